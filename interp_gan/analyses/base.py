@@ -1,0 +1,107 @@
+"""Analysis base class and the name registry (DESIGN.md §3; stylegan2-ada ``@register_metric``).
+
+    @register_analysis("dissection")
+    class Dissection(Analysis):
+        def __init__(self, *, layers=None, quantile=0.99, seed=0): ...   # stores params only
+        def run(self, subject, data) -> Finding: ...
+
+    finding = build_analysis("dissection", quantile=0.995).run(subject, data)
+
+The constructor only stores keyword parameters (scikit-learn style); ``params()`` returns
+them for provenance. ``run`` never raises for a missing capability: it returns
+``Finding.skip(name, reason)``.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from interp_gan.findings import Finding
+
+__all__ = ["Analysis", "AnalysisData", "register_analysis", "build_analysis", "list_analyses"]
+
+_ANALYSES: dict[str, type["Analysis"]] = {}
+
+
+@dataclass
+class AnalysisData:
+    """The images an analysis runs on.
+
+    content [N,3,H,W] in [-1,1]; style_ids [N] the target style each content image is
+    generated toward (balanced over styles); z [N, latent_dim] or None (seeded noise for the
+    mapping network); style_images / style_labels: real style images (optional; for
+    attribution on real images). fingerprint identifies the data for provenance.
+    """
+    content: Tensor
+    style_ids: Tensor
+    z: Tensor | None = None
+    style_images: Tensor | None = None
+    style_labels: Tensor | None = None
+    fingerprint: str = ""
+    batch_size: int = 16
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.content.dim() != 4 or self.content.shape[1] != 3:
+            raise ValueError(f"content must be [N,3,H,W], got {tuple(self.content.shape)}")
+        if len(self.style_ids) != len(self.content):
+            raise ValueError(f"{len(self.style_ids)} style ids for {len(self.content)} content images")
+        if self.z is not None and len(self.z) != len(self.content):
+            raise ValueError(f"{len(self.z)} z rows for {len(self.content)} content images")
+
+    def __len__(self) -> int:
+        return len(self.content)
+
+    def batches(self, batch_size: int | None = None) -> Iterator[tuple[slice, Tensor, Tensor, Tensor | None]]:
+        """Yield (slice, content, style_ids, z) batches in order."""
+        bs = batch_size or self.batch_size
+        for i in range(0, len(self), bs):
+            s = slice(i, min(i + bs, len(self)))
+            yield s, self.content[s], self.style_ids[s], None if self.z is None else self.z[s]
+
+    def subset(self, n: int) -> "AnalysisData":
+        return AnalysisData(self.content[:n], self.style_ids[:n], None if self.z is None else self.z[:n],
+                            self.style_images, self.style_labels, self.fingerprint, self.batch_size, self.extra)
+
+
+class Analysis:
+    name: str = ""
+
+    def params(self) -> dict[str, Any]:
+        """The constructor's keyword parameters, as stored on self."""
+        sig = inspect.signature(type(self).__init__)
+        return {k: getattr(self, k) for k in sig.parameters if k != "self" and hasattr(self, k)}
+
+    def run(self, subject, data: AnalysisData) -> Finding:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+
+def register_analysis(name: str) -> Callable[[type[Analysis]], type[Analysis]]:
+    def deco(cls: type[Analysis]) -> type[Analysis]:
+        if name in _ANALYSES:
+            raise ValueError(f"analysis {name!r} is already registered (by {_ANALYSES[name].__qualname__})")
+        cls.name = name
+        _ANALYSES[name] = cls
+        return cls
+    return deco
+
+
+def build_analysis(name: str, **params) -> Analysis:
+    if name not in _ANALYSES:
+        raise LookupError(f"unknown analysis {name!r}; registered: {', '.join(sorted(_ANALYSES))}")
+    cls = _ANALYSES[name]
+    try:
+        return cls(**params)
+    except TypeError as e:
+        raise ValueError(f"bad parameters for analysis {name!r}: {e}") from None
+
+
+def list_analyses() -> list[str]:
+    return sorted(_ANALYSES)

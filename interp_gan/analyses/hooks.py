@@ -1,0 +1,205 @@
+"""Forward hooks as context managers (the idea of baukit's ``nethook.Trace``).
+
+    with Trace(G, "blocks.1") as t:                  # retain one layer's output
+        G(content, code)
+    t.output                                          # [N,C,H,W], detached
+
+    with TraceDict(G, ["encoder.*", "blocks.*"], stop=True) as td:   # glob; stop after the last
+        run_until_stop(G, content, code)
+    td["blocks.3"].output
+
+    with Trace(G, "blocks.1", edit=ablate([3, 7])):  # x' = x(1-a) + v·a
+        out = G(content, code)
+
+Hooks are always removed on exit, also when the body raises. Layers are ``named_modules()``
+dotted names or glob patterns; an unknown name raises ``LookupError`` with close matches.
+``stop=True`` raises ``StopForward`` after the last traced layer ran; wrap the call in
+``run_until_stop`` (or catch it) to skip the rest of the network.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections import OrderedDict
+from typing import Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Trace", "TraceDict", "StopForward", "run_until_stop", "resolve_layers", "get_module",
+           "Edit", "ablate", "insert", "add_vector", "spatial_layers"]
+
+EditFn = Callable[[Tensor, str], Tensor]
+
+
+class StopForward(Exception):
+    """Raised by a trace with ``stop=True`` after its last layer ran."""
+
+
+def run_until_stop(fn: Callable, *args, **kwargs):
+    """Call ``fn``; swallow ``StopForward`` (returns None when the forward was stopped)."""
+    try:
+        return fn(*args, **kwargs)
+    except StopForward:
+        return None
+
+
+def get_module(model: nn.Module, name: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name not in modules:
+        close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.4)
+        hint = f"; close matches: {', '.join(close)}" if close else f"; e.g. {', '.join(list(modules)[1:6])}"
+        raise LookupError(f"no layer named {name!r} in {type(model).__name__}{hint}")
+    return modules[name]
+
+
+def resolve_layers(model: nn.Module, patterns: str | Iterable[str]) -> list[str]:
+    """Expand names / glob patterns to dotted layer names in forward-registration order."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    names = [n for n, _ in model.named_modules() if n]
+    out: list[str] = []
+    for p in patterns:
+        if any(ch in p for ch in "*?["):
+            hits = [n for n in names if fnmatch.fnmatchcase(n, p)]
+            if not hits:
+                close = difflib.get_close_matches(p.replace("*", ""), names, n=5, cutoff=0.3)
+                raise LookupError(f"pattern {p!r} matches no layer; close: {', '.join(close) or 'none'}")
+        else:
+            get_module(model, p)
+            hits = [p]
+        out += [h for h in hits if h not in out]
+    return out
+
+
+def spatial_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)) -> list[str]:
+    """Every conv layer (the default dissection targets for a model nobody configured)."""
+    return [n for n, m in model.named_modules() if n and isinstance(m, kinds)]
+
+
+class Edit:
+    """x' = x·(1 - a) + v·a on the chosen units (channels) and locations.
+
+    units: channel indices (None = all); value: scalar, [C_sel] per-unit, or a tensor
+    broadcastable to the selected output; alpha: strength a; mask: [H,W] or [N,1,H,W] spatial
+    weight multiplied into a (None = everywhere). ``add`` switches to x' = x + v·a.
+    """
+
+    def __init__(self, units=None, value: float | Tensor = 0.0, alpha: float = 1.0,
+                 mask: Tensor | None = None, add: bool = False) -> None:
+        self.units = None if units is None else torch.as_tensor(list(units) if not isinstance(units, Tensor) else units,
+                                                                dtype=torch.long)
+        self.value, self.alpha, self.mask, self.add = value, alpha, mask, add
+
+    def __call__(self, x: Tensor, layer: str = "") -> Tensor:
+        idx = None if self.units is None else self.units.to(x.device)
+        if idx is not None and len(idx) and int(idx.max()) >= x.shape[1]:
+            raise IndexError(f"unit {int(idx.max())} out of range for layer {layer!r} with {x.shape[1]} units")
+        sel = x if idx is None else x.index_select(1, idx)
+        v = torch.as_tensor(self.value, dtype=x.dtype, device=x.device)
+        if v.dim() == 1 and x.dim() == 4:
+            v = v[None, :, None, None]
+        elif v.dim() == 1 and x.dim() == 2:
+            v = v[None, :]
+        a = torch.as_tensor(self.alpha, dtype=x.dtype, device=x.device)
+        if self.mask is not None:
+            m = self.mask.to(device=x.device, dtype=x.dtype)
+            if m.dim() == 2:
+                m = m[None, None]
+            if m.shape[-2:] != x.shape[-2:]:
+                m = torch.nn.functional.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            a = a * m
+        new = sel + v * a if self.add else sel * (1 - a) + v * a
+        if idx is None:
+            return new
+        out = x.clone()
+        out[:, idx] = new
+        return out
+
+
+def ablate(units, value: float | Tensor = 0.0, mask: Tensor | None = None) -> Edit:
+    """Set units to ``value`` (0 = zero ablation; pass per-unit means for mean ablation)."""
+    return Edit(units, value, 1.0, mask)
+
+
+def insert(units, value: float | Tensor, mask: Tensor | None = None) -> Edit:
+    """Force units to a high value (e.g. their top quantile) where ``mask`` is on."""
+    return Edit(units, value, 1.0, mask)
+
+
+def add_vector(vector: Tensor, scale: float = 1.0) -> Edit:
+    """x' = x + scale·vector (a direction in a layer's channel space)."""
+    return Edit(None, vector, scale, None, add=True)
+
+
+class Trace:
+    """Hook one layer: retain its output (detached unless ``detach=False``), optionally edit it."""
+
+    def __init__(self, model: nn.Module, layer: str, retain_output: bool = True, detach: bool = True,
+                 edit: EditFn | None = None, stop: bool = False, retain_input: bool = False) -> None:
+        self.layer = layer
+        self.output: Tensor | None = None
+        self.input: Tensor | None = None
+        module = get_module(model, layer)
+
+        def hook(mod, inputs, output):
+            if edit is not None:
+                output = edit(output, layer)
+            if retain_input:
+                self.input = inputs[0].detach() if detach else inputs[0]
+            if retain_output:
+                self.output = output.detach() if detach else output
+            if stop:
+                raise StopForward(layer)
+            return output
+
+        self._handle = module.register_forward_hook(hook)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def __enter__(self) -> "Trace":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.close()
+        return exc_type is StopForward and False  # never swallow; use run_until_stop
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class TraceDict(OrderedDict):
+    """Trace several layers (names or globs); ``td[name].output``. ``stop`` stops after the last.
+
+    ``edit`` is one function applied at every traced layer (it receives the layer name), or a
+    dict {layer: edit}.
+    """
+
+    def __init__(self, model: nn.Module, layers: str | Iterable[str], retain_output: bool = True,
+                 detach: bool = True, edit: EditFn | dict[str, EditFn] | None = None, stop: bool = False,
+                 retain_input: bool = False) -> None:
+        super().__init__()
+        names = resolve_layers(model, layers)
+        order = {n: i for i, (n, _) in enumerate(model.named_modules())}
+        last = max(names, key=lambda n: order[n]) if names else None
+        try:
+            for n in names:
+                e = edit.get(n) if isinstance(edit, dict) else edit
+                self[n] = Trace(model, n, retain_output, detach, e, stop and n == last, retain_input)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for t in self.values():
+            t.close()
+
+    def __enter__(self) -> "TraceDict":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.close()
+        return False

@@ -1,0 +1,105 @@
+"""The Subject: the model behind one small protocol that every analysis receives.
+
+    subject = Subject.from_stylenet(G, style_names=["mosaic", "brick"], classifier=clf)
+    img = subject.generate(content, style_ids)            # [N,3,H,W] in [-1,1]
+    code = subject.style_code(style_ids, z)               # [N,D] (None-capable: see has_latent)
+    img = subject.stylize_code(content, code)
+
+    subject = Subject.from_module(my_cyclegan)            # any nn.Module content -> image
+
+``generator`` is the nn.Module whose ``named_modules()`` names the layers that hooks address.
+Capabilities a subject may lack: a latent style space (``has_latent``), a discriminator, the
+independent style classifiers. Analyses that need a missing one return
+``Finding.skip(...)`` with the reason instead of raising (DESIGN.md §3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Subject"]
+
+
+@dataclass
+class Subject:
+    generator: nn.Module
+    style_names: list[str]
+    _generate: Callable[[Tensor, Tensor, Tensor | None], Tensor]
+    _style_code: Callable[[Tensor, Tensor], Tensor] | None = None
+    _stylize_code: Callable[[Tensor, Tensor], Tensor] | None = None
+    latent_dim: int = 0
+    style_dim: int = 0
+    discriminator: nn.Module | None = None
+    classifier: nn.Module | None = None           # independent RGB style classifier, image -> logits
+    texture_classifier: nn.Module | None = None   # independent colour-blind one
+    feature_net: nn.Module | None = None          # the style loss's feature network f (Gram features)
+    meta: dict = field(default_factory=dict)      # checkpoint metadata (sha256, config, ...)
+
+    # --- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_stylenet(cls, G: nn.Module, style_names: list[str], **kw) -> "Subject":
+        if len(style_names) != G.num_styles:
+            raise ValueError(f"got {len(style_names)} style names for a generator with {G.num_styles} styles")
+        return cls(generator=G, style_names=list(style_names),
+                   _generate=lambda c, s, z=None: G.generate(c, s, z),
+                   _style_code=lambda s, z: G.mapping(z, s),
+                   _stylize_code=lambda c, code: G(c, code),
+                   latent_dim=G.latent_dim, style_dim=G.style_dim, **kw)
+
+    @classmethod
+    def from_module(cls, module: nn.Module, style_names: list[str] | None = None, **kw) -> "Subject":
+        """Any nn.Module mapping content [N,3,H,W] -> image [N,3,H,W]; one style, no latent."""
+        return cls(generator=module, style_names=list(style_names or ["output"]),
+                   _generate=lambda c, s, z=None: module(c), **kw)
+
+    # --- capabilities -----------------------------------------------------------------------
+    @property
+    def num_styles(self) -> int:
+        return len(self.style_names)
+
+    @property
+    def has_latent(self) -> bool:
+        return self._style_code is not None and self._stylize_code is not None
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.generator.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def eval(self) -> "Subject":
+        for m in (self.generator, self.discriminator, self.classifier, self.texture_classifier, self.feature_net):
+            if m is not None:
+                m.eval()
+        return self
+
+    # --- the protocol -------------------------------------------------------------------------
+    def check_style_ids(self, style_ids: Tensor) -> None:
+        if len(style_ids) and (int(style_ids.min()) < 0 or int(style_ids.max()) >= self.num_styles):
+            raise ValueError(f"style ids must be in 0..{self.num_styles - 1} ({', '.join(self.style_names)}); "
+                             f"got {style_ids.tolist()[:8]}")
+
+    def sample_z(self, n: int, seed: int = 0) -> Tensor:
+        """Seeded z ~ N(0, I) [n, latent_dim] on the subject's device."""
+        if not self.latent_dim:
+            raise ValueError("this subject has no latent z (it is not a stylenet-like model)")
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(n, self.latent_dim, generator=g).to(self.device)
+
+    def generate(self, content: Tensor, style_ids: Tensor, z: Tensor | None = None) -> Tensor:
+        """content [N,3,H,W] in [-1,1], style_ids [N] -> image [N,3,H,W] in [-1,1]."""
+        self.check_style_ids(style_ids)
+        return self._generate(content, style_ids, z)
+
+    def style_code(self, style_ids: Tensor, z: Tensor) -> Tensor:
+        if self._style_code is None:
+            raise ValueError("this subject has no latent style space; use a layer's activation space instead")
+        self.check_style_ids(style_ids)
+        return self._style_code(style_ids, z)
+
+    def stylize_code(self, content: Tensor, code: Tensor) -> Tensor:
+        if self._stylize_code is None:
+            raise ValueError("this subject has no latent style space; use a layer's activation space instead")
+        return self._stylize_code(content, code)

@@ -1,0 +1,8 @@
+"""Pure nn.Modules and a name registry (DESIGN.md §2)."""
+from interp_gan.models.classifier import StyleClassifier, texture_view
+from interp_gan.models.discriminator import StyleDiscriminator
+from interp_gan.models.registry import build_model, list_models, register_model
+from interp_gan.models.stylenet import AdaIN, StyleNet
+
+__all__ = ["StyleNet", "AdaIN", "StyleDiscriminator", "StyleClassifier", "texture_view",
+           "build_model", "list_models", "register_model"]
