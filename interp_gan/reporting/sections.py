@@ -1,0 +1,77 @@
+"""Report sections: pure functions ``Finding -> Section``, registered by analysis name.
+
+    @register_section("dissection")
+    def dissection_section(finding: Finding, ctx: ReportContext) -> Section:
+        return Section("Channel dissection", [
+            "<p>What this shows ...</p>",                 # an HTML fragment (str)
+            heatmap_figure(finding),                      # a plotly go.Figure
+            ImageGrid(images, captions, ncols=8),         # uint8 [N,H,W,3] pictures
+            Table(df, caption="Top units"),               # a DataFrame shown as a table
+        ])
+
+Adding a section to the report is one function. Figures are built here (plotly) from the
+Finding's tables and arrays only; nothing in ``analyses/`` imports plotly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Section", "ImageGrid", "Table", "ReportContext", "register_section", "get_section",
+           "list_sections"]
+
+
+@dataclass
+class ImageGrid:
+    images: np.ndarray            # [N,H,W,3] uint8 (or float in [-1,1], converted on render)
+    captions: list[str] = field(default_factory=list)
+    ncols: int = 8
+    title: str = ""
+
+
+@dataclass
+class Table:
+    df: pd.DataFrame
+    caption: str = ""
+    max_rows: int = 30
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Any] = field(default_factory=list)   # str (HTML) | go.Figure | ImageGrid | Table
+    anchor: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)  # name -> go.Figure exported as SVG/PDF
+
+
+@dataclass
+class ReportContext:
+    """What every section may read besides its Finding: the run's metadata and the other findings."""
+    name: str = "report"
+    meta: dict[str, Any] = field(default_factory=dict)       # checkpoint metadata, config, ...
+    findings: dict[str, Any] = field(default_factory=dict)   # analysis name -> Finding
+    style_names: list[str] = field(default_factory=list)
+
+
+SectionFn = Callable[[Any, ReportContext], Section]
+_SECTIONS: dict[str, SectionFn] = {}
+
+
+def register_section(analysis: str) -> Callable[[SectionFn], SectionFn]:
+    def deco(fn: SectionFn) -> SectionFn:
+        if analysis in _SECTIONS:
+            raise ValueError(f"a report section for {analysis!r} is already registered")
+        _SECTIONS[analysis] = fn
+        return fn
+    return deco
+
+
+def get_section(analysis: str) -> SectionFn | None:
+    return _SECTIONS.get(analysis)
+
+
+def list_sections() -> list[str]:
+    return sorted(_SECTIONS)
