@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/interp-gan demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,10 +1,11 @@
 """Pure nn.Modules and a name registry (DESIGN.md §2)."""
 from interp_gan.models.classifier import StyleClassifier, texture_view
+from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.features import RandomFeatureNet, gram, gram_distance, high_pass
 from interp_gan.models.registry import build_model, list_models, register_model
 from interp_gan.models.stylenet import AdaIN, StyleNet
 
-__all__ = ["StyleNet", "AdaIN", "StyleDiscriminator", "StyleClassifier", "texture_view",
+__all__ = ["StyleNet", "CycleGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier", "texture_view",
            "RandomFeatureNet", "gram", "gram_distance", "high_pass",
            "build_model", "list_models", "register_model"]

@@ -1,0 +1,184 @@
+"""``interp-gan``: train | analyze | report | demo | inspect.
+
+    interp-gan train training/demo.toml --set train.steps=200 --out runs/mine [--dry-run]
+    interp-gan analyze runs/mine/checkpoint.safetensors --pipeline analyses/dissection.toml
+    interp-gan analyze --model my_models.py:make_generator --pipeline analyses/dissection.toml
+    interp-gan report reports/mine            # re-render index.html from saved findings
+    interp-gan inspect runs/mine/checkpoint.safetensors
+    interp-gan demo                           # train training/demo.toml, then write reports/demo/
+
+User errors print one line ("error: ...") and exit 2; they never end in a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _find(path: str) -> Path:
+    """A recipe path as given, else relative to the source checkout (for ``training/demo.toml``)."""
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    q = _ROOT / p
+    return q if q.exists() else p
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from interp_gan.config import load_recipe
+
+    recipe = load_recipe(_find(a.recipe), a.set)
+    if a.device:
+        from dataclasses import replace
+        recipe = replace(recipe, train=replace(recipe.train, device=a.device))
+    out = Path(a.out or f"runs/{recipe.name}")
+    if a.dry_run:
+        print(json.dumps({"out": str(out), "recipe": recipe.to_dict()}, indent=2))
+        return 0
+    from interp_gan.training import train
+    train(recipe, out, resume=a.resume)
+    return 0
+
+
+def _cmd_analyze(a: argparse.Namespace) -> int:
+    from interp_gan.config import load_pipeline
+    from interp_gan.pipeline import analyze
+
+    if bool(a.checkpoint) == bool(a.model):
+        raise ValueError("give a CHECKPOINT or --model file.py:factory (exactly one)")
+    cfg = load_pipeline(_find(a.pipeline), a.set)
+    _, failed = analyze(a.checkpoint or a.model, cfg, out_dir=a.out, data=a.data, device=a.device)
+    if failed:
+        print(f"error: {len(failed)} analysis(es) failed: {', '.join(failed)} (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from interp_gan.findings import Finding
+    from interp_gan.reporting import ReportContext, write_report
+
+    d = Path(a.report_dir)
+    manifest = d / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{d} is not a report directory (no manifest.json); run `interp-gan analyze` first")
+    meta = json.loads(manifest.read_text())
+    findings = {p.name: Finding.load(p) for p in sorted((d / "findings").iterdir()) if (p / "finding.json").is_file()}
+    ctx = ReportContext(name=d.name, meta=meta.get("meta", meta), findings=findings,
+                        style_names=meta.get("style_names", []))
+    out = write_report(d, findings, ctx)
+    print(out / "index.html")
+    return 0
+
+
+def _cmd_inspect(a: argparse.Namespace) -> int:
+    import torch
+
+    from interp_gan.analyses.loading import load_subject
+
+    subject = load_subject(a.checkpoint, device="cpu")
+    meta = {k: v for k, v in subject.meta.items() if k != "metrics"}
+    print(json.dumps({"style_names": subject.style_names, "has_latent": subject.has_latent,
+                      "metadata": meta}, indent=2, default=str))
+    shapes: dict[str, tuple] = {}
+    hooks = []
+    for name, m in subject.generator.named_modules():
+        if name:
+            hooks.append(m.register_forward_hook(
+                lambda mod, i, o, name=name: shapes.__setitem__(name, tuple(o.shape) if torch.is_tensor(o) else None)))
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, 3, a.size, a.size)
+            subject.generate(x, torch.zeros(1, dtype=torch.long),
+                             subject.sample_z(1) if subject.latent_dim else None)
+    finally:
+        for h in hooks:
+            h.remove()
+    print(f"\nlayers (output shape for one {a.size}x{a.size} image):")
+    for name, m in subject.generator.named_modules():
+        if name:
+            n_params = sum(p.numel() for p in m.parameters(recurse=False))
+            print(f"  {name:<40} {type(m).__name__:<20} {str(shapes.get(name, 'not run')):<22} {n_params} params")
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from interp_gan.config import load_pipeline, load_recipe
+    from interp_gan.pipeline import analyze
+
+    t0 = time.perf_counter()
+    recipe = load_recipe(_find("training/demo.toml"), a.set)
+    run = Path(a.run)
+    ckpt = run / "checkpoint.safetensors"
+    if ckpt.is_file():
+        print(f"[interp-gan] {ckpt} exists: reusing it (delete {run} to train again)")
+    else:
+        from interp_gan.training import train
+        train(recipe, run, resume=(run / "trainer_state.pt").is_file())
+    cfg = load_pipeline(_find("analyses/demo.toml"))
+    report, failed = analyze(ckpt, cfg, out_dir=a.out)
+    print(f"[interp-gan] demo done in {time.perf_counter() - t0:.0f}s: open {report / 'index.html'}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="interp-gan", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a style-transfer GAN from a TOML recipe")
+    t.add_argument("recipe")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=100")
+    t.add_argument("--out", help="run directory (default runs/<recipe name>); never overwritten")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from trainer_state.pt")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    t.set_defaults(fn=_cmd_train)
+
+    an = sub.add_parser("analyze", help="run an analysis pipeline on a checkpoint or model and write a report")
+    an.add_argument("checkpoint", nargs="?", help=".safetensors checkpoint or CycleGAN .pth")
+    an.add_argument("--model", help="path/to/file.py:factory or package.module:factory returning an nn.Module")
+    an.add_argument("--pipeline", default="analyses/dissection.toml")
+    an.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
+    an.add_argument("--out", help="report directory (default reports/<pipeline name>)")
+    an.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    an.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. n_images=32")
+    an.set_defaults(fn=_cmd_analyze)
+
+    r = sub.add_parser("report", help="re-render a report directory from its saved findings")
+    r.add_argument("report_dir")
+    r.set_defaults(fn=_cmd_report)
+
+    i = sub.add_parser("inspect", help="print a checkpoint's metadata, style names and every layer's output shape")
+    i.add_argument("checkpoint")
+    i.add_argument("--size", type=int, default=64)
+    i.set_defaults(fn=_cmd_inspect)
+
+    d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")
+    d.add_argument("--run", default="runs/demo")
+    d.add_argument("--out", default="reports/demo")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    d.set_defaults(fn=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, LookupError, FileNotFoundError, FileExistsError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The one place that wires the stages (DESIGN.md §1): subject -> data -> analyses -> report.
+
+    report_dir = analyze("runs/demo/checkpoint.safetensors", load_pipeline("analyses/demo.toml"),
+                         out_dir="reports/demo")
+
+Every stage's output is a saved value (checkpoint, Findings, report files), so each stage
+can also run alone. An analysis that cannot run on this subject is recorded as skipped with
+its reason; an analysis that fails is recorded with its error and the run goes on (the CLI
+exits non-zero at the end, so a failure is never silent).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from interp_gan.analyses.base import AnalysisData, build_analysis
+from interp_gan.analyses.loading import load_subject
+from interp_gan.analyses.subject import Subject
+from interp_gan.config import DataConfig, PipelineConfig
+from interp_gan.findings import Finding, provenance
+
+__all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for"]
+
+
+def _log(msg: str) -> None:
+    print(f"[interp-gan] {msg}", flush=True)
+
+
+def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded") -> AnalysisData:
+    """Content images (centre crops at cfg.image_size) each paired with a target style
+    (balanced: image i -> style i mod S), seeded z, and real style images where the subject's
+    style names exist in the data."""
+    from interp_gan.data import EMBEDDED_STYLES, centre_crop, load_data
+
+    names = subject.style_names
+    if source == "embedded":
+        known = tuple(n for n in names if n in EMBEDDED_STYLES)
+        dcfg = DataConfig(source="embedded", styles=known or (EMBEDDED_STYLES[0],),
+                          image_size=cfg.image_size, load_size=cfg.image_size)
+    else:
+        d = Path(source)
+        if (d / "content").is_dir() and (d / "style").is_dir():
+            dcfg = DataConfig(source=str(d / "style"), content=str(d / "content"),
+                              image_size=cfg.image_size, load_size=cfg.image_size)
+        else:  # a plain content folder: no real style images
+            dcfg = DataConfig(source="", content=str(d), image_size=cfg.image_size, load_size=cfg.image_size)
+    sd = load_data(dcfg)
+    if len(sd.content) < cfg.n_images:
+        _log(f"data has {len(sd.content)} content images; using all of them (n_images={cfg.n_images})")
+    g = torch.Generator().manual_seed(cfg.seed)
+    order = torch.randperm(len(sd.content), generator=g)[: cfg.n_images]
+    content = centre_crop(sd.content[order], cfg.image_size)
+    n = len(content)
+    style_ids = torch.arange(n) % subject.num_styles
+    z = subject.sample_z(n, seed=cfg.seed).cpu() if subject.latent_dim else None
+    style_images = style_labels = None
+    if sd.style is not None and len(sd.style):
+        # map the data's style labels onto the subject's style indices; drop styles it lacks
+        lut = {i: names.index(s) for i, s in enumerate(sd.style_names) if s in names}
+        keep = torch.tensor([int(l) in lut for l in sd.style_labels], dtype=torch.bool)
+        if keep.any():
+            style_images = centre_crop(sd.style[keep], cfg.image_size)
+            style_labels = torch.tensor([lut[int(l)] for l in sd.style_labels[keep]])
+    return AnalysisData(content=content, style_ids=style_ids, z=z, style_images=style_images,
+                        style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=cfg.batch_size,
+                        extra={"skipped_images": sd.skipped, "source": sd.source})
+
+
+def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
+    mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return replace(data, content=mv(data.content), style_ids=mv(data.style_ids), z=mv(data.z),
+                   style_images=mv(data.style_images), style_labels=mv(data.style_labels))
+
+
+def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> tuple[dict[str, Finding], list[str]]:
+    """Run each configured analysis; returns (findings by name, names that failed)."""
+    findings: dict[str, Finding] = {}
+    failed: list[str] = []
+    base_prov = dict(checkpoint_sha256=subject.meta.get("checkpoint_sha256", ""), data_fingerprint=data.fingerprint,
+                     pipeline=cfg.to_dict(), seed=cfg.seed)
+    for spec in cfg.analyses:
+        t0 = time.perf_counter()
+        _log(f"{spec.name} ...")
+        try:
+            analysis = build_analysis(spec.name, **spec.params)
+            torch.manual_seed(cfg.seed)
+            finding = analysis.run(subject, data)
+        except (ValueError, LookupError, RuntimeError, TypeError, IndexError) as e:
+            failed.append(spec.name)
+            finding = Finding.skip(spec.name, f"failed: {type(e).__name__}: {e}", spec.params)
+            _log(f"{spec.name} FAILED: {e}")
+        dt = time.perf_counter() - t0
+        finding.provenance = {**provenance(**base_prov, analysis_params=dict(spec.params)),
+                              **finding.provenance, "seconds": round(dt, 2)}
+        if finding.skipped and spec.name not in failed:
+            _log(f"{spec.name} skipped: {finding.skipped}")
+        else:
+            _log(f"{spec.name} done in {dt:.1f}s")
+        findings[spec.name] = finding
+    return findings, failed
+
+
+def write_report_for(subject: Subject, findings: dict[str, Finding], out_dir: Path, name: str,
+                     extra_meta: dict | None = None) -> Path:
+    from interp_gan.reporting import ReportContext, write_report
+
+    meta = {k: v for k, v in subject.meta.items()}
+    meta.update(extra_meta or {})
+    ctx = ReportContext(name=name, meta=meta, findings=findings, style_names=subject.style_names)
+    return write_report(Path(out_dir), findings, ctx)
+
+
+def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | None = None,
+            data: str | None = None, device: str | None = None) -> tuple[Path, list[str]]:
+    """Load the subject, build the data, run the analyses, write the report. Returns (report dir, failed)."""
+    subject = load_subject(checkpoint, device=device or cfg.device)
+    _log(f"subject: {type(subject.generator).__name__} with styles {subject.style_names} on {subject.device}")
+    adata = analysis_data(subject, cfg, data or cfg.data)
+    _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
+         f"{0 if adata.style_images is None else len(adata.style_images)} real style images")
+    adata = _to_device(adata, subject.device)
+    findings, failed = run_analyses(subject, adata, cfg)
+    out = Path(out_dir or f"reports/{cfg.name}")
+    report = write_report_for(subject, findings, out, out.name,
+                              {"data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
+                               "skipped_images": adata.extra.get("skipped_images", {})})
+    _log(f"report: {report / 'index.html'}")
+    return report, failed
