@@ -1,0 +1,20 @@
+"""Analyses (DESIGN.md stages ④–⑥): subject, hooks, streaming statistics and one class per method.
+
+    from interp_gan.analyses import build_analysis, list_analyses
+    finding = build_analysis("dissection", quantile=0.99).run(subject, data)
+
+Importing this package imports each of its modules once, so every ``@register_analysis``
+class is available by name; a module that fails to import raises (never silently missing).
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from interp_gan.analyses.base import Analysis, AnalysisData, build_analysis, list_analyses, register_analysis
+from interp_gan.analyses.subject import Subject
+
+__all__ = ["Analysis", "AnalysisData", "Subject", "build_analysis", "list_analyses", "register_analysis"]
+
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")

@@ -1,0 +1,108 @@
+"""① Data: content photos + labelled style images, from folders or the embedded offline set.
+
+    from interp_gan.config import DataConfig
+    from interp_gan.data import load_data, random_crops
+
+    data = load_data(DataConfig(styles=("lite01", "lite17")))   # embedded set, built on first use
+    data.content.shape, data.style.shape       # [N, 3, 80, 80], [M, 3, 80, 80] in [-1, 1]
+    data.style_names, data.style_labels        # ["lite01", "lite17"], [M] int64
+    batch = random_crops(data.content, 64, n=8, generator=torch.Generator().manual_seed(0))
+
+    load_data(DataConfig(source="styles/", content="photos/"))   # STYLE_DIR/<style>/*.png
+    load_data(DataConfig(source="horse2zebra/"))                 # CycleGAN trainA/ trainB/
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import DataConfig
+from .embedded import DEMO_STYLES, EMBEDDED_STYLES, cache_dir, check_styles, ensure_embedded
+from .folders import CYCLEGAN_LAYOUT, STYLE_LAYOUT, images_in, resolve_folders
+from .images import BadImage, read_image, scan_images, scan_files
+from .transforms import centre_crop, random_crops, resize_square, to_tensor
+
+__all__ = ["StyleData", "load_data", "random_crops", "centre_crop", "cache_dir", "read_image",
+           "scan_images", "BadImage", "EMBEDDED_STYLES", "DEMO_STYLES"]
+
+
+@dataclass
+class StyleData:
+    """What training and analysis read: content photos and labelled style images."""
+    content: torch.Tensor          # [N, 3, L, L] float32 in [-1, 1], L = cfg.load_size
+    style: torch.Tensor            # [M, 3, L, L]
+    style_labels: torch.Tensor     # [M] int64 in 0..S-1
+    style_names: list[str]
+    fingerprint: str               # sha256 over sorted (relative path, file sha256) + load_size
+    skipped: dict[str, int] = field(default_factory=dict)   # reason -> count of bad images
+    source: str = "embedded"       # "embedded" or the folder path
+
+
+def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, what: str):
+    """-> ([tensor rows as arrays], [(relative path, sha256)], skipped)."""
+    try:
+        good, skipped = scan_files(paths, frac)
+    except ValueError as e:
+        raise ValueError(f"{what} ({root}): {e}") from None
+    imgs = [resize_square(img, size) for _, img, _ in good]
+    hashes = [(f"{prefix}/{p.relative_to(root).as_posix()}", h) for p, _, h in good]
+    return imgs, hashes, skipped
+
+
+def _fingerprint(hashes: list[tuple[str, str]], load_size: int) -> str:
+    h = hashlib.sha256()
+    for rel, digest in sorted(hashes):
+        h.update(f"{rel}\0{digest}\n".encode())
+    h.update(f"load_size={load_size}".encode())
+    return h.hexdigest()
+
+
+def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None) -> StyleData:
+    """Load ``cfg``'s data set into memory at ``cfg.load_size``.
+
+    ``cfg.source == "embedded"``: the embedded set (built into ``cache`` or ``cache_dir()`` on
+    first use) with ``cfg.styles`` (empty = all of ``EMBEDDED_STYLES``). Otherwise
+    ``cfg.source`` is a style folder (``STYLE_DIR/<style_name>/*.png``, content from
+    ``cfg.content``) or a CycleGAN folder (``trainA/`` content, ``trainB/`` style "B").
+    ``cfg.source == ""``: content only (from ``cfg.content``), an empty style set
+    (``style`` [0, 3, L, L], ``style_names`` []), e.g. for analysing a third-party model.
+    Unreadable images are skipped and counted in ``.skipped``; more than
+    ``cfg.max_bad_fraction`` bad in any one folder raises ``ValueError``.
+    """
+    L, frac = cfg.load_size, cfg.max_bad_fraction
+    if cfg.source == "embedded":
+        names = check_styles(cfg.styles)
+        root = ensure_embedded(names, cache)
+        content_dir = root / "content"
+        style_dirs = {n: root / "style" / n for n in names}
+        layout, source = "the embedded layout (rebuild: delete the cache folder)", "embedded"
+    elif not cfg.source:
+        if not cfg.content:
+            raise ValueError("data.source is empty (content only) but data.content names no folder; "
+                             "set data.content, or data.source to 'embedded' or a style folder")
+        content_dir, style_dirs = Path(cfg.content), {}
+        layout, source = "CONTENT_DIR/**/*.png", str(cfg.content)
+    else:
+        content_dir, style_dirs = resolve_folders(cfg.source, cfg.content, cfg.styles)
+        layout, source = f"{STYLE_LAYOUT}, or {CYCLEGAN_LAYOUT}", str(cfg.source)
+
+    c_imgs, hashes, skipped = _read(images_in(content_dir, "content", layout), content_dir,
+                                    "content", L, frac, "content folder")
+    s_imgs, labels = [], []
+    for k, (name, d) in enumerate(style_dirs.items()):
+        imgs, h, sk = _read(images_in(d, f"style {name!r}", layout), d, f"style/{name}", L, frac,
+                            f"style {name!r}")
+        s_imgs += imgs
+        labels += [k] * len(imgs)
+        hashes += h
+        for r, n in sk.items():
+            skipped[r] = skipped.get(r, 0) + n
+    style = to_tensor(s_imgs) if s_imgs else torch.zeros(0, 3, L, L)
+    return StyleData(content=to_tensor(c_imgs), style=style,
+                     style_labels=torch.tensor(labels, dtype=torch.int64),
+                     style_names=list(style_dirs), fingerprint=_fingerprint(hashes, L),
+                     skipped=skipped, source=source)

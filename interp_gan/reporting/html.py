@@ -1,0 +1,374 @@
+"""Assemble ``reports/<name>/`` from Findings: the offline HTML report and its data files.
+
+    ctx = ReportContext(name="demo", meta={"sha256": ckpt.sha256, "data_fingerprint": data.fingerprint,
+                                          "config": cfg.to_dict(), "seed": cfg.seed, **ckpt.meta})
+    out = write_report(Path("reports/demo"), findings, ctx)       # -> Path("reports/demo")
+
+writes, inside ``out_dir`` (the report's own directory):
+
+    index.html              sidebar + one section per Finding; opens offline (no CDN, no fonts)
+    assets/plotly.min.js    plotly.js, once, loaded by a relative <script src>
+    manifest.json           checkpoint sha256, data fingerprint, config, seed, package versions,
+                            time, and per finding: skipped?, section status, tables -> CSV paths
+    findings.json           every Finding's ``to_dict()``
+    findings/<table>.csv    every table of every Finding, flat (table names are unique)
+    findings/<analysis>/    each Finding via ``Finding.save`` (reload with ``Finding.load``)
+    references.bib          the papers cited by the sections that ran
+    paper/                  <table>.tex (booktabs), <figure>.svg/.pdf, references.bib
+
+A section is ``get_section(analysis)(finding, ctx)``; an analysis without one gets a plain
+section of its tables. A skipped Finding's section states the reason. A section function
+that raises shows its error in the report (and re-raises when ``strict=True``).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import logging
+import platform
+import re
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from interp_gan.findings import Finding
+from interp_gan.reporting import references as refs
+from interp_gan.reporting.exports import write_paper
+from interp_gan.reporting.render import render_block
+from interp_gan.reporting.sections import ReportContext, Section, Table, get_section
+
+__all__ = ["write_report", "package_versions", "SECTION_ORDER", "SECTION_TITLES"]
+
+log = logging.getLogger(__name__)
+
+SECTION_ORDER = ["overview", "dissection", "style_units", "ablation", "directions", "embedding",
+                 "attribution"]
+SECTION_TITLES = {"overview": "Model overview", "dissection": "Channel dissection",
+                  "style_units": "Style-selective units", "ablation": "Causal ablation",
+                  "directions": "Latent style directions", "embedding": "Embeddings",
+                  "attribution": "Attribution"}
+_PACKAGES = ["interp-gan", "torch", "torchvision", "captum", "numpy", "pandas", "scikit-learn",
+             "scikit-image", "umap-learn", "plotly", "kaleido", "safetensors", "Pillow"]
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def _as_dict(findings: dict[str, Finding] | Iterable[Finding]) -> dict[str, Finding]:
+    if isinstance(findings, dict):
+        return dict(findings)
+    out: dict[str, Finding] = {}
+    for f in findings:
+        if f.analysis in out:
+            raise ValueError(f"two findings for analysis {f.analysis!r}; pass one per analysis "
+                             "(or a dict with distinct keys)")
+        out[f.analysis] = f
+    return out
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    return [n for n in SECTION_ORDER if n in names] + [n for n in names if n not in SECTION_ORDER]
+
+
+def _first(keys: tuple[str, ...], *sources: dict) -> Any:
+    for src in sources:
+        for k in keys:
+            if isinstance(src, dict) and src.get(k) not in (None, ""):
+                return src[k]
+    return None
+
+
+# --- sections -----------------------------------------------------------------------------------
+def _default_section(key: str, f: Finding) -> Section:
+    """For an analysis without a registered section: its notes and tables."""
+    blocks: list[Any] = ["<p class=\"muted\">No report section is registered for this analysis; "
+                         "its tables are shown as they are.</p>"]
+    blocks += [Table(df, caption=name) for name, df in f.tables.items()]
+    return Section(SECTION_TITLES.get(key, key.replace("_", " ").capitalize()), blocks)
+
+
+def _build_section(key: str, f: Finding, ctx: ReportContext, strict: bool) -> tuple[Section, list[str], str]:
+    """-> (section, rendered blocks, status); status is 'ok' | 'default' | 'skipped' | 'error: ...'."""
+    title = SECTION_TITLES.get(key, key.replace("_", " ").capitalize())
+    if f.skipped:
+        return Section(title), [f'<p class="skip"><b>Skipped.</b> {html.escape(f.skipped)}</p>'], "skipped"
+    fn = get_section(f.analysis) or get_section(key)
+    if fn is None:
+        sec = _default_section(key, f)
+        return sec, [render_block(b) for b in sec.blocks], "default"
+    try:
+        sec = fn(f, ctx)
+        if not isinstance(sec, Section):
+            raise TypeError(f"section function for {key!r} returned {type(sec).__name__}, expected Section")
+        return sec, [render_block(b) for b in sec.blocks], "ok"   # render here so a bad block is caught
+    except Exception as e:
+        if strict:
+            raise
+        log.exception("report section %r failed", key)
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)[-3:])
+        return Section(title), [f'<div class="error"><b>This section failed to build:</b> '
+                                f'{html.escape(type(e).__name__)}: {html.escape(str(e))}'
+                                f"<pre>{html.escape(tb)}</pre></div>"], f"error: {type(e).__name__}: {e}"
+
+
+def _finding_footer(key: str, f: Finding, csv_paths: dict[tuple[str, str], str]) -> str:
+    parts = []
+    if f.notes:
+        parts.append("<ul class=\"notes\">" + "".join(f"<li>{html.escape(n)}</li>" for n in f.notes) + "</ul>")
+    links = [f'<a href="{html.escape(csv_paths[key, t])}">{html.escape(Path(csv_paths[key, t]).name)}</a>'
+             for t in f.tables]
+    if links:
+        parts.append(f'<div class="files">Data: {" · ".join(links)} · '
+                     f'<a href="findings/{html.escape(key)}/finding.json">finding.json</a></div>')
+    if f.params:
+        parts.append(f'<div class="params">Parameters: <code>{html.escape(json.dumps(f.params, default=str))}'
+                     "</code></div>")
+    return "".join(parts)
+
+
+# --- files --------------------------------------------------------------------------------------
+def _write_data(out: Path, findings: dict[str, Finding]) -> dict[tuple[str, str], str]:
+    """findings.json, findings/<table>.csv, findings/<analysis>/; -> (analysis, table) -> CSV path."""
+    fdir = out / "findings"
+    fdir.mkdir(parents=True, exist_ok=True)
+    (out / "findings.json").write_text(json.dumps({k: f.to_dict() for k, f in findings.items()}, indent=1))
+    csv_paths: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
+    for key, f in findings.items():
+        f.save(fdir / key)
+        for name, df in f.tables.items():
+            fname = name if name not in used else f"{key}_{name}"   # table names should be unique
+            if fname != name:
+                log.warning("table name %r is used by two analyses; writing %s.csv", name, fname)
+            used.add(fname)
+            df.to_csv(fdir / f"{fname}.csv", index=False)
+            csv_paths[key, name] = f"findings/{fname}.csv"
+    return csv_paths
+
+
+def _write_plotly_js(out: Path) -> None:
+    from plotly.offline import get_plotlyjs
+    assets = out / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    js = get_plotlyjs()
+    target = assets / "plotly.min.js"
+    if not target.is_file() or target.stat().st_size != len(js.encode()):
+        target.write_text(js, encoding="utf-8")
+
+
+def _page(ctx: ReportContext, header: dict[str, Any], nav: list[tuple[str, str, str]], body: str) -> str:
+    nav_html = "".join(
+        f'<li><a href="#{a}">{html.escape(t)}</a>{f" <span class=badge-{s}>{s}</span>" if s else ""}</li>'
+        for a, t, s in nav)
+    facts = "".join(f"<div><span>{html.escape(k)}</span> <code>{html.escape(str(v))}</code></div>"
+                    for k, v in header.items() if v not in (None, ""))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(ctx.name)} — interp_gan report</title>
+<style>{_CSS}</style>
+<script src="assets/plotly.min.js"></script>
+</head><body>
+<nav class="sidebar"><div class="brand">interp_gan</div><div class="rname">{html.escape(ctx.name)}</div>
+<ol>{nav_html}</ol></nav>
+<main>
+<header><h1>{html.escape(ctx.name)}</h1><div class="facts">{facts}</div></header>
+{body}
+<footer>Generated by interp_gan. Everything on this page is local: open it offline.</footer>
+</main></body></html>
+"""
+
+
+def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Finding], ctx: ReportContext,
+                 *, strict: bool = False, static_figures: bool = True, paper: bool = True) -> Path:
+    """Write the report directory ``out_dir`` (see the module docstring); returns ``out_dir``.
+
+    Reads from ``ctx.meta`` (all optional): ``sha256``/``checkpoint_sha256``, ``data_fingerprint``,
+    ``config``/``pipeline``, ``seed``, ``checkpoint``/``checkpoint_path``, ``style_names``; missing
+    ones are looked up in the findings' provenance. ``manifest["meta"]`` keeps ``ctx.meta`` (less
+    the metrics rows) so ``interp-gan report`` can re-render. ``strict=True`` re-raises a section's exception (tests use it);
+    ``static_figures=False`` skips the SVG/PDF exports (they need Chromium); ``paper=False``
+    skips ``paper/`` altogether.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    found = _as_dict(findings)
+    for k, f in found.items():
+        if not isinstance(f, Finding):
+            raise TypeError(f"findings[{k!r}] is a {type(f).__name__}, expected a Finding")
+    if not ctx.findings:
+        ctx.findings = dict(found)
+    if not ctx.style_names and ctx.meta.get("style_names"):
+        ctx.style_names = list(ctx.meta["style_names"])
+
+    _write_plotly_js(out)
+    csv_paths = _write_data(out, found)
+
+    nav: list[tuple[str, str, str]] = []
+    bodies: list[str] = []
+    statuses: dict[str, str] = {}
+    figures: dict[str, Any] = {}
+    cited: list[str] = []
+    anchors: set[str] = set()
+    for key in _ordered(found):
+        f = found[key]
+        sec, rendered, status = _build_section(key, f, ctx, strict)
+        statuses[key] = status
+        anchor = _slug(sec.anchor or key)
+        while anchor in anchors:
+            anchor += "-2"
+        anchors.add(anchor)
+        if status in ("ok", "default"):
+            cited.append(key)
+            cited += list(getattr(sec, "references", []) or [])
+            for name, fig in (sec.figures or {}).items():
+                figures[name if name.startswith(key) else f"{key}_{name}"] = fig
+        badge = {"skipped": "skipped", "ok": "", "default": ""}.get(status, "error")
+        nav.append((anchor, sec.title, badge))
+        footer = _finding_footer(key, f, csv_paths) if not f.skipped else ""
+        bodies.append(f'<section id="{anchor}" class="status-{badge or "ok"}"><h2>{html.escape(sec.title)}</h2>'
+                      + "\n".join(rendered) + footer + "</section>")
+
+    # References: the papers of every section that built; a bad key is reported, never fatal.
+    analyses_cited = [k for k in cited if k in found]
+    extra_keys = [k for k in cited if k not in found]
+    try:
+        ref_keys = refs.references_for(analyses_cited, extra_keys)
+        ref_err = ""
+    except LookupError as e:
+        if strict:
+            raise
+        ref_keys = refs.references_for(analyses_cited)
+        ref_err = f'<div class="error">{html.escape(str(e))}</div>'
+    bib = refs.to_bibtex(ref_keys)
+    (out / "references.bib").write_text(bib)
+    if ref_keys or ref_err:
+        nav.append(("references", "References", ""))
+        bodies.append('<section id="references"><h2>References</h2>'
+                      + refs.references_html(ref_keys) + ref_err
+                      + '<p class="files"><a href="references.bib">references.bib</a> (BibTeX)</p></section>')
+
+    # Paper exports (LaTeX tables, SVG/PDF figures, BibTeX).
+    exports: dict[str, Any] = {"skipped": "paper=False"}
+    if paper:
+        tables = {}
+        for key, f in found.items():
+            for name, df in f.tables.items():
+                stem = Path(csv_paths[key, name]).stem
+                tables[stem] = (df, f"{SECTION_TITLES.get(key, key)}: {name.replace('_', ' ')}")
+        exports = write_paper(out / "paper", tables, figures, bib, static_figures=static_figures)
+
+    provs = [f.provenance for f in found.values()]
+    meta = ctx.meta
+    manifest = {
+        "name": ctx.name,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "checkpoint": _first(("checkpoint", "checkpoint_path"), meta, *provs),
+        "checkpoint_sha256": _first(("sha256", "checkpoint_sha256"), meta, *provs),
+        "data_fingerprint": _first(("data_fingerprint", "fingerprint"), meta, *provs),
+        "config": _first(("config", "pipeline"), meta, *provs),
+        "seed": _first(("seed",), meta, *provs),
+        "style_names": list(ctx.style_names),
+        "versions": package_versions(),
+        "findings": [{"analysis": k, "skipped": found[k].skipped, "section": statuses[k],
+                      "tables": {t: {"csv": csv_paths[k, t], "rows": len(df),
+                                     "columns": list(map(str, df.columns))}
+                                 for t, df in found[k].tables.items()},
+                      "saved": f"findings/{k}"} for k in _ordered(found)],
+        "references": ref_keys,
+        "exports": exports,
+        # what `interp-gan report` needs to re-render (metrics.jsonl rows live in training_metrics.csv)
+        "meta": {k: v for k, v in meta.items() if k != "metrics"},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+
+    header = {"checkpoint sha256": (manifest["checkpoint_sha256"] or "")[:16],
+              "data": manifest["data_fingerprint"], "seed": manifest["seed"],
+              "styles": len(ctx.style_names) or None, "created": manifest["created"],
+              "files": None}
+    files_html = ('<p class="files">Files: <a href="manifest.json">manifest.json</a> · '
+                  '<a href="findings.json">findings.json</a> · <a href="findings/">findings/</a> · '
+                  '<a href="paper/">paper/</a></p>')
+    (out / "index.html").write_text(_page(ctx, header, nav, files_html + "\n".join(bodies)), encoding="utf-8")
+    return out
+
+
+# Inline so the report is one self-contained folder: system fonts only, no web fonts.
+_CSS = """
+:root { --fg:#1f2430; --muted:#6b7280; --line:#e5e7eb; --bg:#ffffff; --side:#f6f7f9; --accent:#2f5bd3;
+        --err:#b42318; --errbg:#fef3f2; --skipbg:#fffaeb; --skip:#93370d; }
+* { box-sizing: border-box; }
+html { scroll-behavior: smooth; }
+body { margin:0; color:var(--fg); background:var(--bg); font: 15px/1.55 system-ui, -apple-system,
+       "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+.sidebar { position:fixed; top:0; left:0; bottom:0; width:230px; overflow-y:auto; padding:20px 14px;
+           background:var(--side); border-right:1px solid var(--line); }
+.sidebar .brand { font-weight:700; letter-spacing:.02em; color:var(--accent); }
+.sidebar .rname { color:var(--muted); font-size:13px; margin-bottom:14px; word-break:break-all; }
+.sidebar ol { list-style:none; padding:0; margin:0; }
+.sidebar li { margin:2px 0; }
+.sidebar a { display:inline-block; padding:4px 8px; border-radius:6px; color:var(--fg); text-decoration:none; }
+.sidebar a:hover { background:#e8ecf5; }
+main { margin-left:230px; padding:28px 40px 60px; max-width:1280px; }
+header h1 { margin:0 0 8px; font-size:26px; }
+.facts { display:flex; flex-wrap:wrap; gap:6px 18px; font-size:13px; color:var(--muted); }
+.facts span { text-transform:uppercase; letter-spacing:.04em; font-size:11px; }
+section { border-top:1px solid var(--line); margin-top:28px; padding-top:8px; }
+h2 { font-size:21px; margin:14px 0 10px; }
+h3 { font-size:16px; margin:18px 0 8px; }
+p { max-width:80ch; }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
+pre { background:#f6f8fa; padding:10px; border-radius:6px; overflow-x:auto; }
+a { color:var(--accent); }
+.muted { color:var(--muted); font-size:13px; }
+.table-wrap { overflow-x:auto; margin:10px 0 16px; }
+table { border-collapse:collapse; font-size:13px; font-variant-numeric: tabular-nums; }
+caption { caption-side:top; text-align:left; font-weight:600; padding:4px 0 6px; }
+th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+thead th { border-bottom:2px solid #c9ced6; background:#fafbfc; position:sticky; top:0; }
+td.num { text-align:right; }
+tbody tr:hover { background:#f8fafc; }
+.figure { margin:8px 0 18px; }
+.imagegrid { margin:10px 0 18px; overflow-x:auto; }
+.grid-title { font-weight:600; margin-bottom:6px; }
+.grid { display:grid; gap:8px; }
+.cell { margin:0; text-align:center; }
+.cell img { display:block; border-radius:3px; background:#eee; }
+.cell img.pixelated { image-rendering: pixelated; }
+.cell figcaption { font-size:11.5px; color:var(--muted); max-width:128px; margin:2px auto 0;
+                   overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+.skip { background:var(--skipbg); color:var(--skip); border-left:4px solid #f79009; padding:8px 12px; }
+.error { background:var(--errbg); color:var(--err); border-left:4px solid var(--err); padding:8px 12px; }
+.error pre { background:transparent; color:var(--err); margin:6px 0 0; }
+.badge-skipped, .badge-error { font-size:10.5px; padding:1px 6px; border-radius:9px; vertical-align:middle; }
+.badge-skipped { background:var(--skipbg); color:var(--skip); }
+.badge-error { background:var(--errbg); color:var(--err); }
+.notes { color:var(--muted); font-size:13px; }
+.files, .params { font-size:13px; color:var(--muted); margin:6px 0; }
+.params code { white-space:normal; word-break:break-word; }
+.refs li { margin:4px 0; font-size:14px; }
+.refkey { color:var(--muted); font-family: ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
+details summary { cursor:pointer; color:var(--accent); font-size:14px; }
+footer { margin-top:40px; color:var(--muted); font-size:12px; }
+@media print {
+  .sidebar { display:none; }
+  main { margin:0; padding:0; max-width:none; }
+  section { break-inside:auto; }
+  .figure, .imagegrid, table { break-inside:avoid; }
+  a { color:inherit; text-decoration:none; }
+}
+"""

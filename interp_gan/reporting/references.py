@@ -1,0 +1,196 @@
+"""The papers the report cites, as BibTeX and as a readable list.
+
+    keys = references_for(["overview", "dissection"])            # ordered, de-duplicated keys
+    Path("references.bib").write_text(to_bibtex(keys))
+    html = references_html(keys)
+
+Each analysis' section cites the papers in ``SECTION_REFERENCES[analysis]``; a section may
+cite more by setting ``section.references = ["key", ...]`` on the ``Section`` it returns.
+A paper not listed here is added with ``register_reference(Reference(...))``.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Iterable, Literal
+
+__all__ = ["Reference", "REFERENCES", "SECTION_REFERENCES", "register_reference", "references_for",
+           "to_bibtex", "references_html"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    key: str
+    kind: Literal["article", "inproceedings", "book", "misc"]
+    authors: tuple[str, ...]          # "Last, First" each
+    title: str
+    venue: str                        # journal / booktitle / publisher / "arXiv:..."
+    year: int
+    extra: dict[str, str] = field(default_factory=dict)   # volume, number, pages, ...
+
+    def bibtex(self) -> str:
+        venue_field = {"article": "journal", "inproceedings": "booktitle", "book": "publisher",
+                       "misc": "howpublished"}[self.kind]
+        rows = [("author", " and ".join(self.authors)), ("title", "{" + self.title + "}"),
+                (venue_field, self.venue), ("year", str(self.year)), *self.extra.items()]
+        body = ",\n".join(f"  {k} = {{{v}}}" for k, v in rows)
+        return f"@{self.kind}{{{self.key},\n{body}\n}}\n"
+
+    def text(self) -> str:
+        """'Last, Last and Last. Title. Venue, Year.' (et al. after three authors)."""
+        last = [a.split(",")[0].strip() for a in self.authors]
+        who = ", ".join(last) if len(last) <= 3 else f"{last[0]} et al."
+        title = self.title if self.title[-1] in "?!." else self.title + "."
+        return f"{who.rstrip('.')}. {title} {self.venue}, {self.year}."
+
+
+def _r(key, kind, authors, title, venue, year, **extra) -> Reference:
+    return Reference(key, kind, tuple(authors), title, venue, year, dict(extra))
+
+
+REFERENCES: dict[str, Reference] = {r.key: r for r in [
+    _r("bau2017netdissect", "inproceedings",
+       ["Bau, David", "Zhou, Bolei", "Khosla, Aditya", "Oliva, Aude", "Torralba, Antonio"],
+       "Network Dissection: Quantifying Interpretability of Deep Visual Representations",
+       "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2017),
+    _r("bau2019gandissect", "inproceedings",
+       ["Bau, David", "Zhu, Jun-Yan", "Strobelt, Hendrik", "Zhou, Bolei", "Tenenbaum, Joshua B.",
+        "Freeman, William T.", "Torralba, Antonio"],
+       "GAN Dissection: Visualizing and Understanding Generative Adversarial Networks",
+       "International Conference on Learning Representations (ICLR)", 2019),
+    _r("bau2020units", "article",
+       ["Bau, David", "Zhu, Jun-Yan", "Strobelt, Hendrik", "Lapedriza, Agata", "Zhou, Bolei",
+        "Torralba, Antonio"],
+       "Understanding the Role of Individual Units in a Deep Neural Network",
+       "Proceedings of the National Academy of Sciences", 2020, volume="117", number="48",
+       pages="30071--30078"),
+    _r("shen2021sefa", "inproceedings", ["Shen, Yujun", "Zhou, Bolei"],
+       "Closed-Form Factorization of Latent Semantics in GANs",
+       "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2021),
+    _r("harkonen2020ganspace", "inproceedings",
+       ["H{\\\"a}rk{\\\"o}nen, Erik", "Hertzmann, Aaron", "Lehtinen, Jaakko", "Paris, Sylvain"],
+       "GANSpace: Discovering Interpretable GAN Controls",
+       "Advances in Neural Information Processing Systems (NeurIPS)", 2020),
+    _r("shen2020interfacegan", "inproceedings",
+       ["Shen, Yujun", "Gu, Jinjin", "Tang, Xiaoou", "Zhou, Bolei"],
+       "Interpreting the Latent Space of GANs for Semantic Face Editing",
+       "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2020),
+    _r("sundararajan2017ig", "inproceedings", ["Sundararajan, Mukund", "Taly, Ankur", "Yan, Qiqi"],
+       "Axiomatic Attribution for Deep Networks",
+       "International Conference on Machine Learning (ICML)", 2017),
+    _r("adebayo2018sanity", "inproceedings",
+       ["Adebayo, Julius", "Gilmer, Justin", "Muelly, Michael", "Goodfellow, Ian", "Hardt, Moritz",
+        "Kim, Been"],
+       "Sanity Checks for Saliency Maps",
+       "Advances in Neural Information Processing Systems (NeurIPS)", 2018),
+    _r("selvaraju2017gradcam", "inproceedings",
+       ["Selvaraju, Ramprasaath R.", "Cogswell, Michael", "Das, Abhishek", "Vedantam, Ramakrishna",
+        "Parikh, Devi", "Batra, Dhruv"],
+       "Grad-CAM: Visual Explanations from Deep Networks via Gradient-Based Localization",
+       "IEEE International Conference on Computer Vision (ICCV)", 2017),
+    _r("smilkov2017smoothgrad", "misc",
+       ["Smilkov, Daniel", "Thorat, Nikhil", "Kim, Been", "Vi{\\'e}gas, Fernanda", "Wattenberg, Martin"],
+       "SmoothGrad: Removing Noise by Adding Noise", "arXiv:1706.03825", 2017),
+    _r("kokhlikyan2020captum", "misc",
+       ["Kokhlikyan, Narine", "Miglani, Vivek", "Martin, Miguel", "Wang, Edward", "Alsallakh, Bilal",
+        "Reynolds, Jonathan", "Melnikov, Alexander", "Kliushkina, Natalia", "Araya, Carlos",
+        "Yan, Siqi", "Reblitz-Richardson, Orion"],
+       "Captum: A Unified and Generic Model Interpretability Library for PyTorch",
+       "arXiv:2009.07896", 2020),
+    _r("mcinnes2018umap", "misc", ["McInnes, Leland", "Healy, John", "Melville, James"],
+       "UMAP: Uniform Manifold Approximation and Projection for Dimension Reduction",
+       "arXiv:1802.03426", 2018),
+    _r("benjamini1995fdr", "article", ["Benjamini, Yoav", "Hochberg, Yosef"],
+       "Controlling the False Discovery Rate: A Practical and Powerful Approach to Multiple Testing",
+       "Journal of the Royal Statistical Society: Series B", 1995, volume="57", number="1",
+       pages="289--300"),
+    _r("efron1993bootstrap", "book", ["Efron, Bradley", "Tibshirani, Robert J."],
+       "An Introduction to the Bootstrap", "Chapman \\& Hall", 1993),
+    _r("hanley1982auc", "article", ["Hanley, James A.", "McNeil, Barbara J."],
+       "The Meaning and Use of the Area under a Receiver Operating Characteristic (ROC) Curve",
+       "Radiology", 1982, volume="143", number="1", pages="29--36"),
+    _r("huang2017adain", "inproceedings", ["Huang, Xun", "Belongie, Serge"],
+       "Arbitrary Style Transfer in Real-Time with Adaptive Instance Normalization",
+       "IEEE International Conference on Computer Vision (ICCV)", 2017),
+    _r("choi2020starganv2", "inproceedings",
+       ["Choi, Yunjey", "Uh, Youngjung", "Yoo, Jaejun", "Ha, Jung-Woo"],
+       "StarGAN v2: Diverse Image Synthesis for Multiple Domains",
+       "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2020),
+    _r("gatys2016style", "inproceedings", ["Gatys, Leon A.", "Ecker, Alexander S.", "Bethge, Matthias"],
+       "Image Style Transfer Using Convolutional Neural Networks",
+       "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2016),
+    _r("ustyuzhaninov2017random", "inproceedings",
+       ["Ustyuzhaninov, Ivan", "Brendel, Wieland", "Gatys, Leon A.", "Bethge, Matthias"],
+       "What Does It Take to Generate Natural Textures?",
+       "International Conference on Learning Representations (ICLR)", 2017),
+    _r("heusel2017fid", "inproceedings",
+       ["Heusel, Martin", "Ramsauer, Hubert", "Unterthiner, Thomas", "Nessler, Bernhard",
+        "Hochreiter, Sepp"],
+       "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
+       "Advances in Neural Information Processing Systems (NeurIPS)", 2017),
+    _r("wang2004ssim", "article",
+       ["Wang, Zhou", "Bovik, Alan C.", "Sheikh, Hamid R.", "Simoncelli, Eero P."],
+       "Image Quality Assessment: From Error Visibility to Structural Similarity",
+       "IEEE Transactions on Image Processing", 2004, volume="13", number="4", pages="600--612"),
+    _r("mescheder2018r1", "inproceedings", ["Mescheder, Lars", "Geiger, Andreas", "Nowozin, Sebastian"],
+       "Which Training Methods for GANs do actually Converge?",
+       "International Conference on Machine Learning (ICML)", 2018),
+    _r("zhu2017cyclegan", "inproceedings",
+       ["Zhu, Jun-Yan", "Park, Taesung", "Isola, Phillip", "Efros, Alexei A."],
+       "Unpaired Image-to-Image Translation Using Cycle-Consistent Adversarial Networks",
+       "IEEE International Conference on Computer Vision (ICCV)", 2017),
+]}
+
+# Which papers each analysis' section rests on (method papers first, then statistics).
+SECTION_REFERENCES: dict[str, list[str]] = {
+    "overview": ["choi2020starganv2", "huang2017adain", "gatys2016style", "ustyuzhaninov2017random",
+                 "mescheder2018r1", "wang2004ssim", "heusel2017fid"],
+    "dissection": ["bau2017netdissect", "bau2019gandissect", "efron1993bootstrap", "benjamini1995fdr"],
+    "style_units": ["bau2020units", "hanley1982auc", "efron1993bootstrap", "benjamini1995fdr"],
+    "ablation": ["bau2019gandissect", "bau2020units", "efron1993bootstrap"],
+    "directions": ["shen2021sefa", "harkonen2020ganspace", "shen2020interfacegan", "efron1993bootstrap"],
+    "embedding": ["mcinnes2018umap"],
+    "attribution": ["sundararajan2017ig", "smilkov2017smoothgrad", "selvaraju2017gradcam",
+                    "adebayo2018sanity", "kokhlikyan2020captum"],
+}
+
+
+def register_reference(ref: Reference, *, cite_for: str | None = None) -> Reference:
+    """Add a paper (refuses a different entry under an existing key); optionally cite it for a section."""
+    old = REFERENCES.get(ref.key)
+    if old is not None and old != ref:
+        raise ValueError(f"reference key {ref.key!r} is already used by {old.text()!r}; pick another key")
+    REFERENCES[ref.key] = ref
+    if cite_for is not None and ref.key not in SECTION_REFERENCES.setdefault(cite_for, []):
+        SECTION_REFERENCES[cite_for].append(ref.key)
+    return ref
+
+
+def references_for(analyses: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """Ordered, de-duplicated keys cited by these analyses' sections plus ``extra`` keys."""
+    keys: list[str] = []
+    for a in analyses:
+        keys += SECTION_REFERENCES.get(a, [])
+    keys += list(extra)
+    unknown = sorted({k for k in keys if k not in REFERENCES})
+    if unknown:
+        raise LookupError(f"unknown reference key(s) {unknown}; known: {sorted(REFERENCES)}; "
+                          "add the paper with register_reference(Reference(...))")
+    return list(dict.fromkeys(keys))
+
+
+def to_bibtex(keys: Iterable[str]) -> str:
+    return "\n".join(REFERENCES[k].bibtex() for k in keys)
+
+
+def _plain(text: str) -> str:
+    """Undo the few BibTeX escapes used above for the HTML list."""
+    for a, b in (('{\\"a}', "ä"), ('{\\"o}', "ö"), ("{\\'e}", "é"), ("\\&", "&")):
+        text = text.replace(a, b)
+    return text
+
+
+def references_html(keys: Iterable[str]) -> str:
+    items = "".join(f'<li id="ref-{k}"><span class="refkey">[{k}]</span> '
+                    f"{html.escape(_plain(REFERENCES[k].text()))}</li>" for k in keys)
+    return f'<ol class="refs">{items}</ol>'

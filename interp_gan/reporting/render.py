@@ -1,0 +1,147 @@
+"""Section blocks -> HTML fragments (figures, image grids as inline PNG, tables).
+
+    html = render_block(fig)                      # plotly go.Figure -> <div> (needs plotly.js on the page)
+    html = render_block(ImageGrid(imgs, ncols=6)) # uint8 [N,H,W,3] -> <figure> of base64 PNGs
+    html = render_block(Table(df, caption="Top units"))
+    html = render_block("<p>already HTML</p>")    # str passes through unchanged
+
+Figures never embed plotly.js (``include_plotlyjs=False``): the page loads it once from
+``assets/plotly.min.js``. Images are inlined as base64 PNG so the report is one folder that
+opens offline.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from interp_gan.reporting.sections import ImageGrid, Table
+
+__all__ = ["render_block", "figure_html", "image_grid_html", "table_html", "to_uint8_images",
+           "format_value", "png_data_uri"]
+
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
+                  "toImageButtonOptions": {"format": "svg"}}
+
+
+def _is_figure(obj: Any) -> bool:
+    return hasattr(obj, "to_html") and hasattr(obj, "to_plotly_json")
+
+
+def render_block(block: Any) -> str:
+    if isinstance(block, str):
+        return block
+    if isinstance(block, ImageGrid):
+        return image_grid_html(block)
+    if isinstance(block, Table):
+        return table_html(block)
+    if _is_figure(block):
+        return figure_html(block)
+    raise TypeError(f"cannot render a {type(block).__name__} block; expected an HTML str, a plotly "
+                    "go.Figure, an ImageGrid or a Table (interp_gan.reporting.sections)")
+
+
+def figure_html(fig) -> str:
+    div = fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False,
+                      config=_PLOTLY_CONFIG, default_width="100%")
+    return f'<div class="figure">{div}</div>'
+
+
+# --- images -----------------------------------------------------------------------------------
+def to_uint8_images(images: Any) -> np.ndarray:
+    """[N,H,W,3] (or [N,H,W] gray, or [N,H,W,1]) uint8 or float in [-1,1] -> uint8 [N,H,W,3]."""
+    a = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images)
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4 or a.shape[-1] not in (1, 3):
+        raise ValueError(f"ImageGrid.images must be [N,H,W,3] (channels last), got shape {a.shape}; "
+                         "for a torch [N,3,H,W] batch pass x.permute(0, 2, 3, 1)")
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    if a.dtype != np.uint8:
+        a = np.clip((a.astype(np.float64) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    return a
+
+
+def png_data_uri(img: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_grid_html(grid: ImageGrid) -> str:
+    imgs = to_uint8_images(grid.images)
+    if len(imgs) == 0:
+        return '<p class="muted">(no images)</p>'
+    h, w = imgs.shape[1:3]
+    # Small images are upscaled without smoothing so each pixel stays visible (at least ~96 px).
+    scale = max(1, math.ceil(96 / max(h, w))) if max(h, w) < 96 else 1
+    cells = []
+    for i, img in enumerate(imgs):
+        cap = grid.captions[i] if i < len(grid.captions) else ""
+        cap_html = f"<figcaption>{html.escape(str(cap))}</figcaption>" if cap else ""
+        cells.append(f'<figure class="cell"><img src="{png_data_uri(img)}" width="{w * scale}" '
+                     f'height="{h * scale}" alt="{html.escape(str(cap) or f"image {i}")}" '
+                     f'class="{"pixelated" if scale > 1 else ""}">{cap_html}</figure>')
+    title = f'<div class="grid-title">{html.escape(grid.title)}</div>' if grid.title else ""
+    ncols = max(1, int(grid.ncols))
+    return (f'<div class="imagegrid">{title}<div class="grid" '
+            f'style="grid-template-columns: repeat({ncols}, max-content)">{"".join(cells)}</div></div>')
+
+
+# --- tables -----------------------------------------------------------------------------------
+# Integer columns that are identifiers or counters, not quantities: no thousands separator.
+_ID_COLUMNS = {"step", "unit", "units", "index", "seed", "epoch", "id", "layer", "rank", "k", "style_id"}
+
+
+def format_value(x: Any, grouping: bool = True) -> str:
+    """Readable numbers: ints with thousands separators, floats to ~4 significant digits."""
+    if x is None or x is pd.NA or x is pd.NaT or (isinstance(x, (float, np.floating)) and math.isnan(x)):
+        return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}" if grouping else str(int(x))
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if x == 0:
+            return "0"
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        if 1e-3 <= abs(x) < 1e5:
+            return f"{x:.4g}"
+        return f"{x:.2e}"
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(format_value(v) for v in x) + "]"
+    return str(x)
+
+
+def table_html(table: Table) -> str:
+    df = table.df
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"Table.df must be a pandas DataFrame, got {type(df).__name__}")
+    n = len(df)
+    shown = df.head(table.max_rows) if table.max_rows else df
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    numeric = [pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
+               for c in shown.columns]
+    grouping = [str(c).lower() not in _ID_COLUMNS and not str(c).lower().endswith("_id") for c in shown.columns]
+    rows = []
+    for rec in shown.itertuples(index=False, name=None):
+        tds = "".join(f'<td class="num">{html.escape(format_value(v, g))}</td>' if num
+                      else f"<td>{html.escape(format_value(v, g))}</td>"
+                      for v, num, g in zip(rec, numeric, grouping))
+        rows.append(f"<tr>{tds}</tr>")
+    more = (f'<div class="muted">showing {len(shown):,} of {n:,} rows</div>' if len(shown) < n else "")
+    cap = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
+    if n == 0:
+        return f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead></table>' \
+               f'<div class="muted">(no rows)</div></div>'
+    return (f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>{more}</div>')

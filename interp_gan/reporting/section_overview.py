@@ -1,0 +1,177 @@
+"""Report section for the ``overview`` Finding: model card, training curves, samples, evaluation.
+
+    sec = overview_section(finding, ctx)        # registered as the "overview" section
+    fig = training_curves_figure(finding.tables["training_metrics"])
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
+
+__all__ = ["overview_section", "training_curves_figure", "model_card_table"]
+
+_EVAL_KEYS = ("acc_rgb", "acc_texture", "lum_corr", "ssim", "feature_frechet")
+_NOT_CURVES = ("time", "lr", "sec", "epoch", "it_s", "images_seen")
+
+
+def _is_eval(metric: str) -> bool:
+    base = metric.split("/")[-1].removeprefix("eval_")
+    return metric.startswith("eval") or base in _EVAL_KEYS
+
+
+def _panels(metrics: list[str], peak: pd.Series) -> list[tuple[str, list[str]]]:
+    gen = [m for m in metrics if not _is_eval(m) and (m.startswith("g_") or m == "loss_g")]
+    disc = [m for m in metrics if not _is_eval(m) and (m.startswith("d_") or m in ("loss_d", "r1"))]
+    other = [m for m in metrics if not _is_eval(m) and m not in gen and m not in disc]
+    panels = [("Generator losses", gen), ("Discriminator losses", disc), ("Other training metrics", other),
+              ("Evaluation (0–1 scores)", [m for m in metrics if _is_eval(m) and peak[m] <= 1.5]),
+              ("Evaluation (distances)", [m for m in metrics if _is_eval(m) and peak[m] > 1.5])]
+    return [p for p in panels if p[1]]
+
+
+def training_curves_figure(df: pd.DataFrame) -> go.Figure | None:
+    """Losses and evaluation numbers against the training step, one panel per kind (0-1 scores
+    apart from distances such as the feature Fréchet distance); None if there is nothing to plot."""
+    if df is None or df.empty:
+        return None
+    last = df["metric"].str.split("/").str[-1].str.lower()
+    df = df[~last.str.contains("|".join(_NOT_CURVES)) & (last != "n")]
+    metrics = list(dict.fromkeys(df["metric"]))
+    panels = _panels(metrics, df.groupby("metric")["value"].apply(lambda v: float(v.abs().max())))
+    if not panels:
+        return None
+    ncols = 2 if len(panels) == 4 else min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[t for t, _ in panels],
+                        horizontal_spacing=0.07, vertical_spacing=0.18)
+    palette = qualitative.Dark24       # one colour per metric across panels, so the legend is unambiguous
+    k = 0
+    for i, (_, group) in enumerate(panels):
+        row, col = i // ncols + 1, i % ncols + 1
+        for m in group:
+            d = df[df["metric"] == m].sort_values("step")
+            colour, k = palette[k % len(palette)], k + 1
+            fig.add_trace(go.Scatter(x=d["step"], y=d["value"], name=m, line=dict(color=colour),
+                                     mode="lines+markers" if len(d) < 30 else "lines"), row=row, col=col)
+        fig.update_xaxes(title_text="step", row=row, col=col)
+    fig.update_layout(height=320 * nrows + 80, margin=dict(l=50, r=20, t=70, b=40), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.12 if nrows > 1 else -0.22, font=dict(size=11)))
+    return fig
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def model_card_table(card: dict[str, Any]) -> pd.DataFrame:
+    """Key facts as (field, value) rows: checkpoint, data, recipe, styles."""
+    rows: list[tuple[str, str]] = []
+    add = lambda k, v: rows.append((k, _fmt(v))) if v not in (None, "", [], {}) else None  # noqa: E731
+    add("checkpoint sha256", card.get("checkpoint_sha256"))
+    add("checkpoint", card.get("checkpoint"))
+    add("training step", card.get("step"))
+    add("generator", f"{card.get('generator', '?')} ({card.get('generator_parameters', 0):,} parameters)")
+    model = card.get("model_config") or {}
+    add("model config", ", ".join(f"{k}={v}" for k, v in model.items()))
+    data = card.get("data_config") or {}
+    add("data source", data.get("source"))
+    add("image size", data.get("image_size"))
+    add("data fingerprint", card.get("data_fingerprint"))
+    train = card.get("train_config") or {}
+    for k in ("steps", "batch_size", "lr_g", "lr_d", "adv_loss", "w_adv", "w_cls", "w_style", "w_style_hp",
+              "w_content", "w_r1", "ema", "seed"):
+        add(k, train.get(k))
+    feat = card.get("feature_net")
+    if feat:
+        add("style feature network", json.dumps(feat))
+    names = card.get("style_names") or []
+    add(f"styles ({len(names)})", names)
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def _sample_grid(f, names: list[str]) -> ImageGrid | None:
+    gen = f.arrays.get("generated")                    # [S,n,H,W,3]
+    content = f.arrays.get("content")                  # [n,H,W,3]
+    if gen is None or content is None:
+        return None
+    s, n = gen.shape[:2]
+    images = np.concatenate([content[None], gen], axis=0).reshape(-1, *gen.shape[2:])
+    captions = [f"content {j + 1}" for j in range(n)]
+    for i in range(s):
+        captions += [f"→ {names[i] if i < len(names) else i}"] * n
+    return ImageGrid(images, captions, ncols=n,
+                     title="Content (top row) and its stylisation toward each style (one row per style)")
+
+
+def _real_grid(f, names: list[str]) -> ImageGrid | None:
+    real = f.arrays.get("real_style")                  # [S,m,H,W,3], zero-padded
+    if real is None:
+        return None
+    counts = f.arrays.get("real_style_count", np.full(len(real), real.shape[1]))
+    images, captions = [], []
+    for s in range(len(real)):
+        label = names[s] if s < len(names) else str(s)
+        for j in range(real.shape[1]):
+            images.append(real[s, j])
+            captions.append(label if j < counts[s] else "(none)")
+    return ImageGrid(np.stack(images), captions, ncols=real.shape[1],
+                     title="Real style images (one row per style)")
+
+
+@register_section("overview")
+def overview_section(f, ctx: ReportContext) -> Section:
+    card = dict(f.provenance.get("model_card") or {})
+    names = list(ctx.style_names or card.get("style_names") or [])
+    blocks: list[Any] = ["<p>What the model does: each content photo is rendered in every style it was "
+                         "trained on. The model card, training curves and evaluation numbers below come "
+                         "from the checkpoint and its <code>metrics.jsonl</code>.</p>"]
+    figures: dict[str, go.Figure] = {}
+
+    blocks.append("<h3>Model card</h3>")
+    blocks.append(Table(model_card_table(card), max_rows=0))
+    parts = f.tables.get("model_parts")
+    if parts is not None and len(parts):
+        blocks.append(Table(parts, caption="Parameters per named part", max_rows=0))
+    if card.get("architecture"):
+        blocks.append(f"<details><summary>Generator architecture (PyTorch repr)</summary>"
+                      f"<pre>{html.escape(card['architecture'])}</pre></details>")
+
+    blocks.append("<h3>Samples</h3>")
+    for grid in (_sample_grid(f, names), _real_grid(f, names)):
+        if grid is not None:
+            blocks.append(grid)
+
+    blocks.append("<h3>Training curves</h3>")
+    fig = training_curves_figure(f.tables.get("training_metrics"))
+    if fig is None:
+        blocks.append('<p class="muted">No training metrics were recorded with this checkpoint '
+                      "(no <code>metrics.jsonl</code> next to it).</p>")
+    else:
+        blocks.append(fig)
+        figures["training_curves"] = fig
+
+    blocks.append("<h3>Evaluation</h3>")
+    ev = f.tables.get("evaluation")
+    if ev is None or ev.empty:
+        blocks.append('<p class="muted">No evaluation numbers were recorded with this checkpoint.</p>')
+    else:
+        blocks.append(Table(ev, caption="Last evaluation (see the description of each number)", max_rows=0))
+        blocks.append("<p class=\"muted\">The classifiers are independent of the GAN's discriminator and "
+                      "were trained on real style images only. The texture classifier is colour-blind, so a "
+                      "palette shift alone does not raise its accuracy. The feature Fréchet distance uses a "
+                      "fixed random feature network, not Inception: it is not comparable to published FIDs."
+                      "</p>")
+    return Section("Model overview", blocks, anchor="overview", figures=figures)

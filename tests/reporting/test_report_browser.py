@@ -1,0 +1,104 @@
+"""The report renders in headless Chromium with no JS error, no network request, and drawn plots.
+
+A probe script is injected as the first element of <head> (in a copy of the page, next to it
+so relative assets resolve). It records uncaught errors, console.error calls, failed resource
+loads and every non-file resource URL, then after load writes them (and how many plotly plots
+drew an SVG) into the DOM, which ``--dump-dom`` prints. Chromium also gets a host resolver
+that fails every lookup, so nothing can leave the machine. The negative controls prove the
+probe does catch a thrown error and a CDN script.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from interp_gan.findings import Finding
+from interp_gan.reporting import ImageGrid, ReportContext, Section, register_section, write_report
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
+
+_PROBE = """<script>(function(){
+var R = {errors: [], console_errors: []};
+window.addEventListener('error', function(e){
+  var t = e.target;
+  if (t && t !== window && (t.src || t.href)) R.errors.push('resource failed: ' + (t.src || t.href));
+  else R.errors.push(String(e.message || e));
+}, true);
+window.addEventListener('unhandledrejection', function(e){ R.errors.push('rejection: ' + e.reason); });
+var ce = console.error; console.error = function(){ R.console_errors.push([].join.call(arguments, ' ')); ce.apply(console, arguments); };
+window.addEventListener('load', function(){ setTimeout(function(){
+  R.external = performance.getEntriesByType('resource').map(function(x){ return x.name; })
+      .filter(function(u){ return !/^(file|data|blob|about):/.test(u); });
+  var plots = Array.prototype.slice.call(document.querySelectorAll('.js-plotly-plot'));
+  R.plots = plots.length;
+  R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
+  R.images = document.querySelectorAll('img').length;
+  var p = document.createElement('pre'); p.id = '__probe_result'; p.textContent = JSON.stringify(R);
+  document.body.appendChild(p);
+}, 300); });
+})();</script>"""
+
+
+def browser_probe(page: Path, tmp: Path) -> dict:
+    """Open ``page`` in headless Chromium (offline) and return what the probe recorded."""
+    text = page.read_text(encoding="utf-8")
+    probed = page.with_name("_probe_" + page.name)
+    probed.write_text(re.sub(r"<head>", "<head>" + _PROBE, text, count=1), encoding="utf-8")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+           f"--user-data-dir={tmp / 'chrome-profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+           "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="__probe_result">(.*?)</pre>', proc.stdout, flags=re.S)
+    assert m, f"probe result missing; chromium rc={proc.returncode}, stderr tail: {proc.stderr[-800:]}"
+    return json.loads(html.unescape(m.group(1)))
+
+
+@register_section("_browser_demo")
+def _demo_section(f, ctx):
+    df = f.tables["browser_rows"]
+    return Section("Browser demo", [go.Figure(go.Scatter(x=df["x"], y=df["y"])),
+                                    go.Figure(go.Heatmap(z=np.arange(12).reshape(3, 4))),
+                                    ImageGrid(f.arrays["img"], captions=["one", "two"])])
+
+
+@needs_chromium
+def test_report_renders_offline_without_errors(tmp_path):
+    f = Finding("_browser_demo", tables={"browser_rows": pd.DataFrame({"x": [0, 1, 2], "y": [1, 3, 2]})},
+                arrays={"img": np.full((2, 8, 8, 3), 200, dtype=np.uint8)})
+    out = write_report(tmp_path / "rep", [f, Finding.skip("_browser_skipped", "planted")],
+                       ReportContext(name="browser"), strict=True, paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["console_errors"] == [], r
+    assert r["external"] == [], r
+    assert r["plots"] == 2 and r["drawn"] == 2, r          # both plotly figures actually drew an SVG
+    assert r["images"] == 2, r
+
+
+@needs_chromium
+def test_probe_catches_js_error(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text("<html><head></head><body><script>throw new Error('planted boom')</script></body></html>")
+    r = browser_probe(page, tmp_path)
+    assert any("planted boom" in e for e in r["errors"]), r
+
+
+@needs_chromium
+def test_probe_catches_cdn_script(tmp_path):
+    page = tmp_path / "cdn.html"
+    page.write_text('<html><head><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script>'
+                    "</head><body><p>x</p></body></html>")
+    r = browser_probe(page, tmp_path)
+    assert r["external"] or any("cdn.plot.ly" in e for e in r["errors"]), r
+    assert any("cdn.plot.ly" in u for u in r["external"] + r["errors"]), r
