@@ -1,0 +1,144 @@
+"""2-D maps of style codes and of per-image activation summaries, coloured by style.
+
+    f = build_analysis("embedding", spaces=("style_code", "activation"), layer="blocks.3").run(subject, data)
+    f.tables["embedding"]           # space, method, x, y, style, style_id, image
+    f.tables["embedding_quality"]   # space, method, knn_accuracy, chance, trustworthiness, n
+
+Spaces: ``style_code`` (``n_samples`` mapping-network outputs, styles balanced) and
+``activation`` (channel means of ``layer`` for each data image, generated toward its style).
+Methods: UMAP (McInnes, Healy & Melville 2018, umap-learn) and PCA. With fewer than
+``min_umap`` points UMAP's neighbourhood graph is meaningless, so only PCA is run (a note says
+so). The first UMAP fit in a process pays for numba's compilation (about 8 s, FACTS.md); a line
+is printed before it. ``embedding_quality`` says how well each 2-D map keeps styles apart:
+leave-one-out kNN accuracy (also in the original space, method ``original``) against the
+majority-class rate, and sklearn's trustworthiness (Venna & Kaski 2001) of the neighbourhoods.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.directions import channel_means
+from interp_gan.analyses.hooks import get_module, spatial_layers
+from interp_gan.findings import Finding
+
+__all__ = ["Embedding", "knn_accuracy", "embed_2d"]
+
+_UMAP_COMPILED = False
+
+
+def knn_accuracy(x: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy (majority vote, ties to the lowest label)."""
+    x = np.asarray(x, dtype=np.float64)
+    labels = np.asarray(labels)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    k = min(k, n - 1)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nn_idx = np.argsort(d, axis=1)[:, :k]
+    classes = np.unique(labels)
+    votes = (labels[nn_idx][:, :, None] == classes[None, None, :]).sum(1)   # [n, n_classes]
+    return float((classes[votes.argmax(1)] == labels).mean())
+
+
+def embed_2d(x: np.ndarray, method: str, n_neighbors: int = 15, n_epochs: int = 200, seed: int = 0) -> np.ndarray:
+    """[N, D] -> [N, 2] by ``"pca"`` or ``"umap"`` (seeded; UMAP is then single-threaded)."""
+    global _UMAP_COMPILED
+    x = np.asarray(x, dtype=np.float64)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+        k = min(2, x.shape[1], len(x))
+        y = PCA(n_components=k, random_state=seed).fit_transform(x)
+        return np.pad(y, ((0, 0), (0, 2 - k)))
+    if method == "umap":
+        if not _UMAP_COMPILED:
+            print("embedding: fitting UMAP; numba compiles it on first use in this process (about 8 s)", flush=True)
+        import umap
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(x) - 1), n_epochs=n_epochs,
+                            random_state=seed, n_jobs=1, init="spectral" if len(x) > 3 else "random")
+        y = reducer.fit_transform(x)
+        _UMAP_COMPILED = True
+        return np.asarray(y, dtype=np.float64)
+    raise ValueError(f"unknown embedding method {method!r}; expected 'umap' or 'pca'")
+
+
+@register_analysis("embedding")
+class Embedding(Analysis):
+    def __init__(self, *, spaces: tuple[str, ...] = ("style_code", "activation"), layer: str | None = None,
+                 methods: tuple[str, ...] = ("umap", "pca"), n_samples: int = 256, n_neighbors: int = 15,
+                 n_epochs: int = 200, min_umap: int = 15, k: int = 5, seed: int = 0) -> None:
+        self.spaces, self.layer, self.methods = tuple(spaces), layer, tuple(methods)
+        self.n_samples, self.n_neighbors, self.n_epochs, self.min_umap = n_samples, n_neighbors, n_epochs, min_umap
+        self.k, self.seed = k, seed
+
+    def _points(self, subject, data: AnalysisData, space: str, notes: list[str]):
+        """-> (x [N, D], style ids [N], image ids [N]) or None when the subject cannot give them."""
+        dev = subject.device
+        if space == "style_code":
+            if not subject.has_latent:
+                notes.append("style_code space skipped: this subject has no latent style space")
+                return None
+            z = subject.sample_z(self.n_samples, self.seed)
+            sid = torch.arange(self.n_samples, device=dev) % subject.num_styles
+            x = subject.style_code(sid, z).double().cpu().numpy()
+            return x, sid.cpu().numpy(), np.arange(self.n_samples)
+        layer = self.layer
+        if layer is None:
+            names = [n for n, _ in subject.generator.named_modules()]
+            blocks = [n for n in names if n.count(".") == 1 and n.startswith("blocks.")]
+            spatial = spatial_layers(subject.generator)
+            if not blocks and not spatial:
+                notes.append("activation space skipped: no layer given and the generator has no conv layers")
+                return None
+            layer = blocks[-1] if blocks else spatial[len(spatial) // 2]
+            notes.append(f"activation space: no layer given, used {layer!r} (pass layer= to choose)")
+        get_module(subject.generator, layer)                          # LookupError with close matches
+        n = min(self.n_samples, len(data))
+        z = None
+        if subject.has_latent:
+            z = (data.z[:n] if data.z is not None else subject.sample_z(n, self.seed + 1)).to(dev)
+        x = channel_means(subject, layer, data.content[:n].to(dev), data.style_ids[:n].to(dev), z, data.batch_size)
+        return x, data.style_ids[:n].cpu().numpy(), np.arange(n)
+
+    def run(self, subject, data: AnalysisData) -> Finding:
+        bad = [s for s in self.spaces if s not in ("style_code", "activation")]
+        bad += [m for m in self.methods if m not in ("umap", "pca")]
+        if bad:
+            raise ValueError(f"unknown embedding space/method {bad}; spaces: style_code, activation; "
+                             f"methods: umap, pca")
+        from sklearn.manifold import trustworthiness
+        params, notes, rows, quality = self.params(), [], [], []
+        subject.eval()
+        with torch.no_grad():
+            points = {s: self._points(subject, data, s, notes) for s in self.spaces}
+        points = {s: p for s, p in points.items() if p is not None}
+        if not points:
+            return Finding.skip(self.name, "; ".join(notes) or "no space to embed", params)
+        for space, (x, sid, img) in points.items():
+            methods = list(self.methods)
+            if "umap" in methods and len(x) < self.min_umap:
+                methods.remove("umap")
+                notes.append(f"{space}: {len(x)} points < min_umap={self.min_umap}, so PCA only (UMAP needs a "
+                             f"neighbourhood graph of at least {self.min_umap} points)")
+            chance = float(np.bincount(sid).max() / len(sid))
+            quality.append(dict(space=space, method="original", knn_accuracy=knn_accuracy(x, sid, self.k),
+                                chance=chance, trustworthiness=np.nan, n=len(x)))
+            for m in methods:
+                y = embed_2d(x, m, self.n_neighbors, self.n_epochs, self.seed)
+                tw = trustworthiness(x, y, n_neighbors=min(self.k, (len(x) - 1) // 2)) if len(x) > 3 else np.nan
+                quality.append(dict(space=space, method=m, knn_accuracy=knn_accuracy(y, sid, self.k),
+                                    chance=chance, trustworthiness=float(tw), n=len(x)))
+                rows += [dict(space=space, method=m, x=float(a), y=float(b), style=subject.style_names[s],
+                              style_id=int(s), image=int(i)) for (a, b), s, i in zip(y, sid, img)]
+        notes.append(f"knn_accuracy: leave-one-out {self.k}-NN accuracy of the style labels; chance = share of "
+                     "the largest style")
+        return Finding(self.name, params,
+                       tables={"embedding": pd.DataFrame(rows, columns=["space", "method", "x", "y", "style",
+                                                                       "style_id", "image"]),
+                               "embedding_quality": pd.DataFrame(quality)},
+                       notes=notes, provenance={"seed": self.seed, "data_fingerprint": data.fingerprint,
+                                                **subject.meta})

@@ -1,0 +1,65 @@
+"""Report section for the ``embedding`` Finding: one scatter per (space, method), coloured by style.
+
+    fig = embedding_scatter(finding.tables["embedding"], space="style_code")
+    section = embedding_section(finding, ctx)                # registered for "embedding"
+"""
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from interp_gan.reporting.sections import ReportContext, Section, Table, register_section
+
+__all__ = ["embedding_scatter", "embedding_section"]
+
+HOW_TO_READ = """
+<p><b>How to read.</b> Each point is one style code (sampled from the mapping network) or one
+generated image (summarised by the channel means of a layer), placed in 2-D by UMAP or PCA and
+coloured by its target style. Tight, separate colour groups mean the space encodes the styles
+distinctly. UMAP keeps neighbourhoods, not distances: the gaps between clusters and their sizes are
+not to be read quantitatively; PCA is a linear projection whose axes are the two largest-variance
+directions. The table gives leave-one-out kNN accuracy of the style labels in each map (and in the
+original space) next to chance, and UMAP/PCA trustworthiness (1 = neighbours preserved).</p>
+"""
+
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf"]
+
+
+def embedding_scatter(emb: pd.DataFrame, space: str) -> go.Figure:
+    """Side-by-side scatters (one per method) of one space, one trace per style."""
+    sub = emb[emb["space"] == space]
+    methods = list(dict.fromkeys(sub["method"]))
+    fig = make_subplots(rows=1, cols=max(len(methods), 1), subplot_titles=[m.upper() for m in methods])
+    styles = list(dict.fromkeys(sub.sort_values("style_id")["style"])) if "style_id" in sub else \
+        list(dict.fromkeys(sub["style"]))
+    for c, m in enumerate(methods, start=1):
+        for k, s in enumerate(styles):
+            pts = sub[(sub["method"] == m) & (sub["style"] == s)]
+            fig.add_scatter(x=pts["x"], y=pts["y"], mode="markers", name=str(s), legendgroup=str(s),
+                            showlegend=c == 1, marker=dict(size=6, color=_PALETTE[k % len(_PALETTE)], opacity=0.8),
+                            customdata=pts["image"], hovertemplate=f"{s}<br>#%{{customdata}}<extra></extra>",
+                            row=1, col=c)
+    fig.update_layout(title=f"Embedding of the {space.replace('_', ' ')} space", height=420,
+                      legend_title="style")
+    return fig
+
+
+@register_section("embedding")
+def embedding_section(finding, ctx: ReportContext) -> Section:
+    title = "Embeddings of style codes and activations"
+    if finding.skipped:
+        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="embedding")
+    emb = finding.tables["embedding"]
+    blocks: list = [HOW_TO_READ] + [f"<p class='note'>{html.escape(n)}</p>" for n in finding.notes]
+    figures = {}
+    for space in dict.fromkeys(emb["space"]):
+        figures[f"embedding_{space}"] = embedding_scatter(emb, space)
+        blocks.append(figures[f"embedding_{space}"])
+    q = finding.tables.get("embedding_quality")
+    if q is not None and len(q):
+        blocks.append(Table(q.round(3), caption="Style separability: leave-one-out kNN accuracy vs chance"))
+    return Section(title, blocks, anchor="embedding", figures=figures)
