@@ -137,6 +137,7 @@ class Trace:
 
     def __init__(self, model: nn.Module, layer: str, retain_output: bool = True, detach: bool = True,
                  edit: EditFn | None = None, stop: bool = False, retain_input: bool = False) -> None:
+        self._handle = None  # set first: __del__ runs even when get_module below raises
         self.layer = layer
         self.output: Tensor | None = None
         self.input: Tensor | None = None

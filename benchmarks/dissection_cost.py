@@ -1,0 +1,93 @@
+"""Dissection cost: whole Dissection.run / plain forward over the same images (goal <= 2), and
+peak memory at N and 4N images (should be flat: the activation store spills past --memory-mb).
+
+    python benchmarks/dissection_cost.py [--device cuda] [--size 128] [--n 16] [--memory-mb 16]
+
+Peer: netdissect's two-pass procedure with baukit's sketch, 3.0x on 2 CPU cores (FACTS.md).
+Memory: each size runs in a fresh subprocess; CPU reports peak RSS (ru_maxrss) minus the RSS
+after building the model, CUDA reports torch.cuda.max_memory_allocated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _subject import LAYERS, build, plain_forward  # noqa: E402
+
+from interp_gan.analyses.dissection import Dissection  # noqa: E402
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _dissect(a, n: int) -> Dissection:
+    return Dissection(layers=LAYERS, n_perm=a.n_perm, n_boot=a.n_boot, memory_mb=a.memory_mb, n_show=4)
+
+
+def memory_child(a) -> None:
+    subject, data = build(a.n, a.size, a.device, a.batch)
+    plain_forward(subject, data.subset(a.batch))
+    base = _rss_mb()
+    if a.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base_gpu = torch.cuda.memory_allocated() / 2**20
+    f = _dissect(a, a.n).run(subject, data)
+    out = {"n": a.n, "rss_peak_over_model_mb": _rss_mb() - base,
+           "spilled": [x for x in f.notes if "spilled" in x]}
+    if a.device.startswith("cuda"):
+        out["gpu_peak_over_model_mb"] = torch.cuda.max_memory_allocated() / 2**20 - base_gpu
+    print(json.dumps(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--n-perm", type=int, default=1000)
+    ap.add_argument("--n-boot", type=int, default=500)
+    ap.add_argument("--memory-mb", type=float, default=16)
+    ap.add_argument("--memory-child", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    a = ap.parse_args()
+    if a.memory_child:
+        return memory_child(a)
+
+    subject, data = build(a.n, a.size, a.device, a.batch)
+    plain_forward(subject, data.subset(a.batch))
+    ratios, plains = [], []
+    for _ in range(a.repeats):
+        t0 = time.perf_counter(); plain_forward(subject, data); t1 = time.perf_counter()
+        _dissect(a, a.n).run(subject, data)
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        plains.append(t1 - t0)
+        ratios.append((t2 - t1) / (t1 - t0))
+    print(f"device={a.device} size={a.size} n={a.n} units=640 n_perm={a.n_perm} n_boot={a.n_boot} "
+          f"plain={statistics.median(plains):.3f}s dissection/plain={statistics.median(ratios):.2f} "
+          f"(all: {', '.join(f'{r:.2f}' for r in ratios)}; goal <= 2; peer 3.0 on 2 CPU cores)")
+    if a.skip_memory:
+        return
+    for n in (a.n, 4 * a.n):
+        cmd = [sys.executable, __file__, "--memory-child", "--device", a.device, "--size", str(a.size), "--n", str(n),
+               "--batch", str(a.batch), "--n-perm", str(a.n_perm), "--n-boot", str(a.n_boot),
+               "--memory-mb", str(a.memory_mb)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        print("memory:", res.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Channel dissection: which units fire on which concepts of the generated image.
+
+    finding = Dissection(layers=["blocks.*.conv2"], quantile=0.99).run(subject, data)
+    finding.tables["dissection_units"]   # layer, unit, concept, iou, ci_low, ci_high, p_value, q_value, label, ...
+    finding.tables["dissection_iou"]     # layer, unit, concept, iou, p_value, q_value (long, for heatmaps)
+
+GAN Dissection (Bau et al., ICLR 2019; Network Dissection, Bau et al., CVPR 2017): a unit's
+region is where its activation, bilinearly upsampled to the image, exceeds the unit's
+``quantile`` (top 1%) over the whole data set; its IoU with a concept mask is summed over the
+data set, IoU = Σ|A∩M| / Σ|A∪M| (not an average of per-image IoUs); the unit's label is its
+best concept when that IoU exceeds ``iou_threshold`` and the test below is significant.
+
+How it runs (one forward pass; measured cost in ``benchmarks/dissection_cost.py``):
+1. one forward per batch: a KLL quantile sketch and a top-k per unit are fed, and the unit maps
+   (at their own, low resolution) plus the generated image (uint8) go to an
+   ``ActivationStore`` (RAM up to ``memory_mb``, then a temporary directory: RAM flat in N);
+2. thresholds = the sketch's quantiles; then the store is read back in blocks of
+   ``perm_block`` images: concept masks are computed on the generated images
+   (``concepts.concept_masks`` + one image-level mask per target style), unit maps are
+   upsampled and thresholded (only (image, unit) pairs whose low-res max exceeds the
+   threshold: a bilinear map never exceeds its largest input), and per-image counts |A∩M|,
+   |A|, |M| are accumulated. A region is activation > threshold (strict, so a ReLU unit that
+   is 0 on >99% of pixels gets only its non-zero pixels).
+Statistics:
+- CI: Poisson bootstrap over images on the per-image count vectors (``IoUCounts``, ``n_boot``).
+- p-value: permutation test of "the unit's region and the concept's mask fall on the same
+  image more than on a random other image" — masks are shuffled across images *within blocks
+  of perm_block images* (a restricted permutation, valid when images are exchangeable). For a
+  block the cross overlaps X[j, l] = <A_j, M_l> of every pair are one matrix product, so each of
+  the ``n_perm`` permutations is a cheap gather; the statistic is the summed overlap Σ_j X[j,π(j)]
+  at ``test_res`` x ``test_res`` resolution (area-pooled A and M; the same statistic for the
+  observed and the shuffled pairing, so the test is exact in the permutation sense). Because
+  the totals Σ|A| and Σ|M| do not change under shuffling, this is the same test as one on the
+  IoU at that resolution. p = (1 + #{null >= obs}) / (1 + n_perm) (Phipson & Smyth 2010), so
+  the smallest p is 1/(1+n_perm): raise n_perm when there are many units × concepts.
+  A unit that encodes a fixed spatial prior (e.g. "top of the image" = sky) is not significant
+  under this null — it tests image-specific co-location.
+- q-values: Benjamini-Hochberg over all unit × concept tests of all layers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.concepts import concept_masks
+from interp_gan.analyses.harvest import ActivationStore, harvest
+from interp_gan.analyses.hooks import resolve_layers, spatial_layers
+from interp_gan.analyses.stats import IoUCounts, Quantile, TopK
+from interp_gan.findings import Finding
+from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
+
+__all__ = ["Dissection"]
+
+_THUMB = 64          # thumbnails and overlay maps in the Finding are at most 64 x 64
+_UNIT_CHUNK = 2 ** 24  # elements of upsampled maps held at once
+
+
+def _to_uint8(images: Tensor) -> np.ndarray:
+    """[N,3,H,W] in [-1,1] -> [N,H,W,3] uint8."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@register_analysis("dissection")
+class Dissection(Analysis):
+    """GAN Dissection with bootstrap CIs, permutation p-values and BH q-values (module docstring)."""
+
+    def __init__(self, *, layers: list[str] | None = None, quantile: float = 0.99, iou_threshold: float = 0.04,
+                 alpha: float = 0.05, n_boot: int = 500, n_perm: int = 1000, perm_block: int = 32,
+                 test_res: int = 16, top_k: int = 4, n_show: int = 8, memory_mb: float = 1024,
+                 sketch_k: int = 1024, seed: int = 0) -> None:
+        self.layers, self.quantile, self.iou_threshold, self.alpha = layers, quantile, iou_threshold, alpha
+        self.n_boot, self.n_perm, self.perm_block, self.test_res = n_boot, n_perm, perm_block, test_res
+        self.top_k, self.n_show, self.memory_mb, self.sketch_k, self.seed = top_k, n_show, memory_mb, sketch_k, seed
+
+    # ----------------------------------------------------------------------------------------
+    def run(self, subject, data: AnalysisData) -> Finding:
+        if not 0.5 <= self.quantile < 1:
+            raise ValueError(f"quantile must be in [0.5, 1), got {self.quantile}; GAN Dissection uses 0.99")
+        if self.perm_block < 2:
+            raise ValueError(f"perm_block must be >= 2 images (a permutation needs two), got {self.perm_block}")
+        require_samples(len(data), "images", need=max(MIN_SAMPLES_FOR_CI, 2))
+        G = subject.generator
+        layers = resolve_layers(G, self.layers) if self.layers else spatial_layers(G)
+        if not layers:
+            return Finding.skip(self.name, "the generator has no conv layers and no layers were given; "
+                                "pass layers=[...] (named_modules() names)", self.params())
+        subject.eval()
+        device = subject.device
+
+        # -- pass 1: one forward per batch; sketch, top-k, and the store --------------------------
+        store = ActivationStore(self.memory_mb)
+        skipped: dict[str, str] = {}
+        try:
+            stats = harvest(subject, data, layers,
+                            lambda name, C: {"q": Quantile(C, k=self.sketch_k, seed=self.seed),
+                                             "top": TopK(C, k=self.top_k), "store": store.view(name)},
+                            on_output=lambda sl, img: store.add_images(sl.start, _to_uint8(img)),
+                            skipped=skipped)
+            layers = [n for n in layers if n in stats]
+            if not layers:
+                return Finding.skip(self.name, "no layer gave unit maps: " +
+                                    "; ".join(f"{k}: {v}" for k, v in skipped.items()), self.params())
+            thresholds = {n: stats[n]["q"].quantile(self.quantile).to(device) for n in layers}
+            counts, t_obs, t_null, names = self._count(subject, data, store, layers, thresholds, device)
+            finding = self._finding(subject, data, store, stats, layers, thresholds, counts, t_obs, t_null,
+                                    names, skipped)
+        finally:
+            store.close()
+        return finding
+
+    # -- pass 2: per-image counts, bootstrap and permutation statistics from the store --------
+    def _block_masks(self, subject, images_u8: np.ndarray, style_ids: Tensor, device) -> tuple[Tensor, list[str]]:
+        images = torch.from_numpy(images_u8).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+        masks, names = concept_masks(images)
+        if subject.num_styles > 1:   # image-level concept: the whole image is "style:s" when generated toward s
+            style = (style_ids.to(device)[:, None] == torch.arange(subject.num_styles, device=device)[None])
+            masks = torch.cat([masks, style[:, :, None, None].expand(-1, -1, *masks.shape[-2:])], dim=1)
+            names = names + [f"style:{s}" for s in subject.style_names]
+        return masks, names
+
+    def _count(self, subject, data, store, layers, thresholds, device):
+        gen = torch.Generator().manual_seed(self.seed)
+        counts: dict[str, IoUCounts] = {}
+        t_obs: dict[str, Tensor] = {}
+        t_null: dict[str, Tensor] = {}
+        names: list[str] = []
+        N = len(data)
+        for start in range(0, N, self.perm_block):
+            stop = min(start + self.perm_block, N)
+            images, acts = store.read(start, stop, layers)
+            masks, names = self._block_masks(subject, images, data.style_ids[start:stop], device)
+            S, K, H, W = masks.shape
+            r = min(self.test_res, H, W)
+            mf = masks.flatten(2).float()                                     # [S,K,P]
+            area_m = mf.sum(2)                                                # [S,K]
+            mp = F.adaptive_avg_pool2d(masks.float(), r).flatten(2)           # [S,K,R]
+            perms = torch.argsort(torch.rand(self.n_perm, S, generator=gen), dim=1).to(device)  # [B,S]
+            ar = torch.arange(S, device=device)
+            pairs = ar[None, :] * S + perms                                   # flat (j, pi(j)) indices
+            diag = ar * S + ar
+            for name in layers:
+                a_full = torch.from_numpy(acts[name]).to(device)              # [S,C,h,w]
+                C = a_full.shape[1]
+                if name not in counts:
+                    counts[name] = IoUCounts(C, K, n_boot=self.n_boot, seed=self.seed)
+                    t_obs[name] = torch.zeros(C, K, device=device)
+                    t_null[name] = torch.zeros(self.n_perm, C, K, device=device)
+                thr = thresholds[name]
+                # A bilinear map never exceeds the largest of its inputs: only (image, unit) pairs
+                # whose low-res max is above the threshold can have a region; skip the rest.
+                live = torch.nan_to_num(a_full, nan=float("-inf")).flatten(2).amax(2) > thr[None]  # [S,C]
+                inter = torch.zeros(S, C, K, device=device)
+                area_a = torch.zeros(S, C, device=device)
+                ap_all = torch.zeros(C, S, r * r, device=device)
+                for j in range(S):
+                    units_j = live[j].nonzero().flatten()
+                    for u0 in range(0, len(units_j), max(1, _UNIT_CHUNK // (H * W))):
+                        u = units_j[u0:u0 + max(1, _UNIT_CHUNK // (H * W))]
+                        up = F.interpolate(a_full[j, u][None], size=(H, W), mode="bilinear", align_corners=False)[0]
+                        A = (up > thr[u][:, None, None]).float()                   # [n,H,W]; NaN > t is False
+                        inter[j, u] = A.flatten(1) @ mf[j].t()
+                        area_a[j, u] = A.flatten(1).sum(1)
+                        ap_all[u, j] = F.adaptive_avg_pool2d(A[None], r)[0].flatten(1)
+                step = max(1, _UNIT_CHUNK // (S * S * K))
+                for c0 in range(0, C, step):
+                    cs = slice(c0, min(c0 + step, C))
+                    X = ap_all[cs] @ mp.reshape(S * K, -1).t()                   # [c, j, (l,k)]
+                    X = X.view(-1, S, S, K).permute(1, 2, 0, 3).reshape(S * S, -1)  # [(j,l), c*K]
+                    nc = X.shape[1] // K
+                    t_obs[name][cs] += X.index_select(0, diag).sum(0).view(nc, K)
+                    for b0 in range(0, self.n_perm, 64):   # each permutation: one row gather + sum
+                        pick = pairs[b0:b0 + 64]                                   # [b, S]
+                        t_null[name][b0:b0 + len(pick), cs] += (
+                            X.index_select(0, pick.flatten()).view(len(pick), S, -1).sum(1).view(-1, nc, K))
+                counts[name].add(inter, area_a, area_m)
+        return counts, t_obs, t_null, names
+
+    # -- tables, arrays, notes -----------------------------------------------------------------
+    def _finding(self, subject, data, store, stats, layers, thresholds, counts, t_obs, t_null, names, skipped):
+        long_rows, per_unit = [], []
+        for name in layers:
+            iou = counts[name].iou().cpu().numpy()                                  # [C,K]
+            lo, hi = (t.cpu().numpy() for t in counts[name].ci()) if self.n_boot else (iou * np.nan, iou * np.nan)
+            obs = t_obs[name][None]
+            p = ((1 + (t_null[name] >= obs * (1 - 1e-5)).sum(0)) / (1 + self.n_perm)).cpu().numpy()  # [C,K]
+            C, K = iou.shape
+            thr = thresholds[name].cpu().numpy()
+            unit, concept = np.meshgrid(np.arange(C), np.arange(K), indexing="ij")
+            long_rows.append(pd.DataFrame({"layer": name, "unit": unit.ravel(), "concept": np.array(names)[concept.ravel()],
+                                           "iou": iou.ravel(), "p_value": p.ravel()}))
+            best = iou.argmax(1)
+            per_unit.append(pd.DataFrame({"layer": name, "unit": np.arange(C), "concept": np.array(names)[best],
+                                          "iou": iou[np.arange(C), best], "ci_low": lo[np.arange(C), best],
+                                          "ci_high": hi[np.arange(C), best], "p_value": p[np.arange(C), best],
+                                          "threshold": thr, "_best": best}))
+        long = pd.concat(long_rows, ignore_index=True)
+        long["q_value"] = bh_qvalues(long["p_value"].to_numpy())
+        units = pd.concat(per_unit, ignore_index=True)
+        q_of = long.set_index(["layer", "unit", "concept"])["q_value"]
+        units["q_value"] = q_of.loc[list(zip(units["layer"], units["unit"], units["concept"]))].to_numpy()
+        units["labelled"] = (units["iou"] > self.iou_threshold) & (units["q_value"] < self.alpha)
+        units["label"] = np.where(units["labelled"], units["concept"], "")
+        units = units.drop(columns="_best")
+        cols = ["layer", "unit", "concept", "iou", "ci_low", "ci_high", "p_value", "q_value", "label", "labelled",
+                "threshold"]
+        units = units[cols]
+
+        top_idx = np.concatenate([stats[n]["top"].indices.cpu().numpy() for n in layers])   # [U,k] row-aligned
+        top_val = np.concatenate([stats[n]["top"].values.cpu().numpy() for n in layers])
+        arrays = {"topk_index": top_idx.astype(np.int64), "topk_value": top_val.astype(np.float32)}
+        arrays.update(self._showcase(store, units, top_idx))
+
+        notes = []
+        for n in layers:
+            nan = int(stats[n]["q"].nan_count.sum()) if stats[n]["q"].nan_count is not None else 0
+            if nan:
+                notes.append(f"{n}: {nan} NaN activations were counted and left out of the statistics")
+        notes += [f"skipped layer {k}: {v}" for k, v in skipped.items()]
+        notes.append(f"{len(data)} images; p-values: {self.n_perm} within-block permutations "
+                     f"(blocks of {self.perm_block} images, {self.test_res}px test resolution); "
+                     f"CI: Poisson bootstrap, {self.n_boot} replicates; q: BH over {len(long)} tests")
+        if store.spilled:
+            notes.append(f"activation store spilled {store.spilled / 2**20:.0f} MiB to a temporary directory")
+        return Finding(analysis=self.name, params=self.params(),
+                       tables={"dissection_units": units, "dissection_iou": long,
+                               "dissection_top": self._top_table(units, top_idx)},
+                       arrays=arrays, notes=notes,
+                       provenance={"data_fingerprint": data.fingerprint, "seed": self.seed,
+                                   **{k: v for k, v in subject.meta.items() if k in ("sha256", "checkpoint")}})
+
+    def _top_order(self, units: pd.DataFrame) -> np.ndarray:
+        """Rows of the units to show: labelled ones first, then by IoU."""
+        key = units["labelled"].astype(float).to_numpy() * 10 + units["iou"].to_numpy()
+        return np.argsort(-key, kind="stable")[: self.n_show]
+
+    def _top_table(self, units: pd.DataFrame, top_idx: np.ndarray) -> pd.DataFrame:
+        rows = self._top_order(units)
+        df = units.iloc[rows][["layer", "unit", "concept", "iou", "q_value", "label"]].reset_index(drop=True)
+        df.insert(0, "rank", np.arange(1, len(df) + 1))
+        df["row"] = rows
+        df["images"] = [" ".join(map(str, top_idx[r][top_idx[r] >= 0])) for r in rows]
+        return df
+
+    def _showcase(self, store: ActivationStore, units: pd.DataFrame, top_idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Thumbnails [T,k,h,w,3] uint8 and unit maps upsampled to them [T,k,h,w] for the report."""
+        rows = self._top_order(units)
+        thumbs, maps = [], []
+        for r in rows:
+            idx = [int(i) for i in top_idx[r] if i >= 0]
+            img = torch.from_numpy(store.take(idx)).permute(0, 3, 1, 2).float()          # [k,3,H,W]
+            m = torch.from_numpy(store.take(idx, units["layer"].iloc[r], int(units["unit"].iloc[r])))[:, None]
+            H, W = img.shape[-2:]
+            size = (min(H, _THUMB), min(W, _THUMB))
+            img = F.interpolate(img, size=size, mode="area") if size != (H, W) else img
+            m = F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False)
+            pad = self.top_k - len(idx)   # fewer images than top_k: pad with blanks
+            thumbs.append(F.pad(img, (0, 0, 0, 0, 0, 0, 0, pad)).round().clamp(0, 255).to(torch.uint8)
+                          .permute(0, 2, 3, 1).numpy())
+            maps.append(F.pad(m[:, 0], (0, 0, 0, 0, 0, pad), value=float("nan")).numpy().astype(np.float32))
+        if not thumbs:
+            return {}
+        return {"top_images": np.stack(thumbs), "top_maps": np.stack(maps)}
