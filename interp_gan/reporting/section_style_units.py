@@ -1,0 +1,97 @@
+"""Report section for ``StyleUnits`` findings: style x unit AUROC heatmap and top units per style.
+
+    section = style_units_section(finding, ReportContext())     # registered for "style_units"
+    fig = selectivity_heatmap(finding.tables["style_units"], max_units=60)
+
+Reads only the Finding's ``style_units`` table; never runs a model.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from interp_gan.reporting.sections import ReportContext, Section, Table, register_section
+
+__all__ = ["style_units_section", "selectivity_heatmap", "top_units"]
+
+ALPHA = 0.05
+
+HOW_TO_READ = (
+    "<p><b>How to read this.</b> Every content image is generated toward one target style. For "
+    "each unit (channel) the activation is averaged over space, and its AUROC asks: for an image "
+    "generated toward this style and one generated toward another, how often is the unit higher "
+    "on the first? 1 = always (the unit signals the style), 0.5 = no preference, 0 = always lower. "
+    "The CI resamples images within each style (bootstrap); p shuffles the style labels "
+    "(permutation, two-sided); q is the Benjamini-Hochberg false discovery rate over all "
+    "unit x style tests. In the heatmap red = higher for the style, blue = lower; * marks "
+    "q &lt; 0.05, ** q &lt; 0.01. Selectivity is a correlation: whether a unit <i>causes</i> "
+    "the style is what the ablation section tests.</p>")
+
+
+def _unit_labels(df: pd.DataFrame) -> pd.Series:
+    return df["layer"].astype(str) + ":" + df["unit"].astype(int).astype(str)
+
+
+def top_units(df: pd.DataFrame, per_style: int = 5) -> pd.DataFrame:
+    """The ``per_style`` highest-AUROC units of each style (ties broken by q)."""
+    d = df.dropna(subset=["auroc"]).sort_values(["style", "auroc", "q_value"], ascending=[True, False, True])
+    cols = [c for c in ["style", "layer", "unit", "auroc", "ci_low", "ci_high", "p_value", "q_value",
+                        "mean_style", "mean_other"] if c in d.columns]
+    styles = list(dict.fromkeys(df["style"]))
+    out = pd.concat([d[d["style"] == s].head(per_style) for s in styles], ignore_index=True)
+    return out[cols]
+
+
+def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
+    """Styles (rows) x the ``max_units`` most selective units (columns), coloured by AUROC.
+
+    Units are ranked by max over styles of |AUROC - 0.5| and grouped by the style they prefer.
+    """
+    d = df.assign(key=_unit_labels(df))
+    styles, keys = list(dict.fromkeys(df["style"])), list(dict.fromkeys(d["key"]))
+    auc = d.pivot(index="style", columns="key", values="auroc").reindex(index=styles, columns=keys)
+    q = d.pivot(index="style", columns="key", values="q_value").reindex(index=styles, columns=keys)
+    a = auc.to_numpy(dtype=float)
+    score = np.nan_to_num(np.abs(a - 0.5), nan=-1).max(0)
+    keep = np.argsort(-score, kind="stable")[:max_units]
+    pref = np.nan_to_num(a[:, keep], nan=0.5).argmax(0)
+    keep = keep[np.lexsort((-score[keep], pref))]
+    a, qv, keys = a[:, keep], q.to_numpy(dtype=float)[:, keep], auc.columns[keep]
+    text = np.where(qv < 0.01, "**", np.where(qv < ALPHA, "*", ""))
+    fig = go.Figure(go.Heatmap(
+        z=a, x=list(keys), y=styles, text=text, texttemplate="%{text}", zmin=0, zmax=1, zmid=0.5,
+        colorscale="RdBu", reversescale=True, colorbar={"title": "AUROC"}, customdata=qv,
+        hovertemplate="%{x}<br>style %{y}<br>AUROC %{z:.3f}<br>q %{customdata:.3g}<extra></extra>"))
+    shown = f"the {len(keys)} most selective of {auc.shape[1]} units" if auc.shape[1] > len(keys) else "all units"
+    fig.update_layout(title=f"Style selectivity (AUROC), {shown}", xaxis_title="layer:unit",
+                      yaxis_title="target style", height=max(260, 120 + 28 * len(styles)),
+                      xaxis={"showticklabels": len(keys) <= 80, "tickangle": -60},
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+@register_section("style_units")
+def style_units_section(finding, ctx: ReportContext) -> Section:
+    title = "Style units"
+    if finding.skipped:
+        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="style_units")
+    df = finding.tables["style_units"]
+    blocks: list = [HOW_TO_READ]
+    if len(df) == 0:
+        blocks.append("<p>No units were tested.</p>")
+    else:
+        sig = df[(df["q_value"] < ALPHA) & (df["auroc"] > 0.5)]
+        per = sig.groupby("style", sort=False).size().reindex(list(dict.fromkeys(df["style"])), fill_value=0)
+        n_units = len(df.drop_duplicates(["layer", "unit"]))
+        blocks.append(f"<p>{n_units} units in {df['layer'].nunique()} layer(s), {len(per)} styles. Units "
+                      f"significantly higher for a style (q &lt; {ALPHA}): "
+                      + ", ".join(f"{html.escape(str(s))} {int(c)}" for s, c in per.items()) + ".</p>")
+        heat = selectivity_heatmap(df)
+        blocks += [heat, Table(top_units(df), caption="Top selective units per style (highest AUROC)")]
+    if finding.notes:
+        blocks.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in finding.notes) + "</ul>")
+    return Section(title, blocks, anchor="style_units",
+                   figures={"style_units_heatmap": heat} if len(df) else {})
