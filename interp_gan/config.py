@@ -115,6 +115,9 @@ class TrainConfig(_Config):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True           # autocast on CUDA only
+    log_every: int = 10         # metrics.jsonl loss lines every this many steps
+    clf_steps: int = 300        # training steps of each independent evaluation classifier
+    clf_ch: int = 32            # width of the evaluation classifiers
 
     def __post_init__(self) -> None:
         _check_literal(self)

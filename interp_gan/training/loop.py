@@ -1,0 +1,265 @@
+"""Train the multi-style GAN: one function, top to bottom (nanoGPT ``train.py`` style).
+
+    ckpt = train(load_recipe("training/demo.toml"), Path("runs/demo"))
+    ckpt = train(recipe_with_more_steps, Path("runs/demo"), resume=True)   # continues exactly
+
+Writes into ``out_dir`` (refused if it already holds files, unless ``resume=True``):
+``config.json`` (the recipe, before the first step), ``metrics.jsonl`` (losses every
+``log_every`` steps, eval metrics every ``eval_every``), ``samples/step_XXXXXX.png`` (rows:
+content photos; columns: the photo, then each style; top row: a real image of each style),
+``checkpoint.safetensors`` + ``trainer_state.pt`` every ``checkpoint_every`` steps and at the
+end. On CPU a seeded run repeats bit for bit, and N steps + resume + M steps equals N + M steps:
+every random draw comes from one ``torch.Generator`` whose state is saved, and the torch /
+numpy / python RNG states are saved too. On CUDA: bf16 autocast and channels_last.
+
+Each step: sample content crops, target style ids, z and real crops of the target styles;
+D step (adversarial + style classification on real + R1 on real); G step (adversarial + style
+classification + Gram loss on full and on high-passed images vs per-style mean Grams of real
+images + content loss); EMA of G. Prints only the tqdm bar and a one-line summary.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp_gan.config import Recipe
+from interp_gan.models import RandomFeatureNet
+from interp_gan.training import losses as L
+from interp_gan.training.checkpoint import (atomic_write, build_discriminator, build_generator,
+                                            load_trainer_state, save_checkpoint, save_trainer_state)
+from interp_gan.training.classifiers import train_classifiers
+from interp_gan.training.evaluation import evaluate
+from interp_gan.training.sampling import crop_batch, per_style_index, sample_style_indices
+from interp_gan.training.samples import save_sample_grid
+
+__all__ = ["train", "resolve_device", "Callback"]
+
+Callback = Callable[[int, dict], None]   # called as cb(step, logs) after every logged step
+_RESUMABLE_CHANGES = {("train", "steps"), ("train", "device"), ("train", "eval_every"),
+                      ("train", "sample_every"), ("train", "checkpoint_every")}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
+    return torch.device(device)
+
+
+# --- RNG state as tensors and ints (torch.load(weights_only=True) refuses numpy objects) --------
+def _rng_state(gen: torch.Generator) -> dict:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {"torch": torch.get_rng_state(), "data": gen.get_state(),
+             "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2]),
+             "numpy_has_gauss": int(np_state[3]), "numpy_gauss": float(np_state[4]),
+             "python_version": int(py_state[0]), "python": torch.tensor(py_state[1], dtype=torch.int64),
+             "python_gauss": py_state[2]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["data"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
+                         state["numpy_has_gauss"], state["numpy_gauss"]))
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python"]), state["python_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _check_out_dir(recipe: Recipe, out_dir: Path, resume: bool) -> None:
+    busy = out_dir.exists() and any(out_dir.iterdir())
+    if busy and not resume:
+        raise FileExistsError(f"{out_dir} already holds a run; a run directory is never overwritten. "
+                              f"Pass a new --out, or resume=True (--resume) to continue it")
+    if resume:
+        if not (out_dir / "trainer_state.pt").is_file():
+            raise FileNotFoundError(f"cannot resume: {out_dir / 'trainer_state.pt'} does not exist")
+        old = json.loads((out_dir / "config.json").read_text())
+        new = json.loads(recipe.to_json())
+        diffs = [(s, k) for s in new for k in (new[s] if isinstance(new[s], dict) else [None])
+                 if (old.get(s, {}).get(k) if k else old.get(s)) != (new[s][k] if k else new[s])]
+        bad = [d for d in diffs if d not in _RESUMABLE_CHANGES and d != ("name", None)]
+        if bad:
+            raise ValueError(f"cannot resume {out_dir} with a different recipe: {['.'.join(filter(None, d)) for d in bad]} "
+                             f"changed; only {sorted('.'.join(d) for d in _RESUMABLE_CHANGES)} may change on resume")
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: Sequence[Callback] = (),
+          data=None, progress: bool = True) -> Path:
+    """Train ``recipe`` into ``out_dir``; returns the path of ``checkpoint.safetensors``.
+
+    ``data``: a ``StyleData`` to train on (default: ``load_data(recipe.data)``).
+    """
+    cfg, out_dir = recipe.train, Path(out_dir)
+    _check_out_dir(recipe, out_dir, resume)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "config.json", lambda fh: fh.write(recipe.to_json().encode()))
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.bf16)
+    fmt = torch.channels_last if cuda else torch.contiguous_format
+    t_start = time.perf_counter()
+
+    # --- data, judges, models -----------------------------------------------------------------
+    if data is None:
+        from interp_gan.data import load_data
+        data = load_data(recipe.data)
+    names, size = list(data.style_names), recipe.data.image_size
+    num_styles = len(names)
+    style_labels = data.style_labels.long()
+    by_style = per_style_index(style_labels, num_styles)
+    # Classifiers use a fixed seed: every training seed is judged by the same classifiers.
+    classifiers, clf_acc = train_classifiers(data, size, steps=cfg.clf_steps, ch=cfg.clf_ch, seed=0,
+                                           device=device)
+    classifiers = {k: c.to(device) for k, c in classifiers.items()}
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)          # every training draw comes from here
+    G = build_generator(recipe.model.to_dict(), num_styles)
+    D = build_discriminator(recipe.model.to_dict(), num_styles)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    f = RandomFeatureNet(seed=cfg.feature_seed)
+    targets = L.style_targets(f, data.style, style_labels, num_styles)  # per-style mean Grams, full images
+    for m in (G, D, G_ema, f, targets):
+        m.to(device=device, memory_format=fmt)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+
+    step = 0
+    metrics_path = out_dir / "metrics.jsonl"
+    if resume:
+        st = load_trainer_state(out_dir / "trainer_state.pt")
+        G.load_state_dict(st["G"]); D.load_state_dict(st["D"]); G_ema.load_state_dict(st["G_ema"])
+        opt_g.load_state_dict(st["opt_g"]); opt_d.load_state_dict(st["opt_d"])
+        step = int(st["step"])
+        _restore_rng(st["rng"], gen)
+        if metrics_path.is_file():   # drop lines logged after the checkpoint we resume from
+            rows = [ln for ln in metrics_path.read_text().splitlines() if ln.strip()]
+            keep = [ln for ln in rows if _line_step(ln) <= step]
+            atomic_write(metrics_path, lambda fh: fh.write("".join(ln + "\n" for ln in keep).encode()))
+
+    def save(step: int, last_eval: dict | None) -> Path:
+        ckpt = save_checkpoint(out_dir / "checkpoint.safetensors", generator=G_ema, discriminator=D,
+                               classifiers=classifiers, classifier_accuracy=clf_acc, feature_net=f,
+                               recipe=recipe, style_names=names, step=step, fingerprint=data.fingerprint,
+                               extra={"eval": last_eval, "data_source": str(getattr(data, "source", ""))})
+        save_trainer_state(out_dir / "trainer_state.pt", {
+            "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
+            "rng": _rng_state(gen)})
+        return ckpt
+
+    def run_eval(step: int) -> dict:
+        return evaluate(G_ema, data, classifiers, f, n=cfg.eval_images, seed=cfg.seed, image_size=size)
+
+    # --- the loop -------------------------------------------------------------------------------
+    B, last_eval, train_time, ckpt, start_step = cfg.batch_size, None, 0.0, None, step
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=recipe.name)
+    while step < cfg.steps:
+        t0 = time.perf_counter()
+        c_idx = torch.randint(0, len(data.content), (B,), generator=gen)
+        content = crop_batch(data.content, c_idx, size, gen)
+        target = torch.randint(0, num_styles, (B,), generator=gen)
+        z = torch.randn(B, G.latent_dim, generator=gen)
+        real = crop_batch(data.style, sample_style_indices(by_style, target, gen), size, gen)
+        content, real = (x.to(device, non_blocking=True).contiguous(memory_format=fmt) for x in (content, real))
+        target, z = target.to(device), z.to(device)
+
+        # D step: adversarial (real style images vs fakes, per-style heads) + style class + R1.
+        with amp:
+            fake = G.generate(content, target, z)      # [B,3,H,W]; reused (detached) by D, then by G
+            adv_real, cls_real = D(real)
+            adv_fake, _ = D(fake.detach())
+            pick = torch.arange(B, device=device)
+            d_adv = L.adversarial_d(adv_real[pick, target].float(), adv_fake[pick, target].float(), cfg.adv_loss)
+            d_cls = L.style_classification(cls_real, target)
+        r1 = L.r1_penalty(lambda x: D(x)[0][pick, target], real) if cfg.w_r1 > 0 else torch.zeros((), device=device)
+        loss_d = d_adv + cfg.w_cls * d_cls + 0.5 * cfg.w_r1 * r1
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # G step: fool the updated D, be classified as the target, match Gram statistics, keep content.
+        D.requires_grad_(False)
+        with amp:
+            adv_g, cls_g = D(fake)
+            g_adv = L.adversarial_g(adv_g[pick, target].float(), cfg.adv_loss)
+            g_cls = L.style_classification(cls_g, target)
+            g_style, g_style_hp = L.style_loss(f, fake, target, targets)
+            g_content = L.content_loss(f, fake, content)
+        loss_g = (cfg.w_adv * g_adv + cfg.w_cls * g_cls + cfg.w_style * g_style
+                  + cfg.w_style_hp * g_style_hp + cfg.w_content * g_content)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+
+        # EMA of G, warmed up so early samples are not dominated by the random init.
+        beta = min(cfg.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.lerp_(p, 1 - beta)
+            for be, b in zip(G_ema.buffers(), G.buffers()):
+                be.copy_(b)
+        step += 1
+        train_time += time.perf_counter() - t0
+        bar.update(1)
+
+        # --- logging, eval, samples, checkpoints (none of these touch the training RNG) --------
+        logs = None
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            logs = {"step": step, "loss_d": loss_d.item(), "d_adv": d_adv.item(), "d_cls": d_cls.item(),
+                    "r1": r1.item(), "loss_g": loss_g.item(), "g_adv": g_adv.item(), "g_cls": g_cls.item(),
+                    "g_style": g_style.item(), "g_style_hp": g_style_hp.item(), "g_content": g_content.item()}
+            bar.set_postfix(d=f"{logs['loss_d']:.2f}", g=f"{logs['loss_g']:.2f}", refresh=False)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            last_eval = run_eval(step)
+            logs = (logs or {"step": step}) | {"eval": last_eval}
+        if logs is not None:
+            _append_jsonl(metrics_path, logs)
+            for cb in callbacks:
+                cb(step, logs)
+        if step % cfg.sample_every == 0 or step == cfg.steps:
+            save_sample_grid(G_ema, data, out_dir / "samples" / f"step_{step:06d}.png", size=size, seed=cfg.seed)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            ckpt = save(step, last_eval)
+    bar.close()
+    if ckpt is None:   # resumed at (or past) the final step: nothing to train, still hand back a checkpoint
+        ckpt = save(step, last_eval)
+
+    ev = last_eval or {}
+    wall = time.perf_counter() - t_start
+    rate = (step - start_step) / max(train_time, 1e-9)
+    summary = (f"{recipe.name}: {step} steps, {rate:.2f} steps/s of training, {wall:.0f} s in all; "
+               + ", ".join(f"{k} {ev[k]:.3f}" for k in ("acc_rgb", "acc_texture", "lum_corr", "ssim") if k in ev)
+               + f" -> {ckpt}")
+    print(summary)
+    return ckpt
+
+
+def _line_step(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, ValueError):
+        return 1 << 62  # a line cut by a kill: drop it

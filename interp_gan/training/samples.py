@@ -1,0 +1,50 @@
+"""Sample grids written during training (to look at, not to measure).
+
+    save_sample_grid(G_ema, data, Path("runs/demo/samples/step_000500.png"), size=64)
+
+Layout: the top row shows one real image of each style (first cell blank); every other row is
+one content photo followed by its stylisation into each style (fixed z, so grids from
+different steps are comparable).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from interp_gan.training.checkpoint import atomic_write
+from interp_gan.training.sampling import centre_crop_batch, per_style_index
+
+__all__ = ["save_sample_grid", "to_uint8"]
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N,3,H,W] in [-1,1] -> [N,H,W,3] uint8."""
+    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def save_sample_grid(G, data, path: Path, size: int, n_content: int = 4, seed: int = 0, pad: int = 2) -> Path:
+    num_styles = len(data.style_names)
+    device = next(G.parameters()).device
+    content = centre_crop_batch(data.content[:n_content], size)
+    by_style = per_style_index(data.style_labels.long(), num_styles)
+    real = centre_crop_batch(data.style[torch.stack([ix[0] for ix in by_style])], size)
+    z = torch.randn(len(content), G.latent_dim, generator=torch.Generator().manual_seed(seed))
+    rows = [torch.cat([torch.full((1, 3, size, size), 1.0), real])]
+    for i in range(len(content)):
+        c = content[i:i + 1].expand(num_styles, -1, -1, -1).to(device)
+        out = G.generate(c, torch.arange(num_styles, device=device), z[i:i + 1].expand(num_styles, -1).to(device))
+        rows.append(torch.cat([content[i:i + 1], out.float().cpu()]))
+    tiles = to_uint8(torch.cat(rows))                       # [(n+1)*(S+1), H, W, 3]
+    ncols, nrows = num_styles + 1, len(rows)
+    grid = np.full((nrows * (size + pad) + pad, ncols * (size + pad) + pad, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, ncols)
+        grid[pad + r * (size + pad):pad + r * (size + pad) + size, pad + c * (size + pad):pad + c * (size + pad) + size] = tile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: Image.fromarray(grid).save(fh, format="PNG"))
+    return path
