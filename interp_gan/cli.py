@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -173,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except (ValueError, LookupError, FileNotFoundError, FileExistsError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("INTERP_GAN_DEBUG"):
+            raise
+        print(f"error: {e}  (INTERP_GAN_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

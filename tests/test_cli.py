@@ -1,0 +1,42 @@
+"""The command line: --dry-run prints the resolved config, inspect lists every layer, user errors are one line."""
+import json
+
+import torch
+
+from interp_gan.cli import main
+from interp_gan.config import ModelConfig, Recipe
+from interp_gan.models import StyleNet
+from interp_gan.training.checkpoint import save_checkpoint
+
+
+def test_dry_run_prints_resolved_config(capsys, tmp_path):
+    rc = main(["train", "training/demo.toml", "--set", "train.steps=7", "--out", str(tmp_path / "r"), "--dry-run"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["recipe"]["train"]["steps"] == 7 and out["out"] == str(tmp_path / "r")
+    assert not (tmp_path / "r").exists(), "--dry-run must not create the run directory"
+
+
+def test_bad_override_is_one_line_error(capsys):
+    rc = main(["train", "training/demo.toml", "--set", "train.adv_loss=wgan", "--dry-run"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "adv_loss" in err and "Traceback" not in err
+
+
+def test_inspect_lists_metadata_and_layer_shapes(capsys, tmp_path):
+    torch.manual_seed(0)
+    mc = ModelConfig(ch=4, n_down=1, n_blocks=2, style_dim=8, latent_dim=4)
+    G = StyleNet(2, ch=4, n_down=1, n_blocks=2, style_dim=8, latent_dim=4)
+    ckpt = save_checkpoint(tmp_path / "checkpoint.safetensors", generator=G, style_names=["a", "b"],
+                           recipe=Recipe(model=mc), step=3, fingerprint="f" * 64)
+    rc = main(["inspect", str(ckpt), "--size", "32"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert '"style_names": [\n    "a",\n    "b"\n  ]' in out
+    # every named layer with its output shape for one 32x32 image
+    assert "blocks.1.conv2" in out and "(1, 8, 16, 16)" in out
+    assert "decoder.net" in out and "(1, 3, 32, 32)" in out
+
+
+def test_analyze_needs_a_subject(capsys):
+    rc = main(["analyze", "--pipeline", "analyses/dissection.toml"])
+    assert rc == 2 and "CHECKPOINT or --model" in capsys.readouterr().err
