@@ -21,6 +21,10 @@ from interp_gan.models.registry import register_model
 
 __all__ = ["StyleNet", "AdaIN", "MappingNetwork", "StyleEncoder"]
 
+# Reflect padding: zero padding taught the generator a dark frame along every border (seen
+# in the demo's sample grids), which dissection then reports as "edge" units.
+PAD = "reflect"
+
 
 class AdaIN(nn.Module):
     """Instance-normalise x, then scale and shift per channel by an affine map of the code."""
@@ -91,10 +95,10 @@ class Decoder(nn.Module):
         c = ch * 2 ** n_down
         for _ in range(n_down):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(c, c // 2, 3, padding=1), nn.InstanceNorm2d(c // 2, affine=True),
+                       nn.Conv2d(c, c // 2, 3, padding=1, padding_mode=PAD), nn.InstanceNorm2d(c // 2, affine=True),
                        nn.LeakyReLU(0.2)]
             c //= 2
-        layers += [nn.Conv2d(c, 3, 7, padding=3), nn.Tanh()]
+        layers += [nn.Conv2d(c, 3, 7, padding=3, padding_mode=PAD), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -115,7 +119,8 @@ class StyleNet(nn.Module):
                                 nn.LeakyReLU(0.2)]
         c = ch
         for _ in range(n_down):
-            enc += [nn.Conv2d(c, 2 * c, 4, 2, 1), nn.InstanceNorm2d(2 * c, affine=True), nn.LeakyReLU(0.2)]
+            enc += [nn.Conv2d(c, 2 * c, 4, 2, 1), nn.InstanceNorm2d(2 * c, affine=True),
+                    nn.LeakyReLU(0.2)]
             c *= 2
         self.encoder = nn.Sequential(*enc)
         self.blocks = nn.ModuleList([AdaINResBlock(c, style_dim) for _ in range(n_blocks)])
