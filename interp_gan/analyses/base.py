@@ -17,7 +17,6 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-import torch
 from torch import Tensor
 
 from interp_gan.findings import Finding

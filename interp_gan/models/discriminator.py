@@ -10,7 +10,6 @@ their patch logits so each image gets one logit per style.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from interp_gan.models.registry import register_model

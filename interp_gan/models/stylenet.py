@@ -14,7 +14,6 @@ has an ``affine`` Linear(style_dim, 2C): these are the style-affine weights that
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from interp_gan.models.registry import register_model

@@ -126,6 +126,4 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
                                 caption="Concept pixel fractions that change (top units; CI excludes 0)"))
     else:
         blocks.append("<p>No ablation was measured.</p>")
-    if finding.notes:
-        blocks.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in finding.notes) + "</ul>")
     return Section(title, blocks, anchor="ablation", figures=figures)

@@ -101,7 +101,6 @@ def directions_section(finding, ctx: ReportContext) -> Section:
         return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="directions")
     df = finding.tables["directions"]
     blocks: list = [HOW_TO_READ]
-    blocks += [f"<p class='note'>{html.escape(n)}</p>" for n in finding.notes]
     figures = {}
     grid = traversal_grid(finding)
     if grid is not None and len(grid.images):

@@ -98,6 +98,4 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     cols = [c for c in ["layer", "unit", "concept", "iou", "ci_low", "ci_high", "p_value", "q_value", "label"]
             if c in units.columns]
     blocks.append(Table(units.sort_values("iou", ascending=False)[cols], caption="Units by best-concept IoU"))
-    if finding.notes:
-        blocks.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in finding.notes) + "</ul>")
     return Section(title, blocks, anchor="dissection", figures=figures)

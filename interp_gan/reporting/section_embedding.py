@@ -54,7 +54,7 @@ def embedding_section(finding, ctx: ReportContext) -> Section:
     if finding.skipped:
         return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="embedding")
     emb = finding.tables["embedding"]
-    blocks: list = [HOW_TO_READ] + [f"<p class='note'>{html.escape(n)}</p>" for n in finding.notes]
+    blocks: list = [HOW_TO_READ]  # the assembler lists the finding's notes under every section
     figures = {}
     for space in dict.fromkeys(emb["space"]):
         figures[f"embedding_{space}"] = embedding_scatter(emb, space)

@@ -91,7 +91,5 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
                       + ", ".join(f"{html.escape(str(s))} {int(c)}" for s, c in per.items()) + ".</p>")
         heat = selectivity_heatmap(df)
         blocks += [heat, Table(top_units(df), caption="Top selective units per style (highest AUROC)")]
-    if finding.notes:
-        blocks.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in finding.notes) + "</ul>")
     return Section(title, blocks, anchor="style_units",
                    figures={"style_units_heatmap": heat} if len(df) else {})

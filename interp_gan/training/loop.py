@@ -28,7 +28,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp_gan.config import Recipe
