@@ -95,7 +95,9 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> t
         dt = time.perf_counter() - t0
         finding.provenance = {**provenance(**base_prov, analysis_params=dict(spec.params)),
                               **finding.provenance, "seconds": round(dt, 2)}
-        if finding.skipped and spec.name not in failed:
+        if spec.name in failed:
+            pass  # already said, with the error
+        elif finding.skipped:
             _log(f"{spec.name} skipped: {finding.skipped}")
         else:
             _log(f"{spec.name} done in {dt:.1f}s")
