@@ -118,6 +118,8 @@ def write_report_for(subject: Subject, findings: dict[str, Finding], out_dir: Pa
 def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | None = None,
             data: str | None = None, device: str | None = None) -> tuple[Path, list[str]]:
     """Load the subject, build the data, run the analyses, write the report. Returns (report dir, failed)."""
+    for spec in cfg.analyses:  # config errors (unknown names, bad parameters) before any work is done
+        build_analysis(spec.name, **spec.params)
     subject = load_subject(checkpoint, device=device or cfg.device)
     _log(f"subject: {type(subject.generator).__name__} with styles {subject.style_names} on {subject.device}")
     adata = analysis_data(subject, cfg, data or cfg.data)
