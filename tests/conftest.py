@@ -1,6 +1,10 @@
 """Shared tiny seeded fixtures: a 2-style StyleNet subject with independent classifiers."""
-import pytest
-import torch
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see interp_gan/cli.py main()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from interp_gan.analyses.base import AnalysisData
 from interp_gan.analyses.subject import Subject
