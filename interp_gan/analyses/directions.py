@@ -15,7 +15,9 @@ Spaces: ``style_code`` (the mapping network's output, edits applied through
 ``layer``; an edit adds the direction to every location via a hook, GANSpace's activation
 variant). The methods live in ``directions_methods`` (GANSpace PCA, Härkönen et al. NeurIPS
 2020; SeFa, Shen & Zhou CVPR 2021; InterFaceGAN linear SVM and its conditional variant, Shen
-et al. CVPR 2020; a random-direction baseline). Voynov & Babenko (ICML 2020) is not included.
+et al. CVPR 2020; a random-direction baseline) and ``directions_voynov`` ("voynov": Voynov &
+Babenko ICML 2020, a direction matrix learned with a reconstructor; opt-in, as it trains:
+about voynov_steps x voynov_batch_size x 4 generator forwards, on the first evaluation images).
 
 Each direction d is walked over ``steps`` in units of the sample std along d. Measured on the
 evaluation images: which style the positive end moves toward (the style whose independent-
@@ -28,6 +30,7 @@ the edit is also applied to one AdaIN affine at a time (table ``directions_layer
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,13 +42,14 @@ from torch import Tensor
 
 from interp_gan.analyses import directions_methods as dm
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.directions_voynov import fit_voynov_babenko
 from interp_gan.analyses.hooks import Trace, add_vector, get_module, run_until_stop, spatial_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import bh_qvalues, bootstrap_ci, permutation_pvalue
 
 __all__ = ["Directions", "channel_means", "thumbnails"]
 
-_METHODS = ("pca", "sefa", "svm", "svm_cond", "random")
+_METHODS = ("pca", "sefa", "svm", "svm_cond", "random", "voynov")
 _SPACES = ("style_code", "z", "activation")
 
 
@@ -78,6 +82,8 @@ class _Space:
     samples: np.ndarray                      # [N, D]: PCA / SVM input and the step unit
     labels: np.ndarray | None                # [N] style of each sample, or None
     render: Callable[..., tuple[Tensor, Tensor | None]]  # (offset [D] | None, affine, retain) -> (images, act)
+    render_codes: Callable[[Tensor], Tensor] | None = None  # voynov: codes [B, D] -> images [B,3,H,W], B fixed
+    base: np.ndarray | None = None                           # voynov: base codes c (activation: offsets, 0)
 
 
 def _retaining(G, retain: str | None, fn: Callable[[], Tensor]) -> tuple[Tensor, Tensor | None]:
@@ -102,11 +108,13 @@ class Directions(Analysis):
                  layer: str | None = None, unit_layer: str | None = None, n_samples: int = 256,
                  n_directions: int = 4, steps: tuple[float, ...] = (-3, -1.5, 0, 1.5, 3), n_images: int = 16,
                  n_boot: int = 1000, n_perm: int = 1000, n_grid_images: int = 2, layerwise: bool = True,
+                 voynov_steps: int = 300, voynov_batch_size: int = 8, voynov_lr: float = 0.1,
                  seed: int = 0) -> None:
         self.methods, self.space, self.layer, self.unit_layer = tuple(methods), space, layer, unit_layer
         self.n_samples, self.n_directions, self.steps, self.n_images = n_samples, n_directions, tuple(steps), n_images
         self.n_boot, self.n_perm, self.n_grid_images = n_boot, n_perm, n_grid_images
         self.layerwise, self.seed = layerwise, seed
+        self.voynov_steps, self.voynov_batch_size, self.voynov_lr = voynov_steps, voynov_batch_size, voynov_lr
 
     # --- input checks and the space -----------------------------------------------------------
     def _check(self) -> None:
@@ -138,16 +146,24 @@ class Directions(Analysis):
                     return _retaining(G, retain, gen)
                 with Trace(G, self.layer, edit=add_vector(off.to(dev, torch.float32))):
                     return _retaining(G, retain, gen)
-            return _Space("activation", samples, labels, render)
+            cb, ib, zb = _vb_batch(self.voynov_batch_size, content, ids, z)
+
+            def render_codes(off):                               # per-image channel offsets [B, C]
+                shift = lambda x, _: x + off.view(*off.shape, *[1] * (x.dim() - 2))  # noqa: E731
+                with Trace(G, self.layer, edit=shift):
+                    return subject.generate(cb, ib, zb)
+            return _Space("activation", samples, labels, render, render_codes, np.zeros((1, samples.shape[1])))
 
         zs = subject.sample_z(self.n_samples, self.seed)
         sid = torch.arange(self.n_samples, device=dev) % subject.num_styles
         code0 = subject.style_code(ids, z)
+        cb, ib, _ = _vb_batch(self.voynov_batch_size, content, ids, z)
         if space == "z":
             def render(off, affine=None, retain=None):
                 zz = z if off is None else z + off.to(dev, z.dtype)
                 return _retaining(G, retain, lambda: subject.stylize_code(content, subject.style_code(ids, zz)))
-            return _Space("z", zs.double().cpu().numpy(), None, render)
+            return _Space("z", zs.double().cpu().numpy(), None, render,
+                          lambda zz: subject.stylize_code(cb, subject.style_code(ib, zz)), zs.double().cpu().numpy())
 
         def render(off, affine=None, retain=None):
             if off is None:
@@ -159,7 +175,8 @@ class Directions(Analysis):
             with Trace(G, affine, edit=add_vector(mod.weight @ off)):
                 return _retaining(G, retain, lambda: subject.stylize_code(content, code0))
         codes = subject.style_code(sid, zs).double().cpu().numpy()
-        return _Space("style_code", codes, sid.cpu().numpy() if subject.num_styles > 1 else None, render)
+        return _Space("style_code", codes, sid.cpu().numpy() if subject.num_styles > 1 else None, render,
+                      lambda c: subject.stylize_code(cb, c), codes)
 
     # --- the directions ----------------------------------------------------------------------------
     def _directions(self, subject, sp: _Space, notes: list[str]) -> list[tuple[str, int, str, np.ndarray]]:
@@ -208,7 +225,24 @@ class Directions(Analysis):
             elif m == "random":
                 dirs = dm.random_directions(k, d, self.seed + 1)
                 rows += [(m, i, f"rand{i}", v) for i, v in enumerate(dirs)]
+            elif m == "voynov":
+                dirs = self._voynov(subject, sp, min(k, d), notes)
+                rows += [(m, i, f"vb{i}", v) for i, v in enumerate(dirs)]
         return rows
+
+    def _voynov(self, subject, sp: _Space, k: int, notes: list[str]) -> np.ndarray:
+        """Voynov & Babenko directions in this space; shifts scaled by the samples' per-dim std."""
+        scale = float(np.sqrt(sp.samples.var(0).mean())) or 1.0     # RMS per-dimension std of the space
+        t0 = time.perf_counter()
+        fit = fit_voynov_babenko(sp.render_codes, sp.samples.shape[1], k, base=sp.base,
+                                 steps=self.voynov_steps, batch_size=self.voynov_batch_size,
+                                 eps_range=(0.5 * scale, 3.0 * scale), lr=self.voynov_lr, seed=self.seed + 4,
+                                 device=subject.device)
+        notes.append(f"voynov: {self.voynov_steps} steps x {self.voynov_batch_size} pairs in {sp.name} space "
+                     f"(|shift| in [0.5, 3] x {scale:.3g}) took {time.perf_counter() - t0:.1f} s; reconstructor "
+                     f"index accuracy {fit.accuracy:.2f} (chance {1 / k:.2f}), shift error {fit.shift_error:.3g} "
+                     "over the last quarter of training -- near chance means the directions were not told apart")
+        return fit.directions
 
     # --- evaluation ------------------------------------------------------------------------------------
     def _effect(self, probs0: Tensor | None, probs: Tensor | None, names: list[str], seed: int) -> dict:
@@ -294,7 +328,8 @@ class Directions(Analysis):
                      f"probability of 'style' at step {tmax}, mean over {len(content)} images, 95% bootstrap CI; "
                      "'style' is chosen as the largest mean increase, so with >2 styles the effect is biased upward "
                      "-- compare against the random rows (p_random)")
-        notes.append("Voynov & Babenko (ICML 2020) is not implemented")
+        if "voynov" not in self.methods:
+            notes.append("Voynov & Babenko (ICML 2020) not run: add 'voynov' to methods (it trains a reconstructor)")
         return Finding(self.name, params, tables={"directions": df,
                                                   "direction_agreement": _agreement(rows),
                                                   "directions_layerwise": pd.DataFrame(layerwise, columns=[
@@ -302,6 +337,12 @@ class Directions(Analysis):
                                                       "ci_low", "ci_high", "p_value", "ssim"])},
                        arrays=arrays, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint, **subject.meta})
+
+
+def _vb_batch(b: int, content: Tensor, ids: Tensor, z: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The fixed content batch of Voynov-Babenko renders: the first b evaluation images, cycled."""
+    idx = torch.arange(b, device=content.device) % len(content)
+    return content[idx], ids[idx], None if z is None else z[idx]
 
 
 def _affine_names(G) -> list[str]:

@@ -231,7 +231,7 @@ def test_activation_space_edits_move_the_edited_channels():
 def test_bad_parameters_raise_clear_errors():
     subj, _, _ = _planted_subject()
     with pytest.raises(ValueError, match="unknown direction method"):
-        build_analysis("directions", methods=("pca", "voynov")).run(subj, _data())
+        build_analysis("directions", methods=("pca", "nope")).run(subj, _data())
     with pytest.raises(ValueError, match="positive step"):
         build_analysis("directions", steps=(-1, 0)).run(subj, _data())
     skipped = build_analysis("directions", space="z").run(_module_subject(), _data(8, styles=1))
