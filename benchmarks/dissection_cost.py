@@ -1,10 +1,13 @@
 """Dissection cost: whole Dissection.run / plain forward over the same images (goal <= 2), and
 peak memory at N and 4N images (should be flat: the activation store spills past --memory-mb).
 
-    python benchmarks/dissection_cost.py [--device cuda] [--size 128] [--n 16] [--memory-mb 16]
+    python benchmarks/dissection_cost.py [--device cuda] [--size 128] [--n 16] [--memory-mb 16] [--threads 1]
 
 Peer: netdissect's two-pass procedure with baukit's sketch, 3.0x on 2 CPU cores (FACTS.md).
-Memory: each size runs in a fresh subprocess; CPU reports peak RSS (ru_maxrss) minus the RSS
+Wall-clock ratios swing with other processes on shared cores; the process CPU-time ratio
+(both threads' CPU seconds) is printed too (on CUDA it counts only the host side). Two
+threads on two shared cores slow down several-fold when another process takes one core (each
+parallel region waits for its slower thread): ``--threads 1`` gives a steadier comparison. Memory: each size runs in a fresh subprocess; CPU reports peak RSS (ru_maxrss) minus the RSS
 after building the model, CUDA reports torch.cuda.max_memory_allocated.
 """
 from __future__ import annotations
@@ -61,30 +64,38 @@ def main() -> None:
     ap.add_argument("--memory-mb", type=float, default=16)
     ap.add_argument("--memory-child", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if a.memory_child:
         return memory_child(a)
 
     subject, data = build(a.n, a.size, a.device, a.batch)
     plain_forward(subject, data.subset(a.batch))
-    ratios, plains = [], []
+    ratios, plains, cpu_ratios = [], [], []
     for _ in range(a.repeats):
-        t0 = time.perf_counter(); plain_forward(subject, data); t1 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
+        plain_forward(subject, data)
+        c1, t1 = time.process_time(), time.perf_counter()
         _dissect(a, a.n).run(subject, data)
         if a.device.startswith("cuda"):
             torch.cuda.synchronize()
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         plains.append(t1 - t0)
         ratios.append((t2 - t1) / (t1 - t0))
+        cpu_ratios.append((c2 - c1) / max(c1 - c0, 1e-9))
     print(f"device={a.device} size={a.size} n={a.n} units=640 n_perm={a.n_perm} n_boot={a.n_boot} "
           f"plain={statistics.median(plains):.3f}s dissection/plain={statistics.median(ratios):.2f} "
-          f"(all: {', '.join(f'{r:.2f}' for r in ratios)}; goal <= 2; peer 3.0 on 2 CPU cores)")
+          f"(all: {', '.join(f'{r:.2f}' for r in ratios)}; goal <= 2; peer 3.0 on 2 CPU cores); "
+          f"process CPU-time ratio {statistics.median(cpu_ratios):.2f} "
+          f"(all: {', '.join(f'{r:.2f}' for r in cpu_ratios)}; less sensitive to other processes on the cores)")
     if a.skip_memory:
         return
     for n in (a.n, 4 * a.n):
         cmd = [sys.executable, __file__, "--memory-child", "--device", a.device, "--size", str(a.size), "--n", str(n),
                "--batch", str(a.batch), "--n-perm", str(a.n_perm), "--n-boot", str(a.n_boot),
-               "--memory-mb", str(a.memory_mb)]
+               "--memory-mb", str(a.memory_mb), "--threads", str(a.threads)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         print("memory:", res.stdout.strip().splitlines()[-1])
 

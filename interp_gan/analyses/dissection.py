@@ -13,28 +13,36 @@ best concept when that IoU exceeds ``iou_threshold`` and the test below is signi
 How it runs (one forward pass; measured cost in ``benchmarks/dissection_cost.py``):
 1. one forward per batch: a KLL quantile sketch and a top-k per unit are fed, and the unit maps
    (at their own, low resolution) plus the generated image (uint8) go to an
-   ``ActivationStore`` (RAM up to ``memory_mb``, then a temporary directory: RAM flat in N);
+   ``ActivationStore`` (kept on the model's device up to ``memory_mb``, then a temporary
+   directory: memory flat in N);
 2. thresholds = the sketch's quantiles; then the store is read back in blocks of
-   ``perm_block`` images: concept masks are computed on the generated images
-   (``concepts.concept_masks`` + one image-level mask per target style), unit maps are
-   upsampled and thresholded (only (image, unit) pairs whose low-res max exceeds the
-   threshold: a bilinear map never exceeds its largest input), and per-image counts |A∩M|,
-   |A|, |M| are accumulated. A region is activation > threshold (strict, so a ReLU unit that
-   is 0 on >99% of pixels gets only its non-zero pixels).
+   ``perm_block`` images, everything batched on the model's device (no host sync per image):
+   concept masks are computed once per block on the generated images
+   (``concepts.concept_masks`` + one image-level mask per target style); the unit maps of a
+   chunk of images x units are upsampled at once (bilinear, channels-last), thresholded in
+   place, and |A∩M| for all (image, unit, concept) is one batched matrix product with the
+   block's masks; |A| and the area-pooled regions come from the same chunk. A region is
+   activation > threshold (strict, so a ReLU unit that is 0 on >99% of pixels gets only its
+   non-zero pixels); an (image, unit) pair whose low-res max is not above the threshold has no
+   region (a bilinear map never exceeds its largest input). Counts are exact in float32.
 Statistics:
 - CI: Poisson bootstrap over images on the per-image count vectors (``IoUCounts``, ``n_boot``).
 - p-value: permutation test of "the unit's region and the concept's mask fall on the same
   image more than on a random other image" — masks are shuffled across images *within blocks
   of perm_block images* (a restricted permutation, valid when images are exchangeable). For a
   block the cross overlaps X[j, l] = <A_j, M_l> of every pair are one matrix product, so each of
-  the ``n_perm`` permutations is a cheap gather; the statistic is the summed overlap Σ_j X[j,π(j)]
-  at ``test_res`` x ``test_res`` resolution (area-pooled A and M; the same statistic for the
-  observed and the shuffled pairing, so the test is exact in the permutation sense). Because
+  the ``n_perm`` permutations is a sum of S gathered rows (one ``embedding_bag`` for all); the
+  statistic is the summed overlap Σ_j X[j,π(j)] at ``test_res`` x ``test_res`` resolution
+  (area-pooled A and M; the same statistic for the observed and the shuffled pairing, so the
+  test is exact in the permutation sense). Because
   the totals Σ|A| and Σ|M| do not change under shuffling, this is the same test as one on the
   IoU at that resolution. p = (1 + #{null >= obs}) / (1 + n_perm) (Phipson & Smyth 2010), so
   the smallest p is 1/(1+n_perm): raise n_perm when there are many units × concepts.
   A unit that encodes a fixed spatial prior (e.g. "top of the image" = sky) is not significant
-  under this null — it tests image-specific co-location.
+  under this null — it tests image-specific co-location. A randomly initialised generator is
+  not a null for it: its units do drive its output colours image by image, and they get
+  labelled (tests/analyses/test_dissection.py measures both this and the false-label rate
+  under an exact null built from a random generator).
 - q-values: Benjamini-Hochberg over all unit × concept tests of all layers.
 """
 from __future__ import annotations
@@ -56,13 +64,13 @@ from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_sa
 __all__ = ["Dissection"]
 
 _THUMB = 64          # thumbnails and overlay maps in the Finding are at most 64 x 64
-_UNIT_CHUNK = 2 ** 24  # elements of upsampled maps held at once
+_UNIT_CHUNK = 2 ** 24  # elements of upsampled maps held at once (and of a cross-overlap matrix)
+_CPU_CHUNK = 2 ** 20   # on the CPU smaller chunks stay in cache between upsample, threshold and product
 
 
-def _to_uint8(images: Tensor) -> np.ndarray:
-    """[N,3,H,W] in [-1,1] -> [N,H,W,3] uint8."""
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+def _to_uint8(images: Tensor) -> Tensor:
+    """[N,3,H,W] in [-1,1] -> [N,3,H,W] uint8, on the images' device."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 @register_analysis("dissection")
@@ -114,8 +122,8 @@ class Dissection(Analysis):
         return finding
 
     # -- pass 2: per-image counts, bootstrap and permutation statistics from the store --------
-    def _block_masks(self, subject, images_u8: np.ndarray, style_ids: Tensor, device) -> tuple[Tensor, list[str]]:
-        images = torch.from_numpy(images_u8).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+    def _block_masks(self, subject, images_u8: Tensor, style_ids: Tensor, device) -> tuple[Tensor, list[str]]:
+        images = images_u8.to(device).float() / 127.5 - 1                  # [S,3,H,W], the stored uint8 image
         masks, names = concept_masks(images)
         if subject.num_styles > 1:   # image-level concept: the whole image is "style:s" when generated toward s
             style = (style_ids.to(device)[:, None] == torch.arange(subject.num_styles, device=device)[None])
@@ -124,60 +132,69 @@ class Dissection(Analysis):
         return masks, names
 
     def _count(self, subject, data, store, layers, thresholds, device):
+        """Per block of ``perm_block`` images, all batched on ``device`` (no host sync per image):
+        upsample + threshold a chunk of (image, unit) maps at once, |A∩M| as one batched matrix
+        product with the block's masks, and the permutation null as an ``embedding_bag`` over
+        the rows of the block's cross-overlap matrix."""
         gen = torch.Generator().manual_seed(self.seed)
         counts: dict[str, IoUCounts] = {}
-        t_obs: dict[str, Tensor] = {}
-        t_null: dict[str, Tensor] = {}
+        t_obs: dict[str, Tensor] = {}    # [K, C]
+        t_null: dict[str, Tensor] = {}   # [n_perm, K, C]
         names: list[str] = []
         N = len(data)
+        chunk = _UNIT_CHUNK if torch.device(device).type != "cpu" else _CPU_CHUNK
         for start in range(0, N, self.perm_block):
             stop = min(start + self.perm_block, N)
-            images, acts = store.read(start, stop, layers)
+            images, acts = store.read(start, stop, layers, device)
             masks, names = self._block_masks(subject, images, data.style_ids[start:stop], device)
             S, K, H, W = masks.shape
             r = min(self.test_res, H, W)
-            mf = masks.flatten(2).float()                                     # [S,K,P]
+            mf = masks.flatten(2).float()                                     # [S,K,P] 0/1
             area_m = mf.sum(2)                                                # [S,K]
-            mp = F.adaptive_avg_pool2d(masks.float(), r).flatten(2)           # [S,K,R]
+            mt = mf.transpose(1, 2).contiguous()                              # [S,P,K]
+            mp = F.adaptive_avg_pool2d(masks.float(), r).reshape(S * K, r * r)  # [(l,k), R]
             perms = torch.argsort(torch.rand(self.n_perm, S, generator=gen), dim=1).to(device)  # [B,S]
             ar = torch.arange(S, device=device)
-            pairs = ar[None, :] * S + perms                                   # flat (j, pi(j)) indices
+            pairs = ar[None, :] * S + perms                                   # rows (j, pi(j)) of X
             diag = ar * S + ar
             for name in layers:
-                a_full = torch.from_numpy(acts[name]).to(device)              # [S,C,h,w]
-                C = a_full.shape[1]
+                a = acts[name].float()                                        # [S,C,h,w]
+                C = a.shape[1]
                 if name not in counts:
                     counts[name] = IoUCounts(C, K, n_boot=self.n_boot, seed=self.seed)
-                    t_obs[name] = torch.zeros(C, K, device=device)
-                    t_null[name] = torch.zeros(self.n_perm, C, K, device=device)
+                    t_obs[name] = torch.zeros(K, C, device=device)
+                    t_null[name] = torch.zeros(self.n_perm, K, C, device=device)
                 thr = thresholds[name]
                 # A bilinear map never exceeds the largest of its inputs: only (image, unit) pairs
-                # whose low-res max is above the threshold can have a region; skip the rest.
-                live = torch.nan_to_num(a_full, nan=float("-inf")).flatten(2).amax(2) > thr[None]  # [S,C]
-                inter = torch.zeros(S, C, K, device=device)
-                area_a = torch.zeros(S, C, device=device)
-                ap_all = torch.zeros(C, S, r * r, device=device)
-                for j in range(S):
-                    units_j = live[j].nonzero().flatten()
-                    for u0 in range(0, len(units_j), max(1, _UNIT_CHUNK // (H * W))):
-                        u = units_j[u0:u0 + max(1, _UNIT_CHUNK // (H * W))]
-                        up = F.interpolate(a_full[j, u][None], size=(H, W), mode="bilinear", align_corners=False)[0]
-                        A = (up > thr[u][:, None, None]).float()                   # [n,H,W]; NaN > t is False
-                        inter[j, u] = A.flatten(1) @ mf[j].t()
-                        area_a[j, u] = A.flatten(1).sum(1)
-                        ap_all[u, j] = F.adaptive_avg_pool2d(A[None], r)[0].flatten(1)
+                # whose low-res max is above the threshold can have a region; the others get an
+                # infinite threshold (this also keeps interpolation rounding from creating one).
+                live = torch.nan_to_num(a, nan=float("-inf")).flatten(2).amax(2) > thr[None]   # [S,C]
+                thr_sc = torch.where(live, thr[None], torch.full_like(live, float("inf"), dtype=a.dtype))
+                a = a.contiguous(memory_format=torch.channels_last)   # ~5x faster bilinear upsampling on the CPU
+                inter = torch.empty(S, C, K, device=device)
+                area_a = torch.empty(S, C, device=device)
+                pooled = torch.empty(S, C, r * r, device=device)
+                cu = min(C, max(1, chunk // (H * W)))            # units per chunk
+                sj = max(1, chunk // (cu * H * W))               # images per chunk
+                for j0 in range(0, S, sj):
+                    js = slice(j0, min(j0 + sj, S))
+                    for u0 in range(0, C, cu):
+                        us = slice(u0, min(u0 + cu, C))
+                        A = F.interpolate(a[js, us], size=(H, W), mode="bilinear", align_corners=False)
+                        A = A.gt_(thr_sc[js, us, None, None])     # in place: 1. in the region, else 0. (NaN: 0.)
+                        Ap = A.permute(0, 2, 3, 1).reshape(A.shape[0], H * W, A.shape[1])   # [s,P,c], a view
+                        inter[js, us] = torch.bmm(Ap.transpose(1, 2), mt[js])               # [s,c,P] @ [s,P,K]
+                        area_a[js, us] = Ap.sum(1)
+                        pooled[js, us] = F.adaptive_avg_pool2d(A, r).flatten(2)
+                counts[name].add(inter, area_a, area_m)
+                # X[j, (l,k), c] = <A_{j,c}, M_{l,k}> at r x r; viewed as rows (j,l) x columns (k,c),
+                # the observed statistic sums the rows (j,j), permutation b the rows (j, pi_b(j)).
                 step = max(1, _UNIT_CHUNK // (S * S * K))
                 for c0 in range(0, C, step):
                     cs = slice(c0, min(c0 + step, C))
-                    X = ap_all[cs] @ mp.reshape(S * K, -1).t()                   # [c, j, (l,k)]
-                    X = X.view(-1, S, S, K).permute(1, 2, 0, 3).reshape(S * S, -1)  # [(j,l), c*K]
-                    nc = X.shape[1] // K
-                    t_obs[name][cs] += X.index_select(0, diag).sum(0).view(nc, K)
-                    for b0 in range(0, self.n_perm, 64):   # each permutation: one row gather + sum
-                        pick = pairs[b0:b0 + 64]                                   # [b, S]
-                        t_null[name][b0:b0 + len(pick), cs] += (
-                            X.index_select(0, pick.flatten()).view(len(pick), S, -1).sum(1).view(-1, nc, K))
-                counts[name].add(inter, area_a, area_m)
+                    X = torch.matmul(mp, pooled[:, cs].transpose(1, 2)).view(S * S, -1)   # [(j,l), (k,c)]
+                    t_obs[name][:, cs] += X.index_select(0, diag).sum(0).view(K, -1)
+                    t_null[name][:, :, cs] += F.embedding_bag(pairs, X, mode="sum").view(self.n_perm, K, -1)
         return counts, t_obs, t_null, names
 
     # -- tables, arrays, notes -----------------------------------------------------------------
@@ -185,18 +202,21 @@ class Dissection(Analysis):
         long_rows, per_unit = [], []
         for name in layers:
             iou = counts[name].iou().cpu().numpy()                                  # [C,K]
-            lo, hi = (t.cpu().numpy() for t in counts[name].ci()) if self.n_boot else (iou * np.nan, iou * np.nan)
-            obs = t_obs[name][None]
-            p = ((1 + (t_null[name] >= obs * (1 - 1e-5)).sum(0)) / (1 + self.n_perm)).cpu().numpy()  # [C,K]
             C, K = iou.shape
+            best = iou.argmax(1)
+            if self.n_boot:   # CIs of each unit's best concept only (the units table's)
+                lo, hi = (t.cpu().numpy() for t in counts[name].ci(concepts=torch.from_numpy(best)))
+            else:
+                lo = hi = np.full(C, np.nan)
+            obs = t_obs[name][None]                                                 # [1,K,C]
+            p = ((1 + (t_null[name] >= obs * (1 - 1e-5)).sum(0)) / (1 + self.n_perm)).t().cpu().numpy()  # [C,K]
             thr = thresholds[name].cpu().numpy()
             unit, concept = np.meshgrid(np.arange(C), np.arange(K), indexing="ij")
             long_rows.append(pd.DataFrame({"layer": name, "unit": unit.ravel(), "concept": np.array(names)[concept.ravel()],
                                            "iou": iou.ravel(), "p_value": p.ravel()}))
-            best = iou.argmax(1)
             per_unit.append(pd.DataFrame({"layer": name, "unit": np.arange(C), "concept": np.array(names)[best],
-                                          "iou": iou[np.arange(C), best], "ci_low": lo[np.arange(C), best],
-                                          "ci_high": hi[np.arange(C), best], "p_value": p[np.arange(C), best],
+                                          "iou": iou[np.arange(C), best], "ci_low": lo,
+                                          "ci_high": hi, "p_value": p[np.arange(C), best],
                                           "threshold": thr, "_best": best}))
         long = pd.concat(long_rows, ignore_index=True)
         long["q_value"] = bh_qvalues(long["p_value"].to_numpy())

@@ -9,8 +9,10 @@
 Returns a plain ``dict[layer, Stat | dict[str, Stat]]`` (whatever ``stats_factory(layer,
 channels)`` built), as baukit's ``TraceDict`` and TransformerLens' cache do (STYLE.md #3).
 Each statistic is fed what its ``observes`` attribute asks for: "location" -> one row per
-pixel [N·H·W, C]; "image" -> the per-image max [N, C] (NaN ignored). A layer whose output is
-[N, C] (no spatial axes) is treated as image-level units: both views are [N, C]. Runs under
+pixel [N·H·W, C] (a stat with ``add_maps``, such as ``Quantile``, gets the [N,C,H,W] maps
+instead: the same items, one copy fewer); "image" -> the per-image max [N, C] (NaN ignored);
+"map" -> the maps and the first image index (``ActivationStore`` views). A layer whose output
+is [N, C] (no spatial axes) is treated as image-level units: both views are [N, C]. Runs under
 ``torch.no_grad()``; with ``stop=True`` and no ``on_output`` the forward stops after the last
 traced layer. ``on_output(batch_slice, images)`` sees each batch's generated images (then the
 forward runs to the end).
@@ -47,7 +49,10 @@ def feed(stat: Stat, acts: Tensor, first_index: int) -> None:
     kind = getattr(stat, "observes", "location")
     N, C = acts.shape[:2]
     if kind == "location":
-        stat.add(acts.permute(0, 2, 3, 1).reshape(-1, C))
+        if hasattr(stat, "add_maps"):   # same items, one copy fewer (Quantile)
+            stat.add_maps(acts)
+        else:
+            stat.add(acts.permute(0, 2, 3, 1).reshape(-1, C))
     elif kind == "image":
         per_image = torch.nan_to_num(acts, nan=float("-inf")).flatten(2).amax(2)  # [N,C]
         if hasattr(stat, "indices"):  # TopK wants global image indices
@@ -103,13 +108,19 @@ def harvest(subject, data, layers, stats_factory: Callable[[str, int], Stat | di
 
 
 class ActivationStore:
-    """Per-batch chunks of unit maps (at their own resolution) and generated images, kept in RAM
-    up to ``memory_mb`` and spilled to a temporary directory beyond it, so RAM stays flat in N.
+    """Per-batch chunks of unit maps (at their own resolution) and generated images, kept as
+    tensors on the device they were made on (the model's: no copy to the host) up to
+    ``memory_mb``, and spilled to a temporary directory beyond it, so memory stays flat in N.
 
         store = ActivationStore(memory_mb=512)
         store.add_images(0, imgs_uint8); store.view("blocks.0").add(acts, 0)   # harvest feeds views
-        imgs, acts = store.read(0, 32, ["blocks.0"])       # numpy, images [n,H,W,3], acts [n,C,h,w]
+        imgs, acts = store.read(0, 32, ["blocks.0"], device)   # tensors: [n,3,H,W] uint8, {layer: [n,C,h,w]}
+        store.take([3, 7])                                      # numpy [2,H,W,3] uint8 (thumbnails)
         store.close()
+
+    ``memory_mb`` counts the bytes kept in memory wherever they are (GPU memory for a CUDA
+    model). Stored tensors are the traced outputs themselves (no copy); spilled ones are
+    written with ``np.save`` and read back to ``device``.
     """
 
     def __init__(self, memory_mb: float = 1024, directory: str | None = None) -> None:
@@ -117,8 +128,8 @@ class ActivationStore:
         self.used = 0
         self._dir_arg = directory
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self.chunks: dict[int, dict[str, Any]] = {}   # start -> {"stop", "images", layer: array|path}
-        self._cache: tuple[int, dict[str, np.ndarray]] | None = None
+        self.chunks: dict[int, dict[str, Any]] = {}   # start -> {"stop", "__images__", layer: Tensor|path}
+        self._cache: tuple[int, dict[str, Tensor]] | None = None
         self.spilled = 0
 
     class _View:
@@ -128,55 +139,73 @@ class ActivationStore:
             self.store, self.layer = store, layer
 
         def add(self, acts: Tensor, first_index: int) -> None:
-            self.store._put(first_index, first_index + len(acts), self.layer, acts.cpu().numpy())
+            self.store._put(first_index, first_index + len(acts), self.layer, acts.detach())
 
     def view(self, layer: str) -> "ActivationStore._View":
         return ActivationStore._View(self, layer)
 
-    def add_images(self, first_index: int, images: np.ndarray) -> None:
-        self._put(first_index, first_index + len(images), "__images__", images)
+    def add_images(self, first_index: int, images: Tensor) -> None:
+        """images [n,3,H,W] uint8 (any device)."""
+        self._put(first_index, first_index + len(images), "__images__", torch.as_tensor(images))
 
-    def _put(self, start: int, stop: int, key: str, arr: np.ndarray) -> None:
+    def _put(self, start: int, stop: int, key: str, t: Tensor) -> None:
         chunk = self.chunks.setdefault(start, {"stop": stop})
-        if self.used + arr.nbytes > self.budget:
+        nbytes = t.numel() * t.element_size()
+        if self.used + nbytes > self.budget:
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="interp_gan_store_", dir=self._dir_arg)
             path = os.path.join(self._tmp.name, f"{start}_{len(chunk)}.npy")
-            np.save(path, arr)
+            np.save(path, t.cpu().numpy())
             chunk[key] = path
-            self.spilled += arr.nbytes
+            self.spilled += nbytes
         else:
-            chunk[key] = arr
-            self.used += arr.nbytes
+            chunk[key] = t
+            self.used += nbytes
 
-    def _load(self, start: int) -> dict[str, np.ndarray]:
-        if self._cache is not None and self._cache[0] == start:
-            return self._cache[1]
-        chunk = {k: (np.load(v) if isinstance(v, str) else v) for k, v in self.chunks[start].items() if k != "stop"}
-        self._cache = (start, chunk)
-        return chunk
+    def _load(self, start: int, keys: list[str]) -> dict[str, Tensor]:
+        """The chunk's tensors for ``keys``; spilled ones are read from disk once (the last
+        chunk read stays cached)."""
+        if self._cache is None or self._cache[0] != start:
+            self._cache = (start, {})
+        cached = self._cache[1]
+        for k in keys:
+            if k not in cached:
+                v = self.chunks[start][k]
+                cached[k] = torch.from_numpy(np.load(v)) if isinstance(v, str) else v
+        return cached
 
-    def read(self, start: int, stop: int, layers: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Images [n,H,W,3] and {layer: acts [n,C,h,w]} of images start..stop-1."""
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ["__images__", *layers]}
+    def read(self, start: int, stop: int, layers: list[str], device: torch.device | str | None = None
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Images [n,3,H,W] uint8 and {layer: acts [n,C,h,w]} of images start..stop-1 (on ``device``
+        if given, else where they are kept)."""
+        parts: dict[str, list[Tensor]] = {k: [] for k in ["__images__", *layers]}
         for s0 in sorted(self.chunks):
             s1 = self.chunks[s0]["stop"]
             if s1 <= start or s0 >= stop:
                 continue
-            chunk = self._load(s0)
+            chunk = self._load(s0, list(parts))
             lo, hi = max(start, s0) - s0, min(stop, s1) - s0
             for k in parts:
-                parts[k].append(chunk[k][lo:hi])
-        images = np.concatenate(parts.pop("__images__"))
-        return images, {k: np.concatenate(v) for k, v in parts.items()}
+                parts[k].append(chunk[k][lo:hi].to(device) if device is not None else chunk[k][lo:hi])
+        out = {k: (v[0] if len(v) == 1 else torch.cat(v)) for k, v in parts.items()}
+        return out.pop("__images__"), out
 
-    def take(self, indices: list[int], layer: str | None = None, unit: int | None = None):
-        """Images [n,H,W,3] (layer None) or one unit's maps [n,h,w] for the given image indices."""
-        out = []
-        for i in indices:
-            images, acts = self.read(i, i + 1, [] if layer is None else [layer])
-            out.append(images[0] if layer is None else acts[layer][0, unit])
-        return np.stack(out)
+    def take(self, indices: list[int], layer: str | None = None, unit: int | None = None) -> np.ndarray:
+        """Images [n,H,W,3] uint8 (layer None) or one unit's maps [n,h,w], as numpy, for the given
+        image indices (each chunk is loaded once)."""
+        found: dict[int, np.ndarray] = {}
+        for s0 in sorted(self.chunks):
+            s1 = self.chunks[s0]["stop"]
+            want = [i for i in indices if s0 <= i < s1 and i not in found]
+            if not want:
+                continue
+            key = "__images__" if layer is None else layer
+            t = self._load(s0, [key])[key]
+            got = t[torch.as_tensor([i - s0 for i in want], device=t.device)]
+            got = got.permute(0, 2, 3, 1) if layer is None else got[:, unit]
+            for i, g in zip(want, got.cpu().numpy()):
+                found[i] = g
+        return np.stack([found[i] for i in indices])
 
     def close(self) -> None:
         self.chunks.clear()

@@ -154,3 +154,34 @@ def test_iou_counts_sum_over_images_and_merge():
     assert torch.allclose(IoUCounts(2, 3).load_state_dict(a.state_dict()).iou(), expected)
     with pytest.raises(ValueError, match="expected"):
         s.add(inter[:, :1], au, am)
+
+
+def test_quantile_add_maps_is_the_same_sketch_as_add_of_pixel_rows():
+    g = torch.Generator().manual_seed(7)
+    a, b = Quantile(5, k=64, seed=3), Quantile(5, k=64, seed=3)
+    for _ in range(40):     # enough rows for compactions and the sampler (level > 0)
+        maps = torch.randn(4, 5, 16, 16, generator=g).exp()
+        maps[0, 2, :2, :2] = float("nan")
+        a.add_maps(maps)
+        b.add(maps.permute(0, 2, 3, 1).reshape(-1, 5))
+    assert b._sample_level(b.count) > 0
+    assert len(a.levels) == len(b.levels) and all(torch.equal(x, y) for x, y in zip(a.levels, b.levels))
+    assert torch.equal(a.nan_count, b.nan_count) and int(a.nan_count[2]) == 160
+    assert torch.equal(a.quantile(QS), b.quantile(QS))
+    with pytest.raises(ValueError, match="N, 5, H, W"):
+        a.add_maps(torch.zeros(2, 4, 3, 3))
+
+
+def test_iou_counts_ci_of_chosen_concepts_equals_full_ci_columns():
+    g = torch.Generator().manual_seed(8)
+    A = torch.rand(30, 4, 8, 8, generator=g) > 0.6
+    M = torch.rand(30, 3, 8, 8, generator=g) > 0.5
+    inter = torch.einsum("nup,nkp->nuk", A.flatten(2).float(), M.flatten(2).float())
+    s = IoUCounts(4, 3, n_boot=100)
+    s.add(inter, A.flatten(2).sum(2).float(), M.flatten(2).sum(2).float())
+    best = torch.tensor([2, 0, 1, 2])
+    lo, hi = s.ci()
+    lo_b, hi_b = s.ci(concepts=best)
+    assert lo_b.shape == (4,) and torch.equal(lo_b, lo[torch.arange(4), best]) and torch.equal(hi_b, hi[torch.arange(4), best])
+    with pytest.raises(ValueError, match="one concept index per unit"):
+        s.ci(concepts=torch.tensor([0, 1]))
