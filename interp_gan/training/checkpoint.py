@@ -11,8 +11,8 @@
 independent classifiers (``clf_rgb.``, ``clf_texture.``); its header metadata holds one JSON
 document under the key ``interp_gan`` (format version, model and training config, style
 names, step, data fingerprint, feature-net spec, classifier accuracies). Resume state lives
-in ``trainer_state.pt``, a dict of tensors / ints / floats that ``torch.load(...,
-weights_only=True)`` accepts (nanoGPT's checkpoint dict; stylegan2-ada's run dirs).
+in ``trainer_state.pt``, a dict of tensors / ints / floats that
+``torch.load(path, weights_only=True)`` accepts (nanoGPT's checkpoint dict; stylegan2-ada's run dirs).
 
 Every write is atomic: a temp file in the same directory, fsync, ``os.replace``; on failure
 the temp file is removed and the previous file stays intact.
