@@ -1,10 +1,11 @@
-"""``interp-gan``: train | analyze | report | demo | inspect.
+"""``interp-gan``: train | analyze | report | demo | inspect | convert.
 
     interp-gan train training/demo.toml --set train.steps=200 --out runs/mine [--dry-run]
     interp-gan analyze runs/mine/checkpoint.safetensors --pipeline analyses/dissection.toml
     interp-gan analyze --model my_models.py:make_generator --pipeline analyses/dissection.toml
     interp-gan report reports/mine            # re-render index.html from saved findings
     interp-gan inspect runs/mine/checkpoint.safetensors
+    interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
 User errors print one line ("error: ...") and exit 2; they never end in a traceback.
@@ -110,6 +111,13 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(a: argparse.Namespace) -> int:
+    from interp_gan.analyses.loading import convert_cyclegan
+
+    print(convert_cyclegan(a.src, a.out))
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from interp_gan.config import load_pipeline, load_recipe
     from interp_gan.pipeline import analyze
@@ -160,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("checkpoint")
     i.add_argument("--size", type=int, default=64)
     i.set_defaults(fn=_cmd_inspect)
+
+    c = sub.add_parser("convert", help="CycleGAN reference-layout .pth -> a self-describing .safetensors")
+    c.add_argument("src")
+    c.add_argument("out")
+    c.set_defaults(fn=_cmd_convert)
 
     d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")
     d.add_argument("--run", default="runs/demo")

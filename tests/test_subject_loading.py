@@ -36,3 +36,22 @@ def test_factory_file(tmp_path):
 def test_missing_checkpoint_says_what_is_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="safetensors"):
         load_subject(tmp_path / "none.safetensors", device="cpu")
+
+
+def test_convert_cyclegan_to_safetensors_and_load_it(tmp_path, capsys):
+    from interp_gan.cli import main
+
+    torch.manual_seed(0)
+    G = CycleGANGenerator(ngf=4, n_blocks=2).eval()
+    src = tmp_path / "latest_net_G_A.pth"
+    torch.save(G.state_dict(), src)
+    out = tmp_path / "g.safetensors"
+    assert main(["convert", str(src), str(out)]) == 0
+    s = load_subject(out, device="cpu")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(s.generate(x, torch.zeros(2, dtype=torch.long)), G(x))
+    assert s.meta["model"] == {"name": "cyclegan", "ngf": 4, "n_blocks": 2, "dropout": False}
+    assert main(["convert", str(src), str(out)]) == 2            # never overwrites
+    assert "exists" in capsys.readouterr().err
+    assert main(["inspect", str(out), "--size", "32"]) == 0
+    assert "model.1" in capsys.readouterr().out

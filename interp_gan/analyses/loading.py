@@ -20,7 +20,7 @@ from torch import nn
 from interp_gan.analyses.subject import Subject
 from interp_gan.findings.provenance import sha256_file
 
-__all__ = ["load_subject", "resolve_device"]
+__all__ = ["load_subject", "resolve_device", "convert_cyclegan"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -34,8 +34,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def _from_checkpoint(path: Path, device: torch.device) -> Subject:
-    from interp_gan.training.checkpoint import load_checkpoint
+    from interp_gan.training.checkpoint import load_checkpoint, read_metadata
 
+    if read_metadata(path).get("model", {}).get("name") == "cyclegan":
+        return _from_converted(path, device)
     ck = load_checkpoint(path, device=str(device))
     meta = dict(ck.meta)
     meta.setdefault("checkpoint_sha256", ck.sha256)
@@ -57,9 +59,7 @@ def _from_checkpoint(path: Path, device: torch.device) -> Subject:
         feature_net=ck.feature_net, meta=meta).eval()
 
 
-def _from_pth(path: Path, device: torch.device) -> Subject:
-    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
-
+def _read_state_dict(path: Path) -> dict:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickled modules / code are refused on purpose
@@ -69,12 +69,59 @@ def _from_pth(path: Path, device: torch.device) -> Subject:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise ValueError(f"{path} holds a {type(sd).__name__}; expected a state_dict (dict of tensors)")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def _from_pth(path: Path, device: torch.device) -> Subject:
+    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
+
+    sd = _read_state_dict(path)
     cfg = infer_cyclegan_config(sd)
     G = CycleGANGenerator(**cfg)
     G.load_state_dict(sd)
     meta = {"model": {"name": "cyclegan", **cfg}, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     return Subject.from_module(G.to(device), style_names=["translated"], meta=meta).eval()
+
+
+def _from_converted(path: Path, device: torch.device) -> Subject:
+    """A CycleGAN generator stored by ``convert_cyclegan`` (weights under ``G.``)."""
+    from safetensors.torch import load_file
+
+    from interp_gan.models.cyclegan import CycleGANGenerator
+    from interp_gan.training.checkpoint import read_metadata
+
+    meta = read_metadata(path)
+    cfg = {k: v for k, v in meta["model"].items() if k != "name"}
+    G = CycleGANGenerator(**cfg)
+    G.load_state_dict({k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")})
+    meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    return Subject.from_module(G.to(device), style_names=list(meta.get("style_names") or ["translated"]),
+                               meta=meta).eval()
+
+
+def convert_cyclegan(src: str | Path, out: str | Path) -> Path:
+    """A CycleGAN reference-layout ``.pth`` -> a self-describing ``.safetensors`` (weights +
+    JSON metadata: architecture, source file and its sha256); loading it needs no pickle."""
+    import json
+
+    from safetensors.torch import save as safetensors_bytes
+
+    from interp_gan.models.cyclegan import infer_cyclegan_config
+    from interp_gan.training.checkpoint import _META_KEY, FORMAT, FORMAT_VERSION, atomic_write
+
+    src, out = Path(src), Path(out)
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file: {src}")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
+    sd = _read_state_dict(src)
+    cfg = infer_cyclegan_config(sd)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": {"name": "cyclegan", **cfg},
+            "style_names": ["translated"], "converted_from": {"path": str(src), "sha256": sha256_file(src)},
+            "torch_version": torch.__version__}
+    tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in sd.items()}
+    blob = safetensors_bytes(tensors, metadata={_META_KEY: json.dumps(meta)})
+    return atomic_write(out, lambda fh: fh.write(blob))
 
 
 def _import_factory(spec: str):
