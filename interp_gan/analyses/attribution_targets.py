@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
+import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from torch import Tensor, nn
@@ -75,7 +76,7 @@ def check_style(style: int | Tensor, num_styles: int, what: str = "style index")
                          f"(the model has {num_styles} styles)")
 
 
-def region_mask(region: "str | Tensor | numpy.ndarray", height: int, width: int) -> Tensor:  # noqa: F821
+def region_mask(region: str | Tensor | np.ndarray, height: int, width: int) -> Tensor:
     """A [H, W] float mask from a named box (``BOXES``) or a mask of exactly that shape."""
     if isinstance(region, str):
         if region not in BOXES:

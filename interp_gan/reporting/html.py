@@ -37,7 +37,7 @@ from interp_gan.findings import Finding
 from interp_gan.reporting import references as refs
 from interp_gan.reporting.exports import write_paper
 from interp_gan.reporting.render import render_block
-from interp_gan.reporting.sections import ReportContext, Section, Table, get_section
+from interp_gan.reporting.sections import ReportContext, Section, Table, get_section, skipped_block
 
 __all__ = ["write_report", "package_versions", "SECTION_ORDER", "SECTION_TITLES"]
 
@@ -105,7 +105,7 @@ def _build_section(key: str, f: Finding, ctx: ReportContext, strict: bool) -> tu
     """-> (section, rendered blocks, status); status is 'ok' | 'default' | 'skipped' | 'error: ...'."""
     title = SECTION_TITLES.get(key, key.replace("_", " ").capitalize())
     if f.skipped:
-        return Section(title), [f'<p class="skip"><b>Skipped.</b> {html.escape(f.skipped)}</p>'], "skipped"
+        return Section(title), [skipped_block(f.skipped)], "skipped"
     fn = get_section(f.analysis) or get_section(key)
     if fn is None:
         sec = _default_section(key, f)

@@ -7,7 +7,6 @@ Reads only the Finding's ``ablation`` table; never runs a model.
 """
 from __future__ import annotations
 
-import html
 import math
 
 import pandas as pd
@@ -104,8 +103,6 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 @register_section("ablation")
 def ablation_section(finding, ctx: ReportContext) -> Section:
     title = "Causal ablation of style units"
-    if finding.skipped:
-        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="ablation")
     df = finding.tables["ablation"]
     verb = _VERB.get(str(finding.params.get("intervention", "zero")), "edited")
     blocks: list = [HOW_TO_READ.format(verb=verb)]

@@ -11,7 +11,6 @@ unit importance through ``unit_agreement``.
 """
 from __future__ import annotations
 
-import html
 
 import numpy as np
 import pandas as pd
@@ -102,8 +101,6 @@ def _verdicts(sanity: pd.DataFrame) -> pd.DataFrame:
 @register_section("attribution")
 def attribution_section(finding, ctx: ReportContext) -> Section:
     title = "Attributions (Captum) with sanity checks"
-    if finding.skipped:
-        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="attribution")
     t = finding.tables
     p, arrays = finding.params, finding.arrays
     blocks: list = [HOW_TO_READ.format(t=p.get("sanity_threshold", 0.5))]

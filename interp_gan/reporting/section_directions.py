@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import html
 
 import numpy as np
 import pandas as pd
@@ -97,8 +96,6 @@ def traversal_grid(finding, image: int = 0, per_method: int = 2) -> ImageGrid | 
 @register_section("directions")
 def directions_section(finding, ctx: ReportContext) -> Section:
     title = "Latent directions"
-    if finding.skipped:
-        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="directions")
     df = finding.tables["directions"]
     blocks: list = [HOW_TO_READ]
     figures = {}

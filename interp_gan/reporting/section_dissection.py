@@ -7,7 +7,6 @@ arrays ``top_images`` [T,k,h,w,3] uint8 and ``top_maps`` [T,k,h,w]); never runs 
 """
 from __future__ import annotations
 
-import html
 
 import numpy as np
 import plotly.graph_objects as go
@@ -67,8 +66,6 @@ def overlay(images: np.ndarray, maps: np.ndarray, threshold: float) -> np.ndarra
 @register_section("dissection")
 def dissection_section(finding, ctx: ReportContext) -> Section:
     title = "Channel dissection"
-    if finding.skipped:
-        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="dissection")
     units = finding.tables["dissection_units"]
     long = finding.tables["dissection_iou"]
     p = finding.params

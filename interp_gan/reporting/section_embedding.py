@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import html
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -51,8 +50,6 @@ def embedding_scatter(emb: pd.DataFrame, space: str) -> go.Figure:
 @register_section("embedding")
 def embedding_section(finding, ctx: ReportContext) -> Section:
     title = "Embeddings of style codes and activations"
-    if finding.skipped:
-        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="embedding")
     emb = finding.tables["embedding"]
     blocks: list = [HOW_TO_READ]  # the assembler lists the finding's notes under every section
     figures = {}

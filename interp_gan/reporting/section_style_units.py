@@ -76,8 +76,6 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
 @register_section("style_units")
 def style_units_section(finding, ctx: ReportContext) -> Section:
     title = "Style units"
-    if finding.skipped:
-        return Section(title, [f"<p>Skipped: {html.escape(finding.skipped)}</p>"], anchor="style_units")
     df = finding.tables["style_units"]
     blocks: list = [HOW_TO_READ]
     if len(df) == 0:

@@ -14,6 +14,8 @@ Finding's tables and arrays only; nothing in ``analyses/`` imports plotly.
 """
 from __future__ import annotations
 
+import functools
+import html
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Section", "ImageGrid", "Table", "ReportContext", "register_section", "get_section",
-           "list_sections"]
+           "list_sections", "skipped_block"]
 
 
 @dataclass
@@ -60,12 +62,27 @@ SectionFn = Callable[[Any, ReportContext], Section]
 _SECTIONS: dict[str, SectionFn] = {}
 
 
+def skipped_block(reason: str) -> str:
+    """The one way a skipped analysis is shown: its reason."""
+    return f'<p class="skip"><b>Skipped.</b> {html.escape(reason)}</p>'
+
+
 def register_section(analysis: str) -> Callable[[SectionFn], SectionFn]:
+    """Register ``fn(finding, ctx) -> Section``; a skipped Finding never reaches ``fn`` (it gets
+    a section stating the reason), so section functions only handle findings that ran."""
     def deco(fn: SectionFn) -> SectionFn:
         if analysis in _SECTIONS:
             raise ValueError(f"a report section for {analysis!r} is already registered")
-        _SECTIONS[analysis] = fn
-        return fn
+
+        @functools.wraps(fn)
+        def section(finding, ctx: ReportContext) -> Section:
+            if finding.skipped:
+                return Section(analysis.replace("_", " ").capitalize(), [skipped_block(finding.skipped)],
+                               anchor=analysis)
+            return fn(finding, ctx)
+
+        _SECTIONS[analysis] = section
+        return section
     return deco
 
 
