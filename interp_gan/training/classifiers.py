@@ -82,11 +82,12 @@ def train_classifiers(data, image_size: int, steps: int = 300, ch: int = 32, bat
 
     ``data`` is a ``StyleData`` (style [M,3,L,L] in [-1,1], style_labels [M], style_names,
     fingerprint). Returns (classifiers on the CPU, held-out accuracy per classifier); ``device``
-    is where they train (results on CUDA differ from CPU in the last bits; the cache key does
-    not include the device).
+    is where they train; its type is part of the cache key, because weights trained on CUDA
+    differ from CPU-trained ones in the last bits and a CPU run must repeat bit for bit.
     """
     num_styles = len(data.style_names)
-    hp = {"steps": steps, "ch": ch, "batch_size": batch_size, "seed": seed, "version": 1}
+    hp = {"steps": steps, "ch": ch, "batch_size": batch_size, "seed": seed, "version": 1,
+          "device": torch.device(device).type}
     path = _cache_path(data.fingerprint, image_size, hp) if cache else None
     if path is not None and path.is_file():
         tensors = load_file(str(path))
