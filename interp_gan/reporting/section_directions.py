@@ -20,7 +20,10 @@ HOW_TO_READ = """
 positive end (columns are steps in units of the sample standard deviation along the direction;
 the middle column is the unedited output). The bars give, for each direction, the change in the
 independent style classifier's probability of the style its positive end moves toward most, at the
-largest step, with a 95% bootstrap confidence interval over images. Grey bars are random unit
+largest step, with a 95% bootstrap confidence interval over images. The effect is cross-fitted: the
+images are split into two random halves and each half is measured at the style the other half
+picked, so choosing the style does not inflate it (<code>style_agree</code>: both halves picked the
+same style; when they did not, the direction has no consistent style). Grey bars are random unit
 directions: a discovered direction is only interesting when its bar clearly exceeds theirs
 (<code>p_random</code> in the table is the share of random directions with at least that effect).
 <code>ssim_min</code> is the lowest similarity of any step's output to the unedited output (1 = content
@@ -112,8 +115,8 @@ def directions_section(finding, ctx: ReportContext) -> Section:
     if lw is not None and len(lw) and lw["effect"].notna().any():
         figures["directions_layerwise"] = layerwise_heatmap(lw)
         blocks.append(figures["directions_layerwise"])
-    cols = [c for c in ("method", "space", "index", "label", "style", "effect", "ci_low", "ci_high", "p_value",
-                        "q_value", "p_random", "ssim_min", "unit_layer", "top_units") if c in df.columns]
+    cols = [c for c in ("method", "space", "index", "label", "style", "style_agree", "effect", "ci_low",
+                        "ci_high", "p_value", "q_value", "p_random", "ssim_min", "unit_layer", "top_units") if c in df.columns]
     blocks.append(Table(df[cols].round(4), caption="Directions: effect at the largest step with 95% bootstrap CI; "
                                                     "q-values by Benjamini-Hochberg over all rows"))
     return Section(title, blocks, anchor="directions", figures=figures)
