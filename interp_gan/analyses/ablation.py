@@ -22,6 +22,9 @@ on images generated toward the other styles (does the style appear?).
 What is measured, per image (targets):
 - ``p(style=<s>)``: the independent RGB style classifier's softmax probability
   (``subject.classifier``), and ``p_texture(style=<s>)`` from ``subject.texture_classifier``;
+- ``log_odds(style=<s>)`` / ``log_odds_texture(style=<s>)``: the same classifiers' log-odds of
+  style s, log p_s - log(1 - p_s) = logit_s - logsumexp of the other logits. A confident
+  classifier (p = 0.9999) hides an edit in p (it moves by 1e-4) but not in the log-odds;
 - ``gram_distance(<s>)``: the Gram distance in ``subject.feature_net`` to the mean Gram of
   real images of style s (``data.style_images`` / ``data.style_labels``), as in the style
   loss of Gatys et al. (CVPR 2016); larger = further from the style;
@@ -52,6 +55,20 @@ COLUMNS = ["layer", "units", "intervention", "target", "effect", "ci_low", "ci_h
            "style", "measure", "n_sets"]
 
 
+_LOG_ODDS = {"classifier": "log_odds", "texture_classifier": "log_odds_texture"}
+
+
+def log_odds(logits: Tensor) -> Tensor:
+    """[n, S] logits -> [n, S] log-odds log p_s - log(1 - p_s) of each class, computed stably as
+    logit_s - logsumexp_{k != s} logit_k (no 1 - p rounding to 0 for a confident classifier)."""
+    S = logits.shape[1]
+    if S < 2:
+        return torch.zeros_like(logits)
+    others = logits[:, None, :].expand(-1, S, -1).masked_fill(torch.eye(S, dtype=torch.bool, device=logits.device),
+                                                              float("-inf"))
+    return logits - torch.logsumexp(others, dim=2)
+
+
 def default_ablation_layer(generator: nn.Module) -> str:
     """The last style-modulated block of a StyleNet-like model, else the middle conv layer."""
     blocks = getattr(generator, "blocks", None)
@@ -67,7 +84,8 @@ def default_ablation_layer(generator: nn.Module) -> str:
 def style_measures(subject, data: AnalysisData, notes: list[str]) -> tuple[Measure, dict[str, list[str]]]:
     """The per-image measures this subject and data allow: (fn, {kind: column names}).
 
-    Kinds: ``classifier`` / ``texture_classifier`` ([n, S] softmax), ``gram`` ([n, S] distance to
+    Kinds: ``classifier`` / ``texture_classifier`` ([n, S] softmax), ``log_odds`` /
+    ``log_odds_texture`` ([n, S] log-odds of each style), ``gram`` ([n, S] distance to
     each style's mean real Gram; NaN for styles without real images), ``concepts`` ([n, K]).
     """
     S, names = subject.num_styles, subject.style_names
@@ -75,6 +93,7 @@ def style_measures(subject, data: AnalysisData, notes: list[str]) -> tuple[Measu
     for kind in ("classifier", "texture_classifier"):
         if getattr(subject, kind) is not None:
             cols[kind] = list(names)
+            cols[_LOG_ODDS[kind]] = list(names)
         else:
             notes.append(f"no subject.{kind}: its style probability is not measured")
     refs: list[Tensor] | None = None
@@ -117,7 +136,9 @@ def style_measures(subject, data: AnalysisData, notes: list[str]) -> tuple[Measu
         out: dict[str, np.ndarray] = {}
         for kind in ("classifier", "texture_classifier"):
             if kind in cols:
-                out[kind] = getattr(subject, kind)(images).float().softmax(1).cpu().numpy()
+                logits = getattr(subject, kind)(images).float()
+                out[kind] = logits.softmax(1).cpu().numpy()
+                out[_LOG_ODDS[kind]] = log_odds(logits).cpu().numpy()
         if refs is not None:
             g = f.grams(images)
             d = sum(((gl[:, None] - r[None]) ** 2).flatten(2).sum(2) for gl, r in zip(g, refs))  # [n,S]
@@ -135,8 +156,10 @@ def _targets(cols: dict[str, list[str]], s: int, name: str) -> list[tuple[str, s
     out = []
     if "classifier" in cols:
         out.append((f"p(style={name})", "classifier", s))
+        out.append((f"log_odds(style={name})", "log_odds", s))
     if "texture_classifier" in cols:
         out.append((f"p_texture(style={name})", "texture_classifier", s))
+        out.append((f"log_odds_texture(style={name})", "log_odds_texture", s))
     if "gram" in cols:
         out.append((f"gram_distance({name})", "gram", s))
     for j, c in enumerate(cols.get("concepts", [])):

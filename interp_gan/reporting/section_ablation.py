@@ -17,9 +17,11 @@ from interp_gan.reporting.sections import ReportContext, Section, Table, registe
 
 __all__ = ["ablation_section", "ablation_curves", "summary_table"]
 
-MEASURES = {"classifier": "change in p(target style), RGB classifier",
-            "texture_classifier": "change in p(target style), texture classifier",
+MEASURES = {"log_odds": "change in log-odds of the target style, RGB classifier",
+            "log_odds_texture": "change in log-odds of the target style, texture classifier",
             "gram": "change in Gram distance to the style"}
+# the summary table also lists the probabilities themselves
+SUMMARY_MEASURES = ["classifier", "log_odds", "texture_classifier", "log_odds_texture", "gram"]
 COLORS = {"top": "#c0392b", "random": "#7f8c8d"}
 
 HOW_TO_READ = (
@@ -30,7 +32,10 @@ HOW_TO_READ = (
     "over images (band). The grey curve does the same with random unit sets of the same size "
     "(averaged over several sets): where the red curve leaves the grey band, the selected units "
     "carry the style beyond what any k units would. The k at which the red curve flattens says "
-    "how many units carry the style. For p(style) a drop (negative) means the style was removed; "
+    "how many units carry the style. The curves show the classifiers' log-odds log p/(1-p) of "
+    "the style rather than p: a classifier that is confident on the generated images (p = 0.9999) "
+    "hides an edit in p, not in the log-odds (p itself is in the table). For p(style) and its "
+    "log-odds a drop (negative) means the style was removed; "
     "for the Gram distance a rise means the image moved away from the style's texture statistics. "
     "Zero/mean ablation is measured on images generated toward the style; insertion on images "
     "generated toward the other styles (then a rise in p means the units add the style). "
@@ -82,7 +87,7 @@ def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per layer, style and target: the largest k's top-unit effect next to the random baseline's."""
-    main = df[df["measure"].isin(list(MEASURES))]
+    main = df[df["measure"].isin(SUMMARY_MEASURES)]
     kmax = main.groupby(["layer", "style"])["k"].transform("max")
     d = main[main["k"] == kmax]
     fmt = lambda r: f"{r.effect:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}]"  # noqa: E731

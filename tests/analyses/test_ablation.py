@@ -122,9 +122,22 @@ def test_report_section_draws_top_and_random_curves():
 
     f = Ablation(ks=(1, 2), n_random=2, styles=["checker"], **FAST).run(make_planted_subject(), make_planted_data())
     sec = ablation_section(f, ReportContext())
-    fig = sec.figures["ablation_classifier_mix"]
+    fig = sec.figures["ablation_log_odds_mix"]
     names = {t.name for t in fig.data if t.showlegend is not False}
     assert names == {"top-k selective units", "random units (same k)"}
     s = summary_table(f.tables["ablation"])
     row = s[s["target"] == "p(style=checker)"].iloc[0]
     assert row["k"] == 2 and bool(row["beyond random"])
+    row = s[s["target"] == "log_odds(style=checker)"].iloc[0]
+    assert row["k"] == 2 and bool(row["beyond random"])
+
+
+def test_log_odds_are_stable_where_p_saturates():
+    from interp_gan.analyses.ablation import log_odds
+
+    logits = torch.tensor([[0.0, 1.0, -2.0], [30.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    p = logits.softmax(1)
+    assert torch.allclose(log_odds(logits)[0], (p / (1 - p)).log()[0])
+    assert log_odds(logits)[1, 0].item() == pytest.approx(30 - np.log(2))    # 1 - p rounds to ~0 in float32
+    assert torch.allclose(log_odds(logits)[2], torch.full((3,), -np.log(2), dtype=torch.float64))
+    assert torch.isfinite(log_odds(logits.float() * 100)).all()
