@@ -25,6 +25,12 @@ weights file you have locally (nothing is downloaded)::
     net.load_state_dict(torch.load("deeplab_voc.pth", weights_only=True))
     seg = ModelSegmenter(net.eval(), labels=VOC_LABELS)   # normalises with ImageNet mean/std
     masks, names = concept_masks(images, segmenter=seg)
+
+In a pipeline TOML, name a factory that returns the segmenter (it is called once, with no
+arguments; ``resolve_segmenter``)::
+
+    [analyses.dissection]
+    segmenter = "my_segmenters.py:deeplab_voc"     # or "package.module:factory"
 """
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["concept_masks", "CONCEPT_NAMES", "COLOR_NAMES", "Segmenter", "ModelSegmenter", "to_unit_rgb"]
+__all__ = ["concept_masks", "CONCEPT_NAMES", "COLOR_NAMES", "Segmenter", "ModelSegmenter", "resolve_segmenter",
+           "to_unit_rgb"]
 
 COLOR_NAMES = ["black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"]
 CONCEPT_NAMES = COLOR_NAMES + ["dark", "bright", "edges", "texture"]
@@ -116,6 +123,27 @@ def _top_fraction(score: Tensor, fraction: float) -> Tensor:
     flat = score.flatten(1)
     thr = torch.quantile(flat, 1 - fraction, dim=1)[:, None, None]
     return (score >= thr) & (score > _FLOOR)
+
+
+def resolve_segmenter(segmenter: "Segmenter | str | None") -> "Segmenter | None":
+    """None, a ``Segmenter``, or ``"path/to/file.py:factory"`` / ``"package.module:factory"``: the
+    factory is called with no arguments and must return a ``Segmenter`` (a callable with a
+    ``labels`` list)."""
+    if segmenter is None or segmenter == "":
+        return None
+    where = ""
+    if isinstance(segmenter, str):
+        from interp_gan.analyses.loading import _import_factory
+        where = f" returned by {segmenter}()"
+        factory = _import_factory(segmenter, what="segmenter")
+        if not callable(factory):
+            raise TypeError(f"segmenter {segmenter} is a {type(factory).__name__}, not a factory to call")
+        segmenter = factory()
+    if not isinstance(segmenter, Segmenter):
+        raise TypeError(f"the segmenter{where} must be a callable images [N,3,H,W] -> labels [N,H,W] with a "
+                        f"`labels: list[str]` attribute (wrap an nn.Module with ModelSegmenter(model, labels)); "
+                        f"got {type(segmenter).__name__}")
+    return segmenter
 
 
 def concept_masks(images: Tensor, segmenter: Segmenter | None = None) -> tuple[Tensor, list[str]]:

@@ -124,14 +124,15 @@ def convert_cyclegan(src: str | Path, out: str | Path) -> Path:
     return atomic_write(out, lambda fh: fh.write(blob))
 
 
-def _import_factory(spec: str):
+def _import_factory(spec: str, what: str = "--model"):
+    """``path/to/file.py:name`` or ``package.module:name`` -> the object ``name`` (imported, not called)."""
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
-        raise ValueError(f"--model expects path/to/file.py:factory or package.module:factory, got {spec!r}")
+        raise ValueError(f"{what} expects path/to/file.py:factory or package.module:factory, got {spec!r}")
     if target.endswith(".py"):
         p = Path(target)
         if not p.is_file():
-            raise FileNotFoundError(f"--model file {p} does not exist")
+            raise FileNotFoundError(f"{what} file {p} does not exist")
         name = f"interp_gan_user_{p.stem}"
         mod_spec = importlib.util.spec_from_file_location(name, p)
         module = importlib.util.module_from_spec(mod_spec)

@@ -86,3 +86,31 @@ def test_bad_input_says_what_was_expected():
 
     with pytest.raises(ValueError, match="segmenter returned"):
         concept_masks(torch.zeros(2, 3, 8, 8), segmenter=Broken())
+
+
+def test_resolve_segmenter_from_a_factory_spec(tmp_path):
+    from interp_gan.analyses.concepts import resolve_segmenter
+
+    assert resolve_segmenter(None) is None
+    seg = ThreeBands()
+    assert resolve_segmenter(seg) is seg
+    f = tmp_path / "my_segs.py"
+    f.write_text("import torch\n"
+                 "class Halves:\n"
+                 "    labels = ['left', 'right']\n"
+                 "    def __call__(self, images):\n"
+                 "        n, _, h, w = images.shape\n"
+                 "        return (torch.arange(w)[None, None, :] * 2 // w).expand(n, h, w)\n"
+                 "def make():\n"
+                 "    return Halves()\n"
+                 "def not_a_segmenter():\n"
+                 "    return 42\n")
+    seg = resolve_segmenter(f"{f}:make")
+    _, names = concept_masks(torch.zeros(1, 3, 4, 4), segmenter=seg)
+    assert names[-2:] == ["seg:left", "seg:right"]
+    with pytest.raises(TypeError, match=r"not_a_segmenter\(\) must be a callable .* labels"):
+        resolve_segmenter(f"{f}:not_a_segmenter")
+    with pytest.raises(LookupError, match="no attribute 'missing'"):
+        resolve_segmenter(f"{f}:missing")
+    with pytest.raises(FileNotFoundError, match="segmenter file"):
+        resolve_segmenter(f"{tmp_path / 'nope.py'}:make")
