@@ -16,6 +16,18 @@ Each step: sample content crops, target style ids, z and real crops of the targe
 D step (adversarial + style classification on real + R1 on real); G step (adversarial + style
 classification + Gram loss on full and on high-passed images vs per-style mean Grams of real
 images + content loss); EMA of G. Prints only the tqdm bar and a one-line summary.
+
+Under ``torchrun`` (DESIGN.md §6; ``interp-gan train`` sets up the process group) every rank
+draws the same global batch of ``batch_size`` from the seeded generator and trains on its own
+contiguous 1/W of it; gradients are averaged over the ranks before each optimizer step
+(``distributed.average_gradients``). Every loss term is a mean of per-sample terms (no
+BatchNorm in G or D; InstanceNorm / AdaIN, R1, the Gram and content losses are per image), so
+the mean of the ranks' gradients is the full-batch gradient and an N-process run equals the
+one-process run of the same recipe up to float rounding. The training amplifies rounding step by
+step: on the demo recipe, 2 processes and 1 process differ after 2 steps (~1e-3 in G's output)
+as much as two 1-process runs with 1 and 2 OpenMP threads. Rank 0 alone writes files, evaluates
+and draws samples; logged losses are means over the ranks; every rank reads
+``trainer_state.pt`` on resume (the run directory must be on a file system all ranks share).
 """
 from __future__ import annotations
 
@@ -36,6 +48,8 @@ from interp_gan.training import losses as L
 from interp_gan.training.checkpoint import (atomic_write, build_discriminator, build_generator,
                                             load_trainer_state, save_checkpoint, save_trainer_state)
 from interp_gan.training.classifiers import train_classifiers
+from interp_gan.training.distributed import (average_gradients, barrier, check_in_sync, is_main, local_device,
+                                             main_first, main_only, mean_across_ranks, rank, world_size)
 from interp_gan.training.evaluation import evaluate
 from interp_gan.training.sampling import crop_batch, per_style_index, sample_style_indices
 from interp_gan.training.samples import save_sample_grid
@@ -45,6 +59,7 @@ __all__ = ["train", "resolve_device", "Callback"]
 Callback = Callable[[int, dict], None]   # called as cb(step, logs) after every logged step
 _RESUMABLE_CHANGES = {("train", "steps"), ("train", "device"), ("train", "eval_every"),
                       ("train", "sample_every"), ("train", "checkpoint_every")}
+_LOSSES = ("loss_d", "d_adv", "d_cls", "r1", "loss_g", "g_adv", "g_cls", "g_style", "g_style_hp", "g_content")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -97,6 +112,42 @@ def _check_out_dir(recipe: Recipe, out_dir: Path, resume: bool) -> None:
                              f"changed; only {sorted('.'.join(d) for d in _RESUMABLE_CHANGES)} may change on resume")
 
 
+def _start_run_dir(recipe: Recipe, out_dir: Path, resume: bool) -> None:
+    """Refuse a busy (or, on resume, a mismatched) run dir, then write ``config.json`` first."""
+    _check_out_dir(recipe, out_dir, resume)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "config.json", lambda fh: fh.write(recipe.to_json().encode()))
+
+
+def _local_batch_size(batch_size: int, world: int) -> int:
+    """Each of ``world`` processes trains on an equal share of the global batch."""
+    if batch_size % world:
+        raise ValueError(f"train.batch_size {batch_size} is not divisible by the {world} processes; set "
+                         f"train.batch_size to a multiple of {world} or change --nproc_per_node")
+    return batch_size // world
+
+
+def _draw_batch(gen: torch.Generator, data, by_style: list, batch_size: int, size: int, num_styles: int,
+                latent_dim: int) -> tuple[torch.Tensor, ...]:
+    """The global batch (content crops, target ids, z, real crops of the targets), all from ``gen``.
+
+    Every rank draws all of it, so the generator advances identically everywhere and the
+    ranks' shares together are exactly the batch a single process trains on.
+    """
+    c_idx = torch.randint(0, len(data.content), (batch_size,), generator=gen)
+    content = crop_batch(data.content, c_idx, size, gen)                       # [B,3,H,W]
+    target = torch.randint(0, num_styles, (batch_size,), generator=gen)       # [B]
+    z = torch.randn(batch_size, latent_dim, generator=gen)                    # [B,Z]
+    real = crop_batch(data.style, sample_style_indices(by_style, target, gen), size, gen)
+    return content, target, z, real
+
+
+def _share(batch: tuple[torch.Tensor, ...], rank: int, world: int) -> tuple[torch.Tensor, ...]:
+    """This rank's contiguous slice of every tensor of the global batch."""
+    n = len(batch[0]) // world
+    return tuple(x[rank * n:(rank + 1) * n] for x in batch)
+
+
 def _append_jsonl(path: Path, row: dict) -> None:
     with open(path, "a") as fh:
         fh.write(json.dumps(row) + "\n")
@@ -106,13 +157,14 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
           data=None, progress: bool = True) -> Path:
     """Train ``recipe`` into ``out_dir``; returns the path of ``checkpoint.safetensors``.
 
-    ``data``: a ``StyleData`` to train on (default: ``load_data(recipe.data)``).
+    ``data``: a ``StyleData`` to train on (default: ``load_data(recipe.data)``); under torchrun
+    every rank must pass the same data. ``callbacks`` run on rank 0 only.
     """
     cfg, out_dir = recipe.train, Path(out_dir)
-    _check_out_dir(recipe, out_dir, resume)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / "config.json", lambda fh: fh.write(recipe.to_json().encode()))
-    device = resolve_device(cfg.device)
+    world, me = world_size(), rank()
+    local_batch = _local_batch_size(cfg.batch_size, world)
+    main_only(lambda: _start_run_dir(recipe, out_dir, resume))   # the others wait: no race on the dir
+    device = local_device(resolve_device(cfg.device))
     cuda = device.type == "cuda"
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.bf16)
     fmt = torch.channels_last if cuda else torch.contiguous_format
@@ -121,14 +173,14 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
     # --- data, judges, models -----------------------------------------------------------------
     if data is None:
         from interp_gan.data import load_data
-        data = load_data(recipe.data)
+        data = main_first(lambda: load_data(recipe.data))      # rank 0 builds the cache, the others read it
     names, size = list(data.style_names), recipe.data.image_size
     num_styles = len(names)
     style_labels = data.style_labels.long()
     by_style = per_style_index(style_labels, num_styles)
     # Classifiers use a fixed seed: every training seed is judged by the same classifiers.
-    classifiers, clf_acc = train_classifiers(data, size, steps=cfg.clf_steps, ch=cfg.clf_ch, seed=0,
-                                           device=device)
+    classifiers, clf_acc = main_first(lambda: train_classifiers(data, size, steps=cfg.clf_steps, ch=cfg.clf_ch,
+                                                                seed=0, device=device))
     classifiers = {k: c.to(device) for k, c in classifiers.items()}
 
     torch.manual_seed(cfg.seed)
@@ -153,12 +205,15 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
         opt_g.load_state_dict(st["opt_g"]); opt_d.load_state_dict(st["opt_d"])
         step = int(st["step"])
         _restore_rng(st["rng"], gen)
-        if metrics_path.is_file():   # drop lines logged after the checkpoint we resume from
+        if is_main() and metrics_path.is_file():   # drop lines logged after the checkpoint we resume from
             rows = [ln for ln in metrics_path.read_text().splitlines() if ln.strip()]
             keep = [ln for ln in rows if _line_step(ln) <= step]
             atomic_write(metrics_path, lambda fh: fh.write("".join(ln + "\n" for ln in keep).encode()))
 
     def save(step: int, last_eval: dict | None) -> Path:
+        check_in_sync(G, D, G_ema)   # collective: what rank 0 writes is what every rank trains on
+        if not is_main():
+            return out_dir / "checkpoint.safetensors"
         ckpt = save_checkpoint(out_dir / "checkpoint.safetensors", generator=G_ema, discriminator=D,
                                classifiers=classifiers, classifier_accuracy=clf_acc, feature_net=f,
                                recipe=recipe, style_names=names, step=step, fingerprint=data.fingerprint,
@@ -173,30 +228,29 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
         return evaluate(G_ema, data, classifiers, f, n=cfg.eval_images, seed=cfg.seed, image_size=size)
 
     # --- the loop -------------------------------------------------------------------------------
-    B, last_eval, train_time, ckpt, start_step = cfg.batch_size, None, 0.0, None, step
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=recipe.name)
+    last_eval, train_time, ckpt, start_step = None, 0.0, None, step
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and is_main()), dynamic_ncols=True,
+               desc=recipe.name)
     while step < cfg.steps:
         t0 = time.perf_counter()
-        c_idx = torch.randint(0, len(data.content), (B,), generator=gen)
-        content = crop_batch(data.content, c_idx, size, gen)
-        target = torch.randint(0, num_styles, (B,), generator=gen)
-        z = torch.randn(B, G.latent_dim, generator=gen)
-        real = crop_batch(data.style, sample_style_indices(by_style, target, gen), size, gen)
+        batch = _draw_batch(gen, data, by_style, cfg.batch_size, size, num_styles, G.latent_dim)
+        content, target, z, real = _share(batch, me, world)
         content, real = (x.to(device, non_blocking=True).contiguous(memory_format=fmt) for x in (content, real))
         target, z = target.to(device), z.to(device)
 
         # D step: adversarial (real style images vs fakes, per-style heads) + style class + R1.
         with amp:
-            fake = G.generate(content, target, z)      # [B,3,H,W]; reused (detached) by D, then by G
+            fake = G.generate(content, target, z)      # [B/W,3,H,W]; reused (detached) by D, then by G
             adv_real, cls_real = D(real)
             adv_fake, _ = D(fake.detach())
-            pick = torch.arange(B, device=device)
+            pick = torch.arange(local_batch, device=device)
             d_adv = L.adversarial_d(adv_real[pick, target].float(), adv_fake[pick, target].float(), cfg.adv_loss)
             d_cls = L.style_classification(cls_real, target)
         r1 = L.r1_penalty(lambda x: D(x)[0][pick, target], real) if cfg.w_r1 > 0 else torch.zeros((), device=device)
         loss_d = d_adv + cfg.w_cls * d_cls + 0.5 * cfg.w_r1 * r1
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        average_gradients(D)
         opt_d.step()
 
         # G step: fool the updated D, be classified as the target, match Gram statistics, keep content.
@@ -211,6 +265,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
                   + cfg.w_style_hp * g_style_hp + cfg.w_content * g_content)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        average_gradients(G)
         opt_g.step()
         D.requires_grad_(True)
 
@@ -226,26 +281,30 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
         bar.update(1)
 
         # --- logging, eval, samples, checkpoints (none of these touch the training RNG) --------
+        # Rank 0 alone evaluates and writes; the others go on to the next collective and wait there.
         logs = None
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            logs = {"step": step, "loss_d": loss_d.item(), "d_adv": d_adv.item(), "d_cls": d_cls.item(),
-                    "r1": r1.item(), "loss_g": loss_g.item(), "g_adv": g_adv.item(), "g_cls": g_cls.item(),
-                    "g_style": g_style.item(), "g_style_hp": g_style_hp.item(), "g_content": g_content.item()}
+        if step % cfg.log_every == 0 or step == cfg.steps:   # collective: the means over the ranks
+            values = torch.stack([v.detach().float() for v in (loss_d, d_adv, d_cls, r1, loss_g, g_adv, g_cls,
+                                                                g_style, g_style_hp, g_content)])
+            logs = {"step": step} | dict(zip(_LOSSES, mean_across_ranks(values).tolist()))
             bar.set_postfix(d=f"{logs['loss_d']:.2f}", g=f"{logs['loss_g']:.2f}", refresh=False)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        if is_main() and (step % cfg.eval_every == 0 or step == cfg.steps):
             last_eval = run_eval(step)
             logs = (logs or {"step": step}) | {"eval": last_eval}
-        if logs is not None:
+        if is_main() and logs is not None:
             _append_jsonl(metrics_path, logs)
             for cb in callbacks:
                 cb(step, logs)
-        if step % cfg.sample_every == 0 or step == cfg.steps:
+        if is_main() and (step % cfg.sample_every == 0 or step == cfg.steps):
             save_sample_grid(G_ema, data, out_dir / "samples" / f"step_{step:06d}.png", size=size, seed=cfg.seed)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             ckpt = save(step, last_eval)
     bar.close()
     if ckpt is None:   # resumed at (or past) the final step: nothing to train, still hand back a checkpoint
         ckpt = save(step, last_eval)
+    barrier()          # every rank returns once rank 0's final checkpoint is on disk
+    if not is_main():
+        return ckpt
 
     ev = last_eval or {}
     wall = time.perf_counter() - t_start
