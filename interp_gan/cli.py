@@ -45,19 +45,35 @@ def _cmd_train(a: argparse.Namespace) -> int:
         print(json.dumps({"out": str(out), "recipe": recipe.to_dict()}, indent=2))
         return 0
     from interp_gan.training import train
-    train(recipe, out, resume=a.resume)
+    from interp_gan.training.distributed import init_from_env, shutdown
+
+    # Under torchrun (WORLD_SIZE > 1) this joins the process group; one process: a no-op.
+    init_from_env(recipe.train.device)
+    try:
+        train(recipe, out, resume=a.resume)
+    finally:
+        shutdown()
     return 0
 
 
 def _cmd_analyze(a: argparse.Namespace) -> int:
     from interp_gan.config import load_pipeline
     from interp_gan.pipeline import analyze
+    from interp_gan.training.distributed import init_from_env, is_main, shutdown
 
     if bool(a.checkpoint) == bool(a.model):
         raise ValueError("give a CHECKPOINT or --model file.py:factory (exactly one)")
     cfg = load_pipeline(_find(a.pipeline), a.set)
-    _, failed = analyze(a.checkpoint or a.model, cfg, out_dir=a.out, data=a.data, device=a.device)
-    if failed:
+    init_from_env(a.device or cfg.device)   # under torchrun: a process group (one process: nothing)
+    try:
+        main_rank = is_main()
+        _, failed = analyze(a.checkpoint or a.model, cfg, out_dir=a.out, data=a.data, device=a.device)
+    finally:
+        shutdown()
+    # Rank 0 writes the report and owns the exit status. Another rank exits 0 even when an
+    # analysis failed (rank 0 knows: a sharded failure fails on every rank): torchrun stops every
+    # worker as soon as one exits non-zero, which would kill rank 0 before it writes the report.
+    if failed and main_rank:
         print(f"error: {len(failed)} analysis(es) failed: {', '.join(failed)} (see the report)", file=sys.stderr)
         return 1
     return 0

@@ -7,6 +7,13 @@ Every stage's output is a saved value (checkpoint, Findings, report files), so e
 can also run alone. An analysis that cannot run on this subject is recorded as skipped with
 its reason; an analysis that fails is recorded with its error and the run goes on (the CLI
 exits non-zero at the end, so a failure is never silent).
+
+Under ``torchrun`` (a process group with more than one rank, DESIGN.md §6) every rank calls
+``analyze``: the analyses that shard (``sharded = True``: dissection, style_units) run first,
+on every rank, each rank harvesting its share of the images and merging; then rank 0 alone runs
+the others (they need all images in one process) and writes the report; the other ranks return
+without writing. A sharded analysis that fails on one rank fails on every rank, with the rank
+and the error in the message (``distributed.fail_together``), and the run goes on.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from pathlib import Path
 import torch
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
+from interp_gan.analyses.distributed import rank_and_world
 from interp_gan.analyses.loading import load_subject
 from interp_gan.analyses.subject import Subject
 from interp_gan.config import DataConfig, PipelineConfig
@@ -25,8 +33,11 @@ from interp_gan.findings import Finding, provenance
 __all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for"]
 
 
-def _log(msg: str) -> None:
-    print(f"[interp-gan] {msg}", flush=True)
+def _log(msg: str, every_rank: bool = False) -> None:
+    """Print on rank 0 (every rank's message when ``every_rank``, tagged with its rank)."""
+    rank, world = rank_and_world()
+    if rank == 0 or every_rank:
+        print(f"[interp-gan{f' rank {rank}' if world > 1 else ''}] {msg}", flush=True)
 
 
 def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded") -> AnalysisData:
@@ -76,12 +87,22 @@ def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
 
 
 def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> tuple[dict[str, Finding], list[str]]:
-    """Run each configured analysis; returns (findings by name, names that failed)."""
+    """Run each configured analysis; returns (findings by name, names that failed), in the
+    config's order. Under torchrun: the sharded analyses on every rank, then the others on rank
+    0 only (module docstring); a rank other than 0 returns only the sharded ones."""
     findings: dict[str, Finding] = {}
     failed: list[str] = []
     base_prov = dict(checkpoint_sha256=subject.meta.get("checkpoint_sha256", ""), data_fingerprint=data.fingerprint,
                      pipeline=cfg.to_dict(), seed=cfg.seed)
-    for spec in cfg.analyses:
+    specs = list(cfg.analyses)
+    rank, world = rank_and_world()
+    if world > 1:
+        # sharded ones first: the other ranks are then done and never wait on rank 0's own work
+        sharded = [s for s in specs if type(build_analysis(s.name, **s.params)).sharded]
+        specs = sharded + ([s for s in specs if s not in sharded] if rank == 0 else [])
+        _log(f"{world} ranks: {', '.join(s.name for s in sharded) or 'no analysis'} sharded over all ranks, "
+             f"the others on rank 0")
+    for spec in specs:
         t0 = time.perf_counter()
         _log(f"{spec.name} ...")
         try:
@@ -91,7 +112,7 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> t
         except (ValueError, LookupError, RuntimeError, TypeError, IndexError) as e:
             failed.append(spec.name)
             finding = Finding.skip(spec.name, f"failed: {type(e).__name__}: {e}", spec.params)
-            _log(f"{spec.name} FAILED: {e}")
+            _log(f"{spec.name} FAILED: {e}", every_rank=True)
         dt = time.perf_counter() - t0
         finding.provenance = {**provenance(**base_prov, analysis_params=dict(spec.params)),
                               **finding.provenance, "seconds": round(dt, 2)}
@@ -102,7 +123,9 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> t
         else:
             _log(f"{spec.name} done in {dt:.1f}s")
         findings[spec.name] = finding
-    return findings, failed
+    order = [s.name for s in cfg.analyses]
+    return ({n: findings[n] for n in order if n in findings},
+            sorted(failed, key=order.index))
 
 
 def write_report_for(subject: Subject, findings: dict[str, Finding], out_dir: Path, name: str,
@@ -117,7 +140,9 @@ def write_report_for(subject: Subject, findings: dict[str, Finding], out_dir: Pa
 
 def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | None = None,
             data: str | None = None, device: str | None = None) -> tuple[Path, list[str]]:
-    """Load the subject, build the data, run the analyses, write the report. Returns (report dir, failed)."""
+    """Load the subject, build the data, run the analyses, write the report. Returns (report dir, failed).
+
+    Under torchrun call it on every rank: only rank 0 writes the report (module docstring)."""
     for spec in cfg.analyses:  # config errors (unknown names, bad parameters) before any work is done
         build_analysis(spec.name, **spec.params)
     subject = load_subject(checkpoint, device=device or cfg.device)
@@ -128,6 +153,8 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     adata = _to_device(adata, subject.device)
     findings, failed = run_analyses(subject, adata, cfg)
     out = Path(out_dir or f"reports/{cfg.name}")
+    if rank_and_world()[0] != 0:
+        return out, failed
     report = write_report_for(subject, findings, out, out.name,
                               {"data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
                                "skipped_images": adata.extra.get("skipped_images", {})})

@@ -69,6 +69,9 @@ class AnalysisData:
 
 class Analysis:
     name: str = ""
+    # True: run() is a collective under torch.distributed -- every rank calls it on its shard of
+    # the images and all ranks return the merged Finding (pipeline.run_analyses, DESIGN.md §6)
+    sharded: bool = False
 
     def params(self) -> dict[str, Any]:
         """The constructor's keyword parameters, as stored on self."""

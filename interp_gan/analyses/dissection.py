@@ -44,6 +44,22 @@ Statistics:
   labelled (tests/analyses/test_dissection.py measures both this and the false-label rate
   under an exact null built from a random generator).
 - q-values: Benjamini-Hochberg over all unit × concept tests of all layers.
+
+Randomness is drawn per block, from generators seeded by (``seed``, the block's first image):
+the block's permutations and its images' Poisson bootstrap weights. So the result does not
+depend on which process handled which block.
+
+Sharded (DESIGN.md §6): under an initialised process group (e.g. ``torchrun``) ``run`` is a
+collective — call it on every rank; each rank harvests and counts its own whole blocks of
+``perm_block`` images (``shard_indices(N, block=perm_block)``), and every rank returns the same
+merged Finding. The sketches, top-k and IoU counts are merged with ``all_merge``, the observed
+and permuted overlap sums are summed over ranks, and the showcase images are gathered from
+the rank that stored each one. Equal to one process up to: the thresholds, which come from the
+merged quantile sketches (within the sketch's rank error of one pass, or exactly equal while
+the sketch holds every value: ``sketch_k`` >= values per unit), and float rounding of the
+overlap sums (absorbed by the tolerance of the p-value comparison). Given equal thresholds the
+IoUs, bootstrap CIs (per-block seeds, integer counts summed exactly in float64) and p-values
+equal one process's.
 """
 from __future__ import annotations
 
@@ -55,6 +71,8 @@ from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.concepts import concept_masks
+from interp_gan.analyses.distributed import (all_gather_objects, all_merge, all_sum, fail_together, rank_and_world,
+                                             shard_indices)
 from interp_gan.analyses.harvest import ActivationStore, harvest
 from interp_gan.analyses.hooks import resolve_layers, spatial_layers
 from interp_gan.analyses.stats import IoUCounts, Quantile, TopK
@@ -68,6 +86,11 @@ _UNIT_CHUNK = 2 ** 24  # elements of upsampled maps held at once (and of a cross
 _CPU_CHUNK = 2 ** 20   # on the CPU smaller chunks stay in cache between upsample, threshold and product
 
 
+def _block_seed(seed: int, start: int, stream: int) -> int:
+    """A seed for the block of images starting at ``start`` (stream 0: permutations, 1: bootstrap)."""
+    return int(np.random.SeedSequence([seed % 2 ** 64, start, stream]).generate_state(1, np.uint64)[0])
+
+
 def _to_uint8(images: Tensor) -> Tensor:
     """[N,3,H,W] in [-1,1] -> [N,3,H,W] uint8, on the images' device."""
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -76,6 +99,7 @@ def _to_uint8(images: Tensor) -> Tensor:
 @register_analysis("dissection")
 class Dissection(Analysis):
     """GAN Dissection with bootstrap CIs, permutation p-values and BH q-values (module docstring)."""
+    sharded = True   # run() splits the images across torch.distributed ranks and merges (module docstring)
 
     def __init__(self, *, layers: list[str] | None = None, quantile: float = 0.99, iou_threshold: float = 0.04,
                  alpha: float = 0.05, n_boot: int = 500, n_perm: int = 1000, perm_block: int = 32,
@@ -100,6 +124,9 @@ class Dissection(Analysis):
         subject.eval()
         device = subject.device
 
+        # this rank's whole permutation blocks (all of them in one process)
+        shard = shard_indices(len(data), block=self.perm_block)
+
         # -- pass 1: one forward per batch; sketch, top-k, and the store --------------------------
         store = ActivationStore(self.memory_mb)
         skipped: dict[str, str] = {}
@@ -108,15 +135,20 @@ class Dissection(Analysis):
                             lambda name, C: {"q": Quantile(C, k=self.sketch_k, seed=self.seed),
                                              "top": TopK(C, k=self.top_k), "store": store.view(name)},
                             on_output=lambda sl, img: store.add_images(sl.start, _to_uint8(img)),
-                            skipped=skipped)
+                            skipped=skipped, shard=shard)     # merged over ranks when sharded
             layers = [n for n in layers if n in stats]
             if not layers:
                 return Finding.skip(self.name, "no layer gave unit maps: " +
                                     "; ".join(f"{k}: {v}" for k, v in skipped.items()), self.params())
-            thresholds = {n: stats[n]["q"].quantile(self.quantile).to(device) for n in layers}
-            counts, t_obs, t_null, names = self._count(subject, data, store, layers, thresholds, device)
+            with fail_together("dissection: counting"):
+                thresholds = {n: stats[n]["q"].quantile(self.quantile).to(device) for n in layers}
+                counts, t_obs, t_null, names = self._count(subject, data, store, layers, thresholds, device, shard)
+            for name in layers:   # the same order on every rank (collectives)
+                all_merge(counts[name])
+                all_sum(t_obs[name])
+                all_sum(t_null[name])
             finding = self._finding(subject, data, store, stats, layers, thresholds, counts, t_obs, t_null,
-                                    names, skipped)
+                                    names, skipped, shard)
         finally:
             store.close()
         return finding
@@ -131,20 +163,21 @@ class Dissection(Analysis):
             names = names + [f"style:{s}" for s in subject.style_names]
         return masks, names
 
-    def _count(self, subject, data, store, layers, thresholds, device):
-        """Per block of ``perm_block`` images, all batched on ``device`` (no host sync per image):
-        upsample + threshold a chunk of (image, unit) maps at once, |A∩M| as one batched matrix
-        product with the block's masks, and the permutation null as an ``embedding_bag`` over
-        the rows of the block's cross-overlap matrix."""
-        gen = torch.Generator().manual_seed(self.seed)
-        counts: dict[str, IoUCounts] = {}
-        t_obs: dict[str, Tensor] = {}    # [K, C]
-        t_null: dict[str, Tensor] = {}   # [n_perm, K, C]
-        names: list[str] = []
-        N = len(data)
+    def _count(self, subject, data, store, layers, thresholds, device, shard: range):
+        """Per block of ``perm_block`` images of this rank's ``shard``, all batched on ``device``
+        (no host sync per image): upsample + threshold a chunk of (image, unit) maps at once,
+        |A∩M| as one batched matrix product with the block's masks, and the permutation null as
+        an ``embedding_bag`` over the rows of the block's cross-overlap matrix. Returns this
+        rank's sums (empty ones for an empty shard: the caller merges them over ranks)."""
+        # the concept names (and K) without an image of this rank: an empty shard has none
+        names = self._block_masks(subject, torch.zeros(1, 3, 8, 8, dtype=torch.uint8), data.style_ids[:1], device)[1]
+        K = len(names)
+        counts = {n: IoUCounts(len(thresholds[n]), K, n_boot=self.n_boot, seed=self.seed) for n in layers}
+        t_obs = {n: torch.zeros(K, len(thresholds[n]), device=device) for n in layers}                # [K, C]
+        t_null = {n: torch.zeros(self.n_perm, K, len(thresholds[n]), device=device) for n in layers}  # [n_perm, K, C]
         chunk = _UNIT_CHUNK if torch.device(device).type != "cpu" else _CPU_CHUNK
-        for start in range(0, N, self.perm_block):
-            stop = min(start + self.perm_block, N)
+        for start in range(shard.start, shard.stop, self.perm_block):
+            stop = min(start + self.perm_block, shard.stop)
             images, acts = store.read(start, stop, layers, device)
             masks, names = self._block_masks(subject, images, data.style_ids[start:stop], device)
             S, K, H, W = masks.shape
@@ -153,6 +186,7 @@ class Dissection(Analysis):
             area_m = mf.sum(2)                                                # [S,K]
             mt = mf.transpose(1, 2).contiguous()                              # [S,P,K]
             mp = F.adaptive_avg_pool2d(masks.float(), r).reshape(S * K, r * r)  # [(l,k), R]
+            gen = torch.Generator().manual_seed(_block_seed(self.seed, start, 0))
             perms = torch.argsort(torch.rand(self.n_perm, S, generator=gen), dim=1).to(device)  # [B,S]
             ar = torch.arange(S, device=device)
             pairs = ar[None, :] * S + perms                                   # rows (j, pi(j)) of X
@@ -160,10 +194,6 @@ class Dissection(Analysis):
             for name in layers:
                 a = acts[name].float()                                        # [S,C,h,w]
                 C = a.shape[1]
-                if name not in counts:
-                    counts[name] = IoUCounts(C, K, n_boot=self.n_boot, seed=self.seed)
-                    t_obs[name] = torch.zeros(K, C, device=device)
-                    t_null[name] = torch.zeros(self.n_perm, K, C, device=device)
                 thr = thresholds[name]
                 # A bilinear map never exceeds the largest of its inputs: only (image, unit) pairs
                 # whose low-res max is above the threshold can have a region; the others get an
@@ -186,7 +216,11 @@ class Dissection(Analysis):
                         inter[js, us] = torch.bmm(Ap.transpose(1, 2), mt[js])               # [s,c,P] @ [s,P,K]
                         area_a[js, us] = Ap.sum(1)
                         pooled[js, us] = F.adaptive_avg_pool2d(A, r).flatten(2)
-                counts[name].add(inter, area_a, area_m)
+                # the block's own bootstrap weights (seeded by its start), merged into the layer's
+                # replicate sums: integer counts x integer weights, exact in float64 in any order
+                block = IoUCounts(C, K, n_boot=self.n_boot, seed=_block_seed(self.seed, start, 1))
+                block.add(inter, area_a, area_m)
+                counts[name].merge(block)
                 # X[j, (l,k), c] = <A_{j,c}, M_{l,k}> at r x r; viewed as rows (j,l) x columns (k,c),
                 # the observed statistic sums the rows (j,j), permutation b the rows (j, pi_b(j)).
                 step = max(1, _UNIT_CHUNK // (S * S * K))
@@ -198,7 +232,8 @@ class Dissection(Analysis):
         return counts, t_obs, t_null, names
 
     # -- tables, arrays, notes -----------------------------------------------------------------
-    def _finding(self, subject, data, store, stats, layers, thresholds, counts, t_obs, t_null, names, skipped):
+    def _finding(self, subject, data, store, stats, layers, thresholds, counts, t_obs, t_null, names, skipped,
+                 shard: range):
         long_rows, per_unit = [], []
         for name in layers:
             iou = counts[name].iou().cpu().numpy()                                  # [C,K]
@@ -233,8 +268,9 @@ class Dissection(Analysis):
         top_idx = np.concatenate([stats[n]["top"].indices.cpu().numpy() for n in layers])   # [U,k] row-aligned
         top_val = np.concatenate([stats[n]["top"].values.cpu().numpy() for n in layers])
         arrays = {"topk_index": top_idx.astype(np.int64), "topk_value": top_val.astype(np.float32)}
-        arrays.update(self._showcase(store, units, top_idx))
+        arrays.update(self._showcase(store, units, top_idx, shard))
 
+        world = rank_and_world()[1]
         notes = []
         for n in layers:
             nan = int(stats[n]["q"].nan_count.sum()) if stats[n]["q"].nan_count is not None else 0
@@ -245,7 +281,11 @@ class Dissection(Analysis):
                      f"(blocks of {self.perm_block} images, {self.test_res}px test resolution); "
                      f"CI: Poisson bootstrap, {self.n_boot} replicates; q: BH over {len(long)} tests")
         if store.spilled:
-            notes.append(f"activation store spilled {store.spilled / 2**20:.0f} MiB to a temporary directory")
+            notes.append(f"activation store spilled {store.spilled / 2**20:.0f} MiB to a temporary directory"
+                         + (" (on this rank)" if world > 1 else ""))
+        if world > 1:
+            notes.append(f"sharded over {world} ranks (whole blocks of {self.perm_block} images each); thresholds "
+                         f"from the merged quantile sketches, within the sketch's error of one pass")
         return Finding(analysis=self.name, params=self.params(),
                        tables={"dissection_units": units, "dissection_iou": long,
                                "dissection_top": self._top_table(units, top_idx)},
@@ -266,14 +306,28 @@ class Dissection(Analysis):
         df["images"] = [" ".join(map(str, top_idx[r][top_idx[r] >= 0])) for r in rows]
         return df
 
-    def _showcase(self, store: ActivationStore, units: pd.DataFrame, top_idx: np.ndarray) -> dict[str, np.ndarray]:
-        """Thumbnails [T,k,h,w,3] uint8 and unit maps upsampled to them [T,k,h,w] for the report."""
-        rows = self._top_order(units)
+    def _showcase(self, store: ActivationStore, units: pd.DataFrame, top_idx: np.ndarray, shard: range
+                  ) -> dict[str, np.ndarray]:
+        """Thumbnails [T,k,h,w,3] uint8 and unit maps upsampled to them [T,k,h,w] for the report.
+
+        Each image (and unit map) comes from the rank that stored it: every rank takes the ones
+        in its shard and the ranks swap them (a collective), so every rank builds the same arrays."""
+        wanted = {int(r): [int(i) for i in top_idx[r] if i >= 0] for r in self._top_order(units)}
+        mine: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        with fail_together("dissection: showcase"):
+            for r, idx in wanted.items():
+                own = [i for i in idx if i in shard]
+                if own:
+                    layer, unit = units["layer"].iloc[r], int(units["unit"].iloc[r])
+                    for i, img, m in zip(own, store.take(own), store.take(own, layer, unit)):
+                        mine[(r, i)] = (img, m)
+        got: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        for part in all_gather_objects(mine):
+            got.update(part)
         thumbs, maps = [], []
-        for r in rows:
-            idx = [int(i) for i in top_idx[r] if i >= 0]
-            img = torch.from_numpy(store.take(idx)).permute(0, 3, 1, 2).float()          # [k,3,H,W]
-            m = torch.from_numpy(store.take(idx, units["layer"].iloc[r], int(units["unit"].iloc[r])))[:, None]
+        for r, idx in wanted.items():
+            img = torch.from_numpy(np.stack([got[(r, i)][0] for i in idx])).permute(0, 3, 1, 2).float()  # [k,3,H,W]
+            m = torch.from_numpy(np.stack([got[(r, i)][1] for i in idx]))[:, None]
             H, W = img.shape[-2:]
             size = (min(H, _THUMB), min(W, _THUMB))
             img = F.interpolate(img, size=size, mode="area") if size != (H, W) else img

@@ -16,9 +16,24 @@ is [N, C] (no spatial axes) is treated as image-level units: both views are [N, 
 ``torch.no_grad()``; with ``stop=True`` and no ``on_output`` the forward stops after the last
 traced layer. ``on_output(batch_slice, images)`` sees each batch's generated images (then the
 forward runs to the end).
+
+Sharded (DESIGN.md §6), e.g. under ``torchrun``: every rank passes its own ``shard`` of image
+indices and gets back the statistics of all ranks merged (``all_merge``):
+
+    from interp_gan.analyses.distributed import shard_indices
+    stats = harvest(subject, data, layers, factory, shard=shard_indices(len(data)))  # on every rank
+
+The rank runs only its images, in the single-process batches cut at the shard's edges, and
+feeds them with their global indices (``TopK`` indices, ``ActivationStore`` chunks). With a
+shard, harvest is a collective: every rank must call it with the same layers and factory. Every
+``Stat`` the factory built is merged, in the order of the layers and of the factory's dict, so
+every rank holds the same merged stats; other consumers (``ActivationStore`` views) keep this
+rank's share. A rank whose shard is empty gets the other ranks' layers and stats all the same.
+A failure on one rank fails every rank (``fail_together``), so none waits for it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from typing import Any, Callable
@@ -27,10 +42,26 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interp_gan.analyses.distributed import all_gather_objects, all_merge, fail_together, rank_and_world
 from interp_gan.analyses.hooks import TraceDict, run_until_stop, resolve_layers
 from interp_gan.analyses.stats import Stat
 
-__all__ = ["harvest", "as_units", "feed", "ActivationStore"]
+__all__ = ["harvest", "as_units", "feed", "shard_batches", "ActivationStore"]
+
+
+def shard_batches(data, shard: range | None = None, batch_size: int | None = None):
+    """``data.batches(batch_size)`` restricted to the images of ``shard`` (global indices): the
+    single-process batches cut at the shard's edges, as (global slice, content, style_ids, z).
+    A shard that starts on a multiple of the batch size gets exactly the single-process batches."""
+    bs = batch_size or data.batch_size
+    if shard is None:
+        shard = range(len(data))
+    if shard.step != 1 or shard.start < 0 or shard.stop > len(data):
+        raise ValueError(f"shard must be a contiguous range inside range({len(data)}), got {shard}; "
+                         f"use distributed.shard_indices(len(data))")
+    for b0 in range(shard.start // bs * bs, shard.stop, bs):
+        s = slice(max(b0, shard.start), min(b0 + bs, shard.stop))
+        yield s, data.content[s], data.style_ids[s], None if data.z is None else data.z[s]
 
 
 def as_units(output: Any, layer: str) -> Tensor:
@@ -67,19 +98,24 @@ def feed(stat: Stat, acts: Tensor, first_index: int) -> None:
 
 def harvest(subject, data, layers, stats_factory: Callable[[str, int], Stat | dict[str, Stat]], *,
             stop: bool = True, on_output: Callable[[slice, Tensor], None] | None = None,
-            batch_size: int | None = None, skipped: dict[str, str] | None = None) -> dict[str, Any]:
+            batch_size: int | None = None, skipped: dict[str, str] | None = None,
+            shard: range | None = None) -> dict[str, Any]:
     """Stream every batch of ``data`` through ``subject.generate`` and feed the stats per layer.
 
     layers: names or glob patterns (``LookupError`` with close matches if unknown).
     skipped: pass a dict to skip (and record why) layers whose output is not [N,C,H,W] / [N,C]
     instead of raising.
+    shard: only these image indices (a contiguous range, e.g. ``shard_indices(len(data))``),
+    then merge the stats across ranks (module docstring).
     """
     G = subject.generator
     names = resolve_layers(G, layers)
     out: dict[str, Any] = {}
+    channels: dict[str, int] = {}
+    local_skips: dict[str, str] = {} if skipped is None else skipped
     device = subject.device
-    with torch.no_grad():
-        for sl, content, style_ids, z in data.batches(batch_size):
+    with fail_together("harvest") if shard is not None else contextlib.nullcontext(), torch.no_grad():
+        for sl, content, style_ids, z in shard_batches(data, shard, batch_size):
             content, style_ids = content.to(device), style_ids.to(device)
             z = None if z is None else z.to(device)
             with TraceDict(G, names, stop=stop and on_output is None) as td:
@@ -90,7 +126,7 @@ def harvest(subject, data, layers, stats_factory: Callable[[str, int], Stat | di
                 if td[name].output is None:
                     raise RuntimeError(f"layer {name!r} did not run during subject.generate; "
                                        f"is it part of the generator's forward path?")
-                if skipped is not None and name in skipped:
+                if name in local_skips:
                     continue
                 try:
                     acts = as_units(td[name].output, name)
@@ -101,10 +137,38 @@ def harvest(subject, data, layers, stats_factory: Callable[[str, int], Stat | di
                     continue
                 if name not in out:
                     out[name] = stats_factory(name, acts.shape[1])
+                    channels[name] = acts.shape[1]
                 stats = out[name].values() if isinstance(out[name], dict) else [out[name]]
                 for st in stats:
                     feed(st, acts, sl.start)
+    if shard is not None and rank_and_world()[1] > 1:
+        out = _merge_shards(out, names, channels, local_skips, stats_factory)
     return out
+
+
+def _merge_shards(out: dict[str, Any], names: list[str], channels: dict[str, int], skipped: dict[str, str],
+                  stats_factory) -> dict[str, Any]:
+    """Agree on the layers (a rank with an empty shard learns them from the others), then
+    ``all_merge`` every Stat in a fixed order (collective)."""
+    seen = all_gather_objects((channels, skipped))
+    for _, sk in seen:
+        skipped.update(sk)
+    merged: dict[str, Any] = {}
+    for name in names:
+        if name in skipped:
+            continue
+        sizes = {ch[name] for ch, _ in seen if name in ch}
+        if not sizes:
+            continue
+        if len(sizes) > 1:
+            raise RuntimeError(f"layer {name!r} has {sorted(sizes)} channels on different ranks; "
+                               f"expected the same model on every rank")
+        merged[name] = out[name] if name in out else stats_factory(name, sizes.pop())
+        stats = merged[name].values() if isinstance(merged[name], dict) else [merged[name]]
+        for st in stats:
+            if isinstance(st, Stat):
+                all_merge(st)
+    return merged
 
 
 class ActivationStore:

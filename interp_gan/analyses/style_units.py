@@ -22,6 +22,12 @@ permutation of 1..N, so the permutation null of its rank sum is the same for eve
 it is drawn once (B × N work) and shared. Units with ties (e.g. a ReLU channel that is zero on
 several images) share a null with the units whose sorted ranks are the same; constant units
 get AUROC 0.5 and p = 1 without shuffling.
+
+Sharded (DESIGN.md §6): under an initialised process group (e.g. ``torchrun``) ``run`` is a
+collective — call it on every rank. Each rank generates its own whole batches of images
+(``shard_indices(N, block=batch_size)``, each batch seeded by its global index as in one
+process), the per-image unit means are gathered on every rank in image order, and every rank
+computes the same statistics from all N images: the result equals one process's.
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.distributed import all_gather_objects, fail_together, rank_and_world, shard_indices
+from interp_gan.analyses.harvest import shard_batches
 from interp_gan.analyses.hooks import TraceDict, resolve_layers, spatial_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
@@ -106,15 +114,18 @@ def unit_means(x: Tensor, layer: str) -> Tensor:
 
 
 @torch.no_grad()
-def harvest_unit_means(subject, data: AnalysisData, layers: Sequence[str], seed: int = 0
-                       ) -> dict[str, np.ndarray]:
+def harvest_unit_means(subject, data: AnalysisData, layers: Sequence[str], seed: int = 0,
+                       shard: range | None = None) -> dict[str, np.ndarray]:
     """Generate every content image toward its target style; {layer: [N, U] mean activation}.
 
-    Layers that never ran in the forward pass are left out of the result.
+    Layers that never ran in the forward pass are left out of the result. shard: only these
+    images (a contiguous range; rows in shard order); each batch is seeded by its global index,
+    so a shard that starts on a multiple of ``data.batch_size`` gets the same rows as one pass.
     """
     z = fixed_z(subject, data, seed)
     parts: dict[str, list[Tensor]] = {n: [] for n in layers}
-    for b, (sl, content, ids, _) in enumerate(data.batches()):
+    for sl, content, ids, _ in shard_batches(data, shard):
+        b = sl.start // data.batch_size                  # the batch's index in one pass over the data
         zb = None if z is None else z[sl]
         with TraceDict(subject.generator, list(layers)) as td, seeded(seed + b):
             subject.generate(content, ids, zb)
@@ -122,6 +133,21 @@ def harvest_unit_means(subject, data: AnalysisData, layers: Sequence[str], seed:
             if td[n].output is not None:
                 parts[n].append(unit_means(td[n].output, n).cpu())
     return {n: torch.cat(v).numpy().astype(np.float64) for n, v in parts.items() if len(v)}
+
+
+def _gather_rows(means: dict[str, np.ndarray], layers: Sequence[str], n: int) -> dict[str, np.ndarray]:
+    """Every rank's rows {layer: [n_rank, U]} concatenated in rank order (= image order: the
+    shards are contiguous and in order), on every rank. A collective."""
+    parts = all_gather_objects(means)
+    out = {}
+    for layer in layers:
+        rows = [p[layer] for p in parts if layer in p]
+        if rows:
+            out[layer] = np.concatenate(rows)
+            if len(out[layer]) != n:
+                raise RuntimeError(f"layer {layer!r} ran on some ranks only ({len(out[layer])} of {n} images); "
+                                   f"expected the same forward path on every rank")
+    return out
 
 
 # --- the statistics (pure numpy) -------------------------------------------------------------
@@ -222,6 +248,7 @@ class StyleUnits(Analysis):
     shuffles (the smallest possible p is 1 / (n_perm + 1)). min_per_style: the fewest images
     generated toward any one style.
     """
+    sharded = True   # run() splits the images across torch.distributed ranks and gathers (module docstring)
 
     def __init__(self, *, layers: str | list[str] | None = None, n_boot: int = 500, n_perm: int = 2000,
                  seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI) -> None:
@@ -240,8 +267,16 @@ class StyleUnits(Analysis):
         layers = resolve_layers(G, self.layers) if self.layers is not None else default_layers(G)
         if not layers:
             return Finding.skip(self.name, f"{type(G).__name__} has no conv layers; name layers explicitly", params)
-        means = harvest_unit_means(subject, data, layers, self.seed)
+        shard = shard_indices(len(data), block=data.batch_size)   # whole batches: the same seeds as one pass
+        with fail_together("style_units: harvest"):
+            means = harvest_unit_means(subject, data, layers, self.seed, shard)
+        world = rank_and_world()[1]
+        if world > 1:
+            means = _gather_rows(means, layers, len(data))
         notes = [f"layer {n!r} never ran while generating; left out" for n in layers if n not in means]
+        if world > 1:
+            notes.append(f"sharded over {world} ranks (whole batches of {data.batch_size} images each); the "
+                         f"per-image unit means were gathered, so the statistics use all {len(data)} images")
         # tested styles are re-indexed 0..S-1 in the order of `present`
         lut = np.full(subject.num_styles, -1)
         lut[present] = np.arange(len(present))
