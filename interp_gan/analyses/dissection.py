@@ -70,7 +70,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.analyses.concepts import concept_masks
+from interp_gan.analyses.concepts import CONCEPT_NAMES, Segmenter, concept_masks, resolve_segmenter
 from interp_gan.analyses.distributed import (all_gather_objects, all_merge, all_sum, fail_together, rank_and_world,
                                              shard_indices)
 from interp_gan.analyses.harvest import ActivationStore, harvest
@@ -104,8 +104,9 @@ class Dissection(Analysis):
     def __init__(self, *, layers: list[str] | None = None, quantile: float = 0.99, iou_threshold: float = 0.04,
                  alpha: float = 0.05, n_boot: int = 500, n_perm: int = 1000, perm_block: int = 32,
                  test_res: int = 16, top_k: int = 4, n_show: int = 8, memory_mb: float = 1024,
-                 sketch_k: int = 1024, seed: int = 0) -> None:
+                 sketch_k: int = 1024, segmenter: Segmenter | str | None = None, seed: int = 0) -> None:
         self.layers, self.quantile, self.iou_threshold, self.alpha = layers, quantile, iou_threshold, alpha
+        self.segmenter = segmenter
         self.n_boot, self.n_perm, self.perm_block, self.test_res = n_boot, n_perm, perm_block, test_res
         self.top_k, self.n_show, self.memory_mb, self.sketch_k, self.seed = top_k, n_show, memory_mb, sketch_k, seed
 
@@ -123,6 +124,7 @@ class Dissection(Analysis):
                                 "pass layers=[...] (named_modules() names)", self.params())
         subject.eval()
         device = subject.device
+        self._seg = resolve_segmenter(self.segmenter)   # adds "seg:<label>" concepts (concepts.py)
 
         # this rank's whole permutation blocks (all of them in one process)
         shard = shard_indices(len(data), block=self.perm_block)
@@ -156,7 +158,7 @@ class Dissection(Analysis):
     # -- pass 2: per-image counts, bootstrap and permutation statistics from the store --------
     def _block_masks(self, subject, images_u8: Tensor, style_ids: Tensor, device) -> tuple[Tensor, list[str]]:
         images = images_u8.to(device).float() / 127.5 - 1                  # [S,3,H,W], the stored uint8 image
-        masks, names = concept_masks(images)
+        masks, names = concept_masks(images, segmenter=self._seg)
         if subject.num_styles > 1:   # image-level concept: the whole image is "style:s" when generated toward s
             style = (style_ids.to(device)[:, None] == torch.arange(subject.num_styles, device=device)[None])
             masks = torch.cat([masks, style[:, :, None, None].expand(-1, -1, *masks.shape[-2:])], dim=1)
@@ -170,7 +172,8 @@ class Dissection(Analysis):
         an ``embedding_bag`` over the rows of the block's cross-overlap matrix. Returns this
         rank's sums (empty ones for an empty shard: the caller merges them over ranks)."""
         # the concept names (and K) without an image of this rank: an empty shard has none
-        names = self._block_masks(subject, torch.zeros(1, 3, 8, 8, dtype=torch.uint8), data.style_ids[:1], device)[1]
+        names = (list(CONCEPT_NAMES) + ([f"seg:{x}" for x in self._seg.labels] if self._seg is not None else [])
+                 + ([f"style:{x}" for x in subject.style_names] if subject.num_styles > 1 else []))
         K = len(names)
         counts = {n: IoUCounts(len(thresholds[n]), K, n_boot=self.n_boot, seed=self.seed) for n in layers}
         t_obs = {n: torch.zeros(K, len(thresholds[n]), device=device) for n in layers}                # [K, C]
@@ -186,8 +189,9 @@ class Dissection(Analysis):
             area_m = mf.sum(2)                                                # [S,K]
             mt = mf.transpose(1, 2).contiguous()                              # [S,P,K]
             mp = F.adaptive_avg_pool2d(masks.float(), r).reshape(S * K, r * r)  # [(l,k), R]
-            gen = torch.Generator().manual_seed(_block_seed(self.seed, start, 0))
-            perms = torch.argsort(torch.rand(self.n_perm, S, generator=gen), dim=1).to(device)  # [B,S]
+            # drawn where they are used: a host-to-GPU copy per block would make the host wait
+            gen = torch.Generator(device=device).manual_seed(_block_seed(self.seed, start, 0))
+            perms = torch.argsort(torch.rand(self.n_perm, S, generator=gen, device=device), dim=1)  # [B,S]
             ar = torch.arange(S, device=device)
             pairs = ar[None, :] * S + perms                                   # rows (j, pi(j)) of X
             diag = ar * S + ar

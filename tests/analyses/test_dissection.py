@@ -334,3 +334,33 @@ def test_activation_store_reads_across_chunks_in_memory_and_spilled(memory_mb):
         assert np.array_equal(store.take([5, 1], "l", 3), acts[[5, 1], 3].numpy())
     finally:
         store.close()
+
+
+_SEG_FILE = '''
+import torch
+
+class Apples:
+    """A stand-in for a segmentation net: label 1 ("apple") on the red pixels, else 0."""
+    labels = ["background", "apple"]
+
+    def __call__(self, images):                      # [N,3,H,W] in [-1,1] -> [N,H,W]
+        return ((images[:, 0] > 0.2) & (images[:, 1] < -0.2) & (images[:, 2] < -0.2)).long()
+
+def make():
+    return Apples()
+'''
+
+
+def test_a_plugged_in_segmenter_adds_concepts_and_finds_the_planted_unit(tmp_path):
+    """``segmenter="file.py:factory"`` (as in a pipeline TOML) adds "seg:<label>" concepts; the
+    unit wired to red pixels is the top unit for the segmenter's "apple" (= red) label."""
+    (tmp_path / "my_seg.py").write_text(_SEG_FILE)
+    torch.manual_seed(0)
+    f = Dissection(layers=["detect"], n_perm=999, n_boot=0, segmenter=f"{tmp_path / 'my_seg.py'}:make").run(
+        Subject.from_module(Planted()), _data())
+    long = f.tables["dissection_iou"]
+    assert {"seg:background", "seg:apple"} <= set(long.concept)
+    apple = long[long.concept == "seg:apple"].sort_values("iou", ascending=False)
+    assert apple.iloc[0].unit == 0 and apple.iloc[0].iou > 0.3 and apple.iloc[0].q_value < 0.05
+    with pytest.raises(TypeError, match="labels"):
+        Dissection(layers=["detect"], segmenter=lambda x: x).run(Subject.from_module(Planted()), _data())
