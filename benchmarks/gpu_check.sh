@@ -20,5 +20,6 @@ step train python3 -m interp_gan.cli train training/demo.toml --device cuda --ou
 step analyze python3 -m interp_gan.cli analyze /tmp/runs/gpu/checkpoint.safetensors --pipeline analyses/demo.toml \
   --device cuda --out /tmp/reports/gpu --set n_images=32
 # 2. ratios measured in one run on this card
-LIMIT=60 step dissection_cost python3 benchmarks/dissection_cost.py --device cuda --size 128 --n 64 --batch 16 --skip-memory
+# N=256: enough images that fixed per-call costs do not dominate a GPU forward of a few ms
+LIMIT=120 step dissection_cost python3 benchmarks/dissection_cost.py --device cuda --size 128 --n 256 --batch 32 --skip-memory
 LIMIT=60 step train_throughput python3 benchmarks/train_throughput.py --sizes 64 --cuda-sizes 128 256 --iters 5

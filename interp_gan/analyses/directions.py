@@ -108,12 +108,14 @@ def _no_layer_error(subject) -> ValueError:
 class Directions(Analysis):
     def __init__(self, *, methods: tuple[str, ...] = ("pca", "sefa", "svm", "random"), space: str | None = None,
                  layer: str | None = None, unit_layer: str | None = None, n_samples: int = 256,
-                 n_directions: int = 4, steps: tuple[float, ...] = (-3, -1.5, 0, 1.5, 3), n_images: int = 16,
+                 n_directions: int = 4, n_random: int = 19, steps: tuple[float, ...] = (-3, -1.5, 0, 1.5, 3),
+                 n_images: int = 16,
                  n_boot: int = 1000, n_perm: int = 1000, n_grid_images: int = 2, layerwise: bool = True,
                  voynov_steps: int = 300, voynov_batch_size: int = 8, voynov_lr: float = 0.1,
                  seed: int = 0) -> None:
         self.methods, self.space, self.layer, self.unit_layer = tuple(methods), space, layer, unit_layer
         self.n_samples, self.n_directions, self.steps, self.n_images = n_samples, n_directions, tuple(steps), n_images
+        self.n_random = n_random   # random baseline directions: p_random can go down to 1 / (1 + n_random)
         self.n_boot, self.n_perm, self.n_grid_images = n_boot, n_perm, n_grid_images
         self.layerwise, self.seed = layerwise, seed
         self.voynov_steps, self.voynov_batch_size, self.voynov_lr = voynov_steps, voynov_batch_size, voynov_lr
@@ -123,6 +125,9 @@ class Directions(Analysis):
         bad = [m for m in self.methods if m not in _METHODS]
         if bad:
             raise ValueError(f"unknown direction method(s) {bad}; expected some of {_METHODS}")
+        if "random" in self.methods and self.n_random < 1:
+            raise ValueError(f"n_random must be >= 1 random baseline directions, got {self.n_random} "
+                             f"(19 lets p_random reach 0.05); or drop 'random' from methods")
         if self.space is not None and self.space not in _SPACES:
             raise ValueError(f"space must be one of {_SPACES} or None (auto), got {self.space!r}")
         if not any(s > 0 for s in self.steps) or 0 not in self.steps:
@@ -225,7 +230,7 @@ class Directions(Analysis):
                 if m == "svm_cond" and i == 0:
                     notes.append("svm_cond skipped: conditioning needs a third style to hold fixed")
             elif m == "random":
-                dirs = dm.random_directions(k, d, self.seed + 1)
+                dirs = dm.random_directions(self.n_random, d, self.seed + 1)
                 rows += [(m, i, f"rand{i}", v) for i, v in enumerate(dirs)]
             elif m == "voynov":
                 dirs = self._voynov(subject, sp, min(k, d), notes)

@@ -85,6 +85,12 @@ def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) 
     return fig
 
 
+def short_units(units: str, keep: int = 6) -> str:
+    """"4;6;7;10;12;..." -> "4;6;7;10;12;14 … (+26)" so a table row stays one line (the CSV has all)."""
+    parts = str(units).split(";")
+    return units if len(parts) <= keep else ";".join(parts[:keep]) + f" … (+{len(parts) - keep})"
+
+
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per layer, style and target: the largest k's top-unit effect next to the random baseline's."""
     main = df[df["measure"].isin(SUMMARY_MEASURES)]
@@ -98,7 +104,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
             continue
         t = top.iloc[0]
         r = rnd.iloc[0] if len(rnd) else None
-        rows.append({"layer": layer, "style": style, "target": target, "k": int(t.k), "units": t.units,
+        rows.append({"layer": layer, "style": style, "target": target, "k": int(t.k), "units": short_units(t.units),
                      "top effect [95% CI]": fmt(t), "random effect [95% CI]": fmt(r) if r is not None else "",
                      "beyond random": r is not None and bool(t.ci_high < r.ci_low or t.ci_low > r.ci_high),
                      "n": int(t.n)})
@@ -124,6 +130,7 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
         conc = conc[(conc["ci_low"] > 0) | (conc["ci_high"] < 0)]
         if len(conc):
             conc = conc.reindex(conc["effect"].abs().sort_values(ascending=False).index)
+            conc = conc.assign(units=conc["units"].map(short_units))
             blocks.append(Table(conc[["layer", "style", "k", "units", "target", "effect", "ci_low", "ci_high", "n"]],
                                 caption="Concept pixel fractions that change (top units; CI excludes 0)"))
     else:

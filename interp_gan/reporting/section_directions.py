@@ -23,8 +23,9 @@ independent style classifier's probability of the style its positive end moves t
 largest step, with a 95% bootstrap confidence interval over images. The effect is cross-fitted: the
 images are split into two random halves and each half is measured at the style the other half
 picked, so choosing the style does not inflate it (<code>style_agree</code>: both halves picked the
-same style; when they did not, the direction has no consistent style). Grey bars are random unit
-directions: a discovered direction is only interesting when its bar clearly exceeds theirs
+same style; when they did not, the direction has no consistent style). The grey box holds the
+random unit directions (one point each): a discovered direction is only interesting when its bar
+clearly exceeds them
 (<code>p_random</code> in the table is the share of random directions with at least that effect).
 <code>ssim_min</code> is the lowest similarity of any step's output to the unedited output (1 = content
 untouched). The heatmap shows |cosine| between directions of different methods; PCA and SeFa
@@ -40,10 +41,13 @@ def _labels(df: pd.DataFrame) -> list[str]:
 
 
 def effect_bars(df: pd.DataFrame) -> go.Figure:
-    """One bar per direction: effect with its CI as error bars, coloured by method."""
+    """One bar per discovered direction (effect, CI as error bars, coloured by method); the random
+    baseline directions as one box of their effects (each one a point)."""
     fig = go.Figure()
     labels = _labels(df)
     for m, sub in df.groupby("method", sort=False):
+        if m == "random":
+            continue
         idx = sub.index
         fig.add_bar(x=[labels[df.index.get_loc(i)] for i in idx], y=sub["effect"], name=m,
                     marker_color=_COLOURS.get(m, "#444"),
@@ -52,7 +56,12 @@ def effect_bars(df: pd.DataFrame) -> go.Figure:
                     customdata=[[str(s), float(v)] for s, v in zip(sub["style"], sub["ssim_min"])],
                     hovertemplate="%{x}<br>toward %{customdata[0]}<br>Δp=%{y:.3f}<br>ssim_min=%{customdata[1]:.3f}"
                                   "<extra></extra>")
-    fig.update_layout(title="Effect on the style classifier at the largest step (95% CI)",
+    rnd = df[df["method"] == "random"]
+    if len(rnd):
+        fig.add_box(y=rnd["effect"], x=[f"random ({len(rnd)})"] * len(rnd), name=f"random ({len(rnd)})",
+                    marker_color=_COLOURS.get("random", "#999"), boxpoints="all", jitter=0.4, pointpos=0,
+                    hovertemplate="random direction: Δp=%{y:.4f}<extra></extra>")
+    fig.update_layout(title="Effect on the style classifier at the largest step (95% CI; random directions as a box)",
                       yaxis_title="Δ probability of the style moved toward", xaxis_tickangle=-45,
                       barmode="group", height=420, margin=dict(b=120))
     fig.add_hline(y=0, line_color="black", line_width=1)
@@ -62,6 +71,9 @@ def effect_bars(df: pd.DataFrame) -> go.Figure:
 def agreement_heatmap(finding) -> go.Figure:
     """|cos| between every pair of directions (all methods), from the stored direction vectors."""
     df, dirs = finding.tables["directions"], np.asarray(finding.arrays.get("directions", np.zeros((0, 1))))
+    if len(dirs) == len(df):   # the first 3 random directions stand for all of them
+        keep = ((df["method"] != "random") | (df["index"] < 3)).to_numpy()
+        df, dirs = df[keep], dirs[keep]
     labels = _labels(df)
     cos = np.abs(dirs @ dirs.T) if len(dirs) == len(df) and len(dirs) else np.zeros((0, 0))
     fig = go.Figure(go.Heatmap(z=cos, x=labels, y=labels, zmin=0, zmax=1, colorscale="Viridis",

@@ -152,7 +152,7 @@ def test_planted_direction_found_and_significant_random_directions_not():
     torch.manual_seed(0)
     subj, u, v = _planted_subject()
     f = build_analysis("directions", methods=("pca", "sefa", "svm", "random"), n_samples=128, n_directions=8,
-                       n_images=16, n_boot=500, n_perm=500, steps=(-2, 0, 2), seed=0).run(subj, _data())
+                       n_random=8, n_images=16, n_boot=500, n_perm=500, steps=(-2, 0, 2), seed=0).run(subj, _data())
     df, dirs = f.tables["directions"], f.arrays["directions"]
     assert {"method", "space", "index", "style", "effect", "ci_low", "ci_high", "p_value", "q_value",
             "ssim_min", "top_units"} <= set(df.columns)
@@ -221,7 +221,7 @@ def test_no_latent_and_no_layer_says_pass_layer():
 
 def test_activation_space_edits_move_the_edited_channels():
     subj = _module_subject()
-    f = build_analysis("directions", layer="1", methods=("pca", "random"), n_directions=2, n_samples=12,
+    f = build_analysis("directions", layer="1", methods=("pca", "random"), n_directions=2, n_random=2, n_samples=12,
                        n_images=8, steps=(0, 3), n_boot=50).run(subj, _data(12, styles=1))
     df = f.tables["directions"]
     assert set(df.space) == {"activation"} and f.arrays["directions"].shape == (4, 6)
@@ -236,6 +236,8 @@ def test_bad_parameters_raise_clear_errors():
         build_analysis("directions", methods=("pca", "nope")).run(subj, _data())
     with pytest.raises(ValueError, match="positive step"):
         build_analysis("directions", steps=(-1, 0)).run(subj, _data())
+    with pytest.raises(ValueError, match="n_random must be >= 1"):
+        build_analysis("directions", n_random=0).run(subj, _data())
     skipped = build_analysis("directions", space="z").run(_module_subject(), _data(8, styles=1))
     assert skipped.skipped and "latent" in skipped.skipped
 
@@ -253,8 +255,9 @@ def test_report_section_shows_traversals_effects_and_agreement():
     assert len(grids) == 1 and grids[0].images.shape == (4 * 3, 16, 16, 3)   # 2 per method x 3 steps
     assert set(sec.figures) == {"directions_effects", "directions_agreement"}
     bars = sec.figures["directions_effects"]
-    assert isinstance(bars, go.Figure) and {t.name for t in bars.data} == {"pca", "random"}
-    assert sec.figures["directions_agreement"].data[0].z.shape == (6, 6)
+    assert isinstance(bars, go.Figure) and {t.name for t in bars.data} == {"pca", "random (19)"}
+    assert [t.type for t in bars.data] == ["bar", "box"] and len(bars.data[1].y) == 19   # every random effect
+    assert sec.figures["directions_agreement"].data[0].z.shape == (6, 6)   # 3 pca + the first 3 random
     assert any(isinstance(b, Table) for b in sec.blocks) and "How to read" in sec.blocks[0]
     skipped = directions_section(Finding.skip("directions", "no <latent>"), ReportContext())
     assert "no &lt;latent&gt;" in skipped.blocks[0]
