@@ -18,7 +18,7 @@ FAST = {
     "dissection": dict(layers=["blocks.*.conv2"], n_boot=20, n_perm=20),
     "style_units": dict(layers=["blocks.1.conv2"], n_boot=20, n_perm=20),
     "ablation": dict(layer="blocks.1.conv2", ks=(1, 2), n_random=2, n_boot=20),
-    "directions": dict(methods=("pca", "sefa", "random"), n_samples=64, n_directions=2, n_images=8,
+    "directions": dict(methods=("pca", "sefa", "random"), n_samples=64, n_directions=2, n_random=2, n_images=8,
                        steps=(-2.0, 0.0, 2.0), n_boot=20),
     "embedding": dict(methods=("pca",)),
     "attribution": dict(methods=("ig", "saliency"), n_images=2, n_steps=8, sanity=False),

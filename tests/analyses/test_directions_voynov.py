@@ -88,7 +88,7 @@ def test_bad_inputs_raise_clear_errors():
 def test_analysis_runs_voynov_with_its_random_baseline_on_the_tiny_stylenet():
     subject = make_tiny_subject()
     data = make_tiny_data(subject, n=8)
-    kw = dict(methods=("voynov", "random"), n_samples=32, n_directions=2, n_images=8, steps=(0.0, 2.0), n_boot=20,
+    kw = dict(methods=("voynov", "random"), n_samples=32, n_directions=2, n_random=2, n_images=8, steps=(0.0, 2.0), n_boot=20,
               n_perm=20, voynov_steps=20, voynov_batch_size=4)
     f = build_analysis("directions", **kw).run(subject, data)
     again = build_analysis("directions", **kw).run(subject, data)
