@@ -19,6 +19,7 @@ _EXPORTS = {
     "Subject": "interp_gan.analyses.subject", "AnalysisData": "interp_gan.analyses.base",
     "build_analysis": "interp_gan.analyses", "list_analyses": "interp_gan.analyses",
     "load_subject": "interp_gan.analyses.loading", "convert_cyclegan": "interp_gan.analyses.loading",
+    "convert_checkpoint": "interp_gan.analyses.loading",
     "Trace": "interp_gan.analyses.hooks", "TraceDict": "interp_gan.analyses.hooks",
     "Finding": "interp_gan.findings",
     "analyze": "interp_gan.pipeline", "analysis_data": "interp_gan.pipeline",

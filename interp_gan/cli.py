@@ -6,6 +6,7 @@
     interp-gan report reports/mine            # re-render index.html from saved findings
     interp-gan inspect runs/mine/checkpoint.safetensors
     interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
+    interp-gan convert 200000-G.ckpt stargan.safetensors --style-names black_hair,blond_hair,brown_hair,male,young
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
 User errors print one line ("error: ...") and exit 2; they never end in a traceback.
@@ -128,9 +129,10 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
-    from interp_gan.analyses.loading import convert_cyclegan
+    from interp_gan.analyses.loading import convert_checkpoint
 
-    print(convert_cyclegan(a.src, a.out))
+    names = None if a.style_names is None else [n.strip() for n in a.style_names.split(",")]
+    print(convert_checkpoint(a.src, a.out, style_names=names))
     return 0
 
 
@@ -167,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_cmd_train)
 
     an = sub.add_parser("analyze", help="run an analysis pipeline on a checkpoint or model and write a report")
-    an.add_argument("checkpoint", nargs="?", help=".safetensors checkpoint or CycleGAN .pth")
+    an.add_argument("checkpoint", nargs="?",
+                    help=".safetensors checkpoint, a CycleGAN .pth or a StarGAN v1 -G.ckpt (reference layouts)")
     an.add_argument("--model", help="path/to/file.py:factory or package.module:factory returning an nn.Module")
     an.add_argument("--pipeline", default="analyses/dissection.toml")
     an.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
@@ -185,9 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--size", type=int, default=64)
     i.set_defaults(fn=_cmd_inspect)
 
-    c = sub.add_parser("convert", help="CycleGAN reference-layout .pth -> a self-describing .safetensors")
+    c = sub.add_parser("convert", help="CycleGAN / StarGAN v1 reference-layout state_dict (.pth, .ckpt) -> "
+                                       "a self-describing .safetensors")
     c.add_argument("src")
     c.add_argument("out")
+    c.add_argument("--style-names", metavar="A,B,...",
+                   help="one name per style in label order (StarGAN: c_dim domains, e.g. "
+                        "black_hair,blond_hair,brown_hair,male,young); default domain0,... / translated")
     c.set_defaults(fn=_cmd_convert)
 
     d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")

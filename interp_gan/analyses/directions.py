@@ -286,6 +286,10 @@ class Directions(Analysis):
         if self.space in ("style_code", "z") and not subject.has_latent:
             return Finding.skip(self.name, f"space={self.space!r} needs a latent style space; this subject has "
                                            f"none (pass space='activation' and layer=...)", params)
+        if self.space == "z" and not subject.latent_dim:
+            return Finding.skip(self.name, "space='z' needs a noise input z; this subject's style code has none "
+                                           "(latent_dim 0, e.g. StarGAN's domain labels): use space='style_code'",
+                                params)
         subject.eval()
         dev, G = subject.device, subject.generator
         ev = data.subset(min(self.n_images, len(data)))
@@ -377,11 +381,13 @@ def _affine_names(G) -> list[str]:
 
 
 def _default_unit_layer(G, space: str, layer: str | None) -> str:
-    """Last residual block of a stylenet; in activation space the next block/conv after ``layer``."""
+    """Last residual block of a stylenet (else the middle conv layer: the last one of most
+    generators only writes RGB); in activation space the next block/conv after ``layer``."""
     names = [n for n, _ in G.named_modules()]
     blocks = [n for n in names if n.count(".") == 1 and n.startswith("blocks.")]
     if space != "activation" or layer is None:
-        return blocks[-1] if blocks else spatial_layers(G)[-1]
+        convs = spatial_layers(G)
+        return blocks[-1] if blocks else convs[len(convs) // 2]
     cands = set(blocks) | set(spatial_layers(G))
     after = [n for n in names[names.index(layer) + 1:] if n in cands and not n.startswith(layer + ".")]
     return after[0] if after else layer

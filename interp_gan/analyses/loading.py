@@ -2,6 +2,7 @@
 
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
+    subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -20,7 +21,7 @@ from torch import nn
 from interp_gan.analyses.subject import Subject
 from interp_gan.findings.provenance import sha256_file
 
-__all__ = ["load_subject", "resolve_device", "convert_cyclegan"]
+__all__ = ["load_subject", "resolve_device", "convert_checkpoint", "convert_cyclegan"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -36,7 +37,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 def _from_checkpoint(path: Path, device: torch.device) -> Subject:
     from interp_gan.training.checkpoint import load_checkpoint, read_metadata
 
-    if read_metadata(path).get("model", {}).get("name") == "cyclegan":
+    if read_metadata(path).get("model", {}).get("name") in ("cyclegan", "stargan_v1"):  # convert_checkpoint
         return _from_converted(path, device)
     ck = load_checkpoint(path, device=str(device))
     meta = dict(ck.meta)
@@ -72,41 +73,108 @@ def _read_state_dict(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def _from_pth(path: Path, device: torch.device) -> Subject:
-    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
+_STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running stats are ignored, as the "
+                 "authors' test path does (yunjey/stargan#102)")
 
+
+def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
+    """The generator a reference-layout state_dict holds (CycleGAN or StarGAN v1) and its model config."""
+    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
+    from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
+
+    if "model.1.weight" in sd:
+        cfg = infer_cyclegan_config(sd)
+        G = CycleGANGenerator(**cfg)
+        G.load_state_dict(sd)
+        return G, {"name": "cyclegan", **cfg}
+    if is_stargan_state_dict(sd):
+        try:
+            G = StarGANGenerator.from_reference(sd)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        return G, {"name": "stargan_v1", "conv_dim": G.conv_dim, "c_dim": G.c_dim, "repeat_num": G.repeat_num}
+    hint = ""
+    if "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd):
+        hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
+    raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict: expected CycleGAN keys "
+                     "like 'model.1.weight', or StarGAN's 'main.0.weight' (more than 3 input channels) with "
+                     f"residual blocks 'main.<i>.main.0.weight'; its first keys are {list(sd)[:4]}.{hint} "
+                     "For another architecture use --model file.py:factory")
+
+
+def _stargan_subject(G: nn.Module, style_names: list[str] | None = None, meta: dict | None = None) -> Subject:
+    """A StarGAN v1 generator as a Subject: style s is domain s, fed as the one-hot label e_s.
+
+    The style code space is the label space itself (style_dim = c_dim, latent_dim = 0: no
+    noise), so ``stylize_code`` takes any continuous label vector and a direction there
+    interpolates domain labels. For a RaFD model that is exactly its training input. For a
+    CelebA model c is a 0/1 attribute vector (e.g. black, blond, brown hair, male, young), so
+    style s means "attribute s on, every other off": "male" also says "not young, none of the
+    listed hair colours" -- not the authors' "flip one attribute of the input photo". For other
+    combinations pass the vector to ``subject.stylize_code(content, code)``. A model trained on
+    CelebA and RaFD together has c_dim 15 and its last two "domains" are the data-set mask bits;
+    the styles are then only meaningful through ``stylize_code`` with full label vectors.
+    """
+    names = list(style_names or [f"domain{i}" for i in range(G.c_dim)])
+    if len(names) != G.c_dim:
+        raise ValueError(f"got {len(names)} style names for a StarGAN generator with c_dim={G.c_dim} domains")
+
+    def one_hot(style_ids):                                    # [N] -> [N, c_dim] float
+        return torch.nn.functional.one_hot(style_ids.long(), G.c_dim).float()
+
+    return Subject(generator=G, style_names=names,
+                   _generate=lambda c, s, z=None: G(c, one_hot(s)),
+                   _style_code=lambda s, z: one_hot(s),
+                   _stylize_code=lambda c, code: G(c, code),
+                   latent_dim=0, style_dim=G.c_dim, meta=dict(meta or {}))
+
+
+def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: dict,
+                device: torch.device) -> Subject:
+    G = G.to(device)
+    if model["name"] == "stargan_v1":
+        return _stargan_subject(G, style_names, meta).eval()
+    return Subject.from_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
+
+
+def _from_pth(path: Path, device: torch.device) -> Subject:
+    """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt)."""
     sd = _read_state_dict(path)
-    cfg = infer_cyclegan_config(sd)
-    G = CycleGANGenerator(**cfg)
-    G.load_state_dict(sd)
-    meta = {"model": {"name": "cyclegan", **cfg}, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
-    return Subject.from_module(G.to(device), style_names=["translated"], meta=meta).eval()
+    G, model = _reference_generator(sd, path)
+    meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    if model["name"] == "stargan_v1":
+        meta["normalization"] = _STARGAN_NORM
+    return _subject_of(G, model, None, meta, device)
 
 
 def _from_converted(path: Path, device: torch.device) -> Subject:
-    """A CycleGAN generator stored by ``convert_cyclegan`` (weights under ``G.``)."""
+    """A generator stored by ``convert_checkpoint`` (weights under ``G.``, the model in the metadata)."""
     from safetensors.torch import load_file
 
-    from interp_gan.models.cyclegan import CycleGANGenerator
+    from interp_gan.models.registry import build_model
     from interp_gan.training.checkpoint import read_metadata
 
     meta = read_metadata(path)
-    cfg = {k: v for k, v in meta["model"].items() if k != "name"}
-    G = CycleGANGenerator(**cfg)
+    model = meta["model"]
+    G = build_model(model["name"], **{k: v for k, v in model.items() if k != "name"})
     G.load_state_dict({k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")})
     meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
-    return Subject.from_module(G.to(device), style_names=list(meta.get("style_names") or ["translated"]),
-                               meta=meta).eval()
+    return _subject_of(G, model, meta.get("style_names"), meta, device)
 
 
-def convert_cyclegan(src: str | Path, out: str | Path) -> Path:
-    """A CycleGAN reference-layout ``.pth`` -> a self-describing ``.safetensors`` (weights +
-    JSON metadata: architecture, source file and its sha256); loading it needs no pickle."""
+def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] | None = None) -> Path:
+    """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt) -> a
+    self-describing ``.safetensors`` (weights + JSON metadata: architecture, style names, source
+    file and its sha256); loading it needs no pickle.
+
+    ``style_names``: one per style -- StarGAN's c_dim domains in label order (e.g. black_hair,
+    blond_hair, brown_hair, male, young for the CelebA model), CycleGAN's one; default
+    domain0.. / translated.
+    """
     import json
 
     from safetensors.torch import save as safetensors_bytes
 
-    from interp_gan.models.cyclegan import infer_cyclegan_config
     from interp_gan.training.checkpoint import _META_KEY, FORMAT, FORMAT_VERSION, atomic_write
 
     src, out = Path(src), Path(out)
@@ -114,14 +182,24 @@ def convert_cyclegan(src: str | Path, out: str | Path) -> Path:
         raise FileNotFoundError(f"no such file: {src}")
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
-    sd = _read_state_dict(src)
-    cfg = infer_cyclegan_config(sd)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": {"name": "cyclegan", **cfg},
-            "style_names": ["translated"], "converted_from": {"path": str(src), "sha256": sha256_file(src)},
-            "torch_version": torch.__version__}
-    tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in sd.items()}
+    G, model = _reference_generator(_read_state_dict(src), src)
+    default = [f"domain{i}" for i in range(G.c_dim)] if model["name"] == "stargan_v1" else ["translated"]
+    names = list(default if style_names is None else style_names)
+    if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
+        what = (f"a StarGAN v1 generator with c_dim={len(default)} domains" if model["name"] == "stargan_v1"
+                else "a CycleGAN generator (one style)")
+        raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
+                         f"in label order, e.g. --style-names {','.join(default)}")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model, "style_names": names,
+            "converted_from": {"path": str(src), "sha256": sha256_file(src)}, "torch_version": torch.__version__}
+    if model["name"] == "stargan_v1":
+        meta["normalization"] = _STARGAN_NORM
+    tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={_META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))
+
+
+convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
 
 
 def _import_factory(spec: str, what: str = "--model"):
@@ -147,7 +225,7 @@ def _import_factory(spec: str, what: str = "--model"):
 
 
 def load_subject(spec: str | Path, device: str = "auto") -> Subject:
-    """A Subject from a checkpoint path, a CycleGAN .pth, or a ``file.py:factory`` spec."""
+    """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, or a ``file.py:factory`` spec."""
     dev = resolve_device(device)
     s = str(spec)
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
@@ -161,9 +239,10 @@ def load_subject(spec: str | Path, device: str = "auto") -> Subject:
     path = Path(s)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; expected a .safetensors checkpoint, a CycleGAN .pth, "
-                                "or --model file.py:factory")
+                                "a StarGAN .ckpt, or --model file.py:factory")
     if path.suffix == ".safetensors":
         return _from_checkpoint(path, dev)
-    if path.suffix in (".pth", ".pt"):
+    if path.suffix in (".pth", ".pt", ".ckpt"):
         return _from_pth(path, dev)
-    raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors or .pth")
+    raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, or a state_dict "
+                     ".pth / .pt / .ckpt")

@@ -82,8 +82,11 @@ class Subject:
                              f"got {style_ids.tolist()[:8]}")
 
     def sample_z(self, n: int, seed: int = 0) -> Tensor:
-        """Seeded z ~ N(0, I) [n, latent_dim] on the subject's device."""
+        """Seeded z ~ N(0, I) [n, latent_dim] on the subject's device. A subject whose style code
+        needs no noise (latent_dim 0, e.g. StarGAN's domain labels) gets an empty [n, 0]."""
         if not self.latent_dim:
+            if self.has_latent:
+                return torch.zeros(n, 0, device=self.device)
             raise ValueError("this subject has no latent z (it is not a stylenet-like model)")
         g = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.latent_dim, generator=g).to(self.device)

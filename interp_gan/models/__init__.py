@@ -4,8 +4,10 @@ from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.features import RandomFeatureNet, gram, gram_distance, high_pass
 from interp_gan.models.registry import build_model, list_models, register_model
+from interp_gan.models.stargan import StarGANGenerator
 from interp_gan.models.stylenet import AdaIN, StyleNet
 
-__all__ = ["StyleNet", "CycleGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier", "texture_view",
+__all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier",
+           "texture_view",
            "RandomFeatureNet", "gram", "gram_distance", "high_pass",
            "build_model", "list_models", "register_model"]
