@@ -17,7 +17,8 @@ of Latent Semantics in GANs", CVPR 2021 (SeFa: eigenvectors of AᵀA of the styl
 weights); Shen et al., "Interpreting the Latent Space of GANs for Semantic Face Editing",
 CVPR 2020 (InterFaceGAN: linear-SVM boundary normals, conditional projection); Wang et al.,
 "Image Quality Assessment: From Error Visibility to Structural Similarity", IEEE TIP 2004 (SSIM).
-Voynov & Babenko (ICML 2020, learned direction matrix + reconstructor) is not implemented.
+Voynov & Babenko (ICML 2020, learned direction matrix + reconstructor) lives in
+``directions_voynov`` (it trains, so it is not a pure function of arrays).
 """
 from __future__ import annotations
 

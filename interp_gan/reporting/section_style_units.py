@@ -67,7 +67,8 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
         hovertemplate="%{x}<br>style %{y}<br>AUROC %{z:.3f}<br>q %{customdata:.3g}<extra></extra>"))
     shown = f"the {len(keys)} most selective of {auc.shape[1]} units" if auc.shape[1] > len(keys) else "all units"
     fig.update_layout(title=f"Style selectivity (AUROC), {shown}", xaxis_title="layer:unit",
-                      yaxis_title="target style", height=max(260, 120 + 28 * len(styles)),
+                      yaxis_title="target style", height=max(380, 230 + 44 * len(styles)),
+                      margin={"b": 140},   # the rotated layer:unit labels
                       xaxis={"showticklabels": len(keys) <= 80, "tickangle": -60},
                       yaxis={"autorange": "reversed"})
     return fig
