@@ -28,6 +28,15 @@ def _check_literal(obj: Any) -> None:
                              f"expected one of {list(get_args(t))}")
 
 
+def _check_scalar(owner: str, name: str, v: Any, t: type) -> Any:
+    """v as type t (an int is a valid float), or a ValueError naming the field and the type."""
+    if t is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, t) and (t is bool or not isinstance(v, bool)):
+        return v
+    raise ValueError(f"{owner}.{name} = {v!r} ({type(v).__name__}); expected {t.__name__}")
+
+
 class _Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -49,6 +58,8 @@ class _Config:
                 v = t.from_dict(v)
             elif get_origin(t) is tuple and isinstance(v, list):
                 v = tuple(v)
+            elif t in (int, float, bool, str):
+                v = _check_scalar(cls.__name__, f.name, v, t)
             kwargs[f.name] = v
         return cls(**kwargs)
 

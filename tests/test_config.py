@@ -26,10 +26,17 @@ def test_recipe_toml_and_overrides(tmp_path):
     ({"train": {"steps": 0}}, "steps"),
     ({"model": {"nope": 1}}, "unknown key"),
     ({"data": {"image_size": 64, "load_size": 32}}, "image_size"),
+    ({"train": {"steps": "abc"}}, r"TrainConfig.steps = 'abc' \(str\); expected int"),
+    ({"train": {"bf16": 1}}, "expected bool"),
+    ({"train": {"steps": True}}, "expected int"),
 ])
 def test_invalid_recipes_say_what_is_wrong(bad, match):
     with pytest.raises(ValueError, match=match):
         Recipe.from_dict(bad)
+
+
+def test_an_int_is_a_valid_float():
+    assert Recipe.from_dict({"train": {"lr_g": 1}}).train.lr_g == 1.0
 
 
 def test_override_needs_key_value():

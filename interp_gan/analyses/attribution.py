@@ -173,7 +173,9 @@ class Attribution(Analysis):
     "mean"), region (a [H,W] mask or a box name, for the region target), layer (a generator
     layer for the units target; default: the middle conv), unit_methods, sanity (on by
     default), sanity_threshold (a method passes when Spearman after full randomisation is
-    below it), sanity_images, sanity_steps (most cascade steps), label_steps, map_size, seed.
+    below it), sanity_images, sanity_steps (most cascade steps), label_steps, map_size,
+    occlusion_window (patch side in pixels, default image side / 16; occlusion costs one forward
+    per patch, so doubling it quarters the cost), seed.
     """
 
     def __init__(self, *, methods=("ig", "saliency", "occlusion"),
@@ -181,12 +183,14 @@ class Attribution(Analysis):
                  internal_batch_size: int = 8, baseline: str = "blurred", region="center",
                  layer: str | None = None, unit_methods=("layer_conductance",), sanity: bool = True,
                  sanity_threshold: float = 0.5, sanity_images: int = 2, sanity_steps: int = 5,
-                 label_steps: int = 30, map_size: int = 64, seed: int = 0) -> None:
+                 label_steps: int = 30, map_size: int = 64, occlusion_window: int | None = None,
+                 seed: int = 0) -> None:
         self.methods, self.targets, self.n_images, self.n_steps = tuple(methods), tuple(targets), n_images, n_steps
         self.internal_batch_size, self.baseline, self.region, self.layer = internal_batch_size, baseline, region, layer
         self.unit_methods, self.sanity, self.sanity_threshold = tuple(unit_methods), sanity, sanity_threshold
         self.sanity_images, self.sanity_steps, self.label_steps = sanity_images, sanity_steps, label_steps
         self.map_size, self.seed = map_size, seed
+        self.occlusion_window = occlusion_window   # occlusion patch side in pixels (None: image side / 16)
 
     def _validate(self) -> None:
         bad = [m for m in self.methods if m not in PIXEL_METHODS]
@@ -198,6 +202,8 @@ class Attribution(Analysis):
         bad = [t for t in self.targets if t not in TARGET_NAMES + ("units",)]
         if bad:
             raise ValueError(f"unknown attribution targets {bad}; expected some of {list(TARGET_NAMES) + ['units']}")
+        if self.occlusion_window is not None and self.occlusion_window < 1:
+            raise ValueError(f"occlusion_window must be a patch side in pixels >= 1 (or None), got {self.occlusion_window}")
         if self.n_images < 1 or self.n_steps < 2:
             raise ValueError(f"need n_images >= 1 and n_steps >= 2; got {self.n_images}, {self.n_steps}")
 
@@ -205,7 +211,7 @@ class Attribution(Analysis):
         return attribute(method, forward or t.forward, t.inputs[sl], target=None if t.target is None else t.target[sl],
                          baselines=t.baselines[sl], extra=tuple(e[sl] if isinstance(e, Tensor) else e for e in t.extra),
                          n_steps=self.n_steps, internal_batch_size=self.internal_batch_size,
-                         cam_layer=t.cam_layer, seed=self.seed)
+                         cam_layer=t.cam_layer, occlusion_window=self.occlusion_window, seed=self.seed)
 
     def run(self, subject, data: AnalysisData) -> Finding:
         self._validate()

@@ -13,7 +13,10 @@ them for provenance. ``run`` never raises for a missing capability: it returns
 """
 from __future__ import annotations
 
+import difflib
 import inspect
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -99,10 +102,41 @@ def build_analysis(name: str, **params) -> Analysis:
     if name not in _ANALYSES:
         raise LookupError(f"unknown analysis {name!r}; registered: {', '.join(sorted(_ANALYSES))}")
     cls = _ANALYSES[name]
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(known))
+    if unknown and not any(inspect.signature(cls.__init__).parameters[p].kind == inspect.Parameter.VAR_KEYWORD
+                           for p in known):
+        hints = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
+        said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
+        raise ValueError(f"unknown parameter(s) for analysis {name!r}: {said}; known: {', '.join(known)}")
+    params = {k: _typed(cls, name, k, v) for k, v in params.items()}
     try:
         return cls(**params)
     except TypeError as e:
         raise ValueError(f"bad parameters for analysis {name!r}: {e}") from None
+
+
+def _typed(cls: type, name: str, key: str, value: Any) -> Any:
+    """``value`` checked against the constructor's annotation when that is int / float / bool / str
+    (optionally ``| None``), so a TOML typo fails before the model loads, naming the parameter."""
+    from interp_gan.config import _check_scalar
+    try:
+        hint = typing.get_type_hints(cls.__init__).get(key)
+    except Exception:                                                 # unresolvable annotation: no check
+        return value
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return value
+    scalars = [t for t in options if t in (int, float, bool, str)]
+    if len(scalars) != len([t for t in options if t is not type(None)]) or not scalars:
+        return value                                                  # not a plain scalar parameter
+    for t in scalars:
+        try:
+            return _check_scalar(f"analysis {name!r}: {key}", "", value, t)
+        except ValueError:
+            pass
+    raise ValueError(f"analysis {name!r}: {key} = {value!r} ({type(value).__name__}); expected "
+                     + " or ".join(t.__name__ for t in scalars))
 
 
 def list_analyses() -> list[str]:

@@ -17,7 +17,8 @@ variant). The methods live in ``directions_methods`` (GANSpace PCA, Härkönen e
 2020; SeFa, Shen & Zhou CVPR 2021; InterFaceGAN linear SVM and its conditional variant, Shen
 et al. CVPR 2020; a random-direction baseline) and ``directions_voynov`` ("voynov": Voynov &
 Babenko ICML 2020, a direction matrix learned with a reconstructor; opt-in, as it trains:
-about voynov_steps x voynov_batch_size x 4 generator forwards, on the first evaluation images).
+about voynov_restarts x voynov_steps x voynov_batch_size x 4 generator forwards, on the first
+evaluation images; of the restarts, the run with the lowest training loss is kept).
 
 Each direction d is walked over ``steps`` in units of the sample std along d. Measured on the
 evaluation images: which style the positive end moves toward (the style whose independent-
@@ -112,13 +113,14 @@ class Directions(Analysis):
                  n_images: int = 16,
                  n_boot: int = 1000, n_perm: int = 1000, n_grid_images: int = 2, layerwise: bool = True,
                  voynov_steps: int = 300, voynov_batch_size: int = 8, voynov_lr: float = 0.1,
-                 seed: int = 0) -> None:
+                 voynov_restarts: int = 3, seed: int = 0) -> None:
         self.methods, self.space, self.layer, self.unit_layer = tuple(methods), space, layer, unit_layer
         self.n_samples, self.n_directions, self.steps, self.n_images = n_samples, n_directions, tuple(steps), n_images
         self.n_random = n_random   # random baseline directions: p_random can go down to 1 / (1 + n_random)
         self.n_boot, self.n_perm, self.n_grid_images = n_boot, n_perm, n_grid_images
         self.layerwise, self.seed = layerwise, seed
         self.voynov_steps, self.voynov_batch_size, self.voynov_lr = voynov_steps, voynov_batch_size, voynov_lr
+        self.voynov_restarts = voynov_restarts   # independent runs; the lowest training loss is kept
 
     # --- input checks and the space -----------------------------------------------------------
     def _check(self) -> None:
@@ -244,11 +246,14 @@ class Directions(Analysis):
         fit = fit_voynov_babenko(sp.render_codes, sp.samples.shape[1], k, base=sp.base,
                                  steps=self.voynov_steps, batch_size=self.voynov_batch_size,
                                  eps_range=(0.5 * scale, 3.0 * scale), lr=self.voynov_lr, seed=self.seed + 4,
-                                 device=subject.device)
-        notes.append(f"voynov: {self.voynov_steps} steps x {self.voynov_batch_size} pairs in {sp.name} space "
-                     f"(|shift| in [0.5, 3] x {scale:.3g}) took {time.perf_counter() - t0:.1f} s; reconstructor "
-                     f"index accuracy {fit.accuracy:.2f} (chance {1 / k:.2f}), shift error {fit.shift_error:.3g} "
-                     "over the last quarter of training -- near chance means the directions were not told apart")
+                                 restarts=self.voynov_restarts, device=subject.device)
+        losses = ", ".join(f"{v:.3g}" for v in fit.restart_losses)
+        notes.append(f"voynov: {self.voynov_restarts} run(s) of {self.voynov_steps} steps x {self.voynov_batch_size} "
+                     f"pairs in {sp.name} space (|shift| in [0.5, 3] x {scale:.3g}) took "
+                     f"{time.perf_counter() - t0:.1f} s; training losses {losses}, kept run {fit.chosen}: "
+                     f"reconstructor index accuracy {fit.accuracy:.2f} (chance {1 / k:.2f}), shift error "
+                     f"{fit.shift_error:.3g} over the last quarter of training -- near chance means the "
+                     "directions were not told apart")
         return fit.directions
 
     # --- evaluation ------------------------------------------------------------------------------------

@@ -158,6 +158,22 @@ def test_analysis_tables_sanity_units_and_round_trip(tmp_path):
     pd.testing.assert_frame_equal(g2.tables["attribution_sanity"], san, check_dtype=False)
 
 
+def test_occlusion_window_sets_the_patch_size():
+    sub = _subject()
+    maps = {}
+    for w in (4, 8):
+        f = build_analysis("attribution", methods=("occlusion",), targets=("region",), n_images=2, sanity=False,
+                           occlusion_window=w, map_size=16).run(sub, _data())
+        m = f.arrays["maps__region__content__occlusion"][0]              # [16, 16], one value per patch
+        maps[w] = m
+        blocks = m.reshape(16 // w, w, 16 // w, w)
+        assert np.allclose(blocks, blocks[:, :1, :, :1], atol=1e-6)     # constant inside each w x w patch
+    b4 = maps[4].reshape(2, 8, 2, 8)
+    assert not np.allclose(b4, b4[:, :1, :, :1], atol=1e-6)            # 4-px patches vary inside 8-px ones
+    with pytest.raises(ValueError, match="occlusion_window"):
+        build_analysis("attribution", occlusion_window=0).run(sub, _data())
+
+
 def test_missing_models_are_skipped_with_reason():
     sub = _subject(classifier=False, discriminator=False)
     mask = np.zeros((16, 16), np.float32)

@@ -83,3 +83,16 @@ def test_no_hook_survives_an_error(name):
     finally:
         h.remove()
     assert _hooks(subject) == 0, "a hook survived the exception"
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"top_quantile": 0.99}, r"unknown parameter\(s\) for analysis 'dissection': 'top_quantile' \(did you mean 'quantile'\?\)"),
+    ({"quantile": "abc"}, r"quantile = 'abc' \(str\); expected float"),
+    ({"n_boot": 2.5}, r"n_boot = 2.5 \(float\); expected int"),
+])
+def test_bad_analysis_parameters_fail_before_any_model_loads(params, match):
+    with pytest.raises(ValueError, match=match):
+        build_analysis("dissection", **params)
+    with pytest.raises(LookupError, match="unknown analysis 'dissektion'; registered: ablation"):
+        build_analysis("dissektion")
+    assert build_analysis("dissection", quantile=1).quantile == 1.0          # an int is a valid float

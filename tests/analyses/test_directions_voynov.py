@@ -34,9 +34,8 @@ def _in_span(dirs, u):
 def test_learned_directions_lie_in_the_planted_subspace():
     torch.manual_seed(0)
     render, u = _planted()
-    # Not every seed succeeds: over seeds 0-9, 6 met the 0.9 bar and the 3 clear failures showed
-    # accuracy ~0.5 (see the module docstring). Seed 1 is one that succeeds; the accuracy assert
-    # below is the check a user relies on to tell a failed run.
+    # Not every seed succeeds (7 of 10 single runs, see the module docstring). Seed 1 is one
+    # that succeeds; the accuracy assert below is the check a user relies on to tell a failed run.
     fit = fit_voynov_babenko(render, DIM, 2, steps=300, batch_size=8, seed=1)
     untrained = fit_voynov_babenko(render, DIM, 2, steps=0, seed=1).directions   # same init, no training
     learned, control = _in_span(fit.directions, u), _in_span(untrained, u)
@@ -48,6 +47,20 @@ def test_learned_directions_lie_in_the_planted_subspace():
     assert learned.min() >= 0.9                                   # both directions inside span(u1, u2)
     assert control.min() < 0.75                                   # the starting point was not
     assert fit.accuracy >= 0.9                                    # and the reconstructor tells them apart
+
+
+def test_restarts_keep_the_lowest_loss_run_and_rescue_a_failed_seed():
+    render, u = _planted()
+    single = fit_voynov_babenko(render, DIM, 2, steps=300, batch_size=8, seed=0)
+    fit = fit_voynov_babenko(render, DIM, 2, steps=300, batch_size=8, seed=0, restarts=3)
+    print(f"seed 0 alone: in-span {_in_span(single.directions, u).round(3)}, loss {single.loss:.3f}; "
+          f"restart losses {np.round(fit.restart_losses, 3)}, kept {fit.chosen}")
+    assert _in_span(single.directions, u).min() < 0.9              # seed 0 on its own fails ...
+    assert fit.restart_losses[0] == pytest.approx(single.loss)     # ... restart 0 is that same run
+    assert fit.chosen == int(np.argmin(fit.restart_losses)) and fit.loss == min(fit.restart_losses)
+    assert _in_span(fit.directions, u).min() >= 0.9                # ... and a restart recovers the subspace
+    with pytest.raises(ValueError, match="restarts must be >= 1"):
+        fit_voynov_babenko(render, DIM, 2, steps=1, restarts=0)
 
 
 def test_random_directions_score_low_on_the_same_measure():
@@ -89,7 +102,7 @@ def test_analysis_runs_voynov_with_its_random_baseline_on_the_tiny_stylenet():
     subject = make_tiny_subject()
     data = make_tiny_data(subject, n=8)
     kw = dict(methods=("voynov", "random"), n_samples=32, n_directions=2, n_random=2, n_images=8, steps=(0.0, 2.0), n_boot=20,
-              n_perm=20, voynov_steps=20, voynov_batch_size=4)
+              n_perm=20, voynov_steps=20, voynov_batch_size=4, voynov_restarts=2)
     f = build_analysis("directions", **kw).run(subject, data)
     again = build_analysis("directions", **kw).run(subject, data)
     assert np.array_equal(f.arrays["directions"], again.arrays["directions"])     # same seed, same directions
@@ -103,7 +116,7 @@ def test_analysis_runs_voynov_with_its_random_baseline_on_the_tiny_stylenet():
     assert dirs.shape == (2, subject.style_dim) and np.allclose(np.linalg.norm(dirs, axis=1), 1, atol=1e-5)
     assert (vb.ssim_min < 1).all()                                 # the learned edits change the image
     assert vb.p_random.notna().all()                               # compared against the random baseline
-    assert any(n.startswith("voynov: 20 steps") and "accuracy" in n for n in f.notes)
+    assert any(n.startswith("voynov: 2 run(s) of 20 steps") and "kept run" in n and "accuracy" in n for n in f.notes)
     assert not any("not run" in n for n in f.notes)
     assert all(p.grad is None for p in subject.generator.parameters())
 
@@ -113,7 +126,7 @@ def test_activation_space_voynov_on_a_layer():
     data = make_tiny_data(subject, n=8)
     f = build_analysis("directions", space="activation", layer="blocks.0.conv1", methods=("voynov",),
                        n_samples=8, n_directions=2, n_images=8, steps=(0.0, 2.0), n_boot=20, n_perm=20,
-                       voynov_steps=5, voynov_batch_size=4).run(subject, data)
+                       voynov_steps=5, voynov_batch_size=4, voynov_restarts=1).run(subject, data)
     df = f.tables["directions"]
     assert list(df.method) == ["voynov", "voynov"] and set(df.space) == {"activation"}
     assert f.arrays["directions"].shape[0] == 2
