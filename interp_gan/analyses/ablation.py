@@ -4,8 +4,8 @@
     f.tables["ablation"]   # layer, units, intervention, target, effect, ci_low, ci_high, n, k, baseline, style
 
 For each target style the units of a layer are ranked by their selectivity for that style
-(AUROC of the per-image mean activation, computed here on the same images; see
-``style_units``), and the top k units are ablated together, for k in ``ks`` (cumulative:
+(AUROC of the per-image mean activation, computed here on the same images, ties at AUROC 1
+broken by Cohen's d; see ``style_units``), and the top k units are ablated together, for k in ``ks`` (cumulative:
 the top 2 include the top 1). Each image is generated twice, with and without the edit, with
 the same content, z and random state, so the effect is a paired difference, averaged over
 images with a percentile bootstrap CI. The same is done for ``n_random`` random unit sets of
@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.hooks import Edit, Trace, TraceDict, ablate, insert, resolve_layers, spatial_layers
-from interp_gan.analyses.style_units import auroc_matrix, check_styles, fixed_z, seeded, unit_means
+from interp_gan.analyses.style_units import auroc_matrix, check_styles, cohens_d, fixed_z, seeded, unit_means
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bootstrap_ci
 
@@ -279,6 +279,7 @@ class Ablation(Analysis):
                 if bad:
                     raise ValueError(f"units {bad} are out of range for layer {layer!r} with {n_units} units")
             auc = auroc_matrix(x, lut[ids], len(present))                         # [S_present, U]
+            dd = cohens_d(x, lut[ids], len(present))                              # breaks AUROC ties at 1
             ks = [len(self.units)] if self.units is not None else sorted({min(int(k), n_units) for k in self.ks})
             for s in targets:
                 name = subject.style_names[s]
@@ -286,8 +287,9 @@ class Ablation(Analysis):
                     order = np.asarray(self.units, dtype=int)
                 else:
                     a = np.nan_to_num(auc[lut[s]], nan=-np.inf)
-                    order = np.argsort(-a, kind="stable")
-                    ranking += [dict(layer=layer, style=name, rank=r, unit=int(u), auroc=float(auc[lut[s], u]))
+                    order = np.lexsort((-np.nan_to_num(dd[lut[s]], nan=-np.inf), -a))   # AUROC, then d
+                    ranking += [dict(layer=layer, style=name, rank=r, unit=int(u), auroc=float(auc[lut[s], u]),
+                                     cohens_d=float(dd[lut[s], u]))
                                 for r, u in enumerate(order[:max(ks)])]
                 mask = (ids == s) if self.intervention != "insert" else (ids != s)
                 sel = torch.as_tensor(np.flatnonzero(mask), device=data.content.device)

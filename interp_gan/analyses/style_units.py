@@ -48,7 +48,7 @@ from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
 
 __all__ = ["StyleUnits", "default_layers", "fixed_z", "seeded", "unit_means", "harvest_unit_means", "auroc_matrix",
-           "auroc_pvalues", "auroc_bootstrap_ci", "check_styles"]
+           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "check_styles"]
 
 
 # --- shared helpers (also used by ablation) ------------------------------------------------------
@@ -175,6 +175,20 @@ def auroc_matrix(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
     return auc
 
 
+def cohens_d(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
+    """Cohen's d [S, U]: (mean for y == s - mean for y != s) / pooled sd (the two groups' variances
+    averaged). AUROC saturates at 1 once the groups separate; d still says by how much."""
+    oh = _onehot(y, n_styles)                                                   # [N,S]
+    xs = np.where(np.isfinite(x), np.asarray(x, dtype=np.float64), 0.0)
+    n_in, n_out = oh.sum(0)[:, None], (1 - oh).sum(0)[:, None]
+    m_in, m_out = oh.T @ xs / n_in, (1 - oh).T @ xs / n_out
+    v_in, v_out = oh.T @ xs ** 2 / n_in - m_in ** 2, (1 - oh).T @ xs ** 2 / n_out - m_out ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = (m_in - m_out) / np.sqrt(np.clip((v_in + v_out) / 2, 0, None))
+    d[:, ~np.isfinite(np.asarray(x, dtype=np.float64)).all(0)] = np.nan
+    return d
+
+
 def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 2000, seed: int = 0,
                   max_elems: int = 4_000_000) -> np.ndarray:
     """Two-sided permutation p-values [S, U] for the AUROCs of ``auroc_matrix`` (NaN columns: NaN).
@@ -299,11 +313,12 @@ class StyleUnits(Analysis):
             xs = np.where(np.isfinite(x), x, 0.0)
             mean_in = oh.T @ xs / oh.sum(0)[:, None]                               # [S,U]
             mean_out = (1 - oh).T @ xs / (1 - oh).sum(0)[:, None]
+            d = cohens_d(x, y, n_s)
             units = np.arange(x.shape[1])
             frames.append(pd.DataFrame({
                 "layer": layer, "unit": np.tile(units, n_s), "style": np.repeat(names, len(units)),
                 "auroc": auc.ravel(), "ci_low": lo.ravel(), "ci_high": hi.ravel(), "p_value": p.ravel(),
-                "mean_style": mean_in.ravel(), "mean_other": mean_out.ravel(),
+                "mean_style": mean_in.ravel(), "mean_other": mean_out.ravel(), "cohens_d": d.ravel(),
                 "n_style": np.repeat(oh.sum(0), len(units)).astype(int),
                 "n_other": np.repeat((1 - oh).sum(0), len(units)).astype(int)}))
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 from interp_gan.analyses.attribution import unit_agreement
 from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
@@ -64,19 +66,30 @@ def _maps_grid(m: np.ndarray) -> np.ndarray:
     return (heat_colors(m / scale) * 255).astype(np.uint8)
 
 
-def sanity_figure(sanity: pd.DataFrame) -> go.Figure:
-    """Spearman (original vs randomised map) by randomisation step, one line per target/method."""
-    fig = go.Figure()
-    for (target, source, method), g in sanity.groupby(["target", "source", "method"], sort=False):
-        g = g.sort_values("step")
-        fig.add_trace(go.Scatter(x=list(g.randomized), y=list(g.spearman), mode="lines+markers",
-                                 name=f"{target}/{source}: {method}"))
-    if len(sanity):
-        fig.add_hline(y=float(sanity.threshold.iloc[0]), line_dash="dash",
-                      annotation_text="pass threshold")
-    fig.update_layout(title="Cascading randomisation: rank correlation with the original map",
-                      xaxis_title="layers randomised (top down; 'all', then 'labels')",
-                      yaxis_title="Spearman rho of |attribution|", yaxis_range=[-0.2, 1.05])
+def sanity_figure(sanity: pd.DataFrame, cols: int = 3) -> go.Figure:
+    """Spearman (original vs randomised map) by randomisation step: one panel per explained model
+    and image source (each model has its own layers), one line per method, a colour per method."""
+    panels = list(dict.fromkeys(zip(sanity.target, sanity.source)))
+    rows = max(1, -(-len(panels) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{t} ({s})" for t, s in panels],
+                        vertical_spacing=0.5 / rows, horizontal_spacing=0.06)
+    colours = dict(zip(dict.fromkeys(sanity.method), qualitative.D3))
+    for i, (target, source) in enumerate(panels):
+        r, c = i // cols + 1, i % cols + 1
+        for method, g in sanity[(sanity.target == target) & (sanity.source == source)].groupby("method", sort=False):
+            g = g.sort_values("step")
+            fig.add_trace(go.Scatter(x=list(g.randomized), y=list(g.spearman), mode="lines+markers", name=method,
+                                     legendgroup=method, showlegend=i == 0, line={"color": colours[method]},
+                                     hovertemplate=f"{target} ({source}), {method}<br>randomised up to %{{x}}"
+                                                   "<br>rho %{y:.2f}<extra></extra>"), row=r, col=c)
+        if len(sanity):
+            fig.add_hline(y=float(sanity.threshold.iloc[0]), line_dash="dash", line_color="grey", row=r, col=c)
+    fig.update_yaxes(range=[-0.2, 1.05])
+    fig.update_yaxes(title_text="Spearman rho", col=1)
+    fig.update_xaxes(tickangle=-35, tickfont={"size": 9})
+    fig.update_layout(title="Cascading randomisation: rank correlation of |attribution| with the original map "
+                            "(layers randomised top down, then 'all', then 'labels'; dashed: pass threshold)",
+                      title_font_size=13, height=120 + 300 * rows, legend_title_text="method")
     return fig
 
 

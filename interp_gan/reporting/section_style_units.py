@@ -26,7 +26,9 @@ HOW_TO_READ = (
     "on the first? 1 = always (the unit signals the style), 0.5 = no preference, 0 = always lower. "
     "The CI resamples images within each style (bootstrap); p shuffles the style labels "
     "(permutation, two-sided); q is the Benjamini-Hochberg false discovery rate over all "
-    "unit x style tests. In the heatmap red = higher for the style, blue = lower; * marks "
+    "unit x style tests. AUROC stops at 1 once the two groups do not overlap; Cohen's d (the "
+    "difference of the means over the pooled standard deviation) then says how far apart they "
+    "are, and breaks the ties in the heatmap and the table. In the heatmap red = higher for the style, blue = lower; * marks "
     "q &lt; 0.05, ** q &lt; 0.01. Selectivity is a correlation: whether a unit <i>causes</i> "
     "the style is what the ablation section tests.</p>")
 
@@ -36,10 +38,12 @@ def _unit_labels(df: pd.DataFrame) -> pd.Series:
 
 
 def top_units(df: pd.DataFrame, per_style: int = 5) -> pd.DataFrame:
-    """The ``per_style`` highest-AUROC units of each style (ties broken by q)."""
-    d = df.dropna(subset=["auroc"]).sort_values(["style", "auroc", "q_value"], ascending=[True, False, True])
+    """The ``per_style`` highest-AUROC units of each style; ties (AUROC saturates at 1 when the
+    groups separate completely) broken by Cohen's d, then q."""
+    by = [c for c in ["style", "auroc", "cohens_d", "q_value"] if c in df.columns]
+    d = df.dropna(subset=["auroc"]).sort_values(by, ascending=[c in ("style", "q_value") for c in by])
     cols = [c for c in ["style", "layer", "unit", "auroc", "ci_low", "ci_high", "p_value", "q_value",
-                        "mean_style", "mean_other"] if c in d.columns]
+                        "mean_style", "mean_other", "cohens_d"] if c in d.columns]
     styles = list(dict.fromkeys(df["style"]))
     out = pd.concat([d[d["style"] == s].head(per_style) for s in styles], ignore_index=True)
     return out[cols]
@@ -48,7 +52,8 @@ def top_units(df: pd.DataFrame, per_style: int = 5) -> pd.DataFrame:
 def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
     """Styles (rows) x the ``max_units`` most selective units (columns), coloured by AUROC.
 
-    Units are ranked by max over styles of |AUROC - 0.5| and grouped by the style they prefer.
+    Units are ranked by max over styles of |AUROC - 0.5| (ties by max |Cohen's d|) and grouped
+    by the style they prefer.
     """
     d = df.assign(key=_unit_labels(df))
     styles, keys = list(dict.fromkeys(df["style"])), list(dict.fromkeys(d["key"]))
@@ -56,7 +61,10 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
     q = d.pivot(index="style", columns="key", values="q_value").reindex(index=styles, columns=keys)
     a = auc.to_numpy(dtype=float)
     score = np.nan_to_num(np.abs(a - 0.5), nan=-1).max(0)
-    keep = np.argsort(-score, kind="stable")[:max_units]
+    tie = (np.nan_to_num(np.abs(d.pivot(index="style", columns="key", values="cohens_d")
+                                .reindex(index=styles, columns=keys).to_numpy(dtype=float)), nan=0).max(0)
+           if "cohens_d" in d.columns else np.zeros_like(score))
+    keep = np.lexsort((-tie, -score))[:max_units]
     pref = np.nan_to_num(a[:, keep], nan=0.5).argmax(0)
     keep = keep[np.lexsort((-score[keep], pref))]
     a, qv, keys = a[:, keep], q.to_numpy(dtype=float)[:, keep], auc.columns[keep]
@@ -89,6 +97,6 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
                       f"significantly higher for a style (q &lt; {ALPHA}): "
                       + ", ".join(f"{html.escape(str(s))} {int(c)}" for s, c in per.items()) + ".</p>")
         heat = selectivity_heatmap(df)
-        blocks += [heat, Table(top_units(df), caption="Top selective units per style (highest AUROC)")]
+        blocks += [heat, Table(top_units(df), caption="Top selective units per style (highest AUROC, ties by Cohen's d)")]
     return Section(title, blocks, anchor="style_units",
                    figures={"style_units_heatmap": heat} if len(df) else {})

@@ -234,6 +234,11 @@ def test_section_renders_from_finding_only(tmp_path):
     agree = [b for b in sec.blocks if isinstance(b, Table) and "ablation" in b.caption]
     assert len(agree) == 1 and (agree[0].df.spearman > 0.99).all()
     assert "attribution_sanity" in sec.figures
+    fig, san = sec.figures["attribution_sanity"], g.tables["attribution_sanity"]
+    panels = list(dict.fromkeys(zip(san.target, san.source)))                # one panel per model and source
+    assert [a.text for a in fig.layout.annotations][:len(panels)] == [f"{t} ({s})" for t, s in panels]
+    assert len(fig.data) == len(san.groupby(["target", "source", "method"]))  # one line per method in each
+    assert sum(tr.showlegend for tr in fig.data) == san.method.nunique()      # one legend entry per method
     # the overlay puts heat where the map is: a hot pixel is brighter red than a cold one
     img = np.full((1, 4, 4, 3), 128, np.uint8)
     m = np.zeros((1, 4, 4)); m[0, 0, 0] = 1.0

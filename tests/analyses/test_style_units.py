@@ -152,6 +152,7 @@ def test_planted_style_units_are_found_for_their_own_style():
         assert int(top["unit"]) == unit and top["auroc"] == 1.0
         assert top["q_value"] < 0.05 and top["ci_low"] > 0.9
         assert top["mean_style"] > top["mean_other"] + 1.0
+        assert top["cohens_d"] > 2 and top["cohens_d"] == rows["cohens_d"].max()   # the clearest separation
     # a planted unit is significantly *low* for the other styles, not high
     other = df[(df["unit"] == CHECKER_UNIT) & (df["style"] != "checker")]
     assert (other["auroc"] < 0.5).all()
@@ -238,3 +239,26 @@ def test_report_section_marks_the_planted_units():
     assert int(top[top["style"] == "stripes"].iloc[0]["unit"]) == STRIPES_UNIT
     skipped = style_units_section(type(f).skip("style_units", "one style"), ReportContext())
     assert "one style" in skipped.blocks[0]
+
+
+def test_saturated_auroc_ties_are_broken_by_cohens_d():
+    from interp_gan.reporting.section_style_units import selectivity_heatmap, top_units
+    df = pd.DataFrame({"layer": ["a", "a", "b"], "unit": [0, 1, 0], "style": "s", "auroc": [1.0, 1.0, 0.9],
+                       "ci_low": 0.9, "ci_high": 1.0, "p_value": 0.001, "q_value": 0.001,
+                       "mean_style": 1.0, "mean_other": 0.0, "cohens_d": [1.5, 4.0, 9.0]})
+    assert list(top_units(df, per_style=2)[["layer", "unit"]].itertuples(index=False, name=None)) == [("a", 1), ("a", 0)]
+    assert list(selectivity_heatmap(df, max_units=2).data[0].x) == ["a:1", "a:0"]
+
+
+def test_cohens_d_matches_the_textbook_formula():
+    from interp_gan.analyses.style_units import cohens_d
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.integers(0, 3, 40)
+    x[y == 1, 2] += 3.0                                              # planted: unit 2 high for style 1
+    x[0, 0] = np.nan
+    d = cohens_d(x, y, 3)
+    for s in range(3):
+        for u in (1, 2):
+            a, b = x[y == s, u], x[y != s, u]
+            assert d[s, u] == pytest.approx((a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2))
+    assert np.isnan(d[:, 0]).all() and d[1, 2] > 2 and np.nanargmax(d[:, 2]) == 1
