@@ -91,10 +91,38 @@ def _align(s: pd.Series) -> str:
     return "p{0.45\\linewidth}" if longest and longest > 40 else "l"
 
 
-def table_to_latex(df: pd.DataFrame, caption: str = "", label: str = "", max_rows: int | None = 50) -> str:
-    """A booktabs LaTeX table (``\\toprule``/``\\midrule``/``\\bottomrule``; needs ``\\usepackage{booktabs}``)."""
+# How a long table is cut down for a paper: its most informative rows first (the CSV keeps all).
+# name -> (sort columns, ascending flags, what the comment says); "abs:" sorts by magnitude.
+PAPER_ORDER: dict[str, tuple[list[str], list[bool], str]] = {
+    "dissection_units": (["q_value", "iou"], [True, False], "smallest q, then largest IoU"),
+    "dissection_iou": (["q_value", "iou"], [True, False], "smallest q, then largest IoU"),
+    "style_units": (["q_value", "abs:cohens_d"], [True, False], "smallest q, then largest |Cohen's d|"),
+    "attribution_units": (["rank"], [True], "highest-ranked units"),
+    "direction_agreement": (["abs:cosine"], [False], "largest |cosine|"),
+}
+
+
+def _most_informative(df: pd.DataFrame, name: str, max_rows: int) -> tuple[pd.DataFrame, str]:
+    """The first ``max_rows`` rows in the ``PAPER_ORDER`` for ``name`` (or as they are)."""
+    cols, asc, said = PAPER_ORDER.get(name, ([], [], ""))
+    keys = {c: (df[c[4:]].abs() if c.startswith("abs:") else df[c]) for c in cols
+            if c.removeprefix("abs:") in df.columns}
+    if not keys or len(df) <= max_rows:
+        return df.head(max_rows), "first"
+    tmp = pd.DataFrame(keys, index=df.index)
+    order = tmp.sort_values(list(keys), ascending=[a for c, a in zip(cols, asc) if c in keys],
+                            kind="stable", na_position="last").index
+    return df.loc[order].head(max_rows), f"{said}:"
+
+
+def table_to_latex(df: pd.DataFrame, caption: str = "", label: str = "", max_rows: int | None = 50,
+                   name: str = "") -> str:
+    """A booktabs LaTeX table (``\\toprule``/``\\midrule``/``\\bottomrule``; needs ``\\usepackage{booktabs}``).
+
+    A table longer than ``max_rows`` keeps its most informative rows when ``name`` is in
+    ``PAPER_ORDER`` (e.g. the smallest q-values), else its first rows; a comment says which."""
     n = len(df)
-    shown = df.head(max_rows) if max_rows else df
+    shown, which = _most_informative(df, name, max_rows) if max_rows else (df, "first")
     frame, fmt = _latex_frame(shown)
     styler = (frame.style.format(fmt, escape="latex", na_rep="--")
               .format_index(escape="latex", axis=1).hide(axis="index"))
@@ -102,7 +130,7 @@ def table_to_latex(df: pd.DataFrame, caption: str = "", label: str = "", max_row
     tex = styler.to_latex(hrules=True, caption=caption or None, label=label or None,
                           position_float="centering", column_format=align or "l")
     if len(shown) < n:
-        tex = f"% first {len(shown)} of {n} rows; the full table is in the CSV\n" + tex
+        tex = f"% {which} {len(shown)} of {n} rows; the full table is in the CSV\n" + tex
     return tex
 
 
@@ -137,7 +165,7 @@ def write_paper(paper_dir: Path, tables: dict[str, tuple[pd.DataFrame, str]], fi
     paper_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (df, caption) in tables.items():
-        (paper_dir / f"{name}.tex").write_text(table_to_latex(df, caption=caption, label=f"tab:{name}"))
+        (paper_dir / f"{name}.tex").write_text(table_to_latex(df, caption=caption, label=f"tab:{name}", name=name))
         written.append(f"{name}.tex")
     (paper_dir / "references.bib").write_text(bibtex)
     written.append("references.bib")

@@ -36,6 +36,19 @@ def test_latex_truncates_long_tables():
     assert tex.count("\\\\\n") == 11                      # header + 10 rows
 
 
+def test_latex_keeps_the_most_significant_rows_of_a_long_table():
+    q = [0.9] * 100
+    q[57], q[83], q[12] = 0.001, 0.001, 0.02                   # planted: three significant units
+    d = [0.1] * 100
+    d[57], d[83] = -4.0, 2.0                                    # a tie in q broken by |d|
+    df = pd.DataFrame({"layer": "b", "unit": range(100), "style": "s", "auroc": 0.5, "q_value": q, "cohens_d": d})
+    tex = table_to_latex(df, max_rows=3, name="style_units")
+    assert tex.startswith("% smallest q, then largest |Cohen's d|: 3 of 100 rows")
+    body = tex.split("\\midrule")[1]
+    assert [int(line.split("&")[1]) for line in body.strip().splitlines()[:3]] == [57, 83, 12]
+    assert table_to_latex(df, max_rows=3).startswith("% first 3 of 100 rows")   # unknown table: as it is
+
+
 def test_static_export_failure_is_recorded_not_raised(tmp_path, monkeypatch):
     import plotly.io as pio
 
