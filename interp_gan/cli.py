@@ -7,6 +7,7 @@
     interp-gan inspect runs/mine/checkpoint.safetensors
     interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
     interp-gan convert 200000-G.ckpt stargan.safetensors --style-names black_hair,blond_hair,brown_hair,male,young
+    interp-gan convert 100000_nets_ema.ckpt stargan_v2_afhq.safetensors --style-names cat,dog,wild
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
 User errors print one line ("error: ...") and exit 2; they never end in a traceback.
@@ -170,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     an = sub.add_parser("analyze", help="run an analysis pipeline on a checkpoint or model and write a report")
     an.add_argument("checkpoint", nargs="?",
-                    help=".safetensors checkpoint, a CycleGAN .pth or a StarGAN v1 -G.ckpt (reference layouts)")
+                    help=".safetensors checkpoint, a CycleGAN .pth, a StarGAN v1 -G.ckpt or a StarGAN v2 "
+                         "_nets_ema.ckpt (reference layouts)")
     an.add_argument("--model", help="path/to/file.py:factory or package.module:factory returning an nn.Module")
     an.add_argument("--pipeline", default="analyses/dissection.toml")
     an.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
@@ -188,13 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--size", type=int, default=64)
     i.set_defaults(fn=_cmd_inspect)
 
-    c = sub.add_parser("convert", help="CycleGAN / StarGAN v1 reference-layout state_dict (.pth, .ckpt) -> "
+    c = sub.add_parser("convert", help="CycleGAN / StarGAN v1 reference-layout state_dict (.pth, .ckpt) or StarGAN v2 "
+                                       "_nets_ema.ckpt -> "
                                        "a self-describing .safetensors")
     c.add_argument("src")
     c.add_argument("out")
     c.add_argument("--style-names", metavar="A,B,...",
                    help="one name per style in label order (StarGAN: c_dim domains, e.g. "
-                        "black_hair,blond_hair,brown_hair,male,young); default domain0,... / translated")
+                        "black_hair,blond_hair,brown_hair,male,young; StarGAN v2 AFHQ: cat,dog,wild); "
+                        "default domain0,... / translated")
     c.set_defaults(fn=_cmd_convert)
 
     d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")

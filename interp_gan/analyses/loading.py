@@ -3,6 +3,7 @@
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
+    subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -37,7 +38,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 def _from_checkpoint(path: Path, device: torch.device) -> Subject:
     from interp_gan.training.checkpoint import load_checkpoint, read_metadata
 
-    if read_metadata(path).get("model", {}).get("name") in ("cyclegan", "stargan_v1"):  # convert_checkpoint
+    if read_metadata(path).get("model", {}).get("name") in _CONVERTED:  # convert_checkpoint
         return _from_converted(path, device)
     ck = load_checkpoint(path, device=str(device))
     meta = dict(ck.meta)
@@ -73,15 +74,42 @@ def _read_state_dict(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
+_CONVERTED = ("cyclegan", "stargan_v1", "stargan_v2")
+_V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
+
+
+def _stargan_v2_model(sd: dict, path: Path) -> tuple[nn.Module, dict]:
+    """A StarGAN v2 ``*_nets_ema.ckpt`` ({generator, mapping_network, style_encoder: state_dict}) as a model."""
+    from interp_gan.models.stargan_v2 import StarGANv2
+
+    ema = path.name.replace("_nets.ckpt", "_nets_ema.ckpt").replace("_optims.ckpt", "_nets_ema.ckpt")
+    if ema == path.name:
+        ema = "{step:06d}_nets_ema.ckpt"
+    if any(isinstance(v, dict) and "param_groups" in v for v in sd.values()):
+        raise ValueError(f"{path} holds StarGAN v2 optimizer states (*_optims.ckpt), not networks; "
+                         f"load the exponential-moving-average networks, {ema}, instead")
+    if "discriminator" in sd:
+        raise ValueError(f"{path} is a StarGAN v2 training checkpoint (*_nets.ckpt: the raw networks with the "
+                         f"discriminator); load the moving-average networks the authors evaluate, {ema}, instead")
+    try:
+        M = StarGANv2.from_reference(sd)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return M, {"name": "stargan_v2", **M.config}
+
+
 _STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running stats are ignored, as the "
                  "authors' test path does (yunjey/stargan#102)")
 
 
 def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
-    """The generator a reference-layout state_dict holds (CycleGAN or StarGAN v1) and its model config."""
+    """The generator a reference-layout state_dict holds (CycleGAN, StarGAN v1, or the StarGAN v2
+    wrapper of a ``*_nets_ema.ckpt``) and its model config."""
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
     from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
 
+    if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
+        return _stargan_v2_model(sd, path)
     if "model.1.weight" in sd:
         cfg = infer_cyclegan_config(sd)
         G = CycleGANGenerator(**cfg)
@@ -96,9 +124,11 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
     hint = ""
     if "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd):
         hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
-    raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict: expected CycleGAN keys "
-                     "like 'model.1.weight', or StarGAN's 'main.0.weight' (more than 3 input channels) with "
-                     f"residual blocks 'main.<i>.main.0.weight'; its first keys are {list(sd)[:4]}.{hint} "
+    raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict nor a StarGAN v2 "
+                     "checkpoint: expected CycleGAN keys like 'model.1.weight', or StarGAN's 'main.0.weight' "
+                     "(more than 3 input channels) with residual blocks 'main.<i>.main.0.weight', or StarGAN v2's "
+                     "'generator' / 'mapping_network' / 'style_encoder' state_dicts (*_nets_ema.ckpt); "
+                     f"its first keys are {list(sd)[:4]}.{hint} "
                      "For another architecture use --model file.py:factory")
 
 
@@ -134,11 +164,14 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     G = G.to(device)
     if model["name"] == "stargan_v1":
         return _stargan_subject(G, style_names, meta).eval()
+    if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
+        names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
+        return Subject.from_stylenet(G, names, meta=meta).eval()
     return Subject.from_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 
 def _from_pth(path: Path, device: torch.device) -> Subject:
-    """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt)."""
+    """A CycleGAN or StarGAN v1 reference-layout state_dict, or a StarGAN v2 ``*_nets_ema.ckpt``."""
     sd = _read_state_dict(path)
     G, model = _reference_generator(sd, path)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
@@ -163,13 +196,14 @@ def _from_converted(path: Path, device: torch.device) -> Subject:
 
 
 def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] | None = None) -> Path:
-    """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt) -> a
+    """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt), or a StarGAN v2
+    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder) -> a
     self-describing ``.safetensors`` (weights + JSON metadata: architecture, style names, source
     file and its sha256); loading it needs no pickle.
 
     ``style_names``: one per style -- StarGAN's c_dim domains in label order (e.g. black_hair,
-    blond_hair, brown_hair, male, young for the CelebA model), CycleGAN's one; default
-    domain0.. / translated.
+    blond_hair, brown_hair, male, young for the CelebA model), StarGAN v2's domains in label
+    order (cat, dog, wild for AFHQ), CycleGAN's one; default domain0.. / translated.
     """
     import json
 
@@ -183,11 +217,13 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
     G, model = _reference_generator(_read_state_dict(src), src)
-    default = [f"domain{i}" for i in range(G.c_dim)] if model["name"] == "stargan_v1" else ["translated"]
+    n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
+    default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
     names = list(default if style_names is None else style_names)
     if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
-        what = (f"a StarGAN v1 generator with c_dim={len(default)} domains" if model["name"] == "stargan_v1"
-                else "a CycleGAN generator (one style)")
+        what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
+                "stargan_v2": f"a StarGAN v2 model with {len(default)} domains"}.get(
+                    model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
                          f"in label order, e.g. --style-names {','.join(default)}")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model, "style_names": names,
@@ -225,7 +261,8 @@ def _import_factory(spec: str, what: str = "--model"):
 
 
 def load_subject(spec: str | Path, device: str = "auto") -> Subject:
-    """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, or a ``file.py:factory`` spec."""
+    """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, a StarGAN v2
+    ``*_nets_ema.ckpt``, or a ``file.py:factory`` spec."""
     dev = resolve_device(device)
     s = str(spec)
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):

@@ -5,9 +5,10 @@ from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.features import RandomFeatureNet, gram, gram_distance, high_pass
 from interp_gan.models.registry import build_model, list_models, register_model
 from interp_gan.models.stargan import StarGANGenerator
+from interp_gan.models.stargan_v2 import StarGANv2
 from interp_gan.models.stylenet import AdaIN, StyleNet
 
 __all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier",
-           "texture_view",
+           "StarGANv2", "texture_view",
            "RandomFeatureNet", "gram", "gram_distance", "high_pass",
            "build_model", "list_models", "register_model"]

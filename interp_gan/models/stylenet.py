@@ -126,6 +126,8 @@ class StyleNet(nn.Module):
         self.decoder = Decoder(ch, n_down)
         self.mapping = MappingNetwork(latent_dim, style_dim, num_styles)
         self.style_encoder = StyleEncoder(style_dim, num_styles, ch) if style_encoder else None
+        # generate() never runs the style encoder: the analyses' default layers leave it out
+        self.off_path_modules = ("style_encoder",) if style_encoder else ()
 
     def forward(self, content: Tensor, code: Tensor) -> Tensor:
         """content [N,3,H,W] in [-1,1], code [N,style_dim] -> image [N,3,H,W] in [-1,1]."""

@@ -124,3 +124,14 @@ def test_stop_after_the_last_layer(model):
     assert out is None
     assert model.calls == ["blocks.0", "blocks.1"]     # blocks.2 and head never ran
     assert td["blocks.1"].output is not None and td["blocks.0"].output is not None
+
+
+def test_default_layers_leave_out_what_generate_never_runs():
+    from interp_gan.models.stylenet import StyleNet
+    G = StyleNet(2, ch=4, n_down=1, n_blocks=1, style_dim=8, latent_dim=4, style_encoder=True).eval()
+    names = spatial_layers(G)
+    assert names and not any(n.startswith("style_encoder") for n in names)
+    assert any(n.startswith("style_encoder") for n, m in G.named_modules() if isinstance(m, nn.Conv2d))
+    with TraceDict(G, names) as td:                                      # every default layer fires
+        G.generate(torch.zeros(1, 3, 16, 16), torch.tensor([1]), torch.zeros(1, 4))
+    assert all(td[n].output is not None for n in names)
