@@ -310,3 +310,16 @@ def test_directions_and_dissection_run_on_a_stargan_v2_subject(tiny_ckpt):
     assert not d.skipped
     layers = set(d.tables["dissection_units"]["layer"]) if "dissection_units" in d.tables else set()
     assert {"generator.from_rgb", "generator.encode.0.conv1", "generator.decode.2.conv2"} <= layers
+
+
+def test_reference_guided_codes_come_from_the_style_encoder(tiny_ckpt):
+    import torch.nn.functional as F
+    s = load_subject(tiny_ckpt[0])
+    M = s.generator
+    assert s.has_style_encoder
+    imgs, ids = _content(3, size=M.img_size // 2, seed=5), torch.tensor([0, 1, 2]) % M.num_styles
+    with torch.no_grad():
+        code = s.encode_style(imgs, ids)                       # any size: resized to img_size first
+        big = F.interpolate(imgs, size=(M.img_size, M.img_size), mode="bilinear", align_corners=False, antialias=True)
+        assert torch.equal(code, M.style_encoder(big, ids))
+        assert code.shape == (3, M.style_dim) and not torch.equal(code[0], s.encode_style(imgs[:1], ids[1:2])[0])

@@ -4,8 +4,15 @@
     f.tables["embedding"]           # space, method, x, y, style, style_id, image
     f.tables["embedding_quality"]   # space, method, knn_accuracy, chance, trustworthiness, n
 
-Spaces: ``style_code`` (``n_samples`` mapping-network outputs, styles balanced) and
-``activation`` (channel means of ``layer`` for each data image, generated toward its style).
+Spaces: ``style_code`` (``n_samples`` mapping-network outputs, styles balanced),
+``reference_code`` (the style encoder's codes of up to ``n_samples`` real style images: StarGAN
+v2's reference-guided path; skipped with a note when the subject has no style encoder or the
+data no style images) and ``activation`` (channel means of ``layer`` for each data image,
+generated toward its style). When both code spaces are embedded, ``embedding_quality`` also has
+a row (space ``reference_code``, method ``vs_mapping``) with the share of reference codes whose
+k nearest mapping codes vote for the reference image's own style: whether the encoder puts a
+style image where the mapping network puts that style (Choi et al. CVPR 2020 train both to
+meet).
 Methods: UMAP (McInnes, Healy & Melville 2018, umap-learn) and PCA. With fewer than
 ``min_umap`` points UMAP's neighbourhood graph is meaningless, so only PCA is run (a note says
 so). The first UMAP fit in a process pays for numba's compilation (about 8 s, FACTS.md); a line
@@ -24,7 +31,7 @@ from interp_gan.analyses.directions import channel_means
 from interp_gan.analyses.hooks import get_module, spatial_layers
 from interp_gan.findings import Finding
 
-__all__ = ["Embedding", "knn_accuracy", "embed_2d"]
+__all__ = ["Embedding", "knn_accuracy", "cross_knn_accuracy", "embed_2d"]
 
 _UMAP_COMPILED = False
 
@@ -43,6 +50,21 @@ def knn_accuracy(x: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     classes = np.unique(labels)
     votes = (labels[nn_idx][:, :, None] == classes[None, None, :]).sum(1)   # [n, n_classes]
     return float((classes[votes.argmax(1)] == labels).mean())
+
+
+def cross_knn_accuracy(x_ref: np.ndarray, labels_ref: np.ndarray, x: np.ndarray, labels: np.ndarray,
+                       k: int = 5) -> float:
+    """Share of the points x whose k nearest points of x_ref (majority vote, ties to the lowest
+    label) carry their own label: do two sets of codes put the same styles in the same places?"""
+    x_ref, x = np.asarray(x_ref, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    if not len(x) or not len(x_ref):
+        return float("nan")
+    k = min(k, len(x_ref))
+    d = ((x[:, None, :] - x_ref[None, :, :]) ** 2).sum(-1)
+    nn_idx = np.argsort(d, axis=1)[:, :k]
+    classes = np.unique(labels_ref)
+    votes = (np.asarray(labels_ref)[nn_idx][:, :, None] == classes[None, None, :]).sum(1)
+    return float((classes[votes.argmax(1)] == np.asarray(labels)).mean())
 
 
 def embed_2d(x: np.ndarray, method: str, n_neighbors: int = 15, n_epochs: int = 200, seed: int = 0) -> np.ndarray:
@@ -68,7 +90,8 @@ def embed_2d(x: np.ndarray, method: str, n_neighbors: int = 15, n_epochs: int = 
 
 @register_analysis("embedding")
 class Embedding(Analysis):
-    def __init__(self, *, spaces: tuple[str, ...] = ("style_code", "activation"), layer: str | None = None,
+    def __init__(self, *, spaces: tuple[str, ...] = ("style_code", "reference_code", "activation"),
+                 layer: str | None = None,
                  methods: tuple[str, ...] = ("umap", "pca"), n_samples: int = 256, n_neighbors: int = 15,
                  n_epochs: int = 200, min_umap: int = 15, k: int = 5, seed: int = 0) -> None:
         self.spaces, self.layer, self.methods = tuple(spaces), layer, tuple(methods)
@@ -86,6 +109,22 @@ class Embedding(Analysis):
             sid = torch.arange(self.n_samples, device=dev) % subject.num_styles
             x = subject.style_code(sid, z).double().cpu().numpy()
             return x, sid.cpu().numpy(), np.arange(self.n_samples)
+        if space == "reference_code":
+            if not subject.has_style_encoder:
+                notes.append("reference_code space skipped: this subject has no style encoder")
+                return None
+            if data.style_images is None or not len(data.style_images):
+                notes.append("reference_code space skipped: the data has no real style images (give --data a "
+                             "folder with style/<style_name>/ subfolders)")
+                return None
+            n = len(data.style_images)
+            g = torch.Generator().manual_seed(self.seed + 2)
+            pick = torch.randperm(n, generator=g)[:min(self.n_samples, n)].sort().values
+            sid = data.style_labels[pick].long()
+            bs = data.batch_size
+            x = torch.cat([subject.encode_style(data.style_images[pick[i:i + bs]].to(dev), sid[i:i + bs].to(dev))
+                           for i in range(0, len(pick), bs)])
+            return x.double().cpu().numpy(), sid.cpu().numpy(), pick.numpy()
         layer = self.layer
         if layer is None:
             names = [n for n, _ in subject.generator.named_modules()]
@@ -105,11 +144,11 @@ class Embedding(Analysis):
         return x, data.style_ids[:n].cpu().numpy(), np.arange(n)
 
     def run(self, subject, data: AnalysisData) -> Finding:
-        bad = [s for s in self.spaces if s not in ("style_code", "activation")]
+        bad = [s for s in self.spaces if s not in ("style_code", "reference_code", "activation")]
         bad += [m for m in self.methods if m not in ("umap", "pca")]
         if bad:
-            raise ValueError(f"unknown embedding space/method {bad}; spaces: style_code, activation; "
-                             f"methods: umap, pca")
+            raise ValueError(f"unknown embedding space/method {bad}; spaces: style_code, reference_code, "
+                             f"activation; methods: umap, pca")
         from sklearn.manifold import trustworthiness
         params, notes, rows, quality = self.params(), [], [], []
         subject.eval()
@@ -134,6 +173,13 @@ class Embedding(Analysis):
                                     chance=chance, trustworthiness=float(tw), n=len(x)))
                 rows += [dict(space=space, method=m, x=float(a), y=float(b), style=subject.style_names[s],
                               style_id=int(s), image=int(i)) for (a, b), s, i in zip(y, sid, img)]
+        if "style_code" in points and "reference_code" in points:
+            (xm, sm, _), (xr, sr, _) = points["style_code"], points["reference_code"]
+            quality.append(dict(space="reference_code", method="vs_mapping", knn_accuracy=cross_knn_accuracy(
+                xm, sm, xr, sr, self.k), chance=float(np.bincount(sr).max() / len(sr)), trustworthiness=np.nan,
+                n=len(xr)))
+            notes.append(f"reference_code vs_mapping: share of reference codes whose {self.k} nearest mapping "
+                         "codes (style_code space) vote for the reference image's own style")
         notes.append(f"knn_accuracy: leave-one-out {self.k}-NN accuracy of the style labels; chance = share of "
                      "the largest style")
         return Finding(self.name, params,

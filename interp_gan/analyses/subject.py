@@ -4,6 +4,7 @@
     img = subject.generate(content, style_ids)            # [N,3,H,W] in [-1,1]
     code = subject.style_code(style_ids, z)               # [N,D] (None-capable: see has_latent)
     img = subject.stylize_code(content, code)
+    ref = subject.encode_style(style_images, style_ids)    # [N,D], when it has a style encoder
 
     subject = Subject.from_module(my_cyclegan)            # any nn.Module content -> image
 
@@ -30,6 +31,7 @@ class Subject:
     _generate: Callable[[Tensor, Tensor, Tensor | None], Tensor]
     _style_code: Callable[[Tensor, Tensor], Tensor] | None = None
     _stylize_code: Callable[[Tensor, Tensor], Tensor] | None = None
+    _encode_style: Callable[[Tensor, Tensor], Tensor] | None = None   # style image, id -> code (reference-guided)
     latent_dim: int = 0
     style_dim: int = 0
     discriminator: nn.Module | None = None
@@ -43,6 +45,9 @@ class Subject:
     def from_stylenet(cls, G: nn.Module, style_names: list[str], **kw) -> "Subject":
         if len(style_names) != G.num_styles:
             raise ValueError(f"got {len(style_names)} style names for a generator with {G.num_styles} styles")
+        if "_encode_style" not in kw:     # a style encoder, when the model has one (StarGAN v2's reference path)
+            kw["_encode_style"] = getattr(G, "encode_style", None) or (
+                G.style_encoder if getattr(G, "style_encoder", None) is not None else None)
         return cls(generator=G, style_names=list(style_names),
                    _generate=lambda c, s, z=None: G.generate(c, s, z),
                    _style_code=lambda s, z: G.mapping(z, s),
@@ -63,6 +68,10 @@ class Subject:
     @property
     def has_latent(self) -> bool:
         return self._style_code is not None and self._stylize_code is not None
+
+    @property
+    def has_style_encoder(self) -> bool:
+        return self._encode_style is not None
 
     @property
     def device(self) -> torch.device:
@@ -101,6 +110,14 @@ class Subject:
             raise ValueError("this subject has no latent style space; use a layer's activation space instead")
         self.check_style_ids(style_ids)
         return self._style_code(style_ids, z)
+
+    def encode_style(self, style_images: Tensor, style_ids: Tensor) -> Tensor:
+        """Reference-guided style codes: style images [N,3,H,W] in [-1,1] of styles [N] -> [N, D]
+        (StarGAN v2's style encoder), in the same space as ``style_code``."""
+        if self._encode_style is None:
+            raise ValueError("this subject has no style encoder (no reference-guided style codes)")
+        self.check_style_ids(style_ids)
+        return self._encode_style(style_images, style_ids)
 
     def stylize_code(self, content: Tensor, code: Tensor) -> Tensor:
         if self._stylize_code is None:

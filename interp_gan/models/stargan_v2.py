@@ -249,10 +249,13 @@ class StarGANv2(nn.Module):
         return self.mapping_network(z, style_ids)
 
     def encode_style(self, reference: Tensor, style_ids: Tensor) -> Tensor:
-        """The style encoder's code of reference images [N,3,img_size,img_size] in [-1,1]."""
-        if tuple(reference.shape[1:]) != (3, self.img_size, self.img_size):
-            raise ValueError(f"the style encoder takes [N,3,{self.img_size},{self.img_size}] references; "
-                             f"got {tuple(reference.shape)}")
+        """The style encoder's code of reference images [N,3,H,W] in [-1,1] of domains [N]; resized
+        to img_size first (the encoder's last 4x4 conv and flatten need img_size x img_size)."""
+        if reference.dim() != 4 or reference.shape[1] != 3:
+            raise ValueError(f"references must be [N,3,H,W], got {tuple(reference.shape)}")
+        if reference.shape[-2:] != (self.img_size, self.img_size):
+            reference = F.interpolate(reference, size=(self.img_size, self.img_size), mode="bilinear",
+                                      align_corners=False, antialias=True)
         return self.style_encoder(reference, style_ids)
 
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:

@@ -23,6 +23,10 @@ from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Tab
 
 __all__ = ["attribution_section", "heat_overlay", "heat_colors", "sanity_figure", "unit_bars"]
 
+# Papers of the attribution methods a run used (IG, SmoothGrad, Grad-CAM are cited for the section).
+METHOD_REFERENCES = {"saliency": "simonyan2014saliency", "occlusion": "zeiler2014occlusion",
+                     "gradient_shap": "lundberg2017shap", "layer_conductance": "dhamdhere2019conductance"}
+
 HOW_TO_READ = (
     "<p><b>How to read this.</b> Each map says how much each input pixel (or style-code dimension) "
     "contributes to one scalar: an independent style classifier's logit for the image's style, the "
@@ -185,4 +189,7 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
     skipped = t.get("attribution_skipped", pd.DataFrame())
     if len(skipped):
         blocks.append(Table(skipped.reset_index(drop=True), caption="Targets not computed, and why"))
-    return Section(title, blocks, anchor="attribution", figures=figures)
+    sec = Section(title, blocks, anchor="attribution", figures=figures)
+    used = list(finding.params.get("methods", ())) + list(finding.params.get("unit_methods", ()))
+    sec.references = [METHOD_REFERENCES[m] for m in used if m in METHOD_REFERENCES]
+    return sec

@@ -131,4 +131,6 @@ def directions_section(finding, ctx: ReportContext) -> Section:
                         "ci_high", "p_value", "q_value", "p_random", "ssim_min", "unit_layer", "top_units") if c in df.columns]
     blocks.append(Table(df[cols].round(4), caption="Directions: effect at the largest step with 95% bootstrap CI; "
                                                     "q-values by Benjamini-Hochberg over all rows"))
-    return Section(title, blocks, anchor="directions", figures=figures)
+    sec = Section(title, blocks, anchor="directions", figures=figures)
+    sec.references = ["voynov2020unsupervised"] if "method" in df.columns and (df["method"] == "voynov").any() else []
+    return sec

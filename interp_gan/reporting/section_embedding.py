@@ -21,7 +21,11 @@ coloured by its target style. Tight, separate colour groups mean the space encod
 distinctly. UMAP keeps neighbourhoods, not distances: the gaps between clusters and their sizes are
 not to be read quantitatively; PCA is a linear projection whose axes are the two largest-variance
 directions. The table gives leave-one-out kNN accuracy of the style labels in each map (and in the
-original space) next to chance, and UMAP/PCA trustworthiness (1 = neighbours preserved).</p>
+original space) next to chance, and UMAP/PCA trustworthiness (1 = neighbours preserved). For a
+model with a style encoder (StarGAN v2's reference-guided path), the reference-code map places
+the encoder's codes of real style images; its <code>vs_mapping</code> row is the share of them
+whose nearest mapping-network codes are of the image's own style (1 = the encoder and the mapping
+network agree on where each style lives).</p>
 """
 
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -59,4 +63,6 @@ def embedding_section(finding, ctx: ReportContext) -> Section:
     q = finding.tables.get("embedding_quality")
     if q is not None and len(q):
         blocks.append(Table(q.round(3), caption="Style separability: leave-one-out kNN accuracy vs chance"))
-    return Section(title, blocks, anchor="embedding", figures=figures)
+    sec = Section(title, blocks, anchor="embedding", figures=figures)
+    sec.references = ["choi2020starganv2"] if "reference_code" in set(emb["space"]) else []   # reference-guided codes
+    return sec

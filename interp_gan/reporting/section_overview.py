@@ -174,4 +174,7 @@ def overview_section(f, ctx: ReportContext) -> Section:
                       "palette shift alone does not raise its accuracy. The feature Fréchet distance uses a "
                       "fixed random feature network, not Inception: it is not comparable to published FIDs."
                       "</p>")
-    return Section("Model overview", blocks, anchor="overview", figures=figures)
+    sec = Section("Model overview", blocks, anchor="overview", figures=figures)
+    name = ((f.provenance or {}).get("model_config") or {}).get("name")
+    sec.references = {"cyclegan": ["zhu2017cyclegan"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
+    return sec

@@ -47,6 +47,7 @@ class Section:
     blocks: list[Any] = field(default_factory=list)   # str (HTML) | go.Figure | ImageGrid | Table
     anchor: str = ""
     figures: dict[str, Any] = field(default_factory=dict)  # name -> go.Figure exported as SVG/PDF
+    references: list[str] = field(default_factory=list)    # keys of papers cited beyond SECTION_REFERENCES
 
 
 @dataclass

@@ -234,6 +234,7 @@ def test_section_renders_from_finding_only(tmp_path):
     agree = [b for b in sec.blocks if isinstance(b, Table) and "ablation" in b.caption]
     assert len(agree) == 1 and (agree[0].df.spearman > 0.99).all()
     assert "attribution_sanity" in sec.figures
+    assert {"simonyan2014saliency", "zeiler2014occlusion", "dhamdhere2019conductance"} <= set(sec.references)
     fig, san = sec.figures["attribution_sanity"], g.tables["attribution_sanity"]
     panels = list(dict.fromkeys(zip(san.target, san.source)))                # one panel per model and source
     assert [a.text for a in fig.layout.annotations][:len(panels)] == [f"{t} ({s})" for t, s in panels]

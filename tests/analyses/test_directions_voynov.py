@@ -117,6 +117,9 @@ def test_analysis_runs_voynov_with_its_random_baseline_on_the_tiny_stylenet():
     assert (vb.ssim_min < 1).all()                                 # the learned edits change the image
     assert vb.p_random.notna().all()                               # compared against the random baseline
     assert any(n.startswith("voynov: 2 run(s) of 20 steps") and "kept run" in n and "accuracy" in n for n in f.notes)
+    from interp_gan.reporting import ReportContext
+    from interp_gan.reporting.section_directions import directions_section
+    assert "voynov2020unsupervised" in directions_section(f, ReportContext()).references   # cited when used
     assert not any("not run" in n for n in f.notes)
     assert all(p.grad is None for p in subject.generator.parameters())
 

@@ -100,3 +100,47 @@ def test_report_section_has_one_scatter_per_space():
     fig = sec.figures["embedding_style_code"]
     assert [t.name for t in fig.data] == ["a", "b", "c"] and sum(len(t.x) for t in fig.data) == 12
     assert any(isinstance(b, Table) for b in sec.blocks)
+
+
+def _with_encoder(subject, shift: int):
+    """A style encoder that reads the style from the image (its mean brightness encodes the
+    style id) and puts it at the mapping's centre of style (id + shift) % 3: shift 0 is an
+    encoder that agrees with the mapping network, shift 1 one that puts every style elsewhere."""
+    centres = subject.style_code(torch.arange(3), torch.zeros(3, D))
+
+    def encode(images, ids):
+        read = ((images.mean((1, 2, 3)) + 1) * 1.5).floor().long().clamp(0, 2)   # the image, not ids
+        return centres[(read + shift) % 3] + 0.1 * torch.randn(len(images), D)
+    subject._encode_style = encode
+    return subject
+
+
+def _style_data(n, seed=0):
+    data = _data(30, seed)
+    labels = torch.arange(n) % 3
+    data.style_images = (labels.float()[:, None, None, None] + 0.5) / 1.5 - 1 + torch.zeros(n, 3, 8, 8)
+    data.style_labels = labels
+    return data
+
+
+@pytest.mark.parametrize("shift, expect", [(0, 1.0), (1, 0.0)])
+def test_reference_codes_land_where_the_mapping_puts_their_style(shift, expect):
+    torch.manual_seed(0)
+    sub = _with_encoder(_clustered_subject(), shift)
+    f = build_analysis("embedding", methods=("pca",), layer="mix", n_samples=48).run(sub, _style_data(24))
+    q = f.tables["embedding_quality"].set_index(["space", "method"])
+    assert q.loc[("reference_code", "vs_mapping"), "knn_accuracy"] == expect
+    assert q.loc[("reference_code", "original"), "knn_accuracy"] == 1.0       # the codes still cluster by style
+    emb = f.tables["embedding"]
+    assert (emb[emb.space == "reference_code"].groupby("style").size() == 8).all()
+    from interp_gan.reporting import ReportContext
+    from interp_gan.reporting.section_embedding import embedding_section
+    assert embedding_section(f, ReportContext()).references == ["choi2020starganv2"]
+
+
+def test_reference_codes_are_skipped_with_a_reason():
+    f = build_analysis("embedding", methods=("pca",), layer="mix").run(_clustered_subject(), _style_data(12))
+    assert any("reference_code space skipped: this subject has no style encoder" in n for n in f.notes)
+    f = build_analysis("embedding", methods=("pca",), layer="mix").run(_with_encoder(_clustered_subject(), 0), _data(12))
+    assert any("no real style images" in n for n in f.notes)
+    assert "reference_code" not in set(f.tables["embedding"].space)

@@ -114,6 +114,14 @@ def test_references_bib(report):
     assert "References" in (report / "index.html").read_text()
 
 
+def test_every_cited_key_has_an_entry():
+    from interp_gan.reporting.references import REFERENCES, SECTION_REFERENCES
+    from interp_gan.reporting.section_attribution import METHOD_REFERENCES
+    cited = [k for keys in SECTION_REFERENCES.values() for k in keys] + list(METHOD_REFERENCES.values())
+    cited += ["zhu2017cyclegan", "choi2018stargan", "voynov2020unsupervised", "choi2020starganv2"]
+    assert [k for k in cited if k not in REFERENCES] == []
+
+
 def test_strict_reraises(tmp_path):
     with pytest.raises(RuntimeError, match="planted section failure 42"):
         write_report(tmp_path / "s", _findings(), _ctx(), strict=True, paper=False)
