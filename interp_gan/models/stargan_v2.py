@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.models.latent import LatentGuided
 from interp_gan.models.registry import register_model
 
 __all__ = ["StarGANv2", "StarGANv2Generator", "StarGANv2MappingNetwork", "StarGANv2StyleEncoder",
@@ -211,7 +212,7 @@ class StarGANv2StyleEncoder(nn.Module):
 
 
 @register_model("stargan_v2")
-class StarGANv2(nn.Module):
+class StarGANv2(LatentGuided, nn.Module):
     """The three networks of a ``*_nets_ema.ckpt`` (generator, mapping_network, style_encoder).
 
     ``img_size`` fixes the reference's defaults (dim_in = 2**14 // img_size, log2(img_size) - 4
@@ -257,14 +258,6 @@ class StarGANv2(nn.Module):
             reference = F.interpolate(reference, size=(self.img_size, self.img_size), mode="bilinear",
                                       align_corners=False, antialias=True)
         return self.style_encoder(reference, style_ids)
-
-    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator, device=device)
-
-    def generate(self, content: Tensor, style_ids: Tensor, z: Tensor | None = None) -> Tensor:
-        if z is None:
-            z = self.sample_z(len(content), device=content.device)
-        return self(content, self.mapping(z, style_ids))
 
     @property
     def style_affines(self) -> list[nn.Linear]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from interp_gan.models.latent import LatentGuided
 from interp_gan.models.registry import register_model
 
 __all__ = ["StyleNet", "AdaIN", "MappingNetwork", "StyleEncoder"]
@@ -105,7 +106,7 @@ class Decoder(nn.Module):
 
 
 @register_model("stylenet")
-class StyleNet(nn.Module):
+class StyleNet(LatentGuided, nn.Module):
     """Content encoder -> AdaIN residual blocks (style code) -> decoder, plus the mapping net."""
 
     def __init__(self, num_styles: int, ch: int = 32, n_down: int = 2, n_blocks: int = 4,
@@ -139,14 +140,6 @@ class StyleNet(nn.Module):
         for block in self.blocks:
             h = block(h, code)
         return self.decoder(h)
-
-    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator, device=device)
-
-    def generate(self, content: Tensor, style_ids: Tensor, z: Tensor | None = None) -> Tensor:
-        if z is None:
-            z = self.sample_z(len(content), device=content.device)
-        return self(content, self.mapping(z, style_ids))
 
     @property
     def style_affines(self) -> list[nn.Linear]:
