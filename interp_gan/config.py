@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "Recipe", "AnalysisSpec", "PipelineConfig",
-           "load_recipe", "load_pipeline", "apply_overrides"]
+           "load_recipe", "load_pipeline", "apply_overrides", "coerce_scalar", "check_feature_net"]
 
 
 def _check_literal(obj: Any) -> None:
@@ -28,13 +28,20 @@ def _check_literal(obj: Any) -> None:
                              f"expected one of {list(get_args(t))}")
 
 
-def _check_scalar(owner: str, name: str, v: Any, t: type) -> Any:
-    """v as type t (an int is a valid float), or a ValueError naming the field and the type."""
+def coerce_scalar(v: Any, t: type, what: str) -> Any:
+    """v as type t (an int is a valid float, a bool is not an int), or a ValueError naming ``what``."""
     if t is float and isinstance(v, int) and not isinstance(v, bool):
         return float(v)
     if isinstance(v, t) and (t is bool or not isinstance(v, bool)):
         return v
-    raise ValueError(f"{owner}.{name} = {v!r} ({type(v).__name__}); expected {t.__name__}")
+    raise ValueError(f"{what} = {v!r} ({type(v).__name__}); expected {t.__name__}")
+
+
+def check_feature_net(owner: str, v: Any) -> str:
+    """"random" or "vgg19:<path>" (the file is not opened here: loading a config has no side effects)."""
+    if v == "random" or (isinstance(v, str) and v.startswith("vgg19:") and v[len("vgg19:"):].strip()):
+        return v
+    raise ValueError(f"{owner} = {v!r}; expected \"random\" or \"vgg19:<path to a local vgg19 state_dict>\"")
 
 
 class _Config:
@@ -59,7 +66,7 @@ class _Config:
             elif get_origin(t) is tuple and isinstance(v, list):
                 v = tuple(v)
             elif t in (int, float, bool, str):
-                v = _check_scalar(cls.__name__, f.name, v, t)
+                v = coerce_scalar(v, t, f"{cls.__name__}.{f.name}")
             kwargs[f.name] = v
         return cls(**kwargs)
 
@@ -119,6 +126,7 @@ class TrainConfig(_Config):
     w_r1: float = 1.0
     ema: float = 0.999
     feature_seed: int = 1234    # seed of the fixed random feature network f
+    feature_net: str = "random"  # f: "random" (seeded by feature_seed) or "vgg19:<path to a local vgg19 state_dict>"
     eval_every: int = 250
     eval_images: int = 64
     sample_every: int = 250
@@ -136,6 +144,7 @@ class TrainConfig(_Config):
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0,1), got {self.ema}")
+        check_feature_net("TrainConfig.feature_net", self.feature_net)
 
 
 @dataclass(frozen=True)
@@ -163,11 +172,14 @@ class PipelineConfig(_Config):
     data: str = "embedded"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     analyses: tuple[AnalysisSpec, ...] = ()
+    feature_net: str = ""   # "" = the subject's own f; "random" or "vgg19:<path>" = use this f for Gram distances
 
     def __post_init__(self) -> None:
         _check_literal(self)
         if self.n_images < 2:
             raise ValueError(f"n_images must be >= 2, got {self.n_images}")
+        if self.feature_net:
+            check_feature_net("PipelineConfig.feature_net", self.feature_net)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":

@@ -30,7 +30,7 @@ from interp_gan.analyses.subject import Subject
 from interp_gan.config import DataConfig, PipelineConfig
 from interp_gan.findings import Finding, provenance
 
-__all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for"]
+__all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for", "use_feature_net"]
 
 
 def _log(msg: str, every_rank: bool = False) -> None:
@@ -86,6 +86,28 @@ def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
                    style_images=mv(data.style_images), style_labels=mv(data.style_labels))
 
 
+def _feature_net_note(subject: Subject) -> dict | str | None:
+    """Which feature net f the analyses used: its spec, or why there is none."""
+    f = subject.feature_net
+    if f is None:
+        return subject.meta.get("feature_net_missing")
+    spec = f.spec() if callable(getattr(f, "spec", None)) else {"name": type(f).__name__}
+    return {**spec, "source": "pipeline" if "analysis_feature_net" in subject.meta else "subject"}
+
+
+def use_feature_net(subject: Subject, spec: str) -> Subject:
+    """Give ``subject`` the feature net named by ``spec`` ("random" or "vgg19:<path>") for Gram
+    distances, in place of its own or where it has none (e.g. a third-party CycleGAN). The
+    subject's own training spec stays in ``meta["feature_net"]``; the one used is in
+    ``meta["analysis_feature_net"]``."""
+    from interp_gan.models import build_feature_net
+
+    f = build_feature_net(spec).to(subject.device).eval()
+    subject.feature_net = f
+    subject.meta = {**subject.meta, "analysis_feature_net": f.spec()}
+    return subject
+
+
 def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> tuple[dict[str, Finding], list[str]]:
     """Run each configured analysis; returns (findings by name, names that failed), in the
     config's order. Under torchrun: the sharded analyses on every rank, then the others on rank
@@ -93,7 +115,7 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> t
     findings: dict[str, Finding] = {}
     failed: list[str] = []
     base_prov = dict(checkpoint_sha256=subject.meta.get("checkpoint_sha256", ""), data_fingerprint=data.fingerprint,
-                     pipeline=cfg.to_dict(), seed=cfg.seed)
+                     pipeline=cfg.to_dict(), seed=cfg.seed, feature_net=_feature_net_note(subject))
     specs = list(cfg.analyses)
     rank, world = rank_and_world()
     if world > 1:
@@ -147,6 +169,12 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
         build_analysis(spec.name, **spec.params)
     subject = load_subject(checkpoint, device=device or cfg.device)
     _log(f"subject: {type(subject.generator).__name__} with styles {subject.style_names} on {subject.device}")
+    if cfg.feature_net:
+        use_feature_net(subject, cfg.feature_net)
+        _log(f"feature net for Gram distances: {cfg.feature_net} (pipeline feature_net)")
+    elif subject.feature_net is None and subject.meta.get("feature_net_missing"):
+        _log(f"no feature net, Gram distances are not measured: {subject.meta['feature_net_missing']} "
+             f"(set feature_net in the pipeline to use another)")
     adata = analysis_data(subject, cfg, data or cfg.data)
     _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")

@@ -99,7 +99,10 @@ def style_measures(subject, data: AnalysisData, notes: list[str]) -> tuple[Measu
     refs: list[Tensor] | None = None
     f = subject.feature_net
     if f is None or data.style_images is None or data.style_labels is None:
-        notes.append("no feature_net or no real style images: the Gram style distance is not measured")
+        why = ("no style feature network" + (f" ({subject.meta['feature_net_missing']})"
+                                              if subject.meta.get("feature_net_missing") else "")
+               if f is None else "no real style images")
+        notes.append(f"{why}: the Gram style distance is not measured")
     else:
         sums: list[list[Tensor] | None] = [None] * S                         # per style, per scale [C,C]
         for i in range(0, len(data.style_images), data.batch_size):

@@ -119,7 +119,7 @@ def build_analysis(name: str, **params) -> Analysis:
 def _typed(cls: type, name: str, key: str, value: Any) -> Any:
     """``value`` checked against the constructor's annotation when that is int / float / bool / str
     (optionally ``| None``), so a TOML typo fails before the model loads, naming the parameter."""
-    from interp_gan.config import _check_scalar
+    from interp_gan.config import coerce_scalar
     try:
         hint = typing.get_type_hints(cls.__init__).get(key)
     except Exception:                                                 # unresolvable annotation: no check
@@ -132,7 +132,7 @@ def _typed(cls: type, name: str, key: str, value: Any) -> Any:
         return value                                                  # not a plain scalar parameter
     for t in scalars:
         try:
-            return _check_scalar(f"analysis {name!r}: {key}", "", value, t)
+            return coerce_scalar(value, t, key)
         except ValueError:
             pass
     raise ValueError(f"analysis {name!r}: {key} = {value!r} ({type(value).__name__}); expected "

@@ -38,8 +38,9 @@ EVAL_METRICS: dict[str, str] = {
     "lum_corr": "Correlation between the luminance of the content image and of its stylised output: "
                 "how much of the content's layout survives (1 = identical).",
     "ssim": "Structural similarity (Wang et al. 2004) between content and output luminance.",
-    "feature_frechet": "Fréchet distance between generated and real style images in a fixed random "
-                       "conv-net feature space (lower = closer). Not FID: no Inception network is used.",
+    "feature_frechet": "Fréchet distance between generated and real style images in the feature space of "
+                       "the style loss's network (a fixed random conv net by default, see the model card; "
+                       "lower = closer). Not FID: no Inception network is used.",
 }
 _EVAL_PREFIXES = ("", "eval/", "eval_", "eval.")
 

@@ -2,7 +2,8 @@
 from interp_gan.models.classifier import StyleClassifier, texture_view
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
-from interp_gan.models.features import RandomFeatureNet, gram, gram_distance, high_pass
+from interp_gan.models.features import (FeatureNetUnavailable, RandomFeatureNet, VGGFeatureNet, build_feature_net,
+                                       gram, gram_distance, high_pass)
 from interp_gan.models.registry import build_model, list_models, register_model
 from interp_gan.models.stargan import StarGANGenerator
 from interp_gan.models.stargan_v2 import StarGANv2
@@ -10,5 +11,5 @@ from interp_gan.models.stylenet import AdaIN, StyleNet
 
 __all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier",
            "StarGANv2", "texture_view",
-           "RandomFeatureNet", "gram", "gram_distance", "high_pass",
+           "RandomFeatureNet", "VGGFeatureNet", "build_feature_net", "FeatureNetUnavailable", "gram", "gram_distance", "high_pass",
            "build_model", "list_models", "register_model"]

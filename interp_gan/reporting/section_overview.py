@@ -171,8 +171,9 @@ def overview_section(f, ctx: ReportContext) -> Section:
         blocks.append(Table(ev, caption="Last evaluation (see the description of each number)", max_rows=0))
         blocks.append("<p class=\"muted\">The classifiers are independent of the GAN's discriminator and "
                       "were trained on real style images only. The texture classifier is colour-blind, so a "
-                      "palette shift alone does not raise its accuracy. The feature Fréchet distance uses a "
-                      "fixed random feature network, not Inception: it is not comparable to published FIDs."
+                      "palette shift alone does not raise its accuracy. The feature Fréchet distance uses the "
+                      "style loss's feature network (see the model card), not Inception: it is not comparable "
+                      "to published FIDs."
                       "</p>")
     sec = Section("Model overview", blocks, anchor="overview", figures=figures)
     name = ((f.provenance or {}).get("model_config") or {}).get("name")

@@ -10,7 +10,10 @@
 ``checkpoint.safetensors`` holds the weights of G_ema (prefix ``G.``), D (``D.``) and the two
 independent classifiers (``clf_rgb.``, ``clf_texture.``); its header metadata holds one JSON
 document under the key ``interp_gan`` (format version, model and training config, style
-names, step, data fingerprint, feature-net spec, classifier accuracies). Resume state lives
+names, step, data fingerprint, feature-net spec, classifier accuracies). A VGG-19 feature net
+is stored as its spec only (file path + sha256, not its weights); if that file is gone or has
+changed when the checkpoint is loaded, everything else loads, ``feature_net`` is None and
+``meta["feature_net_missing"]`` says why. Resume state lives
 in ``trainer_state.pt``, a dict of tensors / ints / floats that
 ``torch.load(path, weights_only=True)`` accepts (nanoGPT's checkpoint dict; stylegan2-ada's run dirs).
 
@@ -32,7 +35,8 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from interp_gan.models import RandomFeatureNet, StyleClassifier, StyleDiscriminator, StyleNet
+from interp_gan.models import (FeatureNetUnavailable, StyleClassifier, StyleDiscriminator, StyleNet,
+                               build_feature_net)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "read_metadata",
            "LoadedCheckpoint", "atomic_write", "save_trainer_state", "load_trainer_state",
@@ -97,7 +101,7 @@ def save_checkpoint(path: str | Path, *, generator: StyleNet, style_names: list[
                     step: int, fingerprint: str, discriminator: StyleDiscriminator | None = None,
                     classifiers: dict[str, StyleClassifier] | None = None,
                     classifier_accuracy: dict[str, float] | None = None,
-                    feature_net: RandomFeatureNet | None = None, extra: dict | None = None) -> Path:
+                    feature_net: nn.Module | None = None, extra: dict | None = None) -> Path:
     """Write ``checkpoint.safetensors`` atomically; returns the path."""
     if len(style_names) != generator.num_styles:
         raise ValueError(f"got {len(style_names)} style names for a generator with {generator.num_styles} styles")
@@ -127,7 +131,7 @@ class LoadedCheckpoint:
     generator: StyleNet
     discriminator: StyleDiscriminator | None
     classifiers: dict[str, StyleClassifier]
-    feature_net: RandomFeatureNet | None
+    feature_net: nn.Module | None                 # RandomFeatureNet or VGGFeatureNet
     meta: dict
     sha256: str
     style_names: list[str] = field(default_factory=list)
@@ -190,7 +194,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         clf = StyleClassifier(spec["num_styles"], mode=spec["mode"], ch=spec["ch"])
         classifiers[name] = _load_part(clf, tensors, f"clf_{name}", path)
     f = meta.get("feature_net")
-    feature_net = RandomFeatureNet(seed=f["seed"], channels=tuple(f["channels"])) if f else None
+    try:
+        feature_net = build_feature_net(f) if f else None
+    except FeatureNetUnavailable as e:  # e.g. the VGG-19 weights file is gone: G, D, classifiers still load
+        feature_net = None
+        meta["feature_net_missing"] = f"feature net not rebuilt: {e}"
     mods = [G, D, feature_net, *classifiers.values()]
     for m in mods:
         if m is not None:

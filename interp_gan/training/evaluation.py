@@ -11,9 +11,10 @@
   on luminance in [-1, 1].
 - ``lum_corr``: Pearson correlation of the 16x16 area-averaged luminance of generated vs
   content, per image, averaged: does the light/dark layout of the photo survive.
-- ``feature_frechet``: Fréchet distance between Gaussian fits of spatially pooled
-  ``RandomFeatureNet`` features of generated images and of real style crops of the same target
-  styles. A "feature Fréchet distance" in a random feature space: not FID, not comparable to FID.
+- ``feature_frechet``: Fréchet distance between Gaussian fits of spatially pooled features of
+  the style feature network f (``RandomFeatureNet`` by default, or VGG-19 from a local file) of
+  generated images and of real style crops of the same target styles. A "feature Fréchet
+  distance": not FID (no Inception network), not comparable to FID.
 
 Generation and crops use their own seeded generators; the global RNG is never touched.
 """

@@ -43,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp_gan.config import Recipe
-from interp_gan.models import RandomFeatureNet
+from interp_gan.models import build_feature_net
 from interp_gan.training import losses as L
 from interp_gan.training.checkpoint import (atomic_write, build_discriminator, build_generator,
                                             load_trainer_state, save_checkpoint, save_trainer_state)
@@ -102,7 +102,8 @@ def _check_out_dir(recipe: Recipe, out_dir: Path, resume: bool) -> None:
     if resume:
         if not (out_dir / "trainer_state.pt").is_file():
             raise FileNotFoundError(f"cannot resume: {out_dir / 'trainer_state.pt'} does not exist")
-        old = json.loads((out_dir / "config.json").read_text())
+        # through Recipe, so a key added to the config since the run started reads as its default
+        old = json.loads(Recipe.from_dict(json.loads((out_dir / "config.json").read_text())).to_json())
         new = json.loads(recipe.to_json())
         diffs = [(s, k) for s in new for k in (new[s] if isinstance(new[s], dict) else [None])
                  if (old.get(s, {}).get(k) if k else old.get(s)) != (new[s][k] if k else new[s])]
@@ -190,7 +191,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
     G = build_generator(recipe.model.to_dict(), num_styles)
     D = build_discriminator(recipe.model.to_dict(), num_styles)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    f = RandomFeatureNet(seed=cfg.feature_seed)
+    f = build_feature_net(cfg.feature_net, seed=cfg.feature_seed)   # random, or VGG-19 from a local file
     targets = L.style_targets(f, data.style, style_labels, num_styles)  # per-style mean Grams, full images
     for m in (G, D, G_ema, f, targets):
         m.to(device=device, memory_format=fmt)

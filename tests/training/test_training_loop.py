@@ -59,6 +59,11 @@ def test_refuses_to_overwrite_a_run_dir_and_checks_resume(tmp_path, tiny_data):
     changed = type(changed).from_dict(changed.to_dict() | {"model": changed.model.to_dict() | {"ch": 4}})
     with pytest.raises(ValueError, match="model.ch"):
         train(changed, done, resume=True, data=tiny_data, progress=False)
+    # a run started before a config key existed (here train.feature_net) resumes: the key reads as its default
+    cfg = json.loads((done / "config.json").read_text())
+    del cfg["train"]["feature_net"]
+    (done / "config.json").write_text(json.dumps(cfg))
+    train(tiny_recipe(steps=2), done, resume=True, data=tiny_data, progress=False)
 
 
 def test_run_dir_contents_config_first_and_callbacks(tmp_path, tiny_data, capsys):
