@@ -102,10 +102,10 @@ def build_analysis(name: str, **params) -> Analysis:
     if name not in _ANALYSES:
         raise LookupError(f"unknown analysis {name!r}; registered: {', '.join(sorted(_ANALYSES))}")
     cls = _ANALYSES[name]
-    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    sig = inspect.signature(cls.__init__).parameters
+    known = [p for p in sig if p != "self"]
     unknown = sorted(set(params) - set(known))
-    if unknown and not any(inspect.signature(cls.__init__).parameters[p].kind == inspect.Parameter.VAR_KEYWORD
-                           for p in known):
+    if unknown and not any(sig[p].kind == inspect.Parameter.VAR_KEYWORD for p in known):
         hints = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
         said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
         raise ValueError(f"unknown parameter(s) for analysis {name!r}: {said}; known: {', '.join(known)}")
