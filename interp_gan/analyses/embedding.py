@@ -36,20 +36,24 @@ __all__ = ["Embedding", "knn_accuracy", "cross_knn_accuracy", "embed_2d"]
 _UMAP_COMPILED = False
 
 
+def _knn_vote(x: np.ndarray, x_ref: np.ndarray, labels_ref: np.ndarray, k: int, self_match: bool) -> np.ndarray:
+    """Majority label (ties to the lowest) of each row of x among its k nearest rows of x_ref;
+    ``self_match``: x is x_ref and a point does not vote for itself (leave-one-out)."""
+    d = ((x[:, None, :] - x_ref[None, :, :]) ** 2).sum(-1)
+    if self_match:
+        np.fill_diagonal(d, np.inf)
+    nn_idx = np.argsort(d, axis=1)[:, :k]
+    classes = np.unique(labels_ref)
+    votes = (labels_ref[nn_idx][:, :, None] == classes[None, None, :]).sum(1)   # [n, n_classes]
+    return classes[votes.argmax(1)]
+
+
 def knn_accuracy(x: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     """Leave-one-out k-nearest-neighbour accuracy (majority vote, ties to the lowest label)."""
-    x = np.asarray(x, dtype=np.float64)
-    labels = np.asarray(labels)
-    n = len(x)
-    if n < 2:
+    x, labels = np.asarray(x, dtype=np.float64), np.asarray(labels)
+    if len(x) < 2:
         return float("nan")
-    k = min(k, n - 1)
-    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
-    nn_idx = np.argsort(d, axis=1)[:, :k]
-    classes = np.unique(labels)
-    votes = (labels[nn_idx][:, :, None] == classes[None, None, :]).sum(1)   # [n, n_classes]
-    return float((classes[votes.argmax(1)] == labels).mean())
+    return float((_knn_vote(x, x, labels, min(k, len(x) - 1), True) == labels).mean())
 
 
 def cross_knn_accuracy(x_ref: np.ndarray, labels_ref: np.ndarray, x: np.ndarray, labels: np.ndarray,
@@ -59,12 +63,8 @@ def cross_knn_accuracy(x_ref: np.ndarray, labels_ref: np.ndarray, x: np.ndarray,
     x_ref, x = np.asarray(x_ref, dtype=np.float64), np.asarray(x, dtype=np.float64)
     if not len(x) or not len(x_ref):
         return float("nan")
-    k = min(k, len(x_ref))
-    d = ((x[:, None, :] - x_ref[None, :, :]) ** 2).sum(-1)
-    nn_idx = np.argsort(d, axis=1)[:, :k]
-    classes = np.unique(labels_ref)
-    votes = (np.asarray(labels_ref)[nn_idx][:, :, None] == classes[None, None, :]).sum(1)
-    return float((classes[votes.argmax(1)] == np.asarray(labels)).mean())
+    vote = _knn_vote(x, x_ref, np.asarray(labels_ref), min(k, len(x_ref)), False)
+    return float((vote == np.asarray(labels)).mean())
 
 
 def embed_2d(x: np.ndarray, method: str, n_neighbors: int = 15, n_epochs: int = 200, seed: int = 0) -> np.ndarray:

@@ -175,14 +175,21 @@ def auroc_matrix(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
     return auc
 
 
-def cohens_d(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
-    """Cohen's d [S, U]: (mean for y == s - mean for y != s) / pooled sd (the two groups' variances
-    averaged). AUROC saturates at 1 once the groups separate; d still says by how much."""
+def group_moments(x: np.ndarray, y: np.ndarray, n_styles: int) -> tuple[np.ndarray, ...]:
+    """Per style s and unit: mean and (population) variance of x for y == s and for y != s, each
+    [S, U]; non-finite values count as 0 (their columns are marked NaN by the callers)."""
     oh = _onehot(y, n_styles)                                                   # [N,S]
     xs = np.where(np.isfinite(x), np.asarray(x, dtype=np.float64), 0.0)
     n_in, n_out = oh.sum(0)[:, None], (1 - oh).sum(0)[:, None]
     m_in, m_out = oh.T @ xs / n_in, (1 - oh).T @ xs / n_out
     v_in, v_out = oh.T @ xs ** 2 / n_in - m_in ** 2, (1 - oh).T @ xs ** 2 / n_out - m_out ** 2
+    return m_in, m_out, v_in, v_out
+
+
+def cohens_d(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
+    """Cohen's d [S, U]: (mean for y == s - mean for y != s) / pooled sd (the two groups' variances
+    averaged). AUROC saturates at 1 once the groups separate; d still says by how much."""
+    m_in, m_out, v_in, v_out = group_moments(x, y, n_styles)
     with np.errstate(divide="ignore", invalid="ignore"):
         d = (m_in - m_out) / np.sqrt(np.clip((v_in + v_out) / 2, 0, None))
     d[:, ~np.isfinite(np.asarray(x, dtype=np.float64)).all(0)] = np.nan
@@ -310,9 +317,7 @@ class StyleUnits(Analysis):
             p = auroc_pvalues(x, y, n_s, self.n_perm, self.seed + 7919 * li)
             lo, hi = auroc_bootstrap_ci(x, y, n_s, self.n_boot, seed=self.seed + 104729 + li)
             oh = _onehot(y, n_s)                                                   # [N,S]
-            xs = np.where(np.isfinite(x), x, 0.0)
-            mean_in = oh.T @ xs / oh.sum(0)[:, None]                               # [S,U]
-            mean_out = (1 - oh).T @ xs / (1 - oh).sum(0)[:, None]
+            mean_in, mean_out, _, _ = group_moments(x, y, n_s)                     # [S,U] each
             d = cohens_d(x, y, n_s)
             units = np.arange(x.shape[1])
             frames.append(pd.DataFrame({
