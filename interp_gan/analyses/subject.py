@@ -15,8 +15,9 @@ independent style classifiers. Analyses that need a missing one return
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -123,3 +124,34 @@ class Subject:
         if self._stylize_code is None:
             raise ValueError("this subject has no latent style space; use a layer's activation space instead")
         return self._stylize_code(content, code)
+
+    # --- controls -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def random_init(self, seed: int = 0) -> Iterator["Subject"]:
+        """This subject with its generator re-drawn at random initialisation, restored on exit.
+
+            with subject.random_init(seed=0) as control:
+                control_finding = Dissection(...).run(control, data)
+
+        The random-init control of a unit analysis: a trained model's labels only mean something
+        next to the rate an untrained network of the same architecture reaches (same layers, same
+        unit names, same data). Every generator module with ``reset_parameters`` is re-drawn with
+        PyTorch's default initialisation, seeded; the weights are swapped in place (so every hook
+        and every protocol callable, which close over the generator, see them) and the trained
+        weights come back when the block ends, also when it raises. Classifiers, discriminator and
+        feature net are left trained: they are the measuring instruments, not the subject.
+        """
+        G = self.generator
+        saved = {k: v.detach().clone() for k, v in G.state_dict().items()}
+        devices = [d for d in {p.device for p in G.parameters()} if d.type == "cuda"]
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                for m in G.modules():
+                    reset = getattr(m, "reset_parameters", None)
+                    if callable(reset):
+                        reset()
+            yield self
+        finally:
+            with torch.no_grad():
+                G.load_state_dict(saved)
