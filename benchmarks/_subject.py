@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from interp_gan.analyses.base import AnalysisData
-from interp_gan.analyses.subject import Subject
+from interp_gan.subject.protocol import Subject
 from interp_gan.models.stylenet import StyleNet
 
 # 128 + 256 + 256 = 640 units, as in the peer measurement (FACTS.md)

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from interp_gan.analyses.attribution import attribute
+from interp_gan.analyses.attribution.analysis import attribute
 from interp_gan.models.classifier import StyleClassifier
 from interp_gan.models.stylenet import StyleNet
 

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _subject import LAYERS, build, plain_forward  # noqa: E402
 
-from interp_gan.analyses.dissection import Dissection  # noqa: E402
+from interp_gan.analyses.units.dissection import Dissection  # noqa: E402
 
 
 def _rss_mb() -> float:

@@ -19,8 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _subject import LAYERS, build, plain_forward  # noqa: E402
 
-from interp_gan.analyses.harvest import harvest  # noqa: E402
-from interp_gan.analyses.stats import Moments, Quantile, TopK  # noqa: E402
+from interp_gan.harvest.store import harvest  # noqa: E402
+from interp_gan.harvest.stats import Moments, Quantile, TopK  # noqa: E402
 
 
 def main() -> None:

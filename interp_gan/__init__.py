@@ -16,14 +16,14 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Subject": "interp_gan.analyses.subject", "AnalysisData": "interp_gan.analyses.base",
+    "Subject": "interp_gan.subject.protocol", "AnalysisData": "interp_gan.analyses.base",
     "build_analysis": "interp_gan.analyses", "list_analyses": "interp_gan.analyses",
-    "load_subject": "interp_gan.analyses.loading", "convert_cyclegan": "interp_gan.analyses.loading",
-    "convert_checkpoint": "interp_gan.analyses.loading",
-    "Trace": "interp_gan.analyses.hooks", "TraceDict": "interp_gan.analyses.hooks",
+    "load_subject": "interp_gan.subject.loading", "convert_cyclegan": "interp_gan.subject.loading",
+    "convert_checkpoint": "interp_gan.subject.loading",
+    "Trace": "interp_gan.harvest.hooks", "TraceDict": "interp_gan.harvest.hooks",
     "Finding": "interp_gan.findings",
     "analyze": "interp_gan.pipeline", "analysis_data": "interp_gan.pipeline",
-    "train": "interp_gan.training", "load_checkpoint": "interp_gan.training.checkpoint",
+    "train": "interp_gan.training", "load_checkpoint": "interp_gan.checkpoint",
     "write_report": "interp_gan.reporting", "ReportContext": "interp_gan.reporting",
     "Recipe": "interp_gan.config", "PipelineConfig": "interp_gan.config",
     "load_recipe": "interp_gan.config", "load_pipeline": "interp_gan.config",

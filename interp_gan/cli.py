@@ -101,7 +101,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 def _cmd_inspect(a: argparse.Namespace) -> int:
     import torch
 
-    from interp_gan.analyses.loading import load_subject
+    from interp_gan.subject.loading import load_subject
 
     subject = load_subject(a.checkpoint, device="cpu")
     meta = {k: v for k, v in subject.meta.items() if k != "metrics"}
@@ -130,7 +130,7 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
-    from interp_gan.analyses.loading import convert_checkpoint
+    from interp_gan.subject.loading import convert_checkpoint
 
     names = None if a.style_names is None else [n.strip() for n in a.style_names.split(",")]
     print(convert_checkpoint(a.src, a.out, style_names=names))

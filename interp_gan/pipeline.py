@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
-from interp_gan.analyses.distributed import rank_and_world
-from interp_gan.analyses.loading import load_subject
-from interp_gan.analyses.subject import Subject
+from interp_gan.harvest.distributed import rank_and_world
+from interp_gan.subject.loading import load_subject
+from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
 from interp_gan.findings import Finding, provenance
 

@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from interp_gan.analyses.base import AnalysisData
-from interp_gan.analyses.subject import Subject
+from interp_gan.subject.protocol import Subject
 from interp_gan.models import RandomFeatureNet, StyleClassifier, StyleDiscriminator, StyleNet
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -6,7 +6,7 @@ import torch
 from interp_gan.cli import main
 from interp_gan.config import ModelConfig, Recipe
 from interp_gan.models import StyleNet
-from interp_gan.training.checkpoint import save_checkpoint
+from interp_gan.checkpoint import save_checkpoint
 
 
 def test_dry_run_prints_resolved_config(capsys, tmp_path):

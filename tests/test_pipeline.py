@@ -10,7 +10,7 @@ from PIL import Image
 from interp_gan.config import ModelConfig, PipelineConfig, Recipe
 from interp_gan.models import StyleNet
 from interp_gan.pipeline import analyze
-from interp_gan.training.checkpoint import save_checkpoint
+from interp_gan.checkpoint import save_checkpoint
 
 
 def _images(folder, n, seed):

@@ -12,9 +12,9 @@ import importlib
 import pkgutil
 
 from interp_gan.analyses.base import Analysis, AnalysisData, build_analysis, list_analyses, register_analysis
-from interp_gan.analyses.subject import Subject
+from interp_gan.subject.protocol import Subject
 
 __all__ = ["Analysis", "AnalysisData", "Subject", "build_analysis", "list_analyses", "register_analysis"]
 
-for _m in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_m.name}")
+for _m in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+    importlib.import_module(_m.name)

@@ -27,8 +27,8 @@ import pandas as pd
 import torch
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.analyses.directions import channel_means
-from interp_gan.analyses.hooks import get_module, spatial_layers
+from interp_gan.analyses.directions.analysis import channel_means
+from interp_gan.harvest.hooks import get_module, spatial_layers
 from interp_gan.findings import Finding
 
 __all__ = ["Embedding", "knn_accuracy", "cross_knn_accuracy", "embed_2d"]

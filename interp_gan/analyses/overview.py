@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.findings import Finding
+from interp_gan.util import to_uint8
 
-__all__ = ["Overview", "EVAL_METRICS", "to_uint8_hwc", "metrics_table", "evaluation_table", "parts_table"]
+__all__ = ["Overview", "EVAL_METRICS", "metrics_table", "evaluation_table", "parts_table"]
 
 # The evaluation numbers training writes, and what each one means (shown in the report).
 EVAL_METRICS: dict[str, str] = {
@@ -43,11 +44,6 @@ EVAL_METRICS: dict[str, str] = {
                        "lower = closer). Not FID: no Inception network is used.",
 }
 _EVAL_PREFIXES = ("", "eval/", "eval_", "eval.")
-
-
-def to_uint8_hwc(x: Tensor) -> np.ndarray:
-    """[N,3,H,W] in [-1,1] -> uint8 [N,H,W,3]."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _number(v: Any) -> float | None:
@@ -180,8 +176,8 @@ class Overview(Analysis):
             ids = torch.full((n,), s, dtype=torch.long, device=device)
             outs = [subject.generate(content[i:i + bs], ids[i:i + bs], None if z is None else z[i:i + bs])
                     for i in range(0, n, bs)]
-            generated.append(to_uint8_hwc(torch.cat(outs)))
-        arrays = {"content": to_uint8_hwc(content), "generated": np.stack(generated)}  # [S,n,H,W,3]
+            generated.append(to_uint8(torch.cat(outs)))
+        arrays = {"content": to_uint8(content), "generated": np.stack(generated)}  # [S,n,H,W,3]
 
         notes = []
         if data.style_images is not None and data.style_labels is not None:
@@ -189,7 +185,7 @@ class Overview(Analysis):
             idx = [torch.nonzero(labels == s).flatten()[:self.n_images] for s in range(subject.num_styles)]
             m = max((len(i) for i in idx), default=0)
             if m:
-                imgs = to_uint8_hwc(data.style_images.cpu())
+                imgs = to_uint8(data.style_images.cpu())
                 real = np.zeros((subject.num_styles, m) + imgs.shape[1:], dtype=np.uint8)
                 for s, i in enumerate(idx):
                     real[s, :len(i)] = imgs[i.numpy()]

@@ -26,10 +26,8 @@ import datetime as _dt
 import html
 import json
 import logging
-import platform
 import re
 import traceback
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -39,7 +37,9 @@ from interp_gan.reporting.exports import write_paper
 from interp_gan.reporting.render import render_block
 from interp_gan.reporting.sections import ReportContext, Section, Table, get_section, skipped_block
 
-__all__ = ["write_report", "package_versions", "SECTION_ORDER", "SECTION_TITLES"]
+from interp_gan.util import package_versions
+
+__all__ = ["write_report", "SECTION_ORDER", "SECTION_TITLES"]
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +49,6 @@ SECTION_TITLES = {"overview": "Model overview", "dissection": "Channel dissectio
                   "style_units": "Style-selective units", "ablation": "Causal ablation",
                   "directions": "Latent style directions", "embedding": "Embeddings",
                   "attribution": "Attribution"}
-_PACKAGES = ["interp-gan", "torch", "torchvision", "captum", "numpy", "pandas", "scikit-learn",
-             "scikit-image", "umap-learn", "plotly", "kaleido", "safetensors", "Pillow"]
-
-
-def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for p in _PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
 

@@ -22,6 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from interp_gan.reporting.sections import ImageGrid, Table
+from interp_gan.util import to_uint8
 
 __all__ = ["render_block", "figure_html", "image_grid_html", "table_html", "to_uint8_images",
            "format_value", "image_data_uri"]
@@ -55,18 +56,12 @@ def figure_html(fig) -> str:
 
 # --- images -----------------------------------------------------------------------------------
 def to_uint8_images(images: Any) -> np.ndarray:
-    """[N,H,W,3] (or [N,H,W] gray, or [N,H,W,1]) uint8 or float in [-1,1] -> uint8 [N,H,W,3]."""
-    a = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images)
-    if a.ndim == 3:
-        a = a[..., None]
-    if a.ndim != 4 or a.shape[-1] not in (1, 3):
-        raise ValueError(f"ImageGrid.images must be [N,H,W,3] (channels last), got shape {a.shape}; "
-                         "for a torch [N,3,H,W] batch pass x.permute(0, 2, 3, 1)")
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
-    if a.dtype != np.uint8:
-        a = np.clip((a.astype(np.float64) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
-    return a
+    """An ImageGrid's images ([N,H,W,3] channels last, uint8 or float in [-1,1]) -> uint8 [N,H,W,3]."""
+    try:
+        return to_uint8(images, channels_last=True)
+    except ValueError:
+        raise ValueError(f"ImageGrid.images must be [N,H,W,3] (channels last), got shape {np.shape(images)}; "
+                         "for a torch [N,3,H,W] batch pass x.permute(0, 2, 3, 1)") from None
 
 
 def image_data_uri(img: np.ndarray, jpeg_quality: int = 92) -> str:

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from interp_gan.analyses.attribution import unit_agreement
+from interp_gan.analyses.attribution.analysis import unit_agreement
 from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
 
 __all__ = ["attribution_section", "heat_overlay", "heat_colors", "sanity_figure", "unit_bars"]

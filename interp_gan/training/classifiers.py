@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor
 
 from interp_gan.models import StyleClassifier
-from interp_gan.training.checkpoint import atomic_write
+from interp_gan.util import atomic_write
 from interp_gan.training.sampling import centre_crop_batch, crop_batch
 
 __all__ = ["train_classifiers", "split_holdout", "classifier_accuracy"]

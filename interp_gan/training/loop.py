@@ -45,7 +45,8 @@ from tqdm.auto import tqdm
 from interp_gan.config import Recipe
 from interp_gan.models import build_feature_net
 from interp_gan.training import losses as L
-from interp_gan.training.checkpoint import (atomic_write, build_discriminator, build_generator,
+from interp_gan.util import atomic_write, resolve_device
+from interp_gan.checkpoint import (build_discriminator, build_generator,
                                             load_trainer_state, save_checkpoint, save_trainer_state)
 from interp_gan.training.classifiers import train_classifiers
 from interp_gan.training.distributed import (average_gradients, barrier, check_in_sync, is_main, local_device,
@@ -54,20 +55,12 @@ from interp_gan.training.evaluation import evaluate
 from interp_gan.training.sampling import crop_batch, per_style_index, sample_style_indices
 from interp_gan.training.samples import save_sample_grid
 
-__all__ = ["train", "resolve_device", "Callback"]
+__all__ = ["train", "Callback"]
 
 Callback = Callable[[int, dict], None]   # called as cb(step, logs) after every logged step
 _RESUMABLE_CHANGES = {("train", "steps"), ("train", "device"), ("train", "eval_every"),
                       ("train", "sample_every"), ("train", "checkpoint_every")}
 _LOSSES = ("loss_d", "d_adv", "d_cls", "r1", "loss_g", "g_adv", "g_cls", "g_style", "g_style_hp", "g_content")
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
-    return torch.device(device)
 
 
 # --- RNG state as tensors and ints (torch.load(weights_only=True) refuses numpy objects) --------

@@ -14,16 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from interp_gan.training.checkpoint import atomic_write
+from interp_gan.util import atomic_write, to_uint8
 from interp_gan.training.sampling import centre_crop_batch, per_style_index
 
 __all__ = ["save_sample_grid", "to_uint8"]
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[N,3,H,W] in [-1,1] -> [N,H,W,3] uint8."""
-    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()

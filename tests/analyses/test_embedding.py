@@ -6,7 +6,7 @@ from torch import nn
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.embedding import Embedding, knn_accuracy  # noqa: F401  (registers "embedding")
-from interp_gan.analyses.subject import Subject
+from interp_gan.subject.protocol import Subject
 
 D = 8
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
-from interp_gan.analyses.overview import to_uint8_hwc
-from interp_gan.analyses.subject import Subject
+from interp_gan.util import to_uint8 as to_uint8_hwc
+from interp_gan.subject.protocol import Subject
 from interp_gan.findings import Finding
 from interp_gan.models import StyleClassifier, StyleNet
 from interp_gan.reporting import ImageGrid, ReportContext, Section, Table, get_section

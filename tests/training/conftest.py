@@ -1,7 +1,6 @@
 """Tiny seeded synthetic style data for the training tests (no embedded set, no disk cache)."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

@@ -6,7 +6,7 @@ import torch
 
 from interp_gan.config import Recipe
 from interp_gan.models import RandomFeatureNet, StyleClassifier, StyleDiscriminator, StyleNet
-from interp_gan.training.checkpoint import (atomic_write, load_checkpoint, load_trainer_state, read_metadata,
+from interp_gan.checkpoint import (atomic_write, load_checkpoint, load_trainer_state, read_metadata,
                                             save_checkpoint, save_trainer_state)
 from conftest import tiny_recipe
 

@@ -1,0 +1,1 @@
+"""Unit analyses: what single channels of a layer do (concepts, dissection, style units, ablation)."""

@@ -1,0 +1,250 @@
+"""Build a Subject from what a user has (DESIGN.md §3, stage ④).
+
+    subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
+    subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
+    subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
+    subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
+    subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
+    subject = load_subject("mypkg.models:make_generator")
+
+A factory returns an ``nn.Module`` (content [N,3,H,W] in [-1,1] -> image) or a ``Subject``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from interp_gan.subject.protocol import Subject
+from interp_gan.util import atomic_write, import_factory, resolve_device, sha256_file
+
+__all__ = ["load_subject", "convert_checkpoint", "convert_cyclegan"]
+
+
+def _from_checkpoint(path: Path, device: torch.device) -> Subject:
+    from interp_gan.checkpoint import load_checkpoint, read_metadata
+
+    if read_metadata(path).get("model", {}).get("name") in _CONVERTED:  # convert_checkpoint
+        return _from_converted(path, device)
+    ck = load_checkpoint(path, device=str(device))
+    meta = dict(ck.meta)
+    meta.setdefault("checkpoint_sha256", ck.sha256)
+    meta.setdefault("checkpoint_path", str(path))
+    run_dir = path.parent
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        import json
+        rows = []
+        for line in metrics.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill; the rest is still good
+        meta["metrics"] = rows
+    return Subject.from_stylenet(
+        ck.generator, ck.style_names, discriminator=ck.discriminator,
+        classifier=ck.classifiers.get("rgb"), texture_classifier=ck.classifiers.get("texture"),
+        feature_net=ck.feature_net, meta=meta).eval()
+
+
+def _read_state_dict(path: Path) -> dict:
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickled modules / code are refused on purpose
+        raise ValueError(f"{path} could not be loaded as a plain state_dict with weights_only=True ({e}); "
+                         "save the model's state_dict() (tensors only), not the pickled module") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path} holds a {type(sd).__name__}; expected a state_dict (dict of tensors)")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+_CONVERTED = ("cyclegan", "stargan_v1", "stargan_v2")
+_V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
+
+
+def _stargan_v2_model(sd: dict, path: Path) -> tuple[nn.Module, dict]:
+    """A StarGAN v2 ``*_nets_ema.ckpt`` ({generator, mapping_network, style_encoder: state_dict}) as a model."""
+    from interp_gan.models.stargan_v2 import StarGANv2
+
+    ema = path.name.replace("_nets.ckpt", "_nets_ema.ckpt").replace("_optims.ckpt", "_nets_ema.ckpt")
+    if ema == path.name:
+        ema = "{step:06d}_nets_ema.ckpt"
+    if any(isinstance(v, dict) and "param_groups" in v for v in sd.values()):
+        raise ValueError(f"{path} holds StarGAN v2 optimizer states (*_optims.ckpt), not networks; "
+                         f"load the exponential-moving-average networks, {ema}, instead")
+    if "discriminator" in sd:
+        raise ValueError(f"{path} is a StarGAN v2 training checkpoint (*_nets.ckpt: the raw networks with the "
+                         f"discriminator); load the moving-average networks the authors evaluate, {ema}, instead")
+    try:
+        M = StarGANv2.from_reference(sd)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return M, {"name": "stargan_v2", **M.config}
+
+
+_STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running stats are ignored, as the "
+                 "authors' test path does (yunjey/stargan#102)")
+
+
+def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
+    """The generator a reference-layout state_dict holds (CycleGAN, StarGAN v1, or the StarGAN v2
+    wrapper of a ``*_nets_ema.ckpt``) and its model config."""
+    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
+    from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
+
+    if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
+        return _stargan_v2_model(sd, path)
+    if "model.1.weight" in sd:
+        cfg = infer_cyclegan_config(sd)
+        G = CycleGANGenerator(**cfg)
+        G.load_state_dict(sd)
+        return G, {"name": "cyclegan", **cfg}
+    if is_stargan_state_dict(sd):
+        try:
+            G = StarGANGenerator.from_reference(sd)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        return G, {"name": "stargan_v1", "conv_dim": G.conv_dim, "c_dim": G.c_dim, "repeat_num": G.repeat_num}
+    hint = ""
+    if "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd):
+        hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
+    raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict nor a StarGAN v2 "
+                     "checkpoint: expected CycleGAN keys like 'model.1.weight', or StarGAN's 'main.0.weight' "
+                     "(more than 3 input channels) with residual blocks 'main.<i>.main.0.weight', or StarGAN v2's "
+                     "'generator' / 'mapping_network' / 'style_encoder' state_dicts (*_nets_ema.ckpt); "
+                     f"its first keys are {list(sd)[:4]}.{hint} "
+                     "For another architecture use --model file.py:factory")
+
+
+def _stargan_subject(G: nn.Module, style_names: list[str] | None = None, meta: dict | None = None) -> Subject:
+    """A StarGAN v1 generator as a Subject: style s is domain s, fed as the one-hot label e_s.
+
+    The style code space is the label space itself (style_dim = c_dim, latent_dim = 0: no
+    noise), so ``stylize_code`` takes any continuous label vector and a direction there
+    interpolates domain labels. For a RaFD model that is exactly its training input. For a
+    CelebA model c is a 0/1 attribute vector (e.g. black, blond, brown hair, male, young), so
+    style s means "attribute s on, every other off": "male" also says "not young, none of the
+    listed hair colours" -- not the authors' "flip one attribute of the input photo". For other
+    combinations pass the vector to ``subject.stylize_code(content, code)``. A model trained on
+    CelebA and RaFD together has c_dim 15 and its last two "domains" are the data-set mask bits;
+    the styles are then only meaningful through ``stylize_code`` with full label vectors.
+    """
+    names = list(style_names or [f"domain{i}" for i in range(G.c_dim)])
+    if len(names) != G.c_dim:
+        raise ValueError(f"got {len(names)} style names for a StarGAN generator with c_dim={G.c_dim} domains")
+
+    def one_hot(style_ids):                                    # [N] -> [N, c_dim] float
+        return torch.nn.functional.one_hot(style_ids.long(), G.c_dim).float()
+
+    return Subject(generator=G, style_names=names,
+                   _generate=lambda c, s, z=None: G(c, one_hot(s)),
+                   _style_code=lambda s, z: one_hot(s),
+                   _stylize_code=lambda c, code: G(c, code),
+                   latent_dim=0, style_dim=G.c_dim, meta=dict(meta or {}))
+
+
+def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: dict,
+                device: torch.device) -> Subject:
+    G = G.to(device)
+    if model["name"] == "stargan_v1":
+        return _stargan_subject(G, style_names, meta).eval()
+    if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
+        names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
+        return Subject.from_stylenet(G, names, meta=meta).eval()
+    return Subject.from_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
+
+
+def _from_pth(path: Path, device: torch.device) -> Subject:
+    """A CycleGAN or StarGAN v1 reference-layout state_dict, or a StarGAN v2 ``*_nets_ema.ckpt``."""
+    sd = _read_state_dict(path)
+    G, model = _reference_generator(sd, path)
+    meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    if model["name"] == "stargan_v1":
+        meta["normalization"] = _STARGAN_NORM
+    return _subject_of(G, model, None, meta, device)
+
+
+def _from_converted(path: Path, device: torch.device) -> Subject:
+    """A generator stored by ``convert_checkpoint`` (weights under ``G.``, the model in the metadata)."""
+    from safetensors.torch import load_file
+
+    from interp_gan.models.registry import build_model
+    from interp_gan.checkpoint import read_metadata
+
+    meta = read_metadata(path)
+    model = meta["model"]
+    G = build_model(model["name"], **{k: v for k, v in model.items() if k != "name"})
+    G.load_state_dict({k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")})
+    meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    return _subject_of(G, model, meta.get("style_names"), meta, device)
+
+
+def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] | None = None) -> Path:
+    """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt), or a StarGAN v2
+    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder) -> a
+    self-describing ``.safetensors`` (weights + JSON metadata: architecture, style names, source
+    file and its sha256); loading it needs no pickle.
+
+    ``style_names``: one per style -- StarGAN's c_dim domains in label order (e.g. black_hair,
+    blond_hair, brown_hair, male, young for the CelebA model), StarGAN v2's domains in label
+    order (cat, dog, wild for AFHQ), CycleGAN's one; default domain0.. / translated.
+    """
+    import json
+
+    from safetensors.torch import save as safetensors_bytes
+
+    from interp_gan.checkpoint import META_KEY, FORMAT, FORMAT_VERSION
+
+    src, out = Path(src), Path(out)
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file: {src}")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
+    G, model = _reference_generator(_read_state_dict(src), src)
+    n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
+    default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
+    names = list(default if style_names is None else style_names)
+    if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
+        what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
+                "stargan_v2": f"a StarGAN v2 model with {len(default)} domains"}.get(
+                    model["name"], "a CycleGAN generator (one style)")
+        raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
+                         f"in label order, e.g. --style-names {','.join(default)}")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model, "style_names": names,
+            "converted_from": {"path": str(src), "sha256": sha256_file(src)}, "torch_version": torch.__version__}
+    if model["name"] == "stargan_v1":
+        meta["normalization"] = _STARGAN_NORM
+    tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
+    blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
+    return atomic_write(out, lambda fh: fh.write(blob))
+
+
+convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
+
+
+def load_subject(spec: str | Path, device: str = "auto") -> Subject:
+    """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, a StarGAN v2
+    ``*_nets_ema.ckpt``, or a ``file.py:factory`` spec."""
+    dev = resolve_device(device)
+    s = str(spec)
+    if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
+        obj = import_factory(s)()
+        if isinstance(obj, Subject):
+            obj.generator.to(dev)
+            return obj.eval()
+        if isinstance(obj, nn.Module):
+            return Subject.from_module(obj.to(dev), meta={"model": {"name": "factory", "spec": s}}).eval()
+        raise TypeError(f"factory {s} returned {type(obj).__name__}; expected an nn.Module or a Subject")
+    path = Path(s)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; expected a .safetensors checkpoint, a CycleGAN .pth, "
+                                "a StarGAN .ckpt, or --model file.py:factory")
+    if path.suffix == ".safetensors":
+        return _from_checkpoint(path, dev)
+    if path.suffix in (".pth", ".pt", ".ckpt"):
+        return _from_pth(path, dev)
+    raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, or a state_dict "
+                     ".pth / .pt / .ckpt")

@@ -1,0 +1,143 @@
+"""Causal ablation on the planted generator of test_style_units.py: removing the planted unit
+removes its style (the classifier's probability drops, CI below 0) while random units of the
+same size do nothing; inserting it elsewhere adds the style."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from interp_gan.analyses.units.ablation import Ablation
+from interp_gan.analyses.base import AnalysisData
+from interp_gan.subject.protocol import Subject
+from test_style_units import CHECKER_UNIT, STRIPES_UNIT, PlantedG, _hook_count, make_planted_data, make_planted_subject
+
+FAST = dict(layer="mix", n_boot=300, seed=0)
+
+
+def _row(df, style, k, baseline, target):
+    r = df[(df["style"] == style) & (df["k"] == k) & (df["baseline"] == baseline) & (df["target"] == target)]
+    assert len(r) == 1, r
+    return r.iloc[0]
+
+
+def test_ablating_the_planted_unit_removes_its_style_and_random_units_do_not():
+    subject, data = make_planted_subject(), make_planted_data()
+    f = Ablation(ks=(1, 2), n_random=4, styles=["checker", "stripes"], **FAST).run(subject, data)
+    df = f.tables["ablation"]
+    assert {"layer", "units", "intervention", "target", "effect", "ci_low", "ci_high", "n", "k", "baseline",
+            "style"} <= set(df.columns)
+    for style, unit in (("checker", CHECKER_UNIT), ("stripes", STRIPES_UNIT)):
+        top = _row(df, style, 1, "top", f"p(style={style})")
+        assert top["units"] == str(unit) and top["n"] == 12 and top["intervention"] == "zero"
+        assert top["effect"] < -0.5 and top["ci_high"] < 0          # the style is gone
+        rnd = _row(df, style, 1, "random", f"p(style={style})")
+        assert rnd["ci_low"] <= 0 <= rnd["ci_high"] and abs(rnd["effect"]) < 0.05
+        assert str(unit) not in rnd["units"].replace("|", ";").split(";")
+        assert rnd["n_sets"] == 4 and rnd["units"].count("|") == 3
+        # cumulative: the top 2 contain the top 1
+        assert _row(df, style, 2, "top", f"p(style={style})")["units"].split(";")[0] == str(unit)
+    ranking = f.tables["ablation_ranking"]
+    first = ranking[ranking["rank"] == 0].set_index("style")["unit"]
+    assert first["checker"] == CHECKER_UNIT and first["stripes"] == STRIPES_UNIT
+    # no real style images -> no Gram distance, said in a note; concept fractions are measured
+    assert any("Gram" in n for n in f.notes) and not df["target"].str.startswith("gram").any()
+    assert df["target"].str.startswith("fraction(").any()
+
+
+def test_inserting_the_planted_unit_adds_its_style_to_other_images():
+    subject, data = make_planted_subject(), make_planted_data()
+    f = Ablation(units=[CHECKER_UNIT], intervention="insert", n_random=3, styles=["checker"], **FAST).run(subject, data)
+    df = f.tables["ablation"]
+    top = _row(df, "checker", 1, "top", "p(style=checker)")
+    assert top["n"] == 24                                            # measured on the other styles' images
+    assert top["effect"] > 0.5 and top["ci_low"] > 0
+    rnd = _row(df, "checker", 1, "random", "p(style=checker)")
+    assert rnd["effect"] < 0.1 and "ablation_ranking" not in f.tables
+
+
+def test_mean_ablation_is_weaker_than_zero_ablation_for_a_unit_on_for_one_style_in_three():
+    subject, data = make_planted_subject(), make_planted_data()
+    zero = Ablation(units=[CHECKER_UNIT], n_random=1, styles=["checker"], **FAST).run(subject, data)
+    mean = Ablation(units=[CHECKER_UNIT], intervention="mean", n_random=1, styles=["checker"],
+                    **FAST).run(subject, data)
+    ez = _row(zero.tables["ablation"], "checker", 1, "top", "p(style=checker)")["effect"]
+    em = _row(mean.tables["ablation"], "checker", 1, "top", "p(style=checker)")["effect"]
+    assert ez < em < 0   # the unit's mean is about 1.5/3: part of the pattern stays
+
+
+def test_gram_distance_is_measured_when_real_style_images_exist():
+    subject, data = make_planted_subject(), make_planted_data()
+    from interp_gan.models import RandomFeatureNet
+    subject.feature_net = RandomFeatureNet(seed=1, channels=(4, 8))
+    with torch.no_grad():  # real "checker" images are the planted generator's own checker outputs
+        real = subject.generator(data.content[:8], torch.zeros(8, dtype=torch.long))
+    data.style_images, data.style_labels = real, torch.zeros(8, dtype=torch.long)
+    f = Ablation(ks=(1,), n_random=2, styles=["checker"], **FAST).run(subject, data)
+    g = _row(f.tables["ablation"], "checker", 1, "top", "gram_distance(checker)")
+    assert g["ci_low"] > 0      # without the pattern the images move away from the checker style
+
+
+def test_single_style_subject_is_skipped_and_bad_input_raises():
+    G = PlantedG()
+    one = Subject.from_module(nn.Sequential(G.encoder, G.decoder), style_names=["only"])
+    data = AnalysisData(content=torch.zeros(8, 3, 16, 16), style_ids=torch.zeros(8, dtype=torch.long))
+    f = Ablation(layer="1", n_boot=10).run(one, data)
+    assert f.skipped and "one style" in f.skipped
+    subject = make_planted_subject()
+    with pytest.raises(ValueError, match="intervention must be"):
+        Ablation(intervention="shuffle", **FAST).run(subject, make_planted_data())
+    with pytest.raises(ValueError, match="units .*out of range"):
+        Ablation(units=[99], **FAST).run(subject, make_planted_data())
+    with pytest.raises(ValueError, match=r"at least 8 images generated toward style 'checker'.*got 2"):
+        Ablation(**FAST).run(subject, make_planted_data(n_per_style=2))
+
+
+def test_same_seed_same_result():
+    subject, data = make_planted_subject(), make_planted_data()
+    a = Ablation(ks=(1,), n_random=2, styles=["stripes"], **FAST).run(subject, data).tables["ablation"]
+    b = Ablation(ks=(1,), n_random=2, styles=["stripes"], **FAST).run(subject, data).tables["ablation"]
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_no_hook_survives_an_error_in_the_body():
+    subject = make_planted_subject()
+    G, calls = subject.generator, []
+
+    def flaky(c, s, z=None):
+        calls.append(1)
+        if len(calls) == 8:   # after the statistics pass, inside an edited pass
+            raise RuntimeError("planted failure")
+        return G(c, s)
+
+    subject._generate = flaky
+    with pytest.raises(RuntimeError, match="planted failure"):
+        Ablation(ks=(1,), n_random=1, **FAST).run(subject, make_planted_data())
+    assert _hook_count(G) == 0 and len(calls) == 8
+
+
+def test_report_section_draws_top_and_random_curves():
+    from interp_gan.reporting.section_ablation import ablation_section, summary_table
+    from interp_gan.reporting.sections import ReportContext
+
+    f = Ablation(ks=(1, 2), n_random=2, styles=["checker"], **FAST).run(make_planted_subject(), make_planted_data())
+    sec = ablation_section(f, ReportContext())
+    fig = sec.figures["ablation_log_odds_mix"]
+    names = {t.name for t in fig.data if t.showlegend is not False}
+    assert names == {"top-k selective units", "random units (same k)"}
+    s = summary_table(f.tables["ablation"])
+    row = s[s["target"] == "p(style=checker)"].iloc[0]
+    assert row["k"] == 2 and bool(row["beyond random"])
+    row = s[s["target"] == "log_odds(style=checker)"].iloc[0]
+    assert row["k"] == 2 and bool(row["beyond random"])
+
+
+def test_log_odds_are_stable_where_p_saturates():
+    from interp_gan.analyses.units.ablation import log_odds
+
+    logits = torch.tensor([[0.0, 1.0, -2.0], [30.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    p = logits.softmax(1)
+    assert torch.allclose(log_odds(logits)[0], (p / (1 - p)).log()[0])
+    assert log_odds(logits)[1, 0].item() == pytest.approx(30 - np.log(2))    # 1 - p rounds to ~0 in float32
+    assert torch.allclose(log_odds(logits)[2], torch.full((3,), -np.log(2), dtype=torch.float64))
+    assert torch.isfinite(log_odds(logits.float() * 100)).all()

@@ -1,0 +1,264 @@
+"""Style units: a tiny generator with planted style units must be found, and nothing else.
+
+The planted generator (also used by test_ablation.py): layer ``mix`` has 6 units. Unit 2 is
+1.5 only for images generated toward style 0 ("checker") and unit 4 only toward style 2
+("stripes"); the output adds unit 2 × a checkerboard and unit 4 × horizontal stripes. The
+fixed classifier reads those two patterns, so the planted units alone carry their styles.
+The other units are content features that do not depend on the style.
+"""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import mannwhitneyu
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from interp_gan.analyses.base import AnalysisData
+from interp_gan.analyses.units.style_units import StyleUnits, auroc_bootstrap_ci, auroc_matrix, auroc_pvalues
+from interp_gan.subject.protocol import Subject
+
+STYLES = ["checker", "plain", "stripes"]
+CHECKER_UNIT, STRIPES_UNIT = 2, 4
+
+
+def _patterns(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    i = torch.arange(size)
+    checker = ((i[:, None] + i[None, :]) % 2 * 2 - 1).float()    # (-1)^(i+j)
+    stripes = (i[:, None] % 2 * 2 - 1).float().expand(size, size)  # (-1)^i, orthogonal to checker
+    return checker[None, None], stripes[None, None].contiguous()
+
+
+class StyleMix(nn.Module):
+    """h + table[style] per channel: the one place where the style enters."""
+
+    def __init__(self, table: torch.Tensor, nan_unit: int | None = None) -> None:
+        super().__init__()
+        self.register_buffer("table", table)
+        self.nan_unit = nan_unit
+
+    def forward(self, h, style_ids):
+        h = h + self.table[style_ids][:, :, None, None]
+        if self.nan_unit is not None:  # a unit that overflows on the first two images of a batch
+            h[:2, self.nan_unit] = float("nan")
+        return h
+
+
+class PlantedG(nn.Module):
+    def __init__(self, size: int = 16, channels: int = 6, nan_unit: int | None = None, planted: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.encoder = nn.Conv2d(3, channels, 3, padding=1)
+        table = torch.zeros(len(STYLES), channels)
+        if planted:  # otherwise the style changes nothing: the null control
+            table[0, CHECKER_UNIT] = 1.5
+            table[2, STRIPES_UNIT] = 1.5
+        table[:, 0] = 0.3  # the same offset for every style: not selective
+        self.mix = StyleMix(table, nan_unit)
+        self.decoder = nn.Conv2d(channels, 3, 1)
+        with torch.no_grad():
+            for u in (CHECKER_UNIT, STRIPES_UNIT):
+                self.encoder.weight[u] *= 0.05   # a little content, so activations are not tied
+                self.encoder.bias[u] = 0.0
+                self.decoder.weight[:, u] = 0.0  # the planted units act only through their pattern
+        checker, stripes = _patterns(size)
+        self.register_buffer("checker", checker)
+        self.register_buffer("stripes", stripes)
+
+    def forward(self, content, style_ids):
+        h = self.mix(self.encoder(content), style_ids)
+        return (0.5 * content + 0.2 * self.decoder(h)
+                + 0.3 * h[:, CHECKER_UNIT:CHECKER_UNIT + 1] * self.checker
+                + 0.3 * h[:, STRIPES_UNIT:STRIPES_UNIT + 1] * self.stripes)
+
+
+class PatternClassifier(nn.Module):
+    """logits: checker score -> 'checker', stripes score -> 'stripes', 0 -> 'plain'."""
+
+    def __init__(self, size: int = 16, gain: float = 20.0, threshold: float = 0.3) -> None:
+        super().__init__()
+        checker, stripes = _patterns(size)
+        self.register_buffer("checker", checker)
+        self.register_buffer("stripes", stripes)
+        self.gain, self.threshold = gain, threshold
+
+    def forward(self, image):
+        c = (image * self.checker).mean(dim=(1, 2, 3))
+        s = (image * self.stripes).mean(dim=(1, 2, 3))
+        return torch.stack([self.gain * (c - self.threshold), torch.zeros_like(c),
+                            self.gain * (s - self.threshold)], dim=1)
+
+
+def make_planted_subject(**kw) -> Subject:
+    G = PlantedG(**kw).eval()
+    return Subject(generator=G, style_names=list(STYLES), _generate=lambda c, s, z=None: G(c, s),
+                   classifier=PatternClassifier())
+
+
+def make_planted_data(n_per_style: int = 12, size: int = 16, seed: int = 0) -> AnalysisData:
+    """White-noise content: its chance correlation with the patterns makes every image's
+    classifier score a little different, so a unit that does not carry a style has an effect
+    that scatters around 0 (rather than float32 rounding noise of one sign)."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_per_style * len(STYLES)
+    content = torch.rand(n, 3, size, size, generator=g) * 2 - 1
+    return AnalysisData(content=content, style_ids=torch.arange(n) % len(STYLES), batch_size=8, fingerprint="planted")
+
+
+def _hook_count(module: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+# --- the statistics ----------------------------------------------------------------------------
+
+def test_auroc_matrix_matches_sklearn_with_ties_and_constants():
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 3
+    x = rng.normal(size=(30, 5))
+    x[:, 1] = np.round(x[:, 1])        # many ties
+    x[:, 2] = 4.0                      # constant
+    x[:, 3] += 3 * (y == 1)            # selective for style 1
+    auc = auroc_matrix(x, y, 3)
+    ref = np.array([[roc_auc_score(y == s, x[:, u]) for u in range(5)] for s in range(3)])
+    np.testing.assert_allclose(auc, ref, atol=1e-12)
+
+
+def test_permutation_pvalues_agree_with_mann_whitney():
+    rng = np.random.default_rng(1)
+    y = np.arange(40) % 2
+    x = rng.normal(size=(40, 30))
+    x[:, :10] += 1.2 * y[:, None]      # 10 selective units
+    x[:, 10:15] = np.round(x[:, 10:15])  # tied units take the per-pattern path
+    p = auroc_pvalues(x, y, 2, n_perm=4000, seed=0)
+    ref = np.array([[mannwhitneyu(x[y == s, u], x[y != s, u]).pvalue for u in range(30)] for s in range(2)])
+    assert np.corrcoef(np.log(p.ravel()), np.log(ref.ravel()))[0, 1] > 0.98
+    assert np.abs(p - ref).max() < 0.05
+    lo, hi = auroc_bootstrap_ci(x, y, 2, n_boot=300, seed=0)
+    auc = auroc_matrix(x, y, 2)
+    assert (lo <= auc + 1e-12).all() and (auc <= hi + 1e-12).all() and (hi - lo).min() > 0
+
+
+# --- the analysis on the planted generator -----------------------------------------------------
+
+def test_planted_style_units_are_found_for_their_own_style():
+    subject, data = make_planted_subject(), make_planted_data()
+    f = StyleUnits(layers=["mix"], n_boot=200, n_perm=1000, seed=0).run(subject, data)
+    df = f.tables["style_units"]
+    assert {"layer", "unit", "style", "auroc", "ci_low", "ci_high", "p_value", "q_value"} <= set(df.columns)
+    assert len(df) == 6 * len(STYLES)
+    for style, unit in (("checker", CHECKER_UNIT), ("stripes", STRIPES_UNIT)):
+        rows = df[df["style"] == style].sort_values("auroc", ascending=False)
+        top = rows.iloc[0]
+        assert int(top["unit"]) == unit and top["auroc"] == 1.0
+        assert top["q_value"] < 0.05 and top["ci_low"] > 0.9
+        assert top["mean_style"] > top["mean_other"] + 1.0
+        assert top["cohens_d"] > 2 and top["cohens_d"] == rows["cohens_d"].max()   # the clearest separation
+    # a planted unit is significantly *low* for the other styles, not high
+    other = df[(df["unit"] == CHECKER_UNIT) & (df["style"] != "checker")]
+    assert (other["auroc"] < 0.5).all()
+
+
+def test_null_generator_gives_no_discoveries():
+    """The same network with the style table switched off: the style changes nothing, so BH
+    must report no unit (this fails if the p-values are anti-conservative)."""
+    subject, data = make_planted_subject(planted=False), make_planted_data()
+    df = StyleUnits(layers=["mix"], n_boot=50, n_perm=1000, seed=0).run(subject, data).tables["style_units"]
+    assert df["q_value"].min() > 0.05, df.sort_values("q_value").head()
+    assert abs(df["auroc"].mean() - 0.5) < 0.05
+
+
+def test_default_layers_and_nan_units_are_reported():
+    subject, data = make_planted_subject(nan_unit=5), make_planted_data()
+    f = StyleUnits(n_boot=50, n_perm=200).run(subject, data)     # layers=None -> every conv layer
+    df = f.tables["style_units"]
+    assert set(df["layer"]) == {"encoder", "decoder"}
+    # the NaN unit of `mix` spreads into all 3 decoder units of the first two images of each
+    # batch of 8 (5 batches for 36 images)
+    assert any(n.startswith("decoder: 30 NaN") and "3 units" in n for n in f.notes), f.notes
+    assert df[df["layer"] == "decoder"]["auroc"].isna().all() and df[df["layer"] == "encoder"]["auroc"].notna().all()
+    f = StyleUnits(layers="mi*", n_boot=50, n_perm=200).run(subject, data)
+    df = f.tables["style_units"]
+    assert df[df["unit"] == 5]["auroc"].isna().all() and df[df["unit"] != 5]["auroc"].notna().all()
+    assert any(n.startswith("mix: 10 NaN") and "1 units" in n for n in f.notes), f.notes
+
+
+def test_single_style_subject_is_skipped_with_reason():
+    G = PlantedG()
+    subject = Subject.from_module(nn.Sequential(G.encoder, G.decoder), style_names=["only"])
+    data = AnalysisData(content=torch.zeros(8, 3, 16, 16), style_ids=torch.zeros(8, dtype=torch.long))
+    f = StyleUnits(n_boot=10, n_perm=10).run(subject, data)
+    assert f.skipped and "one style" in f.skipped and not f.tables
+
+
+def test_too_few_images_per_style_names_the_number_needed():
+    subject, data = make_planted_subject(), make_planted_data(n_per_style=3)
+    with pytest.raises(ValueError, match=r"at least 8 images generated toward style 'checker'.*got 3"):
+        StyleUnits(layers=["mix"], n_boot=10, n_perm=10).run(subject, data)
+    # a lower bar is a parameter, not a hidden constant
+    f = StyleUnits(layers=["mix"], n_boot=10, n_perm=10, min_per_style=3).run(subject, data)
+    assert len(f.tables["style_units"]) == 18
+
+
+def test_same_seed_same_result_other_seed_other_ci():
+    subject, data = make_planted_subject(), make_planted_data()
+    a = StyleUnits(layers=["mix"], n_boot=50, n_perm=100, seed=3).run(subject, data).tables["style_units"]
+    b = StyleUnits(layers=["mix"], n_boot=50, n_perm=100, seed=3).run(subject, data).tables["style_units"]
+    c = StyleUnits(layers=["mix"], n_boot=50, n_perm=100, seed=4).run(subject, data).tables["style_units"]
+    pd.testing.assert_frame_equal(a, b)
+    np.testing.assert_array_equal(a["auroc"], c["auroc"])         # the estimate does not depend on the seed
+    assert not np.allclose(a["ci_low"], c["ci_low"]) or not np.allclose(a["p_value"], c["p_value"])
+
+
+def test_no_hook_survives_an_error_in_the_body():
+    subject = make_planted_subject()
+    G, calls = subject.generator, []
+
+    def flaky(c, s, z=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("planted failure on the second batch")
+        return G(c, s)
+
+    subject._generate = flaky
+    with pytest.raises(RuntimeError, match="planted failure"):
+        StyleUnits(layers=["mix", "encoder"], n_boot=10, n_perm=10).run(subject, make_planted_data())
+    assert _hook_count(G) == 0
+
+
+def test_report_section_marks_the_planted_units():
+    from interp_gan.reporting.section_style_units import style_units_section
+    from interp_gan.reporting.sections import ReportContext
+
+    f = StyleUnits(layers=["mix"], n_boot=50, n_perm=1000).run(make_planted_subject(), make_planted_data())
+    sec = style_units_section(f, ReportContext())
+    heat = sec.figures["style_units_heatmap"].data[0]
+    col = list(heat.x).index(f"mix:{CHECKER_UNIT}")
+    assert heat.z[list(heat.y).index("checker")][col] == 1.0
+    assert heat.text[list(heat.y).index("checker")][col] in ("*", "**")
+    top = [b for b in sec.blocks if hasattr(b, "df")][0].df
+    assert int(top[top["style"] == "stripes"].iloc[0]["unit"]) == STRIPES_UNIT
+    skipped = style_units_section(type(f).skip("style_units", "one style"), ReportContext())
+    assert "one style" in skipped.blocks[0]
+
+
+def test_saturated_auroc_ties_are_broken_by_cohens_d():
+    from interp_gan.reporting.section_style_units import selectivity_heatmap, top_units
+    df = pd.DataFrame({"layer": ["a", "a", "b"], "unit": [0, 1, 0], "style": "s", "auroc": [1.0, 1.0, 0.9],
+                       "ci_low": 0.9, "ci_high": 1.0, "p_value": 0.001, "q_value": 0.001,
+                       "mean_style": 1.0, "mean_other": 0.0, "cohens_d": [1.5, 4.0, 9.0]})
+    assert list(top_units(df, per_style=2)[["layer", "unit"]].itertuples(index=False, name=None)) == [("a", 1), ("a", 0)]
+    assert list(selectivity_heatmap(df, max_units=2).data[0].x) == ["a:1", "a:0"]
+
+
+def test_cohens_d_matches_the_textbook_formula():
+    from interp_gan.analyses.units.style_units import cohens_d
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.integers(0, 3, 40)
+    x[y == 1, 2] += 3.0                                              # planted: unit 2 high for style 1
+    x[0, 0] = np.nan
+    d = cohens_d(x, y, 3)
+    for s in range(3):
+        for u in (1, 2):
+            a, b = x[y == s, u], x[y != s, u]
+            assert d[s, u] == pytest.approx((a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2))
+    assert np.isnan(d[:, 0]).all() and d[1, 2] > 2 and np.nanargmax(d[:, 2]) == 1
