@@ -14,6 +14,7 @@ them for provenance. ``run`` never raises for a missing capability: it returns
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import types
 import typing
@@ -24,7 +25,8 @@ from torch import Tensor
 
 from interp_gan.findings import Finding
 
-__all__ = ["Analysis", "AnalysisData", "register_analysis", "build_analysis", "list_analyses"]
+__all__ = ["Analysis", "AnalysisData", "register_analysis", "build_analysis", "list_analyses", "get_analysis",
+           "section_meta"]
 
 _ANALYSES: dict[str, type["Analysis"]] = {}
 
@@ -72,6 +74,11 @@ class AnalysisData:
 
 class Analysis:
     name: str = ""
+    # set by @register_analysis: how the report shows the Finding, and the contract test's fast settings
+    title: str = ""
+    order: int = 100
+    references: tuple[str, ...] = ()
+    fast: dict[str, Any] = {}
     # True: run() is a collective under torch.distributed -- every rank calls it on its shard of
     # the images and all ranks return the merged Finding (pipeline.run_analyses, DESIGN.md §6)
     sharded: bool = False
@@ -88,14 +95,47 @@ class Analysis:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
 
-def register_analysis(name: str) -> Callable[[type[Analysis]], type[Analysis]]:
+def register_analysis(name: str, *, title: str = "", order: int = 100, references: tuple[str, ...] = (),
+                      fast: dict[str, Any] | None = None) -> Callable[[type[Analysis]], type[Analysis]]:
+    """Register an analysis class under ``name`` (refuses duplicates).
+
+    ``title`` / ``order`` / ``references`` (BibTeX keys of ``reporting.references``) say how the report
+    shows its Finding; every Finding it returns carries them (``Finding.section``), so a saved report
+    re-renders without this code. ``fast`` are small settings for the tiny seeded model of
+    ``tests/conftest.py``: the contract test runs every registered analysis with them, so a new
+    analysis is this one file plus its own test.
+    """
     def deco(cls: type[Analysis]) -> type[Analysis]:
         if name in _ANALYSES:
             raise ValueError(f"analysis {name!r} is already registered (by {_ANALYSES[name].__qualname__})")
-        cls.name = name
+        if fast is None:
+            raise ValueError(f"register_analysis({name!r}) needs fast=dict(...): small settings the contract "
+                             "test runs it with on the tiny model of tests/conftest.py")
+        cls.name, cls.title, cls.order = name, title or name.replace("_", " ").capitalize(), order
+        cls.references, cls.fast = tuple(references), dict(fast)
+        run = cls.__dict__.get("run")
+        if run is not None:
+            @functools.wraps(run)
+            def stamped(self, subject, data, *args, **kw):
+                finding = run(self, subject, data, *args, **kw)
+                if isinstance(finding, Finding) and not finding.section:
+                    finding.section = section_meta(cls)
+                return finding
+            cls.run = stamped
         _ANALYSES[name] = cls
         return cls
     return deco
+
+
+def section_meta(cls: type[Analysis]) -> dict[str, Any]:
+    """What the report needs to place and cite an analysis' Finding."""
+    return {"title": cls.title, "order": cls.order, "references": list(cls.references)}
+
+
+def get_analysis(name: str) -> type[Analysis]:
+    if name not in _ANALYSES:
+        raise LookupError(f"unknown analysis {name!r}; registered: {', '.join(sorted(_ANALYSES))}")
+    return _ANALYSES[name]
 
 
 def build_analysis(name: str, **params) -> Analysis:

@@ -88,7 +88,9 @@ def embed_2d(x: np.ndarray, method: str, n_neighbors: int = 15, n_epochs: int = 
     raise ValueError(f"unknown embedding method {method!r}; expected 'umap' or 'pca'")
 
 
-@register_analysis("embedding")
+@register_analysis(
+    "embedding", title="Embeddings", order=60, fast=dict(methods=("pca",)),
+    references=("mcinnes2018umap", "venna2001trustworthiness"))
 class Embedding(Analysis):
     def __init__(self, *, spaces: tuple[str, ...] = ("style_code", "reference_code", "activation"),
                  layer: str | None = None,

@@ -149,7 +149,10 @@ def _model_card(subject, data: AnalysisData) -> dict[str, Any]:
     return {k: v for k, v in card.items() if v is not None}
 
 
-@register_analysis("overview")
+@register_analysis(
+    "overview", title="Model overview", order=10, fast=dict(n_images=2),
+    references=("choi2020starganv2", "huang2017adain", "gatys2016style", "ustyuzhaninov2017random",
+                "mescheder2018r1", "wang2004ssim", "heusel2017fid"))
 class Overview(Analysis):
     """Sample grid (content -> each style), real style examples, curves, evaluation, model card."""
 

@@ -42,6 +42,21 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in a Finding; expected JSON-like values")
 
 
+def _restore_dtypes(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Undo what CSV loses: a text column's empty strings (read back as NaN) and numeric widths."""
+    for col, dtype in dtypes.items():
+        if col not in df:
+            continue
+        if dtype in ("object", "str", "string"):
+            df[col] = df[col].fillna("")
+        elif dtype != str(df[col].dtype):
+            try:
+                df[col] = df[col].astype(dtype)
+            except (TypeError, ValueError):
+                pass                                  # e.g. an int column that now holds NaN: keep as read
+    return df
+
+
 @dataclass
 class Finding:
     analysis: str
@@ -51,6 +66,9 @@ class Finding:
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     skipped: str | None = None
+    # how the report shows it: {"title", "order", "references"}, stamped from the analysis' registration,
+    # so rendering a saved Finding needs nothing but the Finding (no analysis code, no torch)
+    section: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def skip(cls, analysis: str, reason: str, params: dict | None = None) -> "Finding":
@@ -65,9 +83,11 @@ class Finding:
             "notes": list(self.notes),
             "provenance": _jsonable(self.provenance),
             "skipped": self.skipped,
+            "section": _jsonable(self.section),
             "tables": {k: json.loads(v.to_json(orient="records", double_precision=15))
                        for k, v in self.tables.items()},
             "table_columns": {k: list(map(str, v.columns)) for k, v in self.tables.items()},
+            "table_dtypes": {k: {str(c): str(t) for c, t in v.dtypes.items()} for k, v in self.tables.items()},
             "arrays": {k: list(v.shape) for k, v in self.arrays.items()},
         }
 
@@ -96,10 +116,12 @@ class Finding:
             tables[name] = pd.read_csv(path) if path.stat().st_size > 1 else pd.DataFrame(columns=cols)
             if len(tables[name]) == 0:
                 tables[name] = pd.DataFrame(columns=cols)
+            else:
+                tables[name] = _restore_dtypes(tables[name], meta.get("table_dtypes", {}).get(name, {}))
         arrays = {}
         if (d / "arrays.npz").is_file():
             with np.load(d / "arrays.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         return cls(analysis=meta["analysis"], params=meta["params"], tables=tables, arrays=arrays,
                    notes=meta.get("notes", []), provenance=meta.get("provenance", {}),
-                   skipped=meta.get("skipped"))
+                   skipped=meta.get("skipped"), section=meta.get("section", {}))

@@ -39,16 +39,10 @@ from interp_gan.reporting.sections import ReportContext, Section, Table, get_sec
 
 from interp_gan.util import package_versions
 
-__all__ = ["write_report", "SECTION_ORDER", "SECTION_TITLES"]
+__all__ = ["write_report", "section_title"]
 
 log = logging.getLogger(__name__)
 
-SECTION_ORDER = ["overview", "dissection", "style_units", "ablation", "directions", "embedding",
-                 "attribution"]
-SECTION_TITLES = {"overview": "Model overview", "dissection": "Channel dissection",
-                  "style_units": "Style-selective units", "ablation": "Causal ablation",
-                  "directions": "Latent style directions", "embedding": "Embeddings",
-                  "attribution": "Attribution"}
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
 
@@ -65,9 +59,14 @@ def _as_dict(findings: dict[str, Finding] | Iterable[Finding]) -> dict[str, Find
     return out
 
 
-def _ordered(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    return [n for n in SECTION_ORDER if n in names] + [n for n in names if n not in SECTION_ORDER]
+def section_title(key: str, f: Finding) -> str:
+    """The title the analysis registered (carried by its Finding), else its name."""
+    return f.section.get("title") or key.replace("_", " ").capitalize()
+
+
+def _ordered(findings: dict[str, Finding]) -> list[str]:
+    """Sections in the order their analyses registered (``order``), then by name."""
+    return sorted(findings, key=lambda k: (findings[k].section.get("order", 100), k))
 
 
 def _first(keys: tuple[str, ...], *sources: dict) -> Any:
@@ -84,12 +83,12 @@ def _default_section(key: str, f: Finding) -> Section:
     blocks: list[Any] = ["<p class=\"muted\">No report section is registered for this analysis; "
                          "its tables are shown as they are.</p>"]
     blocks += [Table(df, caption=name) for name, df in f.tables.items()]
-    return Section(SECTION_TITLES.get(key, key.replace("_", " ").capitalize()), blocks)
+    return Section(section_title(key, f), blocks)
 
 
 def _build_section(key: str, f: Finding, ctx: ReportContext, strict: bool) -> tuple[Section, list[str], str]:
     """-> (section, rendered blocks, status); status is 'ok' | 'default' | 'skipped' | 'error: ...'."""
-    title = SECTION_TITLES.get(key, key.replace("_", " ").capitalize())
+    title = section_title(key, f)
     if f.skipped:
         return Section(title), [skipped_block(f.skipped)], "skipped"
     fn = get_section(f.analysis) or get_section(key)
@@ -219,8 +218,7 @@ def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findin
             anchor += "-2"
         anchors.add(anchor)
         if status in ("ok", "default"):
-            cited.append(key)
-            cited += list(getattr(sec, "references", []) or [])
+            cited += list(f.section.get("references", [])) + list(getattr(sec, "references", []) or [])
             for name, fig in (sec.figures or {}).items():
                 figures[name if name.startswith(key) else f"{key}_{name}"] = fig
         badge = {"skipped": "skipped", "ok": "", "default": ""}.get(status, "error")
@@ -230,15 +228,13 @@ def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findin
                       + "\n".join(rendered) + footer + "</section>")
 
     # References: the papers of every section that built; a bad key is reported, never fatal.
-    analyses_cited = [k for k in cited if k in found]
-    extra_keys = [k for k in cited if k not in found]
     try:
-        ref_keys = refs.references_for(analyses_cited, extra_keys)
+        ref_keys = refs.references_for(cited)
         ref_err = ""
     except LookupError as e:
         if strict:
             raise
-        ref_keys = refs.references_for(analyses_cited)
+        ref_keys = refs.references_for(k for k in cited if k in refs.REFERENCES)
         ref_err = f'<div class="error">{html.escape(str(e))}</div>'
     bib = refs.to_bibtex(ref_keys)
     (out / "references.bib").write_text(bib)
@@ -255,7 +251,7 @@ def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findin
         for key, f in found.items():
             for name, df in f.tables.items():
                 stem = Path(csv_paths[key, name]).stem
-                tables[stem] = (df, f"{SECTION_TITLES.get(key, key)}: {name.replace('_', ' ')}")
+                tables[stem] = (df, f"{section_title(key, f)}: {name.replace('_', ' ')}")
         exports = write_paper(out / "paper", tables, figures, bib, static_figures=static_figures)
 
     provs = [f.provenance for f in found.values()]

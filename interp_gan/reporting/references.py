@@ -1,11 +1,12 @@
 """The papers the report cites, as BibTeX and as a readable list.
 
-    keys = references_for(["overview", "dissection"])            # ordered, de-duplicated keys
+    keys = references_for(["bau2019gandissect", "efron1993bootstrap"])   # ordered, de-duplicated, checked
     Path("references.bib").write_text(to_bibtex(keys))
     html = references_html(keys)
 
-Each analysis' section cites the papers in ``SECTION_REFERENCES[analysis]``; a section may
-cite more by setting ``section.references = ["key", ...]`` on the ``Section`` it returns.
+Each analysis names the papers it rests on at registration (``@register_analysis(references=...)``,
+carried by its Finding); a report section may cite more by setting ``section.references = ["key", ...]``
+on the ``Section`` it returns.
 A paper not listed here is added with ``register_reference(Reference(...))``.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
-__all__ = ["Reference", "REFERENCES", "SECTION_REFERENCES", "register_reference", "references_for",
+__all__ = ["Reference", "REFERENCES", "register_reference", "references_for",
            "to_bibtex", "references_html"]
 
 
@@ -170,38 +171,19 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in [
        "IEEE International Conference on Computer Vision (ICCV)", 2017),
 ]}
 
-# Which papers each analysis' section rests on (method papers first, then statistics).
-SECTION_REFERENCES: dict[str, list[str]] = {
-    "overview": ["choi2020starganv2", "huang2017adain", "gatys2016style", "ustyuzhaninov2017random",
-                 "mescheder2018r1", "wang2004ssim", "heusel2017fid"],
-    "dissection": ["bau2017netdissect", "bau2019gandissect", "karnin2016kll", "efron1993bootstrap",
-                   "benjamini1995fdr"],
-    "style_units": ["bau2020units", "hanley1982auc", "efron1993bootstrap", "benjamini1995fdr"],
-    "ablation": ["bau2019gandissect", "bau2020units", "morcos2018single", "efron1993bootstrap"],
-    "directions": ["shen2021sefa", "harkonen2020ganspace", "shen2020interfacegan", "efron1993bootstrap"],
-    "embedding": ["mcinnes2018umap", "venna2001trustworthiness"],
-    "attribution": ["sundararajan2017ig", "smilkov2017smoothgrad", "selvaraju2017gradcam",
-                    "adebayo2018sanity", "kokhlikyan2020captum"],
-}
-
-
-def register_reference(ref: Reference, *, cite_for: str | None = None) -> Reference:
-    """Add a paper (refuses a different entry under an existing key); optionally cite it for a section."""
+def register_reference(ref: Reference) -> Reference:
+    """Add a paper (refuses a different entry under an existing key); cite it from an analysis'
+    ``@register_analysis(references=...)`` or a ``Section.references``."""
     old = REFERENCES.get(ref.key)
     if old is not None and old != ref:
         raise ValueError(f"reference key {ref.key!r} is already used by {old.text()!r}; pick another key")
     REFERENCES[ref.key] = ref
-    if cite_for is not None and ref.key not in SECTION_REFERENCES.setdefault(cite_for, []):
-        SECTION_REFERENCES[cite_for].append(ref.key)
     return ref
 
 
-def references_for(analyses: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
-    """Ordered, de-duplicated keys cited by these analyses' sections plus ``extra`` keys."""
-    keys: list[str] = []
-    for a in analyses:
-        keys += SECTION_REFERENCES.get(a, [])
-    keys += list(extra)
+def references_for(keys: Iterable[str]) -> list[str]:
+    """The cited keys, ordered and de-duplicated; an unknown key raises, naming the known ones."""
+    keys = list(keys)
     unknown = sorted({k for k in keys if k not in REFERENCES})
     if unknown:
         raise LookupError(f"unknown reference key(s) {unknown}; known: {sorted(REFERENCES)}; "

@@ -164,7 +164,11 @@ def _uint8(images: Tensor, size: int) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-@register_analysis("attribution")
+@register_analysis(
+    "attribution", title="Attribution", order=70,
+    references=("sundararajan2017ig", "smilkov2017smoothgrad", "selvaraju2017gradcam", "adebayo2018sanity",
+                "kokhlikyan2020captum"),
+    fast=dict(methods=("ig", "saliency"), n_images=2, n_steps=8, sanity=False))
 class Attribution(Analysis):
     """Attribution maps, IG completeness, unit importance and Adebayo sanity checks.
 

@@ -105,7 +105,11 @@ def _no_layer_error(subject) -> ValueError:
                       f"pass layer=<name> (got layer=None); spatial layers include {', '.join(pick) or 'none'}")
 
 
-@register_analysis("directions")
+@register_analysis(
+    "directions", title="Latent style directions", order=50,
+    references=("shen2021sefa", "harkonen2020ganspace", "shen2020interfacegan", "efron1993bootstrap"),
+    fast=dict(methods=("pca", "sefa", "random"), n_samples=64, n_directions=2, n_random=2, n_images=8,
+              steps=(-2.0, 0.0, 2.0), n_boot=20))
 class Directions(Analysis):
     def __init__(self, *, methods: tuple[str, ...] = ("pca", "sefa", "svm", "random"), space: str | None = None,
                  layer: str | None = None, unit_layer: str | None = None, n_samples: int = 256,

@@ -216,7 +216,10 @@ def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, m
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-@register_analysis("ablation")
+@register_analysis(
+    "ablation", title="Causal ablation", order=40,
+    references=("bau2019gandissect", "bau2020units", "morcos2018single", "efron1993bootstrap"),
+    fast=dict(layer="blocks.1.conv2", ks=(1, 2), n_random=2, n_boot=20))
 class Ablation(Analysis):
     """Ablate (or insert) the top-k style units per style against random unit sets of the same size.
 

@@ -96,7 +96,10 @@ def _to_uint8(images: Tensor) -> Tensor:
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-@register_analysis("dissection")
+@register_analysis(
+    "dissection", title="Channel dissection", order=20,
+    references=("bau2017netdissect", "bau2019gandissect", "karnin2016kll", "efron1993bootstrap", "benjamini1995fdr"),
+    fast=dict(layers=["blocks.*.conv2"], n_boot=20, n_perm=20))
 class Dissection(Analysis):
     """GAN Dissection with bootstrap CIs, permutation p-values and BH q-values (module docstring)."""
     sharded = True   # run() splits the images across torch.distributed ranks and merges (module docstring)

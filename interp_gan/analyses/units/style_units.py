@@ -260,7 +260,10 @@ def _auroc_stack(xb: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 
 # --- the analysis ------------------------------------------------------------------------------
 
-@register_analysis("style_units")
+@register_analysis(
+    "style_units", title="Style-selective units", order=30,
+    references=("bau2020units", "hanley1982auc", "efron1993bootstrap", "benjamini1995fdr"),
+    fast=dict(layers=["blocks.1.conv2"], n_boot=20, n_perm=20))
 class StyleUnits(Analysis):
     """Per-unit style selectivity (AUROC, bootstrap CI, permutation p, BH q) at the given layers.
 
