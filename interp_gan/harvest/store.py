@@ -1,4 +1,5 @@
-"""Harvest: run the generator over a data set once and stream per-unit statistics.
+"""Harvest: run a model (a Subject's generator, or any nn.Module) over a data set once and stream
+per-unit statistics.
 
     from interp_gan.harvest.stats import Quantile, TopK
     stats = harvest(subject, data, ["blocks.*.conv2"],
@@ -7,7 +8,7 @@
     stats["blocks.0.conv2"]["q"].nan_count              # NaNs seen (and left out)
 
 Returns a plain ``dict[layer, Stat | dict[str, Stat]]`` (whatever ``stats_factory(layer,
-channels)`` built), as baukit's ``TraceDict`` and TransformerLens' cache do (STYLE.md #3).
+channels)`` built), as baukit's ``TraceDict`` and TransformerLens' cache do.
 Each statistic is fed what its ``observes`` attribute asks for: "location" -> one row per
 pixel [N·H·W, C] (a stat with ``add_maps``, such as ``Quantile``, gets the [N,C,H,W] maps
 instead: the same items, one copy fewer); "image" -> the per-image max [N, C] (NaN ignored);
@@ -17,7 +18,7 @@ is [N, C] (no spatial axes) is treated as image-level units: both views are [N, 
 traced layer. ``on_output(batch_slice, images)`` sees each batch's generated images (then the
 forward runs to the end).
 
-Sharded (DESIGN.md §6), e.g. under ``torchrun``: every rank passes its own ``shard`` of image
+Sharded (docs/scaling.md), e.g. under ``torchrun``: every rank passes its own ``shard`` of image
 indices and gets back the statistics of all ranks merged (``all_merge``):
 
     from interp_gan.harvest.distributed import shard_indices
@@ -96,36 +97,46 @@ def feed(stat: Stat, acts: Tensor, first_index: int) -> None:
         raise ValueError(f"harvest cannot feed a stat that observes {kind!r}; use 'location' or 'image'")
 
 
-def harvest(subject, data, layers, stats_factory: Callable[[str, int], Stat | dict[str, Stat]], *,
+def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dict[str, Stat]], *,
+            forward: Callable[..., Any] | None = None,
             stop: bool = True, on_output: Callable[[slice, Tensor], None] | None = None,
             batch_size: int | None = None, skipped: dict[str, str] | None = None,
             shard: range | None = None) -> dict[str, Any]:
-    """Stream every batch of ``data`` through ``subject.generate`` and feed the stats per layer.
+    """Stream every batch of ``data`` through a forward pass and feed the stats per layer.
 
-    layers: names or glob patterns (``LookupError`` with close matches if unknown).
+    target: a Subject (its generator is traced, ``subject.generate`` runs) or any ``nn.Module``
+    (a discriminator, a classifier, a feature net), traced while ``forward(content, style_ids, z)``
+    runs -- by default ``module(content)``, so ``data.content`` holds whatever the module takes
+    (e.g. real and generated images for a discriminator).
+    layers: names or glob patterns of ``target``'s modules (``LookupError`` with close matches).
     skipped: pass a dict to skip (and record why) layers whose output is not [N,C,H,W] / [N,C]
     instead of raising.
     shard: only these image indices (a contiguous range, e.g. ``shard_indices(len(data))``),
     then merge the stats across ranks (module docstring).
     """
-    G = subject.generator
+    if isinstance(target, torch.nn.Module):
+        G = target
+        run = forward or (lambda content, style_ids, z: target(content))
+        p = next(target.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+    else:
+        G, run, device = target.generator, forward or target.generate, target.device
     names = resolve_layers(G, layers)
     out: dict[str, Any] = {}
     channels: dict[str, int] = {}
     local_skips: dict[str, str] = {} if skipped is None else skipped
-    device = subject.device
     with fail_together("harvest") if shard is not None else contextlib.nullcontext(), torch.no_grad():
         for sl, content, style_ids, z in shard_batches(data, shard, batch_size):
             content, style_ids = content.to(device), style_ids.to(device)
             z = None if z is None else z.to(device)
             with TraceDict(G, names, stop=stop and on_output is None) as td:
-                images = run_until_stop(subject.generate, content, style_ids, z)
+                images = run_until_stop(run, content, style_ids, z)
             if on_output is not None:
                 on_output(sl, images)
             for name in names:
                 if td[name].output is None:
-                    raise RuntimeError(f"layer {name!r} did not run during subject.generate; "
-                                       f"is it part of the generator's forward path?")
+                    raise RuntimeError(f"layer {name!r} did not run during the forward pass; "
+                                       f"is it on the traced module's forward path?")
                 if name in local_skips:
                     continue
                 try:
