@@ -7,7 +7,7 @@ from interp_gan.analyses.base import AnalysisData
 from interp_gan.subject.protocol import Subject
 from interp_gan.models.stylenet import StyleNet
 
-# 128 + 256 + 256 = 640 units, as in the peer measurement (FACTS.md)
+# 128 + 256 + 256 = 640 units, as in the peer measurement (measured on the 2-core CPU machine)
 LAYERS = ["encoder.3", "blocks.2.conv2", "blocks.5.conv2"]
 
 

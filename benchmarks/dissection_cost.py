@@ -3,7 +3,7 @@ peak memory at N and 4N images (should be flat: the activation store spills past
 
     python benchmarks/dissection_cost.py [--device cuda] [--size 128] [--n 16] [--memory-mb 16] [--threads 1]
 
-Peer: netdissect's two-pass procedure with baukit's sketch, 3.0x on 2 CPU cores (FACTS.md).
+Peer: netdissect's two-pass procedure with baukit's sketch, 3.0x on 2 CPU cores (measured on the 2-core CPU machine).
 Wall-clock ratios swing with other processes on shared cores; the process CPU-time ratio
 (both threads' CPU seconds) is printed too (on CUDA it counts only the host side). Two
 threads on two shared cores slow down several-fold when another process takes one core (each

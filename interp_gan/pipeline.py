@@ -1,4 +1,4 @@
-"""The one place that wires the stages (DESIGN.md §1): subject -> data -> analyses -> report.
+"""The one place that wires the stages (docs/architecture.md): subject -> data -> analyses -> report.
 
     report_dir = analyze("runs/demo/checkpoint.safetensors", load_pipeline("analyses/demo.toml"),
                          out_dir="reports/demo")
@@ -8,7 +8,7 @@ can also run alone. An analysis that cannot run on this subject is recorded as s
 its reason; an analysis that fails is recorded with its error and the run goes on (the CLI
 exits non-zero at the end, so a failure is never silent).
 
-Under ``torchrun`` (a process group with more than one rank, DESIGN.md §6) every rank calls
+Under ``torchrun`` (a process group with more than one rank, docs/scaling.md) every rank calls
 ``analyze``: the analyses that shard (``sharded = True``: dissection, style_units) run first,
 on every rank, each rank harvesting its share of the images and merging; then rank 0 alone runs
 the others (they need all images in one process) and writes the report; the other ranks return

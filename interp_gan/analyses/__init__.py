@@ -1,4 +1,4 @@
-"""Analyses (DESIGN.md stages ④–⑥): subject, hooks, streaming statistics and one class per method.
+"""Analyses (stages ④–⑥ of docs/architecture.md): subject, hooks, streaming statistics and one class per method.
 
     from interp_gan.analyses import build_analysis, list_analyses
     finding = build_analysis("dissection", quantile=0.99).run(subject, data)

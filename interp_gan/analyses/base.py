@@ -1,4 +1,4 @@
-"""Analysis base class and the name registry (DESIGN.md §3; stylegan2-ada ``@register_metric``).
+"""Analysis base class and the name registry (docs/architecture.md; stylegan2-ada's ``@register_metric``).
 
     @register_analysis("dissection")
     class Dissection(Analysis):
@@ -80,7 +80,7 @@ class Analysis:
     references: tuple[str, ...] = ()
     fast: dict[str, Any] = {}
     # True: run() is a collective under torch.distributed -- every rank calls it on its shard of
-    # the images and all ranks return the merged Finding (pipeline.run_analyses, DESIGN.md §6)
+    # the images and all ranks return the merged Finding (pipeline.run_analyses, docs/scaling.md)
     sharded: bool = False
 
     def params(self) -> dict[str, Any]:

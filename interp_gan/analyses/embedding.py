@@ -15,7 +15,7 @@ style image where the mapping network puts that style (Choi et al. CVPR 2020 tra
 meet).
 Methods: UMAP (McInnes, Healy & Melville 2018, umap-learn) and PCA. With fewer than
 ``min_umap`` points UMAP's neighbourhood graph is meaningless, so only PCA is run (a note says
-so). The first UMAP fit in a process pays for numba's compilation (about 8 s, FACTS.md); a line
+so). The first UMAP fit in a process pays for numba's compilation (about 8 s measured on 2 CPU cores); a line
 is printed before it. ``embedding_quality`` says how well each 2-D map keeps styles apart:
 leave-one-out kNN accuracy (also in the original space, method ``original``) against the
 majority-class rate, and sklearn's trustworthiness (Venna & Kaski 2001) of the neighbourhoods.

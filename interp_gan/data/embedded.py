@@ -1,4 +1,4 @@
-"""The embedded offline data set (DESIGN.md §5), built on first use from images that installed
+"""The embedded offline data set (docs/models.md), built on first use from images that installed
 packages ship; nothing is downloaded.
 
     root = ensure_embedded(["lite01", "lite17"])   # builds content + these 2 styles if missing

@@ -1,4 +1,4 @@
-"""The Finding: what every analysis returns (DESIGN.md §3, stage ⑦).
+"""The Finding: what every analysis returns (docs/architecture.md, stage ⑦).
 
     f = Finding(analysis="dissection", params={"quantile": 0.99},
                 tables={"dissection_units": df}, arrays={"iou": iou})

@@ -19,7 +19,7 @@
 Every statistic has ``add``, ``merge(other)``, ``state_dict()`` and ``load_state_dict()``:
 merging the statistics of two shards equals (``Moments``, ``TopK``, ``IoUCounts`` counts) or is
 within the sketch's error of (``Quantile``) one pass over all the data, which is what makes
-sharded and multi-process harvests exact (DESIGN.md §3, §6). NaN values are counted
+sharded and multi-process harvests exact (docs/architecture.md, docs/scaling.md). NaN values are counted
 (``nan_count``) and left out.
 
 ``Quantile`` is a KLL sketch (Karnin, Lang & Liberty, "Optimal quantile approximation in

@@ -1,4 +1,4 @@
-"""Pure nn.Modules and a name registry (DESIGN.md §2)."""
+"""Pure nn.Modules and a name registry (docs/architecture.md)."""
 from interp_gan.models.classifier import StyleClassifier, texture_view
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator

@@ -5,7 +5,7 @@
     grams = f.grams(image)           # list of [N, C_l, C_l]
     d = gram_distance(f.grams(a), f.grams(b))   # [N], the seed's ||G(f(s)) - G(f(g))||^2
 
-No pretrained VGG offline (DESIGN.md §5): random conv features capture texture statistics
+No pretrained VGG offline (docs/models.md): random conv features capture texture statistics
 (Ustyuzhaninov, Brendel, Gatys & Bethge, "What does it take to generate natural textures?",
 ICLR 2017). The net is rebuilt bit for bit from (seed, channels), which is all a checkpoint
 stores. Parameters never train (requires_grad False).

@@ -1,4 +1,4 @@
-"""Reporting (DESIGN.md stage ⑧): Findings -> offline HTML report + paper exports.
+"""Reporting (stage ⑧ of docs/architecture.md): Findings -> offline HTML report + paper exports.
 
     from interp_gan.reporting import ReportContext, write_report
     write_report(Path("reports/demo"), findings, ReportContext(name="demo", meta=meta))

@@ -1,4 +1,4 @@
-"""Build a Subject from what a user has (DESIGN.md §3, stage ④).
+"""Build a Subject from what a user has (docs/architecture.md, stage ④).
 
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout

@@ -11,7 +11,7 @@
 ``generator`` is the nn.Module whose ``named_modules()`` names the layers that hooks address.
 Capabilities a subject may lack: a latent style space (``has_latent``), a discriminator, the
 independent style classifiers. Analyses that need a missing one return
-``Finding.skip(...)`` with the reason instead of raising (DESIGN.md §3).
+``Finding.skip(...)`` with the reason instead of raising (docs/architecture.md).
 """
 from __future__ import annotations
 

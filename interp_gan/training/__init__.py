@@ -1,4 +1,4 @@
-"""Training (DESIGN.md §1 ②③): losses, the loop, checkpoints, evaluation classifiers and metrics.
+"""Training (docs/architecture.md, stages ②③): losses, the loop, checkpoints, evaluation classifiers and metrics.
 
     from interp_gan.training import train, load_checkpoint, evaluate
     ckpt_path = train(load_recipe("training/demo.toml"), Path("runs/demo"))

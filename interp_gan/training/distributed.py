@@ -1,4 +1,4 @@
-"""Process groups for ``torchrun`` (DESIGN.md §6): one helper that every command shares.
+"""Process groups for ``torchrun`` (docs/scaling.md): one helper that every command shares.
 
     torchrun --nproc_per_node=2 -m interp_gan.cli train training/demo.toml --out runs/ddp
     torchrun --nproc_per_node=2 -m interp_gan.cli analyze runs/ddp/checkpoint.safetensors ...

@@ -17,7 +17,7 @@ D step (adversarial + style classification on real + R1 on real); G step (advers
 classification + Gram loss on full and on high-passed images vs per-style mean Grams of real
 images + content loss); EMA of G. Prints only the tqdm bar and a one-line summary.
 
-Under ``torchrun`` (DESIGN.md §6; ``interp-gan train`` sets up the process group) every rank
+Under ``torchrun`` (docs/scaling.md; ``interp-gan train`` sets up the process group) every rank
 draws the same global batch of ``batch_size`` from the seeded generator and trains on its own
 contiguous 1/W of it; gradients are averaged over the ranks before each optimizer step
 (``distributed.average_gradients``). Every loss term is a mean of per-sample terms (no

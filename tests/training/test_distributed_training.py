@@ -1,4 +1,4 @@
-"""torchrun training (DESIGN.md §6): 2 gloo CPU processes train the model 1 process trains.
+"""torchrun training (docs/scaling.md): 2 gloo CPU processes train the model 1 process trains.
 
 The workers join through the environment variables torchrun sets (``init_from_env``), share one
 run directory and one classifier cache, and each saves its own final G and D so the test can

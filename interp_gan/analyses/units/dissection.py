@@ -49,7 +49,7 @@ Randomness is drawn per block, from generators seeded by (``seed``, the block's 
 the block's permutations and its images' Poisson bootstrap weights. So the result does not
 depend on which process handled which block.
 
-Sharded (DESIGN.md §6): under an initialised process group (e.g. ``torchrun``) ``run`` is a
+Sharded (docs/scaling.md): under an initialised process group (e.g. ``torchrun``) ``run`` is a
 collective — call it on every rank; each rank harvests and counts its own whole blocks of
 ``perm_block`` images (``shard_indices(N, block=perm_block)``), and every rank returns the same
 merged Finding. The sketches, top-k and IoU counts are merged with ``all_merge``, the observed

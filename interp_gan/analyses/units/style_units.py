@@ -23,7 +23,7 @@ it is drawn once (B × N work) and shared. Units with ties (e.g. a ReLU channel 
 several images) share a null with the units whose sorted ranks are the same; constant units
 get AUROC 0.5 and p = 1 without shuffling.
 
-Sharded (DESIGN.md §6): under an initialised process group (e.g. ``torchrun``) ``run`` is a
+Sharded (docs/scaling.md): under an initialised process group (e.g. ``torchrun``) ``run`` is a
 collective — call it on every rank. Each rank generates its own whole batches of images
 (``shard_indices(N, block=batch_size)``, each batch seeded by its global index as in one
 process), the per-image unit means are gathered on every rank in image order, and every rank

@@ -1,4 +1,4 @@
-"""Sharded analyses over 2 gloo CPU processes == one process (DESIGN.md §6).
+"""Sharded analyses over 2 gloo CPU processes == one process (docs/scaling.md).
 
 Dissection (planted red unit) and style units (planted style units) run on two ranks, each
 harvesting its shard, and are compared with a single-process run: the same labels, IoUs,
