@@ -1,6 +1,8 @@
 """The StarGAN-v1-sized subject both benchmarks use (StyleNet ch=64, 6 blocks; 640 traced units)."""
 from __future__ import annotations
 
+import argparse
+
 import torch
 
 from interp_gan.analyses.base import AnalysisData
@@ -28,3 +30,14 @@ def plain_forward(subject: Subject, data: AnalysisData) -> None:
             subject.generate(c.to(subject.device), s.to(subject.device), z.to(subject.device))
     if subject.device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def arg_parser(repeats: int) -> argparse.ArgumentParser:
+    """The options every benchmark on this subject takes: device, image size, images, batch, repeats."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=repeats)
+    return ap

@@ -12,7 +12,6 @@ after building the model, CUDA reports torch.cuda.max_memory_allocated.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _subject import LAYERS, build, plain_forward  # noqa: E402
+from _subject import LAYERS, arg_parser, build, plain_forward  # noqa: E402
 
 from interp_gan.analyses.units.dissection import Dissection  # noqa: E402
 
@@ -53,12 +52,7 @@ def memory_child(a) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap = arg_parser(repeats=2)
     ap.add_argument("--n-perm", type=int, default=1000)
     ap.add_argument("--n-boot", type=int, default=500)
     ap.add_argument("--memory-mb", type=float, default=16)

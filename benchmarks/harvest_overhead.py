@@ -8,7 +8,6 @@ process and the median ratio is printed (other processes share the cores: compar
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -17,19 +16,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _subject import LAYERS, build, plain_forward  # noqa: E402
+from _subject import LAYERS, arg_parser, build, plain_forward  # noqa: E402
 
 from interp_gan.harvest.store import harvest  # noqa: E402
 from interp_gan.harvest.stats import Moments, Quantile, TopK  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap = arg_parser(repeats=3)
     a = ap.parse_args()
     subject, data = build(a.n, a.size, a.device, a.batch)
 
