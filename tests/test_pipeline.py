@@ -25,6 +25,7 @@ def _pipeline(**analyses):
                                      "device": "cpu", "analyses": analyses})
 
 
+@pytest.mark.slow
 def test_checkpoint_with_content_and_style_folders(tmp_path):
     torch.manual_seed(0)
     G = StyleNet(2, ch=4, n_down=1, n_blocks=2, style_dim=8, latent_dim=4)
@@ -45,6 +46,7 @@ def test_checkpoint_with_content_and_style_folders(tmp_path):
     assert "http" not in (report / "index.html").read_text().split("<body")[0].replace("http-equiv", "")
 
 
+@pytest.mark.slow
 def test_factory_module_and_a_failing_analysis_is_reported_not_raised(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("import torch\ndef make():\n    torch.manual_seed(0)\n"

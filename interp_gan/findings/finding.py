@@ -48,7 +48,7 @@ def _restore_dtypes(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
         if col not in df:
             continue
         if dtype in ("object", "str", "string"):
-            df[col] = df[col].fillna("")
+            df[col] = df[col].astype(object).where(df[col].notna(), "")
         elif dtype != str(df[col].dtype):
             try:
                 df[col] = df[col].astype(dtype)

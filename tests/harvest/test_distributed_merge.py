@@ -7,6 +7,8 @@ import torch.multiprocessing as mp
 from interp_gan.harvest.distributed import all_merge, dist_ready, shard_indices
 from interp_gan.harvest.stats import IoUCounts, Moments, Quantile, TopK
 
+pytestmark = pytest.mark.slow   # fresh processes import torch: seconds each
+
 N, C, U, K, CHUNK = 3000, 3, 4, 2, 250
 QS = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
 

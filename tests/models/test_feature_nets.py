@@ -135,6 +135,7 @@ def test_config_validates_feature_net():
         PipelineConfig(feature_net="random ")
 
 
+@pytest.mark.slow
 def test_training_with_vgg_checkpoint_reloads_it_and_survives_a_gone_file(vgg, tmp_path, monkeypatch):
     from interp_gan.training.loop import train
 

@@ -191,6 +191,7 @@ def test_planted_direction_e1_minus_e0_moves_toward_domain1(reference):
     assert "space='z' needs a noise input z" in z.skipped and "style_code" in z.skipped
 
 
+@pytest.mark.slow
 def test_the_analyses_run_end_to_end_on_a_stargan_checkpoint(reference, tmp_path):
     from interp_gan.pipeline import analyze
 

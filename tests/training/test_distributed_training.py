@@ -16,6 +16,8 @@ import torch.multiprocessing as mp
 from interp_gan.training import loop, train
 from conftest import make_tiny_data, tiny_recipe
 
+pytestmark = pytest.mark.slow   # fresh processes import torch: seconds each
+
 STEPS, WORLD, NUM_STYLES = 3, 2, 4
 # Max |2 processes - 1 process| after 3 steps, measured here: D weights 7e-9, G / G_ema weights
 # 6e-7 and outputs 9.5e-7 (float rounding: half-batch means, the all_reduce). Without the

@@ -20,6 +20,7 @@ def _losses(run):
     return [{k: v for k, v in json.loads(ln).items() if k != "eval"} for ln in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_and_the_test_can_fail(tmp_path, tiny_data, monkeypatch):
     full = train(tiny_recipe(steps=6), tmp_path / "full", data=tiny_data, progress=False).parent
     part = train(tiny_recipe(steps=3), tmp_path / "part", data=tiny_data, progress=False).parent
@@ -45,6 +46,7 @@ def test_seeded_runs_repeat_and_seeds_differ(tmp_path, tiny_data):
     assert not _same(_weights(a.parent), _weights(c.parent))
 
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_a_run_dir_and_checks_resume(tmp_path, tiny_data):
     run = tmp_path / "run"
     run.mkdir()

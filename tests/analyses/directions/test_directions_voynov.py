@@ -31,6 +31,7 @@ def _in_span(dirs, u):
     return np.linalg.norm(dirs @ u.T, axis=1)                     # projection norm of each unit row
 
 
+@pytest.mark.slow
 def test_learned_directions_lie_in_the_planted_subspace():
     torch.manual_seed(0)
     render, u = _planted()
@@ -49,6 +50,7 @@ def test_learned_directions_lie_in_the_planted_subspace():
     assert fit.accuracy >= 0.9                                    # and the reconstructor tells them apart
 
 
+@pytest.mark.slow
 def test_restarts_keep_the_lowest_loss_run_and_rescue_a_failed_seed():
     render, u = _planted()
     single = fit_voynov_babenko(render, DIM, 2, steps=300, batch_size=8, seed=0)

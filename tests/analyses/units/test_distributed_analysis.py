@@ -35,6 +35,8 @@ from interp_gan.subject.protocol import Subject
 from test_dissection import Planted, _data
 from test_style_units import CHECKER_UNIT, STRIPES_UNIT, make_planted_data, make_planted_subject
 
+pytestmark = pytest.mark.slow   # fresh processes import torch: seconds each
+
 ROOT = Path(__file__).resolve().parents[3]
 DISSECT = dict(layers=["detect", "trunk"], n_perm=199, n_boot=50, perm_block=16)
 
