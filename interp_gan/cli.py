@@ -47,7 +47,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         print(json.dumps({"out": str(out), "recipe": recipe.to_dict()}, indent=2))
         return 0
     from interp_gan.training import train
-    from interp_gan.training.distributed import init_from_env, shutdown
+    from interp_gan.distributed import init_from_env, shutdown
 
     # Under torchrun (WORLD_SIZE > 1) this joins the process group; one process: a no-op.
     init_from_env(recipe.train.device)
@@ -61,7 +61,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _cmd_analyze(a: argparse.Namespace) -> int:
     from interp_gan.config import load_pipeline
     from interp_gan.pipeline import analyze
-    from interp_gan.training.distributed import init_from_env, is_main, shutdown
+    from interp_gan.distributed import init_from_env, is_main, shutdown
 
     if bool(a.checkpoint) == bool(a.model):
         raise ValueError("give a CHECKPOINT or --model file.py:factory (exactly one)")

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
-from interp_gan.harvest.distributed import rank_and_world
+from interp_gan.distributed import rank_and_world
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig

@@ -42,85 +42,19 @@ the local stat's tensors before merging.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
+from interp_gan.distributed import all_gather_objects, all_sum, dist_ready, fail_together, rank_and_world
 from interp_gan.harvest.stats import Stat
 
 __all__ = ["all_merge", "shard_indices", "dist_ready", "rank_and_world", "all_gather_objects", "all_sum",
            "fail_together"]
 
 S = TypeVar("S", bound=Stat)
-
-
-def dist_ready() -> bool:
-    """True when ``torch.distributed`` is available and a process group is initialised."""
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def rank_and_world(group: Any = None) -> tuple[int, int]:
-    """(rank, world size) in ``group`` (default: the world); (0, 1) without a process group."""
-    if not dist_ready():
-        return 0, 1
-    return torch.distributed.get_rank(group), torch.distributed.get_world_size(group)
-
-
-def all_gather_objects(obj: Any, group: Any = None) -> list[Any]:
-    """Every rank's ``obj`` (picklable), in rank order, on every rank; ``[obj]`` without a process
-    group. A collective (every rank calls it, in the same order as the other ranks)."""
-    _, world = rank_and_world(group)
-    if world == 1:
-        return [obj]
-    out: list[Any] = [None] * world
-    torch.distributed.all_gather_object(out, obj, group=group)
-    return out
-
-
-def all_sum(t: Tensor, group: Any = None) -> Tensor:
-    """Sum ``t`` over the ranks, in place (``all_reduce`` SUM; every rank ends with the same
-    values); returns ``t``. A no-op without a process group. The tensor must be on a device the
-    backend handles (CPU for gloo, this rank's GPU for NCCL: ``init_from_env`` picks the backend
-    from the device the model runs on)."""
-    _, world = rank_and_world(group)
-    if world > 1:
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM, group=group)
-    return t
-
-
-@contextlib.contextmanager
-def fail_together(what: str, group: Any = None) -> Iterator[None]:
-    """Run a local step so that when it raises on one rank it raises on every rank (a collective:
-    every rank must enter and leave the block; see the module docstring). Without a process
-    group it only runs the block.
-
-    The ranks also check that they are at the same step (``what``): a rank that skipped a
-    collective elsewhere shows up here as an error, not as a silent mismatch.
-    """
-    _, world = rank_and_world(group)
-    if world == 1:
-        yield
-        return
-    error: Exception | None = None
-    try:
-        yield
-    except Exception as e:   # KeyboardInterrupt and the like end the process (torchrun stops the rest)
-        error = e
-    said = None if error is None else f"{type(error).__name__}: {error}"
-    statuses = all_gather_objects((what, said), group)
-    steps = [s[0] for s in statuses]
-    if len(set(steps)) != 1:
-        raise RuntimeError(f"ranks are out of step: they are at {steps} (by rank); every rank must run the same "
-                           f"collective steps in the same order")
-    if error is not None:
-        raise error
-    failed = [(r, msg) for r, (_, msg) in enumerate(statuses) if msg is not None]
-    if failed:
-        ranks = ", ".join(str(r) for r, _ in failed)
-        raise RuntimeError(f"{what} failed on rank{'s' if len(failed) > 1 else ''} {ranks}: {failed[0][1]}")
 
 
 def _map_tensors(obj: Any, fn) -> Any:

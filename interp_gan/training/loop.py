@@ -49,8 +49,8 @@ from interp_gan.util import atomic_write, resolve_device
 from interp_gan.checkpoint import (build_discriminator, build_generator,
                                             load_trainer_state, save_checkpoint, save_trainer_state)
 from interp_gan.training.classifiers import train_classifiers
-from interp_gan.training.distributed import (average_gradients, barrier, check_in_sync, is_main, local_device,
-                                             main_first, main_only, mean_across_ranks, rank, world_size)
+from interp_gan.distributed import barrier, is_main, local_device, main_first, main_only, rank, world_size
+from interp_gan.training.distributed import average_gradients, check_in_sync, mean_across_ranks
 from interp_gan.training.evaluation import evaluate
 from interp_gan.training.sampling import crop_batch, per_style_index, sample_style_indices
 from interp_gan.training.samples import save_sample_grid

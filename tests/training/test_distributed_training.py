@@ -51,7 +51,8 @@ def _worker(rank: int, port: int, root: str) -> None:
     os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), INTERP_GAN_CACHE=f"{root}/cache")
     torch.set_num_threads(1)
-    from interp_gan.training.distributed import check_in_sync, init_from_env, shutdown
+    from interp_gan.distributed import init_from_env, shutdown
+    from interp_gan.training.distributed import check_in_sync
     assert init_from_env("cpu").world_size == WORLD
     root, data, out, built = Path(root), make_tiny_data(), {}, []
     try:
