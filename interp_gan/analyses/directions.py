@@ -2,10 +2,12 @@
 
     f = build_analysis("directions", methods=("pca", "sefa", "svm", "random"), n_directions=4,
                        steps=(-3, -1.5, 0, 1.5, 3), n_images=16).run(subject, data)
-    f.tables["directions"]            # method, space, index, style, effect, ci_low, ci_high, p_value, q_value, ...
+    f.tables["directions"]            # method, space, index, style, effect (log-odds), ci_low, ci_high,
+                                      # p_random, q_random, beyond_random, step_length, p_value, q_value, ...
     f.tables["direction_agreement"]   # method_a, index_a, method_b, index_b, cosine
     f.arrays["directions"]            # [rows, D] unit vectors, row i = table row i
     f.arrays["traversal_img0"]        # [rows, n_steps, h, w, 3] uint8 thumbnails
+    f.arrays["random_null_effects"]   # [rows, n_random]: random effects at each row's step length
 
     # a model without a latent (CycleGAN, any nn.Module): edit a layer's channel activations
     build_analysis("directions", layer="model.12", methods=("pca", "random")).run(subject, data)
@@ -20,16 +22,28 @@ Babenko ICML 2020, a direction matrix learned with a reconstructor; opt-in, as i
 about voynov_restarts x voynov_steps x voynov_batch_size x 4 generator forwards, on the first
 evaluation images; of the restarts, the run with the lowest training loss is kept).
 
-Each direction d is walked over ``steps`` in units of the sample std along d. Measured on the
-evaluation images: which style the positive end moves toward (the style whose independent-
-classifier probability rises most at the largest step), that probability change with a
-bootstrap CI over images and a sign-flip permutation p-value (BH q-values over all rows) --
-cross-fitted over two random halves of the images, so that choosing the style does not bias
-the effect upward (``_effect``; Chernozhukov et al. 2018's sample splitting),
-``p_random`` (share of random baseline directions with at least this effect), content
-preservation (the lowest mean SSIM of any step's output to the unedited output), and the
-units of ``unit_layer`` it moves most (mean |Δ activation|; ids as in dissection). For SeFa
-the edit is also applied to one AdaIN affine at a time (table ``directions_layerwise``).
+Each discovered direction d is walked over ``steps`` in units of the sample std along d; its
+largest step has Euclidean length ``step_length``. Measured on the evaluation images with the
+independent classifier: which style the positive end moves toward (the style whose log-odds
+rise most at the largest step), that change in log-odds, log p/(1-p) (as ablation measures
+it; ``effect_prob`` is the same change in probability), with a BCa bootstrap CI over images
+(Efron 1987; widened for small n as Hesterberg 2015 proposes) -- cross-fitted over two random
+halves of the images, so that choosing the style does not bias the effect upward
+(``_effect``; Chernozhukov et al. 2018's sample splitting).
+
+Beyond random (the headline test): the ``n_random`` random unit directions are walked the
+*same Euclidean step* as the direction tested and measured the same way; ``p_random`` =
+(1 + #{random effects >= this effect}) / (1 + n_random), a Monte Carlo test that is exact
+when the direction is, for the style, no different from a random one (the random
+directions and a null direction are then exchangeable). ``q_random``: BH over the discovered
+directions; ``beyond_random``: q_random <= 0.05. Random rows are walked at one reference
+length (the discovered directions' median step_length) and get p_random against the other
+random rows (a calibration check). ``p_value`` / ``q_value`` (a sign-flip test of mean change
+= 0) only say the edit moves the classifier at all -- any edit does, random ones included --
+and are not verdicts. Also: content preservation (the lowest mean SSIM of any step's output
+to the unedited output) and the units of ``unit_layer`` it moves most (mean |Δ activation|;
+ids as in dissection). For SeFa the edit is also applied to one AdaIN affine at a time
+(table ``directions_layerwise``, effect in log-odds).
 """
 from __future__ import annotations
 
@@ -116,7 +130,7 @@ class Directions(Analysis):
                  voynov_restarts: int = 3, seed: int = 0) -> None:
         self.methods, self.space, self.layer, self.unit_layer = tuple(methods), space, layer, unit_layer
         self.n_samples, self.n_directions, self.steps, self.n_images = n_samples, n_directions, tuple(steps), n_images
-        self.n_random = n_random   # random baseline directions: p_random can go down to 1 / (1 + n_random)
+        self.n_random = n_random   # random baselines, walked each row's step length: p_random >= 1/(1+n_random)
         self.n_boot, self.n_perm, self.n_grid_images = n_boot, n_perm, n_grid_images
         self.layerwise, self.seed = layerwise, seed
         self.voynov_steps, self.voynov_batch_size, self.voynov_lr = voynov_steps, voynov_batch_size, voynov_lr
