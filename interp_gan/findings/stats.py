@@ -1,23 +1,84 @@
 """Confidence intervals, permutation p-values and Benjamini-Hochberg q-values.
 
     lo, hi = bootstrap_ci(values, n_boot=1000, seed=0)                     # percentile CI of the mean
+    lo, hi = bootstrap_ci(values, method="bca", expand=True)               # BCa, widened for small n
     lo, hi = bootstrap_ci(data, stat=lambda idx: f(idx), n=len(data))      # any statistic of a resample
-    q = bh_qvalues(p)                                                      # BH 1995 step-up, monotone
+    ci = bootstrap_interval(values, method="bca")    # BootstrapCI: low, high, n_nonfinite, method, ...
+    p = permutation_pvalue(observed, null)           # (1 + #{null >= obs}) / (1 + B)
+    q = bh_qvalues(p)                                # BH 1995 step-up, monotone
+    note = floor_note(p, n_perm=1000)                # None, or a line: how many p sit at 1 / (1 + B)
 
-Efron & Tibshirani (1993) for the percentile bootstrap; Benjamini & Hochberg (1995) for the
-false discovery rate. Permutation p-values use (1 + #{null >= obs}) / (1 + B) so they are
-never 0 (Phipson & Smyth 2010).
+Intervals. ``method="percentile"`` (the default, unchanged) is the percentile bootstrap of
+Efron & Tibshirani (1993). ``method="bca"`` is the bias-corrected and accelerated interval
+(Efron 1987, JASA 82:171-185): the percentile levels are shifted by the bias correction
+z0 = Phi^-1(share of replicates below the estimate, ties counted half) and the acceleration
+a = sum(d^3) / (6 (sum d^2)^1.5), d the jackknife deviations (leave-one-out estimate's mean
+minus each leave-one-out estimate). Both under-cover the mean at small n (measured at n = 16,
+95% nominal, 500 replicates, in tests/statistics/test_bootstrap.py: percentile 0.91 normal /
+0.90 exponential; BCa 0.90 / 0.90) because the bootstrap distribution is as narrow as the plug-in
+standard deviation and uses normal rather than t tails. ``expand=True`` widens the nominal
+level as Hesterberg (2015, "What teachers should know about the bootstrap", Am. Stat. 69:371)
+proposes for the "expanded percentile interval": alpha/2 is replaced by
+Phi(-sqrt(n / (n - 1)) t_{alpha/2, n-1}); with BCa this gives 0.935 (normal) and 0.927
+(exponential) at n = 16. Strongly skewed data (lognormal sigma = 1) still under-cover at
+n = 16 with every variant (0.89 at best): no bootstrap interval fixes that sample size.
+
+Non-finite replicates (a statistic that divides by zero on some resample) are dropped from
+the quantiles and *counted*: ``bootstrap_interval`` returns the count, ``bootstrap_ci`` warns
+(``NonFiniteBootstrapWarning``) with it. An interval from the finite replicates only is
+conditional on the resample being usable; report the count beside it.
+
+Permutation p-values use (1 + #{null >= obs}) / (1 + B) so they are never 0 (Phipson &
+Smyth 2010); they cannot go below the floor 1 / (1 + B). ``floor_note`` says when many sit
+there (the true p may be far smaller, and BH q-values inherit the floor) and suggests a B.
+Benjamini & Hochberg (1995) for the false discovery rate.
 """
 from __future__ import annotations
 
+import math
+import warnings
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "bootstrap_indices", "permutation_pvalue", "bh_qvalues", "MIN_SAMPLES_FOR_CI",
-           "require_samples"]
+__all__ = ["bootstrap_ci", "bootstrap_interval", "BootstrapCI", "NonFiniteBootstrapWarning", "bootstrap_indices",
+           "permutation_pvalue", "bh_qvalues", "permutation_floor", "count_at_floor", "floor_note",
+           "MIN_SAMPLES_FOR_CI", "require_samples"]
 
 MIN_SAMPLES_FOR_CI = 8  # below this a bootstrap CI is meaningless
+_METHODS = ("percentile", "bca")
+
+
+class NonFiniteBootstrapWarning(RuntimeWarning):
+    """Some bootstrap replicates were NaN or infinite and were left out of the interval."""
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """A bootstrap interval and what went into it.
+
+    ``low``/``high``: the interval (NaN when no replicate was finite); ``estimate``: the statistic
+    on the full sample; ``n_boot``: replicates drawn; ``n_nonfinite``: replicates that were NaN
+    or infinite and left out; ``method``: "percentile" or "bca"; ``levels``: the two quantile
+    levels actually read (BCa and ``expand`` move them away from alpha/2, 1 - alpha/2);
+    ``acceleration``/``bias``: BCa's a and z0 (NaN for the percentile method)."""
+    low: float
+    high: float
+    estimate: float
+    n_boot: int
+    n_nonfinite: int
+    method: str
+    levels: tuple[float, float]
+    acceleration: float = float("nan")
+    bias: float = float("nan")
+
+    def __iter__(self):          # lo, hi = bootstrap_interval(...) works like bootstrap_ci
+        return iter((self.low, self.high))
+
+    @property
+    def nonfinite_share(self) -> float:
+        return self.n_nonfinite / self.n_boot if self.n_boot else float("nan")
 
 
 def require_samples(n: int, what: str = "images", need: int = MIN_SAMPLES_FOR_CI) -> None:
@@ -32,25 +93,89 @@ def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     return rng.integers(0, n, size=(n_boot, n))
 
 
-def bootstrap_ci(values: np.ndarray | None = None, *, stat: Callable[[np.ndarray], float] | None = None,
-                 n: int | None = None, n_boot: int = 1000, level: float = 0.95, seed: int = 0
-                 ) -> tuple[float, float]:
-    """Percentile bootstrap CI. Either ``values`` (CI of their mean, vectorised) or ``stat(idx)``."""
+def _phi(x: np.ndarray | float) -> np.ndarray | float:
+    from scipy.stats import norm
+    return norm.cdf(x)
+
+
+def _phi_inv(p: np.ndarray | float) -> np.ndarray | float:
+    from scipy.stats import norm
+    return norm.ppf(p)
+
+
+def _tail(level: float, n: int, expand: bool) -> float:
+    """alpha/2, or Hesterberg's (2015) expanded alpha/2 = Phi(-sqrt(n/(n-1)) t_{alpha/2, n-1})."""
     alpha = (1 - level) / 2
+    if not expand:
+        return alpha
+    from scipy.stats import t as tdist
+    return float(_phi(-math.sqrt(n / (n - 1)) * tdist.ppf(1 - alpha, n - 1)))
+
+
+def bootstrap_interval(values: np.ndarray | None = None, *, stat: Callable[[np.ndarray], float] | None = None,
+                       n: int | None = None, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                       method: str = "percentile", expand: bool = False) -> BootstrapCI:
+    """Bootstrap CI with its bookkeeping. Either ``values`` (CI of their mean, vectorised) or
+    ``stat(idx)`` with the sample size ``n`` (``stat(np.arange(n))`` is the estimate; BCa's
+    jackknife calls ``stat`` on the n leave-one-out index sets). See the module docstring for
+    ``method`` and ``expand``; non-finite replicates are dropped and counted."""
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     if values is not None:
-        v = np.asarray(values, dtype=float)
-        require_samples(len(v), "samples")
-        idx = bootstrap_indices(len(v), n_boot, seed)
-        boots = v[idx].mean(axis=1)
+        v = np.asarray(values, dtype=float).ravel()
+        n = len(v)
+        require_samples(n, "samples")
+        boots = v[bootstrap_indices(n, n_boot, seed)].mean(axis=1)
+        est = float(v.mean())
+        jack = (lambda: (v.sum() - v) / (n - 1))
     else:
         if stat is None or n is None:
             raise ValueError("give values, or stat and n")
         require_samples(n, "samples")
-        boots = np.array([stat(i) for i in bootstrap_indices(n, n_boot, seed)])
-    boots = boots[np.isfinite(boots)]
+        boots = np.array([stat(i) for i in bootstrap_indices(n, n_boot, seed)], dtype=float)
+        est = float(stat(np.arange(n)))
+        jack = (lambda: np.array([stat(np.delete(np.arange(n), i)) for i in range(n)], dtype=float))
+    ok = np.isfinite(boots)
+    n_bad = int((~ok).sum())
+    boots = boots[ok]
+    tail = _tail(level, n, expand)
     if len(boots) == 0:
-        return float("nan"), float("nan")
-    return float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+        return BootstrapCI(float("nan"), float("nan"), est, n_boot, n_bad, method, (tail, 1 - tail))
+    if method == "percentile":
+        lv = (tail, 1 - tail)
+        return BootstrapCI(float(np.quantile(boots, lv[0])), float(np.quantile(boots, lv[1])), est, n_boot, n_bad,
+                           method, lv)
+    # BCa (Efron 1987)
+    share = (np.sum(boots < est) + 0.5 * np.sum(boots == est)) / len(boots)
+    z0 = float(_phi_inv(np.clip(share, 0.5 / len(boots), 1 - 0.5 / len(boots))))
+    j = jack()
+    j = j[np.isfinite(j)]
+    d = j.mean() - j if len(j) else np.zeros(0)
+    den = 6.0 * float((d ** 2).sum()) ** 1.5
+    a = float((d ** 3).sum() / den) if den > 0 else 0.0
+    z = np.asarray(_phi_inv([tail, 1 - tail]))
+    lv = _phi(z0 + (z0 + z) / (1 - a * (z0 + z)))
+    lv = (float(lv[0]), float(lv[1]))
+    return BootstrapCI(float(np.quantile(boots, lv[0])), float(np.quantile(boots, lv[1])), est, n_boot, n_bad,
+                       method, lv, a, z0)
+
+
+def bootstrap_ci(values: np.ndarray | None = None, *, stat: Callable[[np.ndarray], float] | None = None,
+                 n: int | None = None, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                 method: str = "percentile", expand: bool = False) -> tuple[float, float]:
+    """Bootstrap CI (lo, hi). Either ``values`` (CI of their mean, vectorised) or ``stat(idx)``.
+
+    ``method="percentile"`` (default, Efron & Tibshirani 1993) or ``"bca"`` (Efron 1987);
+    ``expand=True`` widens it for small n (Hesterberg 2015). Non-finite replicates are left out
+    and a ``NonFiniteBootstrapWarning`` says how many; ``bootstrap_interval`` returns the count."""
+    ci = bootstrap_interval(values, stat=stat, n=n, n_boot=n_boot, level=level, seed=seed, method=method,
+                            expand=expand)
+    if ci.n_nonfinite:
+        warnings.warn(f"{ci.n_nonfinite} of {ci.n_boot} bootstrap replicates were not finite and were left out "
+                      f"of the interval", NonFiniteBootstrapWarning, stacklevel=2)
+    return ci.low, ci.high
 
 
 def permutation_pvalue(observed: np.ndarray | float, null: np.ndarray) -> np.ndarray | float:
@@ -59,6 +184,37 @@ def permutation_pvalue(observed: np.ndarray | float, null: np.ndarray) -> np.nda
     obs = np.asarray(observed, dtype=float)
     p = (1 + (null >= obs[None]).sum(axis=0)) / (1 + null.shape[0])
     return float(p) if np.ndim(p) == 0 else p
+
+
+def permutation_floor(n_perm: int) -> float:
+    """The smallest p ``permutation_pvalue`` can return with n_perm null draws: 1 / (1 + n_perm)."""
+    return 1.0 / (1 + n_perm)
+
+
+def count_at_floor(p: np.ndarray, n_perm: int) -> int:
+    """How many finite p-values sit at the permutation floor 1 / (1 + n_perm)."""
+    p = np.asarray(p, dtype=float).ravel()
+    return int((p[np.isfinite(p)] <= permutation_floor(n_perm) * (1 + 1e-9)).sum())
+
+
+def floor_note(p: np.ndarray, n_perm: int, *, what: str = "p-values", param: str = "n_perm",
+               min_share: float = 0.1, alpha: float = 0.05) -> str | None:
+    """A note when at least ``min_share`` of the finite p-values sit at the floor 1 / (1 + n_perm),
+    else None. Such p-values are censored: the data say only "p <= floor". The note gives the
+    count and a number of permutations (``param``) that would put the floor ten times below
+    BH's first threshold alpha / m (m = the number of finite p-values)."""
+    p = np.asarray(p, dtype=float).ravel()
+    m = int(np.isfinite(p).sum())
+    k = count_at_floor(p, n_perm)
+    if m == 0 or k == 0 or k < min_share * m:
+        return None
+    fl = permutation_floor(n_perm)
+    suggest = max(10 * n_perm, math.ceil(10 * m / alpha))
+    bh = (f"; with {m} tests BH needs p <= {alpha / m:.2g} for the first discovery, so the floor alone keeps "
+          f"q >= {fl:.2g}" if fl > alpha / m else "")
+    return (f"{k} of {m} {what} ({k / m:.0%}) sit at the permutation floor 1 / (1 + {param}) = {fl:.3g} "
+            f"({param} = {n_perm}): their true p may be much smaller{bh}; raise {param} (e.g. to {suggest}) "
+            f"to resolve them")
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:

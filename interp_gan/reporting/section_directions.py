@@ -13,23 +13,34 @@ import plotly.graph_objects as go
 
 from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
 
-__all__ = ["effect_bars", "agreement_heatmap", "layerwise_heatmap", "traversal_grid", "directions_section"]
+__all__ = ["headline", "effect_bars", "agreement_heatmap", "layerwise_heatmap", "traversal_grid", "directions_section"]
 
 HOW_TO_READ = """
 <p><b>How to read.</b> Each row of the traversal grid walks one direction from its negative to its
 positive end (columns are steps in units of the sample standard deviation along the direction;
-the middle column is the unedited output). The bars give, for each direction, the change in the
-independent style classifier's probability of the style its positive end moves toward most, at the
-largest step, with a 95% bootstrap confidence interval over images. The effect is cross-fitted: the
-images are split into two random halves and each half is measured at the style the other half
-picked, so choosing the style does not inflate it (<code>style_agree</code>: both halves picked the
-same style; when they did not, the direction has no consistent style). The grey box holds the
-random unit directions (one point each): a discovered direction is only interesting when its bar
-clearly exceeds them
-(<code>p_random</code> in the table is the share of random directions with at least that effect).
-<code>ssim_min</code> is the lowest similarity of any step's output to the unedited output (1 = content
-untouched). The heatmap shows |cosine| between directions of different methods; PCA and SeFa
-directions have no sign, so only the magnitude is compared.</p>
+the middle column is the unedited output; random directions are walked at one reference length).
+The bars give, for each direction, the change in the independent style classifier's
+<b>log-odds</b>, log p/(1-p), of the style its positive end moves toward most, at the largest step
+(<code>effect</code>; <code>effect_prob</code> in the table is the same change in probability, which
+is what <code>effect</code> meant before), with a 95% BCa bootstrap confidence interval over images
+(widened for small samples; it covers about 93% rather than 95% at 16 images in simulation, less
+when the per-image changes are strongly skewed). The effect is cross-fitted: the images are split
+into two random halves and each half is measured at the style the other half picked, so choosing
+the style does not inflate it (<code>style_agree</code>: both halves picked the same style).</p>
+<p><b>Beyond random</b> is the verdict: each direction is compared with random unit directions
+walked the <i>same Euclidean step</i> (<code>step_length</code>) and measured the same way;
+<code>p_random</code> = (1 + number of random directions with at least this effect) / (1 + number of
+random directions), <code>q_random</code> its Benjamini-Hochberg adjustment over the discovered
+directions, and <code>beyond_random</code> means q_random &le; 0.05. The black dash on each bar is the
+95th percentile of its own random baselines; the grey box holds the random directions at the
+reference length (one point each). With few random directions p_random cannot go below
+1/(1 + n); the notes say when that floor binds. <code>p_value</code> / <code>q_value</code> only test
+whether the edit changes the classifier at all (mean change 0): any edit of this size does, random
+ones included, so they are not evidence that a direction is special. None of these rules out that
+a direction moves the classifier without moving what a person sees, or that it is one of many
+equally good directions. <code>ssim_min</code> is the lowest similarity of any step's output to the
+unedited output (1 = content untouched). The heatmap shows |cosine| between directions of
+different methods; PCA and SeFa directions have no sign, so only the magnitude is compared.</p>
 """
 
 _COLOURS = {"pca": "#1f77b4", "sefa": "#ff7f0e", "svm": "#2ca02c", "svm_cond": "#9467bd", "random": "#9a9a9a"}
@@ -53,19 +64,47 @@ def effect_bars(df: pd.DataFrame) -> go.Figure:
                     marker_color=_COLOURS.get(m, "#444"),
                     error_y=dict(type="data", symmetric=False, array=sub["ci_high"] - sub["effect"],
                                  arrayminus=sub["effect"] - sub["ci_low"]),
-                    customdata=[[str(s), float(v)] for s, v in zip(sub["style"], sub["ssim_min"])],
-                    hovertemplate="%{x}<br>toward %{customdata[0]}<br>Δp=%{y:.3f}<br>ssim_min=%{customdata[1]:.3f}"
-                                  "<extra></extra>")
+                    customdata=[[str(s), float(v), _num(sub, "p_random", k), _num(sub, "q_random", k)]
+                                for k, (s, v) in enumerate(zip(sub["style"], sub["ssim_min"]))],
+                    hovertemplate="%{x}<br>toward %{customdata[0]}<br>Δ log-odds=%{y:.3f}<br>p_random=%{customdata[2]:.3g}"
+                                  " (q %{customdata[3]:.3g})<br>ssim_min=%{customdata[1]:.3f}<extra></extra>")
+        if "random_p95" in sub.columns and sub["random_p95"].notna().any():
+            fig.add_scatter(x=[labels[df.index.get_loc(i)] for i in idx], y=sub["random_p95"], mode="markers",
+                            marker=dict(symbol="line-ew", size=22, color="black", line=dict(width=3)),
+                            name=f"{m}: random at the same step (95th pct)", showlegend=False,
+                            hovertemplate="95th percentile of random directions at this step length: "
+                                          "%{y:.3f}<extra></extra>")
     rnd = df[df["method"] == "random"]
     if len(rnd):
-        fig.add_box(y=rnd["effect"], x=[f"random ({len(rnd)})"] * len(rnd), name=f"random ({len(rnd)})",
+        ref = rnd["step_length"].iloc[0] if "step_length" in rnd.columns else float("nan")
+        name = f"random ({len(rnd)})"
+        fig.add_box(y=rnd["effect"], x=[name] * len(rnd), name=name,
                     marker_color=_COLOURS.get("random", "#999"), boxpoints="all", jitter=0.4, pointpos=0,
-                    hovertemplate="random direction: Δp=%{y:.4f}<extra></extra>")
-    fig.update_layout(title="Effect on the style classifier at the largest step (95% CI; random directions as a box)",
-                      yaxis_title="Δ probability of the style moved toward", xaxis_tickangle=-45,
+                    hovertemplate=f"random direction at step length {ref:.3g}: Δ log-odds=%{{y:.4f}}<extra></extra>")
+    fig.update_layout(title="Effect on the style classifier at the largest step (95% BCa CI; dash: random directions "
+                            "at the same step, 95th pct; box: random directions)",
+                      yaxis_title="Δ log-odds of the style moved toward", xaxis_tickangle=-45,
                       barmode="group", height=420, margin=dict(b=120))
     fig.add_hline(y=0, line_color="black", line_width=1)
     return fig
+
+
+def _num(df: pd.DataFrame, col: str, k: int) -> float:
+    return float(df[col].iloc[k]) if col in df.columns and pd.notna(df[col].iloc[k]) else float("nan")
+
+
+def headline(df: pd.DataFrame) -> str:
+    """One sentence: how many discovered directions are beyond random at the same step length."""
+    cand = df[df["method"] != "random"] if "method" in df.columns else df.iloc[:0]
+    if not len(cand) or "q_random" not in df.columns or cand["q_random"].isna().all():
+        return ""
+    k = int((cand["q_random"] <= 0.05).sum())
+    n_r = int(df["n_random"].iloc[0]) if "n_random" in df.columns else int((df["method"] == "random").sum())
+    best = cand.sort_values("p_random").iloc[0]
+    return (f"<p><b>{k} of {len(cand)} discovered directions move the classifier beyond random directions walked "
+            f"the same step</b> (q_random &le; 0.05, {n_r} random directions, so p_random &ge; {1 / (1 + n_r):.2g}); "
+            f"smallest p_random {best['p_random']:.3g} ({best['method']} {best['index']}, "
+            f"Δ log-odds {best['effect']:.3g} toward {best['style']}).</p>")
 
 
 def agreement_heatmap(finding) -> go.Figure:
@@ -113,6 +152,9 @@ def directions_section(finding, ctx: ReportContext) -> Section:
     title = "Latent directions"
     df = finding.tables["directions"]
     blocks: list = [HOW_TO_READ]
+    head = headline(df) if len(df) else ""
+    if head:
+        blocks.insert(0, head)
     figures = {}
     grid = traversal_grid(finding)
     if grid is not None and len(grid.images):
@@ -128,9 +170,13 @@ def directions_section(finding, ctx: ReportContext) -> Section:
         figures["directions_layerwise"] = layerwise_heatmap(lw)
         blocks.append(figures["directions_layerwise"])
     cols = [c for c in ("method", "space", "index", "label", "style", "style_agree", "effect", "ci_low",
-                        "ci_high", "p_value", "q_value", "p_random", "ssim_min", "unit_layer", "top_units") if c in df.columns]
-    blocks.append(Table(df[cols].round(4), caption="Directions: effect at the largest step with 95% bootstrap CI; "
-                                                    "q-values by Benjamini-Hochberg over all rows"))
+                        "ci_high", "p_random", "q_random", "beyond_random", "random_p95", "step_length", "effect_prob",
+                        "p_value", "q_value", "ssim_min", "unit_layer", "top_units") if c in df.columns]
+    blocks.append(Table(df[cols].round(4), caption="Directions: effect = Δ log-odds at the largest step with 95% BCa "
+                                                    "bootstrap CI; p_random against random directions walked the same "
+                                                    "step_length, q_random by Benjamini-Hochberg over the discovered "
+                                                    "directions (the verdict); p_value / q_value test only a change "
+                                                    "from 0, which any edit shows"))
     sec = Section(title, blocks, anchor="directions", figures=figures)
     sec.references = ["voynov2020unsupervised"] if "method" in df.columns and (df["method"] == "voynov").any() else []
     return sec
