@@ -20,8 +20,8 @@ from scipy.stats import kstest
 from torch import nn
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
-from interp_gan.analyses.directions import Directions
-from interp_gan.analyses.subject import Subject
+from interp_gan.analyses.directions.analysis import Directions
+from interp_gan.subject.protocol import Subject
 
 D = 16
 
