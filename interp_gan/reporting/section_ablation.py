@@ -31,7 +31,7 @@ HOW_TO_READ = (
     "...). The units are ranked on one half of the images and measured on the other, and the "
     "other way round (cross-fitting), so no image is measured with units chosen on it. Each image "
     "is generated with and without the edit from the same content, noise and random state; the "
-    "effect is the mean of the paired differences, with a 95% BCa bootstrap CI over images (red "
+    "effect is the mean of the paired differences, with a 95% studentized bootstrap CI over images (red "
     "band). The grey curve is the mean effect of random unit sets of the same size, and its band "
     "the 2.5-97.5% range of the random sets' effects (the spread between sets, not a CI). "
     "'Beyond random' is a one-sided test: p_random = (1 + number of random sets with an effect "
