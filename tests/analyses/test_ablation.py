@@ -120,7 +120,8 @@ def test_report_section_draws_top_and_random_curves():
     from interp_gan.reporting.section_ablation import ablation_section, summary_table
     from interp_gan.reporting.sections import ReportContext
 
-    f = Ablation(ks=(1, 2), n_random=19, styles=["checker"], **FAST).run(make_planted_subject(), make_planted_data())
+    f = Ablation(ks=(1, 2), n_random=19, styles=["checker"], **FAST).run(make_planted_subject(channels=48),
+                                                                         make_planted_data())
     sec = ablation_section(f, ReportContext())
     fig = sec.figures["ablation_log_odds_mix"]
     names = {t.name for t in fig.data if t.showlegend is not False}
@@ -180,19 +181,24 @@ def test_a_selected_set_that_does_less_than_random_is_not_beyond_random():
     assert not s["beyond random (p_random <= 0.05)"].any()
 
 
+def _sets_with(units: str, unit: int) -> int:
+    return sum(str(unit) in s.split(";") for s in units.split("|"))
+
+
 def test_cross_fitted_units_are_named_per_half_and_every_image_is_measured_once():
-    subject, data = make_planted_subject(), make_planted_data()
-    f = Ablation(ks=(2,), n_random=19, styles=["checker"], **FAST).run(subject, data)
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    f = Ablation(ks=(1,), n_random=19, styles=["checker"], **FAST).run(subject, data)
     df = f.tables["ablation"]
-    top = _row(df, "checker", 2, "top", "p(style=checker)")
-    assert top["n"] == 12 and top["units_fold0"].split(";")[0] == str(CHECKER_UNIT)
-    assert top["units_fold1"].split(";")[0] == str(CHECKER_UNIT)
-    assert top["p_random"] == pytest.approx(0.05) and top["beyond_random"] and top["q_random"] >= top["p_random"]
+    top = _row(df, "checker", 1, "top", "p(style=checker)")
+    assert top["n"] == 12 and top["units_fold0"] == top["units_fold1"] == top["units"] == str(CHECKER_UNIT)
+    # random sets are drawn from all 48 units: a set that is the planted unit ties with it
+    rnd = _row(df, "checker", 1, "random", "p(style=checker)")
+    assert top["p_random"] == pytest.approx((1 + _sets_with(rnd["units"], CHECKER_UNIT)) / 20)
+    assert top["beyond_random"] == (top["p_random"] <= 0.05) and top["q_random"] >= top["p_random"]
     assert any("cross-fitted" in n for n in f.notes) and any("one-sided rank" in n for n in f.notes)
     # the concept table has BH q-values (old: CI excludes 0, no correction)
     conc = df[(df["measure"] == "concepts") & (df["baseline"] == "top")]
     assert conc["q_zero"].notna().all() and (conc["q_zero"] >= conc["p_zero"] - 1e-12).all()
-    rnd = _row(df, "checker", 2, "random", "p(style=checker)")
     assert rnd["n_sets"] == 19 and rnd["random_low"] <= rnd["effect"] <= rnd["random_high"]
 
 

@@ -83,6 +83,7 @@ def _null_experiment(crossfit: bool, rng, n_random: int = 19) -> float:
         per_image[on] = -x[on][:, top].sum(1)
     noise = rng.normal(0, 0.5, size=64)
     sel = (per_image + noise)[meas].mean()
+    # random sets: uniform over all units (as the analysis draws them)
     rand = [(-x[:, rng.choice(32, 4, replace=False)].sum(1) + noise)[meas].mean() for _ in range(n_random)]
     return random_rank_pvalue(sel, np.array(rand), -1)
 
