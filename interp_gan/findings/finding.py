@@ -48,7 +48,8 @@ def _restore_dtypes(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
         if col not in df:
             continue
         if dtype in ("object", "str", "string"):
-            df[col] = df[col].astype(object).where(df[col].notna(), "")
+            if all(isinstance(v, str) for v in df[col].dropna()):      # a text column: "" was written as empty
+                df[col] = df[col].astype(object).where(df[col].notna(), "")
         elif dtype != str(df[col].dtype):
             try:
                 df[col] = df[col].astype(dtype)

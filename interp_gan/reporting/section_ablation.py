@@ -7,6 +7,7 @@ Reads only the Finding's ``ablation`` table; never runs a model.
 """
 from __future__ import annotations
 
+import html
 import math
 
 import pandas as pd
@@ -27,11 +28,19 @@ COLORS = {"top": "#c0392b", "random": "#7f8c8d"}
 HOW_TO_READ = (
     "<p><b>How to read this.</b> For each target style the units of a layer are ranked by how "
     "selective they are for the style (AUROC), and the top k are {verb} together (k = 1, 2, 4, "
-    "...). Each image is generated with and without the edit from the same content, noise and "
-    "random state; the effect is the mean of the paired differences, with a 95% bootstrap CI "
-    "over images (band). The grey curve does the same with random unit sets of the same size "
-    "(averaged over several sets): where the red curve leaves the grey band, the selected units "
-    "carry the style beyond what any k units would. The k at which the red curve flattens says "
+    "...). The units are ranked on one half of the images and measured on the other, and the "
+    "other way round (cross-fitting), so no image is measured with units chosen on it. Each image "
+    "is generated with and without the edit from the same content, noise and random state; the "
+    "effect is the mean of the paired differences, with a 95% studentized bootstrap CI over images (red "
+    "band). The grey curve is the mean effect of random unit sets of the same size, and its band "
+    "the 2.5-97.5% range of the random sets' effects (the spread between sets, not a CI). "
+    "'Beyond random' is a one-sided test: p_random = (1 + number of random sets with an effect "
+    "at least as large, in the expected direction) / (number of random sets + 1); with 19 random "
+    "sets it cannot go below 0.05, so 'beyond random' (p_random &le; 0.05) means the selected set "
+    "beat every random set. It is per row: q_random is its Benjamini-Hochberg q over all rows. "
+    "A selected set that does less than random is never 'beyond random'. It does not rule out "
+    "that selective units are simply larger or more active units than a random set. "
+    "The k at which the red curve flattens says "
     "how many units carry the style. The curves show the classifiers' log-odds log p/(1-p) of "
     "the style rather than p: a classifier that is confident on the generated images (p = 0.9999) "
     "hides an edit in p, not in the log-odds (p itself is in the table). For p(style) and its "
@@ -47,7 +56,9 @@ _VERB = {"zero": "set to zero", "mean": "set to their mean", "insert": "forced t
 
 def _band(fig, d: pd.DataFrame, color: str, name: str, row: int, col: int, legend: bool) -> None:
     d = d.sort_values("k")
-    k, lo, hi = d["k"].tolist(), d["ci_low"].tolist(), d["ci_high"].tolist()
+    spread = "random_low" in d.columns and (d["baseline"] == "random").all() and d["random_low"].notna().all()
+    lo_col, hi_col = ("random_low", "random_high") if spread else ("ci_low", "ci_high")
+    k, lo, hi = d["k"].tolist(), d[lo_col].tolist(), d[hi_col].tolist()
     if len(k) > 1:
         fig.add_trace(go.Scatter(x=k + k[::-1], y=hi + lo[::-1], mode="lines", fill="toself", fillcolor=color,
                                  opacity=0.2, line={"width": 0}, hoverinfo="skip", showlegend=False,
@@ -74,7 +85,8 @@ def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) 
         for baseline in ("top", "random"):
             part = d[(d["style"] == style) & (d["baseline"] == baseline)]
             if len(part):
-                label = "top-k selective units" if baseline == "top" else "random units (same k)"
+                label = ("top-k selective units" if baseline == "top"
+                         else "random units (same k; band: 2.5-97.5% of sets)")
                 _band(fig, part, COLORS[baseline], label, r, c, legend=i == 0)
         fig.add_hline(y=0, line={"color": "black", "width": 1, "dash": "dot"}, row=r, col=c)
     ks = sorted(d["k"].unique().tolist())
@@ -92,7 +104,8 @@ def short_units(units: str, keep: int = 6) -> str:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per layer, style and target: the largest k's top-unit effect next to the random baseline's."""
+    """Per layer, style and target: the largest k's top-unit effect next to the random baseline's,
+    with the one-sided rank p against the random sets; the verdict is p_random <= 0.05."""
     main = df[df["measure"].isin(SUMMARY_MEASURES)]
     kmax = main.groupby(["layer", "style"])["k"].transform("max")
     d = main[main["k"] == kmax]
@@ -104,9 +117,17 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
             continue
         t = top.iloc[0]
         r = rnd.iloc[0] if len(rnd) else None
+        p = getattr(t, "p_random", float("nan"))
+        has_p = r is not None and p == p
+        rng = (f"[{r.random_low:+.3g}, {r.random_high:+.3g}]"
+               if r is not None and getattr(r, "random_low", float("nan")) == r.random_low else "")
         rows.append({"layer": layer, "style": style, "target": target, "k": int(t.k), "units": short_units(t.units),
+                     "expected": getattr(t, "direction", ""),
                      "top effect [95% CI]": fmt(t), "random effect [95% CI]": fmt(r) if r is not None else "",
-                     "beyond random": r is not None and bool(t.ci_high < r.ci_low or t.ci_low > r.ci_high),
+                     "random sets 2.5-97.5%": rng,
+                     "p_random": p if has_p else float("nan"),
+                     "q_random": getattr(t, "q_random", float("nan")) if has_p else float("nan"),
+                     "beyond random (p_random <= 0.05)": bool(has_p and p <= 0.05),
                      "n": int(t.n)})
     return pd.DataFrame(rows)
 
@@ -125,14 +146,33 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
                 blocks.append(fig)
                 figures[f"ablation_{measure}_{layer}"] = fig
     if len(df):
-        blocks.append(Table(summary_table(df), caption="Effect at the largest k: selected units vs random units"))
+        summ = summary_table(df)
+        blocks.append(Table(summ, caption="Effect at the largest k: selected units vs random units (one-sided "
+                                          "rank test among the random sets; the verdict is per row)"))
+        n_rand = int(df.loc[df["baseline"] == "random", "n_sets"].max()) if (df["baseline"] == "random").any() else 0
+        if len(summ) and "p_random" in summ:
+            n_yes = int(summ["beyond random (p_random <= 0.05)"].sum())
+            blocks.insert(1, f"<p><b>At the largest k, {n_yes} of {len(summ)} style x target rows are beyond random "
+                             f"(p_random &le; 0.05 against {n_rand} random sets; under no effect about "
+                             f"{0.05 * len(summ):.1f} would be by chance).</b></p>")
         conc = df[(df["measure"] == "concepts") & (df["baseline"] == "top")]
-        conc = conc[(conc["ci_low"] > 0) | (conc["ci_high"] < 0)]
+        if "q_zero" in conc.columns:
+            conc = conc[conc["q_zero"] < 0.05]
+            cols = ["layer", "style", "k", "units", "target", "effect", "ci_low", "ci_high", "p_zero", "q_zero",
+                    "p_random", "n"]
+            caption = ("Concept pixel fractions that change (top units; sign-flip test of mean change = 0, "
+                       "BH q < 0.05 over all selected-set rows)")
+        else:   # a finding from before q-values were computed
+            conc = conc[(conc["ci_low"] > 0) | (conc["ci_high"] < 0)]
+            cols = ["layer", "style", "k", "units", "target", "effect", "ci_low", "ci_high", "n"]
+            caption = "Concept pixel fractions that change (top units; CI excludes 0, no multiplicity correction)"
         if len(conc):
             conc = conc.reindex(conc["effect"].abs().sort_values(ascending=False).index)
             conc = conc.assign(units=conc["units"].map(short_units))
-            blocks.append(Table(conc[["layer", "style", "k", "units", "target", "effect", "ci_low", "ci_high", "n"]],
-                                caption="Concept pixel fractions that change (top units; CI excludes 0)"))
+            blocks.append(Table(conc[[c for c in cols if c in conc.columns]], caption=caption))
+        for n in finding.notes:
+            if "floor" in n or "bootstrap replicates were not finite" in n:
+                blocks.append(f"<p><i>{html.escape(n)}</i></p>")
     else:
         blocks.append("<p>No ablation was measured.</p>")
     return Section(title, blocks, anchor="ablation", figures=figures)

@@ -3,7 +3,8 @@
     section = style_units_section(finding, ReportContext())     # registered for "style_units"
     fig = selectivity_heatmap(finding.tables["style_units"], max_units=60)
 
-Reads only the Finding's ``style_units`` table; never runs a model.
+Reads only the Finding's ``style_units`` and ``style_units_control`` tables and notes; never
+runs a model. The headline states the trained rate of q < 0.05 next to the random-init control.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import plotly.graph_objects as go
 
 from interp_gan.reporting.sections import ReportContext, Section, Table, register_section
 
-__all__ = ["style_units_section", "selectivity_heatmap", "top_units"]
+__all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline"]
 
 ALPHA = 0.05
 
@@ -24,10 +25,14 @@ HOW_TO_READ = (
     "each unit (channel) the activation is averaged over space, and its AUROC asks: for an image "
     "generated toward this style and one generated toward another, how often is the unit higher "
     "on the first? 1 = always (the unit signals the style), 0.5 = no preference, 0 = always lower. "
-    "The CI resamples images within each style (bootstrap); p shuffles the style labels "
-    "(permutation, two-sided); q is the Benjamini-Hochberg false discovery rate over all "
-    "unit x style tests. AUROC stops at 1 once the two groups do not overlap; Cohen's d (the "
-    "difference of the means over the pooled standard deviation) then says how far apart they "
+    "The 95% CI is DeLong's interval on the logit scale (Newcombe's score interval when the "
+    "groups do not overlap at all, so it never has zero width); p shuffles the style labels "
+    "(permutation, two-sided; it cannot go below 1/(number of shuffles + 1)); q is the "
+    "Benjamini-Hochberg false discovery rate over all unit x style tests. A unit that is "
+    "'significant' is selective on these images; the random-init control says how often the "
+    "same architecture with untrained weights is selective too. AUROC stops at 1 once the two "
+    "groups do not overlap; Cohen's d (the difference of the means over the pooled standard "
+    "deviation) then says how far apart they "
     "are, and breaks the ties in the heatmap and the table. In the heatmap red = higher for the style, blue = lower; * marks "
     "q &lt; 0.05, ** q &lt; 0.01. Selectivity is a correlation: whether a unit <i>causes</i> "
     "the style is what the ablation section tests.</p>")
@@ -82,6 +87,31 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
     return fig
 
 
+def headline(df: pd.DataFrame, ctl: pd.DataFrame | None) -> str:
+    """"21.6% of unit x style tests reach q < 0.05 (...); at random init: 25.0% (layers 19-31%). ..." """
+    q = df["q_value"].to_numpy(dtype=float)
+    q = q[np.isfinite(q)]
+    t = float(np.mean(q < ALPHA)) if len(q) else float("nan")
+    text = f"{t:.1%} of unit x style tests reach q &lt; {ALPHA} ({int(np.sum(q < ALPHA))} of {len(q)})"
+    if ctl is None or not len(ctl) or not ctl["frac_q05_control"].notna().any():
+        return f"<p><b>{text}.</b> No random-init control was run: this rate alone does not say whether training made these units selective.</p>"
+    c = ctl.dropna(subset=["frac_q05_control"])
+    w = c.get("tests_control", c["tests"]).astype(float)
+    cr = float(np.average(c["frac_q05_control"], weights=w)) if w.sum() else float("nan")
+    lo, hi = c["frac_q05_control"].min(), c["frac_q05_control"].max()
+    rng = f" (per layer {lo:.1%}-{hi:.1%})" if len(c) > 1 else ""
+    text += f"; at random init: {cr:.1%}{rng}"
+    if not t > cr:
+        verdict = ("The trained model is not above its random-init control: a network of the same architecture "
+                   "with untrained weights reaches this rate too (a random style embedding already makes units "
+                   "differ between styles), so the rate alone does not show that training made style units.")
+    else:
+        ratio = f"{t / cr:.1f}x its random-init rate" if cr > 0 else "above a random-init rate of 0"
+        verdict = (f"The trained model is {ratio} ({100 * (t - cr):.1f} points above); per-layer numbers are in "
+                   f"the control table.")
+    return f"<p><b>{text}.</b> {verdict}</p>"
+
+
 @register_section("style_units")
 def style_units_section(finding, ctx: ReportContext) -> Section:
     title = "Style units"
@@ -93,10 +123,19 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
         sig = df[(df["q_value"] < ALPHA) & (df["auroc"] > 0.5)]
         per = sig.groupby("style", sort=False).size().reindex(list(dict.fromkeys(df["style"])), fill_value=0)
         n_units = len(df.drop_duplicates(["layer", "unit"]))
+        blocks.append(headline(df, finding.tables.get("style_units_control")))
         blocks.append(f"<p>{n_units} units in {df['layer'].nunique()} layer(s), {len(per)} styles. Units "
                       f"significantly higher for a style (q &lt; {ALPHA}): "
                       + ", ".join(f"{html.escape(str(s))} {int(c)}" for s, c in per.items()) + ".</p>")
         heat = selectivity_heatmap(df)
         blocks += [heat, Table(top_units(df), caption="Top selective units per style (highest AUROC, ties by Cohen's d)")]
+        ctl = finding.tables.get("style_units_control")
+        if ctl is not None and len(ctl):
+            blocks.append(Table(ctl, caption="Random-init control per layer: fraction of unit x style tests with "
+                                             "q < 0.05 and median |Cohen's d|, trained vs the same architecture at "
+                                             "random initialisation (same images, same tests)"))
+        for n in finding.notes:
+            if "permutation floor" in n or "bootstrap replicate" in n or n.startswith("random-init control: no"):
+                blocks.append(f"<p><i>{html.escape(n)}</i></p>")
     return Section(title, blocks, anchor="style_units",
                    figures={"style_units_heatmap": heat} if len(df) else {})

@@ -22,8 +22,9 @@ def _fast(name: str) -> dict:
 
 
 def _shown(column: pd.Series) -> list[str]:
-    """A text / boolean column as strings, missing values as "<NA>" (any dtype, nullable ones too)."""
-    return [str(v) if pd.notna(v) else "<NA>" for v in column.astype(object)]
+    """A text / boolean column as strings, missing values as "" (any dtype, nullable ones too): CSV
+    cannot tell a missing text value from an empty one, so neither can this comparison."""
+    return [str(v) if pd.notna(v) else "" for v in column.astype(object)]
 
 
 def _without_timing(df: pd.DataFrame) -> pd.DataFrame:

@@ -12,10 +12,21 @@ in a deep neural network" (PNAS 2020) and Morcos et al., "On the importance of s
 directions for generalization" (ICLR 2018); AUROC is the Mann-Whitney U statistic divided
 by n1·n0 (Hanley & McNeil 1982).
 
-Uncertainty: a percentile bootstrap CI that resamples images within each style (Efron &
-Tibshirani 1993); a two-sided permutation p-value that shuffles the style labels
-(|AUROC - 0.5| as the statistic; (1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010);
-Benjamini-Hochberg q-values over all unit × style tests of the run.
+Uncertainty: a 95% logit-DeLong CI of the AUROC (DeLong et al. 1988; Newcombe's 2006 score
+interval where the groups separate completely, so no CI has zero width; the other styles are
+treated as fixed strata; ``interp_gan.findings.auroc``). ``ci="bootstrap"`` gives the old
+percentile bootstrap (resampling images within each style, Efron & Tibshirani 1993), which
+collapses to zero width once the groups separate and under-covers at 16 images per style.
+A two-sided permutation p-value that shuffles the style labels (|AUROC - 0.5| as the
+statistic; (1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010); Benjamini-Hochberg q-values
+over all unit × style tests of the run. Cohen's d uses the pooled (n - 1)-weighted SD.
+
+Random-init control (``control=True``, the default): the same statistics for the same layers
+and images with the generator re-drawn at random initialisation (``Subject.random_init``),
+summarised per layer in the ``style_units_control`` table (layer, units, tests,
+frac_q05_trained, frac_q05_control, median_abs_d_trained, median_abs_d_control). A
+randomly initialised style embedding already makes units differ between styles, so a
+"significant" rate only means something next to this control.
 
 Why it is fast: AUROC only depends on ranks. For a unit with no tied values the ranks are a
 permutation of 1..N, so the permutation null of its rank sum is the same for every such unit;
@@ -32,6 +43,7 @@ computes the same statistics from all N images: the result equals one process's.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -45,10 +57,12 @@ from interp_gan.harvest.distributed import all_gather_objects, fail_together, ra
 from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, resolve_layers, spatial_layers
 from interp_gan.findings import Finding
+from interp_gan.findings.auroc import auroc_interval
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
 
 __all__ = ["StyleUnits", "default_layers", "fixed_z", "seeded", "unit_means", "harvest_unit_means", "auroc_matrix",
-           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "check_styles"]
+           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "auroc_ci", "check_styles",
+           "floor_note"]
 
 
 # --- shared helpers (also used by ablation) ------------------------------------------------------
@@ -187,11 +201,16 @@ def group_moments(x: np.ndarray, y: np.ndarray, n_styles: int) -> tuple[np.ndarr
 
 
 def cohens_d(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
-    """Cohen's d [S, U]: (mean for y == s - mean for y != s) / pooled sd (the two groups' variances
-    averaged). AUROC saturates at 1 once the groups separate; d still says by how much."""
+    """Cohen's d [S, U] (Cohen 1988): (m1 - m0) / sqrt(((n1-1) s1^2 + (n0-1) s0^2) / (n1 + n0 - 2)),
+    group 1 = images with y == s, group 0 = the others, s^2 the sample variances. AUROC
+    saturates at 1 once the groups separate; d still says by how much."""
     m_in, m_out, v_in, v_out = group_moments(x, y, n_styles)
+    oh = _onehot(y, n_styles)
+    n_in, n_out = oh.sum(0)[:, None], (1 - oh).sum(0)[:, None]
+    # (n - 1) s^2 = n * population variance
+    pooled = (n_in * v_in + n_out * v_out) / (n_in + n_out - 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        d = (m_in - m_out) / np.sqrt(np.clip((v_in + v_out) / 2, 0, None))
+        d = (m_in - m_out) / np.sqrt(np.clip(pooled, 0, None))
     d[:, ~np.isfinite(np.asarray(x, dtype=np.float64)).all(0)] = np.nan
     return d
 
@@ -233,9 +252,38 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     return p
 
 
+def auroc_ci(x: np.ndarray, y: np.ndarray, n_styles: int, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Logit-DeLong CI [S, U] x 2 of each one-vs-rest AUROC (Newcombe's score interval at 0 / 1),
+    the other styles as fixed strata; NaN columns give NaN. See ``interp_gan.findings.auroc``."""
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi = np.full((n_styles, x.shape[1]), np.nan), np.full((n_styles, x.shape[1]), np.nan)
+    for s in range(n_styles):
+        rest = y != s
+        lo[s], hi[s] = auroc_interval(x[y == s], x[rest], level, neg_strata=y[rest])
+    return lo, hi
+
+
+def floor_note(p: np.ndarray, n_perm: int, what: str = "tests", param: str = "n_perm") -> str | None:
+    """A note when many permutation p-values sit at their floor 1 / (n_perm + 1), else None."""
+    p = np.asarray(p, dtype=float)
+    p = p[np.isfinite(p)]
+    floor = 1 / (n_perm + 1)
+    n_floor = int(np.sum(p <= floor * (1 + 1e-9)))
+    if not len(p) or n_floor < max(10, 0.05 * len(p)):
+        return None
+    return (f"{n_floor} of {len(p)} {what} have p at the permutation floor 1/({param}+1) = {floor:.2g}: their true "
+            f"p may be much smaller, and their q-values are bounded below by this floor; raise {param} "
+            f"(e.g. to {max(10 * n_perm, 20 * len(p))}) to resolve them")
+
+
 def auroc_bootstrap_ci(x: np.ndarray, y: np.ndarray, n_styles: int, n_boot: int = 500, level: float = 0.95,
-                       seed: int = 0, chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile CI [S, U] ×2 of the AUROC, resampling images within each style (group sizes kept)."""
+                       seed: int = 0, chunk: int = 8, return_nonfinite: bool = False):
+    """Percentile CI [S, U] ×2 of the AUROC, resampling images within each style (group sizes kept).
+
+    Collapses to zero width when the groups separate (every resample then has AUROC 1) and
+    under-covers at 16 images per style: ``auroc_ci`` is the default interval. Non-finite
+    replicates are left out of the quantiles and counted: return_nonfinite=True returns
+    (lo, hi, count) with count the number of non-finite replicate values in finite columns."""
     x = np.asarray(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
     idx = np.empty((n_boot, len(x)), dtype=np.int64)
@@ -244,10 +292,13 @@ def auroc_bootstrap_ci(x: np.ndarray, y: np.ndarray, n_styles: int, n_boot: int 
         idx[:, members] = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
     boots = np.concatenate([_auroc_stack(x[idx[i:i + chunk]], y, n_styles) for i in range(0, n_boot, chunk)])
     alpha = (1 - level) / 2
-    lo, hi = np.quantile(boots, alpha, axis=0), np.quantile(boots, 1 - alpha, axis=0)
     bad = ~np.isfinite(x).all(0)
+    nonfinite = int((~np.isfinite(boots[:, :, ~bad])).sum())
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(boots, alpha, axis=0), np.nanquantile(boots, 1 - alpha, axis=0)
     lo[:, bad], hi[:, bad] = np.nan, np.nan
-    return lo, hi
+    return (lo, hi, nonfinite) if return_nonfinite else (lo, hi)
 
 
 def _auroc_stack(xb: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
@@ -260,27 +311,53 @@ def _auroc_stack(xb: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 
 # --- the analysis ------------------------------------------------------------------------------
 
+def _unit_tests(x: np.ndarray, y: np.ndarray, n_s: int, n_perm: int, seed: int) -> dict[str, np.ndarray]:
+    """AUROC, permutation p and Cohen's d, each [S, U], for one layer's per-image unit means."""
+    return {"auroc": auroc_matrix(x, y, n_s), "p": auroc_pvalues(x, y, n_s, n_perm, seed), "d": cohens_d(x, y, n_s)}
+
+
+def _harvest(subject, data: AnalysisData, layers: Sequence[str], seed: int, what: str) -> dict[str, np.ndarray]:
+    """harvest_unit_means over this rank's whole batches, gathered in image order when sharded."""
+    shard = shard_indices(len(data), block=data.batch_size)   # whole batches: the same seeds as one pass
+    with fail_together(f"style_units: {what}"):
+        means = harvest_unit_means(subject, data, layers, seed, shard)
+    if rank_and_world()[1] > 1:
+        means = _gather_rows(means, layers, len(data))
+    return means
+
+
+def _params_digest(module: nn.Module) -> float:
+    with torch.no_grad():
+        return float(sum(p.detach().double().abs().sum() for p in module.parameters()))
+
+
 @register_analysis(
     "style_units", title="Style-selective units", order=30,
     references=("bau2020units", "hanley1982auc", "efron1993bootstrap", "benjamini1995fdr"),
     fast=dict(layers=["blocks.1.conv2"], n_boot=20, n_perm=20))
 class StyleUnits(Analysis):
-    """Per-unit style selectivity (AUROC, bootstrap CI, permutation p, BH q) at the given layers.
+    """Per-unit style selectivity (AUROC, CI, permutation p, BH q) at the given layers.
 
     layers: names / globs (None = ``default_layers``: block outputs + decoder convs for a
-    StyleNet, every conv layer otherwise). n_boot / n_perm: bootstrap resamples and label
-    shuffles (the smallest possible p is 1 / (n_perm + 1)). min_per_style: the fewest images
-    generated toward any one style.
+    StyleNet, every conv layer otherwise). ci: "delong" (logit-DeLong, Newcombe's score
+    interval at AUROC 0 / 1; never zero width) or "bootstrap" (percentile, ``n_boot``
+    resamples; collapses when the groups separate). n_perm: label shuffles (the smallest
+    possible p is 1 / (n_perm + 1)). min_per_style: the fewest images generated toward any
+    one style. control: also run the statistics at random initialisation (``control_seed``,
+    default ``seed``) and tabulate both per layer (``style_units_control``).
     """
     sharded = True   # run() splits the images across torch.distributed ranks and gathers (module docstring)
 
     def __init__(self, *, layers: str | list[str] | None = None, n_boot: int = 500, n_perm: int = 2000,
-                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI) -> None:
+                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, ci: str = "delong",
+                 control: bool = True, control_seed: int | None = None) -> None:
         self.layers, self.n_boot, self.n_perm, self.seed = layers, n_boot, n_perm, seed
-        self.min_per_style = min_per_style
+        self.min_per_style, self.ci, self.control, self.control_seed = min_per_style, ci, control, control_seed
 
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()
+        if self.ci not in ("delong", "bootstrap"):
+            raise ValueError(f"ci must be 'delong' or 'bootstrap', got {self.ci!r}")
         present, reason = check_styles(subject, data.style_ids, self.name, self.min_per_style)
         if reason:
             return Finding.skip(self.name, reason, params)
@@ -291,12 +368,8 @@ class StyleUnits(Analysis):
         layers = resolve_layers(G, self.layers) if self.layers is not None else default_layers(G)
         if not layers:
             return Finding.skip(self.name, f"{type(G).__name__} has no conv layers; name layers explicitly", params)
-        shard = shard_indices(len(data), block=data.batch_size)   # whole batches: the same seeds as one pass
-        with fail_together("style_units: harvest"):
-            means = harvest_unit_means(subject, data, layers, self.seed, shard)
+        means = _harvest(subject, data, layers, self.seed, "harvest")
         world = rank_and_world()[1]
-        if world > 1:
-            means = _gather_rows(means, layers, len(data))
         notes = [f"layer {n!r} never ran while generating; left out" for n in layers if n not in means]
         if world > 1:
             notes.append(f"sharded over {world} ranks (whole batches of {data.batch_size} images each); the "
@@ -310,31 +383,93 @@ class StyleUnits(Analysis):
         if absent:
             notes.append(f"no images were generated toward {absent}; those styles are not tested")
         n_s = len(present)
-        frames = []
+        frames, per_layer, nonfinite = [], {}, 0
         for li, (layer, x) in enumerate(means.items()):
             bad = ~np.isfinite(x)
             if bad.any():
                 notes.append(f"{layer}: {int(bad.sum())} NaN/inf unit activations in {int(bad.any(0).sum())} units "
                              f"(of {x.shape[1]}); their AUROC is NaN and they are not tested")
-            auc = auroc_matrix(x, y, n_s)
-            p = auroc_pvalues(x, y, n_s, self.n_perm, self.seed + 7919 * li)
-            lo, hi = auroc_bootstrap_ci(x, y, n_s, self.n_boot, seed=self.seed + 104729 + li)
+            t = _unit_tests(x, y, n_s, self.n_perm, self.seed + 7919 * li)
+            if self.ci == "delong":
+                lo, hi = auroc_ci(x, y, n_s)
+            else:
+                lo, hi, nf = auroc_bootstrap_ci(x, y, n_s, self.n_boot, seed=self.seed + 104729 + li,
+                                                return_nonfinite=True)
+                nonfinite += nf
             oh = _onehot(y, n_s)                                                   # [N,S]
             mean_in, mean_out, _, _ = group_moments(x, y, n_s)                     # [S,U] each
-            d = cohens_d(x, y, n_s)
             units = np.arange(x.shape[1])
+            per_layer[layer] = t
             frames.append(pd.DataFrame({
                 "layer": layer, "unit": np.tile(units, n_s), "style": np.repeat(names, len(units)),
-                "auroc": auc.ravel(), "ci_low": lo.ravel(), "ci_high": hi.ravel(), "p_value": p.ravel(),
-                "mean_style": mean_in.ravel(), "mean_other": mean_out.ravel(), "cohens_d": d.ravel(),
+                "auroc": t["auroc"].ravel(), "ci_low": lo.ravel(), "ci_high": hi.ravel(), "p_value": t["p"].ravel(),
+                "mean_style": mean_in.ravel(), "mean_other": mean_out.ravel(), "cohens_d": t["d"].ravel(),
                 "n_style": np.repeat(oh.sum(0), len(units)).astype(int),
                 "n_other": np.repeat((1 - oh).sum(0), len(units)).astype(int)}))
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["layer", "unit", "style", "auroc", "ci_low", "ci_high", "p_value", "q_value"])
         df.insert(7, "q_value", bh_qvalues(df["p_value"].to_numpy(dtype=float)))
-        m = int(np.isfinite(df["p_value"].to_numpy(dtype=float)).sum())
+        notes.append("CI: " + ("logit-DeLong 95% interval of the AUROC (Newcombe's score interval where the "
+                               "groups separate completely; the other styles as fixed strata)"
+                               if self.ci == "delong" else
+                               f"percentile bootstrap over images within each style ({self.n_boot} resamples); it "
+                               f"has zero width once the groups separate and under-covers at small n"))
+        if self.ci == "bootstrap":
+            notes.append(f"{nonfinite} bootstrap replicate values were not finite and were left out of the "
+                         f"percentiles" if nonfinite else "every bootstrap replicate was finite")
+        pv = df["p_value"].to_numpy(dtype=float)
+        m = int(np.isfinite(pv).sum())
         if m and m / (self.n_perm + 1) > 0.05:
             notes.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
                          f"lone discovery needs p < 0.05/{m}: raise n_perm above {20 * m}")
-        return Finding(self.name, params, tables={"style_units": df}, notes=notes,
+        fl = floor_note(pv, self.n_perm, "unit x style tests")
+        if fl:
+            notes.append(fl)
+        tables = {"style_units": df}
+        if self.control and per_layer:
+            tables["style_units_control"] = self._control(subject, data, list(per_layer), per_layer, df, y, n_s,
+                                                          notes)
+        return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
+
+    def _control(self, subject, data, layers, trained, df, y, n_s, notes) -> pd.DataFrame:
+        """The random-init control table: the same tests at random initialisation, per layer."""
+        seed = self.seed if self.control_seed is None else self.control_seed
+        before = _params_digest(subject.generator)
+        with subject.random_init(seed) as ctrl:
+            changed = _params_digest(ctrl.generator) != before
+            means = _harvest(ctrl, data, layers, self.seed, "random-init control")
+        if not changed:
+            notes.append("random-init control: no generator module has reset_parameters, so the control equals "
+                         "the trained model and says nothing")
+        ctl = {layer: _unit_tests(means[layer], y, n_s, self.n_perm, self.seed + 7919 * li + 1)
+               for li, layer in enumerate(layers) if layer in means}
+        q_ctl = bh_qvalues(np.concatenate([t["p"].ravel() for t in ctl.values()])) if ctl else np.array([])
+        rows, at = [], 0
+        for layer in layers:
+            q_tr = df.loc[df["layer"] == layer, "q_value"].to_numpy(dtype=float)
+            d_tr = trained[layer]["d"]
+            row = dict(layer=layer, units=int(d_tr.shape[1]), tests=int(np.isfinite(q_tr).sum()),
+                       frac_q05_trained=_frac(q_tr), frac_q05_control=np.nan,
+                       median_abs_d_trained=_median_abs(d_tr), median_abs_d_control=np.nan)
+            if layer in ctl:
+                q = q_ctl[at:at + ctl[layer]["p"].size]
+                at += ctl[layer]["p"].size
+                row.update(frac_q05_control=_frac(q), median_abs_d_control=_median_abs(ctl[layer]["d"]),
+                           tests_control=int(np.isfinite(q).sum()))
+            rows.append(row)
+        notes.append(f"random-init control: the same layers, images and tests with the generator re-drawn at "
+                     f"random initialisation (seed {seed}; classifiers untouched); BH over the control's own tests")
+        return pd.DataFrame(rows)
+
+
+def _frac(q: np.ndarray) -> float:
+    q = np.asarray(q, dtype=float)
+    q = q[np.isfinite(q)]
+    return float(np.mean(q < 0.05)) if len(q) else float("nan")
+
+
+def _median_abs(d: np.ndarray) -> float:
+    d = np.abs(np.asarray(d, dtype=float))
+    d = d[np.isfinite(d)]
+    return float(np.median(d)) if len(d) else float("nan")
