@@ -92,7 +92,7 @@ def test_planted_red_unit_ranks_first_for_red():
 def test_null_generator_labels_about_nominal_fraction():
     torch.manual_seed(0)
     n = 48
-    f = Dissection(layers=["net.0", "net.2"], n_perm=499, n_boot=50, perm_block=16).run(
+    f = Dissection(layers=["net.0", "net.2"], n_perm=499, n_boot=50, perm_block=16, control=False).run(
         Subject.from_module(Independent(n, 32)), _data(n))
     long = f.tables["dissection_iou"]
     tested = long[long.iou > 0]                       # concepts a unit never touches have p = 1
@@ -160,13 +160,15 @@ def _tiny_stylenet(seed: int = 0, ch: int = 4):
     return Subject.from_stylenet(G, ["a", "b"]), G
 
 
-def _reference(subject, data, layers, thresholds, n_perm, perm_block, test_res, seed):
+def _reference(subject, data, layers, thresholds, n_perm, perm_block, test_res, seed, include=None):
     """Dissection written plainly, one image, unit and permutation at a time (module docstring of
     dissection.py): IoU = Σ|A∩M| / Σ|A∪M| with A = bilinear upsample > threshold on the uint8
-    image's concept masks; p from Σ_j <pool(A_j), pool(M_π(j))> over within-block permutations."""
+    image's concept masks; p_image from Σ_j <pool(A_j), pool(M_π(j))> over within-block,
+    within-style permutations; p_spatial from Σ_j <pool(A_j), roll(pool(M_j), shift_j)>."""
     import torch.nn.functional as F
 
     from interp_gan.analyses.concepts import concept_masks
+    from interp_gan.analyses.dissection import hash_uniform
     from interp_gan.analyses.hooks import TraceDict
 
     acts, images = {n: [] for n in layers}, []
@@ -182,11 +184,26 @@ def _reference(subject, data, layers, thresholds, n_perm, perm_block, test_res, 
     masks = torch.cat([masks, style[:, :, None, None].expand(-1, -1, *masks.shape[-2:])], 1)
     names = names + [f"style:{s}" for s in subject.style_names]
     N, K, H, W = masks.shape
-    # each block's permutations from its own generator, seeded by (seed, block start, stream 0)
-    block_gen = lambda b: torch.Generator().manual_seed(  # noqa: E731
-        int(np.random.SeedSequence([seed, b, 0]).generate_state(1, np.uint64)[0]))
-    perms = [torch.argsort(torch.rand(n_perm, min(perm_block, N - b), generator=block_gen(b)), dim=1)
-             for b in range(0, N, perm_block)]
+    # each block's permutations from its own generator, seeded by (seed, block start, stream):
+    # stream 0 permutes within each target style, stream 4 ("style:*" concepts) across the block,
+    # stream 2 draws each image's circular shift of its masks
+    block_gen = lambda b, stream: torch.Generator().manual_seed(  # noqa: E731
+        int(np.random.SeedSequence([seed, b, stream]).generate_state(1, np.uint64)[0]))
+    perms, free, shifts = [], [], []
+    r = min(test_res, H, W)
+    for b in range(0, N, perm_block):
+        S = min(perm_block, N - b)
+        rand = torch.rand(n_perm, S, generator=block_gen(b, 0))
+        st = data.style_ids[b:b + S]
+        p = torch.empty(n_perm, S, dtype=torch.long)
+        for i in range(n_perm):          # within each style: its images in random order, slot by slot
+            for s in st.unique():
+                idx = torch.nonzero(st == s)[:, 0]
+                p[i, idx] = idx[torch.argsort(rand[i, idx])]
+        perms.append(p)
+        free.append(torch.argsort(torch.rand(n_perm, S, generator=block_gen(b, 4)), dim=1))
+        shifts.append(torch.randint(0, r * r, (n_perm, S), generator=block_gen(b, 2)))
+    n_style = subject.num_styles
     iou, pval = {}, {}
     for n in layers:
         a = torch.cat(acts[n])
@@ -196,20 +213,34 @@ def _reference(subject, data, layers, thresholds, n_perm, perm_block, test_res, 
         for i in range(N):
             for c in range(C):
                 up = F.interpolate(a[i, c][None, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0]
-                regions[i, c] = up > float(thresholds[n][c])
+                t = float(thresholds[n][c])
+                inc = 0.0 if include is None else float(include[n][c])
+                if inc == 0:
+                    regions[i, c] = up > t
+                else:   # a tie at t: values within 1e-5 |t| of it, in with probability inc (hashed, seeded)
+                    u = hash_uniform(seed, torch.tensor([i]), torch.tensor([c]), H * W).view(H, W)
+                    tol = 1e-5 * abs(t)
+                    regions[i, c] = (up > t + tol) | ((up >= t - tol) & (u < inc))
                 for k in range(K):
                     inter[c, k] += (regions[i, c] & masks[i, k]).sum()
                     union[c, k] += (regions[i, c] | masks[i, k]).sum()
         iou[n] = torch.where(union > 0, inter / union, torch.zeros_like(union)).numpy()
-        obs, null = torch.zeros(C, K), torch.zeros(n_perm, C, K)
+        obs, null, s_null, scale = torch.zeros(C, K), torch.zeros(n_perm, C, K), torch.zeros(n_perm, C, K), 0
         for bi, b0 in enumerate(range(0, N, perm_block)):
-            r = min(test_res, H, W)
             ap = F.adaptive_avg_pool2d(regions[b0:b0 + perm_block].float(), r)      # [S,C,r,r]
             mp = F.adaptive_avg_pool2d(masks[b0:b0 + perm_block].float(), r)        # [S,K,r,r]
             obs += torch.einsum("jcxy,jkxy->ck", ap, mp)
+            scale = scale + torch.einsum("jc,jk->ck", ap.flatten(2).norm(dim=2), mp.flatten(2).norm(dim=2))
             for p in range(n_perm):
-                null[p] += torch.einsum("jcxy,jkxy->ck", ap, mp[perms[bi][p]])
-        pval[n] = ((1 + (null >= obs * (1 - 1e-5)).sum(0)) / (1 + n_perm)).numpy()
+                null[p, :, :K - n_style] += torch.einsum("jcxy,jkxy->ck", ap, mp[perms[bi][p], :K - n_style])
+                null[p, :, K - n_style:] += torch.einsum("jcxy,jkxy->ck", ap, mp[free[bi][p], K - n_style:])
+                for j in range(len(ap)):   # mask j circularly shifted by (dy, dx) within its image
+                    dy, dx = divmod(int(shifts[bi][p, j]), r)
+                    s_null[p] += torch.einsum("cxy,kxy->ck", ap[j], torch.roll(mp[j], (dy, dx), dims=(1, 2)))
+        p_img = ((1 + (null >= obs * (1 - 1e-5)).sum(0)) / (1 + n_perm)).numpy()
+        p_sp = ((1 + (s_null >= obs - 1e-5 * scale).sum(0)) / (1 + n_perm)).numpy()
+        p_sp[:, K - n_style:] = np.nan
+        pval[n] = (p_img, p_sp)
     return iou, pval, names
 
 
@@ -225,16 +256,21 @@ def test_batched_path_matches_plain_reference(monkeypatch, chunk):
     data = AnalysisData(torch.rand(n, 3, 16, 16, generator=g) * 2 - 1, torch.arange(n) % 2,
                         z=torch.randn(n, 4, generator=g), batch_size=6)
     kw = dict(n_perm=19, perm_block=8, test_res=4, seed=3)
-    f = Dissection(layers=layers, n_boot=0, memory_mb=0.01, **kw).run(subject, data)   # memory_mb: spills
+    f = Dissection(layers=layers, n_boot=0, memory_mb=0.01, control=False, **kw).run(subject, data)   # spills
     units, long = f.tables["dissection_units"], f.tables["dissection_iou"]
     thr = {name: units[units.layer == name].threshold.to_numpy() for name in layers}
-    iou, pval, names = _reference(subject, data, layers, thr, **kw)
+    inc = {name: units[units.layer == name].tie_included.to_numpy() for name in layers}
+    assert sum((v > 0).sum() for v in inc.values()) >= 2   # a few exact ties (nearest upsampling + reflect pad)
+    iou, pval, names = _reference(subject, data, layers, thr, include=inc, **kw)
     for name in layers:
         got = long[long.layer == name]
         C = len(thr[name])
         assert got.concept.tolist() == names * C
         assert np.allclose(got.iou.to_numpy().reshape(C, -1), iou[name], atol=1e-6), name
-        assert np.array_equal(got.p_value.to_numpy().reshape(C, -1), pval[name]), name
+        p_img, p_sp = pval[name]
+        assert np.array_equal(got.p_image.to_numpy().reshape(C, -1), p_img), name
+        assert np.array_equal(got.p_spatial.to_numpy().reshape(C, -1), p_sp, equal_nan=True), name
+        assert np.array_equal(got.p_value.to_numpy().reshape(C, -1), np.fmax(p_img, p_sp)), name
     assert (long.iou > 0).mean() > 0.2 and (long.p_value < 0.2).any()   # not a trivially empty table
 
 
@@ -264,7 +300,7 @@ def _random_init_runs(paired: bool, seeds=(0, 1, 2), n: int = 64):
         data = AnalysisData(torch.rand(n, 3, 32, 32, generator=g) * 2 - 1, torch.arange(n) % 2,
                             z=torch.randn(n, 4, generator=g), batch_size=16)
         # iou_threshold=0: the q-value is the only gate, so the labelled fraction measures it alone
-        f = Dissection(n_perm=999, n_boot=0, perm_block=16, iou_threshold=0.0, seed=seed).run(
+        f = Dissection(n_perm=999, n_boot=0, perm_block=16, iou_threshold=0.0, seed=seed, control=False).run(
             subject if paired else _unpaired(G, seed), data)
         units.append(f.tables["dissection_units"])
         tests.append(f.tables["dissection_iou"])
