@@ -98,9 +98,11 @@ from interp_gan.analyses.harvest import ActivationStore, harvest
 from interp_gan.analyses.hooks import resolve_layers, spatial_layers
 from interp_gan.analyses.stats import IoUCounts, Quantile, TopK, tie_include_fraction
 from interp_gan.findings import Finding
+from interp_gan.findings.nulls import (mask_spectrum, perm_pvalue, permutation_sums, selection_halves, shift_sums,
+                                       stratified_permutations)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
 
-__all__ = ["Dissection", "unit_regions", "stratified_permutations", "selection_halves", "hash_uniform"]
+__all__ = ["Dissection", "unit_regions", "hash_uniform"]
 
 _THUMB = 64          # thumbnails and overlay maps in the Finding are at most 64 x 64
 _UNIT_CHUNK = 2 ** 24  # elements of upsampled maps held at once (and of a cross-overlap matrix)
@@ -170,30 +172,6 @@ def _live(a: Tensor, thr: Tensor, include: Tensor) -> Tensor:
     """[s,c]: the low-res maps a [s,c,h,w] that can have a region (NaN never counts)."""
     amax = torch.nan_to_num(a, nan=float("-inf")).flatten(2).amax(2)
     return (amax > thr[None]) | ((include > 0)[None] & (amax >= (thr - _TIE_TOL * thr.abs())[None]))
-
-
-def stratified_permutations(rand: Tensor, strata: Tensor) -> Tensor:
-    """[B,S] permutations of S images, each mapping an image to one of the same stratum: rand
-    [B,S] uniform numbers, strata [S] integer labels. With one stratum it is argsort(rand)."""
-    S = rand.shape[1]
-    st = strata.to(rand.device).double()
-    key = st[None] * 2 + rand.double()
-    order_b = torch.argsort(key, dim=1)                                                # [B,S]
-    order_0 = torch.argsort(st * 2 + torch.arange(S, device=rand.device).double() / S)  # identity within strata
-    perms = torch.empty_like(order_b)
-    perms[:, order_0] = order_b
-    return perms
-
-
-def selection_halves(strata: Tensor, gen: torch.Generator) -> Tensor:
-    """[S] bool, True for the selection half: images ordered by (stratum, random) and alternated,
-    so each stratum splits evenly (within one image)."""
-    S = len(strata)
-    r = torch.rand(S, generator=gen, device=gen.device).to(strata.device)
-    order = torch.argsort(strata.double() * 2 + r.double())
-    half = torch.zeros(S, dtype=torch.bool, device=strata.device)
-    half[order[0::2]] = True
-    return half
 
 
 @register_analysis("dissection")
@@ -346,8 +324,6 @@ class Dissection(Analysis):
             area_m = mf.sum(2)                                                # [S,K]
             mt = mf.transpose(1, 2).contiguous()                              # [S,P,K]
             mpool = F.adaptive_avg_pool2d(masks.float(), r)                   # [S,K,r,r]
-            mp = mpool.reshape(S * K, R)                                      # [(l,k), R]
-            ar = torch.arange(S, device=device)
             img_idx = torch.arange(start, stop, device=device)
             if self._split:
                 half = selection_halves(data.style_ids[start:stop],
@@ -356,18 +332,14 @@ class Dissection(Analysis):
             if do_img:
                 gen = torch.Generator(device=device).manual_seed(_block_seed(self.seed, start, 0))
                 perms = stratified_permutations(torch.rand(self.n_perm, S, generator=gen, device=device), strata)
-                pairs = ar[None, :] * S + perms                               # rows (j, pi(j)) of X
-                diag = ar * S + ar
                 if n_style:
                     gen4 = torch.Generator(device=device).manual_seed(_block_seed(self.seed, start, 4))
                     free = torch.argsort(torch.rand(self.n_perm, S, generator=gen4, device=device), dim=1)
-                    pairs_free = ar[None, :] * S + free
+                    mp_style = mpool.flatten(2).index_select(1, style_k)          # [S,n_style,R]
             if do_sp:
                 gen2 = torch.Generator(device=device).manual_seed(_block_seed(self.seed, start, 2))
                 shifts = torch.randint(0, R, (self.n_perm, S), generator=gen2, device=device)
-                pairs_sp = ar[None, :] * R + shifts                           # rows (j, shift) of the correlation
-                FM = torch.fft.rfft2(mpool)                                   # [S,K,r,r//2+1]
-                m_norm = mpool.flatten(2).norm(dim=2)                         # [S,K]
+                FM = mask_spectrum(mpool)                                     # [S,K,r,r//2+1]
             for name in layers:
                 a = acts[name].float()                                        # [S,C,h,w]
                 C = a.shape[1]
@@ -404,32 +376,23 @@ class Dissection(Analysis):
                 else:
                     est.add(inter, area_a, area_m)
                     counts[name][0].merge(est)
-                if do_img:
-                    # X[j, (l,k), c] = <A_{j,c}, M_{l,k}> at r x r; viewed as rows (j,l) x columns (k,c),
-                    # the observed statistic sums the rows (j,j), permutation b the rows (j, pi_b(j)).
+                if do_img:   # permutation_sums: the cross overlaps of the block's images, rows gathered per permutation
                     step = max(1, _UNIT_CHUNK // (S * S * K))
                     for c0 in range(0, C, step):
                         cs = slice(c0, min(c0 + step, C))
-                        X = torch.matmul(mp, pooled[:, cs].transpose(1, 2)).view(S * S, -1)   # [(j,l), (k,c)]
-                        t_obs[name][:, cs] += X.index_select(0, diag).sum(0).view(K, -1)
-                        t_null[name][:, :, cs] += F.embedding_bag(pairs, X, mode="sum").view(self.n_perm, K, -1)
+                        obs, null = permutation_sums(pooled[:, cs], mpool.flatten(2), perms)
+                        t_obs[name][:, cs] += obs
+                        t_null[name][:, :, cs] += null
                         if n_style:   # image-level concepts: permuted across all of the block's images
-                            Xs = X.view(S * S, K, -1).index_select(1, style_k).reshape(S * S, -1)
-                            t_free[name][:, :, cs] += F.embedding_bag(pairs_free, Xs, mode="sum").view(
-                                self.n_perm, n_style, -1)
-                if do_sp:
-                    # corr[j, k, c, s] = sum_p A_{j,c}[p + s] M_{j,k}[p] (circular): rows (j, s) x columns (k, c);
-                    # the observed statistic is shift 0, shuffle b sums the rows (j, s_b(j)).
-                    a_norm = pooled.norm(dim=2)                                               # [S,C]
-                    s_tol[name] += torch.einsum("jk,jc->kc", m_norm, a_norm)
+                            t_free[name][:, :, cs] += permutation_sums(pooled[:, cs], mp_style, free)[1]
+                if do_sp:    # shift_sums: every shift of every image's masks by FFT, rows gathered per replicate
                     step = max(1, _UNIT_CHUNK // (S * R * K * 3))
                     for c0 in range(0, C, step):
                         cs = slice(c0, min(c0 + step, C))
-                        FA = torch.fft.rfft2(pooled[:, cs].reshape(S, -1, r, r))               # [S,c,r,r//2+1]
-                        corr = torch.fft.irfft2(FA[:, None] * FM.conj()[:, :, None], s=(r, r))  # [S,K,c,r,r]
-                        Xc = corr.permute(0, 3, 4, 1, 2).reshape(S * R, -1)                   # [(j,s), (k,c)]
-                        s_obs[name][:, cs] += Xc.view(S, R, -1)[:, 0].sum(0).view(K, -1)
-                        s_null[name][:, :, cs] += F.embedding_bag(pairs_sp, Xc, mode="sum").view(self.n_perm, K, -1)
+                        obs, null, scale = shift_sums(pooled[:, cs], mpool, shifts, r, m_fft=FM)
+                        s_obs[name][:, cs] += obs
+                        s_null[name][:, :, cs] += null
+                        s_tol[name][:, cs] += scale
         return {"counts": counts, "t_obs": t_obs, "t_null": t_null, "t_free": t_free, "s_obs": s_obs, "s_null": s_null,
                 "s_tol": s_tol, "names": names, "n_style": n_style}
 
@@ -461,18 +424,16 @@ class Dissection(Analysis):
                 nonfinite["no_ci"] += int((bad >= est.n_boot).sum())
             else:
                 lo = hi = np.full(C, np.nan)
-            B1 = 1 + self.n_perm
             p_img = p_sp = None
             if res["t_obs"] is not None:
                 obs = res["t_obs"][name][None]                                       # [1,K,C]
                 null = res["t_null"][name]
                 if n_style:   # image-level concepts: the unstratified permutations
                     null = torch.cat([null[:, :K - n_style], res["t_free"][name]], dim=1)
-                p_img = ((1 + (null >= obs * (1 - 1e-5)).sum(0)) / B1).t().cpu().numpy().astype(float)  # [C,K]
+                p_img = perm_pvalue(null, obs[0], rtol=1e-5).t().cpu().numpy()                 # [C,K]
             if res["s_obs"] is not None:
-                obs = res["s_obs"][name][None]
-                tol = 1e-5 * res["s_tol"][name][None]
-                p_sp = ((1 + (res["s_null"][name] >= obs - tol).sum(0)) / B1).t().cpu().numpy().astype(float)
+                p_sp = perm_pvalue(res["s_null"][name], res["s_obs"][name],
+                                   atol=1e-5 * res["s_tol"][name]).t().cpu().numpy()
                 if n_style:
                     p_sp[:, K - n_style:] = np.nan       # a shift leaves a whole-image mask unchanged
             if p_img is not None and p_sp is not None:
