@@ -248,13 +248,19 @@ class Quantile(Stat):
     def tie_masses(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Estimated fractions of the non-NaN items below, equal to and above x[c], each [C]
         (float64). The sketch keeps real values, so a tie (many items equal to one value: a
-        saturated or quantised unit) is seen as weight at exactly that value."""
+        saturated or quantised unit) is seen as weight at exactly that value; a value held by a
+        single item is not a tie (its mass counts as "below": the strict threshold, as for
+        continuous activations)."""
         vals, w = self._items()
         x = x.to(vals.device, vals.dtype)[:, None]
         total = w.sum(1).clamp_min(1e-12)
         below = torch.where(vals < x, w, torch.zeros_like(w)).sum(1) / total
-        tied = torch.where(vals == x, w, torch.zeros_like(w)).sum(1) / total
-        return below, tied, (1 - below - tied).clamp_min(0)
+        eq = (vals == x) & (w > 0)
+        # x is usually one of the sketch's own items: one item equal to it is no tie; two or more are
+        tied = torch.where(eq.sum(1) >= 2, torch.where(eq, w, torch.zeros_like(w)).sum(1), torch.zeros_like(total))
+        tied = tied / total
+        above = torch.where(vals > x, w, torch.zeros_like(w)).sum(1) / total
+        return below, tied, above
 
     def state_dict(self) -> dict[str, Any]:
         return {"kind": "Quantile", "channels": self.channels, "k": self.k, "seed": self.seed,
