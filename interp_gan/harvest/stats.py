@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Quantile", "TopK", "Moments", "IoUCounts", "Stat"]
+__all__ = ["Quantile", "TopK", "Moments", "IoUCounts", "Stat", "TieThreshold", "tie_include_fraction",
+           "tie_aware_threshold", "top_quantile_value"]
 
 
 class Stat:
@@ -243,6 +244,23 @@ class Quantile(Stat):
         vals, w = self._items()
         below = torch.where(vals <= x.to(vals.device)[:, None], w, torch.zeros_like(w)).sum(1)
         return below / w.sum(1).clamp_min(1e-12)
+
+    def tie_masses(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Estimated fractions of the non-NaN items below, equal to and above x[c], each [C]
+        (float64). The sketch keeps real values, so a tie (many items equal to one value: a
+        saturated or quantised unit) is seen as weight at exactly that value; a value held by a
+        single item is not a tie (its mass counts as "below": the strict threshold, as for
+        continuous activations)."""
+        vals, w = self._items()
+        x = x.to(vals.device, vals.dtype)[:, None]
+        total = w.sum(1).clamp_min(1e-12)
+        below = torch.where(vals < x, w, torch.zeros_like(w)).sum(1) / total
+        eq = (vals == x) & (w > 0)
+        # x is usually one of the sketch's own items: one item equal to it is no tie; two or more are
+        tied = torch.where(eq.sum(1) >= 2, torch.where(eq, w, torch.zeros_like(w)).sum(1), torch.zeros_like(total))
+        tied = tied / total
+        above = torch.where(vals > x, w, torch.zeros_like(w)).sum(1) / total
+        return below, tied, above
 
     def state_dict(self) -> dict[str, Any]:
         return {"kind": "Quantile", "channels": self.channels, "k": self.k, "seed": self.seed,
@@ -450,16 +468,21 @@ class IoUCounts(Stat):
             raise ValueError("IoUCounts is empty; call add() first")
         return self._iou(self.inter, self.area_u, self.area_m)
 
-    def ci(self, level: float = 0.95, concepts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def ci(self, level: float = 0.95, concepts: Tensor | None = None, return_nonfinite: bool = False):
         """Percentile bootstrap interval of the IoU, ([U,K], [U,K]); needs n_boot > 0.
 
         concepts [U] (one concept index per unit, e.g. each unit's best): only those intervals,
         ([U], [U]) — the same numbers as ``ci()[i][arange(U), concepts]`` at 1/K of the cost.
+
+        A replicate whose union is empty (no image of the unit's region or the mask drawn) has no
+        IoU: it is NaN, left out of the percentiles and counted; ``return_nonfinite=True`` adds
+        that count per interval as a third element (an interval with no finite replicate is NaN).
         """
         if not self.n_boot or self.boot is None:
             raise ValueError("IoUCounts was built with n_boot=0; pass n_boot > 0 for a CI")
         if concepts is None:
-            reps = self._iou(self.boot["inter"], self.boot["area_u"], self.boot["area_m"])  # [B,U,K]
+            inter = self.boot["inter"]
+            union = self.boot["area_u"][..., :, None] + self.boot["area_m"][..., None, :] - inter
         else:
             idx = torch.as_tensor(concepts, device=self.boot["inter"].device).long().reshape(-1)
             if idx.shape != (self.units,):
@@ -468,11 +491,12 @@ class IoUCounts(Stat):
             B = self.boot["inter"].shape[0]
             inter = self.boot["inter"].gather(2, idx[None, :, None].expand(B, -1, 1))[..., 0]   # [B,U]
             union = self.boot["area_u"] + self.boot["area_m"][:, idx] - inter
-            reps = torch.where(union > 0, inter / union.clamp_min(1e-12), torch.zeros_like(inter))
+        reps = torch.where(union > 0, inter / union.clamp_min(1e-12), torch.full_like(inter, float("nan")))
+        bad = (~torch.isfinite(reps)).sum(0)
         a = (1 - level) / 2
         qs = torch.tensor([a, 1 - a], dtype=reps.dtype, device=reps.device)
-        lo, hi = torch.quantile(reps, qs, dim=0)
-        return lo, hi
+        lo, hi = torch.nanquantile(reps, qs, dim=0)
+        return (lo, hi, bad) if return_nonfinite else (lo, hi)
 
     def merge(self, other: "IoUCounts") -> "IoUCounts":
         if other.inter is None:
@@ -501,3 +525,93 @@ class IoUCounts(Stat):
         self.boot = None if state["boot"] is None else {k: v.clone() for k, v in state["boot"].items()}
         self._gen = None
         return self
+
+
+# --------------------------------------------------------------------------------------------
+# Tie-aware top-quantile regions (issue #9 item 1)
+def tie_include_fraction(q: float, below: Tensor, tied: Tensor, above: Tensor, at_max: Tensor | None = None
+                         ) -> Tensor:
+    """The fraction of the items tied at a unit's q-quantile t that belong to its top-(1-q) region.
+
+    ``act > t`` (a strict threshold) loses a tie: a unit equal to 1.5 on every red pixel and
+    lower elsewhere has t = 1.5 when red covers more than 1 - q of the pixels, and an empty
+    region. The rule, per unit (every argument [C]; masses are fractions of the unit's values):
+
+    - no tie at t (``tied == 0``, continuous activations): 0 (the strict threshold, unchanged);
+    - a tie at the unit's floor (``below == 0``: a ReLU's 0, a dead unit): 0; those values are the
+      unit at rest, and the region keeps only the values above it (possibly less than 1 - q);
+    - a tie at the unit's maximum (``at_max``, or ``above == 0`` when not given: saturated ReLU6 /
+      tanh / clamp units): 1, every tied value is in (they are all the unit's strongest response;
+      the region holds more than 1 - q of the mass, by the tied amount);
+    - any other tie (quantised units): ``(1 - q - above) / tied``, so the region holds exactly the
+      top 1 - q of the mass; which tied values are in is drawn at random (seeded) by the caller.
+    """
+    below, tied, above = (torch.as_tensor(v, dtype=torch.float64) for v in (below, tied, above))
+    top = 1.0 - float(q)
+    frac = ((top - above) / tied.clamp_min(1e-300)).clamp(0, 1)
+    at_max = (above <= 0) if at_max is None else torch.as_tensor(at_max, device=frac.device).bool()
+    frac = torch.where(at_max, torch.ones_like(frac), frac)
+    frac = torch.where((tied <= 0) | (below <= 0), torch.zeros_like(frac), frac)
+    return frac
+
+
+class TieThreshold(tuple):
+    """(threshold, include, below, tied, above, top_value), each [U]: see ``tie_aware_threshold``."""
+    __slots__ = ()
+    _fields = ("threshold", "include", "below", "tied", "above", "top_value")
+
+    def __new__(cls, *values):
+        return tuple.__new__(cls, values)
+
+    threshold = property(lambda self: self[0])
+    include = property(lambda self: self[1])
+    below = property(lambda self: self[2])
+    tied = property(lambda self: self[3])
+    above = property(lambda self: self[4])
+    top_value = property(lambda self: self[5])
+
+
+def tie_aware_threshold(x, q: float) -> TieThreshold:
+    """Tie-aware top-(1-q) threshold of each row of x [U, n] (numpy or torch; NaN ignored).
+
+        t = tie_aware_threshold(samples, 0.99)     # samples [units, values]
+        region = (a > t.threshold) | ((a == t.threshold) & (rand < t.include))
+        t.top_value                                # mean of the top-(1-q) mass, ties weighted
+
+    ``threshold`` is the q-quantile (the smallest value whose cumulative mass reaches q, as
+    ``Quantile.quantile``); ``include`` the fraction of values tied at it that are in the region
+    (``tie_include_fraction``: 0 at the unit's floor, 1 at its maximum, else the share that makes
+    the region hold 1 - q of the mass); ``below`` / ``tied`` / ``above`` the masses; ``top_value``
+    the mean over the region's mass (values above, plus ``include`` of the tied ones) — a
+    tie-aware "top-quantile value", e.g. an insertion value that is not the floor of a unit that
+    is 0 on more than q of its values (NaN for a unit with no region: dead or all NaN). Returns
+    numpy arrays (float64).
+    """
+    a = x.detach().double().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"tie_aware_threshold expects [units, values], got shape {a.shape}")
+    if not 0 <= q < 1:
+        raise ValueError(f"q must be in [0, 1), got {q}")
+    ok = ~np.isnan(a)
+    n = ok.sum(1).astype(np.float64)
+    srt = np.sort(np.where(ok, a, np.nan), axis=1)                    # NaN last
+    k = np.clip(np.ceil(q * n).astype(np.int64) - 1, 0, None)         # first index whose cum. mass reaches q
+    t = np.where(n > 0, srt[np.arange(len(a)), np.minimum(k, a.shape[1] - 1)], np.nan)
+    with np.errstate(invalid="ignore"):
+        nn = np.maximum(n, 1)
+        below = (ok & (a < t[:, None])).sum(1) / nn
+        tied = (ok & (a == t[:, None])).sum(1) / nn
+        above = (ok & (a > t[:, None])).sum(1) / nn
+    inc = tie_include_fraction(q, torch.from_numpy(below), torch.from_numpy(tied), torch.from_numpy(above)).numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s_above = np.where(ok & (a > t[:, None]), a, 0).sum(1) / nn
+        mass = above + inc * tied
+        top = (s_above + inc * tied * np.nan_to_num(t)) / mass
+    top = np.where((mass > 0) & (n > 0), top, np.nan)
+    return TieThreshold(t, inc, below, tied, above, top)
+
+
+def top_quantile_value(x, q: float):
+    """Tie-aware top-quantile value of each row of x [U, n]: the mean over its top-(1-q) mass
+    (``tie_aware_threshold(x, q).top_value``), numpy float64 [U]."""
+    return tie_aware_threshold(x, q).top_value

@@ -28,6 +28,7 @@ import torch.multiprocessing as mp
 from PIL import Image
 
 from interp_gan.analyses.units.dissection import Dissection
+from interp_gan.findings import Finding
 from interp_gan.harvest.distributed import shard_indices
 from interp_gan.analyses.units.style_units import StyleUnits
 from interp_gan.subject.protocol import Subject
@@ -226,6 +227,6 @@ def test_torchrun_cli_writes_one_report_equal_to_one_process(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert failed == []
-    read = lambda t: pd.read_csv(tmp_path / "rep" / "findings" / f"{t}.csv", keep_default_na=False)  # noqa: E731
     for table, name in (("style_units", "style_units"), ("dissection_units", "dissection")):
-        pd.testing.assert_frame_equal(read(table), one[name].tables[table], check_dtype=False, rtol=1e-6)
+        saved = Finding.load(tmp_path / "rep" / "findings" / name).tables[table]    # what the report wrote
+        pd.testing.assert_frame_equal(saved, one[name].tables[table], check_dtype=False, rtol=1e-6)
