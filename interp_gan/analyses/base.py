@@ -119,7 +119,7 @@ def register_analysis(name: str, *, title: str = "", order: int = 100, reference
             def stamped(self, subject, data, *args, **kw):
                 finding = run(self, subject, data, *args, **kw)
                 if isinstance(finding, Finding) and not finding.section:
-                    finding.section = section_meta(cls)
+                    finding.section = section_meta(type(self))     # a subclass' own registration
                 return finding
             cls.run = stamped
         _ANALYSES[name] = cls
