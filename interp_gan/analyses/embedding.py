@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.analyses.directions.analysis import channel_means
+from interp_gan.analyses.common import channel_means
 from interp_gan.harvest.hooks import get_module, spatial_layers
 from interp_gan.findings import Finding
 

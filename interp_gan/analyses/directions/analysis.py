@@ -58,13 +58,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interp_gan.analyses.directions import methods as dm
+from interp_gan.analyses.common import channel_means, log_odds
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.directions.voynov import fit_voynov_babenko
-from interp_gan.harvest.hooks import Trace, add_vector, get_module, run_until_stop, spatial_layers
+from interp_gan.harvest.hooks import Trace, add_vector, get_module, spatial_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import bh_qvalues, bootstrap_interval, floor_note, permutation_pvalue
 
-__all__ = ["Directions", "channel_means", "thumbnails"]
+__all__ = ["Directions", "thumbnails"]
 
 _METHODS = ("pca", "sefa", "svm", "svm_cond", "random", "voynov")
 _SPACES = ("style_code", "z", "activation")
@@ -76,21 +77,6 @@ def thumbnails(images: Tensor, size: int = 64) -> np.ndarray:
     if max(h, w) > size:
         images = F.interpolate(images.float(), size=(h * size // max(h, w), w * size // max(h, w)), mode="area")
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def channel_means(subject, layer: str, content: Tensor, style_ids: Tensor, z: Tensor | None,
-                  batch_size: int = 16) -> np.ndarray:
-    """Per-image channel means of ``layer``'s output while generating -> [N, C].
-
-    The forward stops right after ``layer`` (the rest of the generator is not needed)."""
-    out = []
-    for i in range(0, len(content), batch_size):
-        s = slice(i, i + batch_size)
-        with Trace(subject.generator, layer, stop=True) as t:
-            run_until_stop(subject.generate, content[s], style_ids[s], None if z is None else z[s])
-        a = t.output
-        out.append((a.mean(dim=(2, 3)) if a.dim() == 4 else a.flatten(1)).double().cpu().numpy())
-    return np.concatenate(out)
 
 
 @dataclass
@@ -368,7 +354,7 @@ class Directions(Analysis):
                 if clf is None:
                     return None, None
                 logits = clf(img).float()
-                return _log_odds(logits), logits.softmax(1)
+                return log_odds(logits), logits.softmax(1)
             base, act0 = render(None)
             lo0, p0 = score(base)
             table, grids, layerwise, effects = [], [], [], np.full(len(rows), np.nan)
@@ -496,15 +482,7 @@ _COLUMNS = ["method", "space", "index", "label", "style", "style_agree", "effect
             "std", "step_length", "ssim_min", "unit_layer", "top_units", "n", "boot_nonfinite"]
 
 
-def _log_odds(logits: Tensor) -> Tensor:
-    """[n, S] logits -> [n, S] log-odds log p_s - log(1 - p_s) = logit_s - logsumexp_{k != s} logit_k
-    (stable: no 1 - p rounding to 0 for a confident classifier). One class: zeros."""
-    S = logits.shape[1]
-    if S < 2:
-        return torch.zeros_like(logits)
-    eye = torch.eye(S, dtype=torch.bool, device=logits.device)
-    others = logits[:, None, :].expand(-1, S, -1).masked_fill(eye, float("-inf"))
-    return logits - torch.logsumexp(others, dim=2)
+
 
 
 def _step_lengths(own: np.ndarray, is_rand: np.ndarray) -> tuple[np.ndarray, float]:

@@ -60,16 +60,16 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import norm
 from torch import Tensor, nn
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.harvest.hooks import Edit, Trace, TraceDict, ablate, insert, resolve_layers, spatial_layers
-from interp_gan.analyses.units.style_units import auroc_matrix, check_styles, cohens_d, fixed_z, seeded, unit_means
+from interp_gan.analyses.common import check_styles, fixed_z, log_odds, seeded, unit_means
+from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues
 
-__all__ = ["Ablation", "default_ablation_layer", "style_measures", "top_quantile_value", "random_rank_pvalue",
+__all__ = ["Ablation", "default_ablation_layer", "style_measures", "insertion_value", "random_rank_pvalue",
            "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction"]
 
 Measure = Callable[[Tensor], dict[str, np.ndarray]]   # images -> {kind: [n, K]}
@@ -81,7 +81,7 @@ ALPHA = 0.05
 
 # --- statistics (pure numpy) -------------------------------------------------------------------
 
-def top_quantile_value(samples: np.ndarray, quantile: float) -> np.ndarray:
+def insertion_value(samples: np.ndarray, quantile: float) -> np.ndarray:
     """Tie-aware top-quantile value of each row of samples [U, n]: the k-th largest value with
     k = ceil((1 - quantile) n), an observed value (no interpolation between a saturated value
     and the next lower one); {x >= value} holds at least k samples, ties included."""
@@ -159,15 +159,7 @@ def bootstrap_t_mean_ci(v: np.ndarray, n_boot: int, seed: int, level: float = 0.
 _LOG_ODDS = {"classifier": "log_odds", "texture_classifier": "log_odds_texture"}
 
 
-def log_odds(logits: Tensor) -> Tensor:
-    """[n, S] logits -> [n, S] log-odds log p_s - log(1 - p_s) of each class, computed stably as
-    logit_s - logsumexp_{k != s} logit_k (no 1 - p rounding to 0 for a confident classifier)."""
-    S = logits.shape[1]
-    if S < 2:
-        return torch.zeros_like(logits)
-    others = logits[:, None, :].expand(-1, S, -1).masked_fill(torch.eye(S, dtype=torch.bool, device=logits.device),
-                                                              float("-inf"))
-    return logits - torch.logsumexp(others, dim=2)
+
 
 
 def default_ablation_layer(generator: nn.Module) -> str:
@@ -275,7 +267,7 @@ def _targets(cols: dict[str, list[str]], s: int, name: str) -> list[tuple[str, s
 def _unit_stats(subject, data: AnalysisData, z: Tensor | None, layers: list[str], quantile: float, seed: int,
                 max_per_batch: int = 1024) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """{layer: (per-image unit means [N,U], unit mean [U], unit top-quantile value [U])} on unedited
-    images (``top_quantile_value``: tie-aware, an observed value)."""
+    images (``insertion_value``: tie-aware, an observed value)."""
     per_image, total, count, samples = defaultdict(list), {}, {}, defaultdict(list)
     g = torch.Generator().manual_seed(seed)
     for b, (sl, content, ids, _) in enumerate(data.batches()):
@@ -294,7 +286,7 @@ def _unit_stats(subject, data: AnalysisData, z: Tensor | None, layers: list[str]
             keep = torch.randperm(flat.shape[1], generator=g)[:max_per_batch]
             samples[n].append(flat[:, keep])
     return {n: (torch.cat(per_image[n]).double().numpy(), (total[n] / count[n]).double().numpy(),
-                top_quantile_value(torch.cat(samples[n], 1).double().numpy(), quantile)) for n in layers}
+                insertion_value(torch.cat(samples[n], 1).double().numpy(), quantile)) for n in layers}
 
 
 @torch.no_grad()

@@ -42,9 +42,8 @@ computes the same statistics from all N images: the result equals one process's.
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -53,15 +52,16 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.common import check_styles, fixed_z, seeded, unit_means
 from interp_gan.harvest.distributed import all_gather_objects, fail_together, rank_and_world, shard_indices
 from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, resolve_layers, spatial_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
-from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
+from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues
 
-__all__ = ["StyleUnits", "default_layers", "fixed_z", "seeded", "unit_means", "harvest_unit_means", "auroc_matrix",
-           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "auroc_ci", "check_styles",
+__all__ = ["StyleUnits", "default_layers", "harvest_unit_means", "auroc_matrix",
+           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "auroc_ci",
            "floor_note"]
 
 
@@ -82,49 +82,6 @@ def default_layers(generator: nn.Module) -> list[str]:
             names += [f"decoder.{n}" for n in spatial_layers(dec)]
         return names
     return spatial_layers(generator)
-
-
-def fixed_z(subject, data: AnalysisData, seed: int) -> Tensor | None:
-    """data.z, or seeded z for a subject with a latent (so repeated passes see the same noise)."""
-    if data.z is not None:
-        return data.z
-    return subject.sample_z(len(data), seed=seed) if subject.latent_dim else None
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run the body under a fixed torch seed without disturbing the caller's RNG state."""
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def check_styles(subject, style_ids: Tensor, name: str, need: int = MIN_SAMPLES_FOR_CI
-                 ) -> tuple[list[int] | None, str | None]:
-    """(styles present in the data, None) or (None, reason to skip). Raises when a style has too few images."""
-    if subject.num_styles < 2:
-        return None, (f"the subject has one style ({', '.join(subject.style_names)}); {name} compares images "
-                      f"generated toward different styles and needs a multi-style generator")
-    counts = torch.bincount(style_ids.detach().cpu().long(), minlength=subject.num_styles)
-    present = [s for s in range(subject.num_styles) if counts[s] > 0]
-    if len(present) < 2:
-        raise ValueError(f"data.style_ids target only style {[subject.style_names[s] for s in present]}; {name} "
-                         f"needs images generated toward at least 2 styles (e.g. style_ids = arange(N) % num_styles)")
-    for s in present:
-        require_samples(int(counts[s]), f"images generated toward style {subject.style_names[s]!r} "
-                                        f"(per style, for {name})", need)
-    return present, None
-
-
-def unit_means(x: Tensor, layer: str) -> Tensor:
-    """Layer output -> [N, U] per-image unit activation (mean over space)."""
-    if x.dim() == 4:
-        return x.float().mean(dim=(2, 3))
-    if x.dim() == 2:
-        return x.float()
-    raise ValueError(f"layer {layer!r} outputs shape {tuple(x.shape)}; expected [N,C,H,W] or [N,C]; "
-                     f"name a conv layer instead")
 
 
 @torch.no_grad()

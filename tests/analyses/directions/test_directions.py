@@ -281,7 +281,6 @@ def test_effect_is_cross_fitted_so_choosing_the_style_does_not_inflate_it():
     around 0): picking the largest of five mean changes and measuring it on the same images is
     biased upward by about 1.2 standard errors; the cross-fitted effect is not. A planted change
     on one style is measured at its size, with that style picked by both halves."""
-    from interp_gan.analyses.directions.analysis import Directions
 
     d = Directions(n_boot=200, n_perm=200)
     names = [f"s{k}" for k in range(5)]

@@ -135,7 +135,7 @@ def test_report_section_draws_top_and_random_curves():
 
 
 def test_log_odds_are_stable_where_p_saturates():
-    from interp_gan.analyses.units.ablation import log_odds
+    from interp_gan.analyses.common import log_odds
 
     logits = torch.tensor([[0.0, 1.0, -2.0], [30.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
     p = logits.softmax(1)
@@ -161,7 +161,6 @@ class DecoyG(PlantedG):
 def test_a_selected_set_that_does_less_than_random_is_not_beyond_random():
     """Old code flagged this 'beyond random' (two-sided: the top CI [0, 0] does not overlap the
     random CI below 0). One-sided against 19 random sets: p_random = 1."""
-    from interp_gan.analyses.units.style_units import auroc_matrix
     from interp_gan.reporting.section_ablation import summary_table
     from test_style_units import PatternClassifier
     G = DecoyG().eval()
@@ -212,17 +211,17 @@ def test_insertion_value_is_tie_aware():
     """A unit that saturates at 6.0 on 1% of its pixels (and is below 1 elsewhere): the old
     np.quantile(0.99) interpolated to 1.05, a value the unit never takes; the tie-aware value
     is 6.0, and {x >= value} holds the top 1% (ties included)."""
-    from interp_gan.analyses.units.ablation import top_quantile_value
+    from interp_gan.analyses.units.ablation import insertion_value
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(0, 1, 990), np.full(10, 6.0)])
     rng.shuffle(x)
     assert np.quantile(x, 0.99) < 2                                   # the old value
-    v = top_quantile_value(x[None], 0.99)[0]
+    v = insertion_value(x[None], 0.99)[0]
     assert v == 6.0 and (x >= v).mean() >= 0.01
     # a unit tied at its top on more than the quantile's mass: the value is that top
     y = np.concatenate([rng.uniform(0, 1, 950), np.full(50, 1.5)])
-    assert top_quantile_value(y[None], 0.99)[0] == 1.5 and (y >= 1.5).mean() >= 0.01
+    assert insertion_value(y[None], 0.99)[0] == 1.5 and (y >= 1.5).mean() >= 0.01
     # a continuous unit: an observed value with at least 1% at or above it
     z = rng.normal(size=(3, 777))
-    v = top_quantile_value(z, 0.99)
+    v = insertion_value(z, 0.99)
     assert all(val in row for val, row in zip(v, z)) and ((z >= v[:, None]).mean(1) >= 0.01).all()
