@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import interp_gan.analyses.attribution  # noqa: F401  (registers "attribution")
-from interp_gan.analyses.attribution import attribute, unit_agreement
+from interp_gan.analyses.attribution import attribute
 from interp_gan.analyses.attribution_sanity import cascading_randomization, compare_maps
 from interp_gan.analyses.attribution_targets import build_targets, region_mask
 from interp_gan.analyses.base import AnalysisData, build_analysis
@@ -201,17 +201,97 @@ def test_bad_inputs_raise_clear_errors():
     assert region_mask("top_left", 4, 4).sum() == 4 and region_mask("top_left", 4, 4)[0, 0] == 1
 
 
-def test_unit_agreement_recovers_planted_ranking():
-    rng = np.random.default_rng(0)
-    imp = rng.normal(size=12)
-    au = pd.DataFrame({"layer": "blocks.0", "unit": range(12), "style": "mosaic", "importance": imp,
-                       "rank": 0, "method": "layer_conductance"})
-    ab = pd.DataFrame({"layer": "blocks.0", "units": [str(u) for u in range(12)], "intervention": "zero",
-                       "target": "mosaic", "effect": 2 * imp + 0.01 * rng.normal(size=12)})
-    out = unit_agreement(au, ab)
-    assert len(out) == 1 and out.spearman.iloc[0] > 0.95
-    ab["effect"] = -ab["effect"]
-    assert unit_agreement(au, ab).spearman.iloc[0] < -0.95
+# --- attribution vs ablation on a subject whose unit effects are known -------------------------
+class PlantedG(nn.Module):
+    """feat: U units, all equal to x_0 + 2 (> 0 on [-1, 1] images, 1 at the black baseline);
+    out: image channel 0 = sum_k alpha * w_k * unit_k. With ``LinearScorer`` zeroing unit k moves
+    the log-odds of style 0 by -2 alpha w_k mean(unit_k) and of style 1 by the opposite."""
+
+    def __init__(self, weights, alpha: float = 0.05) -> None:
+        super().__init__()
+        U = len(weights)
+        self.feat = nn.Conv2d(3, U, 1)
+        self.out = nn.Conv2d(U, 3, 1, bias=False)
+        with torch.no_grad():
+            self.feat.weight.zero_()
+            self.feat.weight[:, 0] = 1.0
+            self.feat.bias.fill_(2.0)
+            self.out.weight.zero_()
+            self.out.weight[0, :, 0, 0] = alpha * torch.as_tensor(weights, dtype=torch.float32)
+
+    def forward(self, x):
+        return self.out(self.feat(x))
+
+
+class LinearScorer(nn.Module):
+    """logits [m, -m] with m the mean of channel 0: a linear 2-style "classifier"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([1.0, -1.0]))
+
+    def forward(self, img):
+        return img[:, 0].mean((1, 2))[:, None] * self.w
+
+
+def _planted_subject(weights):
+    G = PlantedG(weights)
+    return Subject(generator=G, style_names=["a", "b"], _generate=lambda c, s, z=None: G(c),
+                   classifier=LinearScorer()).eval()
+
+
+def _planted_data(n=8, h=8):
+    g = torch.Generator().manual_seed(0)
+    return AnalysisData(torch.rand(n, 3, h, h, generator=g) * 2 - 1, torch.arange(n) % 2, batch_size=8)
+
+
+def test_unit_agreement_planted_effects_spearman_near_one():
+    """Unit k's true effect is proportional to a shuffled weight w_k; conductance with a black
+    baseline is then exact, so importance and the single-unit log-odds drop must rank the units
+    identically for both styles (style b's effects have the opposite sign: matched on style).
+    The old report-time unit_agreement matched ablation rows on a ``target`` string that is never
+    a style name and had at most one single-unit row per style (Ablation's k=1 set): on this
+    subject it returned no row at all, and NaN / spurious values on 4-style variants."""
+    w = np.random.default_rng(0).permutation(12) + 1.0
+    sub = _planted_subject(w)
+    f = build_analysis("attribution", targets=("units",), methods=(), n_images=8, baseline="black",
+                       layer="feat", sanity=False, n_steps=8, internal_batch_size=16).run(sub, _planted_data())
+    ag = f.tables["attribution_unit_agreement"]
+    assert list(ag.columns[:9]) == ["target", "method", "style", "layer", "n_units", "spearman", "ci_low",
+                                    "ci_high", "p_value"]
+    assert set(ag["style"]) == {"a", "b"} and (ag.n_units == 12).all() and (ag.n_inactive == 0).all()
+    assert (ag.spearman > 0.99).all(), ag
+    assert (ag.ci_low <= ag.spearman).all() and (ag.spearman <= ag.ci_high).all()
+    units = f.tables["attribution_units"]
+    a = units[units["style"] == "a"].sort_values("unit")
+    # the effect each unit was measured to have is the planted one: 2 * alpha * w_k * mean(x_0 + 2)
+    expected = 2 * 0.05 * w * (_planted_data().content[0::2, 0] + 2).mean().item()
+    assert np.allclose(a.ablation_effect, expected, rtol=1e-4)
+    b = units[units["style"] == "b"].sort_values("unit")
+    expected_b = 2 * 0.05 * w * (_planted_data().content[1::2, 0] + 2).mean().item()
+    assert np.allclose(b.ablation_effect, -expected_b, rtol=1e-4)   # zeroing raises style b: a negative drop
+    assert any("unit agreement" in n for n in f.notes)
+
+
+def test_unit_agreement_reports_disagreement_and_leaves_out_dead_units():
+    """Conductance measures a unit against the baseline, zeroing against 0: units with a slope k
+    on the image but a constant offset 12 - k are ranked one way by conductance (slope) and the
+    other way by the ablation (offset), so rho must come out near -1, not be forced positive.
+    Units 0-3 never fire (zero importance and zero effect, a trivial tie): left out, counted."""
+    sub = _planted_subject(np.ones(12))
+    with torch.no_grad():
+        k = torch.arange(12, dtype=torch.float32)
+        sub.generator.feat.weight[:, 0, 0, 0] = 0.1 * k             # slope: what conductance sees
+        sub.generator.feat.bias.copy_(12 - k)                       # offset: what zeroing removes
+        sub.generator.feat.weight[:4] = 0
+        sub.generator.feat.bias[:4] = 0
+    f = build_analysis("attribution", targets=("units",), methods=(), n_images=8, baseline="black",
+                       layer="feat", sanity=False, n_steps=8, internal_batch_size=16).run(sub, _planted_data())
+    ag = f.tables["attribution_unit_agreement"]
+    assert (ag.n_inactive == 4).all() and (ag.n_units == 8).all()
+    assert (ag.spearman < -0.95).all() and (ag.ci_high < 0).all() and (ag.p_value < 0.01).all(), ag
+    units = f.tables["attribution_units"]
+    assert not units[units.unit < 4].active.any() and units[units.unit >= 4].active.all()
 
 
 def test_section_renders_from_finding_only(tmp_path):
@@ -222,17 +302,14 @@ def test_section_renders_from_finding_only(tmp_path):
     sub = _subject()
     f = build_analysis("attribution", methods=("saliency", "occlusion"), n_images=2, n_steps=4,
                        targets=("classifier", "generator_code", "units"), sanity_steps=2, label_steps=2).run(sub, _data())
-    units = f.tables["attribution_units"]
-    ab = pd.DataFrame({"layer": units.layer, "units": units.unit.astype(str), "intervention": "zero",
-                       "target": units["style"], "effect": units.importance})          # a planted perfect match
-    ablation = Finding("ablation", tables={"ablation": ab})
     g = Finding.load(f.save(tmp_path / "f"))                    # the section needs only the saved Finding
-    sec = attribution_section(g, ReportContext(findings={"attribution": g, "ablation": ablation}))
+    sec = attribution_section(g, ReportContext(findings={"attribution": g}))
     grids = [b for b in sec.blocks if isinstance(b, ImageGrid)]
     assert any("randomised" in gr.title for gr in grids)        # the sanity figure
     assert any("overlay" in gr.title for gr in grids) and all(gr.images.dtype == np.uint8 for gr in grids)
     agree = [b for b in sec.blocks if isinstance(b, Table) and "ablation" in b.caption]
-    assert len(agree) == 1 and (agree[0].df.spearman > 0.99).all()
+    stored = g.tables["attribution_unit_agreement"]            # the section shows the analysis's numbers
+    assert len(agree) == 1 and len(stored) and np.allclose(agree[0].df.spearman, stored.spearman, equal_nan=True)
     assert "attribution_sanity" in sec.figures
     assert {"simonyan2014saliency", "zeiler2014occlusion", "dhamdhere2019conductance"} <= set(sec.references)
     fig, san = sec.figures["attribution_sanity"], g.tables["attribution_sanity"]
