@@ -137,12 +137,19 @@ def _fmt(x, nd: int = 2) -> str:
 
 
 def _input_factor_text(v: pd.DataFrame) -> list[str]:
-    """One sentence per method that failed after full randomisation while its maps followed
-    |x - baseline| before and after, with the numbers, and the plain-gradient method's result."""
+    """The input factor of every method (mean |attribution| vs |x - baseline| rank correlation
+    before -> after full randomisation), then one sentence per method that failed while its
+    maps followed |x - baseline| before and after, with the numbers, and the plain gradient's result."""
     if "input_corr" not in v:
         return []
     full = v[v.randomized == "all"]
-    out = []
+    if not len(full):
+        return []
+    per = full.groupby("method", sort=False)[["input_corr_before", "input_corr"]].mean()
+    out = ["<p><b>Input factor</b> (Spearman of |attribution| with |x - baseline|, mean over the explained "
+           "models, trained -> fully randomised): " +
+           "; ".join(f"{m} {_fmt(r.input_corr_before)} -> {_fmt(r.input_corr)}" for m, r in per.iterrows()) +
+           ". A method whose maps follow |x - baseline| on both shows the input, whatever the weights.</p>"]
     for method, g in full.groupby("method", sort=False):
         bad = g[(g.verdict == "failed") & (g.input_corr_before >= INPUT_FACTOR) & (g.input_corr >= INPUT_FACTOR)]
         if not len(bad):

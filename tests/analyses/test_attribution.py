@@ -422,3 +422,4 @@ def test_input_factor_planted_maps_and_report_sentence():
     text = " ".join(b for b in sec.blocks if isinstance(b, str))
     assert "Why ig fails" in text and f"{r['input_corr_before']:.2f}" in text and "passed on 1 of 1" in text
     assert "1 passed, 1 failed" in text
+    assert f"ig {r['input_corr_before']:.2f} -> {r['input_corr']:.2f}" in text     # every method's input factor
