@@ -199,6 +199,8 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="expected some of"):
         build_analysis("attribution", methods=("gradcam++",)).run(sub, _data())
     assert region_mask("top_left", 4, 4).sum() == 4 and region_mask("top_left", 4, 4)[0, 0] == 1
+    with pytest.raises(ValueError, match="sanity_images >= 2"):      # one image has no interval, no verdict
+        build_analysis("attribution", sanity_images=1).run(sub, _data())
 
 
 # --- attribution vs ablation on a subject whose unit effects are known -------------------------
