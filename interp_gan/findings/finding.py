@@ -49,7 +49,9 @@ def _restore_dtypes(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
             continue
         if dtype in ("object", "str", "string"):
             if all(isinstance(v, str) for v in df[col].dropna()):      # a text column: "" was written as empty
-                df[col] = df[col].astype(object).where(df[col].notna(), "")
+                col_ = df[col]
+                df[col] = (col_.fillna("") if pd.api.types.is_string_dtype(col_)
+                           else col_.astype(object).where(col_.notna(), ""))
         elif dtype != str(df[col].dtype):
             try:
                 df[col] = df[col].astype(dtype)

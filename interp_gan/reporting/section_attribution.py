@@ -1,13 +1,14 @@
 """Report section for ``Attribution`` findings: sanity checks first, then heat overlays per
-method and target, IG completeness, unit importance, agreement with ablation, skipped targets.
+method and target, IG completeness, unit importance, agreement with single-unit ablation,
+skipped targets.
 
     section = attribution_section(finding, ReportContext())     # registered for "attribution"
 
 Reads only the Finding (tables ``attribution_sanity`` / ``_maps`` / ``_completeness`` /
-``_units`` / ``_skipped``; arrays ``images__<target>__<source>`` uint8 [N,h,w,3],
-``maps__<target>__<source>__<method>`` [N,h,w] |attribution|, ``sanity__...`` [steps,h,w]);
-never runs a model. The ablation finding, when ``ctx.findings`` has one, is compared with the
-unit importance through ``unit_agreement``.
+``_units`` / ``_unit_agreement`` / ``_skipped``; arrays ``images__<target>__<source>`` uint8
+[N,h,w,3], ``maps__<target>__<source>__<method>`` [N,h,w] |attribution|, ``sanity__...``
+[steps,h,w]); never runs a model and imports no analysis code (the agreement with ablation is
+computed by the analysis, which zeroes every ranked unit alone).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from interp_gan.analyses.attribution.analysis import unit_agreement
 from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
 
 __all__ = ["attribution_section", "heat_overlay", "heat_colors", "sanity_figure", "unit_bars"]
@@ -33,11 +33,22 @@ HOW_TO_READ = (
     "discriminator's style logit, or the target-style score of the generator's output. "
     "<b>Sanity check</b> (Adebayo et al. 2018): the explained model's layers are re-initialised from "
     "the output down, one group at a time, and the maps recomputed; a method that explains the "
-    "model must change (Spearman rank correlation of |attribution| with the original below "
-    "{t}). A method whose maps survive full randomisation shows the input, not the model, and its "
-    "overlays below should not be read as explanations. <i>labels</i>: the classifier re-trained on "
-    "shuffled labels. Integrated Gradients' completeness gap |sum(attr) - (F(x) - F(baseline))| is "
-    "reported relative to |F(x) - F(baseline)|.</p>")
+    "model must change. Per image, rho is the Spearman rank correlation of |attribution| with the "
+    "original map; a map changed when rho is below {t}. The verdict uses every image: <i>passed</i> when "
+    "the 95% t-interval for the mean rho over the images lies below {t}, <i>failed</i> when it lies at "
+    "or above {t}, <i>inconclusive</i> when it straddles {t}; the count says on how many images rho was "
+    "below {t}. The interval treats the images as a sample of the data; it does not cover another "
+    "randomisation seed. A method that fails shows the input, not the model, and its overlays below "
+    "should not be read as explanations. <i>input corr</i> is the Spearman correlation of |attribution| "
+    "with |x - baseline| (mean over images), on the original and on the fully randomised model: gradient "
+    "x input methods such as Integrated Gradients multiply by (x - baseline), and a high value on both "
+    "says that factor, not the weights, draws the map. <i>labels</i> (the data-randomisation test of "
+    "Adebayo et al.): the classifier re-initialised and trained on the same real images with shuffled "
+    "labels until its training accuracy reaches the real classifier's accuracy on those images (both "
+    "shown); when it does not, the row says <i>not valid</i>. Integrated Gradients' completeness gap "
+    "|sum(attr) - (F(x) - F(baseline))| is reported relative to |F(x) - F(baseline)|.</p>")
+
+INPUT_FACTOR = 0.5   # input corr at or above this before and after randomisation: the map is |x - baseline|
 
 
 def heat_colors(h: np.ndarray) -> np.ndarray:
@@ -110,9 +121,53 @@ def unit_bars(units: pd.DataFrame, top: int = 10) -> go.Figure:
 
 
 def _verdicts(sanity: pd.DataFrame) -> pd.DataFrame:
+    """The rows after full randomisation and after label randomisation, with their numbers."""
     final = sanity[sanity.randomized.isin(["all", "labels"])].copy()
-    final["verdict"] = np.where(final.passed.astype(bool), "PASS", "FAIL")
-    return final[["target", "source", "method", "randomized", "spearman", "ssim", "verdict"]]
+    if "verdict" not in final:                         # a finding saved before verdicts had intervals
+        final["verdict"] = np.where(final.passed.astype(bool), "passed", "failed")
+    if "n_passed" in final:
+        final["images_below"] = [f"{int(a)} of {int(b)}" for a, b in zip(final.n_passed, final.n_images)]
+    cols = ["target", "source", "method", "randomized", "spearman", "ci_low", "ci_high", "images_below",
+            "n_styles", "input_corr_before", "input_corr", "acc_real", "acc_shuffled", "verdict"]
+    return final[[c for c in cols if c in final]]
+
+
+def _fmt(x, nd: int = 2) -> str:
+    return "n/a" if x is None or not np.isfinite(float(x)) else f"{float(x):.{nd}f}"
+
+
+def _input_factor_text(v: pd.DataFrame) -> list[str]:
+    """The input factor of every method (mean |attribution| vs |x - baseline| rank correlation
+    before -> after full randomisation), then one sentence per method that failed while its
+    maps followed |x - baseline| before and after, with the numbers, and the plain gradient's result."""
+    if "input_corr" not in v:
+        return []
+    full = v[v.randomized == "all"]
+    if not len(full):
+        return []
+    per = full.groupby("method", sort=False)[["input_corr_before", "input_corr"]].mean()
+    out = ["<p><b>Input factor</b> (Spearman of |attribution| with |x - baseline|, mean over the explained "
+           "models, trained -> fully randomised): " +
+           "; ".join(f"{m} {_fmt(r.input_corr_before)} -> {_fmt(r.input_corr)}" for m, r in per.iterrows()) +
+           ". A method whose maps follow |x - baseline| on both shows the input, whatever the weights.</p>"]
+    for method, g in full.groupby("method", sort=False):
+        bad = g[(g.verdict == "failed") & (g.input_corr_before >= INPUT_FACTOR) & (g.input_corr >= INPUT_FACTOR)]
+        if not len(bad):
+            continue
+        lo_b, hi_b = bad.input_corr_before.min(), bad.input_corr_before.max()
+        lo_a, hi_a = bad.input_corr.min(), bad.input_corr.max()
+        txt = (f"<p><b>Why {method} fails:</b> on {len(bad)} of {len(g)} explained models its |attribution| "
+               f"rank-correlates {_fmt(lo_b)}-{_fmt(hi_b)} with |x - baseline| on the trained model and "
+               f"{_fmt(lo_a)}-{_fmt(hi_a)} after full randomisation: the map is mostly the (x - baseline) "
+               f"factor of its formula, which does not depend on the weights.")
+        sal = full[full.method == "saliency"]
+        if method != "saliency" and len(sal):
+            n_ok = int((sal.verdict == "passed").sum())
+            txt += (f" The plain gradient (saliency), which has no input factor, passed on {n_ok} of {len(sal)} "
+                    f"(its |attribution| vs |x - baseline|: {_fmt(sal.input_corr_before.mean())} before, "
+                    f"{_fmt(sal.input_corr.mean())} after).")
+        out.append(txt + "</p>")
+    return out
 
 
 @register_section("attribution")
@@ -125,15 +180,26 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
     sanity = t.get("attribution_sanity", pd.DataFrame())
     if len(sanity):
         v = _verdicts(sanity)
-        n_fail = int((v.verdict == "FAIL").sum())
-        blocks.append(f"<p><b>Sanity checks: {len(v) - n_fail} passed, {n_fail} failed.</b></p>")
+        counts = v.verdict.value_counts()
+        parts = [f"{int(counts.get(w, 0))} {w}" for w in ("passed", "failed", "inconclusive", "not valid")
+                 if counts.get(w, 0) or w in ("passed", "failed")]
+        n_img = f" on {int(sanity.n_images.max())} images" if "n_images" in sanity else ""
+        blocks.append(f"<p><b>Sanity checks{n_img}: {', '.join(parts)}.</b></p>")
+        blocks += _input_factor_text(v)
+        if "labels" not in set(sanity.randomized) and p.get("label_steps", 1) == 0:
+            blocks.append("<p>The data-randomisation (shuffled labels) check was switched off (label_steps = 0); "
+                          "only model-parameter randomisation was run.</p>")
         figures["attribution_sanity"] = fig = sanity_figure(sanity)
-        blocks += [fig, Table(v.reset_index(drop=True), caption="Sanity-check verdicts (after full randomisation)")]
+        blocks += [fig, Table(v.reset_index(drop=True),
+                              caption="Sanity-check verdicts after full randomisation ('all') and shuffled labels "
+                                      "('labels'): mean rho with its 95% t-interval over images, images with rho "
+                                      "below the threshold, input corr before / after, label-model accuracies")]
         for key in (k for k in arrays if k.startswith("sanity__")):
             _, target, source, method = key.split("__")
             rows = sanity[(sanity.target == target) & (sanity.source == source) & (sanity.method == method)]
             rows = rows.sort_values("step")
-            caps = ["original"] + [f"{r.randomized}: rho {r.spearman:.2f} {'PASS' if r.passed else 'FAIL'}"
+            caps = ["original"] + [f"{r.randomized}: rho {r.spearman:.2f} "
+                                   f"{getattr(r, 'verdict', 'passed' if r.passed else 'failed')}"
                                    for r in rows.itertuples()]
             m = arrays[key]
             blocks.append(ImageGrid(_maps_grid(m), caps[:len(m)], ncols=len(m),
@@ -178,13 +244,22 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
     if len(units):
         figures["attribution_units"] = fig = unit_bars(units)
         blocks.append(fig)
-        ablation = ctx.findings.get("ablation")
-        ab = getattr(ablation, "tables", {}).get("ablation") if ablation is not None else None
-        if ab is not None and len(ab):
-            agree = unit_agreement(units, ab)
-            blocks.append(Table(agree, caption="Agreement of attribution unit importance with the ablation effect "
-                                               "(Spearman over single-unit ablations)") if len(agree) else
-                          "<p>No single-unit ablations on the attribution layer to compare with.</p>")
+        agree = t.get("attribution_unit_agreement")
+        if agree is not None and len(agree):
+            blocks.append("<p><b>Does importance predict the causal effect?</b> Every ranked unit was zeroed "
+                          "alone and the drop in the scorer's log-odds of the image's target style measured "
+                          "(large = the unit supports the style). Spearman rho between importance and that "
+                          "drop, per style, over the active units; 95% CI: Fisher z with the Bonett-Wright "
+                          "variance, treating the units as a sample; p: against rho = 0 (t approximation). "
+                          "A high rho says the ranking orders units as single-unit ablation does; it does not "
+                          "say that units act alone (joint ablations can differ).</p>")
+            cols = [c for c in ("method", "style", "layer", "n_units", "spearman", "ci_low", "ci_high", "p_value",
+                                "n_inactive", "n_images", "scorer") if c in agree]
+            blocks.append(Table(agree[cols].reset_index(drop=True),
+                                caption="Agreement of attribution unit importance with the single-unit "
+                                        "zero-ablation effect (log-odds drop)"))
+        elif agree is not None:
+            blocks.append("<p>No agreement with ablation: too few active units or a constant importance.</p>")
 
     skipped = t.get("attribution_skipped", pd.DataFrame())
     if len(skipped):

@@ -2,8 +2,11 @@
 with sanity checks on by default.
 
     finding = build_analysis("attribution", methods=("ig", "occlusion"), n_images=4).run(subject, data)
-    finding.tables["attribution_sanity"]     # method, randomized, spearman, ssim, passed, target
-    finding.tables["attribution_units"]      # layer, unit, style, importance, rank
+    finding.tables["attribution_sanity"]     # method, randomized, spearman, ssim, passed, target, ...
+                                             #   n_images, n_passed, ci_low, ci_high, verdict, input_corr
+    finding.tables["attribution_units"]      # layer, unit, style, importance, rank, ablation_effect
+    finding.tables["attribution_unit_agreement"]   # target, method, style, layer, n_units, spearman,
+                                                   #   ci_low, ci_high, p_value
 
     res = attribute("ig", forward, x, target=y, baselines=b, n_steps=32, internal_batch_size=8)
     res.attributions, res.delta               # delta: IG's completeness gap (None for others)
@@ -15,6 +18,16 @@ input), ``noise_tunnel_ig`` / ``noise_tunnel_saliency`` (SmoothGrad: Smilkov et 
 Unit importance: ``layer_conductance`` (Dhamdhere et al., ICLR 2019) and ``layer_gradcam``
 over a generator layer. Sanity checks: Adebayo et al., NeurIPS 2018 (attribution_sanity.py).
 Targets: attribution_targets.py.
+
+Unit importance is checked against the causal effect of each unit (Bau et al., PNAS 2020;
+Dhamdhere et al. 2019 validate conductance the same way): every ranked unit is zeroed alone
+(``hooks.ablate``) and the drop in the scorer's log-odds of the image's target style,
+log-odds(unedited) - log-odds(unit zeroed), is its effect (large = the unit supports the
+style, the sign of "important"). ``attribution_unit_agreement`` holds Spearman's rho between
+importance and effect over the units, per method and style, with a Fisher-z interval using the
+Bonett & Wright (Psychometrika 2000) variance (1 + rho^2/2) / (n - 3) and the t-approximation
+p-value against rho = 0. Units that are exactly zero on every image of the style (dead units:
+zero importance and zero effect, a trivial agreement) are left out and counted.
 """
 from __future__ import annotations
 
@@ -27,22 +40,28 @@ import torch
 import torch.nn.functional as F
 from captum.attr import (GradientShap, IntegratedGradients, LayerAttribution, LayerConductance,
                          LayerGradCam, NoiseTunnel, Occlusion, Saliency)
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 from torch import Tensor, nn
 
+from interp_gan.analyses.common import log_odds
 from interp_gan.analyses.attribution.sanity import (cascading_randomization, compare_maps,
-                                                    label_randomized_copy, with_parameters)
-from interp_gan.analyses.attribution.targets import Target, build_targets, TARGET_NAMES
+                                                    data_randomized_copy, with_parameters)
+from interp_gan.analyses.attribution.targets import Target, balanced_order, build_targets, TARGET_NAMES
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.harvest.hooks import get_module, spatial_layers
+from interp_gan.harvest.hooks import Trace, ablate, get_module, spatial_layers
 from interp_gan.findings import Finding
 
-__all__ = ["Attribution", "AttributionResult", "attribute", "unit_importance", "unit_agreement",
-           "PIXEL_METHODS", "UNIT_METHODS"]
+__all__ = ["Attribution", "AttributionResult", "attribute", "unit_importance", "single_unit_effects",
+           "spearman_interval", "PIXEL_METHODS", "UNIT_METHODS", "SANITY_COLUMNS", "AGREEMENT_COLUMNS"]
 
 PIXEL_METHODS = ("ig", "saliency", "gradient_shap", "occlusion", "layer_gradcam", "noise_tunnel_ig",
                  "noise_tunnel_saliency")
 UNIT_METHODS = ("layer_conductance", "layer_gradcam")
+SANITY_COLUMNS = ["method", "randomized", "spearman", "ssim", "passed", "target", "source", "step", "threshold",
+                  "n_images", "n_styles", "n_passed", "ci_low", "ci_high", "verdict", "input_corr_before",
+                  "input_corr", "acc_real", "acc_shuffled", "label_images", "label_steps_run"]
+AGREEMENT_COLUMNS = ["target", "method", "style", "layer", "n_units", "spearman", "ci_low", "ci_high", "p_value",
+                     "n_inactive", "n_images", "scorer", "effect"]
 
 
 class AttributionResult(NamedTuple):
@@ -118,35 +137,49 @@ def unit_importance(method: str, forward: Callable, inputs: Tensor, layer: nn.Mo
     return a.flatten(2).sum(-1) if a.dim() > 2 else a
 
 
-def unit_agreement(attribution_units: pd.DataFrame, ablation: pd.DataFrame) -> pd.DataFrame:
-    """Spearman between attribution unit importance and the ablation effect, per layer (and style
-    where the ablation ``target`` names one). Single-unit ablation rows only; columns: layer,
-    style, method, n_units, spearman, p_value."""
-    cols = ["layer", "style", "method", "n_units", "spearman", "p_value"]
-    if attribution_units is None or ablation is None or not len(attribution_units) or not len(ablation):
-        return pd.DataFrame(columns=cols)
-    ab = ablation.copy()
-    ab["unit"] = pd.to_numeric(ab["units"].astype(str).str.strip("[]() "), errors="coerce")
-    ab = ab.dropna(subset=["unit"])
-    ab["unit"] = ab["unit"].astype(int)
-    rows = []
-    for (layer, method), au in attribution_units.groupby(["layer", "method"]):
-        abl = ab[ab["layer"] == layer]
-        styles = set(au["style"])
-        by_style = "target" in abl and abl["target"].isin(styles).any()
-        groups = abl.groupby("target") if by_style else [("all", abl)]
-        for style, g in groups:
-            if by_style and style not in styles:
-                continue
-            imp = au[au["style"] == style] if by_style else au.groupby("unit", as_index=False)["importance"].mean()
-            eff = g.groupby("unit", as_index=False)["effect"].mean()
-            m = imp.merge(eff, on="unit")
-            if len(m) < 3:
-                continue
-            r = spearmanr(m["importance"], m["effect"])
-            rows.append({"layer": layer, "style": style, "method": method, "n_units": len(m),
-                         "spearman": float(r.statistic), "p_value": float(r.pvalue)})
-    return pd.DataFrame(rows, columns=cols)
+def spearman_interval(x, y, level: float = 0.95) -> dict:
+    """Spearman's rho of x and y with a Fisher-z interval and a p-value against rho = 0.
+
+    Interval: tanh(atanh(rho) +- z_q * sqrt((1 + rho^2 / 2) / (n - 3))), the variance Bonett &
+    Wright (Psychometrika 2000) give for Spearman's rho (Fieller et al. 1957 use 1.06 / (n - 3)).
+    p: scipy's t-approximation (n - 2 df). NaN below 4 pairs or when either side is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(x)
+    out = {"n": n, "spearman": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
+    if n < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return out
+    r = spearmanr(x, y)
+    rho = float(np.clip(r.statistic, -1.0, 1.0))
+    z = np.arctanh(np.clip(rho, -1 + 1e-12, 1 - 1e-12))
+    half = norm.ppf(0.5 + level / 2) * np.sqrt((1 + rho ** 2 / 2) / (n - 3))
+    out.update(spearman=rho, ci_low=min(rho, float(np.tanh(z - half))), ci_high=max(rho, float(np.tanh(z + half))),
+               p_value=float(r.pvalue))
+    return out
+
+
+@torch.no_grad()
+def single_unit_effects(t: Target, generator: nn.Module, layer: str, units, *, seed: int = 0
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Zero each of ``units`` at ``layer`` alone and measure the drop in the scorer's log-odds of
+    each example's target style: ([N, U] effects = log-odds unedited - log-odds with the unit
+    zeroed, [N, U] max |activation| of each unit over space). ``t`` is the generator target
+    (forward = scorer(G(content)) logits, target = the style index per example)."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    rows = torch.arange(len(t.inputs), device=t.inputs.device)
+
+    def score(edit=None):
+        with torch.random.fork_rng(devices=devices), Trace(generator, layer, edit=edit) as tr:
+            torch.manual_seed(seed)                       # the same noise in every pass (paired)
+            logits = t.forward(t.inputs, *t.extra)
+        return log_odds(logits.float())[rows, t.target].double().cpu().numpy(), tr.output
+
+    base, act = score()
+    if act is None:
+        raise ValueError(f"layer {layer!r} did not run while generating; name a layer on the generator's forward path")
+    units = [int(u) for u in units]
+    eff = np.stack([base - score(ablate([u], 0.0))[0] for u in units], axis=1)
+    peak = act.float().abs().flatten(2).amax(-1)[:, units].cpu().numpy()
+    return eff, peak
 
 
 def _small(maps: Tensor, size: int) -> np.ndarray:
@@ -175,24 +208,29 @@ class Attribution(Analysis):
     Params: methods (pixel methods, PIXEL_METHODS), targets (TARGET_NAMES plus "units"),
     n_images, n_steps (IG / conductance), internal_batch_size, baseline ("black" | "blurred" |
     "mean"), region (a [H,W] mask or a box name, for the region target), layer (a generator
-    layer for the units target; default: the middle conv), unit_methods, sanity (on by
-    default), sanity_threshold (a method passes when Spearman after full randomisation is
-    below it), sanity_images, sanity_steps (most cascade steps), label_steps, map_size,
-    occlusion_window (patch side in pixels, default image side / 16; occlusion costs one forward
-    per patch, so doubling it quarters the cost), seed.
+    layer for the units target; default: the middle conv), unit_methods, unit_agreement (zero
+    every ranked unit alone and correlate importance with the log-odds drop; on by default),
+    sanity (on by default), sanity_threshold (the Spearman rho of a randomised map with the
+    original below which the map changed), sanity_images (images of the sanity checks, taken
+    across styles; the verdict needs the t-interval of the mean rho over them on one side of
+    the threshold), sanity_steps (most cascade steps), label_steps (most training steps of the
+    data-randomisation model; 0 switches that check off), label_images (real images it is
+    trained on, across styles), map_size, occlusion_window (patch side in pixels, default image
+    side / 16; occlusion costs one forward per patch, so doubling it quarters the cost), seed.
     """
 
     def __init__(self, *, methods=("ig", "saliency", "occlusion"),
                  targets=TARGET_NAMES + ("units",), n_images: int = 4, n_steps: int = 32,
                  internal_batch_size: int = 8, baseline: str = "blurred", region="center",
-                 layer: str | None = None, unit_methods=("layer_conductance",), sanity: bool = True,
-                 sanity_threshold: float = 0.5, sanity_images: int = 2, sanity_steps: int = 5,
-                 label_steps: int = 30, map_size: int = 64, occlusion_window: int | None = None,
-                 seed: int = 0) -> None:
+                 layer: str | None = None, unit_methods=("layer_conductance",), unit_agreement: bool = True,
+                 sanity: bool = True, sanity_threshold: float = 0.5, sanity_images: int = 8,
+                 sanity_steps: int = 5, label_steps: int = 600, label_images: int = 64, map_size: int = 64,
+                 occlusion_window: int | None = None, seed: int = 0) -> None:
         self.methods, self.targets, self.n_images, self.n_steps = tuple(methods), tuple(targets), n_images, n_steps
         self.internal_batch_size, self.baseline, self.region, self.layer = internal_batch_size, baseline, region, layer
         self.unit_methods, self.sanity, self.sanity_threshold = tuple(unit_methods), sanity, sanity_threshold
         self.sanity_images, self.sanity_steps, self.label_steps = sanity_images, sanity_steps, label_steps
+        self.label_images, self.unit_agreement = label_images, unit_agreement
         self.map_size, self.seed = map_size, seed
         self.occlusion_window = occlusion_window   # occlusion patch side in pixels (None: image side / 16)
 
@@ -210,6 +248,9 @@ class Attribution(Analysis):
             raise ValueError(f"occlusion_window must be a patch side in pixels >= 1 (or None), got {self.occlusion_window}")
         if self.n_images < 1 or self.n_steps < 2:
             raise ValueError(f"need n_images >= 1 and n_steps >= 2; got {self.n_images}, {self.n_steps}")
+        if self.sanity and (self.sanity_images < 2 or self.label_steps < 0 or self.label_images < 2):
+            raise ValueError(f"sanity checks need sanity_images >= 2 (an interval over images), label_steps >= 0 "
+                             f"and label_images >= 2; got {self.sanity_images}, {self.label_steps}, {self.label_images}")
 
     def _run_method(self, method: str, t: Target, sl: slice = slice(None), forward=None) -> AttributionResult:
         return attribute(method, forward or t.forward, t.inputs[sl], target=None if t.target is None else t.target[sl],
@@ -219,23 +260,25 @@ class Attribution(Analysis):
 
     def run(self, subject, data: AnalysisData) -> Finding:
         self._validate()
-        self._shuffled: dict[str, dict] = {}
+        self._shuffled: dict[str, tuple[dict, dict]] = {}
         torch.manual_seed(self.seed)
         subject.eval()
         pixel_targets = tuple(t for t in self.targets if t != "units")
         want = set(pixel_targets) | ({"generator"} if "units" in self.targets else set())
+        n_build = max(self.n_images, self.sanity_images if self.sanity else 0)
         targets, skipped = build_targets(subject, data, [t for t in TARGET_NAMES if t in want],
-                                         n_images=self.n_images, baseline=self.baseline, region=self.region,
+                                         n_images=n_build, baseline=self.baseline, region=self.region,
                                          seed=self.seed)
         if not targets:
             return Finding.skip(self.name, "no attribution target available: " +
                                 "; ".join(f"{n}: {why}" for n, why in skipped), self.params())
         arrays: dict[str, np.ndarray] = {}
-        maps_rows, comp_rows, sanity_rows, unit_rows = [], [], [], []
+        maps_rows, comp_rows, sanity_rows, unit_rows, agree_rows = [], [], [], [], []
         names = subject.style_names
+        main = slice(0, self.n_images)                  # the maps shown; the sanity checks may use more
         for t in (t for t in targets if t.name in pixel_targets):
             if t.images is not None:
-                arrays[f"images__{t.key}"] = _uint8(t.images, self.map_size)
+                arrays[f"images__{t.key}"] = _uint8(t.images[main], self.map_size)
             if "mask" in t.meta:
                 arrays["region_mask"] = t.meta["mask"].cpu().numpy().astype(np.float16)
             for method in self.methods:
@@ -243,7 +286,7 @@ class Attribution(Analysis):
                     skipped.append((f"{t.key}/{method}", "no conv layer of a scored image model on this path"))
                     continue
                 t0 = time.perf_counter()
-                res = self._run_method(method, t)
+                res = self._run_method(method, t, main)
                 secs = time.perf_counter() - t0
                 a = res.attributions
                 arrays[f"maps__{t.key}__{method}"] = (_small(a, self.map_size) if a.dim() == 4
@@ -267,32 +310,58 @@ class Attribution(Analysis):
             if gen is None:
                 skipped.append(("units", "needs the generator target (a classifier or discriminator to score G)"))
             else:
-                unit_rows = self._units(subject, gen)
+                unit_rows, agree_rows = self._units(subject, gen)
         notes = [f"skipped {n}: {why}" for n, why in skipped]
-        if sanity_rows:
-            final = pd.DataFrame(sanity_rows)
-            final = final[final["randomized"].isin(["all", "labels"])]
-            for r in final.itertuples():
-                notes.append(f"sanity {r.target}/{r.source}/{r.method} ({r.randomized}): spearman {r.spearman:.2f} "
-                             f"-> {'PASS' if r.passed else 'FAIL'} (threshold {self.sanity_threshold})")
+        notes += self._sanity_notes(sanity_rows) + self._agreement_notes(agree_rows)
         tables = {
             "attribution_maps": pd.DataFrame(maps_rows, columns=["target", "source", "method", "image", "style",
                                                                  "style_id", "abs_sum", "seconds"]),
             "attribution_completeness": pd.DataFrame(comp_rows, columns=["target", "source", "method", "image", "delta",
                                                                          "abs_delta", "rel_delta", "n_steps"]),
-            "attribution_sanity": pd.DataFrame(sanity_rows, columns=["method", "randomized", "spearman", "ssim",
-                                                                     "passed", "target", "source", "step",
-                                                                     "threshold"]),
+            "attribution_sanity": pd.DataFrame(sanity_rows, columns=SANITY_COLUMNS),
             "attribution_units": pd.DataFrame(unit_rows, columns=["layer", "unit", "style", "importance", "rank",
-                                                                  "method", "style_id", "n_images"]),
+                                                                  "method", "style_id", "n_images",
+                                                                  "ablation_effect", "active"]),
             "attribution_skipped": pd.DataFrame(skipped, columns=["target", "reason"]),
         }
+        if "units" in self.targets and self.unit_agreement:
+            tables["attribution_unit_agreement"] = pd.DataFrame(agree_rows, columns=AGREEMENT_COLUMNS)
         params = self.params()
         if self.region is not None and not isinstance(self.region, str):
             params["region"] = torch.as_tensor(self.region).tolist()     # a mask: store it as JSON
         return Finding(analysis=self.name, params=params, tables=tables, arrays=arrays, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint,
                                    **{k: subject.meta[k] for k in ("sha256",) if k in subject.meta}})
+
+    def _sanity_notes(self, rows: list[dict]) -> list[str]:
+        notes = []
+        for r in rows:
+            if r["randomized"] not in ("all", "labels"):
+                continue
+            what = f"sanity {r['target']}/{r['source']}/{r['method']} ({r['randomized']})"
+            if r["verdict"] == "not valid":
+                notes.append(f"{what}: NOT VALID: the shuffled-label model reached training accuracy "
+                             f"{r['acc_shuffled']:.2f} in {r['label_steps_run']} steps, below the real model's "
+                             f"{r['acc_real']:.2f} on the same {r['label_images']} images (raise label_steps); "
+                             f"mean rho {r['spearman']:.2f} is not read as a verdict")
+                continue
+            notes.append(f"{what}: mean rho {r['spearman']:.2f} (95% t-interval over images "
+                         f"{r['ci_low']:.2f} to {r['ci_high']:.2f}), below the threshold {r['threshold']} on "
+                         f"{r['n_passed']} of {r['n_images']} images ({r['n_styles']} styles) -> {r['verdict'].upper()}"
+                         + (f"; shuffled-label model trained to accuracy {r['acc_shuffled']:.2f} "
+                            f"(real model {r['acc_real']:.2f}) on {r['label_images']} images"
+                            if r["randomized"] == "labels" else ""))
+            if r["randomized"] == "all" and np.isfinite(r["input_corr"]):
+                notes.append(f"{what}: |attribution| vs |x - baseline| rank correlation {r['input_corr_before']:.2f} "
+                             f"before and {r['input_corr']:.2f} after randomisation")
+        return notes
+
+    @staticmethod
+    def _agreement_notes(rows: list[dict]) -> list[str]:
+        return [f"unit agreement {r['method']} vs zero-ablation, {r['style']} at {r['layer']}: Spearman "
+                f"{r['spearman']:.2f} (95% CI {r['ci_low']:.2f} to {r['ci_high']:.2f}, p {r['p_value']:.2g}) over "
+                f"{r['n_units']} units ({r['n_inactive']} inactive left out), {r['n_images']} images"
+                for r in rows if np.isfinite(r["spearman"])]
 
     def _sanity(self, t: Target, method: str, arrays: dict, data: AnalysisData) -> list[dict]:
         sl = slice(0, self.sanity_images)
@@ -305,35 +374,66 @@ class Attribution(Analysis):
 
         steps = cascading_randomization(explain, t.forward, t.model, max_steps=self.sanity_steps,
                                         seed=self.seed, probe=probe)
+        info = None
         if t.source == "real" and t.name in ("classifier", "texture_classifier") and self.label_steps > 0:
             if t.name not in self._shuffled:      # one label-randomised copy per model, shared by methods
                 dev = t.inputs.device
-                m = label_randomized_copy(t.model, data.style_images.to(dev), data.style_labels.to(dev),
-                                          steps=self.label_steps, seed=self.seed)
-                self._shuffled[t.name] = {**dict(m.named_parameters()), **dict(m.named_buffers())}
-            steps.append(("labels", explain(with_parameters(t.forward, t.model, self._shuffled[t.name])).detach()))
-        rows = compare_maps(steps[0][1], steps, self.sanity_threshold)
+                pick = balanced_order(data.style_labels)[:self.label_images].to(data.style_labels.device)
+                m, info = data_randomized_copy(t.model, data.style_images[pick].to(dev),
+                                               data.style_labels[pick].to(dev), max_steps=self.label_steps,
+                                               seed=self.seed)
+                self._shuffled[t.name] = ({**dict(m.named_parameters()), **dict(m.named_buffers())}, info)
+            state, info = self._shuffled[t.name]
+            steps.append(("labels", explain(with_parameters(t.forward, t.model, state)).detach()))
+        rows = compare_maps(steps[0][1], steps, self.sanity_threshold, inputs=t.inputs[sl], baselines=t.baselines[sl])
+        n_styles = len(set(t.styles[sl].tolist())) if t.styles is not None else 0
         for r in rows:
-            r.update(method=method, target=t.name, source=t.source, threshold=self.sanity_threshold)
+            r.update(method=method, target=t.name, source=t.source, threshold=self.sanity_threshold, n_styles=n_styles,
+                     acc_real=np.nan, acc_shuffled=np.nan, label_images=0, label_steps_run=0)
+            if r["randomized"] == "labels" and info is not None:
+                r.update(acc_real=info["acc_real"], acc_shuffled=info["acc_shuffled"], label_images=info["n_images"],
+                         label_steps_run=info["steps"])
+                if not info["reached"]:
+                    r.update(verdict="not valid", passed=False)
         first = [m[:1] for _, m in steps]
         if first[0].dim() == 4:
             arrays[f"sanity__{t.key}__{method}"] = np.concatenate([_small(m, self.map_size) for m in first])
         return rows
 
-    def _units(self, subject, t: Target) -> list[dict]:
+    def _units(self, subject, t: Target) -> tuple[list[dict], list[dict]]:
         layer = self.layer or (lambda L: L[len(L) // 2])(spatial_layers(subject.generator))
         module = get_module(subject.generator, layer)
-        rows = []
+        sl = slice(0, self.n_images)
+        styles = t.styles[sl].cpu()
+        rows, agree = [], []
+        effects = peak = None
         for method in self.unit_methods:
-            imp = unit_importance(method, t.forward, t.inputs, module, target=t.target, baselines=t.baselines,
-                                  extra=t.extra, n_steps=self.n_steps,
+            imp = unit_importance(method, t.forward, t.inputs[sl], module, target=t.target[sl],
+                                  baselines=t.baselines[sl],
+                                  extra=tuple(e[sl] if isinstance(e, Tensor) else e for e in t.extra),
+                                  n_steps=self.n_steps,
                                   internal_batch_size=self.internal_batch_size).detach().float().cpu()
-            for s in sorted(set(t.styles.tolist())):
-                sel = (t.styles.cpu() == s)
+            if self.unit_agreement and effects is None:   # every ranked unit, zeroed alone (shared by methods)
+                sub = Target(t.name, t.source, t.forward, t.inputs[sl], t.baselines[sl], t.target[sl],
+                             tuple(e[sl] if isinstance(e, Tensor) else e for e in t.extra))
+                effects, peak = single_unit_effects(sub, subject.generator, layer, range(imp.shape[1]), seed=self.seed)
+            for s in sorted(set(styles.tolist())):
+                sel = (styles == s)
                 mean = imp[sel].mean(0)
                 ranks = torch.empty_like(mean, dtype=torch.long)
                 ranks[mean.argsort(descending=True)] = torch.arange(1, len(mean) + 1)
+                eff = effects[sel.numpy()].mean(0) if effects is not None else np.full(len(mean), np.nan)
+                active = peak[sel.numpy()].max(0) > 0 if peak is not None else np.ones(len(mean), bool)
                 rows += [{"layer": layer, "unit": u, "style": subject.style_names[s], "importance": float(mean[u]),
-                          "rank": int(ranks[u]), "method": method, "style_id": s, "n_images": int(sel.sum())}
+                          "rank": int(ranks[u]), "method": method, "style_id": s, "n_images": int(sel.sum()),
+                          "ablation_effect": float(eff[u]), "active": bool(active[u])}
                          for u in range(len(mean))]
-        return rows
+                if effects is not None:
+                    r = spearman_interval(mean.numpy()[active], eff[active])
+                    agree.append({"target": t.name, "method": method, "style": subject.style_names[s], "layer": layer,
+                                  "n_units": int(active.sum()), "spearman": r["spearman"], "ci_low": r["ci_low"],
+                                  "ci_high": r["ci_high"], "p_value": r["p_value"],
+                                  "n_inactive": int((~active).sum()), "n_images": int(sel.sum()),
+                                  "scorer": t.meta.get("scorer", ""),
+                                  "effect": "log-odds drop of the target style when the unit alone is zeroed"})
+        return rows, agree

@@ -5,8 +5,11 @@ NeurIPS 2018).
     steps = cascading_randomization(explain, classifier, classifier)     # [(layer, maps), ...]
     rows = compare_maps(steps[0][1], steps)                              # spearman, ssim per step
 
-    shuffled = label_randomized_copy(classifier, images, labels, steps=30)
-    maps_r = explain(shuffled)
+    shuffled, info = data_randomized_copy(classifier, images, labels, target_accuracy=0.95)
+    maps_r = explain(shuffled)         # info: acc_real, acc_shuffled, steps, reached
+
+    rows = compare_maps(steps[0][1], steps, inputs=x, baselines=b)      # + per-image counts, CI,
+                                                                       #   verdict, input_corr
 
 An attribution method that explains the *model* must change when the model's weights are
 replaced by random ones (model-parameter randomisation) or when the model is retrained on
@@ -17,6 +20,19 @@ returns the maps, so any method, Captum's or not, can be checked.
 Randomisation never touches the original model: the re-initialised weights live on a deep
 copy and are swapped in only for the call (``torch.func.functional_call``), so targets whose
 forward reaches the model through a closure (a Subject's generator) are randomised too.
+
+Verdicts rest on every image, not their mean alone: ``compare_maps`` keeps one Spearman rho
+per image, counts the images below the threshold, and gives a t-interval for the mean rho over
+images. "passed" needs the whole interval below the threshold, "failed" the whole interval at
+or above it; otherwise "inconclusive". The interval treats the images as a sample from the
+data (it says nothing about another randomisation seed or another set of layers).
+
+Why a method fails is measured too: ``input_corr`` is the Spearman correlation of |attribution|
+with |x - baseline| per image. Integrated Gradients multiplies the path-averaged gradient by
+(x - baseline) (Sundararajan et al., ICML 2017), so where the gradient carries little structure
+the map is |x - baseline| whatever the weights: a high input_corr before *and* after
+randomisation is that input factor (the failure Adebayo et al. report for gradient x input),
+and plain gradients (saliency) lack it.
 """
 from __future__ import annotations
 
@@ -27,11 +43,13 @@ from typing import Callable
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+from scipy.stats import t as student_t
 from skimage.metrics import structural_similarity
 from torch import Tensor, nn
 
-__all__ = ["cascading_randomization", "label_randomized_copy", "compare_maps", "rank_correlation",
-           "map_ssim", "parameter_layers", "with_parameters"]
+__all__ = ["cascading_randomization", "data_randomized_copy", "compare_maps", "rank_correlation",
+           "rank_correlations", "input_correlations", "mean_t_interval", "verdict", "map_ssim",
+           "parameter_layers", "with_parameters"]
 
 
 class _Holder(nn.Module):
@@ -113,27 +131,57 @@ def cascading_randomization(explain: Callable[[Callable], Tensor], forward: Call
     return out
 
 
-def label_randomized_copy(model: nn.Module, images: Tensor, labels: Tensor, *, steps: int = 30,
-                          lr: float = 1e-3, batch_size: int = 16, seed: int = 0) -> nn.Module:
-    """A re-initialised copy of ``model`` trained ``steps`` Adam steps on randomly permuted
-    labels (Adebayo et al.'s data-randomisation test, shortened: the copy learns a labelling
-    unrelated to the images, so explanations of it should not match the original's)."""
+@torch.no_grad()
+def _accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 128) -> float:
+    pred = torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+    return float((pred == labels).float().mean())
+
+
+def data_randomized_copy(model: nn.Module, images: Tensor, labels: Tensor, *, target_accuracy: float | None = None,
+                         max_steps: int = 600, lr: float = 2e-3, batch_size: int = 32, check_every: int = 25,
+                         seed: int = 0) -> tuple[nn.Module, dict]:
+    """Adebayo et al.'s data-randomisation test model: a re-initialised copy of ``model`` trained
+    on ``images`` with randomly permuted ``labels`` until its accuracy on those images against
+    the permuted labels (its training accuracy, in eval mode) reaches ``target_accuracy``
+    (default: the original model's accuracy on the same images with the true labels), or
+    ``max_steps`` Adam steps. A model that has memorised a labelling unrelated to the images
+    must be explained differently from one that learned the styles.
+
+    Returns (model, info) with info = {acc_real, acc_shuffled, target_accuracy, steps, reached,
+    n_images}; when ``reached`` is False the copy never fit its labels as well as the original
+    fits the real ones, and a comparison with it is not the test of Adebayo et al.
+    """
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    m = copy.deepcopy(model).requires_grad_(True)    # the original may be frozen
-    for mod in m.modules():
-        if hasattr(mod, "reset_parameters"):
-            mod.reset_parameters()
-    shuffled = labels[torch.randperm(len(labels), generator=g).to(labels.device)]
-    opt = torch.optim.Adam(m.parameters(), lr=lr)
-    m.train()
-    for _ in range(steps):
-        idx = torch.randint(len(images), (min(batch_size, len(images)),), generator=g).to(images.device)
-        loss = nn.functional.cross_entropy(m(images[idx]), shuffled[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return m.eval().requires_grad_(False)
+    was = model.training
+    model.eval()
+    acc_real = _accuracy(model, images, labels)
+    model.train(was)
+    target = acc_real if target_accuracy is None else float(target_accuracy)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        m = copy.deepcopy(model).requires_grad_(True)    # the original may be frozen
+        for mod in m.modules():
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+        shuffled = labels[torch.randperm(len(labels), generator=g).to(labels.device)]
+        opt = torch.optim.Adam(m.parameters(), lr=lr)
+        acc, step = 0.0, 0
+        while step < max_steps:
+            m.train()
+            idx = torch.randint(len(images), (min(batch_size, len(images)),), generator=g).to(images.device)
+            loss = nn.functional.cross_entropy(m(images[idx]), shuffled[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % check_every == 0 or step == max_steps:
+                m.eval()
+                acc = _accuracy(m, images, shuffled)
+                if acc >= target:
+                    break
+    info = {"acc_real": acc_real, "acc_shuffled": acc, "target_accuracy": target, "steps": step,
+            "reached": bool(acc >= target), "n_images": len(images)}
+    return m.eval().requires_grad_(False), info
 
 
 def _per_example(maps: Tensor) -> np.ndarray:
@@ -144,8 +192,8 @@ def _per_example(maps: Tensor) -> np.ndarray:
     return a.cpu().numpy()
 
 
-def rank_correlation(a: Tensor, b: Tensor) -> float:
-    """Mean over examples of Spearman's rho between |a| and |b| (0 where a map is constant)."""
+def rank_correlations(a: Tensor, b: Tensor) -> np.ndarray:
+    """[N]: Spearman's rho between |a| and |b| for each example (0 where a map is constant)."""
     x, y = _per_example(a), _per_example(b)
     vals = []
     with warnings.catch_warnings():
@@ -153,7 +201,68 @@ def rank_correlation(a: Tensor, b: Tensor) -> float:
         for xi, yi in zip(x, y):
             r = spearmanr(xi.ravel(), yi.ravel()).statistic
             vals.append(0.0 if not np.isfinite(r) else float(r))
-    return float(np.mean(vals))
+    return np.asarray(vals, dtype=np.float64)
+
+
+def rank_correlation(a: Tensor, b: Tensor) -> float:
+    """Mean over examples of Spearman's rho between |a| and |b| (0 where a map is constant)."""
+    return float(np.mean(rank_correlations(a, b)))
+
+
+def input_correlations(maps: Tensor, inputs: Tensor, baselines: Tensor) -> np.ndarray:
+    """[N]: Spearman's rho between |attribution| and |x - baseline| (both summed over channels)
+    per example: how much of a map is the input factor of gradient x (x - baseline) methods."""
+    return rank_correlations(maps, inputs.detach() - baselines.detach())
+
+
+def mean_t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval for the mean of ``values`` (NaN, NaN below 2 values; a zero-width
+    interval when all values are equal)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return float("nan"), float("nan")
+    half = student_t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean() - half), float(v.mean() + half)
+
+
+def verdict(ci_low: float, ci_high: float, threshold: float) -> str:
+    """"passed" when the interval for the mean rho lies below the threshold, "failed" when it
+    lies at or above it, "inconclusive" when it straddles it or there is no interval."""
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "inconclusive"
+    if ci_high < threshold:
+        return "passed"
+    if ci_low >= threshold:
+        return "failed"
+    return "inconclusive"
+
+
+def compare_maps(original: Tensor, steps: list[tuple[str, Tensor]], threshold: float = 0.5, *,
+                 inputs: Tensor | None = None, baselines: Tensor | None = None,
+                 level: float = 0.95) -> list[dict]:
+    """One row per randomised step: randomized, step, spearman (mean over images), ssim,
+    n_images, n_passed (images with rho < threshold), ci_low / ci_high (t-interval for the mean
+    rho), verdict (see ``verdict``), passed (verdict == "passed"); with ``inputs`` and
+    ``baselines``: input_corr (mean rho of this step's |map| with |x - baseline|) and
+    input_corr_before (the same for the original map)."""
+    before = np.nan
+    if inputs is not None and baselines is not None:
+        before = float(np.mean(input_correlations(original, inputs, baselines)))
+    rows = []
+    for i, (label, maps) in enumerate(steps):
+        if label == "original":
+            continue
+        rhos = rank_correlations(original, maps)
+        lo, hi = mean_t_interval(rhos, level)
+        word = verdict(lo, hi, threshold)
+        row = {"randomized": label, "step": i, "spearman": float(rhos.mean()), "ssim": map_ssim(original, maps),
+               "passed": word == "passed", "n_images": len(rhos), "n_passed": int((rhos < threshold).sum()),
+               "ci_low": lo, "ci_high": hi, "verdict": word, "input_corr_before": before, "input_corr": np.nan}
+        if inputs is not None and baselines is not None:
+            row["input_corr"] = float(np.mean(input_correlations(maps, inputs, baselines)))
+        rows.append(row)
+    return rows
 
 
 def map_ssim(a: Tensor, b: Tensor) -> float:
@@ -166,15 +275,3 @@ def map_ssim(a: Tensor, b: Tensor) -> float:
         xi, yi = xi / max(xi.max(), 1e-12), yi / max(yi.max(), 1e-12)
         vals.append(structural_similarity(xi, yi, data_range=1.0))
     return float(np.mean(vals))
-
-
-def compare_maps(original: Tensor, steps: list[tuple[str, Tensor]], threshold: float = 0.5) -> list[dict]:
-    """One row per randomised step: randomized, step, spearman, ssim, passed (spearman < threshold)."""
-    rows = []
-    for i, (label, maps) in enumerate(steps):
-        if label == "original":
-            continue
-        rho = rank_correlation(original, maps)
-        rows.append({"randomized": label, "step": i, "spearman": rho, "ssim": map_ssim(original, maps),
-                     "passed": bool(rho < threshold)})
-    return rows

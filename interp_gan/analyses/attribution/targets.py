@@ -20,7 +20,8 @@ Targets (names used in the ``attribution`` analysis's ``targets`` parameter):
   generator_code                    the same score attributed to the style-code dimensions
                                     (``subject.stylize_code``); needs ``subject.has_latent``
   region                            the sum of G(content) over a region mask, to content pixels
-A target the subject cannot provide is returned in ``skipped`` with the reason.
+Real style images are taken across styles (``balanced_order``), so a few images already cover
+several styles. A target the subject cannot provide is returned in ``skipped`` with the reason.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from torch import Tensor, nn
 
 from interp_gan.harvest.hooks import spatial_layers
 
-__all__ = ["Target", "build_targets", "make_baseline", "region_mask", "check_style", "BOXES",
+__all__ = ["Target", "build_targets", "make_baseline", "region_mask", "check_style", "balanced_order", "BOXES",
            "TARGET_NAMES", "Baseline"]
 
 Baseline = Literal["black", "blurred", "mean"]
@@ -74,6 +75,21 @@ def check_style(style: int | Tensor, num_styles: int, what: str = "style index")
     if bad:
         raise ValueError(f"{what} out of range: got {bad[:8]}, expected integers in 0..{num_styles - 1} "
                          f"(the model has {num_styles} styles)")
+
+
+def balanced_order(labels: Tensor) -> Tensor:
+    """Indices of ``labels`` interleaved across labels (first of each style, then the second of
+    each, ...), keeping data order within a style: the first k indices cover as many styles as
+    k allows. Real style images are stored style by style, so their first k are one style."""
+    lab = labels.detach().cpu().long()
+    if not len(lab):
+        return torch.zeros(0, dtype=torch.long)
+    within = torch.zeros_like(lab)
+    for s in lab.unique():
+        ix = torch.nonzero(lab == s).flatten()
+        within[ix] = torch.arange(len(ix))
+    key = within * (int(lab.max()) + 1) + lab          # position within its style first, then style
+    return torch.argsort(key, stable=True)
 
 
 def region_mask(region: str | Tensor | np.ndarray, height: int, width: int) -> Tensor:
@@ -189,7 +205,8 @@ def build_targets(subject, data, names, *, n_images: int, baseline: Baseline = "
         z = data.z[:n].to(dev) if data.z is not None else subject.sample_z(n, seed)
     real = real_labels = None
     if data.style_images is not None and data.style_labels is not None and len(data.style_images):
-        real, real_labels = data.style_images[:n].to(dev), data.style_labels[:n].to(dev)
+        pick = balanced_order(data.style_labels)[:n].to(data.style_labels.device)   # every style, not the first one
+        real, real_labels = data.style_images[pick].to(dev), data.style_labels[pick].to(dev)
         check_style(real_labels, S, "data.style_labels")
     with torch.no_grad():
         generated = subject.generate(content, style_ids, z)
