@@ -133,7 +133,8 @@ def _write_data(out: Path, findings: dict[str, Finding]) -> dict[tuple[str, str]
     (out / "findings.json").write_text(json.dumps({k: f.to_dict() for k, f in findings.items()}, indent=1))
     csv_paths: dict[tuple[str, str], str] = {}
     used: set[str] = set()
-    for key, f in findings.items():
+    for key in _ordered(findings):            # a fixed order: the same file names on every re-render
+        f = findings[key]
         f.save(fdir / key)
         for name, df in f.tables.items():
             fname = name if name not in used else f"{key}_{name}"   # table names should be unique

@@ -2,11 +2,13 @@
 
     section = dissection_section(finding, ReportContext())     # registered for "dissection"
 
-Reads only the Finding (tables ``dissection_units`` / ``dissection_iou`` / ``dissection_top``,
+Reads only the Finding (tables ``<prefix>_units`` / ``_iou`` / ``_top`` / ``_control``, prefix ``dissection``
+or ``discriminator_dissection``,
 arrays ``top_images`` [T,k,h,w,3] uint8 and ``top_maps`` [T,k,h,w]); never runs a model.
 """
 from __future__ import annotations
 
+import html
 
 import numpy as np
 import plotly.graph_objects as go
@@ -103,14 +105,18 @@ def overlay(images: np.ndarray, maps: np.ndarray, threshold: float) -> np.ndarra
 
 @register_section("dissection")
 def dissection_section(finding, ctx: ReportContext) -> Section:
-    title = "Channel dissection"
-    units = finding.tables["dissection_units"]
-    long = finding.tables["dissection_iou"]
+    """The channel dissection's section; also shows any analysis that writes the same tables (the
+    discriminator dissection), under its own title, with its first note saying what was dissected."""
+    title = finding.section.get("title") or "Channel dissection"
+    tables = {name.rsplit("_", 1)[-1]: df for name, df in finding.tables.items()}   # units, iou, control, top
+    units, long = tables["units"], tables["iou"]
     p = finding.params
     blocks: list = [HOW_TO_READ.format(q=1 - p.get("quantile", 0.99), t=p.get("iou_threshold", 0.04),
                                        a=p.get("alpha", 0.05))]
-    control = finding.tables.get("dissection_control")
+    control = tables.get("control")
     blocks.insert(0, headline(units, control, p.get("alpha", 0.05)))
+    if finding.analysis != "dissection" and finding.notes:
+        blocks.insert(1, f"<p>{html.escape(finding.notes[0])}</p>")
     if control is not None and len(control):
         blocks.append(Table(control_table(control), caption="Labelled units per layer: trained vs random "
                                                             "initialisation (the control)"))
@@ -118,11 +124,11 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     for layer in dict.fromkeys(units.layer):
         fig = iou_heatmap(long, layer)
         blocks.append(fig)
-        figures[f"dissection_iou_{layer}"] = fig
+        figures[f"{finding.analysis}_iou_{layer}"] = fig
     bars = labelled_bars(units)
     blocks.append(bars)
-    figures["dissection_labelled"] = bars
-    top = finding.tables.get("dissection_top")
+    figures[f"{finding.analysis}_labelled"] = bars
+    top = tables.get("top")
     if top is not None and "top_images" in finding.arrays:
         imgs, maps = finding.arrays["top_images"], finding.arrays["top_maps"]
         masks = finding.arrays.get("top_masks")   # the tie-aware region the IoU counted (older findings: none)
@@ -141,4 +147,7 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     blocks.append(Table(units.sort_values("iou", ascending=False)[cols],
                         caption="Units by held-out IoU of their concept (iou: estimation half, with its CI; "
                                 "iou_all: all images)"))
-    return Section(title, blocks, anchor="dissection", figures=figures)
+    return Section(title, blocks, anchor=finding.analysis, figures=figures)
+
+
+register_section("discriminator_dissection")(dissection_section)

@@ -1,7 +1,7 @@
 """Discriminator dissection: which units of D detect which concepts in the images it judges.
 
     finding = build_analysis("discriminator_dissection", n_perm=1000).run(subject, data)
-    finding.tables["dissection_units"]        # layer (D's), unit, concept, iou, ci_low, ci_high, p, q
+    finding.tables["discriminator_dissection_units"]   # layer (D's), unit, concept, iou, ci_low, ci_high, p, q
 
 GAN Dissection (Bau et al., ICLR 2019) labels the generator's units; the same question asked of
 the discriminator says what the critic looks at when it calls an image real or fake, and in which
@@ -76,7 +76,9 @@ class DiscriminatorDissection(Dissection):
         images, ids, n_fake = judged_images(subject, data)
         judged = AnalysisData(images, ids, fingerprint=f"{data.fingerprint}+judged", batch_size=data.batch_size)
         finding = super().run(_critic(D, subject.style_names), judged)
-        if not finding.skipped:
+        if not finding.skipped:   # its own table names: dissection_units.csv stays the generator's
+            finding.tables = {name.replace("dissection_", "discriminator_dissection_", 1): df
+                              for name, df in finding.tables.items()}
             finding.notes.insert(0, f"Units of the discriminator, on the {len(images)} images it judged: "
                                     f"{n_fake} generated (toward each target style) then {len(images) - n_fake} real "
                                     "style images; 'style:<name>' is the image's target style or real label.")

@@ -57,13 +57,13 @@ def test_the_planted_critic_unit_is_labelled_red_on_the_judged_images():
     subject, data = _subject_and_data()
     before = {k: v.clone() for k, v in subject.discriminator.state_dict().items()}
     f = build_analysis("discriminator_dissection", layers=["detect"], n_perm=199, n_boot=100).run(subject, data)
-    units = f.tables["dissection_units"]
+    units = f.tables["discriminator_dissection_units"]
     row = units[(units.layer == "detect") & (units.unit == 0)].iloc[0]
     assert row.label == "red" and row.q_value < 0.05 and row.iou > 0.3, row.to_dict()
     assert set(units.layer) == {"detect"}                          # D's layers, not the generator's
     assert f.section["title"] == "Discriminator dissection"
     assert "64 images it judged: 32 generated" in f.notes[0]
-    assert "dissection_control" in f.tables                        # the control re-drew D, then restored it
+    assert "discriminator_dissection_control" in f.tables   # the control re-drew D, then restored it
     after = subject.discriminator.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -73,3 +73,14 @@ def test_a_subject_without_a_discriminator_is_skipped_with_the_reason():
     _, data = _subject_and_data(16)
     f = build_analysis("discriminator_dissection").run(subject, data)
     assert f.skipped and "no discriminator" in f.skipped
+
+
+def test_the_report_shows_it_with_the_dissection_section_under_its_own_title():
+    from interp_gan.reporting import ReportContext, get_section
+
+    torch.manual_seed(0)
+    subject, data = _subject_and_data()
+    f = build_analysis("discriminator_dissection", layers=["detect"], n_perm=49, n_boot=20).run(subject, data)
+    sec = get_section("discriminator_dissection")(f, ReportContext(style_names=subject.style_names))
+    assert sec.title == "Discriminator dissection" and sec.anchor == "discriminator_dissection"
+    assert "labelled at q" in sec.blocks[0] and "images it judged" in sec.blocks[1]
