@@ -1,0 +1,38 @@
+"""findings/stats: Benjamini-Hochberg q-values against the step-up rule written out, and the
+permutation p-value's definition."""
+import numpy as np
+import pytest
+
+from interp_gan.findings.stats import bh_qvalues, permutation_floor, permutation_pvalue
+
+
+def _bh_by_definition(p: np.ndarray) -> np.ndarray:
+    """q_i = min over j with p_(j) >= p_i of m p_(j) / j (capped at 1), by loops."""
+    m, q = len(p), np.empty(len(p))
+    srt = sorted(p)
+    for i, pi in enumerate(p):
+        q[i] = min(1.0, min(m * srt[j] / (j + 1) for j in range(m) if srt[j] >= pi))
+    return q
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bh_matches_the_step_up_rule(seed):
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(size=30), rng.uniform(0, 1e-3, size=5), [0.5, 0.5]])   # ties too
+    np.testing.assert_allclose(bh_qvalues(p), _bh_by_definition(p), rtol=1e-12)
+
+
+def test_bh_rejects_as_the_procedure_does_and_keeps_nan_and_shape():
+    p = np.array([[0.001, 0.008, np.nan], [0.039, 0.041, 0.6]])
+    q = bh_qvalues(p)
+    assert q.shape == p.shape and np.isnan(q[0, 2])
+    # BH at 0.05 over the 5 finite p: the largest k with p_(k) <= 0.05 k / 5 is k = 2 (0.008 <= 0.02)
+    assert ((q <= 0.05) == np.array([[True, True, False], [False, False, False]])).all()
+    assert (q[np.isfinite(q)] >= p[np.isfinite(p)]).all()
+
+
+def test_permutation_p_counts_ties_and_never_reaches_zero():
+    null = np.array([[0.1, 5.0], [0.3, 5.0], [0.2, 5.0], [0.9, 5.0]])
+    p = permutation_pvalue(np.array([0.3, 9.0]), null)
+    np.testing.assert_allclose(p, [(1 + 2) / 5, 1 / 5])          # 0.3 ties one draw and is beaten by one
+    assert permutation_floor(4) == pytest.approx(1 / 5)
