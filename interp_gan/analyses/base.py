@@ -164,9 +164,17 @@ def _typed(cls: type, name: str, key: str, value: Any) -> Any:
         hint = typing.get_type_hints(cls.__init__).get(key)
     except Exception:                                                 # unresolvable annotation: no check
         return value
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+        else (hint,)
     if value is None and type(None) in options:
         return value
+    choices = [c for o in options if typing.get_origin(o) is typing.Literal for c in typing.get_args(o)]
+    if choices:                                                       # a named choice: one of these values
+        if value in choices:
+            return value
+        hint_ = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        raise ValueError(f"analysis {name!r}: {key} = {value!r}; expected one of {', '.join(map(repr, choices))}"
+                         + (f" (did you mean {hint_[0]!r}?)" if hint_ else ""))
     scalars = [t for t in options if t in (int, float, bool, str)]
     if len(scalars) != len([t for t in options if t is not type(None)]) or not scalars:
         return value                                                  # not a plain scalar parameter

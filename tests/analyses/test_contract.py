@@ -103,6 +103,7 @@ def test_no_hook_survives_an_error(name):
     ({"top_quantile": 0.99}, r"unknown parameter\(s\) for analysis 'dissection': 'top_quantile' \(did you mean 'quantile'\?\)"),
     ({"quantile": "abc"}, r"quantile = 'abc' \(str\); expected float"),
     ({"n_boot": 2.5}, r"n_boot = 2.5 \(float\); expected int"),
+    ({"null": "spatail"}, r"null = 'spatail'; expected one of 'both', 'image', 'spatial' \(did you mean 'spatial'\?\)"),
 ])
 def test_bad_analysis_parameters_fail_before_any_model_loads(params, match):
     with pytest.raises(ValueError, match=match):

@@ -84,6 +84,8 @@ equal one process's.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import torch
@@ -186,8 +188,8 @@ class Dissection(Analysis):
     def __init__(self, *, layers: list[str] | None = None, quantile: float = 0.99, iou_threshold: float = 0.04,
                  alpha: float = 0.05, n_boot: int = 500, n_perm: int = 1000, perm_block: int = 32,
                  test_res: int = 16, top_k: int = 4, n_show: int = 8, memory_mb: float = 1024,
-                 sketch_k: int = 1024, segmenter: Segmenter | str | None = None, ties: str = "auto",
-                 null: str = "both", select: str = "split", control: bool = True, control_seed: int | None = None,
+                 sketch_k: int = 1024, segmenter: Segmenter | str | None = None, ties: Literal["auto", "strict"] = "auto",
+                 null: Literal["both", "image", "spatial"] = "both", select: Literal["split", "none"] = "split", control: bool = True, control_seed: int | None = None,
                  seed: int = 0) -> None:
         self.layers, self.quantile, self.iou_threshold, self.alpha = layers, quantile, iou_threshold, alpha
         self.segmenter = segmenter

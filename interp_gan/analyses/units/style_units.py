@@ -43,7 +43,7 @@ computes the same statistics from all N images: the result equals one process's.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -306,7 +306,7 @@ class StyleUnits(Analysis):
     sharded = True   # run() splits the images across torch.distributed ranks and gathers (module docstring)
 
     def __init__(self, *, layers: str | list[str] | None = None, n_boot: int = 500, n_perm: int = 2000,
-                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, ci: str = "delong",
+                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, ci: Literal["delong", "bootstrap"] = "delong",
                  control: bool = True, control_seed: int | None = None) -> None:
         self.layers, self.n_boot, self.n_perm, self.seed = layers, n_boot, n_perm, seed
         self.min_per_style, self.ci, self.control, self.control_seed = min_per_style, ci, control, control_seed
