@@ -27,7 +27,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["Trace", "TraceDict", "StopForward", "run_until_stop", "resolve_layers", "get_module",
-           "Edit", "ablate", "insert", "add_vector", "spatial_layers"]
+           "Edit", "ablate", "insert", "add_vector", "spatial_layers", "style_blocks", "default_layers",
+           "default_unit_layer"]
 
 EditFn = Callable[[Tensor, str], Tensor]
 
@@ -208,3 +209,38 @@ class TraceDict(OrderedDict):
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.close()
         return False
+
+
+# --- the default layers every analysis falls back to -------------------------------------------
+def style_blocks(generator: nn.Module) -> list[str]:
+    """The children of a ``blocks`` ModuleList (a StyleNet-like model's style-modulated blocks)."""
+    blocks = getattr(generator, "blocks", None)
+    return [f"blocks.{i}" for i in range(len(blocks))] if isinstance(blocks, nn.ModuleList) else []
+
+
+def default_layers(generator: nn.Module) -> list[str]:
+    """The layers to look at when nobody named any.
+
+    A StyleNet-like generator (a ``blocks`` ModuleList of style-modulated blocks): each block's
+    output, where the style code has been injected, plus the decoder's conv layers. Any other
+    model: every conv layer (``spatial_layers``).
+    """
+    names = style_blocks(generator)
+    if names:
+        dec = getattr(generator, "decoder", None)
+        if isinstance(dec, nn.Module):
+            names += [f"decoder.{n}" for n in spatial_layers(dec)]
+        return names
+    return spatial_layers(generator)
+
+
+def default_unit_layer(generator: nn.Module) -> str:
+    """One layer when nobody named one: the last style-modulated block of a StyleNet-like model,
+    else the middle conv layer (the last conv of most generators only writes RGB)."""
+    blocks = style_blocks(generator)
+    if blocks:
+        return blocks[-1]
+    convs = spatial_layers(generator)
+    if not convs:
+        raise LookupError(f"{type(generator).__name__} has no conv layer; name the layer (layer=...)")
+    return convs[len(convs) // 2]

@@ -61,7 +61,7 @@ from interp_gan.analyses.directions import methods as dm
 from interp_gan.analyses.common import channel_means, log_odds
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.directions.voynov import fit_voynov_babenko
-from interp_gan.harvest.hooks import Trace, add_vector, get_module, spatial_layers
+from interp_gan.harvest.hooks import Trace, add_vector, default_unit_layer, get_module, spatial_layers, style_blocks
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import bh_qvalues, bootstrap_interval, floor_note, permutation_pvalue
 
@@ -512,12 +512,10 @@ def _affine_names(G) -> list[str]:
 def _default_unit_layer(G, space: str, layer: str | None) -> str:
     """Last residual block of a stylenet (else the middle conv layer: the last one of most
     generators only writes RGB); in activation space the next block/conv after ``layer``."""
-    names = [n for n, _ in G.named_modules()]
-    blocks = [n for n in names if n.count(".") == 1 and n.startswith("blocks.")]
     if space != "activation" or layer is None:
-        convs = spatial_layers(G)
-        return blocks[-1] if blocks else convs[len(convs) // 2]
-    cands = set(blocks) | set(spatial_layers(G))
+        return default_unit_layer(G)
+    names = [n for n, _ in G.named_modules()]
+    cands = set(style_blocks(G)) | set(spatial_layers(G))
     after = [n for n in names[names.index(layer) + 1:] if n in cands and not n.startswith(layer + ".")]
     return after[0] if after else layer
 

@@ -60,16 +60,16 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.harvest.hooks import Edit, Trace, TraceDict, ablate, insert, resolve_layers, spatial_layers
+from interp_gan.harvest.hooks import Edit, Trace, TraceDict, ablate, default_unit_layer, insert, resolve_layers
 from interp_gan.analyses.common import check_styles, fixed_z, log_odds, seeded, unit_means
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues
 
-__all__ = ["Ablation", "default_ablation_layer", "style_measures", "insertion_value", "random_rank_pvalue",
+__all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue",
            "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction"]
 
 Measure = Callable[[Tensor], dict[str, np.ndarray]]   # images -> {kind: [n, K]}
@@ -160,17 +160,6 @@ _LOG_ODDS = {"classifier": "log_odds", "texture_classifier": "log_odds_texture"}
 
 
 
-
-
-def default_ablation_layer(generator: nn.Module) -> str:
-    """The last style-modulated block of a StyleNet-like model, else the middle conv layer."""
-    blocks = getattr(generator, "blocks", None)
-    if isinstance(blocks, nn.ModuleList) and len(blocks):
-        return f"blocks.{len(blocks) - 1}"
-    convs = spatial_layers(generator)
-    if not convs:
-        raise LookupError(f"{type(generator).__name__} has no conv layer; name the layer to ablate (layer=...)")
-    return convs[len(convs) // 2]
 
 
 @torch.no_grad()
@@ -317,7 +306,7 @@ def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, m
 class Ablation(Analysis):
     """Ablate (or insert) the top-k style units per style against random unit sets of the same size.
 
-    layer: one layer name or a list (None = ``default_ablation_layer``). units: an explicit
+    layer: one layer name or a list (None = ``hooks.default_unit_layer``). units: an explicit
     list of unit indices to ablate (then k = len(units); no selection, no cross-fitting);
     otherwise ``from_style_units`` ranks the units per style by AUROC. intervention: "zero" |
     "mean" | "insert" (``quantile`` sets the inserted value). ks: set sizes (cumulative top-k).
@@ -361,7 +350,7 @@ class Ablation(Analysis):
             return Finding.skip(self.name, reason, params)
         subject.eval()
         G = subject.generator
-        layers = resolve_layers(G, self.layer) if self.layer is not None else [default_ablation_layer(G)]
+        layers = resolve_layers(G, self.layer) if self.layer is not None else [default_unit_layer(G)]
         notes: list[str] = []
         measure, cols = style_measures(subject, data, notes)
         if not cols:

@@ -55,34 +55,17 @@ from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.common import check_styles, fixed_z, seeded, unit_means
 from interp_gan.harvest.distributed import all_gather_objects, fail_together, rank_and_world, shard_indices
 from interp_gan.harvest.store import shard_batches
-from interp_gan.harvest.hooks import TraceDict, resolve_layers, spatial_layers
+from interp_gan.harvest.hooks import TraceDict, default_layers, resolve_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues
 
-__all__ = ["StyleUnits", "default_layers", "harvest_unit_means", "auroc_matrix",
+__all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
            "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "auroc_ci",
            "floor_note"]
 
 
 # --- shared helpers (also used by ablation) ------------------------------------------------------
-
-def default_layers(generator: nn.Module) -> list[str]:
-    """The layers to look at when nobody named any.
-
-    A StyleNet-like generator (a ``blocks`` ModuleList of style-modulated blocks): each block's
-    output, where the style code has been injected, plus the decoder's conv layers. Any other
-    model: every conv layer (``hooks.spatial_layers``).
-    """
-    blocks = getattr(generator, "blocks", None)
-    if isinstance(blocks, nn.ModuleList) and len(blocks):
-        names = [f"blocks.{i}" for i in range(len(blocks))]
-        dec = getattr(generator, "decoder", None)
-        if isinstance(dec, nn.Module):
-            names += [f"decoder.{n}" for n in spatial_layers(dec)]
-        return names
-    return spatial_layers(generator)
-
 
 @torch.no_grad()
 def harvest_unit_means(subject, data: AnalysisData, layers: Sequence[str], seed: int = 0,
@@ -295,7 +278,7 @@ def _params_digest(module: nn.Module) -> float:
 class StyleUnits(Analysis):
     """Per-unit style selectivity (AUROC, CI, permutation p, BH q) at the given layers.
 
-    layers: names / globs (None = ``default_layers``: block outputs + decoder convs for a
+    layers: names / globs (None = ``hooks.default_layers``: block outputs + decoder convs for a
     StyleNet, every conv layer otherwise). ci: "delong" (logit-DeLong, Newcombe's score
     interval at AUROC 0 / 1; never zero width) or "bootstrap" (percentile, ``n_boot``
     resamples; collapses when the groups separate). n_perm: label shuffles (the smallest
