@@ -12,7 +12,7 @@ import torch
 from scipy import stats as sps
 
 from interp_gan.harvest.stats import IoUCounts
-from interp_gan.findings.nulls import (perm_pvalue, permutation_sums, selection_halves, shift_sums,
+from interp_gan.harvest.nulls import (perm_pvalue, permutation_sums, selection_halves, shift_sums,
                                        stratified_permutations)
 
 N, K, P_IN, AREA, M0 = 64, 15, 0.3, 200.0, 100.0

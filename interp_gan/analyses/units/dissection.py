@@ -100,7 +100,7 @@ from interp_gan.harvest.store import ActivationStore, harvest
 from interp_gan.harvest.hooks import resolve_layers, spatial_layers
 from interp_gan.harvest.stats import IoUCounts, Quantile, TopK, tie_include_fraction
 from interp_gan.findings import Finding
-from interp_gan.findings.nulls import (mask_spectrum, perm_pvalue, permutation_sums, selection_halves, shift_sums,
+from interp_gan.harvest.nulls import (mask_spectrum, perm_pvalue, permutation_sums, selection_halves, shift_sums,
                                        stratified_permutations)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
 
