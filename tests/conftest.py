@@ -1,5 +1,6 @@
 """Shared tiny seeded fixtures: a 2-style StyleNet subject with independent classifiers."""
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see interp_gan/cli.py main()
 
@@ -55,3 +56,14 @@ def tiny_subject():
 @pytest.fixture
 def tiny_data(tiny_subject):
     return make_tiny_data(tiny_subject)
+
+
+_STATISTICS = Path(__file__).resolve().parent / "statistics"
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/statistics holds the coverage and null-calibration simulations (thousands of replicates
+    each): `make test` runs them, `make test-fast` (the inner loop, -m "not slow") leaves them out."""
+    for item in items:
+        if _STATISTICS in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.slow)

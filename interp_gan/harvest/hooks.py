@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 __all__ = ["Trace", "TraceDict", "StopForward", "run_until_stop", "resolve_layers", "get_module",
            "Edit", "ablate", "insert", "add_vector", "spatial_layers", "style_blocks", "default_layers",
-           "default_unit_layer"]
+           "default_unit_layer", "modules_that_fire"]
 
 EditFn = Callable[[Tensor, str], Tensor]
 
@@ -244,3 +244,19 @@ def default_unit_layer(generator: nn.Module) -> str:
     if not convs:
         raise LookupError(f"{type(generator).__name__} has no conv layer; name the layer (layer=...)")
     return convs[len(convs) // 2]
+
+
+def modules_that_fire(model: nn.Module, names: list[str], call: Callable[[], object]) -> list[str]:
+    """Which of ``names`` (modules of ``model``) run during ``call()``, in the order they first
+    run (under ``torch.no_grad()``; the probe's hooks are removed, also when ``call`` raises)."""
+    mods = dict(model.named_modules())
+    fired: list[str] = []
+    handles = [mods[n].register_forward_hook(lambda m, i, o, n=n: fired.append(n) if n not in fired else None)
+               for n in names]
+    try:
+        with torch.no_grad():
+            call()
+    finally:
+        for h in handles:
+            h.remove()
+    return fired

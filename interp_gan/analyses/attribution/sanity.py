@@ -47,6 +47,8 @@ from scipy.stats import t as student_t
 from skimage.metrics import structural_similarity
 from torch import Tensor, nn
 
+from interp_gan.harvest.hooks import modules_that_fire
+
 __all__ = ["cascading_randomization", "data_randomized_copy", "compare_maps", "rank_correlation",
            "rank_correlations", "input_correlations", "mean_t_interval", "verdict", "map_ssim",
            "parameter_layers", "with_parameters"]
@@ -80,16 +82,7 @@ def parameter_layers(module: nn.Module, probe: Callable[[], object] | None = Non
     owners = [n for n, m in module.named_modules() if any(True for _ in m.parameters(recurse=False))]
     if probe is None:
         return owners
-    fired: list[str] = []
-    mods = dict(module.named_modules())
-    handles = [mods[n].register_forward_hook(lambda m, i, o, n=n: fired.append(n) if n not in fired else None)
-               for n in owners]
-    try:
-        with torch.no_grad():
-            probe()
-    finally:
-        for h in handles:
-            h.remove()
+    fired = modules_that_fire(module, owners, probe)
     return fired or owners
 
 

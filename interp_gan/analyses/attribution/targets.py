@@ -34,7 +34,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch import Tensor, nn
 
-from interp_gan.harvest.hooks import spatial_layers
+from interp_gan.harvest.hooks import modules_that_fire, spatial_layers
 
 __all__ = ["Target", "build_targets", "make_baseline", "region_mask", "check_style", "balanced_order", "BOXES",
            "TARGET_NAMES", "Baseline"]
@@ -162,16 +162,8 @@ class _RegionSum(nn.Module):
 
 def _last_conv(model: nn.Module, call: Callable[[], object]) -> nn.Module | None:
     """The last conv layer of ``model`` that runs during ``call()`` (D's style head skips adv_head)."""
-    mods = dict(model.named_modules())
-    fired: list[nn.Module] = []
-    handles = [mods[n].register_forward_hook(lambda m, i, o: fired.append(m)) for n in spatial_layers(model)]
-    try:
-        with torch.no_grad():
-            call()
-    finally:
-        for h in handles:
-            h.remove()
-    return fired[-1] if fired else None
+    fired = modules_that_fire(model, spatial_layers(model), call)
+    return model.get_submodule(fired[-1]) if fired else None
 
 
 def _scorers(subject) -> list[tuple[str, nn.Module, Callable[[Tensor], Tensor], str]]:
