@@ -16,6 +16,7 @@ independent style classifiers. Analyses that need a missing one return
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -140,8 +141,15 @@ class Subject:
         and every protocol callable, which close over the generator, see them) and the trained
         weights come back when the block ends, also when it raises. Classifiers, discriminator and
         feature net are left trained: they are the measuring instruments, not the subject.
+        A parameter whose module has no ``reset_parameters`` (a bare ``nn.Parameter`` of a custom
+        module) keeps its trained value: a ``UserWarning`` names such parameters, since the control
+        is then only partly random.
         """
         G = self.generator
+        kept = kept_by_random_init(G)
+        if kept:
+            warnings.warn(f"random-init control: {len(kept)} parameter(s) have no reset_parameters and keep their "
+                          f"trained values ({', '.join(kept[:5])}{' ...' if len(kept) > 5 else ''})", stacklevel=3)
         saved = {k: v.detach().clone() for k, v in G.state_dict().items()}
         devices = [d for d in {p.device for p in G.parameters()} if d.type == "cuda"]
         try:
@@ -155,3 +163,13 @@ class Subject:
         finally:
             with torch.no_grad():
                 G.load_state_dict(saved)
+
+
+def kept_by_random_init(module: nn.Module) -> list[str]:
+    """Names of the parameters ``Subject.random_init`` cannot re-draw: their own module has no
+    ``reset_parameters``."""
+    kept = []
+    for name, m in module.named_modules():
+        if not callable(getattr(m, "reset_parameters", None)):
+            kept += [f"{name}.{p}" if name else p for p, _ in m.named_parameters(recurse=False)]
+    return kept

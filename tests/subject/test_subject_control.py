@@ -39,3 +39,19 @@ def test_random_init_restores_on_error():
         with s.random_init():
             raise RuntimeError("boom")
     assert torch.equal(s.generator[0].weight, w)
+
+
+def test_parameters_it_cannot_redraw_are_named_in_a_warning():
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+            self.gain = torch.nn.Parameter(torch.full((1, 3, 1, 1), 2.0))   # no reset_parameters here
+
+        def forward(self, x):
+            return self.conv(x) * self.gain
+
+    s = Subject.from_module(Scaled())
+    with pytest.warns(UserWarning, match=r"1 parameter\(s\) have no reset_parameters .*\(gain\)"):
+        with s.random_init():
+            assert torch.equal(s.generator.gain, torch.full((1, 3, 1, 1), 2.0))
