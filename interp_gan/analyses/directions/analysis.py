@@ -87,6 +87,7 @@ class _Space:
     render: Callable[..., tuple[Tensor, Tensor | None]]  # (offset [D] | None, affine, retain) -> (images, act)
     render_codes: Callable[[Tensor], Tensor] | None = None  # voynov: codes [B, D] -> images [B,3,H,W], B fixed
     base: np.ndarray | None = None                           # voynov: base codes c (activation: offsets, 0)
+    layer: str | None = None                                 # activation space: the layer it lives in
 
 
 def _retaining(G, retain: str | None, fn: Callable[[], Tensor]) -> tuple[Tensor, Tensor | None]:
@@ -96,13 +97,6 @@ def _retaining(G, retain: str | None, fn: Callable[[], Tensor]) -> tuple[Tensor,
     with Trace(G, retain) as t:
         img = fn()
     return img, t.output
-
-
-def _no_layer_error(subject) -> ValueError:
-    names = spatial_layers(subject.generator)
-    pick = names[len(names) // 2: len(names) // 2 + 4] or names[:4]
-    return ValueError("this subject has no latent style space, so directions need an activation space: "
-                      f"pass layer=<name> (got layer=None); spatial layers include {', '.join(pick) or 'none'}")
 
 
 @register_analysis(
@@ -143,13 +137,12 @@ class Directions(Analysis):
         G, dev = subject.generator, subject.device
         space = self.space or ("style_code" if subject.has_latent else "activation")
         if space == "activation":
-            if self.layer is None:
-                raise _no_layer_error(subject)
-            get_module(G, self.layer)                            # LookupError with close matches
+            layer = self.layer or default_unit_layer(G)          # a model nobody configured: the default layer
+            get_module(G, layer)                                 # LookupError with close matches
             n = min(self.n_samples, len(data))
             dz = None if not subject.has_latent else (data.z[:n] if data.z is not None
                                                        else subject.sample_z(n, self.seed + 2))
-            samples = channel_means(subject, self.layer, data.content[:n].to(dev), data.style_ids[:n].to(dev),
+            samples = channel_means(subject, layer, data.content[:n].to(dev), data.style_ids[:n].to(dev),
                                     None if dz is None else dz.to(dev), data.batch_size)
             labels = data.style_ids[:n].cpu().numpy() if subject.num_styles > 1 else None
 
@@ -157,15 +150,15 @@ class Directions(Analysis):
                 gen = lambda: subject.generate(content, ids, z)  # noqa: E731
                 if off is None:
                     return _retaining(G, retain, gen)
-                with Trace(G, self.layer, edit=add_vector(off.to(dev, torch.float32))):
+                with Trace(G, layer, edit=add_vector(off.to(dev, torch.float32))):
                     return _retaining(G, retain, gen)
             cb, ib, zb = _vb_batch(self.voynov_batch_size, content, ids, z)
 
             def render_codes(off):                               # per-image channel offsets [B, C]
                 shift = lambda x, _: x + off.view(*off.shape, *[1] * (x.dim() - 2))  # noqa: E731
-                with Trace(G, self.layer, edit=shift):
+                with Trace(G, layer, edit=shift):
                     return subject.generate(cb, ib, zb)
-            return _Space("activation", samples, labels, render, render_codes, np.zeros((1, samples.shape[1])))
+            return _Space("activation", samples, labels, render, render_codes, np.zeros((1, samples.shape[1])), layer)
 
         zs = subject.sample_z(self.n_samples, self.seed)
         sid = torch.arange(self.n_samples, device=dev) % subject.num_styles
@@ -339,7 +332,10 @@ class Directions(Analysis):
         names = subject.style_names
         with torch.no_grad():
             sp = self._space(subject, data, content, ids, z)
-            unit_layer = self.unit_layer or _default_unit_layer(G, sp.name, self.layer)
+            unit_layer = self.unit_layer or _default_unit_layer(G, sp.name, sp.layer)
+            if sp.layer is not None and self.layer is None:
+                notes.append(f"activation space of layer {sp.layer!r}, chosen by default (the subject has no latent "
+                             "style space and no layer was given; pass layer=<name> to choose another)")
             rows = self._directions(subject, sp, notes)
             dirs = np.stack([r[3] for r in rows]) if rows else np.zeros((0, sp.samples.shape[1]))
             stds = dm.projection_std(sp.samples, dirs) if rows else np.zeros(0)

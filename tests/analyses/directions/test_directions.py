@@ -218,9 +218,7 @@ def _module_subject():
     return Subject.from_module(net)
 
 
-def test_no_latent_and_no_layer_says_pass_layer():
-    with pytest.raises(ValueError, match=r"pass layer=<name>.*spatial layers include"):
-        build_analysis("directions").run(_module_subject(), _data(8, styles=1))
+def test_an_unknown_activation_layer_names_close_matches():
     with pytest.raises(LookupError, match="close matches"):
         build_analysis("directions", layer="3x").run(_module_subject(), _data(8, styles=1))
 
@@ -305,3 +303,19 @@ def test_effect_is_cross_fitted_so_choosing_the_style_does_not_inflate_it():
     eff = d._effect(p0, p0 + torch.from_numpy(planted), names, seed=0)
     assert eff["style"] == "s2" and eff["style_agree"]
     assert eff["ci_low"] < 0.2 < eff["ci_high"] and eff["p_value"] < 0.01
+
+
+def test_a_model_nobody_configured_gets_the_default_activation_layer_not_an_error():
+    """A plain content -> image module (no latent style space, no layer given): directions run in
+    the activation space of the default unit layer (the middle conv) and say so in a note."""
+    from interp_gan.analyses.base import AnalysisData, build_analysis
+    from interp_gan.subject.protocol import Subject
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1), torch.nn.Tanh())
+    data = AnalysisData(torch.rand(16, 3, 16, 16) * 2 - 1, torch.zeros(16, dtype=torch.long), batch_size=8)
+    f = build_analysis("directions", methods=("pca", "random"), n_samples=16, n_directions=2, n_random=2,
+                       n_images=8, n_boot=20).run(Subject.from_module(net), data)
+    assert f.skipped is None and len(f.tables["directions"])
+    assert any("layer '2', chosen by default" in n for n in f.notes)
