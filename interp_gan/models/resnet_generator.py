@@ -13,8 +13,8 @@ norm (weight/bias), or batch norm (running statistics; an InstanceNorm with
 mode and has no parameters, so it is not modelled.
 
 What the weights cannot say and is assumed (the reference implementation's choices): ReLU
-activations, reflection padding for the 7x7 and block convs, zero padding 1 for the strided
-convs, ``output_padding=1`` for transposed convs, and for resize-conv ``nn.Upsample(x2,
+activations, reflection padding for the 7x7 and block convs, zero padding (k-1)//2 for the strided
+convs, ``output_padding=1`` for odd-sized transposed convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2,
 'nearest')`` then reflection pad 1 then an unpadded 3x3 conv.
 
 The module names its layers by role: ``stem``, ``down1``.., ``blocks.<i>.conv1/conv2``,
@@ -168,8 +168,9 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
         src.append([n, n + 1])
         n, n_blocks = n + 2, n_blocks + 1
     if n_blocks == 0:
+        hint = "; a discriminator? pass the generator" if W(len(convs) - 1).shape[0] == 1 else ""
         raise _Unplaced(f"no residual blocks (pairs of 3x3 {c}->{c} convs) after the "
-                        f"{len(layers) - 1} downsampling convs", keys_of(convs[n][0]))
+                        f"{len(layers) - 1} downsampling convs{hint}", keys_of(convs[n][0]))
     while n < len(convs) - 1:
         w = W(n)
         if w.shape[0] == c and w.shape[1] * 2 == c:      # ConvTranspose2d weight: [in, out, k, k]
@@ -250,7 +251,7 @@ def _stage(lay: dict, norm: str) -> nn.Module:
     elif r == "down":
         m["conv"] = nn.Conv2d(i, o, k, stride=2, padding=(k - 1) // 2, bias=b)
     elif lay["up"] == "transposed":
-        m["conv"] = nn.ConvTranspose2d(i, o, k, stride=2, padding=(k - 1) // 2, output_padding=1, bias=b)
+        m["conv"] = nn.ConvTranspose2d(i, o, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2, bias=b)
     else:
         m["up"], m["pad"] = nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(k // 2)
         m["conv"] = nn.Conv2d(i, o, k, bias=b)

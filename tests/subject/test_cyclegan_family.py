@@ -53,6 +53,8 @@ def hand_built(ngf=8, n_blocks=2, norm="in", block_attr="conv_block", up="transp
         c = ngf * 2 ** (2 - i)
         if up == "transposed":
             dec += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+        elif up == "transposed4":   # the 4x4 / stride 2 / padding 1 transposed conv some forks use
+            dec += [nn.ConvTranspose2d(c, c // 2, 4, stride=2, padding=1, bias=bias)]
         else:   # resize-conv: nearest x2, reflection pad, 3x3 conv
             dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(c, c // 2, 3, bias=bias)]
         dec += [_norm(norm, c // 2), nn.ReLU(True)]
@@ -101,6 +103,7 @@ VARIANTS = {
     "9_blocks_ngf16": dict(n_blocks=9, ngf=16),
     "block_6_blocks_dropout": dict(n_blocks=6, norm="in_affine", block_attr="block", dropout=True),
     "res_9_blocks_ngf16_bn": dict(n_blocks=9, ngf=16, norm="bn", block_attr="res", nested=True),
+    "transposed_4x4": dict(up="transposed4", norm="in_affine", block_attr="block"),
     "ngf32": dict(ngf=32, n_blocks=2, norm="in_affine", block_attr="block"),
     "prefix_module": dict(_prefix="module."),
     "prefix_netG_A": dict(norm="in_affine", block_attr="block", _prefix="netG_A.", _wrap="flat_multi"),
@@ -128,7 +131,7 @@ def test_variant_loads_and_matches_the_hand_built_forward(name, tmp_path):
     print(f"{name}: max abs diff {diff:.3g}  ({s.meta['model']['name']})")
     assert got.shape == want.shape and diff < 1e-5
     n_blocks = opts.get("n_blocks", 2)
-    reference = (opts.get("norm", "in") == "in" and opts.get("block_attr", "conv_block") == "conv_block"
+    reference = (opts.get("norm", "in") == "in" and opts.get("up", "transposed") == "transposed" and opts.get("block_attr", "conv_block") == "conv_block"
                  and opts.get("up", "transposed") == "transposed" and not opts.get("nested"))
     if reference:      # the reference layout keeps its exact model (and its exact numbers)
         assert s.meta["model"]["name"] == "cyclegan" and s.meta["model"]["n_blocks"] == n_blocks
@@ -139,6 +142,7 @@ def test_variant_loads_and_matches_the_hand_built_forward(name, tmp_path):
         assert sum(lay["role"] == "block" for lay in m["layers"]) == n_blocks
         ups = {lay["up"] for lay in m["layers"] if lay["role"] == "up"}
         assert ups == {"nearest" if opts.get("up") == "resize" else "transposed"}
+        assert all(lay["k"] == (4 if opts.get("up") == "transposed4" else 3) for lay in m["layers"] if lay["role"] == "up")
         names = {n for n, _ in s.generator.named_modules()}
         assert {"stem.conv", "down1.conv", "blocks.0.conv1", "blocks.0.conv2", "up2.conv", "head.conv"} <= names
 
@@ -190,3 +194,12 @@ def test_a_middle_layer_the_family_lacks_is_named(tmp_path):
     torch.save(dict(items), tmp_path / "odd.pth")
     with pytest.raises(ValueError, match=r"could not place model\.11b\.weight.*--model file\.py:factory"):
         load_subject(tmp_path / "odd.pth", device="cpu")
+
+
+def test_a_discriminator_is_one_line_with_a_hint(tmp_path):
+    D = nn.Sequential(nn.Conv2d(3, 8, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(8, 16, 4, 2, 1), nn.InstanceNorm2d(16),
+                      nn.LeakyReLU(0.2), nn.Conv2d(16, 1, 4, 1, 1))   # a PatchGAN, latest_net_D_A.pth
+    torch.save(D.state_dict(), tmp_path / "latest_net_D_A.pth")
+    with pytest.raises(ValueError, match=r"discriminator\? pass the generator.*--model file\.py:factory") as e:
+        load_subject(tmp_path / "latest_net_D_A.pth", device="cpu")
+    assert "\n" not in str(e.value)
