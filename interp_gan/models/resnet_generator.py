@@ -89,6 +89,10 @@ def _norm_kind(p: dict) -> str | None:
     return "in_affine" if set(p) <= {"weight", "bias"} else None
 
 
+def _natural(path: str) -> list:
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split(".")]
+
+
 def _common(a: str, b: str) -> int:
     n = 0
     for x, y in zip(a.split("."), b.split(".")):
@@ -114,6 +118,10 @@ def parse_resnet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
     try:
         return _parse(owners)
     except _Unplaced as e:
+        try:   # keys saved sorted as strings ('model.10' before 'model.2'): retry in natural order
+            return _parse(sorted(owners, key=lambda o: _natural(o[0])))
+        except _Unplaced:
+            pass
         keys = e.keys or [f"{p}.{leaf}" if leaf else p for p, d in owners for leaf in d]
         more = f" (and {len(keys) - 4} more)" if len(keys) > 4 else ""
         raise ValueError(f"not a CycleGAN-family ResNet generator ({e.reason}); could not place "
@@ -277,16 +285,11 @@ class ResnetGenerator(nn.Module):
                 if blocks and not hasattr(self, "blocks"):
                     self.blocks = nn.Sequential(*blocks)
                 setattr(self, name, _stage(lay, norm))
-        self._order = _stage_names(layers)
+        self._order = list(dict.fromkeys(n.split(".")[0] for n in _stage_names(layers)))  # stem, down1.., blocks, up1.., head
 
     def forward(self, content: Tensor) -> Tensor:
         x = content
-        done_blocks = False
         for name in self._order:
-            if name.startswith("blocks."):
-                if not done_blocks:
-                    x, done_blocks = self.blocks(x), True
-                continue
             x = getattr(self, name)(x)
         return x
 

@@ -97,12 +97,11 @@ def _is_reference_cyclegan(sd: dict) -> bool:
 
 
 def _looks_like_resnet_generator(sd: dict) -> bool:
-    """A (possibly wrapped / prefixed) state_dict whose first tensor is a 4-D conv weight with 1-4 input channels."""
+    """A (possibly wrapped / prefixed) state_dict whose first conv weight (4-D) has 1-4 input channels."""
     from interp_gan.models.resnet_generator import unwrap_state_dict
 
-    flat = unwrap_state_dict(sd)
-    first = next(iter(flat.values()), None)
-    return first is not None and first.dim() == 4 and 1 <= first.shape[1] <= 4
+    first = next((v for v in unwrap_state_dict(sd).values() if v.dim() == 4), None)
+    return first is not None and 1 <= first.shape[1] <= 4
 
 
 _STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running stats are ignored, as the "

@@ -86,6 +86,8 @@ def _save(G, path, prefix="", wrap=None):
         obj = {"model": sd, "optimizer_step": 7}
     elif wrap == "flat_multi":      # one flat dict: netG_A.* + netD_A.*
         obj = {**sd, **{f"netD_A.{k}": v for k, v in nn.Conv2d(3, 1, 4).state_dict().items()}}
+    elif wrap == "sorted":          # keys sorted as strings: model.10 before model.2
+        obj = dict(sorted(sd.items()))
     else:
         obj = sd
     torch.save(obj, path)
@@ -110,6 +112,7 @@ VARIANTS = {
     "prefix_G": dict(norm="bn", _prefix="G."),
     "wrap_state_dict": dict(norm="in_affine", block_attr="block", _wrap="state_dict"),
     "wrap_netG_A": dict(_wrap="netG_A", block_attr="block"),
+    "keys_sorted_as_strings": dict(norm="in_affine", block_attr="block", _wrap="sorted"),
     "wrap_model_module": dict(norm="bn", up="resize", _prefix="module.", _wrap="model"),
 }
 
