@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     an = sub.add_parser("analyze", help="run an analysis pipeline on a checkpoint or model and write a report")
     an.add_argument("checkpoint", nargs="?",
-                    help=".safetensors checkpoint, a CycleGAN .pth, a StarGAN v1 -G.ckpt or a StarGAN v2 "
+                    help=".safetensors checkpoint, a CycleGAN-family ResNet generator .pth (any layout of that family), a StarGAN v1 -G.ckpt or a StarGAN v2 "
                          "_nets_ema.ckpt (reference layouts)")
     an.add_argument("--model", help="path/to/file.py:factory or package.module:factory returning an nn.Module")
     an.add_argument("--pipeline", default="analyses/dissection.toml")

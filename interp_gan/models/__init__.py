@@ -4,12 +4,13 @@ from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.features import (FeatureNetUnavailable, RandomFeatureNet, VGGFeatureNet, build_feature_net,
                                        gram, gram_distance, high_pass)
+from interp_gan.models.resnet_generator import ResnetGenerator
 from interp_gan.models.registry import build_model, list_models, register_model
 from interp_gan.models.stargan import StarGANGenerator
 from interp_gan.models.stargan_v2 import StarGANv2
 from interp_gan.models.stylenet import AdaIN, StyleNet
 
 __all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier",
-           "StarGANv2", "texture_view",
+           "StarGANv2", "ResnetGenerator", "texture_view",
            "RandomFeatureNet", "VGGFeatureNet", "build_feature_net", "FeatureNetUnavailable", "gram", "gram_distance", "high_pass",
            "build_model", "list_models", "register_model"]

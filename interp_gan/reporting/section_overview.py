@@ -177,5 +177,5 @@ def overview_section(f, ctx: ReportContext) -> Section:
                       "</p>")
     sec = Section("Model overview", blocks, anchor="overview", figures=figures)
     name = ((f.provenance or {}).get("model_config") or {}).get("name")
-    sec.references = {"cyclegan": ["zhu2017cyclegan"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
+    sec.references = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
     return sec

@@ -61,7 +61,7 @@ def _read_state_dict(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-_CONVERTED = ("cyclegan", "stargan_v1", "stargan_v2")
+_CONVERTED = ("cyclegan", "resnet_generator", "stargan_v1", "stargan_v2")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -85,6 +85,25 @@ def _stargan_v2_model(sd: dict, path: Path) -> tuple[nn.Module, dict]:
     return M, {"name": "stargan_v2", **M.config}
 
 
+def _is_reference_cyclegan(sd: dict) -> bool:
+    """Exactly the reference CycleGANGenerator's keys and shapes (else the family parser reads it)."""
+    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
+
+    try:
+        ref = CycleGANGenerator(**infer_cyclegan_config(sd)).state_dict()
+    except Exception:
+        return False
+    return set(ref) == set(sd) and all(getattr(sd[k], "shape", None) == v.shape for k, v in ref.items())
+
+
+def _looks_like_resnet_generator(sd: dict) -> bool:
+    """A (possibly wrapped / prefixed) state_dict whose first conv weight (4-D) has 1-4 input channels."""
+    from interp_gan.models.resnet_generator import unwrap_state_dict
+
+    first = next((v for v in unwrap_state_dict(sd).values() if v.dim() == 4), None)
+    return first is not None and 1 <= first.shape[1] <= 4
+
+
 _STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running stats are ignored, as the "
                  "authors' test path does (yunjey/stargan#102)")
 
@@ -97,7 +116,7 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
 
     if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
         return _stargan_v2_model(sd, path)
-    if "model.1.weight" in sd:
+    if "model.1.weight" in sd and _is_reference_cyclegan(sd):
         cfg = infer_cyclegan_config(sd)
         G = CycleGANGenerator(**cfg)
         G.load_state_dict(sd)
@@ -108,8 +127,18 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
         return G, {"name": "stargan_v1", "conv_dim": G.conv_dim, "c_dim": G.c_dim, "repeat_num": G.repeat_num}
+    stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
+    if not stargan_d and _looks_like_resnet_generator(sd):
+        from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
+        try:
+            cfg, keymap = parse_resnet_generator(sd)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        G = ResnetGenerator(**cfg)
+        G.load_state_dict(remap_state_dict(sd, keymap))
+        return G, {"name": "resnet_generator", **G.config}
     hint = ""
-    if "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd):
+    if stargan_d:
         hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
     raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict nor a StarGAN v2 "
                      "checkpoint: expected CycleGAN keys like 'model.1.weight', or StarGAN's 'main.0.weight' "

@@ -1,0 +1,301 @@
+"""CycleGAN-family ResNet generators as people actually save them, read from the state_dict alone.
+
+    spec, keymap = parse_resnet_generator(state_dict)     # ValueError (one line) if a key has no place
+    G = ResnetGenerator(spec)
+    G.load_state_dict(remap_state_dict(state_dict, keymap))   # strict: every key placed
+
+The family (Zhu et al., ICCV 2017 and its many re-implementations): a 7x7 stem conv, stride-2
+downsampling convs, residual blocks (two 3x3 convs with equal in/out channels, under any
+attribute name), upsampling by transposed conv or by resize-conv (x2 nearest upsample + 3x3
+conv), a 7x7 head conv and tanh. Norm: plain instance norm (no parameters), affine instance
+norm (weight/bias), or batch norm (running statistics; an InstanceNorm with
+``track_running_stats`` computes the same in eval mode). Dropout in blocks is identity in eval
+mode and has no parameters, so it is not modelled.
+
+What the weights cannot say and is assumed (the reference implementation's choices): ReLU
+activations, reflection padding for the 7x7 and block convs, zero padding (k-1)//2 for the strided
+convs, ``output_padding=1`` for odd-sized transposed convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2,
+'nearest')`` then reflection pad 1 then an unpadded 3x3 conv.
+
+The module names its layers by role: ``stem``, ``down1``.., ``blocks.<i>.conv1/conv2``,
+``up1``.., ``head`` (each stage with ``conv``, ``norm``, ``act``), so hooks and globs address
+them sensibly (``blocks.*.conv2``).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import Tensor, nn
+
+from interp_gan.models.registry import register_model
+
+__all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict"]
+
+_LEAVES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+# wrapper keys / network prefixes, most preferred first (a generator, then its A->B direction)
+_GEN_NAMES = ("state_dict", "model", "netG_A", "netG", "G_A", "G", "generator", "gen", "netG_B", "G_B")
+_FIX = "for another architecture use --model file.py:factory"
+
+
+def unwrap_state_dict(sd: dict) -> dict:
+    """The generator's flat {key: tensor} dict from a possibly wrapped / multi-network dict.
+
+    ``{"state_dict": sd}``, ``{"netG_A": sd, "netD_A": ...}``, ``{"model": sd, "epoch": 3}`` and
+    flat dicts with several networks under prefixes (``netG_A.``, ``netD_A.``) are reduced to the
+    generator; ``module.`` prefixes are stripped.
+    """
+    for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": ...}}
+        subs = {k: v for k, v in sd.items() if isinstance(v, dict)}
+        if not subs:
+            break
+        pick = next((n for n in _GEN_NAMES if n in subs), None)
+        if pick is None and len(subs) == 1:
+            pick = next(iter(subs))
+        if pick is None:
+            break
+        sd = subs[pick]
+    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    heads = {k.split(".", 1)[0] for k in sd}
+    if len(heads) > 1:                      # several networks in one flat dict: keep the generator's
+        pick = next((n for n in _GEN_NAMES[2:] if n in heads), None)
+        if pick is not None:
+            sd = {k[len(pick) + 1:]: v for k, v in sd.items() if k.startswith(pick + ".")}
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def _owners(sd: dict) -> list[tuple[str, dict]]:
+    """[(module path, {leaf: tensor})] in the state_dict's order (= module registration order)."""
+    out: OrderedDict[str, dict] = OrderedDict()
+    for k, v in sd.items():
+        path, _, leaf = k.rpartition(".")
+        if leaf not in _LEAVES:
+            path, leaf = k, ""
+        out.setdefault(path, {})[leaf] = v
+    return list(out.items())
+
+
+def _is_conv(p: dict) -> bool:
+    return "weight" in p and p["weight"].dim() == 4 and set(p) <= {"weight", "bias"}
+
+
+def _norm_kind(p: dict) -> str | None:
+    w = p.get("weight", p.get("running_mean"))
+    if w is None or w.dim() != 1:
+        return None
+    if "running_mean" in p:
+        return "bn" if set(p) <= set(_LEAVES) else None
+    return "in_affine" if set(p) <= {"weight", "bias"} else None
+
+
+def _natural(path: str) -> list:
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split(".")]
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a.split("."), b.split(".")):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class _Unplaced(Exception):
+    def __init__(self, reason: str, keys: list[str]) -> None:
+        super().__init__(reason)
+        self.reason, self.keys = reason, keys
+
+
+def parse_resnet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
+    """(config, keymap): ``ResnetGenerator(**config)`` and source key -> module key for every key.
+
+    Raises a one-line ValueError naming (a few of) the keys it could not place.
+    """
+    sd = unwrap_state_dict(sd)
+    owners = _owners(sd)
+    try:
+        return _parse(owners)
+    except _Unplaced as e:
+        try:   # keys saved sorted as strings ('model.10' before 'model.2'): retry in natural order
+            return _parse(sorted(owners, key=lambda o: _natural(o[0])))
+        except _Unplaced:
+            pass
+        keys = e.keys or [f"{p}.{leaf}" if leaf else p for p, d in owners for leaf in d]
+        more = f" (and {len(keys) - 4} more)" if len(keys) > 4 else ""
+        raise ValueError(f"not a CycleGAN-family ResNet generator ({e.reason}); could not place "
+                         f"{', '.join(keys[:4])}{more}; {_FIX}") from None
+
+
+def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
+    if not owners:
+        raise _Unplaced("no tensors", [])
+    keys_of = lambda i: [f"{owners[i][0]}.{leaf}" if leaf else owners[i][0] for leaf in owners[i][1]]
+    # 1. a flat list of (conv owner index, norm owner index | None)
+    convs: list[tuple[int, int | None]] = []
+    norm_kinds: set[str] = set()
+    i = 0
+    while i < len(owners):
+        if not _is_conv(owners[i][1]):
+            raise _Unplaced(f"'{owners[i][0]}' is neither a conv nor a norm after a conv", keys_of(i))
+        j = None
+        if i + 1 < len(owners) and not _is_conv(owners[i + 1][1]):
+            kind = _norm_kind(owners[i + 1][1])
+            if kind is None:
+                raise _Unplaced(f"'{owners[i + 1][0]}' is neither a conv nor a norm", keys_of(i + 1))
+            norm_kinds.add(kind)
+            j = i + 1
+        convs.append((i, j))
+        i += 2 if j is not None else 1
+    if len(norm_kinds) > 1:
+        raise _Unplaced(f"mixed norms {sorted(norm_kinds)}", [])
+    norm = norm_kinds.pop() if norm_kinds else "in"
+    W = lambda c: owners[convs[c][0]][1]["weight"]
+    has_bias = lambda c: "bias" in owners[convs[c][0]][1]
+    # 2. roles: stem, downs, blocks, ups, head
+    if len(convs) < 2:
+        raise _Unplaced("fewer than two convs", [])
+    w0 = W(0)
+    in_ch, c, k0 = int(w0.shape[1]), int(w0.shape[0]), int(w0.shape[2])
+    layers: list[dict] = [{"role": "stem", "in": in_ch, "out": c, "k": k0, "bias": has_bias(0)}]
+    src = [[0]]
+    n = 1
+    while n < len(convs) - 1 and W(n).shape[1] == c and W(n).shape[0] == 2 * c and W(n).shape[2] != 1:
+        layers.append({"role": "down", "in": c, "out": 2 * c, "k": int(W(n).shape[2]), "bias": has_bias(n)})
+        src.append([n])
+        c, n = 2 * c, n + 1
+    n_blocks = 0
+    while n + 1 < len(convs) - 1 and all(tuple(W(m).shape) == (c, c, 3, 3) for m in (n, n + 1)):
+        a, b = owners[convs[n][0]][0], owners[convs[n + 1][0]][0]
+        shared = _common(a, b)
+        outside = max([_common(a, owners[convs[m][0]][0]) for m in (n - 1, n + 2) if 0 <= m < len(convs)] + [0])
+        if shared <= outside:   # the pair is not one residual block of its own
+            break
+        layers.append({"role": "block", "in": c, "out": c, "k": 3, "bias": has_bias(n) and has_bias(n + 1)})
+        src.append([n, n + 1])
+        n, n_blocks = n + 2, n_blocks + 1
+    if n_blocks == 0:
+        hint = "; a discriminator? pass the generator" if W(len(convs) - 1).shape[0] == 1 else ""
+        raise _Unplaced(f"no residual blocks (pairs of 3x3 {c}->{c} convs) after the "
+                        f"{len(layers) - 1} downsampling convs{hint}", keys_of(convs[n][0]))
+    while n < len(convs) - 1:
+        w = W(n)
+        if w.shape[0] == c and w.shape[1] * 2 == c:      # ConvTranspose2d weight: [in, out, k, k]
+            up = "transposed"
+        elif w.shape[1] == c and w.shape[0] * 2 == c:
+            up = "nearest"
+        else:
+            raise _Unplaced(f"'{owners[convs[n][0]][0]}' of shape {tuple(w.shape)} is not an upsampling "
+                            f"conv from {c} channels", keys_of(convs[n][0]))
+        layers.append({"role": "up", "in": c, "out": c // 2, "k": int(w.shape[2]), "bias": has_bias(n), "up": up})
+        src.append([n])
+        c, n = c // 2, n + 1
+    wh = W(n)
+    if wh.shape[1] != c or convs[n][1] is not None:
+        raise _Unplaced(f"the last conv '{owners[convs[n][0]][0]}' ({tuple(wh.shape)}) is not an output conv "
+                        f"from {c} channels without norm", keys_of(convs[n][0]))
+    layers.append({"role": "head", "in": c, "out": int(wh.shape[0]), "k": int(wh.shape[2]), "bias": has_bias(n)})
+    src.append([n])
+    # 3. keymap: source owner -> module path
+    cfg = {"layers": layers, "norm": norm}
+    keymap: dict[str, str] = {}
+    names = _stage_names(layers)
+    for name, lay, convs_of in zip(names, layers, src):
+        for s, m in enumerate(convs_of):
+            ci, ni = convs[m]
+            sub = f"conv{s + 1}" if lay["role"] == "block" else "conv"
+            nsub = f"norm{s + 1}" if lay["role"] == "block" else "norm"
+            for leaf in owners[ci][1]:
+                keymap[f"{owners[ci][0]}.{leaf}"] = f"{name}.{sub}.{leaf}"
+            if ni is not None:
+                for leaf in owners[ni][1]:
+                    keymap[f"{owners[ni][0]}.{leaf}"] = f"{name}.{nsub}.{leaf}"
+    return cfg, keymap
+
+
+def _stage_names(layers: list[dict]) -> list[str]:
+    counts = {"down": 0, "up": 0, "block": 0}
+    out = []
+    for lay in layers:
+        r = lay["role"]
+        if r == "block":
+            out.append(f"blocks.{counts['block']}")
+            counts["block"] += 1
+        elif r in counts:
+            counts[r] += 1
+            out.append(f"{r}{counts[r]}")
+        else:
+            out.append(r)
+    return out
+
+
+def remap_state_dict(sd: dict, keymap: dict[str, str]) -> dict:
+    sd = unwrap_state_dict(sd)
+    return {keymap[k]: v for k, v in sd.items()}
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "bn":
+        return nn.BatchNorm2d(c)
+    return nn.InstanceNorm2d(c, affine=kind == "in_affine")
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, c: int, norm: str, bias: bool) -> None:
+        super().__init__()
+        self.pad1, self.conv1, self.norm1, self.act = nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=bias), _norm(norm, c), nn.ReLU()
+        self.pad2, self.conv2, self.norm2 = nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=bias), _norm(norm, c)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.norm2(self.conv2(self.pad2(self.act(self.norm1(self.conv1(self.pad1(x)))))))
+
+
+def _stage(lay: dict, norm: str) -> nn.Module:
+    r, i, o, k, b = lay["role"], lay["in"], lay["out"], lay["k"], lay["bias"]
+    m: OrderedDict[str, nn.Module] = OrderedDict()
+    if r in ("stem", "head"):
+        m["pad"], m["conv"] = nn.ReflectionPad2d(k // 2), nn.Conv2d(i, o, k, bias=b)
+    elif r == "down":
+        m["conv"] = nn.Conv2d(i, o, k, stride=2, padding=(k - 1) // 2, bias=b)
+    elif lay["up"] == "transposed":
+        m["conv"] = nn.ConvTranspose2d(i, o, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2, bias=b)
+    else:
+        m["up"], m["pad"] = nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(k // 2)
+        m["conv"] = nn.Conv2d(i, o, k, bias=b)
+    if r == "head":
+        m["act"] = nn.Tanh()
+    else:
+        m["norm"], m["act"] = _norm(norm, o), nn.ReLU()
+    return nn.Sequential(m)
+
+
+@register_model("resnet_generator")
+class ResnetGenerator(nn.Module):
+    """A CycleGAN-family ResNet generator built from ``parse_resnet_generator``'s config."""
+
+    def __init__(self, layers: list[dict], norm: str = "in") -> None:
+        super().__init__()
+        self.config = {"layers": [dict(x) for x in layers], "norm": norm}
+        blocks = []
+        for name, lay in zip(_stage_names(layers), layers):
+            if lay["role"] == "block":
+                blocks.append(_ResBlock(lay["in"], norm, lay["bias"]))
+            else:
+                if blocks and not hasattr(self, "blocks"):
+                    self.blocks = nn.Sequential(*blocks)
+                setattr(self, name, _stage(lay, norm))
+        self._order = list(dict.fromkeys(n.split(".")[0] for n in _stage_names(layers)))  # stem, down1.., blocks, up1.., head
+
+    def forward(self, content: Tensor) -> Tensor:
+        x = content
+        for name in self._order:
+            x = getattr(self, name)(x)
+        return x
+
+    @classmethod
+    def from_state_dict(cls, sd: dict) -> "ResnetGenerator":
+        cfg, keymap = parse_resnet_generator(sd)
+        G = cls(**cfg)
+        G.load_state_dict(remap_state_dict(sd, keymap))
+        return G
