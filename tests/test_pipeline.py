@@ -56,12 +56,12 @@ def test_factory_module_and_a_failing_analysis_is_reported_not_raised(tmp_path):
     with pytest.raises(LookupError, match="dissection_typo"):  # a config error, said before any work
         analyze(f"{f}:make", cfg, out_dir=tmp_path / "rep", data=str(tmp_path / "content"))
     assert not (tmp_path / "rep").exists()
-    cfg = _pipeline(dissection={"n_boot": 20, "n_perm": 20}, ablation={}, directions={})
+    cfg = _pipeline(dissection={"n_boot": 20, "n_perm": 20}, ablation={}, directions={"layer": "nope"})
     report, failed = analyze(f"{f}:make", cfg, out_dir=tmp_path / "rep", data=str(tmp_path / "content"))
-    assert failed == ["directions"]            # no latent and no layer: a clear error, recorded
+    assert failed == ["directions"]            # a layer the model does not have: a clear error, recorded
     findings = json.loads((report / "findings.json").read_text())
     by_name = {f["analysis"]: f for f in findings["findings"]} if "findings" in findings else findings
-    assert "layer=" in json.dumps(by_name["directions"])
+    assert "no layer named" in json.dumps(by_name["directions"])
     assert "one style" in json.dumps(by_name["ablation"])  # skipped with its reason
     units = pd.read_csv(report / "findings" / "dissection_units.csv")
     assert set(units.layer.astype(str)) == {"0", "1"}      # no layers named: every conv layer
