@@ -14,7 +14,14 @@ and the output back to [-1,1]:
   ``<file>.onnx.toml`` or defaults to [0,1]; the output is read in the same layout and range;
 - a second float input of rank 1 or 2 is the style vector: style ``i`` is the one-hot vector
   ``e_i`` (``style_code``), ``stylize_code`` feeds any vector. A rank-1 style input takes one
-  vector per call, so images are run in groups sharing a vector.
+  vector per call; when it is read by conditional instance norm in the usual exported pattern
+  the graph is rewritten to take one vector per image (``_batch_cin_style``), so one forward
+  serves a batch of mixed styles and every hook fires once; otherwise images are run in groups
+  sharing a vector (``meta["input_contract"]["style_batching"]`` says which).
+
+Layer names are onnx2torch's: the ONNX node name without the leading ``/`` and with ``.`` turned
+into ``/`` (``/contract.0/Conv`` -> ``contract/0/Conv``); the conv layers are ``nn.Conv2d``, so
+``spatial_layers`` / ``default_layers`` find them.
 
 Sidecar (all keys optional)::
 
@@ -39,8 +46,8 @@ from interp_gan.util import resolve_device, sha256_file
 __all__ = ["load_onnx_subject", "onnx_max_abs_diff", "ONNX_TOLERANCE"]
 
 # max |subject - onnxruntime| in the subject's [-1,1] output scale that inspect / tests accept.
-# Measured on multistyle26.onnx (CPU, float32, 64 px, uniform random content, styles 0, 3, 7):
-# 3.4e-5 (about 1.7e-5 in the network's own [0,1] scale); the tolerance leaves a wide margin for
+# Measured on multistyle26.onnx (CPU, float32, 64 px, uniform random content, 6 images, mixed
+# styles in one batch): 4.2e-5 (about 2e-5 in the network's own [0,1] scale); the tolerance leaves a wide margin for
 # other sizes and devices while still catching a wrong conversion (errors of 1e-2 and up).
 ONNX_TOLERANCE = 1e-3
 
@@ -79,6 +86,86 @@ def _read_sidecar(path: Path, sidecar: str | Path | None) -> dict:
     if "layout" in cfg and str(cfg["layout"]).upper() not in ("NCHW", "NHWC"):
         raise ValueError(f"{side}: layout {cfg['layout']!r}; expected NCHW or NHWC")
     return {**cfg, "_path": str(side)}
+
+
+def _batch_cin_style(model, style_name: str) -> str | None:
+    """Rewrite, in place, a rank-1 style vector read by conditional instance norm so that it takes one
+    vector per image ([N, D]). The pattern (a PyTorch export of Dumoulin et al.'s CIN, as in
+    multistyle26.onnx): ``u = Unsqueeze(style, axes=[1])``; per norm layer
+    ``Reshape(ReduceSum(Mul(u, W[D,C]), axes=[0], keepdims=0), [1,-1,1,1])``; it becomes
+    ``Reshape(MatMul(style, W), [-1,C,1,1])`` (the MatMul keeps the Mul's node name). Returns a
+    one-line description, or None (graph left untouched) when the graph does not match exactly."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
+              if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+
+    def value(name):
+        if name in consts:
+            return consts[name]
+        return numpy_helper.to_array(inits[name]) if name in inits else None
+
+    users: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    outs = {o.name for o in g.output}
+    first = users.get(style_name, [])
+    if len(first) != 1 or first[0].op_type != "Unsqueeze":
+        return None
+    unsq = first[0]
+    axes = value(unsq.input[1]) if len(unsq.input) > 1 else next(
+        (list(a.ints) for a in unsq.attribute if a.name == "axes"), None)
+    if axes is None or [int(a) for a in list(axes)] != [1] or unsq.output[0] in outs:
+        return None
+    chains = []
+    for mul in users.get(unsq.output[0], []):
+        w = [i for i in mul.input if i != unsq.output[0]]
+        if mul.op_type != "Mul" or len(w) != 1 or w[0] not in inits or len(inits[w[0]].dims) != 2:
+            return None
+        nxt = users.get(mul.output[0], [])
+        if len(nxt) != 1 or nxt[0].op_type != "ReduceSum" or mul.output[0] in outs:
+            return None
+        red = nxt[0]
+        r_axes = value(red.input[1]) if len(red.input) > 1 else next(
+            (list(a.ints) for a in red.attribute if a.name == "axes"), None)
+        keep = next((a.i for a in red.attribute if a.name == "keepdims"), 1)
+        if r_axes is None or [int(a) for a in list(r_axes)] != [0] or keep != 0:
+            return None
+        nxt = users.get(red.output[0], [])
+        if len(nxt) != 1 or nxt[0].op_type != "Reshape" or red.output[0] in outs:
+            return None
+        shape = value(nxt[0].input[1])
+        C = int(inits[w[0]].dims[1])
+        if shape is None or [int(v) for v in shape] not in ([1, -1, 1, 1], [1, C, 1, 1]):
+            return None
+        chains.append((mul, w[0], red, nxt[0], C))
+    if not chains:
+        return None
+    drop = {id(unsq)} | {id(c[2]) for c in chains}
+    for mul, w, red, resh, C in chains:
+        shape_name = f"interp_gan/cin_shape_{C}"
+        if shape_name not in inits:
+            inits[shape_name] = numpy_helper.from_array(__import__("numpy").array([-1, C, 1, 1], dtype="int64"),
+                                                        shape_name)
+            g.initializer.append(inits[shape_name])
+        mm = helper.make_node("MatMul", [style_name, w], [red.output[0]], name=mul.name)
+        mul.CopyFrom(mm)
+        resh.input[1] = shape_name
+    keep_nodes = [n for n in g.node if id(n) not in drop]
+    del g.node[:]
+    g.node.extend(keep_nodes)
+    for i in g.input:
+        if i.name == style_name:
+            dims = i.type.tensor_type.shape.dim
+            d = dims[0].dim_value
+            del dims[:]
+            dims.add().dim_param = "N"
+            dims.add().dim_value = d
+    return (f"style input made per-image: {len(chains)} conditional-instance-norm reads "
+            "Unsqueeze·Mul·ReduceSum rewritten as MatMul(style [N,D], W)")
 
 
 class _OnnxRunner:
@@ -133,8 +220,9 @@ def _check_batching(runner: _OnnxRunner, style_dim: int, device: torch.device) -
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(device)
     code = torch.zeros(2, style_dim, device=device) if style_dim else None
-    if code is not None:
-        code[:, 0] = 1
+    if code is not None:   # two different styles: also checks a per-image style input
+        code[0, 0] = 1
+        code[1, min(1, style_dim - 1)] = 1
     runner.batched = False
     with torch.no_grad():
         single = runner(x, code)
@@ -218,6 +306,15 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu",
     if side:
         contract["sidecar"] = side["_path"]
 
+    style_rank = contract.get("style_rank")
+    if style_rank == 1:   # one vector per call: hooks would fire once per style group; batch it if we can
+        how = _batch_cin_style(model, style["name"])
+        if how:
+            style_rank = 2
+            contract["style_batching"] = how
+        else:
+            contract["style_batching"] = ("one forward per distinct style vector (the style input is rank 1): "
+                                          "a batch mixing styles fires each hook once per style group")
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -226,7 +323,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu",
     # the converted forward takes the graph's inputs in the graph's order
     style_first = style is not None and info.index(style) < info.index(image)
     net = (lambda x, code=None: G(code, x)) if style_first else G
-    runner = _OnnxRunner(net, layout, value_range, contract.get("style_rank"))
+    runner = _OnnxRunner(net, layout, value_range, style_rank)
     batched, why = _check_batching(runner, style_dim, dev)
     contract["batched"] = why
 

@@ -110,3 +110,27 @@ def test_sidecar_gives_names_and_range(tmp_path):
     p.with_name("m.onnx.toml").write_text('style_names = ["a", "b"]\n')
     with pytest.raises(ValueError, match="2 style_names for a style vector of length 26"):
         load_onnx_subject(p, device="cpu")
+
+
+def test_a_mixed_style_batch_is_one_forward(subject, content):
+    """The rank-1 style input is rewritten to one vector per image, so a batch of mixed styles runs
+    one forward and a hook sees the whole batch (what harvesting for dissection needs)."""
+    assert "rewritten as MatMul" in subject.meta["input_contract"]["style_batching"]
+    layer = default_layers(subject.generator)[0]
+    calls = []
+    h = subject.generator.get_submodule(layer).register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    try:
+        with torch.no_grad():
+            subject.generate(torch.cat([content, content]), torch.tensor([0, 1, 2, 3]))
+    finally:
+        h.remove()
+    assert calls == [4]
+
+
+def test_without_the_rewrite_groups_by_style_and_stays_correct(content, monkeypatch):
+    import interp_gan.subject.onnx as mod
+
+    monkeypatch.setattr(mod, "_batch_cin_style", lambda model, name: None)
+    s = load_onnx_subject(MULTI, device="cpu")
+    assert "one forward per distinct style vector" in s.meta["input_contract"]["style_batching"]
+    assert onnx_max_abs_diff(MULTI, s, torch.cat([content, content]), torch.tensor([5, 9, 9, 5])) <= ONNX_TOLERANCE
