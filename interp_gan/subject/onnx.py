@@ -331,6 +331,11 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu",
                       "inputs": [{"name": d["name"], "shape": d["shape"]} for d in info],
                       "outputs": [{"name": o.name, "shape": _dims(o)} for o in model.graph.output]},
             "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path), "input_contract": contract}
+    held = [b for n, b in G.named_buffers() if b.is_floating_point() and b.numel() > 1]
+    if held:   # onnx2torch keeps initializers read by generic ops (CIN's gamma/beta) as buffers, not parameters
+        meta["random_init_note"] = (f"{len(held)} float initializers ({sum(b.numel() for b in held)} values) are "
+                                    "buffers, not parameters: Subject.random_init re-draws the conv layers only "
+                                    "and keeps these trained")
 
     if not style_dim:
         return Subject(generator=G, style_names=names, _generate=lambda c, s, z=None: runner(c, None),

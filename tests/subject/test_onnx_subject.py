@@ -134,3 +134,12 @@ def test_without_the_rewrite_groups_by_style_and_stays_correct(content, monkeypa
     s = load_onnx_subject(MULTI, device="cpu")
     assert "one forward per distinct style vector" in s.meta["input_contract"]["style_batching"]
     assert onnx_max_abs_diff(MULTI, s, torch.cat([content, content]), torch.tensor([5, 9, 9, 5])) <= ONNX_TOLERANCE
+
+
+def test_missing_onnx2torch_is_one_line_naming_the_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx2torch", None)
+    with pytest.raises(ImportError, match="pip install onnx onnx2torch") as e:
+        load_subject(MULTI, device="cpu")
+    assert "\n" not in str(e.value)
