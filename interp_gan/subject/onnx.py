@@ -175,6 +175,7 @@ class _OnnxRunner:
         self.net, self.layout, self.style_rank = net, layout, style_rank
         self.lo, self.hi = _RANGES[value_range]
         self.batched = True   # set by the load-time check
+        self.fixed_hw: tuple[int, int] | None = None   # a graph with a fixed image size
 
     def to_net(self, content: Tensor) -> Tensor:
         x = (content + 1) / 2 * (self.hi - self.lo) + self.lo
@@ -197,6 +198,9 @@ class _OnnxRunner:
                                      else code) for i in range(len(x))])
 
     def __call__(self, content: Tensor, codes: Tensor | None) -> Tensor:
+        if self.fixed_hw is not None and tuple(content.shape[-2:]) != self.fixed_hw:
+            raise ValueError(f"this ONNX network takes {self.fixed_hw[0]}x{self.fixed_hw[1]} images only; "
+                             f"got {content.shape[-2]}x{content.shape[-1]} (set image_size accordingly)")
         x = self.to_net(content)
         if codes is None or self.style_rank == 2:
             return self.from_net(self._batch(x, codes))
@@ -218,7 +222,8 @@ def _check_batching(runner: _OnnxRunner, style_dim: int, device: torch.device) -
     """Whether the converted graph gives the same result for a batch of 2 as for 2 single images
     (an ONNX export often fixes the batch to 1 and a reshape may bake it in)."""
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(device)
+    h, w = runner.fixed_hw or (32, 32)
+    x = (torch.rand(2, 3, h, w, generator=g) * 2 - 1).to(device)
     code = torch.zeros(2, style_dim, device=device) if style_dim else None
     if code is not None:   # two different styles: also checks a per-image style input
         code[0, 0] = 1
@@ -324,6 +329,9 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu",
     style_first = style is not None and info.index(style) < info.index(image)
     net = (lambda x, code=None: G(code, x)) if style_first else G
     runner = _OnnxRunner(net, layout, value_range, style_rank)
+    hw = shape[2:] if layout == "NCHW" else shape[1:3]
+    if contract["size"] == "fixed":
+        runner.fixed_hw = (int(hw[0]), int(hw[1]))
     batched, why = _check_batching(runner, style_dim, dev)
     contract["batched"] = why
 

@@ -143,3 +143,35 @@ def test_missing_onnx2torch_is_one_line_naming_the_install(monkeypatch):
     with pytest.raises(ImportError, match="pip install onnx onnx2torch") as e:
         load_subject(MULTI, device="cpu")
     assert "\n" not in str(e.value)
+
+
+def _tiny_nhwc_onnx(path):
+    """A float NHWC network of a fixed 8x8 size, no style input: Transpose -> 1x1 Conv -> Transpose."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).normal(size=(3, 3, 1, 1)).astype(np.float32) * 0.5
+    nodes = [helper.make_node("Transpose", ["img"], ["a"], perm=[0, 3, 1, 2], name="/to_nchw"),
+             helper.make_node("Conv", ["a", "W"], ["b"], name="/body.0/Conv"),
+             helper.make_node("Transpose", ["b"], ["out"], perm=[0, 2, 3, 1], name="/to_nhwc")]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 8, 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8, 3])],
+                              [numpy_helper.from_array(w, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_nhwc_fixed_size_and_a_sidecar_range(tmp_path):
+    p = tmp_path / "tiny.onnx"
+    _tiny_nhwc_onnx(p)
+    p.with_name("tiny.onnx.toml").write_text('range = "[0,255]"\n')
+    s = load_subject(p, device="cpu")
+    c = s.meta["input_contract"]
+    assert (c["layout"], c["range"], c["size"]) == ("NHWC", "[0,255]", "fixed") and not s.has_latent
+    assert c["inferred"] == ["layout"] and c["from_sidecar"] == ["range"]
+    assert s.style_names == ["output"] and default_layers(s.generator) == ["body/0/Conv"]
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert onnx_max_abs_diff(p, s, x) <= ONNX_TOLERANCE
+    with pytest.raises(ValueError, match="takes 8x8 images only"):
+        s.generate(torch.zeros(1, 3, 16, 16), torch.zeros(1, dtype=torch.long))
