@@ -35,6 +35,7 @@ and which were defaulted. Quantised graphs (QuantizeLinear / DequantizeLinear) a
 from __future__ import annotations
 
 import tomllib
+import warnings
 from pathlib import Path
 
 import torch
@@ -95,6 +96,7 @@ def _batch_cin_style(model, style_name: str) -> str | None:
     ``Reshape(ReduceSum(Mul(u, W[D,C]), axes=[0], keepdims=0), [1,-1,1,1])``; it becomes
     ``Reshape(MatMul(style, W), [-1,C,1,1])`` (the MatMul keeps the Mul's node name). Returns a
     one-line description, or None (graph left untouched) when the graph does not match exactly."""
+    import numpy as np
     from onnx import helper, numpy_helper
 
     g = model.graph
@@ -148,8 +150,7 @@ def _batch_cin_style(model, style_name: str) -> str | None:
     for mul, w, red, resh, C in chains:
         shape_name = f"interp_gan/cin_shape_{C}"
         if shape_name not in inits:
-            inits[shape_name] = numpy_helper.from_array(__import__("numpy").array([-1, C, 1, 1], dtype="int64"),
-                                                        shape_name)
+            inits[shape_name] = numpy_helper.from_array(np.array([-1, C, 1, 1], dtype=np.int64), shape_name)
             g.initializer.append(inits[shape_name])
         mm = helper.make_node("MatMul", [style_name, w], [red.output[0]], name=mul.name)
         mul.CopyFrom(mm)
@@ -320,7 +321,6 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu",
         else:
             contract["style_batching"] = ("one forward per distinct style vector (the style input is rank 1): "
                                           "a batch mixing styles fires each hook once per style group")
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         G = onnx2torch.convert(model)
