@@ -126,7 +126,26 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
         if name:
             n_params = sum(p.numel() for p in m.parameters(recurse=False))
             print(f"  {name:<40} {type(m).__name__:<20} {str(shapes.get(name, 'not run')):<22} {n_params} params")
+    if subject.meta.get("model", {}).get("name") == "onnx":
+        _print_onnx_check(a.checkpoint, subject, a.size)
     return 0
+
+
+def _print_onnx_check(path: str, subject, size: int) -> None:
+    """The converted subject against onnxruntime on the original file (2 seeded random images)."""
+    import torch
+
+    from interp_gan.subject.onnx import ONNX_TOLERANCE, onnx_max_abs_diff
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, size, size, generator=g) * 2 - 1
+    ids = torch.tensor([0, subject.num_styles - 1])
+    diff = onnx_max_abs_diff(path, subject, x, ids)
+    c = subject.meta["input_contract"]
+    print(f"\nonnxruntime check (2 random {size}x{size} images, styles {ids.tolist()}): max abs diff {diff:.2e} "
+          f"in [-1,1] output units (tolerance {ONNX_TOLERANCE:g}): {'ok' if diff <= ONNX_TOLERANCE else 'MISMATCH'}")
+    print(f"input contract: layout {c['layout']}, range {c['range']}; inferred {c['inferred'] or 'nothing'}, "
+          f"from sidecar {c['from_sidecar'] or 'nothing'}, defaulted {c['defaulted'] or 'nothing'}")
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:

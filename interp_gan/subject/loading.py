@@ -4,6 +4,7 @@
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
+    subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -256,7 +257,8 @@ convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN
 
 def load_subject(spec: str | Path, device: str = "auto") -> Subject:
     """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, a StarGAN v2
-    ``*_nets_ema.ckpt``, or a ``file.py:factory`` spec."""
+    ``*_nets_ema.ckpt``, a float ``.onnx`` file (``interp_gan.subject.onnx``), or a
+    ``file.py:factory`` spec."""
     dev = resolve_device(device)
     s = str(spec)
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
@@ -275,5 +277,8 @@ def load_subject(spec: str | Path, device: str = "auto") -> Subject:
         return _from_checkpoint(path, dev)
     if path.suffix in (".pth", ".pt", ".ckpt"):
         return _from_pth(path, dev)
-    raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, or a state_dict "
-                     ".pth / .pt / .ckpt")
+    if path.suffix == ".onnx":
+        from interp_gan.subject.onnx import load_onnx_subject
+        return load_onnx_subject(path, dev)
+    raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, a state_dict "
+                     ".pth / .pt / .ckpt, or an .onnx file")
