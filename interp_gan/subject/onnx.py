@@ -44,6 +44,10 @@ from torch import Tensor, nn
 from interp_gan.subject.protocol import Subject
 from interp_gan.util import resolve_device, sha256_file
 
+# onnx2torch's Slice indexes with a list, which torch deprecates on every forward: noise, not a finding
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing",
+                        category=UserWarning, module="onnx2torch")
+
 __all__ = ["load_onnx_subject", "onnx_max_abs_diff", "ONNX_TOLERANCE"]
 
 # max |subject - onnxruntime| in the subject's [-1,1] output scale that inspect / tests accept.
