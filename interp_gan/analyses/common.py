@@ -1,5 +1,5 @@
 """Helpers the analyses share, written once: seeded noise and RNG, style checks, per-image unit
-means, a layer's channel means while generating, and the log-odds measure.
+means, a layer's channel means while generating, the log-odds measure and image thumbnails.
 
     with seeded(0):
         images = subject.generate(content, ids, fixed_z(subject, data, seed=0))
@@ -12,13 +12,14 @@ from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from interp_gan.analyses.base import AnalysisData
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, require_samples
 from interp_gan.harvest.hooks import Trace, run_until_stop
 
-__all__ = ["fixed_z", "seeded", "check_styles", "unit_means", "channel_means", "log_odds"]
+__all__ = ["fixed_z", "seeded", "check_styles", "unit_means", "channel_means", "log_odds", "thumbnails"]
 
 
 def fixed_z(subject, data: AnalysisData, seed: int) -> Tensor | None:
@@ -88,3 +89,12 @@ def log_odds(logits: Tensor) -> Tensor:
     others = logits[:, None, :].expand(-1, S, -1).masked_fill(torch.eye(S, dtype=torch.bool, device=logits.device),
                                                               float("-inf"))
     return logits - torch.logsumexp(others, dim=2)
+
+
+def thumbnails(images: Tensor, size: int = 64) -> np.ndarray:
+    """[N,3,H,W] in [-1,1] -> uint8 [N,h,w,3] with h, w <= size (area downsampling)."""
+    images = images.detach().float()
+    h, w = images.shape[-2:]
+    if max(h, w) > size:
+        images = F.interpolate(images.float(), size=(h * size // max(h, w), w * size // max(h, w)), mode="area")
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

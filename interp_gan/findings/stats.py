@@ -212,7 +212,7 @@ def floor_note(p: np.ndarray, n_perm: int, *, what: str = "p-values", param: str
     suggest = max(10 * n_perm, math.ceil(10 * m / alpha))
     bh = (f"; with {m} tests BH needs p <= {alpha / m:.2g} for the first discovery, so the floor alone keeps "
           f"q >= {fl:.2g}" if fl > alpha / m else "")
-    return (f"{k} of {m} {what} ({k / m:.0%}) sit at the permutation floor 1 / (1 + {param}) = {fl:.3g} "
+    return (f"{k} of {m} {what} ({k / m:.0%}) sit at the permutation floor 1/({param}+1) = {fl:.3g} "
             f"({param} = {n_perm}): their true p may be much smaller{bh}; raise {param} (e.g. to {suggest}) "
             f"to resolve them")
 

@@ -26,7 +26,7 @@ so every rank computes bit-identical results, run after run. For ``Moments``, ``
 ``IoUCounts`` counts the merge equals one pass over all the data (up to float rounding in the
 Chan et al. update); ``Quantile`` is within the sketch's rank error of it (see ``stats.py``).
 
-A collective runs only when every rank reaches it. ``fail_together`` keeps a failure on one
+A collective runs only when every rank reaches it. ``interp_gan.distributed.fail_together`` keeps a failure on one
 rank from leaving the others waiting in the next collective: a local step is run inside it, and
 at its end the ranks exchange one status each, so when the step raised on any rank it raises
 on all of them (the failing rank its own exception, the others a ``RuntimeError`` naming the
@@ -48,11 +48,10 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from interp_gan.distributed import all_gather_objects, all_sum, dist_ready, fail_together, rank_and_world
+from interp_gan.distributed import dist_ready
 from interp_gan.harvest.stats import Stat
 
-__all__ = ["all_merge", "shard_indices", "dist_ready", "rank_and_world", "all_gather_objects", "all_sum",
-           "fail_together"]
+__all__ = ["all_merge", "shard_indices"]
 
 S = TypeVar("S", bound=Stat)
 

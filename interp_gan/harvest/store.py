@@ -43,7 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interp_gan.harvest.distributed import all_gather_objects, all_merge, fail_together, rank_and_world
+from interp_gan.distributed import all_gather_objects, fail_together, rank_and_world
+from interp_gan.harvest.distributed import all_merge
 from interp_gan.harvest.hooks import TraceDict, run_until_stop, resolve_layers
 from interp_gan.harvest.stats import Stat
 

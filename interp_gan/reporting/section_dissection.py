@@ -108,7 +108,7 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     """The channel dissection's section; also shows any analysis that writes the same tables (the
     discriminator dissection), under its own title, with its first note saying what was dissected."""
     title = finding.section.get("title") or "Channel dissection"
-    tables = {name.rsplit("_", 1)[-1]: df for name, df in finding.tables.items()}   # units, iou, control, top
+    tables = {kind: finding.tables.get(f"{finding.analysis}_{kind}") for kind in ("units", "iou", "control", "top")}
     units, long = tables["units"], tables["iou"]
     p = finding.params
     blocks: list = [HOW_TO_READ.format(q=1 - p.get("quantile", 0.99), t=p.get("iou_threshold", 0.04),

@@ -4,7 +4,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from interp_gan.harvest.distributed import all_merge, dist_ready, shard_indices
+from interp_gan.distributed import dist_ready
+from interp_gan.harvest.distributed import all_merge, shard_indices
 from interp_gan.harvest.stats import IoUCounts, Moments, Quantile, TopK
 
 pytestmark = pytest.mark.slow   # fresh processes import torch: seconds each

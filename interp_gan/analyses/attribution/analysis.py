@@ -43,7 +43,7 @@ from captum.attr import (GradientShap, IntegratedGradients, LayerAttribution, La
 from scipy.stats import norm, spearmanr
 from torch import Tensor, nn
 
-from interp_gan.analyses.common import log_odds
+from interp_gan.analyses.common import log_odds, thumbnails
 from interp_gan.analyses.attribution.sanity import (cascading_randomization, compare_maps,
                                                     data_randomized_copy, with_parameters)
 from interp_gan.analyses.attribution.targets import Target, balanced_order, build_targets, TARGET_NAMES
@@ -190,13 +190,6 @@ def _small(maps: Tensor, size: int) -> np.ndarray:
     return a[:, 0].cpu().numpy().astype(np.float16)
 
 
-def _uint8(images: Tensor, size: int) -> np.ndarray:
-    x = images.detach().float()
-    if max(x.shape[-2:]) > size:
-        x = F.adaptive_avg_pool2d(x, (size * x.shape[-2] // max(x.shape[-2:]), size * x.shape[-1] // max(x.shape[-2:])))
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 @register_analysis(
     "attribution", title="Attribution", order=70,
     references=("sundararajan2017ig", "smilkov2017smoothgrad", "selvaraju2017gradcam", "adebayo2018sanity",
@@ -278,7 +271,7 @@ class Attribution(Analysis):
         main = slice(0, self.n_images)                  # the maps shown; the sanity checks may use more
         for t in (t for t in targets if t.name in pixel_targets):
             if t.images is not None:
-                arrays[f"images__{t.key}"] = _uint8(t.images[main], self.map_size)
+                arrays[f"images__{t.key}"] = thumbnails(t.images[main], self.map_size)
             if "mask" in t.meta:
                 arrays["region_mask"] = t.meta["mask"].cpu().numpy().astype(np.float16)
             for method in self.methods:

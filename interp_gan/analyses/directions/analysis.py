@@ -54,29 +54,20 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from interp_gan.analyses.directions import methods as dm
-from interp_gan.analyses.common import channel_means, log_odds
+from interp_gan.analyses.common import channel_means, log_odds, thumbnails
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.directions.voynov import fit_voynov_babenko
 from interp_gan.harvest.hooks import Trace, add_vector, default_unit_layer, get_module, spatial_layers, style_blocks
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import bh_qvalues, bootstrap_interval, floor_note, permutation_pvalue
 
-__all__ = ["Directions", "thumbnails"]
+__all__ = ["Directions"]
 
 _METHODS = ("pca", "sefa", "svm", "svm_cond", "random", "voynov")
 _SPACES = ("style_code", "z", "activation")
-
-
-def thumbnails(images: Tensor, size: int = 64) -> np.ndarray:
-    """[N,3,H,W] in [-1,1] -> uint8 [N,h,w,3] with h, w <= size (area downsampling)."""
-    h, w = images.shape[-2:]
-    if max(h, w) > size:
-        images = F.interpolate(images.float(), size=(h * size // max(h, w), w * size // max(h, w)), mode="area")
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 @dataclass

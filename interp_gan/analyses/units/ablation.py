@@ -67,7 +67,7 @@ from interp_gan.harvest.hooks import Edit, Trace, TraceDict, ablate, default_uni
 from interp_gan.analyses.common import check_styles, fixed_z, log_odds, seeded, unit_means
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 from interp_gan.findings import Finding
-from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues
+from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue",
            "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction"]
@@ -451,20 +451,12 @@ class Ablation(Analysis):
         if 0 < self.n_random and 1 / (self.n_random + 1) > ALPHA:
             notes.append(f"with n_random = {self.n_random} p_random cannot reach {ALPHA} (floor "
                          f"{1 / (self.n_random + 1):.2g}): raise n_random to 19 or more")
-        pr = df.loc[df["baseline"] == "top", "p_random"].to_numpy(dtype=float)
-        pr = pr[np.isfinite(pr)]
-        if len(pr) and self.n_random > 0:
-            at = int(np.sum(pr <= 1 / (self.n_random + 1) + 1e-12))
-            if at >= max(5, 0.05 * len(pr)):
-                notes.append(f"{at} of {len(pr)} selected-set rows have p_random at its floor 1/(n_random+1) = "
-                             f"{1 / (self.n_random + 1):.2g}; BH cannot bring their q below that floor times "
-                             f"{len(pr)}/{at}: raise n_random (99 gives a floor of 0.01)")
-        pz = df.loc[df["baseline"] == "top", "p_zero"].to_numpy(dtype=float)
-        pz = pz[np.isfinite(pz)]
-        at = int(np.sum(pz <= 1 / (self.n_perm + 1) + 1e-12))
-        if len(pz) and at >= max(10, 0.05 * len(pz)):
-            notes.append(f"{at} of {len(pz)} p_zero values sit at the permutation floor 1/(n_perm+1) = "
-                         f"{1 / (self.n_perm + 1):.2g}: raise n_perm to resolve them")
+        top = df["baseline"] == "top"
+        for col, n, param, what in (("p_random", self.n_random, "n_random", "selected-set p_random values"),
+                                    ("p_zero", self.n_perm, "n_perm", "p_zero values")):
+            fl = floor_note(df.loc[top, col].to_numpy(dtype=float), n, what=what, param=param, min_share=0.05) \
+                if n > 0 else None
+            notes += [fl] if fl else []
         notes.append(f"CI: studentized (bootstrap-t) interval of the mean paired difference over images ({self.n_boot} resamples); "
                      f"random rows: the same for the mean over sets, random_low / random_high the 2.5-97.5% range "
                      f"of the random sets' effects, random_sd their SD; p_zero: sign-flip test of mean = 0 "

@@ -76,9 +76,7 @@ class DiscriminatorDissection(Dissection):
         images, ids, n_fake = judged_images(subject, data)
         judged = AnalysisData(images, ids, fingerprint=f"{data.fingerprint}+judged", batch_size=data.batch_size)
         finding = super().run(_critic(D, subject.style_names), judged)
-        if not finding.skipped:   # its own table names: dissection_units.csv stays the generator's
-            finding.tables = {name.replace("dissection_", "discriminator_dissection_", 1): df
-                              for name, df in finding.tables.items()}
+        if not finding.skipped:   # tables are named after the analysis: dissection_units.csv stays the generator's
             finding.notes.insert(0, f"Units of the discriminator, on the {len(images)} images it judged: "
                                     f"{n_fake} generated (toward each target style) then {len(images) - n_fake} real "
                                     "style images; 'style:<name>' is the image's target style or real label.")

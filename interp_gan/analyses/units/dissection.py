@@ -94,15 +94,15 @@ from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.units.concepts import CONCEPT_NAMES, Segmenter, concept_masks, resolve_segmenter
-from interp_gan.harvest.distributed import (all_gather_objects, all_merge, all_sum, fail_together, rank_and_world,
-                                             shard_indices)
+from interp_gan.distributed import all_gather_objects, all_sum, fail_together, rank_and_world
+from interp_gan.harvest.distributed import all_merge, shard_indices
 from interp_gan.harvest.store import ActivationStore, harvest
 from interp_gan.harvest.hooks import resolve_layers, spatial_layers
 from interp_gan.harvest.stats import IoUCounts, Quantile, TopK, tie_include_fraction
 from interp_gan.findings import Finding
 from interp_gan.harvest.nulls import (mask_spectrum, perm_pvalue, permutation_sums, selection_halves, shift_sums,
                                        stratified_permutations)
-from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, require_samples
+from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note, require_samples
 
 __all__ = ["Dissection", "unit_regions", "hash_uniform"]
 
@@ -476,8 +476,8 @@ class Dissection(Analysis):
     def _finding(self, subject, data, out, ctrl) -> Finding:
         layers, units, long, stats = out["layers"], out["units"], out["long"], out["stats"]
         world = rank_and_world()[1]
-        tables = {"dissection_units": units, "dissection_iou": long,
-                  "dissection_top": self._top_table(units, out["top_idx"])}
+        t = self.name        # "dissection"; a subclass' own name keeps its tables apart in a report
+        tables = {f"{t}_units": units, f"{t}_iou": long, f"{t}_top": self._top_table(units, out["top_idx"])}
         notes = []
         for n in layers:
             nan = int(stats[n]["q"].nan_count.sum()) if stats[n]["q"].nan_count is not None else 0
@@ -508,7 +508,8 @@ class Dissection(Analysis):
             notes.append(f"bootstrap: {nf['reps']} replicates of {nf['units']} units had an empty union (no IoU) and "
                          f"were left out of their CIs" + (f"; {nf['no_ci']} units have no CI at all (NaN)"
                                                           if nf["no_ci"] else ""))
-        notes += self._floor_notes(long)
+        fl = floor_note(long["p_value"].to_numpy(float), self.n_perm, what="tests", min_share=0, alpha=self.alpha)
+        notes += [fl] if fl else []
         tied = units[units.tie_mass > 0]
         if len(tied):
             inc = tied.tie_included
@@ -518,8 +519,7 @@ class Dissection(Analysis):
                          f"split at random, seeded)" + (" (ties='strict': ties left out)" if self.ties == "strict"
                                                         else ""))
         if ctrl is not None:
-            tables["dissection_control"] = self._control_table(layers, units, long, ctrl)
-            c = tables["dissection_control"]
+            tables[f"{t}_control"] = c = self._control_table(layers, units, long, ctrl)
             tot = c[c.layer == "all"].iloc[0]
             seed = self.seed if self.control_seed is None else self.control_seed
             notes.append(f"random-init control (seed {seed}: the same architecture at PyTorch's default "
@@ -536,19 +536,6 @@ class Dissection(Analysis):
         return Finding(analysis=self.name, params=self.params(), tables=tables, arrays=out["arrays"], notes=notes,
                        provenance={"data_fingerprint": data.fingerprint, "seed": self.seed,
                                    **{k: v for k, v in subject.meta.items() if k in ("sha256", "checkpoint")}})
-
-    def _floor_notes(self, long: pd.DataFrame) -> list[str]:
-        floor = 1 / (1 + self.n_perm)
-        p = long["p_value"].to_numpy()
-        m = int(np.isfinite(p).sum())
-        at = int((p <= floor * (1 + 1e-9)).sum())
-        if not at:
-            return []
-        need = int(np.ceil(m / self.alpha))
-        return [f"{at} of {m} tests have p at the permutation floor 1/(n_perm+1) = {floor:.2g}: their true p may be "
-                f"far smaller and their order is not resolved; BH over {m} tests can only reach q below {self.alpha} "
-                f"for a lone test with p < {self.alpha / m:.2g}, so raise n_perm (about {need} or more) to separate "
-                f"them"]
 
     def _control_table(self, layers, units, long, ctrl) -> pd.DataFrame:
         cu, cl = ctrl["units"], ctrl["long"]

@@ -53,16 +53,16 @@ from torch import Tensor, nn
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.common import check_styles, fixed_z, seeded, unit_means
-from interp_gan.harvest.distributed import all_gather_objects, fail_together, rank_and_world, shard_indices
+from interp_gan.distributed import all_gather_objects, fail_together, rank_and_world
+from interp_gan.harvest.distributed import shard_indices
 from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, default_layers, resolve_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
-from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues
+from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
-           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "auroc_ci",
-           "floor_note"]
+           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "auroc_ci"]
 
 
 # --- shared helpers (also used by ablation) ------------------------------------------------------
@@ -201,19 +201,6 @@ def auroc_ci(x: np.ndarray, y: np.ndarray, n_styles: int, level: float = 0.95) -
         rest = y != s
         lo[s], hi[s] = auroc_interval(x[y == s], x[rest], level, neg_strata=y[rest])
     return lo, hi
-
-
-def floor_note(p: np.ndarray, n_perm: int, what: str = "tests", param: str = "n_perm") -> str | None:
-    """A note when many permutation p-values sit at their floor 1 / (n_perm + 1), else None."""
-    p = np.asarray(p, dtype=float)
-    p = p[np.isfinite(p)]
-    floor = 1 / (n_perm + 1)
-    n_floor = int(np.sum(p <= floor * (1 + 1e-9)))
-    if not len(p) or n_floor < max(10, 0.05 * len(p)):
-        return None
-    return (f"{n_floor} of {len(p)} {what} have p at the permutation floor 1/({param}+1) = {floor:.2g}: their true "
-            f"p may be much smaller, and their q-values are bounded below by this floor; raise {param} "
-            f"(e.g. to {max(10 * n_perm, 20 * len(p))}) to resolve them")
 
 
 def auroc_bootstrap_ci(x: np.ndarray, y: np.ndarray, n_styles: int, n_boot: int = 500, level: float = 0.95,
@@ -362,7 +349,7 @@ class StyleUnits(Analysis):
         if m and m / (self.n_perm + 1) > 0.05:
             notes.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
                          f"lone discovery needs p < 0.05/{m}: raise n_perm above {20 * m}")
-        fl = floor_note(pv, self.n_perm, "unit x style tests")
+        fl = floor_note(pv, self.n_perm, what="unit x style tests", min_share=0.05)
         if fl:
             notes.append(fl)
         tables = {"style_units": df}

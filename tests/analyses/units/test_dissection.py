@@ -567,7 +567,6 @@ def test_floor_and_undefined_bootstrap_replicates_are_noted():
     torch.manual_seed(0)
     m = Planted()
     m.detect.register_forward_hook(lambda mod, i, o: o.__setitem__((slice(None), 4), 0.0))
-    g = torch.Generator().manual_seed(0)
     content = _data(32).content.clamp(-0.5, 1)        # nothing darker than black's value cut
     f = Dissection(layers=["detect"], n_perm=19, n_boot=50, control=False).run(
         Subject.from_module(m), AnalysisData(content, torch.zeros(32, dtype=torch.long), batch_size=8))

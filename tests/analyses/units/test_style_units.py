@@ -339,8 +339,9 @@ def test_many_p_values_at_the_permutation_floor_are_noted():
     rng = np.random.default_rng(0)
     y = np.arange(48) % 3
     x = rng.normal(size=(48, 20)) + 5 * (y[:, None] == 0)
-    from interp_gan.analyses.units.style_units import auroc_pvalues, floor_note
+    from interp_gan.analyses.units.style_units import auroc_pvalues
+    from interp_gan.findings.stats import floor_note
     p = auroc_pvalues(x, y, 3, n_perm=9, seed=0)
-    note = floor_note(p, 9, "unit x style tests")
+    note = floor_note(p, 9, what="unit x style tests", min_share=0.05)   # as StyleUnits calls it
     assert note is not None and note.startswith(f"{int((p <= 0.1 + 1e-12).sum())} of 60") and "raise n_perm" in note
-    assert floor_note(auroc_pvalues(rng.normal(size=(48, 20)), y, 3, n_perm=99, seed=0), 99) is None
+    assert floor_note(auroc_pvalues(rng.normal(size=(48, 20)), y, 3, n_perm=99, seed=0), 99, min_share=0.05) is None

@@ -1,0 +1,57 @@
+"""Every verdict word agrees with the numbers beside it, on every row, on planted models where
+both verdicts occur: ablation's beyond_random is p_random <= 0.05 (selected sets; random sets carry
+none), directions' beyond_random is q_random <= 0.05 (discovered directions; random controls carry
+none), dissection's labelled is q < alpha with held-out IoU above the threshold, and its label is
+non-empty exactly then. (Attribution's passed / failed / inconclusive rule is checked on random
+intervals in test_attribution_stats.py.)"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from interp_gan.analyses.base import build_analysis
+from interp_gan.subject.protocol import Subject
+
+_TESTS = Path(__file__).resolve().parents[1]
+for _d in (_TESTS / "analyses" / "units", _TESTS / "statistics"):   # the planted models live beside their tests
+    if str(_d) not in sys.path:
+        sys.path.insert(0, str(_d))
+
+from test_directions_stats import _data as direction_data, _run as run_directions, _subject as direction_subject  # noqa: E402
+from test_dissection import Planted, _data as scene_data  # noqa: E402
+from test_style_units import make_planted_data, make_planted_subject  # noqa: E402
+
+
+def test_ablation_beyond_random_is_p_random_at_most_005():
+    torch.manual_seed(0)
+    df = build_analysis("ablation", layer="mix", ks=(1, 4), n_random=19, n_boot=100, seed=0).run(
+        make_planted_subject(channels=48), make_planted_data()).tables["ablation"]
+    top, rnd = df[df.baseline == "top"], df[df.baseline != "top"]
+    verdict = top.beyond_random.astype(bool)
+    assert verdict.any() and not verdict.all()                      # both words occur
+    assert (verdict == (top.p_random <= 0.05)).all()
+    assert rnd.beyond_random.isna().all()
+
+
+def test_directions_beyond_random_is_q_random_at_most_005():
+    torch.manual_seed(0)
+    subj, _, _ = direction_subject(0, a=0.1, b=0.3)
+    df = run_directions(subj, direction_data(0), methods=("svm", "pca", "random"), n_random=39).tables["directions"]
+    found, rnd = df[df.method != "random"], df[df.method == "random"]
+    verdict = found.beyond_random.astype(bool)
+    assert verdict.any() and not verdict.all()
+    assert (verdict == (found.q_random <= 0.05)).all()
+    assert rnd.beyond_random.isna().all()
+
+
+def test_dissection_labelled_is_q_below_alpha_and_iou_above_threshold():
+    torch.manual_seed(0)
+    f = build_analysis("dissection", layers=["detect", "trunk"], n_perm=199, n_boot=50, iou_threshold=0.04,
+                       alpha=0.05, control=False).run(Subject.from_module(Planted()), scene_data())
+    u = f.tables["dissection_units"]
+    labelled = u.labelled.astype(bool).to_numpy()
+    assert labelled.any() and not labelled.all()
+    assert np.array_equal(labelled, ((u.q_value < 0.05) & (u.iou > 0.04)).to_numpy())
+    assert np.array_equal(u.label.astype(str).ne("").to_numpy(), labelled)
+
