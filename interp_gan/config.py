@@ -173,6 +173,9 @@ class PipelineConfig(_Config):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     analyses: tuple[AnalysisSpec, ...] = ()
     feature_net: str = ""   # "" = the subject's own f; "random" or "vgg19:<path>" = use this f for Gram distances
+    # "auto": a subject without the two independent style classifiers (an ONNX network, a third-party
+    # checkpoint) gets them trained (cached) on the data's real images of its styles; "none": never
+    classifiers: Literal["auto", "none"] = "auto"
 
     def __post_init__(self) -> None:
         _check_literal(self)

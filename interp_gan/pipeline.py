@@ -30,7 +30,7 @@ from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
 from interp_gan.findings import Finding, provenance
 
-__all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for", "use_feature_net"]
+__all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for", "use_feature_net", "attach_classifiers"]
 
 
 def _log(msg: str, every_rank: bool = False) -> None:
@@ -108,6 +108,28 @@ def use_feature_net(subject: Subject, spec: str) -> Subject:
     return subject
 
 
+def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) -> Subject:
+    """Give a subject that came without the two independent style classifiers (an ONNX network,
+    a third-party checkpoint) a pair trained on the data's real images of its own styles (cached
+    by data and style names), so the analyses that judge style can run; their held-out accuracy
+    goes into ``meta["analysis_classifiers"]`` (and the report's model card). When that is not
+    possible ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
+    from interp_gan.training.classifiers import classifiers_for_styles
+
+    clfs, info = classifiers_for_styles(subject.style_names, data.style_images, data.style_labels,
+                                        data.fingerprint, image_size)
+    if clfs is None:
+        subject.meta = {**subject.meta, "classifiers_missing": info}
+        _log(f"no independent style classifiers: {info}")
+        return subject
+    subject.classifier = clfs["rgb"].to(subject.device)
+    subject.texture_classifier = clfs["texture"].to(subject.device)
+    subject.meta = {**subject.meta, "analysis_classifiers": {"trained_on": "the data's real style images", **info}}
+    _log(f"independent style classifiers trained on real style images: held-out accuracy rgb {info['rgb']:.3f}, "
+         f"texture {info['texture']:.3f} ({info['held_out']} images, {subject.num_styles} styles)")
+    return subject
+
+
 def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> tuple[dict[str, Finding], list[str]]:
     """Run each configured analysis; returns (findings by name, names that failed), in the
     config's order. Under torchrun: the sharded analyses on every rank, then the others on rank
@@ -178,6 +200,8 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     adata = analysis_data(subject, cfg, data or cfg.data)
     _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")
+    if cfg.classifiers == "auto" and subject.classifier is None and subject.texture_classifier is None:
+        attach_classifiers(subject, adata, cfg.image_size)
     adata = _to_device(adata, subject.device)
     findings, failed = run_analyses(subject, adata, cfg)
     out = Path(out_dir or f"reports/{cfg.name}")

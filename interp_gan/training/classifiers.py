@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ from interp_gan.models import StyleClassifier
 from interp_gan.util import atomic_write
 from interp_gan.training.sampling import centre_crop_batch, crop_batch
 
-__all__ = ["train_classifiers", "split_holdout", "classifier_accuracy"]
+__all__ = ["train_classifiers", "split_holdout", "classifier_accuracy", "classifiers_for_styles"]
 
 
 def split_holdout(style_labels: Tensor, fraction: float = 0.2, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -113,3 +114,31 @@ def train_classifiers(data, image_size: int, steps: int = 300, ch: int = 32, bat
                                        "hparams": json.dumps(hp), "held_out": str(len(held_ix))})
         atomic_write(path, lambda fh: fh.write(blob))
     return clfs, acc
+
+
+def classifiers_for_styles(style_names: list[str], style_images: Tensor | None, style_labels: Tensor | None,
+                           fingerprint: str, image_size: int, steps: int = 300, ch: int = 32,
+                           device: str | torch.device = "cpu") -> tuple[dict[str, StyleClassifier] | None, dict | str]:
+    """The two evaluation classifiers for a subject that came without them (an ONNX network, a
+    third-party checkpoint), trained (or loaded from cache) on the real style images of its own
+    styles: ``style_labels`` index ``style_names``. Returns (classifiers, {"rgb": acc, "texture":
+    acc, "held_out": n}) or (None, the reason none were trained): every style needs at least two
+    real images (one to train on, one held out), or a classifier's logit for it would be untrained.
+    """
+    n = len(style_names)
+    if n < 2:
+        return None, "one style only: nothing to classify"
+    if style_images is None or style_labels is None or not len(style_images):
+        return None, "no real style images of the subject's styles in the data"
+    counts = torch.bincount(style_labels.long().cpu(), minlength=n)
+    lacking = [style_names[i] for i in range(n) if counts[i] < 2]
+    if lacking:
+        return None, (f"{len(lacking)} of {n} styles have fewer than 2 real images in the data "
+                      f"({', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''})")
+    key = hashlib.sha256(json.dumps([fingerprint, list(style_names)]).encode()).hexdigest()
+
+    data = SimpleNamespace(style=style_images.cpu(), style_labels=style_labels.long().cpu(),
+                           style_names=list(style_names), fingerprint=key)
+    clfs, acc = train_classifiers(data, image_size, steps=steps, ch=ch, device=device)
+    _, held = split_holdout(data.style_labels)
+    return clfs, {**acc, "held_out": int(len(held)), "steps": steps}

@@ -1,0 +1,41 @@
+"""A subject that came without the independent style classifiers gets them trained on the data's
+real images of its styles (pipeline.attach_classifiers); when that cannot be done, the reason."""
+import torch
+
+from interp_gan.analyses.base import AnalysisData
+from interp_gan.pipeline import attach_classifiers
+from interp_gan.subject import Subject
+
+
+def _subject(names):
+    return Subject.from_module(torch.nn.Conv2d(3, 3, 1), style_names=names)
+
+
+def _data(labels, seed=0):
+    """Style k's real images are flat colour k plus noise: separable by colour, planted."""
+    g = torch.Generator().manual_seed(seed)
+    colours = torch.tensor([[0.8, -0.8, -0.8], [-0.8, -0.8, 0.8], [-0.8, 0.8, -0.8]])
+    labels = torch.tensor(labels)
+    style = colours[labels][:, :, None, None] + 0.1 * torch.randn(len(labels), 3, 16, 16, generator=g)
+    return AnalysisData(content=torch.zeros(4, 3, 16, 16), style_ids=torch.zeros(4, dtype=torch.long),
+                        style_images=style.clamp(-1, 1), style_labels=labels, fingerprint=f"planted-{seed}")
+
+
+def test_planted_colour_styles_are_classified_and_the_accuracy_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_GAN_CACHE", str(tmp_path))
+    s = attach_classifiers(_subject(["red", "blue", "green"]), _data([0, 1, 2] * 10), image_size=16)
+    assert s.classifier is not None and s.texture_classifier is not None
+    info = s.meta["analysis_classifiers"]
+    assert info["rgb"] == 1.0 and info["held_out"] == 6
+    x = _data([2, 0, 1], seed=1).style_images
+    assert s.classifier(x).argmax(1).tolist() == [2, 0, 1]
+
+
+def test_a_style_without_two_real_images_gets_no_classifier_and_a_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_GAN_CACHE", str(tmp_path))
+    s = attach_classifiers(_subject(["red", "blue", "green"]), _data([0, 1] * 10 + [2]), image_size=16)
+    assert s.classifier is None
+    assert "1 of 3 styles have fewer than 2 real images" in s.meta["classifiers_missing"]
+    assert "green" in s.meta["classifiers_missing"]
+    s = attach_classifiers(_subject(["output"]), _data([0] * 4), image_size=16)
+    assert s.classifier is None and "one style" in s.meta["classifiers_missing"]
