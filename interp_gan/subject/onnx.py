@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from interp_gan.subject.known import known_network
 from interp_gan.subject.protocol import Subject
 from interp_gan.util import resolve_device, sha256_file
 
@@ -80,8 +81,10 @@ def _read_sidecar(path: Path, sidecar: str | Path | None) -> dict:
     side = Path(sidecar) if sidecar is not None else path.with_name(path.name + ".toml")
     if sidecar is not None and not side.is_file():
         raise FileNotFoundError(f"no sidecar at {side}")
-    if not side.is_file():
-        return {}
+    if not side.is_file():   # a network we verified needs none (subject/known.py)
+        known = known_network(sha256_file(path))
+        return {} if known is None else {k: known[k] for k in ("range", "style_names")
+                                         if k in known} | {"_path": f"known network {known['name']}"}
     cfg = tomllib.loads(side.read_text())
     unknown = set(cfg) - {"range", "layout", "style_names"}
     if unknown:

@@ -49,11 +49,11 @@ def test_converted_output_matches_onnxruntime_for_two_styles(subject, content):
 
 
 def test_load_subject_gives_26_styles_and_style_3_is_onnxruntime_with_one_hot_3(subject, content):
-    assert subject.num_styles == 26 and subject.style_names[3] == "style3"
+    assert subject.num_styles == 26 and subject.style_names[3] == "lite03"   # a known network (subject/known.py)
     assert subject.meta["model"]["name"] == "onnx" and len(subject.meta["checkpoint_sha256"]) == 64
     c = subject.meta["input_contract"]
     assert (c["layout"], c["range"], c["style_input"]) == ("NCHW", "[0,1]", "style_weights")
-    assert "layout" in c["inferred"] and "range" in c["defaulted"]
+    assert "layout" in c["inferred"] and "range" in c["from_sidecar"]   # known: [0,1]
     with torch.no_grad():
         ours = subject.generate(content[:1], torch.tensor([3]))
     w = np.zeros(26)
