@@ -116,6 +116,8 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
     possible ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
     from interp_gan.training.classifiers import classifiers_for_styles
 
+    _log(f"independent style classifiers for {subject.num_styles} styles: training on the real style images "
+         f"(minutes on a CPU the first time; cached after) ...")
     clfs, info = classifiers_for_styles(subject.style_names, data.style_images, data.style_labels,
                                         data.fingerprint, image_size)
     if clfs is None:
