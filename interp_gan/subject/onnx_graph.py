@@ -2,7 +2,7 @@
 
     model = read_model(path)                        # unreadable / truncated / invalid: ValueError
     check_image_output(model, path, layout)         # a classifier (rank-2 output): ValueError
-    done = prepare(model, image_input, layout, free_size=False)   # fold Q/DQ, NHWC pads (in place)
+    done = prepare(model, image_input, layout, free_size=False)   # fold Q/DQ, NHWC pads, batch-1 reshapes
     G = convert(model, path)                        # onnx2torch; an op it lacks: ValueError naming the node
 
 ``prepare(..., reference=True)`` builds what onnxruntime runs as a reference (``onnx_check``): the
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from interp_gan.subject.onnx_contract import dims, vector_length
 from interp_gan.subject.onnx_quant import fold_quantisation
-from interp_gan.subject.onnx_rewrite import free_image_size, reflect_pads_to_last_axes
+from interp_gan.subject.onnx_rewrite import batch_free_reshapes, free_image_size, reflect_pads_to_last_axes
 
 __all__ = ["import_onnx", "read_model", "check_image_output", "prepare", "convert"]
 
@@ -78,6 +78,9 @@ def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_
         n = reflect_pads_to_last_axes(model)
         if n:
             done["reflect_pads"] = n
+        n = batch_free_reshapes(model)
+        if n:
+            done["batch_free_reshapes"] = n
     return done
 
 

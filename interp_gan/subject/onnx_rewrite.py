@@ -4,10 +4,11 @@ the ``onnx.ModelProto`` before onnx2torch and changes only what its docstring sa
     batch_cin_style(model, "style_weights")     # a rank-1 CIN style vector -> one vector per image
     reflect_pads_to_last_axes(model)            # NHWC reflect / edge pads -> pads torch can run
     free_image_size(model, "content_image", "NHWC")   # a fixed declared H, W -> symbolic
+    batch_free_reshapes(model)                  # Reshape(x, [1, C, 1, 1]) -> Reshape(x, [0, C, 1, 1])
 """
 from __future__ import annotations
 
-__all__ = ["batch_cin_style", "reflect_pads_to_last_axes", "free_image_size"]
+__all__ = ["batch_cin_style", "reflect_pads_to_last_axes", "free_image_size", "batch_free_reshapes"]
 
 
 def batch_cin_style(model, style_name: str) -> str | None:
@@ -153,3 +154,39 @@ def free_image_size(model, image_input: str, layout: str) -> list[str]:
         changed.append(v.name)
     del g.value_info[:]
     return changed
+
+
+def batch_free_reshapes(model) -> int:
+    """Let, in place, every ``Reshape`` to a constant shape that starts with 1 copy its input's first
+    dim instead (1 -> 0, ONNX's "keep this dim"), where shape inference says that input's first dim is
+    1: an export traced at batch 1 bakes the batch into such shapes (tf2onnx: ``[1, C, 1, 1]``). At
+    batch 1 the graph computes exactly what it did; whether a larger batch now gives the same as
+    single images is for the loader's batching check to say. Returns how many were rewritten."""
+    import numpy as np
+    from onnx import numpy_helper, shape_inference
+
+    g = model.graph
+    try:
+        inferred = shape_inference.infer_shapes(model)
+    except Exception:
+        return 0
+    first = {}
+    for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        d = v.type.tensor_type.shape.dim
+        if len(d):
+            first[v.name] = d[0].dim_value if d[0].HasField("dim_value") else None
+    done = 0
+    for n in g.node:
+        if n.op_type != "Reshape" or any(a.name == "allowzero" and a.i for a in n.attribute):
+            continue
+        shape = _const(model, n.input[1])
+        if shape is None or shape.ndim != 1 or len(shape) < 2 or shape[0] != 1 or first.get(n.input[0]) != 1:
+            continue
+        new = np.array(shape, dtype=np.int64)
+        new[0] = 0
+        name = f"{n.input[1]}/batch_free"
+        if not any(i.name == name for i in g.initializer):
+            g.initializer.append(numpy_helper.from_array(new, name))
+        n.input[1] = name
+        done += 1
+    return done

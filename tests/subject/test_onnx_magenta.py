@@ -88,6 +88,24 @@ def test_the_transformer_loads_as_nhwc_0_1_with_a_100d_style_space_from_the_grap
     assert magenta.meta["style_set"]["images"] == {"dots": 4, "stripes": 4}
 
 
+def test_a_mixed_batch_is_one_forward_so_a_hook_sees_every_image(magenta):
+    """tf2onnx baked batch 1 into 26 Reshapes ([1, C, 1, 1]); they are made batch-free
+    (onnx_rewrite.batch_free_reshapes), so hooks see whole batches, as harvesting needs."""
+    from interp_gan.harvest.hooks import default_layers
+
+    assert magenta.meta["graph"]["batch_free_reshapes"] == 26
+    assert "one image per call" not in magenta.meta["input_contract"]["batched"]
+    layer = [n for n in default_layers(magenta.generator) if n.startswith("transformer/residual")][0]
+    calls = []
+    h = magenta.generator.get_submodule(layer).register_forward_hook(lambda m, i, o: calls.append(tuple(o.shape)))
+    try:
+        with torch.no_grad():
+            magenta.generate(_content(4), torch.tensor([0, 1, 1, 0]))
+    finally:
+        h.remove()
+    assert calls == [(4, 32, 16, 16)]
+
+
 def test_style_codes_are_the_mean_predicted_bottleneck_of_each_style(magenta, style_folder):
     """Recomputed here with onnxruntime on the folded predictor and PIL resizing (not our code path)."""
     sess = _ort_folded(PREDICT)
