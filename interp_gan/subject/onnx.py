@@ -68,7 +68,8 @@ from torch import Tensor
 from interp_gan.subject.onnx_check import FOLD_TOLERANCE, ONNX_TOLERANCE, onnx_max_abs_diff
 from interp_gan.subject.onnx_contract import (classify_inputs, infer_layout, input_range_from_graph,
                                               output_range_from_graph, read_options, vector_length)
-from interp_gan.subject.onnx_graph import check_image_output, convert, import_onnx, prepare, read_model
+from interp_gan.subject.onnx_graph import (check_image_output, convert, image_free_modules, import_onnx, prepare,
+                                           read_model)
 from interp_gan.subject.onnx_rewrite import batch_cin_style as _batch_cin_style
 from interp_gan.subject.onnx_runner import OnnxRunner, check_batching
 from interp_gan.subject.protocol import Subject
@@ -192,6 +193,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
             c["style_batching"] = ("one forward per distinct style vector (the style input is rank 1): "
                                    "a batch mixing styles fires each hook once per style group")
     G = convert(model, path).to(dev).eval()
+    G.image_free_modules = tuple(image_free_modules(G, image["index"]))   # left out of default layers
     style_first = style is not None and style["index"] < image["index"]
     net = (lambda x, code=None: G(code, x)) if style_first else G
     style_shape = None

@@ -17,7 +17,7 @@ from interp_gan.subject.onnx_contract import dims, vector_length
 from interp_gan.subject.onnx_quant import fold_quantisation
 from interp_gan.subject.onnx_rewrite import batch_free_reshapes, free_image_size, reflect_pads_to_last_axes
 
-__all__ = ["import_onnx", "read_model", "check_image_output", "prepare", "convert"]
+__all__ = ["import_onnx", "read_model", "check_image_output", "prepare", "convert", "image_free_modules"]
 
 
 def import_onnx():
@@ -127,3 +127,20 @@ def convert(model, path: Path):
                              "or run the network in onnxruntime") from None
         first = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path.name}: onnx2torch could not convert the graph ({type(e).__name__}: {first})") from None
+
+
+def image_free_modules(G, image_index: int) -> list[str]:
+    """Names of ``G``'s modules whose inputs never depend on graph input ``image_index`` (the image):
+    e.g. the convs that map a style vector to conditional-instance-norm parameters. Read from the
+    fx graph, so they match ``named_modules()``."""
+    placeholders = [n for n in G.graph.nodes if n.op == "placeholder"]
+    seen = {placeholders[image_index]}
+    free = []
+    for n in G.graph.nodes:
+        if n is placeholders[image_index]:
+            continue
+        if any(a in seen for a in n.all_input_nodes):
+            seen.add(n)
+        elif n.op == "call_module":
+            free.append(str(n.target))
+    return free

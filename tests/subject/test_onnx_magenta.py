@@ -106,6 +106,17 @@ def test_a_mixed_batch_is_one_forward_so_a_hook_sees_every_image(magenta):
     assert calls == [(4, 32, 16, 16)]
 
 
+def test_default_layers_are_the_image_convs_not_the_style_parameter_convs(magenta):
+    """26 of the 42 convs map the bottleneck to norm scales and shifts ([N,C,1,1], never seeing the
+    image): the default layers leave them out, so a unit analysis with no layer named gets a map."""
+    from interp_gan.harvest.hooks import default_layers, default_unit_layer
+
+    convs = [n for n, m in magenta.generator.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    layers = default_layers(magenta.generator)
+    assert len(convs) == 42 and len(layers) == 16 and not any(n.startswith("style_params/") for n in layers)
+    assert default_unit_layer(magenta.generator).startswith("transformer/residual/")
+
+
 def test_style_codes_are_the_mean_predicted_bottleneck_of_each_style(magenta, style_folder):
     """Recomputed here with onnxruntime on the folded predictor and PIL resizing (not our code path)."""
     sess = _ort_folded(PREDICT)
