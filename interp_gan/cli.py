@@ -5,7 +5,7 @@
     interp-gan analyze --model my_models.py:make_generator --pipeline analyses/dissection.toml
     interp-gan report reports/mine            # re-render index.html from saved findings
     interp-gan inspect runs/mine/checkpoint.safetensors
-    interp-gan inspect arbitrary_transform.onnx --onnx style_predictor=arbitrary_predict.onnx --onnx styles=lite01,lite17
+    interp-gan inspect arbitrary_transform.onnx --onnx style_predictor=arbitrary_predict.onnx --onnx styles=lite01
     interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
     interp-gan convert 200000-G.ckpt stargan.safetensors --style-names black_hair,blond_hair,brown_hair,male,young
     interp-gan convert 100000_nets_ema.ckpt stargan_v2_afhq.safetensors --style-names cat,dog,wild

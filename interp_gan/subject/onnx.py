@@ -20,8 +20,11 @@ name onnx2torch gives it (the ONNX node name without the leading ``/`` and with 
 - a QDQ-quantised graph (QuantizeLinear / DequantizeLinear, as tf2onnx writes for TF-Lite int8
   models) is folded to float (``onnx_quant``); ``meta["graph"]["quantisation"]`` counts what was
   folded. Integer ops (QLinearConv, ConvInteger, ...) are refused with one line naming the node;
-- NHWC reflect pads (TensorFlow's MirrorPad) are rewritten to pad the last two axes
-  (``onnx_rewrite``).
+- NHWC reflect pads (TensorFlow's MirrorPad) are rewritten to pad the last two axes, and
+  Reshapes to a constant shape that bakes in batch 1 (``[1, C, 1, 1]``) copy the input's batch
+  instead, so a batch is one forward (``onnx_rewrite``);
+- convs that never see the image (the style vector's map to norm parameters) are listed in the
+  module's ``image_free_modules``, which default layer lists leave out.
 
 The input contract (``onnx_contract``; ``meta["input_contract"]`` says what was inferred, read from
 the sidecar or options, or defaulted):
@@ -66,7 +69,7 @@ import torch
 from torch import Tensor
 
 from interp_gan.subject.onnx_check import FOLD_TOLERANCE, ONNX_TOLERANCE, onnx_max_abs_diff
-from interp_gan.subject.onnx_contract import (classify_inputs, infer_layout, input_range_from_graph,
+from interp_gan.subject.onnx_contract import (classify_inputs, dims, infer_layout, input_range_from_graph,
                                               output_range_from_graph, read_options, vector_length)
 from interp_gan.subject.onnx_graph import (check_image_output, convert, image_free_modules, import_onnx, prepare,
                                            read_model)
@@ -204,19 +207,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     if c["size"] == "fixed":
         runner.fixed_hw = tuple(c["declared_size"])
 
-    meta = {"model": {"name": "onnx", "path": str(path),
-                      "inputs": [{"name": d["name"], "shape": d["shape"]} for d in (image, style) if d],
-                      "outputs": [{"name": o.name, "shape": [int(x.dim_value) if x.HasField("dim_value")
-                                                              else (x.dim_param or "?")
-                                                              for x in o.type.tensor_type.shape.dim]}
-                                  for o in model.graph.output]},
-            "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path),
-            "graph": done}
-    held = [b for n, b in G.named_buffers() if b.is_floating_point() and b.numel() > 1]
-    if held:   # onnx2torch keeps initializers read by generic ops (CIN's gamma/beta) as buffers, not parameters
-        meta["random_init_note"] = (f"{len(held)} float initializers ({sum(b.numel() for b in held)} values) are "
-                                    "buffers, not parameters: Subject.random_init re-draws the conv layers only "
-                                    "and keeps these trained")
+    meta = _meta(path, model, (image, style), done, G)
 
     if not style_dim:
         c["batched"] = check_batching(runner, None, dev, path.name)[1]
@@ -241,6 +232,19 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
                    _style_code=lambda s, z: code_of(s),
                    _stylize_code=lambda c_, code: runner(c_, code.to(c_.device)),
                    _encode_style=encode, latent_dim=0, style_dim=style_dim, meta=meta).eval()
+
+
+def _meta(path: Path, model, inputs: tuple, done: dict, G) -> dict:
+    meta = {"model": {"name": "onnx", "path": str(path),
+                      "inputs": [{"name": d["name"], "shape": d["shape"]} for d in inputs if d],
+                      "outputs": [{"name": o.name, "shape": dims(o)} for o in model.graph.output]},
+            "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path), "graph": done}
+    held = [b for n, b in G.named_buffers() if b.is_floating_point() and b.numel() > 1]
+    if held:   # onnx2torch keeps initializers read by generic ops (CIN's gamma/beta) as buffers, not parameters
+        meta["random_init_note"] = (f"{len(held)} float initializers ({sum(b.numel() for b in held)} values) are "
+                                    "buffers, not parameters: Subject.random_init re-draws the conv layers only "
+                                    "and keeps these trained")
+    return meta
 
 
 def _predictor_codes(path: Path, predictor_path: Path, c: _Contract, style_dim: int, dev, meta: dict):

@@ -13,7 +13,7 @@ onnxruntime (CPU) fed one image per call on the subject's own input contract.
   ``ONNX_TOLERANCE`` = 1e-3. Measured at 64 px: multistyle26 3e-6 to 4e-5; Magenta's
   arbitrary_transform, folded, 1e-6 to 2e-5 (384 px too); arbitrary_predict 5e-7 to 8e-7; a wrong
   conversion is 1e-2 and up.
-- **fold** (QDQ graphs): onnxruntime on the *rounding twin* (``onnx_quant``: the folded graph
+- **fold** (QDQ graphs, the predictor too): onnxruntime on the *rounding twin* (``onnx_quant``: the folded graph
   with each QuantizeLinear written as max(min(round(x / S) + Z, qmax), qmin) and each
   DequantizeLinear as (q - Z) S, in float ops) against onnxruntime on the file, graph
   optimisations off in both (they reorder float sums in the twin, and one flipped rounding moves
@@ -39,7 +39,7 @@ from torch import Tensor
 from interp_gan.subject.onnx_contract import RANGES
 
 __all__ = ["ONNX_TOLERANCE", "FOLD_TOLERANCE", "onnx_max_abs_diff", "fold_max_abs_diff", "quantised_diffs",
-           "predictor_max_abs_diff", "write_sample", "sample_content"]
+           "predictor_max_abs_diff", "predictor_fold_max_abs_diff", "write_sample", "sample_content", "onnx_report"]
 
 ONNX_TOLERANCE = 1e-3
 FOLD_TOLERANCE = 1e-6
@@ -146,18 +146,33 @@ def quantised_diffs(path: str | Path, subject, images: Tensor, style_ids: Tensor
     return float(d.max()), float(d.mean())
 
 
+def _predictor_inputs(predictor, images: Tensor) -> tuple[dict, list]:
+    contract = {"image_input": predictor.input_name, "layout": predictor.layout, "size": "fixed"}
+    with torch.no_grad():
+        x = predictor.to_net(images.float().to(next(iter(predictor.module.buffers())).device)).cpu()
+    return contract, [{predictor.input_name: x[i:i + 1].contiguous().numpy()} for i in range(len(x))]
+
+
+def _vectors(sess, feeds: list) -> Tensor:
+    return torch.cat([torch.from_numpy(sess.run(None, f)[0]).reshape(1, -1) for f in feeds])
+
+
 def predictor_max_abs_diff(predictor, images: Tensor, reference: str = "folded") -> float:
     """max |predictor(images) - onnxruntime| on the predictor's graph (``"folded"`` or ``"file"``),
     in the predicted vector's units."""
-    m = predictor.meta
-    contract = {"image_input": predictor.input_name, "layout": predictor.layout, "size": "fixed"}
-    sess = _session(reference_graph(m["path"], contract, reference))
+    contract, feeds = _predictor_inputs(predictor, images)
     with torch.no_grad():
         ours = predictor(images).float().cpu()
-        x = predictor.to_net(images.float().to(next(iter(predictor.module.buffers())).device)).cpu()
-    ref = torch.cat([torch.from_numpy(sess.run(None, {predictor.input_name: x[i:i + 1].contiguous().numpy()})[0])
-                     .reshape(1, -1) for i in range(len(x))])
-    return float((ref - ours).abs().max())
+    return float((_vectors(_session(reference_graph(predictor.meta["path"], contract, reference)), feeds) - ours)
+                 .abs().max())
+
+
+def predictor_fold_max_abs_diff(predictor, images: Tensor) -> float:
+    """The fold check on a predictor: onnxruntime on its rounding twin vs on its file, optimisations off."""
+    contract, feeds = _predictor_inputs(predictor, images)
+    twin, file = (_vectors(_session(reference_graph(predictor.meta["path"], contract, k), optimise=False), feeds)
+                  for k in ("twin", "file"))
+    return float((twin - file).abs().max())
 
 
 def sample_content(size: int) -> Tensor:
@@ -214,7 +229,8 @@ def onnx_report(path: str | Path, subject, size: int, sample: str | Path) -> lis
     if q:
         fold = fold_max_abs_diff(path, subject, x, ids)
         mx, mean = quantised_diffs(path, subject, x, ids)
-        lines += [f"  fold: {fold:.2e} between onnxruntime on the rounding twin and on the file {verdict(fold, FOLD_TOLERANCE)}",
+        lines += [f"  fold: {fold:.2e} between onnxruntime on the rounding twin and on the file "
+                  f"{verdict(fold, FOLD_TOLERANCE)}",
                   f"  quantised: max {mx:.3g}, mean {mean:.3g} vs onnxruntime on the quantised file: the int8 "
                   "rounding that folding drops (information, no tolerance: docs/models.md)",
                   f"quantised graph folded to float: {q['quantize_dequantize_pairs']} QuantizeLinear/DequantizeLinear "
@@ -226,8 +242,12 @@ def onnx_report(path: str | Path, subject, size: int, sample: str | Path) -> lis
         if pred is not None:
             pd = predictor_max_abs_diff(pred, x, "folded" if p.get("quantisation") else "file")
             lines.append(f"style predictor {Path(p['path']).name}: conversion {pd:.2e} in vector units "
-                         f"{verdict(pd, ONNX_TOLERANCE)}; layout {p['layout']}, range {p['range']} ({p['how']['range']})"
-                         + (", quantised graph folded to float" if p.get("quantisation") else ""))
+                         f"{verdict(pd, ONNX_TOLERANCE)}; layout {p['layout']}, range {p['range']} "
+                         f"({p['how']['range']})")
+            if p.get("quantisation"):
+                pf = predictor_fold_max_abs_diff(pred, x)
+                lines.append(f"  quantised graph folded to float ({p['quantisation']['quantize_dequantize_pairs']} "
+                             f"pairs); fold: {pf:.2e} {verdict(pf, FOLD_TOLERANCE)}")
         s = subject.meta["style_set"]
         lo, hi = min(s["images"].values()), max(s["images"].values())
         lines.append(f"styles: {len(s['styles'])} from the {s['source']} style set, each the mean predicted vector "

@@ -23,7 +23,8 @@ from interp_gan.cli import main  # noqa: E402
 from interp_gan.subject.loading import load_subject  # noqa: E402
 from interp_gan.subject.onnx import load_onnx_subject  # noqa: E402
 from interp_gan.subject.onnx_check import (FOLD_TOLERANCE, ONNX_TOLERANCE, fold_max_abs_diff,  # noqa: E402
-                                           onnx_max_abs_diff, predictor_max_abs_diff)
+                                           onnx_max_abs_diff, predictor_fold_max_abs_diff,
+                                           predictor_max_abs_diff)
 from interp_gan.subject.onnx_predictor import StylePredictor  # noqa: E402
 from interp_gan.subject.onnx_quant import fold_quantisation  # noqa: E402
 
@@ -137,7 +138,8 @@ def test_two_styles_codes_give_different_images_each_equal_to_onnxruntime(magent
         a = magenta.stylize_code(x, magenta.style_code(torch.tensor([0]), magenta.sample_z(1)))
         b = magenta.stylize_code(x, magenta.style_code(torch.tensor([1]), magenta.sample_z(1)))
     assert a.shape == (1, 3, 64, 64) and float((a - b).abs().mean()) > 0.05
-    assert onnx_max_abs_diff(TRANSFORM, magenta, _content(2), torch.tensor([0, 1]), reference="folded") <= ONNX_TOLERANCE
+    diff = onnx_max_abs_diff(TRANSFORM, magenta, _content(2), torch.tensor([0, 1]), reference="folded")
+    assert diff <= ONNX_TOLERANCE
 
 
 def test_encode_style_gives_100d_codes_nearer_their_own_style(magenta, style_folder):
@@ -170,6 +172,7 @@ def test_arbitrary_predict_converts_and_folds_exactly():
     x = _content(2, 96)
     assert predictor_max_abs_diff(p, x, "folded") <= ONNX_TOLERANCE
     assert predictor_max_abs_diff(p, x, "file") > 10 * ONNX_TOLERANCE       # the file rounds: a real difference
+    assert predictor_fold_max_abs_diff(p, x) <= FOLD_TOLERANCE
 
 
 def test_inspect_reports_the_checks_the_folding_and_the_predictor(style_folder, tmp_path, capsys):
@@ -182,6 +185,7 @@ def test_inspect_reports_the_checks_the_folding_and_the_predictor(style_folder, 
     assert "fold: 0.00e+00 between onnxruntime on the rounding twin and on the file (tolerance 1e-06): ok" in out
     assert "quantised graph folded to float: 195 QuantizeLinear/DequantizeLinear pairs" in out
     assert "style predictor arbitrary_predict.onnx: conversion" in out and "2 from the" in out
+    assert "quantised graph folded to float (65 pairs); fold: 0.00e+00 (tolerance 1e-06): ok" in out
 
 
 @pytest.mark.slow
