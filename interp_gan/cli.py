@@ -5,6 +5,7 @@
     interp-gan analyze --model my_models.py:make_generator --pipeline analyses/dissection.toml
     interp-gan report reports/mine            # re-render index.html from saved findings
     interp-gan inspect runs/mine/checkpoint.safetensors
+    interp-gan inspect arbitrary_transform.onnx --onnx style_predictor=arbitrary_predict.onnx --onnx styles=lite01
     interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
     interp-gan convert 200000-G.ckpt stargan.safetensors --style-names black_hair,blond_hair,brown_hair,male,young
     interp-gan convert 100000_nets_ema.ckpt stargan_v2_afhq.safetensors --style-names cat,dog,wild
@@ -69,7 +70,8 @@ def _cmd_analyze(a: argparse.Namespace) -> int:
     init_from_env(a.device or cfg.device)   # under torchrun: a process group (one process: nothing)
     try:
         main_rank = is_main()
-        _, failed = analyze(a.checkpoint or a.model, cfg, out_dir=a.out, data=a.data, device=a.device)
+        _, failed = analyze(a.checkpoint or a.model, cfg, out_dir=a.out, data=a.data, device=a.device,
+                            onnx_options=_onnx_options(a.onnx))
     finally:
         shutdown()
     # Rank 0 writes the report and owns the exit status. Another rank exits 0 even when an
@@ -98,15 +100,36 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _onnx_options(items: list[str] | None) -> dict | None:
+    """``--onnx key=value`` strings -> the ONNX loader's options (lists: a,b,c or a TOML array)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--onnx expects key=value (e.g. style_predictor=arbitrary_predict.onnx), got {item!r}")
+        key, text = (t.strip() for t in item.split("=", 1))
+        if text.startswith("["):
+            import tomllib
+            try:
+                text = tomllib.loads(f"v = {text}")["v"] if key in ("style_names", "styles") else text
+            except tomllib.TOMLDecodeError:
+                pass
+        out[key] = text
+    return out or None
+
+
 def _cmd_inspect(a: argparse.Namespace) -> int:
     import torch
 
     from interp_gan.subject.loading import load_subject
 
-    subject = load_subject(a.checkpoint, device="cpu")
+    subject = load_subject(a.checkpoint, device="cpu", onnx_options=_onnx_options(a.onnx))
     meta = {k: v for k, v in subject.meta.items() if k != "metrics"}
     print(json.dumps({"style_names": subject.style_names, "has_latent": subject.has_latent,
                       "metadata": meta}, indent=2, default=str))
+    size = a.size
+    fixed = subject.meta.get("input_contract", {}).get("size") == "fixed"
+    if fixed:   # a network of one size runs at that size only
+        size = subject.meta["input_contract"]["declared_size"][0]
     shapes: dict[str, tuple] = {}
     hooks = []
     for name, m in subject.generator.named_modules():
@@ -115,37 +138,25 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
                 lambda mod, i, o, name=name: shapes.__setitem__(name, tuple(o.shape) if torch.is_tensor(o) else None)))
     try:
         with torch.no_grad():
-            x = torch.zeros(1, 3, a.size, a.size)
+            x = torch.zeros(1, 3, size, size)
             subject.generate(x, torch.zeros(1, dtype=torch.long),
                              subject.sample_z(1) if subject.latent_dim else None)
     finally:
         for h in hooks:
             h.remove()
-    print(f"\nlayers (output shape for one {a.size}x{a.size} image):")
+    print(f"\nlayers (output shape for one {size}x{size} image{', the size the graph declares' if fixed else ''}):")
     for name, m in subject.generator.named_modules():
         if name:
             n_params = sum(p.numel() for p in m.parameters(recurse=False))
             print(f"  {name:<40} {type(m).__name__:<20} {str(shapes.get(name, 'not run')):<22} {n_params} params")
     if subject.meta.get("model", {}).get("name") == "onnx":
-        _print_onnx_check(a.checkpoint, subject, a.size)
+        from interp_gan.subject.onnx_check import onnx_report
+
+        sample = Path(a.sample or f"{Path(a.checkpoint).stem}.inspect.png")
+        print()
+        for line in onnx_report(a.checkpoint, subject, size, sample):
+            print(line)
     return 0
-
-
-def _print_onnx_check(path: str, subject, size: int) -> None:
-    """The converted subject against onnxruntime on the original file (2 seeded random images)."""
-    import torch
-
-    from interp_gan.subject.onnx import ONNX_TOLERANCE, onnx_max_abs_diff
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(2, 3, size, size, generator=g) * 2 - 1
-    ids = torch.tensor([0, subject.num_styles - 1])
-    diff = onnx_max_abs_diff(path, subject, x, ids)
-    c = subject.meta["input_contract"]
-    print(f"\nonnxruntime check (2 random {size}x{size} images, styles {ids.tolist()}): max abs diff {diff:.2e} "
-          f"in [-1,1] output units (tolerance {ONNX_TOLERANCE:g}): {'ok' if diff <= ONNX_TOLERANCE else 'MISMATCH'}")
-    print(f"input contract: layout {c['layout']}, range {c['range']}; inferred {c['inferred'] or 'nothing'}, "
-          f"from sidecar {c['from_sidecar'] or 'nothing'}, defaulted {c['defaulted'] or 'nothing'}")
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
@@ -198,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", help="report directory (default reports/<pipeline name>)")
     an.add_argument("--device", choices=["auto", "cpu", "cuda"])
     an.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. n_images=32")
+    an.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
+                    help="ONNX loader option, as in the sidecar net.onnx.toml (docs/models.md), e.g. "
+                         "style_predictor=arbitrary_predict.onnx")
     an.set_defaults(fn=_cmd_analyze)
 
     r = sub.add_parser("report", help="re-render a report directory from its saved findings")
@@ -206,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="print a checkpoint's metadata, style names and every layer's output shape")
     i.add_argument("checkpoint")
-    i.add_argument("--size", type=int, default=64)
+    i.add_argument("--size", type=int, default=64, help="image size (a graph of one fixed size uses its own)")
+    i.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
+                   help="ONNX loader option, as in the sidecar net.onnx.toml (docs/models.md), e.g. "
+                        "style_predictor=arbitrary_predict.onnx, range=[0,255], layout=NHWC, size=free")
+    i.add_argument("--sample", metavar="PNG", help="ONNX: where to write the sample image "
+                                                   "(default ./<model stem>.inspect.png)")
     i.set_defaults(fn=_cmd_inspect)
 
     c = sub.add_parser("convert", help="CycleGAN / StarGAN v1 reference-layout state_dict (.pth, .ckpt) or StarGAN v2 "

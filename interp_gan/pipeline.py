@@ -185,13 +185,15 @@ def write_report_for(subject: Subject, findings: dict[str, Finding], out_dir: Pa
 
 
 def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | None = None,
-            data: str | None = None, device: str | None = None) -> tuple[Path, list[str]]:
+            data: str | None = None, device: str | None = None,
+            onnx_options: dict | None = None) -> tuple[Path, list[str]]:
     """Load the subject, build the data, run the analyses, write the report. Returns (report dir, failed).
+    ``onnx_options``: an ``.onnx`` subject's sidecar keys (``interp_gan.subject.onnx``).
 
     Under torchrun call it on every rank: only rank 0 writes the report (module docstring)."""
     for spec in cfg.analyses:  # config errors (unknown names, bad parameters) before any work is done
         build_analysis(spec.name, **spec.params)
-    subject = load_subject(checkpoint, device=device or cfg.device)
+    subject = load_subject(checkpoint, device=device or cfg.device, onnx_options=onnx_options)
     _log(f"subject: {type(subject.generator).__name__} with styles {subject.style_names} on {subject.device}")
     if cfg.feature_net:
         use_feature_net(subject, cfg.feature_net)

@@ -76,8 +76,10 @@ def resolve_layers(model: nn.Module, patterns: str | Iterable[str]) -> list[str]
 def spatial_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)) -> list[str]:
     """Every conv layer (the default dissection targets for a model nobody configured), except
     those under the children a model names in ``off_path_modules``: parts its generate() never
-    runs, such as a style encoder, whose hooks would never fire."""
-    skip = tuple(getattr(model, "off_path_modules", ()) or ())
+    runs, such as a style encoder, whose hooks would never fire; and those it names in
+    ``image_free_modules``: layers that never see the image (an ONNX graph's convs that turn the
+    style vector into norm parameters), whose 1x1 maps hold no spatial concept."""
+    skip = tuple(getattr(model, "off_path_modules", ()) or ()) + tuple(getattr(model, "image_free_modules", ()) or ())
     return [n for n, m in model.named_modules() if n and isinstance(m, kinds)
             and not any(n == s or n.startswith(s + ".") for s in skip)]
 

