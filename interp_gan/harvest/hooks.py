@@ -76,9 +76,11 @@ def resolve_layers(model: nn.Module, patterns: str | Iterable[str]) -> list[str]
 def spatial_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)) -> list[str]:
     """Every conv layer (the default dissection targets for a model nobody configured), except
     those under the children a model names in ``off_path_modules``: parts its generate() never
-    runs, such as a style encoder, whose hooks would never fire."""
+    runs, such as a style encoder, whose hooks would never fire. A custom conv module (e.g.
+    StyleGAN2's modulated ``SynthesisLayer``) counts when its class sets ``is_conv_layer = True``."""
     skip = tuple(getattr(model, "off_path_modules", ()) or ())
-    return [n for n, m in model.named_modules() if n and isinstance(m, kinds)
+    return [n for n, m in model.named_modules()
+            if n and (isinstance(m, kinds) or getattr(type(m), "is_conv_layer", False) is True)
             and not any(n == s or n.startswith(s + ".") for s in skip)]
 
 
