@@ -183,6 +183,9 @@ class Overview(Analysis):
         arrays = {"content": to_uint8(content), "generated": np.stack(generated)}  # [S,n,H,W,3]
 
         notes = []
+        if not getattr(subject, "uses_content", True):
+            notes.append("the subject ignores its content input (it synthesises from seeded z): the generated images "
+                         "do not depend on the content images shown beside them")
         if data.style_images is not None and data.style_labels is not None:
             labels = data.style_labels.cpu()
             idx = [torch.nonzero(labels == s).flatten()[:self.n_images] for s in range(subject.num_styles)]

@@ -210,8 +210,9 @@ class SynthesisLayer(nn.Module):
 
 
 class ToRGBLayer(nn.Module):
-    """Modulated 1x1 conv to RGB, without demodulation (Karras et al. 2020, Fig. 7)."""
-    is_conv_layer = True
+    """Modulated 1x1 conv to RGB, without demodulation (Karras et al. 2020, Fig. 7). An RGB
+    projection, not a feature layer: default layer lists leave it out (name it to hook it)."""
+    is_conv_layer = False
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
                  conv_clamp: float | None = None) -> None:
