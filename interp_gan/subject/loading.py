@@ -247,7 +247,8 @@ def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Pa
 
 def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] | None = None) -> Path:
     """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt), or a StarGAN v2
-    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder) -> a
+    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder), or an NVlabs StyleGAN2
+    network pickle ``.pkl`` (its G_ema, read without running its code) -> a
     self-describing ``.safetensors`` (weights + JSON metadata: architecture, style names, source
     file and its sha256); loading it needs no pickle.
 
