@@ -180,7 +180,9 @@ def test_analyze_a_64px_snapshot_end_to_end(tmp_path):
     assert "ignores its content input" in skipped["attribution"]
     assert "one style" in skipped["style_units"] and "one style" in skipped["ablation"]
     assert "no discriminator" in skipped["discriminator_dissection"]
-    assert (tmp_path / "rep" / "index.html").is_file()
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "This section failed to build" not in html          # 64 px outputs beside 32 px content
+    assert "content is shown resized to the output size" in " ".join(findings["overview"]["notes"])
 
 
 # --- a planted StyleSpace channel ------------------------------------------------------------------------
