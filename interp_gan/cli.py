@@ -9,6 +9,8 @@
     interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
     interp-gan convert 200000-G.ckpt stargan.safetensors --style-names black_hair,blond_hair,brown_hair,male,young
     interp-gan convert 100000_nets_ema.ckpt stargan_v2_afhq.safetensors --style-names cat,dog,wild
+    interp-gan convert network-snapshot.pkl stylegan2.safetensors    # NVlabs StyleGAN2 pickle, read code-free
+    interp-gan analyze "network-snapshot.pkl#space=s" --pipeline analyses/full.toml   # StyleSpace S
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
 User errors print one line ("error: ...") and exit 2; they never end in a traceback.
@@ -228,15 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(default ./<model stem>.inspect.png)")
     i.set_defaults(fn=_cmd_inspect)
 
-    c = sub.add_parser("convert", help="CycleGAN / StarGAN v1 reference-layout state_dict (.pth, .ckpt) or StarGAN v2 "
-                                       "_nets_ema.ckpt -> "
-                                       "a self-describing .safetensors")
+    c = sub.add_parser("convert", help="CycleGAN / StarGAN v1 reference-layout state_dict (.pth, .ckpt), StarGAN v2 "
+                                       "_nets_ema.ckpt or an NVlabs StyleGAN2 network pickle (.pkl, read without "
+                                       "running its code) -> a self-describing .safetensors")
     c.add_argument("src")
     c.add_argument("out")
     c.add_argument("--style-names", metavar="A,B,...",
                    help="one name per style in label order (StarGAN: c_dim domains, e.g. "
-                        "black_hair,blond_hair,brown_hair,male,young; StarGAN v2 AFHQ: cat,dog,wild); "
-                        "default domain0,... / translated")
+                        "black_hair,blond_hair,brown_hair,male,young; StarGAN v2 AFHQ: cat,dog,wild; a "
+                        "conditional StyleGAN2: its classes); default domain0,... / class0,... / translated")
     c.set_defaults(fn=_cmd_convert)
 
     d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")

@@ -180,9 +180,19 @@ class Overview(Analysis):
             outs = [subject.generate(content[i:i + bs], ids[i:i + bs], None if z is None else z[i:i + bs])
                     for i in range(0, n, bs)]
             generated.append(to_uint8(torch.cat(outs)))
-        arrays = {"content": to_uint8(content), "generated": np.stack(generated)}  # [S,n,H,W,3]
-
         notes = []
+        shown = content
+        if generated and tuple(generated[0].shape[1:3]) != tuple(content.shape[-2:]):
+            # an output of another size (e.g. a StyleGAN's native resolution): the grid needs one size
+            shown = torch.nn.functional.interpolate(content.float(), size=generated[0].shape[1:3], mode="bilinear",
+                                                    align_corners=False, antialias=True)
+            notes.append(f"outputs are {generated[0].shape[1]}x{generated[0].shape[2]} px, content "
+                         f"{content.shape[-2]}x{content.shape[-1]} px: the content is shown resized to the output size")
+        arrays = {"content": to_uint8(shown), "generated": np.stack(generated)}  # [S,n,H,W,3]
+
+        if not getattr(subject, "uses_content", True):
+            notes.append("the subject ignores its content input (it synthesises from seeded z): the generated images "
+                         "do not depend on the content images shown beside them")
         if data.style_images is not None and data.style_labels is not None:
             labels = data.style_labels.cpu()
             idx = [torch.nonzero(labels == s).flatten()[:self.n_images] for s in range(subject.num_styles)]

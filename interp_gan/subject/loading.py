@@ -6,6 +6,7 @@
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
     subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
+    subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -24,11 +25,14 @@ from interp_gan.util import atomic_write, import_factory, resolve_device, sha256
 __all__ = ["load_subject", "convert_checkpoint", "convert_cyclegan"]
 
 
-def _from_checkpoint(path: Path, device: torch.device) -> Subject:
+def _from_checkpoint(path: Path, device: torch.device, options: dict | None = None) -> Subject:
     from interp_gan.checkpoint import load_checkpoint, read_metadata
 
-    if read_metadata(path).get("model", {}).get("name") in _CONVERTED:  # convert_checkpoint
-        return _from_converted(path, device)
+    name = read_metadata(path).get("model", {}).get("name")
+    if options and name != "stylegan2":
+        raise ValueError(f"options {sorted(options)} apply to StyleGAN2 subjects only; {path} holds a {name!r} model")
+    if name in _CONVERTED:  # convert_checkpoint
+        return _from_converted(path, device, options)
     ck = load_checkpoint(path, device=str(device))
     meta = dict(ck.meta)
     meta.setdefault("checkpoint_sha256", ck.sha256)
@@ -63,7 +67,7 @@ def _read_state_dict(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-_CONVERTED = ("cyclegan", "resnet_generator", "stargan_v1", "stargan_v2")
+_CONVERTED = ("cyclegan", "resnet_generator", "stargan_v1", "stargan_v2", "stylegan2")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -178,8 +182,12 @@ def _stargan_subject(G: nn.Module, style_names: list[str] | None = None, meta: d
 
 
 def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: dict,
-                device: torch.device) -> Subject:
+                device: torch.device, options: dict | None = None) -> Subject:
     G = G.to(device)
+    if model["name"] == "stylegan2":
+        from interp_gan.subject.stylegan import stylegan_subject
+        return stylegan_subject(G.eval().requires_grad_(False), class_names=style_names, meta=meta,
+                                **(options or {}))
     if model["name"] == "stargan_v1":
         return _stargan_subject(G, style_names, meta).eval()
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
@@ -198,7 +206,7 @@ def _from_pth(path: Path, device: torch.device) -> Subject:
     return _subject_of(G, model, None, meta, device)
 
 
-def _from_converted(path: Path, device: torch.device) -> Subject:
+def _from_converted(path: Path, device: torch.device, options: dict | None = None) -> Subject:
     """A generator stored by ``convert_checkpoint`` (weights under ``G.``, the model in the metadata)."""
     from safetensors.torch import load_file
 
@@ -210,12 +218,38 @@ def _from_converted(path: Path, device: torch.device) -> Subject:
     G = build_model(model["name"], **{k: v for k, v in model.items() if k != "name"})
     G.load_state_dict({k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")})
     meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
-    return _subject_of(G, model, meta.get("style_names"), meta, device)
+    return _subject_of(G, model, meta.get("style_names"), meta, device, options)
+
+
+def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Path:
+    """An NVlabs network pickle's G_ema -> safetensors (weights under ``G.`` + metadata)."""
+    import json
+
+    from safetensors.torch import save as safetensors_bytes
+
+    from interp_gan.checkpoint import META_KEY, FORMAT, FORMAT_VERSION
+    from interp_gan.subject.stylegan import read_snapshot
+
+    G, _, smeta = read_snapshot(src)
+    default = [f"class{i}" for i in range(G.c_dim)] if G.c_dim else ["sample"]
+    names = list(default if style_names is None else style_names)
+    if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
+        raise ValueError(f"got style names {names} for a StyleGAN2 with c_dim={G.c_dim}; give {len(default)} "
+                         f"distinct non-empty names in label order, e.g. --style-names {','.join(default)}")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": smeta["model"], "style_names": names,
+            **{k: smeta[k] for k in ("resolution", "mapping_layers", "channel_base", "channel_max",
+                                     "conditioning_size", "discriminator", "source_format")},
+            "converted_from": {"path": str(src), "sha256": smeta["checkpoint_sha256"]},
+            "torch_version": torch.__version__}
+    tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
+    blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
+    return atomic_write(out, lambda fh: fh.write(blob))
 
 
 def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] | None = None) -> Path:
     """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt), or a StarGAN v2
-    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder) -> a
+    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder), or an NVlabs StyleGAN2
+    network pickle ``.pkl`` (its G_ema, read without running its code) -> a
     self-describing ``.safetensors`` (weights + JSON metadata: architecture, style names, source
     file and its sha256); loading it needs no pickle.
 
@@ -234,6 +268,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         raise FileNotFoundError(f"no such file: {src}")
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
+    if src.suffix == ".pkl":
+        return _convert_stylegan(src, out, style_names)
     G, model = _reference_generator(_read_state_dict(src), src)
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
@@ -256,14 +292,27 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
 
 
-def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | None = None) -> Subject:
+def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | None = None, **options) -> Subject:
     """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, a StarGAN v2
     ``*_nets_ema.ckpt``, an ``.onnx`` file (``interp_gan.subject.onnx``; ``onnx_options`` are its
-    sidecar keys, e.g. ``{"style_predictor": "arbitrary_predict.onnx"}``), or a ``file.py:factory`` spec."""
+    sidecar keys, e.g. ``{"style_predictor": "arbitrary_predict.onnx"}``), an NVlabs StyleGAN2
+    network pickle (``.pkl``, read without running its code: ``interp_gan.subject.stylegan``), or a
+    ``file.py:factory`` spec.
+
+    ``options`` (StyleGAN2 only: a ``.pkl`` or its converted ``.safetensors``): ``space`` ("w",
+    "w+" or "s"), ``truncation_psi``, ``truncation_cutoff``, ``noise_mode``; also given as a suffix
+    of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose)."""
     dev = resolve_device(device)
     s = str(spec)
     if onnx_options and not s.endswith(".onnx"):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files only; got {s}")
+    if "#" in s and not Path(s).exists():
+        from interp_gan.subject.stylegan import parse_options
+        s, opts = parse_options(s)
+        options = {**opts, **options}
+    if options and not (s.endswith(".pkl") or s.endswith(".safetensors")):
+        raise ValueError(f"options {sorted(options)} apply to StyleGAN2 subjects only (.pkl or its converted "
+                         f".safetensors); got {s}")
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
         obj = import_factory(s)()
         if isinstance(obj, Subject):
@@ -275,13 +324,16 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     path = Path(s)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; expected a .safetensors checkpoint, a CycleGAN .pth, "
-                                "a StarGAN .ckpt, or --model file.py:factory")
+                                "a StarGAN .ckpt, a StyleGAN2 .pkl, or --model file.py:factory")
     if path.suffix == ".safetensors":
-        return _from_checkpoint(path, dev)
+        return _from_checkpoint(path, dev, options)
+    if path.suffix == ".pkl":
+        from interp_gan.subject.stylegan import load_stylegan_pickle
+        return load_stylegan_pickle(path, dev, **options)
     if path.suffix in (".pth", ".pt", ".ckpt"):
         return _from_pth(path, dev)
     if path.suffix == ".onnx":
         from interp_gan.subject.onnx import load_onnx_subject
         return load_onnx_subject(path, dev, **(onnx_options or {}))
     raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, a state_dict "
-                     ".pth / .pt / .ckpt, or an .onnx file")
+                     ".pth / .pt / .ckpt, an .onnx file, or an NVlabs StyleGAN2 network pickle .pkl")

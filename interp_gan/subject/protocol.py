@@ -12,6 +12,13 @@
 Capabilities a subject may lack: a latent style space (``has_latent``), a discriminator, the
 independent style classifiers. Analyses that need a missing one return
 ``Finding.skip(...)`` with the reason instead of raising (docs/architecture.md).
+
+Content: ``generate`` always receives content images, but a subject may ignore them. An
+unconditional (or class-conditional) GAN such as StyleGAN2 synthesises from its latent alone, as
+in GAN Dissection (Bau et al., ICLR 2019): its images are a function of the seeded ``z`` (and the
+class, via ``style_ids``), and ``uses_content`` is False. Analyses that read content pixels
+(attribution to the input image) skip such a subject with that reason; the others run on the
+generated images as usual (``interp_gan.subject.stylegan``).
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ class Subject:
     texture_classifier: nn.Module | None = None   # independent colour-blind one
     feature_net: nn.Module | None = None          # the style loss's feature network f (Gram features)
     meta: dict = field(default_factory=dict)      # checkpoint metadata (sha256, config, ...)
+    uses_content: bool = True                     # False: generate() ignores content (a GAN sampling from z)
 
     # --- construction ---------------------------------------------------------------------
     @classmethod

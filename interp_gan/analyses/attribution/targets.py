@@ -48,6 +48,10 @@ BOXES = {"center": (0.25, 0.75, 0.25, 0.75), "top_left": (0, 0.5, 0, 0.5), "top_
          "bottom": (0.5, 1, 0, 1), "left": (0, 1, 0, 0.5), "right": (0, 1, 0.5, 1), "all": (0, 1, 0, 1)}
 
 
+_CONTENT_IGNORED = ("the subject ignores its content input (a GAN that synthesises from z, e.g. StyleGAN2): "
+                    "there are no content pixels to attribute to")
+
+
 @dataclass
 class Target:
     name: str                      # one of TARGET_NAMES
@@ -225,6 +229,9 @@ def build_targets(subject, data, names, *, n_images: int, baseline: Baseline = "
     for name in ("generator", "generator_code"):
         if name not in names:
             continue
+        if name == "generator" and not getattr(subject, "uses_content", True):
+            skipped.append((name, _CONTENT_IGNORED))
+            continue
         if scorer is None:
             skipped.append((name, "no classifier or discriminator to score the generated image's style"))
             continue
@@ -246,7 +253,9 @@ def build_targets(subject, data, names, *, n_images: int, baseline: Baseline = "
                                   styles=style_ids, images=generated, meta={"scorer": scorer[0]}))
 
     if "region" in names:
-        if region is None:
+        if not getattr(subject, "uses_content", True):
+            skipped.append(("region", _CONTENT_IGNORED))
+        elif region is None:
             skipped.append(("region", "no region given (param region: a [H,W] mask or a box name)"))
         else:
             mask = region_mask(region, *content.shape[-2:]).to(dev)

@@ -169,7 +169,7 @@ class Directions(Analysis):
             if affine is None:
                 return _retaining(G, retain, lambda: subject.stylize_code(content, code0 + off[None]))
             mod = get_module(G, affine)                        # affine(code + d) - affine(code) = W d
-            with Trace(G, affine, edit=add_vector(mod.weight @ off)):
+            with Trace(G, affine, edit=add_vector(affine_matrix(mod) @ off)):
                 return _retaining(G, retain, lambda: subject.stylize_code(content, code0))
         codes = subject.style_code(sid, zs).double().cpu().numpy()
         return _Space("style_code", codes, sid.cpu().numpy() if subject.num_styles > 1 else None, render,
@@ -192,7 +192,13 @@ class Directions(Analysis):
                     notes.append(f"sefa skipped: it factorises style-affine weights, which needs the style_code "
                                  f"space of a generator with style_affines (space is {sp.name})")
                     continue
-                dirs = dm.sefa_directions([a.weight for a in affines], min(k, d))
+                mats = [affine_matrix(a) for a in affines]
+                if any(m.shape[1] != d for m in mats):
+                    notes.append(f"sefa skipped: the style affines read {mats[0].shape[1]}-d codes but this style "
+                                 f"code space is {d}-d (SeFa applies in the space the affines read, e.g. StyleGAN's "
+                                 f"W, not {subject.meta.get('style_space', 'this space')!r})")
+                    continue
+                dirs = dm.sefa_directions(mats, min(k, d))
                 rows += [(m, i, f"eig{i}", v) for i, v in enumerate(dirs)]
             elif m in ("svm", "svm_cond"):
                 if sp.labels is None or len(np.unique(sp.labels)) < 2:
@@ -489,6 +495,14 @@ def _vb_batch(b: int, content: Tensor, ids: Tensor, z: Tensor | None) -> tuple[T
     """The fixed content batch of Voynov-Babenko renders: the first b evaluation images, cycled."""
     idx = torch.arange(b, device=content.device) % len(content)
     return content[idx], ids[idx], None if z is None else z[idx]
+
+
+def affine_matrix(mod) -> Tensor:
+    """The matrix W a style affine applies (affine(x + d) - affine(x) = W d): ``effective_weight()``
+    when the layer scales its stored weight at run time (StyleGAN's equalised learning rate,
+    ``weight * lr / sqrt(in)``), else its ``weight`` (an nn.Linear)."""
+    eff = getattr(mod, "effective_weight", None)
+    return eff() if callable(eff) else mod.weight
 
 
 def _affine_names(G) -> list[str]:

@@ -1,13 +1,16 @@
 """Latent-direction discovery methods: pure functions on arrays and weights.
 
     dirs, var = pca_directions(codes, k=8)                 # GANSpace: [k, D] unit rows, variances [k]
-    dirs = sefa_directions([aff.weight for aff in G.style_affines], k=8)   # SeFa: [k, D]
+    dirs = sefa_directions([affine_matrix(a) for a in G.style_affines], k=8)   # SeFa: [k, D]
     n = svm_direction(codes, labels == b)                  # InterFaceGAN: unit normal [D], + toward True
     n_c = condition_direction(n, [other_normal])           # conditional InterFaceGAN
     r = random_directions(k=8, dim=D, seed=0)              # the baseline: [k, D] unit rows
     s = ssim(images_a, images_b)                           # [N] SSIM per image pair, images in [-1, 1]
 
-Every method returns unit-norm directions as numpy float64 rows [K, D]. Signs are arbitrary
+``affine_matrix`` (in ``directions.analysis``) is the matrix each affine applies: its ``weight``, or
+``effective_weight()`` where the layer scales its stored weight at run time (StyleGAN2's
+equalised learning rate: ``weight * lr_multiplier / sqrt(in)``, so a snapshot's stored weights are
+not the map W -> S). Every method returns unit-norm directions as numpy float64 rows [K, D]. Signs are arbitrary
 for PCA and SeFa (an eigenvector and its negative are the same direction); the analysis
 orients nothing and reports which style each positive end moves toward.
 

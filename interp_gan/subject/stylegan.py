@@ -1,0 +1,206 @@
+"""StyleGAN2 snapshots as Subjects: the generator of an NVlabs network pickle, rebuilt in our own
+modules (``interp_gan.models.stylegan2``), behind the Subject protocol.
+
+    subject = load_stylegan_pickle("network-snapshot-000400.pkl")            # W space, psi = 1
+    subject = load_stylegan_pickle("snap.pkl", space="s", truncation_psi=0.7)
+    subject = load_subject("snap.pkl#space=s,psi=0.7")                        # the same, as a spec
+    img = subject.generate(content, style_ids, z)      # content is ignored: images come from z
+    code = subject.style_code(style_ids, z)            # [N, D] in the chosen space
+    img = subject.stylize_code(content, code)          # synthesis from a code (content ignored)
+
+A StyleGAN is not an image-to-image model: it synthesises from a latent, so the content image
+is not an input and ``generate`` ignores it (as GAN Dissection does, Bau et al. ICLR 2019): the
+images an analysis sees are a function of the seeded z it passes (``data.z``; without z, a
+seeded z with seed 0). ``Subject.uses_content`` is False, so analyses that read content pixels
+(attribution) skip with that reason. A conditional model (c_dim > 0) has one style per class
+(style s feeds the one-hot label e_s); an unconditional one has one style, ``sample``.
+
+Style spaces (``space``): ``"w"`` (default; the mapping output, broadcast to every layer), ``"w+"``
+(one w per synthesis input, flattened [N, num_ws * w_dim]), ``"s"`` (StyleSpace: every modulated
+layer's affine output concatenated in forward order, Wu, Lischinski & Shechtman, "StyleSpace
+Analysis: Disentangled Controls for StyleGAN Image Generation", CVPR 2021). Z is what the
+directions analysis calls ``space="z"`` (edit z, map, synthesise). SeFa (Shen & Zhou, CVPR 2021)
+factorises the affine weights, which read W: it applies in the ``"w"`` space.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from interp_gan.subject.nvlabs_pickle import PersistentObject, read_network_pickle
+from interp_gan.subject.protocol import Subject
+from interp_gan.util import sha256_file
+
+__all__ = ["SPACES", "generator_from_snapshot", "snapshot_config", "stylegan_subject", "load_stylegan_pickle",
+           "parse_options"]
+
+SPACES = ("w", "w+", "s")
+_Z_SEED = 0
+_STYLEGAN3 = ("a StyleGAN3 (alias-free) generator: its synthesis network (SynthesisInput Fourier features, "
+              "filtered_lrelu layers with per-layer resampling filters) is not implemented in interp_gan; only "
+              "StyleGAN2 generators load (StyleGAN2-ADA-PyTorch snapshots, or the StyleGAN3 repo's --cfg=stylegan2)")
+
+
+def _is_stylegan3(g: PersistentObject) -> bool:
+    """StyleGAN3's synthesis starts from a ``SynthesisInput`` (Fourier features) and its layers track
+    ``magnitude_ema_beta``; its StyleGAN2 config (networks_stylegan2.py) has neither."""
+    names = {o.class_name for _, o in g.named_objects()}
+    return "SynthesisInput" in names or "magnitude_ema_beta" in (g.init_kwargs.get("synthesis_kwargs") or {})
+
+
+def snapshot_config(g: PersistentObject, path: Path | str = "") -> dict:
+    """The ``StyleGAN2Generator`` keyword arguments of a pickled NVlabs ``Generator``."""
+    where = f"{path}: " if path else ""
+    if g.class_name != "Generator":
+        raise ValueError(f"{where}G_ema is a {g.class_name!r}, expected an NVlabs 'Generator'")
+    if _is_stylegan3(g):
+        raise ValueError(f"{where}{_STYLEGAN3}")
+    kw = dict(g.init_kwargs)
+    if g.init_args:
+        raise ValueError(f"{where}the Generator was built with positional arguments {g.init_args!r:.80}; "
+                         "expected keyword arguments only (as NVlabs' training code builds it)")
+    need = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
+    missing = [k for k in need if k not in kw]
+    if missing:
+        raise ValueError(f"{where}the Generator's init_kwargs lack {missing}; got {sorted(kw)}")
+    extra = sorted(set(kw) - set(need) - {"mapping_kwargs", "synthesis_kwargs"})
+    if extra:
+        raise ValueError(f"{where}the Generator has init_kwargs this reader does not know: {extra}")
+    return {k: kw[k] for k in need} | {"mapping_kwargs": dict(kw.get("mapping_kwargs") or {}),
+                                        "synthesis_kwargs": dict(kw.get("synthesis_kwargs") or {})}
+
+
+def generator_from_snapshot(g: PersistentObject, path: Path | str = ""):
+    """Our StyleGAN2Generator with the snapshot's weights (strict: every key, every shape)."""
+    from interp_gan.models.stylegan2 import StyleGAN2Generator
+
+    where = f"{path}: " if path else ""
+    try:
+        G = StyleGAN2Generator(**snapshot_config(g, path))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}cannot build the StyleGAN2 generator ({e})") from None
+    sd = g.state_dict()
+    ref = G.state_dict()
+    missing, unexpected = sorted(set(ref) - set(sd)), sorted(set(sd) - set(ref))
+    bad = [k for k in set(ref) & set(sd) if tuple(ref[k].shape) != tuple(sd[k].shape)]
+    if missing or unexpected or bad:
+        raise ValueError(f"{where}G_ema's weights do not match a StyleGAN2 generator of its init_kwargs: missing "
+                         f"{missing[:4]}, unexpected {unexpected[:4]}, misshapen {sorted(bad)[:4]}")
+    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return G.eval().requires_grad_(False)
+
+
+def parse_options(spec: str) -> tuple[str, dict]:
+    """``"snap.pkl#space=s,psi=0.7"`` -> ("snap.pkl", {"space": "s", "truncation_psi": 0.7})."""
+    path, _, opts = str(spec).partition("#")
+    out: dict = {}
+    for item in filter(None, (o.strip() for o in opts.split(","))):
+        k, eq, v = item.partition("=")
+        k = {"psi": "truncation_psi", "cutoff": "truncation_cutoff", "noise": "noise_mode"}.get(k.strip(), k.strip())
+        if not eq or k not in ("space", "truncation_psi", "truncation_cutoff", "noise_mode"):
+            raise ValueError(f"unknown StyleGAN option {item!r} in {spec!r}; expected space=w|w+|s, psi=<float>, "
+                             "cutoff=<int>, noise=const|none")
+        out[k] = float(v) if k == "truncation_psi" else int(v) if k == "truncation_cutoff" else v.strip()
+    return path, out
+
+
+def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                     noise_mode: str = "const", class_names: list[str] | None = None,
+                     meta: dict | None = None) -> Subject:
+    """A StyleGAN2Generator as a Subject (module docstring): content ignored, codes in ``space``."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    if space == "w" and truncation_cutoff is not None:
+        raise ValueError("truncation_cutoff truncates only the first layers' w, so the code is no single w: "
+                         "use space='w+' (or drop the cutoff)")
+    G.set_noise_mode(noise_mode)
+    n_cls = G.c_dim
+    names = list(class_names or ([f"class{i}" for i in range(n_cls)] if n_cls else ["sample"]))
+    if len(names) != max(n_cls, 1):
+        raise ValueError(f"got {len(names)} class names for a StyleGAN2 with c_dim={n_cls}")
+    syn, num_ws, w_dim = G.synthesis, G.num_ws, G.w_dim
+    sizes = [a.weight.shape[0] for a in G.style_affines]
+
+    def dev() -> torch.device:
+        return next(G.parameters()).device
+
+    def label(style_ids: Tensor) -> Tensor:
+        ids = style_ids.to(dev()).long()
+        if n_cls:
+            return torch.nn.functional.one_hot(ids, n_cls).float()
+        return torch.zeros(len(ids), 0, device=dev())
+
+    def latent(n: int, z: Tensor | None) -> Tensor:
+        if z is None:
+            z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(_Z_SEED))
+        return z.to(dev(), torch.float32)
+
+    def ws_of(style_ids: Tensor, z: Tensor | None) -> Tensor:
+        return G.mapping(latent(len(style_ids), z), label(style_ids), truncation_psi, truncation_cutoff)
+
+    def out(img: Tensor) -> Tensor:
+        return img.clamp(-1, 1)
+
+    def code(style_ids: Tensor, z: Tensor) -> Tensor:
+        ws = ws_of(style_ids, z)
+        if space == "w":
+            return ws[:, 0]
+        if space == "w+":
+            return ws.flatten(1)
+        return torch.cat(syn.styles(ws), dim=1)
+
+    def stylize(content: Tensor, c: Tensor) -> Tensor:
+        c = c.to(dev(), torch.float32)
+        if space == "w":
+            return out(syn(c[:, None].expand(-1, num_ws, -1)))
+        if space == "w+":
+            return out(syn(c.reshape(len(c), num_ws, w_dim)))
+        return out(syn(styles=list(c.split(sizes, dim=1))))
+
+    dim = {"w": w_dim, "w+": num_ws * w_dim, "s": sum(sizes)}[space]
+    meta = dict(meta or {})
+    meta.update(style_space=space, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                noise_mode=noise_mode, content_input="ignored: a StyleGAN synthesises from z (seeded); "
+                                                     "the content image is not an input",
+                style_layers=G.style_layer_names(), style_layer_sizes=sizes)
+    return Subject(generator=G, style_names=names,
+                   _generate=lambda c, s, z=None: out(syn(ws_of(s, z))),
+                   _style_code=code, _stylize_code=stylize, latent_dim=G.z_dim, style_dim=dim,
+                   uses_content=False, meta=meta).eval()
+
+
+def snapshot_meta(path: Path, G, snap: dict) -> dict:
+    """What the report and ``convert`` say about a snapshot."""
+    cfg = G.config
+    sk, mk = cfg["synthesis_kwargs"], cfg["mapping_kwargs"]
+    d = snap.get("D")
+    return {"model": {"name": "stylegan2", **cfg}, "checkpoint_sha256": sha256_file(path),
+            "checkpoint_path": str(path), "source_format": "NVlabs network pickle (G_ema)",
+            "resolution": cfg["img_resolution"], "mapping_layers": mk.get("num_layers", 8),
+            "channel_base": sk.get("channel_base", 32768), "channel_max": sk.get("channel_max", 512),
+            "conditioning_size": cfg["c_dim"],
+            "discriminator": ("present in the pickle, not rebuilt (interp_gan does not implement the StyleGAN2 "
+                              "discriminator)") if isinstance(d, PersistentObject) else "not in the pickle"}
+
+
+def read_snapshot(path: str | Path):
+    """(our generator, the snapshot dict, metadata) of an NVlabs network pickle."""
+    path = Path(path)
+    snap = read_network_pickle(path)
+    if not isinstance(snap, dict):
+        raise ValueError(f"{path} holds a {type(snap).__name__}; expected an NVlabs snapshot dict "
+                         "{'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}")
+    g = snap.get("G_ema", snap.get("G"))
+    if not isinstance(g, PersistentObject):
+        raise ValueError(f"{path} has no G_ema network (keys: {sorted(map(str, snap))[:6]})")
+    G = generator_from_snapshot(g, path)
+    return G, snap, snapshot_meta(path, G, snap)
+
+
+def load_stylegan_pickle(path: str | Path, device: str | torch.device = "cpu", space: str = "w",
+                         truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                         noise_mode: str = "const", class_names: list[str] | None = None) -> Subject:
+    G, _, meta = read_snapshot(path)
+    return stylegan_subject(G.to(device), space, truncation_psi, truncation_cutoff, noise_mode, class_names, meta)
