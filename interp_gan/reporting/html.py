@@ -127,6 +127,18 @@ def _finding_footer(key: str, f: Finding, csv_paths: dict[tuple[str, str], str],
     return "".join(parts)
 
 
+def _caption(section: str, fig: Any, lead: Any = None, name: str = "") -> str:
+    """A figure's caption from its finding: the section, what the figure shows (its title in the
+    report, which the print version drops), and for a section's first figure its claim and numbers."""
+    title = getattr(fig, "title", "") if not hasattr(fig, "layout") else (fig.layout.title.text or "")
+    title = re.sub(r"<[^>]+>", " ", str(title or "")).strip().rstrip(".") or name.replace("_", " ")
+    text = f"{section}" + (f": {title}." if title else ".")
+    if lead is not None:
+        verdict = "" if lead.survives else " (did not survive its control)"
+        text += f" {lead.text}{verdict}: {lead.numbers()}."
+    return text
+
+
 def _subentries(body: str, anchor: str) -> tuple[str, list[tuple[str, str]]]:
     """Give every ``<h3>`` of a section an id; -> (body, [(id, text)]) for the sidebar."""
     subs: list[tuple[str, str]] = []
@@ -227,6 +239,7 @@ def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findin
     nav: list[tuple[str, str, str, list]] = []
     bodies: list[str] = []
     claims: list[list[Any]] = []
+    captions: dict[str, str] = {}
     teaser = ""
     statuses: dict[str, str] = {}
     figures: dict[str, Any] = {}
@@ -244,8 +257,11 @@ def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findin
         if status in ("ok", "default"):
             sec_cites = list(f.section.get("references", [])) + list(getattr(sec, "references", []) or [])
             cited += sec_cites
-            for name, fig in {**(sec.figures or {}), **(sec.paper_grids or {})}.items():
-                figures[name if name.startswith(key) else f"{key}_{name}"] = fig
+            lead = sec.claims[0] if sec.claims else None
+            for i, (name, fig) in enumerate({**(sec.paper_grids or {}), **(sec.figures or {})}.items()):
+                fname = name if name.startswith(key) else f"{key}_{name}"
+                figures[fname] = fig
+                captions[fname] = _caption(sec.title, fig, lead if i == 0 else None, name)
             for c in sec.claims or []:
                 c.anchor = anchor
             claims.append(list(sec.claims or []))
@@ -283,7 +299,8 @@ def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findin
             for name, df in f.tables.items():
                 stem = Path(csv_paths[key, name]).stem
                 tables[stem] = (df, f"{section_title(key, f)}: {name.replace('_', ' ')}")
-        exports = write_paper(out / "paper", tables, figures, bib, static_figures=static_figures)
+        exports = write_paper(out / "paper", tables, figures, bib, static_figures=static_figures, captions=captions,
+                              title=f"{ctx.name}: interp_gan figures and tables")
 
     provs = [f.provenance for f in found.values()]
     meta = ctx.meta
