@@ -338,7 +338,7 @@ def grid_figure(grid, width: str | None = None):
     left = int(min(0.45 * w, 8 + 6.2 * longest)) if labels else 4
     top = 22 if cols else 4
     h = int(round((w - left - 4) * canvas.shape[0] / canvas.shape[1])) + top + 4
-    fig = go.Figure(go.Image(source=image_data_uri(big, jpeg_quality=95), dx=1 / up, dy=1 / up, hoverinfo="skip"))
+    fig = go.Figure(go.Image(source=image_data_uri(big, jpeg_quality=95, lossy="jpeg"), dx=1 / up, dy=1 / up, hoverinfo="skip"))
     fig.update_xaxes(visible=bool(cols), side="top", showgrid=False, zeroline=False, ticks="",
                      tickvals=[(j + 0.5) * rows_img[0].shape[1] / max(len(cols), 1) for j in range(len(cols))],
                      ticktext=cols, tickfont={"size": _FONT_PX}, range=[0, canvas.shape[1]])

@@ -263,6 +263,8 @@ def _sanity_strips(sanity: pd.DataFrame, arrays: dict) -> ImageGrid | None:
     keys = [k for k in arrays if k.startswith("sanity__")]
     if not keys:
         return None
+    first = keys[0].split("__")[1]          # one explained model as the picture; the matrix has them all
+    keys = [k for k in keys if k.split("__")[1] == first]
     width = max(len(arrays[k]) for k in keys)
     tiles, caps = [], []
     for key in keys:
@@ -277,8 +279,8 @@ def _sanity_strips(sanity: pd.DataFrame, arrays: dict) -> ImageGrid | None:
             tiles.append(m[j] if j < len(m) else np.full_like(m[0], 255))
             caps.append(labels[j] if j < len(m) and j < len(labels) else "")
     return ImageGrid(np.stack(tiles), caps, ncols=width,
-                     title="Maps as the explained model is randomised (row: model, images, method; first column "
-                           "the original map)")
+                     title=f"Maps as the explained model ({first}) is randomised (row: images, method; first "
+                           "column the original map; the other models' maps are in the finding's sanity__ arrays)")
 
 
 @register_section("attribution")

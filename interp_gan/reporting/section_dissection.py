@@ -112,7 +112,8 @@ def iou_heatmap(long, layer: str, zmax: float | None = None, threshold: float | 
     if threshold is not None:
         heat["colorscale"] = _threshold_scale(zmax, threshold)
         bar.update(tickvals=[0, threshold, zmax], ticktext=["0", f"{sig(threshold)} threshold", sig(zmax)])
-    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=concepts, y=[str(u) for u in table.index], colorbar=bar,
+    fig = go.Figure(go.Heatmap(z=table.to_numpy().astype(np.float32), x=concepts, y=[str(u) for u in table.index],
+                               colorbar=bar,
                                hovertemplate="unit %{y}, %{x}: IoU %{z:.3g}<extra></extra>", **heat))
     fig.update_layout(title=f"{layer}: unit x concept IoU (all images)", height=160 + 11 * len(table),
                       yaxis={"autorange": "reversed", "title": "unit", "type": "category", "dtick": 1,
