@@ -69,19 +69,24 @@ def to_uint8_images(images: Any) -> np.ndarray:
 
 def image_data_uri(img: np.ndarray, jpeg_quality: int = 92, lossy: str = "webp", webp_quality: int = 85) -> str:
     """uint8 [H,W,3] -> a data URI: lossless PNG, or a lossy encoding when that is less than 2/3 of
-    the PNG's size. Generated images and attribution maps are noisy, where PNG compresses badly.
+    the smallest lossless encoding (PNG or lossless WebP), so flat synthetic images stay exact. Generated images and attribution maps are noisy, where PNG compresses badly.
     ``lossy="webp"`` (the page; every current browser shows it): WebP at ``webp_quality``, about 35%
     smaller than JPEG q92 on the demo's 64 px images; ``lossy="jpeg"`` (the paper figures, which
-    go through kaleido's PDF writer): JPEG at ``jpeg_quality``. Flat synthetic images stay PNG."""
+    go through kaleido's PDF writer): JPEG at ``jpeg_quality``."""
     im = Image.fromarray(img)
     png = io.BytesIO()
     im.save(png, format="PNG", optimize=True)
+    exact = ("png", png)
     lossy_buf = io.BytesIO()
     if lossy == "webp":
+        lossless = io.BytesIO()
+        im.save(lossless, format="WEBP", lossless=True, method=6)
+        if lossless.tell() < png.tell():
+            exact = ("webp", lossless)
         im.save(lossy_buf, format="WEBP", quality=webp_quality, method=6)
     else:
         im.save(lossy_buf, format="JPEG", quality=jpeg_quality)
-    fmt, buf = (lossy, lossy_buf) if lossy_buf.tell() < png.tell() * 2 / 3 else ("png", png)
+    fmt, buf = (lossy, lossy_buf) if lossy_buf.tell() < exact[1].tell() * 2 / 3 else exact
     return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
