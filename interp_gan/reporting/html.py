@@ -389,7 +389,9 @@ tbody tr:hover { background:#f8fafc; }
 .badge-skipped { background:var(--skipbg); color:var(--skip); }
 .badge-error { background:var(--errbg); color:var(--err); }
 .notes { color:var(--muted); font-size:13px; }
-table.matrix td.cell { text-align:center; font-size:12px; white-space:nowrap; }
+table.matrix td.cell { text-align:center; font-size:12.5px; white-space:nowrap; line-height:1.25; }
+table.matrix td.cell .ci { font-size:11px; color:#4b5563; }
+table.matrix th { white-space:nowrap; }
 table.matrix td.passed { background:#dcfae6; } table.matrix td.failed { background:#fee4e2; }
 table.matrix td.inconclusive { background:#fef0c7; } table.matrix td.not-valid, table.matrix td.none { background:#f2f4f7; }
 .files, .params { font-size:13px; color:var(--muted); margin:6px 0; }
@@ -424,7 +426,7 @@ li.claim.no { color:#4b5563; }
 p.result { max-width:none; font-size:15px; background:#fafbfc; border-left:4px solid var(--accent);
            padding:6px 10px; }
 .cards-wrap { margin:8px 0 16px; }
-.cards { display:grid; grid-template-columns:repeat(auto-fill, minmax(400px, 1fr)); gap:10px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fill, minmax(340px, 1fr)); gap:10px; }
 .card { border:1px solid var(--line); border-radius:6px; padding:8px; }
 .card img { display:block; max-width:100%; height:auto; }
 .card img.pixelated { image-rendering:pixelated; }

@@ -129,8 +129,8 @@ def cards_html(block: Cards) -> str:
         pic = ""
         if c.images is not None and len(c.images):
             s = strip(c.images)
-            scale = max(1, math.ceil(96 / s.shape[0])) if s.shape[0] < 96 else 1
-            pic = (f'<img src="{image_data_uri(s)}" width="{s.shape[1] * scale}" height="{s.shape[0] * scale}" '
+            scale = 80 / s.shape[0]                     # every card's strip 80 px high, pixels kept
+            pic = (f'<img src="{image_data_uri(s)}" width="{round(s.shape[1] * scale)}" height="80" '
                    f'alt="{html.escape(c.title)}" class="{"pixelated" if scale > 1 else ""}">')
         badge = f' <span class="cbadge">{html.escape(c.badge)}</span>' if c.badge else ""
         lines = "".join(f"<div>{html.escape(x)}</div>" for x in c.lines)

@@ -205,16 +205,16 @@ def sanity_matrix(sanity: pd.DataFrame) -> str:
                 ci = fmt_ci(getattr(r, "ci_low", None), getattr(r, "ci_high", None))
                 mark = {"passed": "✓", "failed": "✗", "inconclusive": "?"}.get(verdict, "")
                 cells.append(f'<td class="cell {verdict.replace(" ", "-")}" title="{html.escape(verdict)}">'
-                             f"{mark} {sig(r.spearman)} <span class=\"muted\">{ci}</span></td>")
+                             f"{mark} {sig(r.spearman)}<br><span class=\"ci\">{ci}</span></td>")
         body.append(f"<tr><th>{html.escape(str(tgt))} <span class=\"muted\">({html.escape(str(src))})</span></th>"
                     + "".join(cells) + "</tr>")
     thr = sig(float(d.threshold.iloc[0])) if "threshold" in d else "0.5"
     cap = (f"Sanity checks: mean Spearman rho of |attribution| with the original map [95% t-interval over images] "
            f"after the randomisation stage named in the column; ✓ passed (interval below {thr}), ✗ failed (at or "
            f"above), ? inconclusive (straddles {thr}); 'labels' = retrained on shuffled labels")
-    return (f'<div class="table-wrap"><table class="matrix"><caption>{html.escape(cap)}</caption>'
+    return (f'<div class="table-wrap"><table class="matrix">'
             f'<thead><tr><th rowspan="2">explained model (images)</th>{head1}</tr><tr>{head2}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+            f'<tbody>{"".join(body)}</tbody></table><p class="muted">{html.escape(cap)}</p></div>')
 
 
 def claims(sanity: pd.DataFrame) -> list[Claim]:

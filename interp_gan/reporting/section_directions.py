@@ -106,7 +106,7 @@ def claim(df: pd.DataFrame) -> Claim | None:
     n_r = int(df["n_random"].iloc[0]) if "n_random" in df.columns else int((df["method"] == "random").sum())
     best = (ok if len(ok) else cand).sort_values("effect", ascending=False).iloc[0]
     space = str(df["space"].iloc[0]).replace("_", " ") if "space" in df.columns else "latent"
-    name = f"{best['method']} {best.get('label', best['index'])}"
+    name = _labels(best.to_frame().T)[0]
     if len(ok):
         text = (f"{len(ok)} of {len(cand)} discovered {space} directions move the style classifier more than "
                 f"{n_r} random directions walked the same step; strongest: {name} toward {best['style']}")
@@ -167,7 +167,7 @@ def traversal_grid(finding, image: int = 0, per_method: int = 2) -> ImageGrid | 
     eff = [f" Δ{sig(e)}" if e == e else "" for e in df["effect"]]
     caps = [f"{labels[r]}{eff[r]} · {s:+g}σ" if j == 0 else f"{s:+g}σ" for r in keep for j, s in enumerate(steps)]
     rows = [f"{labels[r]} → {df['style'].iloc[r]}" for r in keep]
-    return ImageGrid(arr[keep].reshape(-1, *arr.shape[2:]), caps, ncols=arr.shape[1],
+    return ImageGrid(arr[keep].reshape(-1, *arr.shape[2:]), caps, ncols=arr.shape[1], px=80,
                      title=f"Traversals of image {image} (rows: directions, with Δ log-odds at the largest step; "
                            "columns: steps)", row_labels=rows, col_labels=[f"{s:+g}σ" for s in steps])
 

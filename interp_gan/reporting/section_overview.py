@@ -115,7 +115,7 @@ def _sample_grid(f, names: list[str]) -> ImageGrid | None:
     captions = [f"content {j + 1}" for j in range(n)]
     for i in range(s):
         captions += [f"→ {names[i] if i < len(names) else i}"] * n
-    return ImageGrid(images, captions, ncols=n,
+    return ImageGrid(images, captions, ncols=n, px=96,
                      title="Content (top row) and its stylisation toward each style (one row per style)")
 
 
@@ -130,7 +130,7 @@ def _real_grid(f, names: list[str]) -> ImageGrid | None:
         for j in range(real.shape[1]):
             images.append(real[s, j])
             captions.append(label if j < counts[s] else "(none)")
-    return ImageGrid(np.stack(images), captions, ncols=real.shape[1],
+    return ImageGrid(np.stack(images), captions, ncols=real.shape[1], px=72,
                      title="Real style images (one row per style)")
 
 
