@@ -101,3 +101,23 @@ def test_numbers_never_print_minus_zero_and_latex_uses_times_ten():
     assert latex_num(-4.43e-05) == "$-4.43\\times10^{-5}$"
     assert latex_num(-0.044) == "$-0.0440$" and latex_num(0.5) == "0.500"
     assert pct(0.0625) == "6.25%" and pct(0) == "0%"
+
+
+def test_compare_two_runs_claim_by_claim(tmp_path):
+    """`interp-gan report --compare A B`: each run's claims rebuilt from its saved findings, side by side,
+    with the rows whose verdict changed marked."""
+    from interp_gan.cli import main
+    write_report(tmp_path / "a", [_dissection("dissection", 10, 10), _ablation(0.6)], ReportContext(name="a"),
+                 strict=True, paper=False)
+    write_report(tmp_path / "b", [_dissection("dissection", 60, 10), _ablation(0.6)], ReportContext(name="b"),
+                 strict=True, paper=False)
+    assert main(["report", "--compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c")]) == 0
+    page = (tmp_path / "c" / "index.html").read_text()
+    assert "No evidence that training made concept generator units: 10 of 200" in page         # A fails
+    assert "60 of 200 generator units labelled at q &lt; 0.05 with a concept" in page           # B survives
+    rows = re.findall(r"<tr class=\"(\w*)\"><th>([^<]+)</th>", page)
+    assert ("changed", "dissection") in rows and ("", "Causal ablation of style units") in rows
+    df = pd.read_csv(tmp_path / "c" / "compare.csv")
+    assert set(df.run) == {"A", "B"} and df.groupby("run").size().tolist() == [2, 2]
+    assert 'href="../a/index.html"' in page
+    assert main(["report"]) == 2                                                               # neither: one line
