@@ -67,12 +67,21 @@ def to_uint8_images(images: Any) -> np.ndarray:
                          "for a torch [N,3,H,W] batch pass x.permute(0, 2, 3, 1)") from None
 
 
+try:
+    from PIL import features as _features
+    _HAS_WEBP = bool(_features.check("webp"))
+except Exception:  # noqa: BLE001
+    _HAS_WEBP = False
+
+
 def image_data_uri(img: np.ndarray, jpeg_quality: int = 92, lossy: str = "webp", webp_quality: int = 85) -> str:
     """uint8 [H,W,3] -> a data URI: lossless PNG, or a lossy encoding when that is less than 2/3 of
     the smallest lossless encoding (PNG or lossless WebP), so flat synthetic images stay exact. Generated images and attribution maps are noisy, where PNG compresses badly.
     ``lossy="webp"`` (the page; every current browser shows it): WebP at ``webp_quality``, about 35%
     smaller than JPEG q92 on the demo's 64 px images; ``lossy="jpeg"`` (the paper figures, which
     go through kaleido's PDF writer): JPEG at ``jpeg_quality``."""
+    if lossy == "webp" and not _HAS_WEBP:         # a Pillow built without libwebp: JPEG as before
+        lossy = "jpeg"
     im = Image.fromarray(img)
     png = io.BytesIO()
     im.save(png, format="PNG", optimize=True)
