@@ -4,6 +4,7 @@
     interp-gan analyze runs/mine/checkpoint.safetensors --pipeline analyses/dissection.toml
     interp-gan analyze --model my_models.py:make_generator --pipeline analyses/dissection.toml
     interp-gan report reports/mine            # re-render index.html from saved findings
+    interp-gan report --compare reports/a reports/b   # the two runs' claims side by side
     interp-gan inspect runs/mine/checkpoint.safetensors
     interp-gan inspect arbitrary_transform.onnx --onnx style_predictor=arbitrary_predict.onnx --onnx styles=lite01
     interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
@@ -89,6 +90,14 @@ def _cmd_report(a: argparse.Namespace) -> int:
     from interp_gan.findings import Finding
     from interp_gan.reporting import ReportContext, write_report
 
+    if a.compare:
+        from interp_gan.reporting.compare import compare_reports
+        ra, rb = (Path(x) for x in a.compare)
+        out = compare_reports(ra, rb, Path(a.out or f"reports/compare_{ra.name}_{rb.name}"))
+        print(out / "index.html")
+        return 0
+    if not a.report_dir:
+        raise ValueError("interp-gan report: give a report directory, or --compare A B")
     d = Path(a.report_dir)
     manifest = d / "manifest.json"
     if not manifest.is_file():
@@ -216,8 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "style_predictor=arbitrary_predict.onnx")
     an.set_defaults(fn=_cmd_analyze)
 
-    r = sub.add_parser("report", help="re-render a report directory from its saved findings")
-    r.add_argument("report_dir")
+    r = sub.add_parser("report", help="re-render a report directory from its saved findings, or compare two")
+    r.add_argument("report_dir", nargs="?")
+    r.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two report directories claim by claim")
+    r.add_argument("--out", help="with --compare: where to write (default reports/compare_<A>_<B>)")
     r.set_defaults(fn=_cmd_report)
 
     i = sub.add_parser("inspect", help="print a checkpoint's metadata, style names and every layer's output shape")

@@ -7,6 +7,8 @@
     p = permutation_pvalue(observed, null)           # (1 + #{null >= obs}) / (1 + B)
     q = bh_qvalues(p)                                # BH 1995 step-up, monotone
     note = floor_note(p, n_perm=1000)                # None, or a line: how many p sit at 1 / (1 + B)
+    lo, hi = wilson_interval(22, 352)                # a rate's 95% score interval
+    lo, hi = newcombe_difference(22, 352, 11, 352)   # 95% interval of the difference of two rates
 
 Intervals. ``method="percentile"`` (the default, unchanged) is the percentile bootstrap of
 Efron & Tibshirani (1993). ``method="bca"`` is the bias-corrected and accelerated interval
@@ -44,7 +46,7 @@ import numpy as np
 
 __all__ = ["bootstrap_ci", "bootstrap_interval", "BootstrapCI", "NonFiniteBootstrapWarning", "bootstrap_indices",
            "permutation_pvalue", "bh_qvalues", "permutation_floor", "count_at_floor", "floor_note",
-           "MIN_SAMPLES_FOR_CI", "require_samples"]
+           "MIN_SAMPLES_FOR_CI", "require_samples", "wilson_interval", "newcombe_difference"]
 
 MIN_SAMPLES_FOR_CI = 8  # below this a bootstrap CI is meaningless
 _METHODS = ("percentile", "bca")
@@ -233,3 +235,27 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
         out[order] = np.minimum(ranked, 1.0)
         q[ok] = out
     return q.reshape(p.shape)
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for the rate k / n (Newcombe 1998, method 3); (nan, nan) for n = 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    z = float(_phi_inv(0.5 + level / 2))
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = 0.95) -> tuple[float, float]:
+    """Interval for k1/n1 - k2/n2 from the two Wilson intervals (Newcombe 1998, Stat. Med. 17:873,
+    method 10; independent samples). The report uses it to set a trained model's rate beside its
+    random-init control's."""
+    l1, u1 = wilson_interval(k1, n1, level)
+    l2, u2 = wilson_interval(k2, n2, level)
+    if not all(map(math.isfinite, (l1, u1, l2, u2))):
+        return float("nan"), float("nan")
+    d = k1 / n1 - k2 / n2
+    return (d - math.sqrt((k1 / n1 - l1) ** 2 + (u2 - k2 / n2) ** 2),
+            d + math.sqrt((u1 - k1 / n1) ** 2 + (k2 / n2 - l2) ** 2))

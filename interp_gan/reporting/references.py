@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
 __all__ = ["Reference", "REFERENCES", "register_reference", "references_for",
-           "to_bibtex", "references_html"]
+           "to_bibtex", "references_html", "citations_html", "short_citation"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,23 @@ def _plain(text: str) -> str:
     for a, b in (('{\\"a}', "ä"), ('{\\"o}', "ö"), ("{\\'e}", "é"), ("\\&", "&")):
         text = text.replace(a, b)
     return text
+
+
+def short_citation(key: str) -> str:
+    """'Bau et al. 2019' / 'Wang and Bovik 2004' for an in-text link to the reference list."""
+    r = REFERENCES[key]
+    last = [_plain(a.split(",")[0].strip()) for a in r.authors]
+    who = last[0] if len(last) == 1 else f"{last[0]} and {last[1]}" if len(last) == 2 else f"{last[0]} et al."
+    return f"{who} {r.year}"
+
+
+def citations_html(keys: Iterable[str]) -> str:
+    """'Cites: <a href="#ref-key">Bau et al. 2019</a> · ...' for the end of a section."""
+    keys = [k for k in dict.fromkeys(keys) if k in REFERENCES]
+    if not keys:
+        return ""
+    links = " · ".join(f'<a href="#ref-{html.escape(k)}">{html.escape(short_citation(k))}</a>' for k in keys)
+    return f'<div class="cites">Cites: {links}</div>'
 
 
 def references_html(keys: Iterable[str]) -> str:

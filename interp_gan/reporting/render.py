@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from interp_gan.reporting.sections import ImageGrid, Table
+from interp_gan.reporting.numbers import sig
+from interp_gan.reporting.sections import Cards, ImageGrid, Table
 from interp_gan.util import to_uint8
 
 __all__ = ["render_block", "figure_html", "image_grid_html", "table_html", "to_uint8_images",
-           "format_value", "image_data_uri"]
+           "format_value", "image_data_uri", "cards_html", "strip"]
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                   "toImageButtonOptions": {"format": "svg"}}
@@ -42,6 +43,8 @@ def render_block(block: Any) -> str:
         return image_grid_html(block)
     if isinstance(block, Table):
         return table_html(block)
+    if isinstance(block, Cards):
+        return cards_html(block)
     if _is_figure(block):
         return figure_html(block)
     raise TypeError(f"cannot render a {type(block).__name__} block; expected an HTML str, a plotly "
@@ -64,17 +67,35 @@ def to_uint8_images(images: Any) -> np.ndarray:
                          "for a torch [N,3,H,W] batch pass x.permute(0, 2, 3, 1)") from None
 
 
-def image_data_uri(img: np.ndarray, jpeg_quality: int = 92) -> str:
-    """uint8 [H,W,3] -> a data URI: lossless PNG, or JPEG at ``jpeg_quality`` when that is less
-    than 2/3 of the PNG's size. Generated images and attribution maps are noisy, where PNG
-    compresses badly: on the demo report JPEG q90 took the 356 inline images from 2.9 MB to
-    1.2 MB; flat synthetic images (and anything JPEG does not shrink) stay PNG."""
+try:
+    from PIL import features as _features
+    _HAS_WEBP = bool(_features.check("webp"))
+except Exception:  # noqa: BLE001
+    _HAS_WEBP = False
+
+
+def image_data_uri(img: np.ndarray, jpeg_quality: int = 92, lossy: str = "webp", webp_quality: int = 85) -> str:
+    """uint8 [H,W,3] -> a data URI: lossless PNG, or a lossy encoding when that is less than 2/3 of
+    the smallest lossless encoding (PNG or lossless WebP), so flat synthetic images stay exact. Generated images and attribution maps are noisy, where PNG compresses badly.
+    ``lossy="webp"`` (the page; every current browser shows it): WebP at ``webp_quality``, about 35%
+    smaller than JPEG q92 on the demo's 64 px images; ``lossy="jpeg"`` (the paper figures, which
+    go through kaleido's PDF writer): JPEG at ``jpeg_quality``."""
+    if lossy == "webp" and not _HAS_WEBP:         # a Pillow built without libwebp: JPEG as before
+        lossy = "jpeg"
     im = Image.fromarray(img)
     png = io.BytesIO()
     im.save(png, format="PNG", optimize=True)
-    jpg = io.BytesIO()
-    im.save(jpg, format="JPEG", quality=jpeg_quality)
-    fmt, buf = ("jpeg", jpg) if jpg.tell() < png.tell() * 2 / 3 else ("png", png)
+    exact = ("png", png)
+    lossy_buf = io.BytesIO()
+    if lossy == "webp":
+        lossless = io.BytesIO()
+        im.save(lossless, format="WEBP", lossless=True, method=6)
+        if lossless.tell() < png.tell():
+            exact = ("webp", lossless)
+        im.save(lossy_buf, format="WEBP", quality=webp_quality, method=6)
+    else:
+        im.save(lossy_buf, format="JPEG", quality=jpeg_quality)
+    fmt, buf = (lossy, lossy_buf) if lossy_buf.tell() < exact[1].tell() * 2 / 3 else exact
     return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -85,17 +106,47 @@ def image_grid_html(grid: ImageGrid) -> str:
     h, w = imgs.shape[1:3]
     # Small images are upscaled without smoothing so each pixel stays visible (at least ~96 px).
     scale = max(1, math.ceil(96 / max(h, w))) if max(h, w) < 96 else 1
+    if grid.px:
+        scale = grid.px / max(h, w)
     cells = []
     for i, img in enumerate(imgs):
         cap = grid.captions[i] if i < len(grid.captions) else ""
         cap_html = f"<figcaption>{html.escape(str(cap))}</figcaption>" if cap else ""
-        cells.append(f'<figure class="cell"><img src="{image_data_uri(img)}" width="{w * scale}" '
-                     f'height="{h * scale}" alt="{html.escape(str(cap) or f"image {i}")}" '
+        cells.append(f'<figure class="cell"><img src="{image_data_uri(img)}" width="{round(w * scale)}" '
+                     f'height="{round(h * scale)}" alt="{html.escape(str(cap) or f"image {i}")}" '
                      f'class="{"pixelated" if scale > 1 else ""}">{cap_html}</figure>')
     title = f'<div class="grid-title">{html.escape(grid.title)}</div>' if grid.title else ""
     ncols = max(1, int(grid.ncols))
     return (f'<div class="imagegrid">{title}<div class="grid" '
             f'style="grid-template-columns: repeat({ncols}, max-content)">{"".join(cells)}</div></div>')
+
+
+def strip(images: np.ndarray, gap: int = 2, fill: int = 255) -> np.ndarray:
+    """uint8 [k,H,W,3] -> one [H, k*W + (k-1)*gap, 3] picture (one inline image instead of k)."""
+    imgs = to_uint8_images(images)
+    k, h, w = imgs.shape[:3]
+    out = np.full((h, k * w + (k - 1) * gap, 3), fill, np.uint8)
+    for i, im in enumerate(imgs):
+        out[:, i * (w + gap):i * (w + gap) + w] = im
+    return out
+
+
+def cards_html(block: Cards) -> str:
+    """Unit cards: each an image strip (one inline picture) over its title, badge and numbers."""
+    out = []
+    for c in block.cards:
+        pic = ""
+        if c.images is not None and len(c.images):
+            s = strip(c.images)
+            scale = 80 / s.shape[0]                     # every card's strip 80 px high, pixels kept
+            pic = (f'<img src="{image_data_uri(s)}" width="{round(s.shape[1] * scale)}" height="80" '
+                   f'alt="{html.escape(c.title)}" class="{"pixelated" if scale > 1 else ""}">')
+        badge = f' <span class="cbadge">{html.escape(c.badge)}</span>' if c.badge else ""
+        lines = "".join(f"<div>{html.escape(x)}</div>" for x in c.lines)
+        out.append(f'<div class="card">{pic}<div class="ctitle">{html.escape(c.title)}{badge}</div>'
+                   f'<div class="clines">{lines}</div></div>')
+    title = f'<div class="grid-title">{html.escape(block.title)}</div>' if block.title else ""
+    return f'<div class="cards-wrap">{title}<div class="cards">{"".join(out)}</div></div>'
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -104,7 +155,8 @@ _ID_COLUMNS = {"step", "unit", "units", "index", "seed", "epoch", "id", "layer",
 
 
 def format_value(x: Any, grouping: bool = True) -> str:
-    """Readable numbers: ints with thousands separators, floats to ~4 significant digits."""
+    """Readable numbers: ints with thousands separators, floats as ``numbers.sig`` (3 significant
+    digits, scientific below 1e-3): the one number format of the report."""
     if x is None or x is pd.NA or x is pd.NaT or (isinstance(x, (float, np.floating)) and math.isnan(x)):
         return "–"
     if isinstance(x, (bool, np.bool_)):
@@ -112,14 +164,7 @@ def format_value(x: Any, grouping: bool = True) -> str:
     if isinstance(x, (int, np.integer)):
         return f"{int(x):,}" if grouping else str(int(x))
     if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if x == 0:
-            return "0"
-        if math.isinf(x):
-            return "∞" if x > 0 else "−∞"
-        if 1e-3 <= abs(x) < 1e5:
-            return f"{x:.4g}"
-        return f"{x:.2e}"
+        return sig(float(x))
     if isinstance(x, (list, tuple, np.ndarray)):
         return "[" + ", ".join(format_value(v) for v in x) + "]"
     return str(x)

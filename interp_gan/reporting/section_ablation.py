@@ -14,9 +14,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp_gan.reporting.sections import ReportContext, Section, Table, register_section
+from interp_gan.reporting.claims import Claim, result_line
+from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.sections import (FOLD_CLOSE, ReportContext, Section, Table, fold_open, how_to_read,
+                                           register_section)
 
-__all__ = ["ablation_section", "ablation_curves", "summary_table"]
+__all__ = ["ablation_section", "ablation_curves", "summary_table", "claim"]
 
 MEASURES = {"log_odds": "change in log-odds of the target style, RGB classifier",
             "log_odds_texture": "change in log-odds of the target style, texture classifier",
@@ -132,29 +135,88 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_CLAIM_VERB = {"zero": ("Zeroing", "lowers"), "mean": ("Setting to their mean", "lowers"),
+               "insert": ("Inserting", "raises")}
+
+
+def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
+    """At the largest k, in the classifier's log-odds of the style: in how many styles does the
+    selected set beat the random sets? It survives when at least one style's q_random (BH over all
+    selected-set rows) is at most 0.05 (p_random when the finding has no q)."""
+    measure = next((m for m in ("log_odds", "classifier", "log_odds_texture", "gram") if (df["measure"] == m).any()),
+                   None)
+    if measure is None:
+        return None
+    d = df[df["measure"] == measure]
+    d = d[d["k"] == d.groupby(["layer", "style"])["k"].transform("max")]
+    top, rnd = d[d["baseline"] == "top"], d[d["baseline"] == "random"]
+    if not len(top):
+        return None
+    verb, moves = _CLAIM_VERB.get(intervention, ("Editing", "changes"))
+    if "direction" in top and (top["direction"] == "increase").all():
+        moves = "raises"
+    k, layer = int(top["k"].max()), str(top["layer"].iloc[0])
+    has_p = "p_random" in top and top["p_random"].notna().any()
+    if not has_p:
+        return Claim(f"{verb} the {k} most style-selective units of {layer} was not compared with random units",
+                     effect="", verdict="no baseline", survives=False,
+                     rule="an ablation effect without its random-unit baseline is not a finding")
+    qcol = "q_random" if "q_random" in top and top["q_random"].notna().any() else "p_random"
+    ok = top[top[qcol] <= 0.05]
+    sign = -1 if moves == "lowers" else 1
+    best = (ok if len(ok) else top).sort_values("effect", ascending=sign < 0).iloc[0]
+    r = rnd[(rnd["style"] == best["style"]) & (rnd["layer"] == best["layer"])]
+    base = f"random {k}-unit sets {sig(r['effect'].iloc[0])}" if len(r) else "random sets"
+    n_sets = int(r["n_sets"].iloc[0]) if len(r) and "n_sets" in r else 0
+    what = {"log_odds": "log-odds of the style (RGB classifier)", "classifier": "probability of the style",
+            "log_odds_texture": "log-odds of the style (texture classifier)",
+            "gram": "Gram distance to the style"}[measure]
+    if len(ok):
+        text = (f"{verb} the {k} most style-selective units of {layer} {moves} the {what} more than "
+                f"{n_sets} random {k}-unit sets, in {len(ok)} of {len(top)} styles")
+    else:
+        text = (f"No evidence that the {k} most style-selective units of {layer} carry the style: {verb.lower()} "
+                f"them {moves} the {what} no more than {n_sets} random {k}-unit sets (0 of {len(top)} styles "
+                f"beyond random)")
+    return Claim(text, effect=f"{best['style']}: {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
+                 baseline=base, verdict="beyond random units" if len(ok) else "not beyond random units",
+                 survives=bool(len(ok)),
+                 rule=f"beyond random units when a style's {qcol} (one-sided rank among the random sets"
+                      f"{', BH over all selected-set rows' if qcol == 'q_random' else ''}) is at most 0.05")
+
+
 @register_section("ablation")
 def ablation_section(finding, ctx: ReportContext) -> Section:
     title = "Causal ablation of style units"
     df = finding.tables["ablation"]
-    verb = _VERB.get(str(finding.params.get("intervention", "zero")), "edited")
-    blocks: list = [HOW_TO_READ.format(verb=verb)]
+    intervention = str(finding.params.get("intervention", "zero"))
+    verb = _VERB.get(intervention, "edited")
+    c = claim(df, intervention) if len(df) else None
+    blocks: list = [result_line(c) if c else "<p>No ablation was measured.</p>"]
     figures = {}
+    curves = []
     for layer in dict.fromkeys(df["layer"]):
         for measure in MEASURES:
             if ((df["layer"] == layer) & (df["measure"] == measure)).any():
                 fig = ablation_curves(df, layer, measure)
-                blocks.append(fig)
+                curves.append(fig)
                 figures[f"ablation_{measure}_{layer}"] = fig
+    blocks += curves[:1]                                  # the classifier's log-odds first; the rest folded
     if len(df):
         summ = summary_table(df)
-        blocks.append(Table(summ, caption="Effect at the largest k: selected units vs random units (one-sided "
-                                          "rank test among the random sets; the verdict is per row)"))
         n_rand = int(df.loc[df["baseline"] == "random", "n_sets"].max()) if (df["baseline"] == "random").any() else 0
         if len(summ) and "p_random" in summ:
             n_yes = int(summ["beyond random (p_random <= 0.05)"].sum())
-            blocks.insert(1, f"<p><b>At the largest k, {n_yes} of {len(summ)} style x target rows are beyond random "
-                             f"(p_random &le; 0.05 against {n_rand} random sets; under no effect about "
-                             f"{0.05 * len(summ):.1f} would be by chance).</b></p>")
+            blocks.append(f"<p>At the largest k, {n_yes} of {len(summ)} style x target rows are beyond random "
+                          f"(p_random &le; 0.05 against {n_rand} random sets; under no effect about "
+                          f"{sig(0.05 * len(summ))} would be by chance).</p>")
+        if len(curves) > 1:
+            blocks += [fold_open(f"{len(curves) - 1} more measures: texture classifier, Gram distance"),
+                       *curves[1:], FOLD_CLOSE]
+        blocks.append(fold_open("Table: effect at the largest k, selected vs random units"))
+        blocks.append(Table(summ, caption="Effect at the largest k: selected units vs random units (one-sided "
+                                          "rank test among the random sets; the verdict is per row)"))
+        blocks.append(FOLD_CLOSE)
         conc = df[(df["measure"] == "concepts") & (df["baseline"] == "top")]
         if "q_zero" in conc.columns:
             conc = conc[conc["q_zero"] < 0.05]
@@ -169,10 +231,12 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
         if len(conc):
             conc = conc.reindex(conc["effect"].abs().sort_values(ascending=False).index)
             conc = conc.assign(units=conc["units"].map(short_units))
-            blocks.append(Table(conc[[c for c in cols if c in conc.columns]], caption=caption))
+            blocks += [fold_open(f"Concept pixel fractions that change ({len(conc)} rows)"),
+                       Table(conc[[c_ for c_ in cols if c_ in conc.columns]], caption=caption), FOLD_CLOSE]
         for n in finding.notes:
             if "floor" in n or "bootstrap replicates were not finite" in n:
                 blocks.append(f"<p><i>{html.escape(n)}</i></p>")
-    else:
-        blocks.append("<p>No ablation was measured.</p>")
-    return Section(title, blocks, anchor="ablation", figures=figures)
+    blocks.append(how_to_read(HOW_TO_READ.format(verb=verb)))
+    sec = Section(title, blocks, anchor="ablation", figures=figures)
+    sec.claims = [c] if c else []
+    return sec

@@ -12,6 +12,8 @@ computed by the analysis, which zeroes every ranked unit alone).
 """
 from __future__ import annotations
 
+import html
+
 
 import numpy as np
 import pandas as pd
@@ -19,9 +21,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
+from interp_gan.reporting.claims import Claim, result_line
+from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
+                                           how_to_read, register_section)
 
-__all__ = ["attribution_section", "heat_overlay", "heat_colors", "sanity_figure", "unit_bars"]
+__all__ = ["attribution_section", "heat_overlay", "heat_colors", "sanity_figure", "unit_bars", "sanity_matrix",
+           "claims"]
 
 # Papers of the attribution methods a run used (IG, SmoothGrad, Grad-CAM are cited for the section).
 METHOD_REFERENCES = {"saliency": "simonyan2014saliency", "occlusion": "zeiler2014occlusion",
@@ -170,44 +176,148 @@ def _input_factor_text(v: pd.DataFrame) -> list[str]:
     return out
 
 
+_STAGE_ORDER = {"all": 1000, "labels": 1001}
+
+
+def sanity_matrix(sanity: pd.DataFrame) -> str:
+    """One table for every sanity check: rows = explained model (and image source), columns = method x
+    randomisation stage; each cell the mean rho with its 95% interval, coloured by its verdict."""
+    d = sanity.copy()
+    if "verdict" not in d:
+        d["verdict"] = np.where(d.passed.astype(bool), "passed", "failed")
+    stages = sorted(dict.fromkeys(d.randomized), key=lambda r: (_STAGE_ORDER.get(r, 0),
+                                                              float(d[d.randomized == r].step.min())))
+    methods = list(dict.fromkeys(d.method))
+    rows = list(dict.fromkeys(zip(d.target, d.source)))
+    key = {(r.target, r.source, r.method, r.randomized): r for r in d.itertuples()}
+    head1 = "".join(f'<th colspan="{len(stages)}" style="text-align:center">{html.escape(m)}</th>' for m in methods)
+    head2 = "".join(f"<th>{html.escape(str(st))}</th>" for _ in methods for st in stages)
+    body = []
+    for tgt, src in rows:
+        cells = []
+        for m in methods:
+            for st in stages:
+                r = key.get((tgt, src, m, st))
+                if r is None:
+                    cells.append('<td class="cell none">–</td>')
+                    continue
+                verdict = str(getattr(r, "verdict", "") or "none")
+                ci = fmt_ci(getattr(r, "ci_low", None), getattr(r, "ci_high", None))
+                mark = {"passed": "✓", "failed": "✗", "inconclusive": "?"}.get(verdict, "")
+                cells.append(f'<td class="cell {verdict.replace(" ", "-")}" title="{html.escape(verdict)}">'
+                             f"{mark} {sig(r.spearman)}<br><span class=\"ci\">{ci}</span></td>")
+        body.append(f"<tr><th>{html.escape(str(tgt))} <span class=\"muted\">({html.escape(str(src))})</span></th>"
+                    + "".join(cells) + "</tr>")
+    thr = sig(float(d.threshold.iloc[0])) if "threshold" in d else "0.5"
+    cap = (f"Sanity checks: mean Spearman rho of |attribution| with the original map [95% t-interval over images] "
+           f"after the randomisation stage named in the column; ✓ passed (interval below {thr}), ✗ failed (at or "
+           f"above), ? inconclusive (straddles {thr}); 'labels' = retrained on shuffled labels")
+    return (f'<div class="table-wrap"><table class="matrix">'
+            f'<thead><tr><th rowspan="2">explained model (images)</th>{head1}</tr><tr>{head2}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table><p class="muted">{html.escape(cap)}</p></div>')
+
+
+def claims(sanity: pd.DataFrame) -> list[Claim]:
+    """The method that passed the most sanity checks with none failed (a finding), and the method that
+    failed the most (not one): counted over the full-randomisation and shuffled-label rows."""
+    if not len(sanity):
+        return []
+    v = _verdicts(sanity)
+    v = v[v.verdict.isin(["passed", "failed", "inconclusive"])]
+    if not len(v):
+        return []
+    thr = sig(float(sanity.threshold.iloc[0])) if "threshold" in sanity else "0.5"
+    rule = (f"a method survives when none of its checks failed and at least half passed (a check passes when the "
+            f"95% interval of the mean rho lies below {thr})")
+    stats = {m: g for m, g in v.groupby("method", sort=False)}
+    count = {m: {w: int((g.verdict == w).sum()) for w in ("passed", "failed", "inconclusive")} for m, g in stats.items()}
+
+    def worst(g: pd.DataFrame) -> pd.Series:
+        return g.sort_values("spearman", ascending=False).iloc[0]
+
+    out: list[Claim] = []
+    good = [m for m, c in count.items() if c["failed"] == 0 and c["passed"] >= len(stats[m]) / 2]
+    if good:
+        m = max(good, key=lambda m: (count[m]["passed"] / len(stats[m]), count[m]["passed"]))
+        w, c = worst(stats[m]), count[m]
+        extra = f" ({c['inconclusive']} inconclusive)" if c["inconclusive"] else ""
+        out.append(Claim(f"{m} maps change when the explained model is randomised: passed {c['passed']} of "
+                         f"{len(stats[m])} sanity checks{extra}, none failed",
+                         effect=f"highest rho {sig(w.spearman)}", ci=fmt_ci(w.ci_low, w.ci_high),
+                         baseline=f"threshold {thr} ({w.target}, {w.randomized})", verdict="passes randomisation",
+                         survives=True, rule=rule))
+    bad = [m for m, c in count.items() if c["failed"] > 0]
+    if bad:
+        m = max(bad, key=lambda m: (count[m]["failed"], -count[m]["passed"]))
+        w, c = worst(stats[m]), count[m]
+        out.append(Claim(f"{m} maps are not shown to depend on the weights: failed {c['failed']} of "
+                         f"{len(stats[m])} sanity checks ({c['passed']} passed, {c['inconclusive']} inconclusive)",
+                         effect=f"highest rho {sig(w.spearman)}", ci=fmt_ci(w.ci_low, w.ci_high),
+                         baseline=f"threshold {thr} ({w.target}, {w.randomized})", verdict="fails randomisation",
+                         survives=False, rule=rule, priority=0 if not good else 1))
+    return out
+
+
+def _sanity_strips(sanity: pd.DataFrame, arrays: dict) -> ImageGrid | None:
+    """Every stored sanity strip in one grid: a row per model x source x method, a column per stage."""
+    keys = [k for k in arrays if k.startswith("sanity__")]
+    if not keys:
+        return None
+    first = keys[0].split("__")[1]          # one explained model as the picture; the matrix has them all
+    keys = [k for k in keys if k.split("__")[1] == first]
+    width = max(len(arrays[k]) for k in keys)
+    tiles, caps = [], []
+    for key in keys:
+        _, target, source, method = key.split("__")
+        rows = sanity[(sanity.target == target) & (sanity.source == source) & (sanity.method == method)]
+        rows = rows.sort_values("step")
+        labels = [f"{target} ({source}) {method}"] + [
+            f"{r.randomized}: rho {sig(r.spearman)} {getattr(r, 'verdict', 'passed' if r.passed else 'failed')}"
+            for r in rows.itertuples()]
+        m = _maps_grid(arrays[key])
+        for j in range(width):
+            tiles.append(m[j] if j < len(m) else np.full_like(m[0], 255))
+            caps.append(labels[j] if j < len(m) and j < len(labels) else "")
+    return ImageGrid(np.stack(tiles), caps, ncols=width,
+                     title=f"Maps as the explained model ({first}) is randomised (row: images, method; first "
+                           "column the original map; the other models' maps are in the finding's sanity__ arrays)")
+
+
 @register_section("attribution")
 def attribution_section(finding, ctx: ReportContext) -> Section:
     title = "Attributions (Captum) with sanity checks"
     t = finding.tables
     p, arrays = finding.params, finding.arrays
-    blocks: list = [HOW_TO_READ.format(t=p.get("sanity_threshold", 0.5))]
     figures = {}
     sanity = t.get("attribution_sanity", pd.DataFrame())
+    found = claims(sanity)
+    blocks: list = [result_line(found[0]) if found else ""] + [result_line(c) for c in found[1:]]
     if len(sanity):
         v = _verdicts(sanity)
         counts = v.verdict.value_counts()
         parts = [f"{int(counts.get(w, 0))} {w}" for w in ("passed", "failed", "inconclusive", "not valid")
                  if counts.get(w, 0) or w in ("passed", "failed")]
         n_img = f" on {int(sanity.n_images.max())} images" if "n_images" in sanity else ""
+        blocks.append(sanity_matrix(sanity))
         blocks.append(f"<p><b>Sanity checks{n_img}: {', '.join(parts)}.</b></p>")
         blocks += _input_factor_text(v)
         if "labels" not in set(sanity.randomized) and p.get("label_steps", 1) == 0:
             blocks.append("<p>The data-randomisation (shuffled labels) check was switched off (label_steps = 0); "
                           "only model-parameter randomisation was run.</p>")
         figures["attribution_sanity"] = fig = sanity_figure(sanity)
-        blocks += [fig, Table(v.reset_index(drop=True),
-                              caption="Sanity-check verdicts after full randomisation ('all') and shuffled labels "
-                                      "('labels'): mean rho with its 95% t-interval over images, images with rho "
-                                      "below the threshold, input corr before / after, label-model accuracies")]
-        for key in (k for k in arrays if k.startswith("sanity__")):
-            _, target, source, method = key.split("__")
-            rows = sanity[(sanity.target == target) & (sanity.source == source) & (sanity.method == method)]
-            rows = rows.sort_values("step")
-            caps = ["original"] + [f"{r.randomized}: rho {r.spearman:.2f} "
-                                   f"{getattr(r, 'verdict', 'passed' if r.passed else 'failed')}"
-                                   for r in rows.itertuples()]
-            m = arrays[key]
-            blocks.append(ImageGrid(_maps_grid(m), caps[:len(m)], ncols=len(m),
-                                    title=f"{target} ({source}), {method}: maps as layers are randomised"))
+        strips = _sanity_strips(sanity, arrays)
+        blocks += [fold_open("Sanity checks in detail: rho per randomisation step, the maps, the verdict table"),
+                   fig] + ([strips] if strips is not None else []) + [
+                   Table(v.reset_index(drop=True),
+                         caption="Sanity-check verdicts after full randomisation ('all') and shuffled labels "
+                                 "('labels'): mean rho with its 95% t-interval over images, images with rho "
+                                 "below the threshold, input corr before / after, label-model accuracies"),
+                   FOLD_CLOSE]
     elif not p.get("sanity", True):
         blocks.append("<p><b>Sanity checks were switched off</b> (sanity=False): the maps below are unchecked.</p>")
 
     maps = t.get("attribution_maps", pd.DataFrame())
+    shown = 0
     for (target, source), g in (maps.groupby(["target", "source"], sort=False) if len(maps) else []):
         img_key = f"images__{target}__{source}"
         methods = list(dict.fromkeys(g.method))
@@ -231,8 +341,13 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
                 if mk in arrays:
                     tiles.append(heat_overlay(imgs[i:i + 1], arrays[mk][i:i + 1])[0])
                     caps.append(m)
+        if shown == 1:
+            blocks.append(fold_open("Overlays for the other explained models"))
+        shown += 1
         blocks.append(ImageGrid(np.stack(tiles), caps, ncols=1 + len(methods),
                                 title=f"{target} on {source} images: input, then one overlay per method"))
+    if shown > 1:
+        blocks.append(FOLD_CLOSE)
 
     comp = t.get("attribution_completeness", pd.DataFrame())
     if len(comp):
@@ -264,7 +379,9 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
     skipped = t.get("attribution_skipped", pd.DataFrame())
     if len(skipped):
         blocks.append(Table(skipped.reset_index(drop=True), caption="Targets not computed, and why"))
-    sec = Section(title, blocks, anchor="attribution", figures=figures)
+    blocks.append(how_to_read(HOW_TO_READ.format(t=p.get("sanity_threshold", 0.5))))
+    sec = Section(title, [b for b in blocks if b != ""], anchor="attribution", figures=figures)
+    sec.claims = found
     used = list(finding.params.get("methods", ())) + list(finding.params.get("unit_methods", ()))
     sec.references = [METHOD_REFERENCES[m] for m in used if m in METHOD_REFERENCES]
     return sec

@@ -11,9 +11,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
+from interp_gan.reporting.claims import Claim, result_line
+from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
+                                           how_to_read, register_section)
 
-__all__ = ["headline", "effect_bars", "agreement_heatmap", "layerwise_heatmap", "traversal_grid", "directions_section"]
+__all__ = ["claim", "headline", "effect_bars", "agreement_heatmap", "layerwise_heatmap", "traversal_grid", "directions_section"]
 
 HOW_TO_READ = """
 <p><b>How to read.</b> Each row of the traversal grid walks one direction from its negative to its
@@ -93,18 +96,37 @@ def _num(df: pd.DataFrame, col: str, k: int) -> float:
     return float(df[col].iloc[k]) if col in df.columns and pd.notna(df[col].iloc[k]) else float("nan")
 
 
-def headline(df: pd.DataFrame) -> str:
-    """One sentence: how many discovered directions are beyond random at the same step length."""
+def claim(df: pd.DataFrame) -> Claim | None:
+    """How many discovered directions move the classifier beyond random directions walked the same
+    step (q_random <= 0.05), with the strongest one's effect; None without a random baseline."""
     cand = df[df["method"] != "random"] if "method" in df.columns else df.iloc[:0]
     if not len(cand) or "q_random" not in df.columns or cand["q_random"].isna().all():
-        return ""
-    k = int((cand["q_random"] <= 0.05).sum())
+        return None
+    ok = cand[cand["q_random"] <= 0.05]
     n_r = int(df["n_random"].iloc[0]) if "n_random" in df.columns else int((df["method"] == "random").sum())
-    best = cand.sort_values("p_random").iloc[0]
-    return (f"<p><b>{k} of {len(cand)} discovered directions move the classifier beyond random directions walked "
-            f"the same step</b> (q_random &le; 0.05, {n_r} random directions, so p_random &ge; {1 / (1 + n_r):.2g}); "
-            f"smallest p_random {best['p_random']:.3g} ({best['method']} {best['index']}, "
-            f"Δ log-odds {best['effect']:.3g} toward {best['style']}).</p>")
+    best = (ok if len(ok) else cand).sort_values("effect", ascending=False).iloc[0]
+    space = str(df["space"].iloc[0]).replace("_", " ") if "space" in df.columns else "latent"
+    name = _labels(best.to_frame().T)[0]
+    if len(ok):
+        text = (f"{len(ok)} of {len(cand)} discovered {space} directions move the style classifier more than "
+                f"{n_r} random directions walked the same step; strongest: {name} toward {best['style']}")
+    else:
+        text = (f"No evidence that any discovered {space} direction is special: none of {len(cand)} moves the "
+                f"style classifier more than {n_r} random directions walked the same step")
+    p95 = best.get("random_p95", float("nan"))
+    return Claim(text, effect=f"Δ log-odds {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
+                 baseline=(f"random at the same step, 95th pct {sig(p95)}; p_random {sig(best['p_random'])} "
+                           f"(floor {sig(1 / (1 + n_r))})"),
+                 verdict="beyond random directions" if len(ok) else "not beyond random directions",
+                 survives=bool(len(ok)),
+                 rule="beyond random directions when q_random (the rank among random unit directions walked the "
+                      "same Euclidean step, BH over the discovered directions) is at most 0.05")
+
+
+def headline(df: pd.DataFrame) -> str:
+    """The section's opening line: its claim with the verdict ('' without a random baseline)."""
+    c = claim(df)
+    return result_line(c) if c else ""
 
 
 def agreement_heatmap(finding) -> go.Figure:
@@ -134,7 +156,7 @@ def layerwise_heatmap(lw: pd.DataFrame) -> go.Figure:
 
 
 def traversal_grid(finding, image: int = 0, per_method: int = 2) -> ImageGrid | None:
-    """Rows = directions (the first ``per_method`` of each method), columns = steps."""
+    """Rows = directions (the first ``per_method`` of each method, random ones last), columns = steps."""
     arr = finding.arrays.get(f"traversal_img{image}")
     df = finding.tables["directions"]
     if arr is None or arr.ndim != 5 or len(arr) != len(df):
@@ -142,19 +164,20 @@ def traversal_grid(finding, image: int = 0, per_method: int = 2) -> ImageGrid | 
     keep = [i for i, k in enumerate(df["index"]) if k < per_method]
     steps = list(finding.params.get("steps", range(arr.shape[1])))
     labels = _labels(df)
-    caps = [f"{labels[r]} · {s:+g}σ" for r in keep for s in steps]
-    return ImageGrid(arr[keep].reshape(-1, *arr.shape[2:]), caps, ncols=arr.shape[1],
-                     title=f"Traversals of image {image} (rows: directions; columns: steps)")
+    eff = [f" Δ{sig(e)}" if e == e else "" for e in df["effect"]]
+    caps = [f"{labels[r]}{eff[r]} · {s:+g}σ" if j == 0 else f"{s:+g}σ" for r in keep for j, s in enumerate(steps)]
+    rows = [f"{labels[r]} → {df['style'].iloc[r]}" for r in keep]
+    return ImageGrid(arr[keep].reshape(-1, *arr.shape[2:]), caps, ncols=arr.shape[1], px=80,
+                     title=f"Traversals of image {image} (rows: directions, with Δ log-odds at the largest step; "
+                           "columns: steps)", row_labels=rows, col_labels=[f"{s:+g}σ" for s in steps])
 
 
 @register_section("directions")
 def directions_section(finding, ctx: ReportContext) -> Section:
     title = "Latent directions"
     df = finding.tables["directions"]
-    blocks: list = [HOW_TO_READ]
-    head = headline(df) if len(df) else ""
-    if head:
-        blocks.insert(0, head)
+    c = claim(df) if len(df) else None
+    blocks: list = [result_line(c) if c else ""]
     figures = {}
     grid = traversal_grid(finding)
     if grid is not None and len(grid.images):
@@ -162,21 +185,31 @@ def directions_section(finding, ctx: ReportContext) -> Section:
     if len(df) and df["effect"].notna().any():
         figures["directions_effects"] = effect_bars(df)
         blocks.append(figures["directions_effects"])
+    more = []
     if len(df) > 1:
         figures["directions_agreement"] = agreement_heatmap(finding)
-        blocks.append(figures["directions_agreement"])
+        more.append(figures["directions_agreement"])
     lw = finding.tables.get("directions_layerwise")
     if lw is not None and len(lw) and lw["effect"].notna().any():
         figures["directions_layerwise"] = layerwise_heatmap(lw)
-        blocks.append(figures["directions_layerwise"])
-    cols = [c for c in ("method", "space", "index", "label", "style", "style_agree", "effect", "ci_low",
-                        "ci_high", "p_random", "q_random", "beyond_random", "random_p95", "step_length", "effect_prob",
-                        "p_value", "q_value", "ssim_min", "unit_layer", "top_units") if c in df.columns]
-    blocks.append(Table(df[cols].round(4), caption="Directions: effect = Δ log-odds at the largest step with 95% BCa "
-                                                    "bootstrap CI; p_random against random directions walked the same "
-                                                    "step_length, q_random by Benjamini-Hochberg over the discovered "
-                                                    "directions (the verdict); p_value / q_value test only a change "
-                                                    "from 0, which any edit shows"))
-    sec = Section(title, blocks, anchor="directions", figures=figures)
+        more.append(figures["directions_layerwise"])
+    if more:
+        blocks += [fold_open("Agreement between methods" + (", per-layer effects" if len(more) > 1 else "")),
+                   *more, FOLD_CLOSE]
+    cols = [c_ for c_ in ("method", "space", "index", "label", "style", "style_agree", "effect", "ci_low",
+                          "ci_high", "p_random", "q_random", "beyond_random", "random_p95", "step_length",
+                          "effect_prob", "p_value", "q_value", "ssim_min", "unit_layer", "top_units")
+            if c_ in df.columns]
+    blocks += [fold_open(f"Table: all {len(df)} directions"),
+               Table(df[cols], caption="Directions: effect = Δ log-odds at the largest step with 95% BCa "
+                                       "bootstrap CI; p_random against random directions walked the same "
+                                       "step_length, q_random by Benjamini-Hochberg over the discovered "
+                                       "directions (the verdict); p_value / q_value test only a change "
+                                       "from 0, which any edit shows"), FOLD_CLOSE]
+    blocks.append(how_to_read(HOW_TO_READ))
+    sec = Section(title, [b for b in blocks if b != ""], anchor="directions", figures=figures)
+    sec.claims = [c] if c else []
+    if grid is not None and len(grid.images):
+        sec.paper_grids = {"directions_traversals": grid}
     sec.references = ["voynov2020unsupervised"] if "method" in df.columns and (df["method"] == "voynov").any() else []
     return sec

@@ -13,9 +13,14 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
+from interp_gan.findings.stats import wilson_interval
+from interp_gan.reporting.claims import Claim, rate_vs_control, result_line
+from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig
+from interp_gan.reporting.sections import (FOLD_CLOSE, Card, Cards, ReportContext, Section, Table, fold_open,
+                                           how_to_read, register_section)
 
-__all__ = ["dissection_section", "iou_heatmap", "labelled_bars", "overlay", "headline", "control_table"]
+__all__ = ["dissection_section", "iou_heatmap", "labelled_bars", "overlay", "headline", "claim", "control_table",
+           "unit_cards"]
 
 HOW_TO_READ = (
     "<p><b>How to read this.</b> Each unit (channel) of a layer is thresholded at the top "
@@ -40,20 +45,35 @@ HOW_TO_READ = (
     "with its region kept bright and the rest dimmed.</p>")
 
 
-def headline(units, control, alpha: float) -> str:
-    """The section's claim with the random-init control next to it (reads the tables only)."""
+def claim(units, control, alpha: float, what: str = "units") -> Claim:
+    """The section's claim: the labelled rate beside the random-init control's (reads the tables only).
+    It survives when the interval of the difference lies above 0 (``claims.rate_vs_control``)."""
     n, lab = len(units), int(units.labelled.astype(bool).sum())
-    text = f"{lab} of {n} units ({lab / max(n, 1):.1%}) labelled at q &lt; {alpha}"
-    if control is not None and len(control):
-        tot = control[control.layer == "all"]
-        if len(tot):
-            t = tot.iloc[0]
-            text += (f"; {int(t.labelled_control)} of {int(t.units)} ({t.frac_control:.1%}) at random "
-                     f"initialisation (the same architecture, data and tests). Tests with q &lt; {alpha}: "
-                     f"{t.tests_q05_trained:.1%} trained, {t.tests_q05_control:.1%} at random init")
+    tot = control[control.layer == "all"] if control is not None and len(control) else None
+    if tot is None or not len(tot):
+        lo, hi = wilson_interval(lab, n)
+        return Claim(f"{lab} of {n} {what} ({pct(lab / max(n, 1))}) labelled at q < {alpha}; no random-init "
+                     "control was run, so this rate has no baseline", effect=pct(lab / max(n, 1)),
+                     ci=fmt_ci(lo, hi, pct), baseline="no control", verdict="no baseline", survives=False,
+                     rule="a rate without its random-init control is not a finding")
+    t = tot.iloc[0]
+    kc, nc = int(t.labelled_control), int(t.units)
+    r = rate_vs_control(lab, n, kc, nc)
+    if r["survives"]:
+        text = (f"{lab} of {n} {what} labelled at q < {alpha} with a concept: more than the random-init "
+                f"control ({kc} of {nc})")
     else:
-        text += " (no random-init control was run: this fraction has no baseline)"
-    return f"<p><b>{text}.</b></p>"
+        text = (f"No evidence that training made concept {what}: {lab} of {n} labelled at q < {alpha}, "
+                f"random init {kc} of {nc}")
+    return Claim(text, effect=f"{pct(r['rate'])} labelled", ci=r["ci"],
+                 baseline=f"random init {pct(r['control'])}; difference {sig(100 * r['diff'])} points {r['diff_ci']}",
+                 verdict="beyond random init" if r["survives"] else "not beyond random init",
+                 survives=r["survives"], rule=r["rule"])
+
+
+def headline(units, control, alpha: float) -> str:
+    """The section's opening line (its claim with the verdict)."""
+    return result_line(claim(units, control, alpha))
 
 
 def control_table(control):
@@ -66,8 +86,19 @@ def control_table(control):
                              "tests_q05_control": "% tests q<alpha random init"})
 
 
-def iou_heatmap(long, layer: str) -> go.Figure:
-    """Units (rows, sorted by best concept then IoU) x concepts (columns) IoU heatmap for one layer."""
+def _threshold_scale(zmax: float, threshold: float) -> list:
+    """Greys below the labelling threshold, Viridis above it: the threshold is the colour break."""
+    t = min(max(threshold / zmax, 0.0), 1.0) if zmax > 0 else 0.0
+    vir = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
+    scale = [[0.0, "#f2f2f2"], [t, "#bdbdbd"]]
+    scale += [[t + (1 - t) * i / (len(vir) - 1), c] for i, c in enumerate(vir)]
+    return scale
+
+
+def iou_heatmap(long, layer: str, zmax: float | None = None, threshold: float | None = None) -> go.Figure:
+    """Units (rows, sorted by best concept then IoU, every unit ticked) x concepts (columns) IoU for
+    one layer; ``zmax`` shares the colour range between layers, ``threshold`` is marked as the break
+    from grey to colour and on the colour bar."""
     d = long[long.layer == layer]
     table = d.pivot(index="unit", columns="concept", values="iou")
     concepts = list(dict.fromkeys(d.concept))          # keep the analysis' concept order
@@ -75,10 +106,18 @@ def iou_heatmap(long, layer: str) -> go.Figure:
     best = table.to_numpy().argmax(1)
     order = np.lexsort((-table.to_numpy().max(1), best))
     table = table.iloc[order]
-    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=concepts, y=[f"unit {u}" for u in table.index],
-                               colorscale="Viridis", colorbar={"title": "IoU"}))
-    fig.update_layout(title=f"{layer}: unit x concept IoU", height=min(900, 200 + 8 * len(table)),
-                      yaxis={"showticklabels": len(table) <= 64, "autorange": "reversed"})
+    zmax = float(zmax if zmax is not None else np.nanmax(table.to_numpy()) if table.size else 1.0) or 1.0
+    bar = {"title": "IoU"}
+    heat = dict(colorscale="Viridis", zmin=0, zmax=zmax)
+    if threshold is not None:
+        heat["colorscale"] = _threshold_scale(zmax, threshold)
+        bar.update(tickvals=[0, threshold, zmax], ticktext=["0", f"{sig(threshold)} threshold", sig(zmax)])
+    fig = go.Figure(go.Heatmap(z=table.to_numpy().astype(np.float32), x=concepts, y=[str(u) for u in table.index],
+                               colorbar=bar,
+                               hovertemplate="unit %{y}, %{x}: IoU %{z:.3g}<extra></extra>", **heat))
+    fig.update_layout(title=f"{layer}: unit x concept IoU (all images)", height=160 + 11 * len(table),
+                      yaxis={"autorange": "reversed", "title": "unit", "type": "category", "dtick": 1,
+                             "tickfont": {"size": 9}}, margin={"l": 60, "t": 50, "b": 40})
     return fig
 
 
@@ -103,51 +142,87 @@ def overlay(images: np.ndarray, maps: np.ndarray, threshold: float) -> np.ndarra
     return out.clip(0, 255).astype(np.uint8)
 
 
+def _selectivity(ctx: ReportContext, layer: str, unit: int) -> str:
+    """The unit's strongest style selectivity from the style-units finding, if it was measured."""
+    su = (ctx.findings or {}).get("style_units")
+    df = getattr(su, "tables", {}).get("style_units") if su is not None and not getattr(su, "skipped", None) else None
+    if df is None or not len(df):
+        return "selectivity: not measured"
+    rows = df[(df["layer"] == layer) & (df["unit"] == unit)].dropna(subset=["auroc"])
+    if not len(rows):
+        return "selectivity: not measured at this layer"
+    r = rows.loc[rows["auroc"].idxmax()]
+    q = f", q {sig(r.q_value)}" if "q_value" in rows else ""
+    return f"most selective for {r['style']}: AUROC {sig(r.auroc)} {fmt_ci(r.ci_low, r.ci_high)}{q}"
+
+
+def unit_cards(finding, units, top, ctx: ReportContext) -> Cards | None:
+    """One card per top unit: its most-activating images with the counted region bright, the label,
+    the held-out IoU with its CI and q, and its style selectivity (from the style-units finding)."""
+    if top is None or "top_images" not in finding.arrays:
+        return None
+    imgs, maps = finding.arrays["top_images"], finding.arrays["top_maps"]
+    masks = finding.arrays.get("top_masks")   # the tie-aware region the IoU counted (older findings: none)
+    cards = []
+    for t, row in enumerate(top.itertuples()):
+        u = units.iloc[int(row.row)]
+        pics = overlay(imgs[t], masks[t], 0.5) if masks is not None else overlay(imgs[t], maps[t], float(u.threshold))
+        labelled = bool(u.get("labelled", False))
+        lines = [f"IoU {sig(u.iou)} {fmt_ci(u.get('ci_low'), u.get('ci_high'))} (held-out half), "
+                 f"q {sig(u.q_value)}"]
+        if finding.analysis == "dissection":
+            lines.append(_selectivity(ctx, str(row.layer), int(row.unit)))
+        cards.append(Card(pics, f"{row.layer} · unit {row.unit} · {row.concept}", lines,
+                          badge="labelled" if labelled else "not labelled"))
+    return Cards(cards, title="Top units: most-activating images, the counted region bright, the rest dimmed")
+
+
 @register_section("dissection")
 def dissection_section(finding, ctx: ReportContext) -> Section:
     """The channel dissection's section; also shows any analysis that writes the same tables (the
-    discriminator dissection), under its own title, with its first note saying what was dissected."""
+    discriminator dissection), under its own title, with its first note saying what was dissected.
+    Order: the claim, the unit cards, the control; heatmaps, bars and tables folded below."""
     title = finding.section.get("title") or "Channel dissection"
     tables = {kind: finding.tables.get(f"{finding.analysis}_{kind}") for kind in ("units", "iou", "control", "top")}
     units, long = tables["units"], tables["iou"]
     p = finding.params
-    blocks: list = [HOW_TO_READ.format(q=1 - p.get("quantile", 0.99), t=p.get("iou_threshold", 0.04),
-                                       a=p.get("alpha", 0.05))]
+    alpha, thr = p.get("alpha", 0.05), p.get("iou_threshold", 0.04)
     control = tables.get("control")
-    blocks.insert(0, headline(units, control, p.get("alpha", 0.05)))
+    what = "discriminator units" if finding.analysis == "discriminator_dissection" else "generator units"
+    c = claim(units, control, alpha, what)
+    blocks: list = [result_line(c)]
     if finding.analysis != "dissection" and finding.notes:
-        blocks.insert(1, f"<p>{html.escape(finding.notes[0])}</p>")
+        blocks.append(f"<p>{html.escape(finding.notes[0])}</p>")
+    cards = unit_cards(finding, units, tables.get("top"), ctx)
+    if cards is not None:
+        blocks.append(cards)
     if control is not None and len(control):
         blocks.append(Table(control_table(control), caption="Labelled units per layer: trained vs random "
                                                             "initialisation (the control)"))
     figures = {}
-    for layer in dict.fromkeys(units.layer):
-        fig = iou_heatmap(long, layer)
-        blocks.append(fig)
-        figures[f"{finding.analysis}_iou_{layer}"] = fig
     bars = labelled_bars(units)
-    blocks.append(bars)
     figures[f"{finding.analysis}_labelled"] = bars
-    top = tables.get("top")
-    if top is not None and "top_images" in finding.arrays:
-        imgs, maps = finding.arrays["top_images"], finding.arrays["top_maps"]
-        masks = finding.arrays.get("top_masks")   # the tie-aware region the IoU counted (older findings: none)
-        tiles, captions = [], []
-        for t, row in enumerate(top.itertuples()):
-            if masks is not None:
-                tiles.append(overlay(imgs[t], masks[t], 0.5))
-            else:
-                tiles.append(overlay(imgs[t], maps[t], float(units.iloc[int(row.row)].threshold)))
-            captions += [f"{row.layer}:{row.unit} {row.concept} IoU {row.iou:.2f}"] + [""] * (imgs.shape[1] - 1)
-        blocks.append(ImageGrid(np.concatenate(tiles), captions, ncols=imgs.shape[1],
-                                title="Top units: most-activating images, region above threshold"))
-        blocks.append(Table(top.drop(columns=["row"]), caption="Top units"))
-    cols = [c for c in ["layer", "unit", "concept", "iou", "ci_low", "ci_high", "p_image", "p_spatial", "p_value",
-                        "q_value", "label", "iou_all"] if c in units.columns]
+    zmax = float(long["iou"].max()) if long is not None and len(long) else 1.0
+    heat = [iou_heatmap(long, layer, zmax=zmax, threshold=thr) for layer in dict.fromkeys(units.layer)] \
+        if long is not None else []
+    blocks.append(fold_open(f"IoU heatmaps: {len(heat)} layer(s), every unit x concept, shared colour range, "
+                            f"labelling threshold {sig(thr)} marked; labelled units per concept"))
+    blocks += heat + [bars, FOLD_CLOSE]
+    blocks.append(how_to_read(HOW_TO_READ.format(q=1 - p.get("quantile", 0.99), t=thr, a=alpha)))
+    cols = [c_ for c_ in ["layer", "unit", "concept", "iou", "ci_low", "ci_high", "p_image", "p_spatial", "p_value",
+                          "q_value", "label", "iou_all"] if c_ in units.columns]
+    blocks.append(fold_open("Tables: top units, all units by held-out IoU"))
+    if tables.get("top") is not None:
+        blocks.append(Table(tables["top"].drop(columns=["row"], errors="ignore"), caption="Top units"))
     blocks.append(Table(units.sort_values("iou", ascending=False)[cols],
                         caption="Units by held-out IoU of their concept (iou: estimation half, with its CI; "
                                 "iou_all: all images)"))
-    return Section(title, blocks, anchor=finding.analysis, figures=figures)
+    blocks.append(FOLD_CLOSE)
+    sec = Section(title, blocks, anchor=finding.analysis, figures=figures)
+    sec.claims = [c]
+    if cards is not None:
+        sec.paper_grids = {f"{finding.analysis}_units": cards}
+    return sec
 
 
 register_section("discriminator_dissection")(dissection_section)

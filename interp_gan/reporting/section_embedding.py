@@ -10,7 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp_gan.reporting.sections import ReportContext, Section, Table, register_section
+from interp_gan.reporting.claims import result_line
+from interp_gan.reporting.numbers import sig
+from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
 
 __all__ = ["embedding_scatter", "embedding_section"]
 
@@ -51,18 +53,32 @@ def embedding_scatter(emb: pd.DataFrame, space: str) -> go.Figure:
     return fig
 
 
+def lead(q: pd.DataFrame | None) -> str:
+    """One line: leave-one-out kNN accuracy of the style labels in each original space, against chance
+    (no interval is computed, so it is a description, not a claim in the key findings)."""
+    if q is None or not len(q) or "knn_accuracy" not in q:
+        return '<p class="result">Embeddings of the style spaces, coloured by style.</p>'
+    orig = q[q["method"] == "original"] if "method" in q else q
+    orig = orig if len(orig) else q
+    parts = [f"{str(r.space).replace('_', ' ')} {sig(r.knn_accuracy)}" for r in orig.itertuples()]
+    chance = sig(float(orig["chance"].iloc[0])) if "chance" in orig else "?"
+    return (f'<p class="result">Styles separate in {len(orig)} space(s): leave-one-out kNN accuracy '
+            f"{', '.join(parts)} (chance {chance}).</p>")
+
+
 @register_section("embedding")
 def embedding_section(finding, ctx: ReportContext) -> Section:
     title = "Embeddings of style codes and activations"
     emb = finding.tables["embedding"]
-    blocks: list = [HOW_TO_READ]  # the assembler lists the finding's notes under every section
+    q = finding.tables.get("embedding_quality")
+    blocks: list = [lead(q)]
     figures = {}
     for space in dict.fromkeys(emb["space"]):
         figures[f"embedding_{space}"] = embedding_scatter(emb, space)
         blocks.append(figures[f"embedding_{space}"])
-    q = finding.tables.get("embedding_quality")
     if q is not None and len(q):
-        blocks.append(Table(q.round(3), caption="Style separability: leave-one-out kNN accuracy vs chance"))
+        blocks.append(Table(q, caption="Style separability: leave-one-out kNN accuracy vs chance"))
+    blocks.append(how_to_read(HOW_TO_READ))
     sec = Section(title, blocks, anchor="embedding", figures=figures)
     sec.references = ["choi2020starganv2"] if "reference_code" in set(emb["space"]) else []   # reference-guided codes
     return sec

@@ -15,7 +15,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from interp_gan.reporting.sections import ImageGrid, ReportContext, Section, Table, register_section
+from interp_gan.reporting.claims import result_line
+from interp_gan.reporting.numbers import pct, sig
+from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
+                                           register_section)
 
 __all__ = ["overview_section", "training_curves_figure", "model_card_table"]
 
@@ -112,7 +115,7 @@ def _sample_grid(f, names: list[str]) -> ImageGrid | None:
     captions = [f"content {j + 1}" for j in range(n)]
     for i in range(s):
         captions += [f"→ {names[i] if i < len(names) else i}"] * n
-    return ImageGrid(images, captions, ncols=n,
+    return ImageGrid(images, captions, ncols=n, px=96,
                      title="Content (top row) and its stylisation toward each style (one row per style)")
 
 
@@ -127,44 +130,78 @@ def _real_grid(f, names: list[str]) -> ImageGrid | None:
         for j in range(real.shape[1]):
             images.append(real[s, j])
             captions.append(label if j < counts[s] else "(none)")
-    return ImageGrid(np.stack(images), captions, ncols=real.shape[1],
+    return ImageGrid(np.stack(images), captions, ncols=real.shape[1], px=72,
                      title="Real style images (one row per style)")
+
+
+def lead(f, names: list[str]) -> str:
+    """The section's one-line result, from the evaluation table (the numbers carry no interval, so
+    this is a description, not a claim in the key findings)."""
+    ev = f.tables.get("evaluation")
+    if ev is None or ev.empty:
+        return ""
+    val = dict(zip(ev["metric"], ev["value"]))
+    n_styles = len(names) or len((f.arrays.get("generated") if f.arrays.get("generated") is not None else [])) or 0
+    chance = f" (chance {pct(1 / n_styles)})" if n_styles else ""
+    parts = []
+    if "acc_texture" in val:
+        parts.append(f"the colour-blind texture classifier recognises the target style in {pct(val['acc_texture'])} "
+                     f"of generated images{chance}")
+    if "acc_rgb" in val:
+        parts.append(f"the RGB classifier in {pct(val['acc_rgb'])}")
+    if "lum_corr" in val:
+        parts.append(f"the content's luminance layout survives with correlation {sig(val['lum_corr'])}")
+    if not parts:
+        return ""
+    text = "; ".join(parts)
+    return html.escape(text[0].upper() + text[1:]) + "."
+
+
+def teaser_grid(f, names: list[str], n: int = 2) -> ImageGrid | None:
+    """Two content images and their stylisations, small: the picture beside the key findings."""
+    gen, content = f.arrays.get("generated"), f.arrays.get("content")
+    if gen is None or content is None:
+        return None
+    n = min(n, gen.shape[1])
+    images, caps = [], []
+    for j in range(n):
+        images.append(content[j])
+        caps.append("content")
+        for s in range(gen.shape[0]):
+            images.append(gen[s, j])
+            caps.append(names[s] if s < len(names) else str(s))
+    return ImageGrid(np.stack(images), caps, ncols=1 + gen.shape[0], px=72,
+                     title="Content → each style")
+
+
+def _paper_samples(f, names: list[str]) -> ImageGrid | None:
+    """Samples as a paper figure: rows = content then each style, columns = content images."""
+    gen, content = f.arrays.get("generated"), f.arrays.get("content")
+    if gen is None or content is None:
+        return None
+    s, n = gen.shape[:2]
+    images = np.concatenate([content[None], gen], axis=0).reshape(-1, *gen.shape[2:])
+    return ImageGrid(images, ncols=n, row_labels=["content"] + [names[i] if i < len(names) else str(i)
+                                                                for i in range(s)],
+                     title="Content images (top row) and their stylisation toward each style (one row per style).")
 
 
 @register_section("overview")
 def overview_section(f, ctx: ReportContext) -> Section:
     card = dict(f.provenance.get("model_card") or {})
     names = list(ctx.style_names or card.get("style_names") or [])
-    blocks: list[Any] = ["<p>What the model does: each content photo is rendered in every style it was "
-                         "trained on. The model card, training curves and evaluation numbers below come "
-                         "from the checkpoint and its <code>metrics.jsonl</code>.</p>"]
-    figures: dict[str, go.Figure] = {}
-
-    blocks.append("<h3>Model card</h3>")
-    blocks.append(Table(model_card_table(card), max_rows=0))
-    parts = f.tables.get("model_parts")
-    if parts is not None and len(parts):
-        blocks.append(Table(parts, caption="Parameters per named part", max_rows=0))
-    if card.get("architecture"):
-        blocks.append(f"<details><summary>Generator architecture (PyTorch repr)</summary>"
-                      f"<pre>{html.escape(card['architecture'])}</pre></details>")
+    line = lead(f, names)
+    blocks: list[Any] = [result_line(None, line) if line else
+                         "<p>Each content photo rendered in every style the model was trained on.</p>"]
+    figures: dict[str, Any] = {}
 
     blocks.append("<h3>Samples</h3>")
     for grid in (_sample_grid(f, names), _real_grid(f, names)):
         if grid is not None:
             blocks.append(grid)
 
-    blocks.append("<h3>Training curves</h3>")
-    fig = training_curves_figure(f.tables.get("training_metrics"))
-    if fig is None:
-        blocks.append('<p class="muted">No training metrics were recorded with this checkpoint '
-                      "(no <code>metrics.jsonl</code> next to it).</p>")
-    else:
-        blocks.append(fig)
-        figures["training_curves"] = fig
-
-    blocks.append("<h3>Evaluation</h3>")
     ev = f.tables.get("evaluation")
+    blocks.append("<h3>Evaluation</h3>")
     if ev is None or ev.empty:
         blocks.append('<p class="muted">No evaluation numbers were recorded with this checkpoint.</p>')
     else:
@@ -175,7 +212,31 @@ def overview_section(f, ctx: ReportContext) -> Section:
                       "style loss's feature network (see the model card), not Inception: it is not comparable "
                       "to published FIDs."
                       "</p>")
+
+    blocks.append("<h3>Training curves</h3>")
+    fig = training_curves_figure(f.tables.get("training_metrics"))
+    if fig is None:
+        blocks.append('<p class="muted">No training metrics were recorded with this checkpoint '
+                      "(no <code>metrics.jsonl</code> next to it).</p>")
+    else:
+        blocks.append(fig)
+        figures["training_curves"] = fig
+
+    blocks.append("<h3>Model card</h3>")
+    blocks.append(fold_open("Model card: checkpoint, data, training settings, parameters per part"))
+    blocks.append(Table(model_card_table(card), max_rows=0))
+    parts = f.tables.get("model_parts")
+    if parts is not None and len(parts):
+        blocks.append(Table(parts, caption="Parameters per named part", max_rows=0))
+    blocks.append(FOLD_CLOSE)
+    if card.get("architecture"):
+        blocks.append(f"<details><summary>Generator architecture (PyTorch repr)</summary>"
+                      f"<pre>{html.escape(card['architecture'])}</pre></details>")
     sec = Section("Model overview", blocks, anchor="overview", figures=figures)
+    sec.teaser = teaser_grid(f, names)
+    grid = _paper_samples(f, names)
+    if grid is not None:
+        sec.paper_grids = {"overview_samples": grid}
     name = ((f.provenance or {}).get("model_config") or {}).get("name")
     sec.references = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
     return sec

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_gan.reporting.sections import ReportContext, Section, Table, register_section
+from interp_gan.reporting.claims import Claim, rate_vs_control, result_line
+from interp_gan.reporting.numbers import pct, sig
+from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
 
-__all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline"]
+__all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline", "claim"]
 
 ALPHA = 0.05
 
@@ -87,49 +89,60 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
     return fig
 
 
-def headline(df: pd.DataFrame, ctl: pd.DataFrame | None) -> str:
-    """"21.6% of unit x style tests reach q < 0.05 (...); at random init: 25.0% (layers 19-31%). ..." """
+def claim(df: pd.DataFrame, ctl: pd.DataFrame | None) -> Claim:
+    """The share of unit x style tests at q < 0.05 beside the random-init control's. Its interval and
+    the difference's count units, not tests, as n (the tests of one unit share its activations)."""
     q = df["q_value"].to_numpy(dtype=float)
     q = q[np.isfinite(q)]
     t = float(np.mean(q < ALPHA)) if len(q) else float("nan")
-    text = f"{t:.1%} of unit x style tests reach q &lt; {ALPHA} ({int(np.sum(q < ALPHA))} of {len(q)})"
+    n_units = max(1, len(df.drop_duplicates(["layer", "unit"])))
+    rate = f"{pct(t)} of unit x style tests"
     if ctl is None or not len(ctl) or not ctl["frac_q05_control"].notna().any():
-        return f"<p><b>{text}.</b> No random-init control was run: this rate alone does not say whether training made these units selective.</p>"
+        return Claim(f"{int(np.sum(q < ALPHA))} of {len(q)} unit x style tests reach q < {ALPHA}; no random-init "
+                     "control was run, so this rate does not show that training made style units", effect=rate,
+                     baseline="no control", verdict="no baseline", survives=False,
+                     rule="a rate without its random-init control is not a finding")
     c = ctl.dropna(subset=["frac_q05_control"])
     w = c.get("tests_control", c["tests"]).astype(float)
     cr = float(np.average(c["frac_q05_control"], weights=w)) if w.sum() else float("nan")
-    lo, hi = c["frac_q05_control"].min(), c["frac_q05_control"].max()
-    rng = f" (per layer {lo:.1%}-{hi:.1%})" if len(c) > 1 else ""
-    text += f"; at random init: {cr:.1%}{rng}"
-    if not t > cr:
-        verdict = ("The trained model is not above its random-init control: a network of the same architecture "
-                   "with untrained weights reaches this rate too (a random style embedding already makes units "
-                   "differ between styles), so the rate alone does not show that training made style units.")
+    r = rate_vs_control(t * n_units, n_units, cr * n_units, n_units)
+    rule = r["rule"].replace("treating units as independent", "n = units, not tests, as a unit's tests are not "
+                                                               "independent")
+    if r["survives"]:
+        text = (f"Units are style-selective (q < {ALPHA}) in {pct(t)} of unit x style tests, more than the "
+                f"random-init control ({pct(cr)})")
     else:
-        ratio = f"{t / cr:.1f}x its random-init rate" if cr > 0 else "above a random-init rate of 0"
-        verdict = (f"The trained model is {ratio} ({100 * (t - cr):.1f} points above); per-layer numbers are in "
-                   f"the control table.")
-    return f"<p><b>{text}.</b> {verdict}</p>"
+        text = (f"No evidence that training made style-selective units: {pct(t)} of unit x style tests reach "
+                f"q < {ALPHA}, random init {pct(cr)} (a random style embedding already makes units differ "
+                "between styles)")
+    return Claim(text, effect=rate, ci=r["ci"],
+                 baseline=f"random init {pct(cr)}; difference {sig(100 * r['diff'])} points {r['diff_ci']}",
+                 verdict="beyond random init" if r["survives"] else "not beyond random init",
+                 survives=r["survives"], rule=rule)
+
+
+def headline(df: pd.DataFrame, ctl: pd.DataFrame | None) -> str:
+    """The section's opening line: its claim with the verdict."""
+    return result_line(claim(df, ctl))
 
 
 @register_section("style_units")
 def style_units_section(finding, ctx: ReportContext) -> Section:
     title = "Style units"
     df = finding.tables["style_units"]
-    blocks: list = [HOW_TO_READ]
-    if len(df) == 0:
-        blocks.append("<p>No units were tested.</p>")
-    else:
-        sig = df[(df["q_value"] < ALPHA) & (df["auroc"] > 0.5)]
-        per = sig.groupby("style", sort=False).size().reindex(list(dict.fromkeys(df["style"])), fill_value=0)
+    ctl = finding.tables.get("style_units_control")
+    c = claim(df, ctl) if len(df) else None
+    blocks: list = [result_line(c) if c else "<p>No units were tested.</p>"]
+    if len(df):
+        sig_ = df[(df["q_value"] < ALPHA) & (df["auroc"] > 0.5)]
+        per = sig_.groupby("style", sort=False).size().reindex(list(dict.fromkeys(df["style"])), fill_value=0)
         n_units = len(df.drop_duplicates(["layer", "unit"]))
-        blocks.append(headline(df, finding.tables.get("style_units_control")))
+        heat = selectivity_heatmap(df)
+        blocks.append(heat)
         blocks.append(f"<p>{n_units} units in {df['layer'].nunique()} layer(s), {len(per)} styles. Units "
                       f"significantly higher for a style (q &lt; {ALPHA}): "
-                      + ", ".join(f"{html.escape(str(s))} {int(c)}" for s, c in per.items()) + ".</p>")
-        heat = selectivity_heatmap(df)
-        blocks += [heat, Table(top_units(df), caption="Top selective units per style (highest AUROC, ties by Cohen's d)")]
-        ctl = finding.tables.get("style_units_control")
+                      + ", ".join(f"{html.escape(str(s))} {int(k)}" for s, k in per.items()) + ".</p>")
+        blocks.append(Table(top_units(df), caption="Top selective units per style (highest AUROC, ties by Cohen's d)"))
         if ctl is not None and len(ctl):
             blocks.append(Table(ctl, caption="Random-init control per layer: fraction of unit x style tests with "
                                              "q < 0.05 and median |Cohen's d|, trained vs the same architecture at "
@@ -137,5 +150,7 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
         for n in finding.notes:
             if "permutation floor" in n or "bootstrap replicate" in n or n.startswith("random-init control: no"):
                 blocks.append(f"<p><i>{html.escape(n)}</i></p>")
-    return Section(title, blocks, anchor="style_units",
-                   figures={"style_units_heatmap": heat} if len(df) else {})
+    blocks.append(how_to_read(HOW_TO_READ))
+    sec = Section(title, blocks, anchor="style_units", figures={"style_units_heatmap": heat} if len(df) else {})
+    sec.claims = [c] if c else []
+    return sec

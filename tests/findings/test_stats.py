@@ -36,3 +36,12 @@ def test_permutation_p_counts_ties_and_never_reaches_zero():
     p = permutation_pvalue(np.array([0.3, 9.0]), null)
     np.testing.assert_allclose(p, [(1 + 2) / 5, 1 / 5])          # 0.3 ties one draw and is beaten by one
     assert permutation_floor(4) == pytest.approx(1 / 5)
+
+
+def test_wilson_and_newcombe_match_the_published_examples():
+    from interp_gan.findings.stats import newcombe_difference, wilson_interval
+    # Newcombe (1998), Stat. Med. 17:857 table II (81/263) and 17:873 table II (56/70 vs 48/80)
+    assert wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert newcombe_difference(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert all(np.isnan(wilson_interval(0, 0)))

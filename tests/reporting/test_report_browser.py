@@ -44,20 +44,30 @@ window.addEventListener('load', function(){ setTimeout(function(){
   R.plots = plots.length;
   R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
   R.images = document.querySelectorAll('img').length;
+  // the first screen of a 1400 x 900 window (headless Chromium's innerHeight is smaller than its
+  // window, and nothing on the page is sized by the viewport height, so measure against 900)
+  var H = __FIRST_SCREEN_H__, W = window.innerWidth;
+  function inView(e){ var r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && r.top >= 0 && r.bottom <= H && r.left >= 0 && r.right <= W; }
+  var kf = document.getElementById('key-findings');
+  R.first_screen = {width: W, height: H, key_findings: !!kf && kf.getBoundingClientRect().top < H,
+    claims: Array.prototype.filter.call(document.querySelectorAll('#key-findings li.claim'), inView).length,
+    images: Array.prototype.filter.call(document.querySelectorAll('img'), inView).length};
   var p = document.createElement('pre'); p.id = '__probe_result'; p.textContent = JSON.stringify(R);
   document.body.appendChild(p);
 }, 300); });
 })();</script>"""
 
 
-def browser_probe(page: Path, tmp: Path) -> dict:
+def browser_probe(page: Path, tmp: Path, window: tuple[int, int] = (1400, 900)) -> dict:
     """Open ``page`` in headless Chromium (offline) and return what the probe recorded."""
     text = page.read_text(encoding="utf-8")
     probed = page.with_name("_probe_" + page.name)
-    probed.write_text(re.sub(r"<head>", "<head>" + _PROBE, text, count=1), encoding="utf-8")
+    probe = _PROBE.replace("__FIRST_SCREEN_H__", str(window[1]))
+    probed.write_text(re.sub(r"<head>", "<head>" + probe, text, count=1), encoding="utf-8")
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
            f"--user-data-dir={tmp / 'chrome-profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+           f"--window-size={window[0]},{window[1]}", "--hide-scrollbars",
            "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="__probe_result">(.*?)</pre>', proc.stdout, flags=re.S)
@@ -102,3 +112,24 @@ def test_probe_catches_cdn_script(tmp_path):
     r = browser_probe(page, tmp_path)
     assert r["external"] or any("cdn.plot.ly" in e for e in r["errors"]), r
     assert any("cdn.plot.ly" in u for u in r["external"] + r["errors"]), r
+
+
+@needs_chromium
+def test_first_screen_shows_key_findings_with_claims_and_a_picture(tmp_path):
+    """At 1400 x 900 the first screen holds the Key findings box with at least 3 claims and at least one
+    image, with no JS error and no network request (the report built from small planted findings)."""
+    from test_report_claims import _ablation, _dissection      # the planted findings of the claims test
+    rng = np.random.default_rng(0)
+    overview = Finding("overview", tables={"evaluation": pd.DataFrame({"metric": ["acc_texture"], "value": [0.7]})},
+                       arrays={"content": rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8),
+                               "generated": rng.integers(0, 255, (3, 2, 32, 32, 3), dtype=np.uint8)},
+                       section={"title": "Model overview", "order": 10})
+    findings = [overview, _dissection("dissection", 10, 10), _dissection("discriminator_dissection", 40, 2),
+                _ablation(p_random=0.6)]
+    out = write_report(tmp_path / "rep", findings, ReportContext(name="first", style_names=["a", "b", "c"]),
+                       strict=True, paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["console_errors"] == [] and r["external"] == [], r
+    fs = r["first_screen"]
+    assert (fs["width"], fs["height"]) == (1400, 900), fs
+    assert fs["key_findings"] and fs["claims"] >= 3 and fs["images"] >= 1, fs

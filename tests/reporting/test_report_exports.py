@@ -24,7 +24,7 @@ def test_latex_booktabs_ci_and_rounding():
     assert "[0.100, 0.300]" in tex                       # CI folded into one column
     assert "ci\\_low" not in tex and "ci_low" not in tex
     assert "0.123 " in tex and "0.123456" not in tex     # rounded to ~3 significant digits
-    assert "1.2e-05" in tex                              # tiny q-values stay visible
+    assert "$1.23\\times10^{-5}$" in tex                 # tiny q-values stay visible, in LaTeX notation
     assert "q\\_value" in tex and "blocks.0" in tex     # underscores escaped for LaTeX
     assert " 17 " in tex                                 # ints stay ints
 
@@ -79,7 +79,7 @@ def test_static_svg_pdf_export(tmp_path):
     fig = go.Figure([go.Scatter(x=[0, 1, 2], y=[2, 0, 1], name="planted_trace"),
                      go.Scatter(x=[0, 1, 2], y=[1, 1, 1], name="other_trace")])
     info = export_figures({"curve": fig}, tmp_path)
-    assert info == {"written": ["curve.svg", "curve.pdf"]}, info
+    assert info["written"] == ["curve.svg", "curve.pdf", "curve.png"], info
     svg = (tmp_path / "curve.svg").read_text()
     assert svg.lstrip().startswith("<svg") and "planted_trace" in svg   # the legend is real text
     assert (tmp_path / "curve.pdf").read_bytes()[:5] == b"%PDF-"

@@ -141,14 +141,17 @@ def test_report_section_builds_from_the_finding_alone(tmp_path):
     import plotly.graph_objects as go
 
     from interp_gan.reporting.section_dissection import dissection_section
-    from interp_gan.reporting.sections import ImageGrid, ReportContext
+    from interp_gan.reporting.sections import Cards, ReportContext
 
     torch.manual_seed(0)
     f = Dissection(layers=["detect"], n_perm=99, n_boot=20).run(Subject.from_module(Planted()), _data(16))
     sec = dissection_section(Finding.load(f.save(tmp_path / "d")), ReportContext())
     assert any(isinstance(b, go.Figure) for b in sec.blocks)
-    grid = next(b for b in sec.blocks if isinstance(b, ImageGrid))
-    assert grid.images.dtype == np.uint8 and len(grid.images) == 5 * 4     # 5 units x top 4 images
+    cards = next(b for b in sec.blocks if isinstance(b, Cards)).cards     # pictures before the heatmaps
+    assert sec.blocks.index(next(b for b in sec.blocks if isinstance(b, Cards))) < \
+        sec.blocks.index(next(b for b in sec.blocks if isinstance(b, go.Figure)))
+    assert len(cards) == 5 and all(c.images.dtype == np.uint8 and len(c.images) == 4 for c in cards)  # 5 units x 4
+    assert all("IoU" in c.lines[0] and "[" in c.lines[0] for c in cards)                          # with its CI
 
 
 # -- the optimised (batched) path against a plain reference ------------------------------------
@@ -556,8 +559,10 @@ def test_random_init_control_table_and_headline():
     assert tot.labelled_trained == units.labelled.sum() and tot.units == len(units)
     assert c.iloc[0].labelled_trained >= 1          # the planted red unit
     assert any("random-init control" in n for n in f.notes)
+    from interp_gan.reporting.numbers import pct
     head = dissection_section(f, ReportContext()).blocks[0]
-    assert f"({tot.frac_trained:.1%}) labelled" in head and f"({tot.frac_control:.1%}) at random" in head
+    assert f"{int(tot.labelled_trained)} of {int(tot.units)}" in head and "labelled at q" in head
+    assert pct(tot.frac_trained) in head and f"random init {pct(tot.frac_control)}" in head
 
 
 def test_floor_and_undefined_bootstrap_replicates_are_noted():

@@ -1,0 +1,107 @@
+"""Claims: the sentences the report leads with, generated from the Findings (never written by hand).
+
+    c = Claim(text="...", effect="6.25%", ci="[4.17%, 9.29%]", baseline="random init 3.13%",
+              verdict="beyond random init", survives=True)
+    sec.claims = [c]                        # a section function returns its claims with its Section
+    html = key_findings_html(claims)        # the first screen: findings, then what did not survive
+    html = result_line(c)                   # the one-line result that opens the section
+
+A claim states one effect with its interval and the verdict of its control or baseline (random
+init, random unit sets, random directions, randomised models). ``survives`` is computed from the
+numbers by the rule in ``rule``; a claim that does not survive is worded as a null result by the
+function that makes it and is listed under "Checked, not found", never among the findings.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from interp_gan.findings.stats import newcombe_difference, wilson_interval
+from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig
+
+__all__ = ["Claim", "key_findings_html", "result_line", "rate_vs_control", "MAX_CLAIMS"]
+
+MAX_CLAIMS = 6
+
+
+@dataclass
+class Claim:
+    text: str                 # the sentence (plain text; escaped on render)
+    effect: str               # the number the sentence rests on, formatted
+    ci: str = ""              # its 95% interval, formatted ("" when it has none)
+    baseline: str = ""        # what it was compared with, formatted
+    verdict: str = ""         # the control's verdict in words ("beyond random init", "not beyond ...")
+    survives: bool = False    # the verdict, as computed by ``rule``
+    rule: str = ""            # how ``survives`` was decided (shown on hover and in the caption)
+    anchor: str = ""          # the section holding the evidence (set by the report)
+    priority: int = 0         # lower first within a section
+
+    def numbers(self) -> str:
+        parts = [self.effect + (f" {self.ci}" if self.ci else "")]
+        if self.baseline:
+            parts.append(f"vs {self.baseline}")
+        return " · ".join(p for p in parts if p.strip())
+
+
+def rate_vs_control(k: int, n: int, k_ctl: int, n_ctl: int) -> dict:
+    """A trained rate next to its random-init control's: the rate's Wilson interval, the difference
+    with Newcombe's interval, and ``survives`` = the difference's interval lies above 0."""
+    lo, hi = wilson_interval(k, n)
+    d_lo, d_hi = newcombe_difference(k, n, k_ctl, n_ctl)
+    rate, ctl = k / max(n, 1), k_ctl / max(n_ctl, 1)
+    return {"rate": rate, "ci": fmt_ci(lo, hi, pct), "control": ctl, "diff": rate - ctl,
+            "diff_ci": f"[{sig(100 * d_lo)}, {sig(100 * d_hi)}] points", "survives": bool(d_lo > 0),
+            "rule": "beyond random init when the 95% interval of the difference of the two rates (Newcombe's "
+                    "method 10, treating units as independent) lies above 0"}
+
+
+def _badge(c: Claim) -> str:
+    cls, mark = ("ok", "✓") if c.survives else ("no", "✗")
+    return (f'<span class="verdict {cls}" title="{html.escape(c.rule)}">{mark} '
+            f"{html.escape(c.verdict)}</span>")
+
+
+def _claim_li(c: Claim) -> str:
+    link = f' <a class="evidence" href="#{html.escape(c.anchor)}">evidence&nbsp;→</a>' if c.anchor else ""
+    return (f'<li class="claim {"ok" if c.survives else "no"}">{_badge(c)} {html.escape(c.text)}'
+            f' <span class="nums">{html.escape(c.numbers())}</span>{link}</li>')
+
+
+def result_line(c: Claim | None, fallback: str = "") -> str:
+    """The section's opening line: its main claim with the verdict badge (or ``fallback`` HTML)."""
+    if c is None:
+        return f'<p class="result">{fallback}</p>' if fallback else ""
+    return (f'<p class="result">{_badge(c)} <b>{html.escape(c.text)}</b> '
+            f'<span class="nums">{html.escape(c.numbers())}</span></p>')
+
+
+def select(claims_by_section: list[list[Claim]], limit: int = MAX_CLAIMS) -> list[Claim]:
+    """The first claim of every section (in report order), then further ones while there is room."""
+    firsts = [sorted(cs, key=lambda c: c.priority)[0] for cs in claims_by_section if cs]
+    rest = [c for cs in claims_by_section for c in sorted(cs, key=lambda c: c.priority)[1:]]
+    return (firsts + rest)[:limit]
+
+
+def key_findings_html(claims_by_section: list[list[Claim]], teaser: str = "", limit: int = MAX_CLAIMS) -> str:
+    """The "Key findings" box: claims that survive their control, then those that did not."""
+    chosen = select(claims_by_section, limit)
+    total = sum(len(cs) for cs in claims_by_section)
+    found = [c for c in chosen if c.survives]
+    null = [c for c in chosen if not c.survives]
+    parts = ['<section id="key-findings" class="keyfindings"><div class="kf-text"><h2>Key findings</h2>']
+    if found:
+        parts.append('<ol class="claims">' + "".join(_claim_li(c) for c in found) + "</ol>")
+    else:
+        parts.append('<p class="muted">No claim survived its control or baseline in this run.</p>')
+    if null:
+        parts.append('<h3 class="kf-null">Checked, not found (did not survive the control)</h3>'
+                     '<ol class="claims">' + "".join(_claim_li(c) for c in null) + "</ol>")
+    k = total - len(chosen)
+    more = f" {k} more claim{'s are' if k > 1 else ' is'} in {'their sections' if k > 1 else 'its section'}." if k > 0 else ""
+    parts.append('<p class="kf-rule">Each line is generated from the saved findings: effect [95% interval] vs '
+                 "its control or baseline; ✓ = survives it by the rule on hover (also in each section), "
+                 f"✗ = does not, so it is not a finding.{more}</p></div>")
+    if teaser:
+        parts.append(f'<div class="kf-teaser">{teaser}</div>')
+    parts.append("</section>")
+    return "".join(parts)
