@@ -20,6 +20,8 @@ Plain Python + Pillow, no torch (reporting imports it).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import io
 import re
@@ -28,13 +30,34 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 __all__ = ["TRAINED_ALGORITHMIC_MEDIA", "IMAGE_SUFFIXES", "xmp_packet", "parse_xmp", "marked_bytes",
-           "save_marked_image", "read_mark", "describe_mark"]
+           "save_marked_image", "read_mark", "describe_mark", "marking", "current_model", "save_kw_for",
+           "mark_jpeg_bytes"]
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 NS = "https://github.com/interp_gan/ns/1.0/"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _XMP_KEY = "XML:com.adobe.xmp"
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
+_MODEL: contextvars.ContextVar[tuple[str | None, str]] = contextvars.ContextVar(
+    "interp_gan_mark_model", default=(None, "checkpoint file"))
+
+
+@contextlib.contextmanager
+def marking(model_sha256: str | None, sha256_of: str = "checkpoint file"):
+    """Within the block, writers that are not handed a hash (the report's inline images and paper
+    figures) mark with this one (``reporting.html.write_report`` sets it from ``ctx.meta``)."""
+    token = _MODEL.set((model_sha256, sha256_of))
+    try:
+        yield
+    finally:
+        _MODEL.reset(token)
+
+
+def current_model() -> tuple[str | None, str]:
+    """(model sha256 or None, what it is the hash of) set by ``marking``."""
+    return _MODEL.get()
 
 
 def _tool() -> tuple[str, str]:
@@ -81,32 +104,44 @@ def _pil(img: Any):
     return Image.fromarray(np.asarray(img))
 
 
-def marked_bytes(img: Any, format: str, model_sha256: str | None, *, sha256_of: str = "checkpoint file",
-                 **save_kw) -> bytes:
-    """Encode ``img`` (PIL image or uint8 array) as PNG / JPEG / WEBP with the mark."""
+def save_kw_for(fmt: str, model_sha256: str | None, *, sha256_of: str = "checkpoint file") -> dict:
+    """Pillow ``save`` keyword arguments that carry the mark for PNG (``pnginfo``) and WEBP
+    (``xmp``); JPEG gets it from ``mark_jpeg_bytes`` after encoding."""
     from PIL.PngImagePlugin import PngInfo
 
-    im, fmt = _pil(img), format.upper().replace("JPG", "JPEG")
     xmp = xmp_packet(model_sha256, sha256_of=sha256_of)
-    buf = io.BytesIO()
+    fmt = fmt.upper()
     if fmt == "PNG":
         info = PngInfo()
         info.add_itxt(_XMP_KEY, xmp, zip=False)
-        im.save(buf, format="PNG", pnginfo=info, **save_kw)
-        return buf.getvalue()
-    if fmt == "JPEG":
-        im.save(buf, format="JPEG", **save_kw)
-        raw = buf.getvalue()
-        payload = _JPEG_XMP_HEADER + xmp.encode("utf-8")
-        seg = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
-        pos = 2                                      # after SOI; after JFIF APP0 when present
-        if raw[2:4] == b"\xff\xe0":
-            pos = 4 + int.from_bytes(raw[4:6], "big")
-        return raw[:pos] + seg + raw[pos:]
+        return {"pnginfo": info}
     if fmt == "WEBP":
-        im.save(buf, format="WEBP", xmp=xmp.encode("utf-8"), **save_kw)
-        return buf.getvalue()
-    raise ValueError(f"cannot mark a {format} image; expected PNG, JPEG or WEBP")
+        return {"xmp": xmp.encode("utf-8")}
+    return {}
+
+
+def mark_jpeg_bytes(raw: bytes, model_sha256: str | None, *, sha256_of: str = "checkpoint file") -> bytes:
+    """A JPEG with an XMP APP1 segment inserted after SOI (and after a JFIF APP0 when present)."""
+    if raw[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG stream (no SOI marker)")
+    payload = _JPEG_XMP_HEADER + xmp_packet(model_sha256, sha256_of=sha256_of).encode("utf-8")
+    seg = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    pos = 2
+    if raw[2:4] == b"\xff\xe0":
+        pos = 4 + int.from_bytes(raw[4:6], "big")
+    return raw[:pos] + seg + raw[pos:]
+
+
+def marked_bytes(img: Any, format: str, model_sha256: str | None, *, sha256_of: str = "checkpoint file",
+                 **save_kw) -> bytes:
+    """Encode ``img`` (PIL image or uint8 array) as PNG / JPEG / WEBP with the mark."""
+    im, fmt = _pil(img), format.upper().replace("JPG", "JPEG")
+    if fmt not in ("PNG", "JPEG", "WEBP"):
+        raise ValueError(f"cannot mark a {format} image; expected PNG, JPEG or WEBP")
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **save_kw, **save_kw_for(fmt, model_sha256, sha256_of=sha256_of))
+    raw = buf.getvalue()
+    return mark_jpeg_bytes(raw, model_sha256, sha256_of=sha256_of) if fmt == "JPEG" else raw
 
 
 def save_marked_image(img: Any, path: str | Path, model_sha256: str | None, *, format: str | None = None,

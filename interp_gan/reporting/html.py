@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from interp_gan.edit_meta import describe_edits
+from interp_gan.provenance_mark import marking
 from interp_gan.findings import Finding
 from interp_gan.reporting import references as refs
 from interp_gan.reporting.claims import key_findings_html
@@ -225,6 +226,13 @@ def write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findin
     ``static_figures=False`` skips the SVG/PDF exports (they need Chromium); ``paper=False``
     skips ``paper/`` altogether.
     """
+    sha = next((ctx.meta.get(k) for k in ("sha256", "checkpoint_sha256") if ctx.meta.get(k)), None)
+    with marking(sha):      # every image written below carries the provenance mark (interp_gan.provenance_mark)
+        return _write_report(out_dir, findings, ctx, strict=strict, static_figures=static_figures, paper=paper)
+
+
+def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Finding], ctx: ReportContext,
+                  *, strict: bool = False, static_figures: bool = True, paper: bool = True) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     found = _as_dict(findings)
