@@ -1,4 +1,4 @@
-"""``interp-gan``: train | analyze | report | demo | inspect | convert | edit.
+"""``interp-gan``: train | analyze | report | demo | inspect | convert | edit | repair.
 
     interp-gan train training/demo.toml --set train.steps=200 --out runs/mine [--dry-run]
     interp-gan analyze runs/mine/checkpoint.safetensors --pipeline analyses/dissection.toml
@@ -14,6 +14,7 @@
     interp-gan analyze "network-snapshot.pkl#space=s" --pipeline analyses/full.toml   # StyleSpace S
     interp-gan edit runs/mine/checkpoint.safetensors --ablate "blocks.3.conv2:12,40" --out edited.safetensors
     interp-gan inspect runs/mine/samples/step_000500.png   # an image's provenance mark (or: none)
+    interp-gan repair runs/mine/checkpoint.safetensors --layer blocks.3.conv2 --k 4 --out repaired.safetensors
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
 User errors print one line ("error: ...") and exit 2; they never end in a traceback.
@@ -199,6 +200,28 @@ def _cmd_edit(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_repair(a: argparse.Namespace) -> int:
+    from interp_gan.analyses.units.artifacts import repair_edit
+    from interp_gan.checkpoint import read_metadata
+    from interp_gan.config import PipelineConfig
+    from interp_gan.edits import describe_edits
+    from interp_gan.pipeline import analysis_data
+    from interp_gan.subject.loading import load_subject
+
+    subject = load_subject(a.checkpoint, device=a.device or "auto")
+    cfg = PipelineConfig(n_images=a.n_images, image_size=a.image_size, seed=a.seed)
+    data = analysis_data(subject, cfg, source=a.data or "embedded")
+    dev = subject.device
+    from dataclasses import replace
+    data = replace(data, content=data.content.to(dev), style_ids=data.style_ids.to(dev),
+                   z=None if data.z is None else data.z.to(dev))
+    edit = repair_edit(subject, data, layer=a.layer, k=a.k, seed=a.seed)
+    out = edit.save(a.out, source=a.checkpoint)
+    print(out)
+    print(describe_edits(read_metadata(out)))
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from interp_gan.config import load_pipeline, load_recipe
     from interp_gan.pipeline import analyze
@@ -285,6 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply units of the layer's output by FACTOR")
     e.add_argument("--out", required=True, help="the edited .safetensors (never overwritten)")
     e.set_defaults(fn=_cmd_edit)
+
+    rp = sub.add_parser("repair", help="ablate the k units whose ablation most raises the discriminator's realism "
+                                       "logit (artifact units, docs/edits.md) and write the edited checkpoint")
+    rp.add_argument("checkpoint", help="an interp_gan .safetensors checkpoint with a discriminator")
+    rp.add_argument("--k", type=int, default=1, help="how many units to ablate (default 1)")
+    rp.add_argument("--layer", help="the layer (default: the last style block / the middle conv)")
+    rp.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
+    rp.add_argument("--n-images", type=int, default=64)
+    rp.add_argument("--image-size", type=int, default=64)
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    rp.add_argument("--out", required=True, help="the edited .safetensors (never overwritten)")
+    rp.set_defaults(fn=_cmd_repair)
 
     d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")
     d.add_argument("--run", default="runs/demo")
