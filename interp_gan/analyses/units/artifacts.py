@@ -160,7 +160,7 @@ def repair_edit(subject, data: AnalysisData, layer: str | None = None, k: int = 
 # --- the analysis --------------------------------------------------------------------------------
 @register_analysis(
     "artifact_units", title="Artifact units", order=45,
-    references=("bau2019gandissect", "efron1993bootstrap"),
+    references=("bau2019gandissect", "binkowski2018kid", "efron1993bootstrap"),
     fast=dict(layer="blocks.1.conv2", k=1, n_random=3, n_boot=20))
 class ArtifactUnits(Analysis):
     """Rank units by how much ablating each raises realism; test the top k against random sets.
