@@ -123,3 +123,16 @@ def test_marked_bytes_refuses_an_unknown_format():
     with pytest.raises(ValueError, match="cannot mark"):
         marked_bytes(IMG, "GIF", SHA)
     assert read_mark(marked_bytes(IMG, "JPEG", None))["model_sha256"] == "unknown"
+
+
+def test_onnx_inspect_sample_is_marked_with_the_model_hash(tmp_path):
+    import torch
+
+    from interp_gan.subject.onnx_check import write_sample
+    from interp_gan.subject.protocol import Subject
+
+    subject = Subject.from_module(torch.nn.Conv2d(3, 3, 1), meta={"checkpoint_sha256": SHA})
+    p, _ = write_sample(subject, tmp_path / "net.inspect.png", 16)
+    with Image.open(p) as im:
+        assert TRAINED_ALGORITHMIC_MEDIA in _pillow_xmp(im)
+    assert read_mark(p)["model_sha256"] == SHA
