@@ -1,4 +1,4 @@
-"""``interp-gan``: train | analyze | report | demo | inspect | convert.
+"""``interp-gan``: train | analyze | report | demo | inspect | convert | edit | repair.
 
     interp-gan train training/demo.toml --set train.steps=200 --out runs/mine [--dry-run]
     interp-gan analyze runs/mine/checkpoint.safetensors --pipeline analyses/dissection.toml
@@ -12,6 +12,9 @@
     interp-gan convert 100000_nets_ema.ckpt stargan_v2_afhq.safetensors --style-names cat,dog,wild
     interp-gan convert network-snapshot.pkl stylegan2.safetensors    # NVlabs StyleGAN2 pickle, read code-free
     interp-gan analyze "network-snapshot.pkl#space=s" --pipeline analyses/full.toml   # StyleSpace S
+    interp-gan edit runs/mine/checkpoint.safetensors --ablate "blocks.3.conv2:12,40" --out edited.safetensors
+    interp-gan inspect runs/mine/samples/step_000500.png   # an image's provenance mark (or: none)
+    interp-gan repair runs/mine/checkpoint.safetensors --layer blocks.3.conv2 --k 4 --out repaired.safetensors
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
 User errors print one line ("error: ...") and exit 2; they never end in a traceback.
@@ -129,14 +132,21 @@ def _onnx_options(items: list[str] | None) -> dict | None:
 
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
+    from interp_gan.provenance_mark import IMAGE_SUFFIXES, describe_mark
+    if Path(a.checkpoint).suffix.lower() in IMAGE_SUFFIXES:     # an image: its provenance mark
+        print(describe_mark(a.checkpoint))
+        return 0
     import torch
 
+    from interp_gan.edits import describe_edits
     from interp_gan.subject.loading import load_subject
 
     subject = load_subject(a.checkpoint, device="cpu", onnx_options=_onnx_options(a.onnx))
     meta = {k: v for k, v in subject.meta.items() if k != "metrics"}
     print(json.dumps({"style_names": subject.style_names, "has_latent": subject.has_latent,
                       "metadata": meta}, indent=2, default=str))
+    if describe_edits(meta):
+        print(f"\n{describe_edits(meta)}")
     size = a.size
     fixed = subject.meta.get("input_contract", {}).get("size") == "fixed"
     if fixed:   # a network of one size runs at that size only
@@ -175,6 +185,40 @@ def _cmd_convert(a: argparse.Namespace) -> int:
 
     names = None if a.style_names is None else [n.strip() for n in a.style_names.split(",")]
     print(convert_checkpoint(a.src, a.out, style_names=names))
+    return 0
+
+
+def _cmd_edit(a: argparse.Namespace) -> int:
+    from interp_gan.edits import ModelEdit, describe_edits, parse_edit_arg
+    from interp_gan.checkpoint import read_metadata
+
+    edits = [parse_edit_arg(kind, t) for kind, items in (("ablate", a.ablate), ("insert", a.insert),
+                                                         ("scale", a.scale)) for t in items]
+    out = ModelEdit(edits).save(a.out, source=a.checkpoint)
+    print(out)
+    print(describe_edits(read_metadata(out)))
+    return 0
+
+
+def _cmd_repair(a: argparse.Namespace) -> int:
+    from interp_gan.analyses.units.artifacts import repair_edit
+    from interp_gan.checkpoint import read_metadata
+    from interp_gan.config import PipelineConfig
+    from interp_gan.edits import describe_edits
+    from interp_gan.pipeline import analysis_data
+    from interp_gan.subject.loading import load_subject
+
+    subject = load_subject(a.checkpoint, device=a.device or "auto")
+    cfg = PipelineConfig(n_images=a.n_images, image_size=a.image_size, seed=a.seed)
+    data = analysis_data(subject, cfg, source=a.data or "embedded")
+    dev = subject.device
+    from dataclasses import replace
+    data = replace(data, content=data.content.to(dev), style_ids=data.style_ids.to(dev),
+                   z=None if data.z is None else data.z.to(dev))
+    edit = repair_edit(subject, data, layer=a.layer, k=a.k, seed=a.seed)
+    out = edit.save(a.out, source=a.checkpoint)
+    print(out)
+    print(describe_edits(read_metadata(out)))
     return 0
 
 
@@ -231,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="with --compare: where to write (default reports/compare_<A>_<B>)")
     r.set_defaults(fn=_cmd_report)
 
-    i = sub.add_parser("inspect", help="print a checkpoint's metadata, style names and every layer's output shape")
+    i = sub.add_parser("inspect", help="print a checkpoint's metadata, style names and every layer's output shape; "
+                                       "for a .png / .jpg: its provenance mark")
     i.add_argument("checkpoint")
     i.add_argument("--size", type=int, default=64, help="image size (a graph of one fixed size uses its own)")
     i.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
@@ -251,6 +296,31 @@ def build_parser() -> argparse.ArgumentParser:
                         "black_hair,blond_hair,brown_hair,male,young; StarGAN v2 AFHQ: cat,dog,wild; a "
                         "conditional StyleGAN2: its classes); default domain0,... / class0,... / translated")
     c.set_defaults(fn=_cmd_convert)
+
+    e = sub.add_parser("edit", help="write an edited checkpoint: ablate / insert / scale units of a layer "
+                                    "(docs/edits.md); analyses of it see the edited model")
+    e.add_argument("checkpoint", help="an interp_gan .safetensors checkpoint (trained or converted)")
+    e.add_argument("--ablate", action="append", default=[], metavar="LAYER:UNITS[=VALUE]",
+                   help="set units of the layer's output to VALUE (default 0), e.g. blocks.3.conv2:12,40")
+    e.add_argument("--insert", action="append", default=[], metavar="LAYER:UNITS=VALUE",
+                   help="force units of the layer's output to VALUE")
+    e.add_argument("--scale", action="append", default=[], metavar="LAYER:UNITS=FACTOR",
+                   help="multiply units of the layer's output by FACTOR")
+    e.add_argument("--out", required=True, help="the edited .safetensors (never overwritten)")
+    e.set_defaults(fn=_cmd_edit)
+
+    rp = sub.add_parser("repair", help="ablate the k units whose ablation most raises the discriminator's realism "
+                                       "logit (artifact units, docs/edits.md) and write the edited checkpoint")
+    rp.add_argument("checkpoint", help="an interp_gan .safetensors checkpoint with a discriminator")
+    rp.add_argument("--k", type=int, default=1, help="how many units to ablate (default 1)")
+    rp.add_argument("--layer", help="the layer (default: the last style block / the middle conv)")
+    rp.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
+    rp.add_argument("--n-images", type=int, default=64)
+    rp.add_argument("--image-size", type=int, default=64)
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    rp.add_argument("--out", required=True, help="the edited .safetensors (never overwritten)")
+    rp.set_defaults(fn=_cmd_repair)
 
     d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")
     d.add_argument("--run", default="runs/demo")

@@ -383,11 +383,17 @@ def export_figures(figures: dict[str, Any], out_dir: Path, formats: Iterable[str
 
 
 def _set_png_dpi(paths: list[Path]) -> None:
+    """Set 300 dpi and add the provenance mark (``interp_gan.provenance_mark``; the model hash
+    comes from ``marking``, set by ``write_report``)."""
     from PIL import Image
+
+    from interp_gan.provenance_mark import current_model, save_marked_image
+    sha, of = current_model()
     for p in paths:
         with Image.open(p) as im:
             im.load()
-            im.save(p, dpi=(PNG_DPI, PNG_DPI))
+            img = im.copy()
+        save_marked_image(img, p, sha, format="PNG", sha256_of=of, dpi=(PNG_DPI, PNG_DPI))
 
 
 # --- the paper folder ---------------------------------------------------------------------------

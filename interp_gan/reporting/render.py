@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from interp_gan.provenance_mark import current_model, mark_jpeg_bytes, save_kw_for
 from interp_gan.reporting.numbers import sig
 from interp_gan.reporting.sections import Cards, ImageGrid, Table
 from interp_gan.util import to_uint8
@@ -83,18 +84,22 @@ def image_data_uri(img: np.ndarray, jpeg_quality: int = 92, lossy: str = "webp",
     if lossy == "webp" and not _HAS_WEBP:         # a Pillow built without libwebp: JPEG as before
         lossy = "jpeg"
     im = Image.fromarray(img)
+    sha, of = current_model()          # every image carries the provenance mark (interp_gan.provenance_mark)
     png = io.BytesIO()
-    im.save(png, format="PNG", optimize=True)
+    im.save(png, format="PNG", optimize=True, **save_kw_for("PNG", sha, sha256_of=of))
     exact = ("png", png)
     lossy_buf = io.BytesIO()
     if lossy == "webp":
         lossless = io.BytesIO()
-        im.save(lossless, format="WEBP", lossless=True, method=6)
+        webp_kw = save_kw_for("WEBP", sha, sha256_of=of)
+        im.save(lossless, format="WEBP", lossless=True, method=6, **webp_kw)
         if lossless.tell() < png.tell():
             exact = ("webp", lossless)
-        im.save(lossy_buf, format="WEBP", quality=webp_quality, method=6)
+        im.save(lossy_buf, format="WEBP", quality=webp_quality, method=6, **webp_kw)
     else:
         im.save(lossy_buf, format="JPEG", quality=jpeg_quality)
+        lossy_buf = io.BytesIO(mark_jpeg_bytes(lossy_buf.getvalue(), sha, sha256_of=of))
+        lossy_buf.seek(0, io.SEEK_END)
     fmt, buf = (lossy, lossy_buf) if lossy_buf.tell() < exact[1].tell() * 2 / 3 else exact
     return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 

@@ -48,10 +48,11 @@ def _from_checkpoint(path: Path, device: torch.device, options: dict | None = No
             except json.JSONDecodeError:
                 continue  # a line cut by a kill; the rest is still good
         meta["metrics"] = rows
-    return Subject.from_stylenet(
+    from interp_gan.edits import apply_recorded_edits   # edits recorded as hooks (interp_gan.edits)
+    return apply_recorded_edits(Subject.from_stylenet(
         ck.generator, ck.style_names, discriminator=ck.discriminator,
         classifier=ck.classifiers.get("rgb"), texture_classifier=ck.classifiers.get("texture"),
-        feature_net=ck.feature_net, meta=meta).eval()
+        feature_net=ck.feature_net, meta=meta).eval())
 
 
 def _read_state_dict(path: Path) -> dict:
@@ -218,7 +219,8 @@ def _from_converted(path: Path, device: torch.device, options: dict | None = Non
     G = build_model(model["name"], **{k: v for k, v in model.items() if k != "name"})
     G.load_state_dict({k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")})
     meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
-    return _subject_of(G, model, meta.get("style_names"), meta, device, options)
+    from interp_gan.edits import apply_recorded_edits   # edits recorded as hooks (interp_gan.edits)
+    return apply_recorded_edits(_subject_of(G, model, meta.get("style_names"), meta, device, options))
 
 
 def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Path:

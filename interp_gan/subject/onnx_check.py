@@ -188,8 +188,6 @@ def sample_content(size: int) -> Tensor:
 def write_sample(subject, out: str | Path, size: int) -> tuple[Path, dict]:
     """Write [content | output of the first style | output of the last style] as one PNG; return its
     path and the outputs' share of pixels at the ends of [-1, 1] (a wrong range saturates them)."""
-    from PIL import Image
-
     from interp_gan.util import to_uint8
 
     content = sample_content(size)
@@ -201,7 +199,9 @@ def write_sample(subject, out: str | Path, size: int) -> tuple[Path, dict]:
     row = torch.cat([t[0] for t in tiles], dim=2)                     # [3, size, size * k]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(row[None])[0]).save(out)
+    from interp_gan.provenance_mark import save_marked_image
+    save_marked_image(to_uint8(row[None])[0], out, subject.meta.get("checkpoint_sha256"),
+                      format=None if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") else "PNG")
     y = torch.cat(outs)
     stats = {"styles": [subject.style_names[i] for i in ids], "saturated": float((y.abs() >= 0.98).float().mean()),
              "mean": float(y.mean()), "outside": float((y.abs() > 1.02).float().mean())}

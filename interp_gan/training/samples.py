@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-
-from interp_gan.util import atomic_write, to_uint8
+from interp_gan.provenance_mark import save_marked_image
+from interp_gan.util import to_uint8
 from interp_gan.training.sampling import centre_crop_batch, per_style_index
 
-__all__ = ["save_sample_grid", "to_uint8"]
+__all__ = ["save_sample_grid", "to_uint8", "weights_sha256"]
 
 
 @torch.no_grad()
@@ -39,6 +38,17 @@ def save_sample_grid(G, data, path: Path, size: int, n_content: int = 4, seed: i
     for k, tile in enumerate(tiles):
         r, c = divmod(k, ncols)
         grid[pad + r * (size + pad):pad + r * (size + pad) + size, pad + c * (size + pad):pad + c * (size + pad) + size] = tile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: Image.fromarray(grid).save(fh, format="PNG"))
-    return path
+    # marked as made by a trained model; no checkpoint file exists yet, so the hash is of G's weights
+    return save_marked_image(grid, path, weights_sha256(G), format="PNG",
+                             sha256_of="generator weights (state_dict tensors, this step)")
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """sha256 over a module's state_dict: names, dtypes, shapes and bytes, in order."""
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
