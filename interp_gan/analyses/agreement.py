@@ -15,7 +15,7 @@ pass per layer (to count its units). Per style and layer, each method names a se
   (cross-fitted) joined. Ablation ranks units by the same AUROC (on half the images), so its
   agreement with ``style_units`` is partly by construction: it says whether the causally checked
   set is the selective one, not that two independent methods agree;
-- ``directions``: the ``top_units`` (mean |change of activation|, at ``unit_layer``) of the
+- ``directions``: the first ``k`` of the ``top_units`` (mean |change of activation|, at ``unit_layer``) of the
   discovered (not random) direction with the largest effect toward the style;
 - ``attribution``: the ``k`` units with the highest importance for the style
   (``attribution_units``, the first unit method).
@@ -92,7 +92,7 @@ def method_sets(findings: dict, k: int, alpha: float = 0.05) -> pd.DataFrame:
         d = d[(d.method != "random") & d["style"].astype(str).ne("") & d["effect"].notna()]
         for (style, layer), g in d.groupby(["style", "unit_layer"], sort=False):
             r = g.sort_values("effect", ascending=False, kind="stable").iloc[0]
-            rows.append(dict(method="directions", style=style, layer=layer, units=_units(r.top_units),
+            rows.append(dict(method="directions", style=style, layer=layer, units=_units(r.top_units)[:k],
                              source=f"{r.method}:{int(r['index'])} (largest effect toward the style)"))
     f = findings.get("attribution")
     if f is not None and not f.skipped and "attribution_units" in f.tables and len(f.tables["attribution_units"]):
