@@ -10,6 +10,9 @@ about 4 trained passes against 2; style units on two halves and at seed + 1 (2 a
 directions on the other images and at seed + 1 (2 against 1). The IoU-threshold conditions
 re-label the base tables and cost nothing. Wall-clock and process CPU time are both printed
 (ratios measured in one run; never timed assertions).
+
+Measured (2 shared CPU cores, --threads 1 --n 32 --size 32 --n-perm 100 --n-boot 50; 516 findings):
+base 72.2 s wall / 12.7 s CPU, replication 128.5 s wall / 24.4 s CPU: ratio 1.78 wall, 1.92 CPU.
 """
 from __future__ import annotations
 
