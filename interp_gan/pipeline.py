@@ -148,6 +148,8 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> t
         specs = sharded + ([s for s in specs if s not in sharded] if rank == 0 else [])
         _log(f"{world} ranks: {', '.join(s.name for s in sharded) or 'no analysis'} sharded over all ranks, "
              f"the others on rank 0")
+    # analyses that read earlier results (agreement, replication) find them here, in run order
+    data.extra["findings"] = findings
     for spec in specs:
         t0 = time.perf_counter()
         _log(f"{spec.name} ...")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from interp_gan.findings.stats import newcombe_difference, wilson_interval
 from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig
 
-__all__ = ["Claim", "key_findings_html", "result_line", "rate_vs_control", "MAX_CLAIMS"]
+__all__ = ["Claim", "key_findings_html", "result_line", "rate_vs_control", "replicated_counts", "MAX_CLAIMS"]
 
 MAX_CLAIMS = 6
 
@@ -35,11 +35,15 @@ class Claim:
     rule: str = ""            # how ``survives`` was decided (shown on hover and in the caption)
     anchor: str = ""          # the section holding the evidence (set by the report)
     priority: int = 0         # lower first within a section
+    analysis: str = ""        # the analysis whose Finding it comes from (set by the report)
+    replication: str = ""     # "k of n replicate" where a replication Finding exists (set by the report)
 
     def numbers(self) -> str:
         parts = [self.effect + (f" {self.ci}" if self.ci else "")]
         if self.baseline:
             parts.append(f"vs {self.baseline}")
+        if self.replication:
+            parts.append(self.replication)
         return " · ".join(p for p in parts if p.strip())
 
 
@@ -61,9 +65,17 @@ def _badge(c: Claim) -> str:
             f"{html.escape(c.verdict)}</span>")
 
 
-def _claim_li(c: Claim) -> str:
+def replicated_counts(finding) -> dict[str, tuple[int, int]]:
+    """{analysis: (findings that replicate, findings)} from a ``replication`` Finding ({} without one)."""
+    s = None if finding is None or finding.skipped else finding.tables.get("replication_summary")
+    if s is None:
+        return {}
+    return {str(a): (int(g["replicates"].astype(bool).sum()), len(g)) for a, g in s.groupby("analysis")}
+
+
+def _claim_li(c: Claim, cls: str = "") -> str:
     link = f' <a class="evidence" href="#{html.escape(c.anchor)}">evidence&nbsp;→</a>' if c.anchor else ""
-    return (f'<li class="claim {"ok" if c.survives else "no"}">{_badge(c)} {html.escape(c.text)}'
+    return (f'<li class="claim {cls or ("ok" if c.survives else "no")}">{_badge(c)} {html.escape(c.text)}'
             f' <span class="nums">{html.escape(c.numbers())}</span>{link}</li>')
 
 
@@ -82,17 +94,33 @@ def select(claims_by_section: list[list[Claim]], limit: int = MAX_CLAIMS) -> lis
     return (firsts + rest)[:limit]
 
 
-def key_findings_html(claims_by_section: list[list[Claim]], teaser: str = "", limit: int = MAX_CLAIMS) -> str:
-    """The "Key findings" box: claims that survive their control, then those that did not."""
+def key_findings_html(claims_by_section: list[list[Claim]], teaser: str = "", limit: int = MAX_CLAIMS,
+                      replication: dict[str, tuple[int, int]] | None = None) -> str:
+    """The "Key findings" box: claims that survive their control, then those that did not.
+
+    ``replication`` ({analysis: (replicated, findings)}, ``replicated_counts``): where a replication
+    Finding exists, a surviving claim counts as a finding only when some of its analysis' findings
+    replicate ("k of n replicate" is added to its numbers); one whose findings all fail to replicate
+    is shown greyed under "Survived its control, not replicated"."""
     chosen = select(claims_by_section, limit)
     total = sum(len(cs) for cs in claims_by_section)
-    found = [c for c in chosen if c.survives]
+    rep = replication or {}
+    for c in chosen:
+        if c.analysis in rep and rep[c.analysis][1]:
+            k, n = rep[c.analysis]
+            c.replication = f"{k} of {n} replicate"
+    unrep = [c for c in chosen if c.survives and c.analysis in rep and rep[c.analysis][0] == 0]
+    found = [c for c in chosen if c.survives and c not in unrep]
     null = [c for c in chosen if not c.survives]
     parts = ['<section id="key-findings" class="keyfindings"><div class="kf-text"><h2>Key findings</h2>']
     if found:
         parts.append('<ol class="claims">' + "".join(_claim_li(c) for c in found) + "</ol>")
     else:
         parts.append('<p class="muted">No claim survived its control or baseline in this run.</p>')
+    if unrep:
+        parts.append('<h3 class="kf-null">Survived its control, not replicated (other half of the images, '
+                     'another seed, neighbouring thresholds)</h3>'
+                     '<ol class="claims">' + "".join(_claim_li(c, "no unreplicated") for c in unrep) + "</ol>")
     if null:
         parts.append('<h3 class="kf-null">Checked, not found (did not survive the control)</h3>'
                      '<ol class="claims">' + "".join(_claim_li(c) for c in null) + "</ol>")

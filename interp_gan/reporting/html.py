@@ -35,7 +35,7 @@ from interp_gan.edit_meta import describe_edits
 from interp_gan.provenance_mark import marking
 from interp_gan.findings import Finding
 from interp_gan.reporting import references as refs
-from interp_gan.reporting.claims import key_findings_html
+from interp_gan.reporting.claims import key_findings_html, replicated_counts
 from interp_gan.reporting.exports import write_paper
 from interp_gan.reporting.render import render_block
 from interp_gan.reporting.sections import ReportContext, Section, Table, get_section, skipped_block
@@ -275,6 +275,7 @@ def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findi
                 captions[fname] = _caption(sec.title, fig, lead if i == 0 else None, name)
             for c in sec.claims or []:
                 c.anchor = anchor
+                c.analysis = c.analysis or key
             claims.append(list(sec.claims or []))
             if sec.teaser is not None and not teaser:
                 teaser = render_block(sec.teaser)
@@ -343,7 +344,7 @@ def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findi
     files_html = ('<p class="files">Full hashes and settings: <a href="manifest.json">manifest.json</a> · data: '
                   '<a href="findings.json">findings.json</a> · <a href="findings/">findings/</a> · paper: '
                   '<a href="paper/">paper/</a> (<code>main.tex</code>, figures, tables)</p>')
-    kf = key_findings_html(claims, teaser)
+    kf = key_findings_html(claims, teaser, replication=replicated_counts(found.get("replication")))
     nav.insert(0, ("key-findings", "Key findings", "", []))
     (out / "index.html").write_text(_page(ctx, header, nav, kf + "\n".join(bodies) + files_html), encoding="utf-8")
     return out
@@ -427,6 +428,7 @@ details.howto p { font-size:14px; }
 ol.claims { margin:0; padding-left:20px; }
 li.claim { margin:5px 0; font-size:14px; line-height:1.4; }
 li.claim.no { color:#4b5563; }
+li.claim.unreplicated { color:#9ca3af; }
 .nums { font-variant-numeric:tabular-nums; color:#374151; font-size:13px; background:#eef1f6; padding:0 5px;
         border-radius:4px; }
 .verdict { font-size:11.5px; font-weight:600; padding:1px 7px; border-radius:9px; white-space:nowrap; }

@@ -1,0 +1,134 @@
+"""Report sections for the ``replication`` and ``agreement`` Findings.
+
+    sec = replication_section(finding, ctx)   # replicated findings per analysis, the conditions, sensitivity
+    sec = agreement_section(finding, ctx)     # overlap of the units each method names, per style
+    fig = agreement_heatmap(finding.tables["agreement"])
+
+Reads the Findings' tables only. The sensitivity table (headline numbers under neighbouring
+parameters) is shown once per report, here.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from interp_gan.reporting.claims import Claim, result_line
+from interp_gan.reporting.numbers import pct, sig
+from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
+
+__all__ = ["replication_section", "agreement_section", "agreement_heatmap", "replication_claim", "agreement_claim"]
+
+HOW_TO_READ_REPLICATION = (
+    "<p><b>How to read this.</b> Every finding of the run (a labelled dissection unit, a style unit at "
+    "q &lt; 0.05, a direction beyond random) is looked for again by re-running the analysis that made it: "
+    "<i>split_half</i> selects it on one random half of the images and confirms it on the other half "
+    "(BH over the pairs the first half selected); <i>seed</i> re-draws the permutations and data halves; "
+    "<i>quantile</i> / <i>iou_threshold</i> move dissection's thresholds to their neighbours; "
+    "<i>latent_sample</i> finds directions again from a different sample of latent codes. "
+    "<i>fraction</i> is the share of conditions a finding survives; it <b>replicates</b> when it survives "
+    "split_half (the only condition on independent images) and at least the stated share of the conditions. "
+    "The sensitivity table gives the headline numbers under the same neighbouring settings.</p>")
+
+HOW_TO_READ_AGREEMENT = (
+    "<p><b>How to read this.</b> For each style, four methods each name a few units: the most "
+    "style-selective units (AUROC), the set whose ablation removes the style, the units the strongest "
+    "direction toward the style moves most, and the units attribution ranks most important. "
+    "<i>overlap</i> counts the units two methods share; <i>expected</i> is the overlap of random sets of "
+    "the same sizes; p is the share of random unit sets that overlap as much (permutation), q the BH "
+    "false discovery rate over the table. Ablation ranks units by the same AUROC as the style-unit "
+    "analysis, so that pair agrees partly by construction; the pairs with directions and attribution "
+    "are the independent checks.</p>")
+
+
+def replication_claim(summary: pd.DataFrame, min_fraction: float) -> Claim:
+    n, k = len(summary), int(summary["replicates"].astype(bool).sum()) if len(summary) else 0
+    per = [f"{a} {int(g.replicates.astype(bool).sum())}/{len(g)}" for a, g in summary.groupby("analysis", sort=False)] \
+        if n else []
+    if not n:
+        return Claim("No finding to replicate in this run", effect="0 findings", verdict="nothing to replicate",
+                     survives=False, rule="a finding replicates when it survives split_half and "
+                                          f"{min_fraction:.0%} of the conditions")
+    text = (f"{k} of {n} findings replicate on the other half of the images, another seed and neighbouring "
+            f"thresholds" if k else f"None of {n} findings replicates on the other half of the images")
+    return Claim(text, effect=f"{pct(k / n)} replicate", baseline="; ".join(per),
+                 verdict="replicated" if k else "not replicated", survives=k > 0,
+                 rule=f"a finding replicates when it survives split_half (selected on one half, confirmed on the "
+                      f"other) and at least {min_fraction:.0%} of the conditions")
+
+
+@register_section("replication")
+def replication_section(finding, ctx: ReportContext) -> Section:
+    rep, summ = finding.tables["replication"], finding.tables["replication_summary"]
+    sens = finding.tables.get("sensitivity")
+    c = replication_claim(summ, float(finding.params.get("min_fraction", 0.75)))
+    blocks: list = [result_line(c)]
+    figures = {}
+    if len(rep):
+        rate = rep.groupby(["analysis", "condition"], sort=False)["survives"].mean().reset_index()
+        fig = go.Figure()
+        for a, g in rate.groupby("analysis", sort=False):
+            fig.add_bar(x=g["condition"], y=g["survives"], name=str(a))
+        fig.update_layout(title="Share of findings surviving each condition", yaxis=dict(range=[0, 1],
+                          title="share surviving"), barmode="group", height=360)
+        figures["replication_conditions"] = fig
+        blocks.append(fig)
+        blocks.append(Table(summ.sort_values(["replicates", "fraction"], ascending=False),
+                            caption="Findings: conditions survived and the verdict", max_rows=40))
+    if sens is not None and len(sens):
+        blocks.append("<h3>Sensitivity of the headline numbers</h3>")
+        blocks.append(Table(sens, caption="Headline numbers under neighbouring parameter values", max_rows=40))
+    blocks.append(how_to_read(HOW_TO_READ_REPLICATION))
+    blocks += [f'<p class="note">{html.escape(n)}</p>' for n in finding.notes[1:]]
+    return Section("Replication", blocks, anchor="replication", figures=figures, claims=[c])
+
+
+def agreement_heatmap(df: pd.DataFrame) -> go.Figure:
+    """Method pairs (rows) x styles (columns): overlap / expected by chance, q in the hover, * q < 0.05."""
+    d = df.assign(pair=df["method_a"] + " × " + df["method_b"],
+                  ratio=df["overlap"] / df["expected_by_chance"].where(df["expected_by_chance"] > 0))
+    d = d.groupby(["pair", "style"], sort=False).agg(ratio=("ratio", "max"), q=("q_value", "min")).reset_index()
+    pairs, styles = list(dict.fromkeys(d["pair"])), list(dict.fromkeys(d["style"]))
+    z = d.pivot(index="pair", columns="style", values="ratio").reindex(index=pairs, columns=styles)
+    q = d.pivot(index="pair", columns="style", values="q").reindex(index=pairs, columns=styles).to_numpy(float)
+    text = np.where(q < 0.05, "*", "")
+    fig = go.Figure(go.Heatmap(z=z.to_numpy(float), x=styles, y=pairs, text=text, texttemplate="%{text}",
+                               customdata=q, colorscale="Viridis", colorbar=dict(title="overlap /<br>chance"),
+                               hovertemplate="%{y}<br>%{x}: overlap %{z:.3g}× chance, q = %{customdata:.3g}"
+                                             "<extra></extra>"))
+    fig.update_layout(title="Agreement of methods on each style's units (* q < 0.05)", height=120 + 40 * len(pairs))
+    return fig
+
+
+def agreement_claim(df: pd.DataFrame) -> Claim:
+    rule = "a pair of methods agrees on a style when its overlap's permutation q (BH over the table) is below 0.05"
+    if not len(df):
+        return Claim("No two methods named units in the same layer for the same style", effect="no pairs",
+                     verdict="not compared", survives=False, rule=rule)
+    ok = df[df["q_value"] < 0.05]
+    n, k = len(df), len(ok)
+    text = (f"{k} of {n} method pairs agree on a style's units more than chance" if k else
+            f"No evidence that the methods agree on the units: none of {n} method x style overlaps beyond chance")
+    return Claim(text, effect=f"{k}/{n} pairs at q < 0.05", baseline=f"median overlap {sig(df.overlap.median())} vs "
+                 f"{sig(df.expected_by_chance.median())} by chance", verdict="beyond chance" if k else
+                 "at chance", survives=k > 0, rule=rule)
+
+
+@register_section("agreement")
+def agreement_section(finding, ctx: ReportContext) -> Section:
+    df = finding.tables["agreement"]
+    c = agreement_claim(df)
+    blocks: list = [result_line(c)]
+    figures = {}
+    if len(df):
+        figures["agreement"] = agreement_heatmap(df)
+        blocks.append(figures["agreement"])
+        blocks.append(Table(df, caption="Overlap of the units named by each pair of methods", max_rows=40))
+    sets = finding.tables.get("agreement_sets")
+    if sets is not None and len(sets):
+        blocks.append(Table(sets, caption="The units each method names, per style and layer", max_rows=40))
+    blocks.append(how_to_read(HOW_TO_READ_AGREEMENT))
+    blocks += [f'<p class="note">{html.escape(n)}</p>' for n in finding.notes]
+    return Section("Agreement across methods", blocks, anchor="agreement", figures=figures, claims=[c])

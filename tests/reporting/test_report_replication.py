@@ -1,0 +1,64 @@
+"""The replication and agreement sections, and the Key findings box counting only replicated findings."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from interp_gan.findings import Finding
+from interp_gan.reporting import ReportContext, write_report
+from interp_gan.reporting.claims import Claim, key_findings_html, replicated_counts
+from interp_gan.reporting.section_replication import agreement_section, replication_section
+
+from test_report_claims import _box, _dissection
+
+
+def _replication(n_found: int, n_replicated: int, analysis: str = "dissection") -> Finding:
+    summ = pd.DataFrame({"analysis": analysis, "layer": "L", "unit": range(n_found), "direction": "", "label": "red",
+                         "conditions": 6, "survived": 3, "fraction": 0.5, "split_half": False,
+                         "replicates": [i < n_replicated for i in range(n_found)]})
+    rep = summ.assign(condition="split_half", param="", survives=summ.replicates, value=0.1, q_value=0.01)[
+        ["analysis", "layer", "unit", "direction", "label", "condition", "param", "survives", "value", "q_value",
+         "fraction", "replicates"]]
+    sens = pd.DataFrame({"analysis": ["dissection"], "quantity": ["labelled-unit rate"], "condition": ["original"],
+                         "param": ["quantile=0.99, iou_threshold=0.04"], "count": [n_found], "total": [200],
+                         "value": [n_found / 200]})
+    return Finding("replication", params={"min_fraction": 0.75},
+                   tables={"replication": rep, "replication_summary": summ, "sensitivity": sens},
+                   notes=[f"{n_replicated} of {n_found} findings replicate"],
+                   section={"title": "Replication", "order": 90})
+
+
+def test_a_surviving_claim_whose_findings_do_not_replicate_is_not_a_finding(tmp_path):
+    findings = {"dissection": _dissection("dissection", 60, 5), "replication": _replication(60, 0)}
+    found, rest = _box(write_report(tmp_path / "a", findings, ReportContext(name="r"), strict=True,
+                                    paper=False).joinpath("index.html").read_text())
+    assert "Survived its control, not replicated" in rest and "0 of 60 replicate" in rest
+    assert "labelled at q" not in found                               # not counted among the findings
+    findings["replication"] = _replication(60, 12)
+    found, rest = _box(write_report(tmp_path / "b", findings, ReportContext(name="r"), strict=True,
+                                    paper=False).joinpath("index.html").read_text())
+    assert "labelled at q" in found and "12 of 60 replicate" in found and "not replicated" not in rest
+
+
+def test_without_a_replication_finding_the_box_is_unchanged():
+    c = Claim("x", effect="1", survives=True, analysis="dissection")
+    assert key_findings_html([[c]]) == key_findings_html([[c]], replication={})
+    assert replicated_counts(None) == {} and replicated_counts(_replication(4, 3)) == {"dissection": (3, 4)}
+
+
+def test_sections_build_from_the_findings_alone(tmp_path):
+    sec = replication_section(Finding.load(_replication(5, 2).save(tmp_path / "r")), ReportContext())
+    assert sec.claims[0].survives and "2 of 5" in sec.claims[0].text
+    assert any(isinstance(b, go.Figure) for b in sec.blocks)
+    assert any("Sensitivity" in b for b in sec.blocks if isinstance(b, str))
+    df = pd.DataFrame({"method_a": ["style_units", "style_units"], "method_b": ["ablation", "directions"],
+                       "style": "a", "layer": "L", "overlap": [1, 0], "expected_by_chance": [1 / 64, 1 / 64],
+                       "p_value": [0.016, 1.0], "q_value": [0.032, 1.0], "n_a": 1, "n_b": 1, "n_units": 64,
+                       "units_a": "2", "units_b": ["2", "5"]})
+    f = Finding("agreement", params={}, tables={"agreement": df}, notes=["n"], section={"title": "Agreement"})
+    sec = agreement_section(f, ReportContext())
+    fig = sec.figures["agreement"]
+    assert np.isclose(np.nanmax(fig.data[0].z), 64) and sec.claims[0].survives and "1 of 2" in sec.claims[0].text
+    f.tables["agreement"] = df.assign(q_value=[0.2, 1.0])
+    assert not agreement_section(f, ReportContext()).claims[0].survives

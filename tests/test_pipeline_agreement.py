@@ -1,0 +1,31 @@
+"""run_analyses gives each analysis the findings of those before it (data.extra["findings"]): agreement
+and replication read them instead of re-running the base analyses."""
+import torch
+
+from interp_gan.config import PipelineConfig
+from interp_gan.pipeline import run_analyses
+
+from conftest import make_tiny_data, make_tiny_subject
+
+
+def test_agreement_and_replication_read_the_earlier_findings_of_the_run():
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject, n=32)
+    su = dict(layers=["blocks.1.conv2"], n_boot=20, n_perm=50, control=False)
+    cfg = PipelineConfig.from_dict({"name": "t", "seed": 0, "analyses": {
+        "style_units": su,
+        "directions": dict(methods=["pca", "random"], n_samples=32, n_directions=2, n_random=2, n_images=8,
+                           steps=[-2.0, 0.0, 2.0], n_boot=20, n_perm=20, unit_layer="blocks.1.conv2"),
+        "agreement": dict(k=2, n_perm=99),
+        "replication": dict(analyses=["style_units"])}})
+    torch.manual_seed(0)
+    findings, failed = run_analyses(subject, data, cfg)
+    assert not failed, {k: f.skipped for k, f in findings.items()}
+    ag = findings["agreement"]
+    assert not ag.skipped and set(ag.tables["agreement_sets"].method) == {"style_units", "directions"}
+    assert (ag.tables["agreement"].layer == "blocks.1.conv2").all() and len(ag.tables["agreement"])
+    rep = findings["replication"]
+    assert not rep.skipped and not any("run here" in n for n in rep.notes)   # used the run's style_units
+    n_found = int((findings["style_units"].tables["style_units"].q_value < 0.05).sum())
+    assert len(rep.tables["replication_summary"]) == n_found
+    assert list(findings) == ["style_units", "directions", "agreement", "replication"]
