@@ -14,7 +14,9 @@
     interp-gan analyze "network-snapshot.pkl#space=s" --pipeline analyses/full.toml   # StyleSpace S
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
-User errors print one line ("error: ...") and exit 2; they never end in a traceback.
+User errors print one line ("error: ...") and exit 2; any other error one line and exit 1; a
+failed analysis one line each (exit 1, the report is still written). None ends in a traceback
+unless INTERP_GAN_DEBUG=1. SIGTERM is handled like Ctrl-C (exit 130).
 """
 from __future__ import annotations
 
