@@ -357,3 +357,23 @@ def test_bad_images_during_analysis_are_printed_and_in_the_report_overview(tmp_p
     assert "1 unreadable image(s) skipped" in page and "content/cut.png" in page
     assert main(["report", str(report)]) == 0       # re-rendered from the manifest: still there
     assert "1 unreadable image(s) skipped" in (report / "index.html").read_text()
+
+
+def test_sigterm_removes_a_spilled_activation_store(tmp_path):
+    """SIGTERM while an analysis holds a store spilled to disk: its temp folder is removed."""
+    import interp_gan.cli as cli
+    from interp_gan.harvest.store import ActivationStore
+
+    previous = cli._terminate_as_interrupt()
+    try:
+        store = ActivationStore(memory_mb=0, directory=str(tmp_path))
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                store.add_images(0, torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+                assert store.spilled and any(tmp_path.iterdir())
+                os.kill(os.getpid(), signal.SIGTERM)
+            finally:
+                store.close()
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
