@@ -47,7 +47,7 @@ from interp_gan.models import build_feature_net
 from interp_gan.training import losses as L
 from interp_gan.guards import remove_stale_tmp
 from interp_gan.util import atomic_write, resolve_device
-from interp_gan.checkpoint import (build_discriminator, build_generator,
+from interp_gan.checkpoint import (build_discriminator, build_generator, check_shapes,
                                             load_trainer_state, save_checkpoint, save_trainer_state)
 from interp_gan.training.classifiers import train_classifiers
 from interp_gan.distributed import barrier, is_main, local_device, main_first, main_only, rank, world_size
@@ -213,6 +213,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
     skipped_row = _skipped_images(data)
     if resume:
         st = load_trainer_state(out_dir / "trainer_state.pt")
+        for key, module in (("G", G), ("D", D), ("G_ema", G_ema)):   # one line naming a misshapen key
+            check_shapes(module, st[key], out_dir / "trainer_state.pt", f"{key}.")
         G.load_state_dict(st["G"]); D.load_state_dict(st["D"]); G_ema.load_state_dict(st["G_ema"])
         opt_g.load_state_dict(st["opt_g"]); opt_d.load_state_dict(st["opt_d"])
         step = int(st["step"])

@@ -102,3 +102,14 @@ def test_numeric_settings_are_checked_when_the_config_is_built():
         Recipe(data=DataConfig(image_size=16, load_size=24), model=ModelConfig(n_down=3))
     with pytest.raises(ValueError, match="multiple of 2\\*\\*n_down = 4"):
         Recipe(data=DataConfig(image_size=18, load_size=24), model=ModelConfig(n_down=2))
+
+
+def test_a_misshapen_trainer_state_names_the_key_on_resume(tmp_path, tiny_data):
+    run = tmp_path / "run"
+    train(tiny_recipe(steps=1), run, data=tiny_data, progress=False)
+    st = torch.load(run / "trainer_state.pt", weights_only=True)
+    key = next(k for k, v in st["G"].items() if v.dim() == 4)
+    st["G"][key] = torch.zeros(1, 1, 1, 1)
+    torch.save(st, run / "trainer_state.pt")
+    with pytest.raises(ValueError, match=rf"tensor 'G.{key}' has shape \[1, 1, 1, 1\], expected"):
+        train(tiny_recipe(steps=2), run, resume=True, data=tiny_data, progress=False)
