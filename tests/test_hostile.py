@@ -377,3 +377,15 @@ def test_sigterm_removes_a_spilled_activation_store(tmp_path):
         assert list(tmp_path.iterdir()) == []
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_compare_names_a_truncated_manifest(tmp_path, capsys):
+    ck = _ckpt(tmp_path / "run" / "checkpoint.safetensors")
+    data = str(_images(tmp_path / "content", 6))
+    a, _ = analyze(ck, _cfg(hostile_probe={}), out_dir=tmp_path / "a", data=data)
+    b, _ = analyze(ck, _cfg(hostile_probe={}), out_dir=tmp_path / "b", data=data)
+    (b / "manifest.json").write_text((b / "manifest.json").read_text()[:30])
+    capsys.readouterr()
+    assert main(["report", "--compare", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(b / "manifest.json") in err[0]
