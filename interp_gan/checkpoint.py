@@ -32,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from interp_gan.guards import check_finite, check_model_size
 from interp_gan.util import atomic_write
 from interp_gan.models import (FeatureNetUnavailable, StyleClassifier, StyleDiscriminator, StyleNet,
                                build_feature_net)
@@ -137,16 +138,44 @@ def read_metadata(path: str | Path) -> dict:
         meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise _not_ours(path, f"its metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise _not_ours(path, f"its {META_KEY!r} metadata is a JSON {type(meta).__name__}, expected an object")
     if meta.get("format") != FORMAT:
         raise _not_ours(path, f"metadata format is {meta.get('format')!r}, expected {FORMAT!r}")
-    if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+    version = meta.get("format_version", -1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{path}: metadata key 'format_version' is {version!r}; expected an integer "
+                         f"(this interp_gan writes {FORMAT_VERSION})")
+    names = meta.get("style_names")
+    if names is None:
+        raise ValueError(f"{path}: metadata has no 'style_names'; expected a list of style names, one per style "
+                         f"in label order")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ValueError(f"{path}: metadata key 'style_names' is {names!r}; expected a non-empty list of "
+                         f"non-empty strings (e.g. [\"monet\", \"ukiyoe\"])")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: metadata key 'style_names' repeats a name: {names}; expected distinct names")
+    if not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{path}: metadata key 'model' is {meta.get('model')!r}; expected an object with the "
+                         f"architecture's settings")
+    if version > FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {meta['format_version']}, newer than this "
                          f"interp_gan understands ({FORMAT_VERSION}); upgrade interp_gan")
     return meta
 
 
+def check_shapes(module: nn.Module, sd: dict, path, prefix: str = "") -> None:
+    """A state_dict whose tensors do not fit ``module``: one line naming the key, expected and got shape."""
+    own = module.state_dict()
+    for k, v in sd.items():
+        if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"{path}: tensor {prefix + k!r} has shape {list(v.shape)}, expected "
+                             f"{list(own[k].shape)} for the architecture its metadata describes")
+
+
 def _load_part(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> nn.Module:
     sd = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    check_shapes(module, sd, path, prefix + ".")
     missing, unexpected = module.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise _not_ours(path, f"weights under {prefix!r} do not match the stored config "
@@ -163,9 +192,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         for k in fh.keys():
             tensors[k] = fh.get_tensor(k)
     names = list(meta["style_names"])
+    check_finite(((k, v) for k, v in tensors.items() if k.startswith("G.")), path)
+    check_model_size(lambda: build_generator(meta["model"], len(names)), f"{path}: the generator its metadata describes")
     G = _load_part(build_generator(meta["model"], len(names)), tensors, "G", path)
     D = None
     if meta.get("has_discriminator", any(k.startswith("D.") for k in tensors)):
+        check_model_size(lambda: build_discriminator(meta["model"], len(names)),
+                         f"{path}: the discriminator its metadata describes")
         D = _load_part(build_discriminator(meta["model"], len(names)), tensors, "D", path)
     classifiers = {}
     for name, spec in (meta.get("classifiers") or {}).items():

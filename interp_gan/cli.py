@@ -17,13 +17,16 @@
     interp-gan repair runs/mine/checkpoint.safetensors --layer blocks.3.conv2 --k 4 --out repaired.safetensors
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
 
-User errors print one line ("error: ...") and exit 2; they never end in a traceback.
+User errors print one line ("error: ...") and exit 2; any other error one line and exit 1; a
+failed analysis one line each (exit 1, the report is still written). None ends in a traceback
+unless INTERP_GAN_DEBUG=1. SIGTERM is handled like Ctrl-C (exit 130).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -84,9 +87,22 @@ def _cmd_analyze(a: argparse.Namespace) -> int:
     # analysis failed (rank 0 knows: a sharded failure fails on every rank): torchrun stops every
     # worker as soon as one exits non-zero, which would kill rank 0 before it writes the report.
     if failed and main_rank:
-        print(f"error: {len(failed)} analysis(es) failed: {', '.join(failed)} (see the report)", file=sys.stderr)
+        _say_failures(failed, Path(a.out or f"reports/{cfg.name}"))
         return 1
     return 0
+
+
+def _say_failures(failed: list[str], report: Path) -> None:
+    """One line per failed analysis, with its error as the report records it."""
+    for name in failed:
+        why = ""
+        try:
+            why = json.loads((report / "findings" / name / "finding.json").read_text()).get("skipped") or ""
+        except (OSError, ValueError):
+            pass
+        print(f"error: analysis {name} {why or 'failed'}", file=sys.stderr)
+    print(f"error: {len(failed)} analysis(es) failed: {', '.join(failed)} (see {report / 'index.html'})",
+          file=sys.stderr)
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
@@ -105,8 +121,13 @@ def _cmd_report(a: argparse.Namespace) -> int:
     manifest = d / "manifest.json"
     if not manifest.is_file():
         raise FileNotFoundError(f"{d} is not a report directory (no manifest.json); run `interp-gan analyze` first")
-    meta = json.loads(manifest.read_text())
-    findings = {p.name: Finding.load(p) for p in sorted((d / "findings").iterdir()) if (p / "finding.json").is_file()}
+    from interp_gan.guards import check_report_provenance, read_json
+
+    meta = read_json(manifest, "report manifest")
+    fdir = d / "findings"
+    findings = {p.name: Finding.load(p) for p in sorted(fdir.iterdir()) if (p / "finding.json").is_file()} \
+        if fdir.is_dir() else {}
+    check_report_provenance(d, meta, findings)
     ctx = ReportContext(name=d.name, meta=meta.get("meta", meta), findings=findings,
                         style_names=meta.get("style_names", []))
     out = write_report(d, findings, ctx)
@@ -238,6 +259,8 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     cfg = load_pipeline(_find("analyses/demo.toml"))
     report, failed = analyze(ckpt, cfg, out_dir=a.out)
     print(f"[interp-gan] demo done in {time.perf_counter() - t0:.0f}s: open {report / 'index.html'}")
+    if failed:
+        _say_failures(failed, report)
     return 1 if failed else 0
 
 
@@ -336,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     # step 4.1 s instead of 0.26 s (measured here). Set OMP_WAIT_POLICY yourself to override.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
+    previous = _terminate_as_interrupt()
     try:
         return args.fn(args)
     except (ValueError, LookupError, FileNotFoundError, FileExistsError, TypeError) as e:
@@ -346,6 +370,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:   # OSError (disk full, permissions), RuntimeError, ...: one line too
+        if os.environ.get("INTERP_GAN_DEBUG"):
+            raise
+        print(f"error: {type(e).__name__}: {e}  (INTERP_GAN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler's stop, ``kill``) ends the command like Ctrl-C: ``finally`` blocks run,
+    so temporary activation stores and atomic-write temp files are removed. Returns the old handler
+    (None when not on the main thread, where signals cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,9 @@ class TrainConfig(_Config):
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0,1), got {self.ema}")
+        for k in ("checkpoint_every", "log_every", "eval_every", "sample_every", "eval_images", "clf_steps", "clf_ch"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"train.{k} must be >= 1, got {getattr(self, k)}")
         check_feature_net("TrainConfig.feature_net", self.feature_net)
 
 
@@ -153,6 +156,14 @@ class Recipe(_Config):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        # the generator halves the image n_down times and doubles it back: it must divide evenly
+        f = 2 ** self.model.n_down
+        if self.model.n_down < 0 or self.data.image_size % f or self.data.image_size // f < 4:
+            raise ValueError(f"model.n_down = {self.model.n_down} does not fit data.image_size = "
+                             f"{self.data.image_size}: the image size must be a multiple of 2**n_down = {f} "
+                             f"and leave at least 4 px at the bottleneck")
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,10 @@ class PipelineConfig(_Config):
         _check_literal(self)
         if self.n_images < 2:
             raise ValueError(f"n_images must be >= 2, got {self.n_images}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be >= 16, got {self.image_size}")
         if self.feature_net:
             check_feature_net("PipelineConfig.feature_net", self.feature_net)
 

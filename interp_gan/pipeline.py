@@ -17,7 +17,10 @@ and the error in the message (``distributed.fail_together``), and the run goes o
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +32,10 @@ from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
 from interp_gan.findings import Finding, provenance
+from interp_gan.guards import NonFiniteOutput, check_out_dir, check_report_owner
+
+# An analysis whose generated images hold NaN / Inf in more than this fraction fails (issue #16).
+MAX_NON_FINITE_FRACTION = 0.01
 
 __all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for", "use_feature_net", "attach_classifiers"]
 
@@ -59,6 +66,9 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         else:  # a plain content folder: no real style images
             dcfg = DataConfig(source="", content=str(d), image_size=cfg.image_size, load_size=cfg.image_size)
     sd = load_data(dcfg)
+    if sd.skipped:
+        _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "
+             f"({', '.join(f'{k} {v}' for k, v in sorted(sd.skipped.items()))}): {', '.join(sd.skipped_files[:5])}")
     if len(sd.content) < cfg.n_images:
         _log(f"data has {len(sd.content)} content images; using all of them (n_images={cfg.n_images})")
     g = torch.Generator().manual_seed(cfg.seed)
@@ -77,7 +87,7 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
             style_labels = torch.tensor([lut[int(l)] for l in sd.style_labels[keep]])
     return AnalysisData(content=content, style_ids=style_ids, z=z, style_images=style_images,
                         style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=cfg.batch_size,
-                        extra={"skipped_images": sd.skipped, "source": sd.source})
+                        extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source})
 
 
 def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
@@ -132,6 +142,36 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
     return subject
 
 
+@contextlib.contextmanager
+def _count_non_finite(subject: Subject):
+    """Count the generated images holding NaN / Inf while the body runs (every ``generate`` and
+    ``stylize_code`` call, the path every analysis takes); yields ``[bad, total]``."""
+    counts = [0, 0]
+    originals = {k: getattr(subject, k) for k in ("_generate", "_stylize_code")}
+
+    def wrap(fn):
+        if fn is None:
+            return None
+
+        def checked(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            if torch.is_tensor(out) and out.dim() >= 1 and out.is_floating_point():
+                with torch.no_grad():
+                    counts[0] += int((~torch.isfinite(out.detach())).flatten(1).any(1).sum()) if out.dim() > 1 \
+                        else int((~torch.isfinite(out.detach())).any())
+                counts[1] += len(out) if out.dim() > 1 else 1
+            return out
+        return checked
+
+    for k, fn in originals.items():
+        setattr(subject, k, wrap(fn))
+    try:
+        yield counts
+    finally:
+        for k, fn in originals.items():
+            setattr(subject, k, fn)
+
+
 def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> tuple[dict[str, Finding], list[str]]:
     """Run each configured analysis; returns (findings by name, names that failed), in the
     config's order. Under torchrun: the sharded analyses on every rank, then the others on rank
@@ -156,11 +196,17 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> t
         try:
             analysis = build_analysis(spec.name, **spec.params)
             torch.manual_seed(cfg.seed)
-            finding = analysis.run(subject, data)
-        except (ValueError, LookupError, RuntimeError, TypeError, IndexError) as e:
+            with _count_non_finite(subject) as bad:
+                finding = analysis.run(subject, data)
+            if bad[1] and bad[0] > MAX_NON_FINITE_FRACTION * bad[1]:
+                raise NonFiniteOutput(f"{bad[0]} of {bad[1]} generated images hold NaN/Inf (more than "
+                                      f"{MAX_NON_FINITE_FRACTION:.0%}); the model's outputs are not finite")
+        except Exception as e:   # never KeyboardInterrupt / SystemExit: finished work is kept, the report written
             failed.append(spec.name)
             finding = Finding.skip(spec.name, f"failed: {type(e).__name__}: {e}", spec.params)
-            _log(f"{spec.name} FAILED: {e}", every_rank=True)
+            _log(f"{spec.name} FAILED: {type(e).__name__}: {e}", every_rank=True)
+            if os.environ.get("INTERP_GAN_DEBUG"):
+                traceback.print_exc()
         dt = time.perf_counter() - t0
         finding.provenance = {**provenance(**base_prov, analysis_params=dict(spec.params)),
                               **finding.provenance, "seconds": round(dt, 2)}
@@ -195,6 +241,9 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     Under torchrun call it on every rank: only rank 0 writes the report (module docstring)."""
     for spec in cfg.analyses:  # config errors (unknown names, bad parameters) before any work is done
         build_analysis(spec.name, **spec.params)
+    out = Path(out_dir or f"reports/{cfg.name}")
+    if rank_and_world()[0] == 0:
+        check_out_dir(out)     # a file, unwritable, or not a report folder: said before any work
     subject = load_subject(checkpoint, device=device or cfg.device, onnx_options=onnx_options)
     _log(f"subject: {type(subject.generator).__name__} with styles {subject.style_names} on {subject.device}")
     if cfg.feature_net:
@@ -208,13 +257,15 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")
     if cfg.classifiers == "auto" and subject.classifier is None and subject.texture_classifier is None:
         attach_classifiers(subject, adata, cfg.image_size)
+    if rank_and_world()[0] == 0:   # a report folder belongs to one subject and one data set
+        check_report_owner(out, subject.meta.get("checkpoint_sha256", ""), adata.fingerprint)
     adata = _to_device(adata, subject.device)
     findings, failed = run_analyses(subject, adata, cfg)
-    out = Path(out_dir or f"reports/{cfg.name}")
     if rank_and_world()[0] != 0:
         return out, failed
     report = write_report_for(subject, findings, out, out.name,
                               {"data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
-                               "skipped_images": adata.extra.get("skipped_images", {})})
+                               "skipped_images": adata.extra.get("skipped_images", {}),
+                               "skipped_files": adata.extra.get("skipped_files", [])})
     _log(f"report: {report / 'index.html'}")
     return report, failed

@@ -82,6 +82,9 @@ def import_factory(spec: str, what: str = "--model"):
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
         raise ValueError(f"{what} expects path/to/file.py:factory or package.module:factory, got {spec!r}")
+    if not attr.isidentifier() or (not target.endswith(".py") and ("/" in target or "\\" in target)):
+        raise FileNotFoundError(f"{what} {spec}: no such file, and not a module:factory spec (expected "
+                                f"path/to/file.py:factory or package.module:factory)")
     if target.endswith(".py"):
         p = Path(target)
         if not p.is_file():

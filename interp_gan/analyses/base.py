@@ -150,10 +150,30 @@ def build_analysis(name: str, **params) -> Analysis:
         said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
         raise ValueError(f"unknown parameter(s) for analysis {name!r}: {said}; known: {', '.join(known)}")
     params = {k: _typed(cls, name, k, v) for k, v in params.items()}
+    for k, v in params.items():
+        _in_range(name, k, v)
     try:
         return cls(**params)
     except TypeError as e:
         raise ValueError(f"bad parameters for analysis {name!r}: {e}") from None
+
+
+# Parameters whose names mean the same in every analysis, and the values they accept (issue #16:
+# n_perm = 0 would divide by zero deep inside; a quantile of 1.5 would silently threshold nothing).
+_RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "n_perm": (">= 1", lambda v: v >= 1), "n_boot": (">= 1", lambda v: v >= 1),
+    "batch_size": (">= 1", lambda v: v >= 1), "n_images": (">= 1", lambda v: v >= 1),
+    "iou_threshold": ("in [0, 1]", lambda v: 0 <= v <= 1), "quantile": ("in (0, 1)", lambda v: 0 < v < 1),
+    "alpha": ("in (0, 1)", lambda v: 0 < v < 1),
+}
+
+
+def _in_range(name: str, key: str, value: Any) -> None:
+    rule = _RANGES.get(key)
+    if rule is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not rule[1](value):
+        raise ValueError(f"analysis {name!r}: {key} = {value!r}; expected {rule[0]}")
 
 
 def _typed(cls: type, name: str, key: str, value: Any) -> Any:

@@ -40,17 +40,20 @@ class StyleData:
     fingerprint: str               # sha256 over sorted (relative path, file sha256) + load_size
     skipped: dict[str, int] = field(default_factory=dict)   # reason -> count of bad images
     source: str = "embedded"       # "embedded" or the folder path
+    skipped_files: list[str] = field(default_factory=list)   # the first few bad images (prefix/relative path)
 
 
 def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, what: str):
-    """-> ([tensor rows as arrays], [(relative path, sha256)], skipped)."""
+    """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path])."""
     try:
         good, skipped = scan_files(paths, frac)
     except ValueError as e:
         raise ValueError(f"{what} ({root}): {e}") from None
     imgs = [resize_square(img, size) for _, img, _ in good]
     hashes = [(f"{prefix}/{p.relative_to(root).as_posix()}", h) for p, _, h in good]
-    return imgs, hashes, skipped
+    kept = {p for p, _, _ in good}
+    bad = [f"{prefix}/{Path(p).relative_to(root).as_posix()}" for p in paths if Path(p) not in kept]
+    return imgs, hashes, skipped, bad
 
 
 def _fingerprint(hashes: list[tuple[str, str]], load_size: int) -> str:
@@ -90,19 +93,20 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None) -> StyleD
         content_dir, style_dirs = resolve_folders(cfg.source, cfg.content, cfg.styles)
         layout, source = f"{STYLE_LAYOUT}, or {CYCLEGAN_LAYOUT}", str(cfg.source)
 
-    c_imgs, hashes, skipped = _read(images_in(content_dir, "content", layout), content_dir,
+    c_imgs, hashes, skipped, bad = _read(images_in(content_dir, "content", layout), content_dir,
                                     "content", L, frac, "content folder")
     s_imgs, labels = [], []
     for k, (name, d) in enumerate(style_dirs.items()):
-        imgs, h, sk = _read(images_in(d, f"style {name!r}", layout), d, f"style/{name}", L, frac,
+        imgs, h, sk, b = _read(images_in(d, f"style {name!r}", layout), d, f"style/{name}", L, frac,
                             f"style {name!r}")
         s_imgs += imgs
         labels += [k] * len(imgs)
         hashes += h
+        bad += b
         for r, n in sk.items():
             skipped[r] = skipped.get(r, 0) + n
     style = to_tensor(s_imgs) if s_imgs else torch.zeros(0, 3, L, L)
     return StyleData(content=to_tensor(c_imgs), style=style,
                      style_labels=torch.tensor(labels, dtype=torch.int64),
                      style_names=list(style_dirs), fingerprint=_fingerprint(hashes, L),
-                     skipped=skipped, source=source)
+                     skipped=skipped, source=source, skipped_files=bad[:10])

@@ -112,11 +112,29 @@ class Finding:
         d = Path(directory)
         if not (d / "finding.json").is_file():
             raise FileNotFoundError(f"{d} has no finding.json; expected a directory written by Finding.save")
-        meta = json.loads((d / "finding.json").read_text())
+        try:
+            meta = json.loads((d / "finding.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{d / 'finding.json'} is not valid JSON ({e}); the file is truncated or corrupt: "
+                             f"re-run the analysis") from None
         tables = {}
         for name, cols in meta.get("table_columns", {}).items():
             path = d / f"{name}.csv"
-            tables[name] = pd.read_csv(path) if path.stat().st_size > 1 else pd.DataFrame(columns=cols)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing; {d / 'finding.json'} lists table {name!r}")
+            with open(path, "rb") as fh:   # pandas reads a row cut short as NaNs: check the end first
+                size = fh.seek(0, 2)
+                fh.seek(max(0, size - 1))
+                if size > 1 and fh.read(1) != b"\n":
+                    raise ValueError(f"{path} does not end with a newline: the CSV is truncated; re-run the analysis")
+            try:
+                tables[name] = pd.read_csv(path) if path.stat().st_size > 1 else pd.DataFrame(columns=cols)
+            except (ValueError, UnicodeDecodeError) as e:   # pandas' ParserError / EmptyDataError
+                raise ValueError(f"{path} is not a readable CSV ({str(e).strip()[:160]}); the file is truncated "
+                                 f"or corrupt: re-run the analysis") from None
+            if len(tables[name]) and list(map(str, tables[name].columns)) != list(map(str, cols)):
+                raise ValueError(f"{path} has columns {list(tables[name].columns)[:6]}, expected {list(cols)[:6]} "
+                                 f"(as {d / 'finding.json'} lists them); the file is truncated or was edited")
             if len(tables[name]) == 0:
                 tables[name] = pd.DataFrame(columns=cols)
             else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections import OrderedDict
 from typing import Callable, Iterable
 
@@ -61,11 +62,16 @@ def resolve_layers(model: nn.Module, patterns: str | Iterable[str]) -> list[str]
     names = [n for n, _ in model.named_modules() if n]
     out: list[str] = []
     for p in patterns:
-        if any(ch in p for ch in "*?["):
+        if p in names:              # a layer whose name holds glob characters (e.g. "[") is itself
+            hits = [p]
+        elif any(ch in p for ch in "*?["):
             hits = [n for n in names if fnmatch.fnmatchcase(n, p)]
             if not hits:
-                close = difflib.get_close_matches(p.replace("*", ""), names, n=5, cutoff=0.3)
-                raise LookupError(f"pattern {p!r} matches no layer; close: {', '.join(close) or 'none'}")
+                plain = re.sub(r"\[(\d+)\]", r".\1", p)
+                close = difflib.get_close_matches(plain.replace("*", ""), names, n=5, cutoff=0.3)
+                brackets = (" ('[...]' is a glob character class: a Python index blocks[0] is written blocks.0, "
+                            "a literal '[' is '[[]')" if "[" in p else "")
+                raise LookupError(f"pattern {p!r} matches no layer{brackets}; close: {', '.join(close) or 'none'}")
         else:
             get_module(model, p)
             hits = [p]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,11 @@ def load_report(d: Path) -> tuple[dict[str, Finding], dict[str, Any]]:
     d = Path(d)
     if not (d / "manifest.json").is_file():
         raise FileNotFoundError(f"{d} is not a report directory (no manifest.json); run `interp-gan analyze` first")
-    manifest = json.loads((d / "manifest.json").read_text())
+    from interp_gan.guards import check_report_provenance, read_json
+
+    manifest = read_json(d / "manifest.json", "report manifest")
     findings = {p.name: Finding.load(p) for p in sorted((d / "findings").iterdir()) if (p / "finding.json").is_file()}
+    check_report_provenance(d, manifest, findings)
     return findings, manifest
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from interp_gan.checkpoint import check_shapes
+from interp_gan.guards import check_finite, check_model_size
 from interp_gan.subject.protocol import Subject
 from interp_gan.util import atomic_write, import_factory, resolve_device, sha256_file
 
@@ -65,9 +67,21 @@ def _read_state_dict(path: Path) -> dict:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise ValueError(f"{path} holds a {type(sd).__name__}; expected a state_dict (dict of tensors)")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    check_finite(_flat_tensors(sd), path)
+    return sd
 
 
+def _flat_tensors(sd: dict, prefix: str = ""):
+    """(name, tensor) of a state_dict, nested dicts (StarGAN v2's networks) included."""
+    for k, v in sd.items():
+        if isinstance(v, dict):
+            yield from _flat_tensors(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".pkl", ".onnx")
 _CONVERTED = ("cyclegan", "resnet_generator", "stargan_v1", "stargan_v2", "stylegan2")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
@@ -97,7 +111,8 @@ def _is_reference_cyclegan(sd: dict) -> bool:
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
 
     try:
-        ref = CycleGANGenerator(**infer_cyclegan_config(sd)).state_dict()
+        with torch.device("meta"):   # shapes only: a hostile size allocates nothing here
+            ref = CycleGANGenerator(**infer_cyclegan_config(sd)).state_dict()
     except Exception:
         return False
     return set(ref) == set(sd) and all(getattr(sd[k], "shape", None) == v.shape for k, v in ref.items())
@@ -125,11 +140,15 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
         return _stargan_v2_model(sd, path)
     if "model.1.weight" in sd and _is_reference_cyclegan(sd):
         cfg = infer_cyclegan_config(sd)
+        check_model_size(lambda: CycleGANGenerator(**cfg), f"{path}: the CycleGAN generator its tensors imply ({cfg})")
         G = CycleGANGenerator(**cfg)
         G.load_state_dict(sd)
         return G, {"name": "cyclegan", **cfg}
     if is_stargan_state_dict(sd):
         try:
+            from interp_gan.models.stargan import infer_stargan_config
+            check_model_size(lambda: StarGANGenerator(**infer_stargan_config(sd)),
+                             "the StarGAN generator its tensors imply")
             G = StarGANGenerator.from_reference(sd)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
@@ -141,8 +160,11 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
             cfg, keymap = parse_resnet_generator(sd)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
+        check_model_size(lambda: ResnetGenerator(**cfg), f"{path}: the ResNet generator its tensors imply")
         G = ResnetGenerator(**cfg)
-        G.load_state_dict(remap_state_dict(sd, keymap))
+        sd = remap_state_dict(sd, keymap)
+        check_shapes(G, sd, path)
+        G.load_state_dict(sd)
         return G, {"name": "resnet_generator", **G.config}
     hint = ""
     if stargan_d:
@@ -216,8 +238,13 @@ def _from_converted(path: Path, device: torch.device, options: dict | None = Non
 
     meta = read_metadata(path)
     model = meta["model"]
-    G = build_model(model["name"], **{k: v for k, v in model.items() if k != "name"})
-    G.load_state_dict({k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")})
+    kwargs = {k: v for k, v in model.items() if k != "name"}
+    check_model_size(lambda: build_model(model["name"], **kwargs), f"{path}: the {model['name']} its metadata describes")
+    sd = {k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")}
+    check_finite(sd.items(), path)
+    G = build_model(model["name"], **kwargs)
+    check_shapes(G, sd, path, "G.")
+    G.load_state_dict(sd)
     meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     from interp_gan.edits import apply_recorded_edits   # edits recorded as hooks (interp_gan.edits)
     return apply_recorded_edits(_subject_of(G, model, meta.get("style_names"), meta, device, options))
@@ -315,6 +342,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     if options and not (s.endswith(".pkl") or s.endswith(".safetensors")):
         raise ValueError(f"options {sorted(options)} apply to StyleGAN2 subjects only (.pkl or its converted "
                          f".safetensors); got {s}")
+    if ":" in s and not Path(s).exists() and s.rsplit("#", 1)[0].endswith(_FILE_SUFFIXES):
+        raise FileNotFoundError(f"no such file: {s} (a checkpoint path, not a module:factory spec)")
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
         obj = import_factory(s)()
         if isinstance(obj, Subject):
@@ -334,6 +363,9 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
         return load_stylegan_pickle(path, dev, **options)
     if path.suffix in (".pth", ".pt", ".ckpt"):
         return _from_pth(path, dev)
+    if path.suffix == ".py":
+        raise ValueError(f"{path} is a Python file; name the factory in it too: --model {path}:make_generator "
+                         f"(a function returning an nn.Module or a Subject)")
     if path.suffix == ".onnx":
         from interp_gan.subject.onnx import load_onnx_subject
         return load_onnx_subject(path, dev, **(onnx_options or {}))

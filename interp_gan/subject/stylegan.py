@@ -78,7 +78,10 @@ def generator_from_snapshot(g: PersistentObject, path: Path | str = ""):
 
     where = f"{path}: " if path else ""
     try:
-        G = StyleGAN2Generator(**snapshot_config(g, path))
+        from interp_gan.guards import check_model_size
+        cfg = snapshot_config(g, path)
+        check_model_size(lambda: StyleGAN2Generator(**cfg), f"{where}the StyleGAN2 generator its init_kwargs describe")
+        G = StyleGAN2Generator(**cfg)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}cannot build the StyleGAN2 generator ({e})") from None
     sd = g.state_dict()

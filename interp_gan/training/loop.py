@@ -45,8 +45,9 @@ from tqdm.auto import tqdm
 from interp_gan.config import Recipe
 from interp_gan.models import build_feature_net
 from interp_gan.training import losses as L
+from interp_gan.guards import remove_stale_tmp
 from interp_gan.util import atomic_write, resolve_device
-from interp_gan.checkpoint import (build_discriminator, build_generator,
+from interp_gan.checkpoint import (build_discriminator, build_generator, check_shapes,
                                             load_trainer_state, save_checkpoint, save_trainer_state)
 from interp_gan.training.classifiers import train_classifiers
 from interp_gan.distributed import barrier, is_main, local_device, main_first, main_only, rank, world_size
@@ -87,8 +88,17 @@ def _restore_rng(state: dict, gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _never_stepped(out_dir: Path) -> bool:
+    """Only ``config.json`` (and stale temp files): a start that failed before the first step (a bad
+    style name, a missing VGG file, no GPU) -- the same command may start it again."""
+    return all(p.name == "config.json" or (p.name.startswith(".") and p.name.endswith(".tmp"))
+               for p in out_dir.iterdir())
+
+
 def _check_out_dir(recipe: Recipe, out_dir: Path, resume: bool) -> None:
-    busy = out_dir.exists() and any(out_dir.iterdir())
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} is a file; give a folder for the run")
+    busy = out_dir.exists() and any(out_dir.iterdir()) and not (not resume and _never_stepped(out_dir))
     if busy and not resume:
         raise FileExistsError(f"{out_dir} already holds a run; a run directory is never overwritten. "
                               f"Pass a new --out, or resume=True (--resume) to continue it")
@@ -108,6 +118,7 @@ def _check_out_dir(recipe: Recipe, out_dir: Path, resume: bool) -> None:
 
 def _start_run_dir(recipe: Recipe, out_dir: Path, resume: bool) -> None:
     """Refuse a busy (or, on resume, a mismatched) run dir, then write ``config.json`` first."""
+    remove_stale_tmp(out_dir)      # left by an atomic write that was killed
     _check_out_dir(recipe, out_dir, resume)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "config.json", lambda fh: fh.write(recipe.to_json().encode()))
@@ -157,8 +168,14 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
     cfg, out_dir = recipe.train, Path(out_dir)
     world, me = world_size(), rank()
     local_batch = _local_batch_size(cfg.batch_size, world)
+    device = local_device(resolve_device(cfg.device))   # no GPU for --device cuda: said before config.json
+    done = _finished(recipe, out_dir) if resume else None
+    if done is not None:   # a no-op resume of a finished run leaves every file as it is
+        if is_main():
+            print(f"{recipe.name}: {out_dir} already finished at step {done[1]} (train.steps = {cfg.steps}); "
+                  f"nothing to do -> {done[0]}")
+        return done[0]
     main_only(lambda: _start_run_dir(recipe, out_dir, resume))   # the others wait: no race on the dir
-    device = local_device(resolve_device(cfg.device))
     cuda = device.type == "cuda"
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.bf16)
     fmt = torch.channels_last if cuda else torch.contiguous_format
@@ -193,8 +210,11 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
 
     step = 0
     metrics_path = out_dir / "metrics.jsonl"
+    skipped_row = _skipped_images(data)
     if resume:
         st = load_trainer_state(out_dir / "trainer_state.pt")
+        for key, module in (("G", G), ("D", D), ("G_ema", G_ema)):   # one line naming a misshapen key
+            check_shapes(module, st[key], out_dir / "trainer_state.pt", f"{key}.")
         G.load_state_dict(st["G"]); D.load_state_dict(st["D"]); G_ema.load_state_dict(st["G_ema"])
         opt_g.load_state_dict(st["opt_g"]); opt_d.load_state_dict(st["opt_d"])
         step = int(st["step"])
@@ -203,6 +223,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
             rows = [ln for ln in metrics_path.read_text().splitlines() if ln.strip()]
             keep = [ln for ln in rows if _line_step(ln) <= step]
             atomic_write(metrics_path, lambda fh: fh.write("".join(ln + "\n" for ln in keep).encode()))
+    if skipped_row and is_main():
+        _append_jsonl(metrics_path, {"step": step, **skipped_row})
 
     def save(step: int, last_eval: dict | None) -> Path:
         check_in_sync(G, D, G_ema)   # collective: what rank 0 writes is what every rank trains on
@@ -223,6 +245,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
 
     # --- the loop -------------------------------------------------------------------------------
     last_eval, train_time, ckpt, start_step = None, 0.0, None, step
+    saved_step = step if resume else None
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and is_main()), dynamic_ncols=True,
                desc=recipe.name)
     while step < cfg.steps:
@@ -257,6 +280,10 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
             g_content = L.content_loss(f, fake, content)
         loss_g = (cfg.w_adv * g_adv + cfg.w_cls * g_cls + cfg.w_style * g_style
                   + cfg.w_style_hp * g_style_hp + cfg.w_content * g_content)
+        # A non-finite loss stops the run before anything is saved: the last checkpoint stays finite.
+        finite = torch.isfinite(torch.stack([loss_d.detach().float(), loss_g.detach().float()])).all().float()
+        if float(mean_across_ranks(finite.reshape(1))) < 1:     # collective: every rank stops together
+            _stop_non_finite(step + 1, loss_d, loss_g, out_dir, saved_step)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         average_gradients(G)
@@ -293,6 +320,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
             save_sample_grid(G_ema, data, out_dir / "samples" / f"step_{step:06d}.png", size=size, seed=cfg.seed)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             ckpt = save(step, last_eval)
+            saved_step = step
     bar.close()
     if ckpt is None:   # resumed at (or past) the final step: nothing to train, still hand back a checkpoint
         ckpt = save(step, last_eval)
@@ -308,6 +336,47 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
                + f" -> {ckpt}")
     print(summary)
     return ckpt
+
+
+def _finished(recipe: Recipe, out_dir: Path) -> tuple[Path, int] | None:
+    """(checkpoint, step) when ``out_dir`` holds a run that already reached ``train.steps``."""
+    from interp_gan.checkpoint import read_metadata
+
+    ckpt = out_dir / "checkpoint.safetensors"
+    if not (ckpt.is_file() and (out_dir / "trainer_state.pt").is_file() and (out_dir / "config.json").is_file()):
+        return None
+    _check_out_dir(recipe, out_dir, resume=True)        # the same recipe (up to resumable keys)
+    step = int(read_metadata(ckpt).get("step", -1))
+    return (ckpt, step) if step >= recipe.train.steps else None
+
+
+def _skipped_images(data) -> dict | None:
+    """Unreadable images the data loader skipped: printed once and logged to metrics.jsonl."""
+    skipped = dict(getattr(data, "skipped", {}) or {})
+    if not skipped:
+        return None
+    files = list(getattr(data, "skipped_files", []) or [])
+    n = sum(skipped.values())
+    if is_main():
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+        print(f"[interp-gan] skipped {n} unreadable image(s) ({counts})"
+              + (f": {', '.join(files[:5])}{' ...' if n > 5 else ''}" if files else ""), flush=True)
+    return {"skipped_images": skipped, "skipped_images_total": n, "skipped_files": files[:10]}
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN / Inf loss; the run stopped without saving."""
+
+
+def _stop_non_finite(step: int, loss_d: torch.Tensor, loss_g: torch.Tensor, out_dir: Path,
+                     saved_step: int | None) -> None:
+    values = {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
+    if is_main():
+        _append_jsonl(out_dir / "metrics.jsonl", {"step": step, "stopped": "non-finite loss", **values})
+    kept = (f"the last finite checkpoint, {out_dir / 'checkpoint.safetensors'} (step {saved_step}), is kept"
+            if saved_step else "no checkpoint was saved before it")
+    raise NonFiniteLoss(f"training stopped at step {step}: non-finite loss (loss_d {values['loss_d']}, "
+                        f"loss_g {values['loss_g']}); {kept}. Lower the learning rates or the loss weights")
 
 
 def _line_step(line: str) -> int:
