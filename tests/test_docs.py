@@ -44,6 +44,6 @@ def test_nothing_cites_design_notes_outside_the_repo():
 
 def test_readme_is_short_and_points_to_docs():
     readme = (ROOT / "README.md").read_text()
-    assert len(readme.splitlines()) <= 120
+    assert len(readme.splitlines()) <= 140   # the model zoo and the case study (issue #11) live here
     for page in ("docs/architecture.md", "docs/models.md", "docs/statistics.md", "docs/scaling.md"):
         assert page in readme
