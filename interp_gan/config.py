@@ -173,6 +173,7 @@ class PipelineConfig(_Config):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     analyses: tuple[AnalysisSpec, ...] = ()
     feature_net: str = ""   # "" = the subject's own f; "random" or "vgg19:<path>" = use this f for Gram distances
+    budget_s: float = 0.0   # > 0: seconds shared among the analyses that size themselves (docs/scaling.md)
 
     def __post_init__(self) -> None:
         _check_literal(self)
@@ -180,6 +181,8 @@ class PipelineConfig(_Config):
             raise ValueError(f"n_images must be >= 2, got {self.n_images}")
         if self.feature_net:
             check_feature_net("PipelineConfig.feature_net", self.feature_net)
+        if self.budget_s < 0:
+            raise ValueError(f"budget_s must be >= 0 seconds (0: no budget), got {self.budget_s}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
