@@ -162,7 +162,8 @@ def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, uni
             for n, b in share_budget(left, secs, sizable).items():
                 plan.budgets[n] = b
                 if secs[n] > b:
-                    plan.params[n] = {**plan.params[n], "budget_s": round(b, 1)}
+                    # a share of nothing is still a budget (every size to its floor); 0 would mean none
+                    plan.params[n] = {**plan.params[n], "budget_s": max(round(b, 1), 0.1)}
                     plan.costs[n] = _estimate(n, plan.params[n], subject, data, unit)
         for spec in cfg.analyses:
             if spec.params.get("budget_s"):

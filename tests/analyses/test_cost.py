@@ -206,3 +206,15 @@ def test_pipeline_estimate_is_printed_and_within_a_sane_factor_of_the_time(tmp_p
     assert "overview ... (estimated" in out and "dissection done in" in out
     assert all("estimated_seconds" in f.provenance and f.provenance["generator_images"] for f in findings.values())
     assert "total" in plan.table() and "ms per image forward" in plan.table()
+
+
+def test_ablation_budget_cuts_random_sets_to_19_first(tiny_subject, tiny_data):
+    unit = dataclasses.replace(measure_unit_costs(tiny_subject, tiny_data), forward_s=0.01, grad_s=0.03)
+    tiny_data.extra["unit_costs"] = unit
+    kw = dict(layer="blocks.1.conv2", ks=(1, 2, 3, 4), n_random=40, n_boot=20, n_perm=50)
+    full = build_analysis("ablation", **kw).estimate_cost(tiny_subject, tiny_data, unit).seconds(unit)
+    f = build_analysis("ablation", **kw, budget_s=full * 0.4).run(tiny_subject, tiny_data)
+    df = f.tables["ablation"]
+    assert set(df.loc[df["baseline"] == "random", "n_sets"]) == {19}
+    assert any(n.startswith("budget of ablation") and "n_random 40 -> 19" in n for n in f.notes)
+    assert any("among 19 random sets" in n for n in f.notes)

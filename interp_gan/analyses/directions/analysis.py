@@ -44,6 +44,13 @@ and are not verdicts. Also: content preservation (the lowest mean SSIM of any st
 to the unedited output) and the units of ``unit_layer`` it moves most (mean |Δ activation|;
 ids as in dissection). For SeFa the edit is also applied to one AdaIN affine at a time
 (table ``directions_layerwise``, effect in log-odds).
+
+Cost (``estimate_cost``, docs/scaling.md): the activation samples, every non-zero step of every
+direction on the evaluation images, the random baselines at each direction's length and
+Voynov's training. With ``budget_s`` the run is sized to fit it: Voynov's restarts and steps,
+then ``n_random`` (down to 19 with a classifier; 4 without one, where the random walks give
+only SSIM), ``n_images`` (16 with a classifier, else 2), ``n_directions`` (2), ``n_samples``
+(64), and last Voynov is dropped; the notes and ``params["sized_to_budget"]`` say what ran.
 """
 from __future__ import annotations
 

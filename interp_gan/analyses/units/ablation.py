@@ -50,6 +50,11 @@ What is measured, per image (targets):
   loss of Gatys et al. (CVPR 2016); larger = further from the style;
 - ``fraction(<concept>)``: the fraction of pixels in each concept mask (``concepts.py``).
 A measure the subject or data cannot provide is left out with a note.
+
+Cost (``estimate_cost``): one pass for the unit statistics, then one pass over a style's images
+per unit set (the selected one and ``n_random`` random ones, per set size, per target style).
+``budget_s``: over it, fewer random sets (down to 19, so p_random can still reach 0.05), then an
+even sample of the set sizes (at least 2); the notes say so.
 """
 from __future__ import annotations
 

@@ -70,6 +70,12 @@ Randomness is drawn per block, from generators seeded by (``seed``, the block's 
 the block's permutations, shifts, halves and its images' Poisson bootstrap weights. So the
 result does not depend on which process handled which block.
 
+Cost (``estimate_cost``, docs/scaling.md): one generator pass per image and dissection (two
+with the control), the sketch of every activation, each unit map upsampled and overlapped with
+every concept, and the nulls' and bootstrap's draws. ``budget_s``: over it, an even sample of the
+layers is dissected (first and last kept, at least 3), then the first images (balanced by style,
+at least 64); a note names the layers and images.
+
 Sharded (docs/scaling.md): under an initialised process group (e.g. ``torchrun``) ``run`` is a
 collective — call it on every rank; each rank harvests and counts its own whole blocks of
 ``perm_block`` images (``shard_indices(N, block=perm_block)``), and every rank returns the same
