@@ -156,7 +156,8 @@ def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, uni
             plan.costs[spec.name] = _estimate(spec.name, plan.params[spec.name], subject, data, unit)
         if cfg.budget_s > 0:
             sizable = {s.name for s in cfg.analyses if "budget_s" in inspect.signature(
-                type(build_analysis(s.name, **s.params)).__init__).parameters and s.params.get("budget_s") is None}
+                type(build_analysis(s.name, **s.params)).__init__).parameters and s.params.get("budget_s") is None
+                and not plan.costs[s.name].skip}
             secs = {n: (0.0 if c.skip else c.seconds(unit)) for n, c in plan.costs.items()}
             left = max(0.0, cfg.budget_s - unit.measure_s)
             for n, b in share_budget(left, secs, sizable).items():

@@ -397,7 +397,9 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
         total += s
         note = f"skips: {c.skip}" if c.skip else ""
         if name in budgets and not c.skip:
-            note = f"budget_s {fmt_seconds(budgets[name])}" + (" (it sizes itself down)" if s > budgets[name] else "")
+            cut = any(n.startswith("budget") for n in c.notes)
+            note = f"budget_s {fmt_seconds(budgets[name])}" + (": sized down" if cut else "") + (
+                ", over it even at its floors" if s > budgets[name] * 1.001 else "")
         lines.append(f"  {name:26} {int(round(c.forwards)):>11,} {int(round(c.grads)):>9,} "
                      f"{fmt_seconds(c.other_s):>9} {fmt_seconds(s):>12}  {note[:90]}")
     lines.append(f"  {'total':26} {'':>11} {'':>9} {'':>9} {fmt_seconds(total):>12}")
