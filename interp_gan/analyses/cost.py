@@ -55,7 +55,7 @@ class UnitCosts:
     region_s: float = 2e-9              # dissection counting: one unit x one image pixel (upsample, region, overlap)
     null_s: float = 2e-10               # one element of a permutation null (permutation x image x concept x unit)
     sketch_s: float = 2e-8              # one activation value into a quantile sketch (dissection's harvest)
-    call_s: float = 0.0                 # fixed cost of one forward+backward call, whatever its batch
+    call_s: float = 0.0                 # fixed cost of one call, whatever its batch (forward+backward of 1 and of b)
     image_size: int = 0
     batch_size: int = 1
     shapes: dict = field(default_factory=dict)   # module name -> output shape of one image (C, H, W) or (C,)
@@ -200,10 +200,14 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
             out = subject.generate(x, ids[:bg], zz(bg))
             torch.autograd.grad(out.float().sum(), x)
     try:
-        grad_s = _timed(grad, dev) / bg
-        x = content[:1].detach().clone().requires_grad_(True)
-        bg = 1
-        call_s = max(0.0, _timed(grad, dev) - grad_s)      # one image: what a call costs beyond its images
+        t_b, n_b = _timed(grad, dev), bg
+        grad_s, call_s = t_b / n_b, 0.0
+        if n_b > 1:                 # and one image: t(b) = call_s + b * grad_s through both points
+            x = content[:1].detach().clone().requires_grad_(True)
+            bg = 1
+            t_1 = _timed(grad, dev)
+            grad_s = max((t_b - t_1) / (n_b - 1), 0.5 * t_b / n_b)   # noise never makes an image free
+            call_s = max(0.0, t_b - n_b * grad_s)
     except RuntimeError:            # a generator that is not differentiable: a forward+backward ~ 3 forwards
         grad_s, call_s = 3 * fwd, 0.0
     region_s, null_s, sketch_s = _kernel_costs(dev, int(data.content.shape[-1]))

@@ -181,10 +181,12 @@ class Directions(Analysis):
         if self.space in ("style_code", "z") and not subject.has_latent:
             return Cost(skip=f"space={self.space!r} needs a latent style space")
         try:
-            sizes, _ = self._sized(subject, data, unit)
+            sizes, notes = self._sized(subject, data, unit)
         except LookupError as e:
             return Cost(notes=[f"will fail: {e}"])
-        return self._passes(subject, data, unit, sizes)
+        cost = self._passes(subject, data, unit, sizes)
+        cost.notes += notes
+        return cost
 
     # --- input checks and the space -----------------------------------------------------------
     def _check(self) -> None:

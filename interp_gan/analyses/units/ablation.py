@@ -374,8 +374,10 @@ class Ablation(Analysis):
             layers = resolve_layers(G, self.layer) if self.layer is not None else [default_unit_layer(G)]
         except LookupError as e:
             return Cost(notes=[f"will fail: {e}"])
-        sizes, _ = self._sized(subject, data, unit, layers)
-        return self._passes(subject, data, unit, layers, sizes["n_random"], evenly(list(self.ks), sizes["ks"]))
+        sizes, notes = self._sized(subject, data, unit, layers)
+        cost = self._passes(subject, data, unit, layers, sizes["n_random"], evenly(list(self.ks), sizes["ks"]))
+        cost.notes += notes
+        return cost
 
     def _check(self, subject) -> None:
         if self.intervention not in ("zero", "mean", "insert"):

@@ -82,10 +82,10 @@ class DiscriminatorDissection(Dissection):
         layers = self._layers(D)
         if not layers:
             return Cost(forwards=len(data), skip="the discriminator has no conv layers and no layers were given")
-        sizes, _ = self._sized(critic, d_unit, layers, len(data) + n_real)
+        sizes, notes = self._sized(critic, d_unit, layers, len(data) + n_real)
         d_cost = self._seconds(critic, d_unit, evenly(layers, sizes["layers"]), sizes["n_images"])
         return Cost(forwards=len(data), other_s=d_cost.seconds(d_unit) + d_unit.measure_s,
-                    notes=[f"D: {d_unit.forward_s * 1e3:.1f} ms per image"])
+                    notes=notes + [f"D: {d_unit.forward_s * 1e3:.1f} ms per image"])
 
     def run(self, subject, data: AnalysisData) -> Finding:
         D = subject.discriminator

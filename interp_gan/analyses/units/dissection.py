@@ -227,8 +227,10 @@ class Dissection(Analysis):
         layers = self._layers(subject.generator)
         if not layers:
             return Cost(skip="the generator has no conv layers and no layers were given")
-        sizes, _ = self._sized(subject, unit, layers, len(data))
-        return self._seconds(subject, unit, evenly(layers, sizes["layers"]), sizes["n_images"])
+        sizes, notes = self._sized(subject, unit, layers, len(data))
+        cost = self._seconds(subject, unit, evenly(layers, sizes["layers"]), sizes["n_images"])
+        cost.notes += notes
+        return cost
 
     def _sized(self, subject, unit: UnitCosts, layers: list[str], n: int) -> tuple[dict, list[str]]:
         """The layers (an even sample) and images that fit ``budget_s``: layers first (down to 3),
