@@ -187,6 +187,7 @@ class PipelineConfig(_Config):
     # "auto": a subject without the two independent style classifiers (an ONNX network, a third-party
     # checkpoint) gets them trained (cached) on the data's real images of its styles; "none": never
     classifiers: Literal["auto", "none"] = "auto"
+    budget_s: float = 0.0   # > 0: seconds shared among the analyses that size themselves (docs/scaling.md)
 
     def __post_init__(self) -> None:
         _check_literal(self)
@@ -198,6 +199,8 @@ class PipelineConfig(_Config):
             raise ValueError(f"image_size must be >= 16, got {self.image_size}")
         if self.feature_net:
             check_feature_net("PipelineConfig.feature_net", self.feature_net)
+        if self.budget_s < 0:
+            raise ValueError(f"budget_s must be >= 0 seconds (0: no budget), got {self.budget_s}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":

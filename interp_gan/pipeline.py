@@ -14,20 +14,31 @@ on every rank, each rank harvesting its share of the images and merging; then ra
 the others (they need all images in one process) and writes the report; the other ranks return
 without writing. A sharded analysis that fails on one rank fails on every rank, with the rank
 and the error in the message (``distributed.fail_together``), and the run goes on.
+
+Before the first analysis the run's cost is estimated and printed (``plan_analyses``;
+``analyses/cost.py``): the subject's forward and forward+backward are timed at the pipeline's
+image size and batch, each analysis counts its generator passes from its parameters, and the
+table shows seconds per analysis and in all. A pipeline ``budget_s`` is shared out among the
+analyses that size themselves to a budget. While an analysis runs a progress bar counts the
+images through the generator (stderr, on a terminal); its start and finish lines, with the
+measured and estimated seconds, always print, and so does estimate vs actual at the end.
 """
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
-from interp_gan.distributed import rank_and_world
+from interp_gan.analyses.cost import (Cost, Progress, UnitCosts, comparison_table, count_generator, estimate_table,
+                                      fmt_seconds, measure_unit_costs, share_budget)
+from interp_gan.distributed import all_gather_objects, rank_and_world
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
@@ -37,7 +48,8 @@ from interp_gan.guards import NonFiniteOutput, check_out_dir, check_report_owner
 # An analysis whose generated images hold NaN / Inf in more than this fraction fails (issue #16).
 MAX_NON_FINITE_FRACTION = 0.01
 
-__all__ = ["analyze", "analysis_data", "run_analyses", "write_report_for", "use_feature_net", "attach_classifiers"]
+__all__ = ["analyze", "analysis_data", "run_analyses", "plan_analyses", "Plan", "write_report_for",
+           "use_feature_net", "attach_classifiers"]
 
 
 def _log(msg: str, every_rank: bool = False) -> None:
@@ -172,10 +184,71 @@ def _count_non_finite(subject: Subject):
             setattr(subject, k, fn)
 
 
-def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> tuple[dict[str, Finding], list[str]]:
+@dataclass
+class Plan:
+    """What the run will cost (``plan_analyses``): per analysis the parameters it runs with (a
+    share of the pipeline's ``budget_s`` added), its Cost and estimated seconds, and the unit
+    costs they rest on."""
+    unit: UnitCosts
+    params: dict[str, dict] = field(default_factory=dict)
+    costs: dict[str, Cost] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    budgets: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> str:
+        return estimate_table(self.costs, self.unit, self.budgets)
+
+
+def _estimate(name: str, params: dict, subject: Subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+    try:
+        return build_analysis(name, **params).estimate_cost(subject, data, unit)
+    except Exception as e:     # an estimate never stops a run; the analysis itself says what is wrong
+        return Cost(forwards=len(data), notes=[f"no estimate ({type(e).__name__}: {e}); one pass assumed"])
+
+
+def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, unit: UnitCosts | None = None) -> Plan:
+    """Measure the subject's unit costs (unless given), estimate every analysis, and share out
+    ``cfg.budget_s``: the analyses with a ``budget_s`` parameter that the pipeline leaves unset
+    get a share (``cost.share_budget``: the others' estimates are taken off the budget first, each
+    gets at most what it would use). Under torchrun rank 0 plans and every rank gets its plan."""
+    rank, world = rank_and_world()
+    plan = None
+    if rank == 0:
+        unit = unit or measure_unit_costs(subject, data, cfg.batch_size)
+        plan = Plan(unit=unit, params={s.name: dict(s.params) for s in cfg.analyses})
+        for spec in cfg.analyses:
+            plan.costs[spec.name] = _estimate(spec.name, plan.params[spec.name], subject, data, unit)
+        if cfg.budget_s > 0:
+            sizable = {s.name for s in cfg.analyses if "budget_s" in inspect.signature(
+                type(build_analysis(s.name, **s.params)).__init__).parameters and s.params.get("budget_s") is None
+                and not plan.costs[s.name].skip}
+            secs = {n: (0.0 if c.skip else c.seconds(unit)) for n, c in plan.costs.items()}
+            left = max(0.0, cfg.budget_s - unit.measure_s)
+            for n, b in share_budget(left, secs, sizable).items():
+                plan.budgets[n] = b
+                if secs[n] > b:
+                    # a share of nothing is still a budget (every size to its floor); 0 would mean none
+                    plan.params[n] = {**plan.params[n], "budget_s": max(round(b, 1), 0.1)}
+                    plan.costs[n] = _estimate(n, plan.params[n], subject, data, unit)
+        for spec in cfg.analyses:
+            if spec.params.get("budget_s"):
+                plan.budgets.setdefault(spec.name, float(spec.params["budget_s"]))
+        sharded = {s.name for s in cfg.analyses if type(build_analysis(s.name, **s.params)).sharded}
+        plan.seconds = {n: 0.0 if c.skip else c.seconds(unit) / (world if n in sharded else 1)
+                        for n, c in plan.costs.items()}
+    if world > 1:
+        plan = all_gather_objects(plan)[0]
+    return plan
+
+
+def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig,
+                 plan: Plan | None = None) -> tuple[dict[str, Finding], list[str]]:
     """Run each configured analysis; returns (findings by name, names that failed), in the
     config's order. Under torchrun: the sharded analyses on every rank, then the others on rank
-    0 only (module docstring); a rank other than 0 returns only the sharded ones."""
+    0 only (module docstring); a rank other than 0 returns only the sharded ones. With a
+    ``plan`` (``plan_analyses``) each analysis runs with the plan's parameters, its start and
+    finish lines give the estimate, a progress bar counts its generator images, and the
+    Finding's provenance has ``estimated_seconds``."""
     findings: dict[str, Finding] = {}
     failed: list[str] = []
     base_prov = dict(checkpoint_sha256=subject.meta.get("checkpoint_sha256", ""), data_fingerprint=data.fingerprint,
@@ -191,31 +264,44 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig) -> t
     # analyses that read earlier results (agreement, replication) find them here, in run order
     data.extra["findings"] = findings
     for spec in specs:
+        params = dict(plan.params.get(spec.name, spec.params)) if plan else dict(spec.params)
+        est = plan.seconds.get(spec.name) if plan else None
+        cost = plan.costs.get(spec.name) if plan else None
+        said = f" (estimated {fmt_seconds(est)})" if est is not None else ""
+        _log(f"{spec.name} ...{said}")
+        bar = Progress(spec.name, cost.images() if cost else len(data)) if rank == 0 else Progress(spec.name, 0, False)
         t0 = time.perf_counter()
-        _log(f"{spec.name} ...")
         try:
-            analysis = build_analysis(spec.name, **spec.params)
+            analysis = build_analysis(spec.name, **params)
             torch.manual_seed(cfg.seed)
-            with _count_non_finite(subject) as bad:
+            with _count_non_finite(subject) as bad, count_generator(subject, on_images=bar) as passes:
                 finding = analysis.run(subject, data)
             if bad[1] and bad[0] > MAX_NON_FINITE_FRACTION * bad[1]:
                 raise NonFiniteOutput(f"{bad[0]} of {bad[1]} generated images hold NaN/Inf (more than "
                                       f"{MAX_NON_FINITE_FRACTION:.0%}); the model's outputs are not finite")
         except Exception as e:   # never KeyboardInterrupt / SystemExit: finished work is kept, the report written
             failed.append(spec.name)
-            finding = Finding.skip(spec.name, f"failed: {type(e).__name__}: {e}", spec.params)
-            _log(f"{spec.name} FAILED: {type(e).__name__}: {e}", every_rank=True)
+            finding = Finding.skip(spec.name, f"failed: {type(e).__name__}: {e}", params)
+            _log(f"{spec.name} FAILED after {time.perf_counter() - t0:.1f}s: {type(e).__name__}: {e}",
+                 every_rank=True)
             if os.environ.get("INTERP_GAN_DEBUG"):
                 traceback.print_exc()
+            passes = None
+        finally:
+            bar.close()
         dt = time.perf_counter() - t0
-        finding.provenance = {**provenance(**base_prov, analysis_params=dict(spec.params)),
+        finding.provenance = {**provenance(**base_prov, analysis_params=params),
                               **finding.provenance, "seconds": round(dt, 2)}
+        if est is not None:
+            finding.provenance["estimated_seconds"] = round(est, 2)
+        if passes is not None:
+            finding.provenance["generator_images"] = dict(passes)
         if spec.name in failed:
             pass  # already said, with the error
         elif finding.skipped:
-            _log(f"{spec.name} skipped: {finding.skipped}")
+            _log(f"{spec.name} skipped after {dt:.1f}s: {finding.skipped}")
         else:
-            _log(f"{spec.name} done in {dt:.1f}s")
+            _log(f"{spec.name} done in {dt:.1f}s{said}")
         findings[spec.name] = finding
     order = [s.name for s in cfg.analyses]
     return ({n: findings[n] for n in order if n in findings},
@@ -260,9 +346,15 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     if rank_and_world()[0] == 0:   # a report folder belongs to one subject and one data set
         check_report_owner(out, subject.meta.get("checkpoint_sha256", ""), adata.fingerprint)
     adata = _to_device(adata, subject.device)
-    findings, failed = run_analyses(subject, adata, cfg)
+    plan = plan_analyses(subject, adata, cfg)
+    adata.extra["unit_costs"] = plan.unit          # analyses that size themselves price their work with it
+    _log(plan.table() + (f"\n  pipeline budget_s {fmt_seconds(cfg.budget_s)} shared among "
+                         f"{', '.join(plan.budgets) or 'no analysis'}" if cfg.budget_s else ""))
+    findings, failed = run_analyses(subject, adata, cfg, plan)
     if rank_and_world()[0] != 0:
         return out, failed
+    _log("estimate vs actual (seconds per analysis):\n" + comparison_table(
+        plan.seconds, {n: float(f.provenance.get("seconds", 0.0)) for n, f in findings.items()}))
     report = write_report_for(subject, findings, out, out.name,
                               {"data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
                                "skipped_images": adata.extra.get("skipped_images", {}),

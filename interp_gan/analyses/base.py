@@ -9,7 +9,9 @@
 
 The constructor only stores keyword parameters (scikit-learn style); ``params()`` returns
 them for provenance. ``run`` never raises for a missing capability: it returns
-``Finding.skip(name, reason)``.
+``Finding.skip(name, reason)``. ``estimate_cost(subject, data, unit)`` counts, from the
+parameters alone, the generator passes ``run`` will make (``analyses/cost.py``), so the pipeline
+can say what a run costs before it starts.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 from torch import Tensor
 
+from interp_gan.analyses.cost import Cost, UnitCosts
 from interp_gan.findings import Finding
 
 __all__ = ["Analysis", "AnalysisData", "register_analysis", "build_analysis", "list_analyses", "get_analysis",
@@ -90,6 +93,13 @@ class Analysis:
 
     def run(self, subject, data: AnalysisData) -> Finding:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        """What ``run(subject, data)`` will cost: images through the generator (forwards, forward+
+        backward) and other seconds, counted from the parameters (``analyses/cost.py``); a
+        ``Cost(skip=reason)`` when it will skip. This default (an analysis without a cost model)
+        assumes one pass over the images."""
+        return Cost(forwards=len(data), notes=["no cost model: one generator pass over the images assumed"])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"

@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from interp_gan.analyses.cost import Cost, UnitCosts
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.common import channel_means
-from interp_gan.harvest.hooks import get_module, spatial_layers
+from interp_gan.harvest.hooks import default_unit_layer, get_module
 from interp_gan.findings import Finding
 
 __all__ = ["Embedding", "knn_accuracy", "cross_knn_accuracy", "embed_2d"]
@@ -100,6 +101,28 @@ class Embedding(Analysis):
         self.n_samples, self.n_neighbors, self.n_epochs, self.min_umap = n_samples, n_neighbors, n_epochs, min_umap
         self.k, self.seed = k, seed
 
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        """The activation space's samples (forwards stopped at the layer) and a UMAP fit per space
+        (about 2 s + 4 ms per point here, plus numba's first compile in a process)."""
+        cost, spaces = Cost(), 0
+        for space in self.spaces:
+            if space == "style_code" and subject.has_latent:
+                spaces += 1
+            elif space == "reference_code" and subject.has_style_encoder and data.style_images is not None:
+                spaces += 1
+            elif space == "activation":
+                try:
+                    layer = self.layer or default_unit_layer(subject.generator)
+                except LookupError:
+                    continue
+                cost.forwards += min(self.n_samples, len(data)) * unit.fraction(layer)
+                spaces += 1
+        if not spaces:
+            return Cost(skip="no space to embed")
+        if "umap" in self.methods:
+            cost.other_s += spaces * (2.0 + 0.004 * min(self.n_samples, len(data))) + (0 if _UMAP_COMPILED else 15.0)
+        return cost
+
     def _points(self, subject, data: AnalysisData, space: str, notes: list[str]):
         """-> (x [N, D], style ids [N], image ids [N]) or None when the subject cannot give them."""
         dev = subject.device
@@ -129,13 +152,11 @@ class Embedding(Analysis):
             return x.double().cpu().numpy(), sid.cpu().numpy(), pick.numpy()
         layer = self.layer
         if layer is None:
-            names = [n for n, _ in subject.generator.named_modules()]
-            blocks = [n for n in names if n.count(".") == 1 and n.startswith("blocks.")]
-            spatial = spatial_layers(subject.generator)
-            if not blocks and not spatial:
+            try:      # the layer every unit analysis falls back to (directions walks the same one)
+                layer = default_unit_layer(subject.generator)
+            except LookupError:
                 notes.append("activation space skipped: no layer given and the generator has no conv layers")
                 return None
-            layer = blocks[-1] if blocks else spatial[len(spatial) // 2]
             notes.append(f"activation space: no layer given, used {layer!r} (pass layer= to choose)")
         get_module(subject.generator, layer)                          # LookupError with close matches
         n = min(self.n_samples, len(data))

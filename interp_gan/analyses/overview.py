@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from interp_gan.analyses.cost import Cost
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.findings import Finding
 from interp_gan.util import to_uint8
@@ -159,6 +160,10 @@ class Overview(Analysis):
     def __init__(self, *, n_images: int = 6, seed: int = 0) -> None:
         self.n_images = n_images
         self.seed = seed
+
+    def estimate_cost(self, subject, data: AnalysisData, unit) -> Cost:
+        """n_images content images toward every style."""
+        return Cost(forwards=min(self.n_images, len(data)) * subject.num_styles)
 
     @torch.inference_mode()
     def run(self, subject, data: AnalysisData) -> Finding:

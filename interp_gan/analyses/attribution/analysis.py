@@ -31,6 +31,8 @@ zero importance and zero effect, a trivial agreement) are left out and counted.
 """
 from __future__ import annotations
 
+import copy
+import math
 import time
 from typing import Callable, NamedTuple
 
@@ -46,9 +48,11 @@ from torch import Tensor, nn
 from interp_gan.analyses.common import log_odds, thumbnails
 from interp_gan.analyses.attribution.sanity import (cascading_randomization, compare_maps,
                                                     data_randomized_copy, with_parameters)
-from interp_gan.analyses.attribution.targets import Target, balanced_order, build_targets, TARGET_NAMES
+from interp_gan.analyses.attribution.targets import (Target, available_targets, balanced_order, build_targets,
+                                                    TARGET_NAMES)
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.harvest.hooks import Trace, ablate, get_module, spatial_layers
+from interp_gan.analyses.cost import (Cost, UnitCosts, double_to, halve_to, size_to_budget, unit_costs_for)
+from interp_gan.harvest.hooks import Trace, ablate, default_unit_layer, get_module
 from interp_gan.findings import Finding
 
 __all__ = ["Attribution", "AttributionResult", "attribute", "unit_importance", "single_unit_effects",
@@ -62,6 +66,30 @@ SANITY_COLUMNS = ["method", "randomized", "spearman", "ssim", "passed", "target"
                   "input_corr", "acc_real", "acc_shuffled", "label_images", "label_steps_run"]
 AGREEMENT_COLUMNS = ["target", "method", "style", "layer", "n_units", "spearman", "ci_low", "ci_high", "p_value",
                      "n_inactive", "n_images", "scorer", "effect"]
+
+
+_NT = 4   # samples of gradient SHAP and the noise tunnel (``attribute``'s nt_samples)
+
+
+def _time_forward(fn: Callable, x: Tensor) -> tuple[float, float]:
+    """Per-example seconds of fn(x) without gradient and of a forward+backward to x (one warm-up)."""
+    def fb():
+        xi = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = fn(xi)
+            torch.autograd.grad(out.float().sum(), xi)
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    with torch.no_grad():
+        fn(x)
+        sync()
+        t0 = time.perf_counter()
+        fn(x)
+        sync()
+        t_f = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fb()
+    sync()
+    return t_f / len(x), (time.perf_counter() - t0) / len(x)
 
 
 class AttributionResult(NamedTuple):
@@ -209,7 +237,20 @@ class Attribution(Analysis):
     the threshold), sanity_steps (most cascade steps), label_steps (most training steps of the
     data-randomisation model; 0 switches that check off), label_images (real images it is
     trained on, across styles), map_size, occlusion_window (patch side in pixels, default image
-    side / 16; occlusion costs one forward per patch, so doubling it quarters the cost), seed.
+    side / 16; occlusion costs one forward per patch, so doubling it quarters the cost),
+    max_units (unit agreement on a seeded random sample of at most this many units of the layer;
+    None: every unit), budget_s (seconds; see below), seed.
+
+    budget_s: the run is sized to fit it from measured costs (the subject's forward and
+    forward+backward per image, ``analyses/cost.py``; each image model's own, timed on a few
+    images): while the estimate is over the budget it cuts, in this order and each down to a
+    floor, sanity_steps (the cascade randomises fewer groups of layers; the fully randomised
+    model, the one the verdict reads, is always compared), n_steps (>= 16; the completeness
+    table shows each map's gap), occlusion_window (up to a 4 x 4 grid of patches), max_units
+    (>= 32 units), sanity_images (>= 4: a wider interval, more "inconclusive" verdicts),
+    n_images (>= 2) and label_steps (>= 200: the shuffled-label model may then not fit, and its
+    verdict says "not valid"). Every cut is in the notes (and the report) and in
+    ``params["sized_to_budget"]``; None (default) or 0: the sizes as configured.
     """
 
     def __init__(self, *, methods=("ig", "saliency", "occlusion"),
@@ -218,7 +259,8 @@ class Attribution(Analysis):
                  layer: str | None = None, unit_methods=("layer_conductance",), unit_agreement: bool = True,
                  sanity: bool = True, sanity_threshold: float = 0.5, sanity_images: int = 8,
                  sanity_steps: int = 5, label_steps: int = 600, label_images: int = 64, map_size: int = 64,
-                 occlusion_window: int | None = None, seed: int = 0) -> None:
+                 occlusion_window: int | None = None, max_units: int | None = None, budget_s: float | None = None,
+                 seed: int = 0) -> None:
         self.methods, self.targets, self.n_images, self.n_steps = tuple(methods), tuple(targets), n_images, n_steps
         self.internal_batch_size, self.baseline, self.region, self.layer = internal_batch_size, baseline, region, layer
         self.unit_methods, self.sanity, self.sanity_threshold = tuple(unit_methods), sanity, sanity_threshold
@@ -226,6 +268,7 @@ class Attribution(Analysis):
         self.label_images, self.unit_agreement = label_images, unit_agreement
         self.map_size, self.seed = map_size, seed
         self.occlusion_window = occlusion_window   # occlusion patch side in pixels (None: image side / 16)
+        self.max_units, self.budget_s = max_units, budget_s
 
     def _validate(self) -> None:
         bad = [m for m in self.methods if m not in PIXEL_METHODS]
@@ -239,6 +282,8 @@ class Attribution(Analysis):
             raise ValueError(f"unknown attribution targets {bad}; expected some of {list(TARGET_NAMES) + ['units']}")
         if self.occlusion_window is not None and self.occlusion_window < 1:
             raise ValueError(f"occlusion_window must be a patch side in pixels >= 1 (or None), got {self.occlusion_window}")
+        if self.max_units is not None and self.max_units < 4:
+            raise ValueError(f"max_units must be >= 4 (a rank correlation over units) or None, got {self.max_units}")
         if self.n_images < 1 or self.n_steps < 2:
             raise ValueError(f"need n_images >= 1 and n_steps >= 2; got {self.n_images}, {self.n_steps}")
         if self.sanity and (self.sanity_images < 2 or self.label_steps < 0 or self.label_images < 2):
@@ -265,6 +310,21 @@ class Attribution(Analysis):
         if not targets:
             return Finding.skip(self.name, "no attribution target available: " +
                                 "; ".join(f"{n}: {why}" for n, why in skipped), self.params())
+        params = self.params()
+        if not self.budget_s:
+            return self._run(subject, data, targets, skipped, params, [])
+        costs = [self._target_cost(t, subject, unit_costs_for(subject, data)) for t in targets]
+        sizes, sizing = self._sized(subject, costs)
+        sized = copy.copy(self)          # the configured parameters stay in params; the notes say the cuts
+        for k, v in sizes.items():
+            setattr(sized, k, v)
+        if sizing:
+            params["sized_to_budget"] = {k: v for k, v in sizes.items() if v != getattr(self, k)}
+        return sized._run(subject, data, targets, skipped, params, sizing)
+
+    def _run(self, subject, data: AnalysisData, targets: list[Target], skipped: list, params: dict,
+             sizing: list[str]) -> Finding:
+        pixel_targets = tuple(t for t in self.targets if t != "units")
         arrays: dict[str, np.ndarray] = {}
         maps_rows, comp_rows, sanity_rows, unit_rows, agree_rows = [], [], [], [], []
         names = subject.style_names
@@ -303,8 +363,9 @@ class Attribution(Analysis):
             if gen is None:
                 skipped.append(("units", "needs the generator target (a classifier or discriminator to score G)"))
             else:
-                unit_rows, agree_rows = self._units(subject, gen)
-        notes = [f"skipped {n}: {why}" for n, why in skipped]
+                unit_rows, agree_rows, unit_notes = self._units(subject, gen)
+                sizing = list(sizing) + unit_notes
+        notes = list(sizing) + [f"skipped {n}: {why}" for n, why in skipped]
         notes += self._sanity_notes(sanity_rows) + self._agreement_notes(agree_rows)
         tables = {
             "attribution_maps": pd.DataFrame(maps_rows, columns=["target", "source", "method", "image", "style",
@@ -319,12 +380,143 @@ class Attribution(Analysis):
         }
         if "units" in self.targets and self.unit_agreement:
             tables["attribution_unit_agreement"] = pd.DataFrame(agree_rows, columns=AGREEMENT_COLUMNS)
-        params = self.params()
         if self.region is not None and not isinstance(self.region, str):
             params["region"] = torch.as_tensor(self.region).tolist()     # a mask: store it as JSON
         return Finding(analysis=self.name, params=params, tables=tables, arrays=arrays, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint,
                                    **{k: subject.meta[k] for k in ("sha256",) if k in subject.meta}})
+
+    # --- cost (analyses/cost.py) ------------------------------------------------------------------
+    def _method_seconds(self, method: str, c: dict, n_steps: int, window: int | None) -> float:
+        """Seconds per example of one method on one target (Captum's passes: IG n_steps gradients
+        and two forwards for its delta, occlusion one forward per patch and one unoccluded)."""
+        t_f, t_fb, shape = c["t_f"], c["t_fb"], c["shape"]
+        if len(shape) == 3:
+            w = window or max(2, shape[-1] // 16)
+            patches = math.ceil(shape[-2] / w) * math.ceil(shape[-1] / w)
+        else:
+            patches = int(shape[0]) if shape else 1
+        if method == "layer_gradcam" and not c["cam"]:
+            return 0.0
+        return {"ig": n_steps * t_fb + 2 * t_f, "saliency": t_fb, "gradient_shap": _NT * t_fb,
+                "occlusion": (patches + 1) * t_f, "layer_gradcam": t_fb, "noise_tunnel_ig": _NT * n_steps * t_fb,
+                "noise_tunnel_saliency": _NT * t_fb}[method]
+
+    def _calls(self, method: str, c: dict, k: int, n_steps: int, window: int | None) -> float:
+        """Model calls of one method on k examples (each costs ``call_s`` beyond its images)."""
+        ibs = max(1, self.internal_batch_size)
+        if method == "ig":
+            return math.ceil(k * n_steps / ibs) + 1
+        if method == "occlusion":
+            per = self._method_seconds("occlusion", {**c, "t_f": 1.0}, n_steps, window) - 1
+            return math.ceil(per / ibs) + 1
+        if method == "noise_tunnel_ig":
+            return _NT * (math.ceil(k * n_steps / ibs) + 1)
+        return _NT if method == "noise_tunnel_saliency" else 1
+
+    def _explain_seconds(self, c: dict, k: int, sz: dict) -> float:
+        """Seconds of every method of the analysis on k examples of target c."""
+        if k <= 0:
+            return 0.0
+        return sum(k * self._method_seconds(m, c, sz["n_steps"], sz["occlusion_window"])
+                   + c["call_s"] * self._calls(m, c, k, sz["n_steps"], sz["occlusion_window"]) for m in self.methods)
+
+    def _plan_seconds(self, costs: list[dict], sz: dict) -> float:
+        """The whole run's seconds at sizes ``sz`` (maps, sanity cascade and shuffled-label model,
+        unit importance and the unit-by-unit ablations), from each target's per-example costs."""
+        pixel = set(self.targets) - {"units"}
+        total, trained = 0.0, set()
+        for c in costs:
+            if c["name"] in pixel:
+                total += self._explain_seconds(c, min(sz["n_images"], c["n"]), sz)
+                if self.sanity and c["sanity"]:
+                    explains = 1 + min(sz["sanity_steps"], c["layers"]) + (1 if c["labels"] else 0)
+                    total += explains * self._explain_seconds(c, min(sz["sanity_images"], c["n"]), sz)
+                    if c["labels"] and c["name"] not in trained:     # one shuffled-label model per classifier
+                        trained.add(c["name"])
+                        total += sz["label_steps"] * (min(32, self.label_images) * c["t_fb"] + 2 * c["call_s"])
+            if "units" in self.targets and c["name"] == "generator" and c["units"]:
+                n = min(sz["n_images"], c["n"])
+                for um in self.unit_methods:
+                    total += n * (sz["n_steps"] * c["t_fb"] + 2 * c["t_f"] if um == "layer_conductance" else c["t_fb"])
+                    total += c["call_s"] * (math.ceil(n * sz["n_steps"] / max(1, self.internal_batch_size)) + 1)
+                if self.unit_agreement:
+                    u = min(c["units"], sz["max_units"] or c["units"])
+                    total += (1 + u + (1 if u < c["units"] else 0)) * (n * c["t_f"] + c["call_s"])
+        return total
+
+    def _target_cost(self, t: Target | dict, subject, unit: UnitCosts) -> dict:
+        """Per-example seconds of a target's forward and forward+backward: the subject's measured
+        ones for the targets that run the generator, else the image model timed on a few images."""
+        get = (lambda k: t[k]) if isinstance(t, dict) else (lambda k: getattr(t, k))  # noqa: E731
+        name, model = get("name"), get("model")
+        on_g = model is subject.generator
+        if isinstance(t, dict):
+            n, fn = t["n"], t["fn"]
+            x = None
+            shape = (subject.style_dim,) if name == "generator_code" else (3, unit.image_size, unit.image_size)
+        else:
+            n, fn, x = len(t.inputs), t.forward, t.inputs
+            shape = tuple(t.inputs.shape[1:])
+        if on_g:
+            t_f, t_fb = unit.forward_s, unit.grad_s
+        else:
+            b = max(1, min(self.internal_batch_size, n, 8))
+            xs = x[:b] if x is not None else torch.rand(b, *shape, device=subject.device) * 2 - 1
+            t_f, t_fb = _time_forward(fn, xs)
+        layer = None
+        if name == "generator" and "units" in self.targets:
+            try:
+                layer = self.layer or default_unit_layer(subject.generator)
+            except LookupError:
+                layer = None
+        owners = sum(1 for _, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))) \
+            if model is not None else 0
+        return dict(name=name, n=n, t_f=t_f, t_fb=t_fb, shape=shape, sanity=model is not None, layers=max(1, owners),
+                    on_g=on_g, call_s=unit.call_s,
+                    labels=(get("source") == "real" and name in ("classifier", "texture_classifier")
+                            and self.label_steps > 0),
+                    cam=name in ("classifier", "texture_classifier", "discriminator", "generator"),
+                    units=unit.channels(layer) if layer else 0)
+
+    def _sized(self, subject, costs: list[dict]) -> tuple[dict, list[str]]:
+        side = max((c["shape"][-1] for c in costs if len(c["shape"]) == 3), default=16)
+        window = self.occlusion_window or max(2, side // 16)
+        units = max((c["units"] for c in costs), default=0)
+        sizes = {"sanity_steps": self.sanity_steps, "n_steps": self.n_steps, "occlusion_window": window,
+                 "max_units": self.max_units or units or None, "sanity_images": self.sanity_images,
+                 "n_images": self.n_images, "label_steps": self.label_steps}
+        cuts = [("sanity_steps", halve_to(1)), ("n_steps", halve_to(min(self.n_steps, 16))),
+                ("occlusion_window", double_to(max(window, side // 4))),
+                ("max_units", halve_to(min(sizes["max_units"] or 32, 32))),
+                ("sanity_images", halve_to(min(self.sanity_images, 4))), ("n_images", halve_to(min(self.n_images, 2))),
+                ("label_steps", halve_to(min(self.label_steps, 200)))]
+        sizes, notes = size_to_budget(sizes, lambda sz: self._plan_seconds(costs, sz), self.budget_s, cuts,
+                                      what=self.name)
+        if sizes["occlusion_window"] == window and self.occlusion_window is None:
+            sizes["occlusion_window"] = None                       # unchanged: the default rule
+        if sizes["max_units"] == (self.max_units or units or None):
+            sizes["max_units"] = self.max_units
+        return sizes, notes
+
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        """The plan of ``_plan_seconds`` (in seconds; the generator's share also as images) for the
+        targets this subject and data allow, at the sizes ``budget_s`` leaves."""
+        want = set(self.targets) - {"units"} | ({"generator"} if "units" in self.targets else set())
+        n_build = max(self.n_images, self.sanity_images if self.sanity else 0)
+        found, skipped = available_targets(subject, data, [t for t in TARGET_NAMES if t in want], n_images=n_build,
+                                           region=self.region)
+        if not found:
+            return Cost(skip="no attribution target available: " + "; ".join(f"{n}: {w}" for n, w in skipped))
+        costs = [self._target_cost(f, subject, unit) for f in found]
+        sizes, notes = self._sized(subject, costs)
+        seconds = self._plan_seconds(costs, sizes)
+        # the plan is linear in the per-example costs: price the generator's passes at 1 to count them
+        only = lambda f, g: [dict(c, t_f=f if c["on_g"] else 0.0, t_fb=g if c["on_g"] else 0.0, call_s=0.0)  # noqa: E731
+                             for c in costs]
+        fwd, grads = self._plan_seconds(only(1.0, 0.0), sizes), self._plan_seconds(only(0.0, 1.0), sizes)
+        return Cost(forwards=fwd, grads=grads, other_s=max(0.0, seconds - fwd * unit.forward_s - grads * unit.grad_s),
+                    notes=notes, calls=0)          # the calls' own cost is in the plan's seconds
 
     def _sanity_notes(self, rows: list[dict]) -> list[str]:
         notes = []
@@ -393,9 +585,10 @@ class Attribution(Analysis):
             arrays[f"sanity__{t.key}__{method}"] = np.concatenate([_small(m, self.map_size) for m in first])
         return rows
 
-    def _units(self, subject, t: Target) -> tuple[list[dict], list[dict]]:
-        layer = self.layer or (lambda L: L[len(L) // 2])(spatial_layers(subject.generator))
+    def _units(self, subject, t: Target) -> tuple[list[dict], list[dict], list[str]]:
+        layer = self.layer or default_unit_layer(subject.generator)
         module = get_module(subject.generator, layer)
+        notes = []
         sl = slice(0, self.n_images)
         styles = t.styles[sl].cpu()
         rows, agree = [], []
@@ -409,7 +602,20 @@ class Attribution(Analysis):
             if self.unit_agreement and effects is None:   # every ranked unit, zeroed alone (shared by methods)
                 sub = Target(t.name, t.source, t.forward, t.inputs[sl], t.baselines[sl], t.target[sl],
                              tuple(e[sl] if isinstance(e, Tensor) else e for e in t.extra))
-                effects, peak = single_unit_effects(sub, subject.generator, layer, range(imp.shape[1]), seed=self.seed)
+                C = imp.shape[1]
+                picked = np.arange(C)
+                if self.max_units is not None and self.max_units < C:   # a seeded random sample of the units
+                    picked = np.sort(np.random.default_rng(self.seed).choice(C, self.max_units, replace=False))
+                    notes.append(f"unit agreement at {layer}: {len(picked)} of {C} units, a seeded random sample "
+                                 f"(max_units), were zeroed one by one; the Spearman rho is over those units")
+                eff, pk = single_unit_effects(sub, subject.generator, layer, picked, seed=self.seed)
+                effects = np.full((len(sub.inputs), C), np.nan)
+                peak = np.full((len(sub.inputs), C), np.nan)
+                effects[:, picked], peak[:, picked] = eff, pk
+                if len(picked) < C:                              # every unit's activity (one unedited pass)
+                    with torch.no_grad(), Trace(subject.generator, layer) as tr:
+                        sub.forward(sub.inputs, *sub.extra)
+                    peak = tr.output.float().abs().flatten(2).amax(-1).cpu().numpy()
             for s in sorted(set(styles.tolist())):
                 sel = (styles == s)
                 mean = imp[sel].mean(0)
@@ -417,16 +623,18 @@ class Attribution(Analysis):
                 ranks[mean.argsort(descending=True)] = torch.arange(1, len(mean) + 1)
                 eff = effects[sel.numpy()].mean(0) if effects is not None else np.full(len(mean), np.nan)
                 active = peak[sel.numpy()].max(0) > 0 if peak is not None else np.ones(len(mean), bool)
+                ablated = np.isfinite(eff)                       # the units zeroed (all, or the sample)
                 rows += [{"layer": layer, "unit": u, "style": subject.style_names[s], "importance": float(mean[u]),
                           "rank": int(ranks[u]), "method": method, "style_id": s, "n_images": int(sel.sum()),
                           "ablation_effect": float(eff[u]), "active": bool(active[u])}
                          for u in range(len(mean))]
                 if effects is not None:
-                    r = spearman_interval(mean.numpy()[active], eff[active])
+                    use = active & ablated
+                    r = spearman_interval(mean.numpy()[use], eff[use])
                     agree.append({"target": t.name, "method": method, "style": subject.style_names[s], "layer": layer,
-                                  "n_units": int(active.sum()), "spearman": r["spearman"], "ci_low": r["ci_low"],
+                                  "n_units": int(use.sum()), "spearman": r["spearman"], "ci_low": r["ci_low"],
                                   "ci_high": r["ci_high"], "p_value": r["p_value"],
-                                  "n_inactive": int((~active).sum()), "n_images": int(sel.sum()),
+                                  "n_inactive": int((~active & ablated).sum()), "n_images": int(sel.sum()),
                                   "scorer": t.meta.get("scorer", ""),
                                   "effect": "log-odds drop of the target style when the unit alone is zeroed"})
-        return rows, agree
+        return rows, agree, notes

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from interp_gan.harvest.hooks import modules_that_fire, spatial_layers
 
-__all__ = ["Target", "build_targets", "make_baseline", "region_mask", "check_style", "balanced_order", "BOXES",
+__all__ = ["Target", "build_targets", "available_targets", "make_baseline", "region_mask", "check_style", "balanced_order", "BOXES",
            "TARGET_NAMES", "Baseline"]
 
 Baseline = Literal["black", "blurred", "mean"]
@@ -264,3 +264,45 @@ def build_targets(subject, data, names, *, n_images: int, baseline: Baseline = "
                                   model=subject.generator, styles=style_ids, images=content,
                                   meta={"mask": mask}))
     return targets, skipped
+
+
+def available_targets(subject, data, names, *, n_images: int, region: str | Tensor | None = "center"
+                      ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """What ``build_targets`` would build, found without running a model (for cost estimates):
+    ([{name, source, model, fn, n, on_generator}], [(name, why skipped)]). ``fn`` is the image
+    model's image -> logits (None for the targets that run the generator)."""
+    n = min(n_images, len(data))
+    real = data.style_images is not None and data.style_labels is not None and len(data.style_images) > 0
+    n_real = min(n_images, len(data.style_images)) if real else 0
+    out: list[dict] = []
+    skipped: list[tuple[str, str]] = []
+    scorers = {s[0]: s for s in _scorers(subject)}
+    for name in ("classifier", "texture_classifier", "discriminator"):
+        if name not in names:
+            continue
+        _, module, fn, why = scorers[name]
+        if why:
+            skipped.append((name, why))
+            continue
+        for source, k in (("real", n_real), ("generated", n)):
+            if source == "real" and not real:
+                skipped.append((f"{name}/{source}", "the data has no labelled real style images"))
+                continue
+            out.append(dict(name=name, source=source, model=module, fn=fn, n=k, on_generator=False))
+    scorer = next((s for s in scorers.values() if not s[3]), None)
+    for name in ("generator", "generator_code"):
+        if name not in names:
+            continue
+        if scorer is None:
+            skipped.append((name, "no classifier or discriminator to score the generated image's style"))
+        elif name == "generator_code" and not subject.has_latent:
+            skipped.append((name, "the subject has no latent style code (stylize_code)"))
+        else:
+            out.append(dict(name=name, source="content" if name == "generator" else "code", model=subject.generator,
+                            fn=None, n=n, on_generator=True))
+    if "region" in names:
+        if region is None:
+            skipped.append(("region", "no region given (param region: a [H,W] mask or a box name)"))
+        else:
+            out.append(dict(name="region", source="content", model=subject.generator, fn=None, n=n, on_generator=True))
+    return out, skipped

@@ -44,9 +44,17 @@ and are not verdicts. Also: content preservation (the lowest mean SSIM of any st
 to the unedited output) and the units of ``unit_layer`` it moves most (mean |Δ activation|;
 ids as in dissection). For SeFa the edit is also applied to one AdaIN affine at a time
 (table ``directions_layerwise``, effect in log-odds).
+
+Cost (``estimate_cost``, docs/scaling.md): the activation samples, every non-zero step of every
+direction on the evaluation images, the random baselines at each direction's length and
+Voynov's training. With ``budget_s`` the run is sized to fit it: Voynov's restarts and steps,
+then ``n_random`` (down to 19 with a classifier; 4 without one, where the random walks give
+only SSIM), ``n_images`` (16 with a classifier, else 2), ``n_directions`` (2), ``n_samples``
+(64), and last Voynov is dropped; the notes and ``params["sized_to_budget"]`` say what ran.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -59,6 +67,7 @@ from torch import Tensor
 from interp_gan.analyses.directions import methods as dm
 from interp_gan.analyses.common import channel_means, log_odds, thumbnails
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.cost import Cost, UnitCosts, halve_to, size_to_budget, unit_costs_for
 from interp_gan.analyses.directions.voynov import fit_voynov_babenko
 from interp_gan.harvest.hooks import Trace, add_vector, default_unit_layer, get_module, spatial_layers, style_blocks
 from interp_gan.findings import Finding
@@ -102,7 +111,7 @@ class Directions(Analysis):
                  n_images: int = 16,
                  n_boot: int = 1000, n_perm: int = 1000, n_grid_images: int = 2, layerwise: bool = True,
                  voynov_steps: int = 300, voynov_batch_size: int = 8, voynov_lr: float = 0.1,
-                 voynov_restarts: int = 3, seed: int = 0) -> None:
+                 voynov_restarts: int = 3, seed: int = 0, budget_s: float | None = None) -> None:
         self.methods, self.space, self.layer, self.unit_layer = tuple(methods), space, layer, unit_layer
         self.n_samples, self.n_directions, self.steps, self.n_images = n_samples, n_directions, tuple(steps), n_images
         self.n_random = n_random   # random baselines, walked each row's step length: p_random >= 1/(1+n_random)
@@ -110,6 +119,74 @@ class Directions(Analysis):
         self.layerwise, self.seed = layerwise, seed
         self.voynov_steps, self.voynov_batch_size, self.voynov_lr = voynov_steps, voynov_batch_size, voynov_lr
         self.voynov_restarts = voynov_restarts   # independent runs; the lowest training loss is kept
+        self.budget_s = budget_s   # seconds: over it, cut Voynov's runs, random baselines, images, ... (_SIZING)
+
+    # --- cost (analyses/cost.py) ---------------------------------------------------------------------
+    def _passes(self, subject, data: AnalysisData, unit: UnitCosts, sz: dict) -> Cost:
+        """Generator passes for sizes ``sz``: the samples of an activation space (forwards stopped
+        at the layer), the walks (every non-zero step of every direction, on n_images images;
+        SeFa also per affine), the random baselines at each discovered direction's length (with a
+        classifier), and Voynov & Babenko's training (restarts x steps x batch, a forward without
+        and one with gradient each)."""
+        G = subject.generator
+        space = self.space or ("style_code" if subject.has_latent else "activation")
+        n = min(sz["n_images"], len(data))
+        k = sz["n_directions"]
+        S = subject.num_styles
+        fwd = 0.0
+        if space == "activation":
+            layer = self.layer or default_unit_layer(G)
+            d = unit.channels(layer) or k
+            fwd += min(sz["n_samples"], len(data)) * unit.fraction(layer)
+        else:
+            d = subject.style_dim or k
+        pairs = S * (S - 1) // 2
+        rows = {"pca": min(k, d), "random": sz["n_random"], "voynov": min(k, d) if sz["voynov"] else 0,
+                "sefa": min(k, d) if space == "style_code" and getattr(G, "style_affines", None) else 0,
+                "svm": min(k, pairs) if S > 1 else 0, "svm_cond": min(k, pairs) if S > 2 else 0}
+        rows = {m: r for m, r in rows.items() if m in self.methods}
+        steps = sum(1 for t in self.steps if t != 0)
+        fwd += n * (1 + steps * sum(rows.values()))
+        if self.layerwise and rows.get("sefa"):
+            fwd += n * rows["sefa"] * len(_affine_names(G))
+        has_clf = (subject.classifier or subject.texture_classifier) is not None
+        if has_clf and "random" in rows:
+            fwd += n * sz["n_random"] * (sum(rows.values()) - rows["random"])
+        grads = 0.0
+        if rows.get("voynov"):
+            runs = sz["voynov_restarts"] * sz["voynov_steps"] * self.voynov_batch_size
+            fwd, grads = fwd + runs, runs
+        return Cost(forwards=fwd, grads=grads)
+
+    def _sized(self, subject, data: AnalysisData, unit: UnitCosts) -> tuple[dict, list[str]]:
+        sizes = {"voynov_restarts": self.voynov_restarts, "voynov_steps": self.voynov_steps,
+                 "n_random": self.n_random, "n_images": self.n_images, "n_directions": self.n_directions,
+                 "n_samples": self.n_samples, "voynov": "voynov" in self.methods}
+        drop = lambda v: False if v else None  # noqa: E731  (the last cut: Voynov not run)
+        # with a classifier the random directions are p_random's null (>= 19: it can reach 0.05) and
+        # the images carry each effect's CI (>= 16); without one neither statistic exists and the walks
+        # give only content preservation (SSIM) and the thumbnails
+        clf = (subject.classifier or subject.texture_classifier) is not None
+        floor_random = 19 if clf else 4
+        floor_images = 16 if clf else max(2, self.n_grid_images)
+        cuts = [("voynov_restarts", halve_to(1)), ("voynov_steps", halve_to(min(self.voynov_steps, 100))),
+                ("n_random", halve_to(min(self.n_random, floor_random))),
+                ("n_images", halve_to(min(self.n_images, floor_images))),
+                ("n_directions", halve_to(min(self.n_directions, 2))),
+                ("n_samples", halve_to(min(self.n_samples, 64))), ("voynov", drop)]
+        return size_to_budget(sizes, lambda sz: self._passes(subject, data, unit, sz).seconds(unit), self.budget_s,
+                              cuts, what=self.name)
+
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        if self.space in ("style_code", "z") and not subject.has_latent:
+            return Cost(skip=f"space={self.space!r} needs a latent style space")
+        try:
+            sizes, notes = self._sized(subject, data, unit)
+        except LookupError as e:
+            return Cost(notes=[f"will fail: {e}"])
+        cost = self._passes(subject, data, unit, sizes)
+        cost.notes += notes
+        return cost
 
     # --- input checks and the space -----------------------------------------------------------
     def _check(self) -> None:
@@ -306,6 +383,23 @@ class Directions(Analysis):
     def run(self, subject, data: AnalysisData) -> Finding:
         self._check()
         params = self.params()
+        if not self.budget_s or (self.space in ("style_code", "z") and not subject.has_latent):
+            return self._run(subject, data, params, [])
+        sizes, sizing = self._sized(subject, data, unit_costs_for(subject, data))
+        sized = copy.copy(self)            # the configured parameters stay in params; the notes say the cuts
+        for k, v in sizes.items():
+            if k != "voynov":
+                setattr(sized, k, v)
+        if "voynov" in self.methods and not sizes["voynov"]:
+            sized.methods = tuple(m for m in self.methods if m != "voynov")
+            sizing.append("voynov skipped: its training does not fit budget_s even at 1 run of "
+                          f"{sizes['voynov_steps']} steps (raise budget_s to run it)")
+        configured = {**{k: getattr(self, k) for k in sizes if k != "voynov"}, "voynov": "voynov" in self.methods}
+        if sizing:
+            params["sized_to_budget"] = {k: v for k, v in sizes.items() if v != configured[k]}
+        return sized._run(subject, data, params, sizing)
+
+    def _run(self, subject, data: AnalysisData, params: dict, sizing: list[str]) -> Finding:
         if self.space in ("style_code", "z") and not subject.has_latent:
             return Finding.skip(self.name, f"space={self.space!r} needs a latent style space; this subject has "
                                            f"none (pass space='activation' and layer=...)", params)
@@ -321,7 +415,7 @@ class Directions(Analysis):
         if subject.has_latent:
             z = (ev.z if ev.z is not None else subject.sample_z(len(ev), self.seed + 3)).to(dev)
         clf = subject.classifier or subject.texture_classifier
-        notes: list[str] = []
+        notes: list[str] = list(sizing)
         if clf is None:
             notes.append("no independent style classifier: style, effect and CI columns are empty")
         elif subject.classifier is None:

@@ -50,6 +50,11 @@ What is measured, per image (targets):
   loss of Gatys et al. (CVPR 2016); larger = further from the style;
 - ``fraction(<concept>)``: the fraction of pixels in each concept mask (``concepts.py``).
 A measure the subject or data cannot provide is left out with a note.
+
+Cost (``estimate_cost``): one pass for the unit statistics, then one pass over a style's images
+per unit set (the selected one and ``n_random`` random ones, per set size, per target style).
+``budget_s``: over it, fewer random sets (down to 19, so p_random can still reach 0.05), then an
+even sample of the set sizes (at least 2); the notes say so.
 """
 from __future__ import annotations
 
@@ -63,6 +68,7 @@ import torch
 from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.cost import Cost, UnitCosts, evenly, halve_to, size_to_budget, unit_costs_for
 from interp_gan.harvest.hooks import Edit, Trace, TraceDict, ablate, default_unit_layer, insert, resolve_layers
 from interp_gan.analyses.common import check_styles, fixed_z, log_odds, seeded, unit_means
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
@@ -320,11 +326,58 @@ class Ablation(Analysis):
                  from_style_units: bool = True, intervention: Literal["zero", "mean", "insert"] = "zero",
                  quantile: float = 0.99, ks: Sequence[int] = (1, 2, 4, 8, 16), n_random: int = 19,
                  n_boot: int = 500, n_perm: int = 2000, cross_fit: bool = True, styles: list[str] | None = None,
-                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI) -> None:
+                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, budget_s: float | None = None) -> None:
         self.layer, self.units, self.from_style_units = layer, units, from_style_units
         self.intervention, self.quantile, self.ks, self.n_random = intervention, quantile, ks, n_random
         self.n_boot, self.n_perm, self.cross_fit = n_boot, n_perm, cross_fit
         self.styles, self.seed, self.min_per_style = styles, seed, min_per_style
+        self.budget_s = budget_s   # seconds: over it, fewer random sets (down to 19), then fewer set sizes
+
+    # -- cost (analyses/cost.py) ----------------------------------------------------------------
+    def _passes(self, subject, data: AnalysisData, unit: UnitCosts, layers: list[str], n_random: int,
+                ks: list[int]) -> Cost:
+        """One pass for the unit statistics, then per layer and target style: the unedited images
+        and, per set size, the selected set and n_random random sets (each a pass over the style's
+        images: N_s for zero / mean, N - N_s for insert)."""
+        ids = data.style_ids.detach().cpu()
+        counts = torch.bincount(ids.long(), minlength=subject.num_styles)
+        styles = [s for s in range(subject.num_styles) if counts[s] > 0
+                  and (self.styles is None or subject.style_names[s] in self.styles)]
+        images = 0.0
+        for layer in layers:
+            n_units = unit.channels(layer) or 10 ** 9
+            kk = [len(self.units)] if self.units is not None else sorted({min(int(k), n_units) for k in ks})
+            sets = sum(1 + (n_random if k < n_units else 0) for k in kk)
+            for s in styles:
+                n_s = int(counts[s]) if self.intervention != "insert" else len(data) - int(counts[s])
+                images += n_s * (1 + sets)
+        return Cost(forwards=len(data) + images)
+
+    def _sized(self, subject, data, unit, layers) -> tuple[dict, list[str]]:
+        ks = list(self.ks)
+
+        def seconds(sz):
+            return self._passes(subject, data, unit, layers, sz["n_random"], evenly(ks, sz["ks"])).seconds(unit)
+        return size_to_budget({"n_random": self.n_random, "ks": len(ks)}, seconds, self.budget_s,
+                              [("n_random", halve_to(min(self.n_random, 19))), ("ks", halve_to(min(len(ks), 2)))],
+                              what=self.name)
+
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        try:
+            _, reason = check_styles(subject, data.style_ids, self.name, self.min_per_style)
+        except ValueError as e:
+            return Cost(notes=[f"will fail: {e}"])
+        if reason:
+            return Cost(skip=reason)
+        G = subject.generator
+        try:
+            layers = resolve_layers(G, self.layer) if self.layer is not None else [default_unit_layer(G)]
+        except LookupError as e:
+            return Cost(notes=[f"will fail: {e}"])
+        sizes, notes = self._sized(subject, data, unit, layers)
+        cost = self._passes(subject, data, unit, layers, sizes["n_random"], evenly(list(self.ks), sizes["ks"]))
+        cost.notes += notes
+        return cost
 
     def _check(self, subject) -> None:
         if self.intervention not in ("zero", "mean", "insert"):
@@ -352,6 +405,12 @@ class Ablation(Analysis):
         G = subject.generator
         layers = resolve_layers(G, self.layer) if self.layer is not None else [default_unit_layer(G)]
         notes: list[str] = []
+        n_random, ks_param = self.n_random, list(self.ks)
+        if self.budget_s:
+            sizes, sizing = self._sized(subject, data, unit_costs_for(subject, data), layers)
+            n_random, ks_param = sizes["n_random"], evenly(ks_param, sizes["ks"])
+            notes += sizing + ([f"set sizes ablated (an even sample, to fit budget_s): {ks_param}"]
+                               if len(ks_param) < len(self.ks) else [])
         measure, cols = style_measures(subject, data, notes)
         if not cols:
             return Finding.skip(self.name, "nothing to measure: the subject has no style classifier, no "
@@ -383,7 +442,7 @@ class Ablation(Analysis):
             rank_on = [fold != f for f in range(n_folds)] if crossfit else [np.ones(len(y), bool)]
             auc = [auroc_matrix(x[r], y[r], len(present)) for r in rank_on]
             dd = [cohens_d(x[r], y[r], len(present)) for r in rank_on]
-            ks = [len(self.units)] if self.units is not None else sorted({min(int(k), n_units) for k in self.ks})
+            ks = [len(self.units)] if self.units is not None else sorted({min(int(k), n_units) for k in ks_param})
             for s in targets:
                 name = subject.style_names[s]
                 orders = []
@@ -418,11 +477,11 @@ class Ablation(Analysis):
                     # overlap each other but never the selected set: 0.10 instead of 0.05 rejections on
                     # a null model), and excluding the other half's selection biases them outright
                     d_rand, sets = [], []
-                    if k >= n_units or self.n_random < 1:
+                    if k >= n_units or n_random < 1:
                         notes.append(f"{layer}, {name}, k={k}: k is the whole layer (or n_random = 0); no random "
                                      f"baseline")
                     else:
-                        sets = [np.sort(rng.choice(n_units, size=k, replace=False)) for _ in range(self.n_random)]
+                        sets = [np.sort(rng.choice(n_units, size=k, replace=False)) for _ in range(n_random)]
                         d_rand = [diff([r] * n_folds) for r in sets]
                     rows += self._rows(d_top, d_rand, cols, s, name, layer, tops, sets, k, notes)
         df = pd.DataFrame(rows, columns=COLUMNS)
@@ -430,29 +489,29 @@ class Ablation(Analysis):
         top = df["baseline"] == "top"
         df.loc[top, "q_random"] = bh_qvalues(df.loc[top, "p_random"].to_numpy(dtype=float))
         df.loc[top, "q_zero"] = bh_qvalues(df.loc[top, "p_zero"].to_numpy(dtype=float))
-        self._notes(df, notes, crossfit)
+        self._notes(df, notes, crossfit, n_random)
         tables = {"ablation": df}
         if ranking:
             tables["ablation_ranking"] = pd.DataFrame(ranking)
         return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
 
-    def _notes(self, df: pd.DataFrame, notes: list[str], crossfit: bool) -> None:
+    def _notes(self, df: pd.DataFrame, notes: list[str], crossfit: bool, n_random: int) -> None:
         notes.append("units " + ("cross-fitted: ranked on one half of the images (stratified by style) and measured "
                                  "on the other, both ways; units_fold0 / units_fold1 name the set used on each half"
                                  if crossfit else "not cross-fitted (explicit units, or cross_fit=False: ranked on "
                                                   "the same images they are measured on)"))
-        notes.append(f"beyond random: one-sided rank of the selected set's effect among {self.n_random} random "
+        notes.append(f"beyond random: one-sided rank of the selected set's effect among {n_random} random "
                      f"sets of the same size on the same images, p_random = (1 + #random at least as large) / "
-                     f"({self.n_random} + 1); beyond_random = p_random <= {ALPHA} per row (exact under "
+                     f"({n_random} + 1); beyond_random = p_random <= {ALPHA} per row (exact under "
                      f"exchangeability with random sets; it does not rule out that selective units are simply "
                      f"larger or more active units); q_random: BH over the {int((df['baseline'] == 'top').sum())} "
                      f"selected-set rows")
-        if 0 < self.n_random and 1 / (self.n_random + 1) > ALPHA:
-            notes.append(f"with n_random = {self.n_random} p_random cannot reach {ALPHA} (floor "
-                         f"{1 / (self.n_random + 1):.2g}): raise n_random to 19 or more")
+        if 0 < n_random and 1 / (n_random + 1) > ALPHA:
+            notes.append(f"with n_random = {n_random} p_random cannot reach {ALPHA} (floor "
+                         f"{1 / (n_random + 1):.2g}): raise n_random to 19 or more")
         top = df["baseline"] == "top"
-        for col, n, param, what in (("p_random", self.n_random, "n_random", "selected-set p_random values"),
+        for col, n, param, what in (("p_random", n_random, "n_random", "selected-set p_random values"),
                                     ("p_zero", self.n_perm, "n_perm", "p_zero values")):
             fl = floor_note(df.loc[top, col].to_numpy(dtype=float), n, what=what, param=param, min_share=0.05) \
                 if n > 0 else None

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from interp_gan.analyses.base import AnalysisData, register_analysis
+from interp_gan.analyses.cost import Cost, UnitCosts, evenly, measure_unit_costs
 from interp_gan.analyses.units.dissection import Dissection
 from interp_gan.findings import Finding
 from interp_gan.subject.protocol import Subject
@@ -66,6 +67,25 @@ def _critic(D: nn.Module, style_names: list[str]) -> Subject:
 class DiscriminatorDissection(Dissection):
     """Channel dissection of the discriminator on the images it judges (module docstring); the
     parameters are the channel dissection's, ``layers`` naming D's modules (default: its convs)."""
+
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        """The generated images (one generator pass), then the channel dissection of D on them and
+        the real style images, priced by D's own unit costs (measured here on a few images)."""
+        D = subject.discriminator
+        if D is None:
+            return Cost(skip="the subject has no discriminator")
+        n_real = 0 if data.style_images is None else len(data.style_images)
+        critic = _critic(D, subject.style_names)
+        b = min(len(data), data.batch_size)
+        probe = AnalysisData(data.content[:b], data.style_ids[:b], batch_size=b)
+        d_unit = measure_unit_costs(critic, probe)
+        layers = self._layers(D)
+        if not layers:
+            return Cost(forwards=len(data), skip="the discriminator has no conv layers and no layers were given")
+        sizes, notes = self._sized(critic, d_unit, layers, len(data) + n_real)
+        d_cost = self._seconds(critic, d_unit, evenly(layers, sizes["layers"]), sizes["n_images"])
+        return Cost(forwards=len(data), other_s=d_cost.seconds(d_unit) + d_unit.measure_s,
+                    notes=notes + [f"D: {d_unit.forward_s * 1e3:.1f} ms per image"])
 
     def run(self, subject, data: AnalysisData) -> Finding:
         D = subject.discriminator

@@ -70,6 +70,12 @@ Randomness is drawn per block, from generators seeded by (``seed``, the block's 
 the block's permutations, shifts, halves and its images' Poisson bootstrap weights. So the
 result does not depend on which process handled which block.
 
+Cost (``estimate_cost``, docs/scaling.md): one generator pass per image and dissection (two
+with the control), the sketch of every activation, each unit map upsampled and overlapped with
+every concept, and the nulls' and bootstrap's draws. ``budget_s``: over it, an even sample of the
+layers is dissected (first and last kept, at least 3), then the first images (balanced by style,
+at least 64); a note names the layers and images.
+
 Sharded (docs/scaling.md): under an initialised process group (e.g. ``torchrun``) ``run`` is a
 collective — call it on every rank; each rank harvests and counts its own whole blocks of
 ``perm_block`` images (``shard_indices(N, block=perm_block)``), and every rank returns the same
@@ -93,6 +99,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.cost import Cost, UnitCosts, evenly, halve_to, size_to_budget, unit_costs_for
 from interp_gan.analyses.units.concepts import CONCEPT_NAMES, Segmenter, concept_masks, resolve_segmenter
 from interp_gan.distributed import all_gather_objects, all_sum, fail_together, rank_and_world
 from interp_gan.harvest.distributed import all_merge, shard_indices
@@ -190,12 +197,49 @@ class Dissection(Analysis):
                  test_res: int = 16, top_k: int = 4, n_show: int = 8, memory_mb: float = 1024,
                  sketch_k: int = 1024, segmenter: Segmenter | str | None = None, ties: Literal["auto", "strict"] = "auto",
                  null: Literal["both", "image", "spatial"] = "both", select: Literal["split", "none"] = "split", control: bool = True, control_seed: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, budget_s: float | None = None) -> None:
         self.layers, self.quantile, self.iou_threshold, self.alpha = layers, quantile, iou_threshold, alpha
         self.segmenter = segmenter
         self.n_boot, self.n_perm, self.perm_block, self.test_res = n_boot, n_perm, perm_block, test_res
         self.top_k, self.n_show, self.memory_mb, self.sketch_k, self.seed = top_k, n_show, memory_mb, sketch_k, seed
         self.ties, self.null, self.select, self.control, self.control_seed = ties, null, select, control, control_seed
+        self.budget_s = budget_s   # seconds: over it, dissect an even sample of the layers, then fewer images
+
+    # -- cost (analyses/cost.py) ----------------------------------------------------------------
+    def _layers(self, G) -> list[str]:
+        return resolve_layers(G, self.layers) if self.layers else spatial_layers(G)
+
+    def _seconds(self, subject, unit: UnitCosts, layers: list[str], n: int) -> Cost:
+        """Generator passes plus the counting: the quantile sketch of every activation, each unit's
+        map upsampled to the image and overlapped with every concept, and the permutation / shift
+        nulls and bootstrap sums (per image x unit x concept x draw)."""
+        passes = 2 if self.control else 1
+        C = sum(unit.channels(n_) for n_ in layers)
+        values = sum(unit.channels(n_) * unit.pixels(n_) for n_ in layers)
+        pix = unit.image_size ** 2
+        K = len(CONCEPT_NAMES) + (subject.num_styles if subject.num_styles > 1 else 0)
+        nulls = (self.null in ("both", "image")) + (self.null in ("both", "spatial"))
+        per_pass = n * (values * unit.sketch_s + C * pix * unit.region_s + K * C * self.n_perm * nulls * unit.null_s)
+        boot = n * K * C * self.n_boot * unit.null_s / 4          # a matrix product, cheaper than a gather
+        return Cost(forwards=passes * n, other_s=passes * per_pass + boot)
+
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        layers = self._layers(subject.generator)
+        if not layers:
+            return Cost(skip="the generator has no conv layers and no layers were given")
+        sizes, notes = self._sized(subject, unit, layers, len(data))
+        cost = self._seconds(subject, unit, evenly(layers, sizes["layers"]), sizes["n_images"])
+        cost.notes += notes
+        return cost
+
+    def _sized(self, subject, unit: UnitCosts, layers: list[str], n: int) -> tuple[dict, list[str]]:
+        """The layers (an even sample) and images that fit ``budget_s``: layers first (down to 3),
+        then images (halved, down to 64): a dissected layer keeps all of its statistics."""
+        def seconds(sz):
+            return self._seconds(subject, unit, evenly(layers, sz["layers"]), sz["n_images"]).seconds(unit)
+        return size_to_budget({"layers": len(layers), "n_images": n}, seconds, self.budget_s,
+                              [("layers", halve_to(min(3, len(layers)))), ("n_images", halve_to(min(n, 64)))],
+                              what=self.name)
 
     # ----------------------------------------------------------------------------------------
     def run(self, subject, data: AnalysisData) -> Finding:
@@ -210,10 +254,19 @@ class Dissection(Analysis):
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
         require_samples(len(data), "images", need=max(MIN_SAMPLES_FOR_CI, 2))
         G = subject.generator
-        layers = resolve_layers(G, self.layers) if self.layers else spatial_layers(G)
+        layers = self._layers(G)
         if not layers:
             return Finding.skip(self.name, "the generator has no conv layers and no layers were given; "
                                 "pass layers=[...] (named_modules() names)", self.params())
+        sizing: list[str] = []
+        if self.budget_s:
+            sizes, sizing = self._sized(subject, unit_costs_for(subject, data), layers, len(data))
+            if sizes["layers"] < len(layers):
+                layers = evenly(layers, sizes["layers"])
+                sizing.append(f"layers dissected (an even sample, to fit budget_s): {', '.join(layers)}")
+            if sizes["n_images"] < len(data):
+                data = data.subset(sizes["n_images"])
+                sizing.append(f"images dissected (to fit budget_s): the first {len(data)}")
         subject.eval()
         self._seg = resolve_segmenter(self.segmenter)   # adds "seg:<label>" concepts (concepts.py)
         # the split needs two halves big enough for a CI; fewer images: the same-data choice, said in a note
@@ -231,7 +284,9 @@ class Dissection(Analysis):
                 ctrl = self._pass(control, data, out["layers"], shard, full=False)
             if isinstance(ctrl, Finding):   # no layer gave maps at random init
                 ctrl = None
-        return self._finding(subject, data, out, ctrl)
+        finding = self._finding(subject, data, out, ctrl)
+        finding.notes[:0] = sizing
+        return finding
 
     # -- one dissection of one subject (the trained one, or its random-init control) ------------
     def _pass(self, subject, data, layers, shard, full: bool):

@@ -51,6 +51,7 @@ import torch
 from scipy.stats import rankdata
 from torch import Tensor, nn
 
+from interp_gan.analyses.cost import Cost, UnitCosts
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.common import check_styles, fixed_z, seeded, unit_means
 from interp_gan.distributed import all_gather_objects, fail_together, rank_and_world
@@ -280,6 +281,16 @@ class StyleUnits(Analysis):
                  control: bool = True, control_seed: int | None = None) -> None:
         self.layers, self.n_boot, self.n_perm, self.seed = layers, n_boot, n_perm, seed
         self.min_per_style, self.ci, self.control, self.control_seed = min_per_style, ci, control, control_seed
+
+    def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
+        """One pass over the images (two with the control); the tests are cheap next to it."""
+        try:
+            _, reason = check_styles(subject, data.style_ids, self.name, self.min_per_style)
+        except ValueError as e:
+            return Cost(notes=[f"will fail: {e}"])
+        if reason:
+            return Cost(skip=reason)
+        return Cost(forwards=len(data) * (2 if self.control else 1))
 
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()

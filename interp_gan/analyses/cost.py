@@ -1,0 +1,425 @@
+"""What an analysis costs, said before it runs; a budget that sizes it; progress while it runs.
+
+    unit = measure_unit_costs(subject, data)          # seconds per image on this subject, size and batch
+    cost = build_analysis("dissection").estimate_cost(subject, data, unit)
+    cost.seconds(unit)                                # the estimate; cost.forwards / cost.grads: images
+    print(estimate_table({"dissection": cost}, unit))
+
+    with count_generator(subject, on_images=bar_update) as n:   # images through the generator so far
+        finding = analysis.run(subject, data)         # n["forwards"], n["grads"]
+
+The cost model (docs/scaling.md): an analysis' time is dominated by passes of images through
+the generator, so each analysis counts them from its parameters (``Analysis.estimate_cost``):
+``forwards`` (images through G without gradient; a forward stopped at a layer counts as the
+share of G's conv layers it runs) and ``grads`` (images forward + backward to the input, as
+attribution needs), plus ``other_s``: work that is not a generator pass, counted in elements
+(dissection's region counting and permutation nulls, UMAP fits, a classifier's training) and
+priced by ``UnitCosts``. ``measure_unit_costs`` times, on the subject at the pipeline's image
+size and batch: one batch forward, one forward+backward (a batch of at most 8, attribution's
+internal batch), and two small kernels that stand for dissection's counting. Those measured
+seconds per image times each analysis' counts is the estimate; the pipeline prints it before
+the first analysis and the measured time next to it after the last (``comparison_table``).
+
+Budgets: an analysis with a ``budget_s`` parameter (attribution, dissection, directions,
+ablation) sizes itself to fit it (``size_to_budget``): it cuts its own sizes in a fixed order,
+each down to a floor, until the estimate fits, and says every cut in the Finding's notes (the
+report prints them); nothing is cut while the estimate fits. The pipeline's ``budget_s`` is
+shared out among those analyses (``share_budget``).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["UnitCosts", "Cost", "measure_unit_costs", "count_generator", "Progress", "size_to_budget",
+           "share_budget", "shared_unit_costs", "evenly", "halve_to", "double_to", "progress_enabled", "estimate_table", "comparison_table", "fmt_seconds", "unit_costs_for"]
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
+GRAD_BATCH = 8   # the forward+backward is timed at this batch (attribution's internal_batch_size)
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    """Seconds per image on one subject at one image size and batch (``measure_unit_costs``)."""
+    forward_s: float                    # one image through the generator, no gradient
+    grad_s: float                       # one image forward + backward to the input
+    region_s: float = 2e-9              # dissection counting: one unit x one image pixel (upsample, region, overlap)
+    null_s: float = 2e-10               # one element of a permutation null (permutation x image x concept x unit)
+    sketch_s: float = 2e-8              # one activation value into a quantile sketch (dissection's harvest)
+    call_s: float = 0.0                 # fixed cost of one call, whatever its batch (forward+backward of 1 and of b)
+    image_size: int = 0
+    batch_size: int = 1
+    shapes: dict = field(default_factory=dict)   # module name -> output shape of one image (C, H, W) or (C,)
+    order: tuple = ()                   # conv / linear modules of G in the order they ran
+    measure_s: float = 0.0              # how long measuring took
+    device: str = "cpu"
+
+    def channels(self, layer: str) -> int:
+        """Output channels of ``layer`` (0 when it did not run in the measured forward)."""
+        s = self.shapes.get(layer)
+        return int(s[0]) if s else 0
+
+    def pixels(self, layer: str) -> int:
+        s = self.shapes.get(layer)
+        return int(math.prod(s[1:])) if s and len(s) > 1 else 1
+
+    def fraction(self, layer: str | None) -> float:
+        """Share of the generator a forward stopped after ``layer`` runs (by conv layers; 1 if unknown)."""
+        if layer is None or not self.order:
+            return 1.0
+        if layer in self.order:
+            return (self.order.index(layer) + 1) / len(self.order)
+        inside = [i for i, n in enumerate(self.order) if n.startswith(layer + ".")]
+        return (max(inside) + 1) / len(self.order) if inside else 1.0
+
+
+@dataclass
+class Cost:
+    """An analysis' work: generator passes (images), other seconds, or the reason it will skip."""
+    forwards: float = 0.0               # images through G without gradient
+    grads: float = 0.0                  # images through G forward + backward
+    other_s: float = 0.0                # seconds of work that is not a generator pass
+    skip: str = ""                      # non-empty: the analysis will skip, this is why
+    notes: list[str] = field(default_factory=list)   # what was assumed or cut
+    calls: float | None = None          # generator calls (each costs call_s); None: images / batch size
+
+    def seconds(self, unit: UnitCosts) -> float:
+        calls = self.calls if self.calls is not None else self.images() / max(1, unit.batch_size)
+        return self.forwards * unit.forward_s + self.grads * unit.grad_s + self.other_s + calls * unit.call_s
+
+    def images(self) -> float:
+        return self.forwards + self.grads
+
+    def __add__(self, other: "Cost") -> "Cost":
+        calls = None if self.calls is None and other.calls is None else (self.calls or 0) + (other.calls or 0)
+        return Cost(self.forwards + other.forwards, self.grads + other.grads, self.other_s + other.other_s,
+                    self.skip or other.skip, self.notes + other.notes, calls)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _timed(fn: Callable[[], Any], dev: torch.device) -> float:
+    _sync(dev)
+    t0 = time.perf_counter()
+    fn()
+    _sync(dev)
+    return time.perf_counter() - t0
+
+
+def _shapes(G: nn.Module, call: Callable[[], Any]) -> tuple[dict, tuple]:
+    """Output shape (per image) of every module of G that runs in ``call()``, and its conv order."""
+    shapes: dict[str, tuple] = {}
+    order: list[str] = []
+    handles = []
+    for name, m in G.named_modules():
+        if not name:
+            continue
+
+        def hook(mod, inp, out, name=name):
+            if isinstance(out, Tensor) and out.dim() >= 2 and name not in shapes:
+                shapes[name] = tuple(out.shape[1:])
+                if isinstance(mod, _CONV):
+                    order.append(name)
+        handles.append(m.register_forward_hook(hook))
+    try:
+        call()
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes, tuple(order)
+
+
+def _kernel_costs(dev: torch.device, size: int) -> tuple[float, float, float]:
+    """(region_s, null_s, sketch_s): dissection's counting kernels and its quantile sketch, timed
+    on small random inputs on ``dev``."""
+    from interp_gan.harvest.nulls import permutation_sums
+    from interp_gan.harvest.stats import Quantile
+    g = torch.Generator().manual_seed(0)
+    H = max(16, min(size, 256))
+    c, K = 32, 15
+    a = torch.rand(2, c, H // 4, H // 4, generator=g).to(dev).contiguous(memory_format=torch.channels_last)
+    m = (torch.rand(2, H * H, K, generator=g) > 0.5).float().to(dev)
+
+    def region():
+        A = F.interpolate(a, size=(H, H), mode="bilinear", align_corners=False)
+        A = (A > 0.5).float()
+        Ap = A.permute(0, 2, 3, 1).reshape(2, H * H, c)
+        torch.bmm(Ap.transpose(1, 2), m)
+        Ap.sum(1)
+        F.adaptive_avg_pool2d(A, 16)
+    region()
+    region_s = min(_timed(region, dev) for _ in range(2)) / (2 * c * H * H)
+    S, C, R, B = 32, 256, 256, 400
+    pa = torch.rand(S, C, R, generator=g).to(dev)
+    pm = torch.rand(S, K, R, generator=g).to(dev)
+    perms = torch.argsort(torch.rand(B, S, generator=g), dim=1).to(dev)
+    permutation_sums(pa, pm, perms)
+    null_s = min(_timed(lambda: permutation_sums(pa, pm, perms), dev) for _ in range(2)) / (B * S * K * C)
+    acts = torch.rand(8, 64, 32, 32, generator=g).to(dev)
+    q = Quantile(64)
+    q.add_maps(acts)                     # fills the sketch's first level; the timed adds compact it
+    sketch_s = min(_timed(lambda: q.add_maps(acts), dev) for _ in range(3)) / acts.numel()
+    return region_s, null_s, sketch_s
+
+
+def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCosts:
+    """Time the subject on ``data``'s first images at their size: one forward of a batch
+    (``batch_size``, default data.batch_size), one forward+backward to the input of at most
+    ``GRAD_BATCH`` images, and dissection's counting kernels. A warm-up forward of one image
+    first records every module's output shape (unit counts) and the order the conv layers run."""
+    t_start = time.perf_counter()
+    dev = subject.device
+    subject.eval()
+    n = len(data)
+    b = max(1, min(batch_size or data.batch_size, n))
+    content, ids = data.content[:b].to(dev), data.style_ids[:b].to(dev)
+    z = None if data.z is None else data.z[:b].to(dev)
+    if z is None and subject.latent_dim:
+        z = subject.sample_z(b, 0)
+    zz = lambda k: None if z is None else z[:k]  # noqa: E731
+    with torch.no_grad():
+        shapes, order = _shapes(subject.generator, lambda: subject.generate(content[:1], ids[:1], zz(1)))
+        fwd = _timed(lambda: subject.generate(content, ids, zz(b)), dev) / b
+    bg = min(b, GRAD_BATCH)
+    x = content[:bg].detach().clone().requires_grad_(True)
+
+    def grad():
+        with torch.enable_grad():
+            out = subject.generate(x, ids[:bg], zz(bg))
+            torch.autograd.grad(out.float().sum(), x)
+    try:
+        t_b, n_b = _timed(grad, dev), bg
+        grad_s, call_s = t_b / n_b, 0.0
+        if n_b > 1:                 # and one image: t(b) = call_s + b * grad_s through both points
+            x = content[:1].detach().clone().requires_grad_(True)
+            bg = 1
+            t_1 = _timed(grad, dev)
+            grad_s = max((t_b - t_1) / (n_b - 1), 0.5 * t_b / n_b)   # noise never makes an image free
+            call_s = max(0.0, t_b - n_b * grad_s)
+    except RuntimeError:            # a generator that is not differentiable: a forward+backward ~ 3 forwards
+        grad_s, call_s = 3 * fwd, 0.0
+    region_s, null_s, sketch_s = _kernel_costs(dev, int(data.content.shape[-1]))
+    return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
+                     image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
+                     measure_s=time.perf_counter() - t_start, device=str(dev))
+
+
+def unit_costs_for(subject, data) -> UnitCosts:
+    """The pipeline's measured unit costs (``data.extra["unit_costs"]``), else measured now.
+    Under torch.distributed every rank gets rank 0's, so sharded analyses size themselves alike."""
+    unit = data.extra.get("unit_costs") if isinstance(data.extra, dict) else None
+    if isinstance(unit, UnitCosts):
+        return unit
+    return shared_unit_costs(measure_unit_costs(subject, data))
+
+
+def shared_unit_costs(unit: UnitCosts) -> UnitCosts:
+    """Rank 0's unit costs on every rank (a no-op in one process)."""
+    from interp_gan.distributed import all_gather_objects, rank_and_world
+    return all_gather_objects(unit)[0] if rank_and_world()[1] > 1 else unit
+
+
+@contextlib.contextmanager
+def count_generator(subject, on_images: Callable[[dict], None] | None = None) -> Iterator[dict]:
+    """Count the images that pass through ``subject.generator`` in the block: {"forwards": n
+    without gradient, "grads": n with gradient enabled} (a forward pre-hook on the generator's
+    root module; removed on exit, also when the block raises). ``on_images(counts)`` is called
+    after each pass (progress bars)."""
+    counts = {"forwards": 0, "grads": 0}
+
+    def pre(mod, args):
+        x = next((a for a in args if isinstance(a, Tensor)), None)
+        k = int(x.shape[0]) if x is not None and x.dim() > 0 else 1
+        counts["grads" if torch.is_grad_enabled() else "forwards"] += k
+        if on_images is not None:
+            on_images(counts)
+    h = subject.generator.register_forward_pre_hook(pre)
+    try:
+        yield counts
+    finally:
+        h.remove()
+
+
+def progress_enabled() -> bool:
+    """Bars on stderr only on a terminal, not under CI, and not with INTERP_GAN_PROGRESS=0."""
+    if os.environ.get("INTERP_GAN_PROGRESS", "") == "0" or os.environ.get("CI"):
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+class Progress:
+    """A tqdm bar of generator images (counted by ``count_generator``) against the estimate; off
+    when ``progress_enabled()`` is False (the start / finish lines print anyway)."""
+
+    def __init__(self, name: str, total_images: float, enabled: bool | None = None) -> None:
+        self.bar = None
+        if enabled if enabled is not None else progress_enabled():
+            from tqdm import tqdm
+            self.bar = tqdm(total=max(1, int(round(total_images))), desc=name, unit="img", file=sys.stderr,
+                            leave=False, mininterval=0.5, dynamic_ncols=True)
+
+    def __call__(self, counts: dict) -> None:
+        if self.bar is not None:
+            done = counts["forwards"] + counts["grads"]
+            if done > self.bar.total:
+                self.bar.total = done
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --- budgets ---------------------------------------------------------------------------------------
+Cut = tuple[str, Callable[[Any], Any]]   # (parameter, value -> the next smaller value, or None at its floor)
+
+
+def evenly(items: list, k: int) -> list:
+    """``k`` of ``items`` evenly spaced over the list, first and last included (all when k >= len)."""
+    items = list(items)
+    if k >= len(items):
+        return items
+    if k <= 1:
+        return [items[len(items) // 2]] if items else []
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
+
+
+def halve_to(floor: int) -> Callable[[Any], Any]:
+    """A cut: an integer halved (rounded down) but never below ``floor`` (None once there)."""
+    def step(v):
+        if v is None or v <= floor:
+            return None
+        return max(floor, int(v) // 2)
+    return step
+
+
+def double_to(ceiling: int) -> Callable[[Any], Any]:
+    """A cut for a size whose cost falls as it grows (occlusion's patch side): doubled up to ``ceiling``."""
+    def step(v):
+        if v is None or v >= ceiling:
+            return None
+        return min(ceiling, int(v) * 2)
+    return step
+
+
+def size_to_budget(sizes: dict[str, Any], seconds: Callable[[dict], float], budget_s: float | None,
+                   cuts: list[Cut], what: str = "") -> tuple[dict[str, Any], list[str]]:
+    """Cut ``sizes`` in the order of ``cuts`` until ``seconds(sizes)`` <= ``budget_s``.
+
+    Each cut takes its parameter one step down (``halve_to``, ``double_to`` or any callable that
+    returns None at its floor) and is repeated until the estimate fits or the floor is reached,
+    then the next cut starts. Returns (the sized parameters, notes): one note per parameter
+    changed (from -> to) and one with the estimate before and after; no notes when nothing was
+    cut. A budget of None or <= 0 cuts nothing."""
+    sizes = dict(sizes)
+    before = seconds(sizes)
+    if not budget_s or budget_s <= 0 or before <= budget_s:
+        return sizes, []
+    start = dict(sizes)
+    now = before
+    for name, step in cuts:
+        while now > budget_s:
+            trial, cost = dict(sizes), now
+            while cost >= now:              # step on until the estimate falls (a size above what is used
+                nxt = step(trial[name])     # costs nothing, e.g. n_samples over the images there are)
+                if nxt is None or nxt == trial[name]:
+                    break
+                trial[name] = nxt
+                cost = seconds(trial)
+            if cost >= now:                 # nothing gained down to the floor: leave this size as it is
+                break
+            sizes, now = trial, cost
+        if now <= budget_s:
+            break
+    after = now
+    changed = [f"{k} {start[k]} -> {sizes[k]}" for k in sizes if sizes[k] != start[k]]
+    head = f"budget{' of ' + what if what else ''}: estimated {fmt_seconds(before)} > budget_s {fmt_seconds(budget_s)}"
+    if not changed:
+        return sizes, [f"{head}; nothing left to cut (every size at its floor): it runs as configured"]
+    tail = (f"; the estimate after the cuts is {fmt_seconds(after)}" +
+            ("" if after <= budget_s else f", still over the budget: every cut is at its floor"))
+    return sizes, [f"{head}, so sized down: {', '.join(changed)}{tail} (raise budget_s, or set it to 0, to run "
+                   f"the configured sizes)"]
+
+
+def share_budget(budget_s: float, costs: dict[str, float], sizable: set[str]) -> dict[str, float]:
+    """Split a pipeline budget: the analyses that cannot size themselves keep their estimate; the
+    rest of the budget goes to the ``sizable`` ones, each getting at most its own estimate and
+    the others an equal share of what is left (max-min fair). -> {sizable name: its budget}."""
+    fixed = sum(c for n, c in costs.items() if n not in sizable)
+    left = max(0.0, budget_s - fixed)
+    want = {n: costs[n] for n in costs if n in sizable}
+    out: dict[str, float] = {}
+    while want:
+        share = left / len(want)
+        small = {n: c for n, c in want.items() if c <= share}
+        if not small:
+            out.update({n: share for n in want})
+            break
+        for n, c in small.items():
+            out[n] = c
+            left -= c
+            del want[n]
+    return out
+
+
+# --- tables ------------------------------------------------------------------------------------------
+def fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    if s < 60:
+        return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(round(s % 60)):02d} s"
+    return f"{int(s // 3600)} h {int(round(s % 3600 / 60)):02d} min"
+
+
+def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, float] | None = None) -> str:
+    """The estimate printed before the run: per analysis the generator images, the seconds, and
+    the budget or the reason it will skip; the total; the measured unit costs it rests on."""
+    budgets = budgets or {}
+    lines = [f"estimate (measured on {unit.device} at {unit.image_size} px in {unit.measure_s:.1f} s: "
+             f"{unit.forward_s * 1e3:.1f} ms per image forward (batch {unit.batch_size}), "
+             f"{unit.grad_s * 1e3:.1f} ms forward+backward (batch {min(unit.batch_size, GRAD_BATCH)})):",
+             f"  {'analysis':26} {'G forwards':>11} {'fwd+bwd':>9} {'other':>9} {'estimate':>12}  note"]
+    total = 0.0
+    for name, c in costs.items():
+        s = 0.0 if c.skip else c.seconds(unit)
+        total += s
+        note = f"skips: {c.skip}" if c.skip else ""
+        if name in budgets and not c.skip:
+            cut = any(n.startswith("budget") for n in c.notes)
+            note = f"budget_s {fmt_seconds(budgets[name])}" + (": sized down" if cut else "") + (
+                ", over it even at its floors" if s > budgets[name] * 1.001 else "")
+        lines.append(f"  {name:26} {int(round(c.forwards)):>11,} {int(round(c.grads)):>9,} "
+                     f"{fmt_seconds(c.other_s):>9} {fmt_seconds(s):>12}  {note[:90]}")
+    lines.append(f"  {'total':26} {'':>11} {'':>9} {'':>9} {fmt_seconds(total):>12}")
+    return "\n".join(lines)
+
+
+def comparison_table(estimated: dict[str, float], actual: dict[str, float]) -> str:
+    """Estimate vs measured seconds per analysis and in all (printed after the run)."""
+    lines = [f"  {'analysis':26} {'estimated':>12} {'actual':>12} {'actual/est':>10}"]
+    te = ta = 0.0
+    for name, a in actual.items():
+        e = estimated.get(name, float("nan"))
+        te += e if math.isfinite(e) else 0.0
+        ta += a
+        ratio = f"{a / e:.2f}" if math.isfinite(e) and e > 0.05 else "-"
+        lines.append(f"  {name:26} {fmt_seconds(e):>12} {fmt_seconds(a):>12} {ratio:>10}")
+    lines.append(f"  {'total':26} {fmt_seconds(te):>12} {fmt_seconds(ta):>12} "
+                 f"{(f'{ta / te:.2f}' if te > 0.05 else '-'):>10}")
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""The cost model (analyses/cost.py): every analysis counts the generator passes it will make, a
+budget cuts sizes in a fixed order and says so, the pipeline prints the estimate and compares it
+with the measured time."""
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import interp_gan.analyses  # noqa: F401  (registers every analysis)
+from interp_gan.analyses.base import AnalysisData, build_analysis, get_analysis, list_analyses
+from interp_gan.analyses.cost import (Cost, Progress, UnitCosts, comparison_table, count_generator, evenly,
+                                      halve_to, measure_unit_costs, share_budget, size_to_budget)
+from interp_gan.models.cyclegan import CycleGANGenerator
+from interp_gan.subject.protocol import Subject
+
+from conftest import make_tiny_data, make_tiny_subject
+
+
+def test_size_to_budget_cuts_in_order_down_to_floors_and_says_so():
+    secs = lambda sz: sz["a"] * 1.0 + sz["b"] * 10.0  # noqa: E731
+    cuts = [("a", halve_to(4)), ("b", halve_to(2))]
+    same, notes = size_to_budget({"a": 64, "b": 8}, secs, 1000, cuts)
+    assert same == {"a": 64, "b": 8} and notes == []                     # fits: nothing cut, nothing said
+    sized, notes = size_to_budget({"a": 64, "b": 8}, secs, 90, cuts)
+    assert sized == {"a": 8, "b": 8}                                      # a first, only as far as needed
+    sized, notes = size_to_budget({"a": 64, "b": 8}, secs, 20, cuts)
+    assert sized == {"a": 4, "b": 2} and len(notes) == 1                  # both at their floors, still over
+    assert "a 64 -> 4" in notes[0] and "b 8 -> 2" in notes[0] and "still over the budget" in notes[0]
+    # a size above what is used costs nothing: it is stepped on until the estimate falls
+    used = lambda sz: min(sz["n"], 100) * 1.0  # noqa: E731
+    sized, _ = size_to_budget({"n": 1000}, used, 60, [("n", halve_to(10))])
+    assert sized["n"] == 31 and used(sized) <= 60
+
+
+def test_share_budget_gives_the_cheap_what_they_need_and_splits_the_rest():
+    costs = {"fixed": 100.0, "a": 10.0, "b": 500.0, "c": 900.0}
+    got = share_budget(400.0, costs, {"a", "b", "c"})
+    assert got["a"] == 10.0 and got["b"] == pytest.approx(145.0) and got["c"] == pytest.approx(145.0)
+    assert share_budget(50.0, costs, {"a"}) == {"a": 0.0}                # the fixed ones already take it all
+
+
+def test_evenly_keeps_first_and_last():
+    assert evenly(list("abcdefghi"), 3) == ["a", "e", "i"]
+    assert evenly([1, 2], 5) == [1, 2]
+
+
+@pytest.mark.parametrize("name", list_analyses())
+def test_estimated_generator_passes_match_the_counted_ones(name):
+    """Each analysis' count of images through the generator (its ``fast`` settings, tiny model)
+    against a forward pre-hook's count of what ``run`` really sent through it."""
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject)
+    unit = dataclasses.replace(measure_unit_costs(subject, data), order=())   # stopped forwards count whole
+    analysis = build_analysis(name, **get_analysis(name).fast)
+    est = analysis.estimate_cost(subject, data, unit)
+    assert not est.skip
+    with count_generator(subject) as n:
+        analysis.run(subject, data)
+    counted = n["forwards"] + n["grads"]
+    assert counted > 0
+    assert abs(est.images() - counted) <= 0.1 * counted + 2, (name, est, n)
+
+
+def test_count_generator_counts_images_and_removes_its_hook():
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject)
+    with count_generator(subject) as n:
+        with torch.no_grad():
+            subject.generate(data.content[:5], data.style_ids[:5], data.z[:5])
+        x = data.content[:3].clone().requires_grad_(True)
+        subject.generate(x, data.style_ids[:3], data.z[:3]).sum().backward()
+    assert n == {"forwards": 5, "grads": 3}
+    assert not subject.generator._forward_pre_hooks
+
+
+def test_progress_is_quiet_off_a_terminal_and_counts_on_one(capsys):
+    bar = Progress("x", 10)                    # pytest's stderr is not a terminal
+    bar({"forwards": 4, "grads": 0})
+    bar.close()
+    assert bar.bar is None and capsys.readouterr().err == ""
+    bar = Progress("x", 10, enabled=True)
+    bar({"forwards": 4, "grads": 2})
+    assert bar.bar.n == 6
+    bar({"forwards": 14, "grads": 2})          # more than estimated: the bar grows
+    assert bar.bar.n == 16 and bar.bar.total == 16
+    bar.close()
+
+
+def test_comparison_table_ratios():
+    text = comparison_table({"a": 10.0, "b": 0.0}, {"a": 20.0, "b": 1.0})
+    assert "2.00" in text.splitlines()[1] and text.splitlines()[-1].split()[-1] == "2.10"
+
+
+def _budgeted_attribution(budget_s, **kw):
+    kw = {"n_images": 4, **kw}
+    return build_analysis("attribution", methods=("ig", "saliency", "occlusion"), targets=("region",),
+                          n_steps=32, sanity_images=8, sanity_steps=3, budget_s=budget_s, **kw)
+
+
+def _cyclegan(ngf=4, n_blocks=2):
+    torch.manual_seed(0)
+    return Subject.from_module(CycleGANGenerator(ngf=ngf, n_blocks=n_blocks).eval(), ["translated"])
+
+
+def test_attribution_budget_cuts_are_in_the_notes_and_params():
+    """A budget the configured sizes cannot meet: sanity cascade, IG steps, occlusion patches, ...
+    are cut, each cut is named in a note (the report prints notes) and in params, and the maps and
+    sanity rows really are at the cut sizes. The unit costs are set slow, so the cut does not
+    depend on this machine's speed."""
+    subject = _cyclegan()
+    g = torch.Generator().manual_seed(0)
+    data = AnalysisData(torch.rand(8, 3, 32, 32, generator=g) * 2 - 1, torch.zeros(8, dtype=torch.long))
+    unit = dataclasses.replace(measure_unit_costs(subject, data), forward_s=0.01, grad_s=0.03)
+    data.extra["unit_costs"] = unit
+    full = _budgeted_attribution(None).estimate_cost(subject, data, unit).seconds(unit)
+    f = _budgeted_attribution(full / 8).run(subject, data)
+    budget = [n for n in f.notes if n.startswith("budget")]
+    assert len(budget) == 1 and "sanity_steps 3 -> 1" in budget[0] and "n_steps 32 -> 16" in budget[0]
+    cut = f.params["sized_to_budget"]
+    assert cut["sanity_steps"] == 1 and cut["n_steps"] == 16
+    assert set(f.tables["attribution_completeness"]["n_steps"]) == {16}
+    assert set(f.tables["attribution_sanity"]["randomized"]) == {"all"}   # one cascade step: straight to all
+    n_sanity = f.tables["attribution_sanity"]["n_images"].iloc[0]
+    assert n_sanity == cut.get("sanity_images", 8)
+    assert f.tables["attribution_maps"].groupby("method").size().max() == cut.get("n_images", 4)
+    # a budget that fits cuts nothing and says nothing
+    f2 = _budgeted_attribution(full * 10, n_images=2).run(subject, data)
+    assert not any(n.startswith("budget") for n in f2.notes) and "sized_to_budget" not in f2.params
+
+
+def test_attribution_unit_sample_is_said_and_correlates_the_sampled_units_only(tiny_subject, tiny_data):
+    f = build_analysis("attribution", methods=(), targets=("units",), n_images=4, n_steps=4, sanity=False,
+                       max_units=5).run(tiny_subject, tiny_data)
+    units = f.tables["attribution_units"]
+    assert units["ablation_effect"].notna().groupby([units["method"], units["style"]]).sum().eq(5).all()
+    agree = f.tables["attribution_unit_agreement"]
+    assert (agree["n_units"] + agree["n_inactive"] == 5).all()
+    assert any("5 of" in n and "random sample" in n for n in f.notes)
+
+
+def test_dissection_budget_dissects_an_even_sample_of_layers():
+    subject = _cyclegan(n_blocks=3)
+    g = torch.Generator().manual_seed(0)
+    data = AnalysisData(torch.rand(16, 3, 32, 32, generator=g) * 2 - 1, torch.zeros(16, dtype=torch.long))
+    unit = dataclasses.replace(measure_unit_costs(subject, data), forward_s=0.01, grad_s=0.03)
+    data.extra["unit_costs"] = unit
+    a = build_analysis("dissection", n_boot=10, n_perm=10)
+    every = a.estimate_cost(subject, data, unit).seconds(unit)
+    f = build_analysis("dissection", n_boot=10, n_perm=10, budget_s=every / 3).run(subject, data)
+    layers = list(dict.fromkeys(f.tables["dissection_units"]["layer"]))
+    all_convs = [n for n, m in subject.generator.named_modules() if isinstance(m, (torch.nn.Conv2d,
+                                                                                  torch.nn.ConvTranspose2d))]
+    assert 3 <= len(layers) < len(all_convs) and layers[0] == all_convs[0] and layers[-1] == all_convs[-1]
+    assert any(n.startswith("budget of dissection") for n in f.notes)
+    assert any(", ".join(layers) in n for n in f.notes)
+
+
+def test_directions_without_a_classifier_drops_voynov_last_and_says_why():
+    subject = _cyclegan()
+    g = torch.Generator().manual_seed(0)
+    data = AnalysisData(torch.rand(16, 3, 32, 32, generator=g) * 2 - 1, torch.zeros(16, dtype=torch.long))
+    unit = dataclasses.replace(measure_unit_costs(subject, data), forward_s=0.01, grad_s=0.03)
+    data.extra["unit_costs"] = unit
+    kw = dict(methods=("pca", "random", "voynov"), n_random=19, n_images=8, n_directions=2, voynov_steps=200)
+    est = build_analysis("directions", **kw).estimate_cost(subject, data, unit).seconds(unit)
+    f = build_analysis("directions", **kw, budget_s=est / 50).run(subject, data)
+    df = f.tables["directions"]
+    assert "voynov" not in set(df["method"]) and any(n.startswith("voynov skipped") for n in f.notes)
+    assert (df["method"] == "random").sum() == 4                          # no classifier: floor 4, not 19
+    assert f.params["sized_to_budget"]["n_random"] == 4 and f.params["n_random"] == 19
+
+
+def test_unit_costs_see_the_layers_and_their_order():
+    subject = _cyclegan()
+    data = AnalysisData(torch.rand(4, 3, 32, 32) * 2 - 1, torch.zeros(4, dtype=torch.long))
+    unit = measure_unit_costs(subject, data)
+    assert unit.forward_s > 0 and unit.grad_s > 0 and unit.region_s > 0 and unit.null_s > 0
+    assert unit.channels("model.1") == 4 and unit.pixels("model.1") == 32 * 32
+    assert unit.order[0] == "model.1" and unit.fraction(unit.order[-1]) == 1.0
+    assert 0 < unit.fraction("model.10") < 1                              # a block: the part of G before it
+
+
+def test_pipeline_estimate_is_printed_and_within_a_sane_factor_of_the_time(tmp_path, capsys):
+    """The tiny model's whole run against its printed estimate: the total within a factor of 4
+    either way (fixed costs that are no generator pass weigh most on a model this small)."""
+    from interp_gan.config import PipelineConfig
+    from interp_gan.pipeline import analysis_data, plan_analyses, run_analyses
+    subject = make_tiny_subject()
+    cfg = PipelineConfig.from_dict({"name": "t", "n_images": 16, "image_size": 32, "batch_size": 8, "device": "cpu",
+                                    "analyses": {"overview": {"n_images": 2},
+                                                 "dissection": {"layers": ["blocks.*.conv2"], "n_boot": 20,
+                                                                "n_perm": 20},
+                                                 "style_units": {"n_boot": 20, "n_perm": 50},
+                                                 "directions": {"methods": ["pca", "random"], "n_random": 4,
+                                                                "n_images": 8, "n_boot": 20}}})
+    data = make_tiny_data(subject)
+    plan = plan_analyses(subject, data, cfg)
+    t0 = time.perf_counter()
+    findings, failed = run_analyses(subject, data, cfg, plan)
+    actual = time.perf_counter() - t0
+    est = sum(plan.seconds.values())
+    assert failed == [] and 0.25 <= actual / est <= 4, (actual, est, plan.table())
+    out = capsys.readouterr().out
+    assert "overview ... (estimated" in out and "dissection done in" in out
+    assert all("estimated_seconds" in f.provenance and f.provenance["generator_images"] for f in findings.values())
+    assert "total" in plan.table() and "ms per image forward" in plan.table()
+
+
+def test_ablation_budget_cuts_random_sets_to_19_first(tiny_subject, tiny_data):
+    unit = dataclasses.replace(measure_unit_costs(tiny_subject, tiny_data), forward_s=0.01, grad_s=0.03)
+    tiny_data.extra["unit_costs"] = unit
+    kw = dict(layer="blocks.1.conv2", ks=(1, 2, 3, 4), n_random=40, n_boot=20, n_perm=50)
+    full = build_analysis("ablation", **kw).estimate_cost(tiny_subject, tiny_data, unit).seconds(unit)
+    f = build_analysis("ablation", **kw, budget_s=full * 0.4).run(tiny_subject, tiny_data)
+    df = f.tables["ablation"]
+    assert set(df.loc[df["baseline"] == "random", "n_sets"]) == {19}
+    assert any(n.startswith("budget of ablation") and "n_random 40 -> 19" in n for n in f.notes)
+    assert any("among 19 random sets" in n for n in f.notes)
