@@ -132,6 +132,19 @@ class Agreement(Analysis):
                  seed: int = 0) -> None:
         self.k, self.n_perm, self.alpha, self.run_missing, self.seed = k, n_perm, alpha, run_missing, seed
 
+    def estimate_cost(self, subject, data: AnalysisData, unit):
+        """No generator pass of its own (it reads earlier findings), except the base analyses it
+        runs itself (``run_missing``) when they are not among them."""
+        from interp_gan.analyses.base import build_analysis, get_analysis
+        from interp_gan.analyses.cost import Cost
+        have = data.extra.get("findings") or {}
+        cost = Cost(notes=["reads the earlier analyses' findings"])
+        if self.run_missing:
+            for m in ("style_units", "directions"):
+                if m not in have:
+                    cost = cost + build_analysis(m, **get_analysis(m).fast).estimate_cost(subject, data, unit)
+        return cost
+
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()
         if self.k < 1 or self.n_perm < 1:

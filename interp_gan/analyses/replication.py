@@ -104,6 +104,27 @@ class Replication(Analysis):
         self.quantiles, self.iou_thresholds = tuple(quantiles), tuple(iou_thresholds)
         self.alpha, self.min_fraction, self.min_cosine, self.seed = alpha, min_fraction, min_cosine, seed
 
+    # re-runs per analysis, in units of one run on all images: dissection = two halves (1) + seed
+    # (1) + each neighbouring quantile (1 each); style units and directions = two halves + seed
+    _RERUNS = {"dissection": lambda self: 2 + len(self.quantiles), "style_units": lambda self: 2,
+               "directions": lambda self: 2}
+
+    def estimate_cost(self, subject, data: AnalysisData, unit):
+        """The re-runs priced by the base analyses' own estimates (approximate: a half-data run is
+        counted as half a run), plus the base run when the pipeline did not make it earlier."""
+        from interp_gan.analyses.cost import Cost
+        have = data.extra.get("findings") or {}
+        cost = Cost(notes=["re-runs priced by the base analyses' estimates"])
+        for name in self.analyses:
+            if name not in _SUPPORTED:
+                continue
+            one = build_analysis(name, **(getattr(self, name) or {})).estimate_cost(subject, data, unit)
+            if one.skip:
+                continue
+            n = self._RERUNS[name](self) + (0 if name in have else 1)
+            cost = cost + Cost(one.forwards * n, one.grads * n, one.other_s * n)
+        return cost
+
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()
         bad = [a for a in self.analyses if a not in _SUPPORTED]

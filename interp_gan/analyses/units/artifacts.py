@@ -175,6 +175,18 @@ class ArtifactUnits(Analysis):
             raise ValueError("k, n_random and n_boot must be >= 1")
         self.layer, self.k, self.n_random, self.n_boot, self.seed = layer, k, n_random, n_boot, seed
 
+    def estimate_cost(self, subject, data: AnalysisData, unit):
+        """One pass per unit (and a base pass) on the ranking half; the top set, a base pass and
+        ``n_random`` random sets on the other half."""
+        from interp_gan.analyses.cost import Cost
+        from interp_gan.harvest.hooks import get_module
+        if subject.discriminator is None:
+            return Cost(skip="this subject has no discriminator")
+        layer = self.layer or default_unit_layer(subject.generator)
+        n_units = getattr(get_module(subject.generator, layer), "out_channels", None) or 64
+        half = len(data) / 2
+        return Cost(forwards=half * (1 + n_units) + half * (2 + self.n_random))
+
     def run(self, subject, data: AnalysisData) -> Finding:
         if subject.discriminator is None:
             return Finding.skip(self.name, "this subject has no discriminator: realism is measured by its logit",
