@@ -27,7 +27,9 @@ TINY = ["n_images=16", "image_size=32", "batch_size=8", "device=cpu",
         "analyses.embedding.n_samples=16", "analyses.embedding.methods=['pca']",
         "analyses.attribution.n_images=2", "analyses.attribution.n_steps=4", "analyses.attribution.sanity_images=4",
         "analyses.attribution.label_images=8", "analyses.attribution.label_steps=10"]
-SKIPS = {"style_units": "one style", "ablation": "one style", "discriminator_dissection": "no discriminator"}
+SKIPS = {"style_units": "one style", "ablation": "one style", "discriminator_dissection": "no discriminator",
+         # one style: only directions name units, and agreement needs two methods' unit sets
+         "agreement": "needs unit sets from at least two"}
 
 
 def _pth(tmp_path, block="conv_block"):

@@ -180,7 +180,9 @@ class Replication(Analysis):
         return out[SUMMARY_COLUMNS]
 
     def _run(self, name: str, base: Finding, data: AnalysisData, subject, **changes) -> Finding:
-        p = {**base.params, **changes}
+        # sized_to_budget records what a budget cut (a record, not a parameter); budget_s stays, so a
+        # re-run is sized by the same rule
+        p = {k: v for k, v in {**base.params, **changes}.items() if k != "sized_to_budget"}
         if "control" in p:
             p["control"] = False
         return build_analysis(name, **p).run(subject, data)
