@@ -98,3 +98,14 @@ def thumbnails(images: Tensor, size: int = 64) -> np.ndarray:
     if max(h, w) > size:
         images = F.interpolate(images.float(), size=(h * size // max(h, w), w * size // max(h, w)), mode="area")
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def style_gate_cost(subject, data: AnalysisData, name: str, min_per_style: int):
+    """For ``estimate_cost`` of an analysis that needs images of each style: ``Cost(skip=...)`` when
+    ``check_styles`` says it will skip, ``Cost(notes=["will fail: ..."])`` when it will fail, else None."""
+    from interp_gan.analyses.cost import Cost
+    try:
+        _, reason = check_styles(subject, data.style_ids, name, min_per_style)
+    except ValueError as e:
+        return Cost(notes=[f"will fail: {e}"])
+    return Cost(skip=reason) if reason else None

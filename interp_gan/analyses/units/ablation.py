@@ -70,7 +70,7 @@ from torch import Tensor
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.cost import Cost, UnitCosts, evenly, halve_to, size_to_budget, unit_costs_for
 from interp_gan.harvest.hooks import Edit, Trace, TraceDict, ablate, default_unit_layer, insert, resolve_layers
-from interp_gan.analyses.common import check_styles, fixed_z, log_odds, seeded, unit_means
+from interp_gan.analyses.common import check_styles, style_gate_cost, fixed_z, log_odds, seeded, unit_means
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
@@ -363,12 +363,9 @@ class Ablation(Analysis):
                               what=self.name)
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
-        try:
-            _, reason = check_styles(subject, data.style_ids, self.name, self.min_per_style)
-        except ValueError as e:
-            return Cost(notes=[f"will fail: {e}"])
-        if reason:
-            return Cost(skip=reason)
+        gate = style_gate_cost(subject, data, self.name, self.min_per_style)
+        if gate is not None:
+            return gate
         G = subject.generator
         try:
             layers = resolve_layers(G, self.layer) if self.layer is not None else [default_unit_layer(G)]

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from interp_gan.analyses.cost import Cost, UnitCosts
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.analyses.common import check_styles, fixed_z, seeded, unit_means
+from interp_gan.analyses.common import check_styles, style_gate_cost, fixed_z, seeded, unit_means
 from interp_gan.distributed import all_gather_objects, fail_together, rank_and_world
 from interp_gan.harvest.distributed import shard_indices
 from interp_gan.harvest.store import shard_batches
@@ -284,12 +284,9 @@ class StyleUnits(Analysis):
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
         """One pass over the images (two with the control); the tests are cheap next to it."""
-        try:
-            _, reason = check_styles(subject, data.style_ids, self.name, self.min_per_style)
-        except ValueError as e:
-            return Cost(notes=[f"will fail: {e}"])
-        if reason:
-            return Cost(skip=reason)
+        gate = style_gate_cost(subject, data, self.name, self.min_per_style)
+        if gate is not None:
+            return gate
         return Cost(forwards=len(data) * (2 if self.control else 1))
 
     def run(self, subject, data: AnalysisData) -> Finding:
