@@ -23,7 +23,9 @@ w_avg + psi (w - w_avg) (Karras et al. 2019; the tracked average ``mapping.w_avg
 Differences from NVlabs' runtime on purpose: everything runs in float32 (their ``num_fp16_res``
 highest resolutions run in float16 on a GPU, so their outputs differ from these by fp16 rounding);
 noise defaults to the stored constant noise maps (``noise_mode="const"``: images are a pure
-function of z, as analysis needs); ``"none"`` drops noise.
+function of z, as analysis needs); ``"none"`` drops noise; ``"random"`` draws fresh maps per sample
+from a seeded generator, re-seeded at every forward (``set_noise_mode("random", seed)``), where
+NVlabs draw from the global RNG.
 """
 from __future__ import annotations
 
@@ -36,9 +38,10 @@ from torch import Tensor, nn
 
 from interp_gan.models.registry import register_model
 
-__all__ = ["StyleGAN2Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
-           "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer", "lowpass_filter", "upfirdn2d"]
+__all__ = ["StyleGAN2Generator", "NOISE_MODES", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock",
+           "SynthesisLayer", "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer", "lowpass_filter", "upfirdn2d"]
 
+NOISE_MODES = ("const", "random", "none")
 _GAIN = {"linear": 1.0, "lrelu": math.sqrt(2), "relu": math.sqrt(2)}
 _MAPPING_KEYS = {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier", "w_avg_beta"}
 _SYNTHESIS_KEYS = {"channel_base", "channel_max", "num_fp16_res", "architecture", "resample_filter", "conv_clamp",
@@ -53,15 +56,33 @@ def lowpass_filter(taps=(1, 3, 3, 1)) -> Tensor:
 
 
 def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, pad: tuple[int, int, int, int] = (0, 0, 0, 0),
-              gain: float = 1.0) -> Tensor:
-    """Upsample by zero insertion, pad (negative: crop) by (left, right, top, bottom), FIR-filter."""
+              gain: float = 1.0, down: int = 1) -> Tensor:
+    """Upsample by zero insertion, pad (negative: crop) by (left, right, top, bottom), FIR-filter,
+    then keep every ``down``-th row and column (decimation)."""
     n, c, h, w = x.shape
     if up > 1:
         x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
     x = F.pad(x, [max(pad[0], 0), max(pad[1], 0), max(pad[2], 0), max(pad[3], 0)])
     x = x[:, :, max(-pad[2], 0): x.shape[2] - max(-pad[3], 0), max(-pad[0], 0): x.shape[3] - max(-pad[1], 0)]
     k = (f * gain ** (f.ndim / 2)).to(x.dtype).flip([0, 1])
-    return F.conv2d(x, k[None, None].expand(c, 1, *k.shape), groups=c)
+    x = F.conv2d(x, k[None, None].expand(c, 1, *k.shape), groups=c)
+    return x[:, :, ::down, ::down] if down > 1 else x
+
+
+def _downsample_pads(f: Tensor, down: int) -> tuple[int, int]:
+    """Pads of the filter step of a 2x decimation, so that H -> H / down (filter width fw)."""
+    fw = f.shape[-1]
+    return (fw - down + 1) // 2, (fw - down) // 2
+
+
+def _conv_down(x: Tensor, w: Tensor, f: Tensor, down: int, padding: int) -> Tensor:
+    """Convolution then low-pass filter and decimation (the discriminator's strided layers,
+    Karras et al. 2020, Appendix B); a 1x1 kernel filters first (the same result, less work)."""
+    p0, p1 = _downsample_pads(f, down)
+    if w.shape[-1] == 1:
+        return F.conv2d(upfirdn2d(x, f, pad=(p0 + padding, p1 + padding) * 2, down=down), w)
+    x = F.conv2d(F.pad(x, [padding + p0, padding + p1] * 2), w)
+    return upfirdn2d(x, f, down=down)
 
 
 def _upsample_pads(f: Tensor, up: int, k: int, padding: int) -> tuple[int, int]:
@@ -144,14 +165,18 @@ class FullyConnectedLayer(nn.Module):
 
 
 class Conv2dLayer(nn.Module):
-    """Equalised-learning-rate conv (the resnet architecture's 1x1 upsampling skip)."""
+    """Equalised-learning-rate conv: the generator's resnet 1x1 upsampling skip (``up=2``) and every
+    discriminator layer (``down=2``: conv, then the low-pass filter and decimation)."""
     is_conv_layer = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
                  activation: str = "linear", up: int = 1, resample_filter=(1, 3, 3, 1),
-                 conv_clamp: float | None = None) -> None:
+                 conv_clamp: float | None = None, down: int = 1) -> None:
         super().__init__()
+        if up > 1 and down > 1:
+            raise ValueError("a Conv2dLayer resamples up or down, not both")
         self.activation, self.up, self.conv_clamp, self.padding = activation, up, conv_clamp, kernel_size // 2
+        self.down, self.in_channels, self.out_channels = down, in_channels, out_channels
         self.register_buffer("resample_filter", lowpass_filter(resample_filter))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
@@ -165,9 +190,18 @@ class Conv2dLayer(nn.Module):
                 self.bias.zero_()
 
     def forward(self, x: Tensor, gain: float = 1.0) -> Tensor:
-        x = _conv_up(x, self.weight * self.weight_gain, self.resample_filter, self.up, self.padding)
+        w = self.weight * self.weight_gain
+        if self.down > 1:
+            x = _conv_down(x, w, self.resample_filter, self.down, self.padding)
+        else:
+            x = _conv_up(x, w, self.resample_filter, self.up, self.padding)
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return _bias_act(x, self.bias, self.activation, _GAIN[self.activation] * gain, clamp)
+
+
+def _layer_seed(seed: int, index: int) -> int:
+    """A seed per (noise seed, layer) for ``noise_mode="random"``: independent streams per layer."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
 class SynthesisLayer(nn.Module):
@@ -182,6 +216,7 @@ class SynthesisLayer(nn.Module):
         super().__init__()
         self.resolution, self.up, self.use_noise, self.activation = resolution, up, use_noise, activation
         self.conv_clamp, self.padding, self.noise_mode = conv_clamp, kernel_size // 2, "const"
+        self.noise_index = 0                # this layer's place in forward order (its random-noise stream)
         self.register_buffer("resample_filter", lowpass_filter(resample_filter))
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
@@ -198,13 +233,20 @@ class SynthesisLayer(nn.Module):
             if self.use_noise:
                 self.noise_strength.zero_()
 
-    def forward(self, x: Tensor, w: Tensor | None, styles: Tensor | None = None, gain: float = 1.0) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor | None, styles: Tensor | None = None, gain: float = 1.0,
+                noise_seed: int = 0) -> Tensor:
+        """``noise_seed``: the seed ``noise_mode="random"`` draws this layer's maps with (the synthesis
+        network passes its ``noise_seed``)."""
         s = self.affine(w) if styles is None else styles
         x = modulated_conv2d(x, self.weight, s, up=self.up, padding=self.padding, f=self.resample_filter)
         if self.use_noise and self.noise_mode == "const":
             x = x + self.noise_const * self.noise_strength
+        elif self.use_noise and self.noise_mode == "random":
+            g = torch.Generator().manual_seed(_layer_seed(noise_seed, self.noise_index))
+            n = torch.stack([torch.randn(1, self.resolution, self.resolution, generator=g) for _ in range(len(x))])
+            x = x + n.to(x.device, x.dtype) * self.noise_strength
         elif self.use_noise and self.noise_mode != "none":
-            raise ValueError(f"noise_mode must be 'const' or 'none', got {self.noise_mode!r}")
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return _bias_act(x, self.bias, self.activation, _GAIN[self.activation] * gain, clamp)
 
@@ -272,19 +314,21 @@ class SynthesisBlock(nn.Module):
     def style_layers(self) -> list[str]:
         return [n for n in ("conv0", "conv1", "torgb") if hasattr(self, n)]
 
-    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor | None, styles, n: int):
-        """ws [N, num_conv + num_torgb, w_dim] (or None), styles: an iterator of per-layer S tensors (or None)."""
+    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor | None, styles, n: int,
+                noise: int = 0):
+        """ws [N, num_conv + num_torgb, w_dim] (or None), styles: an iterator of per-layer S tensors (or None);
+        noise: the seed of ``noise_mode="random"``."""
         ws_it = iter(ws.unbind(1)) if ws is not None else None
         nxt = lambda: (next(ws_it) if ws_it is not None else None, next(styles) if styles is not None else None)  # noqa: E731
         if self.in_channels == 0:
-            x = self.conv1(self.const[None].expand(n, -1, -1, -1), *nxt())
+            x = self.conv1(self.const[None].expand(n, -1, -1, -1), *nxt(), noise_seed=noise)
         elif self.architecture == "resnet":
             y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, *nxt())
-            x = y + self.conv1(x, *nxt(), gain=np.sqrt(0.5))
+            x = self.conv0(x, *nxt(), noise_seed=noise)
+            x = y + self.conv1(x, *nxt(), gain=np.sqrt(0.5), noise_seed=noise)
         else:
-            x = self.conv0(x, *nxt())
-            x = self.conv1(x, *nxt())
+            x = self.conv0(x, *nxt(), noise_seed=noise)
+            x = self.conv1(x, *nxt(), noise_seed=noise)
         if img is not None:
             f = self.resample_filter
             img = upfirdn2d(img, f, up=2, pad=_upsample_pads(f, 2, 1, 0) * 2, gain=4)
@@ -304,6 +348,7 @@ class SynthesisNetwork(nn.Module):
         if img_resolution < 4 or img_resolution & (img_resolution - 1):
             raise ValueError(f"img_resolution must be a power of 2 >= 4, got {img_resolution}")
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.noise_seed = 0                         # noise_mode="random": the maps' seed (set_noise_mode)
         self.block_resolutions = [2 ** i for i in range(2, int(math.log2(img_resolution)) + 1)]
         ch = {r: min(channel_base // r, channel_max) for r in self.block_resolutions}
         self.num_ws = 0
@@ -312,6 +357,8 @@ class SynthesisNetwork(nn.Module):
                                    is_last=r == img_resolution, **block_kwargs)
             self.num_ws += block.num_conv + (block.num_torgb if r == img_resolution else 0)
             setattr(self, f"b{r}", block)
+        for i, m in enumerate(m for _, blk in self.blocks() for m in (getattr(blk, "conv0", None), blk.conv1) if m):
+            m.noise_index = i
 
     def blocks(self) -> list[tuple[str, SynthesisBlock]]:
         return [(f"b{r}", getattr(self, f"b{r}")) for r in self.block_resolutions]
@@ -342,9 +389,10 @@ class SynthesisNetwork(nn.Module):
         it = iter(styles) if styles is not None else None
         x = img = None
         i = 0
+        noise = int(self.noise_seed)
         for _, blk in self.blocks():
             cur = ws.narrow(1, i, blk.num_conv + blk.num_torgb).float() if ws is not None else None
-            x, img = blk(x, img, cur, it, n)
+            x, img = blk(x, img, cur, it, n, noise)
             i += blk.num_conv
         return img
 
@@ -437,9 +485,15 @@ class StyleGAN2Generator(nn.Module):
     def style_layer_names(self) -> list[str]:
         return [f"synthesis.{n}" for n in self.synthesis.style_layer_names()]
 
-    def set_noise_mode(self, mode: str) -> None:
-        if mode not in ("const", "none"):
-            raise ValueError(f"noise_mode must be 'const' or 'none', got {mode!r}")
+    def set_noise_mode(self, mode: str, seed: int = 0) -> None:
+        """``"const"`` (default): the stored noise maps; ``"none"``: no noise; ``"random"``: per-pixel
+        N(0, 1) maps [N, 1, H, W] per layer (Karras et al. 2020, Sec. 2), drawn on the CPU from a
+        ``torch.Generator`` seeded per (``seed``, layer) afresh at every forward: a call is reproducible
+        (on any device), another seed draws other maps, and sample i of a batch gets the i-th map of
+        each layer's stream whatever the batch size (an image depends on its position in the batch)."""
+        if mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {mode!r}")
+        self.synthesis.noise_seed = int(seed)
         for m in self.modules():
             if isinstance(m, SynthesisLayer):
                 m.noise_mode = mode

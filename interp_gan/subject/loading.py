@@ -205,12 +205,13 @@ def _stargan_subject(G: nn.Module, style_names: list[str] | None = None, meta: d
 
 
 def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: dict,
-                device: torch.device, options: dict | None = None) -> Subject:
+                device: torch.device, options: dict | None = None, discriminator: nn.Module | None = None) -> Subject:
     G = G.to(device)
     if model["name"] == "stylegan2":
         from interp_gan.subject.stylegan import stylegan_subject
+        D = None if discriminator is None else discriminator.to(device).eval().requires_grad_(False)
         return stylegan_subject(G.eval().requires_grad_(False), class_names=style_names, meta=meta,
-                                **(options or {}))
+                                discriminator=D, **(options or {}))
     if model["name"] == "stargan_v1":
         return _stargan_subject(G, style_names, meta).eval()
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
@@ -240,18 +241,30 @@ def _from_converted(path: Path, device: torch.device, options: dict | None = Non
     model = meta["model"]
     kwargs = {k: v for k, v in model.items() if k != "name"}
     check_model_size(lambda: build_model(model["name"], **kwargs), f"{path}: the {model['name']} its metadata describes")
-    sd = {k[2:]: v for k, v in load_file(str(path)).items() if k.startswith("G.")}
+    tensors = load_file(str(path))
+    sd = {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}
     check_finite(sd.items(), path)
     G = build_model(model["name"], **kwargs)
     check_shapes(G, sd, path, "G.")
     G.load_state_dict(sd)
+    D = None
+    d_model = meta.get("discriminator_model")    # a StyleGAN2 snapshot's D (convert writes it under "D.")
+    if isinstance(d_model, dict) and d_model.get("name"):
+        d_kw = {k: v for k, v in d_model.items() if k != "name"}
+        check_model_size(lambda: build_model(d_model["name"], **d_kw), f"{path}: the discriminator its metadata describes")
+        d_sd = {k[2:]: v for k, v in tensors.items() if k.startswith("D.")}
+        check_finite(d_sd.items(), path)
+        D = build_model(d_model["name"], **d_kw)
+        check_shapes(D, d_sd, path, "D.")
+        D.load_state_dict(d_sd)
     meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     from interp_gan.edits import apply_recorded_edits   # edits recorded as hooks (interp_gan.edits)
-    return apply_recorded_edits(_subject_of(G, model, meta.get("style_names"), meta, device, options))
+    return apply_recorded_edits(_subject_of(G, model, meta.get("style_names"), meta, device, options, D))
 
 
 def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Path:
-    """An NVlabs network pickle's G_ema -> safetensors (weights under ``G.`` + metadata)."""
+    """An NVlabs network pickle's G_ema (and D, when the pickle has one) -> safetensors (weights under
+    ``G.`` and ``D.`` + metadata; ``discriminator_model`` says how to rebuild D)."""
     import json
 
     from safetensors.torch import save as safetensors_bytes
@@ -259,7 +272,7 @@ def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Pa
     from interp_gan.checkpoint import META_KEY, FORMAT, FORMAT_VERSION
     from interp_gan.subject.stylegan import read_snapshot
 
-    G, _, smeta = read_snapshot(src)
+    G, D, _, smeta = read_snapshot(src)
     default = [f"class{i}" for i in range(G.c_dim)] if G.c_dim else ["sample"]
     names = list(default if style_names is None else style_names)
     if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
@@ -271,6 +284,9 @@ def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Pa
             "converted_from": {"path": str(src), "sha256": smeta["checkpoint_sha256"]},
             "torch_version": torch.__version__}
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
+    if D is not None:
+        meta["discriminator_model"] = smeta["discriminator_model"]
+        tensors |= {f"D.{k}": v.detach().contiguous().cpu() for k, v in D.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))
 

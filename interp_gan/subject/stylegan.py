@@ -34,7 +34,7 @@ from interp_gan.subject.protocol import Subject
 from interp_gan.util import sha256_file
 
 __all__ = ["SPACES", "generator_from_snapshot", "snapshot_config", "stylegan_subject", "load_stylegan_pickle",
-           "parse_options"]
+           "parse_options", "discriminator_config", "discriminator_from_snapshot"]
 
 SPACES = ("w", "w+", "s")
 _Z_SEED = 0
@@ -84,41 +84,94 @@ def generator_from_snapshot(g: PersistentObject, path: Path | str = ""):
         G = StyleGAN2Generator(**cfg)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}cannot build the StyleGAN2 generator ({e})") from None
-    sd = g.state_dict()
-    ref = G.state_dict()
-    missing, unexpected = sorted(set(ref) - set(sd)), sorted(set(sd) - set(ref))
-    bad = [k for k in set(ref) & set(sd) if tuple(ref[k].shape) != tuple(sd[k].shape)]
-    if missing or unexpected or bad:
-        raise ValueError(f"{where}G_ema's weights do not match a StyleGAN2 generator of its init_kwargs: missing "
-                         f"{missing[:4]}, unexpected {unexpected[:4]}, misshapen {sorted(bad)[:4]}")
-    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    _load_strict(G, g.state_dict(), f"{where}G_ema", "a StyleGAN2 generator")
     return G.eval().requires_grad_(False)
 
 
+def discriminator_config(d: PersistentObject, path: Path | str = "") -> dict:
+    """The ``StyleGAN2Discriminator`` keyword arguments of a pickled NVlabs ``Discriminator``."""
+    from interp_gan.models.stylegan2_discriminator import D_KWARGS
+
+    where = f"{path}: " if path else ""
+    if d.class_name != "Discriminator":
+        raise ValueError(f"{where}D is a {d.class_name!r}, expected an NVlabs 'Discriminator'")
+    if d.init_args:
+        raise ValueError(f"{where}the Discriminator was built with positional arguments {d.init_args!r:.80}; "
+                         "expected keyword arguments only (as NVlabs' training code builds it)")
+    kw = dict(d.init_kwargs)
+    missing = [k for k in ("c_dim", "img_resolution", "img_channels") if k not in kw]
+    if missing:
+        raise ValueError(f"{where}the Discriminator's init_kwargs lack {missing}; got {sorted(kw)}")
+    extra = sorted(set(kw) - D_KWARGS)
+    if extra:
+        raise ValueError(f"{where}the Discriminator has init_kwargs this reader does not know: {extra}")
+    return {k: (dict(v or {}) if k.endswith("_kwargs") else v) for k, v in kw.items()}
+
+
+def discriminator_from_snapshot(d: PersistentObject, path: Path | str = ""):
+    """Our StyleGAN2Discriminator with the snapshot's D weights (strict: every key, every shape)."""
+    from interp_gan.models.stylegan2_discriminator import StyleGAN2Discriminator
+
+    where = f"{path}: " if path else ""
+    try:
+        from interp_gan.guards import check_model_size
+        cfg = discriminator_config(d, path)
+        check_model_size(lambda: StyleGAN2Discriminator(**cfg),
+                         f"{where}the StyleGAN2 discriminator its init_kwargs describe")
+        D = StyleGAN2Discriminator(**cfg)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}cannot build the StyleGAN2 discriminator ({e})") from None
+    _load_strict(D, d.state_dict(), f"{where}D", "a StyleGAN2 discriminator")
+    return D.eval().requires_grad_(False)
+
+
+def _load_strict(model, sd: dict, what: str, kind: str) -> None:
+    """load_state_dict(strict=True), with one line naming the keys that have no place (or no value)."""
+    ref = model.state_dict()
+    missing, unexpected = sorted(set(ref) - set(sd)), sorted(set(sd) - set(ref))
+    bad = sorted(k for k in set(ref) & set(sd) if tuple(ref[k].shape) != tuple(sd[k].shape))
+    if missing or unexpected or bad:
+        raise ValueError(f"{what}'s weights do not match {kind} of its init_kwargs: missing {missing[:4]}, "
+                         f"unexpected {unexpected[:4]}, misshapen {bad[:4]}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
+
+
+_OPTION_NAMES = {"psi": "truncation_psi", "cutoff": "truncation_cutoff", "noise": "noise_mode"}
+_OPTIONS = ("space", "truncation_psi", "truncation_cutoff", "noise_mode", "noise_seed")
+
+
 def parse_options(spec: str) -> tuple[str, dict]:
-    """``"snap.pkl#space=s,psi=0.7"`` -> ("snap.pkl", {"space": "s", "truncation_psi": 0.7})."""
+    """``"snap.pkl#space=s,psi=0.7"`` -> ("snap.pkl", {"space": "s", "truncation_psi": 0.7});
+    ``noise=random,noise_seed=3``: seeded random noise (``StyleGAN2Generator.set_noise_mode``)."""
     path, _, opts = str(spec).partition("#")
     out: dict = {}
     for item in filter(None, (o.strip() for o in opts.split(","))):
         k, eq, v = item.partition("=")
-        k = {"psi": "truncation_psi", "cutoff": "truncation_cutoff", "noise": "noise_mode"}.get(k.strip(), k.strip())
-        if not eq or k not in ("space", "truncation_psi", "truncation_cutoff", "noise_mode"):
+        k = _OPTION_NAMES.get(k.strip(), k.strip())
+        if not eq or k not in _OPTIONS:
             raise ValueError(f"unknown StyleGAN option {item!r} in {spec!r}; expected space=w|w+|s, psi=<float>, "
-                             "cutoff=<int>, noise=const|none")
-        out[k] = float(v) if k == "truncation_psi" else int(v) if k == "truncation_cutoff" else v.strip()
+                             "cutoff=<int>, noise=const|random|none, noise_seed=<int>")
+        try:
+            out[k] = float(v) if k == "truncation_psi" else int(v) if k in ("truncation_cutoff", "noise_seed") \
+                else v.strip()
+        except ValueError:
+            raise ValueError(f"StyleGAN option {item!r} in {spec!r}: expected a number after '='") from None
     return path, out
 
 
 def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                      noise_mode: str = "const", class_names: list[str] | None = None,
-                     meta: dict | None = None) -> Subject:
-    """A StyleGAN2Generator as a Subject (module docstring): content ignored, codes in ``space``."""
+                     meta: dict | None = None, noise_seed: int = 0, discriminator=None) -> Subject:
+    """A StyleGAN2Generator as a Subject (module docstring): content ignored, codes in ``space``;
+    ``discriminator``: the snapshot's rebuilt D (``adv_logit(images, style_ids)``), or None."""
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     if space == "w" and truncation_cutoff is not None:
         raise ValueError("truncation_cutoff truncates only the first layers' w, so the code is no single w: "
                          "use space='w+' (or drop the cutoff)")
-    G.set_noise_mode(noise_mode)
+    if noise_mode != "random" and noise_seed != 0:
+        raise ValueError(f"noise_seed applies to noise_mode='random' only (got noise_mode={noise_mode!r})")
+    G.set_noise_mode(noise_mode, noise_seed)
     n_cls = G.c_dim
     names = list(class_names or ([f"class{i}" for i in range(n_cls)] if n_cls else ["sample"]))
     if len(names) != max(n_cls, 1):
@@ -165,31 +218,38 @@ def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncatio
     dim = {"w": w_dim, "w+": num_ws * w_dim, "s": sum(sizes)}[space]
     meta = dict(meta or {})
     meta.update(style_space=space, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                noise_mode=noise_mode, content_input="ignored: a StyleGAN synthesises from z (seeded); "
+                noise_mode=noise_mode, noise_seed=noise_seed if noise_mode == "random" else None,
+                content_input="ignored: a StyleGAN synthesises from z (seeded); "
                                                      "the content image is not an input",
                 style_layers=G.style_layer_names(), style_layer_sizes=sizes)
     return Subject(generator=G, style_names=names,
                    _generate=lambda c, s, z=None: out(syn(ws_of(s, z))),
                    _style_code=code, _stylize_code=stylize, latent_dim=G.z_dim, style_dim=dim,
-                   uses_content=False, meta=meta).eval()
+                   uses_content=False, meta=meta, discriminator=discriminator).eval()
 
 
-def snapshot_meta(path: Path, G, snap: dict) -> dict:
+def snapshot_meta(path: Path, G, snap: dict, D=None) -> dict:
     """What the report and ``convert`` say about a snapshot."""
     cfg = G.config
     sk, mk = cfg["synthesis_kwargs"], cfg["mapping_kwargs"]
-    d = snap.get("D")
-    return {"model": {"name": "stylegan2", **cfg}, "checkpoint_sha256": sha256_file(path),
+    if D is not None:
+        dc = D.config
+        d_meta = {"discriminator": (f"rebuilt: StyleGAN2 discriminator ({dc['architecture']}, "
+                                    f"{'conditional, cmap_dim ' + str(D.cmap_dim) if D.c_dim else 'unconditional'}, "
+                                    f"minibatch-std group {D.b4.mbstd.group_size if D.b4.mbstd else 'off'})"),
+                  "discriminator_model": {"name": "stylegan2_discriminator", **dc}}
+    else:
+        d_meta = {"discriminator": "not in the pickle"}
+    return d_meta | {"model": {"name": "stylegan2", **cfg}, "checkpoint_sha256": sha256_file(path),
             "checkpoint_path": str(path), "source_format": "NVlabs network pickle (G_ema)",
             "resolution": cfg["img_resolution"], "mapping_layers": mk.get("num_layers", 8),
             "channel_base": sk.get("channel_base", 32768), "channel_max": sk.get("channel_max", 512),
-            "conditioning_size": cfg["c_dim"],
-            "discriminator": ("present in the pickle, not rebuilt (interp_gan does not implement the StyleGAN2 "
-                              "discriminator)") if isinstance(d, PersistentObject) else "not in the pickle"}
+            "conditioning_size": cfg["c_dim"]}
 
 
 def read_snapshot(path: str | Path):
-    """(our generator, the snapshot dict, metadata) of an NVlabs network pickle."""
+    """(our generator, our discriminator or None, the snapshot dict, metadata) of an NVlabs network
+    pickle; a ``D`` that is there but does not load is an error (one line naming its keys)."""
     path = Path(path)
     snap = read_network_pickle(path)
     if not isinstance(snap, dict):
@@ -199,11 +259,18 @@ def read_snapshot(path: str | Path):
     if not isinstance(g, PersistentObject):
         raise ValueError(f"{path} has no G_ema network (keys: {sorted(map(str, snap))[:6]})")
     G = generator_from_snapshot(g, path)
-    return G, snap, snapshot_meta(path, G, snap)
+    d = snap.get("D")
+    D = discriminator_from_snapshot(d, path) if isinstance(d, PersistentObject) else None
+    if D is not None and (D.img_resolution, D.c_dim) != (G.img_resolution, G.c_dim):
+        raise ValueError(f"{path}: D judges {D.img_resolution} px images with c_dim={D.c_dim} but G_ema makes "
+                         f"{G.img_resolution} px with c_dim={G.c_dim}; expected one snapshot's pair")
+    return G, D, snap, snapshot_meta(path, G, snap, D)
 
 
 def load_stylegan_pickle(path: str | Path, device: str | torch.device = "cpu", space: str = "w",
                          truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                         noise_mode: str = "const", class_names: list[str] | None = None) -> Subject:
-    G, _, meta = read_snapshot(path)
-    return stylegan_subject(G.to(device), space, truncation_psi, truncation_cutoff, noise_mode, class_names, meta)
+                         noise_mode: str = "const", class_names: list[str] | None = None,
+                         noise_seed: int = 0) -> Subject:
+    G, D, _, meta = read_snapshot(path)
+    return stylegan_subject(G.to(device), space, truncation_psi, truncation_cutoff, noise_mode, class_names, meta,
+                            noise_seed=noise_seed, discriminator=None if D is None else D.to(device))

@@ -162,3 +162,27 @@ def test_key_layout_is_nvlabs():
     resnet = tiny_generator(16, architecture="resnet").state_dict()
     assert "synthesis.b8.skip.weight" in resnet and "synthesis.b8.torgb.weight" not in resnet
     assert "synthesis.b16.torgb.weight" in resnet
+
+
+def test_random_noise_is_the_seeded_per_layer_maps_added_like_the_const_ones():
+    """noise_mode="random" with seed s: sample 0's map of the i-th noisy layer (forward order) is the
+    first draw of a CPU generator seeded by SeedSequence([s, i]); it enters exactly where and how the
+    stored map does (x + map * noise_strength), so copying those draws into noise_const reproduces it."""
+    import numpy as np
+
+    G = tiny_generator(16, seed=11)
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        G.set_noise_mode("random", 7)
+        rnd = G(z)
+        G.set_noise_mode("const")
+        const = G(z)
+        layers = [blk_layer for _, blk in G.synthesis.blocks()
+                  for blk_layer in (getattr(blk, "conv0", None), blk.conv1) if blk_layer is not None]
+        for i, m in enumerate(layers):
+            seed = int(np.random.SeedSequence([7, i]).generate_state(1)[0])
+            m.noise_const.copy_(torch.randn(1, m.resolution, m.resolution,
+                                            generator=torch.Generator().manual_seed(seed))[0])
+        assert torch.equal(G(z), rnd) and (rnd - const).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="noise_mode must be one of"):
+        G.set_noise_mode("fresh")

@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from interp_gan.models.stylegan2 import StyleGAN2Generator
+from interp_gan.models.stylegan2_discriminator import StyleGAN2Discriminator
 
 SOURCE = "# training/networks.py (stand-in source: never executed by interp_gan)\nimport torch\n"
-_CLASS = {"StyleGAN2Generator": "Generator"}
+_CLASS = {"StyleGAN2Generator": "Generator", "StyleGAN2Discriminator": "Discriminator"}
 
 
 def _stand_in_reconstruct(meta):   # what the real one does: exec(meta['module_src']) and build the class
@@ -95,7 +96,8 @@ def _wrap(m: nn.Module, init_kwargs: dict, source: str) -> _Persistent:
     attrs = {}
     if hasattr(m, "weight_gain"):
         attrs["weight_gain"] = np.float64(m.weight_gain)
-    for a in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "num_ws", "resolution", "up"):
+    for a in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "num_ws", "resolution", "up", "down",
+              "cmap_dim", "in_channels"):
         if isinstance(getattr(m, a, None), int):
             attrs[a] = getattr(m, a)
     return persistent(_CLASS.get(type(m).__name__, type(m).__name__),
@@ -132,23 +134,61 @@ def tiny_generator(resolution: int = 64, c_dim: int = 0, seed: int = 0, architec
     return G.eval()
 
 
-def snapshot_dict(G: StyleGAN2Generator, source: str = SOURCE, with_d: bool = True) -> dict:
+def discriminator_kwargs(D: StyleGAN2Discriminator) -> dict:
+    """The Discriminator's init kwargs as NVlabs' train.py passes them (EasyDicts for the sub-kwargs;
+    ``architecture`` and ``cmap_dim`` only when they are not the defaults, as there)."""
+    c = D.config
+    kw = dict(c_dim=c["c_dim"], img_resolution=c["img_resolution"], img_channels=c["img_channels"],
+              block_kwargs=EasyDict(c["block_kwargs"]), mapping_kwargs=EasyDict(c["mapping_kwargs"]),
+              epilogue_kwargs=EasyDict(c["epilogue_kwargs"]), channel_base=c["channel_base"],
+              channel_max=c["channel_max"], num_fp16_res=c["num_fp16_res"], conv_clamp=c["conv_clamp"])
+    if c["architecture"] != "resnet":
+        kw["architecture"] = c["architecture"]
+    if c["cmap_dim"] is not None:
+        kw["cmap_dim"] = c["cmap_dim"]
+    return kw
+
+
+def tiny_discriminator(resolution: int = 32, c_dim: int = 0, seed: int = 0, architecture: str = "resnet",
+                       channel_max: int = 16, mbstd_group_size: int = 4, mbstd_num_channels: int = 1,
+                       mapping_layers: int = 2, cmap_dim: int | None = None,
+                       conv_clamp: float | None = 256) -> StyleGAN2Discriminator:
+    """A random StyleGAN2 discriminator with tiny widths; biases re-drawn (seeded) so none is zero."""
+    torch.manual_seed(seed)
+    D = StyleGAN2Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=3, architecture=architecture,
+                               channel_base=4 * resolution * 4, channel_max=channel_max, num_fp16_res=2,
+                               conv_clamp=conv_clamp, cmap_dim=cmap_dim, block_kwargs=dict(freeze_layers=0),
+                               mapping_kwargs=dict(num_layers=mapping_layers),
+                               epilogue_kwargs=dict(mbstd_group_size=mbstd_group_size,
+                                                    mbstd_num_channels=mbstd_num_channels))
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in D.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(p + 0.1 * torch.randn(p.shape, generator=g))
+    return D.eval()
+
+
+def snapshot_dict(G: StyleGAN2Generator, source: str = SOURCE, with_d: bool = True,
+                  D: StyleGAN2Discriminator | None = None) -> dict:
+    """NVlabs' snapshot dict; D: a random tiny resnet discriminator of G's resolution and classes
+    unless one is given (with_d=False: no D, as a generator-only pickle)."""
     kw = generator_kwargs(G)
     g_ema = _wrap(G, kw, source)
     g = _wrap(G, kw, source)          # the training G (NVlabs keeps both; we read G_ema)
-    d = persistent("Discriminator", {"b4.out.weight": torch.randn(1, 4)}, {}, {},
-                   dict(c_dim=G.c_dim, img_resolution=G.img_resolution, img_channels=3,
-                        block_kwargs=EasyDict(), mapping_kwargs=EasyDict(), epilogue_kwargs=EasyDict()),
-                   source=source) if with_d else None
+    if with_d and D is None:
+        D = tiny_discriminator(G.img_resolution, G.c_dim, seed=G.img_resolution + 17)
+    d = _wrap(D, discriminator_kwargs(D), source) if with_d else None
     return {"G": g, "D": d, "G_ema": g_ema, "augment_pipe": None,
             "training_set_kwargs": EasyDict(path="~/datasets/tiny.zip", resolution=G.img_resolution,
                                             use_labels=bool(G.c_dim), xflip=False, max_size=np.int64(1000),
                                             ada_target=np.float32(0.6))}
 
 
-def write_snapshot(path: str | Path, G: StyleGAN2Generator, source: str = SOURCE, with_d: bool = True) -> Path:
+def write_snapshot(path: str | Path, G: StyleGAN2Generator, source: str = SOURCE, with_d: bool = True,
+                   D: StyleGAN2Discriminator | None = None) -> Path:
     path = Path(path)
     with nvlabs_modules():
-        data = pickle.dumps(snapshot_dict(G, source, with_d), protocol=4)
+        data = pickle.dumps(snapshot_dict(G, source, with_d, D), protocol=4)
     path.write_bytes(data)
     return path
