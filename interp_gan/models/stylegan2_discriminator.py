@@ -70,7 +70,8 @@ class DiscriminatorBlock(nn.Module):
         if in_channels == 0 or architecture == "skip":
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, activation=activation,
                                        conv_clamp=conv_clamp)
-        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, activation=activation,
+                                 conv_clamp=conv_clamp)
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, kernel_size=3, activation=activation, down=2,
                                  resample_filter=resample_filter, conv_clamp=conv_clamp)
         if architecture == "resnet":

@@ -251,7 +251,8 @@ def _from_converted(path: Path, device: torch.device, options: dict | None = Non
     d_model = meta.get("discriminator_model")    # a StyleGAN2 snapshot's D (convert writes it under "D.")
     if isinstance(d_model, dict) and d_model.get("name"):
         d_kw = {k: v for k, v in d_model.items() if k != "name"}
-        check_model_size(lambda: build_model(d_model["name"], **d_kw), f"{path}: the discriminator its metadata describes")
+        check_model_size(lambda: build_model(d_model["name"], **d_kw),
+                         f"{path}: the discriminator its metadata describes")
         d_sd = {k[2:]: v for k, v in tensors.items() if k.startswith("D.")}
         check_finite(d_sd.items(), path)
         D = build_model(d_model["name"], **d_kw)

@@ -21,6 +21,14 @@ layer's affine output concatenated in forward order, Wu, Lischinski & Shechtman,
 Analysis: Disentangled Controls for StyleGAN Image Generation", CVPR 2021). Z is what the
 directions analysis calls ``space="z"`` (edit z, map, synthesise). SeFa (Shen & Zhou, CVPR 2021)
 factorises the affine weights, which read W: it applies in the ``"w"`` space.
+
+The snapshot's discriminator ``D``, when there is one, is rebuilt too
+(``interp_gan.models.stylegan2_discriminator``, loaded strictly) and is ``subject.discriminator``:
+``adv_logit(images, style_ids)`` is its realism logit (a conditional D judges each image as its
+style's class), and its layers are named for hooks (``b64.conv0``, ``b4.conv``), which is what
+``discriminator_dissection`` and ``artifact_units`` need. Noise (``noise_mode``): ``"const"``
+(default, the stored maps), ``"random"`` (seeded per-pixel maps, ``noise_seed``, recorded in the
+metadata; ``StyleGAN2Generator.set_noise_mode``) or ``"none"``.
 """
 from __future__ import annotations
 
