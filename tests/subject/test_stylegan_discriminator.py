@@ -188,4 +188,5 @@ def test_a_planted_red_unit_of_d_is_found_by_discriminator_dissection(tmp_path):
     units = f.tables["discriminator_dissection_units"].set_index("unit")
     assert units.loc[0, "concept"] == "red" and bool(units.loc[0, "labelled"])
     assert units.loc[0, "ci_low"] > 0.3 and units.loc[0, "q_value"] < 0.05
-    assert units["iou"].idxmax() == 0 and units.drop(index=0)["iou"].max() < 0.2   # unplanted: about 0.05
+    # without the plant, unit 0 of this seeded D is labelled nothing (its best concept: blue, IoU 0.04); a
+    # 1x1 unit is a linear map of RGB, so some random units that lean red reach the same mask as the plant
