@@ -267,3 +267,44 @@ def test_report_section_shows_heatmap_specificity_transfer_and_strip():
     null = StyleEdits(styles=["checker"], pairs=["stripes->checker"], **FAST).run(toy_subject(False), toy_data())
     cn = style_edits_section(null, ReportContext()).claims[0]
     assert not cn.survives and cn.verdict == "not specific"
+
+
+def test_cli_remove_style_writes_the_edit_the_builder_chooses(tmp_path, capsys):
+    from PIL import Image
+
+    from interp_gan.checkpoint import read_metadata, save_checkpoint
+    from interp_gan.cli import main
+    from interp_gan.config import ModelConfig, Recipe
+    from interp_gan.models import StyleNet
+
+    torch.manual_seed(0)
+    mc = ModelConfig(ch=4, n_down=1, n_blocks=2, style_dim=8, latent_dim=4, d_ch=4, d_layers=2)
+    ckpt = save_checkpoint(tmp_path / "c.safetensors", generator=StyleNet(2, ch=4, n_down=1, n_blocks=2, style_dim=8,
+                                                                         latent_dim=4),
+                           style_names=["a", "b"], recipe=Recipe(model=mc), step=1, fingerprint="f" * 64)
+    folder = tmp_path / "content"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    args = ["--layer", "blocks.1.conv2", "--k", "3", "--data", str(folder), "--n-images", "8", "--image-size", "32",
+            "--device", "cpu"]
+    out = tmp_path / "no_a.safetensors"
+    rc = main(["edit", str(ckpt), "--remove-style", "a", *args, "--out", str(out)])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    edits = read_metadata(out)["edits"]
+    assert len(edits) == 1 and edits[0]["layer"] == "blocks.1.conv2" and len(edits[0]["units"]) == 3
+    # the same units as the notebook builder on the same data
+    from interp_gan.config import PipelineConfig
+    from interp_gan.pipeline import analysis_data
+    from interp_gan.subject.loading import load_subject
+    subject = load_subject(ckpt, device="cpu")
+    data = analysis_data(subject, PipelineConfig(n_images=8, image_size=32, seed=0), source=str(folder))
+    assert list(style_removal_edit(subject, data, "a", 3, layer="blocks.1.conv2").edits[0].units) == edits[0]["units"]
+    rc = main(["edit", str(ckpt), "--insert-style", "b", *args, "--out", str(tmp_path / "b.safetensors")])
+    assert rc == 0 and len(read_metadata(tmp_path / "b.safetensors")["edits"]) == 3
+    capsys.readouterr()
+    rc = main(["edit", str(ckpt), "--remove-style", "zzz", *args, "--out", str(tmp_path / "x.safetensors")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown style 'zzz'" in err and len(err.strip().splitlines()) == 1
