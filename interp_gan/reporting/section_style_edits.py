@@ -32,8 +32,10 @@ HOW_TO_READ = (
     "both ways (cross-fitting). Each image is generated with and without the edit from the same content, "
     "noise and random state; intervals (on hover and in the tables) are 95% studentized bootstrap CIs over "
     "images. "
-    "<i>Beyond random</i>: p_random = (1 + random k-unit sets that lower the style at least as much) / "
-    "(random sets + 1); with 19 sets its floor is 0.05. <i>Specificity</i> = on-target change minus the "
+    "<i>Beyond random</i>: p_random = (1 + baseline k-unit sets that lower the style at least as much) / "
+    "(baseline sets + 1); with 19 sets its floor is 0.05. By default a baseline set is the top k units by the "
+    "same ranking for a random relabelling of the images' styles (as coherent a group of units as the selected "
+    "one, chosen for no style; the notes say which baseline ran). <i>Specificity</i> = on-target change minus the "
     "mean off-target change, with a stratified studentized bootstrap CI; <i>target share</i> = |on-target| "
     "/ (|on-target| + sum of |off-target|). A removal is <b>specific</b> when it is beyond random "
     "(p_random &le; 0.05 and its CI below 0), its specificity CI is below 0, and every off-target CI lies "
@@ -102,7 +104,7 @@ def specificity_table(df: pd.DataFrame, measure: str = "log_odds") -> pd.DataFra
                      "largest off-target drop": (f"{worst.target_style}: {_fmt(worst.effect, worst.ci_low, worst.ci_high)}"
                                                  if worst is not None else ""),
                      "specificity [95% CI]": _fmt(o.specificity, o.spec_ci_low, o.spec_ci_high),
-                     "target share": o.target_share, "random sets (mean)": o.random_mean,
+                     "target share": o.target_share, "baseline sets (mean)": o.random_mean,
                      "p_random": o.p_random, "verdict": o.verdict, "n": int(o.n), "edit": o.edit})
     return pd.DataFrame(rows)
 
@@ -111,7 +113,7 @@ def transfer_table(df: pd.DataFrame, measure: str = "log_odds") -> pd.DataFrame:
     d = df[df["measure"] == measure]
     return pd.DataFrame([{"source -> style": f"{r.source_style} -> {r.style}", "k": int(r.k), "classifier": r.classifier,
                           "measured": f"{r.target_style} ({r.direction} expected)",
-                          "change [95% CI]": _fmt(r.effect, r.ci_low, r.ci_high), "random sets (mean)": r.random_mean,
+                          "change [95% CI]": _fmt(r.effect, r.ci_low, r.ci_high), "baseline sets (mean)": r.random_mean,
                           "p_random": r.p_random, "verdict": r.verdict, "n": int(r.n)} for r in d.itertuples()])
 
 
@@ -130,13 +132,13 @@ def claim(df: pd.DataFrame) -> Claim | None:
     best = (ok if len(ok) else on).sort_values("effect").iloc[0]
     what = f"log-odds of the style ({clf} classifier)"
     if len(ok):
-        text = (f"Removing a style's {k} most selective units of {layer} lowers the {what} beyond random units and "
+        text = (f"Removing a style's {k} most selective units of {layer} lowers the {what} beyond baseline unit sets and "
                 f"more than the other styles' in {len(ok)} of {len(on)} styles")
     else:
         text = (f"No style removal by the {k} most selective units of {layer} was specific: none lowered the {what} "
-                f"both beyond random units and more than the other styles' (0 of {len(on)} styles)")
+                f"both beyond baseline unit sets and more than the other styles' (0 of {len(on)} styles)")
     return Claim(text, effect=f"{best['style']}: {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
-                 baseline=f"random {k}-unit sets {sig(best['random_mean'])}; specificity "
+                 baseline=f"baseline {k}-unit sets {sig(best['random_mean'])}; specificity "
                           f"{sig(best['specificity'])} {fmt_ci(best['spec_ci_low'], best['spec_ci_high'])}",
                  verdict="specific" if len(ok) else "not specific", survives=bool(len(ok)),
                  rule="specific when p_random <= 0.05 with the CI below 0, the specificity CI below 0, and every "

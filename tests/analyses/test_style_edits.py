@@ -157,6 +157,13 @@ def test_removing_the_planted_units_removes_only_their_style():
     assert list(f.tables["style_edits_strip"]["kind"]) == ["removal", "transfer"]
 
 
+def test_uniform_random_baseline_also_finds_the_planted_units():
+    f = StyleEdits(styles=["checker"], transfer=False, baseline="random", **FAST).run(toy_subject(), toy_data())
+    on = _on(f.tables["style_removal"], "checker")
+    assert on["p_random"] == pytest.approx(0.05) and on["verdict"] == "specific"
+    assert any("baseline = random" in n for n in f.notes)
+
+
 def test_null_toy_is_not_beyond_random_and_verdicts_agree_with_numbers():
     f = StyleEdits(pairs=["stripes->checker"], **FAST).run(toy_subject(planted=False), toy_data())
     df = f.tables["style_removal"]
@@ -206,6 +213,8 @@ def test_bad_input_is_one_clear_line():
         StyleEdits(pairs=["stripes"], **FAST).run(subject, data)
     with pytest.raises(ValueError, match=r"unknown style\(s\) \['cubism'\]"):
         parse_pair("stripes->cubism", STYLES)
+    with pytest.raises(ValueError, match="baseline must be 'random' or 'shuffled'"):
+        StyleEdits(**{**FAST, "n_random": 1}, baseline="uniform").run(subject, data)
     with pytest.raises(ValueError, match="ks must be positive"):
         StyleEdits(layer="mix", ks=(0,)).run(subject, data)
     with pytest.raises(ValueError, match="unknown styles"):
