@@ -13,6 +13,7 @@
     interp-gan convert network-snapshot.pkl stylegan2.safetensors    # NVlabs StyleGAN2 pickle, read code-free
     interp-gan analyze "network-snapshot.pkl#space=s" --pipeline analyses/full.toml   # StyleSpace S
     interp-gan edit runs/mine/checkpoint.safetensors --ablate "blocks.3.conv2:12,40" --out edited.safetensors
+    interp-gan edit runs/mine/checkpoint.safetensors --remove-style impressionist --k 16 --out no_impressionist.safetensors
     interp-gan inspect runs/mine/samples/step_000500.png   # an image's provenance mark (or: none)
     interp-gan repair runs/mine/checkpoint.safetensors --layer blocks.3.conv2 --k 4 --out repaired.safetensors
     interp-gan demo                           # train training/demo.toml, then write reports/demo/
@@ -215,10 +216,51 @@ def _cmd_edit(a: argparse.Namespace) -> int:
 
     edits = [parse_edit_arg(kind, t) for kind, items in (("ablate", a.ablate), ("insert", a.insert),
                                                          ("scale", a.scale)) for t in items]
+    edits += _style_edits(a)
     out = ModelEdit(edits).save(a.out, source=a.checkpoint)
     print(out)
     print(describe_edits(read_metadata(out)))
     return 0
+
+
+# --- edit --remove-style / --insert-style (analyses/units/style_edits.py, docs/edits.md) ---------
+def _add_style_edit_args(e: argparse.ArgumentParser) -> None:
+    g = e.add_argument_group("style edits (units ranked on --data; docs/edits.md)")
+    g.add_argument("--remove-style", metavar="NAME", help="zero-ablate the --k units of --layer most selective "
+                                                          "for style NAME")
+    g.add_argument("--insert-style", metavar="NAME", help="force the --k units most selective for NAME to NAME's "
+                                                          "mean activation (a style transfer into every image)")
+    g.add_argument("--k", type=int, default=16, help="units per style edit (default 16)")
+    g.add_argument("--layer", help="the layer (default: the last style block / the middle conv)")
+    g.add_argument("--data", help="'embedded' (default) or a folder of content images")
+    g.add_argument("--n-images", type=int, default=64)
+    g.add_argument("--image-size", type=int, default=64)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+
+def _style_edits(a: argparse.Namespace) -> list:
+    """The UnitEdits of --remove-style / --insert-style (none without them)."""
+    if not (a.remove_style or a.insert_style):
+        return []
+    from dataclasses import replace
+
+    from interp_gan.analyses.units.style_edits import style_removal_edit, style_transfer_edit
+    from interp_gan.config import PipelineConfig
+    from interp_gan.pipeline import analysis_data
+    from interp_gan.subject.loading import load_subject
+
+    subject = load_subject(a.checkpoint, device=a.device or "auto")
+    data = analysis_data(subject, PipelineConfig(n_images=a.n_images, image_size=a.image_size, seed=a.seed),
+                         source=a.data or "embedded")
+    dev = subject.device
+    data = replace(data, content=data.content.to(dev), style_ids=data.style_ids.to(dev),
+                   z=None if data.z is None else data.z.to(dev))
+    out = []
+    for name, build in ((a.remove_style, style_removal_edit), (a.insert_style, style_transfer_edit)):
+        if name:
+            out += build(subject, data, name, a.k, layer=a.layer, seed=a.seed).edits
+    return out
 
 
 def _cmd_repair(a: argparse.Namespace) -> int:
@@ -330,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--scale", action="append", default=[], metavar="LAYER:UNITS=FACTOR",
                    help="multiply units of the layer's output by FACTOR")
     e.add_argument("--out", required=True, help="the edited .safetensors (never overwritten)")
+    _add_style_edit_args(e)
     e.set_defaults(fn=_cmd_edit)
 
     rp = sub.add_parser("repair", help="ablate the k units whose ablation most raises the discriminator's realism "
