@@ -161,6 +161,26 @@ def _pass(subject, data: AnalysisData, z: Tensor | None, sel: np.ndarray, seed: 
     return {k: (np.concatenate(v) if v else None) for k, v in out.items()}
 
 
+@torch.no_grad()
+def _judge_seconds(subject, data: AnalysisData) -> float:
+    """Seconds per image to judge a generated image (D's logit, the classifier, ``lum_corr``), timed
+    on one batch of content images standing in for generated ones (the second of two runs)."""
+    import time
+
+    b = min(len(data), data.batch_size)
+    x, ids = data.content[:b].to(subject.device), data.style_ids[:b].to(subject.device)
+    for _ in range(2):
+        t0 = time.perf_counter()
+        realism_logit(subject.discriminator, x, ids)
+        if subject.classifier is not None:
+            _classify(subject.classifier, x)
+        lum_corr(x, x)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        dt = time.perf_counter() - t0
+    return dt / b
+
+
 def _n_units(subject, layer: str, data: AnalysisData, z) -> int:
     with torch.no_grad(), Trace(subject.generator, layer) as t:
         subject.generate(data.content[:1].to(subject.device), data.style_ids[:1].to(subject.device),
@@ -411,16 +431,17 @@ class ArtifactUnits(Analysis):
     def estimate_cost(self, subject, data: AnalysisData, unit):
         """One pass per unit (and a base pass) on the ranking half; on the other half a base pass,
         the top set, ``n_random`` random sets and the top 1..k_max; the before / after grid
-        (n_show images toward every style, twice)."""
+        (n_show images toward every style, twice). Every generated image of the halves is also
+        judged (D, the classifier, the content measure): that time is measured here on one batch."""
         from interp_gan.analyses.cost import Cost
         if subject.discriminator is None:
             return Cost(skip="this subject has no discriminator")
         layer = self.layer or default_unit_layer(subject.generator)
         n_units = getattr(get_module(subject.generator, layer), "out_channels", None) or 64
         half = len(data) / 2
+        judged = half * (1 + n_units) + half * (2 + self.n_random + min(self.k_max, n_units))
         grid = 2 * subject.num_styles * min(self.n_show, len(data))
-        return Cost(forwards=half * (1 + n_units) + half * (2 + self.n_random + min(self.k_max, n_units)) + grid)
-
+        return Cost(forwards=judged + grid, other_s=judged * _judge_seconds(subject, data))
     def run(self, subject, data: AnalysisData) -> Finding:
         if subject.discriminator is None:
             return Finding.skip(self.name, "this subject has no discriminator: realism is measured by its logit",

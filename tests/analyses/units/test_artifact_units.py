@@ -356,3 +356,30 @@ def test_cli_repair_picks_the_blob_and_writes_a_marked_grid(tmp_path, capsys, mo
     lines = printed.out.strip().splitlines()
     assert f"repair: k = 1 of 1..3 (feat units {BLOB_UNIT};" in printed.out and len(lines) == 4
     assert "d_logit +" in lines[-1] and "d_style_log_odds" in lines[-1] and "d_lum_corr" in lines[-1]
+
+
+def test_the_report_section_shows_the_curve_the_chosen_k_and_the_grid(tmp_path):
+    import plotly.graph_objects as go
+
+    from interp_gan.findings import Finding
+    from interp_gan.reporting import ReportContext, get_section, write_report
+    from interp_gan.reporting.sections import ImageGrid, Table
+
+    subject, data = _styled_toy()
+    f = build_analysis("artifact_units", layer="feat", k=1, k_max=3, n_random=5, n_boot=50, n_show=2
+                       ).run(subject, data)
+    f = Finding.load(f.save(tmp_path / "f"))                                   # what a saved report re-renders
+    sec = get_section("artifact_units")(f, ReportContext(style_names=subject.style_names))
+    assert sec.claims and sec.claims[0].survives and sec.claims[0].verdict == "repair qualifies"
+    assert f"Removing 1 unit(s) of feat ({BLOB_UNIT})" in sec.claims[0].text
+    fig = next(b for b in sec.blocks if isinstance(b, go.Figure))
+    assert len(fig.layout.annotations) == 5                                    # one panel per measure
+    assert any(s.x0 == 1 and s.line.dash == "dash" for s in fig.layout.shapes)    # the chosen k
+    grid = next(b for b in sec.blocks if isinstance(b, ImageGrid))
+    assert grid.images.shape == (8, 20, 20, 3) and grid.row_labels == ["blue", "red"] and grid.ncols == 4
+    ranking = next(b for b in sec.blocks if isinstance(b, Table))
+    assert int(ranking.df["unit"].iloc[0]) == BLOB_UNIT
+    out = write_report(tmp_path / "r", {"artifact_units": f}, ReportContext(style_names=subject.style_names),
+                       static_figures=False, paper=False)
+    page = (out / "index.html").read_text()
+    assert "Artifact units and repair" in page and "repair qualifies" in page
