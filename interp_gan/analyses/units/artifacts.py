@@ -68,7 +68,7 @@ from interp_gan.findings import Finding
 from interp_gan.harvest.hooks import Trace, ablate, default_unit_layer, get_module
 
 __all__ = ["ArtifactUnits", "kid", "realism_logit", "classifier_features", "unit_scores", "repair_edit", "plan_repair",
-           "RepairPlan", "choose_k", "before_after", "grid_image", "CHOICE_RULE", "MEASURE_NAMES"]
+           "RepairPlan", "choose_k", "before_after", "grid_image", "CHOICE_RULE"]
 
 
 # --- measures ------------------------------------------------------------------------------------
@@ -217,13 +217,6 @@ def repair_edit(subject, data: AnalysisData, layer: str | None = None, k: int = 
 
 # --- the trade-off curve and repair's choice of k --------------------------------------------------
 REALISM, STYLE, CONTENT = "d_logit", "d_style_log_odds", "d_lum_corr"
-MEASURE_NAMES = {
-    "d_logit": "realism: D's logit (+ = more real)",
-    "d_kid": "realism: KID to real style images (- = closer)",
-    "d_style_log_odds": "style: classifier log-odds of the target style",
-    "d_style_acc": "style: classifier accuracy on the target style (no CI)",
-    "d_lum_corr": "content: luminance-layout correlation with the input",
-}
 CHOICE_RULE = ("k = the one of 1..k_max with the largest d_logit effect among those whose d_logit CI lies above 0 "
                "(a realism gain) and whose d_style_log_odds CI reaches 0 or above (no style cost beyond the CI); "
                "ties to the smaller k; none: k = 0, no repair")
