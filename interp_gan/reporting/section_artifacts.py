@@ -133,8 +133,10 @@ def claim(f) -> Claim | None:
                      verdict="no k qualifies", survives=False, rule=rule)
     row = t[(t["k"] == k) & (t["measure"] == "d_logit")].iloc[0]
     st = t[(t["k"] == k) & (t["measure"] == "d_style_log_odds")]
-    style = (f"; target-style log-odds {sig(st['effect'].iloc[0])} {fmt_ci(st['ci_low'].iloc[0], st['ci_high'].iloc[0])}"
-             if len(st) else "")
+    style = ""
+    if len(st):
+        s0 = st.iloc[0]
+        style = f"; target-style log-odds {sig(s0['effect'])} {fmt_ci(s0['ci_low'], s0['ci_high'])}"
     text = (f"Removing {k} unit(s) of {layer} ({str(c['units']).replace(';', ', ')}) makes D find held-out images "
             f"more real without a style cost beyond its interval")
     return Claim(text, effect=f"D logit {sig(row['effect'])}", ci=fmt_ci(row["ci_low"], row["ci_high"]),
