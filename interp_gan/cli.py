@@ -264,13 +264,23 @@ def _style_edits(a: argparse.Namespace) -> list:
 
 
 def _cmd_repair(a: argparse.Namespace) -> int:
-    from interp_gan.analyses.units.artifacts import repair_edit
-    from interp_gan.checkpoint import read_metadata
+    from interp_gan.analyses.units.artifacts import before_after, grid_image, plan_repair
     from interp_gan.config import PipelineConfig
-    from interp_gan.edits import describe_edits
     from interp_gan.pipeline import analysis_data
+    from interp_gan.provenance_mark import save_marked_image
     from interp_gan.subject.loading import load_subject
+    from interp_gan.util import sha256_file, to_uint8
 
+    out = Path(a.out)
+    grid_path = out.with_name(out.stem + ".before_after.png")
+    for p in (out, grid_path):
+        if p.exists():
+            raise FileExistsError(f"{p} exists; choose another --out (files are never overwritten)")
+    k = str(a.k).strip().lower()
+    if k != "auto" and not k.lstrip("-").isdigit():
+        raise ValueError(f"--k expects a whole number (the largest k to try) or 'auto'; got {a.k!r}")
+    if a.n_boot < 1 or a.n_show < 1:
+        raise ValueError(f"--n-boot and --n-show must be >= 1; got {a.n_boot} and {a.n_show}")
     subject = load_subject(a.checkpoint, device=a.device or "auto")
     cfg = PipelineConfig(n_images=a.n_images, image_size=a.image_size, seed=a.seed)
     data = analysis_data(subject, cfg, source=a.data or "embedded")
@@ -278,10 +288,20 @@ def _cmd_repair(a: argparse.Namespace) -> int:
     from dataclasses import replace
     data = replace(data, content=data.content.to(dev), style_ids=data.style_ids.to(dev),
                    z=None if data.z is None else data.z.to(dev))
-    edit = repair_edit(subject, data, layer=a.layer, k=a.k, seed=a.seed)
-    out = edit.save(a.out, source=a.checkpoint)
+    k_max = None if k == "auto" else int(k)
+    plan = plan_repair(subject, data, layer=a.layer, k_max=k_max, n_boot=a.n_boot, seed=a.seed)
+    if not plan.k:
+        print(plan.summary())
+        return 1
+    plan.edit().save(out, source=a.checkpoint)
+    before, after = before_after(subject, data, plan.layer, plan.units, n_show=a.n_show, seed=a.seed)
+    S, n = before.shape[:2]
+    grid = grid_image(to_uint8(before.flatten(0, 1)).reshape(S, n, *before.shape[-2:], 3),
+                      to_uint8(after.flatten(0, 1)).reshape(S, n, *after.shape[-2:], 3))
+    save_marked_image(grid, grid_path, sha256_file(out), format="PNG", sha256_of="checkpoint file (the repaired one)")
     print(out)
-    print(describe_edits(read_metadata(out)))
+    print(f"{grid_path}  (rows: {', '.join(subject.style_names)}; left: before, right: after)")
+    print(plan.summary())
     return 0
 
 
@@ -375,10 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_style_edit_args(e)
     e.set_defaults(fn=_cmd_edit)
 
-    rp = sub.add_parser("repair", help="ablate the k units whose ablation most raises the discriminator's realism "
-                                       "logit (artifact units, docs/edits.md) and write the edited checkpoint")
+    rp = sub.add_parser("repair", help="ablate the top k artifact units (those whose ablation most raises the "
+                                       "discriminator's realism logit), k chosen on held-out images so style is not "
+                                       "lost beyond its CI; writes the edited checkpoint and a before / after grid "
+                                       "(docs/edits.md)")
     rp.add_argument("checkpoint", help="an interp_gan .safetensors checkpoint with a discriminator")
-    rp.add_argument("--k", type=int, default=1, help="how many units to ablate (default 1)")
+    rp.add_argument("--k", default="auto", metavar="N|auto",
+                    help="the largest k to try (default auto: up to 8); the k chosen is the one with the largest "
+                         "realism gain whose style cost stays within its CI (docs/edits.md)")
+    rp.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the CIs (default 200)")
+    rp.add_argument("--n-show", type=int, default=4, help="content images per style in the before / after grid")
     rp.add_argument("--layer", help="the layer (default: the last style block / the middle conv)")
     rp.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
     rp.add_argument("--n-images", type=int, default=64)

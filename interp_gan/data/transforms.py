@@ -3,6 +3,7 @@
     x = to_tensor([resize_square(img, 80) for img in imgs])     # [N, 3, 80, 80] in [-1, 1]
     batch = random_crops(x, 64, n=8, generator=torch.Generator().manual_seed(0))
     val = centre_crop(x, 64)
+    r = lum_corr(generated, content)                            # [N]: does the light/dark layout survive
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["resize_square", "to_tensor", "random_crops", "centre_crop"]
+__all__ = ["resize_square", "to_tensor", "random_crops", "centre_crop", "luminance", "lum_corr"]
 
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
@@ -69,3 +70,18 @@ def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     H, W = images.shape[2:]
     top, left = (H - size) // 2, (W - size) // 2
     return images[:, :, top:top + size, left:left + size]
+
+
+def luminance(image: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """[N,3,H,W] -> [N,1,size,size]: area-averaged luminance (the coarse layout of a picture)."""
+    y = 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
+    return torch.nn.functional.adaptive_avg_pool2d(y, size)
+
+
+def lum_corr(generated: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Per-image Pearson correlation of 16x16 luminance [N]: the content measure of training's
+    evaluation (``training/evaluation.py``) and of the artifact units' trade-off curve."""
+    a = luminance(generated).flatten(1).double()
+    b = luminance(content).flatten(1).double()
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)

@@ -25,7 +25,7 @@ import torch
 from skimage.metrics import structural_similarity
 from torch import Tensor
 
-from interp_gan.training.losses import luminance
+from interp_gan.data.transforms import lum_corr, luminance
 from interp_gan.training.sampling import centre_crop_batch, crop_batch, per_style_index, sample_style_indices
 
 __all__ = ["evaluate", "frechet_distance", "pooled_features", "lum_corr", "ssim"]
@@ -46,14 +46,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 def pooled_features(feature_net, images: Tensor) -> np.ndarray:
     """[N,3,H,W] -> [N, sum C_l]: spatial mean of every stage of the feature net."""
     return torch.cat([f.mean(dim=(2, 3)) for f in feature_net(images)], 1).double().cpu().numpy()
-
-
-def lum_corr(generated: Tensor, content: Tensor) -> Tensor:
-    """Per-image Pearson correlation of 16x16 luminance [N]."""
-    a = luminance(generated).flatten(1).double()
-    b = luminance(content).flatten(1).double()
-    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
 def ssim(generated: Tensor, content: Tensor) -> Tensor:

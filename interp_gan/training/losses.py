@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from interp_gan.data.transforms import luminance  # noqa: F401 - here since training began; defined once there
 from interp_gan.models.features import RandomFeatureNet, high_pass
 
 __all__ = ["adversarial_d", "adversarial_g", "style_classification", "r1_penalty", "StyleTargets",
@@ -120,12 +121,6 @@ def style_loss(f: RandomFeatureNet, fake: Tensor, style_ids: Tensor, targets: St
     full = _gram_to_target(f, fake, style_ids, list(targets.full)).mean()
     hp = _gram_to_target(f, high_pass(fake), style_ids, list(targets.hp)).mean()
     return full, hp
-
-
-def luminance(image: Tensor, size: int = 16) -> Tensor:
-    """[N,3,H,W] -> [N,1,size,size]: area-averaged luminance (the coarse layout of a picture)."""
-    y = 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
-    return F.adaptive_avg_pool2d(y, size)
 
 
 def content_loss(f: RandomFeatureNet, fake: Tensor, content: Tensor, layer: int = 2) -> Tensor:

@@ -117,7 +117,7 @@ def test_kid_is_zero_for_same_distribution_and_positive_for_shifted():
     assert abs(kid(a, b)) < 0.05 and kid(a + 2, b) > 0.5
 
 
-def test_cli_repair_writes_the_edited_checkpoint(tmp_path, capsys):
+def test_cli_repair_without_a_classifier_refuses_in_one_line(tmp_path, capsys):
     from PIL import Image
 
     from interp_gan.checkpoint import read_metadata, save_checkpoint
@@ -137,13 +137,249 @@ def test_cli_repair_writes_the_edited_checkpoint(tmp_path, capsys):
     for i in range(6):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "repaired.safetensors"
+    # no independent classifier in this checkpoint: the style cost cannot be checked, so no repair
     rc = main(["repair", str(ckpt), "--layer", "blocks.1.conv2", "--k", "2", "--data", str(folder),
-               "--n-images", "6", "--image-size", "32", "--device", "cpu", "--out", str(out)])
+               "--n-images", "6", "--image-size", "32", "--device", "cpu", "--n-boot", "20", "--out", str(out)])
     printed = capsys.readouterr()
-    assert rc == 0, printed.err
-    edits = read_metadata(out)["edits"]
-    assert len(edits) == 1 and edits[0]["layer"] == "blocks.1.conv2" and len(edits[0]["units"]) == 2
-    assert "ablate blocks.1.conv2 units" in printed.out
+    assert rc == 1, printed.err
+    assert printed.out.strip() == ("repair: no k in 1..2 qualifies (no independent style classifier: the style cost "
+                                   "of an ablation cannot be checked); nothing written")
+    assert not out.exists()
     rc = main(["repair", str(ckpt), "--layer", "blocks.1.conv2", "--k", "99", "--data", str(folder),
                "--n-images", "6", "--image-size", "32", "--device", "cpu", "--out", str(tmp_path / "x.safetensors")])
     assert rc == 2 and "--k must be in 1..8" in capsys.readouterr().err
+    rc = main(["repair", str(ckpt), "--k", "two", "--out", str(tmp_path / "y.safetensors")])
+    assert rc == 2 and "--k expects a whole number" in capsys.readouterr().err
+
+
+# --- the trade-off curve and repair's choice of k --------------------------------------------------
+STYLE_UNIT = 4
+
+
+class StyledBlobFeat(BlobFeat):
+    """BlobFeat whose unit STYLE_UNIT also carries the target style: +0.8 for style 1, -0.8 for 0."""
+
+    style = None
+
+    def forward(self, x):
+        h = super().forward(x)
+        h[:, STYLE_UNIT] = h[:, STYLE_UNIT] + 0.8 * (2 * self.style.float() - 1).view(-1, 1, 1)
+        return h
+
+
+class StyledBlobGenerator(BlobGenerator):
+    """Two styles: unit STYLE_UNIT moves red up and blue down (style 1) or the reverse (style 0);
+    unit BLOB_UNIT paints the blob, as in BlobGenerator; half the content passes straight through
+    (so the output keeps the content's light / dark layout where there is no blob)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        w, b = self.feat.weight.data.clone(), self.feat.bias.data.clone()
+        self.feat = StyledBlobFeat(3, 6, 1)
+        with torch.no_grad():
+            self.feat.weight.copy_(w)
+            self.feat.bias.copy_(b)
+            self.feat.weight[STYLE_UNIT] = 0
+            self.out.weight[:, STYLE_UNIT] = torch.tensor([1.0, 0.0, -1.0]).view(3, 1, 1)
+
+    def forward(self, x, style_ids):
+        self.feat.style = style_ids
+        return torch.tanh(self.out(self.feat(x)) + 0.5 * x)
+
+
+class RedBlueClassifier(nn.Module):
+    """Style 1 = red above blue: logit_1 - logit_0 = 5 (mean R - mean B) over the bottom-right
+    quarter, away from the blob; features: those means and the channel maxima over the whole image
+    (the blob shows in the maxima, so KID sees it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(6, 2)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.zero_()
+            self.head.weight[0, 0], self.head.weight[0, 2] = -2.5, 2.5
+            self.head.weight[1, 0], self.head.weight[1, 2] = 2.5, -2.5
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        return self.head(torch.cat([x[:, :, h // 2:, w // 2:].mean(dim=(2, 3)), x.amax(dim=(2, 3))], 1))
+
+
+def _styled_subject(G=None):
+    G = G or StyledBlobGenerator()
+    return Subject(generator=G, style_names=["blue", "red"], _generate=lambda c, s, z=None: G(c, s),
+                   discriminator=BrightD(), classifier=RedBlueClassifier()).eval()
+
+
+def _styled_toy(n=32, size=20):
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(n, 3, size, size, generator=g) - 0.5
+    real = torch.rand(24, 3, size, size, generator=g) - 0.5
+    data = AnalysisData(content=content, style_ids=torch.arange(n) % 2, style_images=real,
+                        style_labels=torch.arange(24) % 2, fingerprint="styled-blob", batch_size=8)
+    return _styled_subject(), data
+
+
+def test_tradeoff_curve_puts_the_blob_first_and_repair_stops_before_the_style_unit():
+    subject, data = _styled_toy()
+    f = build_analysis("artifact_units", layer="feat", k=1, k_max=3, n_random=5, n_boot=100, n_show=2
+                       ).run(subject, data)
+    t = f.tables["artifact_tradeoff"]
+    assert list(t.columns[:8]) == ["layer", "k", "units", "measure", "effect", "ci_low", "ci_high", "n"]
+    assert set(t["measure"]) == {"d_logit", "d_kid", "d_style_log_odds", "d_style_acc", "d_lum_corr"}
+    assert sorted(t["k"].unique()) == [1, 2, 3] and (t["n"] == 16).all()      # measured on the held-out half
+    one = t[t["k"] == 1].set_index("measure")
+    assert one.loc["d_logit", "units"] == str(BLOB_UNIT)
+    assert one.loc["d_logit", "ci_low"] > 0                                   # realism improves, CI excludes 0
+    assert one.loc["d_style_log_odds", "ci_low"] <= 0 <= one.loc["d_style_log_odds", "ci_high"]
+    assert one.loc["d_kid", "effect"] < 0
+    # the style unit is next in D's ranking (its red / blue is bright too), but removing it costs style
+    two = t[t["k"] == 2].set_index("measure")
+    assert two.loc["d_logit", "units"] == f"{BLOB_UNIT};{STYLE_UNIT}"
+    assert two.loc["d_style_log_odds", "ci_high"] < 0 and two.loc["d_style_acc", "effect"] < 0
+    choice = f.tables["artifact_choice"].iloc[0]
+    assert choice["k"] == 1 and choice["units"] == str(BLOB_UNIT)
+    before, after = f.arrays["repair_before"], f.arrays["repair_after"]
+    assert before.shape == after.shape == (2, 2, 20, 20, 3) and before.dtype == np.uint8
+    assert before[:, :, 3:10, 3:10].mean() > after[:, :, 3:10, 3:10].mean() + 50   # the blob is gone in the grid
+
+
+def test_repair_refuses_when_every_ablation_costs_style():
+    class AllStyleFeat(nn.Conv2d):
+        """Four units, each carrying the target style (+1 / -1) and nothing else."""
+        style = None
+
+        def forward(self, x):
+            return super().forward(x) + (2 * self.style.float() - 1).view(-1, 1, 1, 1)
+
+    class AllStyle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.feat = AllStyleFeat(3, 4, 1)
+            self.out = nn.Conv2d(4, 3, 1, bias=False)
+            with torch.no_grad():
+                self.feat.weight.zero_()
+                self.feat.bias.zero_()
+                self.out.weight.zero_()
+                self.out.weight[0], self.out.weight[2] = 0.4, -0.4      # red minus blue = the style
+
+        def forward(self, x, style_ids):
+            self.feat.style = style_ids
+            return torch.tanh(self.out(self.feat(x)) + 0.5 * x)
+
+    class CalmD(nn.Module):
+        """Saturated colour (red far from blue) is unreal."""
+
+        def adv_logit(self, images, style_ids):
+            return -(images[:, 0] - images[:, 2]).abs().mean(dim=(1, 2)) * 10
+
+    from interp_gan.analyses.units.artifacts import plan_repair
+    G = AllStyle()
+    subject = Subject(generator=G, style_names=["blue", "red"], _generate=lambda c, s, z=None: G(c, s),
+                      discriminator=CalmD(), classifier=RedBlueClassifier()).eval()
+    _, data = _styled_toy()
+    plan = plan_repair(subject, data, layer="feat", k_max=4, n_boot=100)
+    t = plan.tradeoff.set_index(["measure", "k"])
+    assert all(t.loc[("d_logit", k), "ci_low"] > 0 for k in range(1, 5))       # every ablation looks more real
+    assert all(t.loc[("d_style_log_odds", k), "ci_high"] < 0 for k in range(1, 5))   # and costs style
+    assert plan.k == 0 and plan.units == [] and plan.edit() is None
+    assert "\n" not in plan.summary() and "no k in 1..4 qualifies" in plan.summary()
+    assert "lowers the target style's log-odds" in plan.summary()
+
+
+def test_choose_k_rule():
+    import pandas as pd
+
+    from interp_gan.analyses.units.artifacts import choose_k
+
+    def table(realism, style):
+        rows = []
+        for k, ((e, lo), (slo, shi)) in enumerate(zip(realism, style), 1):
+            rows += [dict(k=k, measure="d_logit", effect=e, ci_low=lo, ci_high=e + 1),
+                     dict(k=k, measure="d_style_log_odds", effect=0.0, ci_low=slo, ci_high=shi)]
+        return pd.DataFrame(rows)
+
+    # k=3 has the largest gain but costs style; k=2 beats k=1; k=4's gain CI reaches 0
+    t = table([(1.0, 0.2), (2.0, 0.5), (3.0, 1.0), (5.0, -0.1)], [(-1, 1), (-0.5, 0.0), (-2, -0.1), (-1, 1)])
+    assert choose_k(t)[0] == 2
+    assert choose_k(table([(1.0, 0.5), (1.0, 0.5)], [(-1, 1), (-1, 1)]))[0] == 1    # ties: the smaller k
+    k, why = choose_k(table([(1.0, -0.1)], [(-1, 1)]))
+    assert k == 0 and "raises D's realism logit beyond its CI" in why
+    k, why = choose_k(t[t["measure"] == "d_logit"])
+    assert k == 0 and "no independent style classifier" in why
+
+
+def _toy_checkpoint(path, G, style_names):
+    """A .safetensors file with G's weights under the G. prefix and minimal interp_gan metadata."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from interp_gan.checkpoint import FORMAT, FORMAT_VERSION, META_KEY
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "style_names": style_names, "model": {"name": "toy"}}
+    save_file({f"G.{k}": v.contiguous() for k, v in G.state_dict().items()}, str(path),
+              metadata={META_KEY: json.dumps(meta)})
+    return path
+
+
+def test_cli_repair_picks_the_blob_and_writes_a_marked_grid(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from interp_gan.checkpoint import read_metadata
+    from interp_gan.cli import main
+    from interp_gan.provenance_mark import read_mark
+    from interp_gan.subject import loading
+    from interp_gan.util import sha256_file
+
+    torch.manual_seed(0)
+    G = StyledBlobGenerator().eval()
+    ckpt = _toy_checkpoint(tmp_path / "toy.safetensors", G, ["blue", "red"])
+    monkeypatch.setattr(loading, "load_subject", lambda *a, **kw: _styled_subject(G))   # the toy is not a StyleNet
+    folder = tmp_path / "content"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(32):
+        Image.fromarray(rng.integers(64, 192, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "repaired.safetensors"
+    rc = main(["repair", str(ckpt), "--layer", "feat", "--k", "3", "--data", str(folder), "--n-images", "32",
+               "--image-size", "20", "--device", "cpu", "--n-boot", "100", "--n-show", "2", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    edits = read_metadata(out)["edits"]
+    assert edits[0]["layer"] == "feat" and edits[0]["units"] == [BLOB_UNIT] and edits[0]["applied"] == "weights"
+    grid = tmp_path / "repaired.before_after.png"
+    mark = read_mark(grid)
+    assert mark is not None and mark["model_sha256"] == sha256_file(out)
+    img = np.asarray(Image.open(grid))
+    assert img.shape[0] == 2 * 22 + 2                                           # one row per style
+    lines = printed.out.strip().splitlines()
+    assert f"repair: k = 1 of 1..3 (feat units {BLOB_UNIT};" in printed.out and len(lines) == 4
+    assert "d_logit +" in lines[-1] and "d_style_log_odds" in lines[-1] and "d_lum_corr" in lines[-1]
+
+
+def test_the_report_section_shows_the_curve_the_chosen_k_and_the_grid(tmp_path):
+    import plotly.graph_objects as go
+
+    from interp_gan.findings import Finding
+    from interp_gan.reporting import ReportContext, get_section, write_report
+    from interp_gan.reporting.sections import ImageGrid, Table
+
+    subject, data = _styled_toy()
+    f = build_analysis("artifact_units", layer="feat", k=1, k_max=3, n_random=5, n_boot=50, n_show=2
+                       ).run(subject, data)
+    f = Finding.load(f.save(tmp_path / "f"))                                   # what a saved report re-renders
+    sec = get_section("artifact_units")(f, ReportContext(style_names=subject.style_names))
+    assert sec.claims and sec.claims[0].survives and sec.claims[0].verdict == "repair qualifies"
+    assert f"Removing 1 unit(s) of feat ({BLOB_UNIT})" in sec.claims[0].text
+    fig = next(b for b in sec.blocks if isinstance(b, go.Figure))
+    assert len(fig.layout.annotations) == 5                                    # one panel per measure
+    assert any(s.x0 == 1 and s.line.dash == "dash" for s in fig.layout.shapes)    # the chosen k
+    grid = next(b for b in sec.blocks if isinstance(b, ImageGrid))
+    assert grid.images.shape == (8, 20, 20, 3) and grid.row_labels == ["blue", "red"] and grid.ncols == 4
+    ranking = next(b for b in sec.blocks if isinstance(b, Table))
+    assert int(ranking.df["unit"].iloc[0]) == BLOB_UNIT
+    out = write_report(tmp_path / "r", {"artifact_units": f}, ReportContext(style_names=subject.style_names),
+                       static_figures=False, paper=False)
+    page = (out / "index.html").read_text()
+    assert "Artifact units and repair" in page and "repair qualifies" in page
