@@ -25,11 +25,13 @@ TINY = ["n_images=16", "image_size=32", "batch_size=8", "device=cpu",
         "analyses.directions.n_samples=32", "analyses.directions.n_random=3", "analyses.directions.n_images=8",
         "analyses.directions.n_boot=20", "analyses.directions.n_perm=20", "analyses.directions.voynov_steps=10",
         "analyses.directions.voynov_restarts=1",
+        "analyses.style_interpolation.n_random=3", "analyses.style_interpolation.n_other=3",
+        "analyses.style_interpolation.n_boot=20", "analyses.style_interpolation.n_perm=20",
         "analyses.embedding.n_samples=16", "analyses.embedding.methods=['pca']",
         "analyses.attribution.n_images=2", "analyses.attribution.n_steps=4", "analyses.attribution.sanity_images=4",
         "analyses.attribution.label_images=8", "analyses.attribution.label_steps=10"]
 SKIPS = {"style_units": "one style", "ablation": "one style", "discriminator_dissection": "no discriminator",
-         "style_edits": "one style",
+         "style_edits": "one style", "style_interpolation": "no style code space",
          # one style: only directions name units, and agreement needs two methods' unit sets
          "agreement": "needs unit sets from at least two"}
 

@@ -230,7 +230,9 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     if m:
         order = np.argsort(pv)
         ranked = pv[order] * m / np.arange(1, m + 1)
-        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+        # p * m / rank carries rounding error (three p = 0.05 give q = 0.05000000000000001): rounded to
+        # 14 decimals so that a q exactly at a threshold compares as it should (q <= 0.05)
+        ranked = np.round(np.minimum.accumulate(ranked[::-1])[::-1], 14)
         out = np.empty(m)
         out[order] = np.minimum(ranked, 1.0)
         q[ok] = out

@@ -172,6 +172,11 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in [
        ["Zhu, Jun-Yan", "Park, Taesung", "Isola, Phillip", "Efros, Alexei A."],
        "Unpaired Image-to-Image Translation Using Cycle-Consistent Adversarial Networks",
        "IEEE International Conference on Computer Vision (ICCV)", 2017),
+    _r("dumoulin2017cin", "inproceedings", ["Dumoulin, Vincent", "Shlens, Jonathon", "Kudlur, Manjunath"],
+       "A Learned Representation for Artistic Style",
+       "International Conference on Learning Representations (ICLR)", 2017),
+    _r("efron1987bca", "article", ["Efron, Bradley"], "Better Bootstrap Confidence Intervals",
+       "Journal of the American Statistical Association", 1987, volume="82", number="397", pages="171--185"),
 ]}
 
 def register_reference(ref: Reference) -> Reference:

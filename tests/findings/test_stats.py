@@ -45,3 +45,9 @@ def test_wilson_and_newcombe_match_the_published_examples():
     assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
     assert newcombe_difference(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
     assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_bh_q_exactly_at_a_threshold_compares_as_equal():
+    # three p-values at a permutation floor of 1/20: q = 0.05 * 3 / 3 must not come out as 0.05000000000000001
+    from interp_gan.findings.stats import bh_qvalues
+    assert (bh_qvalues(np.array([0.05, 0.05, 0.05])) <= 0.05).all()

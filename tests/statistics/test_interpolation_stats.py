@@ -1,0 +1,32 @@
+"""Style interpolation's p_random is uniform under a planted null (the target's code is the source's
+plus an isotropic draw, so the walk is exchangeable with the random walks), and its
+verdict stays rare there; the effect's interval is ``directions``' BCa, whose coverage
+tests/statistics/test_bootstrap.py checks."""
+import numpy as np
+import pytest
+import torch
+
+from interp_gan.analyses.base import build_analysis
+from tests.analyses.directions.test_interpolation import D, S, _data, _subject
+
+
+@pytest.mark.slow
+def test_p_random_is_uniform_when_the_style_codes_are_random():
+    W = torch.randn(3, D, generator=torch.Generator().manual_seed(99))
+    data = _data(n=8)
+    ps, verdicts = [], []
+    for rep in range(300):
+        # the source's code is fixed and every other style's is the source's plus an isotropic draw:
+        # the walk d = c_b - c_a is then a random direction independent of c_a (the exact null)
+        codes = torch.randn(S, D, generator=torch.Generator().manual_seed(1000 + rep))
+        codes = torch.ones(1, D) * 0.3 + torch.cat([torch.zeros(1, D), codes[1:]])
+        f = build_analysis("style_interpolation", pairs=("s0->s1",), steps=(1.0,), n_random=19, n_images=8,
+                           n_boot=50, n_perm=50, seed=rep).run(_subject(codes, W), data)
+        r = f.tables["style_interpolation"].iloc[0]
+        ps.append(r.p_random)
+        verdicts.append(bool(r.beyond_random))
+    ps = np.array(ps)
+    # p_random takes values k/20; under exchangeability P(p <= k/20) = k/20 exactly
+    for level in (0.05, 0.25, 0.5):
+        assert abs((ps <= level + 1e-12).mean() - level) < 3.5 * np.sqrt(level * (1 - level) / len(ps))
+    assert np.mean(verdicts) <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / len(ps))
