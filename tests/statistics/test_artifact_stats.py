@@ -26,7 +26,9 @@ def _table(rng, seed, realism_shift=0.0, style_shift=0.0):
     for k in range(1, K_MAX + 1):
         for measure, v in (("d_logit", unit_logit[:k].sum(0)), ("d_style_log_odds", unit_style[:k].sum(0))):
             lo, hi, _ = bootstrap_t_mean_ci(v, 200, seed * 100 + k)
-            rows.append(dict(k=k, measure=measure, effect=v.mean(), ci_low=lo, ci_high=hi, n=N))
+            simul = bootstrap_t_mean_ci(v, 200, seed * 100 + k, level=1 - 0.05 / K_MAX)[0]
+            rows.append(dict(k=k, measure=measure, effect=v.mean(), ci_low=lo, ci_high=hi, n=N,
+                             ci_low_simul=simul if measure == "d_logit" else np.nan))
     return pd.DataFrame(rows)
 
 
@@ -37,7 +39,10 @@ def test_repair_is_rarely_proposed_when_no_unit_changes_realism():
     chosen = np.array([choose_k(_table(rng, i))[0] for i in range(reps)])
     rate = float(np.mean(chosen > 0))
     print("null repair rate", rate)
-    assert rate <= K_MAX * 0.025 + 0.03, rate
+    # the gate is a Bonferroni-simultaneous lower bound (K_MAX one-sided 2.5% / K_MAX errors); the tail
+    # quantiles of 200 studentized resamples are coarse, so 4.75% was measured, not 2.5% (per-k 95%
+    # intervals, the old gate: 10%)
+    assert rate <= 0.06, rate
 
 
 @pytest.mark.slow

@@ -217,8 +217,9 @@ def repair_edit(subject, data: AnalysisData, layer: str | None = None, k: int = 
 
 # --- the trade-off curve and repair's choice of k --------------------------------------------------
 REALISM, STYLE, CONTENT = "d_logit", "d_style_log_odds", "d_lum_corr"
-CHOICE_RULE = ("k = the one of 1..k_max with the largest d_logit effect among those whose d_logit CI lies above 0 "
-               "(a realism gain) and whose d_style_log_odds CI reaches 0 or above (no style cost beyond the CI); "
+CHOICE_RULE = ("k = the one of 1..k_max with the largest d_logit effect among those whose simultaneous d_logit CI "
+               "(level 1 - 0.05 / k_max, Bonferroni over the k_max sizes scanned) lies above 0 (a realism gain) "
+               "and whose d_style_log_odds CI reaches 0 or above (no style cost beyond the CI); "
                "ties to the smaller k; none: k = 0, no repair")
 
 
@@ -228,9 +229,14 @@ def _paired(measure: str, v: np.ndarray, n_boot: int, seed: int) -> dict:
 
 
 def _curve_rows(k: int, units: Sequence[int], m: dict, base: dict, real: np.ndarray | None, n_boot: int,
-                seed: int) -> list[dict]:
-    """The trade-off rows of one k: the ablated pass ``m`` against the unedited ``base`` (same images)."""
-    rows = [_paired(REALISM, m["logit"] - base["logit"], n_boot, seed)]
+                seed: int, k_max: int = 1) -> list[dict]:
+    """The trade-off rows of one k: the ablated pass ``m`` against the unedited ``base`` (same images).
+    The realism row also carries ``ci_low_simul``: its lower bound at level 1 - 0.05 / k_max, the
+    gate ``choose_k`` uses (k_max nested sets are scanned; one 95% interval each would propose a
+    repair under the null about twice as often as 5%)."""
+    v = m["logit"] - base["logit"]
+    rows = [dict(_paired(REALISM, v, n_boot, seed),
+                 ci_low_simul=bootstrap_t_mean_ci(v, n_boot, seed, level=1 - 0.05 / max(1, k_max))[0])]
     if real is not None and m["feat"] is not None:   # no interval: see the module docstring
         rows.append(dict(measure="d_kid", effect=kid(m["feat"], real) - kid(base["feat"], real), ci_low=np.nan,
                          ci_high=np.nan, n=len(m["feat"])))
@@ -252,9 +258,10 @@ def choose_k(tradeoff: pd.DataFrame) -> tuple[int, str]:
     if STYLE not in t.index.get_level_values(0):
         return 0, "no independent style classifier: the style cost of an ablation cannot be checked"
     ks = sorted(int(k) for k in tradeoff.loc[tradeoff["measure"] == REALISM, "k"])
-    ok = [k for k in ks if t.loc[(REALISM, k), "ci_low"] > 0 and t.loc[(STYLE, k), "ci_high"] >= 0]
+    gate = "ci_low_simul" if "ci_low_simul" in t.columns else "ci_low"
+    ok = [k for k in ks if t.loc[(REALISM, k), gate] > 0 and t.loc[(STYLE, k), "ci_high"] >= 0]
     if not ok:
-        gain = [k for k in ks if t.loc[(REALISM, k), "ci_low"] > 0]
+        gain = [k for k in ks if t.loc[(REALISM, k), gate] > 0]
         if not gain:
             return 0, f"no k in 1..{max(ks)} raises D's realism logit beyond its CI"
         return 0, (f"every k in 1..{max(ks)} that raises realism beyond its CI ({', '.join(map(str, gain))}) also "
@@ -333,7 +340,7 @@ def _plan(subject, data: AnalysisData, layer: str, k_max: int, n_boot: int, seed
     curve = []
     for k in range(1, k_max + 1):
         m = _pass(subject, data, z, test_sel, seed, layer, order[:k])
-        curve += _curve_rows(k, order[:k], m, tb, real, n_boot, seed + 1000 + 10 * k)
+        curve += _curve_rows(k, order[:k], m, tb, real, n_boot, seed + 1000 + 10 * k, k_max=k_max)
     tradeoff = pd.DataFrame(curve, columns=["k", "units", "measure", "effect", "ci_low", "ci_high", "n"])
     tradeoff.insert(0, "layer", layer)
     k, reason = choose_k(tradeoff)
