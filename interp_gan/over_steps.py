@@ -85,9 +85,11 @@ def _tracked_layers(subject, cfg: PipelineConfig) -> list[str]:
 
 
 def analyze_over_steps(run_dir: str | Path, cfg: PipelineConfig, out_dir: str | Path | None = None,
-                       data: str | None = None, device: str | None = None, top_k: int = 2) -> tuple[Path, list[str]]:
+                       data: str | None = None, device: str | None = None, top_k: int = 2,
+                       paper: bool = True) -> tuple[Path, list[str]]:
     """Analyse every kept step of ``run_dir`` with ``cfg`` and add the dynamics (module docstring).
-    Returns (report dir, failed analyses, each as ``step N: name``)."""
+    Returns (report dir, failed analyses, each as ``step N: name``). The step reports have no ``paper/``
+    (its figure exports cost more than a small step's analyses); the final report has one unless ``paper=False``."""
     from interp_gan.analyses.dynamics import StepRecord, build_dynamics, collect_step
     from interp_gan.guards import read_json
     from interp_gan.pipeline import _log, _to_device, analysis_data, analyze
@@ -106,7 +108,7 @@ def analyze_over_steps(run_dir: str | Path, cfg: PipelineConfig, out_dir: str | 
     for step, ckpt in [steps[-1], *steps[:-1]]:
         folder = out if step == final_step else step_folder(out, step)
         _log(f"over steps: step {step} ({ckpt.name}) -> {folder}")
-        _, bad = analyze(ckpt, cfg, out_dir=folder, data=data, device=device)
+        _, bad = analyze(ckpt, cfg, out_dir=folder, data=data, device=device, paper=False)
         failed += [f"step {step}: {b}" for b in bad]
         folders[step] = folder
 
@@ -133,7 +135,7 @@ def analyze_over_steps(run_dir: str | Path, cfg: PipelineConfig, out_dir: str | 
     findings = {**_load_findings(out), "dynamics": dyn}
     ctx = ReportContext(name=out.name, meta=manifest.get("meta", {}), findings=findings,
                         style_names=manifest.get("style_names", []))
-    write_report(out, findings, ctx)
+    write_report(out, findings, ctx, paper=paper)
     if not dyn.skipped:
         dyn.tables["dynamics"].to_csv(out / "dynamics.csv", index=False)
     _log(f"over steps: {out / 'dynamics.csv'} and the section 'Training dynamics' in {out / 'index.html'}")
