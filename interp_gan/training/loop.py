@@ -8,7 +8,8 @@ Writes into ``out_dir`` (refused if it already holds files, unless ``resume=True
 ``log_every`` steps, eval metrics every ``eval_every``), ``samples/step_XXXXXX.png`` (rows:
 content photos; columns: the photo, then each style; top row: a real image of each style),
 ``checkpoint.safetensors`` + ``trainer_state.pt`` every ``checkpoint_every`` steps and at the
-end. On CPU a seeded run repeats bit for bit, and N steps + resume + M steps equals N + M steps:
+end; with ``keep_every`` > 0 also ``steps/step_XXXXXX.safetensors`` (the same checkpoint, kept) at
+step 0, every ``keep_every`` steps and at the end (docs/dynamics.md). On CPU a seeded run repeats bit for bit, and N steps + resume + M steps equals N + M steps:
 every random draw comes from one ``torch.Generator`` whose state is saved, and the torch /
 numpy / python RNG states are saved too. On CUDA: bf16 autocast and channels_last.
 
