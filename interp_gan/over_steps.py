@@ -124,6 +124,7 @@ def analyze_over_steps(run_dir: str | Path, cfg: PipelineConfig, out_dir: str | 
         means, scores = collect_step(subject, adata, layers, seed=seed, classifiers=judges)
         records.append(StepRecord(step, _load_findings(folders[step]), means, scores))
     dyn = build_dynamics(records, top_k=top_k, metrics_rows=_read_metrics(run), n_styles=final.num_styles,
+                         groups=adata.style_ids.cpu().numpy(),
                          provenance={"checkpoint_sha256": final.meta.get("checkpoint_sha256", ""),
                                      "data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
                                      "seed": cfg.seed, "run": str(run),

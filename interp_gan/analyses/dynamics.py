@@ -32,10 +32,11 @@ What is measured at each step (``measure`` column):
   steps, ``method`` = metric); accuracies get a Wilson interval over the eval images.
 
 Unit tracking by activations: on the same fixed images, the spatially pooled activation of every
-unit at the final step is correlated (Pearson, over images) with every unit of the same layer at
-each step; the best (highest correlation) is the unit's match (a unit may move: channels of a
-layer are exchangeable during training, cf. Li et al., "Convergent learning", ICLR 2016, who match
-units across networks by the correlation of their activations).
+unit at the final step is correlated (Pearson, over images, within each target style: the style
+means removed, so a unit is not matched for the very style preference being followed) with every
+unit of the same layer at each step; the best (highest correlation) is the unit's match (a unit may
+move: channels of a layer are exchangeable during training, cf. Li et al., "Convergent learning",
+ICLR 2016, who match units across networks by the correlation of their activations).
 
 Emergence of a style unit (``dynamics_emergence``), chance = AUROC 0.5, on the side of the final
 step (``ci_low > 0.5`` for a unit high for its style, ``ci_high < 0.5`` for one low for it):
@@ -112,13 +113,28 @@ def collect_step(subject, data: AnalysisData, layers: Sequence[str], seed: int =
     return means, {k: (c, len(data)) for k, c in correct.items()}
 
 
-def match_units(final: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _centre(x: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """x minus its column means, within each group when ``groups`` [N] is given."""
+    if groups is None:
+        return x - x.mean(0)
+    out = np.empty_like(x)
+    for g in np.unique(groups):
+        m = groups == g
+        out[m] = x[m] - x[m].mean(0)
+    return out
+
+
+def match_units(final: np.ndarray, other: np.ndarray, groups: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each unit (column) of ``final`` [N, U]: the column of ``other`` [N, V] whose values correlate
     best with it over the N images (Pearson), that correlation, and the correlation with the column
-    of the same index (NaN where it has none). Constant columns correlate with nothing (NaN, no match = -1)."""
+    of the same index (NaN where it has none). Constant columns correlate with nothing (NaN, no match = -1).
+    ``groups`` [N] (each image's target style): correlate within groups (each group's means removed),
+    so a match rests on how the units follow the content, not on the style preference being tracked."""
     a = np.asarray(final, dtype=np.float64)
     b = np.asarray(other, dtype=np.float64)
-    za, zb = a - a.mean(0), b - b.mean(0)
+    g = None if groups is None else np.asarray(groups)
+    za, zb = _centre(a, g), _centre(b, g)
     na, nb = np.linalg.norm(za, axis=0), np.linalg.norm(zb, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         c = (za.T @ zb) / np.outer(na, nb)                             # [U, V]
@@ -218,9 +234,11 @@ def _rows_train_eval(metrics_rows: Sequence[dict], n_styles: int) -> list[dict]:
 
 
 def build_dynamics(records: Sequence[StepRecord], *, top_k: int = 2, metrics_rows: Sequence[dict] = (),
-                   n_styles: int | None = None, provenance: dict | None = None) -> Finding:
+                   n_styles: int | None = None, groups: np.ndarray | None = None,
+                   provenance: dict | None = None) -> Finding:
     """The ``dynamics`` Finding from the kept steps (any order; the last step is the reference for
-    unit tracking and for which style units are followed). See the module docstring."""
+    unit tracking and for which style units are followed). ``groups``: each image's target style, for
+    matching units within styles (``match_units``). See the module docstring."""
     params = {"top_k": top_k, "steps": sorted(int(r.step) for r in records)}
     recs = sorted(records, key=lambda r: r.step)
     if len(recs) < 2:
@@ -230,6 +248,9 @@ def build_dynamics(records: Sequence[StepRecord], *, top_k: int = 2, metrics_row
     steps = [r.step for r in recs]
     notes: list[str] = [f"{len(recs)} kept steps: {', '.join(map(str, steps))}; the last ({final.step}) is the "
                         f"reference for unit tracking"]
+    if groups is not None:
+        notes.append("units matched by the correlation of their pooled activations within each target style "
+                     "(style means removed)")
     su_final = final.findings.get("style_units")
     if n_styles is None:
         n_styles = int(su_final.tables["style_units"]["style"].nunique()
@@ -255,7 +276,7 @@ def build_dynamics(records: Sequence[StepRecord], *, top_k: int = 2, metrics_row
         for layer, x in final.means.items():
             if layer not in r.means:
                 continue
-            best, corr, ident = match_units(x, r.means[layer])
+            best, corr, ident = match_units(x, r.means[layer], groups)
             matched[r.step, layer] = (best, corr)
             match_rows += [dict(step=r.step, layer=layer, unit=u, matched_unit=int(best[u]), match_corr=corr[u],
                                 identity_corr=ident[u]) for u in range(len(best))]

@@ -83,7 +83,7 @@ def _records(steps=STEPS):
 
 
 def test_planted_emergence_and_a_moving_unit_tracked_by_match_not_identity():
-    f = build_dynamics(_records(), top_k=1)
+    f = build_dynamics(_records(), top_k=1, groups=_data().style_ids.numpy())
     em = f.tables["dynamics_emergence"].set_index(["layer", "unit", "style", "tracking"])
     a_id, a_match = em.loc[("mix", UNIT_A, "checker", "identity")], em.loc[("mix", UNIT_A, "checker", "match")]
     assert a_id["first_step"] == 200 and a_id["stable_step"] == 200     # exactly the planted step
@@ -134,6 +134,20 @@ def test_match_units_finds_a_permutation_and_ignores_constant_units():
     x[:, 2] = 1.0                                            # nor does a dead unit at the final step
     best, corr, _ = match_units(x, other)
     assert best[2] == -1 and np.isnan(corr[2])
+
+
+def test_matching_within_styles_ignores_a_shared_style_preference():
+    # final unit 0 = style offset + content feature c; at the earlier step unit 0 has the same content
+    # feature without the offset, unit 1 the same style offset with other content. Pooled over all
+    # images the style offset dominates (unit 1 wins); within styles the content decides (unit 0).
+    rng = np.random.default_rng(0)
+    y = np.arange(48) % 3
+    c, other_c = rng.normal(size=48), rng.normal(size=48)
+    final = (4.0 * (y == 0) + c)[:, None]
+    early = np.stack([c, 4.0 * (y == 0) + other_c], 1)
+    assert match_units(final, early)[0][0] == 1
+    best, corr, _ = match_units(final, early, groups=y)
+    assert best[0] == 0 and corr[0] == pytest.approx(1.0)
 
 
 def _dissection(labels: dict[str, int], n_units: int = 20) -> Finding:
