@@ -5,7 +5,8 @@
 Reads only the Finding's tables (``dynamics``, ``dynamics_emergence``, ``dynamics_matches``, written
 by ``analyses/dynamics.build_dynamics``); never runs a model. Curves against the training step with
 95% CI bands: labelled units per concept, the final step's top style units followed by identity
-and by activation match, the strongest direction of each method, the classifiers' accuracy; then
+and by activation match (one panel per style), each method's strongest direction at each step, the
+classifiers' accuracy; then
 the table of emergence steps.
 """
 from __future__ import annotations
@@ -54,41 +55,54 @@ HOW_TO_READ = (
     "each step.</p>")
 
 
-def _band(fig: go.Figure, x, lo, hi, colour: str, group: str) -> None:
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+def _band(fig: go.Figure, x, lo, hi, colour: str, group: str, **where) -> None:
     x, lo, hi = list(x), list(lo), list(hi)
-    fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=colour, opacity=0.15,
-                             line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=group))
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], mode="lines", fill="toself", fillcolor=_rgba(colour, 0.12),
+                             line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=group), **where)
 
 
 def curve_figure(df: pd.DataFrame, key: str, title: str, ytitle: str, chance: float | None = None,
-                 dash_by: str | None = None) -> go.Figure:
+                 dash_by: str | None = None, facet: str | None = None) -> go.Figure:
     """One line (with a CI band) per value of ``key`` against ``step``; ``dash_by``: a column whose
-    second value draws dashed lines."""
-    fig = go.Figure()
-    groups = list(dict.fromkeys(df[key]))
+    second value draws dashed lines; ``facet``: one panel per value of this column (shared y axis)."""
+    from plotly.subplots import make_subplots
+
+    panels = list(dict.fromkeys(df[facet])) if facet else [None]
+    fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=[str(p) for p in panels] if facet else None)
     dashes = list(dict.fromkeys(df[dash_by])) if dash_by else []
-    for i, g in enumerate(groups):
-        colour = _COLOURS[i % len(_COLOURS)]
-        sub = df[df[key] == g]
-        parts = [(d, sub[sub[dash_by] == d]) for d in dashes] if dash_by else [("", sub)]
-        for j, (d, s) in enumerate(parts):
-            s = s.sort_values("step")
-            if not len(s):
-                continue
-            name = f"{g} ({d})" if d else str(g)
-            if s["ci_low"].notna().any():
-                _band(fig, s["step"], s["ci_low"].fillna(s["value"]), s["ci_high"].fillna(s["value"]), colour, name)
-            custom = s["matched_unit"].astype("float").fillna(-1).to_numpy() if "matched_unit" in s else None
-            fig.add_trace(go.Scatter(x=s["step"], y=s["value"], mode="lines+markers", name=name, legendgroup=name,
-                                     line=dict(color=colour, dash="dash" if j else "solid"),
-                                     customdata=custom,
-                                     hovertemplate="step %{x}<br>%{y:.3g}" + (
-                                         "<br>unit %{customdata:.0f}" if custom is not None else "")
-                                     + "<extra>" + html.escape(name) + "</extra>"))
-    if chance is not None:
-        fig.add_hline(y=chance, line=dict(color="#888", dash="dot", width=1))
-    fig.update_layout(title=title, xaxis_title="training step", yaxis_title=ytitle, height=380,
-                      margin=dict(l=60, r=20, t=50, b=50), template="plotly_white", legend=dict(font=dict(size=11)))
+    for col, panel in enumerate(panels, start=1):
+        dp = df[df[facet] == panel] if facet else df
+        for i, g in enumerate(dict.fromkeys(dp[key])):
+            colour = _COLOURS[i % len(_COLOURS)]
+            sub = dp[dp[key] == g]
+            parts = [(d, sub[sub[dash_by] == d]) for d in dashes] if dash_by else [("", sub)]
+            for j, (d, s) in enumerate(parts):
+                s = s.sort_values("step")
+                if not len(s):
+                    continue
+                name = f"{g} ({d})" if d else str(g)
+                if s["ci_low"].notna().any():
+                    _band(fig, s["step"], s["ci_low"].fillna(s["value"]), s["ci_high"].fillna(s["value"]), colour,
+                          name, row=1, col=col)
+                custom = s["matched_unit"].astype("float").fillna(-1).to_numpy() if "matched_unit" in s else None
+                fig.add_trace(go.Scatter(x=s["step"], y=s["value"], mode="lines+markers", name=name,
+                                         legendgroup=name, line=dict(color=colour, dash="dash" if j else "solid"),
+                                         customdata=custom,
+                                         hovertemplate="step %{x}<br>%{y:.3g}" + (
+                                             "<br>unit %{customdata:.0f}" if custom is not None else "")
+                                         + "<extra>" + html.escape(name) + "</extra>"), row=1, col=col)
+        if chance is not None:
+            fig.add_hline(y=chance, line=dict(color="#888", dash="dot", width=1), row=1, col=col)
+        fig.update_xaxes(title_text="training step", row=1, col=col)
+    fig.update_yaxes(title_text=ytitle, row=1, col=1)
+    fig.update_layout(title=title, height=420, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white",
+                      legend=dict(font=dict(size=10), orientation="h", y=-0.25, x=0))
     return fig
 
 
@@ -110,16 +124,13 @@ def headline(emergence: pd.DataFrame) -> str:
 
 
 def _strongest_directions(d: pd.DataFrame) -> pd.DataFrame:
-    """Per method, the (direction index, style) with the largest effect at the last step, at every step."""
+    """Per step and method, the direction (and style) with the largest effect: directions are fitted
+    again at each step, so each step's own strongest one is followed (its index and style in the hover)."""
     if not len(d):
         return d
-    last = d[d["step"] == d["step"].max()]
-    keep = []
-    for m, s in last.groupby("method", sort=False):
-        r = s.loc[s["value"].abs().idxmax()]
-        keep.append(d[(d["method"] == m) & (d["unit"] == r["unit"]) & (d["style"] == r["style"])]
-                    .assign(series=f"{m} #{int(r['unit'])} → {r['style']}"))
-    return pd.concat(keep, ignore_index=True) if keep else d.iloc[:0]
+    d = d.dropna(subset=["value"])
+    best = d.loc[d.groupby(["step", "method"], sort=False)["value"].idxmax()]
+    return best.assign(series=best["method"])
 
 
 @register_section("dynamics")
@@ -133,10 +144,10 @@ def dynamics_section(finding, ctx: ReportContext) -> Section:
 
     sel = df[df["measure"] == "style_selectivity"].copy()
     if len(sel):
-        sel["series"] = sel["layer"] + ":" + sel["unit"].astype(str) + " → " + sel["style"]
+        sel["series"] = sel["layer"] + ":" + sel["unit"].astype(str)
         figures["dynamics_selectivity"] = curve_figure(
-            sel, "series", "Selectivity of the final step's top style units (solid: identity, dashed: match)",
-            "AUROC", chance=0.5, dash_by="tracking")
+            sel, "series", "Selectivity of the final step's top style units, one panel per style "
+            "(solid: identity, dashed: match)", "AUROC", chance=0.5, dash_by="tracking", facet="style")
     lab = df[df["measure"] == "labelled_units"]
     if len(lab):
         figures["dynamics_labelled"] = curve_figure(lab, "concept", "Dissection: labelled units per concept",
@@ -144,8 +155,8 @@ def dynamics_section(finding, ctx: ReportContext) -> Section:
     dirs = _strongest_directions(df[df["measure"] == "direction_effect"])
     if len(dirs):
         figures["dynamics_directions"] = curve_figure(
-            dirs, "series", "Directions: each method's strongest direction at the last step", "effect (log-odds)",
-            chance=0.0)
+            dirs, "series", "Directions: each method's strongest direction at each step (fitted at that step)",
+            "effect (log-odds)", chance=0.0)
     clf = df[df["measure"] == "classifier_accuracy"]
     if len(clf):
         n_styles = int(finding.params.get("n_styles") or len(ctx.style_names))
