@@ -99,10 +99,12 @@ def curve_figure(df: pd.DataFrame, key: str, title: str, ytitle: str, chance: fl
                                          + "<extra>" + html.escape(name) + "</extra>"), row=1, col=col)
         if chance is not None:
             fig.add_hline(y=chance, line=dict(color="#888", dash="dot", width=1), row=1, col=col)
-        fig.update_xaxes(title_text="training step", row=1, col=col)
     fig.update_yaxes(title_text=ytitle, row=1, col=1)
-    fig.update_layout(title=title, height=420, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white",
-                      legend=dict(font=dict(size=10), orientation="h", y=-0.25, x=0))
+    n_legend = sum(1 for t in fig.data if t.showlegend is not False)
+    rows = -(-n_legend // 3)                       # a horizontal legend below: about 3 entries a row
+    fig.update_layout(title=title + " — x: training step", height=340 + 24 * rows,
+                      margin=dict(l=60, r=20, t=70, b=20 + 24 * rows), template="plotly_white",
+                      legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.08, x=0))
     return fig
 
 
