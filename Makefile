@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast install clean-venv
+.PHONY: demo demo-dynamics test test-fast install clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/interp-gan demo
+
+# not part of `make demo`: the demo recipe with step snapshots every 300 steps (0, 300, ..., 1200),
+# then the small dynamics pipeline on each (docs/dynamics.md); resumes an unfinished run
+demo-dynamics: $(STAMP)
+	$(BIN)/interp-gan train training/demo.toml --set train.keep_every=300 --out runs/demo-dynamics \
+		$$(test -f runs/demo-dynamics/trainer_state.pt && echo --resume)
+	$(BIN)/interp-gan analyze runs/demo-dynamics --over-steps --pipeline analyses/dynamics.toml \
+		--out reports/demo-dynamics
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from interp_gan.models import (FeatureNetUnavailable, StyleClassifier, StyleDisc
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "read_metadata",
            "LoadedCheckpoint", "save_trainer_state", "load_trainer_state",
-           "build_generator", "build_discriminator", "file_sha256"]
+           "build_generator", "build_discriminator", "file_sha256", "SNAPSHOT_DIR", "snapshot_path",
+           "list_snapshots"]
 
 FORMAT = "interp_gan"
 FORMAT_VERSION = 1
@@ -216,6 +218,25 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
             m.to(device)
     return LoadedCheckpoint(generator=G, discriminator=D, classifiers=classifiers, feature_net=feature_net,
                             meta=meta, sha256=file_sha256(path), style_names=names, path=path)
+
+
+# --- step snapshots (train.keep_every, docs/dynamics.md) -------------------------------------------
+SNAPSHOT_DIR = "steps"
+_SNAPSHOT = re.compile(r"step_(\d+)\.safetensors")
+
+
+def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    """Where ``train.keep_every`` keeps the snapshot of ``step``: ``<run>/steps/step_000300.safetensors``
+    (a checkpoint in this module's format: G_ema, D, the classifiers, the metadata with its step)."""
+    return Path(run_dir) / SNAPSHOT_DIR / f"step_{int(step):06d}.safetensors"
+
+
+def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every snapshot in ``<run>/steps/``, by step (the file name says the step)."""
+    d = Path(run_dir) / SNAPSHOT_DIR
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _SNAPSHOT.fullmatch(p.name)) and p.is_file()] \
+        if d.is_dir() else []
+    return sorted(found)
 
 
 # --- trainer state (resume) -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
     interp-gan train training/demo.toml --set train.steps=200 --out runs/mine [--dry-run]
     interp-gan analyze runs/mine/checkpoint.safetensors --pipeline analyses/dissection.toml
     interp-gan analyze --model my_models.py:make_generator --pipeline analyses/dissection.toml
+    interp-gan analyze runs/mine --over-steps   # every step kept by train.keep_every (docs/dynamics.md)
     interp-gan report reports/mine            # re-render index.html from saved findings
     interp-gan report --compare reports/a reports/b   # the two runs' claims side by side
     interp-gan inspect runs/mine/checkpoint.safetensors
@@ -76,7 +77,9 @@ def _cmd_analyze(a: argparse.Namespace) -> int:
 
     if bool(a.checkpoint) == bool(a.model):
         raise ValueError("give a CHECKPOINT or --model file.py:factory (exactly one)")
-    cfg = load_pipeline(_find(a.pipeline), a.set)
+    if a.over_steps:
+        return _analyze_over_steps(a)
+    cfg = load_pipeline(_find(a.pipeline or "analyses/dissection.toml"), a.set)
     init_from_env(a.device or cfg.device)   # under torchrun: a process group (one process: nothing)
     try:
         main_rank = is_main()
@@ -91,6 +94,20 @@ def _cmd_analyze(a: argparse.Namespace) -> int:
         _say_failures(failed, Path(a.out or f"reports/{cfg.name}"))
         return 1
     return 0
+
+
+def _analyze_over_steps(a: argparse.Namespace) -> int:
+    """``analyze runs/NAME --over-steps``: the pipeline on every kept step, plus the dynamics (docs/dynamics.md)."""
+    from interp_gan.config import load_pipeline
+    from interp_gan.over_steps import analyze_over_steps
+
+    if a.model:
+        raise ValueError("--over-steps follows a training run: give its run directory (runs/NAME), not --model")
+    cfg = load_pipeline(_find(a.pipeline or "analyses/dynamics.toml"), a.set)
+    report, failed = analyze_over_steps(a.checkpoint, cfg, out_dir=a.out, data=a.data, device=a.device)
+    for f in failed:
+        print(f"error: analysis {f} failed (see {report / 'index.html'})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _say_failures(failed: list[str], report: Path) -> None:
@@ -344,7 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help=".safetensors checkpoint, a CycleGAN-family ResNet generator .pth (any layout of that family), a StarGAN v1 -G.ckpt or a StarGAN v2 "
                          "_nets_ema.ckpt (reference layouts)")
     an.add_argument("--model", help="path/to/file.py:factory or package.module:factory returning an nn.Module")
-    an.add_argument("--pipeline", default="analyses/dissection.toml")
+    an.add_argument("--pipeline", help="pipeline TOML (default analyses/dissection.toml; with --over-steps "
+                                       "analyses/dynamics.toml)")
+    an.add_argument("--over-steps", action="store_true",
+                    help="CHECKPOINT is a run directory trained with train.keep_every: run the pipeline on every "
+                         "kept step and add the 'Training dynamics' section and dynamics.csv (docs/dynamics.md)")
     an.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
     an.add_argument("--out", help="report directory (default reports/<pipeline name>)")
     an.add_argument("--device", choices=["auto", "cpu", "cuda"])

@@ -131,6 +131,7 @@ class TrainConfig(_Config):
     eval_images: int = 64
     sample_every: int = 250
     checkpoint_every: int = 500
+    keep_every: int = 0         # > 0: also keep steps/step_XXXXXX.safetensors every this many steps (docs/dynamics.md)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True           # autocast on CUDA only
@@ -147,6 +148,8 @@ class TrainConfig(_Config):
         for k in ("checkpoint_every", "log_every", "eval_every", "sample_every", "eval_images", "clf_steps", "clf_ch"):
             if getattr(self, k) < 1:
                 raise ValueError(f"train.{k} must be >= 1, got {getattr(self, k)}")
+        if self.keep_every < 0:
+            raise ValueError(f"train.keep_every must be >= 0 (0: keep no step snapshots), got {self.keep_every}")
         check_feature_net("TrainConfig.feature_net", self.feature_net)
 
 

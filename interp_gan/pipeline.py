@@ -309,20 +309,21 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig,
 
 
 def write_report_for(subject: Subject, findings: dict[str, Finding], out_dir: Path, name: str,
-                     extra_meta: dict | None = None) -> Path:
+                     extra_meta: dict | None = None, paper: bool = True) -> Path:
     from interp_gan.reporting import ReportContext, write_report
 
     meta = {k: v for k, v in subject.meta.items()}
     meta.update(extra_meta or {})
     ctx = ReportContext(name=name, meta=meta, findings=findings, style_names=subject.style_names)
-    return write_report(Path(out_dir), findings, ctx)
+    return write_report(Path(out_dir), findings, ctx, paper=paper)
 
 
 def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | None = None,
             data: str | None = None, device: str | None = None,
-            onnx_options: dict | None = None) -> tuple[Path, list[str]]:
+            onnx_options: dict | None = None, paper: bool = True) -> tuple[Path, list[str]]:
     """Load the subject, build the data, run the analyses, write the report. Returns (report dir, failed).
-    ``onnx_options``: an ``.onnx`` subject's sidecar keys (``interp_gan.subject.onnx``).
+    ``onnx_options``: an ``.onnx`` subject's sidecar keys (``interp_gan.subject.onnx``). ``paper=False``:
+    no ``paper/`` exports (``--over-steps`` writes them once, for the final step).
 
     Under torchrun call it on every rank: only rank 0 writes the report (module docstring)."""
     for spec in cfg.analyses:  # config errors (unknown names, bad parameters) before any work is done
@@ -358,6 +359,6 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     report = write_report_for(subject, findings, out, out.name,
                               {"data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
                                "skipped_images": adata.extra.get("skipped_images", {}),
-                               "skipped_files": adata.extra.get("skipped_files", [])})
+                               "skipped_files": adata.extra.get("skipped_files", [])}, paper=paper)
     _log(f"report: {report / 'index.html'}")
     return report, failed

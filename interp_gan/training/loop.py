@@ -8,7 +8,8 @@ Writes into ``out_dir`` (refused if it already holds files, unless ``resume=True
 ``log_every`` steps, eval metrics every ``eval_every``), ``samples/step_XXXXXX.png`` (rows:
 content photos; columns: the photo, then each style; top row: a real image of each style),
 ``checkpoint.safetensors`` + ``trainer_state.pt`` every ``checkpoint_every`` steps and at the
-end. On CPU a seeded run repeats bit for bit, and N steps + resume + M steps equals N + M steps:
+end; with ``keep_every`` > 0 also ``steps/step_XXXXXX.safetensors`` (the same checkpoint, kept) at
+step 0, every ``keep_every`` steps and at the end (docs/dynamics.md). On CPU a seeded run repeats bit for bit, and N steps + resume + M steps equals N + M steps:
 every random draw comes from one ``torch.Generator`` whose state is saved, and the torch /
 numpy / python RNG states are saved too. On CUDA: bf16 autocast and channels_last.
 
@@ -47,8 +48,9 @@ from interp_gan.models import build_feature_net
 from interp_gan.training import losses as L
 from interp_gan.guards import remove_stale_tmp
 from interp_gan.util import atomic_write, resolve_device
-from interp_gan.checkpoint import (build_discriminator, build_generator, check_shapes,
-                                            load_trainer_state, save_checkpoint, save_trainer_state)
+from interp_gan.checkpoint import (SNAPSHOT_DIR, build_discriminator, build_generator, check_shapes,
+                                   list_snapshots, load_trainer_state, save_checkpoint, save_trainer_state,
+                                   snapshot_path)
 from interp_gan.training.classifiers import train_classifiers
 from interp_gan.distributed import barrier, is_main, local_device, main_first, main_only, rank, world_size
 from interp_gan.training.distributed import average_gradients, check_in_sync, mean_across_ranks
@@ -60,7 +62,7 @@ __all__ = ["train", "Callback"]
 
 Callback = Callable[[int, dict], None]   # called as cb(step, logs) after every logged step
 _RESUMABLE_CHANGES = {("train", "steps"), ("train", "device"), ("train", "eval_every"),
-                      ("train", "sample_every"), ("train", "checkpoint_every")}
+                      ("train", "sample_every"), ("train", "checkpoint_every"), ("train", "keep_every")}
 _LOSSES = ("loss_d", "d_adv", "d_cls", "r1", "loss_g", "g_adv", "g_cls", "g_style", "g_style_hp", "g_content")
 
 
@@ -225,15 +227,20 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
             atomic_write(metrics_path, lambda fh: fh.write("".join(ln + "\n" for ln in keep).encode()))
     if skipped_row and is_main():
         _append_jsonl(metrics_path, {"step": step, **skipped_row})
+    if resume and is_main():   # snapshots past the resumed step belong to the replayed steps: rewritten below
+        drop_snapshots_after(out_dir, step)
+
+    def write_weights(path: Path, step: int, last_eval: dict | None) -> Path:
+        return save_checkpoint(path, generator=G_ema, discriminator=D,
+                               classifiers=classifiers, classifier_accuracy=clf_acc, feature_net=f,
+                               recipe=recipe, style_names=names, step=step, fingerprint=data.fingerprint,
+                               extra={"eval": last_eval, "data_source": str(getattr(data, "source", ""))})
 
     def save(step: int, last_eval: dict | None) -> Path:
         check_in_sync(G, D, G_ema)   # collective: what rank 0 writes is what every rank trains on
         if not is_main():
             return out_dir / "checkpoint.safetensors"
-        ckpt = save_checkpoint(out_dir / "checkpoint.safetensors", generator=G_ema, discriminator=D,
-                               classifiers=classifiers, classifier_accuracy=clf_acc, feature_net=f,
-                               recipe=recipe, style_names=names, step=step, fingerprint=data.fingerprint,
-                               extra={"eval": last_eval, "data_source": str(getattr(data, "source", ""))})
+        ckpt = write_weights(out_dir / "checkpoint.safetensors", step, last_eval)
         save_trainer_state(out_dir / "trainer_state.pt", {
             "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
@@ -243,8 +250,15 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
     def run_eval(step: int) -> dict:
         return evaluate(G_ema, data, classifiers, f, n=cfg.eval_images, seed=cfg.seed, image_size=size)
 
+    def keep(step: int, last_eval: dict | None) -> None:
+        """Step snapshot (``train.keep_every``): the same file as checkpoint.safetensors, under steps/."""
+        if is_main():
+            write_weights(snapshot_path(out_dir, step), step, last_eval)
+
     # --- the loop -------------------------------------------------------------------------------
     last_eval, train_time, ckpt, start_step = None, 0.0, None, step
+    if cfg.keep_every and step == 0:   # the initialisation: where every curve starts
+        keep(0, None)
     saved_step = step if resume else None
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and is_main()), dynamic_ncols=True,
                desc=recipe.name)
@@ -318,6 +332,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
                 cb(step, logs)
         if is_main() and (step % cfg.sample_every == 0 or step == cfg.steps):
             save_sample_grid(G_ema, data, out_dir / "samples" / f"step_{step:06d}.png", size=size, seed=cfg.seed)
+        # the snapshot before the checkpoint: a run killed between the two replays this step on resume
+        if cfg.keep_every and (step % cfg.keep_every == 0 or step == cfg.steps):
+            keep(step, last_eval)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             ckpt = save(step, last_eval)
             saved_step = step
@@ -336,6 +353,16 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False, callbacks: 
                + f" -> {ckpt}")
     print(summary)
     return ckpt
+
+
+def drop_snapshots_after(out_dir: str | Path, step: int) -> list[Path]:
+    """Remove the snapshots of steps after ``step`` (a resume replays those steps and keeps them again,
+    with the resumed recipe's ``keep_every``), so a run never holds one from a killed tail."""
+    remove_stale_tmp(Path(out_dir) / SNAPSHOT_DIR)      # a snapshot write that was killed
+    gone = [p for s, p in list_snapshots(out_dir) if s > step]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
 
 
 def _finished(recipe: Recipe, out_dir: Path) -> tuple[Path, int] | None:

@@ -513,7 +513,9 @@ class Directions(Analysis):
                                                       "effect", "effect_prob",
                                                       "ci_low", "ci_high", "p_value", "boot_nonfinite", "ssim"])},
                        arrays=arrays, notes=notes,
-                       provenance={"seed": self.seed, "data_fingerprint": data.fingerprint, **subject.meta})
+                       # the analysis data's fingerprint, not the training data's from the checkpoint metadata:
+                       # `interp-gan report` refuses a finding whose fingerprint is not its report's
+                       provenance={**subject.meta, "seed": self.seed, "data_fingerprint": data.fingerprint})
 
     def _notes(self, df: pd.DataFrame, sp: _Space, tmax: float, l_ref: float, is_rand: np.ndarray, n: int,
                has_clf: bool) -> list[str]:

@@ -321,3 +321,13 @@ def test_a_model_nobody_configured_gets_the_default_activation_layer_not_an_erro
                        n_images=8, n_boot=20).run(Subject.from_module(net), data)
     assert f.skipped is None and len(f.tables["directions"])
     assert any("layer '2', chosen by default" in n for n in f.notes)
+
+
+def test_provenance_names_the_analysis_data_not_the_training_data(tiny_subject, tiny_data):
+    # a checkpoint's metadata carries the training data's fingerprint; the Finding must carry the
+    # analysis data's, or `interp-gan report` refuses the report as mixing data (found by --over-steps)
+    from interp_gan.analyses.base import build_analysis
+
+    tiny_subject.meta = {**tiny_subject.meta, "data_fingerprint": "the-training-data"}
+    f = build_analysis("directions", **build_analysis("directions").fast).run(tiny_subject, tiny_data)
+    assert f.provenance["data_fingerprint"] == tiny_data.fingerprint == "tiny"
