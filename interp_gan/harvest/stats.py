@@ -364,9 +364,13 @@ class Moments(Stat):
         self.n = n
 
     def add(self, x: Tensor) -> None:
-        x = _check_2d(x, self.channels, "Moments").double()
+        x = _check_2d(x, self.channels, "Moments")
         if self.channels is None:
             self.channels = x.shape[1]
+        if x.is_floating_point() and x.shape[0] and not bool(torch.isnan(x).any()):
+            self._add_finite(x, (0,), x.shape[0])
+            return
+        x = x.double()
         ok = ~torch.isnan(x)
         nan = (~ok).sum(0)
         self.nan_count = nan if self.nan_count is None else self.nan_count + nan.to(self.nan_count.device)
@@ -375,6 +379,34 @@ class Moments(Stat):
         mean_b = xz.sum(0) / n_b.clamp_min(1)
         m2_b = torch.where(ok, (x - mean_b) ** 2, torch.zeros_like(x)).sum(0)
         self._combine(n_b, mean_b, m2_b)
+
+    def add_maps(self, acts: Tensor) -> None:
+        """acts [N, C, H, W]: the same as ``add(acts.permute(0, 2, 3, 1).reshape(-1, C))`` without the
+        copy (``harvest`` uses it; statistically the same, not bitwise: the sums run in another order)."""
+        if acts.dim() != 4 or (self.channels is not None and acts.shape[1] != self.channels):
+            raise ValueError(f"Moments.add_maps expects [N, {self.channels or 'C'}, H, W], got {tuple(acts.shape)}")
+        acts = acts.detach()
+        if self.observes != "location" or not acts.is_floating_point() or bool(torch.isnan(acts).any()):
+            self.add(acts.permute(0, 2, 3, 1).reshape(-1, acts.shape[1]))
+            return
+        if self.channels is None:
+            self.channels = acts.shape[1]
+        self._add_finite(acts, (0, 2, 3), acts.numel() // max(1, acts.shape[1]))
+
+    def _add_finite(self, x: Tensor, dims: tuple[int, ...], n: int) -> None:
+        """The no-NaN path (4-5x the general one on a CPU): float64 sums over ``dims`` of the values
+        and of their squared deviations from the batch mean rounded to x's dtype, c; the exact
+        identity sum (x - mean)^2 = sum (x - c)^2 - n (mean - c)^2 removes the rounding of c."""
+        if n == 0:
+            return
+        mean_b = x.sum(dims, dtype=torch.float64) / n
+        c = mean_b.to(x.dtype)
+        shape = [1] * x.dim()
+        shape[1] = -1                                # channels are dim 1 of [n, C] and of [N, C, H, W]
+        m2_b = (x - c.view(shape)).square().sum(dims, dtype=torch.float64) - n * (mean_b - c.double()) ** 2
+        nan = torch.zeros(mean_b.shape[0], dtype=torch.long, device=x.device)
+        self.nan_count = nan if self.nan_count is None else self.nan_count + nan.to(self.nan_count.device)
+        self._combine(torch.full_like(mean_b, float(n)), mean_b, m2_b.clamp_min(0))
 
     def merge(self, other: "Moments") -> "Moments":
         if other.n is None:

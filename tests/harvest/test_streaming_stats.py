@@ -185,3 +185,26 @@ def test_iou_counts_ci_of_chosen_concepts_equals_full_ci_columns():
     assert lo_b.shape == (4,) and torch.equal(lo_b, lo[torch.arange(4), best]) and torch.equal(hi_b, hi[torch.arange(4), best])
     with pytest.raises(ValueError, match="one concept index per unit"):
         s.ci(concepts=torch.tensor([0, 1]))
+
+
+def test_moments_fast_path_and_add_maps_match_float64_with_a_large_offset_and_nans():
+    """The no-NaN path (float64 sums around the rounded batch mean) and add_maps (no permute copy)
+    equal a float64 reference even when the mean is 1e4 standard deviations away from 0."""
+    import numpy as np
+    import torch
+    from interp_gan.harvest.stats import Moments
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 4, 10, 9, generator=g) * 0.01 + 100.0
+    rows = lambda t: t.permute(0, 2, 3, 1).reshape(-1, 4)  # noqa: E731
+    ref = np.concatenate([rows(x).double().numpy(), rows(x[:2] * 3).double().numpy()])
+    a, b = Moments(4), Moments(4)
+    a.add(rows(x)); a.add(rows(x[:2] * 3))
+    b.add_maps(x); b.add_maps(x[:2] * 3)
+    for m in (a, b):
+        assert np.allclose(m.mean().numpy(), ref.mean(0), rtol=0, atol=1e-9)
+        assert np.allclose(m.variance().numpy(), ref.var(0, ddof=1), rtol=1e-6)
+    y = x.clone()
+    y[0, 1, 2, 3] = float("nan")                               # the general path counts and skips it
+    c = Moments(4)
+    c.add_maps(y)
+    assert c.nan_count.tolist() == [0, 1, 0, 0] and c.n.tolist() == [540, 539, 540, 540]
