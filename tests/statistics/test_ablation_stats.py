@@ -8,8 +8,8 @@
   KS p > 0.01) and rejects at 5%;
 - cross-fitting: on a null model whose unit effects scale with the unit's activation on the
   measured images, ranking on the same images (old) rejects "beyond random" far above 5%;
-  ranking on the other half keeps it at 5%, with uniform random sets and with shuffled sets
-  (top k for permuted style labels, per half) alike: the units there are independent;
+  ranking on the other half keeps it near 5% with uniform random sets, and within 2.5 points of
+  nominal with shuffled sets (top k for permuted style labels, per half; 0.0645 at 0.05);
 - correlated units (the null toy of tests/analyses/test_style_edits.py: its units carry no style
   but rise and fall together), the ``Ablation`` analysis itself over 400 data sets: uniform
   random sets ("random") reject beyond nominal (a ranking picks coherent groups of units whose
@@ -121,14 +121,23 @@ def test_cross_fitting_removes_the_selection_bias_of_ranking_on_the_measured_ima
     assert kstest(cross - u / 20, "uniform").pvalue > 0.01
 
 
-def test_shuffled_baseline_is_calibrated_on_the_exchangeable_null():
-    rng = np.random.default_rng(7)
-    cross = np.array([_null_experiment(True, rng, baseline="shuffled") for _ in range(600)])
-    r = np.mean(cross <= 0.05)
-    print("shuffled, cross-fitted: reject at 5%", r)
-    assert abs(r - 0.05) < 0.03
-    u = np.random.default_rng(8).uniform(size=len(cross))
-    assert kstest(cross - u / 20, "uniform").pvalue > 0.01
+def test_shuffled_baseline_is_near_nominal_on_the_independent_units_null():
+    """The null of ``_null_experiment`` (independent units, effect = -activation on the measured
+    image), cross-fitted, 2000 data sets. Measured at 0.05 / 0.10 / 0.25 / 0.50: shuffled 0.0645 /
+    0.1175 / 0.2705 / 0.485; uniform ("random") 0.053 / 0.112 / 0.25 / 0.4765. The shuffled sets'
+    small excess at 0.05 comes from the coupling of the halves: the selected set of half 0 is chosen
+    on the style's images of half 1, which are the images half 1's selected set is measured on, so
+    when the two selected sets share a unit that unit is measured where it was picked for being
+    high; a shuffled set of half 0 is picked on permuted labels and does not share that luck. On
+    this null (activation = effect, no style) the excess is visible; asserted: at most 2.5 points
+    above nominal and not more than 3 binomial SE below it, at each level."""
+    rng = np.random.default_rng(11)
+    cross = np.array([_null_experiment(True, rng, baseline="shuffled") for _ in range(2000)])
+    rates = _rates(cross)
+    print("shuffled, independent units, cross-fitted:", rates)
+    for a, rate in rates.items():
+        se = np.sqrt(a * (1 - a) / len(cross))
+        assert a - 3 * se <= rate <= a + 0.025, (a, rate)
 
 
 def _correlated_null_pvalues(baseline: str, reps: int) -> np.ndarray:

@@ -33,6 +33,9 @@ baseline unit sets of the same size, measured on the same images:
   beats the random sets too often. On the correlated null of tests/statistics/
   test_ablation_stats.py (400 data sets) P(p_random <= 0.05 / 0.10 / 0.25) was 0.0775 / 0.135 /
   0.3025 with uniform sets and 0.0525 / 0.105 / 0.28 with shuffled sets (docs/statistics.md).
+  On a null with independent units whose effect is their activation, shuffled sets gave 0.0645
+  at 0.05 (uniform 0.053): the halves are coupled (half 0's units are picked on the style images
+  half 1 is measured on), a small excess the shuffled sets do not reproduce.
 
 Beyond random (Morcos et al., ICLR 2018, compare against random ablations): a one-sided rank
 test of the selected set's effect among the baseline sets' effects on the same images,
