@@ -35,8 +35,11 @@ HOW_TO_READ = (
     "other way round (cross-fitting), so no image is measured with units chosen on it. Each image "
     "is generated with and without the edit from the same content, noise and random state; the "
     "effect is the mean of the paired differences, with a 95% studentized bootstrap CI over images (red "
-    "band). The grey curve is the mean effect of random unit sets of the same size, and its band "
-    "the 2.5-97.5% range of the random sets' effects (the spread between sets, not a CI). "
+    "band). The grey curve is the mean effect of baseline unit sets of the same size, and its band "
+    "the 2.5-97.5% range of the baseline sets' effects (the spread between sets, not a CI). The "
+    "baseline sets (column baseline_sets) are 'shuffled' by default: the top k units of the same "
+    "ranking for randomly permuted style labels, as coherent a group as the selected set but chosen "
+    "for no style ('random': k units drawn uniformly; called random sets below). "
     "'Beyond random' is a one-sided test: p_random = (1 + number of random sets with an effect "
     "at least as large, in the expected direction) / (number of random sets + 1); with 19 random "
     "sets it cannot go below 0.05, so 'beyond random' (p_random &le; 0.05) means the selected set "
@@ -205,10 +208,12 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
     if len(df):
         summ = summary_table(df)
         n_rand = int(df.loc[df["baseline"] == "random", "n_sets"].max()) if (df["baseline"] == "random").any() else 0
+        kinds = sorted(set(df["baseline_sets"].dropna()) - {""}) if "baseline_sets" in df else []
+        kind = "/".join(kinds) or "random"
         if len(summ) and "p_random" in summ:
             n_yes = int(summ["beyond random (p_random <= 0.05)"].sum())
             blocks.append(f"<p>At the largest k, {n_yes} of {len(summ)} style x target rows are beyond random "
-                          f"(p_random &le; 0.05 against {n_rand} random sets; under no effect about "
+                          f"(p_random &le; 0.05 against {n_rand} {kind} sets; under no effect about "
                           f"{sig(0.05 * len(summ))} would be by chance).</p>")
         if len(curves) > 1:
             blocks += [fold_open(f"{len(curves) - 1} more measures: texture classifier, Gram distance"),

@@ -217,4 +217,4 @@ def test_ablation_budget_cuts_random_sets_to_19_first(tiny_subject, tiny_data):
     df = f.tables["ablation"]
     assert set(df.loc[df["baseline"] == "random", "n_sets"]) == {19}
     assert any(n.startswith("budget of ablation") and "n_random 40 -> 19" in n for n in f.notes)
-    assert any("among 19 random sets" in n for n in f.notes)
+    assert any("among 19 baseline sets" in n for n in f.notes)

@@ -14,17 +14,35 @@ so every image is measured once with units chosen without it (ranking and measur
 same images rewards units whose activation happens to be high on exactly those images). Each
 image is generated twice, with and without the edit, with the same content, z and random
 state, so the effect is a paired difference, averaged over images with a studentized
-(bootstrap-t) CI (Efron & Tibshirani 1993). The same is done for ``n_random`` (default 19) random unit sets of the same size
-drawn from ALL units of the layer (a random set may contain selected units: that keeps the
-selected set exchangeable with the random sets under the null; excluding the selected units
-makes p_random anti-conservative, 0.10 rejections at 0.05 on a null model).
+(bootstrap-t) CI (Efron & Tibshirani 1993). The same is done for ``n_random`` (default 19)
+baseline unit sets of the same size, measured on the same images:
+
+- ``baseline="shuffled"`` (the default): each baseline set is the top k by the SAME ranking
+  (AUROC, then Cohen's d) for the same style on the selection half with its style labels
+  randomly permuted, one set per half (cross-fitted like the selected set: ranked on one half,
+  measured on the other). A baseline set is then as coherent a group of units as a selected
+  one (units that rise and fall together), only not chosen for the style: under "the selected
+  set is no better than what the ranking picks from a style-free labelling" it is exchangeable
+  with the selected set. With explicit ``units`` there is no ranking to repeat: the baseline is
+  "random" (noted).
+- ``baseline="random"``: k units drawn uniformly from ALL units of the layer, one set for both
+  halves (a random set may contain selected units: excluding them makes p_random
+  anti-conservative, 0.10 rejections at 0.05 on a null model with independent units). When the
+  units of a layer are correlated this baseline is anti-conservative too: a ranking picks
+  coherent groups whose joint ablation varies more than a uniform set's, so the selected set
+  beats the random sets too often. On the correlated null of tests/statistics/
+  test_ablation_stats.py (400 data sets) P(p_random <= 0.05 / 0.10 / 0.25) was 0.0775 / 0.135 /
+  0.3025 with uniform sets and 0.0525 / 0.105 / 0.28 with shuffled sets (docs/statistics.md).
+  On a null with independent units whose effect is their activation, shuffled sets gave 0.0645
+  at 0.05 (uniform 0.053): the halves are coupled (half 0's units are picked on the style images
+  half 1 is measured on), a small excess the shuffled sets do not reproduce.
 
 Beyond random (Morcos et al., ICLR 2018, compare against random ablations): a one-sided rank
-test of the selected set's effect among the random sets' effects on the same images,
-p_random = (1 + #{random sets with an effect at least as large}) / (n_random + 1), "large"
+test of the selected set's effect among the baseline sets' effects on the same images,
+p_random = (1 + #{baseline sets with an effect at least as large}) / (n_random + 1), "large"
 in the expected direction (a drop of the style's probability / log-odds and a rise of the
 Gram distance for zero / mean ablation, the reverse for insertion; |effect| for concept
-fractions). It is exact under exchangeability of the selected set with random sets; with 19
+fractions). It is exact under exchangeability of the selected set with the baseline sets; with 19
 sets its floor is 0.05. ``beyond_random`` = p_random <= 0.05 (per row); q_random is its
 Benjamini-Hochberg q over all selected-set rows. p_zero: a two-sided sign-flip permutation
 test of the mean paired difference against 0 (n_perm flips), q_zero its BH q over the
@@ -52,7 +70,8 @@ What is measured, per image (targets):
 A measure the subject or data cannot provide is left out with a note.
 
 Cost (``estimate_cost``): one pass for the unit statistics, then one pass over a style's images
-per unit set (the selected one and ``n_random`` random ones, per set size, per target style).
+per unit set (the selected one and ``n_random`` baseline ones, per set size, per target style;
+a shuffled set costs one ranking on the unit means, no extra pass).
 ``budget_s``: over it, fewer random sets (down to 19, so p_random can still reach 0.05), then an
 even sample of the set sizes (at least 2); the notes say so.
 """
@@ -75,13 +94,13 @@ from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
-__all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue",
+__all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue", "select_units", "shuffled_units",
            "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction"]
 
 Measure = Callable[[Tensor], dict[str, np.ndarray]]   # images -> {kind: [n, K]}
 COLUMNS = ["layer", "units", "intervention", "target", "effect", "ci_low", "ci_high", "n", "k", "baseline",
            "style", "measure", "n_sets", "direction", "p_zero", "q_zero", "p_random", "q_random", "beyond_random",
-           "random_sd", "random_low", "random_high", "units_fold0", "units_fold1"]
+           "random_sd", "random_low", "random_high", "units_fold0", "units_fold1", "baseline_sets"]
 ALPHA = 0.05
 
 
@@ -105,6 +124,22 @@ def crossfit_folds(y: np.ndarray, seed: int) -> np.ndarray:
         idx = rng.permutation(np.flatnonzero(y == s))
         fold[idx[1::2]] = 1
     return fold
+
+
+def select_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int) -> np.ndarray:
+    """The k units of per-image means x [N, U] most selective for ``style`` (index into 0..n_styles-1
+    of y): AUROC, ties broken by Cohen's d (the ranking ``ablation`` and ``style_edits`` use)."""
+    auc = np.nan_to_num(auroc_matrix(x, y, n_styles)[style], nan=-np.inf)
+    d = np.nan_to_num(cohens_d(x, y, n_styles)[style], nan=-np.inf)
+    return np.lexsort((-d, -auc))[:k]
+
+
+def shuffled_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int,
+                   rng: np.random.Generator) -> list[int]:
+    """A "shuffled" baseline set: the top k by ``select_units`` for ``style`` with the labels y
+    randomly permuted (one ``rng.permutation``). As coherent a group of units as a selected set
+    (units that rise and fall together), but chosen for no style."""
+    return [int(u) for u in select_units(x, rng.permutation(y), n_styles, style, k)]
 
 
 def expected_direction(kind: str, intervention: str) -> int:
@@ -316,7 +351,10 @@ class Ablation(Analysis):
     list of unit indices to ablate (then k = len(units); no selection, no cross-fitting);
     otherwise ``from_style_units`` ranks the units per style by AUROC. intervention: "zero" |
     "mean" | "insert" (``quantile`` sets the inserted value). ks: set sizes (cumulative top-k).
-    n_random: random sets per k (>= 19 so that p_random can reach 0.05). cross_fit: rank on
+    n_random: baseline sets per k (>= 19 so that p_random can reach 0.05). baseline: "shuffled"
+    (top-k sets of the same ranking for permuted style labels, per half) or "random" (uniform
+    k-sets; always so for explicit units); the ``baseline_sets`` column and the notes say which
+    ran. cross_fit: rank on
     one half of the images, measure on the other, and the other way round. n_boot: bootstrap-t
     bootstrap resamples; n_perm: sign flips for p_zero. styles: target style names (None =
     every style in the data).
@@ -326,8 +364,10 @@ class Ablation(Analysis):
                  from_style_units: bool = True, intervention: Literal["zero", "mean", "insert"] = "zero",
                  quantile: float = 0.99, ks: Sequence[int] = (1, 2, 4, 8, 16), n_random: int = 19,
                  n_boot: int = 500, n_perm: int = 2000, cross_fit: bool = True, styles: list[str] | None = None,
-                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, budget_s: float | None = None) -> None:
+                 seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, budget_s: float | None = None,
+                 baseline: Literal["shuffled", "random"] = "shuffled") -> None:
         self.layer, self.units, self.from_style_units = layer, units, from_style_units
+        self.baseline = baseline
         self.intervention, self.quantile, self.ks, self.n_random = intervention, quantile, ks, n_random
         self.n_boot, self.n_perm, self.cross_fit = n_boot, n_perm, cross_fit
         self.styles, self.seed, self.min_per_style = styles, seed, min_per_style
@@ -388,6 +428,8 @@ class Ablation(Analysis):
         if self.n_random < 0 or self.n_boot < 1 or self.n_perm < 1:
             raise ValueError(f"n_random must be >= 0 and n_boot, n_perm >= 1, got n_random={self.n_random}, "
                              f"n_boot={self.n_boot}, n_perm={self.n_perm}")
+        if self.baseline not in ("shuffled", "random"):
+            raise ValueError(f"baseline must be 'shuffled' or 'random', got {self.baseline!r}")
         unknown = [s for s in (self.styles or []) if s not in subject.style_names]
         if unknown:
             raise ValueError(f"unknown styles {unknown}; the subject has {subject.style_names}")
@@ -425,6 +467,10 @@ class Ablation(Analysis):
         crossfit = self.units is None and self.cross_fit
         fold = crossfit_folds(y, self.seed + 17) if crossfit else np.zeros(len(y), dtype=int)
         n_folds = 2 if crossfit else 1
+        baseline = self.baseline if self.units is None else "random"
+        if self.units is not None and self.baseline == "shuffled":
+            notes.append("explicit units: no ranking to repeat on shuffled labels, so the baseline sets are "
+                         "uniform random k-sets (baseline_sets = random)")
         rng = np.random.default_rng(self.seed)
         self._nonfinite = 0
         rows, ranking = [], []
@@ -467,41 +513,52 @@ class Ablation(Analysis):
                 for k in ks:
                     tops = [o[:k] for o in orders]
                     d_top = diff(tops)
-                    # random sets: uniform k-subsets of ALL units of the layer, the same set on both
-                    # halves. Under "the selected set is no better than k random units" the selected set
-                    # (chosen without the images measured here) is then exchangeable with the random
-                    # sets; excluding the selected units from the draws breaks that (random sets then
-                    # overlap each other but never the selected set: 0.10 instead of 0.05 rejections on
-                    # a null model), and excluding the other half's selection biases them outright
+                    # baseline sets, per set: one per half (sets[j][f] is measured on half f).
+                    # "shuffled": the top k of the same ranking on the same selection half with the
+                    # style labels permuted, so the sets are as coherent as the selected one (on a
+                    # null whose units are correlated, uniform sets are not, and p_random is
+                    # anti-conservative). "random": uniform k-subsets of ALL units of the layer, the
+                    # same set on both halves; excluding the selected units from the draws breaks
+                    # exchangeability (0.10 instead of 0.05 rejections on a null model), and
+                    # excluding the other half's selection biases them outright
                     d_rand, sets = [], []
                     if k >= n_units or n_random < 1:
-                        notes.append(f"{layer}, {name}, k={k}: k is the whole layer (or n_random = 0); no random "
-                                     f"baseline")
+                        notes.append(f"{layer}, {name}, k={k}: k is the whole layer (or n_random = 0); no "
+                                     f"baseline sets")
+                    elif baseline == "shuffled":
+                        sets = [[shuffled_units(x[r], y[r], len(present), int(lut[s]), k, rng) for r in rank_on]
+                                for _ in range(n_random)]
+                        d_rand = [diff(per_half) for per_half in sets]
                     else:
-                        sets = [np.sort(rng.choice(n_units, size=k, replace=False)) for _ in range(n_random)]
-                        d_rand = [diff([r] * n_folds) for r in sets]
-                    rows += self._rows(d_top, d_rand, cols, s, name, layer, tops, sets, k, notes)
+                        sets = [[np.sort(rng.choice(n_units, size=k, replace=False))] * n_folds
+                                for _ in range(n_random)]
+                        d_rand = [diff(per_half) for per_half in sets]
+                    rows += self._rows(d_top, d_rand, cols, s, name, layer, tops, sets, k, notes, baseline)
         df = pd.DataFrame(rows, columns=COLUMNS)
         df["beyond_random"] = df["beyond_random"].astype("boolean")   # empty (<NA>) on the random sets' rows
         top = df["baseline"] == "top"
         df.loc[top, "q_random"] = bh_qvalues(df.loc[top, "p_random"].to_numpy(dtype=float))
         df.loc[top, "q_zero"] = bh_qvalues(df.loc[top, "p_zero"].to_numpy(dtype=float))
-        self._notes(df, notes, crossfit, n_random)
+        self._notes(df, notes, crossfit, n_random, baseline)
         tables = {"ablation": df}
         if ranking:
             tables["ablation_ranking"] = pd.DataFrame(ranking)
         return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
 
-    def _notes(self, df: pd.DataFrame, notes: list[str], crossfit: bool, n_random: int) -> None:
+    def _notes(self, df: pd.DataFrame, notes: list[str], crossfit: bool, n_random: int, baseline: str) -> None:
         notes.append("units " + ("cross-fitted: ranked on one half of the images (stratified by style) and measured "
                                  "on the other, both ways; units_fold0 / units_fold1 name the set used on each half"
                                  if crossfit else "not cross-fitted (explicit units, or cross_fit=False: ranked on "
                                                   "the same images they are measured on)"))
-        notes.append(f"beyond random: one-sided rank of the selected set's effect among {n_random} random "
-                     f"sets of the same size on the same images, p_random = (1 + #random at least as large) / "
+        what = ("the top k units by the same ranking for randomly permuted style labels, one set per half "
+                "(as coherent a group as a selected set, chosen for no style)" if baseline == "shuffled"
+                else "k units drawn uniformly from the layer, one set for both halves")
+        notes.append(f"beyond random: one-sided rank of the selected set's effect among {n_random} baseline "
+                     f"sets of the same size on the same images (baseline = {baseline}: {what}; the rows with "
+                     f"baseline 'random' are these sets), p_random = (1 + #baseline sets at least as large) / "
                      f"({n_random} + 1); beyond_random = p_random <= {ALPHA} per row (exact under "
-                     f"exchangeability with random sets; it does not rule out that selective units are simply "
+                     f"exchangeability with the baseline sets; it does not rule out that selective units are simply "
                      f"larger or more active units); q_random: BH over the {int((df['baseline'] == 'top').sum())} "
                      f"selected-set rows")
         if 0 < n_random and 1 / (n_random + 1) > ALPHA:
@@ -514,8 +571,8 @@ class Ablation(Analysis):
                 if n > 0 else None
             notes += [fl] if fl else []
         notes.append(f"CI: studentized (bootstrap-t) interval of the mean paired difference over images ({self.n_boot} resamples); "
-                     f"random rows: the same for the mean over sets, random_low / random_high the 2.5-97.5% range "
-                     f"of the random sets' effects, random_sd their SD; p_zero: sign-flip test of mean = 0 "
+                     f"baseline rows: the same for the mean over sets, random_low / random_high the 2.5-97.5% range "
+                     f"of the baseline sets' effects, random_sd their SD; p_zero: sign-flip test of mean = 0 "
                      f"({self.n_perm} flips), q_zero its BH q over the selected-set rows")
         notes.append(f"{self._nonfinite} bootstrap replicates were not finite (a resample without spread; left out of the quantiles)"
                      if self._nonfinite else "every bootstrap replicate was finite")
@@ -531,12 +588,14 @@ class Ablation(Analysis):
         after = _measured_pass(subject, data, z, sel, measure, seed, layer, edit)
         return {kind: after[kind] - base[kind] for kind in base}
 
-    def _rows(self, d_top, d_rand, cols, s, name, layer, tops, sets, k, notes) -> list[dict]:
+    def _rows(self, d_top, d_rand, cols, s, name, layer, tops, sets, k, notes, baseline) -> list[dict]:
         one = len(tops) == 1 or all(np.array_equal(tops[0], t) for t in tops)
         label = ";".join(map(str, tops[0])) if one else " / ".join(";".join(map(str, t)) for t in tops)
         folds = {"units_fold0": ";".join(map(str, tops[0])),
                  "units_fold1": ";".join(map(str, tops[1])) if len(tops) > 1 else ""}
-        rlabel = "|".join(";".join(map(str, u)) for u in sets)
+        rlabel = "|".join(" / ".join(";".join(map(str, u)) for u in per_half)
+                          if any(not np.array_equal(per_half[0], u) for u in per_half)
+                          else ";".join(map(str, per_half[0])) for per_half in sets)
         rows = []
         for j, (target, kind, col) in enumerate(_targets(cols, s, name)):
             v = d_top[kind][:, col].astype(np.float64)
@@ -551,6 +610,7 @@ class Ablation(Analysis):
             lo, hi, bad = bootstrap_t_mean_ci(v, self.n_boot, bs)
             self._nonfinite += bad
             common = dict(layer=layer, intervention=self.intervention, target=target, n=len(v), k=k, style=name,
+                          baseline_sets=baseline if rv else "",
                           measure=kind, direction={1: "increase", -1: "decrease", 0: "either"}[direction])
             row = dict(common, units=label, effect=float(v.mean()), ci_low=lo, ci_high=hi, baseline="top", n_sets=1,
                        p_zero=signflip_pvalue(v, self.n_perm, bs + 1), **folds)

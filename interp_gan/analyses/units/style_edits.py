@@ -95,7 +95,7 @@ from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.common import check_styles, fixed_z, log_odds, seeded, style_gate_cost, thumbnails
 from interp_gan.analyses.cost import Cost, UnitCosts, evenly, halve_to, size_to_budget, unit_costs_for
 from interp_gan.analyses.units.ablation import (_measured_pass, bootstrap_t_mean_ci, crossfit_folds,
-                                                random_rank_pvalue)
+                                                random_rank_pvalue, select_units, shuffled_units)
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d, harvest_unit_means
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, floor_note
@@ -200,14 +200,6 @@ def parse_pair(text: str, names: Sequence[str]) -> tuple[int, int]:
 
 
 # --- unit selection (also for notebooks and the CLI) ---------------------------------------------
-
-def select_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int) -> np.ndarray:
-    """The k units of per-image means x [N, U] most selective for ``style`` (index into 0..n_styles-1
-    of y): AUROC, ties broken by Cohen's d (the ranking ``ablation`` uses)."""
-    auc = np.nan_to_num(auroc_matrix(x, y, n_styles)[style], nan=-np.inf)
-    d = np.nan_to_num(cohens_d(x, y, n_styles)[style], nan=-np.inf)
-    return np.lexsort((-d, -auc))[:k]
-
 
 def _layer_means(subject, data: AnalysisData, layer: str, seed: int) -> np.ndarray:
     means = harvest_unit_means(subject, data, [layer], seed)
@@ -526,7 +518,7 @@ class StyleEdits(Analysis):
                 out[f] = [int(u) for u in np.sort(rng.choice(n_units, size=k, replace=False))]
             else:
                 a = fold != f
-                out[f] = [int(u) for u in select_units(x[a], rng.permutation(y[a]), n_styles, style, k)]
+                out[f] = shuffled_units(x[a], y[a], n_styles, style, k, rng)
         return out
 
 

@@ -22,8 +22,11 @@ def _row(df, style, k, baseline, target):
 
 
 def test_ablating_the_planted_unit_removes_its_style_and_random_units_do_not():
+    # baseline="random": "random units do nothing" needs sets without the planted units; in this
+    # 6-unit layer the 4 uniform draws of seed 0 miss them, the shuffled sets do not (a shuffled
+    # set picks any unit, the planted ones included, about as often as a uniform draw does)
     subject, data = make_planted_subject(), make_planted_data()
-    f = Ablation(ks=(1, 2), n_random=4, styles=["checker", "stripes"], **FAST).run(subject, data)
+    f = Ablation(ks=(1, 2), n_random=4, styles=["checker", "stripes"], baseline="random", **FAST).run(subject, data)
     df = f.tables["ablation"]
     assert {"layer", "units", "intervention", "target", "effect", "ci_low", "ci_high", "n", "k", "baseline",
             "style"} <= set(df.columns)
@@ -33,7 +36,7 @@ def test_ablating_the_planted_unit_removes_its_style_and_random_units_do_not():
         assert top["effect"] < -0.5 and top["ci_high"] < 0          # the style is gone
         rnd = _row(df, style, 1, "random", f"p(style={style})")
         assert rnd["ci_low"] <= 0 <= rnd["ci_high"] and abs(rnd["effect"]) < 0.05
-        assert rnd["n_sets"] == 4 and rnd["units"].count("|") == 3
+        assert rnd["n_sets"] == 4 and rnd["units"].count("|") == 3 and rnd["baseline_sets"] == "random"
         # cumulative: the top 2 contain the top 1
         assert _row(df, style, 2, "top", f"p(style={style})")["units"].split(";")[0] == str(unit)
     ranking = f.tables["ablation_ranking"]
@@ -181,7 +184,8 @@ def test_a_selected_set_that_does_less_than_random_is_not_beyond_random():
 
 
 def _sets_with(units: str, unit: int) -> int:
-    return sum(str(unit) in s.split(";") for s in units.split("|"))
+    """Baseline sets that are the planted unit on every half ("a;b / c;d": one set per half)."""
+    return sum(all(str(unit) in h.split(";") for h in s.split(" / ")) for s in units.split("|"))
 
 
 def test_cross_fitted_units_are_named_per_half_and_every_image_is_measured_once():
@@ -225,3 +229,32 @@ def test_insertion_value_is_tie_aware():
     z = rng.normal(size=(3, 777))
     v = insertion_value(z, 0.99)
     assert all(val in row for val, row in zip(v, z)) and ((z >= v[:, None]).mean(1) >= 0.01).all()
+
+
+def test_shuffled_baseline_sets_are_top_k_for_permuted_labels_per_half_and_are_named():
+    from interp_gan.analyses.units.ablation import _unit_stats, shuffled_units
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    f = Ablation(ks=(2,), n_random=19, styles=["checker"], **FAST).run(subject, data)
+    df = f.tables["ablation"]
+    top, rnd = _row(df, "checker", 2, "top", "log_odds(style=checker)"), _row(df, "checker", 2, "random",
+                                                                               "log_odds(style=checker)")
+    assert top["baseline_sets"] == rnd["baseline_sets"] == "shuffled"
+    assert top["p_random"] == pytest.approx(0.05) and top["beyond_random"]       # the planted unit beats them
+    sets = [[list(map(int, h.split(";"))) for h in s.split(" / ")] for s in rnd["units"].split("|")]
+    assert len(sets) == 19 and all(len(h) == 2 for per_half in sets for h in per_half)
+    assert any(len(per_half) == 2 for per_half in sets)            # drawn per half: the halves differ
+    # reproduce the first set: the same ranking on the selection half with permuted labels
+    x = _unit_stats(subject, data, None, ["mix"], 0.99, 0)["mix"][0]
+    y = data.style_ids.numpy()
+    from interp_gan.analyses.units.ablation import crossfit_folds
+    fold = crossfit_folds(y, 0 + 17)
+    rng = np.random.default_rng(0)
+    first = [shuffled_units(x[fold != h], y[fold != h], 3, 0, 2, rng) for h in (0, 1)]
+    assert [sorted(u) for u in first] == [sorted(u) for u in (sets[0] * 2)[:2]]
+    assert any("baseline = shuffled" in n for n in f.notes)
+    # explicit units: nothing to rank, so uniform random sets, said in a note and the column
+    g = Ablation(units=[CHECKER_UNIT], n_random=2, styles=["checker"], **FAST).run(subject, data)
+    assert (g.tables["ablation"]["baseline_sets"] == "random").all()
+    assert any("explicit units" in n and "uniform random" in n for n in g.notes)
+    with pytest.raises(ValueError, match="baseline must be"):
+        Ablation(baseline="uniform", **FAST).run(subject, data)
