@@ -436,6 +436,12 @@ def _figures_tex(sizes: dict[str, list[float]], captions: dict[str, str], skippe
     return "\n".join(out)
 
 
+def file_stem(name: str) -> str:
+    """A figure or table name as a file stem (and a LaTeX label): every character but letters, digits,
+    '_', '-' and '.' becomes '_' ("ablation_log_odds_res/3/0/Conv" -> "ablation_log_odds_res_3_0_Conv")."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)) or "_"
+
+
 def write_paper(paper_dir: Path, tables: dict[str, tuple[pd.DataFrame, str]], figures: dict[str, Any],
                 bibtex: str, static_figures: bool = True, captions: dict[str, str] | None = None,
                 title: str = "interp_gan exports") -> dict[str, Any]:
@@ -443,6 +449,10 @@ def write_paper(paper_dir: Path, tables: dict[str, tuple[pd.DataFrame, str]], fi
     ``preamble.tex``, ``main.tex`` and ``references.bib``."""
     paper_dir = Path(paper_dir)
     paper_dir.mkdir(parents=True, exist_ok=True)
+    # names come from layer names, and an ONNX node's name holds '/' ("res/3/0/Conv"): one file name each
+    tables = {file_stem(k): v for k, v in tables.items()}
+    figures = {file_stem(k): v for k, v in figures.items()}
+    captions = {file_stem(k): v for k, v in (captions or {}).items()}
     for old in paper_dir.iterdir():        # a re-render replaces the previous exports (no stale figures)
         if old.is_file() and old.suffix in _GENERATED:
             old.unlink()

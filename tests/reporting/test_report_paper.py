@@ -126,3 +126,17 @@ def test_main_tex_compiles_with_pdflatex(paper, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (work / "main.pdf").stat().st_size > 1000
     assert "Missing character" not in (work / "main.log").read_text(errors="replace")
+
+
+def test_names_with_slashes_from_onnx_layers_become_one_file_each(tmp_path):
+    # an ONNX node is named like "res/3/0/Conv": its figure and table must not become folders
+    # (that once made the export of every figure of a multistyle26 report fail)
+    from interp_gan.reporting.exports import file_stem, write_paper
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
+    df = pd.DataFrame({"a": [1.0]})
+    out = write_paper(tmp_path, {"ablation_res/3/0/Conv": (df, "t")}, {"ablation_log_odds_res/3/0/Conv": fig},
+                      "", static_figures=find_chromium() is not None)
+    assert file_stem("ablation_log_odds_res/3/0/Conv") == "ablation_log_odds_res_3_0_Conv"
+    assert (tmp_path / "ablation_res_3_0_Conv.tex").is_file() and not (tmp_path / "ablation_res").exists()
+    if find_chromium() is not None:
+        assert "ablation_log_odds_res_3_0_Conv.png" in out["static_figures"]["written"], out["static_figures"]
