@@ -67,9 +67,9 @@ def path_figure(path: pd.DataFrame) -> go.Figure:
                             name=role, legendgroup=role, showlegend=c == 1,
                             hovertemplate=f"{role} %{{customdata}}<br>t=%{{x}}<br>log-odds %{{y:.3g}}<extra></extra>",
                             customdata=s["style"], row=1, col=c)
-        fig.update_xaxes(title_text="t (0 = source code, 1 = target code)", row=1, col=c)
+        fig.update_xaxes(title_text="t", row=1, col=c)
     fig.update_yaxes(title_text="log-odds (RGB classifier)", row=1, col=1)
-    fig.update_layout(title="Walking from one style's code to another's", height=360)
+    fig.update_layout(title="Walking from one style's code (t = 0) to another's (t = 1)", height=360)
     return fig
 
 
