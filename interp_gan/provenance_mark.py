@@ -13,8 +13,9 @@ file, or the generator's weights for samples drawn during training before any fi
 Where it goes: PNG, an uncompressed ``iTXt`` chunk with keyword ``XML:com.adobe.xmp``; JPEG, an
 APP1 segment ``http://ns.adobe.com/xap/1.0/\\0`` right after SOI; WebP, Pillow's ``xmp`` chunk.
 
-Not done: a signed C2PA manifest (needs a signing key and the c2pa library; this package adds no
-dependency and does no network). The XMP mark is an unsigned claim: anyone can strip or forge it.
+The XMP mark is an unsigned claim: anyone can strip or forge it. A signed C2PA manifest is added
+on top when the user sets ``INTERP_GAN_C2PA_KEY`` and ``INTERP_GAN_C2PA_CERT`` (PEM paths) and has
+the optional ``c2pa`` extra installed: see ``interp_gan.provenance_c2pa`` (no network either way).
 
 Plain Python + Pillow, no torch (reporting imports it).
 """
@@ -154,6 +155,12 @@ def save_marked_image(img: Any, path: str | Path, model_sha256: str | None, *, f
     if fmt is None:
         raise ValueError(f"{path}: cannot tell the image format from the suffix; expected .png, .jpg or .webp")
     blob = marked_bytes(img, fmt, model_sha256, sha256_of=sha256_of, **save_kw)
+    from interp_gan.provenance_c2pa import sign_bytes, signing_from_env
+
+    signing = signing_from_env()      # INTERP_GAN_C2PA_KEY / _CERT set: a signed C2PA manifest too
+    if signing is not None:           # signs the marked bytes; a failure raises before anything is written
+        blob = sign_bytes(blob, f"image/{fmt.lower()}", *signing, model_sha256=model_sha256,
+                          sha256_of=sha256_of, title=path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda fh: fh.write(blob))
 
@@ -189,13 +196,18 @@ def describe_mark(path: str | Path) -> str:
         mark = read_mark(path)
     except Exception as e:  # noqa: BLE001 - Pillow's many decode errors
         raise ValueError(f"{path} could not be read as an image ({type(e).__name__}: {e})") from None
+    from interp_gan.provenance_c2pa import describe_c2pa
+
+    c2pa_lines = describe_c2pa(path)
     if mark is None:
         return (f"{path}: no provenance mark (no XMP DigitalSourceType); nothing says it was produced by a "
-                f"model, which does not mean it was not")
+                f"model, which does not mean it was not" + (f"\n{c2pa_lines}" if c2pa_lines else ""))
     lines = [f"{path}: marked as produced by a trained model",
              f"  digital source type: {mark['digital_source_type']}"]
     for k in ("model_sha256", "model_sha256_of", "creator_tool", "created"):
         if k in mark:
             lines.append(f"  {k.replace('_', ' ')}: {mark[k]}")
     lines.append("  (an unsigned XMP claim, not a C2PA signature)")
+    if c2pa_lines:
+        lines.append(c2pa_lines)
     return "\n".join(lines)
