@@ -394,19 +394,19 @@ class Moments(Stat):
         self._add_finite(acts, (0, 2, 3), acts.numel() // max(1, acts.shape[1]))
 
     def _add_finite(self, x: Tensor, dims: tuple[int, ...], n: int) -> None:
-        """The no-NaN path (4-5x the general one on a CPU): float64 sums over ``dims`` of the values
-        and of their squared deviations from the batch mean rounded to x's dtype, c; the exact
-        identity sum (x - mean)^2 = sum (x - c)^2 - n (mean - c)^2 removes the rounding of c."""
+        """The no-NaN path (3-4x the general one on a CPU): float64 sums over ``dims`` of the values and
+        of their squared deviations from the batch mean, the deviations formed in float64 and squared in
+        place (no NaN masks, no second copy)."""
         if n == 0:
             return
         mean_b = x.sum(dims, dtype=torch.float64) / n
-        c = mean_b.to(x.dtype)
         shape = [1] * x.dim()
         shape[1] = -1                                # channels are dim 1 of [n, C] and of [N, C, H, W]
-        m2_b = (x - c.view(shape)).square().sum(dims, dtype=torch.float64) - n * (mean_b - c.double()) ** 2
+        d = x.double() - mean_b.view(shape)
+        m2_b = d.mul_(d).sum(dims)
         nan = torch.zeros(mean_b.shape[0], dtype=torch.long, device=x.device)
         self.nan_count = nan if self.nan_count is None else self.nan_count + nan.to(self.nan_count.device)
-        self._combine(torch.full_like(mean_b, float(n)), mean_b, m2_b.clamp_min(0))
+        self._combine(torch.full_like(mean_b, float(n)), mean_b, m2_b)
 
     def merge(self, other: "Moments") -> "Moments":
         if other.n is None:
