@@ -249,11 +249,7 @@ def _add_style_edit_args(e: argparse.ArgumentParser) -> None:
                                                           "mean activation (a style transfer into every image)")
     g.add_argument("--k", type=int, default=16, help="units per style edit (default 16)")
     g.add_argument("--layer", help="the layer (default: the last style block / the middle conv)")
-    g.add_argument("--data", help="'embedded' (default) or a folder of content images")
-    g.add_argument("--n-images", type=int, default=64)
-    g.add_argument("--image-size", type=int, default=64)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    _add_data_args(g)
 
 
 def _style_edits(a: argparse.Namespace) -> list:
@@ -278,6 +274,15 @@ def _style_edits(a: argparse.Namespace) -> list:
         if name:
             out += build(subject, data, name, a.k, layer=a.layer, seed=a.seed).edits
     return out
+
+
+def _add_data_args(p) -> None:
+    """The images an edit is ranked on (``edit --remove-style / --insert-style`` and ``repair``)."""
+    p.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
+    p.add_argument("--n-images", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
 
 def _cmd_repair(a: argparse.Namespace) -> int:
@@ -427,11 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the CIs (default 200)")
     rp.add_argument("--n-show", type=int, default=4, help="content images per style in the before / after grid")
     rp.add_argument("--layer", help="the layer (default: the last style block / the middle conv)")
-    rp.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
-    rp.add_argument("--n-images", type=int, default=64)
-    rp.add_argument("--image-size", type=int, default=64)
-    rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    _add_data_args(rp)
     rp.add_argument("--out", required=True, help="the edited .safetensors (never overwritten)")
     rp.set_defaults(fn=_cmd_repair)
 

@@ -25,6 +25,7 @@ def test_p_random_is_uniform_when_the_style_codes_are_random():
         r = f.tables["style_interpolation"].iloc[0]
         ps.append(r.p_random)
         verdicts.append(bool(r.beyond_random))
+        assert r.beyond_random == (r.q_random <= 0.05 and r.ci_low > 0)   # the verdict agrees with its numbers
     ps = np.array(ps)
     # p_random takes values k/20; under exchangeability P(p <= k/20) = k/20 exactly
     for level in (0.05, 0.25, 0.5):

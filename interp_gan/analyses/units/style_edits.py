@@ -219,36 +219,13 @@ def _check_k(k: int, n_units: int, layer: str) -> None:
         raise ValueError(f"--k must be in 1..{n_units} (the units of {layer}); got {k}")
 
 
-def style_removal_edit(subject, data: AnalysisData, style: str, k: int, layer: str | None = None, seed: int = 0):
-    """The ``ModelEdit`` that zero-ablates the ``k`` units of ``layer`` most selective for ``style``,
-    ranked on all of ``data`` (what ``interp-gan edit --remove-style`` writes)."""
-    from interp_gan.edits import ModelEdit
-
+def _ranked_for_style(subject, data: AnalysisData, style: str, k: int, layer: str | None, seed: int, what: str):
+    """What both edit builders share: the style's index, the layer, its per-image unit means, the
+    style ids and the top ``k`` units for the style ranked on all of ``data``."""
     s = _style_index(subject, style)
     layer = layer or default_unit_layer(subject.generator)
     get_module(subject.generator, layer)
-    present, reason = check_styles(subject, data.style_ids, "style removal", 1)
-    if reason:
-        raise ValueError(reason)
-    if s not in present:
-        raise ValueError(f"no image of the data is generated toward {style!r}; its units cannot be ranked")
-    x = _layer_means(subject, data, layer, seed)
-    _check_k(k, x.shape[1], layer)
-    lut = np.full(subject.num_styles, -1)
-    lut[present] = np.arange(len(present))
-    units = select_units(x, lut[data.style_ids.detach().cpu().numpy()], len(present), int(lut[s]), int(k))
-    return ModelEdit.ablate(layer, [int(u) for u in units])
-
-
-def style_transfer_edit(subject, data: AnalysisData, style: str, k: int, layer: str | None = None, seed: int = 0):
-    """The ``ModelEdit`` that forces the ``k`` units most selective for ``style`` to ``style``'s mean
-    activation (per unit, over all images generated toward it): one ``insert`` per unit."""
-    from interp_gan.edits import ModelEdit
-
-    s = _style_index(subject, style)
-    layer = layer or default_unit_layer(subject.generator)
-    get_module(subject.generator, layer)
-    present, reason = check_styles(subject, data.style_ids, "style transfer", 1)
+    present, reason = check_styles(subject, data.style_ids, what, 1)
     if reason:
         raise ValueError(reason)
     if s not in present:
@@ -259,6 +236,24 @@ def style_transfer_edit(subject, data: AnalysisData, style: str, k: int, layer: 
     lut = np.full(subject.num_styles, -1)
     lut[present] = np.arange(len(present))
     units = select_units(x, lut[ids], len(present), int(lut[s]), int(k))
+    return s, layer, x, ids, units
+
+
+def style_removal_edit(subject, data: AnalysisData, style: str, k: int, layer: str | None = None, seed: int = 0):
+    """The ``ModelEdit`` that zero-ablates the ``k`` units of ``layer`` most selective for ``style``,
+    ranked on all of ``data`` (what ``interp-gan edit --remove-style`` writes)."""
+    from interp_gan.edits import ModelEdit
+
+    _, layer, _, _, units = _ranked_for_style(subject, data, style, k, layer, seed, "style removal")
+    return ModelEdit.ablate(layer, [int(u) for u in units])
+
+
+def style_transfer_edit(subject, data: AnalysisData, style: str, k: int, layer: str | None = None, seed: int = 0):
+    """The ``ModelEdit`` that forces the ``k`` units most selective for ``style`` to ``style``'s mean
+    activation (per unit, over all images generated toward it): one ``insert`` per unit."""
+    from interp_gan.edits import ModelEdit
+
+    s, layer, x, ids, units = _ranked_for_style(subject, data, style, k, layer, seed, "style transfer")
     means = x[ids == s].mean(0)
     e = ModelEdit()
     for u in units:

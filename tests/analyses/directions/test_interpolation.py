@@ -66,6 +66,7 @@ def test_walk_to_the_target_code_beats_every_random_walk_and_the_path_hands_over
     assert (df.effect > df.random_max).all()                  # beats every random walk of the same length
     assert np.allclose(df.p_random, 1 / 20) and df.beyond_random.all()
     assert np.allclose(df.q_random, 0.05)
+    assert (df.beyond_random == ((df.q_random <= 0.05) & (df.ci_low > 0))).all()   # the word follows the numbers
     assert (df.n_other == 2).all() and np.allclose(df.p_other, 1 / 3)   # beats the walks to the 2 other styles
     path = f.tables["style_interpolation_path"]
     p = path[(path.pair == "s0->s2")].pivot_table(index="t", columns="role", values="p")
