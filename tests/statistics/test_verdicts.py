@@ -1,5 +1,5 @@
 """Every verdict word agrees with the numbers beside it, on every row, on planted models where
-both verdicts occur: ablation's beyond_random is p_random <= 0.05 (selected sets; random sets carry
+both verdicts occur: ablation's beyond_random is q_random <= 0.05 (selected sets; random sets carry
 none), directions' beyond_random is q_random <= 0.05 (discovered directions; random controls carry
 none), dissection's labelled is q < alpha with held-out IoU above the threshold, and its label is
 non-empty exactly then. (Attribution's passed / failed / inconclusive rule is checked on random
@@ -23,14 +23,14 @@ from test_dissection import Planted, _data as scene_data  # noqa: E402
 from test_style_units import make_planted_data, make_planted_subject  # noqa: E402
 
 
-def test_ablation_beyond_random_is_p_random_at_most_005():
+def test_ablation_beyond_random_is_q_random_at_most_005():
     torch.manual_seed(0)
     df = build_analysis("ablation", layer="mix", ks=(1, 4), n_random=19, n_boot=100, seed=0).run(
         make_planted_subject(channels=48), make_planted_data()).tables["ablation"]
     top, rnd = df[df.baseline == "top"], df[df.baseline != "top"]
     verdict = top.beyond_random.astype(bool)
     assert verdict.any() and not verdict.all()                      # both words occur
-    assert (verdict == (top.p_random <= 0.05)).all()
+    assert (verdict == (top.q_random <= 0.05)).all() and (top.q_random >= top.p_random - 1e-12).all()
     assert rnd.beyond_random.isna().all()
 
 

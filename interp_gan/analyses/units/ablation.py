@@ -43,8 +43,10 @@ p_random = (1 + #{baseline sets with an effect at least as large}) / (n_random +
 in the expected direction (a drop of the style's probability / log-odds and a rise of the
 Gram distance for zero / mean ablation, the reverse for insertion; |effect| for concept
 fractions). It is exact under exchangeability of the selected set with the baseline sets; with 19
-sets its floor is 0.05. ``beyond_random`` = p_random <= 0.05 (per row); q_random is its
-Benjamini-Hochberg q over all selected-set rows. p_zero: a two-sided sign-flip permutation
+sets its floor is 0.05. q_random is its Benjamini-Hochberg q over all selected-set rows and
+``beyond_random`` = q_random <= 0.05 (a row at the floor among many rows at chance is not
+beyond random: 36 rows give about 2 at p <= 0.05 under no effect; raise n_random so that the
+rows that matter can go below the floor). p_zero: a two-sided sign-flip permutation
 test of the mean paired difference against 0 (n_perm flips), q_zero its BH q over the
 selected-set rows. (Bau et al., "GAN Dissection", ICLR 2019, and "Understanding the role of
 individual units in a deep neural network", PNAS 2020, ablate and insert units.)
@@ -55,7 +57,10 @@ tie-aware: the k-th largest sampled activation with k = ceil((1 - quantile) n), 
 value (a unit that saturates at one value on its top 1% gets exactly that value, and
 {activation >= value} holds at least the quantile's mass, ties included). zero / mean are
 measured on images generated toward the target style (does the style go away?); insert on
-images generated toward the other styles (does the style appear?).
+images generated toward the other styles (does the style appear?). With many styles few images
+are generated toward each (multistyle26: 256 / 26 = 10, 5 per half); ``n_measure`` renders a
+fixed sample of content images toward the target instead (style-conditional subjects take any
+style input), so every target is measured on the same n_measure images.
 
 What is measured, per image (targets):
 - ``p(style=<s>)``: the independent RGB style classifier's softmax probability
@@ -321,11 +326,13 @@ def _unit_stats(subject, data: AnalysisData, z: Tensor | None, layers: list[str]
 
 @torch.no_grad()
 def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, measure: Measure, seed: int,
-                   layer: str | None = None, edit: Edit | None = None) -> dict[str, np.ndarray]:
+                   layer: str | None = None, edit: Edit | None = None,
+                   toward: int | None = None) -> dict[str, np.ndarray]:
     """Generate the images ``sel`` (optionally with ``edit`` at ``layer``) and measure them.
 
-    Batching and seeds depend only on ``sel``, so an edited pass is paired image by image with
-    the unedited pass over the same ``sel``.
+    toward: a style index to render every image toward (the subject's style input set to it);
+    None = each image's own style (``data.style_ids``). Batching and seeds depend only on ``sel``
+    and ``toward``, so an edited pass is paired image by image with the unedited pass.
     """
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     for b, i in enumerate(range(0, len(sel), data.batch_size)):
@@ -334,7 +341,8 @@ def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, m
             if edit is not None:
                 stack.enter_context(Trace(subject.generator, layer, retain_output=False, edit=edit))
             stack.enter_context(seeded(seed + b))
-            images = subject.generate(data.content[idx], data.style_ids[idx], None if z is None else z[idx])
+            style = data.style_ids[idx] if toward is None else torch.full_like(data.style_ids[idx], toward)
+            images = subject.generate(data.content[idx], style, None if z is None else z[idx])
         for kind, v in measure(images).items():
             parts[kind].append(v)
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -357,7 +365,11 @@ class Ablation(Analysis):
     ran. cross_fit: rank on
     one half of the images, measure on the other, and the other way round. n_boot: bootstrap-t
     bootstrap resamples; n_perm: sign flips for p_zero. styles: target style names (None =
-    every style in the data).
+    every style in the data). n_measure: None = measure zero / mean ablation on the images
+    generated toward the target style (about N / n_styles: few when there are many styles) and
+    insertion on the other styles' images; an integer = measure on that many content images (half
+    from each cross-fitting half, seeded, the same images for every target), zero / mean rendered
+    toward the target style (the subject's style input set to it), insertion in their own styles.
     """
 
     def __init__(self, *, layer: str | list[str] | None = None, units: list[int] | None = None,
@@ -365,8 +377,9 @@ class Ablation(Analysis):
                  quantile: float = 0.99, ks: Sequence[int] = (1, 2, 4, 8, 16), n_random: int = 19,
                  n_boot: int = 500, n_perm: int = 2000, cross_fit: bool = True, styles: list[str] | None = None,
                  seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, budget_s: float | None = None,
-                 baseline: Literal["shuffled", "random"] = "shuffled") -> None:
+                 baseline: Literal["shuffled", "random"] = "shuffled", n_measure: int | None = None) -> None:
         self.layer, self.units, self.from_style_units = layer, units, from_style_units
+        self.n_measure = n_measure
         self.baseline = baseline
         self.intervention, self.quantile, self.ks, self.n_random = intervention, quantile, ks, n_random
         self.n_boot, self.n_perm, self.cross_fit = n_boot, n_perm, cross_fit
@@ -390,6 +403,8 @@ class Ablation(Analysis):
             sets = sum(1 + (n_random if k < n_units else 0) for k in kk)
             for s in styles:
                 n_s = int(counts[s]) if self.intervention != "insert" else len(data) - int(counts[s])
+                if self.n_measure is not None:
+                    n_s = min(int(self.n_measure), len(data) if self.intervention != "insert" else n_s)
                 images += n_s * (1 + sets)
         return Cost(forwards=len(data) + images)
 
@@ -428,6 +443,9 @@ class Ablation(Analysis):
         if self.n_random < 0 or self.n_boot < 1 or self.n_perm < 1:
             raise ValueError(f"n_random must be >= 0 and n_boot, n_perm >= 1, got n_random={self.n_random}, "
                              f"n_boot={self.n_boot}, n_perm={self.n_perm}")
+        if self.n_measure is not None and int(self.n_measure) < 2 * MIN_SAMPLES_FOR_CI:
+            raise ValueError(f"n_measure must be at least {2 * MIN_SAMPLES_FOR_CI} images (a CI on each half), "
+                             f"got {self.n_measure}; or leave it out to measure the images generated toward each style")
         if self.baseline not in ("shuffled", "random"):
             raise ValueError(f"baseline must be 'shuffled' or 'random', got {self.baseline!r}")
         unknown = [s for s in (self.styles or []) if s not in subject.style_names]
@@ -499,15 +517,15 @@ class Ablation(Analysis):
                     ranking += [dict(layer=layer, style=name, rank=r, unit=int(u), auroc=float(auc[f][lut[s], u]),
                                      cohens_d=float(dd[f][lut[s], u]), fold=f)
                                 for r, u in enumerate(order[:max(ks)])]
-                mask = (ids == s) if self.intervention != "insert" else (ids != s)
-                sels = [torch.as_tensor(np.flatnonzero(mask & (fold == f)), device=data.content.device)
-                        for f in range(n_folds)]
+                sels, toward = self._measured_images(ids, s, fold, n_folds, data.content.device)
                 seed = self.seed + 1000 * s
-                bases = [_measured_pass(subject, data, z, sel, measure, seed + 100 * f) for f, sel in enumerate(sels)]
+                bases = [_measured_pass(subject, data, z, sel, measure, seed + 100 * f, toward=toward)
+                         for f, sel in enumerate(sels)]
 
                 def diff(sets_per_fold):
                     parts = [self._diff(subject, data, z, sel, measure, seed + 100 * f, layer, u, unit_mean, unit_q,
-                                        base) for f, (sel, base, u) in enumerate(zip(sels, bases, sets_per_fold))]
+                                        base, toward)
+                             for f, (sel, base, u) in enumerate(zip(sels, bases, sets_per_fold))]
                     return {kind: np.concatenate([p[kind] for p in parts]) for kind in parts[0]}
 
                 for k in ks:
@@ -538,6 +556,8 @@ class Ablation(Analysis):
         df["beyond_random"] = df["beyond_random"].astype("boolean")   # empty (<NA>) on the random sets' rows
         top = df["baseline"] == "top"
         df.loc[top, "q_random"] = bh_qvalues(df.loc[top, "p_random"].to_numpy(dtype=float))
+        has_p = top & df["p_random"].notna()
+        df.loc[has_p, "beyond_random"] = (df.loc[has_p, "q_random"] <= ALPHA).to_numpy()
         df.loc[top, "q_zero"] = bh_qvalues(df.loc[top, "p_zero"].to_numpy(dtype=float))
         self._notes(df, notes, crossfit, n_random, baseline)
         tables = {"ablation": df}
@@ -557,10 +577,13 @@ class Ablation(Analysis):
         notes.append(f"beyond random: one-sided rank of the selected set's effect among {n_random} baseline "
                      f"sets of the same size on the same images (baseline = {baseline}: {what}; the rows with "
                      f"baseline 'random' are these sets), p_random = (1 + #baseline sets at least as large) / "
-                     f"({n_random} + 1); beyond_random = p_random <= {ALPHA} per row (exact under "
-                     f"exchangeability with the baseline sets; it does not rule out that selective units are simply "
-                     f"larger or more active units); q_random: BH over the {int((df['baseline'] == 'top').sum())} "
-                     f"selected-set rows")
+                     f"({n_random} + 1) (exact under exchangeability with the baseline sets); q_random: BH over the "
+                     f"{int((df['baseline'] == 'top').sum())} selected-set rows; beyond_random = q_random <= {ALPHA} "
+                     f"(it does not rule out that selective units are simply larger or more active units)")
+        if self.n_measure is not None:
+            notes.append(f"measured on {self.n_measure} content images (half per cross-fitting half, seeded, the same "
+                         + ("for every target) rendered toward the target style" if self.intervention != "insert"
+                            else "for every target) in their own styles, other than the target"))
         if 0 < n_random and 1 / (n_random + 1) > ALPHA:
             notes.append(f"with n_random = {n_random} p_random cannot reach {ALPHA} (floor "
                          f"{1 / (n_random + 1):.2g}): raise n_random to 19 or more")
@@ -577,7 +600,24 @@ class Ablation(Analysis):
         notes.append(f"{self._nonfinite} bootstrap replicates were not finite (a resample without spread; left out of the quantiles)"
                      if self._nonfinite else "every bootstrap replicate was finite")
 
-    def _diff(self, subject, data, z, sel, measure, seed, layer, units, unit_mean, unit_q, base):
+    def _measured_images(self, ids: np.ndarray, s: int, fold: np.ndarray, n_folds: int,
+                         device) -> tuple[list[Tensor], int | None]:
+        """Per half, the images an edit for target style s is measured on, and the style they are
+        rendered toward (None = their own). See ``n_measure`` in the class docstring."""
+        removes = self.intervention != "insert"
+        pool = np.ones(len(ids), bool) if (removes and self.n_measure is not None) else (
+            (ids == s) if removes else (ids != s))
+        sels = []
+        for f in range(n_folds):
+            idx = np.flatnonzero(pool & (fold == f))
+            if self.n_measure is not None:
+                per_half = int(self.n_measure) // n_folds + (f < int(self.n_measure) % n_folds)
+                rng = np.random.default_rng([self.seed, 23, f] + ([] if removes else [s]))
+                idx = np.sort(rng.permutation(idx)[:per_half])
+            sels.append(torch.as_tensor(idx, device=device))
+        return sels, (s if removes and self.n_measure is not None else None)
+
+    def _diff(self, subject, data, z, sel, measure, seed, layer, units, unit_mean, unit_q, base, toward=None):
         units = [int(u) for u in units]
         if self.intervention == "zero":
             edit = ablate(units, 0.0)
@@ -585,7 +625,7 @@ class Ablation(Analysis):
             edit = ablate(units, torch.as_tensor(unit_mean[units], dtype=torch.float32))
         else:
             edit = insert(units, torch.as_tensor(unit_q[units], dtype=torch.float32))
-        after = _measured_pass(subject, data, z, sel, measure, seed, layer, edit)
+        after = _measured_pass(subject, data, z, sel, measure, seed, layer, edit, toward=toward)
         return {kind: after[kind] - base[kind] for kind in base}
 
     def _rows(self, d_top, d_rand, cols, s, name, layer, tops, sets, k, notes, baseline) -> list[dict]:
@@ -620,7 +660,6 @@ class Ablation(Analysis):
                            random_sd=float(effects.std(ddof=1)) if len(effects) > 1 else np.nan,
                            random_low=float(np.quantile(effects, 0.025)),
                            random_high=float(np.quantile(effects, 0.975)))
-                row["beyond_random"] = bool(row["p_random"] <= ALPHA)
                 mean_r = np.mean(rv, axis=0)
                 rlo, rhi, bad = bootstrap_t_mean_ci(mean_r, self.n_boot, bs + 2)
                 self._nonfinite += bad

@@ -132,9 +132,9 @@ def test_report_section_draws_top_and_random_curves():
     s = summary_table(f.tables["ablation"])
     for target in ("p(style=checker)", "log_odds(style=checker)"):
         row = s[s["target"] == target].iloc[0]
-        assert row["k"] == 2 and row["p_random"] == pytest.approx(0.05) and bool(row["beyond random (p_random <= 0.05)"])
-    # the verdict agrees with p everywhere
-    assert (s["beyond random (p_random <= 0.05)"] == (s["p_random"] <= 0.05)).all()
+        assert row["k"] == 2 and row["p_random"] == pytest.approx(0.05)       # beat every random set
+    # the verdict agrees with q everywhere
+    assert (s["beyond random (q_random <= 0.05)"] == (s["q_random"] <= 0.05)).all()
 
 
 def test_log_odds_are_stable_where_p_saturates():
@@ -180,7 +180,7 @@ def test_a_selected_set_that_does_less_than_random_is_not_beyond_random():
     assert rnd["effect"] < -0.1 and rnd["ci_high"] < top["ci_low"] - 1e-3    # the old verdict's condition
     assert top["p_random"] == 1.0 and not top["beyond_random"] and top["direction"] == "decrease"
     s = summary_table(df)
-    assert not s["beyond random (p_random <= 0.05)"].any()
+    assert not s["beyond random (q_random <= 0.05)"].any()
 
 
 def _sets_with(units: str, unit: int) -> int:
@@ -197,7 +197,7 @@ def test_cross_fitted_units_are_named_per_half_and_every_image_is_measured_once(
     # random sets are drawn from all 48 units: a set that is the planted unit ties with it
     rnd = _row(df, "checker", 1, "random", "p(style=checker)")
     assert top["p_random"] == pytest.approx((1 + _sets_with(rnd["units"], CHECKER_UNIT)) / 20)
-    assert top["beyond_random"] == (top["p_random"] <= 0.05) and top["q_random"] >= top["p_random"]
+    assert top["beyond_random"] == (top["q_random"] <= 0.05) and top["q_random"] >= top["p_random"]
     assert any("cross-fitted" in n for n in f.notes) and any("one-sided rank" in n for n in f.notes)
     # the concept table has BH q-values (old: CI excludes 0, no correction)
     conc = df[(df["measure"] == "concepts") & (df["baseline"] == "top")]
@@ -239,7 +239,7 @@ def test_shuffled_baseline_sets_are_top_k_for_permuted_labels_per_half_and_are_n
     top, rnd = _row(df, "checker", 2, "top", "log_odds(style=checker)"), _row(df, "checker", 2, "random",
                                                                                "log_odds(style=checker)")
     assert top["baseline_sets"] == rnd["baseline_sets"] == "shuffled"
-    assert top["p_random"] == pytest.approx(0.05) and top["beyond_random"]       # the planted unit beats them
+    assert top["p_random"] == pytest.approx(0.05) and top["beyond_random"] == (top["q_random"] <= 0.05)   # beats them all
     sets = [[list(map(int, h.split(";"))) for h in s.split(" / ")] for s in rnd["units"].split("|")]
     assert len(sets) == 19 and all(len(h) == 2 for per_half in sets for h in per_half)
     assert any(len(per_half) == 2 for per_half in sets)            # drawn per half: the halves differ
@@ -258,3 +258,35 @@ def test_shuffled_baseline_sets_are_top_k_for_permuted_labels_per_half_and_are_n
     assert any("explicit units" in n and "uniform random" in n for n in g.notes)
     with pytest.raises(ValueError, match="baseline must be"):
         Ablation(baseline="uniform", **FAST).run(subject, data)
+
+
+def test_n_measure_renders_the_same_content_images_toward_every_target():
+    """n_measure: zero ablation is measured on a fixed sample of content images rendered toward
+    the target style (the planted unit still removes it; every target sees the same images, half
+    per cross-fitting half); insertion samples the other styles' images; too few is one line."""
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    seen = []
+    gen = subject.generate
+
+    def spy(content, ids, z=None):
+        seen.append(ids.clone())
+        return gen(content, ids, z)
+    subject.generate = spy
+    f = Ablation(ks=(1,), n_random=19, styles=["checker", "stripes"], n_measure=20, **FAST).run(subject, data)
+    df = f.tables["ablation"]
+    names = subject.style_names
+    for style, unit in (("checker", CHECKER_UNIT), ("stripes", STRIPES_UNIT)):
+        top = _row(df, style, 1, "top", f"log_odds(style={style})")
+        assert top["n"] == 20 and top["units"] == str(unit)            # 20 images, not the 12 of the style
+        assert top["ci_high"] < 0 and top["p_random"] == pytest.approx((1 + _sets_with(
+            _row(df, style, 1, "random", f"log_odds(style={style})")["units"], unit)) / 20)
+    # measured passes render every image toward the target: batches of a single style id
+    targets = {names.index("checker"), names.index("stripes")}
+    measured = [set(i.tolist()) for i in seen[-4:]]
+    assert all(len(m) == 1 and m <= targets for m in measured)
+    assert any("rendered toward the target style" in n for n in f.notes)
+    ins = Ablation(ks=(1,), n_random=3, styles=["checker"], intervention="insert", n_measure=16,
+                   **FAST).run(make_planted_subject(channels=48), data).tables["ablation"]
+    assert _row(ins, "checker", 1, "top", "p(style=checker)")["n"] == 16
+    with pytest.raises(ValueError, match="n_measure must be at least 16"):
+        Ablation(ks=(1,), n_measure=6, **FAST).run(make_planted_subject(), data)
