@@ -291,7 +291,8 @@ def run_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig,
             bar.close()
         dt = time.perf_counter() - t0
         finding.provenance = {**provenance(**base_prov, analysis_params=params),
-                              **finding.provenance, "seconds": round(dt, 2)}
+                              **finding.provenance, "seconds": round(dt, 2),
+                              "data_fingerprint": data.fingerprint}   # the report's: `report` re-renders it
         if est is not None:
             finding.provenance["estimated_seconds"] = round(est, 2)
         if passes is not None:

@@ -209,5 +209,7 @@ class Embedding(Analysis):
                        tables={"embedding": pd.DataFrame(rows, columns=["space", "method", "x", "y", "style",
                                                                        "style_id", "image"]),
                                "embedding_quality": pd.DataFrame(quality)},
-                       notes=notes, provenance={"seed": self.seed, "data_fingerprint": data.fingerprint,
-                                                **subject.meta})
+                       # the analysis data's fingerprint last: a checkpoint's metadata carries the training
+                       # data's, and `interp-gan report` refuses a finding whose fingerprint is not its report's
+                       notes=notes, provenance={**subject.meta, "seed": self.seed,
+                                                "data_fingerprint": data.fingerprint})

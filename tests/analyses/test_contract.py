@@ -1,6 +1,7 @@
 """One contract test over every registered analysis (captum's test_hook_removal idea): no hook is
 left after success or after an error, the same seed gives the same result, and the Finding
-round-trips through JSON/CSV/NPZ with the same values. Each analysis brings its own small settings
+round-trips through JSON/CSV/NPZ with the same values, and its provenance names the data it
+analysed, not the checkpoint's training data. Each analysis brings its own small settings
 (``@register_analysis(fast=...)``), so a new analysis is covered with no edit here."""
 import numpy as np
 import pandas as pd
@@ -47,10 +48,14 @@ def test_the_registry_is_not_empty():
 @pytest.mark.parametrize("name", NAMES)
 def test_analysis_contract(name, tmp_path):
     subject = make_tiny_subject()
+    # a checkpoint's metadata names its training data; a Finding must name the data it analysed
+    # (`interp-gan report` refuses a finding whose fingerprint is not its report's)
+    subject.meta = {**subject.meta, "data_fingerprint": "the-training-data"}
     data = make_tiny_data(subject)
     torch.manual_seed(0)
     f1 = build_analysis(name, **_fast(name)).run(subject, data)
     assert isinstance(f1, Finding) and f1.analysis == name
+    assert f1.provenance.get("data_fingerprint", data.fingerprint) == data.fingerprint
     assert f1.skipped is None, f"{name} skipped on the tiny model: {f1.skipped}"
     assert f1.tables, f"{name} returned no table"
     assert f1.section["title"] == get_analysis(name).title        # stamped for the report

@@ -144,3 +144,14 @@ def test_reference_codes_are_skipped_with_a_reason():
     f = build_analysis("embedding", methods=("pca",), layer="mix").run(_with_encoder(_clustered_subject(), 0), _data(12))
     assert any("no real style images" in n for n in f.notes)
     assert "reference_code" not in set(f.tables["embedding"].space)
+
+
+def test_the_finding_carries_the_analysis_datas_fingerprint_not_the_checkpoints():
+    # a checkpoint's metadata carries its training data's fingerprint; `interp-gan report` refused
+    # the demo's report because embedding's provenance let that one win
+    subject = _clustered_subject()
+    subject.meta = {**subject.meta, "data_fingerprint": "the-training-data"}
+    data = _data(60)
+    data.fingerprint = "analysed"
+    f = Embedding(n_samples=60, methods=("pca",)).run(subject, data)
+    assert f.provenance["data_fingerprint"] == "analysed"

@@ -96,6 +96,9 @@ class DiscriminatorDissection(Dissection):
         images, ids, n_fake = judged_images(subject, data)
         judged = AnalysisData(images, ids, fingerprint=f"{data.fingerprint}+judged", batch_size=data.batch_size)
         finding = super().run(_critic(D, subject.style_names), judged)
+        # the judged images are made from ``data`` and the subject: the Finding names the data the
+        # report names (`interp-gan report` refuses a finding whose fingerprint is not its report's)
+        finding.provenance = {**finding.provenance, "data_fingerprint": data.fingerprint}
         if not finding.skipped:   # tables are named after the analysis: dissection_units.csv stays the generator's
             finding.notes.insert(0, f"Units of the discriminator, on the {len(images)} images it judged: "
                                     f"{n_fake} generated (toward each target style) then {len(images) - n_fake} real "
