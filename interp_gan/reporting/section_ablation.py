@@ -112,7 +112,8 @@ def short_units(units: str, keep: int = 6) -> str:
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per layer, style and target: the largest k's top-unit effect next to the random baseline's,
-    with the one-sided rank p against the random sets; the verdict is p_random <= 0.05."""
+    with the one-sided rank p against the random sets; the verdict is q_random <= 0.05 (BH over the
+    finding's selected-set rows)."""
     main = df[df["measure"].isin(SUMMARY_MEASURES)]
     kmax = main.groupby(["layer", "style"])["k"].transform("max")
     d = main[main["k"] == kmax]

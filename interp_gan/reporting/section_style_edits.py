@@ -33,16 +33,18 @@ HOW_TO_READ = (
     "noise and random state; intervals (on hover and in the tables) are 95% studentized bootstrap CIs over "
     "images. "
     "<i>Beyond random</i>: p_random = (1 + baseline k-unit sets that lower the style at least as much) / "
-    "(baseline sets + 1); with 19 sets its floor is 0.05. By default a baseline set is the top k units by the "
+    "(baseline sets + 1); with 19 sets its floor is 0.05; q_random is its Benjamini-Hochberg q over the "
+    "rows that ask the same question (the styles' removals; the transfers' inserted styles), so a few "
+    "rows at the floor among many at chance are not called beyond random. By default a baseline set is the top k units by the "
     "same ranking for a random relabelling of the images' styles (as coherent a group of units as the selected "
     "one, chosen for no style; the notes say which baseline ran). <i>Specificity</i> = on-target change minus the "
     "mean off-target change, with a stratified studentized bootstrap CI; <i>target share</i> = |on-target| "
     "/ (|on-target| + sum of |off-target|). A removal is <b>specific</b> when it is beyond random "
-    "(p_random &le; 0.05 and its CI below 0), its specificity CI is below 0, and every off-target CI lies "
+    "(q_random &le; 0.05 and its CI below 0), its specificity CI is below 0, and every off-target CI lies "
     "above the on-target CI; <b>beyond random, not specific</b> when only the first holds. "
     "<i>Transfer</i> (source &rarr; style): while generating the source style, the style's top-k units are "
     "forced to the style's mean activation; <b>transfers</b> when the style's log-odds rise beyond random "
-    "(p_random &le; 0.05, CI above 0). Random-unit baselines follow Morcos et al. (ICLR 2018); unit "
+    "(q_random &le; 0.05, CI above 0). Random-unit baselines follow Morcos et al. (ICLR 2018); unit "
     "ablation and insertion in generators follow Bau et al. (ICLR 2019, PNAS 2020).</p>")
 
 
@@ -105,7 +107,8 @@ def specificity_table(df: pd.DataFrame, measure: str = "log_odds") -> pd.DataFra
                                                  if worst is not None else ""),
                      "specificity [95% CI]": _fmt(o.specificity, o.spec_ci_low, o.spec_ci_high),
                      "target share": o.target_share, "baseline sets (mean)": o.random_mean,
-                     "p_random": o.p_random, "verdict": o.verdict, "n": int(o.n), "edit": o.edit})
+                     "p_random": o.p_random, "q_random": getattr(o, "q_random", float("nan")),
+                     "verdict": o.verdict, "n": int(o.n), "edit": o.edit})
     return pd.DataFrame(rows)
 
 
@@ -114,7 +117,8 @@ def transfer_table(df: pd.DataFrame, measure: str = "log_odds") -> pd.DataFrame:
     return pd.DataFrame([{"source -> style": f"{r.source_style} -> {r.style}", "k": int(r.k), "classifier": r.classifier,
                           "measured": f"{r.target_style} ({r.direction} expected)",
                           "change [95% CI]": _fmt(r.effect, r.ci_low, r.ci_high), "baseline sets (mean)": r.random_mean,
-                          "p_random": r.p_random, "verdict": r.verdict, "n": int(r.n)} for r in d.itertuples()])
+                          "p_random": r.p_random, "q_random": getattr(r, "q_random", float("nan")),
+                          "verdict": r.verdict, "n": int(r.n)} for r in d.itertuples()])
 
 
 def claim(df: pd.DataFrame) -> Claim | None:
@@ -141,7 +145,7 @@ def claim(df: pd.DataFrame) -> Claim | None:
                  baseline=f"baseline {k}-unit sets {sig(best['random_mean'])}; specificity "
                           f"{sig(best['specificity'])} {fmt_ci(best['spec_ci_low'], best['spec_ci_high'])}",
                  verdict="specific" if len(ok) else "not specific", survives=bool(len(ok)),
-                 rule="specific when p_random <= 0.05 with the CI below 0, the specificity CI below 0, and every "
+                 rule="specific when q_random <= 0.05 (BH over the styles' removals) with the CI below 0, the specificity CI below 0, and every "
                       "off-target CI above the on-target CI")
 
 

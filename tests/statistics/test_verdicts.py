@@ -1,9 +1,9 @@
 """Every verdict word agrees with the numbers beside it, on every row, on planted models where
 both verdicts occur: ablation's beyond_random is q_random <= 0.05 (selected sets; random sets carry
 none), directions' beyond_random is q_random <= 0.05 (discovered directions; random controls carry
-none), dissection's labelled is q < alpha with held-out IoU above the threshold, and its label is
-non-empty exactly then. (Attribution's passed / failed / inconclusive rule is checked on random
-intervals in test_attribution_stats.py.)"""
+none), style_edits' verdicts read q_random too, dissection's labelled is q < alpha with held-out
+IoU above the threshold, and its label is non-empty exactly then. (Attribution's passed / failed /
+inconclusive rule is checked on random intervals in test_attribution_stats.py.)"""
 import sys
 from pathlib import Path
 
@@ -55,3 +55,26 @@ def test_dissection_labelled_is_q_below_alpha_and_iou_above_threshold():
     assert np.array_equal(labelled, ((u.q_value < 0.05) & (u.iou > 0.04)).to_numpy())
     assert np.array_equal(u.label.astype(str).ne("").to_numpy(), labelled)
 
+
+
+def test_style_edit_verdicts_read_q_random():
+    """Removal: 'specific' / 'beyond random, not specific' need q_random <= 0.05 (BH over the
+    on-target rows) and the CI below 0; transfer: 'transfers' / 'source drops' need q_random <= 0.05
+    (BH within each direction). Planted checker units, all three styles removed: checker's rows
+    are beyond random, plain's (no units of its own) are not."""
+    if str(_TESTS / "analyses") not in sys.path:
+        sys.path.insert(0, str(_TESTS / "analyses"))
+    from test_style_edits import toy_data, toy_subject
+    f = build_analysis("style_edits", layer="mix", ks=(3,), n_random=99, n_boot=200, seed=0,
+                       pairs=["stripes->checker"]).run(toy_subject(), toy_data())
+    rem = f.tables["style_removal"]
+    on = rem[rem.on_target]
+    beyond = on.verdict != "not beyond random"
+    assert beyond.any() and not beyond.all()
+    assert (beyond == ((on.q_random <= 0.05) & (on.ci_high < 0))).all()
+    assert (on.q_random >= on.p_random - 1e-12).all() and rem[~rem.on_target].q_random.isna().all()
+    tra = f.tables["style_transfer"]
+    moved = tra.verdict != "not beyond random"
+    assert moved.any()
+    assert (moved == ((tra.q_random <= 0.05) & np.where(tra.direction == "increase", tra.ci_low > 0,
+                                                           tra.ci_high < 0))).all()

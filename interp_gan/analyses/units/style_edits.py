@@ -57,16 +57,19 @@ are resampled within each style; coverage simulated in tests/statistics/test_sty
 ``target_share`` = |on-target| / (|on-target| + sum |off-target|): the share of the removal's
 effect that falls on the target (a point estimate, no interval). Per on-target row,
 
-- **specific**: all of (1) beyond random: p_random <= 0.05; (2) the on-target CI lies below 0;
+- **specific**: all of (1) beyond random: q_random <= 0.05 (``q_random``: Benjamini-Hochberg over
+  the on-target rows of the table; a per-row p_random <= 0.05 would call a few of 26 styles' rows
+  beyond random by chance alone); (2) the on-target CI lies below 0;
   (3) the specificity CI lies below 0; (4) every off-target CI lies above the on-target CI
   (each other style's change is, with its interval, smaller than the target's);
 - **beyond random, not specific**: (1) and (2) hold, (3) or (4) does not;
 - **not beyond random**: (1) or (2) fails (with fewer than 19 random sets p_random cannot reach
   0.05, so nothing is beyond random: the notes say so).
 
-Transfer rows: **transfers** when p_random <= 0.05 and the CI lies above 0 (the inserted style's
-rows), **source drops** when p_random <= 0.05 and the CI lies below 0 (the source style's rows),
-else **not beyond random**.
+Transfer rows: **transfers** when q_random <= 0.05 (BH over the inserted style's rows; the
+source style's rows are a family of their own) and the CI lies
+above 0 (the inserted style's rows), **source drops** when q_random <= 0.05 and the CI lies below 0
+(the source style's rows), else **not beyond random**.
 
 ``edit`` (each row): the ``interp-gan edit`` arguments that write the edit, with units (and
 values) chosen on ALL images, as ``style_removal_edit`` / ``style_transfer_edit`` and
@@ -98,7 +101,7 @@ from interp_gan.analyses.units.ablation import (_measured_pass, bootstrap_t_mean
                                                 random_rank_pvalue, select_units, shuffled_units)
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d, harvest_unit_means
 from interp_gan.findings import Finding
-from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, floor_note
+from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 from interp_gan.harvest.hooks import ablate, default_unit_layer, get_module, insert
 
 __all__ = ["StyleEdits", "contrast_ci", "removal_verdict", "transfer_verdict", "style_removal_edit",
@@ -108,10 +111,10 @@ ALPHA = 0.05
 CLASSIFIERS = {"classifier": "rgb", "texture_classifier": "texture"}
 MEASURES = ("log_odds", "p")
 REMOVAL_COLUMNS = ["layer", "style", "k", "classifier", "measure", "target_style", "on_target", "effect", "ci_low",
-                   "ci_high", "n", "p_random", "n_sets", "random_mean", "random_low", "random_high", "specificity",
+                   "ci_high", "n", "p_random", "q_random", "n_sets", "random_mean", "random_low", "random_high", "specificity",
                    "spec_ci_low", "spec_ci_high", "target_share", "verdict", "units_fold0", "units_fold1", "edit"]
 TRANSFER_COLUMNS = ["layer", "source_style", "style", "k", "classifier", "measure", "target_style", "effect",
-                    "ci_low", "ci_high", "n", "direction", "p_random", "n_sets", "random_mean", "random_low",
+                    "ci_low", "ci_high", "n", "direction", "p_random", "q_random", "n_sets", "random_mean", "random_low",
                     "random_high", "verdict", "units_fold0", "units_fold1", "edit"]
 
 
@@ -158,10 +161,11 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     return float(est), float(est - tq[0] * se), float(est - tq[1] * se), bad
 
 
-def removal_verdict(p_random: float, ci_high: float, spec_ci_high: float, off_ci_lows: Sequence[float]) -> str:
-    """The removal verdict of one on-target row (see the module docstring): effects are changes,
-    a removal lowers them, so "below 0" is the expected direction."""
-    beyond = bool(p_random == p_random and p_random <= ALPHA and ci_high < 0)
+def removal_verdict(q_random: float, ci_high: float, spec_ci_high: float, off_ci_lows: Sequence[float]) -> str:
+    """The removal verdict of one on-target row (see the module docstring) from its q_random (BH
+    over the on-target rows): effects are changes, a removal lowers them, so "below 0" is the
+    expected direction."""
+    beyond = bool(q_random == q_random and q_random <= ALPHA and ci_high < 0)
     if not beyond:
         return "not beyond random"
     offs = np.asarray(off_ci_lows, dtype=np.float64)
@@ -169,16 +173,41 @@ def removal_verdict(p_random: float, ci_high: float, spec_ci_high: float, off_ci
     return "specific" if specific else "beyond random, not specific"
 
 
-def transfer_verdict(p_random: float, ci_low: float, ci_high: float, direction: int) -> str:
+def transfer_verdict(q_random: float, ci_low: float, ci_high: float, direction: int) -> str:
     """'transfers' (the inserted style rises) / 'source drops' (the source style falls) when beyond
-    random and the CI excludes 0 in the expected direction; else 'not beyond random'."""
-    if not (p_random == p_random and p_random <= ALPHA):
+    random (q_random, BH over the rows of the same direction, at most 0.05) and the CI excludes 0 in the expected
+    direction; else 'not beyond random'."""
+    if not (q_random == q_random and q_random <= ALPHA):
         return "not beyond random"
     if direction > 0 and ci_low > 0:
         return "transfers"
     if direction < 0 and ci_high < 0:
         return "source drops"
     return "not beyond random"
+
+
+def _verdicts_by_q(rem: pd.DataFrame, tra: pd.DataFrame) -> None:
+    """q_random: Benjamini-Hochberg over the rows that ask one question (removal: the on-target
+    rows; transfer: the inserted style's rows, and apart from them the source style's rows), and
+    each verdict read from it, in place: with many styles a few rows reach the p_random floor by
+    chance alone, and the per-row p would call them beyond random."""
+    key = ["layer", "style", "k", "classifier", "measure"]
+    rem["q_random"], tra["q_random"] = np.nan, np.nan
+    families = [(rem, rem["on_target"])] + [(tra, tra["direction"] == d) for d in ("increase", "decrease")]
+    for df, rows in families:
+        has = rows & df["p_random"].notna()
+        if has.any():
+            df.loc[has, "q_random"] = bh_qvalues(df.loc[has, "p_random"].to_numpy(dtype=float))
+    if len(rem):
+        offs = rem[~rem["on_target"]].groupby(key, sort=False)["ci_low"].apply(list).to_dict()
+        for i in rem.index[rem["on_target"]]:
+            r = rem.loc[i]
+            rem.at[i, "verdict"] = removal_verdict(r["q_random"], r["ci_high"], r["spec_ci_high"],
+                                                   offs.get(tuple(r[c] for c in key), []))
+    for i in tra.index:
+        r = tra.loc[i]
+        tra.at[i, "verdict"] = transfer_verdict(r["q_random"], r["ci_low"], r["ci_high"],
+                                                1 if r["direction"] == "increase" else -1)
 
 
 def _target_share(on: float, offs: Sequence[float]) -> float:
@@ -487,6 +516,7 @@ class StyleEdits(Analysis):
         rem = pd.DataFrame(removal, columns=REMOVAL_COLUMNS)
         rem["on_target"] = rem["on_target"].astype(bool)
         tra = pd.DataFrame(transfer, columns=TRANSFER_COLUMNS)
+        _verdicts_by_q(rem, tra)
         on = rem[rem["on_target"]]
         if n_random > 0 and len(on):
             fl = floor_note(on["p_random"].to_numpy(dtype=float), n_random, what="on-target p_random values",
@@ -634,7 +664,7 @@ class StyleEdits(Analysis):
                 else "k units drawn uniformly from the layer") + "); on-target rows only (random_mean, random_low, "
                "random_high: the baseline sets' mean and 2.5-97.5% range)",
                "specificity = on-target change minus the mean off-target change (stratified studentized bootstrap "
-               "CI); 'specific' = beyond the baseline sets (p_random <= 0.05, CI below 0), specificity CI below 0, and every "
+               "CI); 'specific' = beyond the baseline sets (q_random <= 0.05: BH over the on-target rows; CI below 0), specificity CI below 0, and every "
                "off-target CI above the on-target CI"]
         if pairs:
             out.append("transfer: the inserted style's top-k units are set to that style's mean activation (per "
