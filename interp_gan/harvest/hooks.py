@@ -246,7 +246,11 @@ def default_layers(generator: nn.Module) -> list[str]:
 
 def default_unit_layer(generator: nn.Module) -> str:
     """One layer when nobody named one: the last style-modulated block of a StyleNet-like model,
-    else the middle conv layer (the last conv of most generators only writes RGB)."""
+    else the middle conv layer (the last conv of most generators only writes RGB). A model may name
+    its own with a ``preferred_unit_layer`` attribute (a U-Net's middle conv is its 1x1 bottleneck)."""
+    preferred = getattr(generator, "preferred_unit_layer", None)
+    if isinstance(preferred, str) and preferred in dict(generator.named_modules()):
+        return preferred
     blocks = style_blocks(generator)
     if blocks:
         return blocks[-1]

@@ -254,5 +254,5 @@ def overview_section(f, ctx: ReportContext) -> Section:
     if grid is not None:
         sec.paper_grids = {"overview_samples": grid}
     name = ((f.provenance or {}).get("model_config") or {}).get("name")
-    sec.references = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
+    sec.references = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"], "unet_generator": ["isola2017pix2pix"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
     return sec

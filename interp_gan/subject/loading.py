@@ -82,7 +82,7 @@ def _flat_tensors(sd: dict, prefix: str = ""):
 
 
 _FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".pkl", ".onnx")
-_CONVERTED = ("cyclegan", "resnet_generator", "stargan_v1", "stargan_v2", "stylegan2")
+_CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -131,8 +131,8 @@ _STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running sta
 
 
 def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
-    """The generator a reference-layout state_dict holds (CycleGAN, StarGAN v1, or the StarGAN v2
-    wrapper of a ``*_nets_ema.ckpt``) and its model config."""
+    """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
+    or the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``) and its model config."""
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
     from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
 
@@ -153,6 +153,19 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
         return G, {"name": "stargan_v1", "conv_dim": G.conv_dim, "c_dim": G.c_dim, "repeat_num": G.repeat_num}
+    from interp_gan.models.unet_generator import looks_like_unet
+    if looks_like_unet(sd):       # pix2pix / CycleGAN --netG unet_*: before the ResNet family parser
+        from interp_gan.models.unet_generator import UnetGenerator, parse_unet_generator, remap_unet_state_dict
+        try:
+            cfg, keymap = parse_unet_generator(sd)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        check_model_size(lambda: UnetGenerator(**cfg), f"{path}: the U-Net generator its tensors imply")
+        G = UnetGenerator(**cfg)
+        sd = remap_unet_state_dict(sd, keymap)
+        check_shapes(G, sd, path)
+        G.load_state_dict(sd)
+        return G, {"name": "unet_generator", **G.config}
     stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
     if not stargan_d and _looks_like_resnet_generator(sd):
         from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
