@@ -152,6 +152,10 @@ def parse_unet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
         raise ValueError(f"{what} (no 4-D outermost transposed conv 'model.model.3.weight'); could not place "
                          f"{_fmt(sorted(sd))}; {_FIX}")
     output_nc = int(up0.shape[1])
+    # ngf as most of the three tensors that carry it say, so one corrupted tensor is the one named
+    votes = [ngf, int(up0.shape[0]) // 2] + [int(sd[k].shape[1]) for k in (_prefix(1) + "1.weight",)
+                                              if k in sd and sd[k].dim() == 4]
+    ngf = max(votes, key=votes.count)
     p1 = _prefix(1)
     leaves = {k[len(p1) + 2:] for k in sd if k.startswith(p1 + "2.")}   # block 1's down norm
     tracked = False
@@ -161,8 +165,8 @@ def parse_unet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
         norm, tracked = "instance", True
     else:
         norm = "instance" if "model.model.0.bias" in sd else "none"
-    if n < 2:
-        raise ValueError(f"{what} (one block; the reference nests at least 5); {_FIX}")
+    if not 2 <= n <= 16:
+        raise ValueError(f"{what} ({n} nested blocks; expected 2..16, 8 for unet_256, 7 for unet_128); {_FIX}")
     layout = _ref_layout(n, ngf, input_nc, output_nc, norm, tracked)
     label = f"num_downs={n}, ngf={ngf}, {input_nc}->{output_nc} channels, {norm} norm"
     unplaced = [k for k in sd if k not in layout]

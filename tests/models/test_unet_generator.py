@@ -222,6 +222,16 @@ def test_a_corrupted_unet_is_one_line_naming_the_key(kind, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err
 
 
+def test_sizes_read_from_the_file_are_checked_before_allocation(tmp_path, monkeypatch):
+    sd = reference_state_dict(7)
+    sd["model.model.0.weight"] = torch.zeros(4096, 3, 4, 4)       # implies ngf = 4096: ~1e10 parameters
+    with pytest.raises(ValueError, match=r"ngf=8.*wrong shape model\.model\.0\.weight \[4096, 3, 4, 4\] \(expected \[8, 3, 4, 4\]\); for"):
+        load_subject(_save(sd, tmp_path / "huge.pth"), device="cpu")
+    monkeypatch.setenv("INTERP_GAN_MAX_PARAMS", "1000")           # a consistent file over the cap
+    with pytest.raises(ValueError, match=r"G\.pth: the U-Net generator its tensors imply would have .* more than the cap"):
+        load_subject(_save(reference_state_dict(7), tmp_path / "G.pth"), device="cpu")
+
+
 def test_an_image_size_the_unet_cannot_take_is_one_line(tmp_path):
     s = load_subject(_save(reference_state_dict(7), tmp_path / "G.pth"), device="cpu")
     with pytest.raises(ValueError, match=r"multiples of 128; got 32x32") as e:
