@@ -2,6 +2,7 @@
 
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
+    subject = load_subject("latest_net_G.pth")                        # pix2pix U-Net (unet_256 / unet_128)
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
     subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
@@ -183,7 +184,7 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
     if stargan_d:
         hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
     raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict nor a StarGAN v2 "
-                     "checkpoint: expected CycleGAN keys like 'model.1.weight', or StarGAN's 'main.0.weight' "
+                     "checkpoint: expected CycleGAN keys like 'model.1.weight' (a U-Net: 'model.model.0.weight'), or StarGAN's 'main.0.weight' "
                      "(more than 3 input channels) with residual blocks 'main.<i>.main.0.weight', or StarGAN v2's "
                      "'generator' / 'mapping_network' / 'style_encoder' state_dicts (*_nets_ema.ckpt); "
                      f"its first keys are {list(sd)[:4]}.{hint} "
