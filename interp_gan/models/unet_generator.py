@@ -48,7 +48,6 @@ __all__ = ["UnetGenerator", "parse_unet_generator", "remap_unet_state_dict", "lo
 
 NORMS = ("batch", "instance", "none")
 _FIX = "for another architecture use --model file.py:factory"
-_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def _widths(num_downs: int, ngf: int) -> list[int]:
@@ -70,8 +69,8 @@ def _ref_layout(num_downs: int, ngf: int, input_nc: int, output_nc: int, norm: s
 
     def conv(src: str, dst: str, shape: tuple, has_bias: bool) -> None:
         out[f"{src}.weight"] = (shape, f"{dst}.weight")
-        if has_bias:
-            out[f"{src}.bias"] = ((shape[1] if "up." in dst else shape[0],), f"{dst}.bias")
+        if has_bias:   # a Conv2d weight is [out, in, 4, 4], a ConvTranspose2d's [in, out, 4, 4]
+            out[f"{src}.bias"] = ((shape[1] if dst.startswith("up.") else shape[0],), f"{dst}.bias")
 
     def nrm(src: str, dst: str, c: int) -> None:
         if norm == "batch":
@@ -170,7 +169,8 @@ def parse_unet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
     layout = _ref_layout(n, ngf, input_nc, output_nc, norm, tracked)
     label = f"num_downs={n}, ngf={ngf}, {input_nc}->{output_nc} channels, {norm} norm"
     unplaced = [k for k in sd if k not in layout]
-    missing = [k for k in layout if k not in sd]
+    # num_batches_tracked is absent from files saved before PyTorch 0.4.1 (BatchNorm then starts it at 0)
+    missing = [k for k in layout if k not in sd and not k.endswith(".num_batches_tracked")]
     wrong = [f"{k} {list(sd[k].shape)} (expected {list(layout[k][0])})" for k in sd
              if k in layout and tuple(sd[k].shape) != layout[k][0]]
     if unplaced or missing or wrong:
