@@ -265,3 +265,23 @@ def test_dissection_pipeline_runs_end_to_end(tmp_path, capsys):
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
     assert not found["dissection"].get("skipped"), found["dissection"].get("skipped")
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+@pytest.mark.slow   # ~2 min: every analysis of analyses/full.toml on a U-Net nobody configured
+def test_full_pipeline_runs_or_skips_every_analysis_on_a_unet(tmp_path):
+    import json
+
+    from interp_gan.config import load_pipeline
+    from interp_gan.pipeline import analyze
+    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+
+    p = _save(reference_state_dict(7, ngf=4), tmp_path / "latest_net_G.pth")
+    cfg = load_pipeline(FULL, [s for s in TINY if not s.startswith("image_size=")] + ["image_size=128"])
+    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep")
+    assert failed == []
+    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
+    assert set(found) == {a.name for a in cfg.analyses}
+    for name, f in found.items():
+        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+    assert any("'up.3.conv', chosen by default" in n for n in found["directions"]["notes"])
+    assert any("used 'up.3.conv'" in n for n in found["embedding"]["notes"])
