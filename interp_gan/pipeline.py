@@ -130,6 +130,18 @@ def use_feature_net(subject: Subject, spec: str) -> Subject:
     return subject
 
 
+def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
+    """A generator that only takes sizes in multiples of ``size_multiple`` (a U-Net with 8 levels:
+    256) gets image_size rounded up to one, said in one line, instead of failing every analysis."""
+    m = int(getattr(subject.generator, "size_multiple", 1) or 1)
+    if m <= 1 or cfg.image_size % m == 0:
+        return cfg
+    size = -(-cfg.image_size // m) * m
+    _log(f"image_size {cfg.image_size} -> {size}: {type(subject.generator).__name__} takes multiples of {m} "
+         f"(--set image_size=N with N a multiple of {m} to choose)")
+    return replace(cfg, image_size=size)
+
+
 def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) -> Subject:
     """Give a subject that came without the two independent style classifiers (an ONNX network,
     a third-party checkpoint) a pair trained on the data's real images of its own styles (cached
@@ -340,6 +352,7 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     elif subject.feature_net is None and subject.meta.get("feature_net_missing"):
         _log(f"no feature net, Gram distances are not measured: {subject.meta['feature_net_missing']} "
              f"(set feature_net in the pipeline to use another)")
+    cfg = _fit_image_size(subject, cfg)
     adata = analysis_data(subject, cfg, data or cfg.data)
     _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")

@@ -230,6 +230,7 @@ class UnetGenerator(nn.Module):
         # the analyses' default layer: the decoder conv writing 1/8 of the input size (32x32 of 256) with
         # 4ngf channels -- the middle conv by count would be the innermost one, 2x2 around the 1x1 bottleneck
         self.preferred_unit_layer = f"up.{min(3, num_downs - 1)}.conv"
+        self.size_multiple = 2 ** num_downs   # the pipeline rounds image_size up to it (and says so)
 
     def forward(self, content: Tensor) -> Tensor:
         n = self.config["num_downs"]

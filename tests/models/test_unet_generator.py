@@ -285,3 +285,14 @@ def test_full_pipeline_runs_or_skips_every_analysis_on_a_unet(tmp_path):
         assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
     assert any("'up.3.conv', chosen by default" in n for n in found["directions"]["notes"])
     assert any("used 'up.3.conv'" in n for n in found["embedding"]["notes"])
+
+
+def test_the_pipeline_rounds_image_size_up_to_what_the_unet_takes(tmp_path, capsys):
+    from interp_gan.config import PipelineConfig
+    from interp_gan.pipeline import _fit_image_size
+    from interp_gan.subject.loading import load_subject
+    path = _save(reference_state_dict(8, ngf=4), tmp_path / "latest_net_G.pth")
+    subject = load_subject(str(path))
+    cfg = _fit_image_size(subject, PipelineConfig(name="t", image_size=128))
+    assert cfg.image_size == 256 and "image_size 128 -> 256" in capsys.readouterr().out
+    assert _fit_image_size(subject, PipelineConfig(name="t", image_size=512)).image_size == 512   # kept
