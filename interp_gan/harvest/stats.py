@@ -79,6 +79,13 @@ def _sort_rows(x: Tensor, own: bool = False) -> Tensor:
     return x.sort(dim=1).values
 
 
+def _pick_rows(cond: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``torch.where(cond, a, b)`` (cond [R, 1]); on the CPU numpy's, ~4x torch's on strided rows."""
+    if a.device.type == "cpu":
+        return torch.from_numpy(np.where(cond.numpy(), a.numpy(), b.numpy()))
+    return torch.where(cond, a, b)
+
+
 def _nan_per_row(x: Tensor) -> Tensor:
     """NaNs per row of x [C, n] (long [C]). A float row sum is NaN iff the row holds a NaN (or
     both infinities), and is ~60x cheaper than counting every item, so only such rows are counted.
@@ -226,7 +233,7 @@ class Quantile(Stat):
             runs = _sort_rows(items[:, :n].reshape(-1, W), own and n == m)   # [C·n/W, W], NaN last
             odd = torch.randint(0, 2, (runs.shape[0], 1), device=items.device,
                                 generator=self._generator(items.device)).bool()
-            items = torch.where(odd, runs[:, 1::2], runs[:, 0::2]).reshape(C, n // 2)
+            items = _pick_rows(odd, runs[:, 1::2], runs[:, 0::2]).reshape(C, n // 2)
             level, m, own = level + 1, n // 2, True
         if m > self.k:
             j = int(math.ceil(math.log2(m / self.k)))
