@@ -68,7 +68,7 @@ def test_run_compaction_error_matches_the_full_sort_within_the_bound():
 def test_run_path_keeps_ties_constants_and_nan_counts_exact():
     C, k = 4, 128
     g = torch.Generator().manual_seed(13)
-    maps = torch.randn(8, C, 32, 32, generator=g)                 # 8192 rows > RUNS_DOWN_TO·k = 1024
+    maps = torch.randn(8, C, 32, 32, generator=g)                 # 4096 rows per add > RUNS_DOWN_TO·k = 1024
     maps[:, 1] = 2.5                                             # a constant channel
     maps[:, 2] = torch.relu(maps[:, 2] - 2)                      # ~98% ties at 0
     nan = torch.rand(8, 32, 32, generator=g) < 0.1
