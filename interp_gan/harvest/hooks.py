@@ -151,12 +151,13 @@ class Trace:
     """Hook one layer: retain its output (detached unless ``detach=False``), optionally edit it."""
 
     def __init__(self, model: nn.Module, layer: str, retain_output: bool = True, detach: bool = True,
-                 edit: EditFn | None = None, stop: bool = False, retain_input: bool = False) -> None:
+                 edit: EditFn | None = None, stop: bool = False, retain_input: bool = False,
+                 module: nn.Module | None = None) -> None:
         self._handle = None  # set first: __del__ runs even when get_module below raises
         self.layer = layer
         self.output: Tensor | None = None
         self.input: Tensor | None = None
-        module = get_module(model, layer)
+        module = get_module(model, layer) if module is None else module   # module: the caller looked it up
 
         def hook(mod, inputs, output):
             if edit is not None:
@@ -199,12 +200,13 @@ class TraceDict(OrderedDict):
                  retain_input: bool = False) -> None:
         super().__init__()
         names = resolve_layers(model, layers)
-        order = {n: i for i, (n, _) in enumerate(model.named_modules())}
+        modules = dict(model.named_modules())             # one walk for all layers (harvest builds one per batch)
+        order = {n: i for i, n in enumerate(modules)}
         last = max(names, key=lambda n: order[n]) if names else None
         try:
             for n in names:
                 e = edit.get(n) if isinstance(edit, dict) else edit
-                self[n] = Trace(model, n, retain_output, detach, e, stop and n == last, retain_input)
+                self[n] = Trace(model, n, retain_output, detach, e, stop and n == last, retain_input, modules[n])
         except Exception:
             self.close()
             raise

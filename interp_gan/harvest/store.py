@@ -87,7 +87,12 @@ def feed(stat: Stat, acts: Tensor, first_index: int) -> None:
         else:
             stat.add(acts.permute(0, 2, 3, 1).reshape(-1, C))
     elif kind == "image":
-        per_image = torch.nan_to_num(acts, nan=float("-inf")).flatten(2).amax(2)  # [N,C]
+        if acts.device.type == "cpu":     # amax propagates NaN: mask NaN (a copy of acts) only if there is one
+            per_image = acts.flatten(2).amax(2)                                           # [N,C]
+            if per_image.is_floating_point() and bool(torch.isnan(per_image).any()):
+                per_image = torch.nan_to_num(acts, nan=float("-inf")).flatten(2).amax(2)
+        else:                             # on an accelerator: no host sync
+            per_image = torch.nan_to_num(acts, nan=float("-inf")).flatten(2).amax(2)
         if hasattr(stat, "indices"):  # TopK wants global image indices
             stat.add(per_image, torch.arange(first_index, first_index + N, device=acts.device))
         else:
