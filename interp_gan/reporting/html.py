@@ -440,10 +440,10 @@ p.result { max-width:none; font-size:15px; background:#fafbfc; border-left:4px s
            padding:6px 10px; }
 .cards-wrap { margin:8px 0 16px; }
 .cards { display:grid; grid-template-columns:repeat(auto-fill, minmax(340px, 1fr)); gap:10px; }
-.card { border:1px solid var(--line); border-radius:6px; padding:8px; }
+.card { border:1px solid var(--line); border-radius:6px; padding:8px; min-width:0; }
 .card img { display:block; max-width:100%; height:auto; }
 .card img.pixelated { image-rendering:pixelated; }
-.ctitle { font-weight:600; font-size:13.5px; margin-top:4px; }
+.ctitle { font-weight:600; font-size:13.5px; margin-top:4px; overflow-wrap:anywhere; }
 .cbadge { font-weight:500; font-size:11px; background:#eef1f6; border-radius:8px; padding:0 6px; margin-left:4px; }
 .clines { font-size:12.5px; color:#374151; font-variant-numeric:tabular-nums; }
 .cites { font-size:13px; color:var(--muted); margin:8px 0 4px; }

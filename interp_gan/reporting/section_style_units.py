@@ -56,6 +56,11 @@ def top_units(df: pd.DataFrame, per_style: int = 5) -> pd.DataFrame:
     return out[cols]
 
 
+def _tick(label: str, width: int = 22) -> str:
+    """A layer:unit label of at most ``width`` characters, keeping its end (the unit and the op)."""
+    return label if len(label) <= width else "…" + label[-(width - 1):]
+
+
 def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
     """Styles (rows) x the ``max_units`` most selective units (columns), coloured by AUROC.
 
@@ -81,10 +86,12 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
         colorscale="RdBu", reversescale=True, colorbar={"title": "AUROC"}, customdata=qv,
         hovertemplate="%{x}<br>style %{y}<br>AUROC %{z:.3f}<br>q %{customdata:.3g}<extra></extra>"))
     shown = f"the {len(keys)} most selective of {auc.shape[1]} units" if auc.shape[1] > len(keys) else "all units"
+    ticks = [_tick(str(k)) for k in keys]   # long ONNX names (".../Conv2D_prequant:27") end-truncated; hover has all
     fig.update_layout(title=f"Style selectivity (AUROC), {shown}", xaxis_title="layer:unit",
                       yaxis_title="target style", height=max(380, 230 + 44 * len(styles)),
-                      margin={"b": 140},   # the rotated layer:unit labels
-                      xaxis={"showticklabels": len(keys) <= 80, "tickangle": -60},
+                      margin={"b": 60 + 6 * max((len(t) for t in ticks), default=10)},   # the rotated labels
+                      xaxis={"showticklabels": len(keys) <= 80, "tickangle": -60,
+                             "tickvals": list(keys), "ticktext": ticks},
                       yaxis={"autorange": "reversed"})
     return fig
 

@@ -347,3 +347,16 @@ def test_many_p_values_at_the_permutation_floor_are_noted():
     note = floor_note(p, 9, what="unit x style tests", min_share=0.05)   # as StyleUnits calls it
     assert note is not None and note.startswith(f"{int((p <= 0.1 + 1e-12).sum())} of 60") and "raise n_perm" in note
     assert floor_note(auroc_pvalues(rng.normal(size=(48, 20)), y, 3, n_perm=99, seed=0), 99, min_share=0.05) is None
+
+
+def test_long_onnx_layer_names_are_end_truncated_on_the_heatmap_axis():
+    from interp_gan.reporting.section_style_units import selectivity_heatmap
+    long = "transformer/residual/residual3/conv2/Conv2D_prequant"
+    df = pd.DataFrame({"layer": [long, "a"], "unit": [27, 0], "style": "s", "auroc": [0.9, 0.8],
+                       "ci_low": 0.7, "ci_high": 1.0, "p_value": 0.001, "q_value": 0.001,
+                       "mean_style": 1.0, "mean_other": 0.0, "cohens_d": [1.0, 2.0]})
+    fig = selectivity_heatmap(df)
+    assert list(fig.data[0].x) == [f"{long}:27", "a:0"]                     # the full key stays (hover)
+    ticks = list(fig.layout.xaxis.ticktext)
+    assert ticks[1] == "a:0" and len(ticks[0]) == 22 and ticks[0].endswith("prequant:27")
+    assert fig.layout.margin.b < 250
