@@ -9,6 +9,7 @@ calls), never from our module. The Subject from ``load_subject`` must match it w
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from interp_gan.subject.loading import load_subject
 
@@ -297,3 +298,52 @@ def test_the_pipeline_rounds_image_size_up_to_what_the_unet_takes(tmp_path, caps
     cfg = _fit_image_size(subject, PipelineConfig(name="t", image_size=128))
     assert cfg.image_size == 256 and "image_size 128 -> 256" in capsys.readouterr().out
     assert _fit_image_size(subject, PipelineConfig(name="t", image_size=512)).image_size == 512   # kept
+
+
+class _RefSkip(nn.Module):
+    """The reference's skip block as the reference builds it: one Sequential ``model`` with
+    IN-PLACE activations (LeakyReLU(0.2, True), ReLU(True)), forward ``cat([x, model(x)])``. The
+    in-place LeakyReLU rewrites x before the concatenation, so the reference's skips carry
+    leaky_relu(x); every concatenation then meets a ReLU first, which maps leaky_relu(x) and x to
+    the same values, so our out-of-place module computes the same output (this test pins it)."""
+
+    def __init__(self, k, n, ngf, input_nc, output_nc, norm, sub=None):
+        super().__init__()
+        outer, inner = (output_nc if k == 0 else _width(k - 1, ngf)), _width(k, ngf)
+        cin, bias = (input_nc if k == 0 else outer), norm == "instance"
+
+        def nl(c):
+            return nn.BatchNorm2d(c) if norm == "batch" else nn.InstanceNorm2d(c) if norm == "instance" else nn.Identity()
+        down = nn.Conv2d(cin, inner, 4, 2, 1, bias=bias)
+        if k == 0:
+            layers = [down, sub, nn.ReLU(True), nn.ConvTranspose2d(2 * inner, outer, 4, 2, 1), nn.Tanh()]
+        elif k == n - 1:
+            layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=bias),
+                      nl(outer)]
+        else:
+            layers = [nn.LeakyReLU(0.2, True), down, nl(inner), sub, nn.ReLU(True),
+                      nn.ConvTranspose2d(2 * inner, outer, 4, 2, 1, bias=bias), nl(outer)]
+        self.outermost, self.model = k == 0, nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_matches_the_reference_module_tree_with_its_in_place_activations(norm, tmp_path):
+    n, ngf = 5, 4
+    sub = None
+    for k in reversed(range(n)):
+        sub = _RefSkip(k, n, ngf, 3, 3, norm, sub)
+    ref = nn.Module()
+    ref.model = sub
+    sd = reference_state_dict(n, ngf=ngf, norm=norm)
+    ref.load_state_dict(sd, strict=True)                 # the reference tree takes exactly these keys
+    ref.eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    s = load_subject(_save(sd, tmp_path / "latest_net_G.pth"), device="cpu")
+    with torch.no_grad():
+        want = ref.model(x.clone())
+        got = s.generate(x, torch.zeros(2, dtype=torch.long))
+        functional = reference_forward(sd, x, n, norm)
+    assert (got - want).abs().max().item() < 1e-5 and (functional - want).abs().max().item() < 1e-5
