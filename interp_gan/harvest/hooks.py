@@ -147,6 +147,14 @@ def add_vector(vector: Tensor, scale: float = 1.0) -> Edit:
     return Edit(None, vector, scale, None, add=True)
 
 
+def _version(t: Tensor) -> int | None:
+    """The tensor's in-place version counter (None for inference-mode tensors, which have none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
+
+
 class Trace:
     """Hook one layer: retain its output (detached unless ``detach=False``), optionally edit it."""
 
@@ -155,7 +163,8 @@ class Trace:
                  module: nn.Module | None = None) -> None:
         self._handle = None  # set first: __del__ runs even when get_module below raises
         self.layer = layer
-        self.output: Tensor | None = None
+        self._output: Tensor | None = None
+        self._version = None
         self.input: Tensor | None = None
         module = get_module(model, layer) if module is None else module   # module: the caller looked it up
 
@@ -166,11 +175,29 @@ class Trace:
                 self.input = inputs[0].detach() if detach else inputs[0]
             if retain_output:
                 self.output = output.detach() if detach else output
+                self._version = _version(self._output)
             if stop:
                 raise StopForward(layer)
             return output
 
         self._handle = module.register_forward_hook(hook)
+
+    @property
+    def output(self) -> Tensor | None:
+        """The layer's output as it wrote it. A later in-place op on the same tensor (a functional
+        ``relu_`` or ``x += ...`` in the model's forward; ``inplace`` modules are switched off by
+        ``Subject``) would change it before it is read: that is one clear error, never silently
+        other numbers."""
+        o = self._output
+        if o is not None and self._version is not None and _version(o) != self._version:
+            raise ValueError(f"layer {self.layer!r}: its output was modified in place after the layer ran (an "
+                             f"in-place op follows it in the model's forward, e.g. F.relu(x, inplace=True) or "
+                             f"x += y); hook the op after it, or make that op out of place")
+        return o
+
+    @output.setter
+    def output(self, value: Tensor | None) -> None:
+        self._output = value
 
     def close(self) -> None:
         if self._handle is not None:

@@ -50,6 +50,16 @@ class Subject:
     meta: dict = field(default_factory=dict)      # checkpoint metadata (sha256, config, ...)
     uses_content: bool = True                     # False: generate() ignores content (a GAN sampling from z)
 
+    def __post_init__(self) -> None:
+        # An in-place activation (nn.ReLU(inplace=True), as CycleGAN-style code writes it) would
+        # overwrite the output of the layer before it while a hook still holds that tensor: the
+        # statistics would be of the activation, not of the hooked layer. Out of place, the values
+        # are the same and every hook reads what its layer wrote (``Trace.output`` checks the rest).
+        for net in (self.generator, self.discriminator):
+            for m in (net.modules() if isinstance(net, nn.Module) else ()):
+                if getattr(m, "inplace", None) is True:
+                    m.inplace = False
+
     # --- construction ---------------------------------------------------------------------
     @classmethod
     def from_stylenet(cls, G: nn.Module, style_names: list[str], **kw) -> "Subject":

@@ -135,3 +135,38 @@ def test_default_layers_leave_out_what_generate_never_runs():
     with TraceDict(G, names) as td:                                      # every default layer fires
         G.generate(torch.zeros(1, 3, 16, 16), torch.tensor([1]), torch.zeros(1, 4))
     assert all(td[n].output is not None for n in names)
+
+
+class _InPlaceAfterConv(nn.Module):
+    """conv -> ReLU(inplace=True) as a module, then conv2 -> an in-place functional op."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv2(self.act(self.conv(x)))
+        return y.relu_()
+
+
+def test_in_place_activations_cannot_change_what_a_hook_read():
+    """baukit's Trace clones for this reason. A Subject switches in-place modules out of place (same
+    values), so the conv's retained output keeps its negative values; an in-place op a hook cannot
+    see coming (y.relu_() in the forward) is one clear error when the output is read."""
+    from interp_gan.subject.protocol import Subject
+    torch.manual_seed(0)
+    net = _InPlaceAfterConv()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad(), Trace(net, "conv") as t:
+        net(x)                                            # the raw module: the ReLU overwrote it
+        with pytest.raises(ValueError, match="'conv': its output was modified in place"):
+            t.output
+    subject = Subject.from_module(net)
+    assert not net.act.inplace
+    with torch.no_grad(), Trace(subject.generator, "conv") as t, Trace(subject.generator, "conv2") as t2:
+        subject.generate(x, torch.zeros(2, dtype=torch.long))
+        assert t.output.min() < 0 and torch.allclose(t.output, net.conv(x))
+        with pytest.raises(ValueError, match="'conv2': its output was modified in place"):
+            t2.output
