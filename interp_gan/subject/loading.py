@@ -131,6 +131,21 @@ _STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running sta
                  "authors' test path does (yunjey/stargan#102)")
 
 
+def _family_generator(sd: dict, path: Path, cls, parse, remap, what: str, name: str) -> tuple[nn.Module, dict]:
+    """A generator family read from keys and shapes: ``parse(sd) -> (config, keymap)`` (one line
+    on failure), the size cap before anything is built, then a strict load under our names."""
+    try:
+        cfg, keymap = parse(sd)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    check_model_size(lambda: cls(**cfg), f"{path}: the {what} generator its tensors imply")
+    G = cls(**cfg)
+    sd = remap(sd, keymap)
+    check_shapes(G, sd, path)
+    G.load_state_dict(sd)
+    return G, {"name": name, **G.config}
+
+
 def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
     """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
     or the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``) and its model config."""
@@ -157,29 +172,13 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
     from interp_gan.models.unet_generator import looks_like_unet
     if looks_like_unet(sd):       # pix2pix / CycleGAN --netG unet_*: before the ResNet family parser
         from interp_gan.models.unet_generator import UnetGenerator, parse_unet_generator, remap_unet_state_dict
-        try:
-            cfg, keymap = parse_unet_generator(sd)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        check_model_size(lambda: UnetGenerator(**cfg), f"{path}: the U-Net generator its tensors imply")
-        G = UnetGenerator(**cfg)
-        sd = remap_unet_state_dict(sd, keymap)
-        check_shapes(G, sd, path)
-        G.load_state_dict(sd)
-        return G, {"name": "unet_generator", **G.config}
+        return _family_generator(sd, path, UnetGenerator, parse_unet_generator, remap_unet_state_dict,
+                                 "U-Net", "unet_generator")
     stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
     if not stargan_d and _looks_like_resnet_generator(sd):
         from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
-        try:
-            cfg, keymap = parse_resnet_generator(sd)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        check_model_size(lambda: ResnetGenerator(**cfg), f"{path}: the ResNet generator its tensors imply")
-        G = ResnetGenerator(**cfg)
-        sd = remap_state_dict(sd, keymap)
-        check_shapes(G, sd, path)
-        G.load_state_dict(sd)
-        return G, {"name": "resnet_generator", **G.config}
+        return _family_generator(sd, path, ResnetGenerator, parse_resnet_generator, remap_state_dict,
+                                 "ResNet", "resnet_generator")
     hint = ""
     if stargan_d:
         hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
