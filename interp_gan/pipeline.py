@@ -228,6 +228,7 @@ def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, uni
     if rank == 0:
         unit = unit or measure_unit_costs(subject, data, cfg.batch_size)
         plan = Plan(unit=unit, params={s.name: dict(s.params) for s in cfg.analyses})
+        data.extra["planned"] = plan.params          # read by analyses that re-run others (replication)
         for spec in cfg.analyses:
             plan.costs[spec.name] = _estimate(spec.name, plan.params[spec.name], subject, data, unit)
         if cfg.budget_s > 0:
@@ -242,6 +243,9 @@ def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, uni
                     # a share of nothing is still a budget (every size to its floor); 0 would mean none
                     plan.params[n] = {**plan.params[n], "budget_s": max(round(b, 1), 0.1)}
                     plan.costs[n] = _estimate(n, plan.params[n], subject, data, unit)
+        for n in plan.costs:   # re-priced with the others' final (budget-sized) parameters
+            if getattr(type(build_analysis(n, **plan.params[n])), "reads_plan", False):
+                plan.costs[n] = _estimate(n, plan.params[n], subject, data, unit)
         for spec in cfg.analyses:
             if spec.params.get("budget_s"):
                 plan.budgets.setdefault(spec.name, float(spec.params["budget_s"]))

@@ -106,6 +106,7 @@ class Replication(Analysis):
 
     # re-runs per analysis, in units of one run on all images: dissection = two halves (1) + seed
     # (1) + each neighbouring quantile (1 each); style units and directions = two halves + seed
+    reads_plan = True   # its estimate depends on the other analyses' planned parameters (pipeline.plan_analyses)
     _RERUNS = {"dissection": lambda self: 2 + len(self.quantiles), "style_units": lambda self: 2,
                "directions": lambda self: 2}
 
@@ -114,14 +115,18 @@ class Replication(Analysis):
         counted as half a run), plus the base run when the pipeline did not make it earlier."""
         from interp_gan.analyses.cost import Cost
         have = data.extra.get("findings") or {}
+        # the pipeline's plan (``data.extra["planned"]``: each analysis' parameters after its budget
+        # share): the base findings will have been made with those, and re-runs take a finding's params
+        planned = data.extra.get("planned") or {}
         cost = Cost(notes=["re-runs priced by the base analyses' estimates"])
         for name in self.analyses:
             if name not in _SUPPORTED:
                 continue
-            one = build_analysis(name, **(getattr(self, name) or {})).estimate_cost(subject, data, unit)
+            params = planned[name] if name in planned else (getattr(self, name) or {})
+            one = build_analysis(name, **params).estimate_cost(subject, data, unit)
             if one.skip:
                 continue
-            n = self._RERUNS[name](self) + (0 if name in have else 1)
+            n = self._RERUNS[name](self) + (0 if name in have or name in planned else 1)
             cost = cost + Cost(one.forwards * n, one.grads * n, one.other_s * n)
         return cost
 
