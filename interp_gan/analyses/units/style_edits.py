@@ -587,7 +587,6 @@ class StyleEdits(Analysis):
                 self._nonfinite += bad
                 on_eff = float(vals[s].mean())
                 rnd = self._random(rand, key, s, on_eff, -1)
-                verdict = removal_verdict(rnd["p_random"], cis[s][1], shi, [cis[t][0] for t in offs])
                 for t in present:
                     on = t == s
                     row = dict(layer=layer, style=names[s], k=int(k), classifier=CLASSIFIERS[kind], measure=m,
@@ -597,7 +596,7 @@ class StyleEdits(Analysis):
                     if on:
                         row.update(rnd, specificity=spec, spec_ci_low=slo, spec_ci_high=shi,
                                    target_share=_target_share(on_eff, [vals[o].mean() for o in offs]),
-                                   verdict=verdict)
+                                   verdict="")   # read from q_random over all rows: _verdicts_by_q
                     else:
                         row.update(p_random=float("nan"), n_sets=0, random_mean=float("nan"),
                                    random_low=float("nan"), random_high=float("nan"), specificity=float("nan"),
@@ -620,7 +619,7 @@ class StyleEdits(Analysis):
                                      classifier=CLASSIFIERS[kind], measure=m, target_style=names[t], effect=eff,
                                      ci_low=lo, ci_high=hi, n=len(v),
                                      direction="increase" if direction > 0 else "decrease", **rnd,
-                                     verdict=transfer_verdict(rnd["p_random"], lo, hi, direction),
+                                     verdict="",   # read from q_random: _verdicts_by_q
                                      units_fold0=_join(tops[0]), units_fold1=_join(tops[1]), edit=edit))
         return rows
 
