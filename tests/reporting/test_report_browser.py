@@ -44,6 +44,7 @@ window.addEventListener('load', function(){ setTimeout(function(){
   R.plots = plots.length;
   R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
   R.images = document.querySelectorAll('img').length;
+  R.page_width = document.documentElement.scrollWidth;   // > innerWidth: the page scrolls sideways
   // the first screen of a 1400 x 900 window (headless Chromium's innerHeight is smaller than its
   // window, and nothing on the page is sized by the viewport height, so measure against 900)
   var H = __FIRST_SCREEN_H__, W = window.innerWidth;
@@ -133,3 +134,16 @@ def test_first_screen_shows_key_findings_with_claims_and_a_picture(tmp_path):
     fs = r["first_screen"]
     assert (fs["width"], fs["height"]) == (1400, 900), fs
     assert fs["key_findings"] and fs["claims"] >= 3 and fs["images"] >= 1, fs
+
+
+@needs_chromium
+def test_a_wide_table_scrolls_in_its_box_and_the_page_does_not(tmp_path):
+    """A table of 40 columns with long unbroken cells (ONNX layer names), and a note with a long
+    path: the table scrolls inside its own box, the page itself never scrolls sideways."""
+    long = "/model/residual_block_3/conv2/Conv_output_0/" * 3
+    wide = pd.DataFrame({f"column_{i}_{long[:30]}": [long, 0.123456, 7] for i in range(40)})
+    f = Finding("_wide_table", tables={"wide": wide}, notes=[f"read from {long * 2}"])
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="wide"), strict=False, paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["console_errors"] == [], r
+    assert r["page_width"] <= r["first_screen"]["width"], r
