@@ -335,7 +335,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     names = list(default if style_names is None else style_names)
     if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
         what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
-                "stargan_v2": f"a StarGAN v2 model with {len(default)} domains"}.get(
+                "stargan_v2": f"a StarGAN v2 model with {len(default)} domains",
+                "unet_generator": "a pix2pix / CycleGAN U-Net generator (one style)",
+                "resnet_generator": "a CycleGAN-family ResNet generator (one style)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
                          f"in label order, e.g. --style-names {','.join(default)}")

@@ -196,6 +196,15 @@ def test_converted_unet_round_trips(tmp_path):
     assert diff < 1e-5
 
 
+def test_convert_with_two_style_names_names_the_unet(tmp_path, capsys):
+    from interp_gan.cli import main
+
+    src = _save(reference_state_dict(7, norm="instance"), tmp_path / "G.pth")
+    assert main(["convert", str(src), str(tmp_path / "g.safetensors"), "--style-names", "a,b"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "U-Net generator (one style)" in err and "CycleGAN generator" not in err
+
+
 def _corrupt(kind):
     sd = reference_state_dict(7)
     if kind == "missing":
