@@ -19,7 +19,8 @@ name onnx2torch gives it (the ONNX node name without the leading ``/`` and with 
 
 - an old opset with an op onnx2torch lacks (the zoo's opset 8 / 9 ``Upsample``) is upgraded with
   onnx.version_converter, and a float16 file or a uint8 image input is widened to float32
-  (``onnx_opset``, ``onnx_widen``; ``meta["graph"]`` says what was done);
+  (``onnx_opset``, ``onnx_widen``; ``meta["graph"]`` says what was done); opset 18+ ops (the
+  dynamo exporter's) that only widened types use onnx2torch's older converters (``onnx_converters``);
 - a QDQ-quantised graph (QuantizeLinear / DequantizeLinear, as tf2onnx writes for TF-Lite int8
   models) is folded to float (``onnx_quant``); ``meta["graph"]["quantisation"]`` counts what was
   folded. Integer ops (QLinearConv, ConvInteger, ...) are refused with one line naming the node;

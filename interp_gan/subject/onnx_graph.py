@@ -28,6 +28,8 @@ def import_onnx():
         import onnx2torch
     except ImportError as e:
         raise ImportError(f"loading .onnx files needs onnx and onnx2torch ({e}); pip install onnx onnx2torch") from None
+    from interp_gan.subject.onnx_converters import register
+    register()   # converters for opset 18+ (the dynamo exporter's)
     return onnx, onnx2torch
 
 

@@ -80,10 +80,12 @@ def _save(model, path) -> None:
 
 
 def johnson_zoo(path, opset: int = 9, width: int = 32, n_res: int = 5, size: int = 224,
-                seed: int = 0) -> TransformerNet:
+                seed: int = 0, pads_axes: bool = False) -> TransformerNet:
     """The zoo's file, node by node: Pad (reflect, pads attribute) -> Conv -> InstanceNormalization ->
     Relu ...; Upsample (nearest) with its scales an initializer (opset 9) or an attribute (opset 7 / 8);
-    input "input1" [1,3,size,size], output "output1". Returns the torch network it holds."""
+    input "input1" [1,3,size,size], output "output1". Returns the torch network it holds. At opset
+    11 and later the newer forms: Pad's pads an input (``pads_axes``: with the opset-18 axes input),
+    Resize (nearest, asymmetric, floor) in place of Upsample."""
     net = TransformerNet(width, n_res, seed).eval()
     nodes, inits, k = [], [], [0]
 
@@ -98,7 +100,11 @@ def johnson_zoo(path, opset: int = 9, width: int = 32, n_res: int = 5, size: int
     def conv(x, layer: _ConvLayer):
         if layer.upsample:
             y = name("upsample")
-            if opset >= 9:
+            if opset >= 11:   # Resize as the dynamo exporter writes it (nearest, asymmetric, floor)
+                s = init(torch.tensor([1.0, 1.0, 2.0, 2.0]), f"{y}_scales")
+                nodes.append(helper.make_node("Resize", [x, "", s], [y], mode="nearest", name=y,
+                                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+            elif opset >= 9:
                 s = init(torch.tensor([1.0, 1.0, 2.0, 2.0]), f"{y}_scales")
                 nodes.append(helper.make_node("Upsample", [x, s], [y], mode="nearest", name=y))
             else:
@@ -107,7 +113,18 @@ def johnson_zoo(path, opset: int = 9, width: int = 32, n_res: int = 5, size: int
             x = y
         p = layer.pad.padding[0]
         y = name("pad")
-        nodes.append(helper.make_node("Pad", [x], [y], mode="reflect", pads=[0, 0, p, p, 0, 0, p, p], name=y))
+        if opset >= 11:   # pads an input
+            pads = f"{y}_pads"
+            if pads_axes:
+                inits.append(numpy_helper.from_array(np.array([p, p, p, p], np.int64), pads))
+                axes = f"{y}_axes"
+                inits.append(numpy_helper.from_array(np.array([2, 3], np.int64), axes))
+                nodes.append(helper.make_node("Pad", [x, pads, "", axes], [y], mode="reflect", name=y))
+            else:
+                inits.append(numpy_helper.from_array(np.array([0, 0, p, p, 0, 0, p, p], np.int64), pads))
+                nodes.append(helper.make_node("Pad", [x, pads], [y], mode="reflect", name=y))
+        else:
+            nodes.append(helper.make_node("Pad", [x], [y], mode="reflect", pads=[0, 0, p, p, 0, 0, p, p], name=y))
         c = layer.conv
         z = name("conv")
         nodes.append(helper.make_node("Conv", [y, init(c.weight, f"{z}_W"), init(c.bias, f"{z}_B")], [z],
@@ -150,7 +167,7 @@ def johnson_zoo(path, opset: int = 9, width: int = 32, n_res: int = 5, size: int
     if opset <= 8:   # IR version 3 (the opset-8 files): every initializer is also a graph input
         graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="pytorch")
-    model.ir_version = 3 if opset <= 8 else 4
+    model.ir_version = 3 if opset <= 8 else 4 if opset <= 9 else 10
     _save(model, path)
     return net
 
