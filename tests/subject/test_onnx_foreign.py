@@ -272,7 +272,7 @@ def test_an_int32_image_input_is_one_line(tmp_path):
 
 
 # --- the pipeline, end to end -------------------------------------------------------------------
-@pytest.mark.slow
+@pytest.mark.slow   # end to end (test-fast leaves these out), about 10 s each
 @pytest.mark.parametrize("kind", ["zoo", "cyclegan"])
 def test_dissection_runs_end_to_end(tmp_path, kind, capsys):
     from interp_gan.cli import main
