@@ -17,6 +17,10 @@ name onnx2torch gives it (the ONNX node name without the leading ``/`` and with 
 ``/``: ``/contract.0/Conv`` -> ``contract/0/Conv``), so hooks and globs address the ONNX nodes and
 ``spatial_layers`` / ``default_layers`` find the ``nn.Conv2d`` layers. Before conversion:
 
+- an old opset with an op onnx2torch lacks (the zoo's opset 8 / 9 ``Upsample``) is upgraded with
+  onnx.version_converter, and a float16 file or a uint8 image input is widened to float32
+  (``onnx_opset``, ``onnx_widen``; ``meta["graph"]`` says what was done); opset 18+ ops (the
+  dynamo exporter's) that only widened types use onnx2torch's older converters (``onnx_converters``);
 - a QDQ-quantised graph (QuantizeLinear / DequantizeLinear, as tf2onnx writes for TF-Lite int8
   models) is folded to float (``onnx_quant``); ``meta["graph"]["quantisation"]`` counts what was
   folded. Integer ops (QLinearConv, ConvInteger, ...) are refused with one line naming the node;
@@ -29,10 +33,12 @@ name onnx2torch gives it (the ONNX node name without the leading ``/`` and with 
 The input contract (``onnx_contract``; ``meta["input_contract"]`` says what was inferred, read from
 the sidecar or options, or defaulted):
 
-- the image input is the first float input of rank 4; its layout (NCHW / NHWC) is inferred from
-  the dimension that is 3; its value range from a QuantizeLinear right after it (scale 1/255 and
-  zero point -128 in int8 represent [0, 1]), else it defaults to [0, 1]; the output's range from
-  a final Sigmoid ([0, 1]) or Tanh ([-1, 1]), else the input's;
+- the image input is the first float input of rank 4 (else the first uint8 one); its layout
+  (NCHW / NHWC) is inferred from the dimension that is 3; its value range from a QuantizeLinear
+  right after it (scale 1/255 and zero point -128 in int8 represent [0, 1]) or a uint8 type
+  ([0, 255]), else it defaults to the output's range when a final Sigmoid / Tanh fixes it, else
+  to [0, 1]; the output's range from a final Sigmoid ([0, 1]) or Tanh ([-1, 1]), else the input's,
+  and an output nothing bounds is clipped to its range (``output_clamped``);
 - the output must be an image in the same layout (a classifier's [N, K] output is refused);
 - a second float input holding one vector per image ([D], [N, D], [1, 1, 1, D], ...) is the style
   vector. Without a predictor, style ``i`` is the one-hot vector ``e_i`` (``style_code``) and
@@ -119,24 +125,34 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
             layout = "NCHW"
             c["defaulted"].append("layout")
     check_image_output(model, path, layout)
+    out_found = output_range_from_graph(model)
     rng = c.given("range")
     if rng is None:
         found = input_range_from_graph(model, image["name"])
         if found:
             rng = found[0]
             c.inferred("range", found[1])
-        else:
-            rng = "[0,1]"
+        elif image["dtype"] == "uint8":
+            rng = "[0,255]"
+            c.inferred("range", "the image input's type, uint8")
+        else:   # an image -> image network most often takes the range it gives (CycleGAN: [-1,1] in, Tanh out)
+            rng = out_found[0] if out_found else "[0,1]"
             c["defaulted"].append("range")
+            if out_found:
+                c["evidence"]["range"] = f"the output's range ({out_found[1]})"
     out_rng = c.given("output_range")
     if out_rng is None:
-        found = output_range_from_graph(model)
-        if found:
-            out_rng = found[0]
-            c.inferred("output_range", found[1])
+        if out_found:
+            out_rng = out_found[0]
+            c.inferred("output_range", out_found[1])
         else:
             out_rng = rng
             c["defaulted"].append("output_range")
+    if not out_found:   # nothing in the graph bounds the output (the zoo's style nets clip outside the network)
+        c["output_clamped"] = (f"the output is clipped to {out_rng}: no Sigmoid / Tanh at the graph's end bounds it "
+                               "(the onnxruntime checks clip both sides the same way)")
+    if image["dtype"] != "float32":
+        c["image_dtype"] = image["dtype"]
     hw = shape[2:] if layout == "NCHW" else shape[1:3]
     fixed = all(isinstance(d, int) and d > 0 for d in hw)
     free = c.given("size") == "free"
@@ -206,7 +222,8 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     if style_dim and not per_call:
         shape = list(style["shape"]) if c["style_rank"] > 1 else ["N", style_dim]
         style_shape = tuple(d if d == style_dim else 1 for d in shape[1:])
-    runner = OnnxRunner(net, layout, c["range"], c["output_range"], style_shape, per_call)
+    runner = OnnxRunner(net, layout, c["range"], c["output_range"], style_shape, per_call,
+                        clamp="output_clamped" in c)
     if c["size"] == "fixed":
         runner.fixed_hw = tuple(c["declared_size"])
 

@@ -20,6 +20,12 @@ onnxruntime (CPU) fed one image per call on the subject's own input contract.
   this network's output by up to 0.4). ``FOLD_TOLERANCE`` = 1e-6: measured exactly 0 on both
   Magenta graphs at 64 to 384 px, so the fold read every scale, zero point and axis as
   onnxruntime does; a misread one moves values by a grid step (1/128 of this output's range) or more.
+- **float16** (float16 files, information, no tolerance): the subject, widened to float32
+  (``onnx_widen``), against onnxruntime on the float16 file; the conversion check runs on the
+  widened graph (``reference="folded"``). Zoo-like and CycleGAN networks: up to 2.2e-3.
+- a uint8 image input is fed to onnxruntime as uint8, on images first moved to the 256 levels it
+  can represent (``on_input_grid``), the same images the subject gets; an output the graph does
+  not bound (``output_clamped``) is clipped on both sides.
 - **quantised** (QDQ graphs, information, no tolerance): the subject against onnxruntime on the
   file, i.e. what dropping the rounding changes. It is not small: on arbitrary_transform, max 0.3
   to 1.8 and mean 0.02 to 0.26 (photos and noise, predicted and random style codes, 64 to 384 px);
@@ -76,7 +82,31 @@ def reference_graph(path: str | Path, contract: dict, kind: str = "file", image_
     return model
 
 
-def _feeds(subject, images: Tensor, style_ids: Tensor) -> list[dict]:
+_NP_TYPES = {1: np.float32, 10: np.float16, 11: np.float64, 2: np.uint8}
+
+
+def _as_input(x: np.ndarray, model, name: str) -> np.ndarray:
+    """``x`` in the dtype graph input ``name`` of ``model`` takes (float16 files, uint8 images)."""
+    t = next((i.type.tensor_type.elem_type for i in model.graph.input if i.name == name), 1) if model else 1
+    dtype = _NP_TYPES.get(t, np.float32)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x), info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def on_input_grid(subject, images: Tensor) -> Tensor:
+    """``images`` ([-1,1]) moved to the nearest values an integer (uint8) image input can take, so
+    the subject and onnxruntime on the file see the same image; unchanged for a float input."""
+    c = subject.meta["input_contract"]
+    if c.get("image_dtype") != "uint8":
+        return images
+    lo, hi = RANGES[c["range"]]
+    x = ((images + 1) / 2 * (hi - lo) + lo).round().clamp(0, 255)
+    return (x - lo) / (hi - lo) * 2 - 1
+
+
+def _feeds(subject, images: Tensor, style_ids: Tensor, model=None) -> list[dict]:
     c = subject.meta["input_contract"]
     lo, hi = RANGES[c["range"]]
     codes = None
@@ -88,12 +118,12 @@ def _feeds(subject, images: Tensor, style_ids: Tensor) -> list[dict]:
         x = (images[i:i + 1].float().cpu() + 1) / 2 * (hi - lo) + lo
         if c["layout"] == "NHWC":
             x = x.permute(0, 2, 3, 1)
-        feed = {c["image_input"]: x.contiguous().numpy()}
+        feed = {c["image_input"]: _as_input(x.contiguous().numpy(), model, c["image_input"])}
         if codes is not None:
             v = codes[i].numpy().astype(np.float32)
             shape = c["style_shape"]
-            feed[c["style_input"]] = v if c["style_rank"] == 1 else v.reshape(
-                [1] + [len(v) if d == len(v) else 1 for d in shape[1:]])
+            feed[c["style_input"]] = _as_input(v if c["style_rank"] == 1 else v.reshape(
+                [1] + [len(v) if d == len(v) else 1 for d in shape[1:]]), model, c["style_input"])
         feeds.append(feed)
     return feeds
 
@@ -102,10 +132,11 @@ def _outputs(sess, feeds: list[dict], contract: dict) -> Tensor:
     lo, hi = RANGES[contract["output_range"]]
     ys = []
     for feed in feeds:
-        y = torch.from_numpy(sess.run(None, feed)[0])
+        y = torch.from_numpy(sess.run(None, feed)[0]).float()
         if contract["layout"] == "NHWC":
             y = y.permute(0, 3, 1, 2)
-        ys.append((y - lo) / (hi - lo) * 2 - 1)
+        y = (y - lo) / (hi - lo) * 2 - 1
+        ys.append(y.clamp(-1, 1) if "output_clamped" in contract else y)
     return torch.cat(ys)
 
 
@@ -119,29 +150,35 @@ def onnx_max_abs_diff(path: str | Path, subject, images: Tensor, style_ids: Tens
     [-1,1] output scale; ``reference`` is the graph onnxruntime runs (``reference_graph``). Style
     ``i`` feeds ``subject.style_code(i)`` (default: style 0 for every image)."""
     ids = _ids(subject, images, style_ids)
-    sess = _session(reference_graph(path, subject.meta["input_contract"], reference))
+    images = on_input_grid(subject, images)
+    model = reference_graph(path, subject.meta["input_contract"], reference)
+    sess = _session(model)
     with torch.no_grad():
         ours = subject.generate(images.to(subject.device), ids.to(subject.device)).float().cpu()
-    ref = _outputs(sess, _feeds(subject, images, ids), subject.meta["input_contract"])
+    ref = _outputs(sess, _feeds(subject, images, ids, model), subject.meta["input_contract"])
     return float((ref - ours).abs().max())
 
 
 def fold_max_abs_diff(path: str | Path, subject, images: Tensor, style_ids: Tensor | None = None) -> float:
     """max |onnxruntime(rounding twin) - onnxruntime(file)|, graph optimisations off in both."""
     c = subject.meta["input_contract"]
-    feeds = _feeds(subject, images, _ids(subject, images, style_ids))
-    twin = _outputs(_session(reference_graph(path, c, "twin"), optimise=False), feeds, c)
-    file = _outputs(_session(reference_graph(path, c, "file"), optimise=False), feeds, c)
+    images = on_input_grid(subject, images)
+    twin_g, file_g = reference_graph(path, c, "twin"), reference_graph(path, c, "file")
+    ids = _ids(subject, images, style_ids)
+    twin = _outputs(_session(twin_g, optimise=False), _feeds(subject, images, ids, twin_g), c)
+    file = _outputs(_session(file_g, optimise=False), _feeds(subject, images, ids, file_g), c)
     return float((twin - file).abs().max())
 
 
 def quantised_diffs(path: str | Path, subject, images: Tensor, style_ids: Tensor | None = None) -> tuple[float, float]:
-    """(max, mean) |subject - onnxruntime on the quantised file|: what dropping the rounding changes."""
+    """(max, mean) |subject - onnxruntime on the file|: what dropping the int8 rounding (a QDQ graph)
+    or the float16 rounding (a float16 file) changes."""
     ids = _ids(subject, images, style_ids)
+    images = on_input_grid(subject, images)
     with torch.no_grad():
         ours = subject.generate(images.to(subject.device), ids.to(subject.device)).float().cpu()
-    ref = _outputs(_session(reference_graph(path, subject.meta["input_contract"], "file")),
-                   _feeds(subject, images, ids), subject.meta["input_contract"])
+    model = reference_graph(path, subject.meta["input_contract"], "file")
+    ref = _outputs(_session(model), _feeds(subject, images, ids, model), subject.meta["input_contract"])
     d = (ref - ours).abs()
     return float(d.max()), float(d.mean())
 
@@ -223,9 +260,27 @@ def onnx_report(path: str | Path, subject, size: int, sample: str | Path) -> lis
     q = graph.get("quantisation")
     lines = [f"onnxruntime checks (the sample photo and a random image, {size}x{size}, styles {ids.tolist()}), "
              "max abs diff in [-1,1] output units:"]
-    conv = onnx_max_abs_diff(path, subject, x, ids, reference="folded" if q else "file")
-    lines.append(f"  conversion: {conv:.2e} vs onnxruntime on the {'folded graph' if q else 'file'} "
-                 f"{verdict(conv, ONNX_TOLERANCE)}")
+    half = graph.get("float16_widened")
+    ref = "folded graph" if q else "widened (float32) graph" if half else "file"
+    conv = onnx_max_abs_diff(path, subject, x, ids, reference="folded" if q or half else "file")
+    lines.append(f"  conversion: {conv:.2e} vs onnxruntime on the {ref} {verdict(conv, ONNX_TOLERANCE)}")
+    if half:
+        mx, mean = quantised_diffs(path, subject, x, ids)
+        lines += [f"  float16: max {mx:.3g}, mean {mean:.3g} vs onnxruntime on the float16 file: the float16 "
+                  "rounding that widening drops (information, no tolerance: docs/models.md)",
+                  f"float16 graph widened to float32: {half['tensors']} tensors, {half['casts']} casts"
+                  + (f", inputs / outputs {', '.join(half['io'])}" if half["io"] else "")]
+    up = graph.get("opset_upgrade")
+    if up:
+        lines.append(f"opset {up['from']} upgraded to {up['to']} for conversion (onnx.version_converter; onnx2torch "
+                     f"has no converter for {up['why']}); onnxruntime runs the original opset in the check above")
+    if graph.get("image_input_widened"):
+        lines.append(f"image input: {graph['image_input_widened']}")
+    if graph.get("initializer_inputs_dropped"):
+        lines.append(f"{graph['initializer_inputs_dropped']} initializers listed as graph inputs (IR version 3) "
+                     "read as the constants they are")
+    if "output_clamped" in c:
+        lines.append(f"output: {c['output_clamped']}")
     if q:
         fold = fold_max_abs_diff(path, subject, x, ids)
         mx, mean = quantised_diffs(path, subject, x, ids)
@@ -260,6 +315,9 @@ def onnx_report(path: str | Path, subject, size: int, sample: str | Path) -> lis
     for src in ("from_sidecar", "from_options", "defaulted"):
         if c[src]:
             lines.append(f"  {src.replace('_', ' ')}: {', '.join(c[src])}")
+    for k in c["defaulted"]:
+        if k in ev:
+            lines.append(f"  {k}: defaulted to {ev[k]}")
     png, st = write_sample(subject, sample, size)
     warn = ("; WARNING: most output pixels sit at the ends of the range: check range / output_range"
             if st["saturated"] > 0.5 else "")

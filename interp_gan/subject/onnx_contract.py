@@ -11,9 +11,10 @@ One schema, checked the same way wherever a key comes from (``OPTION_KEYS``).
 
 What a graph can say about its value range: a QuantizeLinear right after the image input fixes the
 representable interval S (qmin - Z) .. S (qmax - Z) (scale 1/255, zero point -128, int8: [0, 1]);
-a Sigmoid or Tanh at the end fixes the output's range. Nothing else in a float graph does, so the
-input range is otherwise defaulted to [0, 1] and ``interp-gan inspect`` writes a sample image to
-make a wrong guess visible.
+a Sigmoid or Tanh at the end fixes the output's range; a uint8 image input means [0, 255]. Nothing
+else in a float graph does, so the input range is otherwise defaulted (to the output's range when
+the graph fixes that, else [0, 1]; ``load_onnx_subject``) and ``interp-gan inspect`` writes a
+sample image to make a wrong guess visible.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ OPTION_KEYS = {
     "styles": "with style_predictor: the style set's styles to use (default all)",
 }
 _FLOAT_TYPES = (1, 10, 11, 16)   # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+_TYPE_NAMES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 2: "uint8", 3: "int8", 6: "int32",
+               7: "int64"}
 
 
 def dims(value_info) -> list[int | str]:
@@ -127,15 +130,18 @@ def vector_length(shape: list) -> int | None:
 
 
 def classify_inputs(model, path: Path) -> tuple[dict, dict | None]:
-    """The image input (the first float input of rank 4) and the style-vector input (another float
-    input holding one vector per image), or ValueError naming the inputs."""
+    """The image input (the first float input of rank 4, else the first uint8 one) and the
+    style-vector input (another float input holding one vector per image), or ValueError naming the
+    inputs. Each is ``{"name", "shape", "float", "dtype", "index"}``."""
     inits = {i.name for i in model.graph.initializer}
     info = [{"name": i.name, "shape": dims(i), "float": i.type.tensor_type.elem_type in _FLOAT_TYPES,
+             "dtype": _TYPE_NAMES.get(i.type.tensor_type.elem_type, f"type {i.type.tensor_type.elem_type}"),
              "index": k} for k, i in enumerate(i for i in model.graph.input if i.name not in inits)]
-    images = [d for d in info if d["float"] and len(d["shape"]) == 4 and vector_length(d["shape"]) is None]
+    rank4 = [d for d in info if len(d["shape"]) == 4 and vector_length(d["shape"]) is None]
+    images = [d for d in rank4 if d["float"]] or [d for d in rank4 if d["dtype"] == "uint8"]
     if not images:
-        raise ValueError(f"{path.name}: no float input of rank 4 (an image); inputs are "
-                         f"{[(d['name'], d['shape']) for d in info]}: expected an image -> image network")
+        raise ValueError(f"{path.name}: no float or uint8 input of rank 4 (an image); inputs are "
+                         f"{[(d['name'], d['dtype'], d['shape']) for d in info]}: expected an image -> image network")
     image = images[0]
     styles = [d for d in info if d is not image and d["float"] and vector_length(d["shape"])]
     rest = [d for d in info if d is not image and (not styles or d is not styles[0])]

@@ -2,7 +2,7 @@
 
     model = read_model(path)                        # unreadable / truncated / invalid: ValueError
     check_image_output(model, path, layout)         # a classifier (rank-2 output): ValueError
-    done = prepare(model, image_input, layout, free_size=False)   # fold Q/DQ, NHWC pads, batch-1 reshapes
+    done = prepare(model, image_input, layout, free_size=False)   # old opsets, float16, fold Q/DQ, NHWC pads, ...
     G = convert(model, path)                        # onnx2torch; an op it lacks: ValueError naming the node
 
 ``prepare(..., reference=True)`` builds what onnxruntime runs as a reference (``onnx_check``): the
@@ -14,8 +14,10 @@ import warnings
 from pathlib import Path
 
 from interp_gan.subject.onnx_contract import dims, vector_length
+from interp_gan.subject.onnx_opset import drop_initializer_inputs, upgrade_for_conversion
 from interp_gan.subject.onnx_quant import fold_quantisation
 from interp_gan.subject.onnx_rewrite import batch_free_reshapes, free_image_size, reflect_pads_to_last_axes
+from interp_gan.subject.onnx_widen import float_image_input, widen_float16
 
 __all__ = ["import_onnx", "read_model", "check_image_output", "prepare", "convert", "image_free_modules"]
 
@@ -26,6 +28,8 @@ def import_onnx():
         import onnx2torch
     except ImportError as e:
         raise ImportError(f"loading .onnx files needs onnx and onnx2torch ({e}); pip install onnx onnx2torch") from None
+    from interp_gan.subject.onnx_converters import register
+    register()   # converters for opset 18+ (the dynamo exporter's)
     return onnx, onnx2torch
 
 
@@ -67,8 +71,23 @@ def check_image_output(model, path: Path, layout: str) -> None:
 def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_rounding: bool = False,
             reference: bool = False) -> dict:
     """Rewrite ``model`` in place for conversion (or, ``reference=True``, for onnxruntime as a
-    reference); return what was done: ``{"quantisation": {...}, "reflect_pads": n, "free_size": [...]}``."""
+    reference); return what was done: ``{"quantisation": {...}, "reflect_pads": n, "free_size": [...]}``.
+    For torch only: initializer inputs (IR 3) dropped, an old opset upgraded (``onnx_opset``); for
+    both: float16 widened and an integer image input made float (``onnx_widen``)."""
     done: dict = {}
+    if not reference:
+        n = drop_initializer_inputs(model)
+        if n:
+            done["initializer_inputs_dropped"] = n
+        up = upgrade_for_conversion(model)
+        if up:
+            done["opset_upgrade"] = up
+    w = widen_float16(model)
+    if w:
+        done["float16_widened"] = w
+    f = float_image_input(model, image_input)
+    if f:
+        done["image_input_widened"] = f
     if free_size:
         done["free_size"] = free_image_size(model, image_input, layout)
     q = fold_quantisation(model, keep_rounding=keep_rounding)

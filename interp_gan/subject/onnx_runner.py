@@ -24,8 +24,9 @@ class OnnxRunner:
     """content [N,3,H,W] in [-1,1] (+ style vectors [N,D]) -> the network -> [N,3,H,W] in [-1,1]."""
 
     def __init__(self, net: nn.Module, layout: str, in_range: str, out_range: str,
-                 style_shape: tuple | None = None, per_call: bool = False):
+                 style_shape: tuple | None = None, per_call: bool = False, clamp: bool = False):
         self.net, self.layout, self.style_shape, self.per_call = net, layout, style_shape, per_call
+        self.clamp = clamp     # an output nothing in the graph bounds: clipped to its range
         self.lo, self.hi = RANGES[in_range]
         self.out_lo, self.out_hi = RANGES[out_range]
         self.batched = True   # set by check_batching
@@ -37,7 +38,8 @@ class OnnxRunner:
 
     def from_net(self, y: Tensor) -> Tensor:
         y = y.permute(0, 3, 1, 2) if self.layout == "NHWC" else y
-        return (y - self.out_lo) / (self.out_hi - self.out_lo) * 2 - 1
+        y = (y.float() - self.out_lo) / (self.out_hi - self.out_lo) * 2 - 1
+        return y.clamp(-1, 1) if self.clamp else y
 
     def _call(self, x: Tensor, code: Tensor | None) -> Tensor:
         """x in the network's contract; code [n,D] (one row when the style input takes one per call)."""
@@ -57,8 +59,8 @@ class OnnxRunner:
         if self.fixed_hw is not None and tuple(content.shape[-2:]) != self.fixed_hw:
             h, w = self.fixed_hw
             raise ValueError(f"this ONNX network takes {h}x{w} images only; got {content.shape[-2]}x"
-                             f"{content.shape[-1]} (set image_size to {h}, or, when the network is fully "
-                             "convolutional, load it with size = \"free\")")
+                             f"{content.shape[-1]} (set image_size to {h}: --set image_size={h}; or, when the "
+                             "network is fully convolutional, load it with size = \"free\": --onnx size=free)")
         x = self.to_net(content)
         if codes is not None:
             codes = codes.to(x.dtype)
