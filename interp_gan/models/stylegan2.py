@@ -168,6 +168,7 @@ class Conv2dLayer(nn.Module):
     """Equalised-learning-rate conv: the generator's resnet 1x1 upsampling skip (``up=2``) and every
     discriminator layer (``down=2``: conv, then the low-pass filter and decimation)."""
     is_conv_layer = True
+    random_init_constants = ("resample_filter",)    # fixed by the architecture (Subject.random_init)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
                  activation: str = "linear", up: int = 1, resample_filter=(1, 3, 3, 1),
@@ -207,8 +208,13 @@ def _layer_seed(seed: int, index: int) -> int:
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x upsampling) + noise + bias + lrelu. Its output is the
     layer's activation map that dissection and ablation address (``synthesis.b64.conv1``); its
-    ``affine`` output is this layer's StyleSpace coordinates (Wu et al., CVPR 2021)."""
+    ``affine`` output is this layer's StyleSpace coordinates (Wu et al., CVPR 2021).
+
+    ``noise_const`` is a fixed N(0, 1) draw made at construction and never trained (as in NVlabs'
+    code); ``reset_parameters`` draws it afresh (before the weight, so construction consumes the
+    RNG as it always did), so the random-init control is the layer as a new construction makes it."""
     is_conv_layer = True
+    random_init_constants = ("resample_filter",)
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, kernel_size: int = 3,
                  up: int = 1, use_noise: bool = True, activation: str = "lrelu", resample_filter=(1, 3, 3, 1),
@@ -221,13 +227,15 @@ class SynthesisLayer(nn.Module):
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         if use_noise:
-            self.register_buffer("noise_const", torch.randn(resolution, resolution))
+            self.register_buffer("noise_const", torch.empty(resolution, resolution))   # drawn in reset_parameters
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.empty(out_channels))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
+            if self.use_noise:
+                self.noise_const.normal_()
             self.weight.normal_()
             self.bias.zero_()
             if self.use_noise:
@@ -279,6 +287,7 @@ class ToRGBLayer(nn.Module):
 
 class SynthesisBlock(nn.Module):
     """One resolution: [const 4x4 | conv0 (2x up)] -> conv1 -> [torgb]; skip or resnet architecture."""
+    random_init_constants = ("resample_filter",)
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter=(1, 3, 3, 1),
@@ -402,7 +411,9 @@ def _normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 class MappingNetwork(nn.Module):
-    """z (and the class embedding) -> w: pixel-norm, then ``num_layers`` lrelu FC layers."""
+    """z (and the class embedding) -> w: pixel-norm, then ``num_layers`` lrelu FC layers. ``w_avg`` (the
+    tracked average of w that truncation pulls towards) is a learned buffer: zeros at construction,
+    and again after ``reset_parameters`` (the random-init control)."""
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, num_layers: int = 8,
                  embed_features: int | None = None, layer_features: int | None = None, activation: str = "lrelu",
@@ -419,6 +430,12 @@ class MappingNetwork(nn.Module):
                                                         lr_multiplier=lr_multiplier))
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def reset_parameters(self) -> None:
+        """Back to construction: ``w_avg`` zeros (the FC layers reset themselves)."""
+        if hasattr(self, "w_avg"):
+            with torch.no_grad():
+                self.w_avg.zero_()
 
     def forward(self, z: Tensor, c: Tensor | None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None) -> Tensor:

@@ -59,6 +59,7 @@ def _check_arch(architecture: str) -> None:
 
 class DiscriminatorBlock(nn.Module):
     """One resolution: [fromrgb] -> conv0 (3x3) -> conv1 (3x3, 2x down) [+ skip (1x1, 2x down)]."""
+    random_init_constants = ("resample_filter",)    # fixed by the architecture (Subject.random_init)
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, img_channels: int,
                  architecture: str = "resnet", activation: str = "lrelu", resample_filter=(1, 3, 3, 1),

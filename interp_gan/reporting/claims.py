@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from interp_gan.findings.stats import newcombe_difference, wilson_interval
 from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig
 
-__all__ = ["Claim", "key_findings_html", "result_line", "rate_vs_control", "replicated_counts", "MAX_CLAIMS"]
+__all__ = ["Claim", "key_findings_html", "result_line", "rate_vs_control", "replicated_counts", "partial_control",
+           "MAX_CLAIMS", "KEPT_PREFIX"]
 
 MAX_CLAIMS = 6
+# the note an analysis' Finding carries when its random-init control kept trained values (written by
+# interp_gan.subject.control, which this module cannot import: rendering needs no torch)
+KEPT_PREFIX = "random-init control keeps"
 
 
 @dataclass
@@ -57,6 +61,17 @@ def rate_vs_control(k: int, n: int, k_ctl: int, n_ctl: int) -> dict:
             "diff_ci": f"[{sig(100 * d_lo)}, {sig(100 * d_hi)}] points", "survives": bool(d_lo > 0),
             "rule": "beyond random init when the 95% interval of the difference of the two rates (Newcombe's "
                     "method 10, treating units as independent) lies above 0"}
+
+
+def partial_control(c: Claim | None, notes: list[str]) -> str:
+    """The sentence printed beside a random-init comparison when the control kept trained values
+    ("" when it kept none); the claim's baseline then says so too, so the Key findings box does."""
+    kept = next((n for n in notes if n.startswith(KEPT_PREFIX)), None)
+    if kept is None:
+        return ""
+    if c is not None and c.baseline and "partly trained" not in c.baseline:
+        c.baseline += "; the control is partly trained"
+    return f"<p><i>The {html.escape(kept)}.</i></p>"
 
 
 def _badge(c: Claim) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from interp_gan.findings.stats import wilson_interval
-from interp_gan.reporting.claims import Claim, rate_vs_control, result_line
+from interp_gan.reporting.claims import Claim, partial_control, rate_vs_control, result_line
 from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig
 from interp_gan.reporting.sections import (FOLD_CLOSE, Card, Cards, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
@@ -190,7 +190,8 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     control = tables.get("control")
     what = "discriminator units" if finding.analysis == "discriminator_dissection" else "generator units"
     c = claim(units, control, alpha, what)
-    blocks: list = [result_line(c)]
+    partial = partial_control(c, finding.notes) if control is not None and len(control) else ""
+    blocks: list = [result_line(c)] + ([partial] if partial else [])
     if finding.analysis != "dissection" and finding.notes:
         blocks.append(f"<p>{html.escape(finding.notes[0])}</p>")
     cards = unit_cards(finding, units, tables.get("top"), ctx)

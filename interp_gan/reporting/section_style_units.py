@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_gan.reporting.claims import Claim, rate_vs_control, result_line
+from interp_gan.reporting.claims import Claim, partial_control, rate_vs_control, result_line
 from interp_gan.reporting.numbers import pct, sig
 from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
 
@@ -139,7 +139,8 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
     df = finding.tables["style_units"]
     ctl = finding.tables.get("style_units_control")
     c = claim(df, ctl) if len(df) else None
-    blocks: list = [result_line(c) if c else "<p>No units were tested.</p>"]
+    partial = partial_control(c, finding.notes) if ctl is not None and len(ctl) else ""
+    blocks: list = [result_line(c) if c else "<p>No units were tested.</p>"] + ([partial] if partial else [])
     if len(df):
         sig_ = df[(df["q_value"] < ALPHA) & (df["auroc"] > 0.5)]
         per = sig_.groupby("style", sort=False).size().reindex(list(dict.fromkeys(df["style"])), fill_value=0)

@@ -81,6 +81,7 @@ from interp_gan.subject.onnx_graph import (check_image_output, convert, image_fr
                                            read_model)
 from interp_gan.subject.onnx_rewrite import batch_cin_style as _batch_cin_style
 from interp_gan.subject.onnx_runner import OnnxRunner, check_batching
+from interp_gan.subject.onnx_tables import classify_buffers, random_init_note
 from interp_gan.subject.protocol import Subject
 from interp_gan.util import resolve_device, sha256_file
 
@@ -216,6 +217,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
                                    "a batch mixing styles fires each hook once per style group")
     G = convert(model, path).to(dev).eval()
     G.image_free_modules = tuple(image_free_modules(G, image["index"]))   # left out of default layers
+    G.random_init_tables, G.random_init_constants = classify_buffers(G)   # for Subject.random_init
     style_first = style is not None and style["index"] < image["index"]
     net = (lambda x, code=None: G(code, x)) if style_first else G
     style_shape = None
@@ -259,11 +261,9 @@ def _meta(path: Path, model, inputs: tuple, done: dict, G) -> dict:
                       "inputs": [{"name": d["name"], "shape": d["shape"]} for d in inputs if d],
                       "outputs": [{"name": o.name, "shape": dims(o)} for o in model.graph.output]},
             "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path), "graph": done}
-    held = [b for n, b in G.named_buffers() if b.is_floating_point() and b.numel() > 1]
-    if held:   # onnx2torch keeps initializers read by generic ops (CIN's gamma/beta) as buffers, not parameters
-        meta["random_init_note"] = (f"{len(held)} float initializers ({sum(b.numel() for b in held)} values) are "
-                                    "buffers, not parameters: Subject.random_init re-draws the conv layers only "
-                                    "and keeps these trained")
+    note = random_init_note(G)   # onnx2torch keeps initializers read by generic ops (CIN's gamma/beta) as buffers
+    if note:
+        meta["random_init_note"] = note
     return meta
 
 

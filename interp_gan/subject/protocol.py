@@ -30,6 +30,8 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from interp_gan.subject.control import Redraw, redraw
+
 __all__ = ["Subject"]
 
 
@@ -49,6 +51,8 @@ class Subject:
     feature_net: nn.Module | None = None          # the style loss's feature network f (Gram features)
     meta: dict = field(default_factory=dict)      # checkpoint metadata (sha256, config, ...)
     uses_content: bool = True                     # False: generate() ignores content (a GAN sampling from z)
+    # inside ``random_init``: what the re-draw kept trained (``control.Redraw``); None outside it
+    random_init_report: Redraw | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # An in-place activation (nn.ReLU(inplace=True), as CycleGAN-style code writes it) would
@@ -151,43 +155,36 @@ class Subject:
 
             with subject.random_init(seed=0) as control:
                 control_finding = Dissection(...).run(control, data)
+                notes = control.random_init_report.notes()     # what stayed trained, if anything
 
         The random-init control of a unit analysis: a trained model's labels only mean something
         next to the rate an untrained network of the same architecture reaches (same layers, same
-        unit names, same data). Every generator module with ``reset_parameters`` is re-drawn with
-        PyTorch's default initialisation, seeded; the weights are swapped in place (so every hook
-        and every protocol callable, which close over the generator, see them) and the trained
-        weights come back when the block ends, also when it raises. Classifiers, discriminator and
-        feature net are left trained: they are the measuring instruments, not the subject.
-        A parameter whose module has no ``reset_parameters`` (a bare ``nn.Parameter`` of a custom
-        module) keeps its trained value: a ``UserWarning`` names such parameters, since the control
-        is then only partly random.
+        unit names, same data). The generator is put back to its initialisation, seeded
+        (``interp_gan.subject.control.redraw``: every module's ``reset_parameters``, learned
+        buffers included, and the learned tables a module declares); the weights are swapped in
+        place (so every hook and every protocol callable, which close over the generator, see
+        them) and the trained ones come back when the block ends, also when it raises.
+        Classifiers, discriminator and feature net are left trained: they are the measuring
+        instruments, not the subject. A float parameter or buffer nothing can re-draw (a bare
+        ``nn.Parameter`` of a custom module, a buffer no reset touches) keeps its trained value:
+        ``random_init_report.kept`` names it and a ``UserWarning`` says so, since the control is
+        then only partly random.
         """
         G = self.generator
-        kept = kept_by_random_init(G)
-        if kept:
-            warnings.warn(f"random-init control: {len(kept)} parameter(s) have no reset_parameters and keep their "
-                          f"trained values ({', '.join(kept[:5])}{' ...' if len(kept) > 5 else ''})", stacklevel=3)
         saved = {k: v.detach().clone() for k, v in G.state_dict().items()}
         devices = [d for d in {p.device for p in G.parameters()} if d.type == "cuda"]
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed)
-                for m in G.modules():
-                    reset = getattr(m, "reset_parameters", None)
-                    if callable(reset):
-                        reset()
+                report = redraw(G, seed, saved)
+            if report.kept:
+                kept = list(report.kept)
+                warnings.warn(f"random-init control: {len(kept)} trained tensor(s) ({sum(report.kept.values())} "
+                              f"values) cannot be re-drawn and keep their trained values ({', '.join(kept[:5])}"
+                              f"{' ...' if len(kept) > 5 else ''})", stacklevel=3)
+            self.random_init_report = report
             yield self
         finally:
+            self.random_init_report = None
             with torch.no_grad():
                 G.load_state_dict(saved)
-
-
-def kept_by_random_init(module: nn.Module) -> list[str]:
-    """Names of the parameters ``Subject.random_init`` cannot re-draw: their own module has no
-    ``reset_parameters``."""
-    kept = []
-    for name, m in module.named_modules():
-        if not callable(getattr(m, "reset_parameters", None)):
-            kept += [f"{name}.{p}" if name else p for p, _ in m.named_parameters(recurse=False)]
-    return kept

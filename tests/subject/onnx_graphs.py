@@ -107,3 +107,30 @@ def sharp_sigmoid(path) -> None:
              helper.make_node("Sub", ["a", "c"], ["b"], name="/shift"),
              helper.make_node("Sigmoid", ["b"], ["out"], name="/squash")]
     _save(path, nodes, [_img("img", [1, 3, "h", "w"])], [_img("out", [1, 3, "h", "w"])], inits)
+
+
+def cin_style(path, seed: int = 0) -> dict:
+    """A conditional-instance-norm-like network: image [N,3,8,8] in [0,1] and a style vector [N,5]
+    -> Conv (6 ch) -> scale by style @ gamma [5,6] and shift by style @ beta [5,6] (the per-style
+    tables onnx2torch keeps as buffers) -> Max with a floor [1,6,1,1] (a float buffer read by a
+    non-arithmetic op) -> + eps [1] -> Conv (3 ch). Returns the float initializers by role."""
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.normal(size=s).astype(np.float32)   # noqa: E731
+    arrays = {"w1": f(6, 3, 1, 1), "b1": f(6), "gamma": 1 + 0.3 * f(5, 6), "beta": 0.2 * f(5, 6),
+              "floor": -0.5 + 0.1 * f(1, 6, 1, 1), "eps": np.array([1e-3], np.float32), "w2": f(3, 6, 1, 1),
+              "b2": f(3)}
+    inits = [numpy_helper.from_array(v, k) for k, v in arrays.items()]
+    inits.append(numpy_helper.from_array(np.array([-1, 6, 1, 1], np.int64), "shape"))
+    nodes = [helper.make_node("Conv", ["image", "w1", "b1"], ["h"]),
+             helper.make_node("MatMul", ["style", "gamma"], ["g"]),
+             helper.make_node("Reshape", ["g", "shape"], ["g4"]),
+             helper.make_node("Mul", ["h", "g4"], ["hg"]),
+             helper.make_node("MatMul", ["style", "beta"], ["b"]),
+             helper.make_node("Reshape", ["b", "shape"], ["b4"]),
+             helper.make_node("Add", ["hg", "b4"], ["cin"]),
+             helper.make_node("Max", ["cin", "floor"], ["m"]),
+             helper.make_node("Add", ["m", "eps"], ["m2"]),
+             helper.make_node("Conv", ["m2", "w2", "b2"], ["out"])]
+    _save(path, nodes, [_img("image", ["N", 3, 8, 8]), _img("style", ["N", 5])], [_img("out", ["N", 3, 8, 8])],
+          inits)
+    return arrays

@@ -52,6 +52,71 @@ def test_parameters_it_cannot_redraw_are_named_in_a_warning():
             return self.conv(x) * self.gain
 
     s = Subject.from_module(Scaled())
-    with pytest.warns(UserWarning, match=r"1 parameter\(s\) have no reset_parameters .*\(gain\)"):
-        with s.random_init():
+    with pytest.warns(UserWarning, match=r"1 trained tensor\(s\) \(3 values\) cannot be re-drawn .*\(gain\)"):
+        with s.random_init() as c:
             assert torch.equal(s.generator.gain, torch.full((1, 3, 1, 1), 2.0))
+            assert c.random_init_report.kept == {"gain": 3}
+
+
+class Tabled(torch.nn.Module):
+    """A conv, a learned table held as a buffer (declared), a fixed filter (declared constant) and a
+    learned buffer nothing declares or resets."""
+    random_init_tables = ("table",)
+    random_init_constants = ("filt",)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("table", 2.0 + 0.5 * torch.randn(50, 40, generator=g))
+        self.register_buffer("filt", torch.tensor([0.25, 0.5, 0.25]))
+        self.register_buffer("offset", torch.full((3,), 0.7))
+
+    def forward(self, x):
+        return self.conv(x) + self.offset.view(1, 3, 1, 1)
+
+
+def test_buffers_redrawn_as_tables_kept_as_constants_or_counted_as_kept():
+    """Old code: every buffer silently kept its trained value (the control was partly trained and
+    nothing said so)."""
+    s = Subject.from_module(Tabled())
+    table = s.generator.table.clone()
+    with pytest.warns(UserWarning, match=r"\(offset\)"):
+        with s.random_init(seed=1) as c:
+            r = c.random_init_report
+            t = s.generator.table
+            assert not torch.equal(t, table)
+            assert abs(float(t.mean()) - float(table.mean())) < 0.05       # its own mean and std
+            assert abs(float(t.std()) - float(table.std())) < 0.05
+            assert torch.equal(s.generator.filt, torch.tensor([0.25, 0.5, 0.25]))
+            assert r.tables == {"table": 2000} and r.constants == {"filt": 3} and r.kept == {"offset": 3}
+            notes = r.notes()
+            assert notes[0].startswith("random-init control keeps 3 trained value(s) in 1 tensor(s)")
+            assert "offset" in notes[0] and "re-draws 1 learned table(s)" in notes[1]
+            again = t.clone()
+    with pytest.warns(UserWarning):
+        with s.random_init(seed=1):
+            assert torch.equal(s.generator.table, again)                  # seeded
+    assert torch.equal(s.generator.table, table)                           # restored
+
+
+def test_a_declared_table_that_is_not_a_float_buffer_is_an_error():
+    class Bad(torch.nn.Module):
+        random_init_tables = ("nope",)
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    s = Subject.from_module(Bad())
+    w = s.generator.conv.weight.clone()
+    with pytest.raises(LookupError, match="random_init_tables names 'nope'"):
+        with s.random_init():
+            pass
+    assert torch.equal(s.generator.conv.weight, w)
+
+
+def test_the_report_finds_the_note_the_control_writes():
+    from interp_gan.reporting.claims import KEPT_PREFIX as REPORT_PREFIX
+    from interp_gan.subject.control import KEPT_PREFIX
+    assert REPORT_PREFIX == KEPT_PREFIX

@@ -65,6 +65,8 @@ Statistics:
   ``dissection_control`` has, per layer, the units labelled trained vs control and the fraction
   of tests with q < alpha. A random generator's units do drive its output colours image by image,
   so the control labels some units: the trained model's fraction means something next to it.
+  What the control could not re-draw (``Subject.random_init``) is a note ("random-init control
+  keeps ..."), which the report prints beside the comparison.
 
 Randomness is drawn per block, from generators seeded by (``seed``, the block's first image):
 the block's permutations, shifts, halves and its images' Poisson bootstrap weights. So the
@@ -277,15 +279,17 @@ class Dissection(Analysis):
         out = self._pass(subject, data, layers, shard, full=True)
         if isinstance(out, Finding):
             return out
-        ctrl = None
+        ctrl, partial = None, []
         if self.control:
             seed = self.seed if self.control_seed is None else self.control_seed
             with subject.random_init(seed) as control:
                 ctrl = self._pass(control, data, out["layers"], shard, full=False)
+                partial = control.random_init_report.notes()     # what the control keeps trained, if anything
             if isinstance(ctrl, Finding):   # no layer gave maps at random init
-                ctrl = None
+                ctrl, partial = None, []
         finding = self._finding(subject, data, out, ctrl)
         finding.notes[:0] = sizing
+        finding.notes += partial
         return finding
 
     # -- one dissection of one subject (the trained one, or its random-init control) ------------

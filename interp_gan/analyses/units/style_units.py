@@ -26,7 +26,8 @@ and images with the generator re-drawn at random initialisation (``Subject.rando
 summarised per layer in the ``style_units_control`` table (layer, units, tests,
 frac_q05_trained, frac_q05_control, median_abs_d_trained, median_abs_d_control). A
 randomly initialised style embedding already makes units differ between styles, so a
-"significant" rate only means something next to this control.
+"significant" rate only means something next to this control. What the control could not
+re-draw is a note ("random-init control keeps ..."), printed in the report beside the comparison.
 
 Why it is fast: AUROC only depends on ranks. For a unit with no tied values the ranks are a
 permutation of 1..N, so the permutation null of its rank sum is the same for every such unit;
@@ -374,6 +375,7 @@ class StyleUnits(Analysis):
         with subject.random_init(seed) as ctrl:
             changed = _params_digest(ctrl.generator) != before
             means = _harvest(ctrl, data, layers, self.seed, "random-init control")
+            partial = ctrl.random_init_report.notes()     # what the control keeps trained, if anything
         if not changed:
             notes.append("random-init control: no generator module has reset_parameters, so the control equals "
                          "the trained model and says nothing")
@@ -395,6 +397,7 @@ class StyleUnits(Analysis):
             rows.append(row)
         notes.append(f"random-init control: the same layers, images and tests with the generator re-drawn at "
                      f"random initialisation (seed {seed}; classifiers untouched); BH over the control's own tests")
+        notes += partial
         return pd.DataFrame(rows)
 
 

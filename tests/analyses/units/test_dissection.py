@@ -546,9 +546,12 @@ def test_random_init_control_table_and_headline():
     from interp_gan.reporting.sections import ReportContext
 
     torch.manual_seed(0)
-    subject = Subject.from_module(Planted())
+    G = Planted()
+    G.gain = nn.Parameter(torch.ones(2))      # a bare parameter no reset_parameters re-draws: kept in the control
+    subject = Subject.from_module(G)
     before = {k: v.clone() for k, v in subject.generator.state_dict().items()}
-    f = Dissection(layers=["detect", "trunk"], n_perm=199, n_boot=20).run(subject, _data(32))
+    with pytest.warns(UserWarning, match=r"\(gain\)"):
+        f = Dissection(layers=["detect", "trunk"], n_perm=199, n_boot=20).run(subject, _data(32))
     assert all(torch.equal(v, subject.generator.state_dict()[k]) for k, v in before.items())   # restored
     c = f.tables["dissection_control"]
     assert c.layer.tolist() == ["detect", "trunk", "all"]
@@ -560,9 +563,18 @@ def test_random_init_control_table_and_headline():
     assert c.iloc[0].labelled_trained >= 1          # the planted red unit
     assert any("random-init control" in n for n in f.notes)
     from interp_gan.reporting.numbers import pct
-    head = dissection_section(f, ReportContext()).blocks[0]
+    sec = dissection_section(f, ReportContext())
+    head = sec.blocks[0]
     assert f"{int(tot.labelled_trained)} of {int(tot.units)}" in head and "labelled at q" in head
     assert pct(tot.frac_trained) in head and f"random init {pct(tot.frac_control)}" in head
+    # the partly trained control, said beside the comparison (old code: only a warning at run time)
+    kept = [n for n in f.notes if n.startswith("random-init control keeps")]
+    assert len(kept) == 1 and "2 trained value(s) in 1 tensor(s)" in kept[0] and "(gain)" in kept[0]
+    assert sec.blocks[1].startswith("<p><i>The random-init control keeps 2 trained value(s)")
+    assert "the control is partly trained" in head and "partly trained" in sec.claims[0].baseline
+    f.notes = [n for n in f.notes if n not in kept]           # a fully random control: no such sentence
+    plain = dissection_section(f, ReportContext())
+    assert not any("partly trained" in str(b) for b in plain.blocks) and "partly" not in plain.claims[0].baseline
 
 
 def test_floor_and_undefined_bootstrap_replicates_are_noted():

@@ -45,6 +45,8 @@ class StyleMix(nn.Module):
 
 
 class PlantedG(nn.Module):
+    random_init_constants = ("checker", "stripes")     # fixed patterns: the random-init control leaves them
+
     def __init__(self, size: int = 16, channels: int = 6, nan_unit: int | None = None, planted: bool = True) -> None:
         super().__init__()
         torch.manual_seed(0)
@@ -333,6 +335,11 @@ def test_random_init_control_table_and_headline():
     assert "random init" in head and pct((df['q_value'] < 0.05).mean()) in head
     c = sec.claims[0]                                      # the verdict follows the difference's interval
     assert ("No evidence" in c.text) == (not c.survives) and ("✓ beyond random init" in head) == c.survives
+    # ... and says, beside the comparison, that the control keeps the trained table (old code: nothing)
+    kept = [n for n in f.notes if n.startswith("random-init control keeps")]
+    assert len(kept) == 1 and "18 trained value(s) in 1 tensor(s)" in kept[0] and "(mix.table)" in kept[0]
+    assert sec.blocks[1].startswith("<p><i>The random-init control keeps 18 trained value(s)")
+    assert "the control is partly trained" in c.baseline
 
 
 def test_many_p_values_at_the_permutation_floor_are_noted():

@@ -1,0 +1,108 @@
+"""The random-init control's re-draw: a generator put back to the initialisation of its own
+architecture, and an account of what stayed trained.
+
+    trained = {k: v.detach().clone() for k, v in G.state_dict().items()}
+    r = redraw(G, seed=0, trained=trained)       # in place; ``Subject.random_init`` restores afterwards
+    r.kept                                       # {state_dict name: values} still at their trained values
+    r.notes()                                    # the sentences a Finding carries about it
+
+The control asks what an untrained network of the same architecture does on the same data (GAN
+Dissection's baseline, Bau et al., ICLR 2019), so "as constructed" is the target:
+
+1. every module with ``reset_parameters`` calls it (PyTorch's default initialisation). Our own
+   modules reset their learned buffers there too: StyleGAN2's tracked average ``mapping.w_avg``
+   goes back to zeros and its per-layer noise maps are drawn afresh, as at construction;
+   ``nn.BatchNorm``'s own reset zeroes the running statistics;
+2. float buffers a module names in ``random_init_tables`` (learned tables that no module can
+   reset, e.g. the per-style scale and shift tables of conditional instance norm that onnx2torch
+   keeps as buffers) are re-drawn i.i.d. from a Gaussian with that table's own trained mean and
+   standard deviation (seeded): the scale of the activations stays that of the trained network,
+   the style pathway becomes random (the counterpart of a random style embedding);
+3. float buffers a module names in ``random_init_constants`` are fixed by the architecture, not
+   learned (a resampling filter, an epsilon, a Resize scale) and stay as they are;
+4. every other float state_dict entry that steps 1-2 did not write keeps its trained value:
+   ``kept`` names it, a ``UserWarning`` says so, and the unit analyses put ``notes()`` in their
+   Findings so the report prints it beside the random-init comparison.
+
+An entry counts as written when its tensor's in-place version counter moved, its storage was
+replaced, or its values changed; a re-draw that writes through ``.data`` and happens to produce the
+trained values again (an untrained zero bias) is counted as kept, the safe side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Redraw", "redraw", "KEPT_PREFIX"]
+
+KEPT_PREFIX = "random-init control keeps"     # the note the report sections look for
+
+
+@dataclass(frozen=True)
+class Redraw:
+    """What one re-draw did: state_dict names -> number of values, per outcome."""
+    kept: dict[str, int] = field(default_factory=dict)        # still trained (nothing could re-draw them)
+    tables: dict[str, int] = field(default_factory=dict)      # learned tables re-drawn from N(mean, std)
+    constants: dict[str, int] = field(default_factory=dict)   # fixed by the architecture, left as they are
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.kept:
+            names = list(self.kept)
+            out.append(f"{KEPT_PREFIX} {sum(self.kept.values())} trained value(s) in {len(names)} tensor(s) that "
+                       f"it cannot re-draw ({', '.join(names[:4])}{' ...' if len(names) > 4 else ''}): it is a "
+                       f"partly trained network, not a random one")
+        if self.tables:
+            out.append(f"random-init control re-draws {len(self.tables)} learned table(s) held as buffers "
+                       f"({sum(self.tables.values())} values) from a Gaussian with each table's own trained mean "
+                       f"and standard deviation")
+        return out
+
+
+def _declared(G: nn.Module, attr: str) -> set[str]:
+    """The buffers modules name in ``attr`` (their own names), as ``G.state_dict()`` names."""
+    out = set()
+    for prefix, m in G.named_modules():
+        for b in getattr(m, attr, ()) or ():
+            out.add(f"{prefix}.{b}" if prefix else b)
+    return out
+
+
+def _redraw_table(t: Tensor, g: torch.Generator) -> None:
+    v = t.detach().double()
+    mean, std = float(v.mean()), float(v.std(unbiased=False)) if v.numel() > 1 else 0.0
+    t.copy_((torch.randn(t.shape, generator=g, dtype=torch.float64) * std + mean).to(t))
+
+
+@torch.no_grad()
+def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
+    """Re-draw ``G`` in place at its initialisation (module docstring) from the global RNG as the
+    caller seeded it and a CPU generator seeded with ``seed`` for the tables; ``trained`` is
+    ``G.state_dict()`` as it was (compared against). Returns what stayed trained."""
+    live = G.state_dict(keep_vars=True)
+    before = {k: (v._version, v.data_ptr()) for k, v in live.items() if v.is_floating_point()}
+    for m in G.modules():
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    tables, constants = _declared(G, "random_init_tables"), _declared(G, "random_init_constants")
+    live = G.state_dict(keep_vars=True)
+    g = torch.Generator().manual_seed(int(seed))
+    redrawn = {}
+    for name in sorted(tables):
+        if name not in live or not live[name].is_floating_point():
+            raise LookupError(f"random_init_tables names {name!r}, which is not a float buffer of the generator")
+        _redraw_table(live[name], g)
+        redrawn[name] = live[name].numel()
+    kept, fixed = {}, {}
+    for name, (version, ptr) in before.items():
+        t = live.get(name)
+        if name in redrawn or t is None or not t.numel():
+            continue
+        if name in constants:
+            fixed[name] = t.numel()
+        elif t._version == version and t.data_ptr() == ptr and torch.equal(t, trained[name]):
+            kept[name] = t.numel()
+    return Redraw(kept=kept, tables=redrawn, constants=fixed)
