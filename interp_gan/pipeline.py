@@ -132,7 +132,14 @@ def use_feature_net(subject: Subject, spec: str) -> Subject:
 
 def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
     """A generator that only takes sizes in multiples of ``size_multiple`` (a U-Net with 8 levels:
-    256) gets image_size rounded up to one, said in one line, instead of failing every analysis."""
+    256) gets image_size rounded up to one, and an ONNX graph that declares one square size
+    (``fixed_size``: the ONNX Model Zoo's style networks, 224x224) gets that size, each said in one
+    line, instead of failing every analysis."""
+    fixed = getattr(subject.generator, "fixed_size", None)
+    if fixed and fixed[0] == fixed[1] and cfg.image_size != fixed[0] and fixed[0] >= 16:
+        _log(f"image_size {cfg.image_size} -> {fixed[0]}: the graph declares {fixed[0]}x{fixed[1]} images only "
+             f"(--onnx size=free runs a fully convolutional graph at any size)")
+        return replace(cfg, image_size=int(fixed[0]))
     m = int(getattr(subject.generator, "size_multiple", 1) or 1)
     if m <= 1 or cfg.image_size % m == 0:
         return cfg

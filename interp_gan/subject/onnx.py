@@ -228,6 +228,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
                         clamp="output_clamped" in c)
     if c["size"] == "fixed":
         runner.fixed_hw = tuple(c["declared_size"])
+        G.fixed_size = tuple(c["declared_size"])       # the pipeline fits its image_size to it
 
     meta = _meta(path, model, (image, style), done, G)
 

@@ -142,8 +142,8 @@ def test_missing_onnx2torch_is_one_line_naming_the_install(monkeypatch):
     assert "\n" not in str(e.value)
 
 
-def _tiny_nhwc_onnx(path):
-    """A float NHWC network of a fixed 8x8 size, no style input: Transpose -> 1x1 Conv -> Transpose."""
+def _tiny_nhwc_onnx(path, size: int = 8):
+    """A float NHWC network of a fixed size x size, no style input: Transpose -> 1x1 Conv -> Transpose."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -151,8 +151,8 @@ def _tiny_nhwc_onnx(path):
     nodes = [helper.make_node("Transpose", ["img"], ["a"], perm=[0, 3, 1, 2], name="/to_nchw"),
              helper.make_node("Conv", ["a", "W"], ["b"], name="/body.0/Conv"),
              helper.make_node("Transpose", ["b"], ["out"], perm=[0, 2, 3, 1], name="/to_nhwc")]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 8, 3])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8, 3])],
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, size, size, 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, size, size, 3])],
                               [numpy_helper.from_array(w, "W")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -172,3 +172,20 @@ def test_nhwc_fixed_size_and_a_sidecar_range(tmp_path):
     assert onnx_max_abs_diff(p, s, x) <= ONNX_TOLERANCE
     with pytest.raises(ValueError, match="takes 8x8 images only"):
         s.generate(torch.zeros(1, 3, 16, 16), torch.zeros(1, dtype=torch.long))
+
+
+def test_the_pipeline_fits_image_size_to_a_graph_of_one_declared_size(tmp_path, capsys):
+    """A graph declaring 48x48 (the zoo's style nets declare 224x224) gets image_size 48 with one
+    line saying so, instead of every analysis failing; with size=free the configured size stays;
+    a declared size below the pipeline's minimum (16) is left to the graph's own one-line error."""
+    from interp_gan.config import PipelineConfig
+    from interp_gan.pipeline import _fit_image_size
+
+    cfg = PipelineConfig(image_size=128)
+    for size, sidecar, want in ((48, "", 48), (48, 'size = "free"\n', 128), (8, "", 128)):
+        p = tmp_path / f"tiny{size}{len(sidecar)}.onnx"
+        _tiny_nhwc_onnx(p, size)
+        p.with_name(p.name + ".toml").write_text('range = "[0,255]"\n' + sidecar)
+        assert _fit_image_size(load_subject(p, device="cpu"), cfg).image_size == want, (size, sidecar)
+        out = capsys.readouterr().out
+        assert ("image_size 128 -> 48: the graph declares 48x48 images only" in out) == (want == 48), out
