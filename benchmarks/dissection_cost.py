@@ -1,6 +1,12 @@
 """Dissection cost: whole Dissection.run / plain forward over the same images (goal <= 2), and
 peak memory at N and 4N images (should be flat: the activation store spills past --memory-mb).
 
+Two ratios, timed alternately with the plain forward: the trained network's dissection alone
+(``control=False``: what the peer's procedure does, and what the goal is set for) and the default
+run with its random-init control, which dissects a second network of the same architecture on
+the same images (about twice the work: the print also gives it per network dissected). Both use
+the default nulls (image and spatial).
+
     python benchmarks/dissection_cost.py [--device cuda] [--size 128] [--n 16] [--memory-mb 16] [--threads 1]
 
 Peer: netdissect's two-pass procedure with baukit's sketch, 3.0x on 2 CPU cores (measured on the 2-core CPU machine).
@@ -33,8 +39,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _dissect(a, n: int) -> Dissection:
-    return Dissection(layers=LAYERS, n_perm=a.n_perm, n_boot=a.n_boot, memory_mb=a.memory_mb, n_show=4)
+def _dissect(a, n: int, control: bool = True) -> Dissection:
+    return Dissection(layers=LAYERS, n_perm=a.n_perm, n_boot=a.n_boot, memory_mb=a.memory_mb, n_show=4,
+                      control=control)
 
 
 def memory_child(a) -> None:
@@ -68,27 +75,33 @@ def main() -> None:
 
     subject, data = build(a.n, a.size, a.device, a.batch)
     plain_forward(subject, data.subset(a.batch))
-    ratios, plains, cpu_ratios = [], [], []
+    rows = {False: ([], []), True: ([], [])}        # control -> (wall ratios, CPU-time ratios)
+    plains = []
     for _ in range(a.repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        plain_forward(subject, data)
-        c1, t1 = time.process_time(), time.perf_counter()
-        _dissect(a, a.n).run(subject, data)
-        if a.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        c2, t2 = time.process_time(), time.perf_counter()
-        plains.append(t1 - t0)
-        ratios.append((t2 - t1) / (t1 - t0))
-        cpu_ratios.append((c2 - c1) / max(c1 - c0, 1e-9))
-    print(f"device={a.device} size={a.size} n={a.n} units=640 n_perm={a.n_perm} n_boot={a.n_boot} "
-          f"plain={statistics.median(plains):.3f}s dissection/plain={statistics.median(ratios):.2f} "
-          f"(all: {', '.join(f'{r:.2f}' for r in ratios)}; goal <= 2; peer 3.0 on 2 CPU cores); "
-          f"process CPU-time ratio {statistics.median(cpu_ratios):.2f} "
-          f"(all: {', '.join(f'{r:.2f}' for r in cpu_ratios)}; less sensitive to other processes on the cores)")
-    emit("dissection_cost", f"whole dissection / plain forward, {a.size} px", statistics.median(ratios), "<= 2",
-         device=a.device, size=a.size, n=a.n, batch=a.batch, units=640, n_perm=a.n_perm, n_boot=a.n_boot,
-         plain_s=round(statistics.median(plains), 4), all=[round(r, 3) for r in ratios],
-         cpu_time_ratio=round(statistics.median(cpu_ratios), 3))
+        for control in (False, True):
+            c0, t0 = time.process_time(), time.perf_counter()
+            plain_forward(subject, data)
+            c1, t1 = time.process_time(), time.perf_counter()
+            _dissect(a, a.n, control).run(subject, data)
+            if a.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            c2, t2 = time.process_time(), time.perf_counter()
+            plains.append(t1 - t0)
+            rows[control][0].append((t2 - t1) / (t1 - t0))
+            rows[control][1].append((c2 - c1) / max(c1 - c0, 1e-9))
+    common = dict(device=a.device, size=a.size, n=a.n, batch=a.batch, units=640, n_perm=a.n_perm, n_boot=a.n_boot,
+                  plain_s=round(statistics.median(plains), 4))
+    for control in (False, True):
+        wall, cpu = (statistics.median(v) for v in rows[control])
+        what = "with its random-init control (2 networks)" if control else "trained network only"
+        print(f"device={a.device} size={a.size} n={a.n} units=640 n_perm={a.n_perm} n_boot={a.n_boot} "
+              f"plain={statistics.median(plains):.3f}s dissection/plain, {what} = {wall:.2f}"
+              f"{f' ({wall / 2:.2f} per network)' if control else ''} (all: "
+              f"{', '.join(f'{r:.2f}' for r in rows[control][0])}; goal <= 2 per network; peer 3.0 on 2 CPU cores, "
+              f"one network); process CPU-time ratio {cpu:.2f} (less sensitive to other processes on the cores)")
+        emit("dissection_cost", f"whole dissection / plain forward, {what}, {a.size} px", wall,
+             "<= 4" if control else "<= 2", **common, all=[round(r, 3) for r in rows[control][0]],
+             cpu_time_ratio=round(cpu, 3))
     if a.skip_memory:
         return
     for n in (a.n, 4 * a.n):
