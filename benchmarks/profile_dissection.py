@@ -7,7 +7,10 @@ the most self time (device time on CUDA, CPU time otherwise), (2) the host syncs
 (``aten::item`` / ``_local_scalar_dense`` calls and device-to-host copies: each stalls the GPU
 queue), and (3) the interp_gan functions with the most own Python time (per-image loops show up
 here). Run when ``dissection_cost.py`` misses its goal: the three lists name the bottleneck
-(sketch compaction, syncs, Python loops, dtype conversions). Not a test; nothing is asserted.
+(sketch compaction, syncs, Python loops, dtype conversions). It also counts the aten ops of the
+dissection and of a plain forward over the same images: on a GPU running a small model each op is
+a kernel launch of a few microseconds, so that ratio bounds the time ratio from below when the
+host, not the card, is the bottleneck. Not a test; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -28,6 +31,20 @@ from interp_gan.analyses.units.dissection import Dissection  # noqa: E402
 
 SYNC_OPS = ("aten::item", "aten::_local_scalar_dense", "aten::nonzero", "cudaStreamSynchronize",
             "cudaDeviceSynchronize", "cudaMemcpyAsync")
+
+
+VIEW_OPS = {"aten::as_strided", "aten::view", "aten::slice", "aten::select", "aten::unsqueeze", "aten::squeeze",
+            "aten::reshape", "aten::_reshape_alias", "aten::permute", "aten::transpose", "aten::t", "aten::expand",
+            "aten::_unsafe_view", "aten::alias", "aten::detach", "aten::narrow", "aten::split", "aten::chunk",
+            "aten::unbind", "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::resize_", "aten::lift_fresh",
+            "aten::resolve_conj", "aten::resolve_neg", "aten::as_strided_", "aten::to", "aten::contiguous",
+            "aten::flatten", "aten::view_as", "aten::expand_as", "aten::split_with_sizes", "aten::squeeze_",
+            "aten::unsqueeze_", "aten::set_", "aten::result_type", "aten::is_nonzero"}
+
+
+def _computing_ops(events) -> int:
+    """aten ops that compute (launch a kernel on a GPU): views, allocations and dispatch wrappers left out."""
+    return sum(e.count for e in events if e.key.startswith("aten::") and e.key not in VIEW_OPS)
 
 
 def main() -> None:
@@ -53,6 +70,14 @@ def main() -> None:
     events = prof.key_averages()
     print(f"== torch.profiler: top {a.top} ops by {key} ({a.device}, {a.size} px, {a.n} images)")
     print(events.table(sort_by=key, row_limit=a.top, max_name_column_width=48))
+    with profile(activities=acts) as prof_fwd:
+        plain_forward(subject, data)
+    n_ops, n_fwd = _computing_ops(events), _computing_ops(prof_fwd.key_averages())
+    print(f"== computing aten ops (views and allocations left out): dissection {n_ops}, plain forward over the same "
+          f"images {n_fwd} ({n_ops / max(n_fwd, 1):.1f}x; where each op is a short kernel, time follows this ratio)")
+    emit("profile_dissection", f"computing aten ops: whole dissection / plain forward, {a.size} px",
+         n_ops / max(n_fwd, 1), None,
+         device=a.device, size=a.size, n=a.n, batch=a.batch, dissection_ops=n_ops, forward_ops=n_fwd)
     syncs = {e.key: e.count for e in events if e.key in SYNC_OPS}
     print("== host syncs and copies (count):", ", ".join(f"{k} {v}" for k, v in sorted(syncs.items())) or "none")
     total = sum(getattr(e, key, 0) for e in events)
