@@ -30,7 +30,7 @@ demo-dynamics: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-# the inner loop (under a minute on 2 idle cores): everything but tests marked slow
+# the inner loop (about 4 minutes on 2 idle cores): everything but tests marked slow
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
