@@ -46,9 +46,7 @@ def widen_float16(model) -> dict | None:
         for a in n.attribute:
             if a.type == a.TENSOR:
                 tensors += _widen_tensor(a.t)
-            elif a.name == "to" and n.op_type == "Cast" and a.i == _F16:
-                a.i, casts = _F32, casts + 1
-            elif a.name in ("dtype", "to") and a.type == a.INT and a.i == _F16:   # RandomNormal, EyeLike, ...
+            elif a.name in ("dtype", "to") and a.type == a.INT and a.i == _F16:   # Cast, RandomNormal, EyeLike, ...
                 a.i, casts = _F32, casts + 1
     io = []
     for v in [*g.input, *g.output]:
