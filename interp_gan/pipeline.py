@@ -213,9 +213,22 @@ class Plan:
     costs: dict[str, Cost] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     budgets: dict[str, float] = field(default_factory=dict)
+    fixed: dict[str, float] = field(default_factory=dict)   # seconds (re-runs included) the budget cannot size
 
     def table(self) -> str:
         return estimate_table(self.costs, self.unit, self.budgets)
+
+    def budget_line(self, budget_s: float) -> str:
+        """What the pipeline's budget_s went to; when the analyses that cannot size themselves take
+        it all, which ones do (the others then run at their floors)."""
+        line = f"  pipeline budget_s {fmt_seconds(budget_s)} shared among {', '.join(self.budgets) or 'no analysis'}"
+        fixed = sum(self.fixed.values())
+        if self.budgets and fixed >= budget_s - self.unit.measure_s:
+            big = sorted(self.fixed.items(), key=lambda kv: -kv[1])[:3]
+            line += (f"\n  the analyses that cannot size themselves take {fmt_seconds(fixed)} of it ("
+                     + ", ".join(f"{n} {fmt_seconds(s)}" for n, s in big) + "): those above run at their floors;"
+                     " lower those analyses' sizes, leave one out, or raise budget_s")
+        return line
 
 
 def _estimate(name: str, params: dict, subject: Subject, data: AnalysisData, unit: UnitCosts) -> Cost:
@@ -229,7 +242,9 @@ def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, uni
     """Measure the subject's unit costs (unless given), estimate every analysis, and share out
     ``cfg.budget_s``: the analyses with a ``budget_s`` parameter that the pipeline leaves unset
     get a share (``cost.share_budget``: the others' estimates are taken off the budget first, each
-    gets at most what it would use). Under torchrun rank 0 plans and every rank gets its plan."""
+    gets at most what it would use; an analysis that replication re-runs k times weighs (1 + k) x
+    its estimate, so its share pays for its re-runs too). Under torchrun rank 0 plans and every rank
+    gets its plan."""
     rank, world = rank_and_world()
     plan = None
     if rank == 0:
@@ -243,8 +258,23 @@ def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, uni
                 type(build_analysis(s.name, **s.params)).__init__).parameters and s.params.get("budget_s") is None
                 and not plan.costs[s.name].skip}
             secs = {n: (0.0 if c.skip else c.seconds(unit)) for n, c in plan.costs.items()}
+            # an analysis that re-runs others (replication) is paid from their shares: each re-run
+            # analysis weighs (1 + its re-runs) x its own estimate, and its budget_s is its share / weight
+            reruns: dict[str, float] = {}
+            folded = set()
+            for spec in cfg.analyses:
+                a = build_analysis(spec.name, **spec.params)
+                runs = a.reruns() if getattr(type(a), "reads_plan", False) else {}
+                if runs and not plan.costs[spec.name].skip and set(runs) <= set(secs):
+                    folded.add(spec.name)          # (re-running one the pipeline lacks: priced as fixed)
+                    for n, k in runs.items():
+                        reruns[n] = reruns.get(n, 0.0) + k
+            weight = {n: 1.0 + reruns.get(n, 0.0) for n in secs}
+            weighed = {n: secs[n] * weight[n] for n in secs if n not in folded}
             left = max(0.0, cfg.budget_s - unit.measure_s)
-            for n, b in share_budget(left, secs, sizable).items():
+            plan.fixed = {n: s for n, s in weighed.items() if n not in sizable and s > 0}
+            for n, b in share_budget(left, weighed, sizable).items():
+                b = b / weight[n]
                 plan.budgets[n] = b
                 if secs[n] > b:
                     # a share of nothing is still a budget (every size to its floor); 0 would mean none
@@ -374,8 +404,7 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     adata = _to_device(adata, subject.device)
     plan = plan_analyses(subject, adata, cfg)
     adata.extra["unit_costs"] = plan.unit          # analyses that size themselves price their work with it
-    _log(plan.table() + (f"\n  pipeline budget_s {fmt_seconds(cfg.budget_s)} shared among "
-                         f"{', '.join(plan.budgets) or 'no analysis'}" if cfg.budget_s else ""))
+    _log(plan.table() + ("\n" + plan.budget_line(cfg.budget_s) if cfg.budget_s else ""))
     findings, failed = run_analyses(subject, adata, cfg, plan)
     if rank_and_world()[0] != 0:
         return out, failed

@@ -110,6 +110,10 @@ class Replication(Analysis):
     _RERUNS = {"dissection": lambda self: 2 + len(self.quantiles), "style_units": lambda self: 2,
                "directions": lambda self: 2}
 
+    def reruns(self) -> dict[str, float]:
+        """Re-runs of each analysis it replicates, in whole runs (the pipeline's budget weighs them)."""
+        return {name: float(self._RERUNS[name](self)) for name in self.analyses if name in _SUPPORTED}
+
     def estimate_cost(self, subject, data: AnalysisData, unit):
         """The re-runs priced by the base analyses' own estimates (approximate: a half-data run is
         counted as half a run), plus the base run when the pipeline did not make it earlier."""

@@ -233,3 +233,46 @@ def test_replication_is_priced_with_the_planned_base_parameters(tiny_subject, ti
     tiny_data.extra["planned"] = {"dissection": small}
     planned = rep.estimate_cost(tiny_subject, tiny_data, unit).forwards
     assert planned == one * rep._RERUNS["dissection"](rep) and planned < alone
+
+
+def test_budget_line_names_the_analyses_that_take_the_budget_when_nothing_is_left(tiny_subject, tiny_data):
+    """A 26-style network in full.toml: style interpolation and replication (which cannot size
+    themselves) took all of the 7-minute budget and every sizable analysis was listed at "budget_s
+    0.0 s" with no word on why. The line now names what took it."""
+    from interp_gan.pipeline import Plan
+    unit = dataclasses.replace(measure_unit_costs(tiny_subject, tiny_data), measure_s=2.0)
+    plan = Plan(unit=unit, budgets={"dissection": 0.0, "ablation": 0.0},
+                fixed={"overview": 8.0, "replication": 348.0, "style_units": 600.0})
+    line = plan.budget_line(420.0)
+    assert "shared among dissection, ablation" in line
+    assert "cannot size themselves take 15 min 56 s" in line and "style_units 10 min" in line
+    assert line.index("style_units") < line.index("replication") < line.index("overview")
+    roomy = Plan(unit=unit, budgets={"dissection": 100.0}, fixed={"overview": 8.0})
+    assert "cannot size" not in roomy.budget_line(420.0)
+
+
+def test_a_replicated_analysis_share_pays_for_its_re_runs(tiny_subject):
+    """Replication re-runs dissection 4 times (two halves, a new seed, 2 neighbouring quantiles)
+    with dissection's own budget-sized parameters. It used to be priced as a fixed cost at the
+    configured (unsized) sizes and taken off the budget first, leaving the sizable analyses nothing.
+    Now dissection weighs 5 x its estimate in the share, so its budget_s is a fifth of what it is
+    given and dissection + its re-runs fit the pipeline's budget."""
+    from interp_gan.config import PipelineConfig
+    from interp_gan.pipeline import plan_analyses
+    tiny_data = make_tiny_data(tiny_subject, n=256, size=16)         # the budget can halve images down to 64
+    unit = dataclasses.replace(measure_unit_costs(tiny_subject, tiny_data), forward_s=0.05, measure_s=1.0)
+    analyses = {"dissection": {"n_boot": 20, "n_perm": 20},        # every conv layer: the budget dissects fewer
+                "replication": {"analyses": ["dissection"]}}
+    full = plan_analyses(tiny_subject, tiny_data, PipelineConfig.from_dict(
+        {"name": "t", "device": "cpu", "budget_s": 0, "analyses": analyses}), unit=unit)
+    floor = build_analysis("dissection", budget_s=0.1, **analyses["dissection"]).estimate_cost(
+        tiny_subject, tiny_data, unit).seconds(unit)                   # every size at its floor
+    budget = 1.0 + 5 * floor * 1.3                                    # fits at the floors, not as configured
+    assert budget < 1.0 + sum(full.seconds.values())
+    plan = plan_analyses(tiny_subject, tiny_data, PipelineConfig.from_dict(
+        {"name": "t", "device": "cpu", "budget_s": budget, "analyses": analyses}), unit=unit)
+    assert plan.budgets["dissection"] == pytest.approx((budget - 1.0) / 5)
+    assert plan.params["replication"] == {"analyses": ["dissection"]} and "replication" not in plan.budgets
+    assert plan.seconds["replication"] == pytest.approx(4 * plan.seconds["dissection"], rel=0.01)
+    assert plan.seconds["dissection"] < full.seconds["dissection"]
+    assert sum(plan.seconds.values()) <= budget

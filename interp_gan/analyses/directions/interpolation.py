@@ -40,9 +40,13 @@ cross-fitting is needed.
 
 Pairs: ``pairs`` as "a->b" names, or ``n_pairs`` drawn with a seeded permutation of the styles
 (never chosen by result). Cost: (1 + len(steps) + n_random + n_other) passes over ``n_images``
-images per pair.
+images per pair. With ``budget_s`` the run is sized to fit it, in this order: random walks (down
+to 19, p_random's floor 0.05), walks to other styles (down to 9), images (down to 16), pairs (down
+to 1); the notes and ``params["sized_to_budget"]`` say what ran.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -50,6 +54,7 @@ import torch
 from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
+from interp_gan.analyses.cost import Cost, UnitCosts, halve_to, size_to_budget, unit_costs_for
 from interp_gan.analyses.common import fixed_z, log_odds, seeded, thumbnails
 from interp_gan.analyses.directions.methods import random_directions
 from interp_gan.findings import Finding
@@ -102,7 +107,7 @@ class StyleInterpolation(Analysis):
     def __init__(self, *, pairs: tuple[str, ...] | None = None, n_pairs: int = 3,
                  steps: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0), n_images: int = 32, n_random: int = 19,
                  n_other: int = 19, n_boot: int = 2000, n_perm: int = 2000, n_grid_images: int = 2,
-                 seed: int = 0) -> None:
+                 seed: int = 0, budget_s: float | None = None) -> None:
         if n_pairs < 1 or n_random < 1 or n_images < 2 or n_boot < 1 or n_perm < 1:
             raise ValueError("n_pairs, n_random, n_boot and n_perm must be >= 1 and n_images >= 2")
         steps = tuple(float(t) for t in steps)
@@ -111,6 +116,7 @@ class StyleInterpolation(Analysis):
         self.pairs, self.n_pairs, self.steps = (tuple(pairs) if pairs else None), n_pairs, tuple(sorted(steps))
         self.n_images, self.n_random, self.n_boot, self.n_perm = n_images, n_random, n_boot, n_perm
         self.n_grid_images, self.seed, self.n_other = n_grid_images, seed, n_other
+        self.budget_s = budget_s   # seconds: over it, fewer random walks, other-style walks, images, pairs
 
     def _skip_reason(self, subject) -> str:
         if not subject.has_latent:
@@ -130,19 +136,46 @@ class StyleInterpolation(Analysis):
         k = min(self.n_pairs, len(names) // 2) or 1
         return [(int(perm[2 * i]), int(perm[(2 * i + 1) % len(names)])) for i in range(k)]
 
+    _SIZES = ("n_random", "n_other", "n_images", "n_pairs")
+
+    def _cost(self, subject, data: AnalysisData, sizes: dict) -> Cost:
+        n = min(sizes["n_images"], len(data))
+        n_other = min(sizes["n_other"], subject.num_styles - 2)
+        n_pairs = len(self._pairs(subject)) if self.pairs else min(sizes["n_pairs"], subject.num_styles // 2) or 1
+        return Cost(forwards=n_pairs * n * (1 + len(self.steps) + sizes["n_random"] + n_other))
+
+    def _sized(self, subject, data: AnalysisData, unit: UnitCosts) -> tuple[dict, list[str]]:
+        sizes = {k: getattr(self, k) for k in self._SIZES}
+        cuts = [("n_random", halve_to(min(19, self.n_random))), ("n_other", halve_to(min(9, self.n_other))),
+                ("n_images", halve_to(min(16, self.n_images))), ("n_pairs", halve_to(1))]
+        return size_to_budget(sizes, lambda sz: self._cost(subject, data, sz).seconds(unit), self.budget_s, cuts,
+                              what=self.name)
+
     def estimate_cost(self, subject, data: AnalysisData, unit):
-        from interp_gan.analyses.cost import Cost
         why = self._skip_reason(subject)
         if why:
             return Cost(skip=why)
-        n = min(self.n_images, len(data))
-        n_other = min(self.n_other, subject.num_styles - 2)
-        return Cost(forwards=len(self._pairs(subject)) * n * (1 + len(self.steps) + self.n_random + n_other))
+        sizes, notes = self._sized(subject, data, unit) if self.budget_s else ({k: getattr(self, k) for k in self._SIZES}, [])
+        cost = self._cost(subject, data, sizes)
+        cost.notes += notes
+        return cost
 
     def run(self, subject, data: AnalysisData) -> Finding:
         why = self._skip_reason(subject)
         if why:
             return Finding.skip(self.name, why, self.params())
+        if not self.budget_s:
+            return self._run(subject, data, self.params(), [])
+        sizes, sizing = self._sized(subject, data, unit_costs_for(subject, data))
+        sized = copy.copy(self)            # the configured parameters stay in params; the notes say the cuts
+        for k, v in sizes.items():
+            setattr(sized, k, v)
+        params = self.params()
+        if sizing:
+            params["sized_to_budget"] = {k: v for k, v in sizes.items() if v != getattr(self, k)}
+        return sized._run(subject, data, params, sizing)
+
+    def _run(self, subject, data: AnalysisData, params: dict, sizing: list[str]) -> Finding:
         pairs = self._pairs(subject)
         names, dev = subject.style_names, subject.device
         n = min(self.n_images, len(data))
@@ -162,7 +195,7 @@ class StyleInterpolation(Analysis):
                         out[label].append((log_odds(lg).double().cpu().numpy(), lg.softmax(1).double().cpu().numpy()))
             return {k: (np.concatenate([a for a, _ in v]), np.concatenate([p for _, p in v])) for k, v in out.items()}
 
-        rows, path, notes, grids = [], [], [], {}
+        rows, path, notes, grids = [], [], list(sizing), {}
         for pi, (a, b) in enumerate(pairs):
             label = f"{names[a]}->{names[b]}"
             with torch.no_grad():
@@ -232,6 +265,6 @@ class StyleInterpolation(Analysis):
         fl = floor_note(df["p_random"].to_numpy(float), R, what="p_random values", param="n_random")
         if fl:
             notes.append(fl)
-        return Finding(self.name, params=self.params(),
+        return Finding(self.name, params=params,
                        tables={"style_interpolation": df, "style_interpolation_path": pd.DataFrame(path)},
                        arrays=grids, notes=notes)

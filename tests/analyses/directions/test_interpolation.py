@@ -132,3 +132,29 @@ def test_report_section_states_the_verdict_and_draws_the_path(tmp_path):
     assert sec.paper_grids["interpolation_walks"].images.shape[0] == 5
     f.tables["style_interpolation"]["beyond_random"] = False      # the sentence follows the verdict column
     assert not claim(f.tables["style_interpolation"]).survives
+
+
+def test_budget_cuts_random_walks_then_others_then_images_and_says_so():
+    """A budget the configured sizes cannot meet: n_random goes down to 19 first (p_random's floor
+    stays 0.05), then images; the note and params name each cut and the table really ran at them.
+    The unit cost is set, so the cut does not depend on this machine's speed."""
+    import dataclasses
+    from interp_gan.analyses.cost import measure_unit_costs
+    subj, data = _planted(), _data(n=32)
+    unit = dataclasses.replace(measure_unit_costs(subj, data), forward_s=0.01)
+    data.extra["unit_costs"] = unit
+    kw = dict(pairs=("s0->s2",), steps=(1.0,), n_random=99, n_other=2, n_images=32, n_boot=100, n_perm=100)
+    full = build_analysis("style_interpolation", **kw).estimate_cost(subj, data, unit).seconds(unit)
+    assert full == pytest.approx(32 * (1 + 1 + 99 + 2) * 0.01, rel=0.01)
+    budget = 16 * (1 + 1 + 19 + 2) * 0.01 * 1.05        # fits at n_random 19 and 16 images
+    a = build_analysis("style_interpolation", budget_s=budget, **kw)
+    assert a.estimate_cost(subj, data, unit).seconds(unit) <= budget
+    f = a.run(subj, data)
+    note = [n for n in f.notes if n.startswith("budget")]
+    assert len(note) == 1 and "n_random 99 -> 19" in note[0] and "n_images 32 -> 16" in note[0]
+    assert f.params["sized_to_budget"] == {"n_random": 19, "n_images": 16} and f.params["n_random"] == 99
+    r = f.tables["style_interpolation"].iloc[0]
+    assert r["n"] == 16 and r["p_random"] >= 1 / 20
+    # a budget that fits cuts nothing and says nothing
+    f2 = build_analysis("style_interpolation", budget_s=full * 2, **kw).run(subj, data)
+    assert not any(n.startswith("budget") for n in f2.notes) and "sized_to_budget" not in f2.params
