@@ -235,6 +235,24 @@ def test_replication_is_priced_with_the_planned_base_parameters(tiny_subject, ti
     assert planned == one * rep._RERUNS["dissection"](rep) and planned < alone
 
 
+def test_ablation_budget_ablates_an_even_sample_of_target_styles_last():
+    """A 26-style network: at n_random 19 and 2 set sizes ablation still cost 3.5 min on a CPU, over
+    any share of a 7-min budget. The last cut is an even sample of the target styles (floor 4),
+    named in a note; the table has rows for those styles only."""
+    subject = make_tiny_subject(num_styles=8)
+    data = make_tiny_data(subject, n=64, size=16)
+    unit = dataclasses.replace(measure_unit_costs(subject, data), forward_s=0.01, grad_s=0.03)
+    data.extra["unit_costs"] = unit
+    kw = dict(layer="blocks.1.conv2", ks=(1, 2, 4), n_random=19, n_boot=20, n_perm=50, min_per_style=4)
+    a = build_analysis("ablation", **kw, budget_s=0.1)
+    sized = a.estimate_cost(subject, data, unit)
+    assert any("styles 8 -> 4" in n for n in sized.notes), sized.notes
+    f = a.run(subject, data)
+    note = [n for n in f.notes if n.startswith("target styles ablated")]
+    assert note == ["target styles ablated (an even sample, to fit budget_s): style0, style2, style5, style7"]
+    assert sorted(f.tables["ablation"]["style"].unique()) == ["style0", "style2", "style5", "style7"]
+
+
 def test_budget_line_names_the_analyses_that_take_the_budget_when_nothing_is_left(tiny_subject, tiny_data):
     """A 26-style network in full.toml: style interpolation and replication (which cannot size
     themselves) took all of the 7-minute budget and every sizable analysis was listed at "budget_s

@@ -387,15 +387,19 @@ class Ablation(Analysis):
         self.budget_s = budget_s   # seconds: over it, fewer random sets (down to 19), then fewer set sizes
 
     # -- cost (analyses/cost.py) ----------------------------------------------------------------
+    def _targets(self, subject, data: AnalysisData) -> list[int]:
+        counts = torch.bincount(data.style_ids.detach().cpu().long(), minlength=subject.num_styles)
+        return [s for s in range(subject.num_styles) if counts[s] > 0
+                and (self.styles is None or subject.style_names[s] in self.styles)]
+
     def _passes(self, subject, data: AnalysisData, unit: UnitCosts, layers: list[str], n_random: int,
-                ks: list[int]) -> Cost:
+                ks: list[int], n_styles: int | None = None) -> Cost:
         """One pass for the unit statistics, then per layer and target style: the unedited images
         and, per set size, the selected set and n_random random sets (each a pass over the style's
-        images: N_s for zero / mean, N - N_s for insert)."""
-        ids = data.style_ids.detach().cpu()
-        counts = torch.bincount(ids.long(), minlength=subject.num_styles)
-        styles = [s for s in range(subject.num_styles) if counts[s] > 0
-                  and (self.styles is None or subject.style_names[s] in self.styles)]
+        images: N_s for zero / mean, N - N_s for insert). n_styles: an even sample of the targets."""
+        counts = torch.bincount(data.style_ids.detach().cpu().long(), minlength=subject.num_styles)
+        styles = self._targets(subject, data)
+        styles = evenly(styles, n_styles) if n_styles is not None else styles
         images = 0.0
         for layer in layers:
             n_units = unit.channels(layer) or 10 ** 9
@@ -411,10 +415,14 @@ class Ablation(Analysis):
     def _sized(self, subject, data, unit, layers) -> tuple[dict, list[str]]:
         ks = list(self.ks)
 
+        n_styles = len(self._targets(subject, data))
+
         def seconds(sz):
-            return self._passes(subject, data, unit, layers, sz["n_random"], evenly(ks, sz["ks"])).seconds(unit)
-        return size_to_budget({"n_random": self.n_random, "ks": len(ks)}, seconds, self.budget_s,
-                              [("n_random", halve_to(min(self.n_random, 19))), ("ks", halve_to(min(len(ks), 2)))],
+            return self._passes(subject, data, unit, layers, sz["n_random"], evenly(ks, sz["ks"]),
+                                sz["styles"]).seconds(unit)
+        return size_to_budget({"n_random": self.n_random, "ks": len(ks), "styles": n_styles}, seconds, self.budget_s,
+                              [("n_random", halve_to(min(self.n_random, 19))), ("ks", halve_to(min(len(ks), 2))),
+                               ("styles", halve_to(min(n_styles, 4)))],
                               what=self.name)
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
@@ -427,7 +435,8 @@ class Ablation(Analysis):
         except LookupError as e:
             return Cost(notes=[f"will fail: {e}"])
         sizes, notes = self._sized(subject, data, unit, layers)
-        cost = self._passes(subject, data, unit, layers, sizes["n_random"], evenly(list(self.ks), sizes["ks"]))
+        cost = self._passes(subject, data, unit, layers, sizes["n_random"], evenly(list(self.ks), sizes["ks"]),
+                            sizes["styles"])
         cost.notes += notes
         return cost
 
@@ -462,10 +471,12 @@ class Ablation(Analysis):
         G = subject.generator
         layers = resolve_layers(G, self.layer) if self.layer is not None else [default_unit_layer(G)]
         notes: list[str] = []
-        n_random, ks_param = self.n_random, list(self.ks)
+        n_random, ks_param, n_targets = self.n_random, list(self.ks), None
         if self.budget_s:
             sizes, sizing = self._sized(subject, data, unit_costs_for(subject, data), layers)
             n_random, ks_param = sizes["n_random"], evenly(ks_param, sizes["ks"])
+            if sizes["styles"] < len(self._targets(subject, data)):
+                n_targets = sizes["styles"]
             notes += sizing + ([f"set sizes ablated (an even sample, to fit budget_s): {ks_param}"]
                                if len(ks_param) < len(self.ks) else [])
         measure, cols = style_measures(subject, data, notes)
@@ -482,6 +493,10 @@ class Ablation(Analysis):
         if self.styles is not None and len(targets) < len(set(self.styles)):
             missing = sorted(set(self.styles) - {subject.style_names[s] for s in targets})
             notes.append(f"no images were generated toward {missing}; those styles are not ablated")
+        if n_targets is not None and n_targets < len(targets):
+            targets = evenly(targets, n_targets)
+            notes.append("target styles ablated (an even sample, to fit budget_s): "
+                         + ", ".join(subject.style_names[s] for s in targets))
         crossfit = self.units is None and self.cross_fit
         fold = crossfit_folds(y, self.seed + 17) if crossfit else np.zeros(len(y), dtype=int)
         n_folds = 2 if crossfit else 1
