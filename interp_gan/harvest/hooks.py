@@ -46,12 +46,16 @@ def run_until_stop(fn: Callable, *args, **kwargs):
         return None
 
 
+_LIST_HINT = ("; `interp-gan inspect MODEL` lists every layer, and an analysis given no layer picks its own "
+              "(analyses/full.toml names none; analyses/demo.toml names the demo StyleNet's)")
+
+
 def get_module(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name not in modules:
         close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.4)
         hint = f"; close matches: {', '.join(close)}" if close else f"; e.g. {', '.join(list(modules)[1:6])}"
-        raise LookupError(f"no layer named {name!r} in {type(model).__name__}{hint}")
+        raise LookupError(f"no layer named {name!r} in {type(model).__name__}{hint}{_LIST_HINT}")
     return modules[name]
 
 
@@ -71,7 +75,8 @@ def resolve_layers(model: nn.Module, patterns: str | Iterable[str]) -> list[str]
                 close = difflib.get_close_matches(plain.replace("*", ""), names, n=5, cutoff=0.3)
                 brackets = (" ('[...]' is a glob character class: a Python index blocks[0] is written blocks.0, "
                             "a literal '[' is '[[]')" if "[" in p else "")
-                raise LookupError(f"pattern {p!r} matches no layer{brackets}; close: {', '.join(close) or 'none'}")
+                raise LookupError(f"pattern {p!r} matches no layer{brackets}; close: {', '.join(close) or 'none'}"
+                                  f"{_LIST_HINT}")
         else:
             get_module(model, p)
             hits = [p]
