@@ -400,10 +400,11 @@ class Dissection(Analysis):
                     gen4 = torch.Generator(device=device).manual_seed(_block_seed(self.seed, start, 4))
                     free = torch.argsort(torch.rand(self.n_perm, S, generator=gen4, device=device), dim=1)
                     mp_style = mpool.flatten(2).index_select(1, style_k)          # [S,n_style,R]
+            kp = K - n_style     # pixel concepts: the image-level ones have their own image null and no spatial one
             if do_sp:
                 gen2 = torch.Generator(device=device).manual_seed(_block_seed(self.seed, start, 2))
                 shifts = torch.randint(0, R, (self.n_perm, S), generator=gen2, device=device)
-                FM = mask_spectrum(mpool)                                     # [S,K,r,r//2+1]
+                FM = mask_spectrum(mpool[:, :kp])                             # [S,kp,r,r//2+1]
             for name in layers:
                 a = acts[name].float()                                        # [S,C,h,w]
                 C = a.shape[1]
@@ -444,19 +445,21 @@ class Dissection(Analysis):
                     step = max(1, _UNIT_CHUNK // (S * S * K))
                     for c0 in range(0, C, step):
                         cs = slice(c0, min(c0 + step, C))
-                        obs, null = permutation_sums(pooled[:, cs], mpool.flatten(2), perms)
-                        t_obs[name][:, cs] += obs
-                        t_null[name][:, :, cs] += null
+                        obs, null = permutation_sums(pooled[:, cs], mpool.flatten(2)[:, :kp], perms)
+                        t_obs[name][:kp, cs] += obs
+                        t_null[name][:, :kp, cs] += null
                         if n_style:   # image-level concepts: permuted across all of the block's images
-                            t_free[name][:, :, cs] += permutation_sums(pooled[:, cs], mp_style, free)[1]
+                            obs, null = permutation_sums(pooled[:, cs], mp_style, free)
+                            t_obs[name][kp:, cs] += obs
+                            t_free[name][:, :, cs] += null
                 if do_sp:    # shift_sums: every shift of every image's masks by FFT, rows gathered per replicate
-                    step = max(1, _UNIT_CHUNK // (S * R * K * 3))
+                    step = max(1, _UNIT_CHUNK // (S * R * kp * 3))
                     for c0 in range(0, C, step):
                         cs = slice(c0, min(c0 + step, C))
-                        obs, null, scale = shift_sums(pooled[:, cs], mpool, shifts, r, m_fft=FM)
-                        s_obs[name][:, cs] += obs
-                        s_null[name][:, :, cs] += null
-                        s_tol[name][:, cs] += scale
+                        obs, null, scale = shift_sums(pooled[:, cs], mpool[:, :kp], shifts, r, m_fft=FM)
+                        s_obs[name][:kp, cs] += obs
+                        s_null[name][:, :kp, cs] += null
+                        s_tol[name][:kp, cs] += scale
         return {"counts": counts, "t_obs": t_obs, "t_null": t_null, "t_free": t_free, "s_obs": s_obs, "s_null": s_null,
                 "s_tol": s_tol, "names": names, "n_style": n_style}
 
