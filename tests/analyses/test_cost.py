@@ -182,9 +182,10 @@ def test_unit_costs_see_the_layers_and_their_order():
     assert 0 < unit.fraction("model.10") < 1                              # a block: the part of G before it
 
 
-def test_pipeline_estimate_is_printed_and_within_a_sane_factor_of_the_time(tmp_path, capsys):
-    """The tiny model's whole run against its printed estimate: the total within a factor of 4
-    either way (fixed costs that are no generator pass weigh most on a model this small)."""
+def test_pipeline_estimate_is_printed_and_counts_the_generator_images_it_will_run(tmp_path, capsys):
+    """The tiny model's whole run against its printed estimate. The estimate's model (generator
+    images per analysis) must match what the run counted; seconds are not asserted (a test is no
+    benchmark: under load the ratio swings; benchmarks/full_pipeline_cost.py measures it)."""
     from interp_gan.config import PipelineConfig
     from interp_gan.pipeline import analysis_data, plan_analyses, run_analyses
     subject = make_tiny_subject()
@@ -200,8 +201,10 @@ def test_pipeline_estimate_is_printed_and_within_a_sane_factor_of_the_time(tmp_p
     t0 = time.perf_counter()
     findings, failed = run_analyses(subject, data, cfg, plan)
     actual = time.perf_counter() - t0
-    est = sum(plan.seconds.values())
-    assert failed == [] and 0.25 <= actual / est <= 4, (actual, est, plan.table())
+    assert failed == [], plan.table()
+    for name, f in findings.items():
+        planned, ran = plan.costs[name].forwards, f.provenance["generator_images"]["forwards"]
+        assert ran == pytest.approx(planned, rel=0.1), (name, planned, ran, actual, plan.table())
     out = capsys.readouterr().out
     assert "overview ... (estimated" in out and "dissection done in" in out
     assert all("estimated_seconds" in f.provenance and f.provenance["generator_images"] for f in findings.values())
