@@ -105,13 +105,19 @@ def _image(size: tuple[int, int], nhwc: bool, batch: int = 1) -> Tensor:
     return x.permute(0, 2, 3, 1).contiguous() if nhwc else x
 
 
-def _runs(m, args: list[Tensor]) -> tuple | None:
-    """The image output's shape when ``m(*args)`` runs, else None."""
+def _runs(m, args: list[Tensor], errors: list | None = None) -> tuple | None:
+    """The image output's shape when ``m(*args)`` runs, else None (the error's first line goes to ``errors``)."""
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             y = m(*args)
-    except Exception:
+    except Exception as e:
+        text = str(e).strip()
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        # TorchScript errors open with "The following operation failed in the TorchScript interpreter."
+        why = (lines[-1] if lines else "").removeprefix(f"{type(e).__name__}: ")
+        if errors is not None:
+            errors.append(f"{type(e).__name__}: {why[:160]}")
         return None
     y = y[0] if isinstance(y, (tuple, list)) and y else y
     return tuple(y.shape) if torch.is_tensor(y) else None
@@ -121,15 +127,21 @@ def _sizes(m, dummies: list, img: int, hw, nhwc: bool, path: Path) -> tuple[tupl
     """(export size, second size the module also runs at or None)."""
     batch = dummies[img].shape[0] if dummies[img] is not None else 1
     candidates = [tuple(hw)] if hw else [(s, s) for s in _SIZES]
+    errors: list[str] = []
     for size in candidates:
         args = [_image(size, nhwc, batch) if i == img else d for i, d in enumerate(dummies)]
-        first = _runs(m, args)
+        first = _runs(m, args, errors)
         if first is not None and len(first) == 4:
             break
+        if first is not None:
+            errors.append(f"output of shape {list(first)}, not an image")
     else:
         tried = ", ".join(f"{h}x{w}" for h, w in candidates)
+        extra = f" and a float style vector of shape {[list(d.shape) for i, d in enumerate(dummies) if i != img][0]}" \
+            if len(dummies) > 1 else ""
         raise ValueError(f"{path.name}: the TorchScript module fails on an RGB image of {tried} "
-                         f"({'NHWC' if nhwc else 'NCHW'}); pass --onnx layout=NHWC if it takes channels last, or " + _HOW)
+                         f"({'NHWC' if nhwc else 'NCHW'}){extra} ({errors[-1] if errors else 'no output'}); pass "
+                         "--onnx layout=NHWC if it takes channels last, or " + _HOW)
     second = (64, 64) if size == (32, 32) else (32, 32)
     args = [_image(second, nhwc, batch) if i == img else d for i, d in enumerate(dummies)]
     shape = _runs(m, args)
@@ -138,6 +150,27 @@ def _sizes(m, dummies: list, img: int, hw, nhwc: bool, path: Path) -> tuple[tupl
     scales = shape is not None and len(shape) == 4 and all(
         o2 * s1 == o1 * s2 for o1, o2, s1, s2 in zip(hw(first), hw(shape), size, second))
     return size, (second if scales else None)
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """File descriptors 1 and 2 to /dev/null: the exporter's C++ side prints the whole IR graph on a failure."""
+    import os
+    import sys
+
+    for f in (sys.stdout, sys.stderr):
+        f.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def _export(m, dummies: list, img: int, names: list[str], free: bool, path: Path):
@@ -155,7 +188,7 @@ def _export(m, dummies: list, img: int, names: list[str], free: bool, path: Path
             dyn[input_names[i]] = {0: "N"}
     buf, log = io.BytesIO(), io.StringIO()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _quiet_fds():
             warnings.simplefilter("ignore")
             torch.onnx.export(m, tuple(dummies), buf, dynamo=False, opset_version=OPSET, input_names=input_names,
                               output_names=["output"], dynamic_axes=dyn)
