@@ -186,11 +186,12 @@ def test_corrupt_archives_and_files_are_one_line(tmp_path):
         for n in zin.namelist():
             zout.writestr(n, b"def forward(self, x ::: garbage" if n.endswith(".py") else zin.read(n))
     assert torch_file_kind(bad) == "torchscript"
-    for f in (cut, junk, bad):
+    for f, what in ((cut, "is not a readable PyTorch file"), (junk, "is not a readable PyTorch file"),
+                    (bad, "is not a loadable TorchScript archive")):
         with pytest.raises(ValueError) as e:
             load_subject(f, device="cpu")
         assert "\n" not in str(e.value) and f.name in str(e.value), str(e.value)
-        assert "corrupt" in str(e.value), str(e.value)
+        assert what in str(e.value) and "corrupt" in str(e.value), str(e.value)
 
 
 def test_an_op_the_exporter_lacks_is_one_line_naming_it(tmp_path):
@@ -242,3 +243,19 @@ def test_a_dissection_runs_on_a_torchscript_subject(tmp_path):
     assert not f.skipped, f.skipped
     units = f.tables["dissection_units"]
     assert set(units["layer"]) == {"enc/Conv", "up/ConvTranspose"} and len(units) == 6 + 6
+
+
+@pytest.mark.slow   # end to end through the CLI (about 18 s on 2 shared cores)
+def test_analyze_runs_the_dissection_pipeline_on_a_torchscript_file(tmp_path, capsys):
+    import pandas as pd
+
+    from interp_gan.cli import main
+
+    _, p = _gen(tmp_path, "scripted")
+    out = tmp_path / "report"
+    rc = main(["analyze", str(p), "--onnx", "range=[-1,1]", "--pipeline", "analyses/dissection.toml",
+               "--set", "n_images=16", "--set", "image_size=32", "--set", "analyses.dissection.n_boot=20",
+               "--set", "analyses.dissection.n_perm=20", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    layers = set(pd.read_csv(out / "findings" / "dissection_units.csv")["layer"])
+    assert layers == {"enc/Conv", "down/Conv", "up/ConvTranspose", "out/Conv"}, layers
