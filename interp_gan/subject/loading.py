@@ -70,6 +70,9 @@ def _refuse_unreadable(path: Path, e: Exception) -> None:
     if kind == "torchscript":
         raise ValueError(f"{path} is a TorchScript archive, not a state_dict: load it directly (interp-gan inspect / "
                          "analyze FILE, load_subject(FILE)); convert takes state dicts only")
+    if kind == "torch_export":
+        raise ValueError(f"{path} is a torch.export archive (.pt2), not a state_dict; save model.state_dict(), or "
+                         "a TorchScript or ONNX export (which load directly)")
     cls = pickled_module_class(path) if kind in ("torch_zip", "pickle") else None
     if cls:
         name = cls.rsplit(".", 1)[-1]
@@ -383,9 +386,13 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
 
 
-def _is_torchscript(spec: str | Path) -> bool:
+def _torch_kind(spec: str | Path) -> str:
     from interp_gan.subject.torch_files import torch_file_kind
-    return Path(spec).is_file() and torch_file_kind(spec) == "torchscript"
+    return torch_file_kind(spec) if Path(spec).is_file() else "not_torch"
+
+
+def _is_torchscript(spec: str | Path) -> bool:
+    return _torch_kind(spec) == "torchscript"
 
 
 def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | None = None, **options) -> Subject:
@@ -425,6 +432,12 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; expected a .safetensors checkpoint, a CycleGAN .pth, "
                                 "a StarGAN .ckpt, a StyleGAN2 .pkl, or --model file.py:factory")
+    if path.suffix not in (".safetensors", ".onnx") and _torch_kind(path) == "torch_export":
+        raise ValueError(f"{path} is a torch.export archive (.pt2), which interp_gan does not load: its unflattened "
+                         "layers are generic interpreter modules (no nn.Conv2d for the default layer lists, no "
+                         "random-init control) and its shapes are pinned unless exported dynamic. Save the model as "
+                         "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
+                         "or use --model file.py:factory")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject
         return load_torchscript_subject(path, dev, **(onnx_options or {}))

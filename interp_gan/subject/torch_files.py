@@ -1,12 +1,13 @@
 """What a PyTorch file holds, read from its zip layout and pickle opcodes, never by unpickling.
 
-    kind = torch_file_kind(path)          # "torchscript" | "torch_zip" | "pickle" | "not_torch"
+    kind = torch_file_kind(path)          # "torchscript" | "torch_export" | "torch_zip" | "pickle" | "not_torch"
     cls = pickled_module_class(path)      # "mypkg.nets.ResnetGenerator" for torch.save(model), else None
     shapes = traced_input_shapes(path)    # [[1, 3, 256, 256], ...] of a torch.jit.trace archive, else []
 
 ``torch.jit.save`` writes a zip with ``<root>/code/`` (the TorchScript source) and
 ``<root>/constants.pkl``; ``torch.save`` writes a zip with ``<root>/data.pkl`` and no ``code/``
-(or, before torch 1.6 or with ``_use_new_zipfile_serialization=False``, a stream of pickles).
+(or, before torch 1.6 or with ``_use_new_zipfile_serialization=False``, a stream of pickles);
+``torch.export.save`` a zip with ``<root>/archive_format`` ("pt2") and ``<root>/models/``.
 The suffix says nothing (.pt, .pth, .ptl, .torchscript all occur). A pickled whole module
 (``torch.save(model)``) is recognised by the ``nn.Module`` attribute names in its pickle; its
 class is the last class global before them. ``torch.jit.trace`` keeps the example inputs it
@@ -40,7 +41,8 @@ def _names(path: Path) -> list[str] | None:
 
 
 def torch_file_kind(path: str | Path) -> str:
-    """``"torchscript"`` (a ``torch.jit.save`` archive), ``"torch_zip"`` (``torch.save``'s zip),
+    """``"torchscript"`` (a ``torch.jit.save`` archive), ``"torch_export"`` (``torch.export.save``'s
+    ``.pt2``: ``<root>/archive_format`` and ``<root>/models/``), ``"torch_zip"`` (``torch.save``'s zip),
     ``"pickle"`` (a bare pickle stream: legacy ``torch.save``), or ``"not_torch"``."""
     path = Path(path)
     names = _names(path)
@@ -55,6 +57,8 @@ def torch_file_kind(path: str | Path) -> str:
     for r in roots:
         if f"{r}/constants.pkl" in names and any(n.startswith(f"{r}/code/") for n in names):
             return "torchscript"
+        if f"{r}/archive_format" in names and any(n.startswith(f"{r}/models/") for n in names):
+            return "torch_export"
     if any(n.endswith("/data.pkl") for n in names):
         return "torch_zip"
     return "not_torch"

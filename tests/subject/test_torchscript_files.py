@@ -259,3 +259,15 @@ def test_analyze_runs_the_dissection_pipeline_on_a_torchscript_file(tmp_path, ca
     assert rc == 0, capsys.readouterr().err
     layers = set(pd.read_csv(out / "findings" / "dissection_units.csv")["layer"])
     assert layers == {"enc/Conv", "down/Conv", "up/ConvTranspose", "out/Conv"}, layers
+
+
+def test_a_torch_export_archive_is_refused_naming_the_ways_in(tmp_path):
+    ep = torch.export.export(Gen().eval(), (torch.rand(1, 3, 32, 32),))
+    for name in ("g.pt2", "g.pt"):
+        torch.export.save(ep, str(tmp_path / name))
+        assert torch_file_kind(tmp_path / name) == "torch_export"
+        with pytest.raises(ValueError, match=r"torch.export archive \(.pt2\).*TorchScript.*ONNX.*--model") as e:
+            load_subject(tmp_path / name, device="cpu")
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"torch.export archive \(.pt2\), not a state_dict"):
+        convert_checkpoint(tmp_path / "g.pt", tmp_path / "g.safetensors")
