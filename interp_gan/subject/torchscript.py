@@ -17,7 +17,8 @@ conversion. What it adds:
 - a second tensor argument is the style vector (one per image): its length is the traced
   example's, or ``len(style_names)``;
 - nodes whose outputs nothing reads are dropped (a scripted ``InstanceNorm2d`` exports its
-  input-size check as a ``Loop`` no converter takes);
+  input-size check as a ``Loop`` no converter takes), and Identity copies of a constant (the
+  exporter shares equal constants that way) become constants;
 - the subject is checked against the TorchScript module itself at the export size and, when free,
   at the second size (``meta["torchscript"]["check"]``); a trace that baked a size in differs at
   the second size and is loaded at its own size instead; a difference above ``TS_TOLERANCE`` at
@@ -234,6 +235,29 @@ def drop_dead_nodes(model) -> int:
     return dropped
 
 
+def inline_identities(model) -> int:
+    """Identity nodes that copy an initializer become initializers themselves (the exporter shares equal
+    constants, e.g. zero running means, through Identity; onnx2torch wants a conv's weight as an
+    initializer); return how many."""
+    inits = {i.name: i for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    keep, n = [], 0
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input and node.input[0] in inits and node.output[0] not in outputs:
+            t = type(inits[node.input[0]])()
+            t.CopyFrom(inits[node.input[0]])
+            t.name = node.output[0]
+            model.graph.initializer.append(t)
+            inits[t.name] = t
+            n += 1
+        else:
+            keep.append(node)
+    if n:
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    return n
+
+
 def torchscript_max_abs_diff(m, subject: Subject, content: Tensor, style_ids: Tensor | None = None) -> float:
     """max |subject.generate - the TorchScript module| over ``content`` ([N,3,H,W] in [-1,1]), the module fed
     and read through the subject's input contract (range, layout, style vector), one image per call."""
@@ -296,6 +320,7 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     def build(free: bool) -> Subject:
         graph = _export(m, dummies, img, names, free, path)
         dropped["n"] = drop_dead_nodes(graph)
+        dropped["identities"] = inline_identities(graph)
         s = load_onnx_subject(path, device, sidecar, graph=graph, **options)
         style = [d for i, d in enumerate(dummies) if i != img]
         s.meta["torchscript"] = {"image_index": img, "arguments": names,
@@ -331,7 +356,7 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     meta["checkpoint_sha256"], meta["checkpoint_path"] = sha256_file(path), str(path)
     ts = meta["torchscript"]
     ts.update(export_size=list(size), size="free" if free else "fixed", check=checks, tolerance=TS_TOLERANCE,
-              dead_nodes_dropped=dropped["n"])
+              dead_nodes_dropped=dropped["n"], identities_inlined=dropped["identities"])
     if pinned:
         ts["size_baked_in"] = pinned
     if forced:

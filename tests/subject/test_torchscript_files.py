@@ -89,6 +89,10 @@ def test_a_torchscript_generator_loads_and_equals_the_module(tmp_path, kind):
     assert s.meta["checkpoint_sha256"] == sha256_file(p) and s.meta["checkpoint_path"] == str(p)
     assert s.meta["model"]["name"] == "torchscript" and s.meta["model"]["module"] == kind
     assert max(s.meta["torchscript"]["check"].values()) < 1e-5
+    from interp_gan.subject.torchscript import torchscript_max_abs_diff   # the load-time check can fail
+    torch.manual_seed(1)
+    other = torch.jit.script(Gen().eval())
+    assert torchscript_max_abs_diff(other, s, x[:1]) > 1e-2
 
 
 def test_range_option_applies_and_output_is_mapped(tmp_path):
@@ -152,6 +156,23 @@ def test_a_trace_with_a_size_baked_in_runs_at_that_size_only(tmp_path):
     assert d < 1e-5, f"max abs diff {d:.3g}"
     with pytest.raises(ValueError, match="40x40 images only"):
         s.generate(torch.zeros(1, 3, 32, 32), torch.zeros(1, dtype=torch.long))
+
+
+def test_a_traced_pix2pix_unet_loads_at_the_size_it_needs(tmp_path):
+    """Batch norm in eval mode: the exporter shares equal constants through Identity nodes, which are
+    made constants again; 6 levels need multiples of 64, so it fails at 32 px and runs at 64 only."""
+    from interp_gan.models.unet_generator import UnetGenerator
+
+    torch.manual_seed(0)
+    G = UnetGenerator(num_downs=6, ngf=4).eval()
+    torch.jit.trace(G, torch.rand(1, 3, 64, 64) * 2 - 1).save(str(tmp_path / "unet.pt"))
+    s = load_subject(tmp_path / "unet.pt", device="cpu")
+    ts = s.meta["torchscript"]
+    assert ts["identities_inlined"] > 0 and ts["size"] == "fixed" and s.generator.fixed_size == (64, 64)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        d = float((s.generate(x, torch.zeros(2, dtype=torch.long)) - G(x)).abs().max())
+    assert d < 1e-5, f"subject vs the U-Net: max abs diff {d:.3g}"
 
 
 def test_a_pickled_whole_module_is_one_line_naming_its_class_and_the_ways_in(tmp_path):
