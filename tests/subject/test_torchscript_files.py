@@ -230,6 +230,9 @@ def test_onnx_options_apply_to_torchscript_only_among_pytorch_files(tmp_path):
     _, p = _gen(tmp_path, "traced")
     s = load_subject(p, device="cpu", onnx_options={"range": "[0,1]", "size": "free"})
     assert s.meta["input_contract"]["range"] == "[0,1]"
+    p.with_name(p.name + ".toml").write_text('range = "[0,255]"\n')     # the sidecar: g.pt.toml
+    s = load_subject(p, device="cpu")
+    assert s.meta["input_contract"]["range"] == "[0,255]" and s.meta["input_contract"]["from_sidecar"] == ["range"]
     torch.save(Gen().state_dict(), tmp_path / "sd.pth")
     with pytest.raises(ValueError, match="apply to .onnx files and TorchScript archives only"):
         load_subject(tmp_path / "sd.pth", device="cpu", onnx_options={"range": "[0,1]"})
