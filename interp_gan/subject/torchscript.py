@@ -174,16 +174,12 @@ def _quiet_fds():
             os.close(fd)
 
 
-def _export(m, dummies: list, img: int, names: list[str], free: bool, path: Path):
+def _export(m, dummies: list, img: int, names: list[str], free: bool, nhwc: bool, path: Path):
     import onnx
 
     input_names = ["image" if i == img else n for i, n in enumerate(names)]
-    dyn = {"image": {0: "N", 1: "H", 2: "W"} if dummies[img].shape[-1] == 3 and dummies[img].shape[1] != 3
-           else {0: "N", 2: "H", 3: "W"}, "output": {0: "N"}}
-    if not free:
-        dyn["image"] = {0: "N"}
-    else:
-        dyn["output"] = dict(dyn["image"])
+    image_axes = ({0: "N", 1: "H", 2: "W"} if nhwc else {0: "N", 2: "H", 3: "W"}) if free else {0: "N"}
+    dyn = {"image": image_axes, "output": dict(image_axes)}
     for i, d in enumerate(dummies):
         if i != img and d.dim() >= 2:
             dyn[input_names[i]] = {0: "N"}
@@ -318,7 +314,7 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     dropped = {}
 
     def build(free: bool) -> Subject:
-        graph = _export(m, dummies, img, names, free, path)
+        graph = _export(m, dummies, img, names, free, nhwc, path)
         dropped["n"] = drop_dead_nodes(graph)
         dropped["identities"] = inline_identities(graph)
         s = load_onnx_subject(path, device, sidecar, graph=graph, **options)

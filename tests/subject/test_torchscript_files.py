@@ -110,6 +110,34 @@ def test_range_option_applies_and_output_is_mapped(tmp_path):
     assert d < 1e-5, f"subject vs TorchScript module after range mapping: max abs diff {d:.3g}"
 
 
+def test_style_first_argument_order_and_channels_last_layout(tmp_path):
+    class StyleFirst(Styled):
+        def forward(self, style, x):
+            return super().forward(x, style)
+
+    class ChannelsLast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return torch.sigmoid(self.conv(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+
+    torch.manual_seed(0)
+    m = _save(StyleFirst().eval(), "traced", tmp_path / "sf.pt", (torch.rand(1, 4), torch.rand(1, 3, 16, 16)))
+    s = load_subject(tmp_path / "sf.pt", device="cpu", onnx_options={"range": "[0,1]"})
+    x, ids = torch.rand(2, 3, 24, 24) * 2 - 1, torch.tensor([3, 0])
+    with torch.no_grad():
+        d = float((s.generate(x, ids) - (m(torch.eye(4)[ids], (x + 1) / 2) * 2 - 1)).abs().max())
+    assert s.meta["torchscript"]["image_index"] == 1 and d < 1e-5, f"style first: max abs diff {d:.3g}"
+    m = _save(ChannelsLast().eval(), "scripted", tmp_path / "nhwc.pt", None)
+    s = load_subject(tmp_path / "nhwc.pt", device="cpu", onnx_options={"layout": "NHWC"})
+    with torch.no_grad():
+        ref = m(((x + 1) / 2).permute(0, 2, 3, 1)).permute(0, 3, 1, 2) * 2 - 1
+        d = float((s.generate(x, torch.zeros(2, dtype=torch.long)) - ref).abs().max())
+    assert s.meta["input_contract"]["layout"] == "NHWC" and d < 1e-5, f"NHWC: max abs diff {d:.3g}"
+
+
 def test_a_scripted_style_input_needs_its_length_from_style_names(tmp_path):
     torch.manual_seed(0)
     m = _save(Styled().eval(), "scripted", tmp_path / "styled.pt", None)
