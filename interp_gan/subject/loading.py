@@ -82,11 +82,11 @@ def _refuse_unreadable(path: Path, e: Exception) -> None:
                          "loads as is), or save torch.jit.script(model) / torch.jit.trace(model, x) or an ONNX "
                          "export, which load directly")
     text = str(e)
-    if kind in ("torch_zip", "pickle"):
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        what = f" (the first: {found.group(1)})" if found else ""
-        raise ValueError(f"{path} holds pickled objects other than tensors{what}, which weights_only=True loading "
-                         "refuses (interp_gan does not run pickled code); save a dict of tensors: model.state_dict()")
+    found = re.search(r"GLOBAL ([\w.]+)", text) if kind in ("torch_zip", "pickle") else None
+    if found:
+        raise ValueError(f"{path} holds pickled objects other than tensors (the first: {found.group(1)}), which "
+                         "weights_only=True loading refuses (interp_gan does not run pickled code); save a dict of "
+                         "tensors: model.state_dict()")
     first = (text.strip().splitlines()[0] if text.strip() else type(e).__name__).split(". ")[0]
     raise ValueError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {first[:160]}); it is truncated, "
                      "corrupt or of another format: save or copy it again")

@@ -241,6 +241,11 @@ def test_corrupt_archives_and_files_are_one_line(tmp_path):
             load_subject(f, device="cpu")
         assert "\n" not in str(e.value) and f.name in str(e.value), str(e.value)
         assert what in str(e.value) and "corrupt" in str(e.value), str(e.value)
+    import numpy as np
+    torch.save({"weight": torch.zeros(2), "stats": np.zeros(2)}, tmp_path / "np.pth")   # not only tensors
+    with pytest.raises(ValueError, match=r"holds pickled objects other than tensors \(the first: numpy") as e:
+        load_subject(tmp_path / "np.pth", device="cpu")
+    assert "\n" not in str(e.value)
 
 
 def test_an_op_the_exporter_lacks_is_one_line_naming_it(tmp_path):
