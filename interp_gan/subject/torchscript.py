@@ -24,43 +24,29 @@ conversion. What it adds:
   the second size and is loaded at its own size instead; a difference above ``TS_TOLERANCE`` at
   the export size is refused.
 
+The export and its graph clean-ups are ``torchscript_export``, the check ``torchscript_check``.
 Nothing here unpickles: the archive is recognised by its zip layout (``torch_files``) and loaded
 with ``torch.jit.load``, which compiles its TorchScript code, never Python.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import re
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from interp_gan.subject.onnx_contract import RANGES, read_options
+from interp_gan.subject.onnx_contract import read_options
 from interp_gan.subject.protocol import Subject
 from interp_gan.subject.torch_files import traced_input_shapes
+from interp_gan.subject.torchscript_check import (TS_TOLERANCE, check_content, check_ids, torchscript_max_abs_diff,
+                                                  torchscript_report)
+from interp_gan.subject.torchscript_export import (HOW as _HOW, OPSET, drop_dead_nodes, export_onnx,
+                                                   inline_identities, load_module)
 
 __all__ = ["load_torchscript_subject", "torchscript_max_abs_diff", "torchscript_report", "TS_TOLERANCE", "OPSET"]
 
-TS_TOLERANCE = 1e-3       # subject vs the TorchScript module, [-1, 1] output units (measured: 0 to 1e-6)
-OPSET = 17
 _SIZES = (64, 128, 256, 512)
-_HOW = "export it to ONNX yourself (torch.onnx.export, naming the inputs), or load the Python class with --model file.py:factory"
-
-
-def _load(path: Path) -> torch.jit.ScriptModule:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m = torch.jit.load(str(path), map_location="cpu")
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"{path.name} is not a loadable TorchScript archive ({type(e).__name__}: {first}); the file "
-                         "is truncated or corrupt, or was saved by a newer torch: save it again") from None
-    return m.eval()
-
 
 def _arguments(m, path: Path) -> list[str]:
     """The names of forward's required arguments; each must be a tensor."""
@@ -153,156 +139,16 @@ def _sizes(m, dummies: list, img: int, hw, nhwc: bool, path: Path) -> tuple[tupl
     return size, (second if scales else None)
 
 
-@contextlib.contextmanager
-def _quiet_fds():
-    """File descriptors 1 and 2 to /dev/null: the exporter's C++ side prints the whole IR graph on a failure."""
-    import os
-    import sys
-
-    for f in (sys.stdout, sys.stderr):
-        f.flush()
-    saved = [os.dup(1), os.dup(2)]
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 1)
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, null):
-            os.close(fd)
-
-
-def _export(m, dummies: list, img: int, names: list[str], free: bool, nhwc: bool, path: Path):
-    import onnx
-
-    input_names = ["image" if i == img else n for i, n in enumerate(names)]
-    image_axes = ({0: "N", 1: "H", 2: "W"} if nhwc else {0: "N", 2: "H", 3: "W"}) if free else {0: "N"}
-    dyn = {"image": image_axes, "output": dict(image_axes)}
-    for i, d in enumerate(dummies):
-        if i != img and d.dim() >= 2:
-            dyn[input_names[i]] = {0: "N"}
-    buf, log = io.BytesIO(), io.StringIO()
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _quiet_fds():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(m, tuple(dummies), buf, dynamo=False, opset_version=OPSET, input_names=input_names,
-                              output_names=["output"], dynamic_axes=dyn)
-    except Exception as e:
-        text = str(e).strip()
-        op = re.search(r"'(\w+::[\w.]+)'", text) or re.search(r"\b(aten::[\w.]+|prim::\w+)", text)
-        first = text.splitlines()[0] if text else type(e).__name__
-        what = f"op {op.group(1)} " if op else ""
-        raise ValueError(f"{path.name}: torch's ONNX exporter cannot export this TorchScript module ({what}{first[:200]}); "
-                         f"replace that op, or {_HOW}") from None
-    return onnx.load_from_string(buf.getvalue())
-
-
-def drop_dead_nodes(model) -> int:
-    """Remove nodes none of whose outputs reach a graph output; return how many."""
-    def used_in(graph) -> set[str]:
-        names = set()
-        for n in graph.node:
-            names.update(n.input)
-            for a in n.attribute:
-                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                    names |= used_in(g)
-        return names
-
-    live = {o.name for o in model.graph.output}
-    keep = []
-    for n in reversed(model.graph.node):
-        if any(o in live for o in n.output):
-            keep.append(n)
-            live.update(n.input)
-            for a in n.attribute:
-                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                    live |= used_in(g)
-    dropped = len(model.graph.node) - len(keep)
-    if dropped:
-        nodes = list(reversed(keep))
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        used = {i for n in model.graph.node for i in n.input} | live
-        inits = [i for i in model.graph.initializer if i.name in used]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(inits)
-    return dropped
-
-
-def inline_identities(model) -> int:
-    """Identity nodes that copy an initializer become initializers themselves (the exporter shares equal
-    constants, e.g. zero running means, through Identity; onnx2torch wants a conv's weight as an
-    initializer); return how many."""
-    inits = {i.name: i for i in model.graph.initializer}
-    outputs = {o.name for o in model.graph.output}
-    keep, n = [], 0
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input and node.input[0] in inits and node.output[0] not in outputs:
-            t = type(inits[node.input[0]])()
-            t.CopyFrom(inits[node.input[0]])
-            t.name = node.output[0]
-            model.graph.initializer.append(t)
-            inits[t.name] = t
-            n += 1
-        else:
-            keep.append(node)
-    if n:
-        del model.graph.node[:]
-        model.graph.node.extend(keep)
-    return n
-
-
-def torchscript_max_abs_diff(m, subject: Subject, content: Tensor, style_ids: Tensor | None = None) -> float:
-    """max |subject.generate - the TorchScript module| over ``content`` ([N,3,H,W] in [-1,1]), the module fed
-    and read through the subject's input contract (range, layout, style vector), one image per call."""
-    c = subject.meta["input_contract"]
-    lo, hi = RANGES[c["range"]]
-    out_lo, out_hi = RANGES[c["output_range"]]
-    ts = subject.meta["torchscript"]
-    ids = torch.zeros(len(content), dtype=torch.long) if style_ids is None else style_ids.long().cpu()
-    with torch.no_grad():
-        ours = subject.generate(content.to(subject.device), ids.to(subject.device)).float().cpu()
-        diffs = []
-        for i in range(len(content)):
-            x = (content[i:i + 1].float().cpu() + 1) / 2 * (hi - lo) + lo
-            if c["layout"] == "NHWC":
-                x = x.permute(0, 2, 3, 1)
-            args = [x]
-            if "style_input" in c:
-                code = subject.style_code(ids[i:i + 1].to(subject.device), None).float().cpu()
-                args.append(code.reshape(ts["style_shape"] if len(ts["style_shape"]) == 1 else [1, *ts["style_shape"][1:]]))
-                if ts["image_index"] == 1:
-                    args.reverse()
-            y = m(*args)
-            y = y[0] if isinstance(y, (tuple, list)) else y
-            y = y.permute(0, 3, 1, 2) if c["layout"] == "NHWC" else y
-            y = (y.float() - out_lo) / (out_hi - out_lo) * 2 - 1
-            if "output_clamped" in c:
-                y = y.clamp(-1, 1)
-            if y.shape != ours[i:i + 1].shape:
-                return float("inf")
-            diffs.append(float((y - ours[i:i + 1]).abs().max()))
-    return max(diffs)
-
-
-def _check_content(size: tuple[int, int], n: int = 2) -> Tensor:
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(n, 3, *size, generator=g) * 2 - 1
-
-
 def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu", sidecar: str | Path | None = None,
                              **options) -> Subject:
     """A TorchScript archive as a Subject through an in-memory ONNX export (module docstring)."""
     from interp_gan.subject.onnx import load_onnx_subject
     from interp_gan.subject.onnx_graph import import_onnx
-    from interp_gan.util import sha256_file
 
     import_onnx()
     path = Path(path)
     opts = read_options(path, sidecar, options)
-    m = _load(path)
+    m = load_module(path)
     names = _arguments(m, path)
     dummies, img, hw = _dummies(names, path, opts)
     nhwc = opts["values"].get("layout") == "NHWC"
@@ -314,7 +160,7 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     dropped = {}
 
     def build(free: bool) -> Subject:
-        graph = _export(m, dummies, img, names, free, nhwc, path)
+        graph = export_onnx(m, dummies, img, names, free, nhwc, path)
         dropped["n"] = drop_dead_nodes(graph)
         dropped["identities"] = inline_identities(graph)
         s = load_onnx_subject(path, device, sidecar, graph=graph, **options)
@@ -324,17 +170,17 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
         return s
 
     subject = build(free)
-    checks = {f"{size[0]}x{size[1]}": torchscript_max_abs_diff(m, subject, _check_content(size),
-                                                                _check_ids(subject))}
+    checks = {f"{size[0]}x{size[1]}": torchscript_max_abs_diff(m, subject, check_content(size),
+                                                                check_ids(subject))}
     pinned = None
     if free and second and not forced:
-        d2 = torchscript_max_abs_diff(m, subject, _check_content(second), _check_ids(subject))
+        d2 = torchscript_max_abs_diff(m, subject, check_content(second), check_ids(subject))
         if d2 > TS_TOLERANCE:   # the graph runs at other sizes but not as the module does: a size baked in
             pinned = f"{d2:.2e} from the module at {second[0]}x{second[1]}: loaded at {size[0]}x{size[1]} only"
             free = False
             subject = build(False)
-            checks = {f"{size[0]}x{size[1]}": torchscript_max_abs_diff(m, subject, _check_content(size),
-                                                                        _check_ids(subject))}
+            checks = {f"{size[0]}x{size[1]}": torchscript_max_abs_diff(m, subject, check_content(size),
+                                                                        check_ids(subject))}
         else:
             checks[f"{second[0]}x{second[1]}"] = d2
     worst = max(checks.values())
@@ -349,7 +195,6 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     meta["model"] = {"name": "torchscript", "path": str(path), "module": kind,
                      "exported": f"torch.onnx.export (TorchScript exporter, opset {OPSET})",
                      "inputs": model["inputs"], "outputs": model["outputs"]}
-    meta["checkpoint_sha256"], meta["checkpoint_path"] = sha256_file(path), str(path)
     ts = meta["torchscript"]
     ts.update(export_size=list(size), size="free" if free else "fixed", check=checks, tolerance=TS_TOLERANCE,
               dead_nodes_dropped=dropped["n"], identities_inlined=dropped["identities"])
@@ -358,31 +203,3 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     if forced:
         ts["size_forced_free"] = True
     return subject
-
-
-def _check_ids(subject: Subject) -> Tensor:
-    return torch.tensor([0, subject.num_styles - 1])
-
-
-def torchscript_report(path: str | Path, subject: Subject, size: int, sample: str | Path) -> list[str]:
-    """What ``interp-gan inspect`` prints for a TorchScript subject: the subject against the module itself
-    on two images (the sample photo and a seeded random one), how it was exported, the contract, the sample."""
-    from interp_gan.subject.onnx_check import contract_lines, sample_content
-
-    ts = subject.meta["torchscript"]
-    g = torch.Generator().manual_seed(0)
-    x = torch.cat([sample_content(size), torch.rand(1, 3, size, size, generator=g) * 2 - 1])
-    ids = _check_ids(subject)
-    d = torchscript_max_abs_diff(_load(Path(path)), subject, x, ids)
-    ok = "ok" if d <= TS_TOLERANCE else "MISMATCH"
-    h, w = ts["export_size"]
-    lines = [f"TorchScript check (the sample photo and a random image, {size}x{size}, styles {ids.tolist()}): "
-             f"{d:.2e} max abs diff vs the TorchScript module, [-1,1] output units (tolerance {TS_TOLERANCE:g}): {ok}",
-             f"exported to ONNX in memory with {subject.meta['model']['exported']} from a {subject.meta['model']['module']} "
-             f"module at {h}x{w}; size {ts['size']}"
-             + (f" ({ts['size_baked_in']})" if ts.get("size_baked_in") else "")
-             + (f"; {ts['dead_nodes_dropped']} nodes nothing reads dropped" if ts["dead_nodes_dropped"] else "")]
-    if "style_input" in subject.meta["input_contract"]:
-        lines.append(f"style input: {subject.meta['input_contract']['style_input']!r}, "
-                     f"{subject.meta['input_contract'].get('style_space', '')}")
-    return lines + contract_lines(subject, size, sample)
