@@ -186,6 +186,26 @@ def test_a_trace_with_a_size_baked_in_runs_at_that_size_only(tmp_path):
         s.generate(torch.zeros(1, 3, 32, 32), torch.zeros(1, dtype=torch.long))
 
 
+def test_a_free_export_that_differs_from_the_module_at_the_second_size_is_loaded_at_one_size(tmp_path, monkeypatch):
+    """No exporter known to us writes such a graph, so the difference at 32 px is planted in the check."""
+    import interp_gan.subject.torchscript as ts_mod
+
+    real = ts_mod.torchscript_max_abs_diff
+    monkeypatch.setattr(ts_mod, "torchscript_max_abs_diff",
+                        lambda m, s, x, ids=None: 0.5 if x.shape[-1] == 32 else real(m, s, x, ids))
+    _, p = _gen(tmp_path, "scripted")
+    s = load_subject(p, device="cpu")
+    ts = s.meta["torchscript"]
+    assert ts["size"] == "fixed" and s.generator.fixed_size == (64, 64) and list(ts["check"]) == ["64x64"]
+    assert ts["size_baked_in"].startswith("5.00e-01 from the module at 32x32: loaded at 64x64 only")
+    assert s.meta["input_contract"]["size"] == "fixed"
+    monkeypatch.setattr(ts_mod, "torchscript_max_abs_diff", lambda m, s, x, ids=None: 0.5)   # differs everywhere
+    with pytest.raises(ValueError, match=r"g.pt: the ONNX export differs from the TorchScript module by 5.00e-01 "
+                                         r"\(tolerance 0.001, \[-1,1\] units, at 64x64\)") as e:
+        load_subject(p, device="cpu")
+    assert "\n" not in str(e.value)
+
+
 def test_a_traced_pix2pix_unet_loads_at_the_size_it_needs(tmp_path):
     """Batch norm in eval mode: the exporter shares equal constants through Identity nodes, which are
     made constants again; 6 levels need multiples of 64, so it fails at 32 px and runs at 64 only."""
