@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from interp_gan.guards import check_finite
 from interp_gan.subject.onnx_contract import read_options
 from interp_gan.subject.protocol import Subject
 from interp_gan.subject.torch_files import traced_input_shapes
@@ -149,6 +150,7 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     path = Path(path)
     opts = read_options(path, sidecar, options)
     m = load_module(path)
+    check_finite(m.state_dict().items(), path)
     names = _arguments(m, path)
     dummies, img, hw = _dummies(names, path, opts)
     nhwc = opts["values"].get("layout") == "NHWC"
@@ -175,7 +177,7 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     pinned = None
     if free and second and not forced:
         d2 = torchscript_max_abs_diff(m, subject, check_content(second), check_ids(subject))
-        if d2 > TS_TOLERANCE:   # the graph runs at other sizes but not as the module does: a size baked in
+        if not d2 <= TS_TOLERANCE:   # the graph runs at other sizes but not as the module does: a size baked in
             pinned = f"{d2:.2e} from the module at {second[0]}x{second[1]}: loaded at {size[0]}x{size[1]} only"
             free = False
             subject = build(False)
@@ -184,7 +186,7 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
         else:
             checks[f"{second[0]}x{second[1]}"] = d2
     worst = max(checks.values())
-    if worst > TS_TOLERANCE:
+    if not worst <= TS_TOLERANCE:   # NaN too
         raise ValueError(f"{path.name}: the ONNX export differs from the TorchScript module by {worst:.2e} "
                          f"(tolerance {TS_TOLERANCE:g}, [-1,1] units, at {', '.join(checks)}); {_HOW}")
     if not free:

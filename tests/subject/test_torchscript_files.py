@@ -268,6 +268,16 @@ def test_corrupt_archives_and_files_are_one_line(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path):
+    torch.manual_seed(0)
+    G = Gen().eval()
+    with torch.no_grad():
+        G.down.weight[0, 0, 0, 0] = float("nan")
+    torch.jit.trace(G, torch.rand(1, 3, 32, 32)).save(str(tmp_path / "nan.pt"))
+    with pytest.raises(ValueError, match=r"nan.pt: tensor 'down.weight' holds 1 NaN/Inf of 432 values"):
+        load_subject(tmp_path / "nan.pt", device="cpu")
+
+
 def test_an_op_the_exporter_lacks_is_one_line_naming_it(tmp_path):
     class FFT(nn.Module):
         def forward(self, x):
