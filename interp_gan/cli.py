@@ -209,12 +209,14 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
         if name:
             n_params = sum(p.numel() for p in m.parameters(recurse=False))
             print(f"  {name:<40} {type(m).__name__:<20} {str(shapes.get(name, 'not run')):<22} {n_params} params")
-    if subject.meta.get("model", {}).get("name") == "onnx":
+    kind = subject.meta.get("model", {}).get("name")
+    if kind in ("onnx", "torchscript"):
         from interp_gan.subject.onnx_check import onnx_report
+        from interp_gan.subject.torchscript import torchscript_report
 
         sample = Path(a.sample or f"{Path(a.checkpoint).stem}.inspect.png")
         print()
-        for line in onnx_report(a.checkpoint, subject, size, sample):
+        for line in (onnx_report if kind == "onnx" else torchscript_report)(a.checkpoint, subject, size, sample):
             print(line)
     return 0
 
@@ -376,8 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--device", choices=["auto", "cpu", "cuda"])
     an.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. n_images=32")
     an.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
-                    help="ONNX loader option, as in the sidecar net.onnx.toml (docs/models.md), e.g. "
-                         "style_predictor=arbitrary_predict.onnx")
+                    help="ONNX (and TorchScript) loader option, as in the sidecar net.onnx.toml (docs/models.md), "
+                         "e.g. style_predictor=arbitrary_predict.onnx")
     an.set_defaults(fn=_cmd_analyze)
 
     r = sub.add_parser("report", help="re-render a report directory from its saved findings, or compare two")
@@ -391,9 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("checkpoint")
     i.add_argument("--size", type=int, default=64, help="image size (a graph of one fixed size uses its own)")
     i.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
-                   help="ONNX loader option, as in the sidecar net.onnx.toml (docs/models.md), e.g. "
-                        "style_predictor=arbitrary_predict.onnx, range=[0,255], layout=NHWC, size=free")
-    i.add_argument("--sample", metavar="PNG", help="ONNX: where to write the sample image "
+                   help="ONNX (and TorchScript) loader option, as in the sidecar net.onnx.toml (docs/models.md), "
+                        "e.g. style_predictor=arbitrary_predict.onnx, range=[0,255], layout=NHWC, size=free")
+    i.add_argument("--sample", metavar="PNG", help="ONNX / TorchScript: where to write the sample image "
                                                    "(default ./<model stem>.inspect.png)")
     i.set_defaults(fn=_cmd_inspect)
 

@@ -6,6 +6,7 @@
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
     subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
+    subject = load_subject("generator.pt")                            # TorchScript (jit.script / jit.trace), via ONNX
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
@@ -15,6 +16,7 @@ A factory returns an ``nn.Module`` (content [N,3,H,W] in [-1,1] -> image) or a `
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -58,12 +60,43 @@ def _from_checkpoint(path: Path, device: torch.device, options: dict | None = No
         feature_net=ck.feature_net, meta=meta).eval())
 
 
+def _refuse_unreadable(path: Path, e: Exception) -> None:
+    """One line for a file ``torch.load(weights_only=True)`` refused: a pickled whole module (its class,
+    read from the pickle's opcodes), a TorchScript archive given to convert, other pickled objects, or
+    bytes that are no PyTorch file."""
+    from interp_gan.subject.torch_files import pickled_module_class, torch_file_kind
+
+    kind = torch_file_kind(path)
+    if kind == "torchscript":
+        raise ValueError(f"{path} is a TorchScript archive, not a state_dict: load it directly (interp-gan inspect / "
+                         "analyze FILE, load_subject(FILE)); convert takes state dicts only")
+    if kind == "torch_export":
+        raise ValueError(f"{path} is a torch.export archive (.pt2), not a state_dict; save model.state_dict(), or "
+                         "a TorchScript or ONNX export (which load directly)")
+    cls = pickled_module_class(path) if kind in ("torch_zip", "pickle") else None
+    if cls:
+        name = cls.rsplit(".", 1)[-1]
+        raise ValueError(f"{path} is a pickled nn.Module of class {cls} (torch.save(model)); interp_gan does not run "
+                         f"pickled code. Load it as --model yourfile.py:factory (a function returning {name}(...) "
+                         "with its weights), or save model.state_dict() (a CycleGAN / StarGAN-family network then "
+                         "loads as is), or save torch.jit.script(model) / torch.jit.trace(model, x) or an ONNX "
+                         "export, which load directly")
+    text = str(e)
+    found = re.search(r"GLOBAL ([\w.]+)", text) if kind in ("torch_zip", "pickle") else None
+    if found:
+        raise ValueError(f"{path} holds pickled objects other than tensors (the first: {found.group(1)}), which "
+                         "weights_only=True loading refuses (interp_gan does not run pickled code); save a dict of "
+                         "tensors: model.state_dict()")
+    first = (text.strip().splitlines()[0] if text.strip() else type(e).__name__).split(". ")[0]
+    raise ValueError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {first[:160]}); it is truncated, "
+                     "corrupt or of another format: save or copy it again")
+
+
 def _read_state_dict(path: Path) -> dict:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickled modules / code are refused on purpose
-        raise ValueError(f"{path} could not be loaded as a plain state_dict with weights_only=True ({e}); "
-                         "save the model's state_dict() (tensors only), not the pickled module") from None
+        _refuse_unreadable(path, e)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
@@ -353,10 +386,20 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
 
 
+def _torch_kind(spec: str | Path) -> str:
+    from interp_gan.subject.torch_files import torch_file_kind
+    return torch_file_kind(spec) if Path(spec).is_file() else "not_torch"
+
+
+def _is_torchscript(spec: str | Path) -> bool:
+    return _torch_kind(spec) == "torchscript"
+
+
 def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | None = None, **options) -> Subject:
     """A Subject from a checkpoint path, a CycleGAN or StarGAN v1 state_dict, a StarGAN v2
     ``*_nets_ema.ckpt``, an ``.onnx`` file (``interp_gan.subject.onnx``; ``onnx_options`` are its
-    sidecar keys, e.g. ``{"style_predictor": "arbitrary_predict.onnx"}``), an NVlabs StyleGAN2
+    sidecar keys, e.g. ``{"style_predictor": "arbitrary_predict.onnx"}``), a TorchScript archive of any
+    suffix (exported to ONNX in memory, ``interp_gan.subject.torchscript``; the same ``onnx_options``), an NVlabs StyleGAN2
     network pickle (``.pkl``, read without running its code: ``interp_gan.subject.stylegan``), or a
     ``file.py:factory`` spec.
 
@@ -365,8 +408,9 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose)."""
     dev = resolve_device(device)
     s = str(spec)
-    if onnx_options and not s.endswith(".onnx"):
-        raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files only; got {s}")
+    if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
+        raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
+                         f"archives only; got {s}")
     if "#" in s and not Path(s).exists():
         from interp_gan.subject.stylegan import parse_options
         s, opts = parse_options(s)
@@ -388,6 +432,15 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; expected a .safetensors checkpoint, a CycleGAN .pth, "
                                 "a StarGAN .ckpt, a StyleGAN2 .pkl, or --model file.py:factory")
+    if path.suffix not in (".safetensors", ".onnx") and _torch_kind(path) == "torch_export":
+        raise ValueError(f"{path} is a torch.export archive (.pt2), which interp_gan does not load: its unflattened "
+                         "layers are generic interpreter modules (no nn.Conv2d for the default layer lists, no "
+                         "random-init control) and its shapes are pinned unless exported dynamic. Save the model as "
+                         "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
+                         "or use --model file.py:factory")
+    if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
+        from interp_gan.subject.torchscript import load_torchscript_subject
+        return load_torchscript_subject(path, dev, **(onnx_options or {}))
     if path.suffix == ".safetensors":
         return _from_checkpoint(path, dev, options)
     if path.suffix == ".pkl":
@@ -402,4 +455,4 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
         from interp_gan.subject.onnx import load_onnx_subject
         return load_onnx_subject(path, dev, **(onnx_options or {}))
     raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, a state_dict "
-                     ".pth / .pt / .ckpt, an .onnx file, or an NVlabs StyleGAN2 network pickle .pkl")
+                     ".pth / .pt / .ckpt, a TorchScript archive, an .onnx file, or an NVlabs StyleGAN2 network pickle .pkl")

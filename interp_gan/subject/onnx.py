@@ -173,16 +173,18 @@ def _resolve(path: Path, p: str) -> Path:
 
 
 def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", sidecar: str | Path | None = None,
-                      **options) -> Subject:
+                      *, graph=None, **options) -> Subject:
     """An ONNX image -> image network (optionally with a style-vector input and a style predictor)
-    as a Subject. ``options``: the sidecar's keys (module docstring), overriding the sidecar."""
+    as a Subject. ``options``: the sidecar's keys (module docstring), overriding the sidecar.
+    ``graph``: a ``ModelProto`` built in memory from ``path`` (a TorchScript archive's export,
+    ``subject/torchscript.py``); ``path`` then names the source file in messages and provenance."""
     import_onnx()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no ONNX file at {path}")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     opts = read_options(path, sidecar, options)
-    model = read_model(path)
+    model = read_model(path) if graph is None else graph
     c, image, style = _contract(path, model, opts)
     layout = c["layout"]
 

@@ -45,7 +45,8 @@ from torch import Tensor
 from interp_gan.subject.onnx_contract import RANGES
 
 __all__ = ["ONNX_TOLERANCE", "FOLD_TOLERANCE", "onnx_max_abs_diff", "fold_max_abs_diff", "quantised_diffs",
-           "predictor_max_abs_diff", "predictor_fold_max_abs_diff", "write_sample", "sample_content", "onnx_report"]
+           "predictor_max_abs_diff", "predictor_fold_max_abs_diff", "write_sample", "sample_content", "onnx_report",
+           "contract_lines"]
 
 ONNX_TOLERANCE = 1e-3
 FOLD_TOLERANCE = 1e-6
@@ -307,6 +308,14 @@ def onnx_report(path: str | Path, subject, size: int, sample: str | Path) -> lis
         lo, hi = min(s["images"].values()), max(s["images"].values())
         lines.append(f"styles: {len(s['styles'])} from the {s['source']} style set, each the mean predicted vector "
                      f"over its {lo if lo == hi else f'{lo} to {hi}'} images")
+    return lines + contract_lines(subject, size, sample)
+
+
+def contract_lines(subject, size: int, sample: str | Path) -> list[str]:
+    """The input contract, where each part came from, and the sample image (written here): the end of
+    ``onnx_report``, shared with the TorchScript report (``subject/torchscript.py``)."""
+    c = subject.meta["input_contract"]
+    lines = []
     ev = c.get("evidence", {})
     lines.append(f"input contract: layout {c['layout']}, range {c['range']}, output range {c['output_range']}, "
                  f"size {c['size']}{' ' + str(c['declared_size']) if c.get('declared_size') else ''}")

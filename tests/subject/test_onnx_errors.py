@@ -63,7 +63,7 @@ def test_bad_options_name_the_key_and_what_is_allowed(tmp_path, capsys):
         load_subject(p, device="cpu", onnx_options={"range": "[0,2]"})
     with pytest.raises(ValueError, match="style_predictor is set but the network has no style-vector input"):
         load_subject(p, device="cpu", onnx_options={"style_predictor": str(p)})
-    with pytest.raises(ValueError, match="apply to .onnx files only"):
+    with pytest.raises(ValueError, match="apply to .onnx files and TorchScript archives only"):
         load_subject(tmp_path / "x.safetensors", device="cpu", onnx_options={"range": "[0,1]"})
     err = _one_line_cli_error(capsys, p, "--onnx", "layout=NWHC")
     assert "layout 'NWHC'; expected NCHW or NHWC" in err
