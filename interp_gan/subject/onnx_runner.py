@@ -58,7 +58,7 @@ class OnnxRunner:
     def __call__(self, content: Tensor, codes: Tensor | None) -> Tensor:
         if self.fixed_hw is not None and tuple(content.shape[-2:]) != self.fixed_hw:
             h, w = self.fixed_hw
-            raise ValueError(f"this ONNX network takes {h}x{w} images only; got {content.shape[-2]}x"
+            raise ValueError(f"this network (as exported to ONNX) takes {h}x{w} images only; got {content.shape[-2]}x"
                              f"{content.shape[-1]} (set image_size to {h}: --set image_size={h}; or, when the "
                              "network is fully convolutional, load it with size = \"free\": --onnx size=free)")
         x = self.to_net(content)
