@@ -312,3 +312,15 @@ def test_a_planted_style_unit_replicates_under_split_half_and_seed():
     assert not others["replicates"].astype(bool).any()
     sens = f.tables["sensitivity"]
     assert set(sens.condition) == {"original", "seed"} and (sens["count"] >= 2).all()
+
+
+def test_too_few_images_per_style_for_a_half_is_a_note_not_a_failed_replication():
+    """multistyle26 in full.toml: 256 photos over 26 styles, so half the images held 5 per style and
+    style units' CI refused them; the whole replication failed and lost the other analyses' rows.
+    Now that analysis is 'not replicated' with the reason, and the rest go on."""
+    subject, data = _carrier(n=20)                    # 10 per style: a CI needs 8, a half has 5
+    base = build_analysis("style_units", layers=["units"], n_perm=200, control=False).run(subject, data)
+    data.extra["findings"] = {"style_units": base}
+    f = Replication(analyses=("style_units",)).run(subject, data)
+    assert any(n.startswith("style_units: not replicated:") and "at least 8" in n for n in f.notes), f.notes
+    assert len(f.tables["replication"]) == 0 and f.notes[0].startswith("0 of 0 findings replicate")
