@@ -64,23 +64,24 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     (balanced: image i -> style i mod S), seeded z, and real style images where the subject's
     style names exist in the data."""
     from interp_gan.data import EMBEDDED_STYLES, centre_crop, load_data
+    from interp_gan.data.folders import resolve_data_dir
 
     names = subject.style_names
     if source == "embedded":
         known = tuple(n for n in names if n in EMBEDDED_STYLES)
         dcfg = DataConfig(source="embedded", styles=known or (EMBEDDED_STYLES[0],),
                           image_size=cfg.image_size, load_size=cfg.image_size)
-    else:
-        d = Path(source)
-        if (d / "content").is_dir() and (d / "style").is_dir():
-            dcfg = DataConfig(source=str(d / "style"), content=str(d / "content"),
-                              image_size=cfg.image_size, load_size=cfg.image_size)
-        else:  # a plain content folder: no real style images
-            dcfg = DataConfig(source="", content=str(d), image_size=cfg.image_size, load_size=cfg.image_size)
+        notes: list[str] = []
+    else:   # DIR/content + DIR/style/<name>, CycleGAN trainA/trainB, or a folder of photos
+        kw, notes = resolve_data_dir(source, names)
+        dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size)
     sd = load_data(dcfg)
     if sd.skipped:
         _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "
              f"({', '.join(f'{k} {v}' for k, v in sorted(sd.skipped.items()))}): {', '.join(sd.skipped_files[:5])}")
+    notes = notes + sd.notes
+    for line in notes:
+        _log(f"data: {line}")
     if len(sd.content) < cfg.n_images:
         _log(f"data has {len(sd.content)} content images; using all of them (n_images={cfg.n_images})")
     g = torch.Generator().manual_seed(cfg.seed)
@@ -99,7 +100,8 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
             style_labels = torch.tensor([lut[int(l)] for l in sd.style_labels[keep]])
     return AnalysisData(content=content, style_ids=style_ids, z=z, style_images=style_images,
                         style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=cfg.batch_size,
-                        extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source})
+                        extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source,
+                               "data_notes": notes})
 
 
 def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
@@ -384,6 +386,7 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     report = write_report_for(subject, findings, out, out.name,
                               {"data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
                                "skipped_images": adata.extra.get("skipped_images", {}),
-                               "skipped_files": adata.extra.get("skipped_files", [])}, paper=paper)
+                               "skipped_files": adata.extra.get("skipped_files", []),
+                               "data_notes": adata.extra.get("data_notes", [])}, paper=paper)
     _log(f"report: {report / 'index.html'}")
     return report, failed
