@@ -39,6 +39,7 @@ from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.cost import (Cost, Progress, UnitCosts, comparison_table, count_generator, estimate_table,
                                       fmt_seconds, measure_unit_costs, share_budget)
 from interp_gan.distributed import all_gather_objects, rank_and_world
+from interp_gan.subject.factory import probe_module_subject
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
@@ -139,8 +140,10 @@ def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
     line, instead of failing every analysis."""
     fixed = getattr(subject.generator, "fixed_size", None)
     if fixed and fixed[0] == fixed[1] and cfg.image_size != fixed[0] and fixed[0] >= 16:
-        _log(f"image_size {cfg.image_size} -> {fixed[0]}: the graph declares {fixed[0]}x{fixed[1]} images only "
-             f"(--onnx size=free runs a fully convolutional graph at any size)")
+        onnx = subject.meta.get("model", {}).get("name") == "onnx"
+        _log(f"image_size {cfg.image_size} -> {fixed[0]}: the {'graph' if onnx else 'model'} declares "
+             f"{fixed[0]}x{fixed[1]} images only" + (" (--onnx size=free runs a fully convolutional graph at any size)"
+                                                     if onnx else " (its fixed_size)"))
         return replace(cfg, image_size=int(fixed[0]))
     m = int(getattr(subject.generator, "size_multiple", 1) or 1)
     if m <= 1 or cfg.image_size % m == 0:
@@ -366,6 +369,8 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
         _log(f"no feature net, Gram distances are not measured: {subject.meta['feature_net_missing']} "
              f"(set feature_net in the pipeline to use another)")
     cfg = _fit_image_size(subject, cfg)
+    for line in probe_module_subject(subject, cfg.image_size, cfg.seed):   # --model: how it is read, said once
+        _log(f"model: {line}")
     adata = analysis_data(subject, cfg, data or cfg.data)
     _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")

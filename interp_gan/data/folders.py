@@ -121,7 +121,9 @@ def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple
             raise ValueError(f"--data {str(d)!r} has style/ but no content/ folder of photos; expected {DATA_LAYOUT}")
         content, subs = d / "content", style_subfolders(d / "style")
     else:
-        return {"source": "", "content": str(d / "content" if (d / "content").is_dir() else d), "styles": ()}, []
+        photos = d / "content" if (d / "content").is_dir() else d
+        images_in(photos, "--data", DATA_LAYOUT)        # nothing usable: one line naming the layout
+        return {"source": "", "content": str(photos), "styles": ()}, []
     notes = []
     other = [n for n in subs if n not in style_names]
     empty = [n for n in subs if n in style_names and not list_images(subs[n])]
