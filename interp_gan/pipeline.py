@@ -75,7 +75,8 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         notes: list[str] = []
     else:   # DIR/content + DIR/style/<name>, CycleGAN trainA/trainB, or a folder of photos
         kw, notes = resolve_data_dir(source, names)
-        dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size)
+        dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size,
+                          max_bad_fraction=cfg.max_bad_fraction)
     sd = load_data(dcfg)
     if sd.skipped:
         _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "

@@ -198,7 +198,8 @@ def scan_files(paths: list[Path], max_bad_fraction: float
         raise ValueError(
             f"{n_bad} of {len(paths)} images could not be read ({counts}; e.g. {first_bad[0]}: "
             f"{first_bad[1]}), more than max_bad_fraction={max_bad_fraction:g}; "
-            f"remove or re-export the bad files, or raise data.max_bad_fraction")
+            f"remove or re-export the bad files, or raise data.max_bad_fraction (a training recipe) / "
+            f"max_bad_fraction (an analysis pipeline: --set max_bad_fraction=0.5)")
     return good, dict(skipped)
 
 

@@ -15,16 +15,17 @@ The rules (docs/models.md, "Your own model"):
 - **range**: ``module.output_range`` / ``module.input_range`` when the module declares them (e.g.
   ``(0, 1)``; the input range defaults to the output range); else the module that produced the
   output, when it is ``Tanh`` / ``Hardtanh`` (-1, 1) or ``Sigmoid`` / ``Hardsigmoid`` (0, 1); else
-  from the first batch (in a pipeline, a seeded probe of noise in [-1, 1]): all values in [0, 1] -> (0, 1), all in [0, 255] with some above
-  1.5 -> (0, 255), otherwise (-1, 1). Content in [-1, 1] is mapped to the input range and the
-  output from its range to [-1, 1], clamped.
+  from the output of a seeded probe batch (noise in [-1, 1]): all values in [0, 1] -> (0, 1), all
+  in [0, 255] with some above 20 -> (0, 255), otherwise (-1, 1). Content in [-1, 1] is mapped to
+  the input range and the output from its range to [-1, 1], clamped.
 - **size**: an output of another height or width is resized to the input's (bilinear,
   antialiased when shrinking). A module that takes one size only declares ``fixed_size = (H, W)``
   (the pipeline then analyses at that size) or ``size_multiple = m``.
 
-The decisions that need a forward pass are made from the first call's forward (or by
-``probe_module_subject``);
-a probe batch the module cannot run is one ``ValueError`` saying what to declare.
+The decisions that need a forward pass are made when the module is loaded, on a seeded probe batch
+of 2 at 64 px (or its ``fixed_size``); a module that cannot run that batch is probed again at the
+pipeline's image size (``probe_module_subject``), or else by its first call. A batch it cannot run
+there is one ``ValueError`` saying what to declare.
 """
 from __future__ import annotations
 
@@ -106,8 +107,11 @@ class ModuleReader:
     def __call__(self, content: Tensor, style_ids: Tensor, z: Tensor | None = None) -> Tensor:
         if self.decided:
             y = self._image(self.module(self._map_in(content)))
-        else:       # the first call decides, from its own forward (a trace around it sees one forward)
+        else:       # the load-time probe could not run: the first call decides, from its own forward
+            used = self.in_range or self.out_range
             y = self.decide(content)
+            if (self.in_range or self.out_range) != (used or (-1.0, 1.0)):   # fed the wrong range: once more
+                y = self._image(self.module(self._map_in(content)))
         y = y.float()
         if y.shape[1] == 1:
             y = y.expand(-1, 3, -1, -1)
@@ -176,15 +180,18 @@ class ModuleReader:
                          else "output has 4 channels: the first 3 read as RGB, the 4th dropped")
         y = img.detach().float()
         lo_v, hi_v = float(y.min()), float(y.max())
-        squash = next((kind for o, kind in produced if o is img), None)
+        def same(o: Any) -> bool:     # the squashing module's output itself, or a view of all of it
+            return o is img or (torch.is_tensor(o) and o.numel() == img.numel() and
+                                o.untyped_storage().data_ptr() == img.untyped_storage().data_ptr())
+        squash = next((kind for o, kind in produced if same(o)), None)
         if self.out_range is not None:
             why = "declared by the module's output_range"
         elif squash is not None:
             self.out_range, why = _SQUASH[squash], f"its last layer is {squash.__name__}"
         else:
             self.out_range = ((0.0, 1.0) if lo_v >= 0 and hi_v <= 1 else
-                              (0.0, 255.0) if lo_v >= 0 and 1.5 < hi_v <= 255 else (-1.0, 1.0))
-            why = (f"inferred from the first batch, whose values were in [{lo_v:.3g}, {hi_v:.3g}]; "
+                              (0.0, 255.0) if lo_v >= 0 and 20 < hi_v <= 255 else (-1.0, 1.0))
+            why = (f"inferred from a probe batch, whose values were in [{lo_v:.3g}, {hi_v:.3g}]; "
                    f"set output_range on the module to choose")
         lo, hi = self.out_range
         lo_in, hi_in = self.in_range or self.out_range
@@ -192,10 +199,10 @@ class ModuleReader:
                      + ("" if self.in_range else " (input_range on the module to choose)"))
         outside = float(((y < lo) | (y > hi)).float().mean())
         if outside > 0.001:
-            notes.append(f"{outside:.1%} of the first batch's output values lie outside [{lo:g}, {hi:g}]: clamped")
+            notes.append(f"{outside:.1%} of a probe batch's output values lie outside [{lo:g}, {hi:g}]: clamped")
         if list(y.shape[-2:]) != size:
-            notes.append(f"output {y.shape[-2]}x{y.shape[-1]} for a {size[0]}x{size[1]} input: "
-                         f"resized to the input's size (bilinear)")
+            notes.append(f"output size differs from the input's ({y.shape[-2]}x{y.shape[-1]} for a {size[0]}x{size[1]} "
+                         f"input): resized to the input's size (bilinear)")
         self.notes += notes
         self.decided = True
         return img
@@ -216,8 +223,16 @@ def module_subject(module: nn.Module, spec: str, device: torch.device) -> Subjec
         notes.append(f"weights in {', '.join(dtypes)}: analysed in float32")
     module = module.to(device).eval()
     reader = ModuleReader(module, spec, notes)
-    return Subject(generator=module, style_names=["output"], _generate=reader,
-                   meta={"model": {"name": "factory", "spec": spec}, "model_notes": notes}).eval()
+    subject = Subject(generator=module, style_names=["output"], _generate=reader,
+                      meta={"model": {"name": "factory", "spec": spec}, "model_notes": notes}).eval()
+    fixed = getattr(module, "fixed_size", None)
+    m = int(getattr(module, "size_multiple", 1) or 1)
+    try:                       # decided now, before anything hooks the module (a trace sees no probe)
+        probe_module_subject(subject, int(fixed[0]) if fixed else -(-64 // m) * m)
+    except ValueError as e:    # e.g. a size it cannot take: the pipeline probes again at its own size
+        if "fails on a" not in str(e):
+            raise
+    return subject
 
 
 def probe_module_subject(subject: Subject, size: int, seed: int = 0) -> list[str]:
