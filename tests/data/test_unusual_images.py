@@ -198,3 +198,17 @@ def test_an_analysis_pipeline_sets_its_own_max_bad_fraction(tmp_path):
         analysis_data(subject, cfg, str(c))
     cfg = PipelineConfig.from_dict({"name": "t", "n_images": 4, "image_size": 16, "max_bad_fraction": 0.5})
     assert len(analysis_data(subject, cfg, str(c))) == 3
+
+
+def test_a_very_elongated_image_is_cropped_before_it_is_scaled(monkeypatch):
+    from interp_gan.data.transforms import resize_square
+    real = Image.Image.resize
+
+    def resize(self, size, *a, **kw):                  # refuse, before allocating, a scaled copy of the whole strip
+        assert size[0] * size[1] <= 4 * 64 * 64, f"resampling to {size}"
+        return real(self, size, *a, **kw)
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    strip = np.zeros((1, 200_000, 3), np.uint8)        # a 600 KB file; scaled whole: 64 x 12.8 M pixels
+    strip[:, 100_000:] = 255                           # left half black, right half white
+    out = resize_square(strip, 64)
+    assert out.shape == (64, 64, 3) and out[0, 0, 0] < 10 and out[0, 63, 0] > 245
