@@ -129,7 +129,7 @@ class ModuleReader:
     # --- the decisions, made once on a probe batch ----------------------------------------------------
     def _find_image(self, out: Any, n: int) -> tuple[tuple, Tensor, str]:
         def ok(t: Any) -> bool:
-            return torch.is_tensor(t) and t.ndim == 4 and t.shape[0] == n and t.is_floating_point()
+            return torch.is_tensor(t) and t.ndim == 4 and t.shape[0] == n and t.dtype != torch.bool
         if ok(out):
             return (), out, ""
         if isinstance(out, (tuple, list)):
@@ -186,6 +186,8 @@ class ModuleReader:
         squash = next((kind for o, kind in produced if same(o)), None)
         if self.out_range is not None:
             why = "declared by the module's output_range"
+        elif not img.is_floating_point():
+            self.out_range, why = (0.0, 255.0), f"an integer ({str(img.dtype).replace('torch.', '')}) image"
         elif squash is not None:
             self.out_range, why = _SQUASH[squash], f"its last layer is {squash.__name__}"
         else:

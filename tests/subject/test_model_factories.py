@@ -64,6 +64,10 @@ MODELS = textwrap.dedent('''
         def __init__(self): super().__init__(); self.c = _conv()
         def forward(self, x): return self.c(x).mean()
     def scalar_out(): return Scalar()
+    class Bytes(nn.Module):
+        def __init__(self): super().__init__(); self.c = _conv()
+        def forward(self, x): return (torch.sigmoid(self.c(x / 255)) * 255).round().to(torch.uint8)
+    def uint8_out(): return Bytes()
 
     def training_bn():
         torch.manual_seed(0)
@@ -178,6 +182,15 @@ def test_tuple_and_dict_outputs(models):
         _gen(models("dict_ambiguous"), _x())
     with pytest.raises(ValueError, match=r"returns a tensor of shape \[\] for a batch of 2; expected an image"):
         _gen(models("scalar_out"), _x())
+
+
+def test_an_integer_image_is_read_as_0_255(models):
+    s = models("uint8_out")
+    x = _x()
+    with torch.no_grad():
+        ref = (torch.sigmoid(s.generator.c((x + 1) / 2)) * 255).round() / 127.5 - 1
+    torch.testing.assert_close(_gen(s, x), ref)
+    assert any("output range [0, 255] (an integer (uint8) image)" in n for n in s.meta["model_notes"])
 
 
 def test_training_mode_is_switched_off_and_said(models):
