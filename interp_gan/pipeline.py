@@ -66,6 +66,7 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     style names exist in the data."""
     from interp_gan.data import EMBEDDED_STYLES, centre_crop, load_data
     from interp_gan.data.folders import resolve_data_dir
+    from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI
 
     names = subject.style_names
     if source == "embedded":
@@ -82,6 +83,9 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "
              f"({', '.join(f'{k} {v}' for k, v in sorted(sd.skipped.items()))}): {', '.join(sd.skipped_files[:5])}")
     notes = notes + sd.notes
+    if source != "embedded" and len(sd.content) < MIN_SAMPLES_FOR_CI:
+        notes.append(f"only {len(sd.content)} content image(s): the analyses' confidence intervals need at least "
+                     f"{MIN_SAMPLES_FOR_CI}, so those analyses fail; add photos to {source}")
     for line in notes:
         _log(f"data: {line}")
     if len(sd.content) < cfg.n_images:
@@ -175,7 +179,9 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
     subject.texture_classifier = clfs["texture"].to(subject.device)
     subject.meta = {**subject.meta, "analysis_classifiers": {"trained_on": "the data's real style images", **info}}
     _log(f"independent style classifiers trained on real style images: held-out accuracy rgb {info['rgb']:.3f}, "
-         f"texture {info['texture']:.3f} ({info['held_out']} images, {subject.num_styles} styles)")
+         f"texture {info['texture']:.3f} ({info['held_out']} images, {subject.num_styles} styles)"
+         + (f"; {info['style_counts']}, mean per-style accuracy rgb {info['rgb_balanced']:.3f}, texture "
+            f"{info['texture_balanced']:.3f}" if "style_counts" in info else ""))
     return subject
 
 

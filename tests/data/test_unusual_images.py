@@ -212,3 +212,18 @@ def test_a_very_elongated_image_is_cropped_before_it_is_scaled(monkeypatch):
     strip[:, 100_000:] = 255                           # left half black, right half white
     out = resize_square(strip, 64)
     assert out.shape == (64, 64, 3) and out[0, 0, 0] < 10 and out[0, 63, 0] > 245
+
+
+def test_very_uneven_style_counts_train_balanced_and_report_per_style_accuracy(tmp_path, monkeypatch):
+    from interp_gan.training.classifiers import classifiers_for_styles
+    monkeypatch.setenv("INTERP_GAN_CACHE", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(0)
+    red = torch.rand(3, 3, 16, 16, generator=g) * 0.3 + torch.tensor([0.7, -0.9, -0.9])[:, None, None]
+    blue = torch.rand(30, 3, 16, 16, generator=g) * 0.3 + torch.tensor([-0.9, -0.9, 0.7])[:, None, None]
+    images, labels = torch.cat([red, blue]), torch.tensor([0] * 3 + [1] * 30)
+    clfs, info = classifiers_for_styles(["red", "blue"], images, labels, "uneven", 16, steps=40, ch=4)
+    assert info["style_counts"] == "3 to 30 real images per style: balanced batches"
+    assert info["rgb_balanced"] == 1.0                 # the small style is recognised too
+    _, even = classifiers_for_styles(["red", "blue"], torch.cat([red, blue[:3]]), torch.tensor([0] * 3 + [1] * 3),
+                                     "even", 16, steps=5, ch=4)
+    assert "style_counts" not in even and "rgb_balanced" not in even
