@@ -38,11 +38,15 @@ from torch import Tensor, nn
 
 from interp_gan.subject.protocol import Subject
 
-__all__ = ["call_factory", "module_subject", "probe_module_subject", "ModuleReader"]
+__all__ = ["call_factory", "module_subject", "probe_module_subject", "ModuleReader", "ModuleFailed"]
 
 _IMAGE_KEYS = ("image", "images", "output", "out", "fake", "y")
 _SQUASH = {nn.Tanh: (-1.0, 1.0), nn.Hardtanh: (-1.0, 1.0), nn.Sigmoid: (0.0, 1.0), nn.Hardsigmoid: (0.0, 1.0)}
 _TRAIN_ONLY = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.Dropout)
+
+
+class ModuleFailed(ValueError):
+    """The module raised on a batch of content images (at that size, in that range)."""
 
 
 def call_factory(factory: Any, spec: str) -> Any:
@@ -162,7 +166,7 @@ class ModuleReader:
         except Exception as e:
             lo, hi = self.in_range or self.out_range or (-1.0, 1.0)
             first = (str(e).strip().splitlines() or [""])[0][:300]
-            raise ValueError(f"--model {self.spec}: the module fails on a [{n}, 3, {size[0]}, {size[1]}] batch in "
+            raise ModuleFailed(f"--model {self.spec}: the module fails on a [{n}, 3, {size[0]}, {size[1]}] batch in "
                              f"[{lo:g}, {hi:g}] ({type(e).__name__}: {first}); if it takes one size only, set "
                              f"fixed_size = (H, W) on it (or --set image_size=N); for another input, return a "
                              f"Subject from the factory") from None
@@ -231,9 +235,8 @@ def module_subject(module: nn.Module, spec: str, device: torch.device) -> Subjec
     m = int(getattr(module, "size_multiple", 1) or 1)
     try:                       # decided now, before anything hooks the module (a trace sees no probe)
         probe_module_subject(subject, int(fixed[0]) if fixed else -(-64 // m) * m)
-    except ValueError as e:    # e.g. a size it cannot take: the pipeline probes again at its own size
-        if "fails on a" not in str(e):
-            raise
+    except ModuleFailed:       # e.g. a size it cannot take: the pipeline probes again at its own size
+        pass
     return subject
 
 
