@@ -103,7 +103,8 @@ def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple
 
     ``DIR/content/`` + ``DIR/style/<name>/``: the photos, and real images of the model's styles
     (folders of other names are not used, empty ones neither: each said in a note); the CycleGAN
-    ``trainA/`` + ``trainB/`` (style "B"); otherwise every image under DIR is a content photo.
+    ``trainA/`` + ``trainB/`` (style "B"); otherwise the images under ``DIR/content/`` (when there
+    is one) or under DIR are the content photos.
     A missing DIR, a file, or ``style/`` without ``content/`` is a ``ValueError`` naming the layout.
     """
     d = Path(folder)
