@@ -7,8 +7,9 @@
 Conversions done here because Pillow's ``convert("RGB")`` gets them wrong or loses data:
 16-bit grayscale (``I;16``/``I;16B``) is scaled to 8 bits by 255/65535 (``convert`` clips it);
 32-bit integer (``I``) by the smallest of 8, 16 or 32 bits that holds its maximum; 32-bit float
-(``F``) by its range: [0, 1], [0, 255] or [0, 65535] (negatives clipped; beyond 65535 divided by
-its maximum); an image holding NaN or Inf is skipped ("non-finite pixels");
+(``F``) by its range: [-1, 1] (when it has negatives down to -1 and nothing above 1), [0, 1],
+[0, 255] or [0, 65535] (other negatives clipped; beyond 65535 divided by its maximum); an image
+holding NaN or Inf is skipped ("non-finite pixels");
 transparent images (RGBA, LA, palette with transparency) are composited on white;
 palette and CMYK images go through Pillow's own conversions; EXIF orientation is applied;
 an animated GIF / WebP / multi-page TIFF is read as its first frame.
@@ -72,7 +73,10 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         return _grey_to_rgb(a, max(255.0, _full_scale(float(a.max()))) if a.size else 255.0)
     if mode == "F":
         a = np.asarray(im).astype(np.float64)
-        top = float(a[np.isfinite(a)].max()) if np.isfinite(a).any() else 0.0
+        fin = a[np.isfinite(a)]
+        top, low = (float(fin.max()), float(fin.min())) if fin.size else (0.0, 0.0)
+        if -1.0 <= low < 0 and top <= 1.0:          # a normalised [-1, 1] array saved as is
+            return _grey_to_rgb((a + 1) / 2, 1.0)
         return _grey_to_rgb(a, _full_scale(top) if top > 0 else 1.0)
     if mode in ("RGBA", "LA", "La", "RGBa", "PA", "P") or "transparency" in im.info:
         rgba = im.convert("RGBA")

@@ -36,6 +36,7 @@ def _png(path, colour=(10, 200, 30), size=(40, 40)):
 # --- pixel values ------------------------------------------------------------------------------------
 def test_float_tiff_is_scaled_by_its_range():
     for values, want in [((0.5, 1.0), (128, 255)),              # [0, 1] floats
+                         ((-1.0, 0.0), (0, 128)),               # a normalised [-1, 1] array
                          ((128.0, 255.0), (128, 255)),          # 0..255 floats
                          ((32768.0, 65535.0), (128, 255))]:     # 0..65535 floats: scaled, not clipped to white
         a = np.full((4, 4), values[0], np.float32)
