@@ -12,7 +12,8 @@ Conversions done here because Pillow's ``convert("RGB")`` gets them wrong or los
 holding NaN or Inf is skipped ("non-finite pixels");
 transparent images (RGBA, LA, palette with transparency) are composited on white;
 palette and CMYK images go through Pillow's own conversions; EXIF orientation is applied;
-an animated GIF / WebP / multi-page TIFF is read as its first frame.
+an animated GIF / WebP / multi-page TIFF is read as its first frame; a TIFF Pillow cannot open
+(RGB float32) is read with tifffile under the same rules.
 
 ``Image.load()`` decodes every pixel: ``Image.verify()`` passes a half-truncated JPEG.
 Pillow's decompression-bomb guard stays on, and its warning counts as an error here: a
@@ -48,11 +49,14 @@ class BadImage(ValueError):
         self.reason = reason
 
 
-def _grey_to_rgb(a: np.ndarray, full_scale: float) -> np.ndarray:
+def _to_uint8(a: np.ndarray, full_scale: float) -> np.ndarray:
     if not np.isfinite(a).all():
         raise BadImage("non-finite pixels", f"{int((~np.isfinite(a)).sum())} NaN/Inf value(s)")
-    a = np.clip(np.rint(a * (255.0 / full_scale)), 0, 255).astype(np.uint8)
-    return np.repeat(a[:, :, None], 3, axis=2)
+    return np.clip(np.rint(a * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+
+
+def _grey_to_rgb(a: np.ndarray, full_scale: float) -> np.ndarray:
+    return np.repeat(_to_uint8(a, full_scale)[:, :, None], 3, axis=2)
 
 
 def _full_scale(top: float) -> float:
@@ -61,6 +65,48 @@ def _full_scale(top: float) -> float:
         if top <= level:
             return level
     return top
+
+
+def _float_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Float values by their range: [-1, 1], [0, 1], [0, 255], [0, 65535] (see the module docstring)."""
+    fin = a[np.isfinite(a)]
+    top, low = (float(fin.max()), float(fin.min())) if fin.size else (0.0, 0.0)
+    if -1.0 <= low < 0 and top <= 1.0:          # a normalised [-1, 1] array saved as is
+        return _to_uint8((a + 1) / 2, 1.0)
+    return _to_uint8(a, _full_scale(top) if top > 0 else 1.0)
+
+
+def _tiff_array_to_rgb(data: bytes) -> np.ndarray | None:
+    """A TIFF Pillow cannot open (RGB float32, ...) read with tifffile (installed with scikit-image):
+    its first page as [H, W, 3] uint8, or None when it is no such TIFF."""
+    if data[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return None
+    try:
+        import tifffile
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            if Image.MAX_IMAGE_PIXELS and page.imagewidth * page.imagelength > Image.MAX_IMAGE_PIXELS:
+                raise BadImage("decompression bomb", f"{page.imagewidth}x{page.imagelength} pixels")
+            a = np.asarray(page.asarray())
+    except BadImage:
+        raise
+    except Exception:
+        return None
+    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[2] not in (3, 4):
+        a = a.transpose(1, 2, 0)                     # planar (channels first)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.dtype.kind not in "fui" or min(a.shape[:2]) < 1:
+        return None
+    if a.dtype.kind == "f":
+        u = _float_to_uint8(a.astype(np.float64))
+    else:
+        bits = {1: 255.0, 2: 65535.0}.get(a.dtype.itemsize) or _full_scale(float(a.max()))
+        u = _to_uint8(a.astype(np.float64), bits)
+    if u.shape[2] == 4:                               # alpha on white
+        al = u[:, :, 3:].astype(np.float64) / 255.0
+        u = np.rint(u[:, :, :3] * al + 255.0 * (1 - al)).astype(np.uint8)
+    return np.repeat(u, 3, axis=2) if u.shape[2] == 1 else u
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
@@ -72,12 +118,7 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         a = np.asarray(im).astype(np.float64)
         return _grey_to_rgb(a, max(255.0, _full_scale(float(a.max()))) if a.size else 255.0)
     if mode == "F":
-        a = np.asarray(im).astype(np.float64)
-        fin = a[np.isfinite(a)]
-        top, low = (float(fin.max()), float(fin.min())) if fin.size else (0.0, 0.0)
-        if -1.0 <= low < 0 and top <= 1.0:          # a normalised [-1, 1] array saved as is
-            return _grey_to_rgb((a + 1) / 2, 1.0)
-        return _grey_to_rgb(a, _full_scale(top) if top > 0 else 1.0)
+        return np.repeat(_float_to_uint8(np.asarray(im).astype(np.float64))[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "La", "RGBa", "PA", "P") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -103,7 +144,9 @@ def decode_image(data: bytes) -> np.ndarray:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise BadImage("decompression bomb", str(e)) from None
         except UnidentifiedImageError as e:
-            raise BadImage("not an image", str(e)) from None
+            arr = _tiff_array_to_rgb(data)           # an RGB float TIFF, which Pillow cannot open
+            if arr is None:
+                raise BadImage("not an image", str(e)) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as e:
             text = str(e).lower()
             reason = "truncated" if ("truncated" in text or "end of file" in text) else "unreadable"

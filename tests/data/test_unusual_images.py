@@ -45,6 +45,20 @@ def test_float_tiff_is_scaled_by_its_range():
         assert tuple(out[1, 1]) == (want[0],) * 3 and tuple(out[0, 0]) == (want[1],) * 3, values
 
 
+def test_rgb_float_and_16bit_tiffs_pillow_cannot_open_are_read():
+    tifffile = pytest.importorskip("tifffile")
+    for arr, want in [(np.full((4, 4, 3), 0.5, np.float32), (128, 128, 128)),
+                      (np.stack([np.full((4, 4), v, np.float32) for v in (0.0, 0.5, 1.0)], -1), (0, 128, 255)),
+                      (np.full((4, 4, 4), 65535, np.uint16), (255, 255, 255))]:
+        b = io.BytesIO()
+        tifffile.imwrite(b, arr, photometric="rgb")
+        assert tuple(decode_image(b.getvalue())[2, 2]) == want, arr.dtype
+    b = io.BytesIO()
+    tifffile.imwrite(b, np.full((4, 4, 3), np.nan, np.float32), photometric="rgb")
+    with pytest.raises(BadImage, match="non-finite pixels"):
+        decode_image(b.getvalue())
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_float_image_with_nan_or_inf_is_skipped_not_black(bad):
     a = np.full((4, 4), 0.5, np.float32)
