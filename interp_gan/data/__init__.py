@@ -48,13 +48,15 @@ def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, wh
           small: list[int] | None = None):
     """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path]);
     ``small[0]`` counts the images smaller than ``size`` (upscaled)."""
+    def resize(img):           # as each file is read: full-size photos are never all in memory
+        if small is not None and min(img.shape[:2]) < size:
+            small[0] += 1
+        return resize_square(img, size)
     try:
-        good, skipped = scan_files(paths, frac)
+        good, skipped = scan_files(paths, frac, transform=resize)
     except ValueError as e:
         raise ValueError(f"{what} ({root}): {e}") from None
-    if small is not None:
-        small[0] += sum(1 for _, img, _ in good if min(img.shape[:2]) < size)
-    imgs = [resize_square(img, size) for _, img, _ in good]
+    imgs = [img for _, img, _ in good]
     hashes = [(f"{prefix}/{p.relative_to(root).as_posix()}", h) for p, _, h in good]
     kept = {p for p, _, _ in good}
     bad = [f"{prefix}/{Path(p).relative_to(root).as_posix()}" for p in paths if Path(p) not in kept]

@@ -27,6 +27,7 @@ import os
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -220,9 +221,11 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     return folder_inventory(folder, recursive)[0]
 
 
-def scan_files(paths: list[Path], max_bad_fraction: float
+def scan_files(paths: list[Path], max_bad_fraction: float, transform: Callable[[np.ndarray], np.ndarray] | None = None
                ) -> tuple[list[tuple[Path, np.ndarray, str]], dict[str, int]]:
-    """Like ``scan_images`` but keeps ``(path, image, sha256 of the file bytes)`` per good file."""
+    """Like ``scan_images`` but keeps ``(path, image, sha256 of the file bytes)`` per good file.
+    ``transform`` (e.g. a resize) is applied to each image as it is read, so a folder of large
+    photos never sits in memory at full size."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("no image files given; expected at least one .png/.jpg/... file")
@@ -234,7 +237,8 @@ def scan_files(paths: list[Path], max_bad_fraction: float
             if p.is_symlink() and not p.exists():
                 raise BadImage("broken link", f"{p} -> {os.readlink(p)}")
             data = p.read_bytes()
-            good.append((p, decode_image(data), hashlib.sha256(data).hexdigest()))
+            img = decode_image(data)
+            good.append((p, transform(img) if transform else img, hashlib.sha256(data).hexdigest()))
         except (BadImage, OSError) as e:
             reason = e.reason if isinstance(e, BadImage) else "unreadable"
             skipped[reason] += 1

@@ -242,3 +242,18 @@ def test_very_uneven_style_counts_train_balanced_and_report_per_style_accuracy(t
     _, even = classifiers_for_styles(["red", "blue"], torch.cat([red, blue[:3]]), torch.tensor([0] * 3 + [1] * 3),
                                      "even", 16, steps=5, ch=4)
     assert "style_counts" not in even and "rgb_balanced" not in even
+
+
+def test_large_photos_are_resized_as_they_are_read(tmp_path):
+    import tracemalloc
+    c = tmp_path / "photos"
+    for i in range(8):
+        _png(c / f"{i}.png", (i * 30, 0, 0), size=(1500, 1000))     # 4.5 MB each once decoded
+    tracemalloc.start()
+    try:
+        sd = load_data(DataConfig(source="", content=str(c), image_size=16, load_size=16))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(sd.content) == 8
+    assert peak < 4 * 1500 * 1000 * 3, peak       # a few at full size at a time, never all 8 (36 MB)
