@@ -191,9 +191,12 @@ class PipelineConfig(_Config):
     # checkpoint) gets them trained (cached) on the data's real images of its styles; "none": never
     classifiers: Literal["auto", "none"] = "auto"
     budget_s: float = 0.0   # > 0: seconds shared among the analyses that size themselves (docs/scaling.md)
+    max_bad_fraction: float = 0.2   # --data DIR: more unreadable images than this in a folder stops the run
 
     def __post_init__(self) -> None:
         _check_literal(self)
+        if not 0 <= self.max_bad_fraction < 1:
+            raise ValueError(f"max_bad_fraction must be in [0,1), got {self.max_bad_fraction}")
         if self.n_images < 2:
             raise ValueError(f"n_images must be >= 2, got {self.n_images}")
         if self.batch_size < 1:

@@ -39,6 +39,7 @@ from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.cost import (Cost, Progress, UnitCosts, comparison_table, count_generator, estimate_table,
                                       fmt_seconds, measure_unit_costs, share_budget)
 from interp_gan.distributed import all_gather_objects, rank_and_world
+from interp_gan.subject.factory import probe_module_subject
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
@@ -64,23 +65,29 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     (balanced: image i -> style i mod S), seeded z, and real style images where the subject's
     style names exist in the data."""
     from interp_gan.data import EMBEDDED_STYLES, centre_crop, load_data
+    from interp_gan.data.folders import resolve_data_dir
+    from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI
 
     names = subject.style_names
     if source == "embedded":
         known = tuple(n for n in names if n in EMBEDDED_STYLES)
         dcfg = DataConfig(source="embedded", styles=known or (EMBEDDED_STYLES[0],),
                           image_size=cfg.image_size, load_size=cfg.image_size)
-    else:
-        d = Path(source)
-        if (d / "content").is_dir() and (d / "style").is_dir():
-            dcfg = DataConfig(source=str(d / "style"), content=str(d / "content"),
-                              image_size=cfg.image_size, load_size=cfg.image_size)
-        else:  # a plain content folder: no real style images
-            dcfg = DataConfig(source="", content=str(d), image_size=cfg.image_size, load_size=cfg.image_size)
+        notes: list[str] = []
+    else:   # DIR/content + DIR/style/<name>, CycleGAN trainA/trainB, or a folder of photos
+        kw, notes = resolve_data_dir(source, names)
+        dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size,
+                          max_bad_fraction=cfg.max_bad_fraction)
     sd = load_data(dcfg)
     if sd.skipped:
         _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "
              f"({', '.join(f'{k} {v}' for k, v in sorted(sd.skipped.items()))}): {', '.join(sd.skipped_files[:5])}")
+    notes = notes + sd.notes
+    if source != "embedded" and len(sd.content) < MIN_SAMPLES_FOR_CI:
+        notes.append(f"only {len(sd.content)} content image(s): the analyses' confidence intervals need at least "
+                     f"{MIN_SAMPLES_FOR_CI}, so those analyses fail; add photos to {source}")
+    for line in notes:
+        _log(f"data: {line}")
     if len(sd.content) < cfg.n_images:
         _log(f"data has {len(sd.content)} content images; using all of them (n_images={cfg.n_images})")
     g = torch.Generator().manual_seed(cfg.seed)
@@ -99,7 +106,8 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
             style_labels = torch.tensor([lut[int(l)] for l in sd.style_labels[keep]])
     return AnalysisData(content=content, style_ids=style_ids, z=z, style_images=style_images,
                         style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=cfg.batch_size,
-                        extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source})
+                        extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source,
+                               "data_notes": notes})
 
 
 def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
@@ -137,8 +145,10 @@ def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
     line, instead of failing every analysis."""
     fixed = getattr(subject.generator, "fixed_size", None)
     if fixed and fixed[0] == fixed[1] and cfg.image_size != fixed[0] and fixed[0] >= 16:
-        _log(f"image_size {cfg.image_size} -> {fixed[0]}: the graph declares {fixed[0]}x{fixed[1]} images only "
-             f"(--onnx size=free runs a fully convolutional graph at any size)")
+        onnx = subject.meta.get("model", {}).get("name") == "onnx"
+        _log(f"image_size {cfg.image_size} -> {fixed[0]}: the {'graph' if onnx else 'model'} declares "
+             f"{fixed[0]}x{fixed[1]} images only" + (" (--onnx size=free runs a fully convolutional graph at any size)"
+                                                     if onnx else " (its fixed_size)"))
         return replace(cfg, image_size=int(fixed[0]))
     m = int(getattr(subject.generator, "size_multiple", 1) or 1)
     if m <= 1 or cfg.image_size % m == 0:
@@ -169,7 +179,9 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
     subject.texture_classifier = clfs["texture"].to(subject.device)
     subject.meta = {**subject.meta, "analysis_classifiers": {"trained_on": "the data's real style images", **info}}
     _log(f"independent style classifiers trained on real style images: held-out accuracy rgb {info['rgb']:.3f}, "
-         f"texture {info['texture']:.3f} ({info['held_out']} images, {subject.num_styles} styles)")
+         f"texture {info['texture']:.3f} ({info['held_out']} images, {subject.num_styles} styles)"
+         + (f"; {info['style_counts']}, mean per-style accuracy rgb {info['rgb_balanced']:.3f}, texture "
+            f"{info['texture_balanced']:.3f}" if "style_counts" in info else ""))
     return subject
 
 
@@ -394,6 +406,8 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
         _log(f"no feature net, Gram distances are not measured: {subject.meta['feature_net_missing']} "
              f"(set feature_net in the pipeline to use another)")
     cfg = _fit_image_size(subject, cfg)
+    for line in probe_module_subject(subject, cfg.image_size, cfg.seed):   # --model: how it is read, said once
+        _log(f"model: {line}")
     adata = analysis_data(subject, cfg, data or cfg.data)
     _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")
@@ -413,6 +427,7 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     report = write_report_for(subject, findings, out, out.name,
                               {"data_fingerprint": adata.fingerprint, "pipeline": cfg.to_dict(),
                                "skipped_images": adata.extra.get("skipped_images", {}),
-                               "skipped_files": adata.extra.get("skipped_files", [])}, paper=paper)
+                               "skipped_files": adata.extra.get("skipped_files", []),
+                               "data_notes": adata.extra.get("data_notes", [])}, paper=paper)
     _log(f"report: {report / 'index.html'}")
     return report, failed

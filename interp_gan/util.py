@@ -93,9 +93,19 @@ def import_factory(spec: str, what: str = "--model"):
         mod_spec = importlib.util.spec_from_file_location(name, p)
         module = importlib.util.module_from_spec(mod_spec)
         sys.modules[name] = module
-        mod_spec.loader.exec_module(module)
+        try:
+            mod_spec.loader.exec_module(module)
+        except Exception as e:          # a syntax error, a failing import in it: one line, not a traceback
+            sys.modules.pop(name, None)
+            where = f" (line {e.lineno})" if isinstance(e, SyntaxError) and e.lineno else ""
+            raise ValueError(f"{what} {spec}: importing {p} failed{where}: {type(e).__name__}: "
+                             f"{(str(e).strip().splitlines() or [''])[0]}") from e
     else:
-        module = importlib.import_module(target)
+        try:
+            module = importlib.import_module(target)
+        except ImportError as e:
+            raise ValueError(f"{what} {spec}: cannot import {target} ({e}); expected path/to/file.py:factory "
+                             f"or an installed package.module:factory") from e
     if not hasattr(module, attr):
         raise LookupError(f"{target} has no attribute {attr!r}; it defines: "
                           f"{', '.join(n for n in dir(module) if not n.startswith('_'))[:300]}")

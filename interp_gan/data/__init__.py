@@ -41,15 +41,22 @@ class StyleData:
     skipped: dict[str, int] = field(default_factory=dict)   # reason -> count of bad images
     source: str = "embedded"       # "embedded" or the folder path
     skipped_files: list[str] = field(default_factory=list)   # the first few bad images (prefix/relative path)
+    notes: list[str] = field(default_factory=list)   # what else to say once: files left out, images upscaled
 
 
-def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, what: str):
-    """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path])."""
+def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, what: str,
+          small: list[int] | None = None):
+    """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path]);
+    ``small[0]`` counts the images smaller than ``size`` (upscaled)."""
+    def resize(img):           # as each file is read: full-size photos are never all in memory
+        if small is not None and min(img.shape[:2]) < size:
+            small[0] += 1
+        return resize_square(img, size)
     try:
-        good, skipped = scan_files(paths, frac)
+        good, skipped = scan_files(paths, frac, transform=resize)
     except ValueError as e:
         raise ValueError(f"{what} ({root}): {e}") from None
-    imgs = [resize_square(img, size) for _, img, _ in good]
+    imgs = [img for _, img, _ in good]
     hashes = [(f"{prefix}/{p.relative_to(root).as_posix()}", h) for p, _, h in good]
     kept = {p for p, _, _ in good}
     bad = [f"{prefix}/{Path(p).relative_to(root).as_posix()}" for p in paths if Path(p) not in kept]
@@ -93,12 +100,14 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None) -> StyleD
         content_dir, style_dirs = resolve_folders(cfg.source, cfg.content, cfg.styles)
         layout, source = f"{STYLE_LAYOUT}, or {CYCLEGAN_LAYOUT}", str(cfg.source)
 
-    c_imgs, hashes, skipped, bad = _read(images_in(content_dir, "content", layout), content_dir,
-                                    "content", L, frac, "content folder")
+    left: dict[str, int] = {}
+    small = [0]
+    c_imgs, hashes, skipped, bad = _read(images_in(content_dir, "content", layout, left), content_dir,
+                                    "content", L, frac, "content folder", small)
     s_imgs, labels = [], []
     for k, (name, d) in enumerate(style_dirs.items()):
-        imgs, h, sk, b = _read(images_in(d, f"style {name!r}", layout), d, f"style/{name}", L, frac,
-                            f"style {name!r}")
+        imgs, h, sk, b = _read(images_in(d, f"style {name!r}", layout, left), d, f"style/{name}", L, frac,
+                            f"style {name!r}", small)
         s_imgs += imgs
         labels += [k] * len(imgs)
         hashes += h
@@ -106,7 +115,12 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None) -> StyleD
         for r, n in sk.items():
             skipped[r] = skipped.get(r, 0) + n
     style = to_tensor(s_imgs) if s_imgs else torch.zeros(0, 3, L, L)
+    notes = []
+    if small[0]:
+        notes.append(f"{small[0]} image(s) smaller than {L} px on their short side: upscaled")
+    if left:
+        notes.append(f"{sum(left.values())} file(s) left out ({', '.join(f'{k} {v}' for k, v in sorted(left.items()))})")
     return StyleData(content=to_tensor(c_imgs), style=style,
                      style_labels=torch.tensor(labels, dtype=torch.int64),
                      style_names=list(style_dirs), fingerprint=_fingerprint(hashes, L),
-                     skipped=skipped, source=source, skipped_files=bad[:10])
+                     skipped=skipped, source=source, skipped_files=bad[:10], notes=notes)

@@ -17,13 +17,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .images import IMAGE_EXTENSIONS, list_images
+from .images import IMAGE_EXTENSIONS, folder_inventory, list_images
 
-__all__ = ["is_cyclegan", "style_subfolders", "resolve_folders", "images_in"]
+__all__ = ["is_cyclegan", "style_subfolders", "resolve_folders", "images_in", "DATA_LAYOUT", "resolve_data_dir"]
 
 _EXTS = "/".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
 STYLE_LAYOUT = "STYLE_DIR/<style_name>/*.png with at least one subfolder"
 CYCLEGAN_LAYOUT = "ROOT/trainA/*.png (content) and ROOT/trainB/*.png (style 'B')"
+DATA_LAYOUT = ("DIR/content/ (photos) with DIR/style/<style_name>/ (real images of each style), "
+               "or DIR holding only photos, or DIR/trainA/ + DIR/trainB/ (CycleGAN)")
 
 
 def is_cyclegan(folder: str | os.PathLike) -> bool:
@@ -32,17 +34,22 @@ def is_cyclegan(folder: str | os.PathLike) -> bool:
     return (p / "trainA").is_dir() and (p / "trainB").is_dir()
 
 
-def images_in(folder: str | os.PathLike, what: str, layout: str) -> list[Path]:
-    """Image files under ``folder`` (recursive); ``ValueError`` naming ``layout`` if none."""
+def images_in(folder: str | os.PathLike, what: str, layout: str,
+              left_out: dict[str, int] | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursive); ``ValueError`` naming ``layout`` if none.
+    ``left_out`` (optional) gathers the counts of files that are not used (``folder_inventory``)."""
     p = Path(folder)
     if not p.is_dir():
         raise ValueError(f"{what} folder {str(p)!r} does not exist or is not a folder; "
                          f"expected {layout}")
-    files = list_images(p)
+    files, left = folder_inventory(p)
     if not files:
-        n_other = sum(1 for q in p.rglob("*") if q.is_file())
-        raise ValueError(f"{what} folder {str(p)!r} holds no images ({_EXTS}); got {n_other} other "
-                         f"file(s); expected {layout}")
+        other = ", ".join(f"{k} {v}" for k, v in sorted(left.items()))
+        raise ValueError(f"{what} folder {str(p)!r} holds no images ({_EXTS}); got "
+                         f"{sum(left.values())} other file(s){f' ({other})' if other else ''}; expected {layout}")
+    if left_out is not None:
+        for k, v in left.items():
+            left_out[k] = left_out.get(k, 0) + v
     return files
 
 
@@ -88,3 +95,48 @@ def resolve_folders(source: str | os.PathLike, content: str | os.PathLike = "",
         raise ValueError(f"data.source {str(src)!r} is a style folder ({STYLE_LAYOUT}), so "
                          f"data.content must name a folder of content photos; got none")
     return Path(content), _select(subs, styles)
+
+
+def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple[dict, list[str]]:
+    """``--data DIR`` for an analysis of a model with ``style_names`` ->
+    (``DataConfig`` keywords ``source``, ``content``, ``styles``; notes to say once).
+
+    ``DIR/content/`` + ``DIR/style/<name>/``: the photos, and real images of the model's styles
+    (folders of other names are not used, empty ones neither: each said in a note); the CycleGAN
+    ``trainA/`` + ``trainB/`` (style "B"); otherwise the images under ``DIR/content/`` (when there
+    is one) or under DIR are the content photos.
+    A missing DIR, a file, or ``style/`` without ``content/`` is a ``ValueError`` naming the layout.
+    """
+    d = Path(folder)
+    if not d.exists():
+        raise ValueError(f"--data {str(d)!r}: no such folder; expected {DATA_LAYOUT}")
+    if not d.is_dir():
+        raise ValueError(f"--data {str(d)!r} is a file, not a folder; expected {DATA_LAYOUT}")
+    half = [h for h in ("trainA", "trainB") if (d / h).is_dir()]
+    if len(half) == 1:
+        raise ValueError(f"--data {str(d)!r} has {half[0]}/ but not the other half; expected {DATA_LAYOUT}")
+    if half:
+        content, subs = d / "trainA", {"B": d / "trainB"}
+    elif (d / "style").is_dir():
+        if not (d / "content").is_dir():
+            raise ValueError(f"--data {str(d)!r} has style/ but no content/ folder of photos; expected {DATA_LAYOUT}")
+        content, subs = d / "content", style_subfolders(d / "style")
+    else:
+        photos = d / "content" if (d / "content").is_dir() else d
+        images_in(photos, "--data", DATA_LAYOUT)        # nothing usable: one line naming the layout
+        return {"source": "", "content": str(photos), "styles": ()}, []
+    notes = []
+    other = [n for n in subs if n not in style_names]
+    empty = [n for n in subs if n in style_names and not list_images(subs[n])]
+    use = tuple(n for n in subs if n in style_names and n not in empty)
+    if other:
+        notes.append(f"style folder(s) {', '.join(other)} not used: not styles of this model "
+                     f"({', '.join(style_names[:8])}{' ...' if len(style_names) > 8 else ''})")
+    if empty:
+        notes.append(f"style folder(s) {', '.join(empty)} hold no images: no real images of those styles")
+    if use and len(use) < len(style_names):
+        lack = [n for n in style_names if n not in use]
+        notes.append(f"no real images of style(s) {', '.join(lack[:8])}{' ...' if len(lack) > 8 else ''}")
+    if not use:
+        return {"source": "", "content": str(content), "styles": ()}, notes
+    return {"source": str(d if half else d / "style"), "content": "" if half else str(content), "styles": use}, notes

@@ -5,9 +5,15 @@
     skipped                                       # {"truncated": 2, "not an image": 1}
 
 Conversions done here because Pillow's ``convert("RGB")`` gets them wrong or loses data:
-16-bit grayscale (``I;16``/``I``) is scaled to 8 bits by 255/65535 (``convert`` clips it);
+16-bit grayscale (``I;16``/``I;16B``) is scaled to 8 bits by 255/65535 (``convert`` clips it);
+32-bit integer (``I``) by the smallest of 8, 16 or 32 bits that holds its maximum; 32-bit float
+(``F``) by its range: [-1, 1] (when it has negatives down to -1 and nothing above 1), [0, 1],
+[0, 255] or [0, 65535] (other negatives clipped; beyond 65535 divided by its maximum); an image
+holding NaN or Inf is skipped ("non-finite pixels");
 transparent images (RGBA, LA, palette with transparency) are composited on white;
-palette and CMYK images go through Pillow's own conversions; EXIF orientation is applied.
+palette and CMYK images go through Pillow's own conversions; EXIF orientation is applied;
+an animated GIF / WebP / multi-page TIFF is read as its first frame; a TIFF Pillow cannot open
+(RGB float32) is read with tifffile under the same rules.
 
 ``Image.load()`` decodes every pixel: ``Image.verify()`` passes a half-truncated JPEG.
 Pillow's decompression-bomb guard stays on, and its warning counts as an error here: a
@@ -21,11 +27,12 @@ import os
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["BadImage", "IMAGE_EXTENSIONS", "decode_image", "read_image", "list_images",
+__all__ = ["BadImage", "IMAGE_EXTENSIONS", "decode_image", "read_image", "list_images", "folder_inventory",
            "scan_images", "scan_files"]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -34,7 +41,8 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", "
 class BadImage(ValueError):
     """An image file that cannot be used; ``.reason`` is a short tag for counting.
 
-    Reasons: "empty file", "not an image", "truncated", "decompression bomb", "unreadable".
+    Reasons: "empty file", "not an image", "truncated", "decompression bomb", "non-finite pixels",
+    "broken link", "unreadable".
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -42,19 +50,76 @@ class BadImage(ValueError):
         self.reason = reason
 
 
+def _to_uint8(a: np.ndarray, full_scale: float) -> np.ndarray:
+    if not np.isfinite(a).all():
+        raise BadImage("non-finite pixels", f"{int((~np.isfinite(a)).sum())} NaN/Inf value(s)")
+    return np.clip(np.rint(a * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+
+
+def _grey_to_rgb(a: np.ndarray, full_scale: float) -> np.ndarray:
+    return np.repeat(_to_uint8(a, full_scale)[:, :, None], 3, axis=2)
+
+
+def _full_scale(top: float) -> float:
+    """The white level of a float or 32-bit integer image from its maximum: 1, 255, 65535, 2**32 - 1."""
+    for level in (1.0, 255.0, 65535.0, 2.0 ** 32 - 1):
+        if top <= level:
+            return level
+    return top
+
+
+def _float_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Float values by their range: [-1, 1], [0, 1], [0, 255], [0, 65535] (see the module docstring)."""
+    fin = a[np.isfinite(a)]
+    top, low = (float(fin.max()), float(fin.min())) if fin.size else (0.0, 0.0)
+    if -1.0 <= low < 0 and top <= 1.0:          # a normalised [-1, 1] array saved as is
+        return _to_uint8((a + 1) / 2, 1.0)
+    return _to_uint8(a, _full_scale(top) if top > 0 else 1.0)
+
+
+def _tiff_array_to_rgb(data: bytes) -> np.ndarray | None:
+    """A TIFF Pillow cannot open (RGB float32, ...) read with tifffile (installed with scikit-image):
+    its first page as [H, W, 3] uint8, or None when it is no such TIFF."""
+    if data[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return None
+    try:
+        import tifffile
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            if Image.MAX_IMAGE_PIXELS and page.imagewidth * page.imagelength > Image.MAX_IMAGE_PIXELS:
+                raise BadImage("decompression bomb", f"{page.imagewidth}x{page.imagelength} pixels")
+            a = np.asarray(page.asarray())
+    except BadImage:
+        raise
+    except Exception:
+        return None
+    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[2] not in (3, 4):
+        a = a.transpose(1, 2, 0)                     # planar (channels first)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.dtype.kind not in "fui" or min(a.shape[:2]) < 1:
+        return None
+    if a.dtype.kind == "f":
+        u = _float_to_uint8(a.astype(np.float64))
+    else:
+        bits = {1: 255.0, 2: 65535.0}.get(a.dtype.itemsize) or _full_scale(float(a.max()))
+        u = _to_uint8(a.astype(np.float64), bits)
+    if u.shape[2] == 4:                               # alpha on white
+        al = u[:, :, 3:].astype(np.float64) / 255.0
+        u = np.rint(u[:, :, :3] * al + 255.0 * (1 - al)).astype(np.uint8)
+    return np.repeat(u, 3, axis=2) if u.shape[2] == 1 else u
+
+
 def _to_rgb(im: Image.Image) -> np.ndarray:
     """Any Pillow mode -> [H, W, 3] uint8."""
     mode = im.mode
-    if mode.startswith("I;16") or mode == "I":
-        # 16-bit grey (PNG/TIFF). "I" is 32-bit int in Pillow but in practice holds 16-bit data.
+    if mode.startswith("I;16"):                      # 16-bit grey (PNG/TIFF/PGM)
+        return _grey_to_rgb(np.asarray(im).astype(np.float64), 65535.0)
+    if mode == "I":                                  # 32-bit integer: depth from its values
         a = np.asarray(im).astype(np.float64)
-        a = np.clip(np.rint(a * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
-        return np.repeat(a[:, :, None], 3, axis=2)
+        return _grey_to_rgb(a, max(255.0, _full_scale(float(a.max()))) if a.size else 255.0)
     if mode == "F":
-        a = np.asarray(im).astype(np.float64)
-        scale = 255.0 if np.nanmax(a) <= 1.0 else 1.0  # [0,1] floats or 0..255 floats
-        a = np.clip(np.rint(np.nan_to_num(a) * scale), 0, 255).astype(np.uint8)
-        return np.repeat(a[:, :, None], 3, axis=2)
+        return np.repeat(_float_to_uint8(np.asarray(im).astype(np.float64))[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "La", "RGBa", "PA", "P") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -70,13 +135,19 @@ def decode_image(data: bytes) -> np.ndarray:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)                   # an animation or a multi-page file: its first frame
             im.load()  # decodes every pixel; verify() would pass a truncated JPEG
             im = ImageOps.exif_transpose(im)
             arr = _to_rgb(im)
+        except BadImage:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise BadImage("decompression bomb", str(e)) from None
         except UnidentifiedImageError as e:
-            raise BadImage("not an image", str(e)) from None
+            arr = _tiff_array_to_rgb(data)           # an RGB float TIFF, which Pillow cannot open
+            if arr is None:
+                raise BadImage("not an image", str(e)) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as e:
             text = str(e).lower()
             reason = "truncated" if ("truncated" in text or "end of file" in text) else "unreadable"
@@ -100,18 +171,61 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data)
 
 
-def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """Image files (by extension, case-insensitive) under ``folder``, sorted; hidden files skipped."""
+def _walk(root: Path, recursive: bool):
+    """(folder, [names]) under ``root``, following links to folders, each real folder once."""
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:              # a link loop, or a second link to a folder already read
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        yield Path(folder), files
+
+
+def folder_inventory(folder: str | os.PathLike, recursive: bool = True) -> tuple[list[Path], dict[str, int]]:
+    """``(image files, {reason: count} of the files left out)`` under ``folder``.
+
+    Images are found by extension (case-insensitive), in subfolders too (links to folders are
+    followed, each real folder read once). Left out and counted: hidden files (``.DS_Store``,
+    macOS ``._name`` copies) as "hidden", other extensions as "not an image type (.txt)", and a
+    second name for a file already listed (a link to it) as "link to a file already listed". A
+    broken link with an image extension stays in the list: reading it fails as "broken link".
+    """
     root = Path(folder)
-    it = root.rglob("*") if recursive else root.glob("*")
-    out = [p for p in it if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-           and not any(part.startswith(".") for part in p.relative_to(root).parts)]
-    return sorted(out)
+    out: list[Path] = []
+    left: dict[str, int] = {}
+    real_seen: set[str] = set()
+    for d, files in _walk(root, recursive):
+        for name in sorted(files, key=lambda n: (os.path.islink(d / n), n)):   # a file before links to it
+            q = d / name
+            suffix = q.suffix.lower()
+            if name.startswith("."):
+                why = "hidden"
+            elif suffix not in IMAGE_EXTENSIONS:
+                why = f"not an image type ({suffix or 'no extension'})"
+            elif os.path.realpath(q) in real_seen:
+                why = "link to a file already listed"
+            else:
+                real_seen.add(os.path.realpath(q))
+                out.append(q)
+                continue
+            left[why] = left.get(why, 0) + 1
+    return sorted(out), left
 
 
-def scan_files(paths: list[Path], max_bad_fraction: float
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files (by extension, case-insensitive) under ``folder``, sorted; hidden files skipped
+    (``folder_inventory`` also counts what it leaves out)."""
+    return folder_inventory(folder, recursive)[0]
+
+
+def scan_files(paths: list[Path], max_bad_fraction: float, transform: Callable[[np.ndarray], np.ndarray] | None = None
                ) -> tuple[list[tuple[Path, np.ndarray, str]], dict[str, int]]:
-    """Like ``scan_images`` but keeps ``(path, image, sha256 of the file bytes)`` per good file."""
+    """Like ``scan_images`` but keeps ``(path, image, sha256 of the file bytes)`` per good file.
+    ``transform`` (e.g. a resize) is applied to each image as it is read, so a folder of large
+    photos never sits in memory at full size."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("no image files given; expected at least one .png/.jpg/... file")
@@ -120,8 +234,11 @@ def scan_files(paths: list[Path], max_bad_fraction: float
     first_bad: tuple[Path, str] | None = None
     for p in paths:
         try:
+            if p.is_symlink() and not p.exists():
+                raise BadImage("broken link", f"{p} -> {os.readlink(p)}")
             data = p.read_bytes()
-            good.append((p, decode_image(data), hashlib.sha256(data).hexdigest()))
+            img = decode_image(data)
+            good.append((p, transform(img) if transform else img, hashlib.sha256(data).hexdigest()))
         except (BadImage, OSError) as e:
             reason = e.reason if isinstance(e, BadImage) else "unreadable"
             skipped[reason] += 1
@@ -132,7 +249,8 @@ def scan_files(paths: list[Path], max_bad_fraction: float
         raise ValueError(
             f"{n_bad} of {len(paths)} images could not be read ({counts}; e.g. {first_bad[0]}: "
             f"{first_bad[1]}), more than max_bad_fraction={max_bad_fraction:g}; "
-            f"remove or re-export the bad files, or raise data.max_bad_fraction")
+            f"remove or re-export the bad files, or raise data.max_bad_fraction (a training recipe) / "
+            f"max_bad_fraction (an analysis pipeline: --set max_bad_fraction=0.5)")
     return good, dict(skipped)
 
 

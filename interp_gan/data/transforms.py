@@ -20,10 +20,14 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     s = size / min(h, w)
     nh, nw = max(size, round(h * s)), max(size, round(w * s))
     im = Image.fromarray(img)
-    if (nh, nw) != (h, w):
-        im = im.resize((nw, nh), Image.LANCZOS if s < 1 else Image.BICUBIC)  # LANCZOS antialiases
     top, left = (nh - size) // 2, (nw - size) // 2
-    return np.asarray(im.crop((left, top, left + size, top + size)))
+    if (nh, nw) == (h, w):
+        return np.asarray(im.crop((left, top, left + size, top + size)))
+    # Only the kept square is resampled (``box``: its place in the source), never the whole scaled
+    # image: a 1 x 200000 strip would otherwise be scaled to 128 x 25.6 M pixels (14 GB).
+    fx, fy = w / nw, h / nh
+    box = (left * fx, top * fy, (left + size) * fx, (top + size) * fy)
+    return np.asarray(im.resize((size, size), Image.LANCZOS if s < 1 else Image.BICUBIC, box=box))  # LANCZOS antialiases
 
 
 def to_tensor(imgs: list[np.ndarray]) -> torch.Tensor:

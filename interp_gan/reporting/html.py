@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from interp_gan.edit_meta import describe_edits
+from interp_gan.reporting.input_notes import input_notes_html
 from interp_gan.provenance_mark import marking
 from interp_gan.findings import Finding
 from interp_gan.reporting import references as refs
@@ -197,6 +198,7 @@ def _page(ctx: ReportContext, header: dict[str, Any], nav: list[tuple[str, str, 
                        for k, v in header.items() if v not in (None, ""))
     edit_line = describe_edits(ctx.meta)     # a model edited with `interp-gan edit` (interp_gan.edits)
     edited = f'<p class="edited"><strong>{html.escape(edit_line)}</strong></p>' if edit_line else ""
+    edited += input_notes_html(ctx.meta)      # skipped images, data and model notes: said once, here
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -186,19 +186,6 @@ def _paper_samples(f, names: list[str]) -> ImageGrid | None:
                      title="Content images (top row) and their stylisation toward each style (one row per style).")
 
 
-def skipped_images_note(meta: dict) -> str:
-    """A visible line when the data loader skipped unreadable images (``meta["skipped_images"]``)."""
-    skipped = {k: v for k, v in dict((meta or {}).get("skipped_images") or {}).items() if v}
-    if not skipped:
-        return ""
-    n = sum(int(v) for v in skipped.values())
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
-    files = list((meta or {}).get("skipped_files") or [])[:5]
-    names = f": {', '.join(files)}{' ...' if n > len(files) else ''}" if files else ""
-    return (f'<p class="warning"><strong>{n} unreadable image(s) skipped</strong> while loading the data '
-            f"({html.escape(counts)}){html.escape(names)}; the analyses ran on the others.</p>")
-
-
 @register_section("overview")
 def overview_section(f, ctx: ReportContext) -> Section:
     card = dict(f.provenance.get("model_card") or {})
@@ -207,10 +194,6 @@ def overview_section(f, ctx: ReportContext) -> Section:
     blocks: list[Any] = [result_line(None, line) if line else
                          "<p>Each content photo rendered in every style the model was trained on.</p>"]
     figures: dict[str, Any] = {}
-    skipped = skipped_images_note(ctx.meta)
-    if skipped:
-        blocks.append(skipped)
-
     blocks.append("<h3>Samples</h3>")
     for grid in (_sample_grid(f, names), _real_grid(f, names)):
         if grid is not None:

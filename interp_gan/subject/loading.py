@@ -421,12 +421,13 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     if ":" in s and not Path(s).exists() and s.rsplit("#", 1)[0].endswith(_FILE_SUFFIXES):
         raise FileNotFoundError(f"no such file: {s} (a checkpoint path, not a module:factory spec)")
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
-        obj = import_factory(s)()
+        from interp_gan.subject.factory import call_factory, module_subject
+        obj = call_factory(import_factory(s), s)
         if isinstance(obj, Subject):
             obj.generator.to(dev)
             return obj.eval()
-        if isinstance(obj, nn.Module):
-            return Subject.from_module(obj.to(dev), meta={"model": {"name": "factory", "spec": s}}).eval()
+        if isinstance(obj, nn.Module):      # eval mode, float32, range / size / output form: subject/factory.py
+            return module_subject(obj, s, dev)
         raise TypeError(f"factory {s} returned {type(obj).__name__}; expected an nn.Module or a Subject")
     path = Path(s)
     if not path.is_file():

@@ -53,8 +53,16 @@ def classifier_accuracy(clf: torch.nn.Module, images: Tensor, labels: Tensor, ba
     return float((pred.cpu() == labels.cpu()).float().mean())
 
 
+def _balanced_picks(labels: Tensor, train_ix: Tensor, n: int, g: torch.Generator) -> Tensor:
+    """``n`` training indices: a style drawn uniformly, then one of its images (uneven style counts)."""
+    by_style = [train_ix[labels[train_ix] == s] for s in sorted(set(labels[train_ix].tolist()))]
+    styles = torch.randint(0, len(by_style), (n,), generator=g)
+    return torch.stack([by_style[s][torch.randint(0, len(by_style[s]), (1,), generator=g)[0]] for s in styles.tolist()])
+
+
 def _train_one(mode: str, images: Tensor, labels: Tensor, train_ix: Tensor, num_styles: int, size: int,
-               steps: int, ch: int, batch_size: int, seed: int, device: torch.device) -> StyleClassifier:
+               steps: int, ch: int, batch_size: int, seed: int, device: torch.device,
+               balanced: bool = False) -> StyleClassifier:
     # fork_rng: training a classifier (or finding it cached) must not move the caller's global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -62,7 +70,8 @@ def _train_one(mode: str, images: Tensor, labels: Tensor, train_ix: Tensor, num_
         opt = torch.optim.Adam(clf.parameters(), lr=2e-3)
         g = torch.Generator().manual_seed(seed + 1)
         for _ in range(steps):
-            pick = train_ix[torch.randint(0, len(train_ix), (batch_size,), generator=g)]
+            pick = (_balanced_picks(labels, train_ix, batch_size, g) if balanced
+                    else train_ix[torch.randint(0, len(train_ix), (batch_size,), generator=g)])
             x = crop_batch(images, pick, size, g).to(device)
             loss = F.cross_entropy(clf(x), labels[pick].to(device))
             opt.zero_grad(set_to_none=True)
@@ -78,17 +87,19 @@ def _cache_path(fingerprint: str, size: int, hp: dict) -> Path:
 
 
 def train_classifiers(data, image_size: int, steps: int = 300, ch: int = 32, batch_size: int = 32,
-                      seed: int = 0, cache: bool = True, device: str | torch.device = "cpu") -> tuple[dict[str, StyleClassifier], dict[str, float]]:
+                      seed: int = 0, cache: bool = True, device: str | torch.device = "cpu",
+                      balanced: bool = False) -> tuple[dict[str, StyleClassifier], dict[str, float]]:
     """Train (or load from cache) the ``rgb`` and ``texture`` classifiers on ``data.style``.
 
     ``data`` is a ``StyleData`` (style [M,3,L,L] in [-1,1], style_labels [M], style_names,
     fingerprint). Returns (classifiers on the CPU, held-out accuracy per classifier); ``device``
     is where they train; its type is part of the cache key, because weights trained on CUDA
     differ from CPU-trained ones in the last bits and a CPU run must repeat bit for bit.
+    ``balanced``: each batch draws styles uniformly, then images (for very uneven style counts).
     """
     num_styles = len(data.style_names)
     hp = {"steps": steps, "ch": ch, "batch_size": batch_size, "seed": seed, "version": 1,
-          "device": torch.device(device).type}
+          "device": torch.device(device).type, **({"balanced": True} if balanced else {})}
     path = _cache_path(data.fingerprint, image_size, hp) if cache else None
     if path is not None and path.is_file():
         tensors = load_file(str(path))
@@ -105,7 +116,7 @@ def train_classifiers(data, image_size: int, steps: int = 300, ch: int = 32, bat
     clfs, acc = {}, {}
     for mode in ("rgb", "texture"):
         clfs[mode] = _train_one(mode, data.style, labels, train_ix, num_styles, image_size,
-                                steps, ch, batch_size, seed, torch.device(device))
+                                steps, ch, batch_size, seed, torch.device(device), balanced)
         acc[mode] = classifier_accuracy(clfs[mode], held, labels[held_ix])
     if path is not None:
         tensors = {f"{m}.{k}": v.contiguous() for m, c in clfs.items() for k, v in c.state_dict().items()}
@@ -139,6 +150,14 @@ def classifiers_for_styles(style_names: list[str], style_images: Tensor | None, 
 
     data = SimpleNamespace(style=style_images.cpu(), style_labels=style_labels.long().cpu(),
                            style_names=list(style_names), fingerprint=key)
-    clfs, acc = train_classifiers(data, image_size, steps=steps, ch=ch, device=device)
+    uneven = bool(counts.max() > 2 * counts.min())     # e.g. 2 images of one style, 40 of another
+    clfs, acc = train_classifiers(data, image_size, steps=steps, ch=ch, device=device, balanced=uneven)
     _, held = split_holdout(data.style_labels)
-    return clfs, {**acc, "held_out": int(len(held)), "steps": steps}
+    info = {**acc, "held_out": int(len(held)), "steps": steps}
+    if uneven:   # plain accuracy would reward always naming the big style: the mean of per-style accuracies
+        x, y = centre_crop_batch(data.style[held], image_size), data.style_labels[held]
+        for mode, clf in clfs.items():
+            per = [classifier_accuracy(clf, x[y == s], y[y == s]) for s in sorted(set(y.tolist()))]
+            info[f"{mode}_balanced"] = float(sum(per) / len(per))
+        info["style_counts"] = f"{int(counts.min())} to {int(counts.max())} real images per style: balanced batches"
+    return clfs, info

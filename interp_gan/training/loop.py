@@ -378,7 +378,11 @@ def _finished(recipe: Recipe, out_dir: Path) -> tuple[Path, int] | None:
 
 
 def _skipped_images(data) -> dict | None:
-    """Unreadable images the data loader skipped: printed once and logged to metrics.jsonl."""
+    """Unreadable images the data loader skipped: printed once and logged to metrics.jsonl (the
+    loader's other notes, files left out and images upscaled, are printed once too)."""
+    if is_main():
+        for line in getattr(data, "notes", []) or []:
+            print(f"[interp-gan] data: {line}", flush=True)
     skipped = dict(getattr(data, "skipped", {}) or {})
     if not skipped:
         return None
