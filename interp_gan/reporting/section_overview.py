@@ -157,21 +157,27 @@ def lead(f, names: list[str]) -> str:
     return html.escape(text[0].upper() + text[1:]) + "."
 
 
-def teaser_grid(f, names: list[str], n: int = 2) -> ImageGrid | None:
-    """Two content images and their stylisations, small: the picture beside the key findings."""
+def teaser_grid(f, names: list[str], n: int = 2, max_styles: int = 4) -> ImageGrid | None:
+    """Two content images and their stylisations, small: the picture beside the key findings. With
+    more than ``max_styles`` styles an even sample of them (first and last kept), so the picture
+    stays narrow beside the text; the overview section shows every style."""
     gen, content = f.arrays.get("generated"), f.arrays.get("content")
     if gen is None or content is None:
         return None
     n = min(n, gen.shape[1])
+    S = gen.shape[0]
+    styles = list(range(S)) if S <= max_styles else \
+        sorted({round(i * (S - 1) / (max_styles - 1)) for i in range(max_styles)})
     images, caps = [], []
     for j in range(n):
         images.append(content[j])
         caps.append("content")
-        for s in range(gen.shape[0]):
+        for s in styles:
             images.append(gen[s, j])
             caps.append(names[s] if s < len(names) else str(s))
-    return ImageGrid(np.stack(images), caps, ncols=1 + gen.shape[0], px=72,
-                     title="Content → each style")
+    title = "Content → each style" if len(styles) == S else \
+        f"Content → {len(styles)} of {S} styles (all of them under Model overview)"
+    return ImageGrid(np.stack(images), caps, ncols=1 + len(styles), px=72, title=title)
 
 
 def _paper_samples(f, names: list[str]) -> ImageGrid | None:

@@ -45,6 +45,8 @@ window.addEventListener('load', function(){ setTimeout(function(){
   R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
   R.images = document.querySelectorAll('img').length;
   R.page_width = document.documentElement.scrollWidth;   // > innerWidth: the page scrolls sideways
+  var kt = document.querySelector('#key-findings .kf-text');
+  R.kf_text_width = kt ? kt.getBoundingClientRect().width : 0;
   // the first screen of a 1400 x 900 window (headless Chromium's innerHeight is smaller than its
   // window, and nothing on the page is sized by the viewport height, so measure against 900)
   var H = __FIRST_SCREEN_H__, W = window.innerWidth;
@@ -147,3 +149,26 @@ def test_a_wide_table_scrolls_in_its_box_and_the_page_does_not(tmp_path):
     r = browser_probe(out / "index.html", tmp_path)
     assert r["errors"] == [] and r["console_errors"] == [], r
     assert r["page_width"] <= r["first_screen"]["width"], r
+
+
+@needs_chromium
+def test_many_styles_keep_the_key_findings_readable(tmp_path):
+    """multistyle26: the picture beside the key findings had 27 columns, squeezed the claims to one
+    word per line and made the page scroll sideways. Now it shows an even sample of 4 styles (the
+    overview shows all) and the text keeps most of the box."""
+    from test_report_claims import _ablation, _dissection
+    rng = np.random.default_rng(0)
+    names = [f"lite{i:02d}" for i in range(26)]
+    overview = Finding("overview", tables={"evaluation": pd.DataFrame({"metric": ["acc_texture"], "value": [0.7]})},
+                       arrays={"content": rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8),
+                               "generated": rng.integers(0, 255, (26, 2, 32, 32, 3), dtype=np.uint8)},
+                       section={"title": "Model overview", "order": 10})
+    findings = [overview, _dissection("dissection", 10, 10), _dissection("discriminator_dissection", 40, 2),
+                _ablation(p_random=0.6)]
+    out = write_report(tmp_path / "rep", findings, ReportContext(name="many", style_names=names),
+                       strict=True, paper=False)
+    assert "Content → 4 of 26 styles" in (out / "index.html").read_text(encoding="utf-8")
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["console_errors"] == [], r
+    assert r["page_width"] <= r["first_screen"]["width"], r
+    assert r["kf_text_width"] >= 500 and r["first_screen"]["claims"] >= 3, r
