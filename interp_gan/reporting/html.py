@@ -424,7 +424,7 @@ details.howto p { font-size:14px; }
 .keyfindings h2 { margin:8px 0 6px; }
 .keyfindings h3.kf-null { font-size:14px; color:var(--muted); margin:10px 0 4px; }
 .kf-text { flex:1 1 auto; min-width:0; }
-.kf-teaser { flex:0 1 auto; max-width:50%; overflow-x:auto; }
+.kf-teaser { flex:0 0 auto; max-width:45%; overflow-x:auto; }
 .kf-teaser .imagegrid { margin:6px 0 0; }
 .kf-teaser .cell figcaption { max-width:72px; }
 ol.claims { margin:0; padding-left:20px; }

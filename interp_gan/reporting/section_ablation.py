@@ -153,6 +153,10 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
     if measure is None:
         return None
     d = df[df["measure"] == measure]
+    if "p_random" in d:   # a set of every unit of the layer has no random baseline: the largest k that has one
+        tested = d[(d["baseline"] == "top") & d["p_random"].notna()]
+        if len(tested):
+            d = d[d["k"].isin(tested["k"].unique())]
     d = d[d["k"] == d.groupby(["layer", "style"])["k"].transform("max")]
     top, rnd = d[d["baseline"] == "top"], d[d["baseline"] == "random"]
     if not len(top):

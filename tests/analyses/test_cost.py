@@ -238,6 +238,20 @@ def test_replication_is_priced_with_the_planned_base_parameters(tiny_subject, ti
     assert planned == one * rep._RERUNS["dissection"](rep) and planned < alone
 
 
+def test_ablation_budget_samples_set_sizes_below_the_layers_unit_count(tiny_subject, tiny_data):
+    """multistyle26: ks (1, 2, ..., 64) cut to two became (1, 64); 64 is every unit of a 32-unit layer,
+    which has no random baseline, and the key finding read "not compared with random units"."""
+    unit = dataclasses.replace(measure_unit_costs(tiny_subject, tiny_data), forward_s=0.01, grad_s=0.03)
+    tiny_data.extra["unit_costs"] = unit
+    n_units = unit.channels("blocks.1.conv2")
+    kw = dict(layer="blocks.1.conv2", ks=(1, 2, 4, 64), n_random=19, n_boot=20, n_perm=50)
+    full = build_analysis("ablation", **kw).estimate_cost(tiny_subject, tiny_data, unit).seconds(unit)
+    f = build_analysis("ablation", **kw, budget_s=full * 0.55).run(tiny_subject, tiny_data)
+    assert any(n == "set sizes ablated (an even sample, to fit budget_s): [1, 4]" for n in f.notes), f.notes
+    df = f.tables["ablation"]
+    assert set(df["k"]) == {1, 4} and 4 < n_units and df.loc[df["baseline"] == "top", "p_random"].notna().all()
+
+
 def test_ablation_budget_ablates_an_even_sample_of_target_styles_last():
     """A 26-style network: at n_random 19 and 2 set sizes ablation still cost 3.5 min on a CPU, over
     any share of a 7-min budget. The last cut is an even sample of the target styles (floor 4),

@@ -121,3 +121,15 @@ def test_compare_two_runs_claim_by_claim(tmp_path):
     assert set(df.run) == {"A", "B"} and df.groupby("run").size().tolist() == [2, 2]
     assert 'href="../a/index.html"' in page
     assert main(["report"]) == 2                                                               # neither: one line
+
+
+def test_ablation_claim_reads_the_largest_set_size_that_has_a_random_baseline():
+    """A set of every unit of the layer (k = 32 of 32) has no random sets; the claim used to read
+    that row and say "not compared with random units" although k = 2 was compared."""
+    from interp_gan.reporting.section_ablation import claim
+    df = _ablation(p_random=0.01).tables["ablation"]
+    whole = df[df["baseline"] == "top"].assign(k=32, p_random=np.nan, q_random=np.nan, beyond_random=np.nan)
+    c = claim(pd.concat([df, whole], ignore_index=True))
+    assert c.verdict == "beyond random units" and "the 2 most style-selective units" in c.text, c.text
+    only_whole = claim(whole)
+    assert only_whole.verdict == "no baseline"

@@ -412,13 +412,23 @@ class Ablation(Analysis):
                 images += n_s * (1 + sets)
         return Cost(forwards=len(data) + images)
 
+    def _ks(self, n: int, unit: UnitCosts, layers: list[str]) -> list[int]:
+        """The configured set sizes, or (a budget's cut to n of them) an even sample of those below
+        the layer's unit count: a set of every unit has no random baseline to compare with."""
+        ks = list(self.ks)
+        if n >= len(ks):
+            return ks
+        units = min((unit.channels(layer) or 10 ** 9) for layer in layers)
+        below = sorted({int(k) for k in ks if int(k) < units})
+        return evenly(below if below else ks, n)
+
     def _sized(self, subject, data, unit, layers) -> tuple[dict, list[str]]:
         ks = list(self.ks)
 
         n_styles = len(self._targets(subject, data))
 
         def seconds(sz):
-            return self._passes(subject, data, unit, layers, sz["n_random"], evenly(ks, sz["ks"]),
+            return self._passes(subject, data, unit, layers, sz["n_random"], self._ks(sz["ks"], unit, layers),
                                 sz["styles"]).seconds(unit)
         return size_to_budget({"n_random": self.n_random, "ks": len(ks), "styles": n_styles}, seconds, self.budget_s,
                               [("n_random", halve_to(min(self.n_random, 19))), ("ks", halve_to(min(len(ks), 2))),
@@ -435,7 +445,7 @@ class Ablation(Analysis):
         except LookupError as e:
             return Cost(notes=[f"will fail: {e}"])
         sizes, notes = self._sized(subject, data, unit, layers)
-        cost = self._passes(subject, data, unit, layers, sizes["n_random"], evenly(list(self.ks), sizes["ks"]),
+        cost = self._passes(subject, data, unit, layers, sizes["n_random"], self._ks(sizes["ks"], unit, layers),
                             sizes["styles"])
         cost.notes += notes
         return cost
@@ -473,8 +483,9 @@ class Ablation(Analysis):
         notes: list[str] = []
         n_random, ks_param, n_targets = self.n_random, list(self.ks), None
         if self.budget_s:
-            sizes, sizing = self._sized(subject, data, unit_costs_for(subject, data), layers)
-            n_random, ks_param = sizes["n_random"], evenly(ks_param, sizes["ks"])
+            unit = unit_costs_for(subject, data)
+            sizes, sizing = self._sized(subject, data, unit, layers)
+            n_random, ks_param = sizes["n_random"], self._ks(sizes["ks"], unit, layers)
             if sizes["styles"] < len(self._targets(subject, data)):
                 n_targets = sizes["styles"]
             notes += sizing + ([f"set sizes ablated (an even sample, to fit budget_s): {ks_param}"]
