@@ -117,20 +117,26 @@ def test_probe_catches_cdn_script(tmp_path):
     assert any("cdn.plot.ly" in u for u in r["external"] + r["errors"]), r
 
 
-@needs_chromium
-def test_first_screen_shows_key_findings_with_claims_and_a_picture(tmp_path):
-    """At 1400 x 900 the first screen holds the Key findings box with at least 3 claims and at least one
-    image, with no JS error and no network request (the report built from small planted findings)."""
+def _claims_report(tmp_path, style_names: list[str]) -> Path:
+    """A report of the claims test's small planted findings plus an overview whose samples show
+    each of ``style_names``."""
     from test_report_claims import _ablation, _dissection      # the planted findings of the claims test
     rng = np.random.default_rng(0)
     overview = Finding("overview", tables={"evaluation": pd.DataFrame({"metric": ["acc_texture"], "value": [0.7]})},
                        arrays={"content": rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8),
-                               "generated": rng.integers(0, 255, (3, 2, 32, 32, 3), dtype=np.uint8)},
+                               "generated": rng.integers(0, 255, (len(style_names), 2, 32, 32, 3), dtype=np.uint8)},
                        section={"title": "Model overview", "order": 10})
     findings = [overview, _dissection("dissection", 10, 10), _dissection("discriminator_dissection", 40, 2),
                 _ablation(p_random=0.6)]
-    out = write_report(tmp_path / "rep", findings, ReportContext(name="first", style_names=["a", "b", "c"]),
-                       strict=True, paper=False)
+    return write_report(tmp_path / "rep", findings, ReportContext(name="claims", style_names=style_names),
+                        strict=True, paper=False)
+
+
+@needs_chromium
+def test_first_screen_shows_key_findings_with_claims_and_a_picture(tmp_path):
+    """At 1400 x 900 the first screen holds the Key findings box with at least 3 claims and at least one
+    image, with no JS error and no network request (the report built from small planted findings)."""
+    out = _claims_report(tmp_path, ["a", "b", "c"])
     r = browser_probe(out / "index.html", tmp_path)
     assert r["errors"] == [] and r["console_errors"] == [] and r["external"] == [], r
     fs = r["first_screen"]
@@ -156,17 +162,7 @@ def test_many_styles_keep_the_key_findings_readable(tmp_path):
     """multistyle26: the picture beside the key findings had 27 columns, squeezed the claims to one
     word per line and made the page scroll sideways. Now it shows an even sample of 4 styles (the
     overview shows all) and the text keeps most of the box."""
-    from test_report_claims import _ablation, _dissection
-    rng = np.random.default_rng(0)
-    names = [f"lite{i:02d}" for i in range(26)]
-    overview = Finding("overview", tables={"evaluation": pd.DataFrame({"metric": ["acc_texture"], "value": [0.7]})},
-                       arrays={"content": rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8),
-                               "generated": rng.integers(0, 255, (26, 2, 32, 32, 3), dtype=np.uint8)},
-                       section={"title": "Model overview", "order": 10})
-    findings = [overview, _dissection("dissection", 10, 10), _dissection("discriminator_dissection", 40, 2),
-                _ablation(p_random=0.6)]
-    out = write_report(tmp_path / "rep", findings, ReportContext(name="many", style_names=names),
-                       strict=True, paper=False)
+    out = _claims_report(tmp_path, [f"lite{i:02d}" for i in range(26)])
     assert "Content → 4 of 26 styles" in (out / "index.html").read_text(encoding="utf-8")
     r = browser_probe(out / "index.html", tmp_path)
     assert r["errors"] == [] and r["console_errors"] == [], r
