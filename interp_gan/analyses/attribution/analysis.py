@@ -45,7 +45,7 @@ from captum.attr import (GradientShap, IntegratedGradients, LayerAttribution, La
 from scipy.stats import norm, spearmanr
 from torch import Tensor, nn
 
-from interp_gan.analyses.common import log_odds, thumbnails
+from interp_gan.analyses.common import log_odds, manual_seed, thumbnails
 from interp_gan.analyses.attribution.sanity import (cascading_randomization, compare_maps,
                                                     data_randomized_copy, with_parameters)
 from interp_gan.analyses.attribution.targets import (Target, available_targets, balanced_order, build_targets,
@@ -197,7 +197,7 @@ def single_unit_effects(t: Target, generator: nn.Module, layer: str, units, *, s
 
     def score(edit=None):
         with torch.random.fork_rng(devices=devices), Trace(generator, layer, edit=edit) as tr:
-            torch.manual_seed(seed)                       # the same noise in every pass (paired)
+            manual_seed(seed)                             # the same noise in every pass (paired)
             logits = t.forward(t.inputs, *t.extra)
         return log_odds(logits.float())[rows, t.target].double().cpu().numpy(), tr.output
 
