@@ -145,7 +145,10 @@ class StyleInterpolation(Analysis):
         return Cost(forwards=n_pairs * n * (1 + len(self.steps) + sizes["n_random"] + n_other))
 
     def _sized(self, subject, data: AnalysisData, unit: UnitCosts) -> tuple[dict, list[str]]:
+        """The configured sizes, cut to fit ``budget_s`` (none cut without one), and the notes."""
         sizes = {k: getattr(self, k) for k in self._SIZES}
+        if not self.budget_s:
+            return sizes, []
         cuts = [("n_random", halve_to(min(19, self.n_random))), ("n_other", halve_to(min(9, self.n_other))),
                 ("n_images", halve_to(min(16, self.n_images))), ("n_pairs", halve_to(1))]
         return size_to_budget(sizes, lambda sz: self._cost(subject, data, sz).seconds(unit), self.budget_s, cuts,
@@ -155,7 +158,7 @@ class StyleInterpolation(Analysis):
         why = self._skip_reason(subject)
         if why:
             return Cost(skip=why)
-        sizes, notes = self._sized(subject, data, unit) if self.budget_s else ({k: getattr(self, k) for k in self._SIZES}, [])
+        sizes, notes = self._sized(subject, data, unit)
         cost = self._cost(subject, data, sizes)
         cost.notes += notes
         return cost
