@@ -12,11 +12,14 @@ The cost model (docs/scaling.md): an analysis' time is dominated by passes of im
 the generator, so each analysis counts them from its parameters (``Analysis.estimate_cost``):
 ``forwards`` (images through G without gradient; a forward stopped at a layer counts as the
 share of G's conv layers it runs) and ``grads`` (images forward + backward to the input, as
-attribution needs), plus ``other_s``: work that is not a generator pass, counted in elements
+attribution needs), ``classified`` / ``grammed`` (generated images judged by the two style
+classifiers / turned into Gram matrices by the feature net: ablation, style edits and style
+interpolation judge nearly every image they generate, and on a small generator the judges cost
+as much as the generator), plus ``other_s``: work that is not a generator pass, counted in elements
 (dissection's region counting and permutation nulls, UMAP fits, a classifier's training) and
 priced by ``UnitCosts``. ``measure_unit_costs`` times, on the subject at the pipeline's image
 size and batch: one batch forward, one forward+backward (a batch of at most 8, attribution's
-internal batch), and two small kernels that stand for dissection's counting. Those measured
+internal batch), the judges on one batch, and two small kernels that stand for dissection's counting. Those measured
 seconds per image times each analysis' counts is the estimate; the pipeline prints it before
 the first analysis and the measured time next to it after the last (``comparison_table``).
 
@@ -56,6 +59,8 @@ class UnitCosts:
     null_s: float = 2e-10               # one element of a permutation null (permutation x image x concept x unit)
     sketch_s: float = 2e-8              # one activation value into a quantile sketch (dissection's harvest)
     call_s: float = 0.0                 # fixed cost of one call, whatever its batch (forward+backward of 1 and of b)
+    classify_s: float = 0.0             # one generated image through the subject's style classifiers (both)
+    gram_s: float = 0.0                 # one generated image's Gram matrices from the subject's feature net
     image_size: int = 0
     batch_size: int = 1
     shapes: dict = field(default_factory=dict)   # module name -> output shape of one image (C, H, W) or (C,)
@@ -91,10 +96,13 @@ class Cost:
     skip: str = ""                      # non-empty: the analysis will skip, this is why
     notes: list[str] = field(default_factory=list)   # what was assumed or cut
     calls: float | None = None          # generator calls (each costs call_s); None: images / batch size
+    classified: float = 0.0             # generated images the style classifiers judge (each costs classify_s)
+    grammed: float = 0.0                # generated images whose Grams the feature net computes (gram_s each)
 
     def seconds(self, unit: UnitCosts) -> float:
         calls = self.calls if self.calls is not None else self.images() / max(1, unit.batch_size)
-        return self.forwards * unit.forward_s + self.grads * unit.grad_s + self.other_s + calls * unit.call_s
+        return (self.forwards * unit.forward_s + self.grads * unit.grad_s + self.other_s + calls * unit.call_s
+                + self.classified * unit.classify_s + self.grammed * unit.gram_s)
 
     def images(self) -> float:
         return self.forwards + self.grads
@@ -102,7 +110,8 @@ class Cost:
     def __add__(self, other: "Cost") -> "Cost":
         calls = None if self.calls is None and other.calls is None else (self.calls or 0) + (other.calls or 0)
         return Cost(self.forwards + other.forwards, self.grads + other.grads, self.other_s + other.other_s,
-                    self.skip or other.skip, self.notes + other.notes, calls)
+                    self.skip or other.skip, self.notes + other.notes, calls, self.classified + other.classified,
+                    self.grammed + other.grammed)
 
 
 def _sync(dev: torch.device) -> None:
@@ -174,6 +183,24 @@ def _kernel_costs(dev: torch.device, size: int) -> tuple[float, float, float]:
     return region_s, null_s, sketch_s
 
 
+@torch.no_grad()
+def _judge_costs(subject, images: Tensor) -> tuple[float, float]:
+    """(classify_s, gram_s): seconds per image for the subject's style classifiers (both, where
+    present) and its feature net's Gram matrices, timed on ``images`` (content images stand in
+    for generated ones: same size and batch). Each is timed twice and the faster kept."""
+    dev, b = images.device, len(images)
+    clfs = [m for m in (subject.classifier, subject.texture_classifier) if m is not None]
+    f = subject.feature_net
+
+    def classify():
+        for m in clfs:
+            m(images)
+    classify_s = min(_timed(classify, dev) for _ in range(2)) / b if clfs else 0.0
+    gram_s = min(_timed(lambda: f.grams(images), dev) for _ in range(2)) / b \
+        if f is not None and callable(getattr(f, "grams", None)) else 0.0
+    return classify_s, gram_s
+
+
 def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCosts:
     """Time the subject on ``data``'s first images at their size: one forward of a batch
     (``batch_size``, default data.batch_size), one forward+backward to the input of at most
@@ -192,6 +219,7 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
     with torch.no_grad():
         shapes, order = _shapes(subject.generator, lambda: subject.generate(content[:1], ids[:1], zz(1)))
         fwd = _timed(lambda: subject.generate(content, ids, zz(b)), dev) / b
+        classify_s, gram_s = _judge_costs(subject, content)
     bg = min(b, GRAD_BATCH)
     x = content[:bg].detach().clone().requires_grad_(True)
 
@@ -213,7 +241,7 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
         grad_s, call_s = 3 * fwd, 0.0
     region_s, null_s, sketch_s = _kernel_costs(dev, int(data.content.shape[-1]))
     return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
-                     image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
+                     classify_s=classify_s, gram_s=gram_s, image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
                      measure_s=time.perf_counter() - t_start, device=str(dev))
 
 
@@ -394,7 +422,9 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
     budgets = budgets or {}
     lines = [f"estimate (measured on {unit.device} at {unit.image_size} px in {unit.measure_s:.1f} s: "
              f"{unit.forward_s * 1e3:.1f} ms per image forward (batch {unit.batch_size}), "
-             f"{unit.grad_s * 1e3:.1f} ms forward+backward (batch {min(unit.batch_size, GRAD_BATCH)})):",
+             f"{unit.grad_s * 1e3:.1f} ms forward+backward (batch {min(unit.batch_size, GRAD_BATCH)})"
+             + (f", {unit.classify_s * 1e3:.1f} ms style classifiers" if unit.classify_s else "")
+             + (f", {unit.gram_s * 1e3:.1f} ms Gram matrices" if unit.gram_s else "") + "):",
              f"  {'analysis':26} {'G forwards':>11} {'fwd+bwd':>9} {'other':>9} {'estimate':>12}  note"]
     total = 0.0
     for name, c in costs.items():
@@ -405,8 +435,9 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
             cut = any(n.startswith("budget") for n in c.notes)
             note = f"budget_s {fmt_seconds(budgets[name])}" + (": sized down" if cut else "") + (
                 ", over it even at its floors" if s > budgets[name] * 1.001 else "")
+        other = c.other_s + c.classified * unit.classify_s + c.grammed * unit.gram_s   # judges included
         lines.append(f"  {name:26} {int(round(c.forwards)):>11,} {int(round(c.grads)):>9,} "
-                     f"{fmt_seconds(c.other_s):>9} {fmt_seconds(s):>12}  {note[:90]}")
+                     f"{fmt_seconds(other):>9} {fmt_seconds(s):>12}  {note[:90]}")
     lines.append(f"  {'total':26} {'':>11} {'':>9} {'':>9} {fmt_seconds(total):>12}")
     return "\n".join(lines)
 

@@ -131,7 +131,8 @@ class Replication(Analysis):
             if one.skip:
                 continue
             n = self._RERUNS[name](self) + (0 if name in have or name in planned else 1)
-            cost = cost + Cost(one.forwards * n, one.grads * n, one.other_s * n)
+            cost = cost + Cost(one.forwards * n, one.grads * n, one.other_s * n,
+                               classified=one.classified * n, grammed=one.grammed * n)
         return cost
 
     def run(self, subject, data: AnalysisData) -> Finding:

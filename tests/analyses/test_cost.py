@@ -63,6 +63,49 @@ def test_estimated_generator_passes_match_the_counted_ones(name):
     assert abs(est.images() - counted) <= 0.1 * counted + 2, (name, est, n)
 
 
+def _count_images(module, counts: dict, key: str):
+    def pre(mod, args):
+        counts[key] = counts.get(key, 0) + int(args[0].shape[0])
+    return module.register_forward_pre_hook(pre)
+
+
+# attribution prices its image models per target (a scorer's pass included), artifacts times its judges itself
+_JUDGES_PRICED_ELSEWHERE = {"attribution", "artifact_units"}
+
+
+@pytest.mark.parametrize("name", [n for n in list_analyses() if n not in _JUDGES_PRICED_ELSEWHERE])
+def test_estimated_judge_passes_match_the_counted_ones(name):
+    """The generated images an analysis sends through the two style classifiers (``classified``:
+    images through both) and the feature net's Grams (``grammed``), against hooks' counts of what
+    ``run`` sent: on a small generator the judges cost as much as the generator itself."""
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject)
+    unit = dataclasses.replace(measure_unit_costs(subject, data), order=())
+    assert unit.classify_s > 0 and unit.gram_s > 0
+    analysis = build_analysis(name, **get_analysis(name).fast)
+    est = analysis.estimate_cost(subject, data, unit)
+    n: dict = {}
+    f = subject.feature_net
+    real_grams = f.grams
+    hooks = [_count_images(subject.classifier, n, "rgb"), _count_images(subject.texture_classifier, n, "tex")]
+
+    def grams(x, *a, **k):
+        n["grams"] = n.get("grams", 0) + int(x.shape[0])
+        return real_grams(x, *a, **k)
+    f.grams = grams
+    try:
+        analysis.run(subject, data)
+    finally:
+        for h in hooks:
+            h.remove()
+        del f.grams
+    judged = (n.get("rgb", 0) + n.get("tex", 0)) / 2          # classify_s is priced for both classifiers
+    real = len(data.style_images)                              # Gram references of the real style images
+    grammed = max(0, n.get("grams", 0) - (real if est.grammed else 0))
+    assert abs(est.classified - judged) <= 0.15 * judged + 2, (name, est.classified, n)
+    assert abs(est.grammed - grammed) <= 0.15 * grammed + 2, (name, est.grammed, n)
+
+
 def test_count_generator_counts_images_and_removes_its_hook():
     subject = make_tiny_subject()
     data = make_tiny_data(subject)

@@ -460,6 +460,12 @@ class Attribution(Analysis):
             shape = tuple(t.inputs.shape[1:])
         if on_g:
             t_f, t_fb = unit.forward_s, unit.grad_s
+            scorer = t.get("scorer") if isinstance(t, dict) else getattr(t.forward, "scorer", None)
+            if scorer is not None and unit.image_size:     # G's image is then scored (a classifier or D)
+                b = max(1, min(self.internal_batch_size, n, 8))
+                s_f, s_fb = _time_forward(scorer, torch.rand(b, 3, unit.image_size, unit.image_size,
+                                                             device=subject.device) * 2 - 1)
+                t_f, t_fb = t_f + s_f, t_fb + s_fb
         else:
             b = max(1, min(self.internal_batch_size, n, 8))
             xs = x[:b] if x is not None else torch.rand(b, *shape, device=subject.device) * 2 - 1

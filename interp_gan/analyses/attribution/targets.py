@@ -269,8 +269,9 @@ def build_targets(subject, data, names, *, n_images: int, baseline: Baseline = "
 def available_targets(subject, data, names, *, n_images: int, region: str | Tensor | None = "center"
                       ) -> tuple[list[dict], list[tuple[str, str]]]:
     """What ``build_targets`` would build, found without running a model (for cost estimates):
-    ([{name, source, model, fn, n, on_generator}], [(name, why skipped)]). ``fn`` is the image
-    model's image -> logits (None for the targets that run the generator)."""
+    ([{name, source, model, fn, n, on_generator[, scorer]}], [(name, why skipped)]). ``fn`` is the
+    image model's image -> logits (None for the targets that run the generator); ``scorer`` is
+    what scores the generator's image (the generator targets)."""
     n = min(n_images, len(data))
     real = data.style_images is not None and data.style_labels is not None and len(data.style_images) > 0
     n_real = min(n_images, len(data.style_images)) if real else 0
@@ -299,7 +300,7 @@ def available_targets(subject, data, names, *, n_images: int, region: str | Tens
             skipped.append((name, "the subject has no latent style code (stylize_code)"))
         else:
             out.append(dict(name=name, source="content" if name == "generator" else "code", model=subject.generator,
-                            fn=None, n=n, on_generator=True))
+                            fn=None, n=n, on_generator=True, scorer=scorer[2]))
     if "region" in names:
         if region is None:
             skipped.append(("region", "no region given (param region: a [H,W] mask or a box name)"))

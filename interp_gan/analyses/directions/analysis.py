@@ -146,17 +146,23 @@ class Directions(Analysis):
                 "svm": min(k, pairs) if S > 1 else 0, "svm_cond": min(k, pairs) if S > 2 else 0}
         rows = {m: r for m, r in rows.items() if m in self.methods}
         steps = sum(1 for t in self.steps if t != 0)
-        fwd += n * (1 + steps * sum(rows.values()))
+        walks = n * (1 + steps * sum(rows.values()))
+        judged = n * (1 + sum(rows.values()))                 # the unedited images and each walk's end
         if self.layerwise and rows.get("sefa"):
-            fwd += n * rows["sefa"] * len(_affine_names(G))
+            walks += n * rows["sefa"] * len(_affine_names(G))
+            judged += n * rows["sefa"] * len(_affine_names(G))
         has_clf = (subject.classifier or subject.texture_classifier) is not None
         if has_clf and "random" in rows:
-            fwd += n * sz["n_random"] * (sum(rows.values()) - rows["random"])
+            walks += n * sz["n_random"] * (sum(rows.values()) - rows["random"])
+            judged += n * sz["n_random"] * (sum(rows.values()) - rows["random"])
+        fwd += walks
+        both = subject.classifier is not None and subject.texture_classifier is not None
+        judged *= 0.5 if both else 1.0                        # one classifier judges (classify_s times both)
         grads = 0.0
         if rows.get("voynov"):
             runs = sz["voynov_restarts"] * sz["voynov_steps"] * self.voynov_batch_size
             fwd, grads = fwd + runs, runs
-        return Cost(forwards=fwd, grads=grads)
+        return Cost(forwards=fwd, grads=grads, classified=judged if has_clf else 0.0)
 
     def _sized(self, subject, data: AnalysisData, unit: UnitCosts) -> tuple[dict, list[str]]:
         sizes = {"voynov_restarts": self.voynov_restarts, "voynov_steps": self.voynov_steps,

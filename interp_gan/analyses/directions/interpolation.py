@@ -142,7 +142,8 @@ class StyleInterpolation(Analysis):
         n = min(sizes["n_images"], len(data))
         n_other = min(sizes["n_other"], subject.num_styles - 2)
         n_pairs = len(self._pairs(subject)) if self.pairs else min(sizes["n_pairs"], subject.num_styles // 2) or 1
-        return Cost(forwards=n_pairs * n * (1 + len(self.steps) + sizes["n_random"] + n_other))
+        images = n_pairs * n * (1 + len(self.steps) + sizes["n_random"] + n_other)
+        return Cost(forwards=images, classified=images)      # every image is judged by the classifiers
 
     def _sized(self, subject, data: AnalysisData, unit: UnitCosts) -> tuple[dict, list[str]]:
         """The configured sizes, cut to fit ``budget_s`` (none cut without one), and the notes."""

@@ -209,6 +209,14 @@ _LOG_ODDS = {"classifier": "log_odds", "texture_classifier": "log_odds_texture"}
 
 
 @torch.no_grad()
+def judged_by_measures(subject, data: AnalysisData, images: float) -> dict[str, float]:
+    """``Cost`` counts for ``images`` generated images measured by ``style_measures``: each goes
+    through the style classifiers, and through the feature net where real style images give
+    Gram references."""
+    grams = subject.feature_net is not None and data.style_images is not None and data.style_labels is not None
+    return {"classified": images, "grammed": images if grams else 0.0}
+
+
 def style_measures(subject, data: AnalysisData, notes: list[str]) -> tuple[Measure, dict[str, list[str]]]:
     """The per-image measures this subject and data allow: (fn, {kind: column names}).
 
@@ -410,7 +418,7 @@ class Ablation(Analysis):
                 if self.n_measure is not None:
                     n_s = min(int(self.n_measure), len(data) if self.intervention != "insert" else n_s)
                 images += n_s * (1 + sets)
-        return Cost(forwards=len(data) + images)
+        return Cost(forwards=len(data) + images, **judged_by_measures(subject, data, images))
 
     def _ks(self, n: int, unit: UnitCosts, layers: list[str]) -> list[int]:
         """The configured set sizes, or (a budget's cut to n of them) an even sample of those below

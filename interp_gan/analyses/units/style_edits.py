@@ -359,8 +359,9 @@ class StyleEdits(Analysis):
             images += len(kk) * n + sets * int(counts[s])
         for a, _ in pairs:
             images += (len(kk) + sets) * int(counts[a])
+        judged = images - n                                   # all but the unit means' pass
         images += 2 * self.n_strip * (1 + (1 if pairs else 0))
-        return Cost(forwards=images)
+        return Cost(forwards=images, classified=judged)
 
     def _sized(self, subject, data, unit: UnitCosts, n_units: int) -> tuple[dict, list[str]]:
         ks = list(self.ks)
