@@ -24,6 +24,7 @@ from torch import nn
 
 from interp_gan.checkpoint import check_shapes
 from interp_gan.guards import check_finite, check_model_size
+from interp_gan.subject.foreign import MODEL_SUFFIXES as _FILE_SUFFIXES
 from interp_gan.subject.protocol import Subject
 from interp_gan.util import atomic_write, import_factory, resolve_device, sha256_file
 
@@ -115,7 +116,6 @@ def _flat_tensors(sd: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
-_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".pkl", ".onnx")
 _CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
@@ -430,9 +430,13 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
             return module_subject(obj, s, dev)
         raise TypeError(f"factory {s} returned {type(obj).__name__}; expected an nn.Module or a Subject")
     path = Path(s)
+    if path.is_dir():          # a training run's folder, or a SavedModel / a folder of models: said in one line
+        from interp_gan.subject.foreign import checkpoint_in_folder
+        path = checkpoint_in_folder(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; expected a .safetensors checkpoint, a CycleGAN .pth, "
-                                "a StarGAN .ckpt, a StyleGAN2 .pkl, or --model file.py:factory")
+        raise FileNotFoundError(f"no checkpoint at {path}; expected a .safetensors checkpoint (or a training run "
+                                "folder), a CycleGAN .pth, a StarGAN .ckpt, an .onnx file, a TorchScript archive, a "
+                                "StyleGAN2 .pkl, or --model file.py:factory")
     if path.suffix not in (".safetensors", ".onnx") and _torch_kind(path) == "torch_export":
         raise ValueError(f"{path} is a torch.export archive (.pt2), which interp_gan does not load: its unflattened "
                          "layers are generic interpreter modules (no nn.Conv2d for the default layer lists, no "
@@ -455,5 +459,10 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     if path.suffix == ".onnx":
         from interp_gan.subject.onnx import load_onnx_subject
         return load_onnx_subject(path, dev, **(onnx_options or {}))
+    if _torch_kind(path) in ("torch_zip", "pickle"):   # a state dict of another suffix (pytorch_model.bin)
+        return _from_pth(path, dev)
+    from interp_gan.subject.foreign import refusal
+    if refusal(path):                                    # Keras, TensorFlow, TensorRT, Core ML, ...
+        raise ValueError(refusal(path))
     raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, a state_dict "
                      ".pth / .pt / .ckpt, a TorchScript archive, an .onnx file, or an NVlabs StyleGAN2 network pickle .pkl")
