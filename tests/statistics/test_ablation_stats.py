@@ -27,6 +27,9 @@ from interp_gan.analyses.units.ablation import (Ablation, bootstrap_t_mean_ci, c
                                                 shuffled_units, signflip_pvalue)
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analyses"))   # test_style_edits' toy model
+from replicates import over_cores  # noqa: E402
+
 
 @pytest.mark.parametrize("n,shape", [(16, "normal"), (48, "normal"), (16, "gamma4"), (48, "gamma4")])
 def test_bootstrap_t_ci_of_the_mean_covers(n, shape):
@@ -144,19 +147,17 @@ def _correlated_null_pvalues(baseline: str, reps: int, n_measure: int | None = N
     """p_random of the top-3 zero ablation for "checker" (RGB log-odds) on the null toy of
     tests/analyses/test_style_edits.py: its 24 units are convolutions of the same 3 colour
     channels (correlated) and carry no style (the style pattern is added after the layer)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analyses"))
-    from test_style_edits import toy_data, toy_subject
     import torch
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)          # a tiny model: a second thread costs more than it brings (CI time)
-    try:
-        ps = [_null_p(baseline, rep, n_measure, toy_subject, toy_data) for rep in range(reps)]
+    try:                              # a tiny model: one thread per replicate, the replicates over the cores
+        ps = over_cores(_null_p, [(baseline, rep, n_measure) for rep in range(reps)])
     finally:
         torch.set_num_threads(threads)
     return np.asarray(ps)
 
 
-def _null_p(baseline, rep, n_measure, toy_subject, toy_data) -> float:
+def _null_p(baseline, rep, n_measure) -> float:
+    from test_style_edits import toy_data, toy_subject
     f = Ablation(layer="mix", styles=["checker"], ks=(3,), n_random=19, n_boot=20, n_perm=20, baseline=baseline,
                  seed=rep, n_measure=n_measure).run(toy_subject(planted=False), toy_data(seed=rep))
     df = f.tables["ablation"]

@@ -21,6 +21,8 @@ from interp_gan.analyses.units.style_edits import StyleEdits, contrast_ci
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analyses"))
 from test_style_edits import toy_data, toy_subject  # noqa: E402
 
+from replicates import over_cores  # noqa: E402
+
 
 def _draw(rng, shape, n, mean, sd):
     if shape == "normal":
@@ -44,21 +46,20 @@ def test_specificity_ci_covers(n, m, shape):
     assert 0.92 <= cov <= 0.98, cov
 
 
+def _null_p(baseline: str, rep: int) -> float:
+    f = StyleEdits(layer="mix", styles=["checker"], transfer=False, ks=(3,), n_random=19, n_boot=20,
+                   n_strip=0, baseline=baseline, seed=rep).run(toy_subject(planted=False), toy_data(seed=rep))
+    df = f.tables["style_removal"]
+    return float(df[df["on_target"] & (df["classifier"] == "rgb") & (df["measure"] == "log_odds")].iloc[0]["p_random"])
+
+
 def _null_pvalues(baseline: str, reps: int) -> np.ndarray:
     import torch
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)          # a tiny model: a second thread costs more than it brings (CI time)
-    ps = []
-    try:
-        for rep in range(reps):
-            f = StyleEdits(layer="mix", styles=["checker"], transfer=False, ks=(3,), n_random=19, n_boot=20,
-                           n_strip=0, baseline=baseline, seed=rep).run(toy_subject(planted=False), toy_data(seed=rep))
-            df = f.tables["style_removal"]
-            row = df[df["on_target"] & (df["classifier"] == "rgb") & (df["measure"] == "log_odds")].iloc[0]
-            ps.append(row["p_random"])
+    try:                              # a tiny model: one thread per replicate, the replicates over the cores
+        return np.asarray(over_cores(_null_p, [(baseline, rep) for rep in range(reps)]))
     finally:
         torch.set_num_threads(threads)
-    return np.asarray(ps)
 
 
 def test_p_random_is_calibrated_on_a_planted_null():
