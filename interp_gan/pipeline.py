@@ -63,8 +63,10 @@ def _log(msg: str, every_rank: bool = False) -> None:
 def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded") -> AnalysisData:
     """Content images (centre crops at cfg.image_size) each paired with a target style
     (balanced: image i -> style i mod S), seeded z, and real style images where the subject's
-    style names exist in the data."""
-    from interp_gan.data import EMBEDDED_STYLES, centre_crop, load_data
+    style names exist in the data. A ``--data`` folder is sampled before anything is decoded:
+    ``cfg.n_images`` photos in a seeded order (``cfg.seed``), at most ``cfg.style_images_per_style``
+    images per style; ``max_bad_fraction`` applies to the files tried (``data/sampling.py``)."""
+    from interp_gan.data import EMBEDDED_STYLES, Sample, centre_crop, load_data
     from interp_gan.data.folders import resolve_data_dir
     from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI
 
@@ -74,11 +76,14 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         dcfg = DataConfig(source="embedded", styles=known or (EMBEDDED_STYLES[0],),
                           image_size=cfg.image_size, load_size=cfg.image_size)
         notes: list[str] = []
+        sample = None          # 256 small photos, built by us: read whole, as its fingerprint always covered
     else:   # DIR/content + DIR/style/<name>, CycleGAN trainA/trainB, or a folder of photos
         kw, notes = resolve_data_dir(source, names)
         dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size,
                           max_bad_fraction=cfg.max_bad_fraction)
-    sd = load_data(dcfg)
+        # only the files used are decoded: n_images photos in a seeded order, a capped sample per style
+        sample = Sample(content=cfg.n_images, per_style=cfg.style_images_per_style, seed=cfg.seed)
+    sd = load_data(dcfg, sample=sample)
     if sd.skipped:
         _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "
              f"({', '.join(f'{k} {v}' for k, v in sorted(sd.skipped.items()))}): {', '.join(sd.skipped_files[:5])}")
@@ -90,9 +95,12 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         _log(f"data: {line}")
     if len(sd.content) < cfg.n_images:
         _log(f"data has {len(sd.content)} content images; using all of them (n_images={cfg.n_images})")
-    g = torch.Generator().manual_seed(cfg.seed)
-    order = torch.randperm(len(sd.content), generator=g)[: cfg.n_images]
-    content = centre_crop(sd.content[order], cfg.image_size)
+    if sample is None:
+        g = torch.Generator().manual_seed(cfg.seed)
+        order = torch.randperm(len(sd.content), generator=g)[: cfg.n_images]
+        content = centre_crop(sd.content[order], cfg.image_size)
+    else:                      # already the seeded choice, in its order (data/sampling.py)
+        content = centre_crop(sd.content, cfg.image_size)
     n = len(content)
     style_ids = torch.arange(n) % subject.num_styles
     z = subject.sample_z(n, seed=cfg.seed).cpu() if subject.latent_dim else None

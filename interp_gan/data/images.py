@@ -11,6 +11,9 @@ Conversions done here because Pillow's ``convert("RGB")`` gets them wrong or los
 [0, 255] or [0, 65535] (other negatives clipped; beyond 65535 divided by its maximum); an image
 holding NaN or Inf is skipped ("non-finite pixels");
 transparent images (RGBA, LA, palette with transparency) are composited on white;
+an embedded colour profile (Adobe RGB, Display P3, ProPhoto, a CMYK or grey profile) is
+converted to sRGB with LittleCMS (``colour.to_srgb``; a profile that cannot be read or used
+leaves the pixels as stored, counted by the caller, never an error);
 palette and CMYK images go through Pillow's own conversions; EXIF orientation is applied;
 an animated GIF / WebP / multi-page TIFF is read as its first frame; a TIFF Pillow cannot open
 (RGB float32) is read with tifffile under the same rules.
@@ -26,14 +29,17 @@ import io
 import os
 import warnings
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .colour import to_srgb
+
 __all__ = ["BadImage", "IMAGE_EXTENSIONS", "decode_image", "read_image", "list_images", "folder_inventory",
-           "scan_images", "scan_files"]
+           "scan_images", "scan_files", "read_files", "Scan"]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -127,10 +133,12 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))  # L, 1, CMYK, YCbCr, RGB, ...
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode image bytes to [H, W, 3] uint8 RGB; raise ``BadImage(reason)`` if unusable."""
+def decode_image(data: bytes, colour: dict[str, int] | None = None) -> np.ndarray:
+    """Decode image bytes to [H, W, 3] uint8 RGB; raise ``BadImage(reason)`` if unusable.
+    ``colour`` (optional) counts the colour profiles met: ``{"converted": n, "not applied": n}``."""
     if len(data) == 0:
         raise BadImage("empty file")
+    status = None
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -138,7 +146,8 @@ def decode_image(data: bytes) -> np.ndarray:
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)                   # an animation or a multi-page file: its first frame
             im.load()  # decodes every pixel; verify() would pass a truncated JPEG
-            im = ImageOps.exif_transpose(im)
+            im = ImageOps.exif_transpose(im)     # keeps info["icc_profile"]; to_srgb's output has no EXIF
+            im, status = to_srgb(im)
             arr = _to_rgb(im)
         except BadImage:
             raise
@@ -154,6 +163,8 @@ def decode_image(data: bytes) -> np.ndarray:
             raise BadImage(reason, str(e)) from None
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise BadImage("unreadable", f"decoded to shape {arr.shape}")
+    if status and colour is not None:
+        colour[status] = colour.get(status, 0) + 1
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
@@ -221,37 +232,67 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     return folder_inventory(folder, recursive)[0]
 
 
-def scan_files(paths: list[Path], max_bad_fraction: float, transform: Callable[[np.ndarray], np.ndarray] | None = None
-               ) -> tuple[list[tuple[Path, np.ndarray, str]], dict[str, int]]:
-    """Like ``scan_images`` but keeps ``(path, image, sha256 of the file bytes)`` per good file.
-    ``transform`` (e.g. a resize) is applied to each image as it is read, so a folder of large
-    photos never sits in memory at full size."""
+@dataclass
+class Scan:
+    """What ``read_files`` found: the good files as ``(path, image, sha256 of the file bytes)``, the
+    bad ones met (in the order tried) and their count by reason, how many files were tried, and
+    the colour profiles met (``decode_image``'s ``colour``)."""
+    good: list[tuple[Path, np.ndarray, str]]
+    skipped: dict[str, int]
+    bad: list[Path]
+    tried: int
+    colour: dict[str, int] = field(default_factory=dict)
+
+
+def read_files(paths: list[Path], max_bad_fraction: float,
+               transform: Callable[[np.ndarray], np.ndarray] | None = None, want: int | None = None) -> Scan:
+    """Read ``paths`` in the order given, skipping and counting bad files, until ``want`` good
+    ones are in hand (None: all). ``transform`` (e.g. a resize) is applied to each image as it is
+    read, so a folder of large photos never sits in memory at full size.
+
+    ``max_bad_fraction`` applies to the files tried: more bad than that share of them (or no good
+    file) raises a one-line ``ValueError``; with ``want``, reading stops as soon as that can no
+    longer be avoided, so a folder of mostly broken files is not read to its end."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("no image files given; expected at least one .png/.jpg/... file")
     good: list[tuple[Path, np.ndarray, str]] = []
+    bad: list[Path] = []
     skipped: Counter[str] = Counter()
+    colour: dict[str, int] = {}
     first_bad: tuple[Path, str] | None = None
     for p in paths:
+        if want is not None and (len(good) >= want or len(bad) * (1 - max_bad_fraction) > max_bad_fraction * want):
+            break
         try:
             if p.is_symlink() and not p.exists():
                 raise BadImage("broken link", f"{p} -> {os.readlink(p)}")
             data = p.read_bytes()
-            img = decode_image(data)
+            img = decode_image(data, colour)
             good.append((p, transform(img) if transform else img, hashlib.sha256(data).hexdigest()))
         except (BadImage, OSError) as e:
             reason = e.reason if isinstance(e, BadImage) else "unreadable"
             skipped[reason] += 1
+            bad.append(p)
             first_bad = first_bad or (p, reason)
-    n_bad = sum(skipped.values())
-    if not good or n_bad > max_bad_fraction * len(paths):
+    tried = len(good) + len(bad)
+    if not good or len(bad) > max_bad_fraction * tried:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+        of = f"{tried} images" if tried == len(paths) else f"{tried} images tried (of {len(paths)} listed)"
         raise ValueError(
-            f"{n_bad} of {len(paths)} images could not be read ({counts}; e.g. {first_bad[0]}: "
+            f"{len(bad)} of {of} could not be read ({counts}; e.g. {first_bad[0]}: "
             f"{first_bad[1]}), more than max_bad_fraction={max_bad_fraction:g}; "
             f"remove or re-export the bad files, or raise data.max_bad_fraction (a training recipe) / "
             f"max_bad_fraction (an analysis pipeline: --set max_bad_fraction=0.5)")
-    return good, dict(skipped)
+    return Scan(good, dict(skipped), bad, tried, colour)
+
+
+def scan_files(paths: list[Path], max_bad_fraction: float, transform: Callable[[np.ndarray], np.ndarray] | None = None
+               ) -> tuple[list[tuple[Path, np.ndarray, str]], dict[str, int]]:
+    """Like ``scan_images`` but keeps ``(path, image, sha256 of the file bytes)`` per good file
+    (``read_files`` of all ``paths``)."""
+    scan = read_files(paths, max_bad_fraction, transform)
+    return scan.good, scan.skipped
 
 
 def scan_images(paths: list[Path], max_bad_fraction: float = 0.2
