@@ -39,7 +39,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .colour import to_srgb
 
 __all__ = ["BadImage", "IMAGE_EXTENSIONS", "decode_image", "read_image", "list_images", "folder_inventory",
-           "scan_images", "scan_files", "read_files", "Scan"]
+           "scan_images", "scan_files", "read_files", "Scan", "image_paths"]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -182,17 +182,39 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data)
 
 
-def _walk(root: Path, recursive: bool):
-    """(folder, [names]) under ``root``, following links to folders, each real folder once."""
+def _walk(root: str, recursive: bool):
+    """(folder, its real path, [os.DirEntry of the files in it]) under ``root``, top down, subfolders
+    in name order, following links to folders, each real folder once; unreadable folders are
+    passed over (as ``os.walk`` does). One ``scandir`` per folder: no ``stat`` per file."""
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    todo = [root]
+    while todo:
+        folder = todo.pop()
         real = os.path.realpath(folder)
         if real in seen:              # a link loop, or a second link to a folder already read
-            dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        yield Path(folder), files
+        files, dirs = [], []
+        try:
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    try:
+                        is_dir = e.is_dir()          # follows a link, as os.walk(followlinks=True)
+                    except OSError:
+                        is_dir = False
+                    (dirs if is_dir else files).append(e)
+        except OSError:
+            continue
+        yield folder, real, files
+        if recursive:                 # pushed in reverse: popped in name order
+            todo += [os.path.join(folder, n) for n in sorted((d.name for d in dirs if not d.name.startswith(".")),
+                                                             reverse=True)]
+
+
+def _suffix(name: str) -> str:
+    """``Path(name).suffix`` without building a Path."""
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
 
 
 def folder_inventory(folder: str | os.PathLike, recursive: bool = True) -> tuple[list[Path], dict[str, int]]:
@@ -203,27 +225,41 @@ def folder_inventory(folder: str | os.PathLike, recursive: bool = True) -> tuple
     macOS ``._name`` copies) as "hidden", other extensions as "not an image type (.txt)", and a
     second name for a file already listed (a link to it) as "link to a file already listed". A
     broken link with an image extension stays in the list: reading it fails as "broken link".
+    Sorted as ``sorted()`` sorts Paths. ``image_paths`` gives the same list as strings.
     """
-    root = Path(folder)
-    out: list[Path] = []
+    files, left = image_paths(folder, recursive)
+    return [Path(q) for q in files], left
+
+
+def image_paths(folder: str | os.PathLike, recursive: bool = True) -> tuple[list[str], dict[str, int]]:
+    """``folder_inventory`` as path strings: 200k files list in about a second (one ``scandir`` per
+    folder, no ``stat`` per file, no Path object per file), for a caller that reads a sample."""
+    out: list[str] = []
     left: dict[str, int] = {}
     real_seen: set[str] = set()
-    for d, files in _walk(root, recursive):
-        for name in sorted(files, key=lambda n: (os.path.islink(d / n), n)):   # a file before links to it
-            q = d / name
-            suffix = q.suffix.lower()
+    n_folders = 0
+    for d, real_d, entries in _walk(str(Path(folder)), recursive):
+        n_folders += 1
+        files = [e.name for e in entries if not e.is_symlink()]
+        links = [e.name for e in entries if e.is_symlink()]
+        for name, is_link in [(n, False) for n in sorted(files)] + [(n, True) for n in sorted(links)]:
+            suffix = _suffix(name).lower()                       # a file before links to it
             if name.startswith("."):
                 why = "hidden"
             elif suffix not in IMAGE_EXTENSIONS:
                 why = f"not an image type ({suffix or 'no extension'})"
-            elif os.path.realpath(q) in real_seen:
-                why = "link to a file already listed"
             else:
-                real_seen.add(os.path.realpath(q))
-                out.append(q)
-                continue
+                q = os.path.join(d, name)
+                real = os.path.realpath(q) if is_link else q if real_d == d else os.path.join(real_d, name)
+                if real in real_seen:
+                    why = "link to a file already listed"
+                else:
+                    real_seen.add(real)
+                    out.append(q)
+                    continue
             left[why] = left.get(why, 0) + 1
-    return sorted(out), left
+    # Path order compares path components; within one folder that is the plain string order
+    return sorted(out, key=lambda q: q.split(os.sep)) if n_folders > 1 else sorted(out), left
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
@@ -253,7 +289,6 @@ def read_files(paths: list[Path], max_bad_fraction: float,
     ``max_bad_fraction`` applies to the files tried: more bad than that share of them (or no good
     file) raises a one-line ``ValueError``; with ``want``, reading stops as soon as that can no
     longer be avoided, so a folder of mostly broken files is not read to its end."""
-    paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("no image files given; expected at least one .png/.jpg/... file")
     good: list[tuple[Path, np.ndarray, str]] = []
@@ -264,6 +299,7 @@ def read_files(paths: list[Path], max_bad_fraction: float,
     for p in paths:
         if want is not None and (len(good) >= want or len(bad) * (1 - max_bad_fraction) > max_bad_fraction * want):
             break
+        p = Path(p)
         try:
             if p.is_symlink() and not p.exists():
                 raise BadImage("broken link", f"{p} -> {os.readlink(p)}")
