@@ -115,7 +115,10 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     return AnalysisData(content=content, style_ids=style_ids, z=z, style_images=style_images,
                         style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=cfg.batch_size,
                         extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source,
-                               "data_notes": notes})
+                               "data_notes": notes,
+                               # a sampled folder: the classifiers' cache follows the style images alone, so
+                               # another n_images or content sample does not train them again
+                               **({"style_fingerprint": sd.style_fingerprint} if sample is not None else {})})
 
 
 def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
@@ -170,7 +173,7 @@ def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
 def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) -> Subject:
     """Give a subject that came without the two independent style classifiers (an ONNX network,
     a third-party checkpoint) a pair trained on the data's real images of its own styles (cached
-    by data and style names), so the analyses that judge style can run; their held-out accuracy
+    by data, or by the style images alone for a sampled ``--data`` folder, and style names), so the analyses that judge style can run; their held-out accuracy
     goes into ``meta["analysis_classifiers"]`` (and the report's model card). When that is not
     possible ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
     from interp_gan.training.classifiers import classifiers_for_styles
@@ -178,7 +181,7 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
     _log(f"independent style classifiers for {subject.num_styles} styles: training on the real style images "
          f"(minutes on a CPU the first time; cached after) ...")
     clfs, info = classifiers_for_styles(subject.style_names, data.style_images, data.style_labels,
-                                        data.fingerprint, image_size)
+                                        data.extra.get("style_fingerprint") or data.fingerprint, image_size)
     if clfs is None:
         subject.meta = {**subject.meta, "classifiers_missing": info}
         _log(f"no independent style classifiers: {info}")

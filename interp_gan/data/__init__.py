@@ -43,6 +43,7 @@ class StyleData:
     source: str = "embedded"       # "embedded" or the folder path
     skipped_files: list[str] = field(default_factory=list)   # the first few bad images (prefix/relative path)
     notes: list[str] = field(default_factory=list)   # what else to say once: files left out, images upscaled
+    style_fingerprint: str = ""    # the same over the style images only (what the style classifiers see)
 
 
 def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, what: str,
@@ -117,7 +118,7 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: S
     c_imgs, hashes, skipped, bad, tried = _read(paths, content_dir, "content", L, frac, "content folder",
                                                 small, colour, want)
     notes = [f"content: {len(c_imgs):,} of {len(paths):,} photos used (seeded sample)"] if tried < len(paths) else []
-    s_imgs, labels, capped = [], [], []
+    s_imgs, labels, capped, s_hashes = [], [], [], []
     for k, (name, d) in enumerate(style_dirs.items()):
         paths = images_in(d, f"style {name!r}", layout, left)
         want = sample.per_style if sample is not None and len(paths) > sample.per_style else None
@@ -130,7 +131,7 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: S
             capped.append(f"{name} {len(imgs):,} of {len(paths):,}")
         s_imgs += imgs
         labels += [k] * len(imgs)
-        hashes += h
+        s_hashes += h
         bad += b
         for r, n in sk.items():
             skipped[r] = skipped.get(r, 0) + n
@@ -150,5 +151,6 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: S
         notes.append(f"{sum(left.values())} file(s) left out ({', '.join(f'{k} {v}' for k, v in sorted(left.items()))})")
     return StyleData(content=to_tensor(c_imgs), style=style,
                      style_labels=torch.tensor(labels, dtype=torch.int64),
-                     style_names=list(style_dirs), fingerprint=_fingerprint(hashes, L),
-                     skipped=skipped, source=source, skipped_files=bad[:10], notes=notes)
+                     style_names=list(style_dirs), fingerprint=_fingerprint(hashes + s_hashes, L),
+                     skipped=skipped, source=source, skipped_files=bad[:10], notes=notes,
+                     style_fingerprint=_fingerprint(s_hashes, L))

@@ -140,3 +140,19 @@ def test_listing_a_folder_stats_no_file(big, monkeypatch):
     assert calls[0] < 20, calls[0]                   # not one (or two) per file
     assert images.folder_inventory(big / "content")[0][:2] == [big / "content" / "00000.png",
                                                               big / "content" / "00001.png"]
+
+
+def test_the_style_classifiers_cache_follows_the_style_images_alone(big, monkeypatch):
+    import interp_gan.training.classifiers as classifiers
+    from interp_gan.pipeline import attach_classifiers
+    keys = []
+
+    def record(names, images, labels, fingerprint, size):
+        keys.append(fingerprint)
+        return None, "not trained in this test"
+    monkeypatch.setattr(classifiers, "classifiers_for_styles", record)
+    subject = Subject.from_module(torch.nn.Identity(), style_names=["a", "b"])
+    for n in (16, 32):                             # another content sample, the same style images
+        data = analysis_data(subject, _cfg(n_images=n), str(big))
+        attach_classifiers(subject, data, 16)
+    assert keys[0] == keys[1] and keys[0] == data.extra["style_fingerprint"] != data.fingerprint
