@@ -173,9 +173,10 @@ def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
 def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) -> Subject:
     """Give a subject that came without the two independent style classifiers (an ONNX network,
     a third-party checkpoint) a pair trained on the data's real images of its own styles (cached
-    by data, or by the style images alone for a sampled ``--data`` folder, and style names), so the analyses that judge style can run; their held-out accuracy
-    goes into ``meta["analysis_classifiers"]`` (and the report's model card). When that is not
-    possible ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
+    by data and style names; for a sampled ``--data`` folder by its style images alone), so the
+    analyses that judge style can run; their held-out accuracy goes into
+    ``meta["analysis_classifiers"]`` (and the report's model card). When that is not possible
+    ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
     from interp_gan.training.classifiers import classifiers_for_styles
 
     _log(f"independent style classifiers for {subject.num_styles} styles: training on the real style images "
