@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .images import IMAGE_EXTENSIONS, image_paths, list_images
+from .images import IMAGE_EXTENSIONS, has_images, image_paths, list_images
 
 __all__ = ["is_cyclegan", "style_subfolders", "resolve_folders", "images_in", "DATA_LAYOUT", "resolve_data_dir"]
 
@@ -124,11 +124,12 @@ def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple
         content, subs = d / "content", style_subfolders(d / "style")
     else:
         photos = d / "content" if (d / "content").is_dir() else d
-        images_in(photos, "--data", DATA_LAYOUT)        # nothing usable: one line naming the layout
+        if not has_images(photos):                       # (not a second listing of 200k files)
+            images_in(photos, "--data", DATA_LAYOUT)    # nothing usable: one line naming the layout
         return {"source": "", "content": str(photos), "styles": ()}, []
     notes = []
     other = [n for n in subs if n not in style_names]
-    empty = [n for n in subs if n in style_names and not image_paths(subs[n])[0]]
+    empty = [n for n in subs if n in style_names and not has_images(subs[n])]
     use = tuple(n for n in subs if n in style_names and n not in empty)
     if other:
         notes.append(f"style folder(s) {', '.join(other)} not used: not styles of this model "

@@ -39,7 +39,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .colour import to_srgb
 
 __all__ = ["BadImage", "IMAGE_EXTENSIONS", "decode_image", "read_image", "list_images", "folder_inventory",
-           "scan_images", "scan_files", "read_files", "Scan", "image_paths"]
+           "scan_images", "scan_files", "read_files", "Scan", "image_paths", "has_images"]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -260,6 +260,14 @@ def image_paths(folder: str | os.PathLike, recursive: bool = True) -> tuple[list
             left[why] = left.get(why, 0) + 1
     # Path order compares path components; within one folder that is the plain string order
     return sorted(out, key=lambda q: q.split(os.sep)) if n_folders > 1 else sorted(out), left
+
+
+def has_images(folder: str | os.PathLike, recursive: bool = True) -> bool:
+    """``bool(image_paths(folder)[0])``, stopping at the first image: a check, not a listing."""
+    for _, _, entries in _walk(str(Path(folder)), recursive):
+        if any(not e.name.startswith(".") and _suffix(e.name).lower() in IMAGE_EXTENSIONS for e in entries):
+            return True
+    return False
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:

@@ -140,6 +140,7 @@ def test_listing_a_folder_stats_no_file(big, monkeypatch):
     assert calls[0] < 20, calls[0]                   # not one (or two) per file
     assert images.folder_inventory(big / "content")[0][:2] == [big / "content" / "00000.png",
                                                               big / "content" / "00001.png"]
+    assert images.has_images(big) and not images.has_images(big, recursive=False)   # big/ holds folders only
 
 
 def test_the_style_classifiers_cache_follows_the_style_images_alone(big, monkeypatch):
