@@ -10,6 +10,7 @@
 
     load_data(DataConfig(source="styles/", content="photos/"))   # STYLE_DIR/<style>/*.png
     load_data(DataConfig(source="horse2zebra/"))                 # CycleGAN trainA/ trainB/
+    load_data(cfg, sample=Sample(content=256, per_style=512, seed=0))   # an analysis: decode a seeded sample
 """
 from __future__ import annotations
 
