@@ -192,6 +192,8 @@ class PipelineConfig(_Config):
     classifiers: Literal["auto", "none"] = "auto"
     budget_s: float = 0.0   # > 0: seconds shared among the analyses that size themselves (docs/scaling.md)
     max_bad_fraction: float = 0.2   # --data DIR: more unreadable images than this in a folder stops the run
+    # --data DIR: real images read per style, a seeded sample beyond (classifiers: ~400 to train on, ~100 held out)
+    style_images_per_style: int = 512
 
     def __post_init__(self) -> None:
         _check_literal(self)
@@ -199,6 +201,9 @@ class PipelineConfig(_Config):
             raise ValueError(f"max_bad_fraction must be in [0,1), got {self.max_bad_fraction}")
         if self.n_images < 2:
             raise ValueError(f"n_images must be >= 2, got {self.n_images}")
+        if self.style_images_per_style < 2:
+            raise ValueError(f"style_images_per_style must be >= 2 (the style classifiers hold one out), "
+                             f"got {self.style_images_per_style}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.image_size < 16:

@@ -63,8 +63,10 @@ def _log(msg: str, every_rank: bool = False) -> None:
 def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded") -> AnalysisData:
     """Content images (centre crops at cfg.image_size) each paired with a target style
     (balanced: image i -> style i mod S), seeded z, and real style images where the subject's
-    style names exist in the data."""
-    from interp_gan.data import EMBEDDED_STYLES, centre_crop, load_data
+    style names exist in the data. A ``--data`` folder is sampled before anything is decoded:
+    ``cfg.n_images`` photos in a seeded order (``cfg.seed``), at most ``cfg.style_images_per_style``
+    images per style; ``max_bad_fraction`` applies to the files tried (``data/sampling.py``)."""
+    from interp_gan.data import EMBEDDED_STYLES, Sample, centre_crop, load_data
     from interp_gan.data.folders import resolve_data_dir
     from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI
 
@@ -74,11 +76,14 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         dcfg = DataConfig(source="embedded", styles=known or (EMBEDDED_STYLES[0],),
                           image_size=cfg.image_size, load_size=cfg.image_size)
         notes: list[str] = []
+        sample = None          # 256 small photos, built by us: read whole, as its fingerprint always covered
     else:   # DIR/content + DIR/style/<name>, CycleGAN trainA/trainB, or a folder of photos
         kw, notes = resolve_data_dir(source, names)
         dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size,
                           max_bad_fraction=cfg.max_bad_fraction)
-    sd = load_data(dcfg)
+        # only the files used are decoded: n_images photos in a seeded order, a capped sample per style
+        sample = Sample(content=cfg.n_images, per_style=cfg.style_images_per_style, seed=cfg.seed)
+    sd = load_data(dcfg, sample=sample)
     if sd.skipped:
         _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "
              f"({', '.join(f'{k} {v}' for k, v in sorted(sd.skipped.items()))}): {', '.join(sd.skipped_files[:5])}")
@@ -90,9 +95,12 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         _log(f"data: {line}")
     if len(sd.content) < cfg.n_images:
         _log(f"data has {len(sd.content)} content images; using all of them (n_images={cfg.n_images})")
-    g = torch.Generator().manual_seed(cfg.seed)
-    order = torch.randperm(len(sd.content), generator=g)[: cfg.n_images]
-    content = centre_crop(sd.content[order], cfg.image_size)
+    if sample is None:
+        g = torch.Generator().manual_seed(cfg.seed)
+        order = torch.randperm(len(sd.content), generator=g)[: cfg.n_images]
+        content = centre_crop(sd.content[order], cfg.image_size)
+    else:                      # already the seeded choice, in its order (data/sampling.py)
+        content = centre_crop(sd.content, cfg.image_size)
     n = len(content)
     style_ids = torch.arange(n) % subject.num_styles
     z = subject.sample_z(n, seed=cfg.seed).cpu() if subject.latent_dim else None
@@ -107,7 +115,10 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     return AnalysisData(content=content, style_ids=style_ids, z=z, style_images=style_images,
                         style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=cfg.batch_size,
                         extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source,
-                               "data_notes": notes})
+                               "data_notes": notes,
+                               # a sampled folder: the classifiers' cache follows the style images alone, so
+                               # another n_images or content sample does not train them again
+                               **({"style_fingerprint": sd.style_fingerprint} if sample is not None else {})})
 
 
 def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:
@@ -162,15 +173,16 @@ def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
 def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) -> Subject:
     """Give a subject that came without the two independent style classifiers (an ONNX network,
     a third-party checkpoint) a pair trained on the data's real images of its own styles (cached
-    by data and style names), so the analyses that judge style can run; their held-out accuracy
-    goes into ``meta["analysis_classifiers"]`` (and the report's model card). When that is not
-    possible ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
+    by data and style names; for a sampled ``--data`` folder by its style images alone), so the
+    analyses that judge style can run; their held-out accuracy goes into
+    ``meta["analysis_classifiers"]`` (and the report's model card). When that is not possible
+    ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
     from interp_gan.training.classifiers import classifiers_for_styles
 
     _log(f"independent style classifiers for {subject.num_styles} styles: training on the real style images "
          f"(minutes on a CPU the first time; cached after) ...")
     clfs, info = classifiers_for_styles(subject.style_names, data.style_images, data.style_labels,
-                                        data.fingerprint, image_size)
+                                        data.extra.get("style_fingerprint") or data.fingerprint, image_size)
     if clfs is None:
         subject.meta = {**subject.meta, "classifiers_missing": info}
         _log(f"no independent style classifiers: {info}")

@@ -10,6 +10,7 @@
 
     load_data(DataConfig(source="styles/", content="photos/"))   # STYLE_DIR/<style>/*.png
     load_data(DataConfig(source="horse2zebra/"))                 # CycleGAN trainA/ trainB/
+    load_data(cfg, sample=Sample(content=256, per_style=512, seed=0))   # an analysis: decode a seeded sample
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ import torch
 from ..config import DataConfig
 from .embedded import DEMO_STYLES, EMBEDDED_STYLES, cache_dir, check_styles, ensure_embedded
 from .folders import CYCLEGAN_LAYOUT, STYLE_LAYOUT, images_in, resolve_folders
-from .images import BadImage, read_image, scan_images, scan_files
+from .images import BadImage, read_files, read_image, scan_images
+from .sampling import Sample, seeded_order
 from .transforms import centre_crop, random_crops, resize_square, to_tensor
 
-__all__ = ["StyleData", "load_data", "random_crops", "centre_crop", "cache_dir", "read_image",
+__all__ = ["StyleData", "load_data", "Sample", "random_crops", "centre_crop", "cache_dir", "read_image",
            "scan_images", "BadImage", "EMBEDDED_STYLES", "DEMO_STYLES"]
 
 
@@ -42,25 +44,27 @@ class StyleData:
     source: str = "embedded"       # "embedded" or the folder path
     skipped_files: list[str] = field(default_factory=list)   # the first few bad images (prefix/relative path)
     notes: list[str] = field(default_factory=list)   # what else to say once: files left out, images upscaled
+    style_fingerprint: str = ""    # the same over the style images only (what the style classifiers see)
 
 
 def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, what: str,
-          small: list[int] | None = None):
-    """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path]);
-    ``small[0]`` counts the images smaller than ``size`` (upscaled)."""
+          small: list[int], colour: dict[str, int], want: int | None = None):
+    """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path],
+    files tried); ``paths`` are read in their order until ``want`` good ones (None: all);
+    ``small[0]`` counts the images smaller than ``size`` (upscaled), ``colour`` the colour profiles met."""
     def resize(img):           # as each file is read: full-size photos are never all in memory
-        if small is not None and min(img.shape[:2]) < size:
+        if min(img.shape[:2]) < size:
             small[0] += 1
         return resize_square(img, size)
     try:
-        good, skipped = scan_files(paths, frac, transform=resize)
+        scan = read_files(paths, frac, transform=resize, want=want)
     except ValueError as e:
         raise ValueError(f"{what} ({root}): {e}") from None
-    imgs = [img for _, img, _ in good]
-    hashes = [(f"{prefix}/{p.relative_to(root).as_posix()}", h) for p, _, h in good]
-    kept = {p for p, _, _ in good}
-    bad = [f"{prefix}/{Path(p).relative_to(root).as_posix()}" for p in paths if Path(p) not in kept]
-    return imgs, hashes, skipped, bad
+    for k, v in scan.colour.items():
+        colour[k] = colour.get(k, 0) + v
+    rel = lambda p: f"{prefix}/{Path(p).relative_to(root).as_posix()}"  # noqa: E731
+    return ([img for _, img, _ in scan.good], [(rel(p), h) for p, _, h in scan.good], scan.skipped,
+            [rel(p) for p in scan.bad], scan.tried)
 
 
 def _fingerprint(hashes: list[tuple[str, str]], load_size: int) -> str:
@@ -71,7 +75,7 @@ def _fingerprint(hashes: list[tuple[str, str]], load_size: int) -> str:
     return h.hexdigest()
 
 
-def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None) -> StyleData:
+def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: Sample | None = None) -> StyleData:
     """Load ``cfg``'s data set into memory at ``cfg.load_size``.
 
     ``cfg.source == "embedded"``: the embedded set (built into ``cache`` or ``cache_dir()`` on
@@ -82,6 +86,12 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None) -> StyleD
     (``style`` [0, 3, L, L], ``style_names`` []), e.g. for analysing a third-party model.
     Unreadable images are skipped and counted in ``.skipped``; more than
     ``cfg.max_bad_fraction`` bad in any one folder raises ``ValueError``.
+
+    ``sample`` (an analysis; training reads everything): only ``sample.content`` content photos,
+    read in a seeded order of the sorted file list until that many good ones are in hand and
+    returned in that order, and at most ``sample.per_style`` images per style (chosen the same
+    way, kept in file order); ``max_bad_fraction`` then applies to the files tried, and the
+    fingerprint covers exactly the files used. A note says what was sampled (``sampling.py``).
     """
     L, frac = cfg.load_size, cfg.max_bad_fraction
     if cfg.source == "embedded":
@@ -101,26 +111,47 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None) -> StyleD
         layout, source = f"{STYLE_LAYOUT}, or {CYCLEGAN_LAYOUT}", str(cfg.source)
 
     left: dict[str, int] = {}
-    small = [0]
-    c_imgs, hashes, skipped, bad = _read(images_in(content_dir, "content", layout, left), content_dir,
-                                    "content", L, frac, "content folder", small)
-    s_imgs, labels = [], []
+    small, colour = [0], {}
+    paths = images_in(content_dir, "content", layout, left)
+    want = None
+    if sample is not None:
+        paths, want = seeded_order(paths, sample.seed), sample.content
+    c_imgs, hashes, skipped, bad, tried = _read(paths, content_dir, "content", L, frac, "content folder",
+                                                small, colour, want)
+    notes = [f"content: {len(c_imgs):,} of {len(paths):,} photos used (seeded sample)"] if tried < len(paths) else []
+    s_imgs, labels, capped, s_hashes = [], [], [], []
     for k, (name, d) in enumerate(style_dirs.items()):
-        imgs, h, sk, b = _read(images_in(d, f"style {name!r}", layout, left), d, f"style/{name}", L, frac,
-                            f"style {name!r}", small)
+        paths = images_in(d, f"style {name!r}", layout, left)
+        want = sample.per_style if sample is not None and len(paths) > sample.per_style else None
+        imgs, h, sk, b, tried = _read(seeded_order(paths, sample.seed) if want else paths, d, f"style/{name}",
+                                      L, frac, f"style {name!r}", small, colour, want)
+        if want:               # the sampled images in file order, as a whole folder is read
+            order = sorted(range(len(imgs)), key=lambda i: h[i][0])
+            imgs, h = [imgs[i] for i in order], [h[i] for i in order]
+        if tried < len(paths):
+            capped.append(f"{name} {len(imgs):,} of {len(paths):,}")
         s_imgs += imgs
         labels += [k] * len(imgs)
-        hashes += h
+        s_hashes += h
         bad += b
         for r, n in sk.items():
             skipped[r] = skipped.get(r, 0) + n
     style = to_tensor(s_imgs) if s_imgs else torch.zeros(0, 3, L, L)
-    notes = []
+    if capped:
+        notes.append(f"style images: {', '.join(capped[:8])}{' ...' if len(capped) > 8 else ''} used "
+                     f"(seeded sample, at most {sample.per_style} per style)")
     if small[0]:
         notes.append(f"{small[0]} image(s) smaller than {L} px on their short side: upscaled")
+    if colour.get("converted"):
+        notes.append(f"{colour['converted']} image(s) with a colour profile (Adobe RGB, Display P3, ...) "
+                     f"converted to sRGB")
+    if colour.get("not applied"):
+        notes.append(f"{colour['not applied']} image(s) with a colour profile that could not be read or used: "
+                     f"pixels used as stored")
     if left:
         notes.append(f"{sum(left.values())} file(s) left out ({', '.join(f'{k} {v}' for k, v in sorted(left.items()))})")
     return StyleData(content=to_tensor(c_imgs), style=style,
                      style_labels=torch.tensor(labels, dtype=torch.int64),
-                     style_names=list(style_dirs), fingerprint=_fingerprint(hashes, L),
-                     skipped=skipped, source=source, skipped_files=bad[:10], notes=notes)
+                     style_names=list(style_dirs), fingerprint=_fingerprint(hashes + s_hashes, L),
+                     skipped=skipped, source=source, skipped_files=bad[:10], notes=notes,
+                     style_fingerprint=_fingerprint(s_hashes, L))

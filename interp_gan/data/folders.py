@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .images import IMAGE_EXTENSIONS, folder_inventory, list_images
+from .images import IMAGE_EXTENSIONS, has_images, image_paths, list_images
 
 __all__ = ["is_cyclegan", "style_subfolders", "resolve_folders", "images_in", "DATA_LAYOUT", "resolve_data_dir"]
 
@@ -35,14 +35,15 @@ def is_cyclegan(folder: str | os.PathLike) -> bool:
 
 
 def images_in(folder: str | os.PathLike, what: str, layout: str,
-              left_out: dict[str, int] | None = None) -> list[Path]:
-    """Image files under ``folder`` (recursive); ``ValueError`` naming ``layout`` if none.
-    ``left_out`` (optional) gathers the counts of files that are not used (``folder_inventory``)."""
+              left_out: dict[str, int] | None = None) -> list[str]:
+    """Image files under ``folder`` (recursive, as sorted path strings: ``image_paths``, fast on a
+    folder of 200k); ``ValueError`` naming ``layout`` if none. ``left_out`` (optional) gathers the
+    counts of files that are not used (``folder_inventory``)."""
     p = Path(folder)
     if not p.is_dir():
         raise ValueError(f"{what} folder {str(p)!r} does not exist or is not a folder; "
                          f"expected {layout}")
-    files, left = folder_inventory(p)
+    files, left = image_paths(p)
     if not files:
         other = ", ".join(f"{k} {v}" for k, v in sorted(left.items()))
         raise ValueError(f"{what} folder {str(p)!r} holds no images ({_EXTS}); got "
@@ -123,11 +124,12 @@ def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple
         content, subs = d / "content", style_subfolders(d / "style")
     else:
         photos = d / "content" if (d / "content").is_dir() else d
-        images_in(photos, "--data", DATA_LAYOUT)        # nothing usable: one line naming the layout
+        if not has_images(photos):                       # (not a second listing of 200k files)
+            images_in(photos, "--data", DATA_LAYOUT)    # nothing usable: one line naming the layout
         return {"source": "", "content": str(photos), "styles": ()}, []
     notes = []
     other = [n for n in subs if n not in style_names]
-    empty = [n for n in subs if n in style_names and not list_images(subs[n])]
+    empty = [n for n in subs if n in style_names and not has_images(subs[n])]
     use = tuple(n for n in subs if n in style_names and n not in empty)
     if other:
         notes.append(f"style folder(s) {', '.join(other)} not used: not styles of this model "

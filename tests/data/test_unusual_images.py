@@ -187,10 +187,11 @@ def test_analysis_data_logs_each_note_once_and_the_report_shows_them(tmp_path, c
     _png(d / "style" / "a" / "1.png")
     _png(d / "style" / "unknown" / "1.png")
     subject = Subject.from_module(torch.nn.Identity(), style_names=["a"])
-    cfg = PipelineConfig.from_dict({"name": "t", "n_images": 4, "image_size": 16, "batch_size": 4})
+    # n_images above the 7 files: all are read (a smaller seeded sample need not meet cut.jpg)
+    cfg = PipelineConfig.from_dict({"name": "t", "n_images": 8, "image_size": 16, "batch_size": 4})
     data = analysis_data(subject, cfg, str(d))
     out = capsys.readouterr().out
-    assert len(data) == 4 and len(data.style_images) == 1
+    assert len(data) == 6 and len(data.style_images) == 1
     assert out.count("skipped 1 unreadable image(s) (truncated 1): content/cut.jpg") == 1
     assert out.count("data: style folder(s) unknown not used") == 1
     assert out.count("data: 1 file(s) left out (hidden 1)") == 1
@@ -209,7 +210,9 @@ def test_an_analysis_pipeline_sets_its_own_max_bad_fraction(tmp_path):
         (c / f"bad{i}.jpg").write_bytes(b"")
     subject = Subject.from_module(torch.nn.Identity())
     cfg = PipelineConfig.from_dict({"name": "t", "n_images": 4, "image_size": 16})
-    with pytest.raises(ValueError, match=r"2 of 5 images could not be read .*--set max_bad_fraction=0.5"):
+    # read in a seeded order until 4 good: it stops once 2 bad make the 0.2 rule unreachable
+    with pytest.raises(ValueError, match=r"2 of 4 images tried \(of 5 listed\) could not be read .*"
+                                         r"--set max_bad_fraction=0.5"):
         analysis_data(subject, cfg, str(c))
     cfg = PipelineConfig.from_dict({"name": "t", "n_images": 4, "image_size": 16, "max_bad_fraction": 0.5})
     assert len(analysis_data(subject, cfg, str(c))) == 3
