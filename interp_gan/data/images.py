@@ -288,6 +288,9 @@ class Scan:
     colour: dict[str, int] = field(default_factory=dict)
 
 
+JUDGED = 100   # files the bad share is judged on, at least, when a sample meets a bad file
+
+
 def read_files(paths: list[Path], max_bad_fraction: float,
                transform: Callable[[np.ndarray], np.ndarray] | None = None, want: int | None = None) -> Scan:
     """Read ``paths`` in the order given, skipping and counting bad files, until ``want`` good
@@ -295,8 +298,12 @@ def read_files(paths: list[Path], max_bad_fraction: float,
     read, so a folder of large photos never sits in memory at full size.
 
     ``max_bad_fraction`` applies to the files tried: more bad than that share of them (or no good
-    file) raises a one-line ``ValueError``; with ``want``, reading stops as soon as that can no
-    longer be avoided, so a folder of mostly broken files is not read to its end."""
+    file) raises a one-line ``ValueError``. With ``want``, once a bad file has been met the share
+    is judged on at least ``JUDGED`` files (all, when fewer are listed): reading goes on past the
+    ``want`` good ones to that many (the extra good ones are not kept), so a sample of 16 does not
+    fail a folder with a few bad files by the luck of its draw; and reading stops once that many
+    were tried with the share over the limit, so a folder of mostly broken files is not read to
+    its end."""
     if not paths:
         raise ValueError("no image files given; expected at least one .png/.jpg/... file")
     good: list[tuple[Path, np.ndarray, str]] = []
@@ -304,8 +311,11 @@ def read_files(paths: list[Path], max_bad_fraction: float,
     skipped: Counter[str] = Counter()
     colour: dict[str, int] = {}
     first_bad: tuple[Path, str] | None = None
+    floor = min(len(paths), max(want or 0, JUDGED))
     for p in paths:
-        if want is not None and (len(good) >= want or len(bad) * (1 - max_bad_fraction) > max_bad_fraction * want):
+        tried = len(good) + len(bad)
+        if want is not None and ((len(good) >= want and (not bad or tried >= floor))
+                                 or (tried >= floor and len(bad) > max_bad_fraction * tried)):
             break
         p = Path(p)
         try:
@@ -320,6 +330,7 @@ def read_files(paths: list[Path], max_bad_fraction: float,
             bad.append(p)
             first_bad = first_bad or (p, reason)
     tried = len(good) + len(bad)
+    good = good if want is None else good[:want]
     if not good or len(bad) > max_bad_fraction * tried:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
         of = f"{tried} images" if tried == len(paths) else f"{tried} images tried (of {len(paths)} listed)"

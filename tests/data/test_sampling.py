@@ -117,13 +117,29 @@ def test_bad_files_in_the_sample_are_skipped_and_counted(tmp_path, monkeypatch):
     calls = _count_decodes(monkeypatch)
     subject = Subject.from_module(torch.nn.Identity())
     data = analysis_data(subject, _cfg(), str(c))
-    assert calls[0] == 18 and len(data) == 16        # 18 files tried: 16 good, 2 bad
+    # a bad file met: the share is judged on 100 files tried (the good ones past 16 are not kept)
+    assert calls[0] == 100 and len(data) == 16
     assert _indices(data.content) == [i for i in order[:18] if i not in bad]
     assert data.extra["skipped_images"] == {"empty file": 2}
     assert sorted(data.extra["skipped_files"]) == sorted(f"content/{i:05d}.png" for i in bad)
-    # max_bad_fraction applies to the files tried: 2 of the first 6 is more than 0.1 of them
-    with pytest.raises(ValueError, match=r"2 of 6 images tried \(of 3000 listed\) could not be read"):
-        analysis_data(subject, _cfg(max_bad_fraction=0.1), str(c))
+    # max_bad_fraction applies to the files tried: 2 of the first 100 is more than 0.01 of them
+    with pytest.raises(ValueError, match=r"2 of 100 images tried \(of 3000 listed\) could not be read"):
+        analysis_data(subject, _cfg(max_bad_fraction=0.01), str(c))
+
+
+def test_a_small_sample_does_not_fail_a_folder_by_the_luck_of_its_draw(tmp_path, monkeypatch):
+    """2 bad files of 3000, met first and second in the seeded order: 2 of the first 6 tried would
+    be over 0.2, but the share is judged on 100 files, where it is 0.02."""
+    c = tmp_path / "photos"
+    c.mkdir()
+    order = torch.randperm(N_FILES, generator=torch.Generator().manual_seed(0)).tolist()
+    bad = {order[0], order[1]}
+    for i in range(N_FILES):
+        (c / f"{i:05d}.png").write_bytes(b"" if i in bad else _png(i))
+    subject = Subject.from_module(torch.nn.Identity())
+    data = analysis_data(subject, _cfg(n_images=4, max_bad_fraction=0.2), str(c))
+    assert len(data) == 4 and _indices(data.content) == order[2:6]
+    assert data.extra["skipped_images"] == {"empty file": 2}
 
 
 def test_listing_a_folder_stats_no_file(big, monkeypatch):
