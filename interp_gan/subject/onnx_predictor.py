@@ -136,8 +136,9 @@ def style_set_codes(predictor: StylePredictor, style_set: str, styles: list[str]
     size = predictor.size[0] if predictor.size else 256
     names, codes, counts = [], [], []
     for name, folder in _style_folders(style_set, styles).items():
-        good, _ = scan_files(images_in(folder, f"style {name!r}", STYLE_LAYOUT), 0.2)
-        imgs = [resize_square(img, size) for _, img, _ in good]
+        good, _ = scan_files(images_in(folder, f"style {name!r}", STYLE_LAYOUT), 0.2,
+                             transform=lambda img: resize_square(img, size))   # resized as read: no full-size set
+        imgs = [img for _, img, _ in good]
         total = None
         with torch.no_grad():
             for i in range(0, len(imgs), batch_size):
