@@ -39,6 +39,7 @@ from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.cost import (Cost, Progress, UnitCosts, comparison_table, count_generator, estimate_table,
                                       fmt_seconds, measure_unit_costs, share_budget)
 from interp_gan.distributed import all_gather_objects, rank_and_world
+from interp_gan.subject.geometry import analysis_size, resize_note
 from interp_gan.subject.factory import probe_module_subject
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
@@ -142,8 +143,14 @@ def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
     """A generator that only takes sizes in multiples of ``size_multiple`` (a U-Net with 8 levels:
     256) gets image_size rounded up to one, and an ONNX graph that declares one square size
     (``fixed_size``: the ONNX Model Zoo's style networks, 224x224) gets that size, each said in one
-    line, instead of failing every analysis."""
+    line, instead of failing every analysis. One non-square size (H, W) gets max(H, W): the subject
+    resizes the square images to (H, W) and its output back (``subject.geometry``)."""
     fixed = getattr(subject.generator, "fixed_size", None)
+    if fixed and fixed[0] != fixed[1]:     # one non-square size: the subject resizes (subject/geometry.py)
+        size = analysis_size(fixed)
+        if cfg.image_size != size:
+            _log(f"image_size {cfg.image_size} -> {size}: {resize_note(fixed, size)}")
+        return replace(cfg, image_size=size)
     if fixed and fixed[0] == fixed[1] and cfg.image_size != fixed[0] and fixed[0] >= 16:
         onnx = subject.meta.get("model", {}).get("name") == "onnx"
         _log(f"image_size {cfg.image_size} -> {fixed[0]}: the {'graph' if onnx else 'model'} declares "

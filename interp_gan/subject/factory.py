@@ -20,7 +20,8 @@ The rules (docs/models.md, "Your own model"):
   the input range and the output from its range to [-1, 1], clamped.
 - **size**: an output of another height or width is resized to the input's (bilinear,
   antialiased when shrinking). A module that takes one size only declares ``fixed_size = (H, W)``
-  (the pipeline then analyses at that size) or ``size_multiple = m``.
+  (the pipeline then analyses at that size; a non-square one at max(H, W), the square content
+  resized to (H, W) on the way in: ``geometry``) or ``size_multiple = m``.
 
 The decisions that need a forward pass are made when the module is loaded, on a seeded probe batch
 of 2 at 64 px (or its ``fixed_size``); a module that cannot run that batch is probed again at the
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.subject.geometry import resize_note, to_model_size
 from interp_gan.subject.protocol import Subject
 
 __all__ = ["call_factory", "module_subject", "probe_module_subject", "ModuleReader", "ModuleFailed"]
@@ -93,6 +95,8 @@ class ModuleReader:
         self.out_range = _range(declared, "output_range", spec) if declared is not None else None
         declared_in = getattr(module, "input_range", None)
         self.in_range = _range(declared_in, "input_range", spec) if declared_in is not None else None
+        fixed = getattr(module, "fixed_size", None)    # one non-square size: square content resized to it
+        self.fixed_hw = (int(fixed[0]), int(fixed[1])) if fixed and int(fixed[0]) != int(fixed[1]) else None
         self.pick: tuple = ()           # () a tensor; (i,) a sequence's element; ("key",) a dict's entry
         self.decided = False
 
@@ -109,13 +113,14 @@ class ModuleReader:
         return out
 
     def __call__(self, content: Tensor, style_ids: Tensor, z: Tensor | None = None) -> Tensor:
+        x = to_model_size(content, self.fixed_hw)
         if self.decided:
-            y = self._image(self.module(self._map_in(content)))
+            y = self._image(self.module(self._map_in(x)))
         else:       # the load-time probe could not run: the first call decides, from its own forward
             used = self.in_range or self.out_range
-            y = self.decide(content)
+            y = self.decide(x)
             if (self.in_range or self.out_range) != (used or (-1.0, 1.0)):   # fed the wrong range: once more
-                y = self._image(self.module(self._map_in(content)))
+                y = self._image(self.module(self._map_in(x)))
         y = y.float()
         if y.shape[1] == 1:
             y = y.expand(-1, 3, -1, -1)
@@ -229,12 +234,14 @@ def module_subject(module: nn.Module, spec: str, device: torch.device) -> Subjec
         notes.append(f"weights in {', '.join(dtypes)}: analysed in float32")
     module = module.to(device).eval()
     reader = ModuleReader(module, spec, notes)
+    if reader.fixed_hw:
+        notes.append(resize_note(reader.fixed_hw))
     subject = Subject(generator=module, style_names=["output"], _generate=reader,
                       meta={"model": {"name": "factory", "spec": spec}, "model_notes": notes}).eval()
     fixed = getattr(module, "fixed_size", None)
     m = int(getattr(module, "size_multiple", 1) or 1)
     try:                       # decided now, before anything hooks the module (a trace sees no probe)
-        probe_module_subject(subject, int(fixed[0]) if fixed else -(-64 // m) * m)
+        probe_module_subject(subject, int(max(fixed)) if fixed else -(-64 // m) * m)
     except ModuleFailed:       # e.g. a size it cannot take: the pipeline probes again at its own size
         pass
     return subject
@@ -249,5 +256,6 @@ def probe_module_subject(subject: Subject, size: int, seed: int = 0) -> list[str
     if not reader.decided:
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            reader.decide((torch.rand(2, 3, size, size, generator=g) * 2 - 1).to(subject.device))
+            x = (torch.rand(2, 3, size, size, generator=g) * 2 - 1).to(subject.device)
+            reader.decide(to_model_size(x, reader.fixed_hw))
     return list(reader.notes)

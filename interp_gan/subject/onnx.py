@@ -74,6 +74,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from interp_gan.subject.geometry import resize_note
 from interp_gan.subject.onnx_check import FOLD_TOLERANCE, ONNX_TOLERANCE, onnx_max_abs_diff
 from interp_gan.subject.onnx_contract import (classify_inputs, dims, infer_layout, input_range_from_graph,
                                               output_range_from_graph, read_options, vector_length)
@@ -160,6 +161,8 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
     c.update(layout=layout, range=rng, output_range=out_rng, size="free" if free or not fixed else "fixed")
     if fixed:
         c["declared_size"] = [int(hw[0]), int(hw[1])]
+    if isinstance(shape[0], int) and shape[0] > 1:   # a fixed batch B: torch runs any batch, onnxruntime B
+        c["declared_batch"] = int(shape[0])
     if style is not None:
         c.update(style_input=style["name"], style_shape=style["shape"], style_rank=len(style["shape"]))
     return c, image, style
@@ -228,11 +231,15 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
         style_shape = tuple(d if d == style_dim else 1 for d in shape[1:])
     runner = OnnxRunner(net, layout, c["range"], c["output_range"], style_shape, per_call,
                         clamp="output_clamped" in c)
+    runner.declared_batch = c.get("declared_batch", 1)
     if c["size"] == "fixed":
         runner.fixed_hw = tuple(c["declared_size"])
         G.fixed_size = tuple(c["declared_size"])       # the pipeline fits its image_size to it
 
     meta = _meta(path, model, (image, style), done, G)
+    if c["size"] == "fixed" and c["declared_size"][0] != c["declared_size"][1]:
+        c["resized"] = resize_note(c["declared_size"])
+        meta["model_notes"] = [c["resized"]]
 
     if not style_dim:
         c["batched"] = check_batching(runner, None, dev, path.name)[1]
