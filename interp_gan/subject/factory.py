@@ -76,13 +76,18 @@ def call_factory(factory: Any, spec: str) -> Any:
         raise ValueError(f"--model {spec}: the factory raised {type(e).__name__}: {first}") from e
 
 
+def _who(spec: str) -> str:
+    """How messages name the module: ``--model my.py:make``, or ``Subject.from_module(Net)``."""
+    return spec if spec.startswith("Subject.") else f"--model {spec}"
+
+
 def _range(value: Any, name: str, spec: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         lo = hi = None
     if lo is None or not lo < hi:
-        raise ValueError(f"--model {spec}: {name} = {value!r}; expected (low, high) with low < high, e.g. (0, 1)")
+        raise ValueError(f"{_who(spec)}: {name} = {value!r}; expected (low, high) with low < high, e.g. (0, 1)")
     return lo, hi
 
 
@@ -149,11 +154,11 @@ class ModuleReader:
             hits = [k for k in _IMAGE_KEYS if ok(out.get(k))] or [k for k, t in out.items() if ok(t)]
             if len(hits) == 1 or (hits and hits[0] in _IMAGE_KEYS):
                 return (hits[0],), out[hits[0]], f"output: the dict's {hits[0]!r} entry (of {', '.join(map(str, out))})"
-            raise ValueError(f"--model {self.spec} returns a dict with keys {', '.join(map(str, out))[:200]}; expected "
+            raise ValueError(f"{_who(self.spec)} returns a dict with keys {', '.join(map(str, out))[:200]}; expected "
                              f"one image [N, C, H, W] under {', '.join(_IMAGE_KEYS)} (or a single 4-d tensor)")
         what = (f"a tensor of shape {list(out.shape)}" if torch.is_tensor(out)
                 else f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else ""))
-        raise ValueError(f"--model {self.spec} returns {what} for a batch of {n}; expected an image "
+        raise ValueError(f"{_who(self.spec)} returns {what} for a batch of {n}; expected an image "
                          f"[{n}, 3, H, W] (or a tuple / dict holding one)")
 
     def decide(self, content: Tensor) -> Tensor:
@@ -171,7 +176,7 @@ class ModuleReader:
         except Exception as e:
             lo, hi = self.in_range or self.out_range or (-1.0, 1.0)
             first = (str(e).strip().splitlines() or [""])[0][:300]
-            raise ModuleFailed(f"--model {self.spec}: the module fails on a [{n}, 3, {size[0]}, {size[1]}] batch in "
+            raise ModuleFailed(f"{_who(self.spec)}: the module fails on a [{n}, 3, {size[0]}, {size[1]}] batch in "
                              f"[{lo:g}, {hi:g}] ({type(e).__name__}: {first}); if it takes one size only, set "
                              f"fixed_size = (H, W) on it (or --set image_size=N); for another input, return a "
                              f"Subject from the factory") from None
@@ -182,7 +187,7 @@ class ModuleReader:
         notes = [how] if how else []
         c = img.shape[1]
         if c not in (1, 3, 4):
-            raise ValueError(f"--model {self.spec} returns {c} channels ({list(img.shape)}); expected 3 (RGB), "
+            raise ValueError(f"{_who(self.spec)} returns {c} channels ({list(img.shape)}); expected 3 (RGB), "
                              f"1 (grey, repeated) or 4 (RGBA, the 4th dropped)")
         if c != 3:
             notes.append("output has 1 channel: read as grey, repeated to RGB" if c == 1

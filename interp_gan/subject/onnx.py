@@ -76,8 +76,8 @@ from torch import Tensor
 
 from interp_gan.subject.geometry import resize_note
 from interp_gan.subject.onnx_check import FOLD_TOLERANCE, ONNX_TOLERANCE, onnx_max_abs_diff
-from interp_gan.subject.onnx_contract import (classify_inputs, dims, infer_layout, input_range_from_graph,
-                                              output_range_from_graph, read_options, vector_length)
+from interp_gan.subject.onnx_contract import (classify_inputs, dims, fed_inputs, infer_layout, input_range_from_graph,
+                                              looks_like_noise, output_range_from_graph, read_options, vector_length)
 from interp_gan.subject.onnx_graph import (check_image_output, convert, image_free_modules, import_onnx, prepare,
                                            read_model)
 from interp_gan.subject.onnx_rewrite import batch_cin_style as _batch_cin_style
@@ -115,8 +115,17 @@ class _Contract(dict):
 
 
 def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | None]:
-    image, style = classify_inputs(model, path)
+    fed = fed_inputs(model, path, opts["values"].get("feed"))
+    image, style = classify_inputs(model, path, tuple(f["name"] for f in fed))
     c = _Contract(image["name"], opts)
+    if fed:
+        c.given("feed")
+        c["fed"] = [{k: f[k] for k in ("name", "shape", "index", "value")} for f in fed]
+    if style is not None and looks_like_noise(style) and not any(
+            k in opts["values"] for k in ("style_names", "style_predictor")):
+        raise ValueError(f"{path.name}: input {style['name']!r} {style['shape']} looks like noise or a latent, not "
+                         f"a style vector: feed it a constant (--onnx feed={style['name']}:0), or read it as one-hot "
+                         f"styles by naming them (--onnx style_names=a,b,...: one per entry)")
     shape = image["shape"]
     layout = c.given("layout")
     if layout is None:
@@ -223,8 +232,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     G = convert(model, path).to(dev).eval()
     G.image_free_modules = tuple(image_free_modules(G, image["index"]))   # left out of default layers
     G.random_init_tables, G.random_init_constants = classify_buffers(G)   # for Subject.random_init
-    style_first = style is not None and style["index"] < image["index"]
-    net = (lambda x, code=None: G(code, x)) if style_first else G
+    net = _positional(G, image, style, c.get("fed", []))
     style_shape = None
     if style_dim and not per_call:
         shape = list(style["shape"]) if c["style_rank"] > 1 else ["N", style_dim]
@@ -264,6 +272,26 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
                    _style_code=lambda s, z: code_of(s),
                    _stylize_code=lambda c_, code: runner(c_, code.to(c_.device)),
                    _encode_style=encode, latent_dim=0, style_dim=style_dim, meta=meta).eval()
+
+
+def _positional(G, image: dict, style: dict | None, fed: list[dict]):
+    """``G`` as ``net(x, code=None)``: the image, the style vector and the ``feed`` constants (every
+    entry the value; a leading dim that is 1 or symbolic, on an input of rank > 1, is the batch) in
+    the graph's input order."""
+    if not fed:
+        return (lambda x, code=None: G(code, x)) if style is not None and style["index"] < image["index"] else G
+
+    def const(f: dict, x: Tensor) -> Tensor:
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in f["shape"]]
+        if len(shape) > 1 and (shape[0] == 1 or not isinstance(f["shape"][0], int)):
+            shape[0] = len(x)
+        return torch.full(shape, f["value"], dtype=x.dtype, device=x.device)
+
+    def net(x: Tensor, code: Tensor | None = None) -> Tensor:
+        args = {image["index"]: x, **({style["index"]: code} if style is not None else {})}
+        args.update({f["index"]: const(f, x) for f in fed})
+        return G(*(args[i] for i in sorted(args)))
+    return net
 
 
 def _meta(path: Path, model, inputs: tuple, done: dict, G) -> dict:

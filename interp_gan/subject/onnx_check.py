@@ -128,6 +128,11 @@ def _feeds(subject, images: Tensor, style_ids: Tensor, model=None) -> list[dict]
             feed[c["style_input"]] = _as_input(v if c["style_rank"] == 1 else np.repeat(v.reshape(
                 [1] + [len(v) if d == len(v) else 1 for d in shape[1:]]), b if shape[0] == b else 1, axis=0),
                 model, c["style_input"])
+        for f in c.get("fed", []):     # the feed option's constants, as the subject feeds them
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in f["shape"]]
+            if len(shape) > 1 and (shape[0] == 1 or not isinstance(f["shape"][0], int)):
+                shape[0] = b
+            feed[f["name"]] = _as_input(np.full(shape, f["value"], dtype=np.float32), model, f["name"])
         feeds.append(feed)
     return feeds
 
@@ -334,6 +339,13 @@ def contract_lines(subject, size: int, sample: str | Path) -> list[str]:
                  f"size {c['size']}{' ' + str(c['declared_size']) if c.get('declared_size') else ''}")
     if c.get("resized"):
         lines.append(f"  size: {c['resized']}")
+    if "style_input" in c and "style_names" in c["defaulted"]:
+        lines.append(f"  style: input {c['style_input']!r} {c['style_shape']} read as a style vector, style i feeding "
+                     f"the one-hot e_i; if it is noise or another side input, feed it a constant: --onnx "
+                     f"feed={c['style_input']}:0")
+    for f in c.get("fed", []):
+        lines.append(f"  fed: input {f['name']!r} {f['shape']} gets {f['value']:g} in every entry, for every image "
+                     "(the feed option)")
     if c.get("declared_batch"):
         lines.append(f"  batch: the graph declares a fixed batch of {c['declared_batch']}; the converted module runs "
                      f"any batch ({c.get('batched', 'unchecked')}); onnxruntime gets each image repeated "

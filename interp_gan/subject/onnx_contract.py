@@ -18,6 +18,7 @@ sample image to make a wrong guess visible.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -26,8 +27,8 @@ import numpy as np
 from interp_gan.subject.known import known_network
 from interp_gan.util import sha256_file
 
-__all__ = ["RANGES", "OPTION_KEYS", "read_options", "classify_inputs", "infer_layout", "input_range_from_graph",
-           "output_range_from_graph", "dims", "vector_length"]
+__all__ = ["RANGES", "OPTION_KEYS", "read_options", "classify_inputs", "fed_inputs", "looks_like_noise", "infer_layout",
+           "input_range_from_graph", "output_range_from_graph", "dims", "vector_length"]
 
 RANGES = {"[-1,1]": (-1.0, 1.0), "[0,1]": (0.0, 1.0), "[0,255]": (0.0, 255.0)}
 OPTION_KEYS = {
@@ -40,7 +41,10 @@ OPTION_KEYS = {
                        "(path relative to the .onnx file)",
     "style_set": "with style_predictor: \"embedded\" (default) or a folder with one subfolder per style",
     "styles": "with style_predictor: the style set's styles to use (default all)",
+    "feed": "a constant for each side input that is neither image nor style vector: name:value[,name:value] "
+            "(a strength [1] or [N,1], a noise vector [N,16]: every entry that value, for every image)",
 }
+_NOISE_NAME = re.compile(r"noise|latent|rand|(^|[^a-z])z($|[^a-z])", re.I)   # a vector input that is likely no style
 _FLOAT_TYPES = (1, 10, 11, 16)   # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _TYPE_NAMES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 2: "uint8", 3: "int8", 6: "int32",
                7: "int64"}
@@ -68,6 +72,8 @@ def _check(key: str, value, where: str):
             raise ValueError(f"{where}: size {value!r}; the only value is \"free\" (a fixed-size export of a "
                              "fully convolutional network)")
         return "free"
+    if key == "feed":
+        return _feed(value, where)
     if key in ("style_names", "styles"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",")]
@@ -75,6 +81,25 @@ def _check(key: str, value, where: str):
             raise ValueError(f"{where}: {key} must be a non-empty list of names, got {value!r}")
         return [str(v) for v in value]
     return str(value)
+
+
+def _feed(value, where: str) -> dict:
+    """``feed``: "name:value,name:value" (CLI) or a TOML table {name = value} -> {name: float}."""
+    if isinstance(value, str):
+        pairs = [p.strip().rsplit(":", 1) for p in value.split(",") if p.strip()]
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise ValueError(f"{where}: feed {value!r}; expected name:value[,name:value], e.g. feed=strength:1.0")
+        value = dict(pairs)
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{where}: feed must be name:value pairs (a TOML table {{strength = 1.0}}), got {value!r}")
+    out = {}
+    for k, v in value.items():
+        try:
+            out[str(k).strip()] = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: feed {k}:{v!r}; the value must be a number (every entry of the input "
+                             "takes it)") from None
+    return out
 
 
 def read_options(path: Path, sidecar: str | Path | None = None, options: dict | None = None) -> dict:
@@ -129,14 +154,32 @@ def vector_length(shape: list) -> int | None:
     return big[0][1]
 
 
-def classify_inputs(model, path: Path) -> tuple[dict, dict | None]:
-    """The image input (the first float input of rank 4, else the first uint8 one) and the
-    style-vector input (another float input holding one vector per image), or ValueError naming the
-    inputs. Each is ``{"name", "shape", "float", "dtype", "index"}``."""
+def _inputs(model) -> list[dict]:
     inits = {i.name for i in model.graph.initializer}
-    info = [{"name": i.name, "shape": dims(i), "float": i.type.tensor_type.elem_type in _FLOAT_TYPES,
+    return [{"name": i.name, "shape": dims(i), "float": i.type.tensor_type.elem_type in _FLOAT_TYPES,
              "dtype": _TYPE_NAMES.get(i.type.tensor_type.elem_type, f"type {i.type.tensor_type.elem_type}"),
              "index": k} for k, i in enumerate(i for i in model.graph.input if i.name not in inits)]
+
+
+def fed_inputs(model, path: Path, feed: dict | None) -> list[dict]:
+    """The side inputs given a constant by the ``feed`` option: ``{"name", "shape", "index", "value"}``
+    each; a name that is no input (or is the image) is one ValueError naming the inputs."""
+    if not feed:
+        return []
+    info = {d["name"]: d for d in _inputs(model)}
+    bad = [k for k in feed if k not in info]
+    if bad:
+        raise ValueError(f"{path.name}: feed names {bad}, which are not inputs of the graph; its inputs are "
+                         f"{[(d['name'], d['shape']) for d in info.values()]}")
+    return [{**info[k], "value": v} for k, v in feed.items()]
+
+
+def classify_inputs(model, path: Path, fed: tuple = ()) -> tuple[dict, dict | None]:
+    """The image input (the first float input of rank 4, else the first uint8 one) and the
+    style-vector input (another float input holding one vector per image), or ValueError naming the
+    inputs. Each is ``{"name", "shape", "float", "dtype", "index"}``. Inputs named in ``fed`` (the
+    ``feed`` option's constants) are neither."""
+    info = [d for d in _inputs(model) if d["name"] not in fed]
     rank4 = [d for d in info if len(d["shape"]) == 4 and vector_length(d["shape"]) is None]
     images = [d for d in rank4 if d["float"]] or [d for d in rank4 if d["dtype"] == "uint8"]
     if not images:
@@ -146,10 +189,18 @@ def classify_inputs(model, path: Path) -> tuple[dict, dict | None]:
     styles = [d for d in info if d is not image and d["float"] and vector_length(d["shape"])]
     rest = [d for d in info if d is not image and (not styles or d is not styles[0])]
     if rest:
+        d = rest[0]
         raise ValueError(f"{path.name}: inputs {[(d['name'], d['shape']) for d in rest]} are neither the image "
-                         "nor a style vector (float, one vector per image); expected an image -> image network "
-                         "with at most one style input")
+                         "nor a style vector (float, one vector of length > 1 per image); give each a constant, "
+                         f"fed with every image: --onnx feed={d['name']}:VALUE (sidecar: feed = {{{d['name']} = "
+                         "VALUE}), or export the network without it")
     return image, (styles[0] if styles else None)
+
+
+def looks_like_noise(style: dict) -> bool:
+    """A vector input named like noise or a latent (``noise``, ``z``, ``latent``, ``rand``): reading
+    it as one-hot styles would be a silent wrong guess."""
+    return bool(_NOISE_NAME.search(style["name"]))
 
 
 def infer_layout(shape: list) -> tuple[str | None, str | None]:
