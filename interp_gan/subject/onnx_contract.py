@@ -231,14 +231,82 @@ def _match(lo: float, hi: float) -> str | None:
     return None
 
 
+_AFFINE = ("Mul", "Div", "Add", "Sub")
+
+
+def _scalar(consts: dict, name: str) -> float | None:
+    v = consts.get(name)
+    if v is None or v.size == 0 or not np.issubdtype(v.dtype, np.number) or not np.all(v == np.ravel(v)[0]):
+        return None
+    return float(np.ravel(v)[0])
+
+
+def _affine(n, consts: dict, t: str) -> tuple[float, float] | None:
+    """(a, b) when node ``n`` computes a * t + b with scalar constants (Mul / Div / Add / Sub), else None."""
+    if n.op_type not in _AFFINE or len(n.input) != 2 or t not in n.input:
+        return None
+    other = n.input[1] if n.input[0] == t else n.input[0]
+    k = _scalar(consts, other)
+    if k is None:
+        return None
+    first = n.input[0] == t
+    if n.op_type == "Mul":
+        return k, 0.0
+    if n.op_type == "Add":
+        return 1.0, k
+    if n.op_type == "Div":
+        return (1.0 / k, 0.0) if first and k else None
+    return (1.0, -k) if first else (-1.0, k)
+
+
+def _through(lo: float, hi: float, ab: tuple[float, float]) -> tuple[float, float]:
+    a, b = ab
+    return tuple(sorted((a * lo + b, a * hi + b)))
+
+
+def _normalised_by(model, image_input: str, users: dict, consts: dict) -> tuple[str, str] | None:
+    """The range that the scalar Mul / Div / Add / Sub chain right after the image input maps onto
+    [0, 1] or [-1, 1] (``x / 255``: [0, 255]; ``x / 127.5 - 1``: [0, 255]; ``x * 2 - 1``: [0, 1])."""
+    t, chain, names = image_input, [], []
+    for _ in range(6):
+        nxt = users.get(t, [])
+        if len(nxt) != 1:
+            break
+        n = nxt[0]
+        if n.op_type in ("Transpose", "Identity", "Cast"):
+            t = n.output[0]
+            continue
+        ab = _affine(n, consts, t)
+        if ab is None:
+            break
+        chain.append(ab)
+        names.append(n.name or n.op_type)
+        t = n.output[0]
+    if not chain:
+        return None
+    hits = []
+    for name, (lo, hi) in RANGES.items():
+        for ab in chain:
+            lo, hi = _through(lo, hi, ab)
+        if _match(lo, hi) in ("[0,1]", "[-1,1]") and (lo, hi) != RANGES[name]:
+            hits.append((name, _match(lo, hi)))
+    if len(hits) != 1:
+        return None
+    return hits[0][0], f"the input's first ops ({', '.join(names)}) map {hits[0][0]} onto {hits[0][1]}"
+
+
 def input_range_from_graph(model, image_input: str) -> tuple[str, str] | None:
     """The range the first QuantizeLinear after the image input can represent, when it is one of
-    ``RANGES`` (within 2% of its width); None when the graph does not say."""
+    ``RANGES`` (within 2% of its width), or the range a scalar normalisation right after the input
+    maps onto [0, 1] or [-1, 1] (``x / 255``); None when the graph does not say."""
     users: dict[str, list] = {}
     for n in model.graph.node:
         for i in n.input:
             users.setdefault(i, []).append(n)
     consts, t = _consts(model), image_input
+    norm = _normalised_by(model, image_input, users, consts)
+    if norm:
+        return norm
     for _ in range(8):
         nxt = users.get(t, [])
         if len(nxt) != 1:
@@ -260,15 +328,33 @@ def input_range_from_graph(model, image_input: str) -> tuple[str, str] | None:
 
 def output_range_from_graph(model) -> tuple[str, str] | None:
     """[0,1] when the first output comes from a Sigmoid, [-1,1] from a Tanh (through data-movement
-    and QuantizeLinear / DequantizeLinear nodes); None otherwise."""
+    and QuantizeLinear / DequantizeLinear nodes), or what scalar Mul / Div / Add / Sub after it make
+    of that (``Sigmoid * 255``: [0,255]; ``(Tanh + 1) * 127.5``: [0,255]), when it is one of
+    ``RANGES``; None otherwise."""
     prod = {o: n for n in model.graph.node for o in n.output}
-    t = model.graph.output[0].name
-    for _ in range(8):
+    consts = _consts(model)
+    t, after = model.graph.output[0].name, []
+    for _ in range(12):
         n = prod.get(t)
         if n is None:
             return None
         if n.op_type in ("Sigmoid", "Tanh"):
-            return ("[0,1]" if n.op_type == "Sigmoid" else "[-1,1]"), f"{n.op_type} {n.name!r} at the output"
+            lo, hi = (0.0, 1.0) if n.op_type == "Sigmoid" else (-1.0, 1.0)
+            for ab in reversed(after):
+                lo, hi = _through(lo, hi, ab)
+            name = _match(lo, hi)
+            if name is None:
+                return None
+            how = f" then {len(after)} scalar op(s) making it [{lo:g}, {hi:g}]" if after else ""
+            return name, f"{n.op_type} {n.name!r} at the output{how}"
+        if n.op_type in _AFFINE:
+            ins = [i for i in n.input if i not in consts]
+            ab = _affine(n, consts, ins[0]) if len(ins) == 1 else None
+            if ab is None:
+                return None
+            after.append(ab)
+            t = ins[0]
+            continue
         if n.op_type not in _PASS + ("QuantizeLinear", "DequantizeLinear"):
             return None
         t = n.input[0]
