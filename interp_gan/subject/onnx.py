@@ -139,7 +139,7 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
     out_found = output_range_from_graph(model)
     rng = c.given("range")
     if rng is None:
-        found = input_range_from_graph(model, image["name"])
+        found = input_range_from_graph(model, image["name"], scaled=image["dtype"] != "uint8")
         if found:
             rng = found[0]
             c.inferred("range", found[1])

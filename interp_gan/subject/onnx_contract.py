@@ -295,18 +295,21 @@ def _normalised_by(model, image_input: str, users: dict, consts: dict) -> tuple[
     return hits[0][0], f"the input's first ops ({', '.join(names)}) map {hits[0][0]} onto {hits[0][1]}"
 
 
-def input_range_from_graph(model, image_input: str) -> tuple[str, str] | None:
+def input_range_from_graph(model, image_input: str, scaled: bool = True) -> tuple[str, str] | None:
     """The range the first QuantizeLinear after the image input can represent, when it is one of
     ``RANGES`` (within 2% of its width), or the range a scalar normalisation right after the input
-    maps onto [0, 1] or [-1, 1] (``x / 255``); None when the graph does not say."""
+    maps onto [0, 1] or [-1, 1] (``x / 255``; ``scaled=False``: the QuantizeLinear only); None when
+    the graph does not say."""
     users: dict[str, list] = {}
     for n in model.graph.node:
         for i in n.input:
             users.setdefault(i, []).append(n)
     consts, t = _consts(model), image_input
-    norm = _normalised_by(model, image_input, users, consts)
-    if norm:
-        return norm
+    q = _quantised_range(users, consts, t)
+    return q or (_normalised_by(model, image_input, users, consts) if scaled else None)
+
+
+def _quantised_range(users: dict, consts: dict, t: str) -> tuple[str, str] | None:
     for _ in range(8):
         nxt = users.get(t, [])
         if len(nxt) != 1:
