@@ -200,7 +200,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     c, image, style = _contract(path, model, opts)
     layout = c["layout"]
 
-    style_dim = vector_length(style["shape"]) if style is not None else 0
+    style_dim = vector_length(style["shape"], c.get("declared_batch")) if style is not None else 0
     predictor_file = c.given("style_predictor")
     if predictor_file and not style_dim:
         raise ValueError(f"{path.name}: style_predictor is set but the network has no style-vector input "

@@ -145,10 +145,13 @@ def read_options(path: Path, sidecar: str | Path | None = None, options: dict | 
     return out
 
 
-def vector_length(shape: list) -> int | None:
-    """D when ``shape`` holds one vector per image: one fixed dim D > 1, every other dim 1 or a symbolic
-    batch dim in front ([D], [N, D], [1, 1, 1, D], [1, D, 1, 1]); None otherwise."""
-    big = [(i, d) for i, d in enumerate(shape) if not (d == 1 or (i == 0 and not isinstance(d, int)))]
+def vector_length(shape: list, batch: int | None = None) -> int | None:
+    """D when ``shape`` holds one vector per image: one fixed dim D > 1, every other dim 1 or a batch
+    dim in front, symbolic or the image's fixed ``batch`` ([D], [N, D], [1, 1, 1, D], [1, D, 1, 1],
+    [4, D] beside a [4, 3, H, W] image); None otherwise."""
+    def is_batch(i: int, d) -> bool:
+        return i == 0 and len(shape) > 1 and (not isinstance(d, int) or (bool(batch) and batch > 1 and d == batch))
+    big = [(i, d) for i, d in enumerate(shape) if not (d == 1 or is_batch(i, d))]
     if len(big) != 1 or not isinstance(big[0][1], int) or big[0][1] <= 1:
         return None
     return big[0][1]
@@ -186,7 +189,8 @@ def classify_inputs(model, path: Path, fed: tuple = ()) -> tuple[dict, dict | No
         raise ValueError(f"{path.name}: no float or uint8 input of rank 4 (an image); inputs are "
                          f"{[(d['name'], d['dtype'], d['shape']) for d in info]}: expected an image -> image network")
     image = images[0]
-    styles = [d for d in info if d is not image and d["float"] and vector_length(d["shape"])]
+    b = image["shape"][0] if isinstance(image["shape"][0], int) else None
+    styles = [d for d in info if d is not image and d["float"] and vector_length(d["shape"], b)]
     rest = [d for d in info if d is not image and (not styles or d is not styles[0])]
     if rest:
         d = rest[0]

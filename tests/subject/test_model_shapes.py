@@ -153,6 +153,37 @@ def test_fixed_batch_graphs_give_the_dynamic_graphs_numbers(tmp_path):
     assert onnx_max_abs_diff(p4, b4, _x(3)) < 1e-4       # onnxruntime runs the file at its batch of 4
 
 
+class Styled(nn.Module):
+    """A style vector [N, 4] scales the first layer's channels, one gain per image (a per-image
+    side input that keeps the batch)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net, self.g = Net(), nn.Linear(4, 8)
+
+    def forward(self, x, s):
+        h = torch.relu(self.net.a(x)) * (1 + self.g(s))[:, :, None, None]
+        h = nn.functional.interpolate(torch.relu(self.net.b(h)), scale_factor=2.0, mode="nearest")
+        return torch.tanh(self.net.c(h))
+
+
+def test_a_fixed_batch_style_input_is_still_the_style_vector(tmp_path):
+    def export(name, b, dynamic):
+        p = tmp_path / name
+        torch.onnx.export(Styled().eval(), (torch.rand(b, 3, 32, 32), torch.rand(b, 4)), str(p), opset_version=17,
+                          input_names=["image", "style"], output_names=["out"], dynamo=False,
+                          dynamic_axes={"image": {0: "N"}, "style": {0: "N"}, "out": {0: "N"}} if dynamic else None)
+        return p
+    p4 = export("b4.onnx", 4, False)
+    b4, dyn = load_subject(p4, device="cpu"), load_subject(export("dyn.onnx", 1, True), device="cpu")
+    assert b4.num_styles == 4 and b4.meta["input_contract"]["style_input"] == "style"
+    x, ids = _x(5), torch.tensor([0, 1, 2, 3, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(b4.generate(x, ids), dyn.generate(x, ids), atol=1e-5, rtol=0)
+    assert onnx_max_abs_diff(p4, b4, x[:2], ids[:2]) < 1e-4
+
+
 # --- 3. NHWC in [0, 255] ------------------------------------------------------------------------------
 def test_nhwc_0_255_is_read_from_the_graph(tmp_path):
     p = _export(Net(nhwc=True, u8=True), tmp_path / "tf.onnx", (1, 32, 32, 3))
