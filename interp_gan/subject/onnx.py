@@ -232,7 +232,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     G = convert(model, path).to(dev).eval()
     G.image_free_modules = tuple(image_free_modules(G, image["index"]))   # left out of default layers
     G.random_init_tables, G.random_init_constants = classify_buffers(G)   # for Subject.random_init
-    net = _positional(G, image, style, c.get("fed", []))
+    net = _positional(G, image, style, c.get("fed", []), c.get("declared_batch", 1))
     style_shape = None
     if style_dim and not per_call:
         shape = list(style["shape"]) if c["style_rank"] > 1 else ["N", style_dim]
@@ -245,9 +245,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
         G.fixed_size = tuple(c["declared_size"])       # the pipeline fits its image_size to it
 
     meta = _meta(path, model, (image, style), done, G)
-    if c["size"] == "fixed" and c["declared_size"][0] != c["declared_size"][1]:
-        c["resized"] = resize_note(c["declared_size"])
-        meta["model_notes"] = [c["resized"]]
+    meta["model_notes"] = _notes(c)
 
     if not style_dim:
         c["batched"] = check_batching(runner, None, dev, path.name)[1]
@@ -274,16 +272,32 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
                    _encode_style=encode, latent_dim=0, style_dim=style_dim, meta=meta).eval()
 
 
-def _positional(G, image: dict, style: dict | None, fed: list[dict]):
+def _notes(c: _Contract) -> list[str]:
+    """What analyze says once and the report lists at its top: a non-square size's resize, the
+    contract when part of it is a guess, and the constants fed to side inputs."""
+    notes = []
+    if c["size"] == "fixed" and c["declared_size"][0] != c["declared_size"][1]:
+        c["resized"] = resize_note(c["declared_size"])
+        notes.append(c["resized"])
+    guessed = [k for k in c["defaulted"] if k in ("layout", "range", "output_range", "style_names")]
+    if guessed:
+        notes.append(f"input contract: layout {c['layout']}, range {c['range']}, output range {c['output_range']}; "
+                     f"not read from the graph but defaulted: {', '.join(guessed)} (interp-gan inspect writes a "
+                     "sample image to check them; --onnx range=... / layout=... / output_range=... set them)")
+    notes += [f"input {f['name']!r} {f['shape']} fed the constant {f['value']:g} (feed option)" for f in c.get("fed", [])]
+    return notes
+
+
+def _positional(G, image: dict, style: dict | None, fed: list[dict], batch: int = 1):
     """``G`` as ``net(x, code=None)``: the image, the style vector and the ``feed`` constants (every
-    entry the value; a leading dim that is 1 or symbolic, on an input of rank > 1, is the batch) in
-    the graph's input order."""
+    entry the value; a leading dim that is 1, symbolic or the image's fixed ``batch``, on an input of
+    rank > 1, is the batch) in the graph's input order."""
     if not fed:
         return (lambda x, code=None: G(code, x)) if style is not None and style["index"] < image["index"] else G
 
     def const(f: dict, x: Tensor) -> Tensor:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in f["shape"]]
-        if len(shape) > 1 and (shape[0] == 1 or not isinstance(f["shape"][0], int)):
+        if len(shape) > 1 and (shape[0] in (1, batch) or not isinstance(f["shape"][0], int)):
             shape[0] = len(x)
         return torch.full(shape, f["value"], dtype=x.dtype, device=x.device)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Iterator
 
 import torch
@@ -94,8 +94,12 @@ class Subject:
         meta = kw.pop("meta", None)
         if meta:
             subject.meta = {**subject.meta, **meta}
+        unknown = sorted(set(kw) - {f.name for f in fields(cls) if f.init})
+        if unknown:
+            raise TypeError(f"Subject.from_module got unexpected keyword(s) {unknown}")
         for k, v in kw.items():
             setattr(subject, k, v)
+        subject.__post_init__()      # in-place activations of a discriminator given here too
         return subject
 
     @classmethod
