@@ -258,3 +258,23 @@ def test_from_module_gives_the_subject_that_model_gives(tmp_path, monkeypatch):
     torch.testing.assert_close(y, ref)
     assert via_api.meta["model_notes"] == via_cli.meta["model_notes"]
     assert any("training mode" in n for n in via_api.meta["model_notes"])
+
+
+# --- the CLI, end to end --------------------------------------------------------------------------------
+@pytest.mark.slow   # end to end, about 10 s
+def test_inspect_and_analyze_say_the_resize_and_the_fed_constant(tmp_path, capsys):
+    from interp_gan.cli import main
+
+    p = _export(Net(), tmp_path / "wide.onnx", (1, 3, 24, 32), side=torch.ones(1))
+    assert main(["inspect", str(p), "--onnx", "feed=strength:0.5", "--sample", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert "resized to the 24x32 the graph declares" in out and "(1, 8, 24, 32)" in out      # a/Conv's own maps
+    assert "fed: input 'strength' [1] gets 0.5" in out and "conversion: " in out and "MISMATCH" not in out
+    rc = main(["analyze", str(p), "--onnx", "feed=strength:0.5", "--pipeline", "analyses/dissection.toml",
+               "--set", "n_images=16", "--set", "analyses.dissection.n_boot=20", "--set", "analyses.dissection.n_perm=20",
+               "--set", "analyses.dissection.control=false", "--out", str(tmp_path / "report")])
+    err = "".join(capsys.readouterr())
+    assert rc == 0, err
+    assert "image_size 128 -> 32" in err and "fed the constant 0.5" in err
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "24x32" in html and "fed the constant 0.5" in html
