@@ -188,8 +188,8 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
         print(f"\n{describe_edits(meta)}")
     size = a.size
     fixed = subject.meta.get("input_contract", {}).get("size") == "fixed"
-    if fixed:   # a network of one size runs at that size only
-        size = subject.meta["input_contract"]["declared_size"][0]
+    if fixed:   # a network of one size runs at that size only (a non-square one: square images resized to it)
+        size = max(subject.meta["input_contract"]["declared_size"])
     shapes: dict[str, tuple] = {}
     hooks = []
     for name, m in subject.generator.named_modules():
@@ -204,7 +204,10 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     finally:
         for h in hooks:
             h.remove()
-    print(f"\nlayers (output shape for one {size}x{size} image{', the size the graph declares' if fixed else ''}):")
+    hw = subject.meta.get("input_contract", {}).get("declared_size") or [size, size]
+    what = (f", the size the graph declares" if hw[0] == hw[1] else
+            f", resized to the {hw[0]}x{hw[1]} the graph declares") if fixed else ""
+    print(f"\nlayers (output shape for one {size}x{size} image{what}):")
     for name, m in subject.generator.named_modules():
         if name:
             n_params = sum(p.numel() for p in m.parameters(recurse=False))

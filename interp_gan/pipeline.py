@@ -39,6 +39,7 @@ from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.cost import (Cost, Progress, UnitCosts, comparison_table, count_generator, estimate_table,
                                       fmt_seconds, measure_unit_costs, share_budget)
 from interp_gan.distributed import all_gather_objects, rank_and_world
+from interp_gan.subject.geometry import analysis_size
 from interp_gan.subject.factory import probe_module_subject
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
@@ -153,8 +154,15 @@ def _fit_image_size(subject: Subject, cfg: PipelineConfig) -> PipelineConfig:
     """A generator that only takes sizes in multiples of ``size_multiple`` (a U-Net with 8 levels:
     256) gets image_size rounded up to one, and an ONNX graph that declares one square size
     (``fixed_size``: the ONNX Model Zoo's style networks, 224x224) gets that size, each said in one
-    line, instead of failing every analysis."""
+    line, instead of failing every analysis. One non-square size (H, W) gets max(H, W): the subject
+    resizes the square images to (H, W) and its output back (``subject.geometry``)."""
     fixed = getattr(subject.generator, "fixed_size", None)
+    if fixed and fixed[0] != fixed[1]:     # one non-square size: the subject resizes (subject/geometry.py)
+        size = analysis_size(fixed)
+        if cfg.image_size != size:
+            _log(f"image_size {cfg.image_size} -> {size}: the longer side of the {fixed[0]}x{fixed[1]} images the "
+                 "model takes (resized in and out)")
+        return replace(cfg, image_size=size)
     if fixed and fixed[0] == fixed[1] and cfg.image_size != fixed[0] and fixed[0] >= 16:
         onnx = subject.meta.get("model", {}).get("name") == "onnx"
         _log(f"image_size {cfg.image_size} -> {fixed[0]}: the {'graph' if onnx else 'model'} declares "
@@ -420,6 +428,9 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     cfg = _fit_image_size(subject, cfg)
     for line in probe_module_subject(subject, cfg.image_size, cfg.seed):   # --model: how it is read, said once
         _log(f"model: {line}")
+    if subject.meta.get("model", {}).get("name") in ("onnx", "torchscript"):   # a size, a guess, a constant
+        for line in subject.meta.get("model_notes") or []:
+            _log(f"model: {line}")
     adata = analysis_data(subject, cfg, data or cfg.data)
     _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")

@@ -20,7 +20,8 @@ The rules (docs/models.md, "Your own model"):
   the input range and the output from its range to [-1, 1], clamped.
 - **size**: an output of another height or width is resized to the input's (bilinear,
   antialiased when shrinking). A module that takes one size only declares ``fixed_size = (H, W)``
-  (the pipeline then analyses at that size) or ``size_multiple = m``.
+  (the pipeline then analyses at that size; a non-square one at max(H, W), the square content
+  resized to (H, W) on the way in: ``geometry``) or ``size_multiple = m``.
 
 The decisions that need a forward pass are made when the module is loaded, on a seeded probe batch
 of 2 at 64 px (or its ``fixed_size``); a module that cannot run that batch is probed again at the
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.subject.geometry import resize_note, to_model_size
 from interp_gan.subject.protocol import Subject
 
 __all__ = ["call_factory", "module_subject", "probe_module_subject", "ModuleReader", "ModuleFailed"]
@@ -74,13 +76,18 @@ def call_factory(factory: Any, spec: str) -> Any:
         raise ValueError(f"--model {spec}: the factory raised {type(e).__name__}: {first}") from e
 
 
+def _who(spec: str) -> str:
+    """How messages name the module: ``--model my.py:make``, or ``Subject.from_module(Net)``."""
+    return spec if spec.startswith("Subject.") else f"--model {spec}"
+
+
 def _range(value: Any, name: str, spec: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         lo = hi = None
     if lo is None or not lo < hi:
-        raise ValueError(f"--model {spec}: {name} = {value!r}; expected (low, high) with low < high, e.g. (0, 1)")
+        raise ValueError(f"{_who(spec)}: {name} = {value!r}; expected (low, high) with low < high, e.g. (0, 1)")
     return lo, hi
 
 
@@ -93,6 +100,8 @@ class ModuleReader:
         self.out_range = _range(declared, "output_range", spec) if declared is not None else None
         declared_in = getattr(module, "input_range", None)
         self.in_range = _range(declared_in, "input_range", spec) if declared_in is not None else None
+        fixed = getattr(module, "fixed_size", None)    # one non-square size: square content resized to it
+        self.fixed_hw = (int(fixed[0]), int(fixed[1])) if fixed and int(fixed[0]) != int(fixed[1]) else None
         self.pick: tuple = ()           # () a tensor; (i,) a sequence's element; ("key",) a dict's entry
         self.decided = False
 
@@ -109,13 +118,14 @@ class ModuleReader:
         return out
 
     def __call__(self, content: Tensor, style_ids: Tensor, z: Tensor | None = None) -> Tensor:
+        x = to_model_size(content, self.fixed_hw)
         if self.decided:
-            y = self._image(self.module(self._map_in(content)))
+            y = self._image(self.module(self._map_in(x)))
         else:       # the load-time probe could not run: the first call decides, from its own forward
             used = self.in_range or self.out_range
-            y = self.decide(content)
+            y = self.decide(x)
             if (self.in_range or self.out_range) != (used or (-1.0, 1.0)):   # fed the wrong range: once more
-                y = self._image(self.module(self._map_in(content)))
+                y = self._image(self.module(self._map_in(x)))
         y = y.float()
         if y.shape[1] == 1:
             y = y.expand(-1, 3, -1, -1)
@@ -144,11 +154,11 @@ class ModuleReader:
             hits = [k for k in _IMAGE_KEYS if ok(out.get(k))] or [k for k, t in out.items() if ok(t)]
             if len(hits) == 1 or (hits and hits[0] in _IMAGE_KEYS):
                 return (hits[0],), out[hits[0]], f"output: the dict's {hits[0]!r} entry (of {', '.join(map(str, out))})"
-            raise ValueError(f"--model {self.spec} returns a dict with keys {', '.join(map(str, out))[:200]}; expected "
+            raise ValueError(f"{_who(self.spec)} returns a dict with keys {', '.join(map(str, out))[:200]}; expected "
                              f"one image [N, C, H, W] under {', '.join(_IMAGE_KEYS)} (or a single 4-d tensor)")
         what = (f"a tensor of shape {list(out.shape)}" if torch.is_tensor(out)
                 else f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else ""))
-        raise ValueError(f"--model {self.spec} returns {what} for a batch of {n}; expected an image "
+        raise ValueError(f"{_who(self.spec)} returns {what} for a batch of {n}; expected an image "
                          f"[{n}, 3, H, W] (or a tuple / dict holding one)")
 
     def decide(self, content: Tensor) -> Tensor:
@@ -166,7 +176,7 @@ class ModuleReader:
         except Exception as e:
             lo, hi = self.in_range or self.out_range or (-1.0, 1.0)
             first = (str(e).strip().splitlines() or [""])[0][:300]
-            raise ModuleFailed(f"--model {self.spec}: the module fails on a [{n}, 3, {size[0]}, {size[1]}] batch in "
+            raise ModuleFailed(f"{_who(self.spec)}: the module fails on a [{n}, 3, {size[0]}, {size[1]}] batch in "
                              f"[{lo:g}, {hi:g}] ({type(e).__name__}: {first}); if it takes one size only, set "
                              f"fixed_size = (H, W) on it (or --set image_size=N); for another input, return a "
                              f"Subject from the factory") from None
@@ -177,7 +187,7 @@ class ModuleReader:
         notes = [how] if how else []
         c = img.shape[1]
         if c not in (1, 3, 4):
-            raise ValueError(f"--model {self.spec} returns {c} channels ({list(img.shape)}); expected 3 (RGB), "
+            raise ValueError(f"{_who(self.spec)} returns {c} channels ({list(img.shape)}); expected 3 (RGB), "
                              f"1 (grey, repeated) or 4 (RGBA, the 4th dropped)")
         if c != 3:
             notes.append("output has 1 channel: read as grey, repeated to RGB" if c == 1
@@ -229,12 +239,14 @@ def module_subject(module: nn.Module, spec: str, device: torch.device) -> Subjec
         notes.append(f"weights in {', '.join(dtypes)}: analysed in float32")
     module = module.to(device).eval()
     reader = ModuleReader(module, spec, notes)
+    if reader.fixed_hw:
+        notes.append(resize_note(reader.fixed_hw))
     subject = Subject(generator=module, style_names=["output"], _generate=reader,
                       meta={"model": {"name": "factory", "spec": spec}, "model_notes": notes}).eval()
     fixed = getattr(module, "fixed_size", None)
     m = int(getattr(module, "size_multiple", 1) or 1)
     try:                       # decided now, before anything hooks the module (a trace sees no probe)
-        probe_module_subject(subject, int(fixed[0]) if fixed else -(-64 // m) * m)
+        probe_module_subject(subject, int(max(fixed)) if fixed else -(-64 // m) * m)
     except ModuleFailed:       # e.g. a size it cannot take: the pipeline probes again at its own size
         pass
     return subject
@@ -249,5 +261,6 @@ def probe_module_subject(subject: Subject, size: int, seed: int = 0) -> list[str
     if not reader.decided:
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            reader.decide((torch.rand(2, 3, size, size, generator=g) * 2 - 1).to(subject.device))
+            x = (torch.rand(2, 3, size, size, generator=g) * 2 - 1).to(subject.device)
+            reader.decide(to_model_size(x, reader.fixed_hw))
     return list(reader.notes)

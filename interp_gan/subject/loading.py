@@ -263,7 +263,7 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
         names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
         return Subject.from_stylenet(G, names, meta=meta).eval()
-    return Subject.from_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
+    return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 
 def _from_pth(path: Path, device: torch.device) -> Subject:

@@ -74,9 +74,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from interp_gan.subject.geometry import resize_note
 from interp_gan.subject.onnx_check import FOLD_TOLERANCE, ONNX_TOLERANCE, onnx_max_abs_diff
-from interp_gan.subject.onnx_contract import (classify_inputs, dims, infer_layout, input_range_from_graph,
-                                              output_range_from_graph, read_options, vector_length)
+from interp_gan.subject.onnx_contract import (classify_inputs, dims, fed_inputs, infer_layout, input_range_from_graph,
+                                              looks_like_noise, output_range_from_graph, read_options, vector_length)
 from interp_gan.subject.onnx_graph import (check_image_output, convert, image_free_modules, import_onnx, prepare,
                                            read_model)
 from interp_gan.subject.onnx_rewrite import batch_cin_style as _batch_cin_style
@@ -114,8 +115,17 @@ class _Contract(dict):
 
 
 def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | None]:
-    image, style = classify_inputs(model, path)
+    fed = fed_inputs(model, path, opts["values"].get("feed"))
+    image, style = classify_inputs(model, path, tuple(f["name"] for f in fed))
     c = _Contract(image["name"], opts)
+    if fed:
+        c.given("feed")
+        c["fed"] = [{k: f[k] for k in ("name", "shape", "index", "value")} for f in fed]
+    if style is not None and looks_like_noise(style) and not any(
+            k in opts["values"] for k in ("style_names", "style_predictor")):
+        raise ValueError(f"{path.name}: input {style['name']!r} {style['shape']} looks like noise or a latent, not "
+                         f"a style vector: feed it a constant (--onnx feed={style['name']}:0), or read it as one-hot "
+                         f"styles by naming them (--onnx style_names=a,b,...: one per entry)")
     shape = image["shape"]
     layout = c.given("layout")
     if layout is None:
@@ -129,7 +139,7 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
     out_found = output_range_from_graph(model)
     rng = c.given("range")
     if rng is None:
-        found = input_range_from_graph(model, image["name"])
+        found = input_range_from_graph(model, image["name"], scaled=image["dtype"] != "uint8")
         if found:
             rng = found[0]
             c.inferred("range", found[1])
@@ -160,6 +170,8 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
     c.update(layout=layout, range=rng, output_range=out_rng, size="free" if free or not fixed else "fixed")
     if fixed:
         c["declared_size"] = [int(hw[0]), int(hw[1])]
+    if isinstance(shape[0], int) and shape[0] > 1:   # a fixed batch B: torch runs any batch, onnxruntime B
+        c["declared_batch"] = int(shape[0])
     if style is not None:
         c.update(style_input=style["name"], style_shape=style["shape"], style_rank=len(style["shape"]))
     return c, image, style
@@ -188,7 +200,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     c, image, style = _contract(path, model, opts)
     layout = c["layout"]
 
-    style_dim = vector_length(style["shape"]) if style is not None else 0
+    style_dim = vector_length(style["shape"], c.get("declared_batch")) if style is not None else 0
     predictor_file = c.given("style_predictor")
     if predictor_file and not style_dim:
         raise ValueError(f"{path.name}: style_predictor is set but the network has no style-vector input "
@@ -220,19 +232,20 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     G = convert(model, path).to(dev).eval()
     G.image_free_modules = tuple(image_free_modules(G, image["index"]))   # left out of default layers
     G.random_init_tables, G.random_init_constants = classify_buffers(G)   # for Subject.random_init
-    style_first = style is not None and style["index"] < image["index"]
-    net = (lambda x, code=None: G(code, x)) if style_first else G
+    net = _positional(G, image, style, c.get("fed", []), c.get("declared_batch", 1))
     style_shape = None
     if style_dim and not per_call:
         shape = list(style["shape"]) if c["style_rank"] > 1 else ["N", style_dim]
         style_shape = tuple(d if d == style_dim else 1 for d in shape[1:])
     runner = OnnxRunner(net, layout, c["range"], c["output_range"], style_shape, per_call,
                         clamp="output_clamped" in c)
+    runner.declared_batch = c.get("declared_batch", 1)
     if c["size"] == "fixed":
         runner.fixed_hw = tuple(c["declared_size"])
         G.fixed_size = tuple(c["declared_size"])       # the pipeline fits its image_size to it
 
     meta = _meta(path, model, (image, style), done, G)
+    meta["model_notes"] = _notes(c)
 
     if not style_dim:
         c["batched"] = check_batching(runner, None, dev, path.name)[1]
@@ -257,6 +270,42 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
                    _style_code=lambda s, z: code_of(s),
                    _stylize_code=lambda c_, code: runner(c_, code.to(c_.device)),
                    _encode_style=encode, latent_dim=0, style_dim=style_dim, meta=meta).eval()
+
+
+def _notes(c: _Contract) -> list[str]:
+    """What analyze says once and the report lists at its top: a non-square size's resize, the
+    contract when part of it is a guess, and the constants fed to side inputs."""
+    notes = []
+    if c["size"] == "fixed" and c["declared_size"][0] != c["declared_size"][1]:
+        c["resized"] = resize_note(c["declared_size"])
+        notes.append(c["resized"])
+    guessed = [k for k in c["defaulted"] if k in ("layout", "range", "output_range", "style_names")]
+    if guessed:
+        notes.append(f"input contract: layout {c['layout']}, range {c['range']}, output range {c['output_range']}; "
+                     f"not read from the graph but defaulted: {', '.join(guessed)} (interp-gan inspect writes a "
+                     "sample image to check them; --onnx range=... / layout=... / output_range=... set them)")
+    notes += [f"input {f['name']!r} {f['shape']} fed the constant {f['value']:g} (feed option)" for f in c.get("fed", [])]
+    return notes
+
+
+def _positional(G, image: dict, style: dict | None, fed: list[dict], batch: int = 1):
+    """``G`` as ``net(x, code=None)``: the image, the style vector and the ``feed`` constants (every
+    entry the value; a leading dim that is 1, symbolic or the image's fixed ``batch``, on an input of
+    rank > 1, is the batch) in the graph's input order."""
+    if not fed:
+        return (lambda x, code=None: G(code, x)) if style is not None and style["index"] < image["index"] else G
+
+    def const(f: dict, x: Tensor) -> Tensor:
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in f["shape"]]
+        if len(shape) > 1 and (shape[0] in (1, batch) or not isinstance(f["shape"][0], int)):
+            shape[0] = len(x)
+        return torch.full(shape, f["value"], dtype=x.dtype, device=x.device)
+
+    def net(x: Tensor, code: Tensor | None = None) -> Tensor:
+        args = {image["index"]: x, **({style["index"]: code} if style is not None else {})}
+        args.update({f["index"]: const(f, x) for f in fed})
+        return G(*(args[i] for i in sorted(args)))
+    return net
 
 
 def _meta(path: Path, model, inputs: tuple, done: dict, G) -> dict:

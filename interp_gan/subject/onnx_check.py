@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interp_gan.subject.geometry import to_model_size, to_size
 from interp_gan.subject.onnx_contract import RANGES
 
 __all__ = ["ONNX_TOLERANCE", "FOLD_TOLERANCE", "onnx_max_abs_diff", "fold_max_abs_diff", "quantised_diffs",
@@ -119,12 +120,19 @@ def _feeds(subject, images: Tensor, style_ids: Tensor, model=None) -> list[dict]
         x = (images[i:i + 1].float().cpu() + 1) / 2 * (hi - lo) + lo
         if c["layout"] == "NHWC":
             x = x.permute(0, 2, 3, 1)
-        feed = {c["image_input"]: _as_input(x.contiguous().numpy(), model, c["image_input"])}
+        b = int(c.get("declared_batch", 1))     # a graph of a fixed batch B > 1: the image repeated B times
+        feed = {c["image_input"]: _as_input(np.repeat(x.contiguous().numpy(), b, axis=0), model, c["image_input"])}
         if codes is not None:
             v = codes[i].numpy().astype(np.float32)
             shape = c["style_shape"]
-            feed[c["style_input"]] = _as_input(v if c["style_rank"] == 1 else v.reshape(
-                [1] + [len(v) if d == len(v) else 1 for d in shape[1:]]), model, c["style_input"])
+            feed[c["style_input"]] = _as_input(v if c["style_rank"] == 1 else np.repeat(v.reshape(
+                [1] + [len(v) if d == len(v) else 1 for d in shape[1:]]), b if shape[0] == b else 1, axis=0),
+                model, c["style_input"])
+        for f in c.get("fed", []):     # the feed option's constants, as the subject feeds them
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in f["shape"]]
+            if len(shape) > 1 and (shape[0] == 1 or not isinstance(f["shape"][0], int)):
+                shape[0] = b
+            feed[f["name"]] = _as_input(np.full(shape, f["value"], dtype=np.float32), model, f["name"])
         feeds.append(feed)
     return feeds
 
@@ -133,12 +141,22 @@ def _outputs(sess, feeds: list[dict], contract: dict) -> Tensor:
     lo, hi = RANGES[contract["output_range"]]
     ys = []
     for feed in feeds:
-        y = torch.from_numpy(sess.run(None, feed)[0]).float()
+        y = torch.from_numpy(sess.run(None, feed)[0][:1]).float()
         if contract["layout"] == "NHWC":
             y = y.permute(0, 3, 1, 2)
         y = (y - lo) / (hi - lo) * 2 - 1
         ys.append(y.clamp(-1, 1) if "output_clamped" in contract else y)
     return torch.cat(ys)
+
+
+def _reference(sess, subject, images: Tensor, ids: Tensor, model) -> Tensor:
+    """onnxruntime's output for ``images`` ([N,3,S,S] in [-1,1]) one image per run, on the subject's
+    [-1,1] NCHW scale: a graph of one non-square size gets them resized as the subject resizes them
+    (``geometry``), a graph of a fixed batch B > 1 gets each image repeated B times (the first output kept)."""
+    c = subject.meta["input_contract"]
+    hw = c.get("declared_size") if c.get("size") == "fixed" else None
+    fed = to_model_size(images, hw)
+    return to_size(_outputs(sess, _feeds(subject, fed, ids, model), c), images.shape[-2:])
 
 
 def _ids(subject, images: Tensor, style_ids: Tensor | None) -> Tensor:
@@ -156,7 +174,7 @@ def onnx_max_abs_diff(path: str | Path, subject, images: Tensor, style_ids: Tens
     sess = _session(model)
     with torch.no_grad():
         ours = subject.generate(images.to(subject.device), ids.to(subject.device)).float().cpu()
-    ref = _outputs(sess, _feeds(subject, images, ids, model), subject.meta["input_contract"])
+    ref = _reference(sess, subject, images, ids, model)
     return float((ref - ours).abs().max())
 
 
@@ -166,8 +184,8 @@ def fold_max_abs_diff(path: str | Path, subject, images: Tensor, style_ids: Tens
     images = on_input_grid(subject, images)
     twin_g, file_g = reference_graph(path, c, "twin"), reference_graph(path, c, "file")
     ids = _ids(subject, images, style_ids)
-    twin = _outputs(_session(twin_g, optimise=False), _feeds(subject, images, ids, twin_g), c)
-    file = _outputs(_session(file_g, optimise=False), _feeds(subject, images, ids, file_g), c)
+    twin = _reference(_session(twin_g, optimise=False), subject, images, ids, twin_g)
+    file = _reference(_session(file_g, optimise=False), subject, images, ids, file_g)
     return float((twin - file).abs().max())
 
 
@@ -179,7 +197,7 @@ def quantised_diffs(path: str | Path, subject, images: Tensor, style_ids: Tensor
     with torch.no_grad():
         ours = subject.generate(images.to(subject.device), ids.to(subject.device)).float().cpu()
     model = reference_graph(path, subject.meta["input_contract"], "file")
-    ref = _outputs(_session(model), _feeds(subject, images, ids, model), subject.meta["input_contract"])
+    ref = _reference(_session(model), subject, images, ids, model)
     d = (ref - ours).abs()
     return float(d.max()), float(d.mean())
 
@@ -319,6 +337,19 @@ def contract_lines(subject, size: int, sample: str | Path) -> list[str]:
     ev = c.get("evidence", {})
     lines.append(f"input contract: layout {c['layout']}, range {c['range']}, output range {c['output_range']}, "
                  f"size {c['size']}{' ' + str(c['declared_size']) if c.get('declared_size') else ''}")
+    if c.get("resized"):
+        lines.append(f"  size: {c['resized']}")
+    if "style_input" in c and "style_names" in c["defaulted"]:
+        lines.append(f"  style: input {c['style_input']!r} {c['style_shape']} read as a style vector, style i feeding "
+                     f"the one-hot e_i; if it is noise or another side input, feed it a constant: --onnx "
+                     f"feed={c['style_input']}:0")
+    for f in c.get("fed", []):
+        lines.append(f"  fed: input {f['name']!r} {f['shape']} gets {f['value']:g} in every entry, for every image "
+                     "(the feed option)")
+    if c.get("declared_batch"):
+        lines.append(f"  batch: the graph declares a fixed batch of {c['declared_batch']}; the converted module runs "
+                     f"any batch ({c.get('batched', 'unchecked')}); onnxruntime gets each image repeated "
+                     f"{c['declared_batch']} times and the first output is compared")
     for k in c["inferred"]:
         lines.append(f"  {k}: inferred from {ev.get(k, 'the graph')}")
     for src in ("from_sidecar", "from_options", "defaulted"):

@@ -9,27 +9,29 @@ Every key can come from three places, strongest first: keyword options (``load_o
 key=value)``, ``interp-gan ... --onnx key=value``), the sidecar ``<file>.onnx.toml``, and the graph.
 One schema, checked the same way wherever a key comes from (``OPTION_KEYS``).
 
-What a graph can say about its value range: a QuantizeLinear right after the image input fixes the
-representable interval S (qmin - Z) .. S (qmax - Z) (scale 1/255, zero point -128, int8: [0, 1]);
-a Sigmoid or Tanh at the end fixes the output's range; a uint8 image input means [0, 255]. Nothing
-else in a float graph does, so the input range is otherwise defaulted (to the output's range when
-the graph fixes that, else [0, 1]; ``load_onnx_subject``) and ``interp-gan inspect`` writes a
-sample image to make a wrong guess visible.
+What a graph can say about its value range is read in ``onnx_ranges`` (a QuantizeLinear or a
+scalar normalisation after the input, a Sigmoid / Tanh and scalar ops at the output); a uint8 image
+input means [0, 255]. Otherwise the input range is defaulted (to the output's range when the graph
+fixes that, else [0, 1]; ``load_onnx_subject``), said at analyze, and ``interp-gan inspect`` writes
+a sample image to make a wrong guess visible.
+
+Inputs other than the image: a float vector per image is the style vector; ``feed`` gives any side
+input a constant (``fed_inputs``); a vector named like noise is not read as styles unless
+``style_names`` says so (``looks_like_noise``).
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
-import numpy as np
-
 from interp_gan.subject.known import known_network
+from interp_gan.subject.onnx_ranges import RANGES, input_range_from_graph, output_range_from_graph
 from interp_gan.util import sha256_file
 
-__all__ = ["RANGES", "OPTION_KEYS", "read_options", "classify_inputs", "infer_layout", "input_range_from_graph",
-           "output_range_from_graph", "dims", "vector_length"]
+__all__ = ["RANGES", "OPTION_KEYS", "read_options", "classify_inputs", "fed_inputs", "looks_like_noise", "infer_layout",
+           "input_range_from_graph", "output_range_from_graph", "dims", "vector_length"]
 
-RANGES = {"[-1,1]": (-1.0, 1.0), "[0,1]": (0.0, 1.0), "[0,255]": (0.0, 255.0)}
 OPTION_KEYS = {
     "range": "the image input's value range: \"[-1,1]\", \"[0,1]\" or \"[0,255]\"",
     "output_range": "the output's value range (default: read from a final Sigmoid / Tanh, else = range)",
@@ -40,7 +42,10 @@ OPTION_KEYS = {
                        "(path relative to the .onnx file)",
     "style_set": "with style_predictor: \"embedded\" (default) or a folder with one subfolder per style",
     "styles": "with style_predictor: the style set's styles to use (default all)",
+    "feed": "a constant for each side input that is neither image nor style vector: name:value[,name:value] "
+            "(a strength [1] or [N,1], a noise vector [N,16]: every entry that value, for every image)",
 }
+_NOISE_NAME = re.compile(r"noise|latent|rand|(^|[^a-z])z($|[^a-z])", re.I)   # a vector input that is likely no style
 _FLOAT_TYPES = (1, 10, 11, 16)   # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _TYPE_NAMES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 2: "uint8", 3: "int8", 6: "int32",
                7: "int64"}
@@ -68,6 +73,8 @@ def _check(key: str, value, where: str):
             raise ValueError(f"{where}: size {value!r}; the only value is \"free\" (a fixed-size export of a "
                              "fully convolutional network)")
         return "free"
+    if key == "feed":
+        return _feed(value, where)
     if key in ("style_names", "styles"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",")]
@@ -75,6 +82,25 @@ def _check(key: str, value, where: str):
             raise ValueError(f"{where}: {key} must be a non-empty list of names, got {value!r}")
         return [str(v) for v in value]
     return str(value)
+
+
+def _feed(value, where: str) -> dict:
+    """``feed``: "name:value,name:value" (CLI) or a TOML table {name = value} -> {name: float}."""
+    if isinstance(value, str):
+        pairs = [p.strip().rsplit(":", 1) for p in value.split(",") if p.strip()]
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise ValueError(f"{where}: feed {value!r}; expected name:value[,name:value], e.g. feed=strength:1.0")
+        value = dict(pairs)
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{where}: feed must be name:value pairs (a TOML table {{strength = 1.0}}), got {value!r}")
+    out = {}
+    for k, v in value.items():
+        try:
+            out[str(k).strip()] = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: feed {k}:{v!r}; the value must be a number (every entry of the input "
+                             "takes it)") from None
+    return out
 
 
 def read_options(path: Path, sidecar: str | Path | None = None, options: dict | None = None) -> dict:
@@ -120,36 +146,66 @@ def read_options(path: Path, sidecar: str | Path | None = None, options: dict | 
     return out
 
 
-def vector_length(shape: list) -> int | None:
-    """D when ``shape`` holds one vector per image: one fixed dim D > 1, every other dim 1 or a symbolic
-    batch dim in front ([D], [N, D], [1, 1, 1, D], [1, D, 1, 1]); None otherwise."""
-    big = [(i, d) for i, d in enumerate(shape) if not (d == 1 or (i == 0 and not isinstance(d, int)))]
+def vector_length(shape: list, batch: int | None = None) -> int | None:
+    """D when ``shape`` holds one vector per image: one fixed dim D > 1, every other dim 1 or a batch
+    dim in front, symbolic or the image's fixed ``batch`` ([D], [N, D], [1, 1, 1, D], [1, D, 1, 1],
+    [4, D] beside a [4, 3, H, W] image); None otherwise."""
+    def is_batch(i: int, d) -> bool:
+        return i == 0 and len(shape) > 1 and (not isinstance(d, int) or (bool(batch) and batch > 1 and d == batch))
+    big = [(i, d) for i, d in enumerate(shape) if not (d == 1 or is_batch(i, d))]
     if len(big) != 1 or not isinstance(big[0][1], int) or big[0][1] <= 1:
         return None
     return big[0][1]
 
 
-def classify_inputs(model, path: Path) -> tuple[dict, dict | None]:
-    """The image input (the first float input of rank 4, else the first uint8 one) and the
-    style-vector input (another float input holding one vector per image), or ValueError naming the
-    inputs. Each is ``{"name", "shape", "float", "dtype", "index"}``."""
+def _inputs(model) -> list[dict]:
     inits = {i.name for i in model.graph.initializer}
-    info = [{"name": i.name, "shape": dims(i), "float": i.type.tensor_type.elem_type in _FLOAT_TYPES,
+    return [{"name": i.name, "shape": dims(i), "float": i.type.tensor_type.elem_type in _FLOAT_TYPES,
              "dtype": _TYPE_NAMES.get(i.type.tensor_type.elem_type, f"type {i.type.tensor_type.elem_type}"),
              "index": k} for k, i in enumerate(i for i in model.graph.input if i.name not in inits)]
+
+
+def fed_inputs(model, path: Path, feed: dict | None) -> list[dict]:
+    """The side inputs given a constant by the ``feed`` option: ``{"name", "shape", "index", "value"}``
+    each; a name that is no input (or is the image) is one ValueError naming the inputs."""
+    if not feed:
+        return []
+    info = {d["name"]: d for d in _inputs(model)}
+    bad = [k for k in feed if k not in info]
+    if bad:
+        raise ValueError(f"{path.name}: feed names {bad}, which are not inputs of the graph; its inputs are "
+                         f"{[(d['name'], d['shape']) for d in info.values()]}")
+    return [{**info[k], "value": v} for k, v in feed.items()]
+
+
+def classify_inputs(model, path: Path, fed: tuple = ()) -> tuple[dict, dict | None]:
+    """The image input (the first float input of rank 4, else the first uint8 one) and the
+    style-vector input (another float input holding one vector per image), or ValueError naming the
+    inputs. Each is ``{"name", "shape", "float", "dtype", "index"}``. Inputs named in ``fed`` (the
+    ``feed`` option's constants) are neither."""
+    info = [d for d in _inputs(model) if d["name"] not in fed]
     rank4 = [d for d in info if len(d["shape"]) == 4 and vector_length(d["shape"]) is None]
     images = [d for d in rank4 if d["float"]] or [d for d in rank4 if d["dtype"] == "uint8"]
     if not images:
         raise ValueError(f"{path.name}: no float or uint8 input of rank 4 (an image); inputs are "
                          f"{[(d['name'], d['dtype'], d['shape']) for d in info]}: expected an image -> image network")
     image = images[0]
-    styles = [d for d in info if d is not image and d["float"] and vector_length(d["shape"])]
+    b = image["shape"][0] if isinstance(image["shape"][0], int) else None
+    styles = [d for d in info if d is not image and d["float"] and vector_length(d["shape"], b)]
     rest = [d for d in info if d is not image and (not styles or d is not styles[0])]
     if rest:
+        d = rest[0]
         raise ValueError(f"{path.name}: inputs {[(d['name'], d['shape']) for d in rest]} are neither the image "
-                         "nor a style vector (float, one vector per image); expected an image -> image network "
-                         "with at most one style input")
+                         "nor a style vector (float, one vector of length > 1 per image); give each a constant, "
+                         f"fed with every image: --onnx feed={d['name']}:VALUE (sidecar: feed = {{{d['name']} = "
+                         "VALUE}), or export the network without it")
     return image, (styles[0] if styles else None)
+
+
+def looks_like_noise(style: dict) -> bool:
+    """A vector input named like noise or a latent (``noise``, ``z``, ``latent``, ``rand``): reading
+    it as one-hot styles would be a silent wrong guess."""
+    return bool(_NOISE_NAME.search(style["name"]))
 
 
 def infer_layout(shape: list) -> tuple[str | None, str | None]:
@@ -159,66 +215,3 @@ def infer_layout(shape: list) -> tuple[str | None, str | None]:
     if shape[3] == 3 and shape[1] != 3:
         return "NHWC", "inferred"
     return None, None
-
-
-_PASS = ("Pad", "Transpose", "Reshape", "Identity", "Cast")   # ops that keep the values an image takes
-
-
-def _consts(model) -> dict:
-    from onnx import numpy_helper
-
-    out = {i.name: i for i in model.graph.initializer}
-    out.update({n.output[0]: n.attribute[0].t for n in model.graph.node
-                if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
-    return {k: numpy_helper.to_array(v) for k, v in out.items()}
-
-
-def _match(lo: float, hi: float) -> str | None:
-    for name, (a, b) in RANGES.items():
-        if abs(lo - a) <= 0.02 * (b - a) and abs(hi - b) <= 0.02 * (b - a):
-            return name
-    return None
-
-
-def input_range_from_graph(model, image_input: str) -> tuple[str, str] | None:
-    """The range the first QuantizeLinear after the image input can represent, when it is one of
-    ``RANGES`` (within 2% of its width); None when the graph does not say."""
-    users: dict[str, list] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-    consts, t = _consts(model), image_input
-    for _ in range(8):
-        nxt = users.get(t, [])
-        if len(nxt) != 1:
-            return None
-        n = nxt[0]
-        if n.op_type == "QuantizeLinear" and n.input[1] in consts:
-            s = float(np.ravel(consts[n.input[1]])[0])
-            zp = consts.get(n.input[2]) if len(n.input) > 2 else None
-            z = int(np.ravel(zp)[0]) if zp is not None else 0
-            info = np.iinfo(zp.dtype if zp is not None else np.uint8)
-            lo, hi = s * (info.min - z), s * (info.max - z)
-            name = _match(lo, hi)
-            return (name, f"QuantizeLinear {n.name!r}, which represents [{lo:.4g}, {hi:.4g}]") if name else None
-        if n.op_type not in _PASS:
-            return None
-        t = n.output[0]
-    return None
-
-
-def output_range_from_graph(model) -> tuple[str, str] | None:
-    """[0,1] when the first output comes from a Sigmoid, [-1,1] from a Tanh (through data-movement
-    and QuantizeLinear / DequantizeLinear nodes); None otherwise."""
-    prod = {o: n for n in model.graph.node for o in n.output}
-    t = model.graph.output[0].name
-    for _ in range(8):
-        n = prod.get(t)
-        if n is None:
-            return None
-        if n.op_type in ("Sigmoid", "Tanh"):
-            return ("[0,1]" if n.op_type == "Sigmoid" else "[-1,1]"), f"{n.op_type} {n.name!r} at the output"
-        if n.op_type not in _PASS + ("QuantizeLinear", "DequantizeLinear"):
-            return None
-        t = n.input[0]
-    return None

@@ -157,11 +157,11 @@ def free_image_size(model, image_input: str, layout: str) -> list[str]:
 
 
 def batch_free_reshapes(model) -> int:
-    """Let, in place, every ``Reshape`` to a constant shape that starts with 1 copy its input's first
-    dim instead (1 -> 0, ONNX's "keep this dim"), where shape inference says that input's first dim is
-    1: an export traced at batch 1 bakes the batch into such shapes (tf2onnx: ``[1, C, 1, 1]``). At
-    batch 1 the graph computes exactly what it did; whether a larger batch now gives the same as
-    single images is for the loader's batching check to say. Returns how many were rewritten."""
+    """Let, in place, every ``Reshape`` to a constant shape that starts with B copy its input's first
+    dim instead (B -> 0, ONNX's "keep this dim"), where shape inference says that input's first dim is
+    B: an export traced at batch B (most often 1) bakes the batch into such shapes (tf2onnx:
+    ``[1, C, 1, 1]``). At batch B the graph computes exactly what it did; whether another batch now
+    gives the same as single images is for the loader's batching check to say. Returns how many were rewritten."""
     import numpy as np
     from onnx import numpy_helper, shape_inference
 
@@ -180,7 +180,7 @@ def batch_free_reshapes(model) -> int:
         if n.op_type != "Reshape" or any(a.name == "allowzero" and a.i for a in n.attribute):
             continue
         shape = _const(model, n.input[1])
-        if shape is None or shape.ndim != 1 or len(shape) < 2 or shape[0] != 1 or first.get(n.input[0]) != 1:
+        if shape is None or shape.ndim != 1 or len(shape) < 2 or shape[0] < 1 or first.get(n.input[0]) != shape[0]:
             continue
         new = np.array(shape, dtype=np.int64)
         new[0] = 0

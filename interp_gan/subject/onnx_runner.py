@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from interp_gan.subject.geometry import to_model_size, to_size
 from interp_gan.subject.onnx_contract import RANGES
 
 __all__ = ["OnnxRunner", "check_batching", "BATCH_TOLERANCE"]
@@ -56,11 +57,17 @@ class OnnxRunner:
                           for i in range(len(x))])
 
     def __call__(self, content: Tensor, codes: Tensor | None) -> Tensor:
+        if self.fixed_hw is not None and self.fixed_hw[0] != self.fixed_hw[1]:   # one non-square size: resized
+            size = content.shape[-2:]
+            return to_size(self._run(to_model_size(content, self.fixed_hw), codes), size)
         if self.fixed_hw is not None and tuple(content.shape[-2:]) != self.fixed_hw:
             h, w = self.fixed_hw
             raise ValueError(f"this network (as exported to ONNX) takes {h}x{w} images only; got {content.shape[-2]}x"
                              f"{content.shape[-1]} (set image_size to {h}: --set image_size={h}; or, when the "
                              "network is fully convolutional, load it with size = \"free\": --onnx size=free)")
+        return self._run(content, codes)
+
+    def _run(self, content: Tensor, codes: Tensor | None) -> Tensor:
         x = self.to_net(content)
         if codes is not None:
             codes = codes.to(x.dtype)
@@ -95,8 +102,13 @@ def check_batching(runner: OnnxRunner, codes: Tensor | None, device: torch.devic
             single = runner(x, codes)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            b = getattr(runner, "declared_batch", 1)
+            why = (f"the graph declares a fixed batch of {b}, and a shape baked from it does not fit one image: "
+                   "export it again with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={input: "
+                   "{0: 'N'}}); tf2onnx: --inputs name:0[-1,H,W,3])" if b > 1 else
+                   "an op exported in a form torch cannot run")
             raise ValueError(f"{name}: the converted network fails on a {h}x{w} image ({type(e).__name__}: "
-                             f"{first}); an op exported in a form torch cannot run") from None
+                             f"{first}); {why}") from None
         runner.batched = True
         try:
             both = runner(x, codes)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Iterator
 
 import torch
@@ -80,7 +80,32 @@ class Subject:
 
     @classmethod
     def from_module(cls, module: nn.Module, style_names: list[str] | None = None, **kw) -> "Subject":
-        """Any nn.Module mapping content [N,3,H,W] -> image [N,3,H,W]; one style, no latent."""
+        """Any nn.Module mapping content -> image, read by the rules of ``--model file.py:factory``
+        (``subject/factory.py``: eval mode, float32, the image picked from a tuple / dict, channels,
+        value range, size; each decision in ``meta["model_notes"]``), so the Python API and the CLI give
+        the same subject; one style, no latent. ``style_names`` names it; other keywords are set on the
+        subject (``meta`` is merged into the one the rules write)."""
+        from interp_gan.subject.factory import module_subject
+
+        p = next(module.parameters(), None)
+        subject = module_subject(module, f"Subject.from_module({type(module).__name__})",
+                                 p.device if p is not None else torch.device("cpu"))
+        subject.style_names = list(style_names or subject.style_names)
+        meta = kw.pop("meta", None)
+        if meta:
+            subject.meta = {**subject.meta, **meta}
+        unknown = sorted(set(kw) - {f.name for f in fields(cls) if f.init})
+        if unknown:
+            raise TypeError(f"Subject.from_module got unexpected keyword(s) {unknown}")
+        for k, v in kw.items():
+            setattr(subject, k, v)
+        subject.__post_init__()      # in-place activations of a discriminator given here too
+        return subject
+
+    @classmethod
+    def wrap_module(cls, module: nn.Module, style_names: list[str] | None = None, **kw) -> "Subject":
+        """A module whose contract is known already (a loader's own network: content and output in
+        [-1, 1], [N,3,H,W]) called as it is, with no reading rules; one style, no latent."""
         return cls(generator=module, style_names=list(style_names or ["output"]),
                    _generate=lambda c, s, z=None: module(c), **kw)
 

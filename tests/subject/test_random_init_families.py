@@ -55,7 +55,7 @@ def _trained(name: str) -> torch.nn.Module:
 def test_the_control_redraws_every_learned_value_and_restores_them(name):
     G = _trained(name)
     trained = {k: v.clone() for k, v in G.state_dict().items()}
-    s = Subject.from_module(G)
+    s = Subject.wrap_module(G)     # G as it is (a discriminator is no content -> image module)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                 # nothing kept: no "keeps trained values" warning
         with s.random_init(seed=0) as c:

@@ -93,7 +93,7 @@ def test_null_generator_labels_about_nominal_fraction():
     torch.manual_seed(0)
     n = 48
     f = Dissection(layers=["net.0", "net.2"], n_perm=499, n_boot=50, perm_block=16, control=False).run(
-        Subject.from_module(Independent(n, 32)), _data(n))
+        Subject.wrap_module(Independent(n, 32)), _data(n))   # stateful: no probe call
     long = f.tables["dissection_iou"]
     tested = long[long.iou > 0]                       # concepts a unit never touches have p = 1
     assert len(tested) > 50
