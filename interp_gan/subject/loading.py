@@ -273,7 +273,20 @@ def _from_pth(path: Path, device: torch.device) -> Subject:
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
+    if model.get("w_hpf"):
+        meta["face_masks"] = _hpf_note(model, sd)
     return _subject_of(G, model, None, meta, device)
+
+
+def _hpf_note(model: dict, sd: dict) -> str:
+    """What a w_hpf > 0 StarGAN v2 subject does with its FAN, and where its w_hpf came from."""
+    gen = {k.removeprefix("module."): v for k, v in sd["generator"].items()}
+    source = ("read from generator.hpf.filter" if "hpf.filter" in gen else
+              "not recorded in the file; 1 is the released CelebA-HQ model's value")
+    return (f"w_hpf={model['w_hpf']:g} ({source}): the checkpoint's face-landmark network (FAN) computes face "
+            "masks from each content batch (no gradient, as the authors); the generator adds masked high-pass "
+            "encoder features at 32, 64 and 128 px. Default layers and the random-init control cover the "
+            "generator only; the FAN stays trained")
 
 
 def _from_converted(path: Path, device: torch.device, options: dict | None = None) -> Subject:
