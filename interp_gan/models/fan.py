@@ -51,8 +51,8 @@ FAN_INPUT = 256             # the network's input size (its CoordConv grids are 
 
 def _coords(n: int, h: int, w: int, like: Tensor) -> Tensor:
     """[n, 3, h, w]: row and column in [-1, 1], and their radius scaled to at most 1."""
-    rows = torch.linspace(-1, 1, h, dtype=like.dtype, device=like.device)[:, None].expand(h, w)
-    cols = torch.linspace(-1, 1, w, dtype=like.dtype, device=like.device)[None, :].expand(h, w)
+    rows = (torch.arange(h, dtype=like.dtype, device=like.device) / (h - 1) * 2 - 1)[:, None].expand(h, w)
+    cols = (torch.arange(w, dtype=like.dtype, device=like.device) / (w - 1) * 2 - 1)[None, :].expand(h, w)
     r = torch.sqrt(rows ** 2 + cols ** 2)
     return torch.stack([rows, cols, r / r.max()])[None].expand(n, 3, h, w)
 
