@@ -275,6 +275,9 @@ def _from_pth(path: Path, device: torch.device) -> Subject:
         meta["normalization"] = _STARGAN_NORM
     if model.get("w_hpf"):
         meta["face_masks"] = _hpf_note(model, sd)
+    elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
+        meta["fan_ignored"] = ("the file's 'fan' entry (face-landmark network) is not loaded: this generator has "
+                               "w_hpf=0 and never uses face masks")
     return _subject_of(G, model, None, meta, device)
 
 

@@ -349,7 +349,7 @@ def test_default_layers_hooks_and_the_random_init_control(hpf_ckpt):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_inspect_convert_and_a_small_analyze(hpf_ckpt, tmp_path, capsys):
+def test_inspect_and_convert(hpf_ckpt, tmp_path, capsys):
     from interp_gan.cli import main
 
     path, M = hpf_ckpt
@@ -363,6 +363,14 @@ def test_inspect_convert_and_a_small_analyze(hpf_ckpt, tmp_path, capsys):
     x, ids = _content(2, size=64, seed=7), torch.tensor([1, 0])
     with torch.no_grad():
         assert torch.equal(c.generate(x, ids, s.sample_z(2, seed=2)), s.generate(x, ids, s.sample_z(2, seed=2)))
+    assert c.generator.w_hpf == 1.0 and c.meta["model"]["fan_width"] == 16
+
+
+@pytest.mark.slow
+def test_analyze_end_to_end_with_the_random_init_control(hpf_ckpt, tmp_path):
+    from interp_gan.cli import main
+
+    path, _ = hpf_ckpt
     (tmp_path / "mini.toml").write_text(
         'name = "hpf-mini"\nn_images = 8\nimage_size = 64\nbatch_size = 8\nseed = 0\ndevice = "cpu"\n'
         "[analyses.dissection]\nn_boot = 10\nn_perm = 10\ncontrol = true\n")
