@@ -1,6 +1,6 @@
 """StarGAN v2 in the authors' reference layout, so their ``*_nets_ema.ckpt`` files load.
 
-    M = StarGANv2.from_reference(torch.load("100000_nets_ema.ckpt", weights_only=True))
+    M = StarGANv2.from_reference(torch.load("100000_nets_ema.ckpt", weights_only=True))   # AFHQ or CelebA-HQ
     code = M.mapping(z, style_ids)             # z [N,16] ~ N(0,I), style_ids [N] (domain) -> s [N,64]
     out = M(content, code)                     # content [N,3,H,W] in [-1,1] -> [N,3,H,W] in [-1,1]
     out = M.generate(content, style_ids, z)    # the two together
@@ -27,11 +27,15 @@ with ``strict=True``:
 
 The widths are inferred from the weights (``infer_stargan_v2_config``): 256 px AFHQ models
 (img_size 256, style_dim 64, latent_dim 16, 3 domains: cat, dog, wild) load unchanged, and tests
-build tiny ones. Only ``w_hpf=0`` models (AFHQ) are supported: the CelebA-HQ models (``w_hpf=1``)
-add high-pass-filtered encoder features, masked by the FAN face-landmark network's heatmaps, to
-the decoder and drop the decoder's residual shortcuts; without FAN their outputs are not the
-authors', so such checkpoints are refused (``hpf.filter`` buffer, a ``fan`` entry, or the extra
-downsampling block that ``w_hpf > 0`` adds give them away).
+build tiny ones. CelebA-HQ models (``w_hpf=1``; recognised by the extra generator downsampling
+block that ``w_hpf > 0`` adds) drop the decoder's residual shortcuts and add high-pass-filtered
+encoder features (``HighPass``), masked by face masks, to the decoder outputs of height 32, 64 and
+128 px; the masks come from the face-landmark network saved as the file's ``fan`` entry
+(``interp_gan.models.fan``), computed from the content in ``forward`` (no gradient). ``w_hpf`` is
+read from a saved ``hpf.filter`` (kernel / w_hpf; the authors' later code saves it), else 1 (the
+released CelebA-HQ model's value). A ``w_hpf > 0`` file without ``fan`` is refused
+(``FAN_MISSING``). The FAN is an ``auxiliary_modules`` entry: not among the default layers, and
+left trained by the random-init control.
 
 The reference generator's output is not squashed (the authors clamp when saving images);
 ``StarGANv2.forward`` / ``generate`` clamp to [-1, 1]; ``generator(x, s)`` is the raw output.

@@ -373,10 +373,12 @@ def test_analyze_end_to_end_with_the_random_init_control(hpf_ckpt, tmp_path):
     path, _ = hpf_ckpt
     (tmp_path / "mini.toml").write_text(
         'name = "hpf-mini"\nn_images = 8\nimage_size = 64\nbatch_size = 8\nseed = 0\ndevice = "cpu"\n'
-        "[analyses.dissection]\nn_boot = 10\nn_perm = 10\ncontrol = true\n")
+        "[analyses.overview]\nn_images = 2\n[analyses.dissection]\nn_boot = 10\nn_perm = 10\ncontrol = true\n")
     rc = main(["analyze", str(path), "--pipeline", str(tmp_path / "mini.toml"), "--out", str(tmp_path / "rep")])
     assert rc == 0
     findings = json.loads((tmp_path / "rep" / "findings.json").read_text())
     assert not findings["dissection"].get("skipped")
     notes = " ".join(findings["dissection"].get("notes", []))
     assert "leaves fan trained" in notes
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "Adaptive Wing Loss" in html and "leaves fan trained" in html     # the FAN's papers, the control's note
