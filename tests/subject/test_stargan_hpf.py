@@ -313,6 +313,12 @@ def test_strict_loading_errors_are_one_line(hpf_ckpt, tmp_path, capsys):
         torch.save({**sd, "fan": fan}, p)
         with pytest.raises(ValueError, match=pattern):
             load_subject(p, device="cpu")
+    net = FaceLandmarkNet.from_state_dict(sd["fan"])                       # the FAN on its own
+    assert (net.width, net.depth) == (16, 2) and not net.train().training  # always in inference mode
+    assert all(torch.equal(v, sd["fan"][k]) for k, v in net.state_dict().items())
+    with pytest.raises(ValueError, match=r"does not match the face-landmark network \(FAN, width 16, depth 2\): "
+                                         r"missing \['fan\.l0\.bias'\]"):
+        FaceLandmarkNet.from_state_dict({k: v for k, v in sd["fan"].items() if k != "l0.bias"})
 
 
 def test_default_layers_hooks_and_the_random_init_control(hpf_ckpt):
