@@ -281,10 +281,11 @@ def _from_pth(path: Path, device: torch.device) -> Subject:
     return _subject_of(G, model, None, meta, device)
 
 
-def _hpf_note(model: dict, sd: dict) -> str:
-    """What a w_hpf > 0 StarGAN v2 subject does with its FAN, and where its w_hpf came from."""
-    gen = {k.removeprefix("module."): v for k, v in sd["generator"].items()}
-    source = ("read from generator.hpf.filter" if "hpf.filter" in gen else
+def _hpf_note(model: dict, sd: dict | None) -> str:
+    """What a w_hpf > 0 StarGAN v2 subject does with its FAN, and where its w_hpf came from
+    (``sd``: the source ``*_nets_ema.ckpt``; None for a converted file, whose metadata holds it)."""
+    gen = {k.removeprefix("module."): v for k, v in sd["generator"].items()} if sd is not None else {}
+    source = ("stored by convert" if sd is None else "read from generator.hpf.filter" if "hpf.filter" in gen else
               "not recorded in the file; 1 is the released CelebA-HQ model's value")
     return (f"w_hpf={model['w_hpf']:g} ({source}): the checkpoint's face-landmark network (FAN) computes face "
             "masks from each content batch (no gradient, as the authors); the generator adds masked high-pass "
@@ -321,6 +322,8 @@ def _from_converted(path: Path, device: torch.device, options: dict | None = Non
         check_shapes(D, d_sd, path, "D.")
         D.load_state_dict(d_sd)
     meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    if model["name"] == "stargan_v2" and model.get("w_hpf"):
+        meta["face_masks"] = _hpf_note(model, None)
     from interp_gan.edits import apply_recorded_edits   # edits recorded as hooks (interp_gan.edits)
     return apply_recorded_edits(_subject_of(G, model, meta.get("style_names"), meta, device, options, D))
 

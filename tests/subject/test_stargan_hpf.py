@@ -370,6 +370,7 @@ def test_inspect_and_convert(hpf_ckpt, tmp_path, capsys):
     with torch.no_grad():
         assert torch.equal(c.generate(x, ids, s.sample_z(2, seed=2)), s.generate(x, ids, s.sample_z(2, seed=2)))
     assert c.generator.w_hpf == 1.0 and c.meta["model"]["fan_width"] == 16
+    assert c.meta["face_masks"].startswith("w_hpf=1 (stored by convert)")
 
 
 @pytest.mark.slow
