@@ -89,9 +89,12 @@ def spatial_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.Co
     those under the children a model names in ``off_path_modules``: parts its generate() never
     runs, such as a style encoder, whose hooks would never fire; and those it names in
     ``image_free_modules``: layers that never see the image (an ONNX graph's convs that turn the
-    style vector into norm parameters), whose 1x1 maps hold no spatial concept. A custom conv module
+    style vector into norm parameters), whose 1x1 maps hold no spatial concept; and those it names in
+    ``auxiliary_modules``: networks that compute part of the generator's input (StarGAN v2's face-landmark
+    network for its w_hpf masks), which run but are not the generator. A custom conv module
     (e.g. StyleGAN2's modulated ``SynthesisLayer``) counts when its class sets ``is_conv_layer = True``."""
     skip = tuple(getattr(model, "off_path_modules", ()) or ()) + tuple(getattr(model, "image_free_modules", ()) or ())
+    skip += tuple(getattr(model, "auxiliary_modules", ()) or ())
     return [n for n, m in model.named_modules()
             if n and (isinstance(m, kinds) or getattr(type(m), "is_conv_layer", False) is True)
             and not any(n == s or n.startswith(s + ".") for s in skip)]

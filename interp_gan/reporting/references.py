@@ -149,6 +149,12 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in [
        ["Choi, Yunjey", "Uh, Youngjung", "Yoo, Jaejun", "Ha, Jung-Woo"],
        "StarGAN v2: Diverse Image Synthesis for Multiple Domains",
        "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2020),
+    _r("bulat2017fan", "inproceedings", ["Bulat, Adrian", "Tzimiropoulos, Georgios"],
+       "How Far Are We from Solving the 2D \\& 3D Face Alignment Problem? (and a Dataset of 230,000 3D Facial "
+       "Landmarks)", "IEEE International Conference on Computer Vision (ICCV)", 2017),
+    _r("wang2019adaptivewing", "inproceedings", ["Wang, Xinyao", "Bo, Liefeng", "Fuxin, Li"],
+       "Adaptive Wing Loss for Robust Face Alignment via Heatmap Regression",
+       "IEEE International Conference on Computer Vision (ICCV)", 2019),
     _r("gatys2016style", "inproceedings", ["Gatys, Leon A.", "Ecker, Alexander S.", "Bethge, Matthias"],
        "Image Style Transfer Using Convolutional Neural Networks",
        "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2016),

@@ -242,6 +242,10 @@ def overview_section(f, ctx: ReportContext) -> Section:
     grid = _paper_samples(f, names)
     if grid is not None:
         sec.paper_grids = {"overview_samples": grid}
-    name = ((f.provenance or {}).get("model_config") or {}).get("name")
+    prov = f.provenance or {}
+    model_config = prov.get("model_config") or (prov.get("model_card") or {}).get("model_config") or {}
+    name = model_config.get("name")
     sec.references = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"], "unet_generator": ["isola2017pix2pix"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
+    if name == "stargan_v2" and model_config.get("w_hpf"):     # its face masks come from a landmark network
+        sec.references = ["choi2020starganv2", "bulat2017fan", "wang2019adaptivewing"]
     return sec

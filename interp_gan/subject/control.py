@@ -20,7 +20,11 @@ Dissection's baseline, Bau et al., ICLR 2019), so "as constructed" is the target
    the style pathway becomes random (the counterpart of a random style embedding);
 3. float buffers a module names in ``random_init_constants`` are fixed by the architecture, not
    learned (a resampling filter, an epsilon, a Resize scale) and stay as they are;
-4. every other float state_dict entry that steps 1-2 did not write keeps its trained value:
+4. the children a model names in ``auxiliary_modules`` (networks that compute part of the generator's
+   input, e.g. StarGAN v2's face-landmark network for its w_hpf masks) are not re-drawn: they are
+   instruments, like the classifiers, so the control's generator sees the same masks;
+   ``auxiliary`` counts their values and ``notes()`` says so;
+5. every other float state_dict entry that steps 1-3 did not write keeps its trained value:
    ``kept`` names it, a ``UserWarning`` says so, and the unit analyses put ``notes()`` in their
    Findings so the report prints it beside the random-init comparison.
 
@@ -46,6 +50,7 @@ class Redraw:
     kept: dict[str, int] = field(default_factory=dict)        # still trained (nothing could re-draw them)
     tables: dict[str, int] = field(default_factory=dict)      # learned tables re-drawn from N(mean, std)
     constants: dict[str, int] = field(default_factory=dict)   # fixed by the architecture, left as they are
+    auxiliary: dict[str, int] = field(default_factory=dict)   # auxiliary_modules' entries, left trained on purpose
 
     def notes(self) -> list[str]:
         out = []
@@ -58,7 +63,23 @@ class Redraw:
             out.append(f"random-init control re-draws {len(self.tables)} learned table(s) held as buffers "
                        f"({sum(self.tables.values())} values) from a Gaussian with each table's own trained mean "
                        f"and standard deviation")
+        if self.auxiliary:
+            nets = sorted({k.split(".")[0] for k in self.auxiliary})
+            out.append(f"random-init control leaves {', '.join(nets)} trained ({sum(self.auxiliary.values())} "
+                       f"values): it computes part of the generator's input (e.g. face masks), not the generator")
         return out
+
+
+def _auxiliary(G: nn.Module) -> tuple[str, ...]:
+    """The ``auxiliary_modules`` of G and its children, as G's module names."""
+    out = []
+    for prefix, m in G.named_modules():
+        out += [f"{prefix}.{a}" if prefix else a for a in getattr(m, "auxiliary_modules", ()) or ()]
+    return tuple(out)
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _declared(G: nn.Module, attr: str) -> set[str]:
@@ -83,9 +104,10 @@ def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
     ``G.state_dict()`` as it was (compared against). Returns what stayed trained."""
     live = G.state_dict(keep_vars=True)
     before = {k: (v._version, v.data_ptr()) for k, v in live.items() if v.is_floating_point()}
-    for m in G.modules():
+    aux = _auxiliary(G)
+    for name, m in G.named_modules():
         reset = getattr(m, "reset_parameters", None)
-        if callable(reset):
+        if callable(reset) and not _under(name, aux):
             reset()
     tables, constants = _declared(G, "random_init_tables"), _declared(G, "random_init_constants")
     live = G.state_dict(keep_vars=True)
@@ -96,13 +118,15 @@ def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
             raise LookupError(f"random_init_tables names {name!r}, which is not a float buffer of the generator")
         _redraw_table(live[name], g)
         redrawn[name] = live[name].numel()
-    kept, fixed = {}, {}
+    kept, fixed, auxiliary = {}, {}, {}
     for name, (version, ptr) in before.items():
         t = live.get(name)
         if name in redrawn or t is None or not t.numel():
             continue
-        if name in constants:
+        if _under(name, aux):
+            auxiliary[name] = t.numel()
+        elif name in constants:
             fixed[name] = t.numel()
         elif t._version == version and t.data_ptr() == ptr and torch.equal(t, trained[name]):
             kept[name] = t.numel()
-    return Redraw(kept=kept, tables=redrawn, constants=fixed)
+    return Redraw(kept=kept, tables=redrawn, constants=fixed, auxiliary=auxiliary)

@@ -4,7 +4,7 @@
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
     subject = load_subject("latest_net_G.pth")                        # pix2pix U-Net (unet_256 / unet_128)
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
-    subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ): style code s
+    subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ, CelebA-HQ): style code s
     subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
     subject = load_subject("generator.pt")                            # TorchScript (jit.script / jit.trace), via ONNX
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
@@ -273,7 +273,24 @@ def _from_pth(path: Path, device: torch.device) -> Subject:
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
+    if model.get("w_hpf"):
+        meta["face_masks"] = _hpf_note(model, sd)
+    elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
+        meta["fan_ignored"] = ("the file's 'fan' entry (face-landmark network) is not loaded: this generator has "
+                               "w_hpf=0 and never uses face masks")
     return _subject_of(G, model, None, meta, device)
+
+
+def _hpf_note(model: dict, sd: dict | None) -> str:
+    """What a w_hpf > 0 StarGAN v2 subject does with its FAN, and where its w_hpf came from
+    (``sd``: the source ``*_nets_ema.ckpt``; None for a converted file, whose metadata holds it)."""
+    gen = {k.removeprefix("module."): v for k, v in sd["generator"].items()} if sd is not None else {}
+    source = ("stored by convert" if sd is None else "read from generator.hpf.filter" if "hpf.filter" in gen else
+              "not recorded in the file; 1 is the released CelebA-HQ model's value")
+    return (f"w_hpf={model['w_hpf']:g} ({source}): the checkpoint's face-landmark network (FAN) computes face "
+            "masks from each content batch (no gradient, as the authors); the generator adds masked high-pass "
+            "encoder features at 32, 64 and 128 px. Default layers and the random-init control cover the "
+            "generator only; the FAN stays trained")
 
 
 def _from_converted(path: Path, device: torch.device, options: dict | None = None) -> Subject:
@@ -305,6 +322,8 @@ def _from_converted(path: Path, device: torch.device, options: dict | None = Non
         check_shapes(D, d_sd, path, "D.")
         D.load_state_dict(d_sd)
     meta = {**meta, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    if model["name"] == "stargan_v2" and model.get("w_hpf"):
+        meta["face_masks"] = _hpf_note(model, None)
     from interp_gan.edits import apply_recorded_edits   # edits recorded as hooks (interp_gan.edits)
     return apply_recorded_edits(_subject_of(G, model, meta.get("style_names"), meta, device, options, D))
 

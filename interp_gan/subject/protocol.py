@@ -190,7 +190,8 @@ class Subject:
         place (so every hook and every protocol callable, which close over the generator, see
         them) and the trained ones come back when the block ends, also when it raises.
         Classifiers, discriminator and feature net are left trained: they are the measuring
-        instruments, not the subject. A float parameter or buffer nothing can re-draw (a bare
+        instruments, not the subject; so are the networks a generator names in ``auxiliary_modules``
+        (StarGAN v2's face-landmark network, which computes its w_hpf masks). A float parameter or buffer nothing can re-draw (a bare
         ``nn.Parameter`` of a custom module, a buffer no reset touches) keeps its trained value:
         ``random_init_report.kept`` names it and a ``UserWarning`` says so, since the control is
         then only partly random.

@@ -250,20 +250,24 @@ def test_the_adain_path_carries_the_code(tiny_ckpt):
 def test_hpf_nets_and_malformed_checkpoints_are_refused_clearly(tiny_ckpt, tmp_path):
     path, M = tiny_ckpt
     sd = torch.load(path, weights_only=True)
-    only_afhq = "only AFHQ-style \\(w_hpf=0\\) StarGAN v2 checkpoints are supported"
+    # the released AFHQ file carries the FAN too (clovaai/stargan-v2#51); a w_hpf=0 generator never uses it
     fan = _save(M, tmp_path / "100000_nets_ema_fan.ckpt", fan={"conv1.weight": torch.zeros(2, 3, 3, 3)})
-    with pytest.raises(ValueError, match=only_afhq + ".*FAN"):
-        load_subject(fan, device="cpu")
-    buf = tmp_path / "hpf_nets_ema.ckpt"                     # the reference's HighPass as a buffer
+    x, ids = _content(2), torch.tensor([0, 2])
+    with torch.no_grad():
+        s = load_subject(fan, device="cpu")
+        assert s.generator.fan is None and "face_masks" not in s.meta and "never uses face masks" in s.meta["fan_ignored"]
+        assert torch.equal(s.generate(x, ids, s.sample_z(2, seed=0)),
+                           load_subject(path, device="cpu").generate(x, ids, s.sample_z(2, seed=0)))
+    buf = tmp_path / "hpf_nets_ema.ckpt"                     # the reference's HighPass as a buffer, w_hpf=0 depth
     torch.save({**sd, "generator": {**sd["generator"], "hpf.filter": torch.ones(3, 3)}}, buf)
-    with pytest.raises(ValueError, match=only_afhq):
+    with pytest.raises(ValueError, match=r"high-pass filter \(generator\.hpf\.filter\) but has the w_hpf=0 depth"):
         load_subject(buf, device="cpu")
     torch.manual_seed(0)                                     # w_hpf > 0: one more generator downsampling
     hpf = StarGANv2(**{**TINY, "img_size": 64})              # generator of a 64 px model ...
     nets = {n: getattr(M, n).state_dict() for n in NETS}
-    nets["generator"] = hpf.generator.state_dict()           # ... with a 32 px style encoder
+    nets["generator"] = hpf.generator.state_dict()           # ... with a 32 px style encoder, and no FAN
     torch.save(nets, tmp_path / "extra_nets_ema.ckpt")
-    with pytest.raises(ValueError, match=only_afhq):
+    with pytest.raises(ValueError, match=r"w_hpf > 0.*no 'fan' entry.*the masks cannot be computed"):
         load_subject(tmp_path / "extra_nets_ema.ckpt", device="cpu")
 
     nets_file = _save(M, tmp_path / "000010_nets.ckpt", discriminator={"main.0.weight": torch.zeros(8, 3, 3, 3)})
