@@ -59,6 +59,7 @@ class UnitCosts:
     null_s: float = 2e-10               # one element of a permutation null (permutation x image x concept x unit)
     sketch_s: float = 2e-8              # one activation value into a quantile sketch (dissection's harvest)
     call_s: float = 0.0                 # fixed cost of one call, whatever its batch (forward+backward of 1 and of b)
+    forward_small_s: float = 0.0        # one image through G without gradient at a batch of GRAD_BATCH (attribution's)
     classify_s: float = 0.0             # one generated image through the subject's style classifiers (both)
     gram_s: float = 0.0                 # one generated image's Gram matrices from the subject's feature net
     image_size: int = 0
@@ -221,6 +222,8 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
         fwd = _timed(lambda: subject.generate(content, ids, zz(b)), dev) / b
         classify_s, gram_s = _judge_costs(subject, content)
     bg = min(b, GRAD_BATCH)
+    with torch.no_grad():       # attribution's forwards run at its internal batch: dearer per image on CPU
+        fwd_small = min(_timed(lambda: subject.generate(content[:bg], ids[:bg], zz(bg)), dev) for _ in range(2)) / bg
     x = content[:bg].detach().clone().requires_grad_(True)
 
     def grad():
@@ -241,7 +244,7 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
         grad_s, call_s = 3 * fwd, 0.0
     region_s, null_s, sketch_s = _kernel_costs(dev, int(data.content.shape[-1]))
     return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
-                     classify_s=classify_s, gram_s=gram_s, image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
+                     forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
                      measure_s=time.perf_counter() - t_start, device=str(dev))
 
 

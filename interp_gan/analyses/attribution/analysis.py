@@ -459,7 +459,7 @@ class Attribution(Analysis):
             n, fn, x = len(t.inputs), t.forward, t.inputs
             shape = tuple(t.inputs.shape[1:])
         if on_g:
-            t_f, t_fb = unit.forward_s, unit.grad_s
+            t_f, t_fb = unit.forward_small_s or unit.forward_s, unit.grad_s   # at attribution's internal batch
             scorer = t.get("scorer") if isinstance(t, dict) else getattr(t.forward, "scorer", None)
             if scorer is not None and unit.image_size:     # G's image is then scored (a classifier or D)
                 b = max(1, min(self.internal_batch_size, n, 8))
