@@ -83,7 +83,9 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size,
                           max_bad_fraction=cfg.max_bad_fraction)
         # only the files used are decoded: n_images photos in a seeded order, a capped sample per style
-        sample = Sample(content=cfg.n_images, per_style=cfg.style_images_per_style, seed=cfg.seed)
+        per_style, note = _style_cap(cfg, len(kw.get("styles") or names))
+        notes = notes + ([note] if note else [])
+        sample = Sample(content=cfg.n_images, per_style=per_style, seed=cfg.seed)
     sd = load_data(dcfg, sample=sample)
     if sd.skipped:
         _log(f"skipped {sum(sd.skipped.values())} unreadable image(s) "
@@ -120,6 +122,24 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
                                # a sampled folder: the classifiers' cache follows the style images alone, so
                                # another n_images or content sample does not train them again
                                **({"style_fingerprint": sd.style_fingerprint} if sample is not None else {})})
+
+
+STYLE_IMAGES_BYTES = 2 * 2 ** 30    # the real style images held for an analysis (float32 at image_size)
+
+
+def _style_cap(cfg: PipelineConfig, n_styles: int) -> tuple[int, str]:
+    """``cfg.style_images_per_style``, lowered (not below 64) so that the real style images held in
+    memory stay within ``STYLE_IMAGES_BYTES`` (26 styles x 512 images at 256 px would be 10 GiB),
+    and the note that says so (empty when nothing was lowered)."""
+    per_image = 3 * cfg.image_size ** 2 * 4
+    cap = cfg.style_images_per_style
+    fit = int(STYLE_IMAGES_BYTES // (max(1, n_styles) * per_image))
+    if cap <= fit or cap <= 64:
+        return cap, ""
+    low = max(64, fit)
+    return low, (f"style images: at most {low} per style (style_images_per_style {cap} lowered so that "
+                 f"{n_styles} styles at {cfg.image_size} px stay within {STYLE_IMAGES_BYTES / 2 ** 30:g} GiB "
+                 "of memory; --set style_images_per_style=N to choose)")
 
 
 def _to_device(data: AnalysisData, device: torch.device) -> AnalysisData:

@@ -173,3 +173,12 @@ def test_the_style_classifiers_cache_follows_the_style_images_alone(big, monkeyp
         data = analysis_data(subject, _cfg(n_images=n), str(big))
         attach_classifiers(subject, data, 16)
     assert keys[0] == keys[1] and keys[0] == data.extra["style_fingerprint"] != data.fingerprint
+
+
+def test_the_style_cap_keeps_the_style_images_within_their_memory_budget():
+    from interp_gan.pipeline import STYLE_IMAGES_BYTES, _style_cap
+    cap, note = _style_cap(_cfg(style_images_per_style=512, image_size=256), 26)
+    assert cap == 105 and 26 * cap * 3 * 256 ** 2 * 4 <= STYLE_IMAGES_BYTES
+    assert "at most 105 per style" in note and "26 styles at 256 px" in note and "style_images_per_style" in note
+    assert _style_cap(_cfg(style_images_per_style=512, image_size=64), 26) == (512, "")   # fits: as configured
+    assert _style_cap(_cfg(style_images_per_style=512, image_size=1024), 100)[0] == 64  # never below 64
