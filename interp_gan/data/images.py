@@ -322,8 +322,12 @@ def read_files(paths: list[Path], max_bad_fraction: float,
             if p.is_symlink() and not p.exists():
                 raise BadImage("broken link", f"{p} -> {os.readlink(p)}")
             data = p.read_bytes()
+            converted = colour.get("converted", 0)
             img = decode_image(data, colour)
-            good.append((p, transform(img) if transform else img, hashlib.sha256(data).hexdigest()))
+            digest = hashlib.sha256(data).hexdigest()
+            if colour.get("converted", 0) > converted:   # its pixels are the sRGB conversion: caches
+                digest += "+srgb"                        # keyed before conversion existed do not match
+            good.append((p, transform(img) if transform else img, digest))
         except (BadImage, OSError) as e:
             reason = e.reason if isinstance(e, BadImage) else "unreadable"
             skipped[reason] += 1

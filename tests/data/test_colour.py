@@ -139,3 +139,18 @@ def test_exif_orientation_and_the_profile_are_both_applied():
     out = decode_image(b.getvalue())
     assert out.shape == (8, 4, 3)
     assert np.abs(out[0, 0].astype(np.int64) - _expected_srgb(arr[:1, :1], ADOBE_RGB)[0, 0]).max() <= 2
+
+
+def test_a_converted_image_is_fingerprinted_apart_from_its_bytes(tmp_path):
+    """Caches keyed by the data fingerprint (the style classifiers) were built from the unconverted
+    pixels of a tagged file: its converted pixels get another key, an untagged file keeps its own."""
+    import hashlib
+    from interp_gan.data.images import scan_files
+    grid = _grid()
+    tagged, plain = tmp_path / "tagged.png", tmp_path / "plain.png"
+    tagged.write_bytes(_png(grid, _icc_profile(ADOBE_RGB, "Adobe RGB (1998) test")))
+    plain.write_bytes(_png(grid))
+    good, _ = scan_files([tagged, plain], 0.2)
+    digests = {p.name: d for p, _, d in good}
+    assert digests["tagged.png"] == hashlib.sha256(tagged.read_bytes()).hexdigest() + "+srgb"
+    assert digests["plain.png"] == hashlib.sha256(plain.read_bytes()).hexdigest()
