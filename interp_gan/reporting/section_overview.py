@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 from interp_gan.reporting.claims import result_line
 from interp_gan.reporting.numbers import pct, sig
+from interp_gan.reporting.many_styles import shown_note, shown_styles
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
                                            register_section)
 
@@ -24,6 +25,9 @@ __all__ = ["overview_section", "training_curves_figure", "model_card_table"]
 
 _EVAL_KEYS = ("acc_rgb", "acc_texture", "lum_corr", "ssim", "feature_frechet")
 _NOT_CURVES = ("time", "lr", "sec", "epoch", "it_s", "images_seen")
+
+
+SAMPLES_WHERE = "every style's images are in findings/overview/arrays.npz (generated)"
 
 
 def _is_eval(metric: str) -> bool:
@@ -111,12 +115,14 @@ def _sample_grid(f, names: list[str]) -> ImageGrid | None:
     if gen is None or content is None:
         return None
     s, n = gen.shape[:2]
-    images = np.concatenate([content[None], gen], axis=0).reshape(-1, *gen.shape[2:])
+    keep = shown_styles(s)
+    images = np.concatenate([content[None], gen[keep]], axis=0).reshape(-1, *gen.shape[2:])
     captions = [f"content {j + 1}" for j in range(n)]
-    for i in range(s):
-        captions += [f"→ {names[i] if i < len(names) else i}"] * n
-    return ImageGrid(images, captions, ncols=n, px=96,
-                     title="Content (top row) and its stylisation toward each style (one row per style)")
+    for i in keep:
+        captions += [f"→ {_name(names, i)}"] * n
+    title = "Content (top row) and its stylisation toward each style (one row per style)"
+    note = shown_note(len(keep), s, SAMPLES_WHERE)
+    return ImageGrid(images, captions, ncols=n, px=96, title=f"{title}. {note}" if note else title)
 
 
 def _real_grid(f, names: list[str]) -> ImageGrid | None:
@@ -124,14 +130,20 @@ def _real_grid(f, names: list[str]) -> ImageGrid | None:
     if real is None:
         return None
     counts = f.arrays.get("real_style_count", np.full(len(real), real.shape[1]))
+    keep = shown_styles(len(real))
     images, captions = [], []
-    for s in range(len(real)):
-        label = names[s] if s < len(names) else str(s)
+    for s in keep:
+        label = _name(names, s)
         for j in range(real.shape[1]):
             images.append(real[s, j])
             captions.append(label if j < counts[s] else "(none)")
+    note = shown_note(len(keep), len(real), "every style's images are in findings/overview/arrays.npz (real_style)")
     return ImageGrid(np.stack(images), captions, ncols=real.shape[1], px=72,
-                     title="Real style images (one row per style)")
+                     title="Real style images (one row per style)" + (f". {note}" if note else ""))
+
+
+def _name(names: list[str], i: int) -> str:
+    return names[i] if i < len(names) else str(i)
 
 
 def lead(f, names: list[str]) -> str:
@@ -166,8 +178,7 @@ def teaser_grid(f, names: list[str], n: int = 2, max_styles: int = 4) -> ImageGr
         return None
     n = min(n, gen.shape[1])
     S = gen.shape[0]
-    styles = list(range(S)) if S <= max_styles else \
-        sorted({round(i * (S - 1) / (max_styles - 1)) for i in range(max_styles)})
+    styles = shown_styles(S, max_styles)
     images, caps = [], []
     for j in range(n):
         images.append(content[j])
@@ -181,15 +192,18 @@ def teaser_grid(f, names: list[str], n: int = 2, max_styles: int = 4) -> ImageGr
 
 
 def _paper_samples(f, names: list[str]) -> ImageGrid | None:
-    """Samples as a paper figure: rows = content then each style, columns = content images."""
+    """Samples as a paper figure: rows = content then each style (at most ``MAX_STYLES_SHOWN``, an
+    even sample, said in the caption), columns = content images."""
     gen, content = f.arrays.get("generated"), f.arrays.get("content")
     if gen is None or content is None:
         return None
     s, n = gen.shape[:2]
-    images = np.concatenate([content[None], gen], axis=0).reshape(-1, *gen.shape[2:])
-    return ImageGrid(images, ncols=n, row_labels=["content"] + [names[i] if i < len(names) else str(i)
-                                                                for i in range(s)],
-                     title="Content images (top row) and their stylisation toward each style (one row per style).")
+    keep = shown_styles(s)
+    images = np.concatenate([content[None], gen[keep]], axis=0).reshape(-1, *gen.shape[2:])
+    note = shown_note(len(keep), s, SAMPLES_WHERE)
+    return ImageGrid(images, ncols=n, row_labels=["content"] + [_name(names, i) for i in keep],
+                     title="Content images (top row) and their stylisation toward each style (one row per style)."
+                           + (f" {note[0].upper()}{note[1:]}." if note else ""))
 
 
 @register_section("overview")

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 
 from interp_gan.reporting.claims import Claim, partial_control, rate_vs_control, result_line
 from interp_gan.reporting.numbers import pct, sig
+from interp_gan.reporting.many_styles import MAX_STYLES_SHOWN, shown_note, shown_styles
 from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
 
 __all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline", "claim"]
@@ -61,8 +62,9 @@ def _tick(label: str, width: int = 22) -> str:
     return label if len(label) <= width else "…" + label[-(width - 1):]
 
 
-def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
-    """Styles (rows) x the ``max_units`` most selective units (columns), coloured by AUROC.
+def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60, max_styles: int = MAX_STYLES_SHOWN) -> go.Figure:
+    """Styles (rows; more than ``max_styles``: an even sample, said in the title) x the ``max_units``
+    most selective units (columns, ranked over every style), coloured by AUROC.
 
     Units are ranked by max over styles of |AUROC - 0.5| (ties by max |Cohen's d|) and grouped
     by the style they prefer.
@@ -80,6 +82,8 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
     pref = np.nan_to_num(a[:, keep], nan=0.5).argmax(0)
     keep = keep[np.lexsort((-score[keep], pref))]
     a, qv, keys = a[:, keep], q.to_numpy(dtype=float)[:, keep], auc.columns[keep]
+    rows = shown_styles(len(styles), max_styles)     # many styles: an even sample of rows (the CSV has all)
+    a, qv, styles = a[rows], qv[rows], [styles[i] for i in rows]
     text = np.where(qv < 0.01, "**", np.where(qv < ALPHA, "*", ""))
     fig = go.Figure(go.Heatmap(
         z=a, x=list(keys), y=styles, text=text, texttemplate="%{text}", zmin=0, zmax=1, zmid=0.5,
@@ -87,7 +91,9 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60) -> go.Figure:
         hovertemplate="%{x}<br>style %{y}<br>AUROC %{z:.3f}<br>q %{customdata:.3g}<extra></extra>"))
     shown = f"the {len(keys)} most selective of {auc.shape[1]} units" if auc.shape[1] > len(keys) else "all units"
     ticks = [_tick(str(k)) for k in keys]   # long ONNX names (".../Conv2D_prequant:27") end-truncated; hover has all
-    fig.update_layout(title=f"Style selectivity (AUROC), {shown}", xaxis_title="layer:unit",
+    rows_note = shown_note(len(rows), auc.shape[0], "the full table is in findings/style_units.csv")
+    fig.update_layout(title=f"Style selectivity (AUROC), {shown}" + (f"<br><sub>{rows_note}</sub>" if rows_note else ""),
+                      xaxis_title="layer:unit",
                       yaxis_title="target style", height=max(380, 230 + 44 * len(styles)),
                       margin={"b": 60 + 6 * max((len(t) for t in ticks), default=10)},   # the rotated labels
                       xaxis={"showticklabels": len(keys) <= 80, "tickangle": -60,
