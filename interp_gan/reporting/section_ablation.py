@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from interp_gan.reporting.claims import Claim, result_line
 from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.many_styles import shown_note, shown_styles
 from interp_gan.reporting.sections import (FOLD_CLOSE, ReportContext, Section, Table, fold_open, how_to_read,
                                            register_section)
 
@@ -81,9 +82,11 @@ def _band(fig, d: pd.DataFrame, color: str, name: str, row: int, col: int, legen
 
 
 def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) -> go.Figure:
-    """One panel per target style: effect vs k for the top units (red) and random units (grey)."""
+    """One panel per target style (more than ``MAX_STYLES_SHOWN``: an even sample, said in the title):
+    effect vs k for the top units (red) and random units (grey)."""
     d = df[(df["layer"] == layer) & (df["measure"] == measure)]
-    styles = list(dict.fromkeys(d["style"]))
+    every = list(dict.fromkeys(d["style"]))
+    styles = [every[i] for i in shown_styles(len(every))]   # many target styles: an even sample of panels
     ncols = max(1, min(ncols, len(styles)))
     nrows = math.ceil(len(styles) / ncols)
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[str(s) for s in styles], shared_xaxes=True)
@@ -98,7 +101,9 @@ def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) 
         fig.add_hline(y=0, line={"color": "black", "width": 1, "dash": "dot"}, row=r, col=c)
     ks = sorted(d["k"].unique().tolist())
     fig.update_xaxes(type="log", tickvals=ks, ticktext=[str(k) for k in ks], title_text="k (units)", row=nrows)
-    fig.update_layout(title=f"{layer}: {MEASURES.get(measure, measure)}", height=160 + 240 * nrows,
+    note = shown_note(len(styles), len(every), "every style's rows are in findings/ablation.csv")
+    fig.update_layout(title=f"{layer}: {MEASURES.get(measure, measure)}" + (f"<br><sub>{note}</sub>" if note else ""),
+                      height=160 + 240 * nrows,
                       legend={"orientation": "h", "x": 0, "y": 0.0, "yanchor": "bottom", "yref": "container"},
                       margin={"b": 110})
     return fig

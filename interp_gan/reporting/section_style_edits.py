@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 from interp_gan.reporting.claims import Claim, result_line
 from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.many_styles import MAX_STYLES_SHOWN, shown_note, shown_styles
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
 
@@ -58,11 +59,14 @@ def _at_kmax(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 def removal_heatmap(df: pd.DataFrame, measure: str = "log_odds") -> go.Figure:
     """Removed style (rows) x measured style (columns): the mean change at the largest k, one
-    panel per classifier; hover shows the CI and n."""
+    panel per classifier; hover shows the CI and n. More than ``MAX_STYLES_SHOWN`` styles: an even
+    sample of rows and the same styles as columns, said in the title."""
     d = _at_kmax(df[df["measure"] == measure], ["style"])
     clfs = list(dict.fromkeys(d["classifier"]))
-    rows = list(dict.fromkeys(d["style"]))
-    cols = list(dict.fromkeys(d["target_style"]))
+    all_rows, all_cols = list(dict.fromkeys(d["style"])), list(dict.fromkeys(d["target_style"]))
+    rows = [all_rows[i] for i in shown_styles(len(all_rows))]    # many styles: an even sample, the same
+    cols = all_cols if len(all_cols) <= MAX_STYLES_SHOWN else \
+        ([c for c in all_cols if c in set(rows)] or [all_cols[i] for i in shown_styles(len(all_cols))])
     fig = make_subplots(rows=1, cols=max(1, len(clfs)), subplot_titles=[f"{c} classifier" for c in clfs],
                         horizontal_spacing=0.12)
     lim = float(np.nanmax(np.abs(d["effect"].to_numpy(dtype=float)))) if len(d) else 1.0
@@ -83,7 +87,10 @@ def removal_heatmap(df: pd.DataFrame, measure: str = "log_odds") -> go.Figure:
             fig.update_yaxes(showticklabels=False, row=1, col=i + 1)
         fig.update_xaxes(title_text="measured style (its own images)", row=1, col=i + 1)
     what = "log-odds" if measure == "log_odds" else "probability"
-    fig.update_layout(title=f"Change in each style's {what} after removing a style's units",
+    note = shown_note(min(len(rows), len(cols)), max(len(all_rows), len(all_cols)),
+                      "every pair is in findings/style_removal.csv")
+    fig.update_layout(title=f"Change in each style's {what} after removing a style's units"
+                            + (f"<br><sub>{note}</sub>" if note else ""),
                       height=180 + 60 * len(rows))
     fig.update_yaxes(autorange="reversed")
     return fig

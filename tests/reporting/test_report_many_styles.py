@@ -51,3 +51,19 @@ def test_selectivity_heatmap_of_200_styles_has_at_most_26_rows():
     fig = selectivity_heatmap(pd.DataFrame(rows))
     assert len(fig.data[0].y) == MAX_STYLES_SHOWN and fig.layout.height < 2000
     assert f"{MAX_STYLES_SHOWN} of {S} styles" in fig.layout.title.text
+
+
+def test_ablation_panels_and_removal_heatmap_of_200_styles_show_26_styles():
+    from interp_gan.reporting.section_ablation import ablation_curves
+    from interp_gan.reporting.section_style_edits import removal_heatmap
+    abl = pd.DataFrame([dict(layer="l", measure="m", style=n, baseline=b, k=k, effect=0.1, ci_low=0.0, ci_high=0.2,
+                             units="1,2", n=8) for n in NAMES for b in ("top", "random") for k in (1, 2)])
+    fig = ablation_curves(abl, "l", "m")
+    assert len(fig.layout.annotations) == MAX_STYLES_SHOWN and fig.layout.height < 2500   # all: 200 panels, 12,160 px
+    assert f"{MAX_STYLES_SHOWN} of {S} styles" in fig.layout.title.text
+    rem = pd.DataFrame([dict(measure="log_odds", style=r, target_style=t, classifier=c, k=4, effect=0.0, ci_low=-1.0,
+                             ci_high=1.0) for r in NAMES for t in NAMES for c in ("rgb", "texture")])
+    fig = removal_heatmap(rem)
+    for trace in fig.data:                                              # all: 200 x 200 cells per panel
+        assert len(trace.y) == MAX_STYLES_SHOWN and len(trace.x) == MAX_STYLES_SHOWN
+    assert fig.layout.height < 2500 and f"{MAX_STYLES_SHOWN} of {S} styles" in fig.layout.title.text
