@@ -139,6 +139,18 @@ def headline(df: pd.DataFrame, ctl: pd.DataFrame | None) -> str:
     return result_line(claim(df, ctl))
 
 
+def _per_style_counts(per: pd.Series) -> str:
+    """'style0 3, style1 0, ...'; more than ``MAX_STYLES_SHOWN`` styles: the ones with the most, and
+    how many units the others hold in all (every style is in the CSV)."""
+    items = lambda p: ", ".join(f"{html.escape(str(s))} {int(k)}" for s, k in p.items())  # noqa: E731
+    if len(per) <= MAX_STYLES_SHOWN:
+        return items(per)
+    top = per.sort_values(ascending=False, kind="stable").head(MAX_STYLES_SHOWN)
+    rest = per.drop(top.index)
+    return (f"{items(top)} (the {len(top)} styles with the most; the other {len(rest)} hold {int(rest.sum())} in all, "
+            f"at most {int(rest.max())} each; every style is in findings/style_units.csv)")
+
+
 @register_section("style_units")
 def style_units_section(finding, ctx: ReportContext) -> Section:
     title = "Style units"
@@ -154,8 +166,7 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
         heat = selectivity_heatmap(df)
         blocks.append(heat)
         blocks.append(f"<p>{n_units} units in {df['layer'].nunique()} layer(s), {len(per)} styles. Units "
-                      f"significantly higher for a style (q &lt; {ALPHA}): "
-                      + ", ".join(f"{html.escape(str(s))} {int(k)}" for s, k in per.items()) + ".</p>")
+                      f"significantly higher for a style (q &lt; {ALPHA}): {_per_style_counts(per)}.</p>")
         blocks.append(Table(top_units(df), caption="Top selective units per style (highest AUROC, ties by Cohen's d)"))
         if ctl is not None and len(ctl):
             blocks.append(Table(ctl, caption="Random-init control per layer: fraction of unit x style tests with "

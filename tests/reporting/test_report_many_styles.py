@@ -67,3 +67,12 @@ def test_ablation_panels_and_removal_heatmap_of_200_styles_show_26_styles():
     for trace in fig.data:                                              # all: 200 x 200 cells per panel
         assert len(trace.y) == MAX_STYLES_SHOWN and len(trace.x) == MAX_STYLES_SHOWN
     assert fig.layout.height < 2500 and f"{MAX_STYLES_SHOWN} of {S} styles" in fig.layout.title.text
+
+
+def test_style_units_text_lists_at_most_26_styles():
+    from interp_gan.reporting.section_style_units import style_units_section
+    rows = [dict(layer="l", unit=u, style=n, auroc=0.9 if (u == 0 and i < 3) else 0.5, cohens_d=0.0,
+                 q_value=0.001 if (u == 0 and i < 3) else 0.9, p_value=0.5) for i, n in enumerate(NAMES) for u in range(4)]
+    f = Finding("style_units", {}, tables={"style_units": pd.DataFrame(rows)})
+    text = " ".join(b for b in style_units_section(f, ReportContext(style_names=NAMES)).blocks if isinstance(b, str))
+    assert "class0 1" in text and "class150 0" not in text and "the other 174 hold 0 in all" in text
