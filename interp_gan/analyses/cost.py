@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.util import evenly
+
 __all__ = ["UnitCosts", "Cost", "measure_unit_costs", "count_generator", "Progress", "size_to_budget",
            "share_budget", "shared_unit_costs", "evenly", "halve_to", "double_to", "progress_enabled", "estimate_table", "comparison_table", "fmt_seconds", "unit_costs_for"]
 
@@ -316,17 +318,6 @@ class Progress:
 
 # --- budgets ---------------------------------------------------------------------------------------
 Cut = tuple[str, Callable[[Any], Any]]   # (parameter, value -> the next smaller value, or None at its floor)
-
-
-def evenly(items: list, k: int) -> list:
-    """``k`` of ``items`` evenly spaced over the list, first and last included (all when k >= len)."""
-    items = list(items)
-    if k >= len(items):
-        return items
-    if k <= 1:
-        return [items[len(items) // 2]] if items else []
-    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
-    return [items[i] for i in idx]
 
 
 def halve_to(floor: int) -> Callable[[Any], Any]:
