@@ -481,7 +481,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     if _torch_kind(path) in ("torch_zip", "pickle"):   # a state dict of another suffix (pytorch_model.bin)
         return _from_pth(path, dev)
     from interp_gan.subject.foreign import refusal
-    if refusal(path):                                    # Keras, TensorFlow, TensorRT, Core ML, ...
-        raise ValueError(refusal(path))
+    why = refusal(path)                                  # Keras, TensorFlow, TensorRT, Core ML, ...
+    if why:
+        raise ValueError(why)
     raise ValueError(f"unknown checkpoint type {path.suffix!r}; expected .safetensors, a state_dict "
                      ".pth / .pt / .ckpt, a TorchScript archive, an .onnx file, or an NVlabs StyleGAN2 network pickle .pkl")
