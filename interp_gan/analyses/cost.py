@@ -15,7 +15,9 @@ share of G's conv layers it runs) and ``grads`` (images forward + backward to th
 attribution needs), ``classified`` / ``grammed`` (generated images judged by the two style
 classifiers / turned into Gram matrices by the feature net: ablation, style edits and style
 interpolation judge nearly every image they generate, and on a small generator the judges cost
-as much as the generator), plus ``other_s``: work that is not a generator pass, counted in elements
+as much as the generator; ``concepts``: images whose concept masks ablation measures), ``passes``
+(small judged passes: ablation and style edits make a pass per style and per random set, often of a
+few images, so the fixed cost of a call, ``pass_s``, weighs on many-style models), plus ``other_s``: work that is not a generator pass, counted in elements
 (dissection's region counting and permutation nulls, UMAP fits, a classifier's training) and
 priced by ``UnitCosts``. ``measure_unit_costs`` times, on the subject at the pipeline's image
 size and batch: one batch forward, one forward+backward (a batch of at most 8, attribution's
@@ -64,6 +66,8 @@ class UnitCosts:
     forward_small_s: float = 0.0        # one image through G without gradient at a batch of GRAD_BATCH (attribution's)
     classify_s: float = 0.0             # one generated image through the subject's style classifiers (both)
     gram_s: float = 0.0                 # one generated image's Gram matrices from the subject's feature net
+    concept_s: float = 0.0              # one image's concept masks (colour / texture / position: ablation's measure)
+    pass_s: float = 0.0                 # fixed cost of one small judged pass (G and the judges called on few images)
     image_size: int = 0
     batch_size: int = 1
     shapes: dict = field(default_factory=dict)   # module name -> output shape of one image (C, H, W) or (C,)
@@ -101,11 +105,19 @@ class Cost:
     calls: float | None = None          # generator calls (each costs call_s); None: images / batch size
     classified: float = 0.0             # generated images the style classifiers judge (each costs classify_s)
     grammed: float = 0.0                # generated images whose Grams the feature net computes (gram_s each)
+    concepts: float = 0.0               # images whose concept masks are computed (concept_s each)
+    passes: float = 0.0                 # small judged passes (a G call and its judges' calls; pass_s each)
 
     def seconds(self, unit: UnitCosts) -> float:
         calls = self.calls if self.calls is not None else self.images() / max(1, unit.batch_size)
         return (self.forwards * unit.forward_s + self.grads * unit.grad_s + self.other_s + calls * unit.call_s
-                + self.classified * unit.classify_s + self.grammed * unit.gram_s)
+                + self.judges_s(unit))
+
+    def judges_s(self, unit: UnitCosts) -> float:
+        """Seconds of judging generated images (classifiers, Grams, concept masks) and of the
+        fixed costs of small judged passes: what the estimate table's "other" adds to ``other_s``."""
+        return (self.classified * unit.classify_s + self.grammed * unit.gram_s + self.concepts * unit.concept_s
+                + self.passes * unit.pass_s)
 
     def images(self) -> float:
         return self.forwards + self.grads
@@ -114,7 +126,7 @@ class Cost:
         calls = None if self.calls is None and other.calls is None else (self.calls or 0) + (other.calls or 0)
         return Cost(self.forwards + other.forwards, self.grads + other.grads, self.other_s + other.other_s,
                     self.skip or other.skip, self.notes + other.notes, calls, self.classified + other.classified,
-                    self.grammed + other.grammed)
+                    self.grammed + other.grammed, self.concepts + other.concepts, self.passes + other.passes)
 
 
 def _sync(dev: torch.device) -> None:
@@ -204,6 +216,26 @@ def _judge_costs(subject, images: Tensor) -> tuple[float, float]:
     return classify_s, gram_s
 
 
+def _concept_cost(images: Tensor) -> float:
+    """Seconds per image of the concept masks (``concepts.concept_masks``) at this size and batch."""
+    from interp_gan.analyses.units.concepts import concept_masks
+    dev = images.device
+    return min(_timed(lambda: concept_masks(images), dev) for _ in range(2)) / len(images)
+
+
+def _judged_pass(subject, content: Tensor, ids: Tensor, z: Tensor | None) -> None:
+    """A generator call and the calls of every judge on its images (what a measured pass makes)."""
+    from interp_gan.analyses.units.concepts import concept_masks
+    images = subject.generate(content, ids, z)
+    for m in (subject.classifier, subject.texture_classifier):
+        if m is not None:
+            m(images)
+    f = subject.feature_net
+    if f is not None and callable(getattr(f, "grams", None)):
+        f.grams(images)
+    concept_masks(images)
+
+
 def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCosts:
     """Time the subject on ``data``'s first images at their size: one forward of a batch
     (``batch_size``, default data.batch_size), one forward+backward to the input of at most
@@ -223,6 +255,14 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
         shapes, order = _shapes(subject.generator, lambda: subject.generate(content[:1], ids[:1], zz(1)))
         fwd = _timed(lambda: subject.generate(content, ids, zz(b)), dev) / b
         classify_s, gram_s = _judge_costs(subject, content)
+        try:    # judges that cannot take this subject's images cost nothing here (the analysis says why)
+            concept_s = _concept_cost(content)
+            # one judged pass of a single image, less its per-image prices: the fixed cost of a call
+            # that ablation and style edits pay per style and random set (on few images each)
+            one = min(_timed(lambda: _judged_pass(subject, content[:1], ids[:1], zz(1)), dev) for _ in range(2))
+            pass_s = max(0.0, one - (fwd + classify_s + gram_s + concept_s))
+        except Exception:   # noqa: BLE001
+            concept_s = pass_s = 0.0
     bg = min(b, GRAD_BATCH)
     with torch.no_grad():       # attribution's forwards run at its internal batch: dearer per image on CPU
         fwd_small = min(_timed(lambda: subject.generate(content[:bg], ids[:bg], zz(bg)), dev) for _ in range(2)) / bg
@@ -246,7 +286,8 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
         grad_s, call_s = 3 * fwd, 0.0
     region_s, null_s, sketch_s = _kernel_costs(dev, int(data.content.shape[-1]))
     return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
-                     forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
+                     forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, concept_s=concept_s, pass_s=pass_s,
+                     image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
                      measure_s=time.perf_counter() - t_start, device=str(dev))
 
 
@@ -418,7 +459,8 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
              f"{unit.forward_s * 1e3:.1f} ms per image forward (batch {unit.batch_size}), "
              f"{unit.grad_s * 1e3:.1f} ms forward+backward (batch {min(unit.batch_size, GRAD_BATCH)})"
              + (f", {unit.classify_s * 1e3:.1f} ms style classifiers" if unit.classify_s else "")
-             + (f", {unit.gram_s * 1e3:.1f} ms Gram matrices" if unit.gram_s else "") + "):",
+             + (f", {unit.gram_s * 1e3:.1f} ms Gram matrices" if unit.gram_s else "")
+             + (f", {unit.pass_s * 1e3:.1f} ms per small judged pass" if unit.pass_s else "") + "):",
              f"  {'analysis':26} {'G forwards':>11} {'fwd+bwd':>9} {'other':>9} {'estimate':>12}  note"]
     total = 0.0
     for name, c in costs.items():
@@ -429,7 +471,7 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
             cut = any(n.startswith("budget") for n in c.notes)
             note = f"budget_s {fmt_seconds(budgets[name])}" + (": sized down" if cut else "") + (
                 ", over it even at its floors" if s > budgets[name] * 1.001 else "")
-        other = c.other_s + c.classified * unit.classify_s + c.grammed * unit.gram_s   # judges included
+        other = c.other_s + c.judges_s(unit)   # judges included
         lines.append(f"  {name:26} {int(round(c.forwards)):>11,} {int(round(c.grads)):>9,} "
                      f"{fmt_seconds(other):>9} {fmt_seconds(s):>12}  {note[:90]}")
     lines.append(f"  {'total':26} {'':>11} {'':>9} {'':>9} {fmt_seconds(total):>12}")

@@ -66,8 +66,19 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: Tensor, style_ids: Tensor) -> Tensor:  # z [N,Z], ids [N] -> [N,D]
         h = self.shared(z)
-        out = torch.stack([head(h) for head in self.heads], dim=1)  # [N,S,D]
-        return out[torch.arange(len(z), device=z.device), style_ids]
+        # each image through its own style's head only (read as weights: hooks on a head do not
+        # fire): running every head and keeping one cost S head calls per batch, more than the
+        # whole generator on a 200-style model
+        # In training (every head gets a gradient, zero when unused, so Adam moves them as before)
+        # and in a trace (which must not bake in the styles of its example batch) all heads are read.
+        if self.training or torch.jit.is_tracing():
+            heads, where = list(self.heads), style_ids
+        else:
+            used, where = torch.unique(style_ids, return_inverse=True)
+            heads = [self.heads[int(s)] for s in used]
+        w = torch.stack([head.weight for head in heads])[where]       # [N,D,H]
+        b = torch.stack([head.bias for head in heads])[where]         # [N,D]
+        return torch.einsum("nh,ndh->nd", h, w) + b
 
 
 class StyleEncoder(nn.Module):

@@ -76,13 +76,15 @@ A measure the subject or data cannot provide is left out with a note.
 
 Cost (``estimate_cost``): one pass for the unit statistics, then one pass over a style's images
 per unit set (the selected one and ``n_random`` baseline ones, per set size, per target style;
-a shuffled set costs one ranking on the unit means, no extra pass).
+a shuffled set costs one ranking on the unit means, no extra pass); every image is judged (style
+classifiers, Grams, concept masks), and each pass, per half and batch, pays a call's fixed cost.
 ``budget_s``: over it, fewer random sets (down to 19, so p_random can still reach 0.05), then an
 even sample of the set sizes (at least 2); the notes say so.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import defaultdict
 from typing import Callable, Literal, Sequence
 
@@ -134,8 +136,9 @@ def crossfit_folds(y: np.ndarray, seed: int) -> np.ndarray:
 def select_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int) -> np.ndarray:
     """The k units of per-image means x [N, U] most selective for ``style`` (index into 0..n_styles-1
     of y): AUROC, ties broken by Cohen's d (the ranking ``ablation`` and ``style_edits`` use)."""
-    auc = np.nan_to_num(auroc_matrix(x, y, n_styles)[style], nan=-np.inf)
-    d = np.nan_to_num(cohens_d(x, y, n_styles)[style], nan=-np.inf)
+    hit = (np.asarray(y) == style).astype(int)    # style against the rest: row 1 of the 2-group matrices
+    auc = np.nan_to_num(auroc_matrix(x, hit, 2)[1], nan=-np.inf)
+    d = np.nan_to_num(cohens_d(x, hit, 2)[1], nan=-np.inf)
     return np.lexsort((-d, -auc))[:k]
 
 
@@ -214,7 +217,7 @@ def judged_by_measures(subject, data: AnalysisData, images: float) -> dict[str, 
     through the style classifiers, and through the feature net where real style images give
     Gram references."""
     grams = subject.feature_net is not None and data.style_images is not None and data.style_labels is not None
-    return {"classified": images, "grammed": images if grams else 0.0}
+    return {"classified": images, "grammed": images if grams else 0.0, "concepts": images}
 
 
 def style_measures(subject, data: AnalysisData, notes: list[str]) -> tuple[Measure, dict[str, list[str]]]:
@@ -408,7 +411,8 @@ class Ablation(Analysis):
         counts = torch.bincount(data.style_ids.detach().cpu().long(), minlength=subject.num_styles)
         styles = self._targets(subject, data)
         styles = evenly(styles, n_styles) if n_styles is not None else styles
-        images = 0.0
+        folds = 2 if self.units is None and self.cross_fit else 1
+        images = passes = 0.0
         for layer in layers:
             n_units = unit.channels(layer) or 10 ** 9
             kk = [len(self.units)] if self.units is not None else sorted({min(int(k), n_units) for k in ks})
@@ -418,7 +422,8 @@ class Ablation(Analysis):
                 if self.n_measure is not None:
                     n_s = min(int(self.n_measure), len(data) if self.intervention != "insert" else n_s)
                 images += n_s * (1 + sets)
-        return Cost(forwards=len(data) + images, **judged_by_measures(subject, data, images))
+                passes += (1 + sets) * folds * math.ceil(n_s / folds / max(1, data.batch_size))  # one per batch
+        return Cost(forwards=len(data) + images, passes=passes, **judged_by_measures(subject, data, images))
 
     def _ks(self, n: int, unit: UnitCosts, layers: list[str]) -> list[int]:
         """The configured set sizes, or (a budget's cut to n of them) an even sample of those below

@@ -79,14 +79,17 @@ other way round; on a clear model they are the same units). Removal and insertio
 Bau et al., "GAN Dissection" (ICLR 2019) and "Understanding the role of individual units in a
 deep neural network" (PNAS 2020).
 
-Cost (``estimate_cost``): one pass for the unit means, one unedited pass over all images, then
-per style and k one edited pass over all images plus ``n_random`` passes over the style's
+Cost (``estimate_cost``): one pass for the unit means, two unedited passes over all images (per
+style and half, paired with the random sets' and the transfers' passes; and per half, paired with
+the removal edits), then per style and k one edited pass over all images (per half: the edit is
+the same for every style's images) plus ``n_random`` passes over the style's
 images, and per transfer pair and k (1 + ``n_random``) passes over the source style's images.
 ``budget_s``: over it, fewer random sets (down to 19), then fewer set sizes, then fewer styles
 (an even sample, down to 2); the notes say so.
 """
 from __future__ import annotations
 
+import math
 from typing import Literal, Sequence
 
 import numpy as np
@@ -354,14 +357,18 @@ class StyleEdits(Analysis):
         kk = sorted({min(int(k), n_units) for k in ks})
         sets = sum(n_random if k < n_units else 0 for k in kk)
         n = len(data)
-        images = 2.0 * n                                      # unit means + the unedited pass
+        calls = lambda m: 2 * math.ceil(m / 2 / max(1, data.batch_size))   # noqa: E731  (a pass per half)
+        images = 3.0 * n                                      # unit means + the unedited passes (per style, per half)
+        passes = calls(n) + sum(calls(int(counts[t])) for t in range(subject.num_styles) if counts[t])
         for s in targets:
             images += len(kk) * n + sets * int(counts[s])
+            passes += len(kk) * calls(n) + sets * calls(int(counts[s]))
         for a, _ in pairs:
             images += (len(kk) + sets) * int(counts[a])
+            passes += (len(kk) + sets) * calls(int(counts[a]))
         judged = images - n                                   # all but the unit means' pass
         images += 2 * self.n_strip * (1 + (1 if pairs else 0))
-        return Cost(forwards=images, classified=judged)
+        return Cost(forwards=images, classified=judged, passes=passes)
 
     def _sized(self, subject, data, unit: UnitCosts, n_units: int) -> tuple[dict, list[str]]:
         ks = list(self.ks)
@@ -479,6 +486,23 @@ class StyleEdits(Analysis):
                 parts.append({kk: after[kk] - base[t, f][kk] for kk in after})
             return {kk: np.concatenate([p[kk] for p in parts]) for kk in parts[0]}
 
+        # a removal edit is the same for every style's images: one pass per half over all of them
+        # (paired with its own unedited pass), not one small pass per style and half
+        fold_sel = {f: torch.as_tensor(np.flatnonzero((lut[ids] >= 0) & (fold == f)), device=dev) for f in (0, 1)}
+        fold_ids = {f: ids[fold_sel[f].cpu().numpy()] for f in (0, 1)}
+        fold_seed = lambda f: self.seed + 500_000 + f   # noqa: E731
+        fold_base = {f: _measured_pass(subject, data, z, fold_sel[f], measure, fold_seed(f)) for f in (0, 1)
+                     if len(fold_sel[f])}
+
+        def diff_all(edits: dict) -> dict[int, dict[str, np.ndarray]]:
+            """diff(t, edits) for every present style t, from one edited pass per half."""
+            per_fold = {}
+            for f in fold_base:
+                after = _measured_pass(subject, data, z, fold_sel[f], measure, fold_seed(f), layer, edits[f])
+                per_fold[f] = {kk: after[kk] - fold_base[f][kk] for kk in after}
+            return {t: {kk: np.concatenate([d[kk][fold_ids[f] == t] for f, d in per_fold.items()])
+                        for kk in next(iter(per_fold.values()))} for t in present}
+
         rng = np.random.default_rng(self.seed)
         self._nonfinite = 0
         removal, transfer = [], []
@@ -486,7 +510,7 @@ class StyleEdits(Analysis):
             for k in ks:
                 tops = {f: orders[f][s][:k] for f in (0, 1)}
                 edits = {f: ablate([int(u) for u in tops[f]], 0.0) for f in (0, 1)}
-                changes = {t: diff(t, edits) for t in present}
+                changes = diff_all(edits)
                 rand = []
                 if k < n_units and n_random > 0:
                     for _ in range(n_random):
