@@ -307,7 +307,8 @@ def animegan_notes(model: dict) -> dict:
     """What a subject's metadata says about what was assumed (the weights cannot say it)."""
     ac = bool(model.get("align_corners", True))
     how = ("align_corners=true: bilinear to the exact size with aligned corners (the port's Generator.forward "
-           "default, used by its torch.hub generator and face2paint)" if ac else
+           "default, which its torch.hub generator and face2paint use: the README's way to run the released "
+           "files, face_paint_512_v2 the hub's default)" if ac else
            "align_corners=false: x2 bilinear with half-pixel centres (the port's test.py default, "
            "--upsample_align off); sides must be multiples of 4")
     return {"upsampling": f"{how}. Not stored in the weights: choose with FILE#align_corners=true|false",

@@ -188,6 +188,21 @@ def test_the_port_module_tree_takes_exactly_these_keys_and_computes_the_same(tmp
     assert (reference_forward(sd, x) - want).abs().max().item() < 1e-5
 
 
+def test_the_random_init_control_puts_every_group_norm_back_to_its_construction(tmp_path):
+    sd = reference_state_dict((8, 16, 24, 32), 2)
+    s = load_subject(_save(sd, tmp_path / "G.pt"), device="cpu")
+    with s.random_init(seed=0) as c:
+        assert c.random_init_report.kept == {}
+        live = s.generator.state_dict()
+        norms = [k for k in live if ".norm." in k or k.endswith(("norm.weight", "norm.bias"))]
+        assert len(norms) == 2 * (12 + 2 * 3)      # 12 ConvNormLReLU stages, 3 GroupNorms in each residual block
+        for k in norms:
+            assert torch.equal(live[k], torch.ones_like(live[k]) if k.endswith("weight") else torch.zeros_like(live[k])), k
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert (s.generate(x, torch.zeros(1, dtype=torch.long)) - reference_forward(sd, x, (8, 16, 24, 32), 2)).abs().max() < 1e-5
+
+
 def test_layers_are_named_by_role_in_execution_order(tmp_path):
     from interp_gan.harvest.hooks import default_unit_layer, modules_that_fire, spatial_layers
 
@@ -312,6 +327,7 @@ def test_convert_with_two_style_names_names_animegan(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "AnimeGANv2 generator (one style)" in err
 
 
+@pytest.mark.slow   # ~12 s: a whole analyze run with its report
 def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
     import json
 
@@ -319,11 +335,14 @@ def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
 
     p = _save(reference_state_dict((4, 8, 8, 8), 1), tmp_path / "paprika.pt")
     sets = ["n_images=16", "image_size=32", "batch_size=8", "analyses.dissection.n_boot=20",
-            "analyses.dissection.n_perm=20", "analyses.dissection.layers=['block_c.2.conv']"]
+            "analyses.dissection.n_perm=20"]
     rc = main(["analyze", f"{p}#align_corners=false", "--pipeline", "analyses/dissection.toml", "--device", "cpu",
                "--out", str(tmp_path / "rep"), *[x for s in sets for x in ("--set", s)]])
     assert rc == 0, capsys.readouterr().err[-2000:]
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
     d = found["dissection"]
     assert not d.get("skipped"), d.get("skipped")
+    import pandas as pd
+    units = pd.read_csv(tmp_path / "rep" / "findings" / "dissection_units.csv")
+    assert {"block_c.2.conv", "block_c.1.dw.conv", "block_e.2.conv"} <= set(units["layer"])
     assert (tmp_path / "rep" / "index.html").is_file()
