@@ -455,7 +455,9 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
 
     ``options`` (StyleGAN2 only: a ``.pkl`` or its converted ``.safetensors``): ``space`` ("w",
     "w+" or "s"), ``truncation_psi``, ``truncation_cutoff``, ``noise_mode``; also given as a suffix
-    of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose)."""
+    of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose). An AnimeGANv2
+    state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default
+    true: the weights cannot say it, docs/models.md)."""
     dev = resolve_device(device)
     s, family = _split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
     from interp_gan.models.animegan import FILE_OPTIONS
