@@ -30,12 +30,15 @@ even size exactly. Widths (w1, w2, w3, w4 = 32, 64, 128, 256 in the port):
 Input and output are RGB in [-1, 1] (the port feeds ``to_tensor(img) * 2 - 1`` and writes
 ``(out + 1) * 127.5``), the project's own convention: nothing is rescaled.
 
-The weights cannot say how the upsampling aligns its corners; the port's ``Generator.forward``
-takes it as an argument: ``align_corners=True`` (its default, which ``torch.hub``'s generator and
-``face2paint`` use, the README's way to run every released file) resizes to the exact target size
-with corner-aligned bilinear interpolation; ``False`` (its ``test.py --upsample_align`` default)
-doubles the size with half-pixel bilinear interpolation, so each side must then be a multiple
-of 4. ``align_corners`` is a constructor argument here (``file.pt#align_corners=false``).
+The weights cannot say how the upsampling aligns its corners, and the port changed it: when it
+converted ``paprika.pt`` from TensorFlow its forward doubled the size with half-pixel bilinear
+interpolation (``align_corners=False``); with its face models (``celeba_distill``) it switched to
+resizing to the exact target size with corners aligned (``True``); today ``Generator.forward`` takes
+``align_corners`` as an argument, default True, which its ``torch.hub`` generator and ``face2paint``
+use (the README's way to run the face models; ``face_paint_512_v2`` is the hub's default), while its
+``test.py`` passes ``--upsample_align``, default False (its default checkpoint is ``paprika.pt``).
+``align_corners`` is a constructor argument here, default True (``file.pt#align_corners=false``);
+with False each side must be a multiple of 4.
 
 Our module keeps the port's stage names, so a layer reads as the reference file does, and names
 the layers inside each stage by role: ``block_a.0.conv`` / ``.norm`` / ``.act``,
@@ -48,6 +51,7 @@ decoder starts from (the middle conv by count would be a depthwise filter inside
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -303,14 +307,18 @@ def split_file_options(spec: str) -> tuple[str, dict]:
     return path, out
 
 
-def animegan_notes(model: dict) -> dict:
-    """What a subject's metadata says about what was assumed (the weights cannot say it)."""
+def animegan_notes(model: dict, source: str = "") -> dict:
+    """What a subject's metadata says about what was assumed (the weights cannot say it); ``source``: the
+    file's path (a name holding "paprika" with aligned corners gets a warning: the port ran it without)."""
     ac = bool(model.get("align_corners", True))
     how = ("align_corners=true: bilinear to the exact size with aligned corners (the port's Generator.forward "
-           "default, which its torch.hub generator and face2paint use: the README's way to run the released "
-           "files, face_paint_512_v2 the hub's default)" if ac else
-           "align_corners=false: x2 bilinear with half-pixel centres (the port's test.py default, "
-           "--upsample_align off); sides must be multiples of 4")
+           "default since its face models, which its torch.hub generator and face2paint use for the face models; "
+           "face_paint_512_v2 is the hub's default)" if ac else
+           "align_corners=false: x2 bilinear with half-pixel centres (the port's forward when it converted "
+           "paprika.pt from TensorFlow, and its test.py default); sides must be multiples of 4")
+    if ac and "paprika" in Path(source).name.lower():
+        how += ("; but this file's name says paprika, which the port converted and runs with align_corners=false "
+                "(FILE#align_corners=false)")
     return {"upsampling": f"{how}. Not stored in the weights: choose with FILE#align_corners=true|false",
             "value_range": "RGB in [-1, 1] in and out (the port feeds to_tensor(img) * 2 - 1 and writes "
                            "(out + 1) * 127.5), as the analyses: nothing rescaled"}

@@ -276,7 +276,8 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
         return Subject.from_stylenet(G, names, meta=meta).eval()
     if model["name"] == "animegan_v2":     # [-1, 1] in and out, as ours; what the weights cannot say, said
         from interp_gan.models.animegan import animegan_notes
-        meta = {**meta, **animegan_notes(model)}
+        meta = {**meta, **animegan_notes(model, meta.get("converted_from", {}).get("path") or
+                                         meta.get("checkpoint_path", ""))}
     return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 

@@ -143,6 +143,14 @@ def test_the_two_upsamplings_differ_so_the_option_matters(tmp_path):
     assert (a - b).abs().max() > 1e-3 and torch.equal(b, c)
 
 
+def test_a_paprika_file_run_with_aligned_corners_is_warned_about_in_meta(tmp_path):
+    sd = reference_state_dict((8, 16, 24, 32), 2)
+    face, pap = _save(sd, tmp_path / "face_paint_512_v2.pt"), _save(sd, tmp_path / "paprika.pt")
+    assert "paprika" not in load_subject(face, device="cpu").meta["upsampling"]
+    assert "this file's name says paprika" in load_subject(pap, device="cpu").meta["upsampling"]
+    assert "says paprika" not in load_subject(f"{pap}#align_corners=false", device="cpu").meta["upsampling"]
+
+
 class _RefCNL(nn.Sequential):
     """The port's ConvNormLReLU as its module tree holds it: [pad, conv, GroupNorm, LeakyReLU in place]."""
 
