@@ -46,7 +46,8 @@ the layers inside each stage by role: ``block_a.0.conv`` / ``.norm`` / ``.act``,
 ``up_d`` / ``up_e`` (the two upsamplings, hookable), ``out_layer.conv``. The analyses' default
 layer (``preferred_unit_layer``) is ``block_c.<num_res + 1>.conv``, the conv that closes the
 bottleneck: every residual block has run, w3 (128) units at 1/4 of the input size, the map the
-decoder starts from (the middle conv by count would be a depthwise filter inside a residual block).
+decoder starts from (the middle conv by count would be ``block_c.3.expand.conv``, the 1x1 expansion
+inside a residual block, whose output the block projects back before anything else reads it).
 """
 from __future__ import annotations
 

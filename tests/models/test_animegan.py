@@ -227,6 +227,9 @@ def test_layers_are_named_by_role_in_execution_order(tmp_path):
     fired = modules_that_fire(s.generator, names, lambda: s.generate(x, z))
     assert fired == convs[:13] + ["up_d"] + convs[13:15] + ["up_e"] + convs[15:]
     assert default_unit_layer(s.generator) == "block_c.3.conv"
+    from interp_gan.models.animegan import AnimeGANv2Generator
+    assert default_unit_layer(AnimeGANv2Generator()) == "block_c.5.conv"     # the port's: not the middle conv
+    assert spatial_layers(AnimeGANv2Generator())[12] == "block_c.3.expand.conv"
     with torch.no_grad(), __import__("interp_gan").TraceDict(s.generator, ["block_c.3.conv", "up_e"]) as td:
         s.generate(x, z)
     assert td["block_c.3.conv"].output.shape == (1, 24, 16, 16) and td["up_e"].output.shape == (1, 24, 64, 64)
@@ -354,3 +357,23 @@ def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
     units = pd.read_csv(tmp_path / "rep" / "findings" / "dissection_units.csv")
     assert {"block_c.2.conv", "block_c.1.dw.conv", "block_e.2.conv"} <= set(units["layer"])
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+@pytest.mark.slow   # ~30 s: every analysis of analyses/full.toml on an AnimeGANv2 nobody configured
+def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
+    import json
+
+    from interp_gan.config import load_pipeline
+    from interp_gan.pipeline import analyze
+    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+
+    p = _save(reference_state_dict((4, 8, 8, 8), 1), tmp_path / "face_paint_512_v2.pt")
+    cfg = load_pipeline(FULL, TINY)
+    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep")
+    assert failed == []
+    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
+    assert set(found) == {a.name for a in cfg.analyses}
+    for name, f in found.items():
+        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+    assert any("'block_c.2.conv', chosen by default" in n for n in found["directions"]["notes"])
+    assert any("used 'block_c.2.conv'" in n for n in found["embedding"]["notes"])
