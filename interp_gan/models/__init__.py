@@ -1,4 +1,5 @@
 """Pure nn.Modules and a name registry (docs/architecture.md)."""
+from interp_gan.models.animegan import AnimeGANv2Generator
 from interp_gan.models.classifier import StyleClassifier, texture_view
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
@@ -16,4 +17,4 @@ from interp_gan.models.unet_generator import UnetGenerator
 __all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier",
            "StarGANv2", "ResnetGenerator", "UnetGenerator", "StyleGAN2Generator", "StyleGAN2Discriminator", "texture_view",
            "RandomFeatureNet", "VGGFeatureNet", "build_feature_net", "FeatureNetUnavailable", "gram", "gram_distance", "high_pass",
-           "build_model", "list_models", "register_model"]
+           "build_model", "list_models", "register_model", "AnimeGANv2Generator"]

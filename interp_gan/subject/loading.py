@@ -9,6 +9,7 @@
     subject = load_subject("generator.pt")                            # TorchScript (jit.script / jit.trace), via ONNX
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
+    subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -116,7 +117,8 @@ def _flat_tensors(sd: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
-_CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2")
+_CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
+              "animegan_v2")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -179,12 +181,21 @@ def _family_generator(sd: dict, path: Path, cls, parse, remap, what: str, name: 
     return G, {"name": name, **G.config}
 
 
-def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
+def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> tuple[nn.Module, dict]:
     """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
-    or the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``) and its model config."""
+    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, or AnimeGANv2) and its model config; ``options``
+    (``file#align_corners=false``) apply to AnimeGANv2 only."""
+    from interp_gan.models.animegan import looks_like_animegan
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
     from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
 
+    if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
+        from interp_gan.models.animegan import AnimeGANv2Generator, parse_animegan, remap_animegan_state_dict
+        return _family_generator(sd, path, AnimeGANv2Generator, lambda d: parse_animegan(d, **(options or {})),
+                                 remap_animegan_state_dict, "AnimeGANv2", "animegan_v2")
+    if options:
+        raise ValueError(f"{path}: options {sorted(options)} apply to AnimeGANv2 generators only (keys "
+                         "'block_a.0.1.weight', ...); this state_dict is not one: drop the '#...' part")
     if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
         return _stargan_v2_model(sd, path)
     if "model.1.weight" in sd and _is_reference_cyclegan(sd):
@@ -263,13 +274,17 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
         names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
         return Subject.from_stylenet(G, names, meta=meta).eval()
+    if model["name"] == "animegan_v2":     # [-1, 1] in and out, as ours; what the weights cannot say, said
+        from interp_gan.models.animegan import animegan_notes
+        meta = {**meta, **animegan_notes(model, meta.get("converted_from", {}).get("path") or
+                                         meta.get("checkpoint_path", ""))}
     return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 
-def _from_pth(path: Path, device: torch.device) -> Subject:
+def _from_pth(path: Path, device: torch.device, options: dict | None = None) -> Subject:
     """A CycleGAN or StarGAN v1 reference-layout state_dict, or a StarGAN v2 ``*_nets_ema.ckpt``."""
     sd = _read_state_dict(path)
-    G, model = _reference_generator(sd, path)
+    G, model = _reference_generator(sd, path, options)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
@@ -374,6 +389,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 
     from interp_gan.checkpoint import META_KEY, FORMAT, FORMAT_VERSION
 
+    src, family = _split_family_options(src)
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise FileNotFoundError(f"no such file: {src}")
@@ -381,7 +397,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
     if src.suffix == ".pkl":
         return _convert_stylegan(src, out, style_names)
-    G, model = _reference_generator(_read_state_dict(src), src)
+    G, model = _reference_generator(_read_state_dict(src), src, family)
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
     names = list(default if style_names is None else style_names)
@@ -389,7 +405,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
                 "stargan_v2": f"a StarGAN v2 model with {len(default)} domains",
                 "unet_generator": "a pix2pix / CycleGAN U-Net generator (one style)",
-                "resnet_generator": "a CycleGAN-family ResNet generator (one style)"}.get(
+                "resnet_generator": "a CycleGAN-family ResNet generator (one style)",
+                "animegan_v2": "an AnimeGANv2 generator (one style)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
                          f"in label order, e.g. --style-names {','.join(default)}")
@@ -403,6 +420,21 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 
 
 convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
+
+
+def _split_family_options(spec: str | Path) -> tuple[str, dict]:
+    """``paprika.pt#align_corners=false`` -> the path and the state-dict family's options (a path that
+    exists as written, or a StyleGAN2 ``.pkl`` / ``.safetensors``, is left alone)."""
+    from interp_gan.models.animegan import FILE_OPTIONS, split_file_options
+
+    s = str(spec)
+    if "#" not in s or Path(s).exists():
+        return s, {}
+    base, _, opts = s.partition("#")
+    keys = {o.partition("=")[0].strip() for o in opts.split(",") if o.strip()}
+    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS):
+        return s, {}     # StyleGAN2 options (stylegan.parse_options)
+    return split_file_options(s)
 
 
 def _torch_kind(spec: str | Path) -> str:
@@ -424,9 +456,15 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
 
     ``options`` (StyleGAN2 only: a ``.pkl`` or its converted ``.safetensors``): ``space`` ("w",
     "w+" or "s"), ``truncation_psi``, ``truncation_cutoff``, ``noise_mode``; also given as a suffix
-    of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose)."""
+    of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose). An AnimeGANv2
+    state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default
+    true: the weights cannot say it, docs/models.md)."""
     dev = resolve_device(device)
-    s = str(spec)
+    s, family = _split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
+    from interp_gan.models.animegan import FILE_OPTIONS
+    family |= {k: options.pop(k) for k in FILE_OPTIONS if k in options}   # or as keywords
+    if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
+        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 state dicts (.pt / .pth) only; got {s}")
     if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
                          f"archives only; got {s}")
@@ -462,6 +500,9 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "random-init control) and its shapes are pinned unless exported dynamic. Save the model as "
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
+    if family and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
+        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 state dicts (.pt / .pth) only; got {path} "
+                         "(a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject
         return load_torchscript_subject(path, dev, **(onnx_options or {}))
@@ -471,7 +512,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
         from interp_gan.subject.stylegan import load_stylegan_pickle
         return load_stylegan_pickle(path, dev, **options)
     if path.suffix in (".pth", ".pt", ".ckpt"):
-        return _from_pth(path, dev)
+        return _from_pth(path, dev, family)
     if path.suffix == ".py":
         raise ValueError(f"{path} is a Python file; name the factory in it too: --model {path}:make_generator "
                          f"(a function returning an nn.Module or a Subject)")
@@ -479,7 +520,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
         from interp_gan.subject.onnx import load_onnx_subject
         return load_onnx_subject(path, dev, **(onnx_options or {}))
     if _torch_kind(path) in ("torch_zip", "pickle"):   # a state dict of another suffix (pytorch_model.bin)
-        return _from_pth(path, dev)
+        return _from_pth(path, dev, family)
     from interp_gan.subject.foreign import refusal
     why = refusal(path)                                  # Keras, TensorFlow, TensorRT, Core ML, ...
     if why:

@@ -13,6 +13,7 @@ import warnings
 import pytest
 import torch
 
+from interp_gan.models.animegan import AnimeGANv2Generator
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.resnet_generator import ResnetGenerator
@@ -37,6 +38,7 @@ FAMILIES = {
     "stylegan2_resnet": lambda: tiny_generator(16, architecture="resnet", seed=2),
     "style_discriminator": lambda: StyleDiscriminator(2, ch=4, n_layers=2),
     "stylegan2_discriminator": lambda: tiny_discriminator(16, c_dim=2, seed=3),
+    "animegan_v2": lambda: AnimeGANv2Generator(widths=(4, 8, 8, 12), num_res=2),   # GroupNorm affines back to 1 / 0
 }
 
 
