@@ -116,7 +116,8 @@ def _flat_tensors(sd: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
-_CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2")
+_CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
+              "fast_neural_style")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -207,6 +208,10 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
         from interp_gan.models.unet_generator import UnetGenerator, parse_unet_generator, remap_unet_state_dict
         return _family_generator(sd, path, UnetGenerator, parse_unet_generator, remap_unet_state_dict,
                                  "U-Net", "unet_generator")
+    from interp_gan.models import fast_neural_style as fns
+    if fns.looks_like_fast_neural_style(sd):     # pytorch/examples fast_neural_style: before the ResNet parser
+        return _family_generator(sd, path, fns.FastNeuralStyleNet, fns.parse_fast_neural_style,
+                                 fns.remap_fast_neural_style, "fast neural style", "fast_neural_style")
     stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
     if not stargan_d and _looks_like_resnet_generator(sd):
         from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
@@ -273,6 +278,9 @@ def _from_pth(path: Path, device: torch.device) -> Subject:
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
+    if model["name"] == "fast_neural_style":     # [0, 255] network, dropped running statistics
+        from interp_gan.models.fast_neural_style import subject_meta
+        meta.update(subject_meta(sd))
     if model.get("w_hpf"):
         meta["face_masks"] = _hpf_note(model, sd)
     elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
@@ -381,7 +389,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
     if src.suffix == ".pkl":
         return _convert_stylegan(src, out, style_names)
-    G, model = _reference_generator(_read_state_dict(src), src)
+    sd = _read_state_dict(src)
+    G, model = _reference_generator(sd, src)
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
     names = list(default if style_names is None else style_names)
@@ -389,6 +398,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
                 "stargan_v2": f"a StarGAN v2 model with {len(default)} domains",
                 "unet_generator": "a pix2pix / CycleGAN U-Net generator (one style)",
+                "fast_neural_style": "a fast neural style network (one style)",
                 "resnet_generator": "a CycleGAN-family ResNet generator (one style)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
@@ -397,6 +407,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
             "converted_from": {"path": str(src), "sha256": sha256_file(src)}, "torch_version": torch.__version__}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
+    if model["name"] == "fast_neural_style":     # the notes travel with the converted file
+        from interp_gan.models.fast_neural_style import subject_meta
+        meta.update(subject_meta(sd))
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))
