@@ -299,6 +299,20 @@ def test_the_random_init_control_redraws_the_norms_too(tmp_path):
         assert torch.equal(s.generate(x, _ids(1)), before)
 
 
+def test_dissection_runs_on_every_conv_with_its_control(tmp_path):
+    import interp_gan as ig
+    from tests.conftest import make_tiny_data
+
+    s = load_subject(_save(reference_state_dict((4, 8, 8), n_res=1, running=True), tmp_path / "m.pth"), device="cpu")
+    f = ig.build_analysis("dissection", n_boot=20, n_perm=20).run(s, make_tiny_data(s, n=16, size=32))
+    assert not f.skipped
+    assert list(f.tables["dissection_units"].layer.unique()) == [
+        "conv1.conv2d", "conv2.conv2d", "conv3.conv2d", "res1.conv1.conv2d", "res1.conv2.conv2d",
+        "deconv1.conv2d", "deconv2.conv2d", "deconv3.conv2d"]
+    assert len(f.tables["dissection_control"]) > 0          # the random-init control ran
+
+
+@pytest.mark.slow   # ~15 s: a whole analyze run with its report
 def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
     from interp_gan.cli import main
 
@@ -312,3 +326,21 @@ def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
     assert not found["dissection"].get("skipped"), found["dissection"].get("skipped")
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "(x + 1) * 127.5" in html and "running_mean / running_var" in html     # the model notes, at the top
+
+
+@pytest.mark.slow   # ~40 s: every analysis of analyses/full.toml on a fast neural style network nobody configured
+def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
+    from interp_gan.config import load_pipeline
+    from interp_gan.pipeline import analyze
+    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+
+    p = _save(reference_state_dict((4, 8, 8), n_res=2, running=True), tmp_path / "mosaic.pth")
+    cfg = load_pipeline(FULL, TINY)
+    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep")
+    assert failed == []
+    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
+    assert set(found) == {a.name for a in cfg.analyses}
+    for name, f in found.items():
+        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+    assert any("'res2', chosen by default" in n for n in found["directions"]["notes"])
+    assert any("used 'res2'" in n for n in found["embedding"]["notes"])
