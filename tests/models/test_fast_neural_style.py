@@ -135,6 +135,7 @@ def test_variant_loads_and_matches_the_independent_forward(name, tmp_path):
 
 def test_the_reference_size_has_the_reference_parameter_count(tmp_path):
     s = load_subject(_save(reference_state_dict(REF, 5), tmp_path / "udnie.pth"), device="cpu")
+    assert s.meta["model"] == {"name": "fast_neural_style", "widths": [32, 64, 128], "n_res": 5}
     assert sum(p.numel() for p in s.generator.parameters()) == 1_679_235
     assert s.style_names == ["translated"] and s.meta["checkpoint_path"].endswith("udnie.pth")
 
@@ -344,3 +345,25 @@ def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
         assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
     assert any("'res2', chosen by default" in n for n in found["directions"]["notes"])
     assert any("used 'res2'" in n for n in found["embedding"]["notes"])
+
+
+def test_the_training_scripts_file_names_are_found_and_named(tmp_path):
+    """Its training names a file ``epoch_2_Wed_Dec__2_10:24:39_2026_100000.0_10000000000.0.model``:
+    the colons do not make it a module:factory spec, and its folder names the files in it."""
+    name = "epoch_2_Wed_Dec__2_10:24:39_2026_100000.0_10000000000.0.model"
+    p = _save(reference_state_dict(n_res=1), tmp_path / name)
+    assert load_subject(p, device="cpu").meta["model"]["name"] == "fast_neural_style"
+    with pytest.raises(FileNotFoundError, match=r"no such file: .*ckpt_2\.model \(a checkpoint path, not a module"):
+        load_subject(str(tmp_path / "epoch_2_Wed_Dec__2_10:24:39_ckpt_2.model"), device="cpu")
+    with pytest.raises(ValueError, match=r"is a folder; name the model file in it: " + name.replace(".", r"\.")):
+        load_subject(tmp_path, device="cpu")
+
+
+def test_inspect_lists_the_network_and_its_range(tmp_path, capsys):
+    from interp_gan.cli import main
+
+    p = _save(reference_state_dict(n_res=1, running=True), tmp_path / "mosaic.pth")
+    assert main(["inspect", str(p), "--size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert '"fast_neural_style"' in out and "res1.conv2.conv2d" in out and "(1, 3, 32, 32)" in out
+    assert "(x + 1) * 127.5" in out and '"instance_norm_running_stats_dropped": 10' in out
