@@ -210,7 +210,8 @@ class FastNeuralStyleNet(nn.Module):
         super().__init__()
         widths = tuple(int(c) for c in widths)
         if len(widths) != 3 or min(widths) < 1:
-            raise ValueError(f"widths={list(widths)}; expected three positive channel counts (the reference's 32, 64, 128)")
+            raise ValueError(f"widths={list(widths)}; expected three positive channel counts "
+                             "(the reference's 32, 64, 128)")
         if not 0 <= int(n_res) <= _MAX_RES:
             raise ValueError(f"n_res={n_res}; expected 0..{_MAX_RES} residual blocks (the reference has 5)")
         self.config = {"widths": list(widths), "n_res": int(n_res)}

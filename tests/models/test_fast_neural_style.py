@@ -207,7 +207,8 @@ def test_a_corrupted_file_is_one_line_naming_the_key(kind, tmp_path, capsys):
 def test_one_corrupted_width_is_the_tensor_named(tmp_path, monkeypatch):
     sd = reference_state_dict(n_res=2)
     sd["conv1.conv2d.weight"] = torch.zeros(4096, 3, 9, 9)      # the other five tensors say 8
-    with pytest.raises(ValueError, match=r"wrong shape conv1\.conv2d\.weight \[4096, 3, 9, 9\] \(expected \[8, 3, 9, 9\]\)"):
+    want = r"wrong shape conv1\.conv2d\.weight \[4096, 3, 9, 9\] \(expected \[8, 3, 9, 9\]\)"
+    with pytest.raises(ValueError, match=want):
         load_subject(_save(sd, tmp_path / "bad.pth"), device="cpu")
     monkeypatch.setenv("INTERP_GAN_MAX_PARAMS", "1000")            # a consistent file over the cap
     with pytest.raises(ValueError, match=r"G\.pth: the fast neural style generator its tensors imply would have"):
