@@ -3,6 +3,7 @@
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
     subject = load_subject("latest_net_G.pth")                        # pix2pix U-Net (unet_256 / unet_128)
+    subject = load_subject("mosaic.pth")                              # PyTorch examples' fast neural style (*.model too)
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ, CelebA-HQ): style code s
     subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
