@@ -16,7 +16,7 @@ from pathlib import Path
 __all__ = ["refusal", "checkpoint_in_folder", "MODEL_SUFFIXES"]
 
 # what load_subject reads by suffix (a TorchScript archive or torch file of another suffix is found by content)
-MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".pkl", ".onnx")
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".pkl", ".onnx", ".model")   # .model: fast neural style
 
 _TF2ONNX = "pip install tf2onnx, then "
 _THEN = ", then interp-gan analyze model.onnx"

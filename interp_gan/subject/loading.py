@@ -3,6 +3,7 @@
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
     subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
     subject = load_subject("latest_net_G.pth")                        # pix2pix U-Net (unet_256 / unet_128)
+    subject = load_subject("mosaic.pth")                              # PyTorch examples' fast neural style (*.model too)
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ, CelebA-HQ): style code s
     subject = load_subject("multistyle26.onnx")                       # ONNX (+ optional net.onnx.toml)
@@ -118,7 +119,7 @@ def _flat_tensors(sd: dict, prefix: str = ""):
 
 
 _CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
-              "animegan_v2")
+              "animegan_v2", "fast_neural_style")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -218,6 +219,10 @@ def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> t
         from interp_gan.models.unet_generator import UnetGenerator, parse_unet_generator, remap_unet_state_dict
         return _family_generator(sd, path, UnetGenerator, parse_unet_generator, remap_unet_state_dict,
                                  "U-Net", "unet_generator")
+    from interp_gan.models import fast_neural_style as fns
+    if fns.looks_like_fast_neural_style(sd):     # pytorch/examples fast_neural_style: before the ResNet parser
+        return _family_generator(sd, path, fns.FastNeuralStyleNet, fns.parse_fast_neural_style,
+                                 fns.remap_fast_neural_style, "fast neural style", "fast_neural_style")
     stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
     if not stargan_d and _looks_like_resnet_generator(sd):
         from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
@@ -288,6 +293,9 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None) -> 
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
+    if model["name"] == "fast_neural_style":     # [0, 255] network, dropped running statistics
+        from interp_gan.models.fast_neural_style import subject_meta
+        meta.update(subject_meta(sd))
     if model.get("w_hpf"):
         meta["face_masks"] = _hpf_note(model, sd)
     elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
@@ -397,7 +405,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
     if src.suffix == ".pkl":
         return _convert_stylegan(src, out, style_names)
-    G, model = _reference_generator(_read_state_dict(src), src, family)
+    sd = _read_state_dict(src)
+    G, model = _reference_generator(sd, src, family)
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
     names = list(default if style_names is None else style_names)
@@ -405,6 +414,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
                 "stargan_v2": f"a StarGAN v2 model with {len(default)} domains",
                 "unet_generator": "a pix2pix / CycleGAN U-Net generator (one style)",
+                "fast_neural_style": "a fast neural style network (one style)",
                 "resnet_generator": "a CycleGAN-family ResNet generator (one style)",
                 "animegan_v2": "an AnimeGANv2 generator (one style)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
@@ -414,6 +424,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
             "converted_from": {"path": str(src), "sha256": sha256_file(src)}, "torch_version": torch.__version__}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
+    if model["name"] == "fast_neural_style":     # the notes travel with the converted file
+        from interp_gan.models.fast_neural_style import subject_meta
+        meta.update(subject_meta(sd))
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))

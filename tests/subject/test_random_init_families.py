@@ -16,6 +16,7 @@ import torch
 from interp_gan.models.animegan import AnimeGANv2Generator
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
+from interp_gan.models.fast_neural_style import FastNeuralStyleNet
 from interp_gan.models.resnet_generator import ResnetGenerator
 from interp_gan.models.stargan import StarGANGenerator
 from interp_gan.models.stargan_v2 import StarGANv2
@@ -32,6 +33,7 @@ FAMILIES = {
     "resnet_generator_bn": lambda: ResnetGenerator.from_state_dict(hand_built(ngf=4, n_blocks=1, norm="bn")
                                                                    .state_dict()),
     "unet_batch": lambda: UnetGenerator(num_downs=5, ngf=4, norm="batch"),
+    "fast_neural_style": lambda: FastNeuralStyleNet(widths=(4, 8, 8), n_res=2),
     "stargan_v1": lambda: StarGANGenerator(conv_dim=8, c_dim=3, repeat_num=1),
     "stargan_v2": lambda: StarGANv2(**TINY),
     "stylegan2_conditional": lambda: tiny_generator(16, c_dim=2, seed=1),
