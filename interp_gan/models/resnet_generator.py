@@ -167,7 +167,10 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
         i += 2 if j is not None else 1
     if len(norm_kinds) > 1:
         raise _Unplaced(f"mixed norms {sorted(norm_kinds)}", [])
-    norm = norm_kinds.pop() if norm_kinds else "in"
+    # no norm parameters: plain instance norm, whose convs carry biases in the reference, or no norm at
+    # all (``--norm none`` / CUT's ``--normG none``: Identity, and no conv but the last has a bias)
+    biased = ["bias" in owners[ci][1] for ci, _ in convs[:-1]]
+    norm = norm_kinds.pop() if norm_kinds else "none" if biased and not any(biased) else "in"
     W = lambda c: owners[convs[c][0]][1]["weight"]
     has_bias = lambda c: "bias" in owners[convs[c][0]][1]
     # 2. roles: stem, downs, blocks, ups, head
@@ -229,6 +232,14 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
         name, filt = owners[stray[0]][0], owners[stray[0]][1]["filt"]
         raise _Unplaced(f"the blur filter '{name}' {tuple(filt.shape)} fits no anti-aliased down- or upsampling "
                         f"stage", [f"{owners[b][0]}.filt" for b in stray])
+    for role, side in (("down", "after"), ("up", "before")):     # the reference sets one flag per direction
+        have = [li for li, lay in enumerate(layers) if lay["role"] == role and "blur" in lay]
+        lack = [li for li, lay in enumerate(layers) if lay["role"] == role and "blur" not in lay]
+        if have and lack:
+            ci, (ref, p) = convs[src[lack[0]][0]][0], owners[blurs[have[0]]]
+            raise _Unplaced(f"{_stage_names(layers)[lack[0]]} has no blur filter {side} its conv "
+                            f"'{owners[ci][0]}' while another {role} stage has one ('{ref}.filt' "
+                            f"{tuple(p['filt'].shape)}): a missing 'filt'?", keys_of(ci))
     # 3. keymap: source owner -> module path
     cfg = {"layers": layers, "norm": norm}
     keymap: dict[str, str] = {}
@@ -270,6 +281,8 @@ def remap_state_dict(sd: dict, keymap: dict[str, str]) -> dict:
 
 
 def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
     if kind == "bn":
         return nn.BatchNorm2d(c)
     return nn.InstanceNorm2d(c, affine=kind == "in_affine")

@@ -208,6 +208,9 @@ def _reference_generator(sd: dict, path: Path) -> tuple[nn.Module, dict]:
         return _family_generator(sd, path, UnetGenerator, parse_unet_generator, remap_unet_state_dict,
                                  "U-Net", "unet_generator")
     stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
+    if not stargan_d:              # a netD / CUT's netF / an empty file: one line naming the generator's file
+        from interp_gan.subject.companion_nets import refuse_companion
+        refuse_companion(sd, path)
     if not stargan_d and _looks_like_resnet_generator(sd):
         from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
         return _family_generator(sd, path, ResnetGenerator, parse_resnet_generator, remap_state_dict,

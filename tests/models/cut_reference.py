@@ -107,7 +107,7 @@ def reference_forward(sd, x, norm="instance"):
         return y if f % 2 else y[:, :, :-1, :-1]
 
     idx = sorted({int(k.split(".")[1]) for k in sd})
-    convs = [i for i in idx if f"model.{i}.weight" in sd]
+    convs = [i for i in idx if sd.get(f"model.{i}.weight", torch.empty(0)).dim() == 4]
     h = F.relu(nm(cv(F.pad(x, (3,) * 4, mode="reflect"), "model.1"), "model.2"))
     i = 4
     for _ in range(2):          # downsampling stages
@@ -118,7 +118,7 @@ def reference_forward(sd, x, norm="instance"):
             h, i = F.relu(nm(cv(h, f"model.{i}", stride=2, padding=1), f"model.{i + 1}")), i + 3
     while f"model.{i}.conv_block.1.weight" in sd:
         p = f"model.{i}.conv_block."
-        j = 6 if f"{p}6.weight" in sd else 5
+        j = 6 if sd.get(f"{p}6.weight", torch.empty(0)).dim() == 4 else 5     # 6: after a dropout
         r = F.relu(nm(cv(F.pad(h, (1,) * 4, mode="reflect"), f"{p}1"), f"{p}2"))
         h, i = h + nm(cv(F.pad(r, (1,) * 4, mode="reflect"), f"{p}{j}"), f"{p}{j + 1}"), i + 1
     for _ in range(2):          # upsampling stages
