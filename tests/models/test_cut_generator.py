@@ -41,6 +41,7 @@ VARIANTS = {
     "batch_norm": dict(norm="batch"),
     "no_norm": dict(norm="none"),
     "batch_no_antialias_up": dict(norm="batch", antialias_up=False),
+    "no_norm_both_flags_off": dict(norm="none", antialias=False, antialias_up=False),   # old code: instance norm
     "ngf16_6_blocks_dropout": dict(ngf=16, n_blocks=6, dropout=True),
     "gray_in_9_blocks": dict(input_nc=1, n_blocks=9, ngf=4),
     "filters_5_and_3": dict(down_filt=5, up_filt=3),
