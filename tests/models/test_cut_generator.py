@@ -288,18 +288,20 @@ def test_cuts_other_networks_are_refused_naming_the_generator(net, name, expect,
 
 
 # --- end to end ---------------------------------------------------------------------------------
-@pytest.mark.slow   # ~16 s: a whole analyze run with its report
-def test_dissection_pipeline_runs_end_to_end(tmp_path, capsys):
+@pytest.mark.slow   # ~22 s: a whole analyze run with its report
+def test_overview_and_dissection_run_end_to_end(tmp_path, capsys):
     import json
 
     from interp_gan.cli import main
 
     p = _save(reference_state_dict(ngf=4), tmp_path / "latest_net_G.pth")
-    sets = ["n_images=16", "image_size=32", "batch_size=8", "analyses.dissection.n_boot=20",
-            "analyses.dissection.n_perm=20"]
-    rc = main(["analyze", str(p), "--pipeline", "analyses/dissection.toml", "--device", "cpu",
-               "--out", str(tmp_path / "rep"), *[x for s in sets for x in ("--set", s)]])
+    pipe = tmp_path / "tiny.toml"
+    pipe.write_text('name = "cut"\nn_images = 16\nimage_size = 32\nbatch_size = 8\nseed = 0\ndata = "embedded"\n'
+                    "[analyses.overview]\n[analyses.dissection]\nn_boot = 20\nn_perm = 20\n")
+    rc = main(["analyze", str(p), "--pipeline", str(pipe), "--device", "cpu", "--out", str(tmp_path / "rep")])
     assert rc == 0, capsys.readouterr().err[-2000:]
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
     assert not found["dissection"].get("skipped"), found["dissection"].get("skipped")
-    assert (tmp_path / "rep" / "index.html").is_file()
+    assert not found["overview"].get("skipped"), found["overview"].get("skipped")
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "Contrastive Learning for Unpaired Image-to-Image Translation" in html     # the overview cites CUT
