@@ -1,7 +1,7 @@
 """Build a Subject from what a user has (docs/architecture.md, stage ④).
 
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
-    subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
+    subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout (or CUT / FastCUT)
     subject = load_subject("latest_net_G.pth")                        # pix2pix U-Net (unet_256 / unet_128)
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
     subject = load_subject("100000_nets_ema.ckpt")                    # StarGAN v2 (AFHQ, CelebA-HQ): style code s
