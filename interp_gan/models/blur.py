@@ -5,8 +5,9 @@ Zhang, "Making Convolutional Networks Shift-Invariant Again" (ICML 2019). Layout
 (github.com/taesungp/contrastive-unpaired-translation, ``models/networks.py``), re-written here:
 
 * ``BlurDown(c, f)``: reflection padding ((f-1)//2 before, f//2 after, on each axis), then one f x f
-  filter per channel at stride 2 (``f = 1``: plain subsampling). The filter is the normalised
-  outer product of the binomial row (1 2 1 for f = 3, the reference's default).
+  filter per channel at stride 2 (``f = 1``: plain subsampling, the stored value unread, as in the
+  reference). The filter is the normalised outer product of the binomial row (1 2 1 for f = 3, the
+  reference's default).
 * ``BlurUp(c, f)``: replication padding of 1, a stride-2 transposed convolution with one filter per
   channel (the binomial filter times 4, so a constant image stays constant) and padding
   1 + (f-1)//2, then the first row and column cropped off, and the last ones too for an even f
@@ -63,6 +64,8 @@ class BlurDown(_Blur):
         super().__init__(channels, size, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.size == 1:                   # the reference subsamples without reading the filter (1)
+            return x[:, :, ::2, ::2]
         lo, hi = (self.size - 1) // 2, self.size // 2
         if lo or hi:
             x = F.pad(x, (lo, hi, lo, hi), mode="reflect")
