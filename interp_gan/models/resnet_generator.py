@@ -13,15 +13,17 @@ the same generator with anti-aliased resampling (``models/blur.py``), recognised
 filters their files store as ``filt`` buffers: a downsampling stage is then a stride-1 conv, norm,
 ReLU and a blur-pool layer (``--no_antialias`` off, the default), an upsampling stage a
 fixed-filter upsampling layer, then a stride-1 conv, norm, ReLU (``--no_antialias_up`` off); each
-stage is read on its own, so either flag, both or neither load. Norm: plain instance norm (no parameters), affine instance
-norm (weight/bias), or batch norm (running statistics; an InstanceNorm with
-``track_running_stats`` computes the same in eval mode). Dropout in blocks is identity in eval
-mode and has no parameters, so it is not modelled.
+stage is read on its own, so either flag, both or neither load. Norm: plain instance norm (no
+parameters; the reference's convs then carry biases), affine instance norm (weight/bias), batch
+norm (running statistics; an InstanceNorm with ``track_running_stats`` computes the same in eval
+mode), or none (no norm keys and no conv bias but the head's: ``--norm none``). Dropout in blocks
+is identity in eval mode and has no parameters, so it is not modelled.
 
 What the weights cannot say and is assumed (the reference implementation's choices): ReLU
 activations, reflection padding for the 7x7 and block convs, zero padding (k-1)//2 for the strided
-convs and for the stride-1 convs beside a blur layer, ``output_padding=1`` for odd-sized transposed convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2,
-'nearest')`` then reflection pad 1 then an unpadded 3x3 conv.
+convs and for the stride-1 convs beside a blur layer, ``output_padding=1`` for odd-sized transposed
+convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2, 'nearest')``
+then reflection pad 1 then an unpadded 3x3 conv.
 
 The module names its layers by role: ``stem``, ``down1``.., ``blocks.<i>.conv1/conv2``,
 ``up1``.., ``head`` (each stage with ``conv``, ``norm``, ``act``; an anti-aliased stage also ``blur``,

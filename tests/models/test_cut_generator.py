@@ -288,7 +288,7 @@ def test_cuts_other_networks_are_refused_naming_the_generator(net, name, expect,
 
 
 # --- end to end ---------------------------------------------------------------------------------
-@pytest.mark.slow   # ~22 s: a whole analyze run with its report
+@pytest.mark.slow   # ~16-22 s: a whole analyze run with its report
 def test_overview_and_dissection_run_end_to_end(tmp_path, capsys):
     import json
 
