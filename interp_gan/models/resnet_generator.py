@@ -7,19 +7,28 @@
 The family (Zhu et al., ICCV 2017 and its many re-implementations): a 7x7 stem conv, stride-2
 downsampling convs, residual blocks (two 3x3 convs with equal in/out channels, under any
 attribute name), upsampling by transposed conv or by resize-conv (x2 nearest upsample + 3x3
-conv), a 7x7 head conv and tanh. Norm: plain instance norm (no parameters), affine instance
-norm (weight/bias), or batch norm (running statistics; an InstanceNorm with
-``track_running_stats`` computes the same in eval mode). Dropout in blocks is identity in eval
-mode and has no parameters, so it is not modelled.
+conv), a 7x7 head conv and tanh. CUT and FastCUT (Park et al., "Contrastive Learning for Unpaired
+Image-to-Image Translation", ECCV 2020; github.com/taesungp/contrastive-unpaired-translation) use
+the same generator with anti-aliased resampling (``models/blur.py``), recognised by the fixed
+filters their files store as ``filt`` buffers: a downsampling stage is then a stride-1 conv, norm,
+ReLU and a blur-pool layer (``--no_antialias`` off, the default), an upsampling stage a
+fixed-filter upsampling layer, then a stride-1 conv, norm, ReLU (``--no_antialias_up`` off); each
+stage is read on its own, so either flag, both or neither load. Norm: plain instance norm (no
+parameters; the reference's convs then carry biases), affine instance norm (weight/bias), batch
+norm (running statistics; an InstanceNorm with ``track_running_stats`` computes the same in eval
+mode), or none (no norm keys and no conv bias but the head's: ``--norm none``). Dropout in blocks
+is identity in eval mode and has no parameters, so it is not modelled.
 
 What the weights cannot say and is assumed (the reference implementation's choices): ReLU
 activations, reflection padding for the 7x7 and block convs, zero padding (k-1)//2 for the strided
-convs, ``output_padding=1`` for odd-sized transposed convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2,
-'nearest')`` then reflection pad 1 then an unpadded 3x3 conv.
+convs and for the stride-1 convs beside a blur layer, ``output_padding=1`` for odd-sized transposed
+convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2, 'nearest')``
+then reflection pad 1 then an unpadded 3x3 conv.
 
 The module names its layers by role: ``stem``, ``down1``.., ``blocks.<i>.conv1/conv2``,
-``up1``.., ``head`` (each stage with ``conv``, ``norm``, ``act``), so hooks and globs address
-them sensibly (``blocks.*.conv2``).
+``up1``.., ``head`` (each stage with ``conv``, ``norm``, ``act``; an anti-aliased stage also ``blur``,
+after ``act`` going down, before ``conv`` going up), so hooks and globs address them sensibly
+(``blocks.*.conv2``).
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
+from interp_gan.models.blur import BlurDown, BlurUp, is_blur_filter
 from interp_gan.models.registry import register_model
 
 __all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict"]
@@ -70,10 +80,14 @@ def _owners(sd: dict) -> list[tuple[str, dict]]:
     out: OrderedDict[str, dict] = OrderedDict()
     for k, v in sd.items():
         path, _, leaf = k.rpartition(".")
-        if leaf not in _LEAVES:
+        if leaf not in _LEAVES and leaf != "filt":     # filt: a blur layer's fixed filter (CUT)
             path, leaf = k, ""
         out.setdefault(path, {})[leaf] = v
     return list(out.items())
+
+
+def _is_blur(p: dict) -> bool:
+    return set(p) == {"filt"} and is_blur_filter(p["filt"])
 
 
 def _is_conv(p: dict) -> bool:
@@ -134,13 +148,18 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
     keys_of = lambda i: [f"{owners[i][0]}.{leaf}" if leaf else owners[i][0] for leaf in owners[i][1]]
     # 1. a flat list of (conv owner index, norm owner index | None)
     convs: list[tuple[int, int | None]] = []
+    blur_after: dict[int, int] = {}      # conv number -> owner index of the blur filter that follows it
     norm_kinds: set[str] = set()
     i = 0
     while i < len(owners):
+        if _is_blur(owners[i][1]) and convs and len(convs) - 1 not in blur_after:
+            blur_after[len(convs) - 1] = i
+            i += 1
+            continue
         if not _is_conv(owners[i][1]):
             raise _Unplaced(f"'{owners[i][0]}' is neither a conv nor a norm after a conv", keys_of(i))
         j = None
-        if i + 1 < len(owners) and not _is_conv(owners[i + 1][1]):
+        if i + 1 < len(owners) and not _is_conv(owners[i + 1][1]) and not _is_blur(owners[i + 1][1]):
             kind = _norm_kind(owners[i + 1][1])
             if kind is None:
                 raise _Unplaced(f"'{owners[i + 1][0]}' is neither a conv nor a norm", keys_of(i + 1))
@@ -150,7 +169,10 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
         i += 2 if j is not None else 1
     if len(norm_kinds) > 1:
         raise _Unplaced(f"mixed norms {sorted(norm_kinds)}", [])
-    norm = norm_kinds.pop() if norm_kinds else "in"
+    # no norm parameters: plain instance norm, whose convs carry biases in the reference, or no norm at
+    # all (``--norm none`` / CUT's ``--normG none``: Identity, and no conv but the last has a bias)
+    biased = ["bias" in owners[ci][1] for ci, _ in convs[:-1]]
+    norm = norm_kinds.pop() if norm_kinds else "none" if biased and not any(biased) else "in"
     W = lambda c: owners[convs[c][0]][1]["weight"]
     has_bias = lambda c: "bias" in owners[convs[c][0]][1]
     # 2. roles: stem, downs, blocks, ups, head
@@ -160,9 +182,14 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
     in_ch, c, k0 = int(w0.shape[1]), int(w0.shape[0]), int(w0.shape[2])
     layers: list[dict] = [{"role": "stem", "in": in_ch, "out": c, "k": k0, "bias": has_bias(0)}]
     src = [[0]]
+    blurs: dict[int, int] = {}           # layer number -> owner index of its blur filter
+    filt_of = lambda b: owners[b][1]["filt"]
     n = 1
     while n < len(convs) - 1 and W(n).shape[1] == c and W(n).shape[0] == 2 * c and W(n).shape[2] != 1:
         layers.append({"role": "down", "in": c, "out": 2 * c, "k": int(W(n).shape[2]), "bias": has_bias(n)})
+        b = blur_after.get(n)
+        if b is not None and filt_of(b).shape[0] == 2 * c:      # anti-aliased: stride-1 conv, norm, ReLU, blur-pool
+            layers[-1]["blur"], blurs[len(layers) - 1] = int(filt_of(b).shape[-1]), b
         src.append([n])
         c, n = 2 * c, n + 1
     n_blocks = 0
@@ -180,8 +207,11 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
         raise _Unplaced(f"no residual blocks (pairs of 3x3 {c}->{c} convs) after the "
                         f"{len(layers) - 1} downsampling convs{hint}", keys_of(convs[n][0]))
     while n < len(convs) - 1:
-        w = W(n)
-        if w.shape[0] == c and w.shape[1] * 2 == c:      # ConvTranspose2d weight: [in, out, k, k]
+        w, b = W(n), blur_after.get(n - 1)
+        if b is not None and filt_of(b).shape[0] == c and w.shape[1] == c and w.shape[0] * 2 == c:
+            up = "blur"                                   # fixed-filter upsampling, then a stride-1 conv
+            blurs[len(layers)] = b
+        elif w.shape[0] == c and w.shape[1] * 2 == c:      # ConvTranspose2d weight: [in, out, k, k]
             up = "transposed"
         elif w.shape[1] == c and w.shape[0] * 2 == c:
             up = "nearest"
@@ -189,6 +219,8 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
             raise _Unplaced(f"'{owners[convs[n][0]][0]}' of shape {tuple(w.shape)} is not an upsampling "
                             f"conv from {c} channels", keys_of(convs[n][0]))
         layers.append({"role": "up", "in": c, "out": c // 2, "k": int(w.shape[2]), "bias": has_bias(n), "up": up})
+        if up == "blur":
+            layers[-1]["blur"] = int(filt_of(b).shape[-1])
         src.append([n])
         c, n = c // 2, n + 1
     wh = W(n)
@@ -197,6 +229,19 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
                         f"from {c} channels without norm", keys_of(convs[n][0]))
     layers.append({"role": "head", "in": c, "out": int(wh.shape[0]), "k": int(wh.shape[2]), "bias": has_bias(n)})
     src.append([n])
+    stray = [b for b in blur_after.values() if b not in blurs.values()]
+    if stray:
+        name, filt = owners[stray[0]][0], owners[stray[0]][1]["filt"]
+        raise _Unplaced(f"the blur filter '{name}' {tuple(filt.shape)} fits no anti-aliased down- or upsampling "
+                        f"stage", [f"{owners[b][0]}.filt" for b in stray])
+    for role, side in (("down", "after"), ("up", "before")):     # the reference sets one flag per direction
+        have = [li for li, lay in enumerate(layers) if lay["role"] == role and "blur" in lay]
+        lack = [li for li, lay in enumerate(layers) if lay["role"] == role and "blur" not in lay]
+        if have and lack:
+            ci, (ref, p) = convs[src[lack[0]][0]][0], owners[blurs[have[0]]]
+            raise _Unplaced(f"{_stage_names(layers)[lack[0]]} has no blur filter {side} its conv "
+                            f"'{owners[ci][0]}' while another {role} stage has one ('{ref}.filt' "
+                            f"{tuple(p['filt'].shape)}): a missing 'filt'?", keys_of(ci))
     # 3. keymap: source owner -> module path
     cfg = {"layers": layers, "norm": norm}
     keymap: dict[str, str] = {}
@@ -211,6 +256,8 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
             if ni is not None:
                 for leaf in owners[ni][1]:
                     keymap[f"{owners[ni][0]}.{leaf}"] = f"{name}.{nsub}.{leaf}"
+    for li, b in blurs.items():
+        keymap[f"{owners[b][0]}.filt"] = f"{names[li]}.blur.filt"
     return cfg, keymap
 
 
@@ -236,6 +283,8 @@ def remap_state_dict(sd: dict, keymap: dict[str, str]) -> dict:
 
 
 def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
     if kind == "bn":
         return nn.BatchNorm2d(c)
     return nn.InstanceNorm2d(c, affine=kind == "in_affine")
@@ -254,10 +303,13 @@ class _ResBlock(nn.Module):
 def _stage(lay: dict, norm: str) -> nn.Module:
     r, i, o, k, b = lay["role"], lay["in"], lay["out"], lay["k"], lay["bias"]
     m: OrderedDict[str, nn.Module] = OrderedDict()
+    blur = lay.get("blur")                   # CUT's anti-aliased stages: a stride-1 conv beside a fixed filter
     if r in ("stem", "head"):
         m["pad"], m["conv"] = nn.ReflectionPad2d(k // 2), nn.Conv2d(i, o, k, bias=b)
     elif r == "down":
-        m["conv"] = nn.Conv2d(i, o, k, stride=2, padding=(k - 1) // 2, bias=b)
+        m["conv"] = nn.Conv2d(i, o, k, stride=1 if blur else 2, padding=(k - 1) // 2, bias=b)
+    elif lay["up"] == "blur":
+        m["blur"], m["conv"] = BlurUp(i, blur), nn.Conv2d(i, o, k, padding=(k - 1) // 2, bias=b)
     elif lay["up"] == "transposed":
         m["conv"] = nn.ConvTranspose2d(i, o, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2, bias=b)
     else:
@@ -267,6 +319,8 @@ def _stage(lay: dict, norm: str) -> nn.Module:
         m["act"] = nn.Tanh()
     else:
         m["norm"], m["act"] = _norm(norm, o), nn.ReLU()
+    if r == "down" and blur:
+        m["blur"] = BlurDown(o, blur)
     return nn.Sequential(m)
 
 

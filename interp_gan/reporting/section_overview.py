@@ -260,6 +260,8 @@ def overview_section(f, ctx: ReportContext) -> Section:
     model_config = prov.get("model_config") or (prov.get("model_card") or {}).get("model_config") or {}
     name = model_config.get("name")
     sec.references = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"], "unet_generator": ["isola2017pix2pix"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
+    if name == "resnet_generator" and any("blur" in lay for lay in model_config.get("layers") or []):
+        sec.references = ["zhu2017cyclegan", "park2020cut"]    # CUT / FastCUT: CycleGAN's generator, anti-aliased
     if name == "stargan_v2" and model_config.get("w_hpf"):     # its face masks come from a landmark network
         sec.references = ["choi2020starganv2", "bulat2017fan", "wang2019adaptivewing"]
     return sec

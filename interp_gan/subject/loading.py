@@ -1,7 +1,7 @@
 """Build a Subject from what a user has (docs/architecture.md, stage ④).
 
     subject = load_subject("runs/demo/checkpoint.safetensors")      # an interp_gan checkpoint
-    subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout
+    subject = load_subject("latest_net_G_A.pth")                      # CycleGAN reference layout (or CUT / FastCUT)
     subject = load_subject("latest_net_G.pth")                        # pix2pix U-Net (unet_256 / unet_128)
     subject = load_subject("mosaic.pth")                              # PyTorch examples' fast neural style (*.model too)
     subject = load_subject("200000-G.ckpt")                           # StarGAN v1: one style per domain
@@ -224,6 +224,9 @@ def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> t
         return _family_generator(sd, path, fns.FastNeuralStyleNet, fns.parse_fast_neural_style,
                                  fns.remap_fast_neural_style, "fast neural style", "fast_neural_style")
     stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
+    if not stargan_d:              # a netD / CUT's netF / an empty file: one line naming the generator's file
+        from interp_gan.subject.companion_nets import refuse_companion
+        refuse_companion(sd, path)
     if not stargan_d and _looks_like_resnet_generator(sd):
         from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
         return _family_generator(sd, path, ResnetGenerator, parse_resnet_generator, remap_state_dict,

@@ -3,7 +3,7 @@
 "Trained" here: every float state_dict entry (weights, BatchNorm running statistics, StyleGAN2's
 ``w_avg`` and noise maps, constants too) moved away from its initial value. Inside the control
 every entry must differ from that trained value, except the buffers a module declares constant
-(``random_init_constants``: StyleGAN2's resampling filters), which must keep it; nothing is
+(``random_init_constants``: StyleGAN2's resampling filters, CUT's blur filters), which must keep it; nothing is
 reported kept; learned buffers are back at their construction values; and on exit every entry is
 the trained one again. Old code: StyleGAN2's ``mapping.w_avg`` stayed trained, so a truncated
 (psi < 1) control still pulled every w towards the trained average.
@@ -23,6 +23,7 @@ from interp_gan.models.stargan_v2 import StarGANv2
 from interp_gan.models.stylenet import StyleNet
 from interp_gan.models.unet_generator import UnetGenerator
 from interp_gan.subject.protocol import Subject
+from tests.models.cut_reference import reference_state_dict as cut_state_dict
 from tests.subject.nvlabs_snapshot import tiny_discriminator, tiny_generator
 from tests.subject.test_cyclegan_family import hand_built
 from tests.subject.test_stargan_v2_loading import TINY
@@ -32,6 +33,7 @@ FAMILIES = {
     "cyclegan": lambda: CycleGANGenerator(ngf=4, n_blocks=1),
     "resnet_generator_bn": lambda: ResnetGenerator.from_state_dict(hand_built(ngf=4, n_blocks=1, norm="bn")
                                                                    .state_dict()),
+    "resnet_generator_cut": lambda: ResnetGenerator.from_state_dict(cut_state_dict(ngf=4, n_blocks=1, norm="batch")),
     "unet_batch": lambda: UnetGenerator(num_downs=5, ngf=4, norm="batch"),
     "fast_neural_style": lambda: FastNeuralStyleNet(widths=(4, 8, 8), n_res=2),
     "stargan_v1": lambda: StarGANGenerator(conv_dim=8, c_dim=3, repeat_num=1),
@@ -70,7 +72,7 @@ def test_the_control_redraws_every_learned_value_and_restores_them(name):
                 if not v.is_floating_point():
                     continue
                 if k in r.constants:
-                    assert k.endswith("resample_filter") and torch.equal(v, trained[k]), k
+                    assert k.endswith(("resample_filter", ".blur.filt")) and torch.equal(v, trained[k]), k
                 else:
                     assert not torch.equal(v, trained[k]), f"{k} kept its trained value"
             for k, v in live.items():                  # learned buffers at their construction values
