@@ -446,11 +446,9 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
         _log(f"no feature net, Gram distances are not measured: {subject.meta['feature_net_missing']} "
              f"(set feature_net in the pipeline to use another)")
     cfg = _fit_image_size(subject, cfg)
-    for line in probe_module_subject(subject, cfg.image_size, cfg.seed):   # --model: how it is read, said once
+    said = probe_module_subject(subject, cfg.image_size, cfg.seed)   # --model: how it is read, said once
+    for line in said + [n for n in subject.meta.get("model_notes") or [] if n not in said]:   # what was assumed
         _log(f"model: {line}")
-    if subject.meta.get("model", {}).get("name") in ("onnx", "torchscript"):   # a size, a guess, a constant
-        for line in subject.meta.get("model_notes") or []:
-            _log(f"model: {line}")
     adata = analysis_data(subject, cfg, data or cfg.data)
     _log(f"data: {len(adata)} content images at {cfg.image_size}px, "
          f"{0 if adata.style_images is None else len(adata.style_images)} real style images")

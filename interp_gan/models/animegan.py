@@ -320,6 +320,8 @@ def animegan_notes(model: dict, source: str = "") -> dict:
     if ac and "paprika" in Path(source).name.lower():
         how += ("; but this file's name says paprika, which the port converted and runs with align_corners=false "
                 "(FILE#align_corners=false)")
-    return {"upsampling": f"{how}. Not stored in the weights: choose with FILE#align_corners=true|false",
+    upsampling = f"{how}. Not stored in the weights: choose with FILE#align_corners=true|false"
+    return {"upsampling": upsampling,
             "value_range": "RGB in [-1, 1] in and out (the port feeds to_tensor(img) * 2 - 1 and writes "
-                           "(out + 1) * 127.5), as the analyses: nothing rescaled"}
+                           "(out + 1) * 127.5), as the analyses: nothing rescaled",
+            "model_notes": [f"upsampling: {upsampling}"]}   # what the weights cannot say: the report shows it

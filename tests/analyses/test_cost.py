@@ -66,6 +66,7 @@ def test_estimated_generator_passes_match_the_counted_ones(name):
 def _count_images(module, counts: dict, key: str):
     def pre(mod, args):
         counts[key] = counts.get(key, 0) + int(args[0].shape[0])
+        counts[key + "_calls"] = counts.get(key + "_calls", 0) + 1
     return module.register_forward_pre_hook(pre)
 
 
@@ -76,8 +77,10 @@ _JUDGES_PRICED_ELSEWHERE = {"attribution", "artifact_units"}
 @pytest.mark.parametrize("name", [n for n in list_analyses() if n not in _JUDGES_PRICED_ELSEWHERE])
 def test_estimated_judge_passes_match_the_counted_ones(name):
     """The generated images an analysis sends through the two style classifiers (``classified``:
-    images through both) and the feature net's Grams (``grammed``), against hooks' counts of what
-    ``run`` sent: on a small generator the judges cost as much as the generator itself."""
+    images through both), the feature net's Grams (``grammed``) and the concept masks
+    (``concepts``), and its small judged passes (``passes``: classifier calls, for the analyses
+    that count them), against hooks' counts of what ``run`` sent: on a small generator the judges
+    cost as much as the generator itself, and on a many-style model so do the calls."""
     subject = make_tiny_subject()
     data = make_tiny_data(subject)
     unit = dataclasses.replace(measure_unit_costs(subject, data), order=())
@@ -93,17 +96,30 @@ def test_estimated_judge_passes_match_the_counted_ones(name):
         n["grams"] = n.get("grams", 0) + int(x.shape[0])
         return real_grams(x, *a, **k)
     f.grams = grams
+    import interp_gan.analyses.units.concepts as concepts
+    real_masks = concepts.concept_masks
+
+    def masks(x, *a, **k):
+        n["concepts"] = n.get("concepts", 0) + int(x.shape[0])
+        return real_masks(x, *a, **k)
+    concepts.concept_masks = masks
     try:
         analysis.run(subject, data)
     finally:
         for h in hooks:
             h.remove()
         del f.grams
+        concepts.concept_masks = real_masks
     judged = (n.get("rgb", 0) + n.get("tex", 0)) / 2          # classify_s is priced for both classifiers
     real = len(data.style_images)                              # Gram references of the real style images
     grammed = max(0, n.get("grams", 0) - (real if est.grammed else 0))
     assert abs(est.classified - judged) <= 0.15 * judged + 2, (name, est.classified, n)
     assert abs(est.grammed - grammed) <= 0.15 * grammed + 2, (name, est.grammed, n)
+    if name in ("ablation", "style_edits"):     # a pass per style and set: their calls are counted
+        assert est.passes > 0 and abs(est.passes - n["rgb_calls"]) <= 0.15 * n["rgb_calls"] + 2, (name, est.passes, n)
+    if name != "dissection":                    # dissection's masks are other_s (its segmenter, its sizes)
+        concept_images = max(0, n.get("concepts", 0) - (1 if est.concepts else 0))   # ablation's 1-image probe
+        assert abs(est.concepts - concept_images) <= 0.15 * concept_images + 2, (name, est.concepts, n)
 
 
 def test_count_generator_counts_images_and_removes_its_hook():
