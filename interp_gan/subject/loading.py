@@ -187,8 +187,8 @@ def _options_owner(keys) -> str:
     """Which family the '#' options of a state-dict path belong to (for one-line refusals)."""
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
     if set(keys) <= set(UGATIT_OPTIONS):
-        return "U-GAT-IT params files (UGATIT.save's 'genA2B' / 'genB2A')"
-    return "AnimeGANv2 generators (keys 'block_a.0.1.weight', ...)"
+        return "U-GAT-IT params files only (UGATIT.save's 'genA2B' / 'genB2A')"
+    return "AnimeGANv2 generators only (keys 'block_a.0.1.weight', ...)"
 
 
 def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict]:
@@ -226,12 +226,12 @@ def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> t
     if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
         if set(options or {}) - set(FILE_OPTIONS):
             raise ValueError(f"{path}: options {sorted(set(options) - set(FILE_OPTIONS))} apply to "
-                             f"{_options_owner(['direction'])} only; this is an AnimeGANv2 generator: drop them")
+                             f"{_options_owner(['direction'])}; this is an AnimeGANv2 generator: drop them")
         from interp_gan.models.animegan import AnimeGANv2Generator, parse_animegan, remap_animegan_state_dict
         return _family_generator(sd, path, AnimeGANv2Generator, lambda d: parse_animegan(d, **(options or {})),
                                  remap_animegan_state_dict, "AnimeGANv2", "animegan_v2")
     if options:
-        raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)} only; this "
+        raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this "
                          "state_dict is not one: drop the '#...' part")
     if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
         return _stargan_v2_model(sd, path)
@@ -528,7 +528,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
     family |= {k: options.pop(k) for k in FILE_OPTIONS + UGATIT_OPTIONS if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
-        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)} (.pt / .pth) only; got {s}")
+        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); got {s}")
     if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
                          f"archives only; got {s}")
@@ -565,7 +565,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
     if family and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
-        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)} (.pt / .pth) only; got {path} "
+        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); got {path} "
                          "(a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject

@@ -245,6 +245,9 @@ def test_a_full_model_takes_its_training_size_only_and_the_pipeline_uses_it(tmp_
     cfg = PipelineConfig(name="t", image_size=128)
     assert _fit_image_size(full, cfg).image_size == 32
     assert "image_size 128 -> 32" in capsys.readouterr().out
+    from interp_gan.cli import main
+    assert main(["inspect", str(tmp_path / "a.pt")]) == 0         # at its own size, not the default 64
+    assert "output shape for one 32x32 image, the one size the model takes" in capsys.readouterr().out
     light = load_subject(_save(params_file(light=True), tmp_path / "b.pt"), device="cpu")
     assert _fit_image_size(light, cfg).image_size == 128
     assert _fit_image_size(light, PipelineConfig(name="t", image_size=30)).image_size == 32
@@ -375,7 +378,7 @@ def test_direction_options_are_checked_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"one U-GAT-IT generator's state dict.*drop '#direction=B2A'"):
         load_subject(f"{lone}#direction=B2A", device="cpu")
     torch.save(CycleGANGenerator(ngf=4, n_blocks=1).state_dict(), tmp_path / "cyc.pth")
-    with pytest.raises(ValueError, match=r"apply to U-GAT-IT params files \(UGATIT\.save's 'genA2B' / 'genB2A'\) only"):
+    with pytest.raises(ValueError, match=r"apply to U-GAT-IT params files only \(UGATIT\.save's 'genA2B' / 'genB2A'\)"):
         load_subject(f"{tmp_path / 'cyc.pth'}#direction=B2A", device="cpu")
 
 
@@ -440,3 +443,22 @@ def test_analyze_runs_dissection_end_to_end_at_the_trained_size(tmp_path, capsys
     units = pd.read_csv(tmp_path / "rep" / "findings" / "dissection_units.csv")
     assert {"conv1x1", "dec_res.0.conv1", "up.1.conv"} <= set(units["layer"])
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+@pytest.mark.slow   # ~30 s: every analysis of analyses/full.toml on a U-GAT-IT nobody configured
+def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
+    import json
+
+    from interp_gan.config import load_pipeline
+    from interp_gan.pipeline import analyze
+    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+
+    p = _save(params_file(ngf=2, n_blocks=1, img_size=32), tmp_path / "selfie2anime_params_latest.pt")
+    cfg = load_pipeline(FULL, TINY)
+    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep")
+    assert failed == []
+    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
+    assert set(found) == {a.name for a in cfg.analyses}
+    for name, f in found.items():
+        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+    assert any("'conv1x1', chosen by default" in n for n in found["directions"]["notes"])
