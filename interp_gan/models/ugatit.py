@@ -138,9 +138,11 @@ class EncoderBlock(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.pad1, self.conv1, self.norm1 = nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False), nn.InstanceNorm2d(dim)
+        self.pad1, self.conv1 = nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False)
+        self.norm1 = nn.InstanceNorm2d(dim)
         self.act = nn.ReLU()
-        self.pad2, self.conv2, self.norm2 = nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False), nn.InstanceNorm2d(dim)
+        self.pad2, self.conv2 = nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=False)
+        self.norm2 = nn.InstanceNorm2d(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.norm2(self.conv2(self.pad2(self.act(self.norm1(self.conv1(self.pad1(x)))))))

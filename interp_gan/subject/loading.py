@@ -528,7 +528,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
     family |= {k: options.pop(k) for k in FILE_OPTIONS + UGATIT_OPTIONS if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
-        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); got {s}")
+        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
+                         f"got {s}")
     if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
                          f"archives only; got {s}")
@@ -565,8 +566,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
     if family and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
-        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); got {path} "
-                         "(a converted .safetensors keeps the value it was converted with)")
+        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
+                         f"got {path} (a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject
         return load_torchscript_subject(path, dev, **(onnx_options or {}))

@@ -53,8 +53,8 @@ def reference_tree(ngf=4, n_blocks=2, img_size=32, light=False, cin=3, cout=3):
     down = [nn.ReflectionPad2d(3), nn.Conv2d(cin, ngf, 7, bias=False), nn.InstanceNorm2d(ngf), nn.ReLU()]
     for i in range(2):
         k = 2 ** i
-        down += [nn.ReflectionPad2d(1), nn.Conv2d(ngf * k, ngf * k * 2, 3, 2, bias=False), nn.InstanceNorm2d(ngf * k * 2),
-                 nn.ReLU()]
+        down += [nn.ReflectionPad2d(1), nn.Conv2d(ngf * k, ngf * k * 2, 3, 2, bias=False),
+                 nn.InstanceNorm2d(ngf * k * 2), nn.ReLU()]
     down += [_RefRes(ngf * m) for _ in range(n_blocks)]
     ref.DownBlock = nn.Sequential(*down)
     ref.gap_fc = nn.Linear(ngf * m, 1, bias=False)
@@ -184,7 +184,8 @@ VARIANTS = {
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_variant_loads_and_matches_the_independent_forward(name, tmp_path):
     o = dict(VARIANTS[name])
-    direction, prefix, wrap, lone = o.pop("_direction", None), o.pop("_prefix", ""), o.pop("_wrap", False), o.pop("_lone", False)
+    direction, prefix = o.pop("_direction", None), o.pop("_prefix", "")
+    wrap, lone = o.pop("_wrap", False), o.pop("_lone", False)
     light = o.get("light", False)
     size = o.pop("size", (o.get("img_size"),) * 2)
     params = params_file(**o)
@@ -273,7 +274,8 @@ def test_layers_are_named_by_role_and_the_cam_outputs_are_hookable(tmp_path):
     convs = spatial_layers(s.generator)
     assert convs == (["down.0.conv", "down.1.conv", "down.2.conv"]
                      + [f"enc_res.{i}.conv{j}" for i in (0, 1) for j in (1, 2)] + ["conv1x1"]
-                     + [f"dec_res.{i}.conv{j}" for i in (0, 1) for j in (1, 2)] + ["up.0.conv", "up.1.conv", "out.conv"])
+                     + [f"dec_res.{i}.conv{j}" for i in (0, 1) for j in (1, 2)]
+                     + ["up.0.conv", "up.1.conv", "out.conv"])
     assert default_unit_layer(s.generator) == "conv1x1" == convs[len(convs) // 2]
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
     names = convs + ["cam_logit", "heatmap", "fc.0", "gamma", "beta", "up.0.norm"]
@@ -350,7 +352,7 @@ def test_a_file_of_discriminators_only_names_the_generator_it_needs(tmp_path, ca
     params = params_file()
     del params["genA2B"], params["genB2A"]
     p = _save(params, tmp_path / "dis.pt")
-    with pytest.raises(ValueError, match=r"holds only U-GAT-IT discriminators \(disGA, disGB, disLA, disLB\).*'genA2B'"):
+    with pytest.raises(ValueError, match=r"only U-GAT-IT discriminators \(disGA, disGB, disLA, disLB\).*'genA2B'"):
         load_subject(p, device="cpu")
     assert main(["inspect", str(p)]) == 2
     err = capsys.readouterr().err.strip()
