@@ -190,6 +190,9 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     fixed = subject.meta.get("input_contract", {}).get("size") == "fixed"
     if fixed:   # a network of one size runs at that size only (a non-square one: square images resized to it)
         size = max(subject.meta["input_contract"]["declared_size"])
+    own = getattr(subject.generator, "fixed_size", None)     # a module of one square size (a full U-GAT-IT)
+    own = int(own[0]) if not fixed and own and own[0] == own[1] and size != own[0] else None
+    size = own or size
     shapes: dict[str, tuple] = {}
     hooks = []
     for name, m in subject.generator.named_modules():
@@ -206,7 +209,8 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
             h.remove()
     hw = subject.meta.get("input_contract", {}).get("declared_size") or [size, size]
     what = (f", the size the graph declares" if hw[0] == hw[1] else
-            f", resized to the {hw[0]}x{hw[1]} the graph declares") if fixed else ""
+            f", resized to the {hw[0]}x{hw[1]} the graph declares") if fixed else (
+                ", the one size the model takes" if own else "")
     print(f"\nlayers (output shape for one {size}x{size} image{what}):")
     for name, m in subject.generator.named_modules():
         if name:

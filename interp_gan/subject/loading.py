@@ -11,6 +11,7 @@
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
     subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
+    subject = load_subject("selfie2anime_params_latest.pt#direction=B2A")   # U-GAT-IT (default genA2B)
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -119,7 +120,7 @@ def _flat_tensors(sd: dict, prefix: str = ""):
 
 
 _CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
-              "animegan_v2", "fast_neural_style")
+              "animegan_v2", "fast_neural_style", "ugatit")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -182,21 +183,56 @@ def _family_generator(sd: dict, path: Path, cls, parse, remap, what: str, name: 
     return G, {"name": name, **G.config}
 
 
+def _options_owner(keys) -> str:
+    """Which family the '#' options of a state-dict path belong to (for one-line refusals)."""
+    from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
+    if set(keys) <= set(UGATIT_OPTIONS):
+        return "U-GAT-IT params files only (UGATIT.save's 'genA2B' / 'genB2A')"
+    return "AnimeGANv2 generators only (keys 'block_a.0.1.weight', ...)"
+
+
+def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict]:
+    """genA2B (or genB2A: ``#direction=B2A``) of a ``UGATIT.save`` params file, or a lone U-GAT-IT generator."""
+    from interp_gan.models import ugatit
+
+    other = sorted(set(options or {}) - set(ugatit.FILE_OPTIONS))
+    if other:
+        raise ValueError(f"{path}: options {other} apply to AnimeGANv2 generators only; this is a U-GAT-IT file, "
+                         "which takes #direction=A2B|B2A: drop them")
+    direction = (options or {}).get("direction")
+    try:
+        direction = None if direction is None else ugatit.parse_direction(direction)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    try:
+        flat, direction = ugatit.select_generator(sd, direction)
+    except ValueError as e:
+        raise ValueError(f"{path} {e}") from None
+    return _family_generator(flat, path, ugatit.UGATITGenerator, lambda d: ugatit.parse_ugatit(d, direction),
+                             ugatit.remap_ugatit_state_dict, "U-GAT-IT", "ugatit")
+
+
 def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> tuple[nn.Module, dict]:
     """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
-    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, or AnimeGANv2) and its model config; ``options``
-    (``file#align_corners=false``) apply to AnimeGANv2 only."""
-    from interp_gan.models.animegan import looks_like_animegan
+    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, AnimeGANv2 or U-GAT-IT) and its model config;
+    ``options`` (``file#align_corners=false``, ``file#direction=B2A``) apply to AnimeGANv2 / U-GAT-IT only."""
+    from interp_gan.models.animegan import FILE_OPTIONS, looks_like_animegan
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
     from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
+    from interp_gan.models.ugatit import looks_like_ugatit
 
+    if looks_like_ugatit(sd):     # UGATIT.save's {genA2B, genB2A, dis*}: before the ResNet parser
+        return _ugatit_generator(sd, path, options)
     if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
+        if set(options or {}) - set(FILE_OPTIONS):
+            raise ValueError(f"{path}: options {sorted(set(options) - set(FILE_OPTIONS))} apply to "
+                             f"{_options_owner(['direction'])}; this is an AnimeGANv2 generator: drop them")
         from interp_gan.models.animegan import AnimeGANv2Generator, parse_animegan, remap_animegan_state_dict
         return _family_generator(sd, path, AnimeGANv2Generator, lambda d: parse_animegan(d, **(options or {})),
                                  remap_animegan_state_dict, "AnimeGANv2", "animegan_v2")
     if options:
-        raise ValueError(f"{path}: options {sorted(options)} apply to AnimeGANv2 generators only (keys "
-                         "'block_a.0.1.weight', ...); this state_dict is not one: drop the '#...' part")
+        raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this "
+                         "state_dict is not one: drop the '#...' part")
     if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
         return _stargan_v2_model(sd, path)
     if "model.1.weight" in sd and _is_reference_cyclegan(sd):
@@ -286,6 +322,9 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
         from interp_gan.models.animegan import animegan_notes
         meta = {**meta, **animegan_notes(model, meta.get("converted_from", {}).get("path") or
                                          meta.get("checkpoint_path", ""))}
+    if model["name"] == "ugatit":          # [-1, 1] in and out; direction, size and CAM outputs said
+        from interp_gan.models.ugatit import ugatit_notes
+        meta = {**meta, **ugatit_notes(model)}
     return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 
@@ -419,7 +458,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
                 "unet_generator": "a pix2pix / CycleGAN U-Net generator (one style)",
                 "fast_neural_style": "a fast neural style network (one style)",
                 "resnet_generator": "a CycleGAN-family ResNet generator (one style)",
-                "animegan_v2": "an AnimeGANv2 generator (one style)"}.get(
+                "animegan_v2": "an AnimeGANv2 generator (one style)",
+                "ugatit": "a U-GAT-IT generator (one style)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
                          f"in label order, e.g. --style-names {','.join(default)}")
@@ -439,18 +479,27 @@ convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN
 
 
 def _split_family_options(spec: str | Path) -> tuple[str, dict]:
-    """``paprika.pt#align_corners=false`` -> the path and the state-dict family's options (a path that
-    exists as written, or a StyleGAN2 ``.pkl`` / ``.safetensors``, is left alone)."""
+    """``paprika.pt#align_corners=false`` / ``params.pt#direction=B2A`` -> the path and the state-dict
+    family's options (a path that exists as written, or a StyleGAN2 ``.pkl`` / ``.safetensors``, is left alone)."""
     from interp_gan.models.animegan import FILE_OPTIONS, split_file_options
+    from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS, parse_direction
 
     s = str(spec)
     if "#" not in s or Path(s).exists():
         return s, {}
     base, _, opts = s.partition("#")
-    keys = {o.partition("=")[0].strip() for o in opts.split(",") if o.strip()}
-    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS):
+    items = [o.strip() for o in opts.split(",") if o.strip()]
+    keys = {o.partition("=")[0].strip() for o in items}
+    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS + UGATIT_OPTIONS):
         return s, {}     # StyleGAN2 options (stylegan.parse_options)
-    return split_file_options(s)
+    mine = [o for o in items if o.partition("=")[0].strip() in UGATIT_OPTIONS]
+    path, out = split_file_options(base + "#" + ",".join(o for o in items if o not in mine))
+    for o in mine:       # U-GAT-IT: which generator of the params file
+        try:
+            out[o.partition("=")[0].strip()] = parse_direction(o.partition("=")[2])
+        except ValueError as e:
+            raise ValueError(f"{e} in {s!r}") from None
+    return path, out
 
 
 def _torch_kind(spec: str | Path) -> str:
@@ -474,13 +523,16 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     "w+" or "s"), ``truncation_psi``, ``truncation_cutoff``, ``noise_mode``; also given as a suffix
     of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose). An AnimeGANv2
     state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default
-    true: the weights cannot say it, docs/models.md)."""
+    true: the weights cannot say it, docs/models.md), a U-GAT-IT params file ``direction``
+    (``selfie2anime_params_latest.pt#direction=B2A``; default A2B)."""
     dev = resolve_device(device)
     s, family = _split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
     from interp_gan.models.animegan import FILE_OPTIONS
-    family |= {k: options.pop(k) for k in FILE_OPTIONS if k in options}   # or as keywords
+    from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
+    family |= {k: options.pop(k) for k in FILE_OPTIONS + UGATIT_OPTIONS if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
-        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 state dicts (.pt / .pth) only; got {s}")
+        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
+                         f"got {s}")
     if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
                          f"archives only; got {s}")
@@ -517,8 +569,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
     if family and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
-        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 state dicts (.pt / .pth) only; got {path} "
-                         "(a converted .safetensors keeps the value it was converted with)")
+        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
+                         f"got {path} (a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject
         return load_torchscript_subject(path, dev, **(onnx_options or {}))

@@ -21,6 +21,7 @@ from interp_gan.models.resnet_generator import ResnetGenerator
 from interp_gan.models.stargan import StarGANGenerator
 from interp_gan.models.stargan_v2 import StarGANv2
 from interp_gan.models.stylenet import StyleNet
+from interp_gan.models.ugatit import UGATITGenerator
 from interp_gan.models.unet_generator import UnetGenerator
 from interp_gan.subject.protocol import Subject
 from tests.models.cut_reference import reference_state_dict as cut_state_dict
@@ -43,6 +44,7 @@ FAMILIES = {
     "style_discriminator": lambda: StyleDiscriminator(2, ch=4, n_layers=2),
     "stylegan2_discriminator": lambda: tiny_discriminator(16, c_dim=2, seed=3),
     "animegan_v2": lambda: AnimeGANv2Generator(widths=(4, 8, 8, 12), num_res=2),   # GroupNorm affines back to 1 / 0
+    "ugatit": lambda: UGATITGenerator(ngf=2, n_blocks=1, img_size=16),     # (Ada)ILN rho / gamma / beta reset
 }
 
 
