@@ -96,9 +96,38 @@ def _refuse_unreadable(path: Path, e: Exception) -> None:
                      "corrupt or of another format: save or copy it again")
 
 
+def _is_plain_safetensors(path: Path) -> bool:
+    """A readable ``.safetensors`` file without interp_gan's metadata: another tool's state dict
+    (``save_file(G.state_dict(), ...)``, a model hub's ``model.safetensors``), read as a ``.pth`` is."""
+    from safetensors import safe_open
+
+    from interp_gan.checkpoint import META_KEY
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return META_KEY not in (fh.metadata() or {})
+    except Exception:   # noqa: BLE001  (not safetensors at all: the checkpoint reader says why)
+        return False
+
+
+def _read_safetensors_state_dict(path: Path) -> dict:
+    """Flat tensors; StarGAN v2's networks (``generator.*``, ``mapping_network.*``, ...) nested again."""
+    from safetensors.torch import load_file
+
+    sd = load_file(str(path))
+    heads = {k.split(".", 1)[0] for k in sd}
+    if heads and heads <= set(_V2_NETS) and "generator" in heads:
+        nested: dict = {}
+        for k, v in sd.items():
+            net, rest = k.split(".", 1)
+            nested.setdefault(net, {})[rest] = v
+        return nested
+    return sd
+
+
 def _read_state_dict(path: Path) -> dict:
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        sd = (_read_safetensors_state_dict(path) if path.suffix == ".safetensors"
+              else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # pickled modules / code are refused on purpose
         _refuse_unreadable(path, e)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
@@ -568,14 +597,15 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "random-init control) and its shapes are pinned unless exported dynamic. Save the model as "
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
-    if family and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
+    plain = path.suffix == ".safetensors" and _is_plain_safetensors(path)   # another tool's state dict
+    if family and not plain and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
         raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
                          f"got {path} (a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject
         return load_torchscript_subject(path, dev, **(onnx_options or {}))
     if path.suffix == ".safetensors":
-        return _from_checkpoint(path, dev, options)
+        return _from_pth(path, dev, family) if plain else _from_checkpoint(path, dev, options)
     if path.suffix == ".pkl":
         from interp_gan.subject.stylegan import load_stylegan_pickle
         return load_stylegan_pickle(path, dev, **options)
