@@ -286,6 +286,9 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
         from interp_gan.models.animegan import animegan_notes
         meta = {**meta, **animegan_notes(model, meta.get("converted_from", {}).get("path") or
                                          meta.get("checkpoint_path", ""))}
+    if model["name"] in ("cyclegan", "resnet_generator"):     # tanh, range, ReLU, padding: assumed, said
+        from interp_gan.models.resnet_generator import family_notes
+        meta = {**meta, **family_notes(model)}
     return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 
