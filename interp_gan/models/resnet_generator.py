@@ -19,7 +19,14 @@ norm (running statistics; an InstanceNorm with ``track_running_stats`` computes 
 mode), or none (no norm keys and no conv bias but the head's: ``--norm none``). Dropout in blocks
 is identity in eval mode and has no parameters, so it is not modelled.
 
-What the weights cannot say and is assumed (the reference implementation's choices): ReLU
+A chain of convs with those shapes is not enough (super-resolution, style and encoder networks have one
+too), so ``_check_family`` also asks for the family's frame: a 7x7 stem from the image, a 7x7 head to
+1-4 channels, as many up stages as down stages (at least one) so the head reads the stem's width, and,
+where no norm is stored, a layout with room for the norm the biases imply (docs/models.md, "CycleGAN-family
+ResNet generators"). What fails is refused in one line naming the conv.
+
+What the weights cannot say and is assumed (the reference implementation's choices, listed in a
+subject's ``model_notes`` by ``family_notes``): tanh output and [-1, 1] images, ReLU
 activations, reflection padding for the 7x7 and block convs, zero padding (k-1)//2 for the strided
 convs and for the stride-1 convs beside a blur layer, ``output_padding=1`` for odd-sized transposed
 convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2, 'nearest')``
