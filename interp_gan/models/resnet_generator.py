@@ -19,7 +19,14 @@ norm (running statistics; an InstanceNorm with ``track_running_stats`` computes 
 mode), or none (no norm keys and no conv bias but the head's: ``--norm none``). Dropout in blocks
 is identity in eval mode and has no parameters, so it is not modelled.
 
-What the weights cannot say and is assumed (the reference implementation's choices): ReLU
+A chain of convs with those shapes is not enough (super-resolution, style and encoder networks have one
+too), so ``_check_family`` also asks for the family's frame: a 7x7 stem from the image, a 7x7 head to
+1-4 channels, as many up stages as down stages (at least one) so the head reads the stem's width, and,
+where no norm is stored, a layout with room for the norm the biases imply (docs/models.md, "CycleGAN-family
+ResNet generators"). What fails is refused in one line naming the conv.
+
+What the weights cannot say and is assumed (the reference implementation's choices, listed in a
+subject's ``model_notes`` by ``family_notes``): tanh output and [-1, 1] images, ReLU
 activations, reflection padding for the 7x7 and block convs, zero padding (k-1)//2 for the strided
 convs and for the stride-1 convs beside a blur layer, ``output_padding=1`` for odd-sized transposed
 convs (0 for 4x4, so each doubles the size), and for resize-conv ``nn.Upsample(x2, 'nearest')``
@@ -40,7 +47,7 @@ from torch import Tensor, nn
 from interp_gan.models.blur import BlurDown, BlurUp, is_blur_filter
 from interp_gan.models.registry import register_model
 
-__all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict"]
+__all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict", "family_notes"]
 
 _LEAVES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 # wrapper keys / network prefixes, most preferred first (a generator, then its A->B direction)
@@ -172,7 +179,7 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
     # no norm parameters: plain instance norm, whose convs carry biases in the reference, or no norm at
     # all (``--norm none`` / CUT's ``--normG none``: Identity, and no conv but the last has a bias)
     biased = ["bias" in owners[ci][1] for ci, _ in convs[:-1]]
-    norm = norm_kinds.pop() if norm_kinds else "none" if biased and not any(biased) else "in"
+    norm = next(iter(norm_kinds)) if norm_kinds else "none" if biased and not any(biased) else "in"
     W = lambda c: owners[convs[c][0]][1]["weight"]
     has_bias = lambda c: "bias" in owners[convs[c][0]][1]
     # 2. roles: stem, downs, blocks, ups, head
@@ -229,6 +236,8 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
                         f"from {c} channels without norm", keys_of(convs[n][0]))
     layers.append({"role": "head", "in": c, "out": int(wh.shape[0]), "k": int(wh.shape[2]), "bias": has_bias(n)})
     src.append([n])
+    _check_family(layers, [owners[convs[m[0]][0]][0] for m in src], [owners[ci][0] for ci, _ in convs],
+                  norm, bool(norm_kinds), lambda li: keys_of(convs[src[li][0]][0]))
     stray = [b for b in blur_after.values() if b not in blurs.values()]
     if stray:
         name, filt = owners[stray[0]][0], owners[stray[0]][1]["filt"]
@@ -259,6 +268,43 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
     for li, b in blurs.items():
         keymap[f"{owners[b][0]}.filt"] = f"{names[li]}.blur.filt"
     return cfg, keymap
+
+
+def _check_family(layers: list[dict], paths: list[str], conv_paths: list[str], norm: str, norm_stored: bool,
+                  keys) -> None:
+    """What the weights say must be the family's shape, not only a chain of convs that fits it: a 7x7 stem
+    from the image, a 7x7 head to 1-4 channels, as many up stages as down stages (>= 1), so the head
+    reads the stem's width; and where the norm was inferred from biases alone, nothing in the layout
+    contradicting it. ``paths``: each layer's (first) conv; ``keys(li)``: layer li's source keys."""
+    stem, head = layers[0], layers[-1]
+    downs = [li for li, lay in enumerate(layers) if lay["role"] == "down"]
+    ups = [li for li, lay in enumerate(layers) if lay["role"] == "up"]
+    if stem["k"] != 7:
+        raise _Unplaced(f"the first conv '{paths[0]}' is {stem['k']}x{stem['k']}; the family's stem is a 7x7 conv "
+                        f"from the image", keys(0))
+    if head["k"] != 7 or not 1 <= head["out"] <= 4:
+        raise _Unplaced(f"the last conv '{paths[-1]}' is {head['k']}x{head['k']} to {head['out']} channels; the "
+                        f"family's head is a 7x7 conv to 1-4 image channels", keys(len(layers) - 1))
+    if not downs or len(ups) != len(downs) or head["in"] != stem["out"]:
+        li = (ups or downs or [len(layers) - 1])[-1]
+        raise _Unplaced(f"{len(downs)} downsampling and {len(ups)} upsampling stages (widths {stem['out']} -> "
+                        f"{layers[downs[-1]]['out'] if downs else stem['out']} -> {head['in']}); the family has as "
+                        f"many of each, at least one, and its head reads the stem's width", keys(li))
+    if norm_stored:
+        return
+    if norm == "in":         # no norm keys, biased convs: instance norm, if a norm layer fits between the convs
+        a, b = conv_paths[0], conv_paths[1]
+        (pa, _, ia), (pb, _, ib) = a.rpartition("."), b.rpartition(".")
+        if pa == pb and ia.isdigit() and ib.isdigit() and int(ib) - int(ia) == 2:
+            raise _Unplaced(f"no norm parameters and biased convs, which the family reads as instance norm, but only "
+                            f"one layer sits between '{a}' and '{b}' (the activation): a network without "
+                            f"normalisation?", keys(0))
+    elif norm == "none" and all(p.endswith(".0") and not any(q.startswith(p[:-1]) and q != p for q in conv_paths)
+                                for p in conv_paths[:-1]):
+        raise _Unplaced(f"no norm parameters and no conv biases, and every conv but the last sits alone at index 0 of "
+                        f"its own container ('{conv_paths[0]}'), as a conv wrapped with a parameter-free norm "
+                        f"(SPADE's pix2pixhd generator: conv + instance norm) is saved: instance norm or none cannot "
+                        f"be read from the weights", keys(0))
 
 
 def _stage_names(layers: list[dict]) -> list[str]:
@@ -353,3 +399,29 @@ class ResnetGenerator(nn.Module):
         G = cls(**cfg)
         G.load_state_dict(remap_state_dict(sd, keymap))
         return G
+
+
+_NORM_READ = {
+    "in": "no norm parameters and biased convs: read as instance norm without affine parameters (the reference's "
+          "--norm instance); a network with no normalisation and biased convs has the same keys",
+    "none": "no norm parameters and no conv biases but the output conv's: read as no normalisation (the reference's "
+            "--norm none); a parameter-free norm after bias-free convs has the same keys",
+    "in_affine": "affine instance norm (a weight and bias per channel, no running statistics)",
+    "bn": "batch norm with the file's running statistics (eval mode)",
+}
+
+
+def family_notes(model: dict) -> dict:
+    """What a CycleGAN-family subject (``model``: its config, reference ``cyclegan`` or ``resnet_generator``)
+    assumes that no weight says, for its metadata and the report's model notes."""
+    norm = model.get("norm", "in")
+    return {"value_range": {"input": [-1, 1], "output": [-1, 1], "output_activation": "tanh (assumed)"},
+            "model_notes": [
+                "value range: content in [-1, 1] goes in as is and the output is tanh of the last conv, in [-1, 1] "
+                "(the reference normalises images with mean 0.5 and std 0.5 and ends in Tanh); assumed, no weight "
+                "says it",
+                "assumed from the CycleGAN reference, not stored in the weights: ReLU after each norm, reflection "
+                "padding for the 7x7 and residual convs, zero padding for strided convs, and no skip from the input "
+                "to the output; a network that differs (LeakyReLU, zero padding, an output without tanh, an input "
+                "added to the output as DeblurGAN's learn_residual does) needs --model file.py:factory",
+                f"norm: {_NORM_READ.get(norm, norm)}"]}

@@ -354,6 +354,9 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] == "ugatit":          # [-1, 1] in and out; direction, size and CAM outputs said
         from interp_gan.models.ugatit import ugatit_notes
         meta = {**meta, **ugatit_notes(model)}
+    if model["name"] in ("cyclegan", "resnet_generator"):     # tanh, range, ReLU, padding: assumed, said
+        from interp_gan.models.resnet_generator import family_notes
+        meta = {**meta, **family_notes(model)}
     return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 
