@@ -11,6 +11,7 @@
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
     subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
+    subject = load_subject("gen_01000000.pt#direction=b2a")           # MUNIT: style code s ~ N(0, I); default a2b
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -119,7 +120,7 @@ def _flat_tensors(sd: dict, prefix: str = ""):
 
 
 _CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
-              "animegan_v2", "fast_neural_style")
+              "animegan_v2", "fast_neural_style", "munit")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -192,11 +193,23 @@ def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> t
 
     if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
         from interp_gan.models.animegan import AnimeGANv2Generator, parse_animegan, remap_animegan_state_dict
+        from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
+        if set(options or {}) & set(MUNIT_OPTIONS):
+            raise ValueError(f"{path}: options {sorted(set(options) & set(MUNIT_OPTIONS))} apply to MUNIT generator "
+                             "files (gen_*.pt) only; this is an AnimeGANv2 generator (it takes align_corners)")
         return _family_generator(sd, path, AnimeGANv2Generator, lambda d: parse_animegan(d, **(options or {})),
                                  remap_animegan_state_dict, "AnimeGANv2", "animegan_v2")
+    from interp_gan.models import munit
+    if munit.looks_like_munit(sd):   # gen_*.pt {'a': AdaINGen, 'b': AdaINGen}: one direction, options its own
+        if set(options or {}) - set(munit.FILE_OPTIONS):
+            raise ValueError(f"{path}: options {sorted(options)} do not apply to a MUNIT generator file; it takes "
+                             f"{', '.join(munit.FILE_OPTIONS)} (file.pt#direction=b2a)")
+        return _family_generator(sd, path, munit.MUNITTranslator, lambda d: munit.parse_munit(d, **(options or {})),
+                                 munit.remap_munit, "MUNIT", "munit")
     if options:
         raise ValueError(f"{path}: options {sorted(options)} apply to AnimeGANv2 generators only (keys "
-                         "'block_a.0.1.weight', ...); this state_dict is not one: drop the '#...' part")
+                         "'block_a.0.1.weight', ...) or MUNIT ones (gen_*.pt); this state_dict is neither: drop the "
+                         "'#...' part")
     if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
         return _stargan_v2_model(sd, path)
     if "model.1.weight" in sd and _is_reference_cyclegan(sd):
@@ -279,6 +292,11 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
         names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
         return Subject.from_stylenet(G, names, meta=meta).eval()
+    if model["name"] == "munit":           # z = MUNIT's style code s ~ N(0, I); the target domain is the one style
+        from interp_gan.models.munit import munit_notes
+        target = "b" if model.get("direction", "a2b") == "a2b" else "a"
+        return Subject.from_stylenet(G, list(style_names or [f"domain_{target}"]),
+                                     meta={**meta, **munit_notes(model)}).eval()
     if model["name"] == "animegan_v2":     # [-1, 1] in and out, as ours; what the weights cannot say, said
         from interp_gan.models.animegan import animegan_notes
         meta = {**meta, **animegan_notes(model, meta.get("converted_from", {}).get("path") or
@@ -296,6 +314,9 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None) -> 
     if model["name"] == "fast_neural_style":     # [0, 255] network, dropped running statistics
         from interp_gan.models.fast_neural_style import subject_meta
         meta.update(subject_meta(sd))
+    if model["name"] == "munit":                 # dropped running statistics of the content encoder, if any
+        from interp_gan.models.munit import munit_file_notes
+        meta.update(munit_file_notes(sd))
     if model.get("w_hpf"):
         meta["face_masks"] = _hpf_note(model, sd)
     elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
@@ -409,6 +430,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     G, model = _reference_generator(sd, src, family)
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
+    if model["name"] == "munit":
+        default = [f"domain_{'b' if model['direction'] == 'a2b' else 'a'}"]
     names = list(default if style_names is None else style_names)
     if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
         what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
@@ -416,7 +439,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
                 "unet_generator": "a pix2pix / CycleGAN U-Net generator (one style)",
                 "fast_neural_style": "a fast neural style network (one style)",
                 "resnet_generator": "a CycleGAN-family ResNet generator (one style)",
-                "animegan_v2": "an AnimeGANv2 generator (one style)"}.get(
+                "animegan_v2": "an AnimeGANv2 generator (one style)",
+                "munit": "a MUNIT translation (one style: the target domain)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
                          f"in label order, e.g. --style-names {','.join(default)}")
@@ -427,6 +451,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if model["name"] == "fast_neural_style":     # the notes travel with the converted file
         from interp_gan.models.fast_neural_style import subject_meta
         meta.update(subject_meta(sd))
+    if model["name"] == "munit":
+        from interp_gan.models.munit import munit_file_notes
+        meta.update(munit_file_notes(sd))
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))
@@ -436,18 +463,29 @@ convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN
 
 
 def _split_family_options(spec: str | Path) -> tuple[str, dict]:
-    """``paprika.pt#align_corners=false`` -> the path and the state-dict family's options (a path that
-    exists as written, or a StyleGAN2 ``.pkl`` / ``.safetensors``, is left alone)."""
+    """``paprika.pt#align_corners=false`` / ``gen.pt#direction=b2a`` -> the path and the state-dict family's
+    options (a path that exists as written, or a StyleGAN2 ``.pkl`` / ``.safetensors``, is left alone)."""
     from interp_gan.models.animegan import FILE_OPTIONS, split_file_options
+    from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS, check_option
 
     s = str(spec)
     if "#" not in s or Path(s).exists():
         return s, {}
     base, _, opts = s.partition("#")
-    keys = {o.partition("=")[0].strip() for o in opts.split(",") if o.strip()}
-    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS):
+    items = [o.strip() for o in opts.split(",") if o.strip()]
+    keys = {o.partition("=")[0].strip() for o in items}
+    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS) | set(MUNIT_OPTIONS):
         return s, {}     # StyleGAN2 options (stylegan.parse_options)
-    return split_file_options(s)
+    munit = [o for o in items if o.partition("=")[0].strip() in MUNIT_OPTIONS]
+    try:
+        path, out = split_file_options("#".join([base, ",".join(o for o in items if o not in munit)]))
+    except ValueError as e:
+        raise ValueError(f"{e}; a MUNIT gen_*.pt takes direction=a2b|b2a, activ=relu|lrelu|selu|tanh, "
+                         "pad_type=reflect|replicate|zero") from None
+    for o in munit:      # MUNIT's: direction=a2b|b2a, activ=..., pad_type=...
+        k, _, v = (t.strip() for t in o.partition("="))
+        out[k] = check_option(k, v)
+    return path, out
 
 
 def _torch_kind(spec: str | Path) -> str:
@@ -475,9 +513,10 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     dev = resolve_device(device)
     s, family = _split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
     from interp_gan.models.animegan import FILE_OPTIONS
-    family |= {k: options.pop(k) for k in FILE_OPTIONS if k in options}   # or as keywords
+    from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
+    family |= {k: options.pop(k) for k in FILE_OPTIONS + MUNIT_OPTIONS if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
-        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 state dicts (.pt / .pth) only; got {s}")
+        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 / MUNIT state dicts (.pt / .pth) only; got {s}")
     if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
                          f"archives only; got {s}")
@@ -514,7 +553,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
     if family and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
-        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 state dicts (.pt / .pth) only; got {path} "
+        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 / MUNIT state dicts (.pt / .pth) only; got {path} "
                          "(a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject
