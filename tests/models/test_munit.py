@@ -163,6 +163,22 @@ def reference_style(sd, x, style_down=4, pad_type="reflect", activ="relu"):
     return F.conv2d(h, w, sd[f"enc_style.model.{style_down + 2}.bias"]).flatten(1)
 
 
+def test_the_norm_helpers_are_the_reference_formulations():
+    """The helpers above against networks.py's own formulations: AdaptiveInstanceNorm2d is F.batch_norm in
+    training mode on the batch folded into channels [1, N*C, H, W] (its running buffers are copies it
+    never reads back); LayerNorm is (x - mean) / (x.view(N, -1).std(1) + eps) (torch's unbiased std)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, 6, generator=g) * 3 + 1
+    w, b = torch.rand(3 * 4, generator=g), torch.randn(3 * 4, generator=g)
+    folded = F.batch_norm(x.reshape(1, 12, 5, 6), torch.zeros(12), torch.ones(12), w, b, True, 0.1, 1e-5)
+    assert torch.allclose(folded.reshape(3, 4, 5, 6), _inorm(x) * w.view(3, 4, 1, 1) + b.view(3, 4, 1, 1), atol=1e-5)
+    sd = {"k.norm.gamma": torch.rand(4, generator=g), "k.norm.beta": torch.randn(4, generator=g)}
+    flat = x.view(3, -1)
+    ref = (x - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + 1e-5)
+    ref = ref * sd["k.norm.gamma"].view(1, -1, 1, 1) + sd["k.norm.beta"].view(1, -1, 1, 1)
+    assert torch.allclose(_lnorm(sd, "k")(x), ref, atol=1e-5)
+
+
 def _nets(seed=0, **kw):
     return {"a": reference_gen(seed=seed, **kw), "b": reference_gen(seed=seed + 100, **kw)}
 
@@ -237,6 +253,19 @@ def test_the_style_code_changes_the_image_and_the_content_code_does_not_depend_o
     assert torch.equal(first["enc_content"], td["enc_content"].output)
     assert torch.equal(first["dec.res.0.conv1.conv"], td["dec.res.0.conv1.conv"].output)   # before any AdaIN
     assert not torch.equal(first["dec.res.1"], td["dec.res.1"].output)
+
+
+def test_adain_running_buffers_are_loaded_but_never_read(tmp_path):
+    nets = _nets()
+    p0 = _save(nets, tmp_path / "gen0.pt")
+    for k in nets["b"]:
+        if k.startswith("dec.model.0.") and k.endswith(("running_mean", "running_var")):
+            nets["b"][k] = torch.rand(nets["b"][k].shape) + 3.0
+    s0, s1 = (load_subject(p, device="cpu") for p in (p0, _save(nets, tmp_path / "gen1.pt")))
+    assert (s1.generator.dec.res[0].conv1.norm.running_mean >= 3).all()          # loaded as they are
+    x, ids, z = _x(), torch.zeros(2, dtype=torch.long), torch.randn(2, 3)
+    with torch.no_grad():
+        assert torch.equal(s0.generate(x, ids, z), s1.generate(x, ids, z))
 
 
 def test_the_two_directions_and_the_options_matter(tmp_path):
