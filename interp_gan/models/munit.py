@@ -499,6 +499,9 @@ def munit_file_notes(nets: dict) -> dict:
     stats = [k for k in sd if ".enc_content." in k and k.endswith((".norm.running_mean", ".norm.running_var"))]
     tracked = [k for k in sd if k.endswith(".num_batches_tracked")]
     notes = []
+    other = sorted(k for k in nets if k not in ("a", "b"))
+    if other:
+        notes.append(f"entries other than the two generators are not loaded: {', '.join(map(str, other[:5]))}")
     if stats:
         notes.append(f"content encoder instance norms: {len(stats)} running_mean / running_var tensor(s) checked and "
                      "dropped (a PyTorch 0.3 file, as the released models are: that PyTorch updated them but "

@@ -185,8 +185,9 @@ def _family_generator(sd: dict, path: Path, cls, parse, remap, what: str, name: 
 
 def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> tuple[nn.Module, dict]:
     """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
-    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, or AnimeGANv2) and its model config; ``options``
-    (``file#align_corners=false``) apply to AnimeGANv2 only."""
+    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, AnimeGANv2, or one direction of a MUNIT ``gen_*.pt``) and
+    its model config; ``options`` apply to AnimeGANv2 (``file#align_corners=false``) and MUNIT
+    (``file#direction=b2a,activ=lrelu,pad_type=zero``) only."""
     from interp_gan.models.animegan import looks_like_animegan
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
     from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
@@ -509,7 +510,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     "w+" or "s"), ``truncation_psi``, ``truncation_cutoff``, ``noise_mode``; also given as a suffix
     of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose). An AnimeGANv2
     state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default
-    true: the weights cannot say it, docs/models.md)."""
+    true: the weights cannot say it, docs/models.md); a MUNIT ``gen_*.pt`` takes ``direction`` (a2b | b2a),
+    ``activ`` and ``pad_type`` the same two ways."""
     dev = resolve_device(device)
     s, family = _split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
     from interp_gan.models.animegan import FILE_OPTIONS

@@ -445,22 +445,24 @@ def test_directions_run_in_the_style_code_space_and_dissection_on_the_decoder(tm
     assert not [n for n in layers if n.startswith("enc_style")]
 
 
-@pytest.mark.slow   # ~15 s: a whole analyze run with its report
-def test_analyze_runs_directions_end_to_end(tmp_path, capsys):
+@pytest.mark.slow   # ~30 s: every analysis of analyses/full.toml on a MUNIT nobody configured, b -> a
+def test_full_pipeline_runs_or_skips_every_analysis_with_directions_in_the_style_space(tmp_path):
     import json
 
-    from interp_gan.cli import main
+    import pandas as pd
+
+    from interp_gan.config import load_pipeline
+    from interp_gan.pipeline import analyze
+    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
 
     p = _save(_nets(dim=2, n_down=1, n_res=1, mlp_dim=4), tmp_path / "gen_00800000.pt")
-    pipe = tmp_path / "p.toml"
-    pipe.write_text('name = "munit"\nn_images = 16\nimage_size = 16\nbatch_size = 8\n\n[analyses.directions]\n'
-                    'methods = ["pca", "random"]\nn_samples = 32\nn_directions = 2\nn_random = 2\nn_images = 8\n'
-                    'steps = [0.0, 2.0]\nn_boot = 20\nn_perm = 20\n')
-    rc = main(["analyze", f"{p}#direction=b2a", "--pipeline", str(pipe), "--device", "cpu",
-               "--out", str(tmp_path / "rep")])
-    assert rc == 0, capsys.readouterr().err[-2000:]
+    cfg = load_pipeline(FULL, TINY)
+    report, failed = analyze(f"{p}#direction=b2a", cfg, out_dir=tmp_path / "rep")
+    assert failed == []
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
-    assert not found["directions"].get("skipped")
-    import pandas as pd
+    assert set(found) == {a.name for a in cfg.analyses}
+    for name, f in found.items():
+        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
     rows = pd.read_csv(tmp_path / "rep" / "findings" / "directions.csv")
-    assert set(rows["space"]) == {"style_code"} and (tmp_path / "rep" / "index.html").is_file()
+    assert len(rows) and set(rows["space"]) == {"style_code"}
+    assert "domain_a" in (tmp_path / "rep" / "index.html").read_text()
