@@ -352,6 +352,16 @@ def test_a_corrupted_file_is_one_line_naming_the_key(kind, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err
 
 
+def test_a_huge_width_in_one_tensor_is_named_not_allocated(tmp_path, monkeypatch):
+    nets = _nets()
+    nets["a"]["enc_content.model.0.conv.weight"] = torch.zeros(100000, 3, 7, 7)     # one tensor saying dim = 100000
+    with pytest.raises(ValueError, match=r"dim 4, .*wrong shape a\.enc_content\.model\.0\.conv\.weight \[100000, 3"):
+        load_subject(_save(nets, tmp_path / "huge.pt"), device="cpu")
+    monkeypatch.setenv("INTERP_GAN_MAX_PARAMS", "1000")                             # a consistent file over the cap
+    with pytest.raises(ValueError, match=r"gen\.pt: the MUNIT generator its tensors imply would have"):
+        load_subject(_save(_nets(), tmp_path / "gen.pt"), device="cpu")
+
+
 def test_unit_files_discriminators_and_mismatched_generators_are_refused_in_one_line(tmp_path):
     unit = {g: {"enc.model.0.conv.weight": torch.zeros(4, 3, 7, 7), "dec.model.0.conv.weight": torch.zeros(3, 4, 7, 7)}
             for g in "ab"}
@@ -384,9 +394,11 @@ def test_options_are_checked_in_one_line(tmp_path):
 
 def test_a_file_of_the_running_stats_version_is_loaded_with_instance_statistics_and_said(tmp_path):
     nets = _nets(old_in_stats=True, tracked=True)
+    nets["classifier"] = {"fc.weight": torch.zeros(2, 2)}       # a fork's extra network: said, not loaded
     s = load_subject(_save(nets, tmp_path / "gen.pt"), device="cpu")
     notes = " ".join(s.meta["munit_file_notes"])
     assert "num_batches_tracked" in notes and "instance statistics are used" in notes
+    assert "entries other than the two generators are not loaded: classifier" in notes
     x, z = _x(1), torch.randn(1, 3)
     with torch.no_grad():
         want = reference_decode(nets["b"], reference_content(nets["a"], x, 2, 2), z, 2, 2)
