@@ -255,8 +255,8 @@ class MUNITTranslator(LatentGuided, nn.Module):
         activ, pad_type, direction = (check_option(k, v) for k, v in
                                       (("activ", activ), ("pad_type", pad_type), ("direction", direction)))
         sizes = dict(dim=dim, style_dim=style_dim, n_res=n_res, mlp_dim=mlp_dim, input_nc=input_nc, output_nc=output_nc)
-        if min(int(v) for v in sizes.values()) < 1 or not 0 <= int(n_downsample) <= 8 or not 2 <= int(mlp_blocks) <= 16 \
-                or not 2 <= int(style_downsample) <= 12:
+        if (min(int(v) for v in sizes.values()) < 1 or not 0 <= int(n_downsample) <= 8
+                or not 2 <= int(mlp_blocks) <= 16 or not 2 <= int(style_downsample) <= 12):
             raise ValueError(f"MUNIT sizes {sizes}, n_downsample={n_downsample}, mlp_blocks={mlp_blocks}, "
                              f"style_downsample={style_downsample}: expected positive sizes, 0..8 downsamplings, "
                              "2..16 MLP layers and 2..12 style-encoder downsamplings")
@@ -475,6 +475,11 @@ def parse_munit(nets: dict, direction: str = "a2b", activ: str = "relu", pad_typ
         diff = ", ".join(f"{k} {a[k]} vs {b[k]}" for k in a if a[k] != b[k])
         raise ValueError(f"{what}: its two generators differ ({diff}); MUNIT's trainer builds both from one "
                          f"config; {_FIX}")
+    grey = {g: c["input_nc"] for g, c in cfgs.items() if c["input_nc"] != 3}
+    if grey:
+        which = ", ".join(f"{n}-channel images (domain {g})" for g, n in grey.items())
+        raise ValueError(f"MUNIT generators of {which}: "
+                         f"this loader translates RGB (3 channels) only; {_FIX}")
     src, tgt = ("a", "b") if direction == "a2b" else ("b", "a")
     keymap: dict[str, str | None] = {}
     for k, (_, ours) in layout.items():

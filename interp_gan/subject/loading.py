@@ -555,7 +555,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
     if family and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
-        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 / MUNIT state dicts (.pt / .pth) only; got {path} "
+        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 / MUNIT state dicts (.pt / .pth) only; got "
+                         f"{path} "
                          "(a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         from interp_gan.subject.torchscript import load_torchscript_subject

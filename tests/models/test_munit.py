@@ -12,6 +12,7 @@ nearest upsampling), never from our module. Old code: such a file (a dict of two
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from interp_gan.subject.loading import load_subject
 
@@ -281,6 +282,124 @@ def test_the_two_directions_and_the_options_matter(tmp_path):
     assert all((outs[""] - outs[o]).abs().max() > 1e-3 for o in outs if o)
 
 
+# --- the reference's module tree, rebuilt from networks.py's structure ---------------------------------
+class _RefAdaIN(nn.Module):
+    """AdaptiveInstanceNorm2d: weight / bias assigned from outside; batch_norm over [1, N*C, H, W]."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.num_features, self.weight, self.bias = c, None, None
+        self.register_buffer("running_mean", torch.zeros(c))
+        self.register_buffer("running_var", torch.ones(c))
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        out = F.batch_norm(x.contiguous().view(1, n * c, *x.shape[2:]), self.running_mean.repeat(n),
+                           self.running_var.repeat(n), self.weight, self.bias, True, 0.1, 1e-5)
+        return out.view(x.shape)
+
+
+class _RefLN(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.gamma, self.beta = nn.Parameter(torch.rand(c)), nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        mean, std = x.view(x.size(0), -1).mean(1), x.view(x.size(0), -1).std(1)
+        x = (x - mean.view(-1, 1, 1, 1)) / (std.view(-1, 1, 1, 1) + 1e-5)
+        return x * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
+
+
+class _RefBlock(nn.Module):
+    """Conv2dBlock: children registered as the reference does (pad, norm, activation, conv)."""
+
+    def __init__(self, cin, cout, k, stride, pad, norm="none", act="relu"):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(pad)
+        self.norm = {"in": lambda: nn.InstanceNorm2d(cout), "ln": lambda: _RefLN(cout),
+                     "adain": lambda: _RefAdaIN(cout), "none": lambda: None}[norm]()
+        self.activation = {"relu": lambda: nn.ReLU(inplace=True), "tanh": nn.Tanh, "none": lambda: None}[act]()
+        self.conv = nn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x):
+        x = self.conv(self.pad(x))
+        x = self.norm(x) if self.norm is not None else x
+        return self.activation(x) if self.activation is not None else x
+
+
+class _RefRes(nn.Module):
+    def __init__(self, d, norm):
+        super().__init__()
+        self.model = nn.Sequential(_RefBlock(d, d, 3, 1, 1, norm), _RefBlock(d, d, 3, 1, 1, norm, "none"))
+
+    def forward(self, x):
+        out = self.model(x)
+        out += x                                        # in place, as the reference
+        return out
+
+
+def _seq(*mods):
+    m = nn.Module()
+    m.model = nn.Sequential(*mods)
+    m.forward = m.model.forward
+    return m
+
+
+def _ref_gen(dim=4, style_dim=3, n_down=2, n_res=2, mlp_dim=8):
+    G = nn.Module()
+    d = dim
+    style = [_RefBlock(3, d, 7, 1, 3)] + [_RefBlock(d * 2 ** i, d * 2 ** (i + 1), 4, 2, 1) for i in range(2)]
+    G.enc_style = _seq(*style, _RefBlock(4 * d, 4 * d, 4, 2, 1), _RefBlock(4 * d, 4 * d, 4, 2, 1),
+                       nn.AdaptiveAvgPool2d(1), nn.Conv2d(4 * d, style_dim, 1))
+    D = d * 2 ** n_down
+    G.enc_content = _seq(_RefBlock(3, d, 7, 1, 3, "in"),
+                         *[_RefBlock(d * 2 ** i, d * 2 ** (i + 1), 4, 2, 1, "in") for i in range(n_down)],
+                         _seq(*[_RefRes(D, "in") for _ in range(n_res)]))
+    ups = []
+    for i in range(n_down):
+        ups += [nn.Upsample(scale_factor=2), _RefBlock(D // 2 ** i, D // 2 ** (i + 1), 5, 1, 2, "ln")]
+    G.dec = _seq(_seq(*[_RefRes(D, "adain") for _ in range(n_res)]), *ups, _RefBlock(d, 3, 7, 1, 3, "none", "tanh"))
+    mlp = [nn.Module() for _ in range(3)]
+    sizes = [(style_dim, mlp_dim, True), (mlp_dim, mlp_dim, True), (mlp_dim, 4 * n_res * D, False)]
+    for m, (a, b, act) in zip(mlp, sizes):
+        m.fc = nn.Linear(a, b)
+        m.activation = nn.ReLU(inplace=True) if act else None
+        m.forward = lambda x, m=m: m.activation(m.fc(x)) if m.activation is not None else m.fc(x)
+    G.mlp = _seq(*mlp)
+    return G
+
+
+def _ref_decode(G, content, s):
+    p = G.mlp(s.view(s.size(0), -1))
+    for m in G.dec.modules():                           # assign_adain_params
+        if isinstance(m, _RefAdaIN):
+            c = m.num_features
+            m.bias, m.weight = p[:, :c].contiguous().view(-1), p[:, c:2 * c].contiguous().view(-1)
+            p = p[:, 2 * c:]
+    return G.dec(content)
+
+
+def test_the_reference_module_tree_takes_exactly_these_keys_and_computes_the_same(tmp_path):
+    """Strict loads into networks.py's tree pin the key layout; its forward (in-place ReLU and residual
+    sum, AdaIN parameters assigned as attributes) the numbers, with the style code as [N, 8, 1, 1] as
+    test.py draws it."""
+    nets = _nets()
+    ref = {g: _ref_gen() for g in "ab"}
+    for g in "ab":
+        ref[g].load_state_dict(nets[g], strict=True)
+        ref[g].eval()
+    s = load_subject(_save(nets, tmp_path / "gen.pt"), device="cpu")
+    x = _x(2, (24, 32))
+    z = torch.randn(2, 3, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        want = _ref_decode(ref["b"], ref["a"].enc_content(x.clone()), z.view(2, 3, 1, 1))
+        got = s.generate(x, torch.zeros(2, dtype=torch.long), z)
+        code = ref["b"].enc_style(x.clone()).flatten(1)
+        assert (got - want).abs().max().item() < 1e-5 and want.std() > 0.05
+        assert (s.encode_style(x, torch.zeros(2, dtype=torch.long)) - code).abs().max() < 1e-5
+        assert (reference_decode(nets["b"], reference_content(nets["a"], x, 2, 2), z, 2, 2) - want).abs().max() < 1e-5
+
+
 # --- layers, controls -----------------------------------------------------------------------------------
 def test_layers_are_named_by_role_and_the_default_is_the_last_adain_block(tmp_path):
     from interp_gan.harvest.hooks import default_unit_layer, modules_that_fire, spatial_layers
@@ -367,7 +486,9 @@ def test_unit_files_discriminators_and_mismatched_generators_are_refused_in_one_
             for g in "ab"}
     dis = {g: {"cnns.0.0.conv.weight": torch.zeros(4, 3, 4, 4)} for g in "ab"}
     mixed = {"a": reference_gen(), "b": reference_gen(dim=8)}
+    grey = {"a": reference_gen(input_nc=1), "b": reference_gen()}          # input_dim_a: 1 in a config
     for nets, pattern in ((unit, r"layout of UNIT \(VAEGen\), which has no style code"),
+                          (grey, r"1-channel images \(domain a\): this loader translates RGB \(3 channels\) only"),
                           (dis, r"MUNIT's discriminators \(dis_\*\.pt"),
                           (mixed, r"its two generators differ \(dim 4 vs 8")):
         with pytest.raises(ValueError, match=pattern) as e:
@@ -418,7 +539,8 @@ def test_converted_file_round_trips(direction, tmp_path):
     s, orig = load_subject(out, device="cpu"), load_subject(spec, device="cpu")
     assert s.meta["model"] == orig.meta["model"] and s.meta["model"]["pad_type"] == "zero"
     assert s.style_names == orig.style_names == [f"domain_{direction[-1]}"]
-    assert s.meta["translation"] == orig.meta["translation"] and s.meta["munit_file_notes"] == orig.meta["munit_file_notes"]
+    assert s.meta["translation"] == orig.meta["translation"]
+    assert s.meta["munit_file_notes"] == orig.meta["munit_file_notes"]
     x, ids = _x(2), torch.zeros(2, dtype=torch.long)
     z = s.sample_z(2, 5)
     with torch.no_grad():
