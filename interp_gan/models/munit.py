@@ -20,7 +20,9 @@ The layout (widths from the shapes; D = dim * 2**n_downsample):
   ``n_res`` residual blocks of two 3x3 convs (no activation after the second; + input). Every conv
   is followed by InstanceNorm2d without affine and without running statistics (the reference's
   ``'in'``; files written under PyTorch 0.3, which the released models were, also hold each norm's
-  ``running_mean`` / ``running_var``, which that PyTorch updated but never used: accepted, dropped);
+  ``running_mean`` / ``running_var``, which that PyTorch updated but never used: accepted, dropped;
+  the code of the move to PyTorch 0.4 briefly tracked them, and its eval mode used them: a file of that
+  time holding ``num_batches_tracked`` is loaded the same way and ``munit_file_notes`` says so);
 - decoder: ``n_res`` residual blocks whose norms are AdaIN: instance statistics (biased variance, eps
   1e-5 under the root) times a per-sample weight plus a per-sample bias, both from the MLP. Each AdaIN
   holds ``running_mean`` / ``running_var`` buffers that its forward never reads (it always
@@ -512,8 +514,9 @@ def munit_file_notes(nets: dict) -> dict:
                      "dropped (a PyTorch 0.3 file, as the released models are: that PyTorch updated them but "
                      "normalised with instance statistics); instance statistics are used")
     if tracked:
-        notes.append(f"the file holds {len(tracked)} num_batches_tracked counter(s): it was written by the 2018 "
-                     "MUNIT version whose content encoder tracked running statistics (and used them in eval mode); "
+        notes.append(f"the file holds {len(tracked)} num_batches_tracked counter(s): it was written by the MUNIT "
+                     "code of its PyTorch 0.4 move, whose content encoder tracked running statistics (and whose test.py "
+                     "used them, in eval mode); "
                      "instance statistics are used here, as the released code (PyTorch 0.3) and today's code do")
     return {"munit_file_notes": notes} if notes else {}
 
