@@ -518,7 +518,8 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
     family |= {k: options.pop(k) for k in FILE_OPTIONS + MUNIT_OPTIONS if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
-        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 / MUNIT state dicts (.pt / .pth) only; got {s}")
+        raise ValueError(f"options {sorted(family)} apply to AnimeGANv2 / MUNIT state dicts (.pt / .pth) only; "
+                         f"got {s}")
     if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
                          f"archives only; got {s}")
