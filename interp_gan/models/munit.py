@@ -9,8 +9,8 @@
 Huang, Liu, Belongie & Kautz, "Multimodal Unsupervised Image-to-Image Translation" (ECCV 2018),
 reference code github.com/NVlabs/MUNIT. Its trainer saves ``gen_%08d.pt`` = ``{"a": gen_a.state_dict(),
 "b": gen_b.state_dict()}``, each an ``AdaINGen`` of ``networks.py``. A translation a -> b encodes the
-content with gen_a's content encoder, draws a style code s ~ N(0, I) (style_dim, 8 in every released
-config) and decodes with gen_b: gen_b's MLP turns s into the weights and biases of every AdaIN layer of
+content with gen_a's content encoder, draws a style code s ~ N(0, I) (style_dim, 8 in the repository's
+configs) and decodes with gen_b: gen_b's MLP turns s into the weights and biases of every AdaIN layer of
 gen_b's decoder. This module holds exactly those parts (gen_a's ``enc_content``; gen_b's ``dec``,
 ``mlp`` and ``enc_style``); the other halves of the file are checked key by key and not loaded.
 
@@ -33,17 +33,19 @@ The layout (widths from the shapes; D = dim * 2**n_downsample):
   the activation after all but the last. Its output is consumed in decoder order, AdaIN by AdaIN: the
   first C values are that layer's bias, the next C its weight (``assign_adain_params``);
 - style encoder (``StyleEncoder(4, ...)``, no norms): 7x7 conv dim, two 4x4 stride-2 convs doubling
-  the width, two more keeping it, global average pooling, a 1x1 conv to style_dim;
-- every conv pads itself (``pad_type``: reflect in every released config; replicate, zero).
+  the width, ``style_downsample`` - 2 more keeping it (2; read from the keys), global average pooling,
+  a 1x1 conv to style_dim;
+- every conv pads itself (``pad_type``: reflect in the repository's configs; replicate, zero).
 
 The reference LayerNorm normalises each sample over (C, H, W) together with the unbiased standard
 deviation and adds eps (1e-5) to the std, not to the variance: (x - mean) / (std + eps) * gamma_c +
 beta_c; a new one draws gamma ~ U(0, 1), beta = 0 (our ``reset_parameters`` does the same).
 
 Options the weights cannot say (``gen.pt#direction=b2a,activ=lrelu``): ``direction`` (a2b), ``activ``
-(relu, lrelu, selu, tanh; prelu is read from its weights), ``pad_type`` (reflect). The defaults are those of
-every config the repository ships. Input and output are RGB in [-1, 1] (test.py normalises with mean and
-std 0.5; the decoder ends in tanh): the project's range, nothing rescaled.
+(relu, lrelu, selu, tanh; prelu is read from its weights), ``pad_type`` (reflect). The defaults are the
+repository's configs' (edges2shoes_folder, summer2winter_yosemite256_folder read). Input and output are
+RGB in [-1, 1] (test.py normalises with mean and std 0.5; the decoder ends in tanh): the project's
+range, nothing rescaled.
 
 Layers are named by role: ``enc_content.stem``, ``enc_content.down.<i>``, ``enc_content.res.<i>.conv1``
 / ``.conv2`` (a ConvBlock: ``.pad``, ``.conv``, ``.norm``, ``.act``), ``dec.res.<i>`` (an AdaIN residual
@@ -51,7 +53,7 @@ block; ``.conv1.norm`` its first AdaIN), ``dec.up.<i>`` (``.upsample``, ``.conv`
 ``dec.out``, ``mlp.<i>.fc``, ``enc_style.*`` (off the generate path). The unit analyses' default layer
 (``preferred_unit_layer``) is ``dec.res.<n_res - 1>``: the output of the last AdaIN residual block,
 where the content code has received every style modulation and that the upsampling stages decode (D
-channels at 1/2**n_downsample of the input size), as StyleNet's last style block. A conv inside the
+channels at 1/2**n_downsample of the input size), as StyleNet's last style block. The first conv of the
 first decoder block reads the content alone: its output is the same for every style code.
 """
 from __future__ import annotations
@@ -531,7 +533,7 @@ def munit_notes(model: dict) -> dict:
             "style_space": f"z = the style code s ~ N(0, I) ({model.get('style_dim')}-d, MUNIT's prior; no mapping "
                            "network): directions run in the space the paper samples its multimodal outputs from",
             "assumed": f"activ={model.get('activ')}, pad_type={model.get('pad_type')} (not stored in the weights, "
-                       "except PReLU's: the values of every config MUNIT ships; FILE#activ=...,pad_type=... to "
+                       "except PReLU's: the values of MUNIT's own configs; FILE#activ=...,pad_type=... to "
                        "change them)",
             "value_range": "RGB in [-1, 1] in and out (test.py normalises with mean = std = 0.5; the decoder ends "
                            "in tanh), as the analyses: nothing rescaled. test.py's saved images are min-max "
