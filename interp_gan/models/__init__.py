@@ -4,6 +4,7 @@ from interp_gan.models.classifier import StyleClassifier, texture_view
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.fast_neural_style import FastNeuralStyleNet
+from interp_gan.models.munit import MUNITTranslator
 from interp_gan.models.features import (FeatureNetUnavailable, RandomFeatureNet, VGGFeatureNet, build_feature_net,
                                        gram, gram_distance, high_pass)
 from interp_gan.models.resnet_generator import ResnetGenerator
@@ -19,4 +20,5 @@ from interp_gan.models.unet_generator import UnetGenerator
 __all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleDiscriminator", "StyleClassifier",
            "StarGANv2", "ResnetGenerator", "UnetGenerator", "FastNeuralStyleNet", "StyleGAN2Generator", "StyleGAN2Discriminator", "texture_view",
            "RandomFeatureNet", "VGGFeatureNet", "build_feature_net", "FeatureNetUnavailable", "gram", "gram_distance", "high_pass",
-           "build_model", "list_models", "register_model", "AnimeGANv2Generator", "UGATITGenerator"]
+           "build_model", "list_models", "register_model", "AnimeGANv2Generator", "UGATITGenerator",
+           "MUNITTranslator"]

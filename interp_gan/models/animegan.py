@@ -303,8 +303,7 @@ def split_file_options(spec: str) -> tuple[str, dict]:
         k, eq, v = (s.strip() for s in item.partition("="))
         if not eq or k not in FILE_OPTIONS or v.lower() not in _TRUE + _FALSE:
             raise ValueError(f"unknown option {item!r} in {spec!r}: a state-dict file takes align_corners=true|false "
-                             "(AnimeGANv2 generators: how the decoder's bilinear upsampling aligns corners) or "
-                             "direction=A2B|B2A (U-GAT-IT params files)")
+                             "(AnimeGANv2 generators: how the decoder's bilinear upsampling aligns corners)")
         out[k] = v.lower() in _TRUE
     return path, out
 

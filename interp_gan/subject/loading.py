@@ -12,6 +12,7 @@
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
     subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
     subject = load_subject("selfie2anime_params_latest.pt#direction=B2A")   # U-GAT-IT (default genA2B)
+    subject = load_subject("gen_01000000.pt#direction=b2a")           # MUNIT: style code s ~ N(0, I); default a2b
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -149,7 +150,7 @@ def _flat_tensors(sd: dict, prefix: str = ""):
 
 
 _CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
-              "animegan_v2", "fast_neural_style", "ugatit")
+              "animegan_v2", "fast_neural_style", "ugatit", "munit")
 _V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 
 
@@ -213,11 +214,15 @@ def _family_generator(sd: dict, path: Path, cls, parse, remap, what: str, name: 
 
 
 def _options_owner(keys) -> str:
-    """Which family the '#' options of a state-dict path belong to (for one-line refusals)."""
-    from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
-    if set(keys) <= set(UGATIT_OPTIONS):
-        return "U-GAT-IT params files only (UGATIT.save's 'genA2B' / 'genB2A')"
-    return "AnimeGANv2 generators only (keys 'block_a.0.1.weight', ...)"
+    """Which families the '#' options of a state-dict path belong to (for one-line refusals)."""
+    keys, owners = set(keys), []
+    if "align_corners" in keys:
+        owners.append("AnimeGANv2 generators (keys 'block_a.0.1.weight', ...)")
+    if "direction" in keys:
+        owners.append("U-GAT-IT params files (UGATIT.save's 'genA2B' / 'genB2A') and MUNIT generator files (gen_*.pt)")
+    if keys & {"activ", "pad_type"}:
+        owners.append("MUNIT generator files (gen_*.pt)")
+    return " / ".join(owners or ["AnimeGANv2, U-GAT-IT and MUNIT files"]) + " only"
 
 
 def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict]:
@@ -226,7 +231,7 @@ def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Mo
 
     other = sorted(set(options or {}) - set(ugatit.FILE_OPTIONS))
     if other:
-        raise ValueError(f"{path}: options {other} apply to AnimeGANv2 generators only; this is a U-GAT-IT file, "
+        raise ValueError(f"{path}: options {other} apply to {_options_owner(other)}; this is a U-GAT-IT file, "
                          "which takes #direction=A2B|B2A: drop them")
     direction = (options or {}).get("direction")
     try:
@@ -243,8 +248,9 @@ def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Mo
 
 def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> tuple[nn.Module, dict]:
     """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
-    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, AnimeGANv2 or U-GAT-IT) and its model config;
-    ``options`` (``file#align_corners=false``, ``file#direction=B2A``) apply to AnimeGANv2 / U-GAT-IT only."""
+    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, AnimeGANv2, U-GAT-IT, or one direction of a MUNIT
+    ``gen_*.pt``) and its model config; ``options`` apply to AnimeGANv2 (``file#align_corners=false``),
+    U-GAT-IT (``file#direction=B2A``) and MUNIT (``file#direction=b2a,activ=lrelu,pad_type=zero``) only."""
     from interp_gan.models.animegan import FILE_OPTIONS, looks_like_animegan
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
     from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
@@ -255,10 +261,30 @@ def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> t
     if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
         if set(options or {}) - set(FILE_OPTIONS):
             raise ValueError(f"{path}: options {sorted(set(options) - set(FILE_OPTIONS))} apply to "
-                             f"{_options_owner(['direction'])}; this is an AnimeGANv2 generator: drop them")
+                             f"{_options_owner(set(options) - set(FILE_OPTIONS))}; this is an AnimeGANv2 generator "
+                             "(it takes align_corners): drop them")
         from interp_gan.models.animegan import AnimeGANv2Generator, parse_animegan, remap_animegan_state_dict
+        from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
+        if set(options or {}) & set(MUNIT_OPTIONS):
+            raise ValueError(f"{path}: options {sorted(set(options) & set(MUNIT_OPTIONS))} apply to MUNIT generator "
+                             "files (gen_*.pt) only; this is an AnimeGANv2 generator (it takes align_corners)")
         return _family_generator(sd, path, AnimeGANv2Generator, lambda d: parse_animegan(d, **(options or {})),
                                  remap_animegan_state_dict, "AnimeGANv2", "animegan_v2")
+    from interp_gan.models import munit
+    if munit.looks_like_munit(sd):   # gen_*.pt {'a': AdaINGen, 'b': AdaINGen}: one direction, options its own
+        if set(options or {}) - set(munit.FILE_OPTIONS):
+            raise ValueError(f"{path}: options {sorted(set(options) - set(munit.FILE_OPTIONS))} do not apply to a MUNIT "
+                             f"generator file; it takes {', '.join(munit.FILE_OPTIONS)} (file.pt#direction=b2a)")
+        opts = {k: munit.check_option(k, v) for k, v in (options or {}).items()}
+        return _family_generator(sd, path, munit.MUNITTranslator, lambda d: munit.parse_munit(d, **opts),
+                                 munit.remap_munit, "MUNIT", "munit")
+    from interp_gan.models import munit
+    if munit.looks_like_munit(sd):   # gen_*.pt {'a': AdaINGen, 'b': AdaINGen}: one direction, options its own
+        if set(options or {}) - set(munit.FILE_OPTIONS):
+            raise ValueError(f"{path}: options {sorted(options)} do not apply to a MUNIT generator file; it takes "
+                             f"{', '.join(munit.FILE_OPTIONS)} (file.pt#direction=b2a)")
+        return _family_generator(sd, path, munit.MUNITTranslator, lambda d: munit.parse_munit(d, **(options or {})),
+                                 munit.remap_munit, "MUNIT", "munit")
     if options:
         raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this "
                          "state_dict is not one: drop the '#...' part")
@@ -347,6 +373,11 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
         names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
         return Subject.from_stylenet(G, names, meta=meta).eval()
+    if model["name"] == "munit":           # z = MUNIT's style code s ~ N(0, I); the target domain is the one style
+        from interp_gan.models.munit import munit_notes
+        target = "b" if model.get("direction", "a2b") == "a2b" else "a"
+        return Subject.from_stylenet(G, list(style_names or [f"domain_{target}"]),
+                                     meta={**meta, **munit_notes(model)}).eval()
     if model["name"] == "animegan_v2":     # [-1, 1] in and out, as ours; what the weights cannot say, said
         from interp_gan.models.animegan import animegan_notes
         meta = {**meta, **animegan_notes(model, meta.get("converted_from", {}).get("path") or
@@ -370,6 +401,9 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None) -> 
     if model["name"] == "fast_neural_style":     # [0, 255] network, dropped running statistics
         from interp_gan.models.fast_neural_style import subject_meta
         meta.update(subject_meta(sd))
+    if model["name"] == "munit":                 # dropped running statistics of the content encoder, if any
+        from interp_gan.models.munit import munit_file_notes
+        meta.update(munit_file_notes(sd))
     if model.get("w_hpf"):
         meta["face_masks"] = _hpf_note(model, sd)
     elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
@@ -483,6 +517,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     G, model = _reference_generator(sd, src, family)
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
+    if model["name"] == "munit":
+        default = [f"domain_{'b' if model['direction'] == 'a2b' else 'a'}"]
     names = list(default if style_names is None else style_names)
     if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
         what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
@@ -491,7 +527,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
                 "fast_neural_style": "a fast neural style network (one style)",
                 "resnet_generator": "a CycleGAN-family ResNet generator (one style)",
                 "animegan_v2": "an AnimeGANv2 generator (one style)",
-                "ugatit": "a U-GAT-IT generator (one style)"}.get(
+                "ugatit": "a U-GAT-IT generator (one style)",
+                "munit": "a MUNIT translation (one style: the target domain)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
                          f"in label order, e.g. --style-names {','.join(default)}")
@@ -502,6 +539,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if model["name"] == "fast_neural_style":     # the notes travel with the converted file
         from interp_gan.models.fast_neural_style import subject_meta
         meta.update(subject_meta(sd))
+    if model["name"] == "munit":
+        from interp_gan.models.munit import munit_file_notes
+        meta.update(munit_file_notes(sd))
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))
@@ -511,10 +551,13 @@ convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN
 
 
 def _split_family_options(spec: str | Path) -> tuple[str, dict]:
-    """``paprika.pt#align_corners=false`` / ``params.pt#direction=B2A`` -> the path and the state-dict
-    family's options (a path that exists as written, or a StyleGAN2 ``.pkl`` / ``.safetensors``, is left alone)."""
+    """``paprika.pt#align_corners=false`` / ``params.pt#direction=B2A`` / ``gen.pt#direction=b2a`` -> the path
+    and the state-dict family's options (a path that exists as written, or a StyleGAN2 ``.pkl`` /
+    ``.safetensors``, is left alone). ``direction`` is checked here (a2b | b2a, any case: U-GAT-IT's and
+    MUNIT's); each family then takes only its own options."""
     from interp_gan.models.animegan import FILE_OPTIONS, split_file_options
-    from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS, parse_direction
+    from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS, check_option
+    from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
 
     s = str(spec)
     if "#" not in s or Path(s).exists():
@@ -522,15 +565,24 @@ def _split_family_options(spec: str | Path) -> tuple[str, dict]:
     base, _, opts = s.partition("#")
     items = [o.strip() for o in opts.split(",") if o.strip()]
     keys = {o.partition("=")[0].strip() for o in items}
-    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS + UGATIT_OPTIONS):
+    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS)
+    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS) | named:
         return s, {}     # StyleGAN2 options (stylegan.parse_options)
-    mine = [o for o in items if o.partition("=")[0].strip() in UGATIT_OPTIONS]
-    path, out = split_file_options(base + "#" + ",".join(o for o in items if o not in mine))
-    for o in mine:       # U-GAT-IT: which generator of the params file
-        try:
-            out[o.partition("=")[0].strip()] = parse_direction(o.partition("=")[2])
-        except ValueError as e:
-            raise ValueError(f"{e} in {s!r}") from None
+    mine = [o for o in items if o.partition("=")[0].strip() in named]
+    try:
+        path, out = split_file_options(base + "#" + ",".join(o for o in items if o not in mine))
+    except ValueError as e:
+        raise ValueError(f"{e}; a U-GAT-IT params file takes direction=A2B|B2A, and a MUNIT gen_*.pt takes "
+                         "direction=a2b|b2a, activ=relu|lrelu|selu|tanh, pad_type=reflect|replicate|zero") from None
+    for o in mine:       # U-GAT-IT's direction (which generator), MUNIT's direction, activ, pad_type
+        k, _, v = (t.strip() for t in o.partition("="))
+        if k == "direction":
+            if v.lower() not in ("a2b", "b2a"):
+                raise ValueError(f"direction={v!r} in {s!r}: expected direction=a2b|b2a (A2B / B2A: U-GAT-IT's genA2B / "
+                                 "genB2A; MUNIT's translation a -> b or b -> a)")
+            out[k] = v
+        else:
+            out[k] = check_option(k, v)
     return path, out
 
 
@@ -556,12 +608,15 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose). An AnimeGANv2
     state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default
     true: the weights cannot say it, docs/models.md), a U-GAT-IT params file ``direction``
-    (``selfie2anime_params_latest.pt#direction=B2A``; default A2B)."""
+    (``selfie2anime_params_latest.pt#direction=B2A``; default A2B); a MUNIT ``gen_*.pt`` takes ``direction``
+    (a2b | b2a), ``activ`` and ``pad_type`` the same two ways."""
     dev = resolve_device(device)
     s, family = _split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
     from interp_gan.models.animegan import FILE_OPTIONS
+    from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
-    family |= {k: options.pop(k) for k in FILE_OPTIONS + UGATIT_OPTIONS if k in options}   # or as keywords
+    family |= {k: options.pop(k) for k in dict.fromkeys(FILE_OPTIONS + UGATIT_OPTIONS + MUNIT_OPTIONS)
+               if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
         raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
                          f"got {s}")

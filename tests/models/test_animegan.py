@@ -286,7 +286,7 @@ def test_options_are_checked_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"unknown option 'psi=0\.7'"):
         load_subject(f"{p}#psi=0.7", device="cpu")
     torch.save(CycleGANGenerator(ngf=4, n_blocks=1).state_dict(), tmp_path / "cyc.pth")
-    with pytest.raises(ValueError, match=r"apply to AnimeGANv2 generators only"):
+    with pytest.raises(ValueError, match=r"apply to AnimeGANv2 generators \(keys .*\) only"):
         load_subject(f"{tmp_path / 'cyc.pth'}#align_corners=false", device="cpu")
     with pytest.raises(ValueError, match=r"expected True or False"):
         load_subject(p, device="cpu", align_corners="no")

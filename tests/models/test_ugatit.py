@@ -370,17 +370,17 @@ def test_direction_options_are_checked_in_one_line(tmp_path):
     p = _save(only_a, tmp_path / "a.pt")
     with pytest.raises(ValueError, match=r"holds no 'genB2A' \(it has genA2B, disGA.*'#direction=A2B'"):
         load_subject(f"{p}#direction=B2A", device="cpu")
-    with pytest.raises(ValueError, match=r"direction='up': expected A2B or B2A"):
+    with pytest.raises(ValueError, match=r"direction='up' in .*: expected direction=a2b\|b2a \(A2B / B2A: U-GAT-IT's genA2B / genB2A"):
         load_subject(f"{p}#direction=up", device="cpu")
     with pytest.raises(ValueError, match=r"unknown option 'psi=0\.7'.*direction=A2B\|B2A"):
         load_subject(f"{p}#psi=0.7", device="cpu")
-    with pytest.raises(ValueError, match=r"options \['align_corners'\] apply to AnimeGANv2 generators only"):
+    with pytest.raises(ValueError, match=r"options \['align_corners'\] apply to AnimeGANv2 generators \(keys .*\) only"):
         load_subject(f"{p}#align_corners=false", device="cpu")
     lone = _save(params_file()["genA2B"], tmp_path / "g.pt")
     with pytest.raises(ValueError, match=r"one U-GAT-IT generator's state dict.*drop '#direction=B2A'"):
         load_subject(f"{lone}#direction=B2A", device="cpu")
     torch.save(CycleGANGenerator(ngf=4, n_blocks=1).state_dict(), tmp_path / "cyc.pth")
-    with pytest.raises(ValueError, match=r"apply to U-GAT-IT params files only \(UGATIT\.save's 'genA2B' / 'genB2A'\)"):
+    with pytest.raises(ValueError, match=r"apply to U-GAT-IT params files \(UGATIT\.save's 'genA2B' / 'genB2A'\) and MUNIT generator files"):
         load_subject(f"{tmp_path / 'cyc.pth'}#direction=B2A", device="cpu")
 
 

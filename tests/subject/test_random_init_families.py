@@ -17,6 +17,7 @@ from interp_gan.models.animegan import AnimeGANv2Generator
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.fast_neural_style import FastNeuralStyleNet
+from interp_gan.models.munit import MUNITTranslator
 from interp_gan.models.resnet_generator import ResnetGenerator
 from interp_gan.models.stargan import StarGANGenerator
 from interp_gan.models.stargan_v2 import StarGANv2
@@ -45,6 +46,7 @@ FAMILIES = {
     "stylegan2_discriminator": lambda: tiny_discriminator(16, c_dim=2, seed=3),
     "animegan_v2": lambda: AnimeGANv2Generator(widths=(4, 8, 8, 12), num_res=2),   # GroupNorm affines back to 1 / 0
     "ugatit": lambda: UGATITGenerator(ngf=2, n_blocks=1, img_size=16),     # (Ada)ILN rho / gamma / beta reset
+    "munit": lambda: MUNITTranslator(dim=4, style_dim=3, n_downsample=1, n_res=1, mlp_dim=8, activ="prelu"),
 }
 
 
