@@ -65,8 +65,23 @@ def check_out_dir(out: str | Path) -> Path:
     return out
 
 
-def check_report_owner(out: str | Path, checkpoint_sha256: str, data_fingerprint: str) -> None:
-    """A report folder belongs to one subject and one data set: refuse another's."""
+# what, besides the file, makes a subject: the family's resolved configuration (a U-GAT-IT / MUNIT
+# direction, AnimeGAN's upsampling, ...), StyleGAN2's space, truncation and noise, an ONNX contract
+_SUBJECT_KEYS = ("model", "style_space", "truncation_psi", "truncation_cutoff", "noise_mode", "noise_seed",
+                 "input_contract")
+
+
+def subject_config(meta: dict) -> dict:
+    """The part of a subject's metadata that, with its file's sha256, says which subject it is: one
+    file loaded with other options (``gen.pt#direction=b2a``, ``snap.pkl#space=s``) is another subject."""
+    return json.loads(json.dumps({k: meta[k] for k in _SUBJECT_KEYS if meta.get(k) is not None}, default=str,
+                                 sort_keys=True))
+
+
+def check_report_owner(out: str | Path, checkpoint_sha256: str, data_fingerprint: str,
+                       config: dict | None = None) -> None:
+    """A report folder belongs to one subject (file and options: ``subject_config``) and one data set:
+    refuse another's. A manifest written before the options were recorded is judged by the file alone."""
     manifest = Path(out) / "manifest.json"
     if not manifest.is_file():
         return
@@ -77,6 +92,26 @@ def check_report_owner(out: str | Path, checkpoint_sha256: str, data_fingerprint
             raise ValueError(f"--out {out} holds the report of another {key.split('_')[0]} ({key} "
                              f"{str(old)[:12] or 'none'}, this run {str(new)[:12] or 'none'}); reports never "
                              f"mix: use --out elsewhere or delete the folder")
+    old_cfg = m.get("subject_config")
+    if config is not None and old_cfg is not None and old_cfg != subject_config(config):
+        a, b = _flat(old_cfg), _flat(subject_config(config))
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        detail = "; ".join(f"{k}: {_short(a.get(k))} there, {_short(b.get(k))} now" for k in diff[:2])
+        raise ValueError(f"--out {out} holds the report of the same file loaded as another subject ({detail}); "
+                         f"reports never mix: use --out elsewhere or delete the folder")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _short(v) -> str:
+    """A config value for a one-line message, cut to 80 characters."""
+    text = json.dumps(v, sort_keys=True, default=str) if v is not None else "none"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_report_provenance(report_dir: str | Path, manifest: dict, findings: dict) -> None:

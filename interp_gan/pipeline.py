@@ -455,7 +455,7 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
     if cfg.classifiers == "auto" and subject.classifier is None and subject.texture_classifier is None:
         attach_classifiers(subject, adata, cfg.image_size)
     if rank_and_world()[0] == 0:   # a report folder belongs to one subject and one data set
-        check_report_owner(out, subject.meta.get("checkpoint_sha256", ""), adata.fingerprint)
+        check_report_owner(out, subject.meta.get("checkpoint_sha256", ""), adata.fingerprint, subject.meta)
     adata = _to_device(adata, subject.device)
     plan = plan_analyses(subject, adata, cfg)
     adata.extra["unit_costs"] = plan.unit          # analyses that size themselves price their work with it

@@ -31,6 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
+from interp_gan.guards import subject_config
 from interp_gan.edit_meta import describe_edits
 from interp_gan.reporting.input_notes import input_notes_html
 from interp_gan.provenance_mark import marking
@@ -324,6 +325,7 @@ def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findi
         "checkpoint": _first(("checkpoint", "checkpoint_path"), meta, *provs),
         "checkpoint_sha256": _first(("sha256", "checkpoint_sha256"), meta, *provs),
         "data_fingerprint": _first(("data_fingerprint", "fingerprint"), meta, *provs),
+        "subject_config": subject_config(meta),     # the options that, with the file, make the subject
         "config": _first(("config", "pipeline"), meta, *provs),
         "seed": _first(("seed",), meta, *provs),
         "style_names": list(ctx.style_names),
