@@ -36,6 +36,16 @@ SKIPS = {"style_units": "one style", "ablation": "one style", "discriminator_dis
          "agreement": "needs unit sets from at least two"}
 
 
+def family_pipeline():
+    """full.toml at the TINY sizes for another family's wiring check (every analysis runs or skips
+    with its reason on that family's subject), without replication: it re-runs the other analyses
+    with other seeds, nothing a family changes, and the reference test below keeps it. The family
+    tests also write no paper/ folder (analyze(..., paper=False)): both keep CI's time in bounds."""
+    import dataclasses
+    cfg = load_pipeline(FULL, TINY)
+    return dataclasses.replace(cfg, analyses=tuple(s for s in cfg.analyses if s.name != "replication"))
+
+
 def _pth(tmp_path, block="conv_block"):
     torch.manual_seed(0)
     G = CycleGANGenerator(ngf=4, n_blocks=2)

@@ -359,17 +359,17 @@ def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
     assert (tmp_path / "rep" / "index.html").is_file()
 
 
-@pytest.mark.slow   # ~30 s: every analysis of analyses/full.toml on an AnimeGANv2 nobody configured
+@pytest.mark.slow   # ~10 s: every analysis of analyses/full.toml (but replication) on an AnimeGANv2 nobody configured
 def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
     import json
 
     from interp_gan.config import load_pipeline
     from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
 
     p = _save(reference_state_dict((4, 8, 8, 8), 1), tmp_path / "face_paint_512_v2.pt")
-    cfg = load_pipeline(FULL, TINY)
-    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep")
+    cfg = family_pipeline()
+    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep", paper=False)
     assert failed == []
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
     assert set(found) == {a.name for a in cfg.analyses}

@@ -330,15 +330,15 @@ def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
     assert "(x + 1) * 127.5" in html and "running_mean / running_var" in html     # the model notes, at the top
 
 
-@pytest.mark.slow   # ~40 s: every analysis of analyses/full.toml on a fast neural style network nobody configured
+@pytest.mark.slow   # ~10 s: every analysis of analyses/full.toml (but replication) on a fast neural style network nobody configured
 def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
     from interp_gan.config import load_pipeline
     from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
 
     p = _save(reference_state_dict((4, 8, 8), n_res=2, running=True), tmp_path / "mosaic.pth")
-    cfg = load_pipeline(FULL, TINY)
-    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep")
+    cfg = family_pipeline()
+    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep", paper=False)
     assert failed == []
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
     assert set(found) == {a.name for a in cfg.analyses}

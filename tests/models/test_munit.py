@@ -579,7 +579,7 @@ def test_directions_run_in_the_style_code_space_and_dissection_on_the_decoder(tm
     assert not [n for n in layers if n.startswith("enc_style")]
 
 
-@pytest.mark.slow   # ~30 s: every analysis of analyses/full.toml on a MUNIT nobody configured, b -> a
+@pytest.mark.slow   # ~10 s: every analysis of analyses/full.toml (but replication) on a MUNIT nobody configured, b -> a
 def test_full_pipeline_runs_or_skips_every_analysis_with_directions_in_the_style_space(tmp_path):
     import json
 
@@ -587,11 +587,11 @@ def test_full_pipeline_runs_or_skips_every_analysis_with_directions_in_the_style
 
     from interp_gan.config import load_pipeline
     from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
 
     p = _save(_nets(dim=2, n_down=1, n_res=1, mlp_dim=4), tmp_path / "gen_00800000.pt")
-    cfg = load_pipeline(FULL, TINY)
-    report, failed = analyze(f"{p}#direction=b2a", cfg, out_dir=tmp_path / "rep")
+    cfg = family_pipeline()
+    report, failed = analyze(f"{p}#direction=b2a", cfg, out_dir=tmp_path / "rep", paper=False)
     assert failed == []
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
     assert set(found) == {a.name for a in cfg.analyses}

@@ -277,18 +277,18 @@ def test_dissection_pipeline_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "rep" / "index.html").is_file()
 
 
-@pytest.mark.slow   # ~2 min: every analysis of analyses/full.toml on a U-Net nobody configured
+@pytest.mark.slow   # ~10 s: every analysis of analyses/full.toml (but replication) on a U-Net nobody configured
 def test_full_pipeline_runs_or_skips_every_analysis_on_a_unet(tmp_path):
     import json
 
     from interp_gan.config import load_pipeline
     from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import FULL, SKIPS, TINY
+    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
 
     # 5 levels take the tiny pipeline's 32 px (unet_128 needs 128 px: 4x the CI time for the same check)
     p = _save(reference_state_dict(5, ngf=4), tmp_path / "latest_net_G.pth")
-    cfg = load_pipeline(FULL, TINY)
-    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep")
+    cfg = family_pipeline()
+    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep", paper=False)
     assert failed == []
     found = json.loads((tmp_path / "rep" / "findings.json").read_text())
     assert set(found) == {a.name for a in cfg.analyses}
