@@ -57,6 +57,7 @@ from pathlib import Path
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.models.keys import few, strip_shared_prefix, vote
 from interp_gan.models.registry import register_model
 from interp_gan.models.resnet_generator import unwrap_state_dict
 
@@ -206,14 +207,7 @@ def _layout(widths, num_res: int, expansion: float, input_nc: int, output_nc: in
 
 def _unwrap(sd: dict) -> dict:
     """``unwrap_state_dict``, then one leading prefix shared by every key (``netG.``, ``G.``) stripped."""
-    sd = unwrap_state_dict(sd)
-    if _ROOT not in sd:
-        roots = {k[: -len(_ROOT)] for k in sd if k.endswith("." + _ROOT)}
-        if len(roots) == 1:
-            p = roots.pop()
-            if all(k.startswith(p) for k in sd):
-                sd = {k[len(p):]: v for k, v in sd.items()}
-    return sd
+    return strip_shared_prefix(unwrap_state_dict(sd), _ROOT)
 
 
 def looks_like_animegan(sd: dict) -> bool:
@@ -222,15 +216,10 @@ def looks_like_animegan(sd: dict) -> bool:
     return _ROOT in keys and any(k.startswith(("block_c.", "out_layer.")) for k in keys)
 
 
-def _vote(sd: dict, places: list[tuple[str, int, int]], default: int) -> int:
-    """The size most of ``places`` (key, tensor dim, axis) agree on, so one corrupted tensor is the one named."""
-    seen = [int(sd[k].shape[a]) for k, d, a in places if k in sd and sd[k].dim() == d]
-    return Counter(seen).most_common(1)[0][0] if seen else default
+_vote = vote
 
 
-def _fmt(keys: list[str]) -> str:
-    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    return ", ".join(keys[:3]) + more
+_fmt = few
 
 
 def parse_animegan(sd: dict, align_corners: bool = True) -> tuple[dict, dict[str, str]]:

@@ -54,6 +54,7 @@ import re
 import torch
 from torch import Tensor, nn
 
+from interp_gan.models.keys import few, strip_shared_prefix
 from interp_gan.models.registry import register_model
 from interp_gan.models.resnet_generator import unwrap_state_dict
 
@@ -69,14 +70,7 @@ _MAX_RES = 64
 
 def _unwrap(sd: dict) -> dict:
     """``unwrap_state_dict``, then one leading prefix shared by every key (``transformer.``) stripped."""
-    sd = unwrap_state_dict(sd)
-    if _ROOT not in sd:
-        roots = {k[: -len(_ROOT)] for k in sd if k.endswith("." + _ROOT)}   # also "<p>res1." for res1.conv1
-        if roots:
-            p = min(roots, key=len)
-            if all(k.startswith(p) for k in sd):
-                sd = {k[len(p):]: v for k, v in sd.items()}
-    return sd
+    return strip_shared_prefix(unwrap_state_dict(sd), _ROOT)
 
 
 def looks_like_fast_neural_style(sd: dict) -> bool:
@@ -116,9 +110,7 @@ def _vote(sd: dict, where: list[tuple[str, int]]) -> int | None:
     return max(votes, key=votes.count) if votes else None
 
 
-def _fmt(keys: list[str]) -> str:
-    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    return ", ".join(keys[:3]) + more
+_fmt = few
 
 
 def parse_fast_neural_style(sd: dict) -> tuple[dict, dict[str, str]]:

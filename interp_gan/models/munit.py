@@ -58,12 +58,12 @@ first decoder block reads the content alone: its output is the same for every st
 """
 from __future__ import annotations
 
-from collections import Counter
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.models.keys import few, vote
 from interp_gan.models.latent import LatentGuided
 from interp_gan.models.registry import register_model
 
@@ -338,14 +338,7 @@ def _count(keys, fmt: str) -> int:
     return n
 
 
-def _vote(sd: dict, places: list[tuple[str, int, int]], default: int, scale: list[float] | None = None) -> int:
-    """The size most of ``places`` (key, dim, axis) agree on (each divided by its ``scale``)."""
-    seen = []
-    for j, (k, d, a) in enumerate(places):
-        if k in sd and sd[k].dim() == d:
-            s = scale[j] if scale else 1
-            seen.append(int(sd[k].shape[a] / s))
-    return Counter(seen).most_common(1)[0][0] if seen else default
+_vote = vote
 
 
 def _gen_layout(g: str, cfg: dict, input_nc: int, prelu: bool) -> tuple[dict, dict]:
@@ -401,9 +394,7 @@ def _gen_layout(g: str, cfg: dict, input_nc: int, prelu: bool) -> tuple[dict, di
     return req, opt
 
 
-def _fmt(keys: list[str]) -> str:
-    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    return ", ".join(keys[:3]) + more
+_fmt = few
 
 
 def _read_config(sd: dict, g: str) -> dict:

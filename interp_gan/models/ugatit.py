@@ -56,12 +56,12 @@ channels removes that channel from everything downstream.
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.models.keys import few, vote
 from interp_gan.models.registry import register_model
 
 __all__ = ["UGATITGenerator", "parse_ugatit", "remap_ugatit_state_dict", "looks_like_ugatit", "select_generator",
@@ -346,15 +346,10 @@ def _layout(ngf: int, n_blocks: int, fc_in: int, input_nc: int, output_nc: int) 
     return out
 
 
-def _vote(sd: dict, places: list[tuple[str, int, int]], default: int) -> int:
-    """The size most of ``places`` (key, tensor dim, axis) agree on, so one corrupted tensor is the one named."""
-    seen = [int(sd[k].shape[a]) for k, d, a in places if k in sd and sd[k].dim() == d]
-    return Counter(seen).most_common(1)[0][0] if seen else default
+_vote = vote
 
 
-def _fmt(keys: list[str]) -> str:
-    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    return ", ".join(keys[:3]) + more
+_fmt = few
 
 
 def _image_size(fc_in: int, w: int) -> int | None:

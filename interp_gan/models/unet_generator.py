@@ -41,6 +41,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
+from interp_gan.models.keys import few, strip_shared_prefix
 from interp_gan.models.registry import register_model
 from interp_gan.models.resnet_generator import unwrap_state_dict
 
@@ -108,14 +109,7 @@ _ROOT = "model.model.0.weight"
 
 def _unwrap(sd: dict) -> dict:
     """``unwrap_state_dict``, then one leading prefix shared by every key (``netG.``, ``G.``) stripped."""
-    sd = unwrap_state_dict(sd)
-    if _ROOT not in sd:
-        roots = {k[: -len(_ROOT)] for k in sd if k.endswith("." + _ROOT)}
-        if len(roots) == 1:
-            p = roots.pop()
-            if all(k.startswith(p) for k in sd):
-                sd = {k[len(p):]: v for k, v in sd.items()}
-    return sd
+    return strip_shared_prefix(unwrap_state_dict(sd), _ROOT)
 
 
 def looks_like_unet(sd: dict) -> bool:
@@ -124,9 +118,7 @@ def looks_like_unet(sd: dict) -> bool:
     return "model.model.0.weight" in keys and any(k.startswith("model.model.1.model.") for k in keys)
 
 
-def _fmt(keys: list[str]) -> str:
-    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    return ", ".join(keys[:3]) + more
+_fmt = few
 
 
 def parse_unet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
