@@ -32,7 +32,8 @@ repository's ``model.py`` lays it out):
 - W+ has ``2 log2(size) - 2`` entries, read in the same order as ours (a to-RGB shares the next
   conv's w); truncation is w_avg + psi (w - w_avg) with the file's ``latent_avg`` as w_avg.
 
-The blur buffers are checked to be the [1,3,3,1] filter (the repository's only ``blur_kernel``) and
+The discriminator ``d``, when the file has one, is read by ``rosinality_discriminator``. The blur
+buffers are checked to be the [1,3,3,1] filter (the repository's only ``blur_kernel``) and
 dropped. Widths are read from the shapes and must follow min(channel_base / r, channel_max), as the
 repository's table (512 up to 32 px, then 256, 128, 64, 32, 16 times ``channel_multiplier``) does.
 """
@@ -241,8 +242,9 @@ def _latent_avg(ckpt: dict, w: int) -> Tensor | None:
 
 
 def load_generator(ckpt: dict):
-    """(our StyleGAN2Generator with the checkpoint's generator, notes for the metadata); ValueError
-    (one line, without the path: the caller prefixes it) when anything does not fit."""
+    """(our StyleGAN2Generator with the checkpoint's generator, our StyleGAN2Discriminator with its
+    ``d`` or None, notes for the metadata); ValueError (one line, without the path: the caller
+    prefixes it) when anything does not fit, ``d`` included (``rosinality_discriminator``)."""
     from interp_gan.guards import check_model_size
     from interp_gan.models.stylegan2 import StyleGAN2Generator
 
@@ -260,6 +262,13 @@ def load_generator(ckpt: dict):
         sd.update(seeded_noise(G))
     sd.update(remap_rosinality(flat, keymap, latent_avg))
     G.load_state_dict(sd, strict=True)
+    D = None
+    if not _is_generator(ckpt) and isinstance(ckpt.get("d"), dict):
+        from interp_gan.models.rosinality_discriminator import load_discriminator
+        D = load_discriminator(ckpt["d"])
+        if D.img_resolution != G.img_resolution:
+            raise ValueError(f"its 'd' judges {D.img_resolution} px images but the generator makes "
+                             f"{G.img_resolution} px; expected one training run's pair")
     others = [k for k in ("g_ema", "g") if isinstance(ckpt.get(k), dict) and repr(k) != which]
     notes = {
         "source_format": "rosinality/stylegan2-pytorch checkpoint (train.py / convert_weight.py layout)",
@@ -270,8 +279,10 @@ def load_generator(ckpt: dict):
                                "refused"),
         "noise_maps": ("the file's noises.noise_i buffers (rosinality's randomize_noise=False)" if stored_noise else
                        f"the file stores none: noise=const uses N(0, 1) maps drawn with seed {NOISE_SEED}"),
-        "discriminator": ("not loaded: the file's 'd' (rosinality's Discriminator) is not mapped onto ours"
-                          if isinstance(ckpt.get("d"), dict) else "not in the file"),
+        "discriminator": ("rebuilt from the file's 'd': StyleGAN2 discriminator (resnet, unconditional, "
+                          "minibatch-std group 4)" if D is not None else "not in the file"),
         "value_range": "[-1, 1] (rosinality's to-RGB output; images are clamped to it)",
     }
-    return G.eval().requires_grad_(False), notes
+    if D is not None:
+        notes["discriminator_model"] = {"name": "stylegan2_discriminator", **D.config}
+    return G.eval().requires_grad_(False), D, notes

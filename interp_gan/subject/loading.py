@@ -394,17 +394,18 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
 
 
 def _rosinality_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict, dict]:
-    """(our StyleGAN2Generator, model config, notes) of a rosinality/stylegan2-pytorch checkpoint."""
+    """(our StyleGAN2Generator, model config, notes) of a rosinality/stylegan2-pytorch checkpoint; the
+    rebuilt discriminator (or None) is ``notes["_D"]``."""
     from interp_gan.models.rosinality_stylegan2 import load_generator
 
     if options:
         raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this is a "
                          "rosinality StyleGAN2 checkpoint, which takes space, psi, cutoff, noise, noise_seed")
     try:
-        G, notes = load_generator(sd)
+        G, D, notes = load_generator(sd)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
-    return G, {"name": "stylegan2", **G.config}, notes
+    return G, {"name": "stylegan2", **G.config}, {**notes, "_D": D}
 
 
 def _from_pth(path: Path, device: torch.device, options: dict | None = None,
@@ -416,12 +417,15 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
     sd = _read_state_dict(path)
     if looks_like_rosinality(sd):    # before every state-dict family parser (the ResNet one would claim it)
         G, model, notes = _rosinality_generator(sd, path, options)
+        D = notes.pop("_D")
         meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path), **notes}
-        return _subject_of(G, model, None, meta, device, stylegan)
+        return _subject_of(G, model, None, meta, device, stylegan, D)
     if stylegan:
         raise ValueError(f"{path}: options {sorted(stylegan)} apply to StyleGAN2 subjects only (an NVlabs .pkl, a "
                          "rosinality/stylegan2-pytorch checkpoint, or a converted .safetensors); this state dict is "
-                         "not one: drop the '#...' part")
+                         "not one: drop the '#...' part (an AnimeGANv2 generator takes align_corners=true|false, a "
+                         "U-GAT-IT params file direction=A2B|B2A, a MUNIT gen_*.pt takes direction=a2b|b2a, activ, "
+                         "pad_type)")
     G, model = _reference_generator(sd, path, options)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
@@ -575,8 +579,11 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if model["name"] == "munit":
         from interp_gan.models.munit import munit_file_notes
         meta.update(munit_file_notes(sd))
-    meta.update(ros_notes)         # a rosinality StyleGAN2: its source, w_avg and noise notes travel along
+    D = ros_notes.pop("_D", None)
+    meta.update(ros_notes)         # a rosinality StyleGAN2: its source, w_avg, noise and D notes travel along
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
+    if D is not None:              # stored as an NVlabs pickle's D is (_from_converted rebuilds it)
+        tensors |= {f"D.{k}": v.detach().contiguous().cpu() for k, v in D.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))
 

@@ -139,13 +139,73 @@ def reference_forward(sd: dict, z: torch.Tensor, psi: float = 1.0, latent_avg=No
     return skip, styles
 
 
+def discriminator_state_dict(widths=None, seed: int = 0) -> dict:
+    """A rosinality ``Discriminator.state_dict()`` (3-channel input, resnet blocks) with seeded values."""
+    widths = dict(WIDTHS if widths is None else widths)
+    g = torch.Generator().manual_seed(seed)
+    rn = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    size = max(widths)
+    sd = {"convs.0.0.weight": rn(widths[size], 3, 1, 1), "convs.0.1.bias": 0.1 * rn(widths[size])}
+    for i, r in enumerate(sorted((r for r in widths if r > 4), reverse=True), start=1):
+        cin, cout = widths[r], widths[r // 2]
+        sd[f"convs.{i}.conv1.0.weight"] = rn(cin, cin, 3, 3)
+        sd[f"convs.{i}.conv1.1.bias"] = 0.1 * rn(cin)
+        sd[f"convs.{i}.conv2.0.kernel"] = _kernel()
+        sd[f"convs.{i}.conv2.1.weight"] = rn(cout, cin, 3, 3)
+        sd[f"convs.{i}.conv2.2.bias"] = 0.1 * rn(cout)
+        sd[f"convs.{i}.skip.0.kernel"] = _kernel()
+        sd[f"convs.{i}.skip.1.weight"] = rn(cout, cin, 1, 1)
+    c4 = widths[4]
+    sd |= {"final_conv.0.weight": rn(c4, c4 + 1, 3, 3), "final_conv.1.bias": 0.1 * rn(c4),
+           "final_linear.0.weight": rn(c4, c4 * 16), "final_linear.0.bias": 0.1 * rn(c4),
+           "final_linear.1.weight": rn(1, c4), "final_linear.1.bias": 0.1 * rn(1)}
+    return sd
+
+
+def _conv_layer(sd, p, x, k, down=False, act=True):
+    """rosinality's ConvLayer: [Blur] -> EqualConv2d (stride 2 without padding when down) -> [FusedLeakyReLU]."""
+    i, stride, padding = 0, 1, k // 2
+    if down:
+        pad = 2 + (k - 1)
+        x = _upfirdn(x, _kernel(), 1, (pad + 1) // 2, pad // 2)
+        i, stride, padding = 1, 2, 0
+    w = sd[f"{p}.{i}.weight"]
+    x = F.conv2d(x, w / math.sqrt(w[0].numel()), stride=stride, padding=padding)
+    if act:
+        x = F.leaky_relu(x + sd[f"{p}.{i + 1}.bias"].view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+    return x
+
+
+def reference_discriminator(sd: dict, img: torch.Tensor) -> torch.Tensor:
+    """[N, 1] logits as rosinality's ``Discriminator`` computes them (minibatch std by explicit loops)."""
+    sd = {k: v.double() for k, v in sd.items()}
+    x = _conv_layer(sd, "convs.0", img.double(), 1)
+    i = 1
+    while f"convs.{i}.conv1.0.weight" in sd:
+        out = _conv_layer(sd, f"convs.{i}.conv2", _conv_layer(sd, f"convs.{i}.conv1", x, 3), 3, down=True)
+        x = (out + _conv_layer(sd, f"convs.{i}.skip", x, 1, down=True, act=False)) / math.sqrt(2)
+        i += 1
+    n, c, h, w = x.shape
+    group = min(n, 4)
+    m = n // group                       # sample j*m + t belongs to group t (rosinality's view(group, -1, ...))
+    std = torch.empty(n, dtype=x.dtype)
+    for t in range(m):
+        members = x[[j * m + t for j in range(group)]]
+        val = torch.sqrt(((members - members.mean(0)) ** 2).mean(0) + 1e-8).mean()
+        for j in range(group):
+            std[j * m + t] = val
+    x = torch.cat([x, std.view(n, 1, 1, 1).expand(n, 1, h, w)], 1)
+    x = _conv_layer(sd, "final_conv", x, 3).reshape(n, -1)
+    x = _equal_linear(x, sd["final_linear.0.weight"], sd["final_linear.0.bias"], act=True)
+    return _equal_linear(x, sd["final_linear.1.weight"], sd["final_linear.1.bias"])
+
+
 def train_checkpoint(seed: int = 0, **kw) -> dict:
     """What rosinality's train.py saves: g, d, g_ema, optimizer states, args (a Namespace), ada_aug_p."""
     import argparse
     g_ema = generator_state_dict(seed=seed, **kw)
     g = generator_state_dict(seed=seed + 100, **kw)
-    d = {"convs.0.0.weight": torch.randn(16, 3, 1, 1), "convs.0.1.bias": torch.zeros(16),
-         "final_linear.0.weight": torch.randn(16, 256), "final_linear.0.bias": torch.zeros(16)}
+    d = discriminator_state_dict(kw.get("widths"), seed=seed + 200)
     optim = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(2)}},
              "param_groups": [{"lr": 0.002, "betas": (0.0, 0.99), "params": [0]}]}
     args = argparse.Namespace(size=32, n_mlp=3, latent=8, channel_multiplier=2, path="data/lmdb", ckpt=None)

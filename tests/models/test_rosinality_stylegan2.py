@@ -1,6 +1,7 @@
 """rosinality/stylegan2-pytorch checkpoints: our NVlabs-layout StyleGAN2 loaded from that layout must
 compute what rosinality's Generator computes (an independent float64 forward written from its
-model.py, tests/models/rosinality_reference.py), for images, StyleSpace and truncation; the file
+model.py, tests/models/rosinality_reference.py), for images, StyleSpace and truncation, and its
+discriminator for logits; the file
 kinds (train.py's, convert_weight.py's, a bare state dict), refusals in one line, noise maps,
 convert round trip and a small directions run. Old code: none of these files loaded (a checkpoint
 dict was "neither a CycleGAN nor a StarGAN ...", train.py's argparse.Namespace was refused as a
@@ -13,7 +14,8 @@ import interp_gan.analyses  # noqa: F401 - registers the analyses
 from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.checkpoint import read_metadata
 from interp_gan.subject.loading import convert_checkpoint, load_subject
-from tests.models.rosinality_reference import generator_state_dict, reference_forward, train_checkpoint
+from tests.models.rosinality_reference import (generator_state_dict, reference_discriminator, reference_forward,
+                                              train_checkpoint)
 
 CONFIGS = {
     "32px": dict(widths={4: 16, 8: 16, 16: 8, 32: 4}, style_dim=8, n_mlp=3),
@@ -72,7 +74,7 @@ def test_train_checkpoint_loads_g_ema_not_g(tmp_path):
     assert (got - reference_forward(ck["g_ema"], z)[0]).abs().max() < 1e-4
     assert (got - reference_forward(ck["g"], z)[0]).abs().max() > 0.1
     assert sub.meta["generator_entry"].startswith("'g_ema'") and "'g'" in sub.meta["generator_entry"]
-    assert sub.meta["discriminator"].startswith("not loaded") and sub.discriminator is None
+    assert sub.meta["discriminator"].startswith("rebuilt from the file's 'd'") and sub.discriminator is not None
     assert "no latent_avg" in sub.meta["truncation_average"]
     with pytest.raises(ValueError, match="psi=0.7.*no latent_avg") as e:    # no average to pull towards: refused
         load_subject(f"{p}#psi=0.7", device="cpu")
@@ -149,7 +151,8 @@ def test_convert_round_trip_gives_identical_images(tmp_path):
     out = convert_checkpoint(p, tmp_path / "g.safetensors")
     meta = read_metadata(out)
     assert meta["model"]["name"] == "stylegan2" and meta["style_names"] == ["sample"]
-    assert meta["source_format"].startswith("rosinality") and meta["discriminator"].startswith("not loaded")
+    assert meta["source_format"].startswith("rosinality") and meta["discriminator"].startswith("rebuilt")
+    assert meta["discriminator_model"]["name"] == "stylegan2_discriminator"
     z = _z(3, 8)
     for opts in ("", "#space=s,psi=0.5", "#space=w+,noise=random,noise_seed=3"):
         a, b = load_subject(f"{p}{opts}", device="cpu"), load_subject(f"{out}{opts}", device="cpu")
@@ -157,6 +160,32 @@ def test_convert_round_trip_gives_identical_images(tmp_path):
             ia, ib = a.generate(None, _ids(3), z), b.generate(None, _ids(3), z)
             assert torch.equal(ia, ib) and torch.equal(a.style_code(_ids(3), z), b.style_code(_ids(3), z))
     assert b.meta["noise_seed"] == 3 and b.meta["style_space"] == "w+"
+    img = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(a.discriminator.adv_logit(img, _ids(4)), b.discriminator.adv_logit(img, _ids(4)))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_discriminator_matches_the_reference_forward(tmp_path, name):
+    widths = CONFIGS[name]["widths"]
+    ck = train_checkpoint(seed=8, **CONFIGS[name])
+    sub = load_subject(str(_save(tmp_path, ck, "010000.pt")), device="cpu")
+    size = max(widths)
+    for n in (2, 4, 8):      # groups of min(4, N); rosinality's view needs N divisible by the group
+        img = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(n))
+        ref = reference_discriminator(ck["d"], img)[:, 0]
+        with torch.no_grad():
+            got = sub.discriminator.adv_logit(img, _ids(n)).double()
+        assert ref.abs().max() > 1e-3 and (got - ref).abs().max() < 1e-5 * max(1.0, float(ref.abs().max()))
+    assert sub.meta["discriminator_model"]["architecture"] == "resnet"
+
+
+def test_a_discriminator_that_does_not_fit_is_named_in_one_line(tmp_path):
+    ck = train_checkpoint()
+    ck["d"]["final_linear.0.weight"] = torch.zeros(16, 100)
+    with pytest.raises(ValueError, match="its 'd' is not the rosinality.*wrong shape final_linear.0.weight \\[16, 100\\]") as e:
+        load_subject(str(_save(tmp_path, ck, "bad_d.pt")), device="cpu")
+    assert "\n" not in str(e.value)
 
 
 def test_stylegan_options_on_other_state_dicts_are_refused(tmp_path):
