@@ -10,6 +10,7 @@
     subject = load_subject("generator.pt")                            # TorchScript (jit.script / jit.trace), via ONNX
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
+    subject = load_subject("550000.pt#space=s")                       # StyleGAN2 (rosinality/stylegan2-pytorch)
     subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
     subject = load_subject("selfie2anime_params_latest.pt#direction=B2A")   # U-GAT-IT (default genA2B)
     subject = load_subject("gen_01000000.pt#direction=b2a")           # MUNIT: style code s ~ N(0, I); default a2b
@@ -522,7 +523,8 @@ def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Pa
 
 def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] | None = None) -> Path:
     """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt), or a StarGAN v2
-    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder), or an NVlabs StyleGAN2
+    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder), a rosinality/stylegan2-pytorch
+    checkpoint (g_ema and d), or an NVlabs StyleGAN2
     network pickle ``.pkl`` (its G_ema, read without running its code) -> a
     self-describing ``.safetensors`` (weights + JSON metadata: architecture, style names, source
     file and its sha256); loading it needs no pickle.
@@ -548,7 +550,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     sd = _read_state_dict(src)
     from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
     ros = looks_like_rosinality(sd)
-    G, model, ros_notes = _rosinality_generator(sd, src, family) if ros else (*_reference_generator(sd, src, family), {})
+    G, model, ros_notes = (_rosinality_generator(sd, src, family) if ros
+                           else (*_reference_generator(sd, src, family), {}))
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
     if model["name"] == "munit":
@@ -649,7 +652,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     network pickle (``.pkl``, read without running its code: ``interp_gan.subject.stylegan``), or a
     ``file.py:factory`` spec.
 
-    ``options`` (StyleGAN2 only: a ``.pkl`` or its converted ``.safetensors``): ``space`` ("w",
+    ``options`` (StyleGAN2 only: a ``.pkl``, a rosinality ``.pt`` or a converted ``.safetensors``): ``space`` ("w",
     "w+" or "s"), ``truncation_psi``, ``truncation_cutoff``, ``noise_mode``; also given as a suffix
     of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose). An AnimeGANv2
     state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default

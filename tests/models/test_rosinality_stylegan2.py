@@ -183,7 +183,7 @@ def test_the_discriminator_matches_the_reference_forward(tmp_path, name):
 def test_a_discriminator_that_does_not_fit_is_named_in_one_line(tmp_path):
     ck = train_checkpoint()
     ck["d"]["final_linear.0.weight"] = torch.zeros(16, 100)
-    with pytest.raises(ValueError, match="its 'd' is not the rosinality.*wrong shape final_linear.0.weight \\[16, 100\\]") as e:
+    with pytest.raises(ValueError, match=r"'d' is not the rosinality.*wrong shape final_linear.0.weight \[16, 100\]") as e:
         load_subject(str(_save(tmp_path, ck, "bad_d.pt")), device="cpu")
     assert "\n" not in str(e.value)
 
@@ -209,7 +209,8 @@ def test_directions_run_end_to_end(tmp_path):
                        n_images=4, steps=(0.0, 2.0), n_boot=20, n_perm=20).run(sub, data)
     assert (f.tables["directions"]["method"] == "sefa").sum() == 2
     from interp_gan.analyses.directions.methods import sefa_directions
-    names = ["conv1", "to_rgb1"] + [n for j in range(3) for n in (f"convs.{2 * j}", f"convs.{2 * j + 1}", f"to_rgbs.{j}")]
+    names = ["conv1", "to_rgb1"] + [n for j in range(3)
+                                    for n in (f"convs.{2 * j}", f"convs.{2 * j + 1}", f"to_rgbs.{j}")]
     want = sefa_directions([sd[f"{n}.conv.modulation.weight"] / np.sqrt(8) for n in names], 2)   # from the file
     got = f.arrays["directions"][:2]
     assert np.allclose(np.abs((got * want).sum(1)), 1, atol=1e-4)
