@@ -79,6 +79,12 @@ def test_train_checkpoint_loads_g_ema_not_g(tmp_path):
     with pytest.raises(ValueError, match="psi=0.7.*no latent_avg") as e:    # no average to pull towards: refused
         load_subject(f"{p}#psi=0.7", device="cpu")
     assert "\n" not in str(e.value)
+    conv = convert_checkpoint(p, tmp_path / "550000.safetensors")     # converted: still no average, still refused
+    with pytest.raises(ValueError, match="no latent_avg"):
+        load_subject(f"{conv}#psi=0.7", device="cpu")
+    bad_avg = _save(tmp_path, {"g_ema": ck["g_ema"], "latent_avg": torch.zeros(1, 9)}, "bad_avg.pt")
+    with pytest.raises(ValueError, match=r"'latent_avg' is torch.Size\(\[1, 9\]\); expected a float tensor of 8"):
+        load_subject(str(bad_avg), device="cpu")
     only_g = _save(tmp_path, {"g": ck["g"]}, "g_only.pt")
     assert load_subject(str(only_g), device="cpu").meta["generator_entry"] == "'g'"
     bare = _save(tmp_path, ck["g_ema"], "bare.pt")        # g_ema.state_dict() saved alone
