@@ -416,7 +416,7 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
     from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
 
     sd = _read_state_dict(path)
-    if looks_like_rosinality(sd):    # before every state-dict family parser (the ResNet one would claim it)
+    if looks_like_rosinality(sd):    # before every state-dict family parser
         G, model, notes = _rosinality_generator(sd, path, options)
         D = notes.pop("_D")
         meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path), **notes}
