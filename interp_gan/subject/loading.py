@@ -10,6 +10,7 @@
     subject = load_subject("generator.pt")                            # TorchScript (jit.script / jit.trace), via ONNX
     subject = load_subject("arbitrary_transform.onnx", onnx_options={"style_predictor": "arbitrary_predict.onnx"})
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
+    subject = load_subject("550000.pt#space=s")                       # StyleGAN2 (rosinality/stylegan2-pytorch)
     subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
     subject = load_subject("selfie2anime_params_latest.pt#direction=B2A")   # U-GAT-IT (default genA2B)
     subject = load_subject("gen_01000000.pt#direction=b2a")           # MUNIT: style code s ~ N(0, I); default a2b
@@ -126,9 +127,11 @@ def _read_safetensors_state_dict(path: Path) -> dict:
 
 
 def _read_state_dict(path: Path) -> dict:
-    try:
-        sd = (_read_safetensors_state_dict(path) if path.suffix == ".safetensors"
-              else torch.load(path, map_location="cpu", weights_only=True))
+    import argparse
+    try:     # argparse.Namespace: the training options rosinality's train.py stores (plain data)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            sd = (_read_safetensors_state_dict(path) if path.suffix == ".safetensors"
+                  else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # pickled modules / code are refused on purpose
         _refuse_unreadable(path, e)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
@@ -391,9 +394,39 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
 
 
-def _from_pth(path: Path, device: torch.device, options: dict | None = None) -> Subject:
-    """A CycleGAN or StarGAN v1 reference-layout state_dict, or a StarGAN v2 ``*_nets_ema.ckpt``."""
+def _rosinality_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict, dict]:
+    """(our StyleGAN2Generator, model config, notes) of a rosinality/stylegan2-pytorch checkpoint; the
+    rebuilt discriminator (or None) is ``notes["_D"]``."""
+    from interp_gan.models.rosinality_stylegan2 import load_generator
+
+    if options:
+        raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this is a "
+                         "rosinality StyleGAN2 checkpoint, which takes space, psi, cutoff, noise, noise_seed")
+    try:
+        G, D, notes = load_generator(sd)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return G, {"name": "stylegan2", **G.config}, {**notes, "_D": D}
+
+
+def _from_pth(path: Path, device: torch.device, options: dict | None = None,
+              stylegan: dict | None = None) -> Subject:
+    """A CycleGAN or StarGAN v1 reference-layout state_dict, a StarGAN v2 ``*_nets_ema.ckpt``, or a
+    rosinality StyleGAN2 checkpoint (``stylegan``: its space / truncation / noise options)."""
+    from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
+
     sd = _read_state_dict(path)
+    if looks_like_rosinality(sd):    # before every state-dict family parser
+        G, model, notes = _rosinality_generator(sd, path, options)
+        D = notes.pop("_D")
+        meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path), **notes}
+        return _subject_of(G, model, None, meta, device, stylegan, D)
+    if stylegan:
+        raise ValueError(f"{path}: options {sorted(stylegan)} apply to StyleGAN2 subjects only (an NVlabs .pkl, a "
+                         "rosinality/stylegan2-pytorch checkpoint, or a converted .safetensors); this state dict is "
+                         "not one: drop the '#...' part (an AnimeGANv2 generator takes align_corners=true|false, a "
+                         "U-GAT-IT params file direction=A2B|B2A, a MUNIT gen_*.pt takes direction=a2b|b2a, activ, "
+                         "pad_type)")
     G, model = _reference_generator(sd, path, options)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
@@ -490,7 +523,8 @@ def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Pa
 
 def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] | None = None) -> Path:
     """A CycleGAN or StarGAN v1 reference-layout state_dict (.pth / .pt / .ckpt), or a StarGAN v2
-    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder), or an NVlabs StyleGAN2
+    ``*_nets_ema.ckpt`` (generator, mapping network and style encoder), a rosinality/stylegan2-pytorch
+    checkpoint (g_ema and d), or an NVlabs StyleGAN2
     network pickle ``.pkl`` (its G_ema, read without running its code) -> a
     self-describing ``.safetensors`` (weights + JSON metadata: architecture, style names, source
     file and its sha256); loading it needs no pickle.
@@ -514,11 +548,16 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if src.suffix == ".pkl":
         return _convert_stylegan(src, out, style_names)
     sd = _read_state_dict(src)
-    G, model = _reference_generator(sd, src, family)
+    from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
+    ros = looks_like_rosinality(sd)
+    G, model, ros_notes = (_rosinality_generator(sd, src, family) if ros
+                           else (*_reference_generator(sd, src, family), {}))
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
     if model["name"] == "munit":
         default = [f"domain_{'b' if model['direction'] == 'a2b' else 'a'}"]
+    if ros:
+        default = ["sample"]
     names = list(default if style_names is None else style_names)
     if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
         what = {"stargan_v1": f"a StarGAN v1 generator with c_dim={len(default)} domains",
@@ -528,7 +567,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
                 "resnet_generator": "a CycleGAN-family ResNet generator (one style)",
                 "animegan_v2": "an AnimeGANv2 generator (one style)",
                 "ugatit": "a U-GAT-IT generator (one style)",
-                "munit": "a MUNIT translation (one style: the target domain)"}.get(
+                "munit": "a MUNIT translation (one style: the target domain)",
+                "stylegan2": "an unconditional StyleGAN2 (one style)"}.get(
                     model["name"], "a CycleGAN generator (one style)")
         raise ValueError(f"got style names {names} for {what}; give {len(default)} distinct non-empty names "
                          f"in label order, e.g. --style-names {','.join(default)}")
@@ -542,7 +582,11 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if model["name"] == "munit":
         from interp_gan.models.munit import munit_file_notes
         meta.update(munit_file_notes(sd))
+    D = ros_notes.pop("_D", None)
+    meta.update(ros_notes)         # a rosinality StyleGAN2: its source, w_avg, noise and D notes travel along
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
+    if D is not None:              # stored as an NVlabs pickle's D is (_from_converted rebuilds it)
+        tensors |= {f"D.{k}": v.detach().contiguous().cpu() for k, v in D.state_dict().items()}
     blob = safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     return atomic_write(out, lambda fh: fh.write(blob))
 
@@ -568,6 +612,8 @@ def _split_family_options(spec: str | Path) -> tuple[str, dict]:
     named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS)
     if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS) | named:
         return s, {}     # StyleGAN2 options (stylegan.parse_options)
+    if keys <= _STYLEGAN_KEYS:
+        return s, {}     # the same, for a rosinality StyleGAN2 checkpoint (.pt)
     mine = [o for o in items if o.partition("=")[0].strip() in named]
     try:
         path, out = split_file_options(base + "#" + ",".join(o for o in items if o not in mine))
@@ -584,6 +630,9 @@ def _split_family_options(spec: str | Path) -> tuple[str, dict]:
         else:
             out[k] = check_option(k, v)
     return path, out
+
+
+_STYLEGAN_KEYS = {"space", "psi", "cutoff", "noise", "noise_seed", "truncation_psi", "truncation_cutoff", "noise_mode"}
 
 
 def _torch_kind(spec: str | Path) -> str:
@@ -603,7 +652,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     network pickle (``.pkl``, read without running its code: ``interp_gan.subject.stylegan``), or a
     ``file.py:factory`` spec.
 
-    ``options`` (StyleGAN2 only: a ``.pkl`` or its converted ``.safetensors``): ``space`` ("w",
+    ``options`` (StyleGAN2 only: a ``.pkl``, a rosinality ``.pt`` or a converted ``.safetensors``): ``space`` ("w",
     "w+" or "s"), ``truncation_psi``, ``truncation_cutoff``, ``noise_mode``; also given as a suffix
     of the path, ``snap.pkl#space=s,psi=0.7`` (so the CLI and pipelines can choose). An AnimeGANv2
     state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default
@@ -627,9 +676,9 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
         from interp_gan.subject.stylegan import parse_options
         s, opts = parse_options(s)
         options = {**opts, **options}
-    if options and not (s.endswith(".pkl") or s.endswith(".safetensors")):
-        raise ValueError(f"options {sorted(options)} apply to StyleGAN2 subjects only (.pkl or its converted "
-                         f".safetensors); got {s}")
+    if options and not s.endswith((".pkl", ".safetensors", ".pt", ".pth", ".ckpt")):
+        raise ValueError(f"options {sorted(options)} apply to StyleGAN2 subjects only (.pkl, a rosinality .pt or "
+                         f"a converted .safetensors); got {s}")
     if ":" in s and not Path(s).exists() and s.rsplit("#", 1)[0].endswith(_FILE_SUFFIXES):
         raise FileNotFoundError(f"no such file: {s} (a checkpoint path, not a module:factory spec)")
     if ":" in s and not Path(s).exists() and not (len(s) > 1 and s[1] == ":" and Path(s).exists()):
@@ -660,15 +709,18 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
         raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
                          f"got {path} (a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
+        if options:
+            raise ValueError(f"options {sorted(options)} apply to StyleGAN2 subjects only; {path} is a TorchScript "
+                             "archive: drop the '#...' part")
         from interp_gan.subject.torchscript import load_torchscript_subject
         return load_torchscript_subject(path, dev, **(onnx_options or {}))
     if path.suffix == ".safetensors":
-        return _from_pth(path, dev, family) if plain else _from_checkpoint(path, dev, options)
+        return _from_pth(path, dev, family, options) if plain else _from_checkpoint(path, dev, options)
     if path.suffix == ".pkl":
         from interp_gan.subject.stylegan import load_stylegan_pickle
         return load_stylegan_pickle(path, dev, **options)
     if path.suffix in (".pth", ".pt", ".ckpt"):
-        return _from_pth(path, dev, family)
+        return _from_pth(path, dev, family, options)
     if path.suffix == ".py":
         raise ValueError(f"{path} is a Python file; name the factory in it too: --model {path}:make_generator "
                          f"(a function returning an nn.Module or a Subject)")

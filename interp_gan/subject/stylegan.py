@@ -179,6 +179,10 @@ def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncatio
                          "use space='w+' (or drop the cutoff)")
     if noise_mode != "random" and noise_seed != 0:
         raise ValueError(f"noise_seed applies to noise_mode='random' only (got noise_mode={noise_mode!r})")
+    if truncation_psi != 1 and not hasattr(G.mapping, "w_avg"):
+        raise ValueError(f"truncation (psi={truncation_psi:g}) needs the average w, and this generator has none "
+                         "(a rosinality train.py checkpoint stores no latent_avg; convert_weight.py's files do): "
+                         "use psi=1")
     G.set_noise_mode(noise_mode, noise_seed)
     n_cls = G.c_dim
     names = list(class_names or ([f"class{i}" for i in range(n_cls)] if n_cls else ["sample"]))

@@ -372,7 +372,7 @@ def test_direction_options_are_checked_in_one_line(tmp_path):
         load_subject(f"{p}#direction=B2A", device="cpu")
     with pytest.raises(ValueError, match=r"direction='up' in .*: expected direction=a2b\|b2a \(A2B / B2A: U-GAT-IT's genA2B / genB2A"):
         load_subject(f"{p}#direction=up", device="cpu")
-    with pytest.raises(ValueError, match=r"unknown option 'psi=0\.7'.*direction=A2B\|B2A"):
+    with pytest.raises(ValueError, match=r"apply to StyleGAN2 subjects only.*direction=A2B\|B2A"):
         load_subject(f"{p}#psi=0.7", device="cpu")
     with pytest.raises(ValueError, match=r"options \['align_corners'\] apply to AnimeGANv2 generators \(keys .*\) only"):
         load_subject(f"{p}#align_corners=false", device="cpu")

@@ -19,6 +19,8 @@ from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.fast_neural_style import FastNeuralStyleNet
 from interp_gan.models.munit import MUNITTranslator
 from interp_gan.models.resnet_generator import ResnetGenerator
+from interp_gan.models.rosinality_discriminator import load_discriminator
+from interp_gan.models.rosinality_stylegan2 import load_generator
 from interp_gan.models.stargan import StarGANGenerator
 from interp_gan.models.stargan_v2 import StarGANv2
 from interp_gan.models.stylenet import StyleNet
@@ -26,6 +28,8 @@ from interp_gan.models.ugatit import UGATITGenerator
 from interp_gan.models.unet_generator import UnetGenerator
 from interp_gan.subject.protocol import Subject
 from tests.models.cut_reference import reference_state_dict as cut_state_dict
+from tests.models.rosinality_reference import discriminator_state_dict as rosinality_d
+from tests.models.rosinality_reference import generator_state_dict as rosinality_sd
 from tests.subject.nvlabs_snapshot import tiny_discriminator, tiny_generator
 from tests.subject.test_cyclegan_family import hand_built
 from tests.subject.test_stargan_v2_loading import TINY
@@ -47,6 +51,8 @@ FAMILIES = {
     "animegan_v2": lambda: AnimeGANv2Generator(widths=(4, 8, 8, 12), num_res=2),   # GroupNorm affines back to 1 / 0
     "ugatit": lambda: UGATITGenerator(ngf=2, n_blocks=1, img_size=16),     # (Ada)ILN rho / gamma / beta reset
     "munit": lambda: MUNITTranslator(dim=4, style_dim=3, n_downsample=1, n_res=1, mlp_dim=8, activ="prelu"),
+    "stylegan2_rosinality": lambda: load_generator({"g_ema": rosinality_sd(), "latent_avg": torch.ones(8)})[0],
+    "stylegan2_rosinality_discriminator": lambda: load_discriminator(rosinality_d()),
 }
 
 
