@@ -267,10 +267,6 @@ def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> t
                              f"{_options_owner(set(options) - set(FILE_OPTIONS))}; this is an AnimeGANv2 generator "
                              "(it takes align_corners): drop them")
         from interp_gan.models.animegan import AnimeGANv2Generator, parse_animegan, remap_animegan_state_dict
-        from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
-        if set(options or {}) & set(MUNIT_OPTIONS):
-            raise ValueError(f"{path}: options {sorted(set(options) & set(MUNIT_OPTIONS))} apply to MUNIT generator "
-                             "files (gen_*.pt) only; this is an AnimeGANv2 generator (it takes align_corners)")
         return _family_generator(sd, path, AnimeGANv2Generator, lambda d: parse_animegan(d, **(options or {})),
                                  remap_animegan_state_dict, "AnimeGANv2", "animegan_v2")
     from interp_gan.models import munit
@@ -280,13 +276,6 @@ def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> t
                              f"generator file; it takes {', '.join(munit.FILE_OPTIONS)} (file.pt#direction=b2a)")
         opts = {k: munit.check_option(k, v) for k, v in (options or {}).items()}
         return _family_generator(sd, path, munit.MUNITTranslator, lambda d: munit.parse_munit(d, **opts),
-                                 munit.remap_munit, "MUNIT", "munit")
-    from interp_gan.models import munit
-    if munit.looks_like_munit(sd):   # gen_*.pt {'a': AdaINGen, 'b': AdaINGen}: one direction, options its own
-        if set(options or {}) - set(munit.FILE_OPTIONS):
-            raise ValueError(f"{path}: options {sorted(options)} do not apply to a MUNIT generator file; it takes "
-                             f"{', '.join(munit.FILE_OPTIONS)} (file.pt#direction=b2a)")
-        return _family_generator(sd, path, munit.MUNITTranslator, lambda d: munit.parse_munit(d, **(options or {})),
                                  munit.remap_munit, "MUNIT", "munit")
     if options:
         raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this "
