@@ -1,0 +1,24 @@
+"""What a one-style model's report says (fast neural style, AnimeGANv2, U-GAT-IT, CUT): no caption
+promises a number that no classifier could give."""
+import numpy as np
+import pandas as pd
+
+from interp_gan.findings import Finding
+from interp_gan.reporting.section_directions import traversal_grid
+
+
+def _directions(effects):
+    df = pd.DataFrame({"method": ["pca", "pca", "random"], "index": [0, 1, 0], "style": ["translated"] * 3,
+                       "effect": effects})
+    arr = np.zeros((3, 3, 3, 4, 4), dtype=np.float32)       # directions x steps x image
+    return Finding("directions", {"steps": [-1.0, 0.0, 1.0]}, tables={"directions": df},
+                   arrays={"traversal_img0": arr})
+
+
+def test_traversals_without_a_classifier_do_not_promise_log_odds():
+    """Old code: the title read "rows: directions, with Δ log-odds at the largest step" over rows that
+    carried none (no classifier scores a one-style model's images)."""
+    grid = traversal_grid(_directions([np.nan] * 3))
+    assert "with Δ log-odds" not in grid.title and "no Δ log-odds" in grid.title
+    grid = traversal_grid(_directions([0.5, -0.2, 0.1]))
+    assert "with Δ log-odds at the largest step" in grid.title and "Δ0.5" in grid.captions[0]
