@@ -1,5 +1,5 @@
-"""What a one-style model's report says (fast neural style, AnimeGANv2, U-GAT-IT, CUT): no caption
-promises a number that no classifier could give."""
+"""Report captions read as a researcher reads them (today's one-style families: fast neural style, AnimeGANv2,
+U-GAT-IT, CUT): no caption promises a number that was not computed, and a number that undercuts a figure says so."""
 import numpy as np
 import pandas as pd
 
@@ -22,3 +22,13 @@ def test_traversals_without_a_classifier_do_not_promise_log_odds():
     assert "with Δ log-odds" not in grid.title and "no Δ log-odds" in grid.title
     grid = traversal_grid(_directions([0.5, -0.2, 0.1]))
     assert "with Δ log-odds at the largest step" in grid.title and "Δ0.5" in grid.captions[0]
+
+
+def test_a_large_ig_completeness_gap_is_said_with_its_fix():
+    """Old code: a table row "max_rel_delta 3.89" (fast neural style, n_steps = 8) with nothing said about it."""
+    from interp_gan.reporting import section_attribution as sa
+    rows = lambda rel: pd.DataFrame({"target": ["region"] * 2, "source": ["content"] * 2, "method": ["ig"] * 2,
+                                     "image": [0, 1], "abs_delta": [1.0, 2.0], "rel_delta": rel, "n_steps": [8, 8]})
+    cap = sa.completeness_table(rows([3.891, 0.03])).caption
+    assert "misses F(x) - F(baseline) by up to 389% of it at n_steps = 8" in cap and "raise analyses.attribution" in cap
+    assert "misses" not in sa.completeness_table(rows([0.02, 0.05])).caption
