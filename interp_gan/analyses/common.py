@@ -19,7 +19,8 @@ from interp_gan.analyses.base import AnalysisData
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, require_samples
 from interp_gan.harvest.hooks import Trace, run_until_stop
 
-__all__ = ["fixed_z", "seeded", "manual_seed", "check_styles", "one_style_reason", "unit_means", "channel_means", "log_odds", "thumbnails"]
+__all__ = ["fixed_z", "seeded", "manual_seed", "check_styles", "one_style_reason", "unit_means", "channel_means",
+           "log_odds", "thumbnails"]
 
 
 def fixed_z(subject, data: AnalysisData, seed: int) -> Tensor | None:
