@@ -170,6 +170,21 @@ def _onnx_options(items: list[str] | None) -> dict | None:
     return out or None
 
 
+def compact_json(obj, width: int = 110, indent: int = 2, _at: int = 0, _prefix: str = "") -> str:
+    """JSON as ``json.dumps(indent=2)`` writes it, but a list or dict that fits on its line stays on it:
+    a layer list of 15 small dicts is 15 lines, not 130, and the notes below it stay in view."""
+    one = json.dumps(obj, default=str)
+    if not isinstance(obj, (dict, list)) or not obj or _at + len(_prefix) + len(one) <= width:
+        return one
+    pad, end = " " * (_at + indent), " " * _at
+    if isinstance(obj, dict):
+        items = [f"{pad}{json.dumps(str(k))}: " for k in obj]
+        items = [p + compact_json(v, width, indent, _at + indent, p.strip()) for p, v in zip(items, obj.values())]
+        return "{\n" + ",\n".join(items) + f"\n{end}}}"
+    items = [pad + compact_json(v, width, indent, _at + indent) for v in obj]
+    return "[\n" + ",\n".join(items) + f"\n{end}]"
+
+
 def _cmd_inspect(a: argparse.Namespace) -> int:
     from interp_gan.provenance_mark import IMAGE_SUFFIXES, describe_mark
     if Path(a.checkpoint).suffix.lower() in IMAGE_SUFFIXES:     # an image: its provenance mark
@@ -182,8 +197,7 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 
     subject = load_subject(a.checkpoint, device="cpu", onnx_options=_onnx_options(a.onnx))
     meta = {k: v for k, v in subject.meta.items() if k != "metrics"}
-    print(json.dumps({"style_names": subject.style_names, "has_latent": subject.has_latent,
-                      "metadata": meta}, indent=2, default=str))
+    print(compact_json({"style_names": subject.style_names, "has_latent": subject.has_latent, "metadata": meta}))
     if describe_edits(meta):
         print(f"\n{describe_edits(meta)}")
     size = a.size

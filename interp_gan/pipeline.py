@@ -205,10 +205,11 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
     analyses that judge style can run; their held-out accuracy goes into
     ``meta["analysis_classifiers"]`` (and the report's model card). When that is not possible
     ``meta["classifiers_missing"]`` says why and those analyses skip with it."""
-    from interp_gan.training.classifiers import classifiers_for_styles
+    from interp_gan.training.classifiers import classifiers_for_styles, why_no_classifiers
 
-    _log(f"independent style classifiers for {subject.num_styles} styles: training on the real style images "
-         f"(minutes on a CPU the first time; cached after) ...")
+    if why_no_classifiers(subject.style_names, data.style_images, data.style_labels) is None:   # else: said below
+        _log(f"independent style classifiers for {subject.num_styles} styles: training on the real style images "
+             f"(minutes on a CPU the first time; cached after) ...")
     clfs, info = classifiers_for_styles(subject.style_names, data.style_images, data.style_labels,
                                         data.extra.get("style_fingerprint") or data.fingerprint, image_size)
     if clfs is None:

@@ -31,7 +31,7 @@ def test_inspect_lists_metadata_and_layer_shapes(capsys, tmp_path):
     rc = main(["inspect", str(ckpt), "--size", "32"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert '"style_names": [\n    "a",\n    "b"\n  ]' in out
+    assert '"style_names": ["a", "b"]' in out
     # every named layer with its output shape for one 32x32 image
     assert "blocks.1.conv2" in out and "(1, 8, 16, 16)" in out
     assert "decoder.net" in out and "(1, 3, 32, 32)" in out
@@ -40,3 +40,20 @@ def test_inspect_lists_metadata_and_layer_shapes(capsys, tmp_path):
 def test_analyze_needs_a_subject(capsys):
     rc = main(["analyze", "--pipeline", "analyses/dissection.toml"])
     assert rc == 2 and "CHECKPOINT or --model" in capsys.readouterr().err
+
+
+def test_inspect_keeps_short_lists_on_one_line_so_the_notes_stay_in_view(capsys, tmp_path):
+    """Old code: a 9-block CUT generator's inspect printed its 15-layer config one value per line,
+    about 130 lines, before the model notes; now one line per layer, and the JSON is the same."""
+    from tests.models.cut_reference import reference_state_dict
+    torch.save(reference_state_dict(ngf=4, n_blocks=9), tmp_path / "latest_net_G.pth")
+    assert main(["inspect", str(tmp_path / "latest_net_G.pth"), "--size", "32"]) == 0
+    head = capsys.readouterr().out.split("\nlayers (output shape")[0]
+    meta = json.loads(head)
+    assert len(meta["metadata"]["model"]["layers"]) == 15 and len(meta["metadata"]["model_notes"]) == 4
+    assert len(head.splitlines()) < 45
+    assert '{"role": "stem", "in": 3, "out": 4, "k": 7, "bias": true}' in head
+    from interp_gan.cli import compact_json
+    deep = {"a": [1, 2, {"b": "x" * 200, "c": []}], "d": {}, 3: None, "e": [[1, 2]] * 40}
+    assert json.loads(compact_json(deep)) == json.loads(json.dumps(deep))
+    assert max(len(line) for line in compact_json(deep).splitlines() if "xxx" not in line) <= 110

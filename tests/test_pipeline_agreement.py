@@ -29,3 +29,22 @@ def test_agreement_and_replication_read_the_earlier_findings_of_the_run():
     n_found = int((findings["style_units"].tables["style_units"].q_value < 0.05).sum())
     assert len(rep.tables["replication_summary"]) == n_found
     assert list(findings) == ["style_units", "directions", "agreement", "replication"]
+
+
+def test_a_one_style_model_skips_agreement_saying_so_in_the_estimate_and_the_report():
+    """Old code: after directions and attribution ran on a one-style model (fast neural style, CUT),
+    agreement skipped with "needs unit sets from at least two of ...; got none" (none: no method
+    names units per style without a second style) and the estimate did not say it would skip."""
+    from interp_gan.analyses.base import AnalysisData, build_analysis
+    from interp_gan.analyses.cost import UnitCosts
+    from interp_gan.findings import Finding
+    from interp_gan.subject import Subject
+
+    subject = Subject.from_module(torch.nn.Conv2d(3, 3, 1), style_names=["translated"])
+    data = AnalysisData(content=torch.zeros(4, 3, 8, 8), style_ids=torch.zeros(4, dtype=torch.long),
+                        extra={"findings": {"directions": Finding("directions", {}, tables={})}})
+    ag = build_analysis("agreement", k=2, n_perm=9)
+    f = ag.run(subject, data)
+    assert f.skipped.startswith("the subject has one style (translated); agreement compares the units")
+    unit = UnitCosts(forward_s=0.01, grad_s=0.02, image_size=8, batch_size=4)
+    assert ag.estimate_cost(subject, data, unit).skip == f.skipped

@@ -39,3 +39,12 @@ def test_a_style_without_two_real_images_gets_no_classifier_and_a_reason(tmp_pat
     assert "green" in s.meta["classifiers_missing"]
     s = attach_classifiers(_subject(["output"]), _data([0] * 4), image_size=16)
     assert s.classifier is None and "one style" in s.meta["classifiers_missing"]
+
+
+def test_no_training_is_announced_when_none_can_be_trained(tmp_path, monkeypatch, capsys):
+    """A one-style model (fast neural style, CUT, ...) printed "training on the real style images (minutes
+    ...)" and then, at once, "no independent style classifiers: one style only": only the reason now."""
+    monkeypatch.setenv("INTERP_GAN_CACHE", str(tmp_path))
+    attach_classifiers(_subject(["translated"]), _data([0] * 4), image_size=16)
+    out = capsys.readouterr().out
+    assert "training" not in out and "no independent style classifiers: one style only" in out

@@ -106,6 +106,11 @@ def method_sets(findings: dict, k: int, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "style", "layer", "units", "source"])
 
 
+def _one_style(subject) -> str:
+    from interp_gan.analyses.common import one_style_reason
+    return one_style_reason(subject, "agreement", "compares the units each method names for a style")
+
+
 def _layer_sizes(subject, data: AnalysisData, layers: list[str]) -> dict[str, int]:
     """Units (channels) of each layer, from one forward pass on one image."""
     from interp_gan.harvest.hooks import TraceDict
@@ -138,6 +143,8 @@ class Agreement(Analysis):
         from interp_gan.analyses.base import build_analysis, get_analysis
         from interp_gan.analyses.cost import Cost
         have = data.extra.get("findings") or {}
+        if subject.num_styles < 2:
+            return Cost(skip=_one_style(subject))
         cost = Cost(notes=["reads the earlier analyses' findings"])
         if self.run_missing:
             for m in ("style_units", "directions"):
@@ -149,6 +156,8 @@ class Agreement(Analysis):
         params = self.params()
         if self.k < 1 or self.n_perm < 1:
             raise ValueError(f"k and n_perm must be >= 1, got k={self.k}, n_perm={self.n_perm}")
+        if subject.num_styles < 2:
+            return Finding.skip(self.name, _one_style(subject), params)
         findings = dict(data.extra.get("findings") or {})
         if self.run_missing:
             from interp_gan.analyses.base import build_analysis, get_analysis

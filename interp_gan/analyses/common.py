@@ -19,7 +19,8 @@ from interp_gan.analyses.base import AnalysisData
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, require_samples
 from interp_gan.harvest.hooks import Trace, run_until_stop
 
-__all__ = ["fixed_z", "seeded", "manual_seed", "check_styles", "unit_means", "channel_means", "log_odds", "thumbnails"]
+__all__ = ["fixed_z", "seeded", "manual_seed", "check_styles", "one_style_reason", "unit_means", "channel_means",
+           "log_odds", "thumbnails"]
 
 
 def fixed_z(subject, data: AnalysisData, seed: int) -> Tensor | None:
@@ -47,12 +48,17 @@ def manual_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def one_style_reason(subject, name: str, what: str = "compares images generated toward different styles") -> str:
+    """The skip reason of an analysis that needs two styles, on a one-style subject."""
+    return (f"the subject has one style ({', '.join(subject.style_names)}); {name} {what} and needs a "
+            f"multi-style generator")
+
+
 def check_styles(subject, style_ids: Tensor, name: str, need: int = MIN_SAMPLES_FOR_CI
                  ) -> tuple[list[int] | None, str | None]:
     """(styles present in the data, None) or (None, reason to skip). Raises when a style has too few images."""
     if subject.num_styles < 2:
-        return None, (f"the subject has one style ({', '.join(subject.style_names)}); {name} compares images "
-                      f"generated toward different styles and needs a multi-style generator")
+        return None, one_style_reason(subject, name)
     counts = torch.bincount(style_ids.detach().cpu().long(), minlength=subject.num_styles)
     present = [s for s in range(subject.num_styles) if counts[s] > 0]
     if len(present) < 2:

@@ -424,4 +424,19 @@ def family_notes(model: dict) -> dict:
                 "padding for the 7x7 and residual convs, zero padding for strided convs, and no skip from the input "
                 "to the output; a network that differs (LeakyReLU, zero padding, an output without tanh, an input "
                 "added to the output as DeblurGAN's learn_residual does) needs --model file.py:factory",
-                f"norm: {_NORM_READ.get(norm, norm)}"]}
+                f"norm: {_NORM_READ.get(norm, norm)}", *_blur_note(model.get("layers") or [])]}
+
+
+def _blur_note(layers: list[dict]) -> list[str]:
+    """CUT / FastCUT's anti-aliased resampling, as read from the file's ``filt`` buffers (none: [])."""
+    down = [lay["blur"] for lay in layers if lay.get("role") == "down" and lay.get("blur")]
+    up = [lay["blur"] for lay in layers if lay.get("role") == "up" and lay.get("up") == "blur"]
+    if not down and not up:
+        return []
+    def size(fs):
+        return " / ".join(f"{f}x{f}" for f in dict.fromkeys(fs))
+    parts = ([f"blur-pool after {len(down)} downsampling conv(s) (stride-1 conv, then a {size(down)} binomial "
+              "filter at stride 2)"] if down else []) + (
+             [f"fixed-filter x2 upsampling before {len(up)} upsampling conv(s) ({size(up)} binomial)"] if up else [])
+    return ["anti-aliased resampling (CUT / FastCUT): " + "; ".join(parts) + ", the filters read from the file's "
+            "'filt' buffers and used as stored; the random-init control keeps them"]

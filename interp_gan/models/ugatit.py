@@ -428,6 +428,8 @@ def ugatit_notes(model: dict) -> dict:
             f"full model: its FC reads the flattened attention map of {model['img_size']}x{model['img_size']} images, "
             "the one size it runs at (the pipeline's image_size is set to it)")
     notes = [f"U-GAT-IT: {which}", f"U-GAT-IT {size}",
+             *(["U-GAT-IT: the params file's discriminators (disGA, disGB, disLA, disLB) are not loaded, so "
+                "discriminator dissection skips"] if d else []),
              "U-GAT-IT: the CAM logit and heatmap are not analysed; hooks read them as the modules 'cam_logit' "
              "and 'heatmap' (forward_with_cam returns them as the reference does)",
              "U-GAT-IT norms: unbiased variance as the reference's code since its fix of issue #30 (2019-08); rho "

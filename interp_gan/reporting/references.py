@@ -187,6 +187,16 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in [
     _r("dumoulin2017cin", "inproceedings", ["Dumoulin, Vincent", "Shlens, Jonathon", "Kudlur, Manjunath"],
        "A Learned Representation for Artistic Style",
        "International Conference on Learning Representations (ICLR)", 2017),
+    _r("johnson2016perceptual", "inproceedings", ["Johnson, Justin", "Alahi, Alexandre", "Fei-Fei, Li"],
+       "Perceptual Losses for Real-Time Style Transfer and Super-Resolution",
+       "European Conference on Computer Vision (ECCV)", 2016),
+    _r("chen2019animegan", "inproceedings", ["Chen, Jie", "Liu, Gang", "Chen, Xin"],
+       "AnimeGAN: A Novel Lightweight GAN for Photo Animation",
+       "International Symposium on Intelligence Computation and Applications (ISICA)", 2019),
+    _r("kim2020ugatit", "inproceedings", ["Kim, Junho", "Kim, Minjae", "Kang, Hyeonwoo", "Lee, Kwanghee"],
+       "U-GAT-IT: Unsupervised Generative Attentional Networks with Adaptive Layer-Instance Normalization "
+       "for Image-to-Image Translation",
+       "International Conference on Learning Representations (ICLR)", 2020),
     _r("efron1987bca", "article", ["Efron, Bradley"], "Better Bootstrap Confidence Intervals",
        "Journal of the American Statistical Association", 1987, volume="82", number="397", pages="171--185"),
 ]}

@@ -57,6 +57,23 @@ HOW_TO_READ = (
 INPUT_FACTOR = 0.5   # input corr at or above this before and after randomisation: the map is |x - baseline|
 
 
+COMPLETENESS_GAP = 0.1   # IG's sum off F(x) - F(baseline) by more than this share: the table says so
+
+
+def completeness_table(comp: pd.DataFrame) -> Table:
+    """IG completeness per (target, source); a gap above COMPLETENESS_GAP is said in the caption, with the fix."""
+    summ = comp.groupby(["target", "source"], as_index=False).agg(
+        mean_abs_delta=("abs_delta", "mean"), max_rel_delta=("rel_delta", "max"), n_steps=("n_steps", "first"))
+    caption = "Integrated Gradients completeness (|delta|; relative to |F(x)-F(baseline)|)"
+    worst = pd.to_numeric(summ["max_rel_delta"], errors="coerce").max()
+    if worst == worst and worst > COMPLETENESS_GAP:
+        steps = ", ".join(str(int(n)) for n in dict.fromkeys(summ["n_steps"]))
+        caption += (f": the IG maps' sum misses F(x) - F(baseline) by up to {worst:.0%} of it at n_steps = {steps}, "
+                    f"so they are coarse; raise analyses.attribution.n_steps until the gap is under "
+                    f"{COMPLETENESS_GAP:.0%}")
+    return Table(summ, caption=caption)
+
+
 def heat_colors(h: np.ndarray) -> np.ndarray:
     """[...] in [0,1] -> [..., 3] float in [0,1]: a black-red-yellow-white ("hot") ramp."""
     h = np.clip(h, 0, 1)[..., None]
@@ -351,9 +368,7 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
 
     comp = t.get("attribution_completeness", pd.DataFrame())
     if len(comp):
-        summ = comp.groupby(["target", "source"], as_index=False).agg(
-            mean_abs_delta=("abs_delta", "mean"), max_rel_delta=("rel_delta", "max"), n_steps=("n_steps", "first"))
-        blocks.append(Table(summ, caption="Integrated Gradients completeness (|delta|; relative to |F(x)-F(baseline)|)"))
+        blocks.append(completeness_table(comp))
 
     units = t.get("attribution_units", pd.DataFrame())
     if len(units):

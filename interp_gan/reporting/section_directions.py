@@ -167,9 +167,11 @@ def traversal_grid(finding, image: int = 0, per_method: int = 2) -> ImageGrid | 
     eff = [f" Δ{sig(e)}" if e == e else "" for e in df["effect"]]
     caps = [f"{labels[r]}{eff[r]} · {s:+g}σ" if j == 0 else f"{s:+g}σ" for r in keep for j, s in enumerate(steps)]
     rows = [f"{labels[r]} → {df['style'].iloc[r]}" for r in keep]
+    scored = any(e for e in eff)      # no classifier (a one-style model): no effect to show beside a row
+    what = "with Δ log-odds at the largest step" if scored else "no Δ log-odds: no style classifier scored them"
     return ImageGrid(arr[keep].reshape(-1, *arr.shape[2:]), caps, ncols=arr.shape[1], px=80,
-                     title=f"Traversals of image {image} (rows: directions, with Δ log-odds at the largest step; "
-                           "columns: steps)", row_labels=rows, col_labels=[f"{s:+g}σ" for s in steps])
+                     title=f"Traversals of image {image} (rows: directions, {what}; columns: steps)",
+                     row_labels=rows, col_labels=[f"{s:+g}σ" for s in steps])
 
 
 @register_section("directions")

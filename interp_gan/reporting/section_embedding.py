@@ -53,16 +53,21 @@ def embedding_scatter(emb: pd.DataFrame, space: str) -> go.Figure:
     return fig
 
 
-def lead(q: pd.DataFrame | None) -> str:
+def lead(q: pd.DataFrame | None, styles: list[str] | None = None) -> str:
     """One line: leave-one-out kNN accuracy of the style labels in each original space, against chance
-    (no interval is computed, so it is a description, not a claim in the key findings)."""
+    (no interval is computed, so it is a description, not a claim in the key findings). ``styles``: the
+    styles plotted; with one there is nothing to separate and the line says so."""
+    if styles is not None and len(styles) == 1:
+        return (f'<p class="result">One style ({styles[0]}): the maps show how its images spread in each '
+                "space; with no second style there is nothing to separate (the kNN accuracy below is 1 "
+                "by construction, as is chance).</p>")
     if q is None or not len(q) or "knn_accuracy" not in q:
         return '<p class="result">Embeddings of the style spaces, coloured by style.</p>'
     orig = q[q["method"] == "original"] if "method" in q else q
     orig = orig if len(orig) else q
     parts = [f"{str(r.space).replace('_', ' ')} {sig(r.knn_accuracy)}" for r in orig.itertuples()]
     chance = sig(float(orig["chance"].iloc[0])) if "chance" in orig else "?"
-    return (f'<p class="result">Styles separate in {len(orig)} space(s): leave-one-out kNN accuracy '
+    return (f'<p class="result">Style separability in {len(orig)} space(s): leave-one-out kNN accuracy '
             f"{', '.join(parts)} (chance {chance}).</p>")
 
 
@@ -71,7 +76,7 @@ def embedding_section(finding, ctx: ReportContext) -> Section:
     title = "Embeddings of style codes and activations"
     emb = finding.tables["embedding"]
     q = finding.tables.get("embedding_quality")
-    blocks: list = [lead(q)]
+    blocks: list = [lead(q, list(dict.fromkeys(emb["style"].astype(str))) if len(emb) else None)]
     figures = {}
     for space in dict.fromkeys(emb["space"]):
         figures[f"embedding_{space}"] = embedding_scatter(emb, space)

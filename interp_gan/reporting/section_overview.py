@@ -257,11 +257,22 @@ def overview_section(f, ctx: ReportContext) -> Section:
     if grid is not None:
         sec.paper_grids = {"overview_samples": grid}
     prov = f.provenance or {}
-    model_config = prov.get("model_config") or (prov.get("model_card") or {}).get("model_config") or {}
-    name = model_config.get("name")
-    sec.references = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"], "unet_generator": ["isola2017pix2pix"], "stargan_v1": ["choi2018stargan"]}.get(name, [])
-    if name == "resnet_generator" and any("blur" in lay for lay in model_config.get("layers") or []):
-        sec.references = ["zhu2017cyclegan", "park2020cut"]    # CUT / FastCUT: CycleGAN's generator, anti-aliased
-    if name == "stargan_v2" and model_config.get("w_hpf"):     # its face masks come from a landmark network
-        sec.references = ["choi2020starganv2", "bulat2017fan", "wang2019adaptivewing"]
+    sec.references = model_references(prov.get("model_config") or (prov.get("model_card") or {}).get("model_config")
+                                      or {})
     return sec
+
+
+_MODEL_PAPERS = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"],
+                 "unet_generator": ["isola2017pix2pix"], "stargan_v1": ["choi2018stargan"],
+                 "fast_neural_style": ["johnson2016perceptual"], "animegan_v2": ["chen2019animegan"],
+                 "ugatit": ["kim2020ugatit"]}
+
+
+def model_references(model_config: dict) -> list[str]:
+    """The papers of the loaded model's family, for the overview's citations."""
+    name = model_config.get("name")
+    if name == "resnet_generator" and any("blur" in lay for lay in model_config.get("layers") or []):
+        return ["zhu2017cyclegan", "park2020cut"]    # CUT / FastCUT: CycleGAN's generator, anti-aliased
+    if name == "stargan_v2" and model_config.get("w_hpf"):     # its face masks come from a landmark network
+        return ["choi2020starganv2", "bulat2017fan", "wang2019adaptivewing"]
+    return list(_MODEL_PAPERS.get(name, []))

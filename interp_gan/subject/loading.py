@@ -431,7 +431,13 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
     elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
         meta["fan_ignored"] = ("the file's 'fan' entry (face-landmark network) is not loaded: this generator has "
                                "w_hpf=0 and never uses face masks")
-    return _subject_of(G, model, None, meta, device)
+    subject = _subject_of(G, model, None, meta, device)
+    if path.suffix == ".safetensors":    # another tool's file: say how it was taken, first among the notes
+        subject.meta = {**subject.meta, "model_notes": [
+            "file: a plain .safetensors state dict (no interp_gan metadata): read as the same network's .pth is, "
+            "the architecture from its keys and shapes; no style names, training data or metrics are stored in it",
+            *(subject.meta.get("model_notes") or [])]}
+    return subject
 
 
 def _hpf_note(model: dict, sd: dict | None) -> str:

@@ -27,7 +27,8 @@ from interp_gan.models import StyleClassifier
 from interp_gan.util import atomic_write
 from interp_gan.training.sampling import centre_crop_batch, crop_batch
 
-__all__ = ["train_classifiers", "split_holdout", "classifier_accuracy", "classifiers_for_styles"]
+__all__ = ["train_classifiers", "split_holdout", "classifier_accuracy", "classifiers_for_styles",
+           "why_no_classifiers"]
 
 
 def split_holdout(style_labels: Tensor, fraction: float = 0.2, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -127,6 +128,22 @@ def train_classifiers(data, image_size: int, steps: int = 300, ch: int = 32, bat
     return clfs, acc
 
 
+def why_no_classifiers(style_names: list[str], style_images: Tensor | None, style_labels: Tensor | None
+                       ) -> str | None:
+    """Why ``classifiers_for_styles`` would train none on these images (None: it would train)."""
+    n = len(style_names)
+    if n < 2:
+        return "one style only: nothing to classify"
+    if style_images is None or style_labels is None or not len(style_images):
+        return "no real style images of the subject's styles in the data"
+    counts = torch.bincount(style_labels.long().cpu(), minlength=n)
+    lacking = [style_names[i] for i in range(n) if counts[i] < 2]
+    if lacking:
+        return (f"{len(lacking)} of {n} styles have fewer than 2 real images in the data "
+                f"({', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''})")
+    return None
+
+
 def classifiers_for_styles(style_names: list[str], style_images: Tensor | None, style_labels: Tensor | None,
                            fingerprint: str, image_size: int, steps: int = 300, ch: int = 32,
                            device: str | torch.device = "cpu") -> tuple[dict[str, StyleClassifier] | None, dict | str]:
@@ -136,16 +153,11 @@ def classifiers_for_styles(style_names: list[str], style_images: Tensor | None, 
     acc, "held_out": n}) or (None, the reason none were trained): every style needs at least two
     real images (one to train on, one held out), or a classifier's logit for it would be untrained.
     """
+    why = why_no_classifiers(style_names, style_images, style_labels)
+    if why:
+        return None, why
     n = len(style_names)
-    if n < 2:
-        return None, "one style only: nothing to classify"
-    if style_images is None or style_labels is None or not len(style_images):
-        return None, "no real style images of the subject's styles in the data"
     counts = torch.bincount(style_labels.long().cpu(), minlength=n)
-    lacking = [style_names[i] for i in range(n) if counts[i] < 2]
-    if lacking:
-        return None, (f"{len(lacking)} of {n} styles have fewer than 2 real images in the data "
-                      f"({', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''})")
     key = hashlib.sha256(json.dumps([fingerprint, list(style_names)]).encode()).hexdigest()
 
     data = SimpleNamespace(style=style_images.cpu(), style_labels=style_labels.long().cpu(),

@@ -155,3 +155,17 @@ def test_the_finding_carries_the_analysis_datas_fingerprint_not_the_checkpoints(
     data.fingerprint = "analysed"
     f = Embedding(n_samples=60, methods=("pca",)).run(subject, data)
     assert f.provenance["data_fingerprint"] == "analysed"
+
+
+def test_a_one_style_model_is_not_said_to_separate_styles():
+    """Old code: a one-style model's report read "Styles separate in 1 space(s): leave-one-out kNN
+    accuracy activation 1.00 (chance 1.00)"."""
+    from interp_gan.reporting.section_embedding import embedding_section
+    from interp_gan.reporting.sections import ReportContext
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1))
+    subject = Subject.from_module(net, style_names=["translated"])
+    f = build_analysis("embedding", methods=("pca",)).run(subject, _data(12, styles=1))
+    lead = embedding_section(f, ReportContext()).blocks[0]
+    assert "separate in" not in lead and "One style (translated)" in lead and "nothing to separate" in lead
+    f3 = build_analysis("embedding", methods=("pca",), layer="mix", n_samples=12).run(_clustered_subject(), _data(12))
+    assert "Style separability in 2 space(s)" in embedding_section(f3, ReportContext()).blocks[0]

@@ -76,6 +76,16 @@ def test_variant_loads_and_matches_the_independent_forward(name, tmp_path):
     assert [lay.get("blur") for lay in downs] == [opts.get("down_filt", 3) if opts.get("antialias", True) else None] * 2
     assert [lay["up"] for lay in ups] == ["blur" if opts.get("antialias_up", True) else "transposed"] * 2
     assert sum(lay["role"] == "block" for lay in m["layers"]) == opts.get("n_blocks", 2)
+    # the model notes say what was read from the filt buffers (old code: no note named the anti-aliasing)
+    blur = [n for n in s.meta["model_notes"] if n.startswith("anti-aliased resampling (CUT / FastCUT)")]
+    aa, aa_up = opts.get("antialias", True), opts.get("antialias_up", True)
+    assert len(blur) == (1 if aa or aa_up else 0)
+    if aa:
+        f = opts.get("down_filt", 3)
+        assert f"blur-pool after 2 downsampling conv(s) (stride-1 conv, then a {f}x{f} binomial" in blur[0]
+    if aa_up:
+        f = opts.get("up_filt", 4)
+        assert f"upsampling before 2 upsampling conv(s) ({f}x{f} binomial)" in blur[0]
 
 
 def test_with_both_flags_off_it_is_the_cyclegan_reference(tmp_path):

@@ -208,6 +208,9 @@ def test_variant_loads_and_matches_the_independent_forward(name, tmp_path):
     assert m == {"name": "ugatit", "ngf": o["ngf"], "n_blocks": o["n_blocks"], "img_size": o.get("img_size"),
                  "input_nc": 3, "output_nc": 3, "direction": None if lone else (direction or "A2B")}
     assert "[-1, 1]" in s.meta["value_range"] and any("cam_logit" in n for n in s.meta["model_notes"])
+    # a params file's discriminators are not loaded: said (old code: dropped in silence, and discriminator
+    # dissection's skip called the file generator-only)
+    assert any("discriminators (disGA" in n for n in s.meta["model_notes"]) is (not lone)
 
 
 def test_the_reference_module_tree_takes_exactly_the_keys_we_read():

@@ -120,6 +120,8 @@ def test_every_cited_key_has_an_entry():
     from interp_gan.reporting.references import REFERENCES
     from interp_gan.reporting.section_attribution import METHOD_REFERENCES
     cited = [k for a in list_analyses() for k in get_analysis(a).references] + list(METHOD_REFERENCES.values())
+    from interp_gan.reporting.section_overview import _MODEL_PAPERS
+    cited += [k for keys in _MODEL_PAPERS.values() for k in keys]
     cited += ["zhu2017cyclegan", "isola2017pix2pix", "choi2018stargan", "voynov2020unsupervised", "choi2020starganv2",
               "bulat2017fan", "wang2019adaptivewing"]
     assert [k for k in cited if k not in REFERENCES] == []

@@ -28,6 +28,9 @@ def test_a_plain_safetensors_state_dict_loads_as_its_pth_with_options(align, tmp
     opt = "" if align else "#align_corners=false"
     a, b = load_subject(f"{tmp_path / 'g.pt'}{opt}"), load_subject(f"{tmp_path / 'g.safetensors'}{opt}")
     assert b.meta["model"]["name"] == "animegan_v2" and b.meta["model"]["align_corners"] is align
+    # how the file was taken is the first model note (old code: nothing said it was read as a state dict)
+    assert b.meta["model_notes"][0].startswith("file: a plain .safetensors state dict (no interp_gan metadata)")
+    assert b.meta["model_notes"][1:] == a.meta["model_notes"] and not any(".safetensors" in n for n in a.meta["model_notes"])
     ids = torch.zeros(2, dtype=torch.long)
     with torch.no_grad():
         assert torch.equal(a.generate(_x(), ids), b.generate(_x(), ids))

@@ -211,11 +211,14 @@ def single_unit_effects(t: Target, generator: nn.Module, layer: str, units, *, s
 
 
 def _small(maps: Tensor, size: int) -> np.ndarray:
-    """[N,C,H,W] -> |.| summed over channels, area-downsampled to at most size px: [N,h,w] float16."""
+    """[N,C,H,W] -> |.| summed over channels, area-downsampled to at most size px: [N,h,w] float16
+    (float32 when a value is beyond float16's range: a [0, 255] network's maps can be, and a cast
+    would turn them into inf)."""
     a = maps.detach().float().abs().sum(1, keepdim=True)
     if max(a.shape[-2:]) > size:
         a = F.adaptive_avg_pool2d(a, (size * a.shape[-2] // max(a.shape[-2:]), size * a.shape[-1] // max(a.shape[-2:])))
-    return a[:, 0].cpu().numpy().astype(np.float16)
+    a = a[:, 0].cpu().numpy()
+    return a.astype(np.float16) if not a.size or a.max() <= np.finfo(np.float16).max else a
 
 
 @register_analysis(
@@ -327,6 +330,7 @@ class Attribution(Analysis):
         pixel_targets = tuple(t for t in self.targets if t != "units")
         arrays: dict[str, np.ndarray] = {}
         maps_rows, comp_rows, sanity_rows, unit_rows, agree_rows = [], [], [], [], []
+        targets, sizing = self._finite_only(targets, pixel_targets, skipped, sizing)
         names = subject.style_names
         main = slice(0, self.n_images)                  # the maps shown; the sanity checks may use more
         for t in (t for t in targets if t.name in pixel_targets):
@@ -385,6 +389,28 @@ class Attribution(Analysis):
         return Finding(analysis=self.name, params=params, tables=tables, arrays=arrays, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint,
                                    **{k: subject.meta[k] for k in ("sha256",) if k in subject.meta}})
+
+    @staticmethod
+    def _finite_only(targets: list[Target], pixel_targets: tuple, skipped: list, sizing: list[str]
+                     ) -> tuple[list[Target], list[str]]:
+        """Leave out (and count) the images whose attribution cannot be finite (``finite.py``)."""
+        from interp_gan.analyses.attribution.finite import drop_non_finite
+        kept, notes = [], list(sizing)
+        for t in targets:
+            if t.name not in pixel_targets:
+                kept.append(t)
+                continue
+            n = len(t.inputs)
+            t2, bad = drop_non_finite(t)
+            why = ("the score's gradient is not finite there (a flat, one-value image through instance or group "
+                   "norms, whose variance is 0, overflows it)")
+            if t2 is None:
+                skipped.append((t.key.replace("__", "/"), f"all {n} images left out: {why}"))
+                continue
+            if bad:
+                notes.append(f"{t.key.replace('__', '/')}: {bad} of {n} image(s) left out, {why}")
+            kept.append(t2)
+        return kept, notes
 
     # --- cost (analyses/cost.py) ------------------------------------------------------------------
     def _method_seconds(self, method: str, c: dict, n_steps: int, window: int | None) -> float:

@@ -90,9 +90,9 @@ class DiscriminatorDissection(Dissection):
     def run(self, subject, data: AnalysisData) -> Finding:
         D = subject.discriminator
         if D is None:
-            return Finding.skip(self.name, "this subject has no discriminator (a generator-only file: an ONNX "
-                                "graph, a CycleGAN / pix2pix G, StarGAN's *_nets_ema.ckpt); dissect the generator "
-                                "instead",
+            return Finding.skip(self.name, "this subject has no discriminator (none was loaded: an ONNX graph, a "
+                                "CycleGAN / pix2pix G or StarGAN's *_nets_ema.ckpt holds none, and U-GAT-IT's are not "
+                                "read); dissect the generator instead",
                                 self.params())
         images, ids, n_fake = judged_images(subject, data)
         judged = AnalysisData(images, ids, fingerprint=f"{data.fingerprint}+judged", batch_size=data.batch_size)
