@@ -473,9 +473,17 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
                 ", over it even at its floors" if s > budgets[name] * 1.001 else "")
         other = c.other_s + c.judges_s(unit)   # judges included
         lines.append(f"  {name:26} {int(round(c.forwards)):>11,} {int(round(c.grads)):>9,} "
-                     f"{fmt_seconds(other):>9} {fmt_seconds(s):>12}  {note[:90]}")
+                     f"{fmt_seconds(other):>9} {fmt_seconds(s):>12}  {_clip(note, 90)}")
     lines.append(f"  {'total':26} {'':>11} {'':>9} {'':>9} {fmt_seconds(total):>12}")
     return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut at a word boundary to fit ``width`` characters, "..." saying it was cut."""
+    if len(text) <= width:
+        return text
+    cut = text[:width - 4].rsplit(" ", 1)[0] if " " in text[:width - 4] else text[:width - 4]
+    return cut.rstrip(",;:") + " ..."
 
 
 def comparison_table(estimated: dict[str, float], actual: dict[str, float]) -> str:

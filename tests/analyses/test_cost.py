@@ -370,3 +370,12 @@ def test_a_replicated_analysis_share_pays_for_its_re_runs(tiny_subject):
     assert plan.seconds["replication"] == pytest.approx(4 * plan.seconds["dissection"], rel=0.01)
     assert plan.seconds["dissection"] < full.seconds["dissection"]
     assert sum(plan.seconds.values()) <= budget
+
+
+def test_a_long_note_in_the_estimate_table_is_cut_at_a_word_and_says_so():
+    from interp_gan.analyses.cost import Cost, UnitCosts, estimate_table
+    why = "needs at least two styles with images generated toward each; this subject has one style only"
+    line = estimate_table({"ablation": Cost(skip=why)}, UnitCosts(forward_s=0.01, grad_s=0.02)).splitlines()[2]
+    note = "skips: " + line.split("  skips: ", 1)[1]
+    kept = note[len("skips: "):-4]
+    assert len(note) <= 90 and note.endswith(" ...") and why.startswith(kept) and why[len(kept)] == " "
