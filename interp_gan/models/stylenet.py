@@ -78,7 +78,7 @@ class MappingNetwork(nn.Module):
             heads = [self.heads[int(s)] for s in used]
         w = torch.stack([head.weight for head in heads])[where]       # [N,D,H]
         b = torch.stack([head.bias for head in heads])[where]         # [N,D]
-        return torch.einsum("nh,ndh->nd", h, w) + b
+        return (w * h[:, None, :]).sum(-1) + b    # a per-row sum: the same bits whatever the batch
 
 
 class StyleEncoder(nn.Module):

@@ -48,7 +48,9 @@ def test_arrays_shapes_and_planted_content():
     z = sub.sample_z(4, seed=3)
     for s in range(3):
         want = to_uint8_hwc(sub.generate(data.content[:4], torch.full((4,), s), z).detach())
-        np.testing.assert_array_equal(a["generated"][s], want)
+        # another batching may round a value the other way (float sums differ in the last bit), never more
+        diff = np.abs(a["generated"][s].astype(int) - want.astype(int))
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.99, (s, diff.max(), (diff > 0).mean())
     assert not np.array_equal(a["generated"][0], a["generated"][1])     # styles differ
     # real style rows hold their own style's images (planted grey levels), padding stays black
     for s, level in enumerate([64, 128, 191]):
