@@ -57,7 +57,7 @@ from pathlib import Path
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from interp_gan.models.keys import few, strip_shared_prefix, vote
+from interp_gan.models.keys import few, key_problems, strip_shared_prefix, vote
 from interp_gan.models.registry import register_model
 from interp_gan.models.resnet_generator import unwrap_state_dict
 
@@ -219,9 +219,6 @@ def looks_like_animegan(sd: dict) -> bool:
 _vote = vote
 
 
-_fmt = few
-
-
 def parse_animegan(sd: dict, align_corners: bool = True) -> tuple[dict, dict[str, str]]:
     """(config, keymap): ``AnimeGANv2Generator(**config)`` and the port's key -> our key for every key.
 
@@ -266,8 +263,7 @@ def parse_animegan(sd: dict, align_corners: bool = True) -> tuple[dict, dict[str
     wrong = [f"{k} {list(sd[k].shape)} (expected {list(layout[k][0])})" for k in sd
              if k in layout and tuple(sd[k].shape) != layout[k][0]]
     if unplaced or missing or wrong:
-        parts = ([f"could not place {_fmt(unplaced)}"] if unplaced else []) + \
-                ([f"missing {_fmt(missing)}"] if missing else []) + ([f"wrong shape {_fmt(wrong)}"] if wrong else [])
+        parts = key_problems(unplaced, missing, wrong)
         raise ValueError(f"not the AnimeGANv2 generator its keys suggest ({label}): {'; '.join(parts)}; {_FIX}")
     cfg = {"widths": [w1, w2, w3, w4], "num_res": n, "expansion": float(expansion), "input_nc": input_nc,
            "output_nc": output_nc, "align_corners": bool(align_corners)}

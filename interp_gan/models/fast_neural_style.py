@@ -54,7 +54,7 @@ import re
 import torch
 from torch import Tensor, nn
 
-from interp_gan.models.keys import few, strip_shared_prefix
+from interp_gan.models.keys import few, key_problems, strip_shared_prefix
 from interp_gan.models.registry import register_model
 from interp_gan.models.resnet_generator import unwrap_state_dict
 
@@ -110,9 +110,6 @@ def _vote(sd: dict, where: list[tuple[str, int]]) -> int | None:
     return max(votes, key=votes.count) if votes else None
 
 
-_fmt = few
-
-
 def parse_fast_neural_style(sd: dict) -> tuple[dict, dict[str, str]]:
     """(config, keymap): ``FastNeuralStyleNet(**config)`` and reference key -> our key for every key
     (``""`` for the InstanceNorm running statistics of older files, which are dropped).
@@ -148,8 +145,7 @@ def parse_fast_neural_style(sd: dict) -> tuple[dict, dict[str, str]]:
     wrong += [f"{k} {list(sd[k].shape)} (expected {list(layout[k.rsplit('.', 1)[0] + '.weight'])})"
               for k in sorted(running) if tuple(sd[k].shape) != layout[k.rsplit(".", 1)[0] + ".weight"]]
     if unplaced or missing or wrong:
-        parts = ([f"could not place {_fmt(unplaced)}"] if unplaced else []) + \
-                ([f"missing {_fmt(missing)}"] if missing else []) + ([f"wrong shape {_fmt(wrong)}"] if wrong else [])
+        parts = key_problems(unplaced, missing, wrong)
         raise ValueError(f"not the fast neural style network its keys suggest ({label}): {'; '.join(parts)}; {_FIX}")
     cfg = {"widths": list(widths), "n_res": n_res}
     return cfg, {**{k: k for k in layout}, **{k: "" for k in running}}

@@ -3,18 +3,26 @@
     sd = strip_shared_prefix(unwrap_state_dict(sd), "model.model.0.weight")   # "netG.model..." -> "model..."
     width = vote(sd, [("conv1.weight", 4, 0), ("norm1.weight", 1, 0)], default=64)
     raise ValueError(f"could not place {few(unplaced)}")                      # "a, b, c (and 4 more)"
+    parts = key_problems(unplaced, missing, wrong)    # ["could not place a, b", "missing c", "wrong shape d [3] ..."]
 """
 from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["few", "strip_shared_prefix", "vote"]
+__all__ = ["few", "key_problems", "strip_shared_prefix", "vote"]
 
 
 def few(keys: list[str]) -> str:
     """Up to three keys for a one-line message, and how many more there are."""
     more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
     return ", ".join(keys[:3]) + more
+
+
+def key_problems(unplaced: list[str], missing: list[str], wrong: list[str],
+                 place: str = "could not place") -> list[str]:
+    """The parts of a one-line "not the network its keys suggest" message, up to three keys each."""
+    return ([f"{place} {few(unplaced)}"] if unplaced else []) + ([f"missing {few(missing)}"] if missing else []) + \
+        ([f"wrong shape {few(wrong)}"] if wrong else [])
 
 
 def strip_shared_prefix(sd: dict, root: str) -> dict:

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from interp_gan.models.keys import few, vote
+from interp_gan.models.keys import few, key_problems, vote
 from interp_gan.models.latent import LatentGuided
 from interp_gan.models.registry import register_model
 
@@ -394,9 +394,6 @@ def _gen_layout(g: str, cfg: dict, input_nc: int, prelu: bool) -> tuple[dict, di
     return req, opt
 
 
-_fmt = few
-
-
 def _read_config(sd: dict, g: str) -> dict:
     """One AdaINGen's sizes, each as most of the tensors that carry it say."""
     k = set(sd)
@@ -463,8 +460,7 @@ def parse_munit(nets: dict, direction: str = "a2b", activ: str = "relu", pad_typ
     wrong = [f"{k} {list(sd[k].shape)} (expected {list(spec[0])})" for k in sd
              for spec in [layout.get(k) or optional.get(k)] if spec and tuple(sd[k].shape) != spec[0]]
     if unplaced or missing or wrong:
-        parts = ([f"could not place {_fmt(unplaced)}"] if unplaced else []) + \
-                ([f"missing {_fmt(missing)}"] if missing else []) + ([f"wrong shape {_fmt(wrong)}"] if wrong else [])
+        parts = key_problems(unplaced, missing, wrong)
         raise ValueError(f"not the MUNIT generators their keys suggest ({label}): {'; '.join(parts)}; {_FIX}")
     if a != b:
         diff = ", ".join(f"{k} {a[k]} vs {b[k]}" for k in a if a[k] != b[k])

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import torch
 
+from interp_gan.models.keys import few, key_problems
+
 __all__ = ["parse_discriminator", "load_discriminator"]
 
 _FIX = "for another architecture use --model file.py:factory"
 
 
-def _fmt(keys: list[str]) -> str:
-    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    return ", ".join(keys[:3]) + more
+_fmt = few
 
 
 def _layout(widths: dict[int, int]) -> tuple[dict, dict]:
@@ -82,8 +82,7 @@ def parse_discriminator(sd: dict) -> tuple[dict, dict]:
     wrong = [f"{k} {list(sd[k].shape)} (expected {list(expected[k])})" for k in expected
              if k in sd and tuple(getattr(sd[k], "shape", ())) != tuple(expected[k])]
     if missing or unplaced or wrong:
-        parts = ([f"unplaced {_fmt(unplaced)}"] if unplaced else []) + \
-                ([f"missing {_fmt(missing)}"] if missing else []) + ([f"wrong shape {_fmt(wrong)}"] if wrong else [])
+        parts = key_problems(unplaced, missing, wrong, "unplaced")
         raise ValueError(f"its 'd' is not the rosinality/stylegan2-pytorch Discriminator its keys suggest ({size} px): "
                          f"{'; '.join(parts)}; {_FIX}")
     f = torch.tensor([1.0, 3.0, 3.0, 1.0])

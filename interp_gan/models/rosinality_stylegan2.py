@@ -44,6 +44,8 @@ import math
 import torch
 from torch import Tensor
 
+from interp_gan.models.keys import few, key_problems
+
 __all__ = ["looks_like_rosinality", "select_generator", "parse_rosinality", "remap_rosinality", "seeded_noise",
            "NOISE_SEED"]
 
@@ -80,9 +82,7 @@ def select_generator(ckpt: dict) -> tuple[dict, str]:
                      "train.py or convert_weight.py wrote with the generator")
 
 
-def _fmt(keys: list[str]) -> str:
-    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    return ", ".join(keys[:3]) + more
+_fmt = few
 
 
 def _widths(sd: dict) -> dict[int, int]:
@@ -177,8 +177,7 @@ def parse_rosinality(sd: dict, has_latent_avg: bool = False) -> tuple[dict, dict
     wrong = [f"{k} {list(sd[k].shape)} (expected {list(expected[k])})" for k in expected
              if k in sd and tuple(getattr(sd[k], "shape", ())) != tuple(expected[k])]
     if missing or unplaced or wrong:
-        parts = ([f"unplaced {_fmt(unplaced)}"] if unplaced else []) + \
-                ([f"missing {_fmt(missing)}"] if missing else []) + ([f"wrong shape {_fmt(wrong)}"] if wrong else [])
+        parts = key_problems(unplaced, missing, wrong, "unplaced")
         raise ValueError(f"not the rosinality/stylegan2-pytorch generator its keys suggest ({size} px, n_mlp "
                          f"{n_mlp}, style_dim {w}): {'; '.join(parts)}; {_FIX}")
     ref_filter = torch.tensor([1.0, 3.0, 3.0, 1.0])

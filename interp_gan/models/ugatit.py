@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from interp_gan.models.keys import few, vote
+from interp_gan.models.keys import few, key_problems, vote
 from interp_gan.models.registry import register_model
 
 __all__ = ["UGATITGenerator", "parse_ugatit", "remap_ugatit_state_dict", "looks_like_ugatit", "select_generator",
@@ -349,9 +349,6 @@ def _layout(ngf: int, n_blocks: int, fc_in: int, input_nc: int, output_nc: int) 
 _vote = vote
 
 
-_fmt = few
-
-
 def _image_size(fc_in: int, w: int) -> int | None:
     """The training image size FC.0's width implies (None: --light), or ValueError."""
     if fc_in == w:
@@ -404,8 +401,7 @@ def parse_ugatit(sd: dict, direction: str | None = "A2B") -> tuple[dict, dict[st
     wrong = [f"{k} {list(sd[k].shape)} (expected {list(layout[k][0])})" for k in sd
              if k in layout and tuple(sd[k].shape) != layout[k][0]]
     if unplaced or missing or wrong:
-        parts = ([f"could not place {_fmt(unplaced)}"] if unplaced else []) + \
-                ([f"missing {_fmt(missing)}"] if missing else []) + ([f"wrong shape {_fmt(wrong)}"] if wrong else [])
+        parts = key_problems(unplaced, missing, wrong)
         raise ValueError(f"not the U-GAT-IT generator its keys suggest ({label}): {'; '.join(parts)}; {_FIX}")
     cfg = {"ngf": ngf, "n_blocks": n, "img_size": img_size, "input_nc": input_nc, "output_nc": output_nc,
            "direction": direction}

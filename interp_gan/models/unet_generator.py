@@ -41,7 +41,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-from interp_gan.models.keys import few, strip_shared_prefix
+from interp_gan.models.keys import few, key_problems, strip_shared_prefix
 from interp_gan.models.registry import register_model
 from interp_gan.models.resnet_generator import unwrap_state_dict
 
@@ -166,8 +166,7 @@ def parse_unet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
     wrong = [f"{k} {list(sd[k].shape)} (expected {list(layout[k][0])})" for k in sd
              if k in layout and tuple(sd[k].shape) != layout[k][0]]
     if unplaced or missing or wrong:
-        parts = ([f"could not place {_fmt(unplaced)}"] if unplaced else []) + \
-                ([f"missing {_fmt(missing)}"] if missing else []) + ([f"wrong shape {_fmt(wrong)}"] if wrong else [])
+        parts = key_problems(unplaced, missing, wrong)
         raise ValueError(f"not the pix2pix/CycleGAN U-Net its keys suggest ({label}): {'; '.join(parts)}; {_FIX}")
     cfg = {"num_downs": n, "ngf": ngf, "input_nc": input_nc, "output_nc": output_nc, "norm": norm}
     return cfg, {k: v[1] for k, v in layout.items()}
