@@ -199,6 +199,9 @@ def count_at_floor(p: np.ndarray, n_perm: int) -> int:
     return int((p[np.isfinite(p)] <= permutation_floor(n_perm) * (1 + 1e-9)).sum())
 
 
+PRACTICAL_PERMUTATIONS = 200_000   # above this a floor note suggests a smaller family of tests instead
+
+
 def floor_note(p: np.ndarray, n_perm: int, *, what: str = "p-values", param: str = "n_perm",
                min_share: float = 0.1, alpha: float = 0.05) -> str | None:
     """A note when at least ``min_share`` of the finite p-values sit at the floor 1 / (1 + n_perm),
@@ -214,9 +217,11 @@ def floor_note(p: np.ndarray, n_perm: int, *, what: str = "p-values", param: str
     suggest = max(10 * n_perm, math.ceil(10 * m / alpha))
     bh = (f"; with {m} tests BH needs p <= {alpha / m:.2g} for the first discovery, so the floor alone keeps "
           f"q >= {fl:.2g}" if fl > alpha / m else "")
+    fix = (f"raise {param} (e.g. to {suggest}) to resolve them" if suggest <= PRACTICAL_PERMUTATIONS else
+           f"resolving them takes about {suggest:,} {param}, so test fewer at once (fewer layers, units or "
+           f"concepts: a smaller m) or raise {param} as far as time allows")
     return (f"{k} of {m} {what} ({k / m:.0%}) sit at the permutation floor 1/({param}+1) = {fl:.3g} "
-            f"({param} = {n_perm}): their true p may be much smaller{bh}; raise {param} (e.g. to {suggest}) "
-            f"to resolve them")
+            f"({param} = {n_perm}): their true p may be much smaller{bh}; {fix}")
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:

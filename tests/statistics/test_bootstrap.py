@@ -119,3 +119,6 @@ def test_floor_note_counts_pvalues_at_the_floor_and_suggests_more_permutations()
     note = floor_note(np.r_[np.full(4, 0.05), [0.3, 0.6]], 19, what="p_random values", param="n_random")
     assert "4 of 6 p_random values" in note and "n_random = 19" in note and "q >= 0.05" in note
     assert floor_note(np.full(3, np.nan), 99) is None
+    # dissection's scale (854,850 unit x concept tests): no impractical count, a smaller family instead
+    big = floor_note(np.full(854_850, 1 / 1001), 1000, what="unit x concept tests")
+    assert "raise n_perm (e.g." not in big and "about 170,970,000 n_perm" in big and "fewer layers" in big
