@@ -21,7 +21,6 @@ A factory returns an ``nn.Module`` (content [N,3,H,W] in [-1,1] -> image) or a `
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
@@ -31,6 +30,8 @@ from interp_gan.checkpoint import check_shapes
 from interp_gan.guards import check_finite, check_model_size
 from interp_gan.subject.foreign import MODEL_SUFFIXES as _FILE_SUFFIXES
 from interp_gan.subject.protocol import Subject
+from interp_gan.subject.state_dicts import (is_plain_safetensors, options_owner, read_state_dict, reference_generator,
+                                            split_family_options)
 from interp_gan.util import atomic_write, import_factory, resolve_device, sha256_file
 
 __all__ = ["load_subject", "convert_checkpoint", "convert_cyclegan"]
@@ -66,263 +67,12 @@ def _from_checkpoint(path: Path, device: torch.device, options: dict | None = No
         feature_net=ck.feature_net, meta=meta).eval())
 
 
-def _refuse_unreadable(path: Path, e: Exception) -> None:
-    """One line for a file ``torch.load(weights_only=True)`` refused: a pickled whole module (its class,
-    read from the pickle's opcodes), a TorchScript archive given to convert, other pickled objects, or
-    bytes that are no PyTorch file."""
-    from interp_gan.subject.torch_files import pickled_module_class, torch_file_kind
-
-    kind = torch_file_kind(path)
-    if kind == "torchscript":
-        raise ValueError(f"{path} is a TorchScript archive, not a state_dict: load it directly (interp-gan inspect / "
-                         "analyze FILE, load_subject(FILE)); convert takes state dicts only")
-    if kind == "torch_export":
-        raise ValueError(f"{path} is a torch.export archive (.pt2), not a state_dict; save model.state_dict(), or "
-                         "a TorchScript or ONNX export (which load directly)")
-    cls = pickled_module_class(path) if kind in ("torch_zip", "pickle") else None
-    if cls:
-        name = cls.rsplit(".", 1)[-1]
-        raise ValueError(f"{path} is a pickled nn.Module of class {cls} (torch.save(model)); interp_gan does not run "
-                         f"pickled code. Load it as --model yourfile.py:factory (a function returning {name}(...) "
-                         "with its weights), or save model.state_dict() (a CycleGAN / StarGAN-family network then "
-                         "loads as is), or save torch.jit.script(model) / torch.jit.trace(model, x) or an ONNX "
-                         "export, which load directly")
-    text = str(e)
-    found = re.search(r"GLOBAL ([\w.]+)", text) if kind in ("torch_zip", "pickle") else None
-    if found:
-        raise ValueError(f"{path} holds pickled objects other than tensors (the first: {found.group(1)}), which "
-                         "weights_only=True loading refuses (interp_gan does not run pickled code); save a dict of "
-                         "tensors: model.state_dict()")
-    first = (text.strip().splitlines()[0] if text.strip() else type(e).__name__).split(". ")[0]
-    raise ValueError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {first[:160]}); it is truncated, "
-                     "corrupt or of another format: save or copy it again")
-
-
-def _is_plain_safetensors(path: Path) -> bool:
-    """A readable ``.safetensors`` file without interp_gan's metadata: another tool's state dict
-    (``save_file(G.state_dict(), ...)``, a model hub's ``model.safetensors``), read as a ``.pth`` is."""
-    from safetensors import safe_open
-
-    from interp_gan.checkpoint import META_KEY
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            return META_KEY not in (fh.metadata() or {})
-    except Exception:   # noqa: BLE001  (not safetensors at all: the checkpoint reader says why)
-        return False
-
-
-def _read_safetensors_state_dict(path: Path) -> dict:
-    """Flat tensors; StarGAN v2's networks (``generator.*``, ``mapping_network.*``, ...) nested again."""
-    from safetensors.torch import load_file
-
-    sd = load_file(str(path))
-    heads = {k.split(".", 1)[0] for k in sd}
-    if heads and heads <= set(_V2_NETS) and "generator" in heads:
-        nested: dict = {}
-        for k, v in sd.items():
-            net, rest = k.split(".", 1)
-            nested.setdefault(net, {})[rest] = v
-        return nested
-    return sd
-
-
-def _read_state_dict(path: Path) -> dict:
-    import argparse
-    try:     # argparse.Namespace: the training options rosinality's train.py stores (plain data)
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            sd = (_read_safetensors_state_dict(path) if path.suffix == ".safetensors"
-                  else torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as e:  # pickled modules / code are refused on purpose
-        _refuse_unreadable(path, e)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise ValueError(f"{path} holds a {type(sd).__name__}; expected a state_dict (dict of tensors)")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    check_finite(_flat_tensors(sd), path)
-    return sd
-
-
-def _flat_tensors(sd: dict, prefix: str = ""):
-    """(name, tensor) of a state_dict, nested dicts (StarGAN v2's networks) included."""
-    for k, v in sd.items():
-        if isinstance(v, dict):
-            yield from _flat_tensors(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}", v
-
-
 _CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
               "animegan_v2", "fast_neural_style", "ugatit", "munit")
-_V2_NETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
-
-
-def _stargan_v2_model(sd: dict, path: Path) -> tuple[nn.Module, dict]:
-    """A StarGAN v2 ``*_nets_ema.ckpt`` ({generator, mapping_network, style_encoder: state_dict}) as a model."""
-    from interp_gan.models.stargan_v2 import StarGANv2
-
-    ema = path.name.replace("_nets.ckpt", "_nets_ema.ckpt").replace("_optims.ckpt", "_nets_ema.ckpt")
-    if ema == path.name:
-        ema = "{step:06d}_nets_ema.ckpt"
-    if any(isinstance(v, dict) and "param_groups" in v for v in sd.values()):
-        raise ValueError(f"{path} holds StarGAN v2 optimizer states (*_optims.ckpt), not networks; "
-                         f"load the exponential-moving-average networks, {ema}, instead")
-    if "discriminator" in sd:
-        raise ValueError(f"{path} is a StarGAN v2 training checkpoint (*_nets.ckpt: the raw networks with the "
-                         f"discriminator); load the moving-average networks the authors evaluate, {ema}, instead")
-    try:
-        M = StarGANv2.from_reference(sd)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return M, {"name": "stargan_v2", **M.config}
-
-
-def _is_reference_cyclegan(sd: dict) -> bool:
-    """Exactly the reference CycleGANGenerator's keys and shapes (else the family parser reads it)."""
-    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
-
-    try:
-        with torch.device("meta"):   # shapes only: a hostile size allocates nothing here
-            ref = CycleGANGenerator(**infer_cyclegan_config(sd)).state_dict()
-    except Exception:
-        return False
-    return set(ref) == set(sd) and all(getattr(sd[k], "shape", None) == v.shape for k, v in ref.items())
-
-
-def _looks_like_resnet_generator(sd: dict) -> bool:
-    """A (possibly wrapped / prefixed) state_dict whose first conv weight (4-D) has 1-4 input channels."""
-    from interp_gan.models.resnet_generator import unwrap_state_dict
-
-    first = next((v for v in unwrap_state_dict(sd).values() if v.dim() == 4), None)
-    return first is not None and 1 <= first.shape[1] <= 4
 
 
 _STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running stats are ignored, as the "
                  "authors' test path does (yunjey/stargan#102)")
-
-
-def _family_generator(sd: dict, path: Path, cls, parse, remap, what: str, name: str) -> tuple[nn.Module, dict]:
-    """A generator family read from keys and shapes: ``parse(sd) -> (config, keymap)`` (one line
-    on failure), the size cap before anything is built, then a strict load under our names."""
-    try:
-        cfg, keymap = parse(sd)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    check_model_size(lambda: cls(**cfg), f"{path}: the {what} generator its tensors imply")
-    G = cls(**cfg)
-    sd = remap(sd, keymap)
-    check_shapes(G, sd, path)
-    G.load_state_dict(sd)
-    return G, {"name": name, **G.config}
-
-
-def _options_owner(keys) -> str:
-    """Which families the '#' options of a state-dict path belong to (for one-line refusals)."""
-    keys, owners = set(keys), []
-    if "align_corners" in keys:
-        owners.append("AnimeGANv2 generators (keys 'block_a.0.1.weight', ...)")
-    if "direction" in keys:
-        owners.append("U-GAT-IT params files (UGATIT.save's 'genA2B' / 'genB2A') and MUNIT generator files (gen_*.pt)")
-    if keys & {"activ", "pad_type"}:
-        owners.append("MUNIT generator files (gen_*.pt)")
-    return " / ".join(owners or ["AnimeGANv2, U-GAT-IT and MUNIT files"]) + " only"
-
-
-def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict]:
-    """genA2B (or genB2A: ``#direction=B2A``) of a ``UGATIT.save`` params file, or a lone U-GAT-IT generator."""
-    from interp_gan.models import ugatit
-
-    other = sorted(set(options or {}) - set(ugatit.FILE_OPTIONS))
-    if other:
-        raise ValueError(f"{path}: options {other} apply to {_options_owner(other)}; this is a U-GAT-IT file, "
-                         "which takes #direction=A2B|B2A: drop them")
-    direction = (options or {}).get("direction")
-    try:
-        direction = None if direction is None else ugatit.parse_direction(direction)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    try:
-        flat, direction = ugatit.select_generator(sd, direction)
-    except ValueError as e:
-        raise ValueError(f"{path} {e}") from None
-    return _family_generator(flat, path, ugatit.UGATITGenerator, lambda d: ugatit.parse_ugatit(d, direction),
-                             ugatit.remap_ugatit_state_dict, "U-GAT-IT", "ugatit")
-
-
-def _reference_generator(sd: dict, path: Path, options: dict | None = None) -> tuple[nn.Module, dict]:
-    """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
-    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, AnimeGANv2, U-GAT-IT, or one direction of a MUNIT
-    ``gen_*.pt``) and its model config; ``options`` apply to AnimeGANv2 (``file#align_corners=false``),
-    U-GAT-IT (``file#direction=B2A``) and MUNIT (``file#direction=b2a,activ=lrelu,pad_type=zero``) only."""
-    from interp_gan.models.animegan import FILE_OPTIONS, looks_like_animegan
-    from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
-    from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
-    from interp_gan.models.ugatit import looks_like_ugatit
-
-    if looks_like_ugatit(sd):     # UGATIT.save's {genA2B, genB2A, dis*}: before the ResNet parser
-        return _ugatit_generator(sd, path, options)
-    if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
-        if set(options or {}) - set(FILE_OPTIONS):
-            raise ValueError(f"{path}: options {sorted(set(options) - set(FILE_OPTIONS))} apply to "
-                             f"{_options_owner(set(options) - set(FILE_OPTIONS))}; this is an AnimeGANv2 generator "
-                             "(it takes align_corners): drop them")
-        from interp_gan.models.animegan import AnimeGANv2Generator, parse_animegan, remap_animegan_state_dict
-        return _family_generator(sd, path, AnimeGANv2Generator, lambda d: parse_animegan(d, **(options or {})),
-                                 remap_animegan_state_dict, "AnimeGANv2", "animegan_v2")
-    from interp_gan.models import munit
-    if munit.looks_like_munit(sd):   # gen_*.pt {'a': AdaINGen, 'b': AdaINGen}: one direction, options its own
-        if set(options or {}) - set(munit.FILE_OPTIONS):
-            raise ValueError(f"{path}: options {sorted(set(options) - set(munit.FILE_OPTIONS))} do not apply to a MUNIT "
-                             f"generator file; it takes {', '.join(munit.FILE_OPTIONS)} (file.pt#direction=b2a)")
-        opts = {k: munit.check_option(k, v) for k, v in (options or {}).items()}
-        return _family_generator(sd, path, munit.MUNITTranslator, lambda d: munit.parse_munit(d, **opts),
-                                 munit.remap_munit, "MUNIT", "munit")
-    if options:
-        raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this "
-                         "state_dict is not one: drop the '#...' part")
-    if any(k in sd and isinstance(sd[k], dict) for k in _V2_NETS):
-        return _stargan_v2_model(sd, path)
-    if "model.1.weight" in sd and _is_reference_cyclegan(sd):
-        cfg = infer_cyclegan_config(sd)
-        check_model_size(lambda: CycleGANGenerator(**cfg), f"{path}: the CycleGAN generator its tensors imply ({cfg})")
-        G = CycleGANGenerator(**cfg)
-        G.load_state_dict(sd)
-        return G, {"name": "cyclegan", **cfg}
-    if is_stargan_state_dict(sd):
-        try:
-            from interp_gan.models.stargan import infer_stargan_config
-            check_model_size(lambda: StarGANGenerator(**infer_stargan_config(sd)),
-                             "the StarGAN generator its tensors imply")
-            G = StarGANGenerator.from_reference(sd)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        return G, {"name": "stargan_v1", "conv_dim": G.conv_dim, "c_dim": G.c_dim, "repeat_num": G.repeat_num}
-    from interp_gan.models.unet_generator import looks_like_unet
-    if looks_like_unet(sd):       # pix2pix / CycleGAN --netG unet_*: before the ResNet family parser
-        from interp_gan.models.unet_generator import UnetGenerator, parse_unet_generator, remap_unet_state_dict
-        return _family_generator(sd, path, UnetGenerator, parse_unet_generator, remap_unet_state_dict,
-                                 "U-Net", "unet_generator")
-    from interp_gan.models import fast_neural_style as fns
-    if fns.looks_like_fast_neural_style(sd):     # pytorch/examples fast_neural_style: before the ResNet parser
-        return _family_generator(sd, path, fns.FastNeuralStyleNet, fns.parse_fast_neural_style,
-                                 fns.remap_fast_neural_style, "fast neural style", "fast_neural_style")
-    stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
-    if not stargan_d:              # a netD / CUT's netF / an empty file: one line naming the generator's file
-        from interp_gan.subject.companion_nets import refuse_companion
-        refuse_companion(sd, path)
-    if not stargan_d and _looks_like_resnet_generator(sd):
-        from interp_gan.models.resnet_generator import ResnetGenerator, parse_resnet_generator, remap_state_dict
-        return _family_generator(sd, path, ResnetGenerator, parse_resnet_generator, remap_state_dict,
-                                 "ResNet", "resnet_generator")
-    hint = ""
-    if stargan_d:
-        hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
-    raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict nor a StarGAN v2 "
-                     "checkpoint: expected CycleGAN keys like 'model.1.weight' (a U-Net: 'model.model.0.weight'), or StarGAN's 'main.0.weight' "
-                     "(more than 3 input channels) with residual blocks 'main.<i>.main.0.weight', or StarGAN v2's "
-                     "'generator' / 'mapping_network' / 'style_encoder' state_dicts (*_nets_ema.ckpt); "
-                     f"its first keys are {list(sd)[:4]}.{hint} "
-                     "For another architecture use --model file.py:factory")
 
 
 def _stargan_subject(G: nn.Module, style_names: list[str] | None = None, meta: dict | None = None) -> Subject:
@@ -389,7 +139,7 @@ def _rosinality_generator(sd: dict, path: Path, options: dict | None) -> tuple[n
     from interp_gan.models.rosinality_stylegan2 import load_generator
 
     if options:
-        raise ValueError(f"{path}: options {sorted(options)} apply to {_options_owner(options)}; this is a "
+        raise ValueError(f"{path}: options {sorted(options)} apply to {options_owner(options)}; this is a "
                          "rosinality StyleGAN2 checkpoint, which takes space, psi, cutoff, noise, noise_seed")
     try:
         G, D, notes = load_generator(sd)
@@ -404,7 +154,7 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
     rosinality StyleGAN2 checkpoint (``stylegan``: its space / truncation / noise options)."""
     from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
 
-    sd = _read_state_dict(path)
+    sd = read_state_dict(path)
     if looks_like_rosinality(sd):    # before every state-dict family parser
         G, model, notes = _rosinality_generator(sd, path, options)
         D = notes.pop("_D")
@@ -416,7 +166,7 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
                          "not one: drop the '#...' part (an AnimeGANv2 generator takes align_corners=true|false, a "
                          "U-GAT-IT params file direction=A2B|B2A, a MUNIT gen_*.pt takes direction=a2b|b2a, activ, "
                          "pad_type)")
-    G, model = _reference_generator(sd, path, options)
+    G, model = reference_generator(sd, path, options)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
@@ -534,7 +284,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 
     from interp_gan.checkpoint import META_KEY, FORMAT, FORMAT_VERSION
 
-    src, family = _split_family_options(src)
+    src, family = split_family_options(src)
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise FileNotFoundError(f"no such file: {src}")
@@ -542,11 +292,11 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
         raise FileExistsError(f"{out} exists; choose another output path (files are never overwritten)")
     if src.suffix == ".pkl":
         return _convert_stylegan(src, out, style_names)
-    sd = _read_state_dict(src)
+    sd = read_state_dict(src)
     from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
     ros = looks_like_rosinality(sd)
     G, model, ros_notes = (_rosinality_generator(sd, src, family) if ros
-                           else (*_reference_generator(sd, src, family), {}))
+                           else (*reference_generator(sd, src, family), {}))
     n_domains = {"stargan_v1": lambda: G.c_dim, "stargan_v2": lambda: G.num_styles}.get(model["name"])
     default = [f"domain{i}" for i in range(n_domains())] if n_domains else ["translated"]
     if model["name"] == "munit":
@@ -589,47 +339,6 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
 convert_cyclegan = convert_checkpoint   # the old name (it also converts StarGAN now)
 
 
-def _split_family_options(spec: str | Path) -> tuple[str, dict]:
-    """``paprika.pt#align_corners=false`` / ``params.pt#direction=B2A`` / ``gen.pt#direction=b2a`` -> the path
-    and the state-dict family's options (a path that exists as written, or a StyleGAN2 ``.pkl`` /
-    ``.safetensors``, is left alone). ``direction`` is checked here (a2b | b2a, any case: U-GAT-IT's and
-    MUNIT's); each family then takes only its own options."""
-    from interp_gan.models.animegan import FILE_OPTIONS, split_file_options
-    from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS, check_option
-    from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
-
-    s = str(spec)
-    if "#" not in s or Path(s).exists():
-        return s, {}
-    base, _, opts = s.partition("#")
-    items = [o.strip() for o in opts.split(",") if o.strip()]
-    keys = {o.partition("=")[0].strip() for o in items}
-    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS)
-    if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS) | named:
-        return s, {}     # StyleGAN2 options (stylegan.parse_options)
-    if keys <= _STYLEGAN_KEYS:
-        return s, {}     # the same, for a rosinality StyleGAN2 checkpoint (.pt)
-    mine = [o for o in items if o.partition("=")[0].strip() in named]
-    try:
-        path, out = split_file_options(base + "#" + ",".join(o for o in items if o not in mine))
-    except ValueError as e:
-        raise ValueError(f"{e}; a U-GAT-IT params file takes direction=A2B|B2A, and a MUNIT gen_*.pt takes "
-                         "direction=a2b|b2a, activ=relu|lrelu|selu|tanh, pad_type=reflect|replicate|zero") from None
-    for o in mine:       # U-GAT-IT's direction (which generator), MUNIT's direction, activ, pad_type
-        k, _, v = (t.strip() for t in o.partition("="))
-        if k == "direction":
-            if v.lower() not in ("a2b", "b2a"):
-                raise ValueError(f"direction={v!r} in {s!r}: expected direction=a2b|b2a (A2B / B2A: U-GAT-IT's genA2B / "
-                                 "genB2A; MUNIT's translation a -> b or b -> a)")
-            out[k] = v
-        else:
-            out[k] = check_option(k, v)
-    return path, out
-
-
-_STYLEGAN_KEYS = {"space", "psi", "cutoff", "noise", "noise_seed", "truncation_psi", "truncation_cutoff", "noise_mode"}
-
-
 def _torch_kind(spec: str | Path) -> str:
     from interp_gan.subject.torch_files import torch_file_kind
     return torch_file_kind(spec) if Path(spec).is_file() else "not_torch"
@@ -655,14 +364,14 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     (``selfie2anime_params_latest.pt#direction=B2A``; default A2B); a MUNIT ``gen_*.pt`` takes ``direction``
     (a2b | b2a), ``activ`` and ``pad_type`` the same two ways."""
     dev = resolve_device(device)
-    s, family = _split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
+    s, family = split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
     from interp_gan.models.animegan import FILE_OPTIONS
     from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
     family |= {k: options.pop(k) for k in dict.fromkeys(FILE_OPTIONS + UGATIT_OPTIONS + MUNIT_OPTIONS)
                if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
-        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
+        raise ValueError(f"options {sorted(family)} apply to {options_owner(family)}, state dicts (.pt / .pth); "
                          f"got {s}")
     if onnx_options and not (s.endswith(".onnx") or _is_torchscript(s)):
         raise ValueError(f"ONNX options ({', '.join(sorted(onnx_options))}) apply to .onnx files and TorchScript "
@@ -699,9 +408,9 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
                          "random-init control) and its shapes are pinned unless exported dynamic. Save the model as "
                          "TorchScript (torch.jit.trace(model, x).save(...)) or ONNX (torch.onnx.export), which load, "
                          "or use --model file.py:factory")
-    plain = path.suffix == ".safetensors" and _is_plain_safetensors(path)   # another tool's state dict
+    plain = path.suffix == ".safetensors" and is_plain_safetensors(path)   # another tool's state dict
     if family and not plain and (path.suffix in (".safetensors", ".onnx", ".pkl") or _torch_kind(path) == "torchscript"):
-        raise ValueError(f"options {sorted(family)} apply to {_options_owner(family)}, state dicts (.pt / .pth); "
+        raise ValueError(f"options {sorted(family)} apply to {options_owner(family)}, state dicts (.pt / .pth); "
                          f"got {path} (a converted .safetensors keeps the value it was converted with)")
     if path.suffix not in (".safetensors", ".onnx") and _is_torchscript(path):   # any suffix: .pt, .ptl, ...
         if options:
