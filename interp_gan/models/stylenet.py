@@ -66,16 +66,17 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: Tensor, style_ids: Tensor) -> Tensor:  # z [N,Z], ids [N] -> [N,D]
         h = self.shared(z)
-        # each image through its own style's head only (read as weights: hooks on a head do not
-        # fire): running every head and keeping one cost S head calls per batch, more than the
-        # whole generator on a 200-style model
-        # In training (every head gets a gradient, zero when unused, so Adam moves them as before)
-        # and in a trace (which must not bake in the styles of its example batch) all heads are read.
         if self.training or torch.jit.is_tracing():
-            heads, where = list(self.heads), style_ids
-        else:
-            used, where = torch.unique(style_ids, return_inverse=True)
-            heads = [self.heads[int(s)] for s in used]
+            # training: every head, as always (each gets a gradient, zero when unused, so Adam moves it;
+            # the numbers, and so distributed training's agreement, are the ones it always had); a
+            # trace must not bake in the styles of its example batch
+            out = torch.stack([head(h) for head in self.heads], dim=1)  # [N,S,D]
+            return out.gather(1, style_ids.long().view(-1, 1, 1).expand(-1, 1, out.shape[2])).squeeze(1)
+        # analysis: each image through its own style's head only (read as weights: hooks on a head
+        # do not fire); every head for every batch cost S head calls per pass, more than the whole
+        # generator on a 200-style model
+        used, where = torch.unique(style_ids, return_inverse=True)
+        heads = [self.heads[int(s)] for s in used]
         w = torch.stack([head.weight for head in heads])[where]       # [N,D,H]
         b = torch.stack([head.bias for head in heads])[where]         # [N,D]
         return (w * h[:, None, :]).sum(-1) + b    # a per-row sum: the same bits whatever the batch
