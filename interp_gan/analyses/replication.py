@@ -83,6 +83,11 @@ def take(data: AnalysisData, idx) -> AnalysisData:
                         {k: v for k, v in data.extra.items() if k != "findings"})
 
 
+
+def _flag(col: pd.Series) -> pd.Series:
+    """A verdict column as plain bools, a missing verdict (NaN / NA: no baseline) as False."""
+    return col.astype("boolean").fillna(False).astype(bool)
+
 @register_analysis(
     "replication", title="Replication", order=90, references=("benjamini1995fdr",),
     fast=dict(analyses=("style_units",), style_units=dict(layers=["blocks.1.conv2"], n_boot=20, n_perm=20,
@@ -304,7 +309,7 @@ class Replication(Analysis):
                          f"evaluation shares {2 * n_eval - len(data)} images with the original")
         runs = {"split_half": self._run("directions", base, take(data, order), subject),
                 "latent_sample": self._run("directions", base, data, subject, seed=seed + 1)}
-        found = df[(df.method != "random") & df.beyond_random.fillna(False).astype(bool)]
+        found = df[(df.method != "random") & _flag(df.beyond_random)]
         rows = []
         for i, r in found.iterrows():
             v = dirs[i]
@@ -328,7 +333,7 @@ class Replication(Analysis):
         sens = []
         for c, t in (("original", df), *((c, f.tables["directions"]) for c, f in runs.items())):
             cand = t[t.method != "random"]
-            k = int(cand.beyond_random.fillna(False).astype(bool).sum()) if "beyond_random" in cand else 0
+            k = int(_flag(cand.beyond_random).sum()) if "beyond_random" in cand else 0
             sens.append(dict(analysis="directions", quantity="directions beyond random", condition=c,
                              param="" if c == "original" else ("the other images" if c == "split_half"
                                                                else f"seed={seed + 1}"),
