@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["few", "key_problems", "strip_shared_prefix", "vote"]
+__all__ = ["few", "key_problems", "layout_problems", "strip_shared_prefix", "vote"]
 
 
 def few(keys: list[str]) -> str:
@@ -23,6 +23,14 @@ def key_problems(unplaced: list[str], missing: list[str], wrong: list[str],
     """The parts of a one-line "not the network its keys suggest" message, up to three keys each."""
     return ([f"{place} {few(unplaced)}"] if unplaced else []) + ([f"missing {few(missing)}"] if missing else []) + \
         ([f"wrong shape {few(wrong)}"] if wrong else [])
+
+
+def layout_problems(sd: dict, expected: dict, place: str = "could not place") -> list[str]:
+    """``key_problems`` of ``sd`` against ``expected`` ({key: shape}): keys it lacks, keys with no place,
+    and keys of another shape."""
+    wrong = [f"{k} {list(sd[k].shape)} (expected {list(expected[k])})" for k in expected
+             if k in sd and tuple(getattr(sd[k], "shape", ())) != tuple(expected[k])]
+    return key_problems([k for k in sd if k not in expected], [k for k in expected if k not in sd], wrong, place)
 
 
 def strip_shared_prefix(sd: dict, root: str) -> dict:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from interp_gan.models.keys import few, key_problems
+from interp_gan.models.keys import few, layout_problems
 
 __all__ = ["parse_discriminator", "load_discriminator"]
 
@@ -77,12 +77,8 @@ def parse_discriminator(sd: dict) -> tuple[dict, dict]:
         widths = {r: widths.get(r, 0) for r in [size >> i for i in range(n)]}
     layout, blur = _layout(widths)
     expected = {ref: shape for ref, shape in layout.values()} | blur
-    missing = [k for k in expected if k not in sd]
-    unplaced = [k for k in sd if k not in expected]
-    wrong = [f"{k} {list(sd[k].shape)} (expected {list(expected[k])})" for k in expected
-             if k in sd and tuple(getattr(sd[k], "shape", ())) != tuple(expected[k])]
-    if missing or unplaced or wrong:
-        parts = key_problems(unplaced, missing, wrong, "unplaced")
+    parts = layout_problems(sd, expected, "unplaced")
+    if parts:
         raise ValueError(f"its 'd' is not the rosinality/stylegan2-pytorch Discriminator its keys suggest ({size} px): "
                          f"{'; '.join(parts)}; {_FIX}")
     f = torch.tensor([1.0, 3.0, 3.0, 1.0])

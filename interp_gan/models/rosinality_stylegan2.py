@@ -44,7 +44,7 @@ import math
 import torch
 from torch import Tensor
 
-from interp_gan.models.keys import few, key_problems
+from interp_gan.models.keys import few, layout_problems
 
 __all__ = ["looks_like_rosinality", "select_generator", "parse_rosinality", "remap_rosinality", "seeded_noise",
            "NOISE_SEED"]
@@ -172,12 +172,8 @@ def parse_rosinality(sd: dict, has_latent_avg: bool = False) -> tuple[dict, dict
     expected = {ref: shape for ref, shape, _ in layout.values()} | blur
     if has_noise:
         expected |= {ref: shape for ref, shape in noises.values()}
-    missing = [k for k in expected if k not in sd]
-    unplaced = [k for k in sd if k not in expected]
-    wrong = [f"{k} {list(sd[k].shape)} (expected {list(expected[k])})" for k in expected
-             if k in sd and tuple(getattr(sd[k], "shape", ())) != tuple(expected[k])]
-    if missing or unplaced or wrong:
-        parts = key_problems(unplaced, missing, wrong, "unplaced")
+    parts = layout_problems(sd, expected, "unplaced")
+    if parts:
         raise ValueError(f"not the rosinality/stylegan2-pytorch generator its keys suggest ({size} px, n_mlp "
                          f"{n_mlp}, style_dim {w}): {'; '.join(parts)}; {_FIX}")
     ref_filter = torch.tensor([1.0, 3.0, 3.0, 1.0])
