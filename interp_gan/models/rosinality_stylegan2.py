@@ -30,7 +30,10 @@ repository's ``model.py`` lays it out):
 - ``noises.noise_{i}`` [1, 1, r, r]: the fixed noise maps used with ``randomize_noise=False``, in
   layer order (our ``noise_const``); files written before the repository registered them lack them;
 - W+ has ``2 log2(size) - 2`` entries, read in the same order as ours (a to-RGB shares the next
-  conv's w); truncation is w_avg + psi (w - w_avg) with the file's ``latent_avg`` as w_avg.
+  conv's w); truncation is w_avg + psi (w - w_avg) with the file's ``latent_avg`` as w_avg. A file
+  without one (``train.py`` saves none) gets the estimate the repository's ``generate.py`` makes,
+  ``g_ema.mean_latent(4096)``: the mean of the mapping's w over ``W_AVG_SAMPLES`` z ~ N(0, I), here
+  drawn from a ``torch.Generator`` seeded ``W_AVG_SEED``, so one file gives one subject every time.
 
 The discriminator ``d``, when the file has one, is read by ``rosinality_discriminator``. The blur
 buffers are checked to be the [1,3,3,1] filter (the repository's only ``blur_kernel``) and
@@ -47,11 +50,13 @@ from torch import Tensor
 from interp_gan.models.keys import few, layout_problems
 
 __all__ = ["looks_like_rosinality", "select_generator", "parse_rosinality", "remap_rosinality", "seeded_noise",
-           "NOISE_SEED"]
+           "estimate_w_avg", "NOISE_SEED", "W_AVG_SAMPLES", "W_AVG_SEED"]
 
 _FIX = "for another architecture use --model file.py:factory"
 _ROOT = ("style.1.weight", "input.input", "conv1.conv.weight", "to_rgb1.conv.weight")
 NOISE_SEED = 0          # the maps noise=const uses when the file stores none (said in the metadata)
+W_AVG_SAMPLES = 4096    # z averaged for w_avg when the file has no latent_avg (generate.py's --truncation_mean)
+W_AVG_SEED = 0          # ... drawn from a torch.Generator seeded this (said in the metadata)
 
 
 def _is_generator(sd) -> bool:
@@ -205,6 +210,21 @@ def seeded_noise(widths_or_G) -> dict[str, Tensor]:
     return out
 
 
+def estimate_w_avg(G, n: int = W_AVG_SAMPLES, seed: int = W_AVG_SEED, chunk: int = 512) -> Tensor:
+    """The mean of ``G.mapping(z)`` over ``n`` z ~ N(0, I) drawn (all at once, on the CPU) from a
+    ``torch.Generator`` seeded ``seed``; summed in float64, mapped ``chunk`` z at a time."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of z to average for w_avg must be a positive integer, got {n!r}")
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    dev = next(G.mapping.parameters()).device
+    total = torch.zeros(G.w_dim, dtype=torch.float64, device=dev)
+    with torch.no_grad():
+        for part in z.split(chunk):
+            w = G.mapping(part.to(dev), None)
+            total += (w[:, 0] if w.dim() == 3 else w).double().sum(0)
+    return (total / n).float().cpu()
+
+
 def remap_rosinality(sd: dict, keymap: dict, latent_avg: Tensor | None = None) -> dict:
     """Our keys and conventions (module docstring); ``latent_avg`` becomes ``mapping.w_avg``."""
     out = {}
@@ -236,19 +256,23 @@ def _latent_avg(ckpt: dict, w: int) -> Tensor | None:
     return v
 
 
-def load_generator(ckpt: dict):
+def load_generator(ckpt: dict, w_avg_samples: int = W_AVG_SAMPLES):
     """(our StyleGAN2Generator with the checkpoint's generator, our StyleGAN2Discriminator with its
     ``d`` or None, notes for the metadata); ValueError (one line, without the path: the caller
-    prefixes it) when anything does not fit, ``d`` included (``rosinality_discriminator``)."""
+    prefixes it) when anything does not fit, ``d`` included (``rosinality_discriminator``).
+    ``mapping.w_avg`` is the file's ``latent_avg``, else ``estimate_w_avg(G, w_avg_samples)``."""
     from interp_gan.guards import check_model_size
+    from interp_gan.models.rosinality_files import args_check, refuse_other_arch
     from interp_gan.models.stylegan2 import StyleGAN2Generator
 
+    args = None if _is_generator(ckpt) else ckpt.get("args")
+    refuse_other_arch(args)
     flat, which = select_generator(ckpt)
     if not _is_generator(flat):
         raise ValueError(f"{which} is not a rosinality/stylegan2-pytorch generator: it lacks "
                          f"{_fmt([k for k in _ROOT if k not in flat])}; {_FIX}")
     latent_avg = _latent_avg(ckpt, int(flat["style.1.weight"].shape[-1]))
-    cfg, keymap = parse_rosinality(flat, has_latent_avg=latent_avg is not None)
+    cfg, keymap = parse_rosinality(flat, has_latent_avg=True)
     check_model_size(lambda: StyleGAN2Generator(**cfg), "the StyleGAN2 generator its tensors imply")
     G = StyleGAN2Generator(**cfg)
     sd = G.state_dict()               # the resampling filters (constants) and, without stored maps, noise
@@ -257,6 +281,20 @@ def load_generator(ckpt: dict):
         sd.update(seeded_noise(G))
     sd.update(remap_rosinality(flat, keymap, latent_avg))
     G.load_state_dict(sd, strict=True)
+    model_notes = []
+    if latent_avg is None:             # train.py saves none: generate.py's estimate, seeded
+        with torch.no_grad():
+            G.mapping.w_avg.copy_(estimate_w_avg(G, w_avg_samples))
+        average = (f"estimated: the mean of {w_avg_samples} w = mapping(z), z ~ N(0, I) from a torch.Generator "
+                   f"seeded {W_AVG_SEED} (the file has no latent_avg; rosinality's generate.py takes the mean of "
+                   f"4096 random z too, unseeded), used by psi != 1")
+        model_notes.append(f"truncation average w_avg {average}")
+    else:
+        average = "the file's latent_avg (mapping.w_avg)"
+    checked, disagree = args_check(args, G.img_resolution, cfg["mapping_kwargs"]["num_layers"], G.z_dim,
+                                   _widths(flat))
+    if disagree:
+        model_notes.append(disagree)
     D = None
     if not _is_generator(ckpt) and isinstance(ckpt.get("d"), dict):
         from interp_gan.models.rosinality_discriminator import load_discriminator
@@ -269,15 +307,17 @@ def load_generator(ckpt: dict):
         "source_format": "rosinality/stylegan2-pytorch checkpoint (train.py / convert_weight.py layout)",
         "generator_entry": which + (f" (the file also holds {', '.join(map(repr, others))}, not loaded)"
                                     if others else ""),
-        "truncation_average": ("the file's latent_avg (mapping.w_avg)" if latent_avg is not None else
-                               "none: the file has no latent_avg (train.py does not save one), so psi != 1 is "
-                               "refused"),
+        "truncation_average": average,
         "noise_maps": ("the file's noises.noise_i buffers (rosinality's randomize_noise=False)" if stored_noise else
                        f"the file stores none: noise=const uses N(0, 1) maps drawn with seed {NOISE_SEED}"),
         "discriminator": ("rebuilt from the file's 'd': StyleGAN2 discriminator (resnet, unconditional, "
                           "minibatch-std group 4)" if D is not None else "not in the file"),
         "value_range": "[-1, 1] (rosinality's to-RGB output; images are clamped to it)",
     }
+    if checked:
+        notes["train_args"] = disagree or f"train.py's args ({', '.join(checked)}) agree with the weights"
+    if model_notes:
+        notes["model_notes"] = model_notes
     if D is not None:
         notes["discriminator_model"] = {"name": "stylegan2_discriminator", **D.config}
     return G.eval().requires_grad_(False), D, notes

@@ -159,7 +159,7 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
         G, model, notes = _rosinality_generator(sd, path, options)
         D = notes.pop("_D")
         meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path), **notes}
-        return _subject_of(G, model, None, meta, device, stylegan, D)
+        return _said_plain(path, _subject_of(G, model, None, meta, device, stylegan, D))
     if stylegan:
         raise ValueError(f"{path}: options {sorted(stylegan)} apply to StyleGAN2 subjects only (an NVlabs .pkl, a "
                          "rosinality/stylegan2-pytorch checkpoint, or a converted .safetensors); this state dict is "
@@ -181,8 +181,12 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
     elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
         meta["fan_ignored"] = ("the file's 'fan' entry (face-landmark network) is not loaded: this generator has "
                                "w_hpf=0 and never uses face masks")
-    subject = _subject_of(G, model, None, meta, device)
-    if path.suffix == ".safetensors":    # another tool's file: say how it was taken, first among the notes
+    return _said_plain(path, _subject_of(G, model, None, meta, device))
+
+
+def _said_plain(path: Path, subject: Subject) -> Subject:
+    """A plain ``.safetensors`` (another tool's file): how it was taken is the first model note."""
+    if path.suffix == ".safetensors":
         subject.meta = {**subject.meta, "model_notes": [
             "file: a plain .safetensors state dict (no interp_gan metadata): read as the same network's .pth is, "
             "the architecture from its keys and shapes; no style names, training data or metrics are stored in it",

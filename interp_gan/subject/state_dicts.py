@@ -71,10 +71,16 @@ def is_plain_safetensors(path: Path) -> bool:
 
 
 def _read_safetensors_state_dict(path: Path) -> dict:
-    """Flat tensors; StarGAN v2's networks (``generator.*``, ``mapping_network.*``, ...) nested again."""
+    """Flat tensors; StarGAN v2's networks (``generator.*``, ``mapping_network.*``, ...) and a rosinality
+    StyleGAN2 checkpoint's entries (``g_ema.*``, ``d.*``, ``latent_avg``) nested again."""
     from safetensors.torch import load_file
 
+    from interp_gan.models.rosinality_files import nest_flattened
+
     sd = load_file(str(path))
+    ros = nest_flattened(sd)
+    if ros is not None:
+        return ros
     heads = {k.split(".", 1)[0] for k in sd}
     if heads and heads <= set(V2_NETS) and "generator" in heads:
         nested: dict = {}
