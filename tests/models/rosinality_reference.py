@@ -101,16 +101,22 @@ def _modconv(sd, name, x, wlat, demod, up, styles_out):
     return torch.cat(outs)
 
 
-def reference_forward(sd: dict, z: torch.Tensor, psi: float = 1.0, latent_avg=None, noise=None):
-    """(image, StyleSpace list) as rosinality's ``Generator([z], truncation=psi, truncation_latent=latent_avg,
-    randomize_noise=False)`` computes it; ``noise``: maps to use instead of ``noises.noise_i``."""
-    sd = {k: v.double() for k, v in sd.items()}
+def reference_mapping(sd: dict, z: torch.Tensor) -> torch.Tensor:
+    """w = ``Generator.style(z)`` (PixelNorm, then the lr-0.01 equalised linear layers), float64."""
     x = z.double()
     x = x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-8)
     i = 1
     while f"style.{i}.weight" in sd:
-        x = _equal_linear(x, sd[f"style.{i}.weight"], sd[f"style.{i}.bias"], 0.01, True)
+        x = _equal_linear(x, sd[f"style.{i}.weight"].double(), sd[f"style.{i}.bias"].double(), 0.01, True)
         i += 1
+    return x
+
+
+def reference_forward(sd: dict, z: torch.Tensor, psi: float = 1.0, latent_avg=None, noise=None):
+    """(image, StyleSpace list) as rosinality's ``Generator([z], truncation=psi, truncation_latent=latent_avg,
+    randomize_noise=False)`` computes it; ``noise``: maps to use instead of ``noises.noise_i``."""
+    sd = {k: v.double() for k, v in sd.items()}
+    x = reference_mapping(sd, z)
     if psi != 1:
         x = latent_avg.double() + psi * (x - latent_avg.double())
     noises = [sd[f"noises.noise_{j}"] if noise is None else noise[j].double()
