@@ -44,12 +44,17 @@ def nest_flattened(sd: dict) -> dict | None:
             return None
         else:
             nested[k] = v        # latent_avg (and ada_aug_p, when a script kept it)
-    return nested if looks_like_rosinality(nested) and any(e in nested for e in ("g_ema", "g")) else None
+    return nested if looks_like_rosinality(nested) else None    # a d-only file too: the loader names g_ema
+
+
+def _field(args, name: str):
+    """``args.name`` of train.py's Namespace (or ``args[name]`` of a dict some forks save); None if absent."""
+    return args.get(name) if isinstance(args, dict) else getattr(args, name, None)
 
 
 def refuse_other_arch(args) -> None:
     """train.py's ``--arch swagan`` (the wavelet generator) has other layers: one line, not a key list."""
-    arch = getattr(args, "arch", "stylegan2")
+    arch = _field(args, "arch")
     if arch not in (None, "stylegan2"):
         raise ValueError(f"its train.py args say arch={arch!r}; only --arch stylegan2 generators are read here "
                          "(SWAGAN's wavelet layers are not implemented); for another architecture use "
@@ -70,7 +75,7 @@ def args_check(args, size: int, n_mlp: int, latent: int, widths: dict[int, int])
     sentence naming those that the tensors contradict or None)."""
     if args is None:
         return [], None
-    checked = [k for k in ("size", "n_mlp", "latent", "channel_multiplier") if getattr(args, k, None) is not None]
+    checked = [k for k in ("size", "n_mlp", "latent", "channel_multiplier") if _field(args, k) is not None]
     return checked, args_disagreement(args, size, n_mlp, latent, widths)
 
 
@@ -80,9 +85,9 @@ def args_disagreement(args, size: int, n_mlp: int, latent: int, widths: dict[int
     if args is None:
         return None
     read = {"size": size, "n_mlp": n_mlp, "latent": latent}
-    diffs = [f"{k} {getattr(args, k)!r} (the tensors: {v})" for k, v in read.items()
-             if getattr(args, k, None) is not None and getattr(args, k) != v]
-    cm = getattr(args, "channel_multiplier", None)
+    diffs = [f"{k} {_field(args, k)!r} (the tensors: {v})" for k, v in read.items()
+             if _field(args, k) is not None and _field(args, k) != v]
+    cm = _field(args, "channel_multiplier")
     if cm is not None:
         try:
             want = table_widths(size, cm)

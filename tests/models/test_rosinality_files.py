@@ -142,6 +142,11 @@ def test_a_flattened_file_that_does_not_fit_is_one_line(tmp_path):
         load_subject(tmp_path / "g.safetensors", device="cpu")
     msg = str(e.value)
     assert "missing convs.1.activate.bias" in msg and "\n" not in msg and "--model file.py:factory" in msg, msg
+    ck = train_checkpoint()
+    save_file(_flatten({"d": ck["d"], "d_optim": ck["d_optim"]}), str(tmp_path / "d.safetensors"))
+    with pytest.raises(ValueError, match="holds no StyleGAN2 generator.*'g_ema'") as e:   # as the .pt is refused
+        load_subject(tmp_path / "d.safetensors", device="cpu")
+    assert "\n" not in str(e.value)
 
 
 def test_train_args_are_checked_against_the_shapes(tmp_path):
@@ -153,6 +158,8 @@ def test_train_args_are_checked_against_the_shapes(tmp_path):
     _, note = args_check(args, 256, 8, 512, table_widths(256, 1))
     assert note.startswith("train.py's args disagree with the weights: channel_multiplier 2 (its widths at 256 px")
     assert args_check(None, 256, 8, 512, {}) == ([], None)
+    assert args_check({"size": 128, "latent": 512}, 256, 8, 512, {})[1].endswith(   # a fork's dict of args too
+        "size 128 (the tensors: 256). The architecture is read from the tensors' shapes, which is what loads")
 
     ck = train_checkpoint(seed=14)                 # 32 px, n_mlp 3, style_dim 8, narrow widths
     ck["args"] = argparse.Namespace(size=32, n_mlp=3, latent=8, path="lmdb")    # agrees (no channel_multiplier)
