@@ -147,8 +147,8 @@ def test_subject_matches_the_independent_forward(tmp_path, case, psi):
 
 
 def test_the_reference_is_sensitive_to_what_it_checks():
-    """The comparison above can fail: a wrong filter orientation, a missing magnitude gain or a missing
-    output scale each moves the image by far more than the tolerance."""
+    """The comparison above can fail: a shifted filter, a missing magnitude gain, a missing output scale or
+    (in the clamped case) a missing clamp each moves the image by far more than the tolerance."""
     G, gkw = tiny_sg3(seed=4, cfg="t", res=32, num_layers=6, margin_size=4, channel_max=6)
     z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -163,6 +163,13 @@ def test_the_reference_is_sensitive_to_what_it_checks():
         G.synthesis.output_scale = 0.25
         layer.down_filter.copy_(layer.down_filter.roll(1))
         assert (G(z) - base).abs().max() > 1e-3
+    G, gkw = tiny_sg3(seed=3, **CASES["r_cond_clamped"])
+    c = torch.eye(2)[[0, 1]]
+    with torch.no_grad():
+        base = G(z[:, :G.z_dim], c)
+        for n in G.synthesis.layer_names:
+            getattr(G.synthesis, n).conv_clamp = None
+        assert (G(z[:, :G.z_dim], c) - base).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("space", ["w", "w+", "s"])
@@ -286,9 +293,9 @@ device = "cpu"
 [analyses.overview]
 n_images = 2
 [analyses.dissection]
+layers = ["synthesis.L1_20_8", "synthesis.L3_16_8"]
 n_boot = 10
 n_perm = 10
-control = true
 [analyses.directions]
 methods = ["pca", "sefa", "random"]
 n_samples = 16
@@ -300,11 +307,15 @@ n_perm = 10
 """
 
 
-def test_analyze_runs_dissection_and_directions_end_to_end(tmp_path):
+@pytest.mark.slow
+def test_analyze_runs_dissection_and_directions_end_to_end(tmp_path, capsys):
     from interp_gan.cli import main
 
     G, gkw = tiny_sg3(seed=8, cfg="t")
     pkl = write_sg3_snapshot(tmp_path / "network-snapshot.pkl", G, gkw)
+    assert main(["inspect", str(pkl)]) == 0
+    listed = capsys.readouterr().out
+    assert all(n in listed for n in G.synthesis.layer_names) and "stylegan3" in listed
     (tmp_path / "mini.toml").write_text(MINI)
     rc = main(["analyze", str(pkl), "--pipeline", str(tmp_path / "mini.toml"), "--out", str(tmp_path / "rep")])
     assert rc == 0
@@ -312,5 +323,15 @@ def test_analyze_runs_dissection_and_directions_end_to_end(tmp_path):
     for ran in ("overview", "dissection", "directions"):
         assert not findings[ran].get("skipped"), (ran, findings[ran].get("skipped"))
     text = json.dumps(findings["dissection"])
-    assert "synthesis.L" in text and G.synthesis.layer_names[-1] not in text     # ToRGB only when named
+    assert "synthesis.L1_20_8" in text and "synthesis.L3_16_8" in text
     assert "sefa" in json.dumps(findings["directions"])
+
+
+def test_default_layers_are_the_feature_layers_not_torgb(tmp_path):
+    from interp_gan.harvest.hooks import spatial_layers
+
+    G, gkw = tiny_sg3(seed=9)
+    sub = load_subject(str(write_sg3_snapshot(tmp_path / "s.pkl", G, gkw, with_d=False)), device="cpu")
+    names = [f"synthesis.{n}" for n in G.synthesis.layer_names]
+    assert [n for n in spatial_layers(sub.generator) if n.startswith("synthesis.L")] == names[:-1]
+    assert sub.discriminator is None and sub.meta["discriminator"] == "not in the pickle"
