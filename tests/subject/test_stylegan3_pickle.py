@@ -107,7 +107,8 @@ def ref_layer(sd, name, x, w, kwl, ex, clamp):
     y = ref_upfirdn(y, ex["up_filter"], up=ex["up_factor"], pad=ex["padding"], gain=ex["up_factor"] ** 2)
     if not torgb:
         y = F.leaky_relu(y, 0.2) * math.sqrt(2)
-    y = y.clamp(-clamp, clamp)
+    if clamp is not None:
+        y = y.clamp(-clamp, clamp)
     return ref_upfirdn(y, ex["down_filter"], down=ex["down_factor"])
 
 
@@ -124,7 +125,8 @@ def ref_generator(G, gkw, z, c, psi):
 # --- the subject against it ----------------------------------------------------------------------------------
 CASES = {"t": dict(cfg="t"), "r": dict(cfg="r"), "t_cond": dict(cfg="t", c_dim=3),
          "r_cond_clamped": dict(cfg="r", c_dim=2, conv_clamp=0.5),
-         "t_wide": dict(cfg="t", res=32, num_layers=6, margin_size=4, channel_max=6)}
+         "t_wide": dict(cfg="t", res=32, num_layers=6, margin_size=4, channel_max=6),
+         "t_fp32": dict(cfg="t", num_fp16_res=0, conv_clamp=None)}        # train.py --fp32
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
