@@ -211,7 +211,8 @@ class SynthesisLayer(nn.Module):
         tmp = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
         self.up_factor, self.down_factor = int(np.rint(tmp / in_sampling_rate)), int(np.rint(tmp / out_sampling_rate))
         if in_sampling_rate * self.up_factor != tmp or out_sampling_rate * self.down_factor != tmp:
-            raise ValueError(f"sampling rates {in_sampling_rate} -> {out_sampling_rate} are not integer ratios of {tmp}")
+            raise ValueError(f"sampling rates {in_sampling_rate} -> {out_sampling_rate} are not integer ratios "
+                             f"of {tmp}")
         self.up_taps = filter_size * self.up_factor if self.up_factor > 1 and not is_torgb else 1
         self.down_taps = filter_size * self.down_factor if self.down_factor > 1 and not is_torgb else 1
         self.down_radial = bool(use_radial_filters) and not is_critically_sampled

@@ -30,8 +30,8 @@ module's __dict__>)``. Loading such a pickle with ``pickle.load`` *executes* ``m
   scalars / dtypes and plain numpy arrays (``_reconstruct`` + raw bytes, object dtypes refused;
   StyleGAN3 keeps sizes as arrays) are the only other globals.
 
-What to build from the result (our own StyleGAN2 modules) lives in ``interp_gan.models.stylegan2``
-and ``interp_gan.subject.stylegan``.
+What to build from the result (our own StyleGAN2 / StyleGAN3 modules) lives in
+``interp_gan.models.stylegan2`` / ``stylegan3`` and ``interp_gan.subject.stylegan``.
 """
 from __future__ import annotations
 

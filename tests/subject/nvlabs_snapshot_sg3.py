@@ -137,7 +137,8 @@ def _fc(m, **kw) -> object:
 def _generator(G: StyleGAN3Generator, gkw: dict):
     inp_kw, layers = _geometry_of(gkw)
     syn = G.synthesis
-    layer_kw = {k: gkw[k] for k in ("conv_kernel", "use_radial_filters", "conv_clamp", "magnitude_ema_beta") if k in gkw}
+    layer_kw = {k: gkw[k] for k in ("conv_kernel", "use_radial_filters", "conv_clamp", "magnitude_ema_beta")
+                if k in gkw}
     children = {}
     i = syn.input
     children["input"] = persistent(
