@@ -257,6 +257,8 @@ def _padding(snap):
 
 REFUSALS = {
     "unknown Generator kwarg": (_kw("use_noise", True), re.escape("does not know: ['use_noise']")),
+    "unknown mapping kwarg": (_kw("mapping_kwargs", {"num_layers": 2, "layer_features": 8}),
+                              re.escape("unknown StyleGAN3 mapping_kwargs ['layer_features']")),
     "unknown layer kwarg": (_layer_kw("sampling_mode", "x"), re.escape("does not know: ['sampling_mode']")),
     "missing key": (_drop("weight"), r"missing \['synthesis.L1_"),
     "missing filter": (_drop("down_filter"), r"missing \['synthesis.L1_.*down_filter"),
