@@ -11,7 +11,7 @@
     interp-gan convert latest_net_G_A.pth cyclegan_horse2zebra.safetensors
     interp-gan convert 200000-G.ckpt stargan.safetensors --style-names black_hair,blond_hair,brown_hair,male,young
     interp-gan convert 100000_nets_ema.ckpt stargan_v2_afhq.safetensors --style-names cat,dog,wild
-    interp-gan convert network-snapshot.pkl stylegan2.safetensors    # NVlabs StyleGAN2 pickle, read code-free
+    interp-gan convert network-snapshot.pkl stylegan.safetensors     # NVlabs StyleGAN2 / 3 pickle, read code-free
     interp-gan analyze "network-snapshot.pkl#space=s" --pipeline analyses/full.toml   # StyleSpace S
     interp-gan edit runs/mine/checkpoint.safetensors --ablate "blocks.3.conv2:12,40" --out edited.safetensors
     interp-gan edit runs/mine/checkpoint.safetensors --remove-style impressionist --k 16 --out no_impressionist.safetensors

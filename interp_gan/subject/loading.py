@@ -41,8 +41,8 @@ def _from_checkpoint(path: Path, device: torch.device, options: dict | None = No
     from interp_gan.checkpoint import load_checkpoint, read_metadata
 
     name = read_metadata(path).get("model", {}).get("name")
-    if options and name != "stylegan2":
-        raise ValueError(f"options {sorted(options)} apply to StyleGAN2 subjects only; {path} holds a {name!r} model")
+    if options and name not in ("stylegan2", "stylegan3"):
+        raise ValueError(f"options {sorted(options)} apply to StyleGAN subjects only; {path} holds a {name!r} model")
     if name in _CONVERTED:  # convert_checkpoint
         return _from_converted(path, device, options)
     ck = load_checkpoint(path, device=str(device))
@@ -67,7 +67,7 @@ def _from_checkpoint(path: Path, device: torch.device, options: dict | None = No
         feature_net=ck.feature_net, meta=meta).eval())
 
 
-_CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2",
+_CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2", "stylegan3",
               "animegan_v2", "fast_neural_style", "ugatit", "munit")
 
 
@@ -105,7 +105,7 @@ def _stargan_subject(G: nn.Module, style_names: list[str] | None = None, meta: d
 def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: dict,
                 device: torch.device, options: dict | None = None, discriminator: nn.Module | None = None) -> Subject:
     G = G.to(device)
-    if model["name"] == "stylegan2":
+    if model["name"] in ("stylegan2", "stylegan3"):
         from interp_gan.subject.stylegan import stylegan_subject
         D = None if discriminator is None else discriminator.to(device).eval().requires_grad_(False)
         return stylegan_subject(G.eval().requires_grad_(False), class_names=style_names, meta=meta,
@@ -255,7 +255,7 @@ def _convert_stylegan(src: Path, out: Path, style_names: list[str] | None) -> Pa
     default = [f"class{i}" for i in range(G.c_dim)] if G.c_dim else ["sample"]
     names = list(default if style_names is None else style_names)
     if len(names) != len(default) or len(set(names)) != len(names) or not all(n.strip() for n in names):
-        raise ValueError(f"got style names {names} for a StyleGAN2 with c_dim={G.c_dim}; give {len(default)} "
+        raise ValueError(f"got style names {names} for a StyleGAN with c_dim={G.c_dim}; give {len(default)} "
                          f"distinct non-empty names in label order, e.g. --style-names {','.join(default)}")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": smeta["model"], "style_names": names,
             **{k: smeta[k] for k in ("resolution", "mapping_layers", "channel_base", "channel_max",

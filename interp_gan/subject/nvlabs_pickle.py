@@ -26,11 +26,12 @@ module's __dict__>)``. Loading such a pickle with ``pickle.load`` *executes* ``m
   (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot re-enable full unpickling here): ``_storage_from_bytes``
   parses the format itself, with a second restricted unpickler that knows only the typed-storage
   classes (``torch.FloatStorage``, ...).
-- ``collections.OrderedDict``, ``dnnlib.util.EasyDict`` (read as a plain dict subclass) and numpy
-  scalars / dtypes are the only other globals.
+- ``collections.OrderedDict``, ``dnnlib.util.EasyDict`` (read as a plain dict subclass), numpy
+  scalars / dtypes and plain numpy arrays (``_reconstruct`` + raw bytes, object dtypes refused;
+  StyleGAN3 keeps sizes as arrays) are the only other globals.
 
-What to build from the result (our own StyleGAN2 modules) lives in ``interp_gan.models.stylegan2``
-and ``interp_gan.subject.stylegan``.
+What to build from the result (our own StyleGAN2 / StyleGAN3 modules) lives in
+``interp_gan.models.stylegan2`` / ``stylegan3`` and ``interp_gan.subject.stylegan``.
 """
 from __future__ import annotations
 
@@ -195,6 +196,30 @@ def _numpy_dtype(name, align=False, copy=False):
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray, np.generic, np.dtype)
 
 
+class _NdarrayType:
+    """Stand-in for the ``numpy.ndarray`` class a pickled array names (a marker, never instantiated)."""
+
+
+class _Ndarray:
+    """A pickled numpy array (``numpy.core.multiarray._reconstruct`` + its BUILD state), rebuilt from its
+    raw bytes only (object dtypes refused). StyleGAN3 stores sizes as small arrays (``in_size``)."""
+
+    def __init__(self, subtype=None, shape=(0,), dtype=b"b") -> None:
+        if subtype is not _NdarrayType:
+            raise UnsafePickleError("refusing to reconstruct a numpy array of another class than numpy.ndarray")
+        self.array = np.zeros(0)
+
+    def __setstate__(self, state) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError("malformed numpy array state")
+        _version, shape, dtype, fortran, raw = state
+        if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(raw, (bytes, bytearray)):
+            raise UnsafePickleError("refusing a numpy array of object dtype (or without raw bytes)")
+        shape = tuple(int(n) for n in shape)
+        self.array = np.frombuffer(bytes(raw), dtype=dtype, count=int(np.prod(shape))).reshape(
+            shape, order="F" if fortran else "C").copy()
+
+
 def _plain(v: Any) -> bool:
     if isinstance(v, _PLAIN):
         return True
@@ -226,6 +251,8 @@ def _as_object(meta: Any) -> PersistentObject:
             obj.init_args = tuple(v or ())
         elif k == "_init_kwargs":
             obj.init_kwargs = dict(v or {})
+        elif isinstance(v, _Ndarray):
+            obj.attributes[k] = v.array
         elif _plain(v):
             obj.attributes[k] = v
     for d in (obj.parameters, obj.buffers):
@@ -255,6 +282,9 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
     ("numpy", "dtype"): _numpy_dtype,
+    ("numpy", "ndarray"): _NdarrayType,
+    ("numpy.core.multiarray", "_reconstruct"): _Ndarray,
+    ("numpy._core.multiarray", "_reconstruct"): _Ndarray,
 }
 
 

@@ -1,5 +1,5 @@
-"""StyleGAN2 snapshots as Subjects: the generator of an NVlabs network pickle, rebuilt in our own
-modules (``interp_gan.models.stylegan2``), behind the Subject protocol.
+"""StyleGAN2 and StyleGAN3 snapshots as Subjects: the generator of an NVlabs network pickle, rebuilt in
+our own modules (``interp_gan.models.stylegan2`` / ``stylegan3``), behind the Subject protocol.
 
     subject = load_stylegan_pickle("network-snapshot-000400.pkl")            # W space, psi = 1
     subject = load_stylegan_pickle("snap.pkl", space="s", truncation_psi=0.7)
@@ -29,6 +29,10 @@ style's class), and its layers are named for hooks (``b64.conv0``, ``b4.conv``),
 ``discriminator_dissection`` and ``artifact_units`` need. Noise (``noise_mode``): ``"const"``
 (default, the stored maps), ``"random"`` (seeded per-pixel maps, ``noise_seed``, recorded in the
 metadata; ``StyleGAN2Generator.set_noise_mode``) or ``"none"``.
+
+A StyleGAN3 (alias-free, configs T and R) pickle gives a ``StyleGAN3Generator``: the same spaces and
+options, except that it has no noise inputs (a ``noise`` option other than the default is refused), and
+its StyleSpace starts with the Fourier-feature input's 4 transform values (``synthesis.input``).
 """
 from __future__ import annotations
 
@@ -46,25 +50,20 @@ __all__ = ["SPACES", "generator_from_snapshot", "snapshot_config", "stylegan_sub
 
 SPACES = ("w", "w+", "s")
 _Z_SEED = 0
-_STYLEGAN3 = ("a StyleGAN3 (alias-free) generator: its synthesis network (SynthesisInput Fourier features, "
-              "filtered_lrelu layers with per-layer resampling filters) is not implemented in interp_gan; only "
-              "StyleGAN2 generators load (StyleGAN2-ADA-PyTorch snapshots, or the StyleGAN3 repo's --cfg=stylegan2)")
-
-
 def _is_stylegan3(g: PersistentObject) -> bool:
     """StyleGAN3's synthesis starts from a ``SynthesisInput`` (Fourier features) and its layers track
-    ``magnitude_ema_beta``; its StyleGAN2 config (networks_stylegan2.py) has neither."""
+    ``magnitude_ema_beta`` (a flat Generator kwarg there); its StyleGAN2 config (networks_stylegan2.py) has neither."""
     names = {o.class_name for _, o in g.named_objects()}
-    return "SynthesisInput" in names or "magnitude_ema_beta" in (g.init_kwargs.get("synthesis_kwargs") or {})
+    return ("SynthesisInput" in names or "magnitude_ema_beta" in g.init_kwargs
+            or "magnitude_ema_beta" in (g.init_kwargs.get("synthesis_kwargs") or {}))
 
 
 def snapshot_config(g: PersistentObject, path: Path | str = "") -> dict:
-    """The ``StyleGAN2Generator`` keyword arguments of a pickled NVlabs ``Generator``."""
+    """The ``StyleGAN2Generator`` (or, for a StyleGAN3 pickle, ``StyleGAN3Generator``) keyword arguments
+    of a pickled NVlabs ``Generator``."""
     where = f"{path}: " if path else ""
     if g.class_name != "Generator":
         raise ValueError(f"{where}G_ema is a {g.class_name!r}, expected an NVlabs 'Generator'")
-    if _is_stylegan3(g):
-        raise ValueError(f"{where}{_STYLEGAN3}")
     kw = dict(g.init_kwargs)
     if g.init_args:
         raise ValueError(f"{where}the Generator was built with positional arguments {g.init_args!r:.80}; "
@@ -73,6 +72,14 @@ def snapshot_config(g: PersistentObject, path: Path | str = "") -> dict:
     missing = [k for k in need if k not in kw]
     if missing:
         raise ValueError(f"{where}the Generator's init_kwargs lack {missing}; got {sorted(kw)}")
+    if _is_stylegan3(g):        # NVlabs' StyleGAN3 Generator takes its synthesis kwargs flat
+        from interp_gan.models.stylegan3 import SYNTHESIS_KEYS
+        extra = sorted(set(kw) - set(need) - {"mapping_kwargs"} - SYNTHESIS_KEYS)
+        if extra:
+            raise ValueError(f"{where}the StyleGAN3 Generator has init_kwargs this reader does not know: {extra}; "
+                             f"known: {sorted(set(need) | SYNTHESIS_KEYS)} and mapping_kwargs")
+        return {k: kw[k] for k in need} | {"mapping_kwargs": dict(kw.get("mapping_kwargs") or {}),
+                                            "synthesis_kwargs": {k: kw[k] for k in sorted(SYNTHESIS_KEYS & set(kw))}}
     extra = sorted(set(kw) - set(need) - {"mapping_kwargs", "synthesis_kwargs"})
     if extra:
         raise ValueError(f"{where}the Generator has init_kwargs this reader does not know: {extra}")
@@ -81,18 +88,25 @@ def snapshot_config(g: PersistentObject, path: Path | str = "") -> dict:
 
 
 def generator_from_snapshot(g: PersistentObject, path: Path | str = ""):
-    """Our StyleGAN2Generator with the snapshot's weights (strict: every key, every shape)."""
+    """Our StyleGAN2Generator (or StyleGAN3Generator) with the snapshot's weights (strict: every key,
+    every shape; for StyleGAN3 also every layer's stored geometry, ``check_stylegan3_layers``)."""
     from interp_gan.models.stylegan2 import StyleGAN2Generator
+    from interp_gan.models.stylegan3 import StyleGAN3Generator
 
     where = f"{path}: " if path else ""
+    sg3 = _is_stylegan3(g)
+    cls, kind = (StyleGAN3Generator, "StyleGAN3") if sg3 else (StyleGAN2Generator, "StyleGAN2")
     try:
         from interp_gan.guards import check_model_size
         cfg = snapshot_config(g, path)
-        check_model_size(lambda: StyleGAN2Generator(**cfg), f"{where}the StyleGAN2 generator its init_kwargs describe")
-        G = StyleGAN2Generator(**cfg)
+        check_model_size(lambda: cls(**cfg), f"{where}the {kind} generator its init_kwargs describe")
+        G = cls(**cfg)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}cannot build the StyleGAN2 generator ({e})") from None
-    _load_strict(G, g.state_dict(), f"{where}G_ema", "a StyleGAN2 generator")
+        raise ValueError(f"{where}cannot build the {kind} generator ({e})") from None
+    _load_strict(G, g.state_dict(), f"{where}G_ema", f"a {kind} generator")
+    if sg3:
+        from interp_gan.subject.stylegan3_check import check_stylegan3_layers
+        check_stylegan3_layers(G, g, where)
     return G.eval().requires_grad_(False)
 
 
@@ -177,6 +191,9 @@ def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncatio
     if space == "w" and truncation_cutoff is not None:
         raise ValueError("truncation_cutoff truncates only the first layers' w, so the code is no single w: "
                          "use space='w+' (or drop the cutoff)")
+    if not getattr(G, "has_noise", True) and (noise_mode != "const" or noise_seed != 0):
+        raise ValueError(f"a StyleGAN3 generator has no noise inputs, so noise={noise_mode!r} (noise_seed "
+                         f"{noise_seed}) has no meaning: drop the noise / noise_seed options")
     if noise_mode != "random" and noise_seed != 0:
         raise ValueError(f"noise_seed applies to noise_mode='random' only (got noise_mode={noise_mode!r})")
     if truncation_psi != 1 and not hasattr(G.mapping, "w_avg"):
@@ -187,7 +204,7 @@ def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncatio
     n_cls = G.c_dim
     names = list(class_names or ([f"class{i}" for i in range(n_cls)] if n_cls else ["sample"]))
     if len(names) != max(n_cls, 1):
-        raise ValueError(f"got {len(names)} class names for a StyleGAN2 with c_dim={n_cls}")
+        raise ValueError(f"got {len(names)} class names for a StyleGAN with c_dim={n_cls}")
     syn, num_ws, w_dim = G.synthesis, G.num_ws, G.w_dim
     sizes = [a.weight.shape[0] for a in G.style_affines]
 
@@ -230,7 +247,8 @@ def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncatio
     dim = {"w": w_dim, "w+": num_ws * w_dim, "s": sum(sizes)}[space]
     meta = dict(meta or {})
     meta.update(style_space=space, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                noise_mode=noise_mode, noise_seed=noise_seed if noise_mode == "random" else None,
+                noise_mode=noise_mode if getattr(G, "has_noise", True) else "none (StyleGAN3 has no noise inputs)",
+                noise_seed=noise_seed if noise_mode == "random" else None,
                 content_input="ignored: a StyleGAN synthesises from z (seeded); "
                                                      "the content image is not an input",
                 style_layers=G.style_layer_names(), style_layer_sizes=sizes)
@@ -244,6 +262,7 @@ def snapshot_meta(path: Path, G, snap: dict, D=None) -> dict:
     """What the report and ``convert`` say about a snapshot."""
     cfg = G.config
     sk, mk = cfg["synthesis_kwargs"], cfg["mapping_kwargs"]
+    sg3 = not getattr(G, "has_noise", True)
     if D is not None:
         dc = D.config
         d_meta = {"discriminator": (f"rebuilt: StyleGAN2 discriminator ({dc['architecture']}, "
@@ -252,9 +271,15 @@ def snapshot_meta(path: Path, G, snap: dict, D=None) -> dict:
                   "discriminator_model": {"name": "stylegan2_discriminator", **dc}}
     else:
         d_meta = {"discriminator": "not in the pickle"}
-    return d_meta | {"model": {"name": "stylegan2", **cfg}, "checkpoint_sha256": sha256_file(path),
-            "checkpoint_path": str(path), "source_format": "NVlabs network pickle (G_ema)",
-            "resolution": cfg["img_resolution"], "mapping_layers": mk.get("num_layers", 8),
+    if sg3:
+        d_meta["synthesis"] = (f"StyleGAN3 config {'R (radial filters)' if sk.get('use_radial_filters') else 'T'}: "
+                               f"{len(G.synthesis.layer_names)} layers {', '.join(G.synthesis.layer_names[:2])} ... "
+                               f"{G.synthesis.layer_names[-1]}; resampling filters read from the pickle; float32; "
+                               "no noise inputs")
+    return d_meta | {"model": {"name": "stylegan3" if sg3 else "stylegan2", **cfg},
+            "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path),
+            "source_format": "NVlabs network pickle (G_ema)",
+            "resolution": cfg["img_resolution"], "mapping_layers": mk.get("num_layers", 2 if sg3 else 8),
             "channel_base": sk.get("channel_base", 32768), "channel_max": sk.get("channel_max", 512),
             "conditioning_size": cfg["c_dim"]}
 

@@ -3,7 +3,8 @@
 "Trained" here: every float state_dict entry (weights, BatchNorm running statistics, StyleGAN2's
 ``w_avg`` and noise maps, constants too) moved away from its initial value. Inside the control
 every entry must differ from that trained value, except the buffers a module declares constant
-(``random_init_constants``: StyleGAN2's resampling filters, CUT's blur filters), which must keep it; nothing is
+(``random_init_constants``: StyleGAN2's resampling filters, CUT's blur filters, StyleGAN3's up / down filters
+and its input's view ``transform``), which must keep it; nothing is
 reported kept; learned buffers are back at their construction values; and on exit every entry is
 the trained one again. Old code: StyleGAN2's ``mapping.w_avg`` stayed trained, so a truncated
 (psi < 1) control still pulled every w towards the trained average.
@@ -31,6 +32,7 @@ from tests.models.cut_reference import reference_state_dict as cut_state_dict
 from tests.models.rosinality_reference import discriminator_state_dict as rosinality_d
 from tests.models.rosinality_reference import generator_state_dict as rosinality_sd
 from tests.subject.nvlabs_snapshot import tiny_discriminator, tiny_generator
+from tests.subject.nvlabs_snapshot_sg3 import tiny_sg3
 from tests.subject.test_cyclegan_family import hand_built
 from tests.subject.test_stargan_v2_loading import TINY
 
@@ -53,7 +55,10 @@ FAMILIES = {
     "munit": lambda: MUNITTranslator(dim=4, style_dim=3, n_downsample=1, n_res=1, mlp_dim=8, activ="prelu"),
     "stylegan2_rosinality": lambda: load_generator({"g_ema": rosinality_sd(), "latent_avg": torch.ones(8)})[0],
     "stylegan2_rosinality_discriminator": lambda: load_discriminator(rosinality_d()),
+    "stylegan3_t": lambda: tiny_sg3(seed=5)[0],
+    "stylegan3_r_conditional": lambda: tiny_sg3(seed=6, cfg="r", c_dim=2)[0],
 }
+CONSTANTS = ("resample_filter", ".blur.filt", "up_filter", "down_filter", "input.transform")
 
 
 def _trained(name: str) -> torch.nn.Module:
@@ -82,14 +87,17 @@ def test_the_control_redraws_every_learned_value_and_restores_them(name):
                 if not v.is_floating_point():
                     continue
                 if k in r.constants:
-                    assert k.endswith(("resample_filter", ".blur.filt")) and torch.equal(v, trained[k]), k
+                    assert k.endswith(CONSTANTS) and torch.equal(v, trained[k]), k
                 else:
                     assert not torch.equal(v, trained[k]), f"{k} kept its trained value"
             for k, v in live.items():                  # learned buffers at their construction values
                 if k.endswith(("w_avg", "running_mean")):
                     assert torch.equal(v, torch.zeros_like(v)), k
-                if k.endswith("running_var"):
+                if k.endswith(("running_var", "magnitude_ema")):
                     assert torch.equal(v, torch.ones_like(v)), k
+                if k.endswith("input.affine.weight"):       # StyleGAN3's input transform starts as the identity
+                    assert torch.equal(v, torch.zeros_like(v)) and torch.equal(
+                        live[k.replace("weight", "bias")], torch.tensor([1.0, 0, 0, 0])), k
             control = {k: v.clone() for k, v in live.items()}
     assert s.random_init_report is None
     for k, v in G.state_dict().items():
