@@ -27,12 +27,16 @@ demo-dynamics: $(STAMP)
 	$(BIN)/interp-gan analyze runs/demo-dynamics --over-steps --pipeline analyses/dynamics.toml \
 		--out reports/demo-dynamics
 
+# the suite on 2 worker processes (pytest-xdist; each worker gets its share of the cores' torch threads,
+# tests/conftest.py); `make test XDIST=` runs it in one process
+XDIST ?= -n 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(XDIST) $(PYTEST_ARGS)
 
 # the inner loop (about 4 minutes on 2 idle cores): everything but tests marked slow
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

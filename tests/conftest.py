@@ -11,7 +11,8 @@ from interp_gan.analyses.base import AnalysisData
 from interp_gan.subject.protocol import Subject
 from interp_gan.models import RandomFeatureNet, StyleClassifier, StyleDiscriminator, StyleNet
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# at most 2 torch threads, shared out among pytest-xdist's workers (`make test` runs 2: one thread each)
+torch.set_num_threads(max(1, min(2, torch.get_num_threads()) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def pytest_addoption(parser):

@@ -198,7 +198,8 @@ def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncatio
         raise ValueError(f"noise_seed applies to noise_mode='random' only (got noise_mode={noise_mode!r})")
     if truncation_psi != 1 and not hasattr(G.mapping, "w_avg"):
         raise ValueError(f"truncation (psi={truncation_psi:g}) needs the average w, and this generator has none "
-                         "(a rosinality train.py checkpoint stores no latent_avg; convert_weight.py's files do): "
+                         "(an NVlabs pickle with w_avg_beta=None, or a .safetensors converted from a rosinality "
+                         "train.py file by an interp_gan older than its w_avg estimate: convert the .pt again): "
                          "use psi=1")
     G.set_noise_mode(noise_mode, noise_seed)
     n_cls = G.c_dim

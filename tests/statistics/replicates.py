@@ -3,8 +3,9 @@
     ps = over_cores(one_rep, [(baseline, rep) for rep in range(400)])   # == [one_rep(*a) for a in args]
 
 Each replicate is seeded by its arguments alone, so the results equal a serial loop's, in order.
-The tiny models of these simulations run best on one thread each: pytest runs one test at a
-time, so a serial loop leaves the second core idle. Workers are spawned (no forked torch state)
+The tiny models of these simulations run best on one thread each, and a serial loop would keep
+the test's pytest worker busy for minutes (`make test` runs 2 workers; this spreads a long test
+over the cores while the other worker's tests wait their turn). Workers are spawned (no forked torch state)
 with one torch thread; ``fn`` must be a module-level function of an importable test module.
 INTERP_GAN_TEST_WORKERS=1 runs the loop serially (to debug a replicate).
 """
