@@ -357,7 +357,7 @@ def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findi
 # Inline so the report is one self-contained folder: system fonts only, no web fonts.
 _CSS = """
 :root { --fg:#1f2430; --muted:#6b7280; --line:#e5e7eb; --bg:#ffffff; --side:#f6f7f9; --accent:#2f5bd3;
-        --err:#b42318; --errbg:#fef3f2; --skipbg:#fffaeb; --skip:#93370d; }
+        --err:#b42318; --errbg:#fef3f2; --skipbg:#f2f4f7; --skip:#344054; --warnbg:#fffaeb; --warn:#93370d; }
 * { box-sizing: border-box; }
 html { scroll-behavior: smooth; }
 body { margin:0; color:var(--fg); background:var(--bg); font: 15px/1.55 system-ui, -apple-system,
@@ -398,7 +398,8 @@ tbody tr:hover { background:#f8fafc; }
 .cell img.pixelated { image-rendering: pixelated; }
 .cell figcaption { font-size:11.5px; color:var(--muted); max-width:128px; margin:2px auto 0;
                    overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
-.skip { background:var(--skipbg); color:var(--skip); border-left:4px solid #f79009; padding:8px 12px; }
+.skip { background:var(--skipbg); color:var(--skip); border-left:4px solid #98a2b3; padding:8px 12px; }
+.skip.input-notes { background:var(--warnbg); color:var(--warn); border-left-color:#f79009; }
 .error { background:var(--errbg); color:var(--err); border-left:4px solid var(--err); padding:8px 12px; }
 .error pre { background:transparent; color:var(--err); margin:6px 0 0; }
 .badge-skipped, .badge-error { font-size:10.5px; padding:1px 6px; border-radius:9px; vertical-align:middle; }

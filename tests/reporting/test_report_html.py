@@ -195,3 +195,16 @@ def test_inline_images_are_lossy_only_where_much_smaller_and_decode_to_the_same_
             assert np.array_equal(back, img)                            # lossless
         else:
             assert np.abs(back.astype(int) - img).mean() < 6           # close to the original
+
+
+def test_a_skipped_analysis_is_neutral_and_input_notes_warn():
+    """A skipped section ("needs two styles") is not a warning: grey; the input notes (images left
+    out, model assumptions) keep the warning colours. Both used the warning amber before."""
+    from interp_gan.reporting.html import _CSS
+    var = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-f]{6})", _CSS))
+    skip_rule = re.search(r"^\.skip \{([^}]*)\}", _CSS, re.M).group(1)
+    notes_rule = re.search(r"^\.skip\.input-notes \{([^}]*)\}", _CSS, re.M).group(1)
+    assert "var(--skipbg)" in skip_rule and "var(--warnbg)" in notes_rule
+    amber = {"#fffaeb", "#93370d", "#f79009"}
+    assert var["skipbg"] not in amber and var["skip"] not in amber and "#f79009" not in skip_rule
+    assert var["warnbg"] in amber and var["warn"] in amber
