@@ -420,9 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(default ./<model stem>.inspect.png)")
     i.set_defaults(fn=_cmd_inspect)
 
-    c = sub.add_parser("convert", help="CycleGAN / StarGAN v1 reference-layout state_dict (.pth, .ckpt), StarGAN v2 "
-                                       "_nets_ema.ckpt or an NVlabs StyleGAN2 network pickle (.pkl, read without "
-                                       "running its code) -> a self-describing .safetensors")
+    c = sub.add_parser("convert", help="a third-party checkpoint interp_gan reads (CycleGAN / pix2pix / CUT, "
+                                       "StarGAN v1 / v2, AnimeGANv2, fast neural style, U-GAT-IT, MUNIT state "
+                                       "dicts; rosinality StyleGAN2 .pt; an NVlabs StyleGAN2 / StyleGAN3 .pkl, "
+                                       "read without running its code; docs/models.md) -> a self-describing "
+                                       ".safetensors")
     c.add_argument("src")
     c.add_argument("out")
     c.add_argument("--style-names", metavar="A,B,...",
