@@ -2,6 +2,7 @@
 budget cuts sizes in a fixed order and says so, the pipeline prints the estimate and compares it
 with the measured time."""
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -379,3 +380,14 @@ def test_a_long_note_in_the_estimate_table_is_cut_at_a_word_and_says_so():
     note = "skips: " + line.split("  skips: ", 1)[1]
     kept = note[len("skips: "):-4]
     assert len(note) <= 90 and note.endswith(" ...") and why.startswith(kept) and why[len(kept)] == " "
+
+
+def test_attribution_prices_its_finiteness_pass_over_every_built_image():
+    """finite.py runs one gradient per built image (in batches of FINITE_BATCH) before any method:
+    with no method, no sanity check and no unit target, that pass is the whole plan."""
+    from interp_gan.analyses.attribution.finite import FINITE_BATCH
+    a = build_analysis("attribution", targets=["generator"], methods=[], sanity=False)
+    c = dict(name="generator", n=20, t_f=0.5, t_fb=2.0, shape=(3, 16, 16), sanity=True, layers=3, on_g=True,
+             call_s=0.25, labels=False, cam=True, units=0)
+    sizes, _ = a._sized(None, [c])
+    assert a._plan_seconds([c], sizes) == pytest.approx(20 * 2.0 + 0.25 * math.ceil(20 / FINITE_BATCH))

@@ -46,6 +46,7 @@ from scipy.stats import norm, spearmanr
 from torch import Tensor, nn
 
 from interp_gan.analyses.common import log_odds, manual_seed, thumbnails
+from interp_gan.analyses.attribution.finite import FINITE_BATCH, drop_non_finite
 from interp_gan.analyses.attribution.sanity import (cascading_randomization, compare_maps,
                                                     data_randomized_copy, with_parameters)
 from interp_gan.analyses.attribution.targets import (Target, available_targets, balanced_order, build_targets,
@@ -394,7 +395,6 @@ class Attribution(Analysis):
     def _finite_only(targets: list[Target], pixel_targets: tuple, skipped: list, sizing: list[str]
                      ) -> tuple[list[Target], list[str]]:
         """Leave out (and count) the images whose attribution cannot be finite (``finite.py``)."""
-        from interp_gan.analyses.attribution.finite import drop_non_finite
         kept, notes = [], list(sizing)
         for t in targets:
             if t.name not in pixel_targets:
@@ -454,6 +454,8 @@ class Attribution(Analysis):
         total, trained = 0.0, set()
         for c in costs:
             if c["name"] in pixel:
+                # finite.py: one gradient per built image, in batches of FINITE_BATCH, before any method
+                total += c["n"] * c["t_fb"] + c["call_s"] * math.ceil(c["n"] / FINITE_BATCH)
                 total += self._explain_seconds(c, min(sz["n_images"], c["n"]), sz)
                 if self.sanity and c["sanity"]:
                     explains = 1 + min(sz["sanity_steps"], c["layers"]) + (1 if c["labels"] else 0)

@@ -15,10 +15,12 @@ import dataclasses
 import torch
 from torch import Tensor
 
-__all__ = ["finite_rows", "drop_non_finite"]
+__all__ = ["finite_rows", "drop_non_finite", "FINITE_BATCH"]
+
+FINITE_BATCH = 16   # images per gradient call (the estimate prices the pass with it)
 
 
-def finite_rows(t, batch: int = 16) -> Tensor:
+def finite_rows(t, batch: int = FINITE_BATCH) -> Tensor:
     """[N] bool: the target's score and its gradient at each input are finite."""
     ok = []
     n = len(t.inputs)
