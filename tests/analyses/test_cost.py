@@ -379,3 +379,23 @@ def test_a_long_note_in_the_estimate_table_is_cut_at_a_word_and_says_so():
     note = "skips: " + line.split("  skips: ", 1)[1]
     kept = note[len("skips: "):-4]
     assert len(note) <= 90 and note.endswith(" ...") and why.startswith(kept) and why[len(kept)] == " "
+
+
+def test_a_slow_generator_is_timed_on_few_images_once(monkeypatch):
+    """Seconds per image (StyleGAN3 at 256 px and up on a CPU): measuring takes about MEASURE_S, not
+    a batch of 32 and repeats (which took minutes before the estimate was printed)."""
+    import interp_gan.analyses.cost as cost
+
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject)
+    data.batch_size = 32
+    data = dataclasses.replace(data, content=data.content[:1].repeat(32, 1, 1, 1),
+                               style_ids=data.style_ids[:1].repeat(32),
+                               z=None if data.z is None else data.z[:1].repeat(32, 1))
+    subject.generator.register_forward_pre_hook(lambda m, a: time.sleep(0.02 * len(a[0])))
+    monkeypatch.setattr(cost, "MEASURE_S", 0.1, raising=False)
+    with count_generator(subject) as n:
+        unit = measure_unit_costs(subject, data, 32)
+    assert n["forwards"] + n["grads"] <= 16, n
+    assert unit.batch_size == 32 and unit.timed_images < 32 and unit.forward_s >= 0.02
+    assert f"(batch 32, timed on {unit.timed_images})" in cost.estimate_table({}, unit)
