@@ -76,6 +76,7 @@ class UnitCosts:
     measure_s: float = 0.0              # how long measuring took
     device: str = "cpu"
     timed_images: int = 0               # images the batch forward was timed on (< batch_size: a slow generator)
+    output_size: int = 0                # the generated image's side (a StyleGAN's own resolution), when known
 
     def channels(self, layer: str) -> int:
         """Output channels of ``layer`` (0 when it did not run in the measured forward)."""
@@ -255,7 +256,9 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
     zz = lambda k: None if z is None else z[:k]  # noqa: E731
     with torch.no_grad():
         t0 = time.perf_counter()
-        shapes, order = _shapes(subject.generator, lambda: subject.generate(content[:1], ids[:1], zz(1)))
+        outs: list = []
+        shapes, order = _shapes(subject.generator,
+                                lambda: outs.append(subject.generate(content[:1], ids[:1], zz(1))))
         one_s = time.perf_counter() - t0
         # a generator of seconds per image (StyleGAN3 at 1024 px on a CPU) is timed on as many images as
         # fit in MEASURE_S, each timing once: measuring must not take longer than the analyses it sizes
@@ -297,7 +300,8 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
     return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
                      forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, concept_s=concept_s, pass_s=pass_s,
                      image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
-                     measure_s=time.perf_counter() - t_start, device=str(dev), timed_images=bt)
+                     measure_s=time.perf_counter() - t_start, device=str(dev), timed_images=bt,
+                     output_size=int(outs[0].shape[-1]) if outs and isinstance(outs[0], Tensor) else 0)
 
 
 def unit_costs_for(subject, data) -> UnitCosts:
@@ -464,7 +468,9 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
     """The estimate printed before the run: per analysis the generator images, the seconds, and
     the budget or the reason it will skip; the total; the measured unit costs it rests on."""
     budgets = budgets or {}
-    lines = [f"estimate (measured on {unit.device} at {unit.image_size} px in {unit.measure_s:.1f} s: "
+    drawn = (f" (content; the generator draws {unit.output_size} px)"
+             if unit.output_size and unit.output_size != unit.image_size else "")
+    lines = [f"estimate (measured on {unit.device} at {unit.image_size} px{drawn} in {unit.measure_s:.1f} s: "
              f"{unit.forward_s * 1e3:.1f} ms per image forward (batch {unit.batch_size}"
              + (f", timed on {unit.timed_images}" if 0 < unit.timed_images < unit.batch_size else "") + "), "
              f"{unit.grad_s * 1e3:.1f} ms forward+backward (batch {min(unit.batch_size, GRAD_BATCH)})"

@@ -399,3 +399,5 @@ def test_a_slow_generator_is_timed_on_few_images_once(monkeypatch):
     assert n["forwards"] + n["grads"] <= 16, n
     assert unit.batch_size == 32 and unit.timed_images < 32 and unit.forward_s >= 0.02
     assert f"(batch 32, timed on {unit.timed_images})" in cost.estimate_table({}, unit)
+    drawn = dataclasses.replace(unit, output_size=2 * unit.image_size)   # a StyleGAN: its own resolution
+    assert f"(content; the generator draws {2 * unit.image_size} px)" in cost.estimate_table({}, drawn)
