@@ -276,8 +276,8 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
             concept_s = pass_s = 0.0
     bg = min(b, GRAD_BATCH, bt)
     with torch.no_grad():       # attribution's forwards run at its internal batch: dearer per image on CPU
-        fwd_small = (fwd if reps == 1 and bg == bt else
-                     min(_timed(lambda: subject.generate(content[:bg], ids[:bg], zz(bg)), dev) for _ in range(reps)) / bg)
+        small = lambda: subject.generate(content[:bg], ids[:bg], zz(bg))  # noqa: E731
+        fwd_small = fwd if reps == 1 and bg == bt else min(_timed(small, dev) for _ in range(reps)) / bg
     x = content[:bg].detach().clone().requires_grad_(True)
 
     def grad():

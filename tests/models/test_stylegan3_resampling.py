@@ -55,7 +55,7 @@ def _layer_calls(cfg: str, monkeypatch) -> list[tuple]:
 def test_fast_path_matches_the_plain_one_on_every_layer(cfg, monkeypatch):
     calls = _layer_calls(cfg, monkeypatch)
     assert len(calls) == 7 and any(c[2] is not None and c[2].ndim == 2 for c in calls) == (cfg == "r")
-    monkeypatch.setattr(stylegan3, "CHUNK_BYTES", 4096, raising=False)     # slabs of a few channels: the chunking is checked too
+    monkeypatch.setattr(stylegan3, "CHUNK_BYTES", 4096, raising=False)     # slabs of a few channels: chunks checked too
     for args in calls:
         ref = _plain_filtered_lrelu(*args)
         got = stylegan3.filtered_lrelu(*args[:-3], gain=args[-3], slope=args[-2], clamp=args[-1])

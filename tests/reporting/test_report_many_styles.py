@@ -85,6 +85,7 @@ def test_a_model_that_draws_from_z_is_not_said_to_stylise_its_content(tmp_path):
     f = Finding("overview", {"n_images": 2}, arrays={"generated": rng.integers(0, 255, (1, 2, 8, 8, 3), dtype=np.uint8),
                                                      "content": rng.integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)},
                 provenance={"uses_content": False})
-    page = (write_report(tmp_path / "r", [f], ReportContext(name="z", style_names=["sample"])) / "index.html").read_text()
+    out = write_report(tmp_path / "r", [f], ReportContext(name="z", style_names=["sample"]))
+    page = (out / "index.html").read_text()
     assert "synthesises from seeded z" in page and "Samples synthesised from seeded z" in page
     assert "stylisation" not in page and "Content → each style" not in page
