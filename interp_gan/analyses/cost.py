@@ -459,9 +459,11 @@ def fmt_seconds(s: float) -> str:
         return "?"
     if s < 60:
         return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(round(s % 60)):02d} s"
-    return f"{int(s // 3600)} h {int(round(s % 3600 / 60)):02d} min"
+    if round(s) < 3600:        # round first: 239.6 s is "4 min 00 s", never "3 min 60 s"
+        t = int(round(s))
+        return f"{t // 60} min {t % 60:02d} s"
+    m = int(round(s / 60))
+    return f"{m // 60} h {m % 60:02d} min"
 
 
 def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, float] | None = None) -> str:

@@ -401,3 +401,9 @@ def test_a_slow_generator_is_timed_on_few_images_once(monkeypatch):
     assert f"(batch 32, timed on {unit.timed_images})" in cost.estimate_table({}, unit)
     drawn = dataclasses.replace(unit, output_size=2 * unit.image_size)   # a StyleGAN: its own resolution
     assert f"(content; the generator draws {2 * unit.image_size} px)" in cost.estimate_table({}, drawn)
+
+
+def test_fmt_seconds_never_says_60():
+    from interp_gan.analyses.cost import fmt_seconds
+    assert fmt_seconds(239.6) == "4 min 00 s" and fmt_seconds(3599.7) == "1 h 00 min"
+    assert fmt_seconds(4 * 3600 - 20) == "4 h 00 min" and fmt_seconds(3 * 3600 + 125) == "3 h 02 min"
