@@ -225,7 +225,12 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     what = (f", the size the graph declares" if hw[0] == hw[1] else
             f", resized to the {hw[0]}x{hw[1]} the graph declares") if fixed else (
                 ", the one size the model takes" if own else "")
-    print(f"\nlayers (output shape for one {size}x{size} image{what}):")
+    if not subject.uses_content:     # a GAN sampling from z: the image size is its own, not --size
+        res = subject.meta.get("resolution")
+        print(f"\nlayers (output shape for one {f'{res}x{res} ' if res else ''}image synthesised from a seeded z; "
+              "no content input):")
+    else:
+        print(f"\nlayers (output shape for one {size}x{size} image{what}):")
     for name, m in subject.generator.named_modules():
         if name:
             n_params = sum(p.numel() for p in m.parameters(recurse=False))

@@ -52,6 +52,7 @@ __all__ = ["UnitCosts", "Cost", "measure_unit_costs", "count_generator", "Progre
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 GRAD_BATCH = 8   # the forward+backward is timed at this batch (attribution's internal_batch_size)
+MEASURE_S = 10.0  # a slow generator (seconds per image) is timed on as few images as fit in this, each timing once
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class UnitCosts:
     order: tuple = ()                   # conv / linear modules of G in the order they ran
     measure_s: float = 0.0              # how long measuring took
     device: str = "cpu"
+    timed_images: int = 0               # images the batch forward was timed on (< batch_size: a slow generator)
+    output_size: int = 0                # the generated image's side (a StyleGAN's own resolution), when known
 
     def channels(self, layer: str) -> int:
         """Output channels of ``layer`` (0 when it did not run in the measured forward)."""
@@ -252,20 +255,29 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
         z = subject.sample_z(b, 0)
     zz = lambda k: None if z is None else z[:k]  # noqa: E731
     with torch.no_grad():
-        shapes, order = _shapes(subject.generator, lambda: subject.generate(content[:1], ids[:1], zz(1)))
-        fwd = _timed(lambda: subject.generate(content, ids, zz(b)), dev) / b
+        t0 = time.perf_counter()
+        outs: list = []
+        shapes, order = _shapes(subject.generator,
+                                lambda: outs.append(subject.generate(content[:1], ids[:1], zz(1))))
+        one_s = time.perf_counter() - t0
+        # a generator of seconds per image (StyleGAN3 at 1024 px on a CPU) is timed on as many images as
+        # fit in MEASURE_S, each timing once: measuring must not take longer than the analyses it sizes
+        bt = max(1, min(b, int(MEASURE_S / max(one_s, 1e-9))))
+        reps = 2 if one_s * 8 <= MEASURE_S else 1
+        fwd = _timed(lambda: subject.generate(content[:bt], ids[:bt], zz(bt)), dev) / bt
         classify_s, gram_s = _judge_costs(subject, content)
         try:    # judges that cannot take this subject's images cost nothing here (the analysis says why)
             concept_s = _concept_cost(content)
             # one judged pass of a single image, less its per-image prices: the fixed cost of a call
             # that ablation and style edits pay per style and random set (on few images each)
-            one = min(_timed(lambda: _judged_pass(subject, content[:1], ids[:1], zz(1)), dev) for _ in range(2))
+            one = min(_timed(lambda: _judged_pass(subject, content[:1], ids[:1], zz(1)), dev) for _ in range(reps))
             pass_s = max(0.0, one - (fwd + classify_s + gram_s + concept_s))
         except Exception:   # noqa: BLE001
             concept_s = pass_s = 0.0
-    bg = min(b, GRAD_BATCH)
+    bg = min(b, GRAD_BATCH, bt)
     with torch.no_grad():       # attribution's forwards run at its internal batch: dearer per image on CPU
-        fwd_small = min(_timed(lambda: subject.generate(content[:bg], ids[:bg], zz(bg)), dev) for _ in range(2)) / bg
+        small = lambda: subject.generate(content[:bg], ids[:bg], zz(bg))  # noqa: E731
+        fwd_small = fwd if reps == 1 and bg == bt else min(_timed(small, dev) for _ in range(reps)) / bg
     x = content[:bg].detach().clone().requires_grad_(True)
 
     def grad():
@@ -278,7 +290,7 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
         if n_b > 1:                 # and one image: t(b) = call_s + b * grad_s through both points
             x = content[:1].detach().clone().requires_grad_(True)
             bg = 1
-            t_1 = min(_timed(grad, dev) for _ in range(2))
+            t_1 = min(_timed(grad, dev) for _ in range(reps))
             # noise never makes an image free nor a call cost more than a quarter of a full batch's
             grad_s = max((t_b - t_1) / (n_b - 1), 0.75 * t_b / n_b)
             call_s = max(0.0, t_b - n_b * grad_s)
@@ -288,7 +300,8 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
     return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
                      forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, concept_s=concept_s, pass_s=pass_s,
                      image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
-                     measure_s=time.perf_counter() - t_start, device=str(dev))
+                     measure_s=time.perf_counter() - t_start, device=str(dev), timed_images=bt,
+                     output_size=int(outs[0].shape[-1]) if outs and isinstance(outs[0], Tensor) else 0)
 
 
 def unit_costs_for(subject, data) -> UnitCosts:
@@ -446,17 +459,22 @@ def fmt_seconds(s: float) -> str:
         return "?"
     if s < 60:
         return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(round(s % 60)):02d} s"
-    return f"{int(s // 3600)} h {int(round(s % 3600 / 60)):02d} min"
+    if round(s) < 3600:        # round first: 239.6 s is "4 min 00 s", never "3 min 60 s"
+        t = int(round(s))
+        return f"{t // 60} min {t % 60:02d} s"
+    m = int(round(s / 60))
+    return f"{m // 60} h {m % 60:02d} min"
 
 
 def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, float] | None = None) -> str:
     """The estimate printed before the run: per analysis the generator images, the seconds, and
     the budget or the reason it will skip; the total; the measured unit costs it rests on."""
     budgets = budgets or {}
-    lines = [f"estimate (measured on {unit.device} at {unit.image_size} px in {unit.measure_s:.1f} s: "
-             f"{unit.forward_s * 1e3:.1f} ms per image forward (batch {unit.batch_size}), "
+    drawn = (f" (content; the generator draws {unit.output_size} px)"
+             if unit.output_size and unit.output_size != unit.image_size else "")
+    lines = [f"estimate (measured on {unit.device} at {unit.image_size} px{drawn} in {unit.measure_s:.1f} s: "
+             f"{unit.forward_s * 1e3:.1f} ms per image forward (batch {unit.batch_size}"
+             + (f", timed on {unit.timed_images}" if 0 < unit.timed_images < unit.batch_size else "") + "), "
              f"{unit.grad_s * 1e3:.1f} ms forward+backward (batch {min(unit.batch_size, GRAD_BATCH)})"
              + (f", {unit.classify_s * 1e3:.1f} ms style classifiers" if unit.classify_s else "")
              + (f", {unit.gram_s * 1e3:.1f} ms Gram matrices" if unit.gram_s else "")

@@ -222,6 +222,7 @@ class Overview(Analysis):
                   "evaluation": evaluation_table(subject.meta or {}, rows),
                   "model_parts": parts_table(subject)}
         prov = {"model_card": _model_card(subject, data), "seed": self.seed,
+                "uses_content": False if not getattr(subject, "uses_content", True) else None,
                 "data_fingerprint": data.fingerprint or None,
                 "checkpoint_sha256": (subject.meta or {}).get("sha256") or (subject.meta or {}).get("checkpoint_sha256")}
         return Finding(analysis=self.name, params=self.params(), tables=tables, arrays=arrays,

@@ -50,38 +50,77 @@ _LAYER_DEFAULTS = dict(conv_kernel=3, filter_size=6, lrelu_upsampling=2, use_rad
 SYNTHESIS_KEYS = set(_NETWORK_DEFAULTS) | set(_LAYER_DEFAULTS)
 
 
+def _up_pad(x: Tensor, up: int, lo: int, hi: int, dim: int) -> Tensor:
+    """Along ``dim`` (2: rows, 3: columns): ``up - 1`` zeros after every sample, then pad (positive) or crop
+    (negative) by ``lo`` before and ``hi`` after; written straight into one channels-last buffer."""
+    if up == 1 and lo <= 0 and hi <= 0:
+        return x.narrow(dim, -lo, x.shape[dim] + lo + hi) if lo or hi else x
+    n = x.shape[dim] * up
+    shape = list(x.shape)
+    shape[dim] = n + max(lo, 0) + max(hi, 0)
+    y = x.new_zeros(shape).contiguous(memory_format=torch.channels_last)
+    idx = [slice(None)] * 4
+    idx[dim] = slice(max(lo, 0), max(lo, 0) + n, up)
+    y[tuple(idx)] = x
+    if lo < 0 or hi < 0:
+        y = y.narrow(dim, max(-lo, 0), shape[dim] - max(-lo, 0) - max(-hi, 0))
+    return y
+
+
 def upfirdn2d(x: Tensor, f: Tensor | None, up: int = 1, down: int = 1, pad=(0, 0, 0, 0), gain: float = 1.0) -> Tensor:
     """Zero-insertion upsampling, pad (negative: crop; x0, x1, y0, y1), convolve with f (1-D: separable,
     rows then columns; 2-D: as is; None: identity), keep every ``down``-th sample. ``gain`` scales the
-    filter (gain ** (ndim / 2) per pass)."""
-    n, c, h, w = x.shape
-    if up > 1:
-        x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
+    filter (gain ** (ndim / 2) per pass).
+
+    A 1-D filter runs one axis at a time (upsample, pad and filter the columns of each row, then the
+    rows), and every pass computes only the samples that are kept (a strided convolution): the same
+    products as upsampling both axes, filtering the whole grid and decimating, at a fraction of the work."""
+    c = x.shape[1]
     x0, x1, y0, y1 = pad
-    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
-    x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
-    if f is None:
-        f = torch.ones(1, 1, device=x.device)
-    k = (f * gain ** (f.ndim / 2)).to(x.dtype).flip(list(range(f.ndim)))
-    if k.ndim == 2:
-        x = F.conv2d(x, k[None, None].expand(c, 1, *k.shape), groups=c)
-    else:
-        x = F.conv2d(x, k[None, None, None].expand(c, 1, 1, len(k)), groups=c)
-        x = F.conv2d(x, k[None, None, :, None].expand(c, 1, len(k), 1), groups=c)
-    return x[:, :, ::down, ::down]
+    if f is None or f.ndim == 2:
+        x = _up_pad(_up_pad(x, up, x0, x1, 3), up, y0, y1, 2)
+        if f is None:
+            return (x * gain if gain != 1 else x)[:, :, ::down, ::down]
+        k = (f * gain).to(x.dtype).flip([0, 1])
+        return F.conv2d(_nhwc(x), k[None, None].expand(c, 1, *k.shape), groups=c, stride=down)
+    k = (f * gain ** 0.5).to(x.dtype).flip([0])
+    x = _up_pad(x, up, x0, x1, 3)
+    x = F.conv2d(_nhwc(x), k[None, None, None].expand(c, 1, 1, len(k)), groups=c, stride=(1, down))
+    x = _up_pad(x, up, y0, y1, 2)
+    return F.conv2d(_nhwc(x), k[None, None, :, None].expand(c, 1, len(k), 1), groups=c, stride=(down, 1))
+
+
+def _nhwc(x: Tensor) -> Tensor:
+    """Channels last: the layout in which CPU depthwise convolutions are fastest (several times, same numbers)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+CHUNK_BYTES = 1 << 26   # filtered_lrelu's upsampled intermediate is made for at most this many bytes at a time
 
 
 def filtered_lrelu(x: Tensor, fu: Tensor | None, fd: Tensor | None, b: Tensor, up: int, down: int, padding,
                    gain: float, slope: float, clamp: float | None) -> Tensor:
-    """bias -> upsample (fu, gain up^2, the padding) -> leaky ReLU * gain -> clamp -> low-pass (fd) and decimate."""
-    x = x + b.reshape(1, -1, 1, 1)
-    x = upfirdn2d(x, fu, up=up, pad=padding, gain=up ** 2)
-    x = F.leaky_relu(x, slope) if slope != 1 else x
-    if gain != 1:
-        x = x * gain
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
-    return upfirdn2d(x, fd, down=down)
+    """bias -> upsample (fu, gain up^2, the padding) -> leaky ReLU * gain -> clamp -> low-pass (fd) and decimate.
+
+    Every channel of every image is filtered on its own, so the images x channels run in slabs whose
+    upsampled intermediate (up^2 times the input's pixels, and more) stays under ``CHUNK_BYTES``: memory
+    bounded at any batch, the same numbers."""
+    n, c, h, w = x.shape
+    x = (x + b.reshape(1, -1, 1, 1)).reshape(1, n * c, h, w)
+    tmp = (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
+    step = max(1, CHUNK_BYTES // max(tmp, 1))
+
+    def run(t: Tensor) -> Tensor:
+        t = upfirdn2d(t, fu, up=up, pad=padding, gain=up ** 2)
+        t = F.leaky_relu(t, slope) if slope != 1 else t
+        if gain != 1:
+            t = t * gain
+        if clamp is not None and clamp >= 0:
+            t = t.clamp(-clamp, clamp)
+        return upfirdn2d(t, fd, down=down)
+
+    y = run(x) if step >= n * c else torch.cat([run(t) for t in x.split(step, dim=1)], dim=1)
+    return y.reshape(n, c, *y.shape[2:])
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, s: Tensor, demodulate: bool, padding: int,

@@ -109,6 +109,11 @@ def model_card_table(card: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
+def _from_z(f) -> bool:
+    """A generator that ignores its content input (a StyleGAN: images from z), per the overview finding."""
+    return (f.provenance or {}).get("uses_content") is False
+
+
 def _sample_grid(f, names: list[str]) -> ImageGrid | None:
     gen = f.arrays.get("generated")                    # [S,n,H,W,3]
     content = f.arrays.get("content")                  # [n,H,W,3]
@@ -120,7 +125,9 @@ def _sample_grid(f, names: list[str]) -> ImageGrid | None:
     captions = [f"content {j + 1}" for j in range(n)]
     for i in keep:
         captions += [f"→ {_name(names, i)}"] * n
-    title = "Content (top row) and its stylisation toward each style (one row per style)"
+    title = ("Samples synthesised from seeded z, one row per style (top row: the data's content photos, "
+             "not an input of this model)" if _from_z(f) else
+             "Content (top row) and its stylisation toward each style (one row per style)")
     note = shown_note(len(keep), s, SAMPLES_WHERE)
     return ImageGrid(images, captions, ncols=n, px=96, title=f"{title}. {note}" if note else title)
 
@@ -188,6 +195,8 @@ def teaser_grid(f, names: list[str], n: int = 2, max_styles: int = 4) -> ImageGr
             caps.append(names[s] if s < len(names) else str(s))
     title = "Content → each style" if len(styles) == S else \
         f"Content → {len(styles)} of {S} styles (all of them under Model overview)"
+    if _from_z(f):
+        title = "Samples from seeded z (the content beside them is not an input)"
     return ImageGrid(np.stack(images), caps, ncols=1 + len(styles), px=72, title=title)
 
 
@@ -202,7 +211,9 @@ def _paper_samples(f, names: list[str]) -> ImageGrid | None:
     images = np.concatenate([content[None], gen[keep]], axis=0).reshape(-1, *gen.shape[2:])
     note = shown_note(len(keep), s, SAMPLES_WHERE)
     return ImageGrid(images, ncols=n, row_labels=["content"] + [_name(names, i) for i in keep],
-                     title="Content images (top row) and their stylisation toward each style (one row per style)."
+                     title=("Samples synthesised from seeded z, one row per style (top row: content images, not "
+                            "an input of this model)." if _from_z(f) else
+                            "Content images (top row) and their stylisation toward each style (one row per style).")
                            + (f" {note[0].upper()}{note[1:]}." if note else ""))
 
 
@@ -212,7 +223,10 @@ def overview_section(f, ctx: ReportContext) -> Section:
     names = list(ctx.style_names or card.get("style_names") or [])
     line = lead(f, names)
     blocks: list[Any] = [result_line(None, line) if line else
-                         "<p>Each content photo rendered in every style the model was trained on.</p>"]
+                         ("<p>Images the model synthesises from seeded z: it has no content input, so the content "
+                          "photos shown beside them are the analysis data, not what they were made from.</p>"
+                          if _from_z(f) else
+                          "<p>Each content photo rendered in every style the model was trained on.</p>")]
     figures: dict[str, Any] = {}
     blocks.append("<h3>Samples</h3>")
     for grid in (_sample_grid(f, names), _real_grid(f, names)):

@@ -391,3 +391,31 @@ def test_attribution_prices_its_finiteness_pass_over_every_built_image():
              call_s=0.25, labels=False, cam=True, units=0)
     sizes, _ = a._sized(None, [c])
     assert a._plan_seconds([c], sizes) == pytest.approx(20 * 2.0 + 0.25 * math.ceil(20 / FINITE_BATCH))
+
+
+def test_a_slow_generator_is_timed_on_few_images_once(monkeypatch):
+    """Seconds per image (StyleGAN3 at 256 px and up on a CPU): measuring takes about MEASURE_S, not
+    a batch of 32 and repeats (which took minutes before the estimate was printed)."""
+    import interp_gan.analyses.cost as cost
+
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject)
+    data.batch_size = 32
+    data = dataclasses.replace(data, content=data.content[:1].repeat(32, 1, 1, 1),
+                               style_ids=data.style_ids[:1].repeat(32),
+                               z=None if data.z is None else data.z[:1].repeat(32, 1))
+    subject.generator.register_forward_pre_hook(lambda m, a: time.sleep(0.02 * len(a[0])))
+    monkeypatch.setattr(cost, "MEASURE_S", 0.1, raising=False)
+    with count_generator(subject) as n:
+        unit = measure_unit_costs(subject, data, 32)
+    assert n["forwards"] + n["grads"] <= 16, n
+    assert unit.batch_size == 32 and unit.timed_images < 32 and unit.forward_s >= 0.02
+    assert f"(batch 32, timed on {unit.timed_images})" in cost.estimate_table({}, unit)
+    drawn = dataclasses.replace(unit, output_size=2 * unit.image_size)   # a StyleGAN: its own resolution
+    assert f"(content; the generator draws {2 * unit.image_size} px)" in cost.estimate_table({}, drawn)
+
+
+def test_fmt_seconds_never_says_60():
+    from interp_gan.analyses.cost import fmt_seconds
+    assert fmt_seconds(239.6) == "4 min 00 s" and fmt_seconds(3599.7) == "1 h 00 min"
+    assert fmt_seconds(4 * 3600 - 20) == "4 h 00 min" and fmt_seconds(3 * 3600 + 125) == "3 h 02 min"

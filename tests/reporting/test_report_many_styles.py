@@ -76,3 +76,16 @@ def test_style_units_text_lists_at_most_26_styles():
     f = Finding("style_units", {}, tables={"style_units": pd.DataFrame(rows)})
     text = " ".join(b for b in style_units_section(f, ReportContext(style_names=NAMES)).blocks if isinstance(b, str))
     assert "class0 1" in text and "class150 0" not in text and "the other 174 hold 0 in all" in text
+
+
+def test_a_model_that_draws_from_z_is_not_said_to_stylise_its_content(tmp_path):
+    """A StyleGAN ignores the content photos shown beside its samples: the overview, its samples grid and the
+    teaser say so instead of 'stylisation' and 'Content → each style'."""
+    rng = np.random.default_rng(2)
+    f = Finding("overview", {"n_images": 2}, arrays={"generated": rng.integers(0, 255, (1, 2, 8, 8, 3), dtype=np.uint8),
+                                                     "content": rng.integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)},
+                provenance={"uses_content": False})
+    out = write_report(tmp_path / "r", [f], ReportContext(name="z", style_names=["sample"]))
+    page = (out / "index.html").read_text()
+    assert "synthesises from seeded z" in page and "Samples synthesised from seeded z" in page
+    assert "stylisation" not in page and "Content → each style" not in page

@@ -339,3 +339,13 @@ def test_default_layers_are_the_feature_layers_not_torgb(tmp_path):
     names = [f"synthesis.{n}" for n in G.synthesis.layer_names]
     assert [n for n in spatial_layers(sub.generator) if n.startswith("synthesis.L")] == names[:-1]
     assert sub.discriminator is None and sub.meta["discriminator"] == "not in the pickle"
+
+
+def test_inspect_names_the_synthesised_size_not_an_input_size(tmp_path, capsys):
+    from interp_gan.cli import main
+
+    G, gkw = tiny_sg3(seed=3)
+    assert main(["inspect", str(write_sg3_snapshot(tmp_path / "s.pkl", G, gkw, with_d=False))]) == 0
+    out = capsys.readouterr().out
+    assert "layers (output shape for one 16x16 image synthesised from a seeded z; no content input)" in out
+    assert "64x64" not in out
