@@ -197,6 +197,18 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in [
        "U-GAT-IT: Unsupervised Generative Attentional Networks with Adaptive Layer-Instance Normalization "
        "for Image-to-Image Translation",
        "International Conference on Learning Representations (ICLR)", 2020),
+    _r("karras2020stylegan2", "inproceedings",
+       ["Karras, Tero", "Laine, Samuli", "Aittala, Miika", "Hellsten, Janne", "Lehtinen, Jaakko", "Aila, Timo"],
+       "Analyzing and Improving the Image Quality of StyleGAN",
+       "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2020),
+    _r("karras2021stylegan3", "inproceedings",
+       ["Karras, Tero", "Aittala, Miika", "Laine, Samuli", "H{\\\"a}rk{\\\"o}nen, Erik", "Hellsten, Janne",
+        "Lehtinen, Jaakko", "Aila, Timo"],
+       "Alias-Free Generative Adversarial Networks",
+       "Advances in Neural Information Processing Systems (NeurIPS)", 2021),
+    _r("huang2018munit", "inproceedings", ["Huang, Xun", "Liu, Ming-Yu", "Belongie, Serge", "Kautz, Jan"],
+       "Multimodal Unsupervised Image-to-Image Translation",
+       "European Conference on Computer Vision (ECCV)", 2018),
     _r("efron1987bca", "article", ["Efron, Bradley"], "Better Bootstrap Confidence Intervals",
        "Journal of the American Statistical Association", 1987, volume="82", number="397", pages="171--185"),
 ]}

@@ -279,7 +279,8 @@ def overview_section(f, ctx: ReportContext) -> Section:
 _MODEL_PAPERS = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017cyclegan"],
                  "unet_generator": ["isola2017pix2pix"], "stargan_v1": ["choi2018stargan"],
                  "fast_neural_style": ["johnson2016perceptual"], "animegan_v2": ["chen2019animegan"],
-                 "ugatit": ["kim2020ugatit"]}
+                 "ugatit": ["kim2020ugatit"], "munit": ["huang2018munit"], "stargan_v2": ["choi2020starganv2"],
+                 "stylegan2": ["karras2020stylegan2"], "stylegan3": ["karras2021stylegan3"]}
 
 
 def model_references(model_config: dict) -> list[str]:

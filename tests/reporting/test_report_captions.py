@@ -54,3 +54,15 @@ def test_the_overview_cites_the_loaded_family_paper(tmp_path):
         f = build_analysis("overview", n_images=2).run(load_subject(tmp_path / name, device="cpu"), data)
         sec = get_section("overview")(f, ReportContext(style_names=["translated"]))
         assert key in sec.references and key in REFERENCES, (name, sec.references)
+
+
+def test_every_family_we_load_is_cited_with_its_own_paper():
+    """Old code: a StyleGAN2 / StyleGAN3 / MUNIT / plain StarGAN v2 report cited none of their papers."""
+    from interp_gan.reporting.references import REFERENCES
+    from interp_gan.reporting.section_overview import model_references
+    want = {"stylegan2": "karras2020stylegan2", "stylegan3": "karras2021stylegan3", "munit": "huang2018munit",
+            "stargan_v2": "choi2020starganv2", "cyclegan": "zhu2017cyclegan", "ugatit": "kim2020ugatit"}
+    for name, key in want.items():
+        refs = model_references({"name": name})
+        assert key in refs and all(r in REFERENCES for r in refs), (name, refs)
+    assert "Alias-Free" in REFERENCES["karras2021stylegan3"].bibtex()
