@@ -471,8 +471,25 @@ def _plain_kwargs(d) -> dict:
     return conv(dict(d or {}))
 
 
+class MappedSynthesis(nn.Module):
+    """What a StyleGAN2 and a StyleGAN3 generator share: ``synthesis(mapping(z, c))``, and their
+    affines (w -> S) in StyleSpace order (``synthesis.style_layer_names()``), which SeFa factorises."""
+
+    @property
+    def style_affines(self) -> list[FullyConnectedLayer]:
+        mods = dict(self.synthesis.named_modules())
+        return [mods[n].affine for n in self.synthesis.style_layer_names()]
+
+    def style_layer_names(self) -> list[str]:
+        return [f"synthesis.{n}" for n in self.synthesis.style_layer_names()]
+
+    def forward(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None) -> Tensor:
+        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff))
+
+
 @register_model("stylegan2")
-class StyleGAN2Generator(nn.Module):
+class StyleGAN2Generator(MappedSynthesis):
     """``synthesis`` + ``mapping``, as NVlabs' ``training.networks.Generator`` (same keys)."""
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int = 3,
@@ -493,15 +510,6 @@ class StyleGAN2Generator(nn.Module):
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **mk)
 
-    @property
-    def style_affines(self) -> list[FullyConnectedLayer]:
-        """Every modulated layer's affine (w -> S), in StyleSpace order: SeFa factorises these."""
-        mods = dict(self.synthesis.named_modules())
-        return [mods[n].affine for n in self.synthesis.style_layer_names()]
-
-    def style_layer_names(self) -> list[str]:
-        return [f"synthesis.{n}" for n in self.synthesis.style_layer_names()]
-
     def set_noise_mode(self, mode: str, seed: int = 0) -> None:
         """``"const"`` (default): the stored noise maps; ``"none"``: no noise; ``"random"``: per-pixel
         N(0, 1) maps [N, 1, H, W] per layer (Karras et al. 2020, Sec. 2), drawn on the CPU from a
@@ -515,6 +523,3 @@ class StyleGAN2Generator(nn.Module):
             if isinstance(m, SynthesisLayer):
                 m.noise_mode = mode
 
-    def forward(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> Tensor:
-        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff))

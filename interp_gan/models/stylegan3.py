@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from interp_gan.models.registry import register_model
-from interp_gan.models.stylegan2 import FullyConnectedLayer, MappingNetwork, _plain_kwargs
+from interp_gan.models.stylegan2 import FullyConnectedLayer, MappedSynthesis, MappingNetwork, _plain_kwargs
 
 __all__ = ["StyleGAN3Generator", "SynthesisInput", "SynthesisLayer", "ToRGBSynthesisLayer", "SynthesisNetwork",
            "layer_geometry", "MAPPING_KEYS", "SYNTHESIS_KEYS", "upfirdn2d", "filtered_lrelu"]
@@ -344,9 +344,10 @@ class SynthesisNetwork(nn.Module):
 
 
 @register_model("stylegan3")
-class StyleGAN3Generator(nn.Module):
+class StyleGAN3Generator(MappedSynthesis):
     """``synthesis`` + ``mapping``, as NVlabs' ``training.networks_stylegan3.Generator`` (same keys). NVlabs
-    pass the synthesis kwargs flat; here they are grouped as ``synthesis_kwargs`` (as for StyleGAN2)."""
+    pass the synthesis kwargs flat; here they are grouped as ``synthesis_kwargs`` (as for StyleGAN2). Its
+    StyleSpace starts with the Fourier input's affine."""
     has_noise = False
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int = 3,
@@ -369,21 +370,9 @@ class StyleGAN3Generator(nn.Module):
                                       lr_multiplier=float(mk.get("lr_multiplier", 0.01)),
                                       w_avg_beta=float(mk.get("w_avg_beta") or 0.998))
 
-    @property
-    def style_affines(self) -> list[FullyConnectedLayer]:
-        """Every affine (w -> S) in StyleSpace order, the input's first: SeFa factorises these."""
-        mods = dict(self.synthesis.named_modules())
-        return [mods[n].affine for n in self.synthesis.style_layer_names()]
-
-    def style_layer_names(self) -> list[str]:
-        return [f"synthesis.{n}" for n in self.synthesis.style_layer_names()]
-
     def set_noise_mode(self, mode: str, seed: int = 0) -> None:
         """StyleGAN3 has no noise inputs: only the default (``"const"``, seed 0) is accepted."""
         if mode != "const" or seed:
             raise ValueError(f"a StyleGAN3 generator has no noise inputs, so noise={mode!r} (seed {seed}) has no "
                              "meaning: drop the noise / noise_seed options")
 
-    def forward(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> Tensor:
-        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff))
