@@ -34,7 +34,7 @@ XDIST ?= -n 2
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(XDIST) $(PYTEST_ARGS)
 
-# the inner loop (about 4 minutes on 2 idle cores): everything but tests marked slow
+# the inner loop (about 3 minutes on 2 idle cores): everything but tests marked slow
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
