@@ -191,9 +191,8 @@ def stylegan_subject(G, space: str = "w", truncation_psi: float = 1.0, truncatio
     if space == "w" and truncation_cutoff is not None:
         raise ValueError("truncation_cutoff truncates only the first layers' w, so the code is no single w: "
                          "use space='w+' (or drop the cutoff)")
-    if not getattr(G, "has_noise", True) and (noise_mode != "const" or noise_seed != 0):
-        raise ValueError(f"a StyleGAN3 generator has no noise inputs, so noise={noise_mode!r} (noise_seed "
-                         f"{noise_seed}) has no meaning: drop the noise / noise_seed options")
+    if not getattr(G, "has_noise", True):
+        G.set_noise_mode(noise_mode, noise_seed)       # a StyleGAN3: any noise option is refused there
     if noise_mode != "random" and noise_seed != 0:
         raise ValueError(f"noise_seed applies to noise_mode='random' only (got noise_mode={noise_mode!r})")
     if truncation_psi != 1 and not hasattr(G.mapping, "w_avg"):
