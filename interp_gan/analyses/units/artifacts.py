@@ -4,7 +4,8 @@
     f.tables["artifact_units"]    # layer, unit, rank, d_logit, ci_low, ci_high, d_kid, n
     f.tables["artifact_repair"]   # layer, units, baseline (top | random), k, measure, effect, ci_low, ci_high,
                                   # n_sets, p_random
-    f.tables["artifact_tradeoff"] # layer, k, units, measure, effect, ci_low, ci_high, n (top 1..k_max, cumulative)
+    f.tables["artifact_tradeoff"] # layer, k, units, measure, effect, ci_low, ci_high, n, ci_low_simul
+                                  # (top 1..k_max, cumulative; ci_low_simul: d_logit rows, the gate of repair's k)
     f.tables["artifact_choice"]   # layer, k_max, k (0 = none qualifies), units, reason, rule
     f.arrays["repair_before"], f.arrays["repair_after"]   # uint8 [S, n_show, h, w, 3]
     plan = plan_repair(subject, data, layer="blocks.3.conv2", k_max=8)   # interp-gan repair CKPT --k 8
@@ -29,7 +30,8 @@ Cross-fitted: units are ranked by ``d_logit`` on one half of the images (stratif
 seeded); the top ``k`` units are then ablated together on the *other* half and their effect on
 both measures is compared with ``n_random`` random sets of ``k`` units of the same layer
 (p_random = (1 + #{random sets at least as good}) / (n_random + 1), one-sided in the "more
-real" direction; the KID CI is a percentile bootstrap over generated and real images).
+real" direction). The top set's d_logit interval is the trade-off curve's at the same k (the same
+images and seed, so the two tables print one interval); its d_kid has no interval, as in the curve.
 
 Trade-off curve (``artifact_tradeoff``): on the same held-out half, the top 1, top 2, ... top
 ``k_max`` units of the ranking are ablated together (cumulative) and each k gets, against the
@@ -39,13 +41,13 @@ the paired change of the classifier's log-odds of each image's target style, log
 (``d_lum_corr``: the paired change of the correlation of the 16x16 luminance of output and
 content image, the ``lum_corr`` of training's evaluation). Paired changes carry the studentized
 bootstrap CI (Efron & Tibshirani 1993); ``d_kid`` and ``d_style_acc`` are shown without one (the
-percentile bootstrap of a KID difference, used in ``artifact_repair``, resamples duplicate images
+percentile bootstrap of a KID difference resamples duplicate images
 into the unbiased estimate and can put the estimate at the edge of its own interval; it has no
-coverage check yet). Ranking on one half and measuring on the other keeps the
+coverage check yet, so neither table prints it). Ranking on one half and measuring on the other keeps the
 curve honest: the units were not chosen on the images that score them.
 
 Repair's choice (``choose_k``, ``CHOICE_RULE``): the k with the largest ``d_logit`` among those
-whose ``d_logit`` CI lies above 0 and whose ``d_style_log_odds`` CI reaches 0 or above; none
+whose simultaneous ``d_logit`` lower bound (``ci_low_simul``, level 1 - 0.05 / k_max) lies above 0 and whose ``d_style_log_odds`` CI reaches 0 or above; none
 qualifies -> k = 0 and no repair. ``plan_repair`` runs the ranking, the curve and the choice
 (what ``interp-gan repair`` does); ``repair_edit`` ranks on all images for a fixed k, unchecked.
 A unit that raises D's logit need not be an artifact a person would see: look at the images.
@@ -98,21 +100,6 @@ def kid(x: np.ndarray, y: np.ndarray) -> float:
     kxx, kyy, kxy = _kernel(x, x), _kernel(y, y), _kernel(x, y)
     return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
                  - 2 * kxy.mean())
-
-
-def _kid_delta_ci(base: np.ndarray, edited: np.ndarray, real: np.ndarray, n_boot: int, seed: int
-                  ) -> tuple[float, float, float]:
-    """KID(edited, real) - KID(base, real) and its percentile bootstrap CI (generated images
-    resampled in pairs, real images resampled independently)."""
-    est = kid(edited, real) - kid(base, real)
-    rng = np.random.default_rng(seed)
-    reps = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(base), len(base))
-        j = rng.integers(0, len(real), len(real))
-        reps.append(kid(edited[i], real[j]) - kid(base[i], real[j]))
-    lo, hi = np.quantile(reps, [0.025, 0.975]) if reps else (np.nan, np.nan)
-    return est, float(lo), float(hi)
 
 
 def _classify(clf: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -313,6 +300,11 @@ def _real_features(subject, data: AnalysisData) -> np.ndarray | None:
                                for i in range(0, len(data.style_images), data.batch_size)])
 
 
+def curve_seed(seed: int, k: int) -> int:
+    """The bootstrap seed of the trade-off curve's rows at set size k (``artifact_repair``'s top set too)."""
+    return seed + 1000 + 10 * k
+
+
 def _plan(subject, data: AnalysisData, layer: str, k_max: int, n_boot: int, seed: int):
     """Rank on one half, measure the cumulative top-k curve on the other -> (plan, state for the
     analysis: z, the held-out indices and unedited pass, the real features, the unit count)."""
@@ -340,8 +332,11 @@ def _plan(subject, data: AnalysisData, layer: str, k_max: int, n_boot: int, seed
     curve = []
     for k in range(1, k_max + 1):
         m = _pass(subject, data, z, test_sel, seed, layer, order[:k])
-        curve += _curve_rows(k, order[:k], m, tb, real, n_boot, seed + 1000 + 10 * k, k_max=k_max)
-    tradeoff = pd.DataFrame(curve, columns=["k", "units", "measure", "effect", "ci_low", "ci_high", "n"])
+        curve += _curve_rows(k, order[:k], m, tb, real, n_boot, curve_seed(seed, k), k_max=k_max)
+    # ci_low_simul (the d_logit rows) is the gate choose_k reads: without the column it would fall back
+    # to the per-k 95% bound, which proposes a repair under the null about twice as often
+    tradeoff = pd.DataFrame(curve, columns=["k", "units", "measure", "effect", "ci_low", "ci_high", "n",
+                                            "ci_low_simul"])
     tradeoff.insert(0, "layer", layer)
     k, reason = choose_k(tradeoff)
     plan = RepairPlan(layer, k_max, k, order[:k], order, reason, units_df, tradeoff, len(rank_sel), len(test_sel))
@@ -475,7 +470,9 @@ class ArtifactUnits(Analysis):
         rep = []
         d_top = effects[0][0]
         r_means = np.array([e[0].mean() for e in effects[1:]])
-        lo, hi, _ = bootstrap_t_mean_ci(d_top, self.n_boot, self.seed + 1)
+        # the top k's d_logit is the trade-off curve's row for this k (the same images and pass): the same
+        # seed, so the two tables print one interval, not two that may disagree about 0
+        lo, hi, _ = bootstrap_t_mean_ci(d_top, self.n_boot, curve_seed(self.seed, k))
         common = dict(layer=layer, k=k, n=len(test_sel))
         rep.append(dict(common, units=";".join(map(str, top)), baseline="top", measure="d_logit",
                         effect=float(d_top.mean()), ci_low=lo, ci_high=hi, n_sets=1,
@@ -484,10 +481,11 @@ class ArtifactUnits(Analysis):
                         ci_low=float(np.quantile(r_means, 0.025)), ci_high=float(np.quantile(r_means, 0.975)),
                         n_sets=len(r_means), p_random=np.nan))
         if real is not None and tb["feat"] is not None:
-            k_top, klo, khi = _kid_delta_ci(tb["feat"], effects[0][1], real, self.n_boot, self.seed + 2)
+            # no interval: the KID difference's percentile bootstrap has no coverage check (module docstring)
+            k_top = kid(effects[0][1], real) - kid(tb["feat"], real)
             k_rand = np.array([kid(e[1], real) - kid(tb["feat"], real) for e in effects[1:]])
             rep.append(dict(common, units=";".join(map(str, top)), baseline="top", measure="d_kid", effect=k_top,
-                            ci_low=klo, ci_high=khi, n_sets=1, p_random=random_rank_pvalue(k_top, k_rand, -1)))
+                            ci_low=np.nan, ci_high=np.nan, n_sets=1, p_random=random_rank_pvalue(k_top, k_rand, -1)))
             rep.append(dict(common, units="random", baseline="random", measure="d_kid", effect=float(k_rand.mean()),
                             ci_low=float(np.quantile(k_rand, 0.025)), ci_high=float(np.quantile(k_rand, 0.975)),
                             n_sets=len(k_rand), p_random=np.nan))

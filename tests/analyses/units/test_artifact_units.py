@@ -383,3 +383,29 @@ def test_the_report_section_shows_the_curve_the_chosen_k_and_the_grid(tmp_path):
                        static_figures=False, paper=False)
     page = (out / "index.html").read_text()
     assert "Artifact units and repair" in page and "repair qualifies" in page
+
+
+def test_repair_gate_is_the_simultaneous_bound_and_the_repair_table_prints_the_curves_interval():
+    """The trade-off table keeps ``ci_low_simul`` (the gate ``choose_k`` reads; without it the choice fell
+    back to the per-k 95% bound, which proposes a repair under the null twice as often); the top set's
+    d_logit in ``artifact_repair`` is the curve's row for that k, printed with the same interval; its
+    d_kid has no interval (the KID bootstrap has no coverage check), as in the curve."""
+    from interp_gan.analyses.units.artifacts import choose_k
+    subject, data = _styled_toy()
+    f = build_analysis("artifact_units", layer="feat", k=2, k_max=3, n_random=5, n_boot=100, n_show=1
+                       ).run(subject, data)
+    t = f.tables["artifact_tradeoff"]
+    logit = t[t.measure == "d_logit"]
+    assert "ci_low_simul" in t.columns and logit["ci_low_simul"].notna().all()
+    assert (logit["ci_low_simul"] <= logit["ci_low"] + 1e-12).all()        # the wider, Bonferroni bound
+    # a k whose 95% bound clears 0 but whose simultaneous bound does not is not chosen
+    planted = t.copy()
+    row = (planted.measure == "d_logit") & (planted.k == 1)
+    planted.loc[row, ["ci_low", "ci_low_simul"]] = [0.01, -0.01]
+    assert choose_k(planted[planted.k == 1])[0] == 0
+    rep = f.tables["artifact_repair"].set_index(["baseline", "measure"])
+    two = logit[logit.k == 2].iloc[0]
+    top = rep.loc[("top", "d_logit")]
+    assert top["effect"] == pytest.approx(two["effect"])
+    assert (top["ci_low"], top["ci_high"]) == pytest.approx((two["ci_low"], two["ci_high"]))
+    assert np.isnan(rep.loc[("top", "d_kid"), "ci_low"]) and np.isnan(rep.loc[("top", "d_kid"), "ci_high"])
