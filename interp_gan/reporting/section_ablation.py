@@ -20,7 +20,7 @@ from interp_gan.reporting.many_styles import shown_note, shown_styles
 from interp_gan.reporting.sections import (FOLD_CLOSE, ReportContext, Section, Table, fold_open, how_to_read,
                                            register_section)
 
-__all__ = ["ablation_section", "ablation_curves", "summary_table", "claim"]
+__all__ = ["ablation_section", "ablation_curves", "summary_table", "summary_sentence", "claim"]
 
 MEASURES = {"log_odds": "change in log-odds of the target style, RGB classifier",
             "log_odds_texture": "change in log-odds of the target style, texture classifier",
@@ -44,7 +44,8 @@ HOW_TO_READ = (
     "'Beyond random' is a one-sided test: p_random = (1 + number of random sets with an effect "
     "at least as large, in the expected direction) / (number of random sets + 1); with 19 random "
     "sets it cannot go below 0.05 (p_random = 0.05: the selected set beat every random set). "
-    "q_random is its Benjamini-Hochberg q over all rows, and 'beyond random' means q_random &le; 0.05: "
+    "q_random is its Benjamini-Hochberg q over all selected-set rows (every k, measure and concept "
+    "fraction), and 'beyond random' means q_random &le; 0.05: "
     "with many rows, a few at p_random = 0.05 are expected by chance alone. "
     "A selected set that does less than random is never 'beyond random'. It does not rule out "
     "that selective units are simply larger or more active units than a random set. "
@@ -145,6 +146,26 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def summary_sentence(df: pd.DataFrame, summ: pd.DataFrame, n_rand: int, kind: str) -> str:
+    """How many of the summary table's rows reach p_random <= 0.05 and how many are beyond random
+    after BH. "Beat every baseline set" is what p_random = 0.05 means only with 19 sets; the count
+    is of the rows that have a baseline; the BH family (every selected-set row of the finding: all
+    set sizes, measures and concept fractions) is named with its size."""
+    tested = summ[summ["p_random"].notna()]
+    n_p = int((tested["p_random"] <= 0.05).sum())
+    n_yes = int(tested["beyond random (q_random <= 0.05)"].sum())
+    m = int(((df["baseline"] == "top") & df["p_random"].notna()).sum())
+    floor = f"{sig(1 / (n_rand + 1))}" if n_rand else "–"
+    beat = (f"beat every one of {n_rand} {kind} sets (p_random = {floor} &le; 0.05, the floor)" if n_rand == 19 else
+            f"reach p_random &le; 0.05 against {n_rand} {kind} sets (floor {floor})")
+    untested = len(summ) - len(tested)
+    rest = f" ({untested} more have no baseline sets)" if untested else ""
+    return (f"<p>At the largest k, {n_p} of {len(tested)} style x target rows{rest} {beat}; under no effect "
+            f"about {sig(0.05 * len(tested))} would by chance. {n_yes} are beyond random after the "
+            f"Benjamini-Hochberg correction over all {m} selected-set rows of the finding (every k, measure "
+            f"and concept fraction; q_random &le; 0.05).</p>")
+
+
 _CLAIM_VERB = {"zero": ("Zeroing", "lowers"), "mean": ("Setting to their mean", "lowers"),
                "insert": ("Inserting", "raises")}
 
@@ -181,16 +202,26 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
     best = (ok if len(ok) else top).sort_values("effect", ascending=sign < 0).iloc[0]
     r = rnd[(rnd["style"] == best["style"]) & (rnd["layer"] == best["layer"])]
     base = f"random {k}-unit sets {sig(r['effect'].iloc[0])}" if len(r) else "random sets"
+    # the numbers the verdict reads, beside it: p_random alone at the floor would look "beyond random"
+    # where BH over the family says otherwise
+    m = int(((df["baseline"] == "top") & df["p_random"].notna()).sum())
+    base += f"; p_random {sig(best['p_random'])}" + (
+        f", q_random {sig(best['q_random'])} (BH over {m} selected-set rows)" if qcol == "q_random" else "")
+    layers = list(dict.fromkeys(top["layer"]))
+    if len(layers) > 1:      # the rows are styles x layers: say so, and name every layer
+        layer, unit = ", ".join(map(str, layers)), "style x layer rows"
+    else:
+        unit = "styles"
     n_sets = int(r["n_sets"].iloc[0]) if len(r) and "n_sets" in r else 0
     what = {"log_odds": "log-odds of the style (RGB classifier)", "classifier": "probability of the style",
             "log_odds_texture": "log-odds of the style (texture classifier)",
             "gram": "Gram distance to the style"}[measure]
     if len(ok):
         text = (f"{verb} the {k} most style-selective units of {layer} {moves} the {what} more than "
-                f"{n_sets} random {k}-unit sets, in {len(ok)} of {len(top)} styles")
+                f"{n_sets} random {k}-unit sets, in {len(ok)} of {len(top)} {unit}")
     else:
         text = (f"No evidence that the {k} most style-selective units of {layer} carry the style: {verb.lower()} "
-                f"them {moves} the {what} no more than {n_sets} random {k}-unit sets (0 of {len(top)} styles "
+                f"them {moves} the {what} no more than {n_sets} random {k}-unit sets (0 of {len(top)} {unit} "
                 f"beyond random)")
     return Claim(text, effect=f"{best['style']}: {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
                  baseline=base, verdict="beyond random units" if len(ok) else "not beyond random units",
@@ -222,18 +253,13 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
         kinds = sorted(set(df["baseline_sets"].dropna()) - {""}) if "baseline_sets" in df else []
         kind = "/".join(kinds) or "random"
         if len(summ) and "p_random" in summ:
-            n_p = int((summ["p_random"] <= 0.05).sum())
-            n_yes = int(summ["beyond random (q_random <= 0.05)"].sum())
-            blocks.append(f"<p>At the largest k, {n_p} of {len(summ)} style x target rows beat every one of "
-                          f"{n_rand} {kind} sets (p_random &le; 0.05; under no effect about "
-                          f"{sig(0.05 * len(summ))} would by chance), and {n_yes} are beyond random after the "
-                          f"Benjamini-Hochberg correction over all rows (q_random &le; 0.05).</p>")
+            blocks.append(summary_sentence(df, summ, n_rand, kind))
         if len(curves) > 1:
             blocks += [fold_open(f"{len(curves) - 1} more measures: texture classifier, Gram distance"),
                        *curves[1:], FOLD_CLOSE]
         blocks.append(fold_open("Table: effect at the largest k, selected vs random units"))
         blocks.append(Table(summ, caption="Effect at the largest k: selected units vs random units (one-sided "
-                                          "rank test among the random sets; the verdict is q_random, BH over all rows)"))
+                                          "rank test among the random sets; the verdict is q_random, BH over all selected-set rows)"))
         blocks.append(FOLD_CLOSE)
         conc = df[(df["measure"] == "concepts") & (df["baseline"] == "top")]
         if "q_zero" in conc.columns:
