@@ -116,7 +116,8 @@ def claim(df: pd.DataFrame) -> Claim | None:
     p95 = best.get("random_p95", float("nan"))
     return Claim(text, effect=f"Δ log-odds {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
                  baseline=(f"random at the same step, 95th pct {sig(p95)}; p_random {sig(best['p_random'])} "
-                           f"(floor {sig(1 / (1 + n_r))})"),
+                           f"(floor {sig(1 / (1 + n_r))}), q_random {sig(best['q_random'])} (BH over "
+                           f"{int(cand['q_random'].notna().sum())} discovered directions)"),
                  verdict="beyond random directions" if len(ok) else "not beyond random directions",
                  survives=bool(len(ok)),
                  rule="beyond random directions when q_random (the rank among random unit directions walked the "

@@ -46,3 +46,41 @@ def test_ablation_summary_says_beat_every_set_only_with_19_sets():
     s19 = summary_sentence(_ablation_rows(19, p=[0.05] * 4, q=[0.05] * 4),
                            summary_table(_ablation_rows(19, p=[0.05] * 4, q=[0.05] * 4)), 19, "shuffled")
     assert "beat every one of 19 shuffled sets" in s19, s19
+
+
+def test_directions_claim_prints_q_beside_p():
+    from interp_gan.reporting.section_directions import claim
+    df = pd.DataFrame({"method": ["pca", "pca", "svm", "random"], "index": [0, 1, 0, 0], "label": ["", "", "a->b", ""],
+                       "space": "z", "style": "b", "effect": [3.0, 1.0, 0.5, 0.2], "ci_low": [2.0, 0.5, 0.1, 0.0],
+                       "ci_high": [4.0, 1.5, 0.9, 0.4], "p_random": [0.05, 0.4, 0.5, 0.5],
+                       "q_random": [0.15, 0.5, 0.5, np.nan], "n_random": 19, "random_p95": 2.5})
+    c = claim(df)
+    assert not c.survives and "p_random 0.0500" in c.baseline and "q_random 0.150" in c.baseline, c.baseline
+    assert "BH over 3 discovered directions" in c.baseline
+
+
+def test_interpolation_claim_does_not_say_every_random_walk_and_prints_q():
+    """99 random walks: p_random 0.03 (three walks beat it), q 0.03, CI above 0: beyond random, but
+    not "more than every random walk" (the old sentence)."""
+    from interp_gan.reporting.section_interpolation import claim
+    df = pd.DataFrame({"pair": ["a->b", "b->a"], "classifier": "classifier", "effect": [2.0, 0.1],
+                       "ci_low": [1.0, -0.2], "ci_high": [3.0, 0.4], "p_random": [0.03, 0.6],
+                       "q_random": [0.03, 0.6], "beyond_random": [True, False], "random_max": [2.5, 2.5]})
+    c = claim(df)
+    assert c.survives and "every" not in c.text, c.text
+    assert "q_random 0.0300 (BH over 2 pairs)" in c.baseline, c.baseline
+
+
+def test_style_edits_claim_prints_the_q_its_verdict_reads():
+    from interp_gan.reporting.section_style_edits import claim
+    rows = []
+    for style, q in (("a", 0.3), ("b", 0.6)):
+        for target in ("a", "b"):
+            on = style == target
+            rows.append(dict(layer="L", style=style, target_style=target, k=4, classifier="rgb", measure="log_odds",
+                             on_target=on, effect=-1.0 if on else 0.0, ci_low=-1.5 if on else -0.1,
+                             ci_high=-0.5 if on else 0.1, p_random=0.05 if on else np.nan,
+                             q_random=q if on else np.nan, random_mean=-0.2, specificity=-1.0, spec_ci_low=-1.5,
+                             spec_ci_high=-0.5, verdict="not beyond random" if on else "", n=8))
+    c = claim(pd.DataFrame(rows))
+    assert not c.survives and "p_random 0.0500, q_random 0.300 (BH over 2 removal rows)" in c.baseline, c.baseline
