@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from interp_gan.findings.stats import bh_qvalues, wilson_interval
 from interp_gan.reporting.claims import Claim, result_line
-from interp_gan.reporting.numbers import pct, sig
+from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig
 from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
 
 __all__ = ["replication_section", "agreement_section", "agreement_heatmap", "replication_claim", "agreement_claim"]
@@ -38,9 +39,9 @@ HOW_TO_READ_AGREEMENT = (
     "direction toward the style moves most, and the units attribution ranks most important. "
     "<i>overlap</i> counts the units two methods share; <i>expected</i> is the overlap of random sets of "
     "the same sizes; p is the share of random unit sets that overlap as much (permutation), q the BH "
-    "false discovery rate over the table. Ablation ranks units by the same AUROC as the style-unit "
-    "analysis, so that pair agrees partly by construction; the pairs with directions and attribution "
-    "are the independent checks.</p>")
+    "false discovery rate within its family. Ablation ranks units by the same AUROC as the style-unit "
+    "analysis, so that pair agrees partly by construction: it is its own BH family and the headline does "
+    "not count it; the pairs with directions and attribution are the independent checks.</p>")
 
 
 def replication_claim(summary: pd.DataFrame, min_fraction: float) -> Claim:
@@ -53,7 +54,8 @@ def replication_claim(summary: pd.DataFrame, min_fraction: float) -> Claim:
                                           f"{min_fraction:.0%} of the conditions")
     text = (f"{k} of {n} findings replicate on the other half of the images, another seed and neighbouring "
             f"thresholds" if k else f"None of {n} findings replicates on the other half of the images")
-    return Claim(text, effect=f"{pct(k / n)} replicate", baseline="; ".join(per),
+    lo, hi = wilson_interval(k, n)    # findings as the sample; they share images: too narrow, not too wide
+    return Claim(text, effect=f"{pct(k / n)} replicate", ci=fmt_ci(lo, hi, pct), baseline="; ".join(per),
                  verdict="replicated" if k else "not replicated", survives=k > 0,
                  rule=f"a finding replicates when it survives split_half (selected on one half, confirmed on the "
                       f"other) and at least {min_fraction:.0%} of the conditions")
@@ -102,18 +104,50 @@ def agreement_heatmap(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+_BY_CONSTRUCTION = {frozenset(("style_units", "ablation"))}   # as analyses.agreement (no torch import here)
+
+
+def _independent_q(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(independent, q): which rows are independent pairs, and their q within that family. A finding
+    from before the families (no ``independent`` column) had one BH over the whole table: recomputed
+    here over the independent rows from their p-values."""
+    if "independent" in df.columns:
+        return df["independent"].astype(bool), df["q_value"]
+    ind = pd.Series([frozenset((a, b)) not in _BY_CONSTRUCTION for a, b in zip(df["method_a"], df["method_b"])],
+                    index=df.index)
+    if ind.all():                      # one family already: the saved q is the independent pairs' q
+        return ind, df["q_value"]
+    q = pd.Series(np.nan, index=df.index)
+    if ind.any():
+        q[ind] = bh_qvalues(df.loc[ind, "p_value"].to_numpy(float))
+    return ind, q
+
+
 def agreement_claim(df: pd.DataFrame) -> Claim:
-    rule = "a pair of methods agrees on a style when its overlap's permutation q (BH over the table) is below 0.05"
+    """How many independent method x style overlaps exceed chance (q < 0.05, BH over the independent
+    pairs). The style_units x ablation pair agrees partly by construction (ablation ranks by the same
+    AUROC): it is counted apart and never makes the claim survive."""
+    rule = ("two methods agree on a style when their overlap's permutation q is below 0.05, BH over the "
+            "independent pairs; the style_units x ablation pair agrees partly by construction and is not counted")
     if not len(df):
         return Claim("No two methods named units in the same layer for the same style", effect="no pairs",
                      verdict="not compared", survives=False, rule=rule)
-    ok = df[df["q_value"] < 0.05]
-    n, k = len(df), len(ok)
-    text = (f"{k} of {n} method pairs agree on a style's units more than chance" if k else
-            f"No evidence that the methods agree on the units: none of {n} method x style overlaps beyond chance")
-    return Claim(text, effect=f"{k}/{n} pairs at q < 0.05", baseline=f"median overlap {sig(df.overlap.median())} vs "
-                 f"{sig(df.expected_by_chance.median())} by chance", verdict="beyond chance" if k else
-                 "at chance", survives=k > 0, rule=rule)
+    ind, q = _independent_q(df)
+    n, k = int(ind.sum()), int((ind & (q < 0.05)).sum())
+    dep = df[~ind]
+    aside = (f"; style_units x ablation, which agrees partly by construction: {int((dep['q_value'] < 0.05).sum())} "
+             f"of {len(dep)}" if len(dep) else "")
+    if not n:
+        return Claim(f"Only the style_units x ablation pair was compared, and it agrees partly by construction "
+                     f"({len(dep)} method x style overlaps): no independent agreement was tested",
+                     effect="no independent pairs", verdict="not compared", survives=False, rule=rule)
+    text = (f"{k} of {n} independent method x style overlaps exceed chance" if k else
+            f"No evidence that independent methods agree on the units: none of {n} method x style overlaps "
+            f"beyond chance") + aside
+    return Claim(text, effect=f"{k}/{n} independent overlaps at q < 0.05",
+                 baseline=f"median overlap {sig(df.overlap[ind].median())} vs "
+                          f"{sig(df.expected_by_chance[ind].median())} by chance",
+                 verdict="beyond chance" if k else "at chance", survives=k > 0, rule=rule)
 
 
 @register_section("agreement")

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from interp_gan.findings import Finding
 from interp_gan.reporting import ReportContext, write_report
 from interp_gan.reporting.claims import Claim, key_findings_html, replicated_counts
+from interp_gan.reporting.numbers import pct
 from interp_gan.reporting.section_replication import agreement_section, replication_section
 
 from test_report_claims import _box, _dissection
@@ -52,7 +53,7 @@ def test_sections_build_from_the_findings_alone(tmp_path):
     assert sec.claims[0].survives and "2 of 5" in sec.claims[0].text
     assert any(isinstance(b, go.Figure) for b in sec.blocks)
     assert any("Sensitivity" in b for b in sec.blocks if isinstance(b, str))
-    df = pd.DataFrame({"method_a": ["style_units", "style_units"], "method_b": ["ablation", "directions"],
+    df = pd.DataFrame({"method_a": ["style_units", "style_units"], "method_b": ["directions", "attribution"],
                        "style": "a", "layer": "L", "overlap": [1, 0], "expected_by_chance": [1 / 64, 1 / 64],
                        "p_value": [0.016, 1.0], "q_value": [0.032, 1.0], "n_a": 1, "n_b": 1, "n_units": 64,
                        "units_a": "2", "units_b": ["2", "5"]})
@@ -62,3 +63,37 @@ def test_sections_build_from_the_findings_alone(tmp_path):
     assert np.isclose(np.nanmax(fig.data[0].z), 64) and sec.claims[0].survives and "1 of 2" in sec.claims[0].text
     f.tables["agreement"] = df.assign(q_value=[0.2, 1.0])
     assert not agreement_section(f, ReportContext()).claims[0].survives
+
+
+def test_agreement_by_construction_is_its_own_family_and_never_the_headline():
+    """Four style_units x ablation overlaps (ablation ranks by the same AUROC) at p = 0.0005 and one
+    independent overlap at p = 0.009 among 20: in one BH family the four rejections raise the threshold
+    and the independent one gets q = 0.043 (the demo's "5 of 24 pairs agree"); within its own family
+    of 20 its q is 0.18, and nothing independent agrees."""
+    p_ind = [0.009] + [0.16] * 3 + [1.0] * 16
+    rows = [dict(method_a="style_units", method_b="ablation", p_value=0.0005, overlap=4) for _ in range(4)]
+    rows += [dict(method_a="style_units", method_b="directions", p_value=p, overlap=1 if p < 1 else 0) for p in p_ind]
+    df = pd.DataFrame(rows).assign(style="a", layer="L", expected_by_chance=0.2, n_a=5, n_b=5, n_units=128,
+                                   units_a="1", units_b="1")
+    from interp_gan.findings.stats import bh_qvalues
+    old = df.assign(q_value=bh_qvalues(df.p_value.to_numpy()))          # a finding saved with one family
+    assert old.q_value.iloc[4] < 0.05
+    f = Finding("agreement", params={}, tables={"agreement": old}, notes=["n"], section={"title": "Agreement"})
+    c = agreement_section(f, ReportContext()).claims[0]
+    assert not c.survives and "0/20" in c.effect and "by construction: 4 of 4" in c.text, (c.text, c.effect)
+    from interp_gan.analyses.agreement import family_qvalues
+    new = df.assign(independent=[False] * 4 + [True] * 20)
+    new = new.assign(q_value=family_qvalues(new))
+    assert np.isclose(new.q_value.iloc[4], 0.18) and (new.q_value.iloc[:4] == 0.0005).all()
+    f.tables["agreement"] = new
+    assert not agreement_section(f, ReportContext()).claims[0].survives
+    f.tables["agreement"] = new.assign(q_value=[0.001] * 4 + [0.01] + [1.0] * 19)
+    c = agreement_section(f, ReportContext()).claims[0]
+    assert c.survives and c.text.startswith("1 of 20 independent"), c.text
+
+
+def test_replication_rate_has_its_interval():
+    from interp_gan.findings.stats import wilson_interval
+    sec = replication_section(_replication(5, 2), ReportContext())
+    lo, hi = wilson_interval(2, 5)
+    assert sec.claims[0].ci == f"[{pct(lo)}, {pct(hi)}]" and sec.claims[0].effect == "40.0% replicate"
