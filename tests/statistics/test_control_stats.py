@@ -1,0 +1,69 @@
+"""The random-init control comparison ("beyond random init", ``claims.rate_vs_control``): Newcombe's
+interval of the difference of two rates, treating units as independent Bernoulli draws.
+
+On the textbook null it is calibrated: two binomial counts at the demo's size. On a planted null of
+*networks* -- the trained and the control network drawn from one distribution, style-unit rates
+computed by the analysis' own tests and BH -- it is not: the rate varies between networks more than
+a binomial over units says (BH couples the tests; a low-rank style effect couples the units), and
+the claim says "beyond random init" about 9% of the time with independent unit effects and about
+30% with a rank-2 effect, against 2.5% nominal (one side of a 95% interval). One control draw cannot
+show that spread; docs/statistics.md says so beside the rule."""
+import numpy as np
+import pandas as pd
+
+from interp_gan.analyses.units.style_units import auroc_pvalues
+from interp_gan.findings.stats import bh_qvalues
+from interp_gan.reporting.claims import rate_vs_control
+from interp_gan.reporting.section_style_units import claim as style_units_claim
+
+
+def test_rate_vs_control_is_calibrated_on_two_binomial_counts_at_the_demos_size():
+    rng = np.random.default_rng(0)
+    reps, n = 2000, 352
+    null = [rate_vs_control(int(a), n, int(b), n)["survives"]
+            for a, b in zip(rng.binomial(n, 0.04, reps), rng.binomial(n, 0.04, reps))]
+    assert np.mean(null) <= 0.025 + 2 * np.sqrt(0.025 * 0.975 / reps), np.mean(null)
+    cover = []
+    for a, b in zip(rng.binomial(n, 0.06, reps), rng.binomial(n, 0.03, reps)):
+        r = rate_vs_control(int(a), n, int(b), n)
+        lo, hi = (float(x) for x in r["diff_ci"].removesuffix(" points").strip("[]").split(", "))
+        cover.append(lo <= 3.0 <= hi)
+    print("null 'beyond' rate", np.mean(null), "coverage", np.mean(cover))
+    assert 0.93 <= np.mean(cover) <= 0.97
+
+
+S, N_PER, U = 4, 16, 96
+_Y = np.arange(S * N_PER) % S
+
+
+def _network_q(rng, rank: int | None) -> np.ndarray:
+    """q-values of one network's unit x style tests: a style effect per unit (independent, or rank
+    ``rank``) plus image noise, tested and corrected as the analysis does."""
+    if rank is None:
+        eff = rng.normal(0, 0.5, (S, U))
+    else:
+        eff = rng.normal(0, 1, (S, rank)) @ rng.normal(0, 0.5 / np.sqrt(rank), (rank, U))
+    x = eff[_Y] + rng.normal(size=(len(_Y), U))
+    return bh_qvalues(auroc_pvalues(x, _Y, S, n_perm=199, seed=int(rng.integers(2**31))).ravel())
+
+
+def _beyond_rate(rank: int | None, reps: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(reps):
+        qt, qc = _network_q(rng, rank), _network_q(rng, rank)
+        df = pd.DataFrame({"layer": "L", "unit": np.tile(np.arange(U), S), "style": np.repeat(np.arange(S), U),
+                           "q_value": qt})
+        ctl = pd.DataFrame({"layer": ["L"], "units": [U], "tests": [U * S],
+                            "frac_q05_trained": [np.mean(qt < 0.05)], "frac_q05_control": [np.mean(qc < 0.05)]})
+        hits += style_units_claim(df, ctl).survives
+    return hits / reps
+
+
+def test_beyond_random_init_is_anti_conservative_on_a_planted_null_of_networks():
+    """Measured (1000 pairs each): 0.093 with independent unit effects, 0.313 with a rank-2 effect.
+    This pins the number docs/statistics.md prints; a fix (several control draws) should lower it."""
+    ind, low_rank = _beyond_rate(None, 400, 1), _beyond_rate(2, 400, 2)
+    print("false 'beyond random init': independent units", ind, "rank-2 effect", low_rank)
+    assert 0.05 <= ind <= 0.15, ind
+    assert 0.2 <= low_rank <= 0.45, low_rank
