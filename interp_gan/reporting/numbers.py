@@ -3,6 +3,7 @@
     sig(0.123456)        -> "0.123"      three significant digits
     sig(-4.43e-05)       -> "-4.43e-05"  scientific below 1e-3 (never "-0.0000")
     sig(1234.5)          -> "1234"       no exponent for ordinary large numbers
+    sig_beside(0.04996, 0.05) -> "0.04996"   never rounded onto (or across) the threshold of its verdict
     pct(0.0625)          -> "6.25%"
     ci(0.1, 0.3)         -> "[0.1, 0.3]"
     latex_num(-4.43e-05) -> "$-4.43\\times10^{-5}$"
@@ -12,7 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["sig", "pct", "ci", "latex_num", "is_missing", "DIGITS"]
+__all__ = ["sig", "sig_beside", "pct", "ci", "latex_num", "is_missing", "DIGITS", "ALPHA"]
+
+ALPHA = 0.05   # the level every p / q column of a report table is compared with (``render.table_html``)
 
 DIGITS = 3
 
@@ -44,6 +47,26 @@ def sig(x: Any, digits: int = DIGITS) -> str:
     s = f"{x:.{decimals}f}"
     if float(s) == 0:                                   # rounding took it to zero: say how small
         return f"{x:.{digits - 1}e}"
+    return s
+
+
+def sig_beside(x: Any, threshold: Any, digits: int = DIGITS) -> str:
+    """``sig(x)``, with as many more digits as it takes to keep x on its side of ``threshold``: a
+    number printed beside a verdict that compares it with the threshold must not round onto it
+    (q = 0.04996 under "q < 0.05" prints "0.04996", not "0.0500"; 0.50004 beside 0.5 "0.50004")."""
+    s = sig(x, digits)
+    if is_missing(x) or is_missing(threshold) or isinstance(x, bool):
+        return s
+    x, t = float(x), float(threshold)
+    side = (x > t) - (x < t)
+    for d in range(digits, 17):
+        s = sig(x, d)
+        try:
+            v = float(s)
+        except ValueError:                              # "∞"
+            return s
+        if (v > t) - (v < t) == side:
+            return s
     return s
 
 

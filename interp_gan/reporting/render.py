@@ -22,7 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from interp_gan.provenance_mark import current_model, mark_jpeg_bytes, save_kw_for
-from interp_gan.reporting.numbers import sig
+from interp_gan.reporting.numbers import ALPHA, sig, sig_beside
 from interp_gan.reporting.sections import Cards, ImageGrid, Table
 from interp_gan.util import to_uint8
 
@@ -159,9 +159,16 @@ def cards_html(block: Cards) -> str:
 _ID_COLUMNS = {"step", "unit", "units", "index", "seed", "epoch", "id", "layer", "rank", "k", "style_id"}
 
 
-def format_value(x: Any, grouping: bool = True) -> str:
+def _is_pq(column: Any) -> bool:
+    """A p- or q-value column (p_value, q_random, p_image, ...): printed never rounded onto 0.05."""
+    c = str(column).lower()
+    return c.startswith(("p_", "q_")) or c in ("p", "q")
+
+
+def format_value(x: Any, grouping: bool = True, threshold: float | None = None) -> str:
     """Readable numbers: ints with thousands separators, floats as ``numbers.sig`` (3 significant
-    digits, scientific below 1e-3): the one number format of the report."""
+    digits, scientific below 1e-3): the one number format of the report. ``threshold``: a float is
+    kept on its side of it (``numbers.sig_beside``)."""
     if x is None or x is pd.NA or x is pd.NaT or (isinstance(x, (float, np.floating)) and math.isnan(x)):
         return "–"
     if isinstance(x, (bool, np.bool_)):
@@ -169,7 +176,7 @@ def format_value(x: Any, grouping: bool = True) -> str:
     if isinstance(x, (int, np.integer)):
         return f"{int(x):,}" if grouping else str(int(x))
     if isinstance(x, (float, np.floating)):
-        return sig(float(x))
+        return sig(float(x)) if threshold is None else sig_beside(float(x), threshold)
     if isinstance(x, (list, tuple, np.ndarray)):
         return "[" + ", ".join(format_value(v) for v in x) + "]"
     return str(x)
@@ -185,11 +192,12 @@ def table_html(table: Table) -> str:
     numeric = [pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
                for c in shown.columns]
     grouping = [str(c).lower() not in _ID_COLUMNS and not str(c).lower().endswith("_id") for c in shown.columns]
+    thresholds = [ALPHA if _is_pq(c) else None for c in shown.columns]
     rows = []
     for rec in shown.itertuples(index=False, name=None):
-        tds = "".join(f'<td class="num">{html.escape(format_value(v, g))}</td>' if num
-                      else f"<td>{html.escape(format_value(v, g))}</td>"
-                      for v, num, g in zip(rec, numeric, grouping))
+        tds = "".join(f'<td class="num">{html.escape(format_value(v, g, t))}</td>' if num
+                      else f"<td>{html.escape(format_value(v, g, t))}</td>"
+                      for v, num, g, t in zip(rec, numeric, grouping, thresholds))
         rows.append(f"<tr>{tds}</tr>")
     more = (f'<div class="muted">showing {len(shown):,} of {n:,} rows</div>' if len(shown) < n else "")
     cap = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from interp_gan.reporting.claims import Claim, result_line
-from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.many_styles import shown_note, shown_styles
 from interp_gan.reporting.sections import (FOLD_CLOSE, ReportContext, Section, Table, fold_open, how_to_read,
                                            register_section)
@@ -205,8 +205,8 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
     # the numbers the verdict reads, beside it: p_random alone at the floor would look "beyond random"
     # where BH over the family says otherwise
     m = int(((df["baseline"] == "top") & df["p_random"].notna()).sum())
-    base += f"; p_random {sig(best['p_random'])}" + (
-        f", q_random {sig(best['q_random'])} (BH over {m} selected-set rows)" if qcol == "q_random" else "")
+    base += f"; p_random {sig_beside(best['p_random'], 0.05)}" + (
+        f", q_random {sig_beside(best['q_random'], 0.05)} (BH over {m} selected-set rows)" if qcol == "q_random" else "")
     layers = list(dict.fromkeys(top["layer"]))
     if len(layers) > 1:      # the rows are styles x layers: say so, and name every layer
         layer, unit = ", ".join(map(str, layers)), "style x layer rows"

@@ -22,7 +22,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from interp_gan.reporting.claims import Claim, result_line
-from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
 
@@ -143,13 +143,23 @@ def unit_bars(units: pd.DataFrame, top: int = 10) -> go.Figure:
     return fig
 
 
-def _verdicts(sanity: pd.DataFrame) -> pd.DataFrame:
-    """The rows after full randomisation and after label randomisation, with their numbers."""
+def _ci_beside(lo, hi, threshold) -> str:
+    """A sanity check's interval, its bounds never rounded onto the threshold its verdict compares
+    them with (a bound of 0.4996 under "passed: below 0.5" prints 0.4996, not 0.500)."""
+    return fmt_ci(lo, hi, lambda x: sig_beside(x, threshold))
+
+
+def _verdicts(sanity: pd.DataFrame, as_text: bool = False) -> pd.DataFrame:
+    """The rows after full randomisation and after label randomisation, with their numbers
+    (``as_text``: the interval's bounds as printed, never rounded onto the threshold)."""
     final = sanity[sanity.randomized.isin(["all", "labels"])].copy()
     if "verdict" not in final:                         # a finding saved before verdicts had intervals
         final["verdict"] = np.where(final.passed.astype(bool), "passed", "failed")
     if "n_passed" in final:
         final["images_below"] = [f"{int(a)} of {int(b)}" for a, b in zip(final.n_passed, final.n_images)]
+    if as_text and {"ci_low", "ci_high", "threshold"} <= set(final.columns):   # the bounds the verdict reads
+        final["ci_low"], final["ci_high"] = ([sig_beside(x, t) for x, t in zip(final[c], final["threshold"])]
+                                             for c in ("ci_low", "ci_high"))
     cols = ["target", "source", "method", "randomized", "spearman", "ci_low", "ci_high", "images_below",
             "n_styles", "input_corr_before", "input_corr", "acc_real", "acc_shuffled", "verdict"]
     return final[[c for c in cols if c in final]]
@@ -219,7 +229,7 @@ def sanity_matrix(sanity: pd.DataFrame) -> str:
                     cells.append('<td class="cell none">–</td>')
                     continue
                 verdict = str(getattr(r, "verdict", "") or "none")
-                ci = fmt_ci(getattr(r, "ci_low", None), getattr(r, "ci_high", None))
+                ci = _ci_beside(getattr(r, "ci_low", None), getattr(r, "ci_high", None), getattr(r, "threshold", 0.5))
                 mark = {"passed": "✓", "failed": "✗", "inconclusive": "?"}.get(verdict, "")
                 cells.append(f'<td class="cell {verdict.replace(" ", "-")}" title="{html.escape(verdict)}">'
                              f"{mark} {sig(r.spearman)}<br><span class=\"ci\">{ci}</span></td>")
@@ -243,7 +253,8 @@ def claims(sanity: pd.DataFrame) -> list[Claim]:
     v = v[v.verdict.isin(["passed", "failed", "inconclusive"])]
     if not len(v):
         return []
-    thr = sig(float(sanity.threshold.iloc[0])) if "threshold" in sanity else "0.5"
+    thr_f = float(sanity.threshold.iloc[0]) if "threshold" in sanity else 0.5
+    thr = sig(thr_f)
     rule = (f"a method survives when none of its checks failed and at least half passed (a check passes when the "
             f"95% interval of the mean rho lies below {thr})")
     stats = {m: g for m, g in v.groupby("method", sort=False)}
@@ -260,7 +271,7 @@ def claims(sanity: pd.DataFrame) -> list[Claim]:
         extra = f" ({c['inconclusive']} inconclusive)" if c["inconclusive"] else ""
         out.append(Claim(f"{m} maps change when the explained model is randomised: passed {c['passed']} of "
                          f"{len(stats[m])} sanity checks{extra}, none failed",
-                         effect=f"highest rho {sig(w.spearman)}", ci=fmt_ci(w.ci_low, w.ci_high),
+                         effect=f"highest rho {sig(w.spearman)}", ci=_ci_beside(w.ci_low, w.ci_high, thr_f),
                          baseline=f"threshold {thr} ({w.target}, {w.randomized})", verdict="passes randomisation",
                          survives=True, rule=rule))
     bad = [m for m, c in count.items() if c["failed"] > 0]
@@ -269,7 +280,7 @@ def claims(sanity: pd.DataFrame) -> list[Claim]:
         w, c = worst(stats[m]), count[m]
         out.append(Claim(f"{m} maps are not shown to depend on the weights: failed {c['failed']} of "
                          f"{len(stats[m])} sanity checks ({c['passed']} passed, {c['inconclusive']} inconclusive)",
-                         effect=f"highest rho {sig(w.spearman)}", ci=fmt_ci(w.ci_low, w.ci_high),
+                         effect=f"highest rho {sig(w.spearman)}", ci=_ci_beside(w.ci_low, w.ci_high, thr_f),
                          baseline=f"threshold {thr} ({w.target}, {w.randomized})", verdict="fails randomisation",
                          survives=False, rule=rule, priority=0 if not good else 1))
     return out
@@ -325,7 +336,7 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
         strips = _sanity_strips(sanity, arrays)
         blocks += [fold_open("Sanity checks in detail: rho per randomisation step, the maps, the verdict table"),
                    fig] + ([strips] if strips is not None else []) + [
-                   Table(v.reset_index(drop=True),
+                   Table(_verdicts(sanity, as_text=True).reset_index(drop=True),
                          caption="Sanity-check verdicts after full randomisation ('all') and shuffled labels "
                                  "('labels'): mean rho with its 95% t-interval over images, images with rho "
                                  "below the threshold, input corr before / after, label-model accuracies"),

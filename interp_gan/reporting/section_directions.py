@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from interp_gan.reporting.claims import Claim, result_line
-from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
 
@@ -115,8 +115,8 @@ def claim(df: pd.DataFrame) -> Claim | None:
                 f"style classifier more than {n_r} random directions walked the same step")
     p95 = best.get("random_p95", float("nan"))
     return Claim(text, effect=f"Δ log-odds {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
-                 baseline=(f"random at the same step, 95th pct {sig(p95)}; p_random {sig(best['p_random'])} "
-                           f"(floor {sig(1 / (1 + n_r))}), q_random {sig(best['q_random'])} (BH over "
+                 baseline=(f"random at the same step, 95th pct {sig(p95)}; p_random {sig_beside(best['p_random'], 0.05)} "
+                           f"(floor {sig(1 / (1 + n_r))}), q_random {sig_beside(best['q_random'], 0.05)} (BH over "
                            f"{int(cand['q_random'].notna().sum())} discovered directions)"),
                  verdict="beyond random directions" if len(ok) else "not beyond random directions",
                  survives=bool(len(ok)),

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from interp_gan.findings.stats import wilson_interval
 from interp_gan.reporting.claims import Claim, partial_control, rate_vs_control, result_line
-from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig
+from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, Card, Cards, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
 
@@ -162,6 +162,7 @@ def unit_cards(finding, units, top, ctx: ReportContext) -> Cards | None:
     if top is None or "top_images" not in finding.arrays:
         return None
     imgs, maps = finding.arrays["top_images"], finding.arrays["top_maps"]
+    alpha = finding.params.get("alpha", 0.05)        # the q of the "labelled" badge: never rounded onto it
     masks = finding.arrays.get("top_masks")   # the tie-aware region the IoU counted (older findings: none)
     cards = []
     for t, row in enumerate(top.itertuples()):
@@ -169,7 +170,7 @@ def unit_cards(finding, units, top, ctx: ReportContext) -> Cards | None:
         pics = overlay(imgs[t], masks[t], 0.5) if masks is not None else overlay(imgs[t], maps[t], float(u.threshold))
         labelled = bool(u.get("labelled", False))
         lines = [f"IoU {sig(u.iou)} {fmt_ci(u.get('ci_low'), u.get('ci_high'))} (held-out half), "
-                 f"q {sig(u.q_value)}"]
+                 f"q {sig_beside(u.q_value, alpha)}"]
         if finding.analysis == "dissection":
             lines.append(_selectivity(ctx, str(row.layer), int(row.unit)))
         cards.append(Card(pics, f"{row.layer} · unit {row.unit} · {row.concept}", lines,

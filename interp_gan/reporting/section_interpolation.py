@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from interp_gan.reporting.claims import Claim, result_line
-from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
 
@@ -46,9 +46,9 @@ def claim(df: pd.DataFrame) -> Claim | None:
         text = f"No walk between two styles' codes raises the target more than random walks ({len(d)} pairs)"
     other = (f"; p_other {sig(best['p_other'])} vs {int(best['n_other'])} walks to other styles"
              if "p_other" in best and pd.notna(best["p_other"]) else "")
-    q = f", q_random {sig(best['q_random'])} (BH over {int(d['q_random'].notna().sum())} pairs)"
+    q = f", q_random {sig_beside(best['q_random'], 0.05)} (BH over {int(d['q_random'].notna().sum())} pairs)"
     return Claim(text, effect=f"Δ log-odds {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
-                 baseline=f"random walks max {sig(best['random_max'])}; p_random {sig(best['p_random'])}{q}{other}",
+                 baseline=f"random walks max {sig(best['random_max'])}; p_random {sig_beside(best['p_random'], 0.05)}{q}{other}",
                  verdict="beyond random walks" if len(ok) else "not beyond random walks", survives=bool(len(ok)),
                  rule="beyond random when q_random (rank among random directions of the same length, measured "
                       "on the same target; BH over pairs) <= 0.05 and the CI is above 0")

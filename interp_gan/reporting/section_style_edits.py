@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from interp_gan.reporting.claims import Claim, result_line
-from interp_gan.reporting.numbers import ci as fmt_ci, sig
+from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.many_styles import MAX_STYLES_SHOWN, shown_note, shown_styles
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
@@ -149,10 +149,10 @@ def claim(df: pd.DataFrame) -> Claim | None:
         text = (f"No style removal by the {k} most selective units of {layer} was specific: none lowered the {what} "
                 f"both beyond baseline unit sets and more than the other styles' (0 of {len(on)} styles)")
     fam = int((df["on_target"].astype(bool) & df["q_random"].notna()).sum()) if "q_random" in df else 0
-    q = (f", q_random {sig(best['q_random'])} (BH over {fam} removal rows)"
+    q = (f", q_random {sig_beside(best['q_random'], 0.05)} (BH over {fam} removal rows)"
          if "q_random" in best and pd.notna(best["q_random"]) else "")
     return Claim(text, effect=f"{best['style']}: {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
-                 baseline=f"baseline {k}-unit sets {sig(best['random_mean'])}; p_random {sig(best['p_random'])}{q}; "
+                 baseline=f"baseline {k}-unit sets {sig(best['random_mean'])}; p_random {sig_beside(best['p_random'], 0.05)}{q}; "
                           f"specificity {sig(best['specificity'])} {fmt_ci(best['spec_ci_low'], best['spec_ci_high'])}",
                  verdict="specific" if len(ok) else "not specific", survives=bool(len(ok)),
                  rule="specific when q_random <= 0.05 (BH over the styles' removals) with the CI below 0, the specificity CI below 0, and every "

@@ -84,3 +84,32 @@ def test_style_edits_claim_prints_the_q_its_verdict_reads():
                              spec_ci_high=-0.5, verdict="not beyond random" if on else "", n=8))
     c = claim(pd.DataFrame(rows))
     assert not c.survives and "p_random 0.0500, q_random 0.300 (BH over 2 removal rows)" in c.baseline, c.baseline
+
+
+def test_a_number_beside_a_verdict_is_never_rounded_onto_its_threshold():
+    """q = 0.04996 under "q < 0.05" printed "0.0500"; a sanity bound of 0.4996 under "passed: below
+    0.5" printed "0.500" in the matrix (and "0.50" in the analysis' note)."""
+    from interp_gan.reporting.numbers import sig, sig_beside
+    assert sig(0.04996) == "0.0500" and sig_beside(0.04996, 0.05) == "0.04996"
+    assert sig_beside(0.050004, 0.05) == "0.050004" and sig_beside(0.05, 0.05) == "0.0500"
+    assert sig_beside(0.0123, 0.05) == "0.0123" and sig_beside(float("nan"), 0.05) == "–"
+    assert sig_beside(0.49996, 0.5) == "0.49996" and sig_beside(-4.43e-05, 0.0) == "-4.43e-05"
+
+
+def test_tables_keep_p_and_q_on_their_side_of_005():
+    from interp_gan.reporting.render import table_html
+    from interp_gan.reporting.sections import Table
+    page = table_html(Table(pd.DataFrame({"q_value": [0.04996], "beyond": [True], "effect": [0.04996]})))
+    assert "0.04996" in page and "0.0500" in page          # the q keeps its digits; an effect does not need them
+
+
+def test_attribution_sanity_bounds_are_not_rounded_onto_the_threshold():
+    from interp_gan.reporting.section_attribution import claims, sanity_matrix
+    sanity = pd.DataFrame({"target": "classifier", "source": "real", "method": ["saliency", "ig"],
+                           "randomized": "all", "step": 1, "spearman": [0.3, 0.7], "ci_low": [0.2, 0.50004],
+                           "ci_high": [0.49996, 0.8], "threshold": 0.5, "verdict": ["passed", "failed"],
+                           "passed": [True, False], "n_passed": [8, 0], "n_images": 8})
+    m = sanity_matrix(sanity)
+    assert "[0.200, 0.49996]" in m and "[0.50004, 0.800]" in m, m
+    c = claims(sanity)
+    assert c[0].ci == "[0.200, 0.49996]" and c[1].ci == "[0.50004, 0.800]", (c[0].ci, c[1].ci)

@@ -55,6 +55,7 @@ from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.cost import (Cost, UnitCosts, double_to, halve_to, size_to_budget, unit_costs_for)
 from interp_gan.harvest.hooks import Trace, ablate, default_unit_layer, get_module
 from interp_gan.findings import Finding
+from interp_gan.reporting.numbers import sig_beside
 
 __all__ = ["Attribution", "AttributionResult", "attribute", "unit_importance", "single_unit_effects",
            "spearman_interval", "PIXEL_METHODS", "UNIT_METHODS", "SANITY_COLUMNS", "AGREEMENT_COLUMNS"]
@@ -564,8 +565,9 @@ class Attribution(Analysis):
                              f"{r['acc_real']:.2f} on the same {r['label_images']} images (raise label_steps); "
                              f"mean rho {r['spearman']:.2f} is not read as a verdict")
                 continue
+            lo, hi = (sig_beside(r[c], r["threshold"]) for c in ("ci_low", "ci_high"))   # never rounded onto it
             notes.append(f"{what}: mean rho {r['spearman']:.2f} (95% t-interval over images "
-                         f"{r['ci_low']:.2f} to {r['ci_high']:.2f}), below the threshold {r['threshold']} on "
+                         f"{lo} to {hi}), below the threshold {r['threshold']} on "
                          f"{r['n_passed']} of {r['n_images']} images ({r['n_styles']} styles) -> {r['verdict'].upper()}"
                          + (f"; shuffled-label model trained to accuracy {r['acc_shuffled']:.2f} "
                             f"(real model {r['acc_real']:.2f}) on {r['label_images']} images"
