@@ -48,7 +48,10 @@ HOW_TO_READ = (
 def claim(units, control, alpha: float, what: str = "units") -> Claim:
     """The section's claim: the labelled rate beside the random-init control's (reads the tables only).
     It survives when the interval of the difference lies above 0 (``claims.rate_vs_control``)."""
-    n, lab = len(units), int(units.labelled.astype(bool).sum())
+    n, lab = len(units), int(units.labelled.astype(bool).sum()) if len(units) else 0
+    if not n:                          # no rate to state: not "0 of 0 (0%) labelled"
+        return Claim(f"No {what} were dissected, so no labelled rate", effect="no units", verdict="not measured",
+                     survives=False, rule="a labelled rate needs dissected units and its random-init control")
     tot = control[control.layer == "all"] if control is not None and len(control) else None
     if tot is None or not len(tot):
         lo, hi = wilson_interval(lab, n)
@@ -58,6 +61,12 @@ def claim(units, control, alpha: float, what: str = "units") -> Claim:
                      rule="a rate without its random-init control is not a finding")
     t = tot.iloc[0]
     kc, nc = int(t.labelled_control), int(t.units)
+    if not nc:
+        lo, hi = wilson_interval(lab, n)
+        return Claim(f"{lab} of {n} {what} ({pct(lab / n)}) labelled at q < {alpha}; the random-init control "
+                     "dissected no units, so this rate has no baseline", effect=pct(lab / n),
+                     ci=fmt_ci(lo, hi, pct), baseline="no control units", verdict="no baseline", survives=False,
+                     rule="a rate without its random-init control is not a finding")
     r = rate_vs_control(lab, n, kc, nc)
     if r["survives"]:
         text = (f"{lab} of {n} {what} labelled at q < {alpha} with a concept: more than the random-init "

@@ -107,7 +107,11 @@ def claim(df: pd.DataFrame, ctl: pd.DataFrame | None) -> Claim:
     the difference's count units, not tests, as n (the tests of one unit share its activations)."""
     q = df["q_value"].to_numpy(dtype=float)
     q = q[np.isfinite(q)]
-    t = float(np.mean(q < ALPHA)) if len(q) else float("nan")
+    if not len(q):                     # no rate to state: not "– of unit x style tests [0%, 100%]"
+        return Claim("No unit x style test has a p-value (every unit constant or not finite), so no "
+                     "selectivity rate", effect="no tests", verdict="not measured", survives=False,
+                     rule="a rate needs tested units and its random-init control")
+    t = float(np.mean(q < ALPHA))
     n_units = max(1, len(df.drop_duplicates(["layer", "unit"])))
     rate = f"{pct(t)} of unit x style tests"
     if ctl is None or not len(ctl) or not ctl["frac_q05_control"].notna().any():
@@ -117,7 +121,11 @@ def claim(df: pd.DataFrame, ctl: pd.DataFrame | None) -> Claim:
                      rule="a rate without its random-init control is not a finding")
     c = ctl.dropna(subset=["frac_q05_control"])
     w = c.get("tests_control", c["tests"]).astype(float)
-    cr = float(np.average(c["frac_q05_control"], weights=w)) if w.sum() else float("nan")
+    if not w.sum():
+        return Claim(f"{int(np.sum(q < ALPHA))} of {len(q)} unit x style tests reach q < {ALPHA}; the random-init "
+                     "control tested nothing, so this rate has no baseline", effect=rate, baseline="no control tests",
+                     verdict="no baseline", survives=False, rule="a rate without its random-init control is not a finding")
+    cr = float(np.average(c["frac_q05_control"], weights=w))
     r = rate_vs_control(t * n_units, n_units, cr * n_units, n_units)
     rule = r["rule"].replace("treating units as independent", "n = units, not tests, as a unit's tests are not "
                                                                "independent")

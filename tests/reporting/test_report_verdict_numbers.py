@@ -113,3 +113,19 @@ def test_attribution_sanity_bounds_are_not_rounded_onto_the_threshold():
     assert "[0.200, 0.49996]" in m and "[0.50004, 0.800]" in m, m
     c = claims(sanity)
     assert c[0].ci == "[0.200, 0.49996]" and c[1].ci == "[0.50004, 0.800]", (c[0].ci, c[1].ci)
+
+
+def test_empty_tables_give_no_rate_sentences():
+    """No units dissected printed "0 of 0 labelled ... 0% labelled; difference 0 points [–, –]"; no
+    finite q printed "– of unit x style tests [0%, 100%]"."""
+    from interp_gan.reporting.section_dissection import claim as dissection_claim
+    from interp_gan.reporting.section_style_units import claim as style_units_claim
+    c = dissection_claim(pd.DataFrame({"layer": [], "unit": [], "labelled": []}),
+                         pd.DataFrame({"layer": ["all"], "units": [0], "labelled_control": [0]}), 0.05)
+    assert not c.survives and "0 of 0" not in c.text and "%" not in c.numbers(), (c.text, c.numbers())
+    df = pd.DataFrame({"layer": "L", "unit": [0, 1], "style": "a", "q_value": np.nan, "auroc": np.nan})
+    ctl = pd.DataFrame({"layer": ["L"], "units": [2], "tests": [0], "frac_q05_trained": [np.nan],
+                        "frac_q05_control": [0.1], "tests_control": [8]})
+    c = style_units_claim(df, ctl)
+    text = c.text + c.numbers()
+    assert not c.survives and "–" not in text and "[0%, 100%]" not in text, text
