@@ -132,6 +132,8 @@ def claim(f) -> Claim | None:
         return Claim(f"No repair of {layer} qualifies: {c['reason']}", effect="", baseline=base,
                      verdict="no k qualifies", survives=False, rule=rule)
     row = t[(t["k"] == k) & (t["measure"] == "d_logit")].iloc[0]
+    if "ci_low_simul" in row and pd.notna(row["ci_low_simul"]):     # the bound the choice read
+        base = (base + f"; simultaneous lower bound {sig(row['ci_low_simul'])}").lstrip("; ")
     st = t[(t["k"] == k) & (t["measure"] == "d_style_log_odds")]
     style = ""
     if len(st):

@@ -545,8 +545,10 @@ class Directions(Analysis):
                          f"(1 + {R}): the {R} random unit directions are stepped the same Euclidean length as the "
                          "direction tested and measured the same way on the same images, so a long step earns "
                          "nothing by itself; q_random is BH over the discovered directions and beyond_random = "
-                         "q_random <= 0.05. Random rows get p_random against the other random directions (a "
-                         "calibration check: about 5% of them should have p_random <= 0.05). It does not rule "
+                         f"q_random <= 0.05. Random rows get p_random against the {R - 1} other random directions "
+                         f"(a calibration check: their p_random is uniform on 1/{R}, 2/{R}, ..., 1, so about one "
+                         f"in {R} sits at its floor 1/{R} = {1 / R:.3g}; with 19 random directions none can reach "
+                         "0.05). It does not rule "
                          "out that the direction is one of many equally good ones, nor that it moves the "
                          "classifier without moving the style a person would see")
             fl = 1 / (1 + R)

@@ -180,6 +180,9 @@ def test_planted_direction_found_and_significant_random_directions_not():
     assert f.arrays["random_null_effects"].shape == (len(df), 8)
     assert rnd.beyond_random.isna().all() and rnd.q_random.isna().all()     # controls carry no verdict
     assert any("cannot go below 1/9" in n or "permutation floor" in n for n in f.notes)
+    # random rows are ranked among the 7 others: their floor is 1/8, so "about 5% at p <= 0.05" was wrong
+    assert any("uniform on 1/8, 2/8, ..., 1" in n for n in f.notes)
+    assert rnd.p_random.min() >= 1 / 8 - 1e-12
     assert any("sefa skipped" in n for n in f.notes)               # no style affines on this subject
     assert f.arrays["traversal_img0"].shape == (len(df), 3, 16, 16, 3)
     assert f.arrays["traversal_img0"].dtype == np.uint8

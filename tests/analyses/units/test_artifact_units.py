@@ -409,3 +409,15 @@ def test_repair_gate_is_the_simultaneous_bound_and_the_repair_table_prints_the_c
     assert top["effect"] == pytest.approx(two["effect"])
     assert (top["ci_low"], top["ci_high"]) == pytest.approx((two["ci_low"], two["ci_high"]))
     assert np.isnan(rep.loc[("top", "d_kid"), "ci_low"]) and np.isnan(rep.loc[("top", "d_kid"), "ci_high"])
+
+
+def test_no_repair_reason_names_the_simultaneous_bound_it_read():
+    """k = 1's per-k 95% CI clears 0 (the curve's table prints it) but its simultaneous bound does not:
+    the reason used to say "no k raises D's realism logit beyond its CI", which the table contradicts."""
+    import pandas as pd
+    from interp_gan.analyses.units.artifacts import choose_k
+    t = pd.DataFrame({"k": [1, 1], "measure": ["d_logit", "d_style_log_odds"], "effect": [0.1, 0.0],
+                      "ci_low": [0.01, -0.1], "ci_high": [0.2, 0.1], "ci_low_simul": [-0.01, np.nan]})
+    k, why = choose_k(t)
+    assert k == 0 and "simultaneous lower bound" in why, why
+    assert "beyond its CI" in choose_k(t.drop(columns="ci_low_simul").assign(ci_low=[-0.01, -0.1]))[1]
