@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from interp_gan.reporting.numbers import latex_num
+from interp_gan.reporting.numbers import ALPHA, latex_num
 
 __all__ = ["table_to_latex", "export_figures", "write_paper", "find_chromium", "latex_escape", "paper_figure",
            "grid_figure", "PAPER_WIDTHS_IN", "MIN_FONT_PT", "PX_PER_IN"]
@@ -109,7 +109,8 @@ def _cell(v: Any, column: str) -> str:
             return "--"
         if float(v).is_integer() and column.lower() in ("unit", "k", "n", "index", "step", "rank", "units"):
             return str(int(v))
-        return latex_num(v)
+        c = column.lower()
+        return latex_num(v, threshold=ALPHA if c.startswith(("p_", "q_")) else None)   # p / q: never onto 0.05
     if v is None or _missing(v):
         return "--"
     return latex_escape(v)

@@ -83,9 +83,10 @@ def ci(lo: Any, hi: Any, fmt=sig) -> str:
     return f"[{fmt(lo)}, {fmt(hi)}]"
 
 
-def latex_num(x: Any, digits: int = DIGITS) -> str:
-    """``sig`` for LaTeX: the exponent as ``\\times10^{k}`` in math mode, a real minus sign."""
-    s = sig(x, digits)
+def latex_num(x: Any, digits: int = DIGITS, threshold: Any = None) -> str:
+    """``sig`` for LaTeX: the exponent as ``\\times10^{k}`` in math mode, a real minus sign
+    (``threshold``: kept on its side of it, as ``sig_beside``)."""
+    s = sig(x, digits) if threshold is None else sig_beside(x, threshold, digits)
     if s == "–":
         return "--"
     if s in ("∞", "-∞"):

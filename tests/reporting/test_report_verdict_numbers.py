@@ -129,3 +129,8 @@ def test_empty_tables_give_no_rate_sentences():
     c = style_units_claim(df, ctl)
     text = c.text + c.numbers()
     assert not c.survives and "–" not in text and "[0%, 100%]" not in text, text
+
+
+def test_paper_tables_keep_p_and_q_on_their_side_of_005():
+    from interp_gan.reporting.exports import _cell
+    assert _cell(0.04996, "q_random") == "0.04996" and _cell(0.04996, "effect") == "0.0500"
