@@ -136,7 +136,8 @@ def claim(df: pd.DataFrame, ctl: pd.DataFrame | None) -> Claim:
         text = (f"No evidence that training made style-selective units: {pct(t)} of unit x style tests reach "
                 f"q < {ALPHA}, random init {pct(cr)} (a random style embedding already makes units differ "
                 "between styles)")
-    return Claim(text, effect=rate, ci=r["ci"],
+    # the rate's denominator is tests, its interval's is units: said beside it, not only on hover
+    return Claim(text, effect=rate, ci=f"{r['ci']} (interval over {n_units} units)",
                  baseline=f"random init {pct(cr)}; difference {sig(100 * r['diff'])} points {r['diff_ci']}",
                  verdict="beyond random init" if r["survives"] else "not beyond random init",
                  survives=r["survives"], rule=rule)

@@ -134,3 +134,15 @@ def test_empty_tables_give_no_rate_sentences():
 def test_paper_tables_keep_p_and_q_on_their_side_of_005():
     from interp_gan.reporting.exports import _cell
     assert _cell(0.04996, "q_random") == "0.04996" and _cell(0.04996, "effect") == "0.0500"
+
+
+def test_style_units_rate_says_its_interval_counts_units_not_tests():
+    """58.3% of 1536 unit x style tests printed [52.8%, 63.6%], an interval over 384 units: the
+    denominator beside the percentage was not the interval's."""
+    from interp_gan.reporting.section_style_units import claim
+    df = pd.DataFrame({"layer": "L", "unit": np.tile(np.arange(10), 4), "style": np.repeat(list("abcd"), 10),
+                       "q_value": [0.01] * 20 + [0.5] * 20})
+    ctl = pd.DataFrame({"layer": ["L"], "units": [10], "tests": [40], "frac_q05_trained": [0.5],
+                        "frac_q05_control": [0.1], "tests_control": [40]})
+    c = claim(df, ctl)
+    assert "of unit x style tests" in c.effect and "(interval over 10 units)" in c.ci, c.numbers()
