@@ -75,7 +75,7 @@ def claim(units, control, alpha: float, what: str = "units") -> Claim:
         text = (f"No evidence that training made concept {what}: {lab} of {n} labelled at q < {alpha}, "
                 f"random init {kc} of {nc}")
     return Claim(text, effect=f"{pct(r['rate'])} labelled", ci=r["ci"],
-                 baseline=f"random init {pct(r['control'])}; difference {sig(100 * r['diff'])} points {r['diff_ci']}",
+                 baseline=f"random init {pct(r['control'])}; difference {sig(100 * r['diff'])} {r['diff_ci']}",
                  verdict="beyond random init" if r["survives"] else "not beyond random init",
                  survives=r["survives"], rule=r["rule"])
 

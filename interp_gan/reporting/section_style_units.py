@@ -138,7 +138,7 @@ def claim(df: pd.DataFrame, ctl: pd.DataFrame | None) -> Claim:
                 "between styles)")
     # the rate's denominator is tests, its interval's is units: said beside it, not only on hover
     return Claim(text, effect=rate, ci=f"{r['ci']} (interval over {n_units} units)",
-                 baseline=f"random init {pct(cr)}; difference {sig(100 * r['diff'])} points {r['diff_ci']}",
+                 baseline=f"random init {pct(cr)}; difference {sig(100 * r['diff'])} {r['diff_ci']}",
                  verdict="beyond random init" if r["survives"] else "not beyond random init",
                  survives=r["survives"], rule=rule)
 
