@@ -45,7 +45,8 @@ HOW_TO_READ = (
     "units were chosen on images the curve does not use, the curve is not flattered by the choice. Bands and "
     "bars are 95% studentized bootstrap intervals of the mean paired change; KID and accuracy are shown "
     "without one. <b>Repair's choice</b> (<code>interp-gan repair</code>): among the k whose realism gain has "
-    "an interval above 0 and whose style change has an interval that reaches 0 or above, the one with the "
+    "a simultaneous lower bound above 0 (ci_low_simul: level 1 - 0.05 / k_max, since k_max sizes are scanned; "
+    "the band shows the per-k 95% interval, so a band clear of 0 need not qualify) and whose style change has an interval that reaches 0 or above, the one with the "
     "largest realism gain (dashed line); when none qualifies, no repair is proposed. The top-k vs random "
     "table asks whether the top k beat random sets of k units of the same layer (one-sided rank). D's dislike "
     "is not a person's: look at the before / after images.</p>")
