@@ -35,7 +35,7 @@ HOW_TO_READ = (
     "images. "
     "<i>Beyond random</i>: p_random = (1 + baseline k-unit sets that lower the style at least as much) / "
     "(baseline sets + 1); with 19 sets its floor is 0.05; q_random is its Benjamini-Hochberg q over the "
-    "rows that ask the same question (the styles' removals; the transfers' inserted styles), so a few "
+    "rows that ask the same question (the styles' removals; the transfers' inserted styles; their source styles), so a few "
     "rows at the floor among many at chance are not called beyond random. By default a baseline set is the top k units by the "
     "same ranking for a random relabelling of the images' styles (as coherent a group of units as the selected "
     "one, chosen for no style; the notes say which baseline ran). <i>Specificity</i> = on-target change minus the "
