@@ -137,7 +137,7 @@ def test_paper_tables_keep_p_and_q_on_their_side_of_005():
 
 
 def test_style_units_rate_says_its_interval_counts_units_not_tests():
-    """58.3% of 1536 unit x style tests printed [52.8%, 63.6%], an interval over 384 units: the
+    """58.3% of 1280 unit x style tests printed [52.8%, 63.6%], an interval over 320 units (the demo): the
     denominator beside the percentage was not the interval's."""
     from interp_gan.reporting.section_style_units import claim
     df = pd.DataFrame({"layer": "L", "unit": np.tile(np.arange(10), 4), "style": np.repeat(list("abcd"), 10),
