@@ -53,6 +53,10 @@ class ModuleFailed(ValueError):
     """The module raised on a batch of content images (at that size, in that range)."""
 
 
+class NoGradient(ValueError, RuntimeError):
+    """The module's output carries no gradient to its input (a RuntimeError too, as autograd's own)."""
+
+
 def call_factory(factory: Any, spec: str) -> Any:
     """Call a ``--model`` factory with no arguments (an ``nn.Module`` object is taken as is).
     Not callable, required arguments, or an exception inside it: one ``ValueError`` line."""
@@ -161,6 +165,10 @@ class ModuleReader:
             y = self.decide(x)
             if (self.in_range or self.out_range) != (used or (-1.0, 1.0)):   # fed the wrong range: once more
                 y = self._run(x)
+        if torch.is_grad_enabled() and y.is_floating_point() and not y.requires_grad and x.requires_grad:
+            raise NoGradient(f"{_who(self.spec)}: its forward gives no gradient (torch.no_grad, inference_mode or "
+                             f".detach() inside it), and this analysis needs one; remove that from forward (the "
+                             f"analyses switch gradients off themselves where they need none)")
         y = y.float()
         if y.shape[1] == 1:
             y = y.expand(-1, 3, -1, -1)
