@@ -9,15 +9,26 @@ The rules (docs/models.md, "Your own model"):
 - **mode and dtype**: analysed in eval mode (a module returned in training mode with batch norm or
   dropout is switched, and a note says so) and in float32 (float64 / float16 / bfloat16 weights are
   cast, said).
-- **output form**: a tensor ``[N, C, H, W]``; from a tuple or list its first such tensor; from a
-  dict the one under ``image``, ``images``, ``output``, ``out``, ``fake`` or ``y``, else its only
-  such tensor. Channels: 3; 1 (grey) is repeated; 4 (RGBA) loses its 4th; others are refused.
+- **torch.compile**: the compiled wrapper's ``_orig_mod`` is analysed (hooks need the eager module).
+  Refused in one line: meta weights, a ``forward`` needing more than the image (a style id).
+- **input**: a copy of the content (a module writing into its input leaves the data alone); a
+  module that fails on ``[N, 3, H, W]`` is tried channels last, as one grey channel (luma), and
+  both: the first that runs is kept (``_forward``), said. One that runs on a batch of 1 only is
+  refused naming that (hooks need one forward per batch).
+- **output form**: a tensor ``[N, C, H, W]`` (or ``[N, H, W, C]`` when only the last axis is a
+  channel count); from a tuple or list its first such tensor with 3 channels, else its first; from
+  a dict, dataclass or named tuple the one under ``image``, ``images``, ``output``, ``out``,
+  ``fake``, ``y``, ``sample``, ``pred``, ``rgb`` or ``img``, else its only such tensor (or its only
+  3-channel one). Channels: 3; 1 (grey) is repeated; 4 (RGBA) loses its 4th; others are refused.
 - **range**: ``module.output_range`` / ``module.input_range`` when the module declares them (e.g.
   ``(0, 1)``; the input range defaults to the output range); else the module that produced the
   output, when it is ``Tanh`` / ``Hardtanh`` (-1, 1) or ``Sigmoid`` / ``Hardsigmoid`` (0, 1); else
   from the output of a seeded probe batch (noise in [-1, 1]): all values in [0, 1] -> (0, 1), all
-  in [0, 255] with some above 20 -> (0, 255), otherwise (-1, 1). Content in [-1, 1] is mapped to
-  the input range and the output from its range to [-1, 1], clamped.
+  in [0, 255] with some above 20 -> (0, 255), otherwise (-1, 1); when over half of the probe's
+  values lie outside that, content in [0, 255] then [0, 1] is tried, and one whose output stays
+  at least 80% in that range is taken (``_other_range``). Content in [-1, 1] is mapped to
+  the input range and the output from its range to [-1, 1], clamped. A forward that gives no
+  gradient where one is asked for raises ``NoGradient`` (a ``RuntimeError`` too).
 - **size**: an output of another height or width is resized to the input's (bilinear,
   antialiased when shrinking). A module that takes one size only declares ``fixed_size = (H, W)``
   (the pipeline then analyses at that size; a non-square one at max(H, W), the square content
@@ -42,7 +53,7 @@ from torch import Tensor, nn
 from interp_gan.subject.geometry import resize_note, to_model_size
 from interp_gan.subject.protocol import Subject
 
-__all__ = ["call_factory", "module_subject", "probe_module_subject", "ModuleReader", "ModuleFailed"]
+__all__ = ["call_factory", "module_subject", "probe_module_subject", "ModuleReader", "ModuleFailed", "NoGradient"]
 
 _IMAGE_KEYS = ("image", "images", "output", "out", "fake", "y", "sample", "pred", "rgb", "img")
 _SQUASH = {nn.Tanh: (-1.0, 1.0), nn.Hardtanh: (-1.0, 1.0), nn.Sigmoid: (0.0, 1.0), nn.Hardsigmoid: (0.0, 1.0)}
@@ -131,7 +142,7 @@ class ModuleReader:
         fixed = getattr(module, "fixed_size", None)    # one non-square size: square content resized to it
         self.fixed_hw = (int(fixed[0]), int(fixed[1])) if fixed and int(fixed[0]) != int(fixed[1]) else None
         self.pick: tuple = ()           # () a tensor; (i,) a sequence's element; ("key",) a dict's entry
-        self.nhwc_in = self.nhwc_out = self.grey_in = self.one_by_one = False
+        self.nhwc_in = self.nhwc_out = self.grey_in = False
         self.decided = False
 
     # --- the forward ------------------------------------------------------------------------------
@@ -152,8 +163,6 @@ class ModuleReader:
         return out.permute(0, 3, 1, 2) if self.nhwc_out else out
 
     def _run(self, x: Tensor) -> Tensor:
-        if self.one_by_one and len(x) > 1:
-            return torch.cat([self._image(self.module(self._map_in(x[i:i + 1]))) for i in range(len(x))])
         return self._image(self.module(self._map_in(x)))
 
     def __call__(self, content: Tensor, style_ids: Tensor, z: Tensor | None = None) -> Tensor:
@@ -221,32 +230,39 @@ class ModuleReader:
 
     def _forward(self, content: Tensor) -> Any:
         """The module on ``content`` as it reads it now; on failure, the other readings in turn (channels
-        last, one grey channel, one image at a time): the first that runs is kept and said."""
+        last, one grey channel): the first that runs is kept and said. One that runs on a batch of one
+        only is refused naming that."""
         from interp_gan.harvest.hooks import StopForward
         tries = [("", {})]
         if content.shape[-1] != 3:
             tries.append(("content given channels last ([N, H, W, 3])", {"nhwc_in": True}))
         tries += [("content given as one grey channel (luma)", {"grey_in": True}),
                   ("content given as one grey channel, channels last", {"grey_in": True, "nhwc_in": True})]
-        if content.shape[0] > 1:
-            tries.append((f"run one image at a time (it fails on a batch of {content.shape[0]})", {"one_by_one": True}))
         first: Exception | None = None
         for how, flags in tries:
-            for k in ("nhwc_in", "grey_in", "one_by_one"):
+            for k in ("nhwc_in", "grey_in"):
                 setattr(self, k, flags.get(k, False))
             try:
-                if self.one_by_one:
-                    out = self.module(self._map_in(content[:1]))
-                    self._find_image(out, 1, list(content.shape[-2:]))         # it must give an image too
-                    outs = [out] + [self.module(self._map_in(content[i:i + 1])) for i in range(1, len(content))]
-                    return outs, how
                 return self.module(self._map_in(content)), how
             except StopForward:
                 raise
             except Exception as e:
                 first = first or e
-        for k in ("nhwc_in", "grey_in", "one_by_one"):
+        for k in ("nhwc_in", "grey_in"):
             setattr(self, k, False)
+        if content.shape[0] > 1:
+            try:
+                self._find_image(self.module(self._map_in(content[:1])), 1, list(content.shape[-2:]))
+            except StopForward:
+                raise
+            except Exception:
+                pass
+            else:
+                first_line = (str(first).strip().splitlines() or [""])[0][:200]
+                raise ValueError(f"{_who(self.spec)} runs on a batch of 1 only (a batch of {content.shape[0]} "
+                                 f"fails: {type(first).__name__}: {first_line}); the analyses run batches and "
+                                 f"their hooks need one forward per batch: make it take any batch size (e.g. "
+                                 f"x.shape[0] where it reshapes to 1)")
         raise self._failed(content, first)
 
     def _failed(self, content: Tensor, e: Exception) -> ValueError:
@@ -274,15 +290,10 @@ class ModuleReader:
         finally:
             for h in hooks:
                 h.remove()
-        if self.one_by_one:
-            self.pick, _, how = self._find_image(out[0], 1, size)
-            parts = out
-            out = None
-        else:
-            self.pick, _, how = self._find_image(out, n, size)
+        self.pick, _, how = self._find_image(out, n, size)
         notes = [how_in] if how_in else []
         notes += [how] if how else []
-        raw = torch.cat([self._image_raw(o) for o in parts]) if self.one_by_one else self._image_raw(out)
+        raw = self._image_raw(out)
         if raw.shape[1] not in (1, 3, 4) and raw.shape[-1] in (1, 3, 4):      # an image channels last
             self.nhwc_out = True
             notes.append(f"output is channels last ({list(raw.shape)}): read as [N, H, W, C]")
@@ -299,7 +310,7 @@ class ModuleReader:
         def same(o: Any) -> bool:     # the squashing module's output itself, or a view of all of it
             return o is raw or (torch.is_tensor(o) and o.numel() == raw.numel() and
                                 o.untyped_storage().data_ptr() == raw.untyped_storage().data_ptr())
-        squash = None if self.one_by_one else next((kind for o, kind in produced if same(o)), None)
+        squash = next((kind for o, kind in produced if same(o)), None)
         if self.out_range is not None:
             why = "declared by the module's output_range"
         elif not img.is_floating_point():

@@ -124,12 +124,9 @@ def test_a_grey_input_module_gets_luma(models):
     assert _said(s, "content given as one grey channel (luma)")
 
 
-def test_a_batch_of_one_module_runs_one_image_at_a_time(models):
-    s, x = models("batch_of_one"), _x(3)
-    with torch.no_grad():
-        ref = torch.cat([torch.tanh(s.generator.c(x[i:i + 1])) for i in range(3)])
-    torch.testing.assert_close(_gen(s, x), ref)
-    assert _said(s, "run one image at a time (it fails on a batch of 2)")
+def test_a_batch_of_one_module_is_refused_naming_that(models):
+    with pytest.raises(ValueError, match=r"runs on a batch of 1 only \(a batch of 2 fails: RuntimeError: shape"):
+        models("batch_of_one")
 
 
 def test_the_rgb_image_is_picked_over_a_map_and_from_dataclasses_and_sample_dicts(models):
