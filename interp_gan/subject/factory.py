@@ -174,10 +174,13 @@ class ModuleReader:
             y = self.decide(x)
             if (self.in_range or self.out_range) != (used or (-1.0, 1.0)):   # fed the wrong range: once more
                 y = self._run(x)
-        if torch.is_grad_enabled() and y.is_floating_point() and not y.requires_grad and x.requires_grad:
-            raise NoGradient(f"{_who(self.spec)}: its forward gives no gradient (torch.no_grad, inference_mode or "
-                             f".detach() inside it), and this analysis needs one; remove that from forward (the "
-                             f"analyses switch gradients off themselves where they need none)")
+        if torch.is_grad_enabled() and x.requires_grad and not y.requires_grad:
+            why = ("its output is an integer image, which carries no gradient" if not y.is_floating_point() else
+                   "its forward gives no gradient (torch.no_grad, inference_mode or .detach() inside it)")
+            raise NoGradient(f"{_who(self.spec)}: {why}, and this analysis needs one; "
+                             + ("return the float image before rounding" if not y.is_floating_point() else
+                                "remove that from forward (the analyses switch gradients off themselves where "
+                                "they need none)"))
         y = y.float()
         if y.shape[1] == 1:
             y = y.expand(-1, 3, -1, -1)

@@ -71,6 +71,10 @@ MODELS = textwrap.dedent('''
     class KwOnly(Styled):
         def forward(self, x, *, z): return torch.tanh(self.c(x) + z)
     def needs_kw(): return KwOnly()
+    class Bytes8(nn.Module):
+        def __init__(self): super().__init__(); self.c = _conv()
+        def forward(self, x): return (torch.sigmoid(self.c(x)) * 255).to(torch.uint8)
+    def uint8_out(): return Bytes8()
     def meta():
         with torch.device("meta"):
             return nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Tanh())
@@ -168,6 +172,8 @@ def test_a_forward_without_gradient_is_named_when_a_gradient_is_needed(models):
     assert _gen(s, x).shape == (2, 3, 16, 16)            # fine where no gradient is needed
     with pytest.raises(NoGradient, match=r"its forward gives no gradient \(torch.no_grad"):
         s.generate(x.requires_grad_(True), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(NoGradient, match="its output is an integer image, which carries no gradient"):
+        models("uint8_out").generate(x, torch.zeros(2, dtype=torch.long))
 
 
 def test_a_compiled_module_is_analysed_uncompiled(models):
