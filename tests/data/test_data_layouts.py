@@ -70,3 +70,11 @@ def test_style_folders_in_another_case_stand_for_the_models_styles(tmp_path):
     s = Subject.wrap_module(torch.nn.Identity(), style_names=["monet", "vangogh"])
     data = analysis_data(s, PipelineConfig.from_dict({"name": "t", "n_images": 8, "image_size": 16}), str(d))
     assert data.style_labels is not None and sorted(data.style_labels.tolist()) == [0, 0, 1, 1, 1]
+
+
+def test_too_few_photos_names_adding_images_not_only_n_images():
+    import pytest
+
+    from interp_gan.findings.stats import require_samples
+    with pytest.raises(ValueError, match="or add images to a --data folder that holds fewer"):
+        require_samples(3)
