@@ -339,7 +339,7 @@ class ModuleReader:
             notes.append(f"output size differs from the input's ({y.shape[-2]}x{y.shape[-1]} for a {size[0]}x{size[1]} "
                          f"input): resized to the input's size (bilinear)")
         self.notes += notes
-        self.decided = True
+        self.decided, self.probed = True, size
         return img
 
     def _image_raw(self, out: Any) -> Tensor:
@@ -420,9 +420,17 @@ def probe_module_subject(subject: Subject, size: int, seed: int = 0) -> list[str
     reader = subject._generate
     if not isinstance(reader, ModuleReader):
         return []
-    if not reader.decided:
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            x = (torch.rand(2, 3, size, size, generator=g) * 2 - 1).to(subject.device)
-            reader.decide(to_model_size(x, reader.fixed_hw))
+    g = torch.Generator().manual_seed(seed)
+    x = to_model_size((torch.rand(2, 3, size, size, generator=g) * 2 - 1).to(subject.device), reader.fixed_hw)
+    with torch.no_grad():
+        if not reader.decided:
+            reader.decide(x)
+        elif reader.probed != list(x.shape[-2:]):     # decided at another size: this one must run too
+            from interp_gan.harvest.hooks import StopForward
+            try:
+                reader._run(x)
+            except StopForward:
+                raise
+            except Exception as e:
+                raise reader._failed(x, e) from None
     return list(reader.notes)

@@ -86,6 +86,11 @@ MODELS = textwrap.dedent('''
             if x.shape[-1] % 96: raise RuntimeError("H and W must be multiples of 96")
             return torch.tanh(self.c(x))
     def mult96(): return Mult()
+    class Mult32(Mult):
+        def forward(self, x):
+            if x.shape[-1] % 32: raise RuntimeError("H and W must be multiples of 32")
+            return torch.tanh(self.c(x))
+    def mult32(): return Mult32()
 ''')
 
 
@@ -202,3 +207,11 @@ def test_input_channels_and_size_multiples_are_named_when_the_module_fails(model
         _gen(models("rgb_mask"), _x())
     with pytest.raises(ValueError, match=r"size_multiple = m if H and W must be multiples of m"):
         _gen(models("mult96"), _x(size=48))
+
+
+def test_a_size_the_module_cannot_take_is_named_before_the_analyses(models):
+    from interp_gan.subject.factory import probe_module_subject
+    s = models("mult32")                                   # decided on the 64 px probe at load
+    assert probe_module_subject(s, 32)
+    with pytest.raises(ValueError, match=r"fails on a \[2, 3, 48, 48\] batch .*size_multiple = m"):
+        probe_module_subject(s, 48)
