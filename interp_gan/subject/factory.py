@@ -22,7 +22,8 @@ The rules (docs/models.md, "Your own model"):
   3-channel one). Channels: 3; 1 (grey) is repeated; 4 (RGBA) loses its 4th; others are refused.
 - **range**: ``module.output_range`` / ``module.input_range`` when the module declares them (e.g.
   ``(0, 1)``; the input range defaults to the output range); else the module that produced the
-  output, when it is ``Tanh`` / ``Hardtanh`` (-1, 1) or ``Sigmoid`` / ``Hardsigmoid`` (0, 1); else
+  output, when it is ``Tanh`` (-1, 1), ``Hardtanh`` (its min_val, max_val) or ``Sigmoid`` /
+  ``Hardsigmoid`` (0, 1); else
   from the output of a seeded probe batch (noise in [-1, 1]): all values in [0, 1] -> (0, 1), all
   in [0, 255] with some above 20 -> (0, 255), otherwise (-1, 1); when over half of the probe's
   values lie outside that, content in [0, 255] then [0, 1] is tried, and one whose output stays
@@ -284,8 +285,8 @@ class ModuleReader:
 
     def decide(self, content: Tensor) -> Tensor:
         """Run ``content`` once and read the output's form, channels, range and size from it; -> the image."""
-        produced: list[tuple[Tensor, type]] = []      # (output, squashing module type), kept alive
-        hooks = [m.register_forward_hook(lambda m, i, o: produced.append((o, type(m))))
+        produced: list[tuple[Tensor, nn.Module]] = []      # (output, squashing module), kept alive
+        hooks = [m.register_forward_hook(lambda m, i, o: produced.append((o, m)))
                  for m in self.module.modules() if type(m) in _SQUASH]
         n, size = content.shape[0], list(content.shape[-2:])
         try:
@@ -313,13 +314,15 @@ class ModuleReader:
         def same(o: Any) -> bool:     # the squashing module's output itself, or a view of all of it
             return o is raw or (torch.is_tensor(o) and o.numel() == raw.numel() and
                                 o.untyped_storage().data_ptr() == raw.untyped_storage().data_ptr())
-        squash = next((kind for o, kind in produced if same(o)), None)
+        squash = next((m for o, m in produced if same(o)), None)
         if self.out_range is not None:
             why = "declared by the module's output_range"
         elif not img.is_floating_point():
             self.out_range, why = (0.0, 255.0), f"an integer ({str(img.dtype).replace('torch.', '')}) image"
         elif squash is not None:
-            self.out_range, why = _SQUASH[squash], f"its last layer is {squash.__name__}"
+            self.out_range = ((float(squash.min_val), float(squash.max_val)) if type(squash) is nn.Hardtanh
+                              else _SQUASH[type(squash)])     # Hardtanh(0, 1): its own bounds
+            why = f"its last layer is {type(squash).__name__}"
         else:
             self.out_range = ((0.0, 1.0) if lo_v >= 0 and hi_v <= 1 else
                               (0.0, 255.0) if lo_v >= 0 and 20 < hi_v <= 255 else (-1.0, 1.0))

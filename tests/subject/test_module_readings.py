@@ -86,6 +86,7 @@ MODELS = textwrap.dedent('''
             if x.shape[-1] % 96: raise RuntimeError("H and W must be multiples of 96")
             return torch.tanh(self.c(x))
     def mult96(): return Mult()
+    def hardtanh01(): return nn.Sequential(_conv(), nn.Hardtanh(0.0, 1.0))
     class Mult32(Mult):
         def forward(self, x):
             if x.shape[-1] % 32: raise RuntimeError("H and W must be multiples of 32")
@@ -215,3 +216,10 @@ def test_a_size_the_module_cannot_take_is_named_before_the_analyses(models):
     assert probe_module_subject(s, 32)
     with pytest.raises(ValueError, match=r"fails on a \[2, 3, 48, 48\] batch .*size_multiple = m"):
         probe_module_subject(s, 48)
+
+
+def test_a_hardtanh_last_layer_gives_its_own_bounds(models):
+    s, x = models("hardtanh01"), _x()
+    with torch.no_grad():
+        torch.testing.assert_close(_gen(s, x), s.generator((x + 1) / 2) * 2 - 1)
+    assert _said(s, "output range [0, 1] (its last layer is Hardtanh)")
