@@ -122,7 +122,7 @@ def _forward_needs(module: nn.Module) -> list[str]:
     pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     kw = [p for p in params if p.kind == p.KEYWORD_ONLY]
     if not pos and not any(p.kind == p.VAR_POSITIONAL for p in params):
-        return [p.name for p in kw if p.default is p.empty] or ["(no image argument)"]
+        return [p.name for p in kw if p.default is p.empty] or ["an image argument it does not take"]
     return [p.name for p in pos[1:] + kw if p.default is p.empty]
 
 
@@ -156,7 +156,8 @@ class ModuleReader:
             x = x.permute(0, 2, 3, 1)
         dt = next((p.dtype for p in self.module.parameters()), torch.float32)
         x = x.to(dt)
-        return x.clone() if x is content else x      # a module that writes into its input leaves the data alone
+        same = x.untyped_storage().data_ptr() == content.untyped_storage().data_ptr()
+        return x.clone() if same else x      # a module that writes into its input leaves the data alone
 
     def _image(self, out: Any) -> Tensor:
         for step in self.pick:

@@ -87,6 +87,9 @@ MODELS = textwrap.dedent('''
             return torch.tanh(self.c(x))
     def mult96(): return Mult()
     def hardtanh01(): return nn.Sequential(_conv(), nn.Hardtanh(0.0, 1.0))
+    class InPlaceLast(ChannelsLast):        # channels last, writing into its input (a view of the content)
+        def forward(self, x): x.mul_(0.5); return super().forward(x)
+    def inplace_nhwc(): return InPlaceLast()
     class Mult32(Mult):
         def forward(self, x):
             if x.shape[-1] % 32: raise RuntimeError("H and W must be multiples of 32")
@@ -166,6 +169,8 @@ def test_a_module_that_writes_into_its_input_leaves_the_content_alone(models):
     s, x = models("inplace"), _x()
     before = x.clone()
     _gen(s, x)
+    assert torch.equal(x, before)
+    _gen(models("inplace_nhwc"), x)
     assert torch.equal(x, before)
     x.requires_grad_(True)                               # attribution's case: a leaf that needs a gradient
     s.generate(x, torch.zeros(2, dtype=torch.long)).sum().backward()
