@@ -31,7 +31,8 @@ The rules (docs/models.md, "Your own model"):
   the input range and the output from its range to [-1, 1], clamped. A forward that gives no
   gradient where one is asked for raises ``NoGradient`` (a ``RuntimeError`` too).
 - **size**: an output of another height or width is resized to the input's (bilinear,
-  antialiased when shrinking). A module that takes one size only declares ``fixed_size = (H, W)``
+  antialiased when shrinking); one smaller by the same margin at a second probe size (valid
+  convolutions) gets its border back by edge repetition instead (``margin``), aligned. A module that takes one size only declares ``fixed_size = (H, W)``
   (the pipeline then analyses at that size; a non-square one at max(H, W), the square content
   resized to (H, W) on the way in: ``geometry``) or ``size_multiple = m``.
 
@@ -144,6 +145,7 @@ class ModuleReader:
         self.fixed_hw = (int(fixed[0]), int(fixed[1])) if fixed and int(fixed[0]) != int(fixed[1]) else None
         self.pick: tuple = ()           # () a tensor; (i,) a sequence's element; ("key",) a dict's entry
         self.nhwc_in = self.nhwc_out = self.grey_in = False
+        self.margin: tuple[int, int] | None = None    # (H, W) pixels a valid-convolution module loses
         self.decided = False
 
     # --- the forward ------------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class ModuleReader:
             y = self._run(x)
         else:       # the load-time probe could not run: the first call decides, from its own forward
             used = self.in_range or self.out_range
-            y = self.decide(x)
+            y = self.decide(x, probe=False)     # no extra forward here: hooks may be tracing this call
             if (self.in_range or self.out_range) != (used or (-1.0, 1.0)):   # fed the wrong range: once more
                 y = self._run(x)
         if torch.is_grad_enabled() and x.requires_grad and not y.requires_grad:
@@ -191,6 +193,9 @@ class ModuleReader:
         lo, hi = self.out_range
         if (lo, hi) != (-1.0, 1.0):
             y = (y - lo) * (2.0 / (hi - lo)) - 1
+        dh, dw = content.shape[-2] - y.shape[-2], content.shape[-1] - y.shape[-1]
+        if self.margin is not None and (dh, dw) == self.margin:      # valid convolutions: the border back
+            y = F.pad(y, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="replicate")
         if y.shape[-2:] != content.shape[-2:]:
             shrink = y.shape[-2] > content.shape[-2] or y.shape[-1] > content.shape[-1]
             y = F.interpolate(y, size=tuple(content.shape[-2:]), mode="bilinear", align_corners=False,
@@ -284,8 +289,10 @@ class ModuleReader:
                             f"fixed_size = (H, W) on it, or size_multiple = m if H and W must be multiples of m (or "
                             f"--set image_size=N); for another input, return a Subject from the factory")
 
-    def decide(self, content: Tensor) -> Tensor:
-        """Run ``content`` once and read the output's form, channels, range and size from it; -> the image."""
+    def decide(self, content: Tensor, probe: bool = True) -> Tensor:
+        """Run ``content`` once and read the output's form, channels, range and size from it; -> the image.
+        ``probe``: a probe batch, not an analysis's call (a smaller output may then be run once more at
+        another size, to tell a cropped border from a rescale)."""
         produced: list[tuple[Tensor, nn.Module]] = []      # (output, squashing module), kept alive
         hooks = [m.register_forward_hook(lambda m, i, o: produced.append((o, m)))
                  for m in self.module.modules() if type(m) in _SQUASH]
@@ -329,7 +336,7 @@ class ModuleReader:
                               (0.0, 255.0) if lo_v >= 0 and 20 < hi_v <= 255 else (-1.0, 1.0))
             why = (f"inferred from a probe batch, whose values were in [{lo_v:.3g}, {hi_v:.3g}]; "
                    f"set output_range on the module to choose")
-            other = self._other_range(content, y) if self.in_range is None else None
+            other = self._other_range(content, y) if self.in_range is None and probe else None
             if other is not None:
                 self.out_range, why, img, y = other
         lo, hi = self.out_range
@@ -339,12 +346,38 @@ class ModuleReader:
         outside = float(((y < lo) | (y > hi)).float().mean())
         if outside > 0.001:
             notes.append(f"{outside:.1%} of a probe batch's output values lie outside [{lo:g}, {hi:g}]: clamped")
-        if list(y.shape[-2:]) != size:
+        if list(y.shape[-2:]) != size and probe and self._same_margin(content, y.shape[-2:]):
+            dh, dw = self.margin
+            notes.append(f"output is {dh} x {dw} px smaller than its input at two input sizes (valid convolutions "
+                         f"crop a border): its edge is repeated back around it, so each output pixel stays over "
+                         f"the input pixel it was computed at")
+        elif list(y.shape[-2:]) != size:
             notes.append(f"output size differs from the input's ({y.shape[-2]}x{y.shape[-1]} for a {size[0]}x{size[1]} "
                          f"input): resized to the input's size (bilinear)")
         self.notes += notes
         self.decided, self.probed = True, size
         return img
+
+    def _same_margin(self, content: Tensor, out_hw) -> bool:
+        """Whether an output smaller than its input loses the same number of pixels at another input size
+        (a border cropped by valid convolutions, not a rescale): then ``margin`` is set. One more probe
+        forward, 16 px (or a size_multiple) larger."""
+        dh, dw = content.shape[-2] - out_hw[0], content.shape[-1] - out_hw[1]
+        if self.fixed_hw is not None or getattr(self.module, "fixed_size", None) or dh <= 0 or dw <= 0:
+            return False
+        m = int(getattr(self.module, "size_multiple", 1) or 1)
+        step = -(-16 // m) * m
+        bigger = F.interpolate(content, size=(content.shape[-2] + step, content.shape[-1] + step), mode="bilinear",
+                               align_corners=False)
+        try:
+            with torch.no_grad():
+                hw = self._run(bigger).shape[-2:]
+        except Exception:        # noqa: BLE001 - a module of one size: resized as before
+            return False
+        if (bigger.shape[-2] - hw[0], bigger.shape[-1] - hw[1]) != (dh, dw):
+            return False
+        self.margin = (dh, dw)
+        return True
 
     def _image_raw(self, out: Any) -> Tensor:
         for step in self.pick:

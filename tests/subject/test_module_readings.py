@@ -90,6 +90,11 @@ MODELS = textwrap.dedent('''
     class InPlaceLast(ChannelsLast):        # channels last, writing into its input (a view of the content)
         def forward(self, x): x.mul_(0.5); return super().forward(x)
     def inplace_nhwc(): return InPlaceLast()
+    class Valid(nn.Module):                 # two unpadded 5x5 convs: 8 px lost on each axis
+        def __init__(self):
+            super().__init__(); torch.manual_seed(0); self.a = nn.Conv2d(3, 4, 5); self.b = nn.Conv2d(4, 3, 5)
+        def forward(self, x): return torch.tanh(self.b(torch.relu(self.a(x))))
+    def valid(): return Valid()
     class Mult32(Mult):
         def forward(self, x):
             if x.shape[-1] % 32: raise RuntimeError("H and W must be multiples of 32")
@@ -228,3 +233,13 @@ def test_a_hardtanh_last_layer_gives_its_own_bounds(models):
     with torch.no_grad():
         torch.testing.assert_close(_gen(s, x), s.generator((x + 1) / 2) * 2 - 1)
     assert _said(s, "output range [0, 1] (its last layer is Hardtanh)")
+
+
+def test_a_valid_convolution_border_is_repeated_back_not_stretched(models):
+    s, x = models("valid"), _x(size=24)
+    y = _gen(s, x)
+    with torch.no_grad():
+        inner = s.generator(x)                              # 16 x 16, over input pixels 4 .. 19
+    torch.testing.assert_close(y[..., 4:20, 4:20], inner)   # each output pixel over its own input pixel
+    torch.testing.assert_close(y[..., :4, 4:20], inner[..., :1, :].expand(-1, -1, 4, -1))
+    assert _said(s, "output is 8 x 8 px smaller than its input at two input sizes")
