@@ -68,7 +68,7 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     ``cfg.n_images`` photos in a seeded order (``cfg.seed``), at most ``cfg.style_images_per_style``
     images per style; ``max_bad_fraction`` applies to the files tried (``data/sampling.py``)."""
     from interp_gan.data import EMBEDDED_STYLES, Sample, centre_crop, load_data
-    from interp_gan.data.folders import resolve_data_dir
+    from interp_gan.data.folders import match_style, resolve_data_dir
     from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI
 
     names = subject.style_names
@@ -110,7 +110,8 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     style_images = style_labels = None
     if sd.style is not None and len(sd.style):
         # map the data's style labels onto the subject's style indices; drop styles it lacks
-        lut = {i: names.index(s) for i, s in enumerate(sd.style_names) if s in names}
+        matched = [match_style(s, names) for s in sd.style_names]      # a folder's name, in any case
+        lut = {i: names.index(m) for i, m in enumerate(matched) if m is not None}
         keep = torch.tensor([int(l) in lut for l in sd.style_labels], dtype=torch.bool)
         if keep.any():
             style_images = centre_crop(sd.style[keep], cfg.image_size)

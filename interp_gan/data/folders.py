@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .images import IMAGE_EXTENSIONS, has_images, image_paths, list_images
 
-__all__ = ["is_cyclegan", "style_subfolders", "resolve_folders", "images_in", "DATA_LAYOUT", "resolve_data_dir"]
+__all__ = ["is_cyclegan", "style_subfolders", "resolve_folders", "images_in", "DATA_LAYOUT", "resolve_data_dir",
+           "child_dir", "match_style"]
 
 _EXTS = "/".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
 STYLE_LAYOUT = "STYLE_DIR/<style_name>/*.png with at least one subfolder"
@@ -28,10 +29,36 @@ DATA_LAYOUT = ("DIR/content/ (photos) with DIR/style/<style_name>/ (real images 
                "or DIR holding only photos, or DIR/trainA/ + DIR/trainB/ (CycleGAN)")
 
 
-def is_cyclegan(folder: str | os.PathLike) -> bool:
-    """True if ``folder`` has both ``trainA/`` and ``trainB/`` subfolders."""
+def child_dir(folder: str | os.PathLike, *names: str) -> Path | None:
+    """The subfolder of ``folder`` named one of ``names``, in that order of preference: the exact name,
+    else the only one that differs in case alone (``TrainA``, ``Content``); None if there is none."""
     p = Path(folder)
-    return (p / "trainA").is_dir() and (p / "trainB").is_dir()
+    for name in names:
+        if (p / name).is_dir():
+            return p / name
+    try:
+        subs = [q for q in p.iterdir() if q.is_dir() and not q.name.startswith(".")]
+    except OSError:
+        return None
+    for name in names:
+        hits = [q for q in subs if q.name.casefold() == name.casefold()]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def match_style(folder_name: str, style_names: list[str]) -> str | None:
+    """The model style a style folder stands for: its own name, else the one style its name equals
+    ignoring case (``Monet`` -> ``monet``); None if neither."""
+    if folder_name in style_names:
+        return folder_name
+    hits = [n for n in style_names if n.casefold() == folder_name.casefold()]
+    return hits[0] if len(hits) == 1 else None
+
+
+def is_cyclegan(folder: str | os.PathLike) -> bool:
+    """True if ``folder`` has both ``trainA/`` and ``trainB/`` subfolders (in any case)."""
+    return child_dir(folder, "trainA") is not None and child_dir(folder, "trainB") is not None
 
 
 def images_in(folder: str | os.PathLike, what: str, layout: str,
@@ -83,11 +110,12 @@ def resolve_folders(source: str | os.PathLike, content: str | os.PathLike = "",
     """``(content_dir, {style_name: style_dir})`` for a style folder or a CycleGAN folder."""
     src = Path(source)
     if is_cyclegan(src):
-        if content and Path(content).resolve() != (src / "trainA").resolve():
+        a, b = child_dir(src, "trainA"), child_dir(src, "trainB")
+        if content and Path(content).resolve() != a.resolve():
             raise ValueError(f"{str(src)!r} has the CycleGAN layout, whose content is trainA/; "
                              f"got data.content={str(content)!r}: leave data.content empty")
-        return src / "trainA", _select({"B": src / "trainB"}, styles)
-    half = [d for d in ("trainA", "trainB") if (src / d).is_dir()]
+        return a, _select({"B": b}, styles)
+    half = [d for d in ("trainA", "trainB") if child_dir(src, d) is not None]
     if len(half) == 1:
         raise ValueError(f"{str(src)!r} has {half[0]}/ but not the other half; expected "
                          f"{CYCLEGAN_LAYOUT}, or {STYLE_LAYOUT}")
@@ -98,14 +126,41 @@ def resolve_folders(source: str | os.PathLike, content: str | os.PathLike = "",
     return Path(content), _select(subs, styles)
 
 
+_CONTENT_NAMES = ("content", "contents", "photos")    # the content folder, in order of preference
+_STYLE_NAMES = ("style", "styles")
+
+
+def _layout(d: Path) -> tuple[Path | None, Path | None, list[str]]:
+    """(content folder, style folder, CycleGAN halves present) of ``d``, names matched as ``child_dir``."""
+    half = [h for h in ("trainA", "trainB") if child_dir(d, h) is not None]
+    return child_dir(d, *_CONTENT_NAMES), child_dir(d, *_STYLE_NAMES), half
+
+
+def _nested(d: Path) -> Path | None:
+    """The one visible subfolder of ``d`` that holds the layout itself, when ``d`` holds no image of its
+    own and no other folder (a data set unpacked into a folder of its name): else None."""
+    try:
+        entries = [q for q in d.iterdir() if not q.name.startswith(".")]
+    except OSError:
+        return None
+    subs = [q for q in entries if q.is_dir()]
+    if len(subs) != 1 or list_images(d, recursive=False):
+        return None
+    content, style, half = _layout(subs[0])
+    return subs[0] if (style is not None and content is not None) or len(half) == 2 else None
+
+
 def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple[dict, list[str]]:
     """``--data DIR`` for an analysis of a model with ``style_names`` ->
     (``DataConfig`` keywords ``source``, ``content``, ``styles``; notes to say once).
 
     ``DIR/content/`` + ``DIR/style/<name>/``: the photos, and real images of the model's styles
-    (folders of other names are not used, empty ones neither: each said in a note); the CycleGAN
-    ``trainA/`` + ``trainB/`` (style "B"); otherwise the images under ``DIR/content/`` (when there
-    is one) or under DIR are the content photos.
+    (folders of other names are not used, empty ones neither: each said in a note; a folder whose name
+    differs from a style's in case alone stands for it); the CycleGAN ``trainA/`` + ``trainB/`` (style
+    "B"); otherwise the images under ``DIR/content/`` (when there is one) or under DIR are the content
+    photos. Folder names are matched in any case, ``styles/`` stands for ``style/`` and ``contents/`` or
+    ``photos/`` for ``content/`` (said); a DIR whose only entry is a folder holding that layout is read
+    there (said).
     A missing DIR, a file, or ``style/`` without ``content/`` is a ``ValueError`` naming the layout.
     """
     d = Path(folder)
@@ -113,32 +168,47 @@ def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple
         raise ValueError(f"--data {str(d)!r}: no such folder; expected {DATA_LAYOUT}")
     if not d.is_dir():
         raise ValueError(f"--data {str(d)!r} is a file, not a folder; expected {DATA_LAYOUT}")
-    half = [h for h in ("trainA", "trainB") if (d / h).is_dir()]
+    notes = []
+    content, style, half = _layout(d)
+    if content is None and style is None and not half and (inner := _nested(d)) is not None:
+        notes.append(f"{d.name}/ holds one folder, {inner.name}/, with the data layout: read from {inner}")
+        d = inner
+        content, style, half = _layout(d)
     if len(half) == 1:
         raise ValueError(f"--data {str(d)!r} has {half[0]}/ but not the other half; expected {DATA_LAYOUT}")
+    named = [(q.name, want) for q, want in ((content, "content"), (style, "style")) if q is not None
+             and q.name != want] if not half else [(q.name, w) for q, w in ((child_dir(d, "trainA"), "trainA"),
+                                                                          (child_dir(d, "trainB"), "trainB"))
+                                                       if q.name != w]
+    if named:
+        notes.append("read " + ", ".join(f"{got}/ as {want}/" for got, want in named))
     if half:
-        content, subs = d / "trainA", {"B": d / "trainB"}
-    elif (d / "style").is_dir():
-        if not (d / "content").is_dir():
-            raise ValueError(f"--data {str(d)!r} has style/ but no content/ folder of photos; expected {DATA_LAYOUT}")
-        content, subs = d / "content", style_subfolders(d / "style")
+        content, subs = child_dir(d, "trainA"), {"B": child_dir(d, "trainB")}
+    elif style is not None:
+        if content is None:
+            raise ValueError(f"--data {str(d)!r} has {style.name}/ but no content/ folder of photos; expected "
+                             f"{DATA_LAYOUT}")
+        subs = style_subfolders(style)
     else:
-        photos = d / "content" if (d / "content").is_dir() else d
+        photos = content if content is not None else d
         if not has_images(photos):                       # (not a second listing of 200k files)
             images_in(photos, "--data", DATA_LAYOUT)    # nothing usable: one line naming the layout
-        return {"source": "", "content": str(photos), "styles": ()}, []
-    notes = []
-    other = [n for n in subs if n not in style_names]
-    empty = [n for n in subs if n in style_names and not has_images(subs[n])]
-    use = tuple(n for n in subs if n in style_names and n not in empty)
+        return {"source": "", "content": str(photos), "styles": ()}, notes
+    matched = {n: match_style(n, style_names) for n in subs}
+    other = [n for n in subs if matched[n] is None]
+    empty = [n for n in subs if matched[n] is not None and not has_images(subs[n])]
+    use = tuple(n for n in subs if matched[n] is not None and n not in empty)
+    cased = [f"{n} as {matched[n]}" for n in use if matched[n] != n]
+    if cased:
+        notes.append(f"style folder(s) read as the model's style of that name in another case: {', '.join(cased)}")
     if other:
         notes.append(f"style folder(s) {', '.join(other)} not used: not styles of this model "
                      f"({', '.join(style_names[:8])}{' ...' if len(style_names) > 8 else ''})")
     if empty:
         notes.append(f"style folder(s) {', '.join(empty)} hold no images: no real images of those styles")
     if use and len(use) < len(style_names):
-        lack = [n for n in style_names if n not in use]
+        lack = [n for n in style_names if n not in {matched[u] for u in use}]
         notes.append(f"no real images of style(s) {', '.join(lack[:8])}{' ...' if len(lack) > 8 else ''}")
     if not use:
         return {"source": "", "content": str(content), "styles": ()}, notes
-    return {"source": str(d if half else d / "style"), "content": "" if half else str(content), "styles": use}, notes
+    return {"source": str(d if half else style), "content": "" if half else str(content), "styles": use}, notes

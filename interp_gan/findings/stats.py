@@ -86,7 +86,8 @@ class BootstrapCI:
 def require_samples(n: int, what: str = "images", need: int = MIN_SAMPLES_FOR_CI) -> None:
     if n < need:
         raise ValueError(f"a confidence interval needs at least {need} {what}, got {n}; "
-                         f"raise n_images (or the sample count) in the pipeline")
+                         f"raise n_images (or the sample count) in the pipeline, or add images to a --data folder that "
+                         f"holds fewer")
 
 
 def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:

@@ -13,6 +13,11 @@ Dissection's baseline, Bau et al., ICLR 2019), so "as constructed" is the target
    modules reset their learned buffers there too: StyleGAN2's tracked average ``mapping.w_avg``
    goes back to zeros and its per-layer noise maps are drawn afresh, as at construction;
    ``nn.BatchNorm``'s own reset zeroes the running statistics;
+   A parametrized tensor (``torch.nn.utils.parametrizations.spectral_norm``, ``weight_norm``,
+   ``orthogonal``) is drawn as its module's reset draws it and set through the parametrization's
+   ``right_inverse`` (the reset alone writes into a computed tensor and leaves the original
+   trained); spectral norm's power-iteration vectors ``_u`` / ``_v`` are drawn again and iterated 15
+   times on the new weight, as at construction;
 2. float buffers a module names in ``random_init_tables`` (learned tables that no module can
    reset, e.g. the per-style scale and shift tables of conditional instance norm that onnx2torch
    keeps as buffers) are re-drawn i.i.d. from a Gaussian with that table's own trained mean and
@@ -34,10 +39,13 @@ trained values again (an untrained zero bias) is counted as kept, the safe side.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 __all__ = ["Redraw", "redraw", "KEPT_PREFIX"]
 
@@ -97,6 +105,29 @@ def _redraw_table(t: Tensor, g: torch.Generator) -> None:
     t.copy_((torch.randn(t.shape, generator=g, dtype=torch.float64) * std + mean).to(t))
 
 
+def _redraw_parametrized(m: nn.Module) -> None:
+    """Each parametrized tensor of ``m`` at what ``m.reset_parameters`` draws for it, set through its
+    parametrization (module docstring, step 1)."""
+    plain = copy.deepcopy(m)      # made plain by hand: remove_parametrizations edits the class m shares
+    values = {pname: getattr(m, pname).detach().clone() for pname in m.parametrizations}
+    del plain._modules["parametrizations"]
+    plain.__class__ = type(m).__bases__[0]
+    for pname, v in values.items():
+        plain.register_parameter(pname, nn.Parameter(v))
+    plain.reset_parameters()                         # the draw, into plain tensors
+    for pname, plist in m.parametrizations.items():
+        try:
+            plist.right_inverse(getattr(plain, pname).detach())
+        except (NotImplementedError, RuntimeError):   # a parametrization without a right inverse: kept, said
+            continue
+        for p in plist:                                # spectral norm: u, v as at construction
+            if all(hasattr(p, a) for a in ("_u", "_v", "_power_method", "_reshape_weight_to_matrix")):
+                for vec in (p._u, p._v):
+                    vec.normal_(0, 1)
+                    vec.copy_(F.normalize(vec, dim=0, eps=p.eps))
+                p._power_method(p._reshape_weight_to_matrix(plist.original), 15)
+
+
 @torch.no_grad()
 def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
     """Re-draw ``G`` in place at its initialisation (module docstring) from the global RNG as the
@@ -109,6 +140,8 @@ def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
         reset = getattr(m, "reset_parameters", None)
         if callable(reset) and not _under(name, aux):
             reset()
+        if callable(reset) and not _under(name, aux) and parametrize.is_parametrized(m):
+            _redraw_parametrized(m)
     tables, constants = _declared(G, "random_init_tables"), _declared(G, "random_init_constants")
     live = G.state_dict(keep_vars=True)
     g = torch.Generator().manual_seed(int(seed))

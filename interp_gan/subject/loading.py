@@ -397,7 +397,11 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
             return obj.eval()
         if isinstance(obj, nn.Module):      # eval mode, float32, range / size / output form: subject/factory.py
             return module_subject(obj, s, dev)
-        raise TypeError(f"factory {s} returned {type(obj).__name__}; expected an nn.Module or a Subject")
+        what = type(obj).__name__
+        if isinstance(obj, (tuple, list)):
+            what = f"a {what} of {len(obj)} ({', '.join(type(o).__name__ for o in obj[:4])})"
+        raise TypeError(f"factory {s} returned {what}; expected an nn.Module or a Subject"
+                        + (": return the generator alone" if isinstance(obj, (tuple, list)) else ""))
     path = Path(s)
     if path.is_dir():          # a training run's folder, or a SavedModel / a folder of models: said in one line
         from interp_gan.subject.foreign import checkpoint_in_folder

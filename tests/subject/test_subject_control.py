@@ -120,3 +120,28 @@ def test_the_report_finds_the_note_the_control_writes():
     from interp_gan.reporting.claims import KEPT_PREFIX as REPORT_PREFIX
     from interp_gan.subject.control import KEPT_PREFIX
     assert REPORT_PREFIX == KEPT_PREFIX
+
+
+@pytest.mark.parametrize("kind", ["spectral_norm", "weight_norm"])
+def test_parametrized_weights_are_redrawn_not_kept_trained(kind):
+    from torch.nn.utils import parametrizations
+    torch.manual_seed(0)
+    wrap = getattr(parametrizations, kind)
+    net = torch.nn.Sequential(wrap(torch.nn.Conv2d(3, 8, 3, padding=1)), torch.nn.ReLU(),
+                              wrap(torch.nn.Conv2d(8, 3, 3, padding=1)), torch.nn.Tanh())
+    with torch.no_grad():                             # "trained": far from any default init
+        for k, v in net.state_dict(keep_vars=True).items():
+            if "original" in k:
+                v.fill_(0.3)
+    s = Subject.from_module(net)
+    x = torch.randn(2, 3, 8, 8)
+    trained = net.state_dict()
+    before = s.generate(x, torch.zeros(2, dtype=torch.long)).detach().clone()
+    with s.random_init(seed=1) as c:
+        assert not c.random_init_report.kept, c.random_init_report.kept
+        assert not torch.allclose(c.generate(x, torch.zeros(2, dtype=torch.long)), before)
+        w = c.generator[0].weight.detach()
+        if kind == "spectral_norm":                   # u, v iterated on the new weight: sigma ~ 1 again
+            assert torch.linalg.matrix_norm(w.flatten(1), ord=2) == pytest.approx(1.0, abs=0.05)
+    assert all(torch.equal(v, trained[k]) for k, v in net.state_dict().items())
+    assert torch.equal(s.generate(x, torch.zeros(2, dtype=torch.long)), before)
