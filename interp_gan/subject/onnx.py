@@ -80,6 +80,7 @@ from interp_gan.subject.onnx_contract import (classify_inputs, dims, fed_inputs,
                                               looks_like_noise, output_range_from_graph, read_options, vector_length)
 from interp_gan.subject.onnx_graph import (check_image_output, convert, image_free_modules, import_onnx, prepare,
                                            read_model)
+from interp_gan.subject.onnx_outputs import add_batch_dims, keep_image_output
 from interp_gan.subject.onnx_rewrite import batch_cin_style as _batch_cin_style
 from interp_gan.subject.onnx_runner import OnnxRunner, check_batching
 from interp_gan.subject.onnx_tables import classify_buffers, random_init_note
@@ -115,6 +116,7 @@ class _Contract(dict):
 
 
 def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | None]:
+    shaped = add_batch_dims(model)   # a [3, H, W] input or output (exported on one unbatched image)
     fed = fed_inputs(model, path, opts["values"].get("feed"))
     image, style = classify_inputs(model, path, tuple(f["name"] for f in fed))
     c = _Contract(image["name"], opts)
@@ -135,7 +137,9 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
         else:
             layout = "NCHW"
             c["defaulted"].append("layout")
+    kept = keep_image_output(model, layout)   # several outputs: the image one
     check_image_output(model, path, layout)
+    c.graph_done = {k: v for k, v in (("batch_dims_added", shaped), ("outputs_dropped", kept)) if v}
     out_found = output_range_from_graph(model)
     rng = c.given("range")
     if rng is None:
@@ -219,7 +223,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     if opts.get("known"):
         c["known"] = opts["known"]     # a network we verified (subject/known.py)
 
-    done = prepare(model, image["name"], layout, free_size=c["size"] == "free" and "declared_size" in c)
+    done = {**c.graph_done, **prepare(model, image["name"], layout, free_size=c["size"] == "free" and "declared_size" in c)}
     per_call = bool(style_dim) and c["style_rank"] == 1
     if per_call:   # one vector per call: hooks would fire once per style group; batch it if we can
         how = _batch_cin_style(model, style["name"])

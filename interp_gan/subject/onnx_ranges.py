@@ -7,7 +7,8 @@ The input: a QuantizeLinear right after it fixes the interval it can represent (
 point -128, int8: [0, 1]); otherwise scalar Mul / Div / Add / Sub right after it that map exactly
 one of ``RANGES`` onto [0, 1] or [-1, 1] say what it takes (a TensorFlow export's ``x / 255``:
 [0, 255]). The output: a final Sigmoid ([0, 1]) or Tanh ([-1, 1]), carried through scalar ops after
-it (``Sigmoid * 255``: [0, 255]). Nothing else in a float graph says it (``onnx_contract``).
+it (``Sigmoid * 255``: [0, 255]), or a final Clip whose constant bounds are one of them (a
+TensorFlow export's ``clip_by_value(y, -1, 1)``), through resizes and reshapes. Nothing else in a float graph says it (``onnx_contract``).
 """
 from __future__ import annotations
 
@@ -145,15 +146,17 @@ def output_range_from_graph(model) -> tuple[str, str] | None:
         n = prod.get(t)
         if n is None:
             return None
-        if n.op_type in ("Sigmoid", "Tanh"):
-            lo, hi = (0.0, 1.0) if n.op_type == "Sigmoid" else (-1.0, 1.0)
+        bound = _clip_bounds(n, consts) if n.op_type == "Clip" else None
+        if n.op_type in ("Sigmoid", "Tanh") or bound:
+            lo, hi = bound or ((0.0, 1.0) if n.op_type == "Sigmoid" else (-1.0, 1.0))
             for ab in reversed(after):
                 lo, hi = _through(lo, hi, ab)
             name = _match(lo, hi)
             if name is None:
                 return None
             how = f" then {len(after)} scalar op(s) making it [{lo:g}, {hi:g}]" if after else ""
-            return name, f"{n.op_type} {n.name!r} at the output{how}"
+            what = f"{n.op_type}({lo:g}, {hi:g})" if bound else n.op_type
+            return name, f"{what} {n.name!r} at the output{how}"
         if n.op_type in _AFFINE:
             ins = [i for i in n.input if i not in consts]
             ab = _affine(n, consts, ins[0]) if len(ins) == 1 else None
@@ -162,7 +165,30 @@ def output_range_from_graph(model) -> tuple[str, str] | None:
             after.append(ab)
             t = ins[0]
             continue
-        if n.op_type not in _PASS + ("QuantizeLinear", "DequantizeLinear"):
+        if n.op_type not in _PASS + _OUT_PASS + ("QuantizeLinear", "DequantizeLinear"):
             return None
+        if n.op_type in ("Resize", "Upsample") and _attr(n, "mode", "nearest") not in ("nearest", "linear"):
+            return None   # cubic interpolation overshoots the bound
         t = n.input[0]
     return None
+
+
+# ops after the output's bound that keep every value within it (nearest / linear resizing, reshapes, crops)
+_OUT_PASS = ("Resize", "Upsample", "Squeeze", "Unsqueeze", "Slice", "DepthToSpace", "SpaceToDepth", "Flatten")
+
+
+def _attr(n, name: str, default):
+    for a in n.attribute:
+        if a.name == name:
+            return a.s.decode() if a.type == a.STRING else a.f if a.type == a.FLOAT else a.i
+    return default
+
+
+def _clip_bounds(n, consts: dict) -> tuple[float, float] | None:
+    """(min, max) of a Clip with both bounds constant (inputs from opset 11, attributes before), or None."""
+    if any(a.name in ("min", "max") for a in n.attribute):
+        return float(_attr(n, "min", -np.inf)), float(_attr(n, "max", np.inf))
+    if len(n.input) < 3 or not n.input[1] or not n.input[2]:
+        return None
+    lo, hi = _scalar(consts, n.input[1]), _scalar(consts, n.input[2])
+    return None if lo is None or hi is None else (lo, hi)
