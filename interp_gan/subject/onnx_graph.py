@@ -36,6 +36,7 @@ def import_onnx():
 def read_model(path: Path):
     """The parsed and checked ``ModelProto``; a truncated, corrupt or invalid file is one ValueError."""
     onnx, _ = import_onnx()
+    _check_external_data(onnx, path)
     try:
         model = onnx.load(str(path))
     except Exception as e:   # protobuf DecodeError and friends: the bytes are not an ONNX model
@@ -52,6 +53,24 @@ def read_model(path: Path):
         raise ValueError(f"{path.name} holds an empty ONNX graph (no nodes or no outputs): the file is "
                          "truncated or not a network")
     return model
+
+
+def _check_external_data(onnx, path: Path) -> None:
+    """A graph saved with ``save_as_external_data`` keeps its weights in files beside it; one missing
+    (the .onnx copied without them) is one ValueError naming the files and where they belong."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return   # not readable at all: read_model says so
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    tensors = [*model.graph.initializer, *(a.t for n in model.graph.node for a in n.attribute if a.HasField("t"))]
+    files = sorted({ExternalDataInfo(t).location for t in tensors if uses_external_data(t)})
+    missing = [f for f in files if not (path.parent / f).is_file()]
+    if missing:
+        raise ValueError(f"{path.name} keeps its weights in external data ({', '.join(missing)}, written by "
+                         f"save_as_external_data), which is not in {path.parent}: copy "
+                         f"{'it' if len(missing) == 1 else 'them'} next to {path.name}")
 
 
 def check_image_output(model, path: Path, layout: str) -> None:
@@ -94,6 +113,9 @@ def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_
     if q:
         done["quantisation"] = q
     if not reference:
+        n = _unkeyword_names(model)
+        if n:
+            done["node_names_renamed"] = n
         n = reflect_pads_to_last_axes(model)
         if n:
             done["reflect_pads"] = n
@@ -101,6 +123,22 @@ def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_
         if n:
             done["batch_free_reshapes"] = n
     return done
+
+
+def _unkeyword_names(model) -> int:
+    """Node names with a Python keyword as a part (``in``, ``if``, ``/dec/in``) get a ``_`` appended to
+    that part: onnx2torch makes each a module attribute, and torch.fx cannot generate code that
+    names ``self.in``; how many were renamed."""
+    import keyword
+    import re
+
+    n = 0
+    for node in model.graph.node:
+        parts = re.split(r"([/.])", node.name)
+        if any(keyword.iskeyword(p) for p in parts):
+            node.name = "".join(p + "_" if keyword.iskeyword(p) else p for p in parts)
+            n += 1
+    return n
 
 
 def _failing_node(model, onnx2torch) -> tuple[str, str, str] | None:

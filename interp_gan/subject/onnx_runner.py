@@ -32,6 +32,7 @@ class OnnxRunner:
         self.out_lo, self.out_hi = RANGES[out_range]
         self.batched = True   # set by check_batching
         self.fixed_hw: tuple[int, int] | None = None   # a graph with a fixed image size
+        self.output_resized: tuple | None = None   # ((h, w) in, (h, w) out) when the output's size differs
 
     def to_net(self, content: Tensor) -> Tensor:
         x = (content + 1) / 2 * (self.hi - self.lo) + self.lo
@@ -65,7 +66,11 @@ class OnnxRunner:
             raise ValueError(f"this network (as exported to ONNX) takes {h}x{w} images only; got {content.shape[-2]}x"
                              f"{content.shape[-1]} (set image_size to {h}: --set image_size={h}; or, when the "
                              "network is fully convolutional, load it with size = \"free\": --onnx size=free)")
-        return self._run(content, codes)
+        y = self._run(content, codes)
+        if tuple(y.shape[-2:]) != tuple(content.shape[-2:]):   # a graph whose output is another size (x2, a crop)
+            self.output_resized = (tuple(content.shape[-2:]), tuple(y.shape[-2:]))
+            y = to_size(y, content.shape[-2:])
+        return y
 
     def _run(self, content: Tensor, codes: Tensor | None) -> Tensor:
         x = self.to_net(content)
