@@ -141,6 +141,8 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
             c["defaulted"].append("layout")
     kept = keep_image_output(model, layout)   # several outputs: the image one
     check_image_output(model, path, layout)
+    if dims(model.graph.output[0])[1 if layout == "NCHW" else 3] == 1:
+        c["gray_output"] = "the output is one grayscale channel, repeated into R, G and B"
     c.graph_done = {k: v for k, v in (("batch_dims_added", shaped), ("outputs_dropped", kept),
                                                         ("fused_convs_split", unfused)) if v}
     out_found = output_range_from_graph(model)
@@ -284,7 +286,7 @@ def _notes(c: _Contract, runner: OnnxRunner) -> list[str]:
     """What analyze says once and the report lists at its top: a non-square size's resize, an output
     of another size than the input resized back, the contract when part of it is a guess, and the
     constants fed to side inputs."""
-    notes = []
+    notes = [c["gray_output"]] if "gray_output" in c else []
     if runner.output_resized:
         (h, w), (oh, ow) = runner.output_resized
         c["output_resized"] = (f"the output is {oh}x{ow} for a {h}x{w} input; resized to the input's size "

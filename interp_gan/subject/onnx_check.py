@@ -147,6 +147,7 @@ def _outputs(sess, feeds: list[dict], contract: dict) -> Tensor:
         y = torch.from_numpy(sess.run(None, feed)[0][:1]).float()
         if contract["layout"] == "NHWC":
             y = y.permute(0, 3, 1, 2)
+        y = y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y   # a grayscale output, as the runner repeats it
         y = (y - lo) / (hi - lo) * 2 - 1
         ys.append(y.clamp(-1, 1) if "output_clamped" in contract else y)
     return torch.cat(ys)

@@ -74,17 +74,20 @@ def _check_external_data(onnx, path: Path) -> None:
 
 
 def check_image_output(model, path: Path, layout: str) -> None:
-    """The first output must be an image in the input's layout: [N,3,H,W] or [N,H,W,3]."""
+    """The first output must be an image in the input's layout: [N,3,H,W] or [N,H,W,3] (or one
+    grayscale channel, which the runner repeats into RGB)."""
     out = model.graph.output[0]
     shape = dims(out)
     channel = 1 if layout == "NCHW" else 3
-    if len(shape) != 4 or (isinstance(shape[channel], int) and shape[channel] not in (0, 3)):
+    if len(shape) != 4 or (isinstance(shape[channel], int) and shape[channel] not in (0, 1, 3)):
         want = "[N,3,H,W]" if layout == "NCHW" else "[N,H,W,3]"
         what = ("a classifier or feature extractor" if len(shape) <= 2
-                else "one vector per image (a style predictor?)" if vector_length(shape) else "not an image")
+                else "one vector per image (a style predictor?)" if vector_length(shape)
+                else f"a map of {shape[channel]} channels" if len(shape) == 4 else f"a rank-{len(shape)} tensor")
         raise ValueError(f"{path.name}: output {out.name!r} has shape {shape} (rank {len(shape)}); expected an "
                          f"image {want}: this looks like {what}, not an image -> image network "
-                         "(a style image -> vector network is given as style_predictor instead)")
+                         "(RGB or one grayscale channel; a style image -> vector network is given as style_predictor "
+                         "instead)")
 
 
 def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_rounding: bool = False,
@@ -168,6 +171,28 @@ def _failing_node(model, onnx2torch) -> tuple[str, str, str] | None:
     return None
 
 
+_CONTROL_FLOW = ("If", "Loop", "Scan")
+_SEQUENCES = ("SequenceConstruct", "SequenceAt", "SequenceInsert", "SequenceEmpty", "SequenceLength",
+              "ConcatFromSequence", "SplitToSequence")
+
+
+def _way_out(model, name: str, op: str) -> str:
+    """How to get a graph without the node that cannot be converted, by what kind of node it is."""
+    domain = next((n.domain for n in model.graph.node if (n.name or n.output[0]) == name), "")
+    if domain.startswith("com.microsoft"):
+        return (f"{op} is an onnxruntime op (domain {domain}) that its graph optimiser writes into a saved "
+                "optimised model: load the file as exported, before onnxruntime optimised it")
+    if op in _CONTROL_FLOW:
+        return ("control flow in the graph (a scripted module's if / for on its input, exported as it is): export "
+                "a trace instead (torch.jit.trace, or torch.onnx.export of the plain module), which fixes the branch "
+                "at the traced size")
+    if op in _SEQUENCES:
+        return ("a list built at run time (a scripted module's Python list, e.g. of U-Net skips): export a trace "
+                "instead (torch.jit.trace, or torch.onnx.export of the plain module), which unrolls it")
+    return ("re-export without it (e.g. a static shape instead of a data-dependent one), or run the network in "
+            "onnxruntime")
+
+
 def convert(model, path: Path):
     """onnx2torch's ``fx.GraphModule``; a node it cannot convert is one ValueError naming node and op."""
     _, onnx2torch = import_onnx()
@@ -180,8 +205,7 @@ def convert(model, path: Path):
         if bad:
             name, op, why = bad
             raise ValueError(f"{path.name}: node {name!r} ({op}) cannot be converted to torch ({why}); "
-                             "re-export without it (e.g. a static shape instead of a data-dependent one), "
-                             "or run the network in onnxruntime") from None
+                             f"{_way_out(model, name, op)}") from None
         first = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path.name}: onnx2torch could not convert the graph ({type(e).__name__}: {first})") from None
 

@@ -10,7 +10,8 @@ becomes ``[1, 3, H, W]`` read through a ``Squeeze`` back to the original tensor,
 call (the batching check finds that a batch of 2 does not fit and runs images one by one).
 
 **Several outputs** (an image and a mask, a feature map, a second image): the first output that is
-an image (rank 4, 3 channels in the input's layout) is the network's output; the others are dropped
+an image (rank 4, 3 channels in the input's layout; else a symbolic channel count; else one
+grayscale channel) is the network's output; the others are dropped
 from the graph with the nodes only they need, so neither conversion nor hooks see them, and
 ``meta["graph"]["outputs_dropped"]`` names them. When no output is an image, nothing changes and
 ``onnx_graph.check_image_output`` refuses the first one, naming all.
@@ -83,11 +84,11 @@ def add_batch_dims(model) -> dict | None:
 
 
 def _image_like(shape: list, layout: str) -> int:
-    """2: rank 4 with 3 channels where the layout has them; 1: rank 4 with a symbolic channel dim; 0: else."""
+    """Rank 4 with, where the layout has channels: 3 (3), a symbolic dim (2), 1 (1, grayscale); else 0."""
     if len(shape) != 4:
         return 0
     c = shape[1] if layout == "NCHW" else shape[3]
-    return 2 if c == 3 else 1 if not isinstance(c, int) or c <= 0 else 0
+    return 3 if c == 3 else 2 if not isinstance(c, int) or c <= 0 else 1 if c == 1 else 0
 
 
 def keep_image_output(model, layout: str) -> dict | None:
