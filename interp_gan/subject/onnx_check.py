@@ -298,7 +298,8 @@ def onnx_report(path: str | Path, subject, size: int, sample: str | Path) -> lis
             lines.append(f"  {kind}: onnxruntime cannot run the {kind} file itself ({first}); the conversion "
                          "above is checked on the float32 graph")
         lines += [
-                  f"{kind} graph made float32: {half['tensors']} tensors, {half['casts']} casts"
+                  f"{kind} graph {'widened' if kind == 'float16' else 'made'} to float32: {half['tensors']} tensors, "
+                  f"{half['casts']} casts"
                   + (f", inputs / outputs {', '.join(half['io'])}" if half["io"] else "")]
     up = graph.get("opset_upgrade")
     if up:
