@@ -27,6 +27,8 @@ name onnx2torch gives it (the ONNX node name without the leading ``/`` and with 
 - NHWC reflect pads (TensorFlow's MirrorPad) are rewritten to pad the last two axes, and
   Reshapes to a constant shape that bakes in batch 1 (``[1, C, 1, 1]``) copy the input's batch
   instead, so a batch is one forward (``onnx_rewrite``);
+- a ``[3, H, W]`` input or output gets a batch dim, of several outputs the image one is kept
+  (``onnx_outputs``), and onnxruntime's ``FusedConv`` is split into Conv + activation (``onnx_contrib``);
 - convs that never see the image (the style vector's map to norm parameters) are listed in the
   module's ``image_free_modules``, which default layer lists leave out.
 
@@ -228,7 +230,8 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     if opts.get("known"):
         c["known"] = opts["known"]     # a network we verified (subject/known.py)
 
-    done = {**c.graph_done, **prepare(model, image["name"], layout, free_size=c["size"] == "free" and "declared_size" in c)}
+    free = c["size"] == "free" and "declared_size" in c
+    done = {**c.graph_done, **prepare(model, image["name"], layout, free_size=free)}
     per_call = bool(style_dim) and c["style_rank"] == 1
     if per_call:   # one vector per call: hooks would fire once per style group; batch it if we can
         how = _batch_cin_style(model, style["name"])

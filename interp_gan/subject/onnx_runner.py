@@ -154,7 +154,8 @@ def check_batching(runner: OnnxRunner, codes: Tensor | None, device: torch.devic
             return False, f"batch of 2 failed ({type(e).__name__}); one image per call"
     if both.shape != single.shape:   # torch ran the batch where a squeeze of the batch axis does nothing
         runner.batched = False
-        return False, f"batch of 2 gave shape {list(both.shape)}, 2 single images {list(single.shape)}; one image per call"
+        return False, (f"batch of 2 gave shape {list(both.shape)}, 2 single images {list(single.shape)}; "
+                       "one image per call")
     diff = float((both - single).abs().max())
     runner.batched = diff <= BATCH_TOLERANCE
     return runner.batched, f"batch of 2 vs 2 single images: max abs diff {diff:.2e}" + (
