@@ -6,8 +6,10 @@
 **No batch dim.** A network exported on one unbatched image (``torch.onnx.export(net, x[0])``, a
 graph that Unsqueezes its input and Squeezes its output) declares ``[3, H, W]``. Such an input
 becomes ``[1, 3, H, W]`` read through a ``Squeeze`` back to the original tensor, and such an output
-``[1, 3, H, W]`` through an ``Unsqueeze``: the graph computes what the file computes, one image per
-call (the batching check finds that a batch of 2 does not fit and runs images one by one).
+``[1, 3, H, W]`` through an ``Unsqueeze``: the graph computes what the file computes. Where the
+graph itself adds the batch (its input's only readers Unsqueeze axis 0) or drops it (its output
+is a Squeeze of axis 0), those nodes are bypassed instead, so a batch is one forward (hooks see
+every image); otherwise it runs one image per call.
 
 **Several outputs** (an image and a mask, a feature map, a second image): the first output that is
 an image (rank 4, 3 channels in the input's layout; else a symbolic channel count; else one
@@ -46,7 +48,7 @@ def _prepend(v) -> None:
 
 def add_batch_dims(model) -> dict | None:
     """Give unbatched image inputs / outputs ([3,H,W] or [H,W,3]) a leading batch dim of 1, in place;
-    ``{"inputs": [...], "outputs": [...]}`` or None."""
+    ``{"inputs": [...], "outputs": [...], "squeezes_bypassed": n}`` or None."""
     from onnx import helper, numpy_helper
 
     g = model.graph
@@ -55,6 +57,9 @@ def add_batch_dims(model) -> dict | None:
     outs = [v for v in g.output if _is_chw(_shape(v))]
     if not ins and not outs:
         return None
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
+                   if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     axis = f"{g.name or 'graph'}/batch_axis"
     old_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13) < 13
 
@@ -63,24 +68,49 @@ def add_batch_dims(model) -> dict | None:
                 else helper.make_node(op, [x, axis], [y], name=name))
     if not old_opset:
         g.initializer.append(numpy_helper.from_array(np.array([0], dtype=np.int64), axis))
-    front = []
-    for v in ins:   # every reader of the input now reads it squeezed back to [3, H, W]
-        batched = f"{v.name}/unbatched"
-        for n in g.node:
-            n.input[:] = [batched if i == v.name else i for i in n.input]
-        front.append(node("Squeeze", v.name, batched, f"{v.name}/squeeze_batch"))
+    front, bypassed = [], 0
+    for v in ins:
+        readers = [n for n in g.node if v.name in n.input]
+        if readers and all(_on_axis0(n, "Unsqueeze", consts) for n in readers):   # the graph adds the batch itself
+            for r in readers:   # its readers read the batched input instead; the Unsqueeze goes
+                for n in g.node:
+                    n.input[:] = [v.name if i == r.output[0] else i for i in n.input]
+                g.node.remove(r)
+                bypassed += 1
+        else:   # every reader reads the input squeezed back to [3, H, W] (one image per call)
+            inner = f"{v.name}/unbatched"
+            for n in readers:
+                n.input[:] = [inner if i == v.name else i for i in n.input]
+            front.append(node("Squeeze", v.name, inner, f"{v.name}/squeeze_batch"))
         _prepend(v)
     for k, n in enumerate(front):
         g.node.insert(k, n)
-    for v in outs:   # the old output tensor, unsqueezed into a new output of the same name
-        inner = f"{v.name}/unbatched_out"
-        for n in g.node:
-            n.output[:] = [inner if o == v.name else o for o in n.output]
-            n.input[:] = [inner if i == v.name else i for i in n.input]
-        g.node.append(node("Unsqueeze", inner, v.name, f"{v.name}/unsqueeze_batch"))
+    for v in outs:
+        last = next((n for n in g.node if v.name in n.output), None)
+        if last is not None and _on_axis0(last, "Squeeze", consts):   # the graph drops the batch itself: keep it
+            last.op_type, last.name = "Identity", last.name or f"{v.name}/kept_batch"
+            del last.input[1:]
+            del last.attribute[:]
+            bypassed += 1
+        else:   # the old output tensor, unsqueezed into a new output of the same name
+            inner = f"{v.name}/unbatched_out"
+            for n in g.node:
+                n.output[:] = [inner if o == v.name else o for o in n.output]
+                n.input[:] = [inner if i == v.name else i for i in n.input]
+            g.node.append(node("Unsqueeze", inner, v.name, f"{v.name}/unsqueeze_batch"))
         _prepend(v)
     del g.value_info[:]
-    return {"inputs": [v.name for v in ins], "outputs": [v.name for v in outs]}
+    return {"inputs": [v.name for v in ins], "outputs": [v.name for v in outs], "squeezes_bypassed": bypassed}
+
+
+def _on_axis0(n, op: str, consts: dict) -> bool:
+    """Whether node ``n`` is ``op`` (Squeeze / Unsqueeze) on axis 0 only (axes an input or an attribute)."""
+    if n.op_type != op:
+        return False
+    for a in n.attribute:
+        if a.name == "axes":
+            return list(a.ints) == [0]
+    return len(n.input) > 1 and n.input[1] in consts and [int(v) for v in np.ravel(consts[n.input[1]])] == [0]
 
 
 def _image_like(shape: list, layout: str) -> int:

@@ -87,13 +87,15 @@ def test_an_output_twice_the_input_is_resized_back_and_its_tanh_read_through_the
 
 @pytest.mark.parametrize("inp,out", [(True, True), (False, True), (True, False)])
 def test_an_unbatched_input_or_output_gets_a_batch_dim(tmp_path, inp, out):
-    """[3, H, W] (exported on one image): loads, one image per call; [1,3,16,16] -> [3,16,16] used to
-    pass the batching check with a [1, 2, 3, H, W] output (torch's squeeze of a batch of 2 does nothing)."""
+    """[3, H, W] (exported on one image, the graph's own Unsqueeze / Squeeze of axis 0 bypassed): a
+    batch is one forward, so hooks see every image."""
     p = tmp_path / "u.onnx"
     S.unbatched(p, inp, out)
     s = load_subject(p, device="cpu")
     assert s.meta["graph"]["batch_dims_added"] == {"inputs": ["input"] if inp else [],
-                                                   "outputs": ["output"] if out else []}
+                                                   "outputs": ["output"] if out else [],
+                                                   "squeezes_bypassed": int(inp) + int(out)}
+    assert "one image per call" not in s.meta["input_contract"]["batched"]   # its own Unsqueeze / Squeeze bypassed
     x = _content()
     y = _gen(s, x)
     assert y.shape == x.shape
@@ -196,3 +198,19 @@ def test_an_optimize_for_inference_archive_is_named(tmp_path, capsys):
     torch.jit.save(torch.jit.optimize_for_inference(torch.jit.script(net)), str(p))
     err = _one_line(capsys, "inspect", str(p))
     assert "torch.jit.optimize_for_inference" in err and "torch.jit.freeze" in err and "corrupt" not in err
+
+
+def test_the_batching_check_compares_shapes_not_only_values():
+    """A graph that gives [1, 2, 3, H, W] for a batch of 2 (torch's squeeze of a batch axis that is
+    not 1 does nothing) broadcast against 2 single images to a difference of 0 and passed."""
+    from interp_gan.subject.onnx_runner import OnnxRunner, check_batching
+
+    runner = OnnxRunner(lambda x: x[None] if len(x) > 1 else x, "NCHW", "[-1,1]", "[-1,1]")
+    batched, why = check_batching(runner, None, torch.device("cpu"))
+    assert not batched and "batch of 2 gave shape [1, 2, 3, 32, 32]" in why
+    assert _gen_runner(runner).shape == (2, 3, 8, 8)
+
+
+def _gen_runner(runner):
+    with torch.no_grad():
+        return runner(_content(2, 8), None)
