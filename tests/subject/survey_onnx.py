@@ -12,6 +12,7 @@ with seeded random weights: what the adversarial survey of ONNX / TorchScript ex
     unet32(path)             # a U-Net of 5 stride-2 levels: H, W multiples of 32 only
     if_graph(path)           # an If on the input's height
     two_images(path)         # AdaIN-like: content and style images
+    imagenet(path, 255.0)    # (x - ImageNet mean) / std per channel, on [0, 255] (or 1.0: [0, 1])
 """
 from __future__ import annotations
 
@@ -194,3 +195,14 @@ def two_images(path) -> None:
     n[2].input[0] = "cs"
     _save(path, n, [_vi("content", T.FLOAT, ["N", 3, "H", "W"]), _vi("style", T.FLOAT, ["N", 3, "h", "w"])],
           [_vi("output", T.FLOAT, ["N", 3, "H", "W"])], i)
+
+
+def imagenet(path, scale: float = 255.0) -> None:
+    """A VGG-normalised input: (x - ImageNet mean) / std per channel, both times ``scale`` (255: a
+    [0, 255] input), then the net and a Sigmoid."""
+    n, i = _body("xn", "output", final="Sigmoid")
+    n = [h.make_node("Sub", ["input", "mean"], ["xm"], name="sub_mean"),
+         h.make_node("Div", ["xm", "std"], ["xn"], name="div_std"), *n]
+    i += [_c("mean", np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1) * scale),
+          _c("std", np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1) * scale)]
+    _save(path, n, [_vi("input", T.FLOAT, ["N", 3, "H", "W"])], [_vi("output", T.FLOAT, ["N", 3, "H", "W"])], i)

@@ -18,7 +18,7 @@ from interp_gan.subject.loading import load_subject  # noqa: E402
 from interp_gan.subject.onnx import ONNX_TOLERANCE  # noqa: E402
 from tests.subject import survey_onnx as S  # noqa: E402
 
-RANGES = {"[-1,1]": (-1.0, 1.0), "[0,1]": (0.0, 1.0)}
+RANGES = {"[-1,1]": (-1.0, 1.0), "[0,1]": (0.0, 1.0), "[0,255]": (0.0, 255.0)}
 
 
 def _content(n: int = 2, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -214,3 +214,15 @@ def test_the_batching_check_compares_shapes_not_only_values():
 def _gen_runner(runner):
     with torch.no_grad():
         return runner(_content(2, 8), None)
+
+
+@pytest.mark.parametrize("scale,rng", [(255.0, "[0,255]"), (1.0, "[0,1]")])
+def test_imagenet_mean_subtraction_says_the_input_range(tmp_path, scale, rng):
+    """(x - mean) / std with the ImageNet means on [0, 255] used to be read as [0, 1] (defaulted)."""
+    p = tmp_path / "vgg.onnx"
+    S.imagenet(p, scale)
+    s = load_subject(p, device="cpu")
+    c = s.meta["input_contract"]
+    assert c["range"] == rng and "range" in c["inferred"] and "ImageNet means" in c["evidence"]["range"]
+    x = _content()
+    assert float((_gen(s, x) - _ort(p, x, rng, "[0,1]")).abs().max()) <= ONNX_TOLERANCE
