@@ -27,6 +27,8 @@ name onnx2torch gives it (the ONNX node name without the leading ``/`` and with 
 - NHWC reflect pads (TensorFlow's MirrorPad) are rewritten to pad the last two axes, and
   Reshapes to a constant shape that bakes in batch 1 (``[1, C, 1, 1]``) copy the input's batch
   instead, so a batch is one forward (``onnx_rewrite``);
+- a ``[3, H, W]`` input or output gets a batch dim, of several outputs the image one is kept
+  (``onnx_outputs``), and onnxruntime's ``FusedConv`` is split into Conv + activation (``onnx_contrib``);
 - convs that never see the image (the style vector's map to norm parameters) are listed in the
   module's ``image_free_modules``, which default layer lists leave out.
 
@@ -76,10 +78,12 @@ from torch import Tensor
 
 from interp_gan.subject.geometry import resize_note
 from interp_gan.subject.onnx_check import FOLD_TOLERANCE, ONNX_TOLERANCE, onnx_max_abs_diff
+from interp_gan.subject.onnx_contrib import unfuse_contrib
 from interp_gan.subject.onnx_contract import (classify_inputs, dims, fed_inputs, infer_layout, input_range_from_graph,
                                               looks_like_noise, output_range_from_graph, read_options, vector_length)
 from interp_gan.subject.onnx_graph import (check_image_output, convert, image_free_modules, import_onnx, prepare,
                                            read_model)
+from interp_gan.subject.onnx_outputs import add_batch_dims, keep_image_output
 from interp_gan.subject.onnx_rewrite import batch_cin_style as _batch_cin_style
 from interp_gan.subject.onnx_runner import OnnxRunner, check_batching
 from interp_gan.subject.onnx_tables import classify_buffers, random_init_note
@@ -115,6 +119,8 @@ class _Contract(dict):
 
 
 def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | None]:
+    shaped = add_batch_dims(model)   # a [3, H, W] input or output (exported on one unbatched image)
+    unfused = unfuse_contrib(model)   # onnxruntime's FusedConv (a file saved from an optimised session)
     fed = fed_inputs(model, path, opts["values"].get("feed"))
     image, style = classify_inputs(model, path, tuple(f["name"] for f in fed))
     c = _Contract(image["name"], opts)
@@ -135,7 +141,12 @@ def _contract(path: Path, model, opts: dict) -> tuple[_Contract, dict, dict | No
         else:
             layout = "NCHW"
             c["defaulted"].append("layout")
+    kept = keep_image_output(model, layout)   # several outputs: the image one
     check_image_output(model, path, layout)
+    if dims(model.graph.output[0])[1 if layout == "NCHW" else 3] == 1:
+        c["gray_output"] = "the output is one grayscale channel, repeated into R, G and B"
+    c.graph_done = {k: v for k, v in (("batch_dims_added", shaped), ("outputs_dropped", kept),
+                                                        ("fused_convs_split", unfused)) if v}
     out_found = output_range_from_graph(model)
     rng = c.given("range")
     if rng is None:
@@ -219,7 +230,8 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     if opts.get("known"):
         c["known"] = opts["known"]     # a network we verified (subject/known.py)
 
-    done = prepare(model, image["name"], layout, free_size=c["size"] == "free" and "declared_size" in c)
+    free = c["size"] == "free" and "declared_size" in c
+    done = {**c.graph_done, **prepare(model, image["name"], layout, free_size=free)}
     per_call = bool(style_dim) and c["style_rank"] == 1
     if per_call:   # one vector per call: hooks would fire once per style group; batch it if we can
         how = _batch_cin_style(model, style["name"])
@@ -245,10 +257,10 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
         G.fixed_size = tuple(c["declared_size"])       # the pipeline fits its image_size to it
 
     meta = _meta(path, model, (image, style), done, G)
-    meta["model_notes"] = _notes(c)
 
     if not style_dim:
         c["batched"] = check_batching(runner, None, dev, path.name)[1]
+        meta["model_notes"] = _notes(c, runner)
         meta["input_contract"] = dict(c)
         return Subject(generator=G, style_names=names, _generate=lambda c_, s, z=None: runner(c_, None),
                        meta=meta).eval()
@@ -260,6 +272,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
         codes, encode = torch.eye(style_dim, device=dev), None
         c["style_space"] = "one-hot: style i feeds e_i"
     c["batched"] = check_batching(runner, codes[[0, min(1, len(codes) - 1)]], dev, path.name)[1]
+    meta["model_notes"] = _notes(c, runner)
     meta["input_contract"] = dict(c)
 
     def code_of(style_ids: Tensor) -> Tensor:
@@ -272,10 +285,16 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
                    _encode_style=encode, latent_dim=0, style_dim=style_dim, meta=meta).eval()
 
 
-def _notes(c: _Contract) -> list[str]:
-    """What analyze says once and the report lists at its top: a non-square size's resize, the
-    contract when part of it is a guess, and the constants fed to side inputs."""
-    notes = []
+def _notes(c: _Contract, runner: OnnxRunner) -> list[str]:
+    """What analyze says once and the report lists at its top: a non-square size's resize, an output
+    of another size than the input resized back, the contract when part of it is a guess, and the
+    constants fed to side inputs."""
+    notes = [c["gray_output"]] if "gray_output" in c else []
+    if runner.output_resized:
+        (h, w), (oh, ow) = runner.output_resized
+        c["output_resized"] = (f"the output is {oh}x{ow} for a {h}x{w} input; resized to the input's size "
+                               "(bilinear, antialiased when shrinking) so it lines up with the content")
+        notes.append(c["output_resized"])
     if c["size"] == "fixed" and c["declared_size"][0] != c["declared_size"][1]:
         c["resized"] = resize_note(c["declared_size"])
         notes.append(c["resized"])

@@ -193,6 +193,15 @@ def classify_inputs(model, path: Path, fed: tuple = ()) -> tuple[dict, dict | No
     b = image["shape"][0] if isinstance(image["shape"][0], int) else None
     styles = [d for d in info if d is not image and d["float"] and vector_length(d["shape"], b)]
     rest = [d for d in info if d is not image and (not styles or d is not styles[0])]
+    second = [d for d in rest if d["float"] and len(d["shape"]) == 4 and 3 in (d["shape"][1], d["shape"][3])]
+    if second:   # arbitrary style transfer that reads a style image (AdaIN, Huang & Belongie 2017)
+        d = second[0]
+        raise ValueError(f"{path.name}: input {d['name']!r} {d['shape']} is a second image beside {image['name']!r} "
+                         "(a style image, as arbitrary style transfer such as AdaIN reads): interp_gan takes a style "
+                         "as a vector, so export the style branch as its own network (style image -> vector, e.g. "
+                         "AdaIN's style feature means and stds) and the rest as content + vector, then load the "
+                         "second with --onnx style_predictor=FIRST.onnx (its styles: the embedded set's, or "
+                         "--onnx style_set=DIR with DIR/<style>/*.png)")
     if rest:
         d = rest[0]
         raise ValueError(f"{path.name}: inputs {[(d['name'], d['shape']) for d in rest]} are neither the image "

@@ -16,7 +16,11 @@ line naming the node):
 - Pad 18 / 19 / 21 without the ``axes`` input (18) and not in ``wrap`` mode (19);
 - Resize 18 / 19 with ``antialias`` 0, no ``axes``, ``keep_aspect_ratio_policy`` "stretch" (18)
   and not ``half_pixel_symmetric`` coordinates (19);
-- AveragePool 19 with every dilation 1.
+- AveragePool 19 / 22 with every dilation 1;
+- opset 22, which only added bfloat16: Conv, ConvTranspose, InstanceNormalization, MaxPool,
+  GlobalAveragePool, Elu, Selu, HardSigmoid, HardSwish, Softplus, Softsign, Dropout, Round, EyeLike;
+- opsets 23 / 24, which only added 4- and 8-bit float types: Reshape, Transpose, Shape, Unsqueeze,
+  Squeeze, Flatten, Identity, Constant, ConstantOfShape, Cast, Pad (as above).
 
 ReduceMean 18 and Split 18 moved an attribute into an input and are not covered. Whether a
 converted graph computes what the file does is what ``onnx_check`` measures against onnxruntime.
@@ -58,8 +62,19 @@ DELEGATED = {
     "Unsqueeze": ((21,), 13, None), "Flatten": ((21,), 13, None), "Identity": ((19, 21), 16, None),
     "Constant": ((19, 21), 13, None), "ConstantOfShape": ((20, 21), 9, None), "Equal": ((19,), 13, None),
     "Cast": ((19, 21), 13, None), "Pad": ((18, 19, 21), 13, _pad), "Resize": ((18, 19), 13, _resize),
-    "AveragePool": ((19,), 11, _average_pool),
+    "AveragePool": ((19, 22), 11, _average_pool),
+    # opset 22 added bfloat16 to these (ONNX 1.17), nothing else
+    "Conv": ((22,), 11, None), "ConvTranspose": ((22,), 11, None), "InstanceNormalization": ((22,), 6, None),
+    "MaxPool": ((22,), 12, None), "GlobalAveragePool": ((22,), 1, None), "Elu": ((22,), 6, None),
+    "Selu": ((22,), 6, None), "HardSigmoid": ((22,), 6, None), "HardSwish": ((22,), 14, None),
+    "Softplus": ((22,), 1, None), "Softsign": ((22,), 1, None), "Dropout": ((22,), 13, None),
+    "Round": ((22,), 11, None), "EyeLike": ((22,), 9, None),
 }
+# opsets 23 and 24 added 4-bit and 8-bit float types to these (ONNX 1.18, 1.19), nothing else
+for _op in ("Reshape", "Transpose", "Shape", "Unsqueeze", "Flatten", "Identity", "Constant", "ConstantOfShape", "Cast",
+            "Pad"):
+    DELEGATED[_op] = (DELEGATED[_op][0] + (23, 24), *DELEGATED[_op][1:])
+DELEGATED["Squeeze"] = ((23, 24), 13, None)
 _done = False
 
 

@@ -36,6 +36,7 @@ def import_onnx():
 def read_model(path: Path):
     """The parsed and checked ``ModelProto``; a truncated, corrupt or invalid file is one ValueError."""
     onnx, _ = import_onnx()
+    _check_external_data(onnx, path)
     try:
         model = onnx.load(str(path))
     except Exception as e:   # protobuf DecodeError and friends: the bytes are not an ONNX model
@@ -54,18 +55,39 @@ def read_model(path: Path):
     return model
 
 
+def _check_external_data(onnx, path: Path) -> None:
+    """A graph saved with ``save_as_external_data`` keeps its weights in files beside it; one missing
+    (the .onnx copied without them) is one ValueError naming the files and where they belong."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return   # not readable at all: read_model says so
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    tensors = [*model.graph.initializer, *(a.t for n in model.graph.node for a in n.attribute if a.HasField("t"))]
+    files = sorted({ExternalDataInfo(t).location for t in tensors if uses_external_data(t)})
+    missing = [f for f in files if not (path.parent / f).is_file()]
+    if missing:
+        raise ValueError(f"{path.name} keeps its weights in external data ({', '.join(missing)}, written by "
+                         f"save_as_external_data), which is not in {path.parent}: copy "
+                         f"{'it' if len(missing) == 1 else 'them'} next to {path.name}")
+
+
 def check_image_output(model, path: Path, layout: str) -> None:
-    """The first output must be an image in the input's layout: [N,3,H,W] or [N,H,W,3]."""
+    """The first output must be an image in the input's layout: [N,3,H,W] or [N,H,W,3] (or one
+    grayscale channel, which the runner repeats into RGB)."""
     out = model.graph.output[0]
     shape = dims(out)
     channel = 1 if layout == "NCHW" else 3
-    if len(shape) != 4 or (isinstance(shape[channel], int) and shape[channel] not in (0, 3)):
+    if len(shape) != 4 or (isinstance(shape[channel], int) and shape[channel] not in (0, 1, 3)):
         want = "[N,3,H,W]" if layout == "NCHW" else "[N,H,W,3]"
         what = ("a classifier or feature extractor" if len(shape) <= 2
-                else "one vector per image (a style predictor?)" if vector_length(shape) else "not an image")
+                else "one vector per image (a style predictor?)" if vector_length(shape)
+                else f"a map of {shape[channel]} channels" if len(shape) == 4 else f"a rank-{len(shape)} tensor")
         raise ValueError(f"{path.name}: output {out.name!r} has shape {shape} (rank {len(shape)}); expected an "
                          f"image {want}: this looks like {what}, not an image -> image network "
-                         "(a style image -> vector network is given as style_predictor instead)")
+                         "(RGB or one grayscale channel; a style image -> vector network is given as style_predictor "
+                         "instead)")
 
 
 def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_rounding: bool = False,
@@ -94,6 +116,9 @@ def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_
     if q:
         done["quantisation"] = q
     if not reference:
+        n = _unkeyword_names(model)
+        if n:
+            done["node_names_renamed"] = n
         n = reflect_pads_to_last_axes(model)
         if n:
             done["reflect_pads"] = n
@@ -101,6 +126,22 @@ def prepare(model, image_input: str, layout: str, free_size: bool = False, keep_
         if n:
             done["batch_free_reshapes"] = n
     return done
+
+
+def _unkeyword_names(model) -> int:
+    """Node names with a Python keyword as a part (``in``, ``if``, ``/dec/in``) get a ``_`` appended to
+    that part: onnx2torch makes each a module attribute, and torch.fx cannot generate code that
+    names ``self.in``; how many were renamed."""
+    import keyword
+    import re
+
+    n = 0
+    for node in model.graph.node:
+        parts = re.split(r"([/.])", node.name)
+        if any(keyword.iskeyword(p) for p in parts):
+            node.name = "".join(p + "_" if keyword.iskeyword(p) else p for p in parts)
+            n += 1
+    return n
 
 
 def _failing_node(model, onnx2torch) -> tuple[str, str, str] | None:
@@ -130,6 +171,28 @@ def _failing_node(model, onnx2torch) -> tuple[str, str, str] | None:
     return None
 
 
+_CONTROL_FLOW = ("If", "Loop", "Scan")
+_SEQUENCES = ("SequenceConstruct", "SequenceAt", "SequenceInsert", "SequenceEmpty", "SequenceLength",
+              "ConcatFromSequence", "SplitToSequence")
+
+
+def _way_out(model, name: str, op: str) -> str:
+    """How to get a graph without the node that cannot be converted, by what kind of node it is."""
+    domain = next((n.domain for n in model.graph.node if (n.name or n.output[0]) == name), "")
+    if domain.startswith("com.microsoft"):
+        return (f"{op} is an onnxruntime op (domain {domain}) that its graph optimiser writes into a saved "
+                "optimised model: load the file as exported, before onnxruntime optimised it")
+    if op in _CONTROL_FLOW:
+        return ("control flow in the graph (a scripted module's if / for on its input, exported as it is): export "
+                "a trace instead (torch.jit.trace, or torch.onnx.export of the plain module), which fixes the branch "
+                "at the traced size")
+    if op in _SEQUENCES:
+        return ("a list built at run time (a scripted module's Python list, e.g. of U-Net skips): export a trace "
+                "instead (torch.jit.trace, or torch.onnx.export of the plain module), which unrolls it")
+    return ("re-export without it (e.g. a static shape instead of a data-dependent one), or run the network in "
+            "onnxruntime")
+
+
 def convert(model, path: Path):
     """onnx2torch's ``fx.GraphModule``; a node it cannot convert is one ValueError naming node and op."""
     _, onnx2torch = import_onnx()
@@ -142,8 +205,7 @@ def convert(model, path: Path):
         if bad:
             name, op, why = bad
             raise ValueError(f"{path.name}: node {name!r} ({op}) cannot be converted to torch ({why}); "
-                             "re-export without it (e.g. a static shape instead of a data-dependent one), "
-                             "or run the network in onnxruntime") from None
+                             f"{_way_out(model, name, op)}") from None
         first = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path.name}: onnx2torch could not convert the graph ({type(e).__name__}: {first})") from None
 

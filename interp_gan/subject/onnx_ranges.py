@@ -6,8 +6,10 @@
 The input: a QuantizeLinear right after it fixes the interval it can represent (scale 1/255, zero
 point -128, int8: [0, 1]); otherwise scalar Mul / Div / Add / Sub right after it that map exactly
 one of ``RANGES`` onto [0, 1] or [-1, 1] say what it takes (a TensorFlow export's ``x / 255``:
-[0, 255]). The output: a final Sigmoid ([0, 1]) or Tanh ([-1, 1]), carried through scalar ops after
-it (``Sigmoid * 255``: [0, 255]). Nothing else in a float graph says it (``onnx_contract``).
+[0, 255]), and so does a per-channel subtraction of the ImageNet RGB means (0.485, 0.456, 0.406 on
+[0, 1]; times 255 on [0, 255]). The output: a final Sigmoid ([0, 1]) or Tanh ([-1, 1]), carried through scalar ops after
+it (``Sigmoid * 255``: [0, 255]), or a final Clip whose constant bounds are one of them (a
+TensorFlow export's ``clip_by_value(y, -1, 1)``), through resizes and reshapes. Nothing else in a float graph says it (``onnx_contract``).
 """
 from __future__ import annotations
 
@@ -99,6 +101,34 @@ def _normalised_by(model, image_input: str, users: dict, consts: dict) -> tuple[
     return hits[0][0], f"the input's first ops ({', '.join(names)}) map {hits[0][0]} onto {hits[0][1]}"
 
 
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])   # torchvision's (and most exporters') RGB normalisation
+
+
+def _imagenet_mean(users: dict, consts: dict, image_input: str) -> tuple[str, str] | None:
+    """[0, 1] or [0, 255] when the input's first op (through Transpose / Identity / Cast) subtracts
+    the ImageNet RGB means, on that scale (a VGG-normalised network: ``(x - mean) / std`` per channel)."""
+    t = image_input
+    for _ in range(4):
+        nxt = users.get(t, [])
+        if len(nxt) != 1:
+            return None
+        n = nxt[0]
+        if n.op_type in ("Transpose", "Identity", "Cast"):
+            t = n.output[0]
+            continue
+        if n.op_type != "Sub" or n.input[0] != t or n.input[1] not in consts:
+            return None
+        v = np.ravel(consts[n.input[1]]).astype(np.float64)
+        if v.size != 3:
+            return None
+        for name, scale in (("[0,1]", 1.0), ("[0,255]", 255.0)):
+            if np.allclose(v, _IMAGENET_MEAN * scale, rtol=0.01):
+                return name, (f"the input's first op ({n.name or n.op_type}) subtracts the ImageNet means "
+                              f"{np.round(v, 3).tolist()}, on the {name} scale")
+        return None
+    return None
+
+
 def input_range_from_graph(model, image_input: str, scaled: bool = True) -> tuple[str, str] | None:
     """The range the first QuantizeLinear after the image input can represent, when it is one of
     ``RANGES`` (within 2% of its width), or the range a scalar normalisation right after the input
@@ -110,7 +140,9 @@ def input_range_from_graph(model, image_input: str, scaled: bool = True) -> tupl
             users.setdefault(i, []).append(n)
     consts, t = _consts(model), image_input
     q = _quantised_range(users, consts, t)
-    return q or (_normalised_by(model, image_input, users, consts) if scaled else None)
+    if q or not scaled:
+        return q
+    return _normalised_by(model, image_input, users, consts) or _imagenet_mean(users, consts, image_input)
 
 
 def _quantised_range(users: dict, consts: dict, t: str) -> tuple[str, str] | None:
@@ -145,15 +177,17 @@ def output_range_from_graph(model) -> tuple[str, str] | None:
         n = prod.get(t)
         if n is None:
             return None
-        if n.op_type in ("Sigmoid", "Tanh"):
-            lo, hi = (0.0, 1.0) if n.op_type == "Sigmoid" else (-1.0, 1.0)
+        bound = _clip_bounds(n, consts) if n.op_type == "Clip" else None
+        if n.op_type in ("Sigmoid", "Tanh") or bound:
+            lo, hi = bound or ((0.0, 1.0) if n.op_type == "Sigmoid" else (-1.0, 1.0))
             for ab in reversed(after):
                 lo, hi = _through(lo, hi, ab)
             name = _match(lo, hi)
             if name is None:
                 return None
             how = f" then {len(after)} scalar op(s) making it [{lo:g}, {hi:g}]" if after else ""
-            return name, f"{n.op_type} {n.name!r} at the output{how}"
+            what = f"{n.op_type}({lo:g}, {hi:g})" if bound else n.op_type
+            return name, f"{what} {n.name!r} at the output{how}"
         if n.op_type in _AFFINE:
             ins = [i for i in n.input if i not in consts]
             ab = _affine(n, consts, ins[0]) if len(ins) == 1 else None
@@ -162,7 +196,30 @@ def output_range_from_graph(model) -> tuple[str, str] | None:
             after.append(ab)
             t = ins[0]
             continue
-        if n.op_type not in _PASS + ("QuantizeLinear", "DequantizeLinear"):
+        if n.op_type not in _PASS + _OUT_PASS + ("QuantizeLinear", "DequantizeLinear"):
             return None
+        if n.op_type in ("Resize", "Upsample") and _attr(n, "mode", "nearest") not in ("nearest", "linear"):
+            return None   # cubic interpolation overshoots the bound
         t = n.input[0]
     return None
+
+
+# ops after the output's bound that keep every value within it (nearest / linear resizing, reshapes, crops)
+_OUT_PASS = ("Resize", "Upsample", "Squeeze", "Unsqueeze", "Slice", "DepthToSpace", "SpaceToDepth", "Flatten")
+
+
+def _attr(n, name: str, default):
+    for a in n.attribute:
+        if a.name == name:
+            return a.s.decode() if a.type == a.STRING else a.f if a.type == a.FLOAT else a.i
+    return default
+
+
+def _clip_bounds(n, consts: dict) -> tuple[float, float] | None:
+    """(min, max) of a Clip with both bounds constant (inputs from opset 11, attributes before), or None."""
+    if any(a.name in ("min", "max") for a in n.attribute):
+        return float(_attr(n, "min", -np.inf)), float(_attr(n, "max", np.inf))
+    if len(n.input) < 3 or not n.input[1] or not n.input[2]:
+        return None
+    lo, hi = _scalar(consts, n.input[1]), _scalar(consts, n.input[2])
+    return None if lo is None or hi is None else (lo, hi)

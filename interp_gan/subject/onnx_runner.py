@@ -32,6 +32,7 @@ class OnnxRunner:
         self.out_lo, self.out_hi = RANGES[out_range]
         self.batched = True   # set by check_batching
         self.fixed_hw: tuple[int, int] | None = None   # a graph with a fixed image size
+        self.output_resized: tuple | None = None   # ((h, w) in, (h, w) out) when the output's size differs
 
     def to_net(self, content: Tensor) -> Tensor:
         x = (content + 1) / 2 * (self.hi - self.lo) + self.lo
@@ -39,6 +40,7 @@ class OnnxRunner:
 
     def from_net(self, y: Tensor) -> Tensor:
         y = y.permute(0, 3, 1, 2) if self.layout == "NHWC" else y
+        y = y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y   # a grayscale output: the same in R, G and B
         y = (y.float() - self.out_lo) / (self.out_hi - self.out_lo) * 2 - 1
         return y.clamp(-1, 1) if self.clamp else y
 
@@ -65,7 +67,42 @@ class OnnxRunner:
             raise ValueError(f"this network (as exported to ONNX) takes {h}x{w} images only; got {content.shape[-2]}x"
                              f"{content.shape[-1]} (set image_size to {h}: --set image_size={h}; or, when the "
                              "network is fully convolutional, load it with size = \"free\": --onnx size=free)")
-        return self._run(content, codes)
+        try:
+            y = self._run(content, codes)
+        except Exception as e:
+            if isinstance(e, ValueError) or self.fixed_hw is not None:
+                raise
+            advice = self._size_advice(content, codes)
+            if advice is None:
+                raise
+            raise ValueError(advice) from None
+        if tuple(y.shape[-2:]) != tuple(content.shape[-2:]):   # a graph whose output is another size (x2, a crop)
+            self.output_resized = (tuple(content.shape[-2:]), tuple(y.shape[-2:]))
+            y = to_size(y, content.shape[-2:])
+        return y
+
+    def _size_advice(self, content: Tensor, codes: Tensor | None) -> str | None:
+        """Why a free-size graph failed, when it is the size: one image of this size fails, and the
+        first multiple of 4, 8, ..., 128 at or above it runs (a U-Net whose skips need even maps at
+        every level). None when one image of this size runs (the failure is something else)."""
+        h, w = content.shape[-2:]
+
+        def runs(hh: int, ww: int) -> bool:
+            x = torch.zeros(1, 3, hh, ww, device=content.device, dtype=content.dtype)
+            try:
+                with torch.no_grad():
+                    self._run(x, None if codes is None else codes[:1])
+                return True
+            except Exception:
+                return False
+        if runs(h, w):
+            return None
+        for m in (4, 8, 16, 32, 64, 128):
+            hh, ww = -(-h // m) * m, -(-w // m) * m
+            if (hh, ww) != (h, w) and runs(hh, ww):
+                return (f"this network fails on {h}x{w} images and runs on {hh}x{ww}: its height and width must be "
+                        f"multiples of {m} (set image_size to one: --set image_size={max(hh, ww)})")
+        return None
 
     def _run(self, content: Tensor, codes: Tensor | None) -> Tensor:
         x = self.to_net(content)
@@ -115,6 +152,10 @@ def check_batching(runner: OnnxRunner, codes: Tensor | None, device: torch.devic
         except Exception as e:   # the graph refuses batch > 1: run one image per call
             runner.batched = False
             return False, f"batch of 2 failed ({type(e).__name__}); one image per call"
+    if both.shape != single.shape:   # torch ran the batch where a squeeze of the batch axis does nothing
+        runner.batched = False
+        return False, (f"batch of 2 gave shape {list(both.shape)}, 2 single images {list(single.shape)}; "
+                       "one image per call")
     diff = float((both - single).abs().max())
     runner.batched = diff <= BATCH_TOLERANCE
     return runner.batched, f"batch of 2 vs 2 single images: max abs diff {diff:.2e}" + (

@@ -24,40 +24,46 @@ from __future__ import annotations
 __all__ = ["widen_float16", "float_image_input", "INTEGER_IMAGE_TYPES"]
 
 INTEGER_IMAGE_TYPES = {2: "uint8"}     # onnx.TensorProto.UINT8
-_F16, _F32 = 10, 1                     # onnx.TensorProto.FLOAT16, FLOAT
+_F16, _F32, _F64 = 10, 1, 11           # onnx.TensorProto.FLOAT16, FLOAT, DOUBLE
+_NARROW = (_F16, _F64)                 # widened (float16) or narrowed (float64) to float32
 _FLOATS = (1, 10, 11, 16)
 
 
 def _widen_tensor(t) -> bool:
     from onnx import numpy_helper
 
-    if t.data_type != _F16:
+    if t.data_type not in _NARROW:
         return False
     t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype("float32"), t.name))
     return True
 
 
 def widen_float16(model) -> dict | None:
-    """float16 -> float32 throughout ``model`` (in place); ``{"tensors": n, "casts": n, "io": [...]}``."""
+    """float16 (and float64) -> float32 throughout ``model`` (in place); ``{"tensors": n, "casts": n,
+    "io": [...], "from": ["float16" | "float64", ...]}``. A float64 file (double weights and
+    inputs) computes in float32 as torch's modules do; the conversion check runs on that graph."""
     g = model.graph
+    kinds = sorted({{_F16: "float16", _F64: "float64"}[t.data_type] for t in g.initializer if t.data_type in _NARROW}
+                   | {{_F16: "float16", _F64: "float64"}[v.type.tensor_type.elem_type] for v in [*g.input, *g.output]
+                      if v.type.tensor_type.elem_type in _NARROW})
     tensors = sum(_widen_tensor(t) for t in g.initializer)
     casts = 0
     for n in g.node:
         for a in n.attribute:
             if a.type == a.TENSOR:
                 tensors += _widen_tensor(a.t)
-            elif a.name in ("dtype", "to") and a.type == a.INT and a.i == _F16:   # Cast, RandomNormal, EyeLike, ...
+            elif a.name in ("dtype", "to") and a.type == a.INT and a.i in _NARROW:   # Cast, RandomNormal, EyeLike, ...
                 a.i, casts = _F32, casts + 1
     io = []
     for v in [*g.input, *g.output]:
-        if v.type.tensor_type.elem_type == _F16:
+        if v.type.tensor_type.elem_type in _NARROW:
             v.type.tensor_type.elem_type = _F32
             io.append(v.name)
-    fp16_info = [v for v in g.value_info if v.type.tensor_type.elem_type == _F16]
+    fp16_info = [v for v in g.value_info if v.type.tensor_type.elem_type in _NARROW]
     if not (tensors or casts or io or fp16_info):
         return None
     del g.value_info[:]    # re-derived by shape inference where needed
-    return {"tensors": tensors, "casts": casts, "io": io}
+    return {"tensors": tensors, "casts": casts, "io": io, "from": kinds or ["float16"]}
 
 
 def float_image_input(model, image_input: str) -> str | None:

@@ -33,9 +33,25 @@ def load_module(path: Path) -> torch.jit.ScriptModule:
             m = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if _mkldnn(path):
+            raise ValueError(f"{path.name} was saved after torch.jit.optimize_for_inference (its code runs MKLDNN "
+                             f"tensors), which torch cannot load back ({type(e).__name__}: {first}): save the "
+                             "module before that step (torch.jit.freeze(torch.jit.script(model)) or torch.jit.trace)"
+                             ) from None
         raise ValueError(f"{path.name} is not a loadable TorchScript archive ({type(e).__name__}: {first}); the file "
                          "is truncated or corrupt, or was saved by a newer torch: save it again") from None
     return m.eval()
+
+
+def _mkldnn(path: Path) -> bool:
+    """Whether the archive's code uses MKLDNN tensors (what torch.jit.optimize_for_inference writes)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(b"mkldnn" in z.read(n) for n in z.namelist() if n.endswith(".py") and "/code/" in f"/{n}")
+    except Exception:
+        return False
 
 
 @contextlib.contextmanager
