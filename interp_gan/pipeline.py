@@ -116,8 +116,15 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         if keep.any():
             style_images = centre_crop(sd.style[keep], cfg.image_size)
             style_labels = torch.tensor([lut[int(l)] for l in sd.style_labels[keep]])
+    batch_size = cfg.batch_size
+    if getattr(subject, "meta", {}).get("one_image_per_call") and batch_size > 1:
+        # the network runs each image (or style group) in its own call, so a hook would fire several times
+        # per batch and keep only the last call's activations: batches of one give every image its call
+        batch_size = 1
+        _log("the network runs one image per call, so the analyses use batches of one (batch_size 1): "
+             "a hook then sees every image")
     return AnalysisData(content=content, style_ids=style_ids, z=z, style_images=style_images,
-                        style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=cfg.batch_size,
+                        style_labels=style_labels, fingerprint=sd.fingerprint, batch_size=batch_size,
                         extra={"skipped_images": sd.skipped, "skipped_files": sd.skipped_files, "source": sd.source,
                                "data_notes": notes,
                                # a sampled folder: the classifiers' cache follows the style images alone, so

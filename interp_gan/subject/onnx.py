@@ -260,6 +260,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
 
     if not style_dim:
         c["batched"] = check_batching(runner, None, dev, path.name)[1]
+        meta["one_image_per_call"] = not runner.batched               # the pipeline then uses batches of one
         meta["model_notes"] = _notes(c, runner)
         meta["input_contract"] = dict(c)
         return Subject(generator=G, style_names=names, _generate=lambda c_, s, z=None: runner(c_, None),
@@ -272,6 +273,7 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
         codes, encode = torch.eye(style_dim, device=dev), None
         c["style_space"] = "one-hot: style i feeds e_i"
     c["batched"] = check_batching(runner, codes[[0, min(1, len(codes) - 1)]], dev, path.name)[1]
+    meta["one_image_per_call"] = not runner.batched or per_call     # the pipeline then uses batches of one
     meta["model_notes"] = _notes(c, runner)
     meta["input_contract"] = dict(c)
 
