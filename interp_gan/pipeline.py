@@ -311,7 +311,7 @@ def plan_analyses(subject: Subject, data: AnalysisData, cfg: PipelineConfig, uni
     if rank == 0:
         if unit is None:
             _log("timing the subject (one image, a batch, a forward+backward) for the estimate ...")
-            unit = measure_unit_costs(subject, data, cfg.batch_size)
+            unit = measure_unit_costs(subject, data, data.batch_size)
         plan = Plan(unit=unit, params={s.name: dict(s.params) for s in cfg.analyses})
         data.extra["planned"] = plan.params          # read by analyses that re-run others (replication)
         for spec in cfg.analyses:
