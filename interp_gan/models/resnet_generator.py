@@ -47,23 +47,42 @@ from torch import Tensor, nn
 from interp_gan.models.blur import BlurDown, BlurUp, is_blur_filter
 from interp_gan.models.registry import register_model
 
-__all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict", "family_notes"]
+__all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict", "unwrap_choice",
+           "family_notes"]
 
 _LEAVES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 # wrapper keys / network prefixes, most preferred first (a generator, then its A->B direction)
-_GEN_NAMES = ("state_dict", "model", "netG_A", "netG", "G_A", "G", "generator", "gen", "netG_B", "G_B")
+_GEN_NAMES = ("state_dict", "model", "model_state_dict", "netG_A", "netG", "G_A", "G_AB", "G_A2B", "netG_A2B", "G",
+              "generator", "gen", "netG_B", "G_B", "G_BA", "G_B2A", "netG_B2A")
 _FIX = "for another architecture use --model file.py:factory"
 
 
-def unwrap_state_dict(sd: dict) -> dict:
-    """The generator's flat {key: tensor} dict from a possibly wrapped / multi-network dict.
+def _is_net(v) -> bool:
+    """A (nested) dict holding tensors: a network's weights, not an optimizer state or a bag of numbers."""
+    if isinstance(v, torch.Tensor):
+        return v.dim() > 0
+    return isinstance(v, dict) and "param_groups" not in v and any(_is_net(x) for x in v.values())
 
-    ``{"state_dict": sd}``, ``{"netG_A": sd, "netD_A": ...}``, ``{"model": sd, "epoch": 3}`` and
-    flat dicts with several networks under prefixes (``netG_A.``, ``netD_A.``) are reduced to the
-    generator; ``module.`` prefixes are stripped.
+
+def _with_ema(pick: str, names) -> str:
+    """The moving-average copy saved beside a network (``G_ema`` next to ``G``), when there is one:
+    what a generator's authors evaluate."""
+    return next((e for e in (f"{pick}_ema", f"{pick}_EMA") if e in names), pick)
+
+
+def unwrap_choice(sd: dict) -> tuple[dict, list[str], list[str]]:
+    """(the generator's flat {key: tensor} dict, the entries taken on the way, the other networks left).
+
+    ``{"state_dict": sd}``, ``{"netG_A": sd, "netD_A": ...}``, ``{"model": sd, "epoch": 3}``,
+    ``{"model_state_dict": sd, "optimizer_state_dict": ...}`` and flat dicts with several networks under
+    prefixes (``netG_A.``, ``netD_A.``) are reduced to the generator, its ``_ema`` copy when saved beside
+    it; the one network among optimizer states and numbers is taken whatever its name; ``module.`` /
+    ``_orig_mod.`` prefixes are stripped.
     """
+    taken: list[str] = []
+    left: list[str] = []
     for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": ...}}
-        subs = {k: v for k, v in sd.items() if isinstance(v, dict)}
+        subs = {k: v for k, v in sd.items() if isinstance(v, dict) and _is_net(v)}
         if not subs:
             break
         pick = next((n for n in _GEN_NAMES if n in subs), None)
@@ -71,15 +90,54 @@ def unwrap_state_dict(sd: dict) -> dict:
             pick = next(iter(subs))
         if pick is None:
             break
+        pick = _with_ema(pick, subs)
+        taken.append(pick)
+        left += [k for k in subs if k != pick]
         sd = subs[pick]
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    sd = {_strip(k): v for k, v in sd.items()}
     heads = {k.split(".", 1)[0] for k in sd}
     if len(heads) > 1:                      # several networks in one flat dict: keep the generator's
-        pick = next((n for n in _GEN_NAMES[2:] if n in heads), None)
+        pick = next((n for n in _GEN_NAMES[3:] if n in heads), None)
         if pick is not None:
+            pick = _with_ema(pick, heads)
+            taken.append(pick)
+            left += sorted(h for h in heads - {pick} if any(_is_net(v) for k, v in sd.items()
+                                                            if k.startswith(h + ".")))
             sd = {k[len(pick) + 1:]: v for k, v in sd.items() if k.startswith(pick + ".")}
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+    return {_strip(k): v for k, v in sd.items()}, taken, left
+
+
+def _strip(k: str) -> str:
+    """``module.`` (DataParallel / DistributedDataParallel) and ``_orig_mod.`` (torch.compile), in either order."""
+    for _ in range(2):
+        k = k.removeprefix("module.").removeprefix("_orig_mod.")
+    return k
+
+
+def unwrap_state_dict(sd: dict) -> dict:
+    """The generator's flat {key: tensor} dict from a possibly wrapped / multi-network dict (``unwrap_choice``)."""
+    return unwrap_choice(sd)[0]
+
+
+_STATS = {"running_mean", "running_var", "num_batches_tracked"}
+
+
+def tracked_instance_stats(sd: dict) -> list[str]:
+    """Keys of norms that hold running statistics and no weight: a parameter-free InstanceNorm that tracked
+    them (PyTorch before 0.4, whose InstanceNorm kept ``running_mean`` / ``running_var``; the reference
+    deletes them when loading: instance statistics at test time). A batch norm always has a weight here."""
+    owners: dict[str, set] = {}
+    for k in sd:
+        path, _, leaf = k.rpartition(".")
+        owners.setdefault(path, set()).add(leaf)
+    drop = {p for p, leaves in owners.items() if "running_mean" in leaves and leaves <= _STATS}
+    return [k for k in sd if k.rpartition(".")[0] in drop]
+
+
+def _without_tracked_stats(sd: dict) -> dict:
+    drop = set(tracked_instance_stats(sd))
+    return {k: v for k, v in sd.items() if k not in drop} if drop else sd
 
 
 def _owners(sd: dict) -> list[tuple[str, dict]]:
@@ -135,12 +193,15 @@ def parse_resnet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
     Raises a one-line ValueError naming (a few of) the keys it could not place.
     """
     sd = unwrap_state_dict(sd)
-    owners = _owners(sd)
+    dropped = len(tracked_instance_stats(sd))
+    owners = _owners(_without_tracked_stats(sd))
     try:
-        return _parse(owners)
+        cfg, keymap = _parse(owners)
+        return ({**cfg, "tracked_stats_dropped": dropped} if dropped else cfg), keymap
     except _Unplaced as e:
         try:   # keys saved sorted as strings ('model.10' before 'model.2'): retry in natural order
-            return _parse(sorted(owners, key=lambda o: _natural(o[0])))
+            cfg, keymap = _parse(sorted(owners, key=lambda o: _natural(o[0])))
+            return ({**cfg, "tracked_stats_dropped": dropped} if dropped else cfg), keymap
         except _Unplaced:
             pass
         keys = e.keys or [f"{p}.{leaf}" if leaf else p for p, d in owners for leaf in d]
@@ -324,7 +385,7 @@ def _stage_names(layers: list[dict]) -> list[str]:
 
 
 def remap_state_dict(sd: dict, keymap: dict[str, str]) -> dict:
-    sd = unwrap_state_dict(sd)
+    sd = _without_tracked_stats(unwrap_state_dict(sd))
     return {keymap[k]: v for k, v in sd.items()}
 
 
@@ -374,9 +435,11 @@ def _stage(lay: dict, norm: str) -> nn.Module:
 class ResnetGenerator(nn.Module):
     """A CycleGAN-family ResNet generator built from ``parse_resnet_generator``'s config."""
 
-    def __init__(self, layers: list[dict], norm: str = "in") -> None:
+    def __init__(self, layers: list[dict], norm: str = "in", tracked_stats_dropped: int = 0) -> None:
         super().__init__()
         self.config = {"layers": [dict(x) for x in layers], "norm": norm}
+        if tracked_stats_dropped:      # the source file's instance-norm running statistics (not loaded), said
+            self.config["tracked_stats_dropped"] = int(tracked_stats_dropped)
         blocks = []
         for name, lay in zip(_stage_names(layers), layers):
             if lay["role"] == "block":
@@ -424,7 +487,14 @@ def family_notes(model: dict) -> dict:
                 "padding for the 7x7 and residual convs, zero padding for strided convs, and no skip from the input "
                 "to the output; a network that differs (LeakyReLU, zero padding, an output without tanh, an input "
                 "added to the output as DeblurGAN's learn_residual does) needs --model file.py:factory",
-                f"norm: {_NORM_READ.get(norm, norm)}", *_blur_note(model.get("layers") or [])]}
+                f"norm: {_NORM_READ.get(norm, norm)}", *_stats_note(model), *_blur_note(model.get("layers") or [])]}
+
+
+def _stats_note(model: dict) -> list[str]:
+    n = model.get("tracked_stats_dropped")
+    return [f"instance norm: {n} running_mean / running_var / num_batches_tracked tensor(s) of a PyTorch older "
+            "than 0.4 (whose InstanceNorm tracked them) were not loaded, as the reference's loader deletes them: "
+            "instance statistics at test time"] if n else []
 
 
 def _blur_note(layers: list[dict]) -> list[str]:

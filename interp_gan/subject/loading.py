@@ -130,7 +130,12 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] in ("cyclegan", "resnet_generator"):     # tanh, range, ReLU, padding: assumed, said
         from interp_gan.models.resnet_generator import family_notes
         meta = {**meta, **family_notes(model)}
-    return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
+    from interp_gan.subject.channels import rgb_forward     # a grey (1-channel) input / output: said
+    gen, notes = rgb_forward(G, meta.get("checkpoint_path") or model["name"])
+    notes = ([meta["network_note"]] if meta.get("network_note") else []) + notes
+    if notes:
+        meta = {**meta, "model_notes": [*(meta.get("model_notes") or []), *notes]}
+    return Subject(generator=G, style_names=list(style_names or ["translated"]), _generate=gen, meta=meta).eval()
 
 
 def _rosinality_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict, dict]:
@@ -168,6 +173,7 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
                          "pad_type)")
     G, model = reference_generator(sd, path, options)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    meta.update(_which_network(sd, model["name"]))
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
     if model["name"] == "fast_neural_style":     # [0, 255] network, dropped running statistics
@@ -182,6 +188,25 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
         meta["fan_ignored"] = ("the file's 'fan' entry (face-landmark network) is not loaded: this generator has "
                                "w_hpf=0 and never uses face masks")
     return _said_plain(path, _subject_of(G, model, None, meta, device))
+
+
+def _which_network(sd: dict, name: str) -> dict:
+    """The note on which network of a multi-network file was loaded (``{"netG_A": ..., "netG_B": ...}``,
+    ``{"G": ..., "G_ema": ...}``, Lightning's ``generator.*`` / ``discriminator.*``); {} for a lone one."""
+    if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style"):
+        return {}
+    from interp_gan.models.keys import few
+    from interp_gan.models.resnet_generator import unwrap_choice
+
+    _, taken, left = unwrap_choice(sd)
+    if not left:
+        return {}
+    ema = " (the moving-average copy saved beside the raw weights, the one its authors evaluate)" \
+        if taken[-1].lower().endswith("_ema") else ""
+    where = " / ".join(repr(t) for t in taken)
+    return {"network_entry": taken, "network_note":
+            f"file: several networks in one file; loaded the generator at {where}{ema}, not {few(left)}. To "
+            f"analyse another, save it alone (torch.save(ckpt[...], 'G.pth')) and load that file"}
 
 
 def _said_plain(path: Path, subject: Subject) -> Subject:
