@@ -111,6 +111,8 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
         return stylegan_subject(G.eval().requires_grad_(False), class_names=style_names, meta=meta,
                                 discriminator=D, **(options or {}))
     if model["name"] == "stargan_v1":
+        if meta.get("network_note"):
+            meta = {**meta, "model_notes": [*(meta.get("model_notes") or []), meta["network_note"]]}
         return _stargan_subject(G, style_names, meta).eval()
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
         names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
@@ -193,7 +195,7 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
 def _which_network(sd: dict, name: str) -> dict:
     """The note on which network of a multi-network file was loaded (``{"netG_A": ..., "netG_B": ...}``,
     ``{"G": ..., "G_ema": ...}``, Lightning's ``generator.*`` / ``discriminator.*``); {} for a lone one."""
-    if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style"):
+    if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style", "stargan_v1"):
         return {}
     from interp_gan.models.keys import few
     from interp_gan.models.resnet_generator import unwrap_choice

@@ -249,6 +249,10 @@ def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tu
         G = CycleGANGenerator(**cfg)
         G.load_state_dict(sd)
         return G, {"name": "cyclegan", **cfg}
+    if not is_stargan_state_dict(sd):    # {"G": ..., "D": ..., "epoch": 3}, `_orig_mod.`: the generator inside
+        from interp_gan.models.resnet_generator import unwrap_state_dict
+        inner = unwrap_state_dict(sd)
+        sd = inner if is_stargan_state_dict(inner) else sd
     if is_stargan_state_dict(sd):
         try:
             from interp_gan.models.stargan import infer_stargan_config

@@ -151,3 +151,22 @@ def test_training_script_wrappers_load_the_generator_and_say_which(name, tmp_pat
         assert not notes
     else:
         assert s.meta["network_entry"][-1] == entry and repr(entry) in notes[0]
+
+
+def test_a_stargan_generator_saved_in_a_training_dict_loads(tmp_path):
+    from tests.subject.test_stargan_loading import _Reference
+
+    torch.manual_seed(0)
+    R = _Reference().eval()
+    sd = {"_orig_mod." + k: v for k, v in R.state_dict().items()}
+    torch.save({"G": sd, "D": {"main.0.weight": torch.zeros(8, 3, 4, 4)}, "epoch": 3}, tmp_path / "ckpt.pth")
+    s = load_subject(tmp_path / "ckpt.pth", device="cpu")
+    for m in R.modules():          # the authors' test path: instance statistics (yunjey/stargan#102)
+        if isinstance(m, nn.InstanceNorm2d):
+            m.track_running_stats, m.running_mean, m.running_var = False, None, None
+    x = _x()
+    with torch.no_grad():
+        want = R(x, torch.nn.functional.one_hot(torch.ones(2, dtype=torch.long), 3).float())
+        got = s.generate(x, torch.ones(2, dtype=torch.long))
+    assert s.meta["model"]["name"] == "stargan_v1" and (got - want).abs().max() < 1e-5
+    assert s.meta["network_entry"] == ["G"] and any("'G', not D" in n for n in s.meta["model_notes"])
