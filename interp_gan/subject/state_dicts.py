@@ -50,8 +50,9 @@ def refuse_unreadable(path: Path, e: Exception) -> None:
     found = re.search(r"GLOBAL ([\w.]+)", text) if kind in ("torch_zip", "pickle") else None
     if found:
         raise ValueError(f"{path} holds pickled objects other than tensors (the first: {found.group(1)}), which "
-                         "weights_only=True loading refuses (interp_gan does not run pickled code); save a dict of "
-                         "tensors: model.state_dict()")
+                         "weights_only=True loading refuses (interp_gan does not run pickled code); save the weights "
+                         "alone where that class imports: torch.save(model.state_dict(), 'G.pth'), or the "
+                         "checkpoint's generator entry (torch.save(ckpt['state_dict'], 'G.pth'))")
     first = (text.strip().splitlines()[0] if text.strip() else type(e).__name__).split(". ")[0]
     raise ValueError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {first[:160]}); it is truncated, "
                      "corrupt or of another format: save or copy it again")
@@ -91,10 +92,27 @@ def _read_safetensors_state_dict(path: Path) -> dict:
     return sd
 
 
-def read_state_dict(path: Path) -> dict:
+def _data_globals() -> list:
+    """Classes of plain data that training scripts save beside the weights, allowed to ``weights_only``
+    loading: ``argparse.Namespace`` (rosinality's ``args``) and NumPy scalars (``np.float64(best_loss)``,
+    ``np.int64(epoch)``: a dtype and its bytes, no code), numeric and bool dtypes only."""
     import argparse
-    try:     # argparse.Namespace: the training options rosinality's train.py stores (plain data)
-        with torch.serialization.safe_globals([argparse.Namespace]):
+
+    import numpy as np
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:      # NumPy 1.x
+        from numpy.core.multiarray import scalar
+    kinds = [getattr(np.dtypes, n) for n in dir(getattr(np, "dtypes", None) or object) if n.endswith("DType") and
+             any(n.startswith(p) for p in ("Bool", "Int", "UInt", "Float", "Complex", "Byte", "UByte", "Short",
+                                           "UShort", "Long", "ULong", "LongLong", "ULongLong", "Half", "Double",
+                                           "LongDouble", "CLongDouble", "CDouble", "CFloat"))]
+    return [argparse.Namespace, scalar, np.dtype, *kinds]
+
+
+def read_state_dict(path: Path) -> dict:
+    try:     # plain data beside the tensors: rosinality's argparse.Namespace, NumPy scalars (_data_globals)
+        with torch.serialization.safe_globals(_data_globals()):
             sd = (_read_safetensors_state_dict(path) if path.suffix == ".safetensors"
                   else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # pickled modules / code are refused on purpose

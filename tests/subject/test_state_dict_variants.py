@@ -170,3 +170,18 @@ def test_a_stargan_generator_saved_in_a_training_dict_loads(tmp_path):
         got = s.generate(x, torch.ones(2, dtype=torch.long))
     assert s.meta["model"]["name"] == "stargan_v1" and (got - want).abs().max() < 1e-5
     assert s.meta["network_entry"] == ["G"] and any("'G', not D" in n for n in s.meta["model_notes"])
+
+
+def test_numpy_scalars_beside_the_weights_load_and_other_objects_are_named(tmp_path):
+    import numpy as np
+    from pathlib import PurePosixPath
+
+    G = cyclegan()
+    torch.save({"state_dict": G.state_dict(), "best_loss": np.float64(0.3), "epoch": np.int64(3),
+                "ok": np.bool_(True)}, tmp_path / "best.pth")
+    x = _x()
+    assert (_image(load_subject(tmp_path / "best.pth", device="cpu"), x) - expected(G, x)).abs().max() < 1e-5
+    torch.save({"state_dict": G.state_dict(), "hyper_parameters": {"root": PurePosixPath("/data")}}, tmp_path / "l.ckpt")
+    with pytest.raises(ValueError, match=r"\(the first: pathlib.PurePosixPath\).*ckpt\['state_dict'\]") as e:
+        load_subject(tmp_path / "l.ckpt", device="cpu")
+    assert "\n" not in str(e.value)
