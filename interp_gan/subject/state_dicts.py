@@ -21,7 +21,7 @@ from torch import nn
 from interp_gan.checkpoint import check_shapes
 from interp_gan.guards import check_finite, check_model_size
 
-__all__ = ["read_state_dict", "reference_generator", "split_family_options", "options_owner",
+__all__ = ["read_state_dict", "reference_generator", "split_family_options", "options_owner", "select_network",
            "is_plain_safetensors", "refuse_unreadable", "flat_tensors", "V2_NETS"]
 
 
@@ -126,6 +126,19 @@ def read_state_dict(path: Path) -> dict:
     return sd
 
 
+def select_network(sd: dict, net: str, path: Path) -> dict:
+    """The network ``FILE#net=NAME`` names: the entry ``sd[NAME]`` (a dict), else the keys under ``NAME.``
+    (a flat dict, Lightning's ``state_dict``), prefix removed; one line listing the file's entries otherwise."""
+    if isinstance(sd.get(net), dict):
+        return sd[net]
+    inner = {k[len(net) + 1:]: v for k, v in sd.items() if k.startswith(net + ".")}
+    if inner:
+        return inner
+    entries = [k for k, v in sd.items() if isinstance(v, dict)] or sorted({k.split(".", 1)[0] for k in sd})
+    raise ValueError(f"{path}: no network {net!r} in the file (#net={net}); it holds "
+                     f"{', '.join(map(repr, entries[:12]))}{' ...' if len(entries) > 12 else ''}: name one of them")
+
+
 def flat_tensors(sd: dict, prefix: str = ""):
     """(name, tensor) of a state_dict, nested dicts (StarGAN v2's networks) included."""
     for k, v in sd.items():
@@ -204,6 +217,8 @@ def options_owner(keys) -> str:
         owners.append("U-GAT-IT params files (UGATIT.save's 'genA2B' / 'genB2A') and MUNIT generator files (gen_*.pt)")
     if keys & {"activ", "pad_type"}:
         owners.append("MUNIT generator files (gen_*.pt)")
+    if "net" in keys:
+        owners.append("state dicts holding several networks ({'netG_A': ..., 'netG_B': ...})")
     return " / ".join(owners or ["AnimeGANv2, U-GAT-IT and MUNIT files"]) + " only"
 
 
@@ -323,7 +338,7 @@ def split_family_options(spec: str | Path) -> tuple[str, dict]:
     base, _, opts = s.partition("#")
     items = [o.strip() for o in opts.split(",") if o.strip()]
     keys = {o.partition("=")[0].strip() for o in items}
-    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS)
+    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS) | {"net"}
     if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS) | named:
         return s, {}     # StyleGAN2 options (stylegan.parse_options)
     if keys <= _STYLEGAN_KEYS:
@@ -336,7 +351,11 @@ def split_family_options(spec: str | Path) -> tuple[str, dict]:
                          "direction=a2b|b2a, activ=relu|lrelu|selu|tanh, pad_type=reflect|replicate|zero") from None
     for o in mine:       # U-GAT-IT's direction (which generator), MUNIT's direction, activ, pad_type
         k, _, v = (t.strip() for t in o.partition("="))
-        if k == "direction":
+        if k == "net":         # which network of a multi-network file (select_network)
+            if not v:
+                raise ValueError(f"net= in {s!r} names no entry: give the file's key or key prefix, e.g. net=netG_B")
+            out[k] = v
+        elif k == "direction":
             if v.lower() not in ("a2b", "b2a"):
                 raise ValueError(f"direction={v!r} in {s!r}: expected direction=a2b|b2a (A2B / B2A: U-GAT-IT's genA2B / "
                                  "genB2A; MUNIT's translation a -> b or b -> a)")

@@ -185,3 +185,27 @@ def test_numpy_scalars_beside_the_weights_load_and_other_objects_are_named(tmp_p
     with pytest.raises(ValueError, match=r"\(the first: pathlib.PurePosixPath\).*ckpt\['state_dict'\]") as e:
         load_subject(tmp_path / "l.ckpt", device="cpu")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("layout", ["entries", "lightning_prefixes"])
+def test_net_option_picks_another_network_and_convert_keeps_it(layout, tmp_path):
+    from interp_gan.subject.loading import convert_checkpoint
+
+    GA, GB = cyclegan(seed=0), cyclegan(seed=1)
+    if layout == "entries":
+        obj = {"netG_A": GA.state_dict(), "netG_B": GB.state_dict(), "optimizer_G": _opt()}
+    else:
+        obj = {"state_dict": {**_prefixed("netG_A.", GA.state_dict()), **_prefixed("netG_B.", GB.state_dict())}}
+    torch.save(obj, tmp_path / "ckpt.pt")
+    x = _x()
+    s = load_subject(tmp_path / "ckpt.pt", device="cpu")
+    assert (_image(s, x) - expected(GA, x)).abs().max() < 1e-5
+    assert any("FILE#net=netG_B loads another" in n for n in s.meta["model_notes"])
+    for s in (load_subject(f"{tmp_path / 'ckpt.pt'}#net=netG_B", device="cpu"),
+              load_subject(tmp_path / "ckpt.pt", device="cpu", net="netG_B")):
+        assert (_image(s, x) - expected(GB, x)).abs().max() < 1e-5 and s.meta["network_entry"] == ["netG_B"]
+    convert_checkpoint(f"{tmp_path / 'ckpt.pt'}#net=netG_B", tmp_path / "b.safetensors")
+    assert (_image(load_subject(tmp_path / "b.safetensors", device="cpu"), x) - expected(GB, x)).abs().max() < 1e-5
+    with pytest.raises(ValueError, match=r"no network 'netG_C' in the file .*'netG_A', 'netG_B'") as e:
+        load_subject(f"{tmp_path / 'ckpt.pt'}#net=netG_C", device="cpu")
+    assert "\n" not in str(e.value)
