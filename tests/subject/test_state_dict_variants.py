@@ -209,3 +209,12 @@ def test_net_option_picks_another_network_and_convert_keeps_it(layout, tmp_path)
     with pytest.raises(ValueError, match=r"no network 'netG_C' in the file .*'netG_A', 'netG_B'") as e:
         load_subject(f"{tmp_path / 'ckpt.pt'}#net=netG_C", device="cpu")
     assert "\n" not in str(e.value)
+
+
+def test_inspect_rounds_its_size_up_to_what_a_unet_takes(tmp_path, capsys):
+    from interp_gan.cli import main
+
+    torch.save(unet_sd(7, ngf=4), tmp_path / "latest_net_G.pth")      # unet_128, inspect's default --size 64
+    assert main(["inspect", str(tmp_path / "latest_net_G.pth")]) == 0
+    out = capsys.readouterr().out
+    assert "(1, 3, 128, 128)" in out and "--size 64 rounded up to a multiple of 128" in out
