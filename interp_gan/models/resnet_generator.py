@@ -291,6 +291,7 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
             layers[-1]["blur"] = int(filt_of(b).shape[-1])
         src.append([n])
         c, n = c // 2, n + 1
+    _read_up_padding(layers, src, lambda m: owners[convs[m][0]][0])
     wh = W(n)
     if wh.shape[1] != c or convs[n][1] is not None:
         raise _Unplaced(f"the last conv '{owners[convs[n][0]][0]}' ({tuple(wh.shape)}) is not an output conv "
@@ -329,6 +330,29 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
     for li, b in blurs.items():
         keymap[f"{owners[b][0]}.filt"] = f"{names[li]}.blur.filt"
     return cfg, keymap
+
+
+def _read_up_padding(layers: list[dict], src: list[list[int]], path) -> None:
+    """Resize-conv upsampling pads with reflection (a ``ReflectionPad2d`` module before the conv, as
+    CycleGAN's ``--netG`` forks write it) or with zeros inside the conv (``Upsample, Conv2d(padding=1)``,
+    as eriklindernoren/PyTorch-GAN's CycleGAN): read from how many keyless modules stand between the last
+    residual block and the first upsampling conv in the container index: one (the Upsample) means the
+    conv pads itself. Sets ``pad = "zero"`` on the resize-conv stages then; otherwise leaves them alone."""
+    ups = [li for li, lay in enumerate(layers) if lay["role"] == "up"]
+    if not ups or any(layers[li]["up"] != "nearest" for li in ups) or layers[ups[0] - 1]["role"] != "block":
+        return
+    container, _, k = path(src[ups[0]][0]).rpartition(".")
+    block = path(src[ups[0] - 1][0])
+    if not k.isdigit():
+        return
+    if block.startswith(container + "."):
+        p = block[len(container) + 1:].split(".", 1)[0]
+        gap = int(k) - int(p) - 1 if p.isdigit() else None
+    else:
+        gap = int(k)
+    if gap == 1:
+        for li in ups:
+            layers[li]["pad"] = "zero"
 
 
 def _check_family(layers: list[dict], paths: list[str], conv_paths: list[str], norm: str, norm_stored: bool,
@@ -419,6 +443,8 @@ def _stage(lay: dict, norm: str) -> nn.Module:
         m["blur"], m["conv"] = BlurUp(i, blur), nn.Conv2d(i, o, k, padding=(k - 1) // 2, bias=b)
     elif lay["up"] == "transposed":
         m["conv"] = nn.ConvTranspose2d(i, o, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2, bias=b)
+    elif lay.get("pad") == "zero":           # Upsample, then a conv that pads with zeros itself
+        m["up"], m["conv"] = nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(i, o, k, padding=k // 2, bias=b)
     else:
         m["up"], m["pad"] = nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(k // 2)
         m["conv"] = nn.Conv2d(i, o, k, bias=b)
@@ -487,7 +513,15 @@ def family_notes(model: dict) -> dict:
                 "padding for the 7x7 and residual convs, zero padding for strided convs, and no skip from the input "
                 "to the output; a network that differs (LeakyReLU, zero padding, an output without tanh, an input "
                 "added to the output as DeblurGAN's learn_residual does) needs --model file.py:factory",
-                f"norm: {_NORM_READ.get(norm, norm)}", *_stats_note(model), *_blur_note(model.get("layers") or [])]}
+                f"norm: {_NORM_READ.get(norm, norm)}", *_stats_note(model), *_pad_note(model), *_blur_note(model.get("layers") or [])]}
+
+
+def _pad_note(model: dict) -> list[str]:
+    if not any(lay.get("pad") == "zero" for lay in model.get("layers") or []):
+        return []
+    return ["upsampling: nearest x2, then a 3x3 conv that pads with zeros itself (as eriklindernoren/PyTorch-GAN's "
+            "CycleGAN writes it), read from the layout: only the Upsample stands between the last residual block "
+            "and the first upsampling conv (a ReflectionPad2d module there would be reflection padding)"]
 
 
 def _stats_note(model: dict) -> list[str]:

@@ -218,3 +218,53 @@ def test_inspect_rounds_its_size_up_to_what_a_unet_takes(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "latest_net_G.pth")]) == 0
     out = capsys.readouterr().out
     assert "(1, 3, 128, 128)" in out and "--size 64 rounded up to a multiple of 128" in out
+
+
+class _PGResBlock(nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(f, f, 3), nn.InstanceNorm2d(f), nn.ReLU(True),
+                                   nn.ReflectionPad2d(1), nn.Conv2d(f, f, 3), nn.InstanceNorm2d(f))
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+def pytorch_gan_generator(n_res=3, width=8, reflect_up=False, split=False):
+    """eriklindernoren/PyTorch-GAN's CycleGAN ``GeneratorResNet`` (nearest x2, then a conv with padding=1: zero
+    padding); ``reflect_up``: a ReflectionPad2d module before that conv instead; ``split``: the decoder in its
+    own container."""
+    torch.manual_seed(0)
+    f = width
+    enc = [nn.ReflectionPad2d(3), nn.Conv2d(3, f, 7), nn.InstanceNorm2d(f), nn.ReLU(True)]
+    for _ in range(2):
+        enc += [nn.Conv2d(f, 2 * f, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * f), nn.ReLU(True)]
+        f *= 2
+    enc += [_PGResBlock(f) for _ in range(n_res)]
+    dec = []
+    for _ in range(2):
+        pad = [nn.ReflectionPad2d(1), nn.Conv2d(f, f // 2, 3)] if reflect_up else [nn.Conv2d(f, f // 2, 3, padding=1)]
+        dec += [nn.Upsample(scale_factor=2), *pad, nn.InstanceNorm2d(f // 2), nn.ReLU(True)]
+        f //= 2
+    dec += [nn.ReflectionPad2d(3), nn.Conv2d(f, 3, 7), nn.Tanh()]
+    G = nn.Sequential()
+    if split:
+        G.encoder, G.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
+    else:
+        G.model = nn.Sequential(*enc, *dec)
+    return G.eval()
+
+
+@pytest.mark.parametrize("variant", ["flat", "split", "reflect_flat", "reflect_split"])
+def test_resize_conv_padding_is_read_from_the_layout(variant, tmp_path):
+    G = pytorch_gan_generator(reflect_up=variant.startswith("reflect"), split=variant.endswith("split"))
+    torch.save(G.state_dict(), tmp_path / "G_AB_199.pth")
+    s = load_subject(tmp_path / "G_AB_199.pth", device="cpu")
+    x = _x(48)
+    with torch.no_grad():
+        assert (_image(s, x) - G(x)).abs().max() < 1e-5
+    zero = not variant.startswith("reflect")
+    assert [lay.get("pad") for lay in s.meta["model"]["layers"] if lay["role"] == "up"] == (["zero"] * 2 if zero
+                                                                                           else [None, None])
+    assert any(n.startswith("upsampling: nearest x2, then a 3x3 conv that pads with zeros") for n in
+               s.meta["model_notes"]) == zero
