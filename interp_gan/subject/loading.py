@@ -210,7 +210,7 @@ def _which_network(sd: dict, name: str) -> dict:
     if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style", "stargan_v1"):
         return {}
     from interp_gan.models.keys import few
-    from interp_gan.models.resnet_generator import unwrap_choice
+    from interp_gan.models.resnet_generator import _GEN_NAMES, unwrap_choice
 
     _, taken, left = unwrap_choice(sd)
     if not left:
@@ -220,7 +220,7 @@ def _which_network(sd: dict, name: str) -> dict:
     where = " / ".join(repr(t) for t in taken)
     return {"network_entry": taken, "network_note":
             f"file: several networks in one file; loaded the generator at {where}{ema}, not {few(left)}; "
-            f"FILE#net={left[0]} loads another"}
+            f"FILE#net={next((n for n in left if n in _GEN_NAMES), left[0])} loads another"}
 
 
 def _said_plain(path: Path, subject: Subject) -> Subject:
