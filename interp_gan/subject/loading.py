@@ -210,7 +210,7 @@ def _which_network(sd: dict, name: str) -> dict:
     if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style", "stargan_v1"):
         return {}
     from interp_gan.models.keys import few
-    from interp_gan.models.resnet_generator import _GEN_NAMES, unwrap_choice
+    from interp_gan.models.wrappers import GEN_NAMES as _GEN_NAMES, unwrap_choice
 
     _, taken, left = unwrap_choice(sd)
     if not left:
