@@ -6,7 +6,8 @@ Our content is RGB in [-1, 1]. A generator trained on grey images (CycleGAN / pi
 is fed the luma of it (ITU-R BT.601 weights, the conversion PIL's ``convert("L")`` and torchvision's
 ``Grayscale`` apply when the reference loads such images); a grey output (``--output_nc 1``) is repeated
 to RGB and a fourth output channel is dropped, as for ``--model`` factories. An input of 2 or 4+
-channels (RGBA, RGB + mask or depth) cannot be made from a photo without knowing what it holds: refused.
+channels (RGBA, RGB + mask or depth) cannot be made from a photo without knowing what it holds, nor an
+output of 2 or 5+ read as an image (pix2pix's colorization writes Lab's a and b): refused at load.
 """
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def rgb_forward(G: nn.Module, path: str | Path = "the file"):
                          "a module that builds its input from RGB")
     notes = []
     last = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1:]
+    if last and last[0].out_channels not in (1, 3, 4):
+        cout = last[0].out_channels
+        raise ValueError(f"{path}: the generator's output conv writes {cout} channels; interp_gan reads 3 (RGB), 1 "
+                         "(grey) or 4 (RGBA) as an image" + (" (2 from 1 input channel: pix2pix's colorization, "
+                         "the a and b of Lab from L?)" if cout == 2 and cin == 1 else "") + ". Load it with "
+                         "--model file.py:factory, a module that returns RGB")
     if last and last[0].out_channels in (1, 4):
         notes.append(f"output: the generator returns {last[0].out_channels} channel(s); "
                      + ("the grey image is repeated to RGB" if last[0].out_channels == 1 else

@@ -268,3 +268,10 @@ def test_resize_conv_padding_is_read_from_the_layout(variant, tmp_path):
                                                                                            else [None, None])
     assert any(n.startswith("upsampling: nearest x2, then a 3x3 conv that pads with zeros") for n in
                s.meta["model_notes"]) == zero
+
+
+def test_an_output_that_is_no_image_is_refused_at_load_in_one_line(tmp_path):
+    torch.save(unet_sd(5, ngf=4, input_nc=1, output_nc=2), tmp_path / "latest_net_G.pth")   # colorization: L -> ab
+    with pytest.raises(ValueError, match="output conv writes 2 channels.*colorization.*--model file.py:factory") as e:
+        load_subject(tmp_path / "latest_net_G.pth", device="cpu")
+    assert "\n" not in str(e.value)
