@@ -117,7 +117,7 @@ def read_state_dict(path: Path) -> dict:
                   else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # pickled modules / code are refused on purpose
         refuse_unreadable(path, e)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict) and "state_dict_ema" not in sd:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise ValueError(f"{path} holds a {type(sd).__name__}; expected a state_dict (dict of tensors)")

@@ -129,6 +129,7 @@ WRAPS = {   # name -> (file contents from (G, other), which one must load, the e
     "G_AB_G_BA_D_A": (lambda g, o: {"G_AB": g, "G_BA": o, "D_A": {"model.0.weight": torch.zeros(8, 3, 4, 4)}},
                       "G", "G_AB"),
     "raw_and_ema_copy": (lambda g, o: {"G": o, "G_ema": g, "step": 1000}, "G", "G_ema"),
+    "state_dict_and_its_ema": (lambda g, o: {"state_dict": o, "state_dict_ema": g, "epoch": 3}, "G", "state_dict_ema"),
     "lightning_generator_discriminator": (lambda g, o: {"state_dict": {**_prefixed("generator.", g),
                                                                        **_prefixed("discriminator.", o)},
                                                         "hyper_parameters": {"lr": 2e-4}, "epoch": 3},
