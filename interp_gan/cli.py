@@ -207,6 +207,9 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     own = getattr(subject.generator, "fixed_size", None)     # a module of one square size (a full U-GAT-IT)
     own = int(own[0]) if not fixed and own and own[0] == own[1] and size != own[0] else None
     size = own or size
+    mult = int(getattr(subject.generator, "size_multiple", 1) or 1)   # a U-Net of 8 levels: multiples of 256
+    rounded = not fixed and not own and mult > 1 and size % mult != 0
+    size = -(-size // mult) * mult if rounded else size
     shapes: dict[str, tuple] = {}
     hooks = []
     for name, m in subject.generator.named_modules():
@@ -224,7 +227,8 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     hw = subject.meta.get("input_contract", {}).get("declared_size") or [size, size]
     what = (f", the size the graph declares" if hw[0] == hw[1] else
             f", resized to the {hw[0]}x{hw[1]} the graph declares") if fixed else (
-                ", the one size the model takes" if own else "")
+                ", the one size the model takes" if own else
+                f", --size {a.size} rounded up to a multiple of {mult}, which the model takes" if rounded else "")
     if not subject.uses_content:     # a GAN sampling from z: the image size is its own, not --size
         res = subject.meta.get("resolution")
         print(f"\nlayers (output shape for one {f'{res}x{res} ' if res else ''}image synthesised from a seeded z; "

@@ -46,40 +46,31 @@ from torch import Tensor, nn
 
 from interp_gan.models.blur import BlurDown, BlurUp, is_blur_filter
 from interp_gan.models.registry import register_model
+from interp_gan.models.wrappers import unwrap_choice, unwrap_state_dict  # noqa: F401  (re-exported)
 
-__all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict", "family_notes"]
+__all__ = ["ResnetGenerator", "parse_resnet_generator", "remap_state_dict", "unwrap_state_dict", "unwrap_choice",
+           "family_notes"]
 
 _LEAVES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-# wrapper keys / network prefixes, most preferred first (a generator, then its A->B direction)
-_GEN_NAMES = ("state_dict", "model", "netG_A", "netG", "G_A", "G", "generator", "gen", "netG_B", "G_B")
 _FIX = "for another architecture use --model file.py:factory"
+_STATS = {"running_mean", "running_var", "num_batches_tracked"}
 
 
-def unwrap_state_dict(sd: dict) -> dict:
-    """The generator's flat {key: tensor} dict from a possibly wrapped / multi-network dict.
+def tracked_instance_stats(sd: dict) -> list[str]:
+    """Keys of norms that hold running statistics and no weight: a parameter-free InstanceNorm that tracked
+    them (PyTorch before 0.4, whose InstanceNorm kept ``running_mean`` / ``running_var``; the reference
+    deletes them when loading: instance statistics at test time). A batch norm always has a weight here."""
+    owners: dict[str, set] = {}
+    for k in sd:
+        path, _, leaf = k.rpartition(".")
+        owners.setdefault(path, set()).add(leaf)
+    drop = {p for p, leaves in owners.items() if "running_mean" in leaves and leaves <= _STATS}
+    return [k for k in sd if k.rpartition(".")[0] in drop]
 
-    ``{"state_dict": sd}``, ``{"netG_A": sd, "netD_A": ...}``, ``{"model": sd, "epoch": 3}`` and
-    flat dicts with several networks under prefixes (``netG_A.``, ``netD_A.``) are reduced to the
-    generator; ``module.`` prefixes are stripped.
-    """
-    for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": ...}}
-        subs = {k: v for k, v in sd.items() if isinstance(v, dict)}
-        if not subs:
-            break
-        pick = next((n for n in _GEN_NAMES if n in subs), None)
-        if pick is None and len(subs) == 1:
-            pick = next(iter(subs))
-        if pick is None:
-            break
-        sd = subs[pick]
-    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    heads = {k.split(".", 1)[0] for k in sd}
-    if len(heads) > 1:                      # several networks in one flat dict: keep the generator's
-        pick = next((n for n in _GEN_NAMES[2:] if n in heads), None)
-        if pick is not None:
-            sd = {k[len(pick) + 1:]: v for k, v in sd.items() if k.startswith(pick + ".")}
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+def _without_tracked_stats(sd: dict) -> dict:
+    drop = set(tracked_instance_stats(sd))
+    return {k: v for k, v in sd.items() if k not in drop} if drop else sd
 
 
 def _owners(sd: dict) -> list[tuple[str, dict]]:
@@ -135,12 +126,15 @@ def parse_resnet_generator(sd: dict) -> tuple[dict, dict[str, str]]:
     Raises a one-line ValueError naming (a few of) the keys it could not place.
     """
     sd = unwrap_state_dict(sd)
-    owners = _owners(sd)
+    dropped = len(tracked_instance_stats(sd))
+    owners = _owners(_without_tracked_stats(sd))
     try:
-        return _parse(owners)
+        cfg, keymap = _parse(owners)
+        return ({**cfg, "tracked_stats_dropped": dropped} if dropped else cfg), keymap
     except _Unplaced as e:
         try:   # keys saved sorted as strings ('model.10' before 'model.2'): retry in natural order
-            return _parse(sorted(owners, key=lambda o: _natural(o[0])))
+            cfg, keymap = _parse(sorted(owners, key=lambda o: _natural(o[0])))
+            return ({**cfg, "tracked_stats_dropped": dropped} if dropped else cfg), keymap
         except _Unplaced:
             pass
         keys = e.keys or [f"{p}.{leaf}" if leaf else p for p, d in owners for leaf in d]
@@ -230,6 +224,7 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
             layers[-1]["blur"] = int(filt_of(b).shape[-1])
         src.append([n])
         c, n = c // 2, n + 1
+    _read_up_padding(layers, src, lambda m: owners[convs[m][0]][0])
     wh = W(n)
     if wh.shape[1] != c or convs[n][1] is not None:
         raise _Unplaced(f"the last conv '{owners[convs[n][0]][0]}' ({tuple(wh.shape)}) is not an output conv "
@@ -268,6 +263,29 @@ def _parse(owners: list[tuple[str, dict]]) -> tuple[dict, dict[str, str]]:
     for li, b in blurs.items():
         keymap[f"{owners[b][0]}.filt"] = f"{names[li]}.blur.filt"
     return cfg, keymap
+
+
+def _read_up_padding(layers: list[dict], src: list[list[int]], path) -> None:
+    """Resize-conv upsampling pads with reflection (a ``ReflectionPad2d`` module before the conv, as
+    CycleGAN's ``--netG`` forks write it) or with zeros inside the conv (``Upsample, Conv2d(padding=1)``,
+    as eriklindernoren/PyTorch-GAN's CycleGAN): read from how many keyless modules stand between the last
+    residual block and the first upsampling conv in the container index: one (the Upsample) means the
+    conv pads itself. Sets ``pad = "zero"`` on the resize-conv stages then; otherwise leaves them alone."""
+    ups = [li for li, lay in enumerate(layers) if lay["role"] == "up"]
+    if not ups or any(layers[li]["up"] != "nearest" for li in ups) or layers[ups[0] - 1]["role"] != "block":
+        return
+    container, _, k = path(src[ups[0]][0]).rpartition(".")
+    block = path(src[ups[0] - 1][0])
+    if not k.isdigit():
+        return
+    if block.startswith(container + "."):
+        p = block[len(container) + 1:].split(".", 1)[0]
+        gap = int(k) - int(p) - 1 if p.isdigit() else None
+    else:
+        gap = int(k)
+    if gap == 1:
+        for li in ups:
+            layers[li]["pad"] = "zero"
 
 
 def _check_family(layers: list[dict], paths: list[str], conv_paths: list[str], norm: str, norm_stored: bool,
@@ -324,7 +342,7 @@ def _stage_names(layers: list[dict]) -> list[str]:
 
 
 def remap_state_dict(sd: dict, keymap: dict[str, str]) -> dict:
-    sd = unwrap_state_dict(sd)
+    sd = _without_tracked_stats(unwrap_state_dict(sd))
     return {keymap[k]: v for k, v in sd.items()}
 
 
@@ -358,6 +376,8 @@ def _stage(lay: dict, norm: str) -> nn.Module:
         m["blur"], m["conv"] = BlurUp(i, blur), nn.Conv2d(i, o, k, padding=(k - 1) // 2, bias=b)
     elif lay["up"] == "transposed":
         m["conv"] = nn.ConvTranspose2d(i, o, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2, bias=b)
+    elif lay.get("pad") == "zero":           # Upsample, then a conv that pads with zeros itself
+        m["up"], m["conv"] = nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(i, o, k, padding=k // 2, bias=b)
     else:
         m["up"], m["pad"] = nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(k // 2)
         m["conv"] = nn.Conv2d(i, o, k, bias=b)
@@ -374,9 +394,11 @@ def _stage(lay: dict, norm: str) -> nn.Module:
 class ResnetGenerator(nn.Module):
     """A CycleGAN-family ResNet generator built from ``parse_resnet_generator``'s config."""
 
-    def __init__(self, layers: list[dict], norm: str = "in") -> None:
+    def __init__(self, layers: list[dict], norm: str = "in", tracked_stats_dropped: int = 0) -> None:
         super().__init__()
         self.config = {"layers": [dict(x) for x in layers], "norm": norm}
+        if tracked_stats_dropped:      # the source file's instance-norm running statistics (not loaded), said
+            self.config["tracked_stats_dropped"] = int(tracked_stats_dropped)
         blocks = []
         for name, lay in zip(_stage_names(layers), layers):
             if lay["role"] == "block":
@@ -424,7 +446,22 @@ def family_notes(model: dict) -> dict:
                 "padding for the 7x7 and residual convs, zero padding for strided convs, and no skip from the input "
                 "to the output; a network that differs (LeakyReLU, zero padding, an output without tanh, an input "
                 "added to the output as DeblurGAN's learn_residual does) needs --model file.py:factory",
-                f"norm: {_NORM_READ.get(norm, norm)}", *_blur_note(model.get("layers") or [])]}
+                f"norm: {_NORM_READ.get(norm, norm)}", *_stats_note(model), *_pad_note(model), *_blur_note(model.get("layers") or [])]}
+
+
+def _pad_note(model: dict) -> list[str]:
+    if not any(lay.get("pad") == "zero" for lay in model.get("layers") or []):
+        return []
+    return ["upsampling: nearest x2, then a 3x3 conv that pads with zeros itself (as eriklindernoren/PyTorch-GAN's "
+            "CycleGAN writes it), read from the layout: only the Upsample stands between the last residual block "
+            "and the first upsampling conv (a ReflectionPad2d module there would be reflection padding)"]
+
+
+def _stats_note(model: dict) -> list[str]:
+    n = model.get("tracked_stats_dropped")
+    return [f"instance norm: {n} running_mean / running_var / num_batches_tracked tensor(s) of a PyTorch older "
+            "than 0.4 (whose InstanceNorm tracked them) were not loaded, as the reference's loader deletes them: "
+            "instance statistics at test time"] if n else []
 
 
 def _blur_note(layers: list[dict]) -> list[str]:

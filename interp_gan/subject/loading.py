@@ -111,6 +111,8 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
         return stylegan_subject(G.eval().requires_grad_(False), class_names=style_names, meta=meta,
                                 discriminator=D, **(options or {}))
     if model["name"] == "stargan_v1":
+        if meta.get("network_note"):
+            meta = {**meta, "model_notes": [*(meta.get("model_notes") or []), meta["network_note"]]}
         return _stargan_subject(G, style_names, meta).eval()
     if model["name"] == "stargan_v2":      # s = mapping(z, domain), image = G(content, s), as stylenet
         names = list(style_names or [f"domain{i}" for i in range(G.num_styles)])
@@ -130,7 +132,12 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] in ("cyclegan", "resnet_generator"):     # tanh, range, ReLU, padding: assumed, said
         from interp_gan.models.resnet_generator import family_notes
         meta = {**meta, **family_notes(model)}
-    return Subject.wrap_module(G, style_names=list(style_names or ["translated"]), meta=meta).eval()
+    from interp_gan.subject.channels import rgb_forward     # a grey (1-channel) input / output: said
+    gen, notes = rgb_forward(G, meta.get("checkpoint_path") or model["name"])
+    notes = ([meta["network_note"]] if meta.get("network_note") else []) + notes
+    if notes:
+        meta = {**meta, "model_notes": [*(meta.get("model_notes") or []), *notes]}
+    return Subject(generator=G, style_names=list(style_names or ["translated"]), _generate=gen, meta=meta).eval()
 
 
 def _rosinality_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict, dict]:
@@ -166,8 +173,10 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
                          "not one: drop the '#...' part (an AnimeGANv2 generator takes align_corners=true|false, a "
                          "U-GAT-IT params file direction=A2B|B2A, a MUNIT gen_*.pt takes direction=a2b|b2a, activ, "
                          "pad_type)")
+    sd, options, picked = _picked_network(sd, path, options)
     G, model = reference_generator(sd, path, options)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
+    meta.update(picked or _which_network(sd, model["name"]))
     if model["name"] == "stargan_v1":
         meta["normalization"] = _STARGAN_NORM
     if model["name"] == "fast_neural_style":     # [0, 255] network, dropped running statistics
@@ -182,6 +191,36 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
         meta["fan_ignored"] = ("the file's 'fan' entry (face-landmark network) is not loaded: this generator has "
                                "w_hpf=0 and never uses face masks")
     return _said_plain(path, _subject_of(G, model, None, meta, device))
+
+
+def _picked_network(sd: dict, path: Path, options: dict | None) -> tuple[dict, dict | None, dict]:
+    """``FILE#net=NAME``: (the network it names, the other options, its note); unchanged without it."""
+    if not options or "net" not in options:
+        return sd, options, {}
+    from interp_gan.subject.state_dicts import select_network
+    net = options["net"]
+    rest = {k: v for k, v in options.items() if k != "net"}
+    return select_network(sd, net, path), rest or None, {
+        "network_entry": [net], "network_note": f"file: loaded the network at {net!r}, as #net={net} asked"}
+
+
+def _which_network(sd: dict, name: str) -> dict:
+    """The note on which network of a multi-network file was loaded (``{"netG_A": ..., "netG_B": ...}``,
+    ``{"G": ..., "G_ema": ...}``, Lightning's ``generator.*`` / ``discriminator.*``); {} for a lone one."""
+    if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style", "stargan_v1"):
+        return {}
+    from interp_gan.models.keys import few
+    from interp_gan.models.wrappers import GEN_NAMES as _GEN_NAMES, unwrap_choice
+
+    _, taken, left = unwrap_choice(sd)
+    if not left:
+        return {}
+    ema = " (the moving-average copy saved beside the raw weights, the one its authors evaluate)" \
+        if taken[-1].lower().endswith("_ema") else ""
+    where = " / ".join(repr(t) for t in taken)
+    return {"network_entry": taken, "network_note":
+            f"file: several networks in one file; loaded the generator at {where}{ema}, not {few(left)}; "
+            f"FILE#net={next((n for n in left if n in _GEN_NAMES), left[0])} loads another"}
 
 
 def _said_plain(path: Path, subject: Subject) -> Subject:
@@ -297,6 +336,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if src.suffix == ".pkl":
         return _convert_stylegan(src, out, style_names)
     sd = read_state_dict(src)
+    sd, family, _ = _picked_network(sd, src, family)
     from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
     ros = looks_like_rosinality(sd)
     G, model, ros_notes = (_rosinality_generator(sd, src, family) if ros
@@ -372,7 +412,7 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     from interp_gan.models.animegan import FILE_OPTIONS
     from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
-    family |= {k: options.pop(k) for k in dict.fromkeys(FILE_OPTIONS + UGATIT_OPTIONS + MUNIT_OPTIONS)
+    family |= {k: options.pop(k) for k in dict.fromkeys(FILE_OPTIONS + UGATIT_OPTIONS + MUNIT_OPTIONS + ("net",))
                if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
         raise ValueError(f"options {sorted(family)} apply to {options_owner(family)}, state dicts (.pt / .pth); "

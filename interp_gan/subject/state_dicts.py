@@ -21,7 +21,7 @@ from torch import nn
 from interp_gan.checkpoint import check_shapes
 from interp_gan.guards import check_finite, check_model_size
 
-__all__ = ["read_state_dict", "reference_generator", "split_family_options", "options_owner",
+__all__ = ["read_state_dict", "reference_generator", "split_family_options", "options_owner", "select_network",
            "is_plain_safetensors", "refuse_unreadable", "flat_tensors", "V2_NETS"]
 
 
@@ -50,8 +50,9 @@ def refuse_unreadable(path: Path, e: Exception) -> None:
     found = re.search(r"GLOBAL ([\w.]+)", text) if kind in ("torch_zip", "pickle") else None
     if found:
         raise ValueError(f"{path} holds pickled objects other than tensors (the first: {found.group(1)}), which "
-                         "weights_only=True loading refuses (interp_gan does not run pickled code); save a dict of "
-                         "tensors: model.state_dict()")
+                         "weights_only=True loading refuses (interp_gan does not run pickled code); save the weights "
+                         "alone where that class imports: torch.save(model.state_dict(), 'G.pth'), or the "
+                         "checkpoint's generator entry (torch.save(ckpt['state_dict'], 'G.pth'))")
     first = (text.strip().splitlines()[0] if text.strip() else type(e).__name__).split(". ")[0]
     raise ValueError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {first[:160]}); it is truncated, "
                      "corrupt or of another format: save or copy it again")
@@ -91,21 +92,51 @@ def _read_safetensors_state_dict(path: Path) -> dict:
     return sd
 
 
-def read_state_dict(path: Path) -> dict:
+def _data_globals() -> list:
+    """Classes of plain data that training scripts save beside the weights, allowed to ``weights_only``
+    loading: ``argparse.Namespace`` (rosinality's ``args``) and NumPy scalars (``np.float64(best_loss)``,
+    ``np.int64(epoch)``: a dtype and its bytes, no code), numeric and bool dtypes only."""
     import argparse
-    try:     # argparse.Namespace: the training options rosinality's train.py stores (plain data)
-        with torch.serialization.safe_globals([argparse.Namespace]):
+
+    import numpy as np
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:      # NumPy 1.x
+        from numpy.core.multiarray import scalar
+    kinds = [getattr(np.dtypes, n) for n in dir(getattr(np, "dtypes", None) or object) if n.endswith("DType") and
+             any(n.startswith(p) for p in ("Bool", "Int", "UInt", "Float", "Complex", "Byte", "UByte", "Short",
+                                           "UShort", "Long", "ULong", "LongLong", "ULongLong", "Half", "Double",
+                                           "LongDouble", "CLongDouble", "CDouble", "CFloat"))]
+    return [argparse.Namespace, scalar, np.dtype, *kinds]
+
+
+def read_state_dict(path: Path) -> dict:
+    try:     # plain data beside the tensors: rosinality's argparse.Namespace, NumPy scalars (_data_globals)
+        with torch.serialization.safe_globals(_data_globals()):
             sd = (_read_safetensors_state_dict(path) if path.suffix == ".safetensors"
                   else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # pickled modules / code are refused on purpose
         refuse_unreadable(path, e)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict) and "state_dict_ema" not in sd:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise ValueError(f"{path} holds a {type(sd).__name__}; expected a state_dict (dict of tensors)")
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     check_finite(flat_tensors(sd), path)
     return sd
+
+
+def select_network(sd: dict, net: str, path: Path) -> dict:
+    """The network ``FILE#net=NAME`` names: the entry ``sd[NAME]`` (a dict), else the keys under ``NAME.``
+    (a flat dict, Lightning's ``state_dict``), prefix removed; one line listing the file's entries otherwise."""
+    if isinstance(sd.get(net), dict):
+        return sd[net]
+    inner = {k[len(net) + 1:]: v for k, v in sd.items() if k.startswith(net + ".")}
+    if inner:
+        return inner
+    entries = [k for k, v in sd.items() if isinstance(v, dict)] or sorted({k.split(".", 1)[0] for k in sd})
+    raise ValueError(f"{path}: no network {net!r} in the file (#net={net}); it holds "
+                     f"{', '.join(map(repr, entries[:12]))}{' ...' if len(entries) > 12 else ''}: name one of them")
 
 
 def flat_tensors(sd: dict, prefix: str = ""):
@@ -186,6 +217,8 @@ def options_owner(keys) -> str:
         owners.append("U-GAT-IT params files (UGATIT.save's 'genA2B' / 'genB2A') and MUNIT generator files (gen_*.pt)")
     if keys & {"activ", "pad_type"}:
         owners.append("MUNIT generator files (gen_*.pt)")
+    if "net" in keys:
+        owners.append("state dicts holding several networks ({'netG_A': ..., 'netG_B': ...})")
     return " / ".join(owners or ["AnimeGANv2, U-GAT-IT and MUNIT files"]) + " only"
 
 
@@ -249,6 +282,10 @@ def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tu
         G = CycleGANGenerator(**cfg)
         G.load_state_dict(sd)
         return G, {"name": "cyclegan", **cfg}
+    if not is_stargan_state_dict(sd):    # {"G": ..., "D": ..., "epoch": 3}, `_orig_mod.`: the generator inside
+        from interp_gan.models.resnet_generator import unwrap_state_dict
+        inner = unwrap_state_dict(sd)
+        sd = inner if is_stargan_state_dict(inner) else sd
     if is_stargan_state_dict(sd):
         try:
             from interp_gan.models.stargan import infer_stargan_config
@@ -301,7 +338,7 @@ def split_family_options(spec: str | Path) -> tuple[str, dict]:
     base, _, opts = s.partition("#")
     items = [o.strip() for o in opts.split(",") if o.strip()]
     keys = {o.partition("=")[0].strip() for o in items}
-    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS)
+    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS) | {"net"}
     if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS) | named:
         return s, {}     # StyleGAN2 options (stylegan.parse_options)
     if keys <= _STYLEGAN_KEYS:
@@ -314,7 +351,11 @@ def split_family_options(spec: str | Path) -> tuple[str, dict]:
                          "direction=a2b|b2a, activ=relu|lrelu|selu|tanh, pad_type=reflect|replicate|zero") from None
     for o in mine:       # U-GAT-IT's direction (which generator), MUNIT's direction, activ, pad_type
         k, _, v = (t.strip() for t in o.partition("="))
-        if k == "direction":
+        if k == "net":         # which network of a multi-network file (select_network)
+            if not v:
+                raise ValueError(f"net= in {s!r} names no entry: give the file's key or key prefix, e.g. net=netG_B")
+            out[k] = v
+        elif k == "direction":
             if v.lower() not in ("a2b", "b2a"):
                 raise ValueError(f"direction={v!r} in {s!r}: expected direction=a2b|b2a (A2B / B2A: U-GAT-IT's genA2B / "
                                  "genB2A; MUNIT's translation a -> b or b -> a)")
