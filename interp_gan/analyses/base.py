@@ -175,6 +175,8 @@ _RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
     "batch_size": (">= 1", lambda v: v >= 1), "n_images": (">= 1", lambda v: v >= 1),
     "iou_threshold": ("in [0, 1]", lambda v: 0 <= v <= 1), "quantile": ("in (0, 1)", lambda v: 0 < v < 1),
     "alpha": ("in (0, 1)", lambda v: 0 < v < 1),
+    "control_draws": ("an integer >= 1 (random-init draws; 3 or more for a 'beyond random init' verdict)",
+                      lambda v: v >= 1 and float(v).is_integer()),
 }
 
 

@@ -46,7 +46,8 @@ import numpy as np
 
 __all__ = ["bootstrap_ci", "bootstrap_interval", "BootstrapCI", "NonFiniteBootstrapWarning", "bootstrap_indices",
            "permutation_pvalue", "bh_qvalues", "permutation_floor", "count_at_floor", "floor_note",
-           "MIN_SAMPLES_FOR_CI", "require_samples", "wilson_interval", "newcombe_difference"]
+           "MIN_SAMPLES_FOR_CI", "require_samples", "wilson_interval", "newcombe_difference",
+           "rate_beyond_draws"]
 
 MIN_SAMPLES_FOR_CI = 8  # below this a bootstrap CI is meaningless
 _METHODS = ("percentile", "bca")
@@ -267,3 +268,39 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = 0.95)
     d = k1 / n1 - k2 / n2
     return (d - math.sqrt((k1 / n1 - l1) ** 2 + (u2 - k2 / n2) ** 2),
             d + math.sqrt((u1 - k1 / n1) ** 2 + (k2 / n2 - l2) ** 2))
+
+
+def _anscombe(k: float, n: float) -> float:
+    """asin(sqrt((k + 3/8) / (n + 3/4))): a binomial rate on the scale where its variance is ~1/(4n)."""
+    return math.asin(math.sqrt((k + 3 / 8) / (n + 3 / 4)))
+
+
+def rate_beyond_draws(k: float, n: float, draws: list[tuple[float, float]], level: float = 0.95) -> dict:
+    """Is the rate k/n beyond the rates of K >= 2 random networks (``draws``: [(k_i, n_i)])?
+
+    Under H0 the trained network is one more draw from the random networks' distribution, so the
+    question is whether its rate lies above a one-sided prediction bound of that distribution. On
+    Anscombe's variance-stabilised scale a = asin(sqrt((k + 3/8)/(n + 3/4))), with the draws' mean m
+    and sd s (ddof 1; floored at the within-network binomial sd 1/(2 sqrt(n)), so equal draws do not
+    give s = 0): t = (a - m) / (s sqrt(1 + 1/K)), p = P(T_{K-1} >= t), beyond when p < (1 - level)/2
+    (the one side of a two-sided ``level`` interval, as the one-draw Newcombe rule). Unlike Newcombe's
+    interval over units, this counts how much the rate varies *between* networks, which one draw cannot
+    show (docs/statistics.md; tests/statistics/test_control_stats.py simulates it). Returns
+    {"p", "bound" (the prediction bound on the rate scale), "mean" (the draws' mean rate), "low", "high"
+    (the draws' range), "k": K, "survives"}."""
+    from scipy import stats as st
+
+    K = len(draws)
+    if K < 2 or n <= 0 or any(ni <= 0 for _, ni in draws):
+        raise ValueError(f"rate_beyond_draws needs at least 2 control draws with units, got {K}")
+    a = np.array([_anscombe(ki, ni) for ki, ni in draws])
+    n_ref = float(np.mean([ni for _, ni in draws]))
+    s = max(float(a.std(ddof=1)), 1 / (2 * math.sqrt(min(n, n_ref))))
+    se = s * math.sqrt(1 + 1 / K)
+    t = (_anscombe(k, n) - float(a.mean())) / se
+    p = float(st.t.sf(t, K - 1))
+    top = min(math.pi / 2, float(a.mean()) + float(st.t.ppf(0.5 + level / 2, K - 1)) * se)
+    bound = min(1.0, max(0.0, (math.sin(top) ** 2 * (n + 3 / 4) - 3 / 8) / n))
+    rates = [ki / ni for ki, ni in draws]
+    return {"p": p, "bound": bound, "mean": float(np.mean(rates)), "low": min(rates), "high": max(rates),
+            "k": K, "survives": bool(p < (1 - level) / 2)}

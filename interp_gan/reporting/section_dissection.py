@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from interp_gan.findings.stats import wilson_interval
-from interp_gan.reporting.claims import Claim, partial_control, rate_vs_control, result_line
+from interp_gan.reporting.claims import Claim, draws_of, partial_control, rate_vs_control, result_line
 from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, Card, Cards, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
@@ -45,9 +45,11 @@ HOW_TO_READ = (
     "with its region kept bright and the rest dimmed.</p>")
 
 
-def claim(units, control, alpha: float, what: str = "units") -> Claim:
+def claim(units, control, alpha: float, what: str = "units", draws=None) -> Claim:
     """The section's claim: the labelled rate beside the random-init control's (reads the tables only).
-    It survives when the interval of the difference lies above 0 (``claims.rate_vs_control``)."""
+    With several control draws (``draws``, the ``*_control_draws`` table) it survives when the rate lies
+    above the random networks' prediction bound; with one, when the interval of the difference lies
+    above 0, worded "above its one control draw" (``claims.rate_vs_control``)."""
     n, lab = len(units), int(units.labelled.astype(bool).sum()) if len(units) else 0
     if not n:                          # no rate to state: not "0 of 0 (0%) labelled"
         return Claim(f"No {what} were dissected, so no labelled rate", effect="no units", verdict="not measured",
@@ -67,17 +69,16 @@ def claim(units, control, alpha: float, what: str = "units") -> Claim:
                      "dissected no units, so this rate has no baseline", effect=pct(lab / n),
                      ci=fmt_ci(lo, hi, pct), baseline="no control units", verdict="no baseline", survives=False,
                      rule="a rate without its random-init control is not a finding")
-    r = rate_vs_control(lab, n, kc, nc)
+    d = draws_of(draws, "labelled", "units")
+    r = rate_vs_control(lab, n, kc, nc, d)
+    ctl = (f"{len(d)} random-init draws ({', '.join(str(int(k)) for k, _ in d)} of {nc})" if d and len(d) >= 2
+           else f"the random-init control ({kc} of {nc})")
     if r["survives"]:
-        text = (f"{lab} of {n} {what} labelled at q < {alpha} with a concept: more than the random-init "
-                f"control ({kc} of {nc})")
+        text = f"{lab} of {n} {what} labelled at q < {alpha} with a concept: more than {ctl}"
     else:
-        text = (f"No evidence that training made concept {what}: {lab} of {n} labelled at q < {alpha}, "
-                f"random init {kc} of {nc}")
-    return Claim(text, effect=f"{pct(r['rate'])} labelled", ci=r["ci"],
-                 baseline=f"random init {pct(r['control'])}; difference {sig(100 * r['diff'])} {r['diff_ci']}",
-                 verdict="beyond random init" if r["survives"] else "not beyond random init",
-                 survives=r["survives"], rule=r["rule"])
+        text = f"No evidence that training made concept {what}: {lab} of {n} labelled at q < {alpha}, {ctl}"
+    return Claim(text, effect=f"{pct(r['rate'])} labelled", ci=r["ci"], baseline=r["baseline"],
+                 verdict=r["verdict"], survives=r["survives"], rule=r["rule"])
 
 
 def headline(units, control, alpha: float) -> str:
@@ -193,13 +194,14 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     discriminator dissection), under its own title, with its first note saying what was dissected.
     Order: the claim, the unit cards, the control; heatmaps, bars and tables folded below."""
     title = finding.section.get("title") or "Channel dissection"
-    tables = {kind: finding.tables.get(f"{finding.analysis}_{kind}") for kind in ("units", "iou", "control", "top")}
+    tables = {kind: finding.tables.get(f"{finding.analysis}_{kind}")
+              for kind in ("units", "iou", "control", "top", "control_draws")}
     units, long = tables["units"], tables["iou"]
     p = finding.params
     alpha, thr = p.get("alpha", 0.05), p.get("iou_threshold", 0.04)
     control = tables.get("control")
     what = "discriminator units" if finding.analysis == "discriminator_dissection" else "generator units"
-    c = claim(units, control, alpha, what)
+    c = claim(units, control, alpha, what, tables.get("control_draws"))
     partial = partial_control(c, finding.notes) if control is not None and len(control) else ""
     blocks: list = [result_line(c)] + ([partial] if partial else [])
     if finding.analysis != "dissection" and finding.notes:

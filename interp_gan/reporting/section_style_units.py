@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_gan.reporting.claims import Claim, partial_control, rate_vs_control, result_line
+from interp_gan.reporting.claims import Claim, draws_of, partial_control, rate_vs_control, result_line
 from interp_gan.reporting.numbers import pct, sig
 from interp_gan.reporting.many_styles import MAX_STYLES_SHOWN, shown_note, shown_styles
 from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
@@ -102,7 +102,7 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60, max_styles: int =
     return fig
 
 
-def claim(df: pd.DataFrame, ctl: pd.DataFrame | None) -> Claim:
+def claim(df: pd.DataFrame, ctl: pd.DataFrame | None, draws: pd.DataFrame | None = None) -> Claim:
     """The share of unit x style tests at q < 0.05 beside the random-init control's. Its interval and
     the difference's count units, not tests, as n (the tests of one unit share its activations)."""
     q = df["q_value"].to_numpy(dtype=float)
@@ -126,21 +126,22 @@ def claim(df: pd.DataFrame, ctl: pd.DataFrame | None) -> Claim:
                      "control tested nothing, so this rate has no baseline", effect=rate, baseline="no control tests",
                      verdict="no baseline", survives=False, rule="a rate without its random-init control is not a finding")
     cr = float(np.average(c["frac_q05_control"], weights=w))
-    r = rate_vs_control(t * n_units, n_units, cr * n_units, n_units)
+    # each draw's rate of tests at q < alpha, on n = units as the trained rate (a unit's tests are not independent)
+    d = draws_of(draws, "rate", "units")
+    d = [(rate_ * n_units, n_units) for rate_, _ in d] if d else None
+    r = rate_vs_control(t * n_units, n_units, cr * n_units, n_units, d)
     rule = r["rule"].replace("treating units as independent", "n = units, not tests, as a unit's tests are not "
                                                                "independent")
+    ctl_ = (f"{len(d)} random-init draws ({', '.join(pct(k / n_units) for k, _ in d)})" if d and len(d) >= 2
+            else f"the random-init control ({pct(cr)})")
     if r["survives"]:
-        text = (f"Units are style-selective (q < {ALPHA}) in {pct(t)} of unit x style tests, more than the "
-                f"random-init control ({pct(cr)})")
+        text = f"Units are style-selective (q < {ALPHA}) in {pct(t)} of unit x style tests, more than {ctl_}"
     else:
         text = (f"No evidence that training made style-selective units: {pct(t)} of unit x style tests reach "
-                f"q < {ALPHA}, random init {pct(cr)} (a random style embedding already makes units differ "
-                "between styles)")
+                f"q < {ALPHA}, {ctl_} (a random style embedding already makes units differ between styles)")
     # the rate's denominator is tests, its interval's is units: said beside it, not only on hover
-    return Claim(text, effect=rate, ci=f"{r['ci']} (interval over {n_units} units)",
-                 baseline=f"random init {pct(cr)}; difference {sig(100 * r['diff'])} {r['diff_ci']}",
-                 verdict="beyond random init" if r["survives"] else "not beyond random init",
-                 survives=r["survives"], rule=rule)
+    return Claim(text, effect=rate, ci=f"{r['ci']} (interval over {n_units} units)", baseline=r["baseline"],
+                 verdict=r["verdict"], survives=r["survives"], rule=rule)
 
 
 def headline(df: pd.DataFrame, ctl: pd.DataFrame | None) -> str:
@@ -165,7 +166,7 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
     title = "Style units"
     df = finding.tables["style_units"]
     ctl = finding.tables.get("style_units_control")
-    c = claim(df, ctl) if len(df) else None
+    c = claim(df, ctl, finding.tables.get("style_units_control_draws")) if len(df) else None
     partial = partial_control(c, finding.notes) if ctl is not None and len(ctl) else ""
     blocks: list = [result_line(c) if c else "<p>No units were tested.</p>"] + ([partial] if partial else [])
     if len(df):

@@ -199,13 +199,16 @@ class Dissection(Analysis):
                  test_res: int = 16, top_k: int = 4, n_show: int = 8, memory_mb: float = 1024,
                  sketch_k: int = 1024, segmenter: Segmenter | str | None = None, ties: Literal["auto", "strict"] = "auto",
                  null: Literal["both", "image", "spatial"] = "both", select: Literal["split", "none"] = "split", control: bool = True, control_seed: int | None = None,
-                 seed: int = 0, budget_s: float | None = None) -> None:
+                 control_draws: int = 3, seed: int = 0, budget_s: float | None = None) -> None:
         self.layers, self.quantile, self.iou_threshold, self.alpha = layers, quantile, iou_threshold, alpha
         self.segmenter = segmenter
         self.n_boot, self.n_perm, self.perm_block, self.test_res = n_boot, n_perm, perm_block, test_res
         self.top_k, self.n_show, self.memory_mb, self.sketch_k, self.seed = top_k, n_show, memory_mb, sketch_k, seed
         self.ties, self.null, self.select, self.control, self.control_seed = ties, null, select, control, control_seed
         self.budget_s = budget_s   # seconds: over it, dissect an even sample of the layers, then fewer images
+        if isinstance(control_draws, bool) or not isinstance(control_draws, int) or control_draws < 1:
+            raise ValueError(f"control_draws must be an integer >= 1, got {control_draws!r}")
+        self.control_draws = control_draws
 
     # -- cost (analyses/cost.py) ----------------------------------------------------------------
     def _layers(self, G) -> list[str]:
@@ -215,7 +218,7 @@ class Dissection(Analysis):
         """Generator passes plus the counting: the quantile sketch of every activation, each unit's
         map upsampled to the image and overlapped with every concept, and the permutation / shift
         nulls and bootstrap sums (per image x unit x concept x draw)."""
-        passes = 2 if self.control else 1
+        passes = 1 + self.control_draws if self.control else 1
         C = sum(unit.channels(n_) for n_ in layers)
         values = sum(unit.channels(n_) * unit.pixels(n_) for n_ in layers)
         pix = unit.image_size ** 2
@@ -279,15 +282,22 @@ class Dissection(Analysis):
         out = self._pass(subject, data, layers, shard, full=True)
         if isinstance(out, Finding):
             return out
-        ctrl, partial = None, []
+        ctrl, partial, draws = None, [], []
         if self.control:
             seed = self.seed if self.control_seed is None else self.control_seed
-            with subject.random_init(seed) as control:
-                ctrl = self._pass(control, data, out["layers"], shard, full=False)
-                partial = control.random_init_report.notes()     # what the control keeps trained, if anything
-            if isinstance(ctrl, Finding):   # no layer gave maps at random init
-                ctrl, partial = None, []
-        finding = self._finding(subject, data, out, ctrl)
+            for j in range(self.control_draws):        # draw j re-draws the weights with seed + j
+                with subject.random_init(seed + j) as control:
+                    c = self._pass(control, data, out["layers"], shard, full=False)
+                    if j == 0:
+                        partial = control.random_init_report.notes()   # what the control keeps trained, if anything
+                if isinstance(c, Finding):   # no layer gave maps at random init
+                    if j == 0:
+                        partial = []
+                        break
+                    continue
+                draws.append((j, seed + j, c))
+            ctrl = draws[0][2] if draws else None
+        finding = self._finding(subject, data, out, ctrl, draws)
         finding.notes[:0] = sizing
         finding.notes += partial
         return finding
@@ -535,7 +545,7 @@ class Dissection(Analysis):
         return {"units": units[cols], "long": long, "nonfinite": nonfinite}
 
     # -- the Finding ---------------------------------------------------------------------------
-    def _finding(self, subject, data, out, ctrl) -> Finding:
+    def _finding(self, subject, data, out, ctrl, draws=()) -> Finding:
         layers, units, long, stats = out["layers"], out["units"], out["long"], out["stats"]
         world = rank_and_world()[1]
         t = self.name        # "dissection"; a subclass' own name keeps its tables apart in a report
@@ -582,8 +592,13 @@ class Dissection(Analysis):
                                                         else ""))
         if ctrl is not None:
             tables[f"{t}_control"] = c = self._control_table(layers, units, long, ctrl)
+            tables[f"{t}_control_draws"] = self._draws_table(layers, draws)
             tot = c[c.layer == "all"].iloc[0]
             seed = self.seed if self.control_seed is None else self.control_seed
+            if len(draws) > 1:
+                notes.append(f"random-init control: {len(draws)} draws (seeds {seed}..{draws[-1][1]}); the verdict "
+                             "compares the trained rate with the draws' spread (docs/statistics.md), the table "
+                             "below shows draw 0")
             notes.append(f"random-init control (seed {seed}: the same architecture at PyTorch's default "
                          f"initialisation, the same inputs, layers, thresholds rule, nulls and a BH of its own): "
                          f"{tot.frac_trained:.1%} of units labelled trained, {tot.frac_control:.1%} at random init; "
@@ -612,6 +627,19 @@ class Dissection(Analysis):
                          "tests_q05_trained": float((l.q_value < self.alpha).mean()) if len(l) else np.nan,
                          "tests_q05_control": float((w.q_value < self.alpha).mean()) if len(w) else np.nan})
         return pd.DataFrame(rows)
+
+    @staticmethod
+    def _draws_table(layers, draws) -> pd.DataFrame:
+        """One row per (layer, draw) and an "all" row per draw: units and units labelled in that draw."""
+        rows = []
+        for j, seed, c in draws:
+            cu = c["units"]
+            for layer in list(layers) + ["all"]:
+                u = cu if layer == "all" else cu[cu.layer == layer]
+                k = int(u.labelled.sum()) if len(u) else 0
+                rows.append({"layer": layer, "draw": j, "seed": seed, "units": len(u), "labelled": k,
+                             "rate": k / len(u) if len(u) else np.nan})
+        return pd.DataFrame(rows, columns=["layer", "draw", "seed", "units", "labelled", "rate"])
 
     def _top_order(self, units: pd.DataFrame) -> np.ndarray:
         """Rows of the units to show: labelled ones first, then by IoU."""

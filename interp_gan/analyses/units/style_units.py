@@ -279,16 +279,19 @@ class StyleUnits(Analysis):
 
     def __init__(self, *, layers: str | list[str] | None = None, n_boot: int = 500, n_perm: int = 2000,
                  seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, ci: Literal["delong", "bootstrap"] = "delong",
-                 control: bool = True, control_seed: int | None = None) -> None:
+                 control: bool = True, control_seed: int | None = None, control_draws: int = 3) -> None:
         self.layers, self.n_boot, self.n_perm, self.seed = layers, n_boot, n_perm, seed
         self.min_per_style, self.ci, self.control, self.control_seed = min_per_style, ci, control, control_seed
+        if isinstance(control_draws, bool) or not isinstance(control_draws, int) or control_draws < 1:
+            raise ValueError(f"control_draws must be an integer >= 1, got {control_draws!r}")
+        self.control_draws = control_draws
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
-        """One pass over the images (two with the control); the tests are cheap next to it."""
+        """One pass over the images (1 + control_draws with the control); the tests are cheap next to it."""
         gate = style_gate_cost(subject, data, self.name, self.min_per_style)
         if gate is not None:
             return gate
-        return Cost(forwards=len(data) * (2 if self.control else 1))
+        return Cost(forwards=len(data) * (1 + self.control_draws if self.control else 1))
 
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()
@@ -363,25 +366,48 @@ class StyleUnits(Analysis):
             notes.append(fl)
         tables = {"style_units": df}
         if self.control and per_layer:
-            tables["style_units_control"] = self._control(subject, data, list(per_layer), per_layer, df, y, n_s,
-                                                          notes)
+            tables["style_units_control"], tables["style_units_control_draws"] = self._control(
+                subject, data, list(per_layer), per_layer, df, y, n_s, notes)
         return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
 
-    def _control(self, subject, data, layers, trained, df, y, n_s, notes) -> pd.DataFrame:
-        """The random-init control table: the same tests at random initialisation, per layer."""
+    def _control(self, subject, data, layers, trained, df, y, n_s, notes) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The random-init control tables: draw 0's tests per layer (``style_units_control``) and, per
+        draw (seed + j), the share of tests at q < 0.05 per layer and in all (``style_units_control_draws``)."""
         seed = self.seed if self.control_seed is None else self.control_seed
         before = _params_digest(subject.generator)
-        with subject.random_init(seed) as ctrl:
-            changed = _params_digest(ctrl.generator) != before
-            means = _harvest(ctrl, data, layers, self.seed, "random-init control")
-            partial = ctrl.random_init_report.notes()     # what the control keeps trained, if anything
+        draw_rows, first = [], None
+        for j in range(self.control_draws):
+            with subject.random_init(seed + j) as ctrl:
+                changed = _params_digest(ctrl.generator) != before
+                means = _harvest(ctrl, data, layers, self.seed, "random-init control")
+                if j == 0:
+                    partial = ctrl.random_init_report.notes()     # what the control keeps trained, if anything
+            ctl_j = {layer: _unit_tests(means[layer], y, n_s, self.n_perm, self.seed + 7919 * li + 1 + 104729 * j)
+                     for li, layer in enumerate(layers) if layer in means}
+            q_j = bh_qvalues(np.concatenate([t["p"].ravel() for t in ctl_j.values()])) if ctl_j else np.array([])
+            if j == 0:
+                first = (changed, ctl_j, q_j)
+            at = 0
+            for layer in layers:
+                if layer not in ctl_j:
+                    continue
+                q = q_j[at:at + ctl_j[layer]["p"].size]
+                at += ctl_j[layer]["p"].size
+                draw_rows.append({"layer": layer, "draw": j, "seed": seed + j, "units": int(ctl_j[layer]["d"].shape[1]),
+                                  "tests": int(np.isfinite(q).sum()), "rate": _frac(q)})
+            fin = q_j[np.isfinite(q_j)]
+            draw_rows.append({"layer": "all", "draw": j, "seed": seed + j,
+                              "units": sum(int(t["d"].shape[1]) for t in ctl_j.values()), "tests": len(fin),
+                              "rate": float(np.mean(fin < 0.05)) if len(fin) else np.nan})
+        changed, ctl, q_ctl = first
         if not changed:
             notes.append("random-init control: no generator module has reset_parameters, so the control equals "
                          "the trained model and says nothing")
-        ctl = {layer: _unit_tests(means[layer], y, n_s, self.n_perm, self.seed + 7919 * li + 1)
-               for li, layer in enumerate(layers) if layer in means}
-        q_ctl = bh_qvalues(np.concatenate([t["p"].ravel() for t in ctl.values()])) if ctl else np.array([])
+        if self.control_draws > 1:
+            notes.append(f"random-init control: {self.control_draws} draws (seeds {seed}..{seed + self.control_draws - 1}); "
+                         "the verdict compares the trained rate with the draws' spread (docs/statistics.md), the "
+                         "per-layer table shows draw 0")
         rows, at = [], 0
         for layer in layers:
             q_tr = df.loc[df["layer"] == layer, "q_value"].to_numpy(dtype=float)
@@ -398,7 +424,7 @@ class StyleUnits(Analysis):
         notes.append(f"random-init control: the same layers, images and tests with the generator re-drawn at "
                      f"random initialisation (seed {seed}; classifiers untouched); BH over the control's own tests")
         notes += partial
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows), pd.DataFrame(draw_rows, columns=["layer", "draw", "seed", "units", "tests", "rate"])
 
 
 def _frac(q: np.ndarray) -> float:

@@ -566,7 +566,14 @@ def test_random_init_control_table_and_headline():
     sec = dissection_section(f, ReportContext())
     head = sec.blocks[0]
     assert f"{int(tot.labelled_trained)} of {int(tot.units)}" in head and "labelled at q" in head
-    assert pct(tot.frac_trained) in head and f"random init {pct(tot.frac_control)}" in head
+    assert pct(tot.frac_trained) in head
+    # three control draws (the default): draw 0 is the per-layer table's control; the verdict reads the spread
+    d = f.tables["dissection_control_draws"]
+    assert sorted(set(d.draw)) == [0, 1, 2] and sorted(set(d.seed)) == [0, 1, 2]
+    d0 = d[(d.draw == 0) & (d.layer == "all")].iloc[0]
+    assert d0.labelled == tot.labelled_control and d0.units == tot.units
+    mean = d[d.layer == "all"].labelled.mean() / tot.units
+    assert f"random init {pct(mean)} (3 draws:" in head and "3 random-init draws" in head
     # the partly trained control, said beside the comparison (old code: only a warning at run time)
     kept = [n for n in f.notes if n.startswith("random-init control keeps")]
     assert len(kept) == 1 and "2 trained value(s) in 1 tensor(s)" in kept[0] and "(gain)" in kept[0]

@@ -340,6 +340,29 @@ def test_random_init_control_table_and_headline():
     assert len(kept) == 1 and "18 trained value(s) in 1 tensor(s)" in kept[0] and "(mix.table)" in kept[0]
     assert sec.blocks[1].startswith("<p><i>The random-init control keeps 18 trained value(s)")
     assert "the control is partly trained" in c.baseline
+    # three draws by default (seeds 0, 1, 2): draw 0 is the per-layer table's control
+    d = f.tables["style_units_control_draws"]
+    assert sorted(set(d.draw)) == [0, 1, 2] and sorted(set(d.seed)) == [0, 1, 2]
+    for layer in ("encoder", "mix"):
+        assert d[(d.draw == 0) & (d.layer == layer)].rate.iloc[0] == pytest.approx(tr.loc[layer, "frac_q05_control"])
+    assert "(3 draws:" in c.baseline and c.verdict in ("beyond random init", "not beyond random init")
+
+
+def test_control_draws_one_keeps_the_one_draw_wording_and_bad_values_are_one_line_errors():
+    """control_draws=1: one draw, whose Newcombe rule cannot see the spread between networks, so the
+    verdict says 'above its one control draw', not 'beyond random init'; 0, 1.5 or 'x' are refused
+    naming the parameter (old code: no such parameter)."""
+    import interp_gan as ig
+    from interp_gan.reporting.section_style_units import style_units_section
+    from interp_gan.reporting.sections import ReportContext
+    subject, data = make_planted_subject(), make_planted_data()
+    f = StyleUnits(layers=["mix"], n_perm=300, seed=0, control_draws=1).run(subject, data)
+    assert sorted(set(f.tables["style_units_control_draws"].draw)) == [0]
+    c = style_units_section(f, ReportContext()).claims[0]
+    assert c.verdict in ("above its one control draw", "not above its control draw") and "one draw" in c.baseline
+    for bad in (0, 1.5, "x"):
+        with pytest.raises(ValueError, match="control_draws"):
+            ig.build_analysis("style_units", control_draws=bad)
 
 
 def test_many_p_values_at_the_permutation_floor_are_noted():
