@@ -17,7 +17,11 @@ Dissection's baseline, Bau et al., ICLR 2019), so "as constructed" is the target
    ``orthogonal``) is drawn as its module's reset draws it and set through the parametrization's
    ``right_inverse`` (the reset alone writes into a computed tensor and leaves the original
    trained); spectral norm's power-iteration vectors ``_u`` / ``_v`` are drawn again and iterated 15
-   times on the new weight, as at construction;
+   times on the new weight, as at construction. The older hook-based wrappers
+   (``torch.nn.utils.spectral_norm`` / ``weight_norm``, which keep ``weight_orig`` + ``weight_u`` /
+   ``weight_v``, or ``weight_g`` + ``weight_v``, and compute ``weight`` in a forward pre-hook) get the
+   same: the reset's draw is written into their stored tensors (spectral norm: ``weight_orig``, u and v
+   drawn again and iterated 15 times; weight norm: g = the draw's norm, v = the draw);
 2. float buffers a module names in ``random_init_tables`` (learned tables that no module can
    reset, e.g. the per-style scale and shift tables of conditional instance norm that onnx2torch
    keeps as buffers) are re-drawn i.i.d. from a Gaussian with that table's own trained mean and
@@ -128,6 +132,31 @@ def _redraw_parametrized(m: nn.Module) -> None:
                 p._power_method(p._reshape_weight_to_matrix(plist.original), 15)
 
 
+def _redraw_hooked(m: nn.Module) -> None:
+    """The hook-based spectral / weight norm of ``m`` (module docstring, step 1): ``reset_parameters``
+    drew into the computed ``weight`` attribute, which the next forward overwrites; the draw is
+    written into the tensors the hook computes it from."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm, norm_except_dim
+    for hook in list(m._forward_pre_hooks.values()):
+        if isinstance(hook, SpectralNorm):
+            w = getattr(m, hook.name).detach().clone()
+            getattr(m, hook.name + "_orig").copy_(w)
+            u, v = getattr(m, hook.name + "_u"), getattr(m, hook.name + "_v")
+            mat = hook.reshape_weight_to_matrix(w)
+            for vec in (u, v):
+                vec.normal_(0, 1)
+                vec.copy_(F.normalize(vec, dim=0, eps=hook.eps))
+            for _ in range(15):
+                v.copy_(F.normalize(torch.mv(mat.t(), u), dim=0, eps=hook.eps))
+                u.copy_(F.normalize(torch.mv(mat, v), dim=0, eps=hook.eps))
+            setattr(m, hook.name, hook.compute_weight(m, do_power_iteration=False))
+        elif isinstance(hook, WeightNorm):
+            w = getattr(m, hook.name).detach().clone()
+            getattr(m, hook.name + "_g").copy_(norm_except_dim(w, 2, hook.dim))
+            getattr(m, hook.name + "_v").copy_(w)
+
+
 @torch.no_grad()
 def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
     """Re-draw ``G`` in place at its initialisation (module docstring) from the global RNG as the
@@ -142,6 +171,8 @@ def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
             reset()
         if callable(reset) and not _under(name, aux) and parametrize.is_parametrized(m):
             _redraw_parametrized(m)
+        if callable(reset) and not _under(name, aux) and m._forward_pre_hooks:
+            _redraw_hooked(m)
     tables, constants = _declared(G, "random_init_tables"), _declared(G, "random_init_constants")
     live = G.state_dict(keep_vars=True)
     g = torch.Generator().manual_seed(int(seed))
