@@ -81,11 +81,6 @@ def claim(units, control, alpha: float, what: str = "units", draws=None) -> Clai
                  verdict=r["verdict"], survives=r["survives"], rule=r["rule"])
 
 
-def headline(units, control, alpha: float) -> str:
-    """The section's opening line (its claim with the verdict)."""
-    return result_line(claim(units, control, alpha))
-
-
 def control_table(control):
     """Per layer: units labelled trained vs random init, as percentages."""
     d = control.copy()

@@ -144,11 +144,6 @@ def claim(df: pd.DataFrame, ctl: pd.DataFrame | None, draws: pd.DataFrame | None
                  verdict=r["verdict"], survives=r["survives"], rule=rule)
 
 
-def headline(df: pd.DataFrame, ctl: pd.DataFrame | None) -> str:
-    """The section's opening line: its claim with the verdict."""
-    return result_line(claim(df, ctl))
-
-
 def _per_style_counts(per: pd.Series) -> str:
     """'style0 3, style1 0, ...'; more than ``MAX_STYLES_SHOWN`` styles: the ones with the most, and
     how many units the others hold in all (every style is in the CSV)."""
