@@ -8,7 +8,7 @@ import torch
 from interp_gan.cli import main
 from interp_gan.config import PipelineConfig
 from interp_gan.pipeline import _fit_image_size
-from interp_gan.subject.loading import load_subject
+from tests.subject.factory_models import generate as _gen, images as _x, loader
 
 MODELS = textwrap.dedent('''
     import torch
@@ -99,18 +99,8 @@ MODELS = textwrap.dedent('''
 
 @pytest.fixture
 def models(tmp_path):
-    f = tmp_path / "user_models.py"
-    f.write_text(MODELS)
-    return lambda name: load_subject(f"{f}:{name}", device="cpu")
+    return loader(tmp_path, MODELS, "user_models.py")
 
-
-def _x(n=2, size=16):
-    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
-
-
-def _gen(s, x):
-    with torch.no_grad():
-        return s.generate(x, torch.zeros(len(x), dtype=torch.long))
 
 
 def test_sigmoid_module_is_read_in_0_1_both_ways(models):

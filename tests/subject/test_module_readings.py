@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp_gan.cli import main
-from interp_gan.subject.loading import load_subject
+from tests.subject.factory_models import generate as _gen, images as _x, loader
 
 MODELS = textwrap.dedent('''
     from dataclasses import dataclass
@@ -105,18 +105,8 @@ MODELS = textwrap.dedent('''
 
 @pytest.fixture
 def models(tmp_path):
-    f = tmp_path / "researcher.py"
-    f.write_text(MODELS)
-    return lambda name: load_subject(f"{f}:{name}", device="cpu")
+    return loader(tmp_path, MODELS, "researcher.py")
 
-
-def _x(n=2, size=16):
-    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
-
-
-def _gen(s, x):
-    with torch.no_grad():
-        return s.generate(x, torch.zeros(len(x), dtype=torch.long))
 
 
 def _said(s, text):
