@@ -395,8 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     an = sub.add_parser("analyze", help="run an analysis pipeline on a checkpoint or model and write a report")
     an.add_argument("checkpoint", nargs="?",
-                    help=".safetensors checkpoint, a CycleGAN-family ResNet generator .pth (any layout of that family), a StarGAN v1 -G.ckpt or a StarGAN v2 "
-                         "_nets_ema.ckpt (reference layouts)")
+                    help="a model file: an interp_gan .safetensors checkpoint; a third-party state dict (.pth / .pt / "
+                         ".ckpt / plain .safetensors: CycleGAN / pix2pix / CUT, StarGAN v1 / v2, U-GAT-IT, MUNIT, "
+                         "AnimeGANv2, fast neural style, rosinality StyleGAN2); an NVlabs StyleGAN2 / StyleGAN3 .pkl; "
+                         "ONNX; TorchScript; options after '#', e.g. 'G.pth#net=netG_B' (docs/models.md). Or a run "
+                         "directory with --over-steps; or leave it out and give --model")
     an.add_argument("--model", help="path/to/file.py:factory or package.module:factory returning an nn.Module")
     an.add_argument("--pipeline", help="pipeline TOML (default analyses/dissection.toml; with --over-steps "
                                        "analyses/dynamics.toml)")
