@@ -27,6 +27,17 @@ def test_every_named_docs_page_exists():
     assert missing == []
 
 
+def test_every_repo_file_the_docs_name_exists():
+    """A path into the repository written in prose (README, docs/, benchmarks/RESULTS.md) names a file
+    that is there: a moved module leaves no stale pointer (``analyses/cost.py`` once stood for
+    ``interp_gan/analyses/cost.py``, while ``analyses/`` holds the pipeline TOMLs)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "benchmarks").glob("*.md"))]
+    pattern = re.compile(r"(?<![\w./-])((?:interp_gan|tests|benchmarks|analyses|training)/[\w/.-]+\.(?:py|toml|sh))\b")
+    missing = [f"{p.relative_to(ROOT)} -> {ref}" for p in pages for ref in pattern.findall(p.read_text())
+               if not (ROOT / ref).exists()]
+    assert missing == []
+
+
 def test_links_inside_docs_resolve():
     broken = []
     for p in (ROOT / "docs").glob("*.md"):
