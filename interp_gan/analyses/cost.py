@@ -63,6 +63,9 @@ class UnitCosts:
     region_s: float = 2e-9              # dissection counting: one unit x one image pixel (upsample, region, overlap)
     null_s: float = 2e-10               # one element of a permutation null (permutation x image x concept x unit)
     sketch_s: float = 2e-8              # one activation value into a quantile sketch (dissection's harvest)
+    cross_s: float = 2e-11              # image null's cross overlaps: image x image x concept x unit x test cell
+    shift_s: float = 1e-8               # spatial null's FFT correlation: image x concept x unit x test cell (all shifts)
+    layer_s: float = 0.0                # fixed cost of one dissected layer in one block of one pass (its calls)
     call_s: float = 0.0                 # fixed cost of one call, whatever its batch (forward+backward of 1 and of b)
     forward_small_s: float = 0.0        # one image through G without gradient at a batch of GRAD_BATCH (attribution's)
     classify_s: float = 0.0             # one generated image through the subject's style classifiers (both)
@@ -168,37 +171,99 @@ def _shapes(G: nn.Module, call: Callable[[], Any]) -> tuple[dict, tuple]:
     return shapes, tuple(order)
 
 
-def _kernel_costs(dev: torch.device, size: int) -> tuple[float, float, float]:
-    """(region_s, null_s, sketch_s): dissection's counting kernels and its quantile sketch, timed
-    on small random inputs on ``dev``."""
-    from interp_gan.harvest.nulls import permutation_sums
-    from interp_gan.harvest.stats import Quantile
+def _kernel_costs(dev: torch.device, size: int) -> dict[str, float]:
+    """Dissection's counting kernels, its nulls and its quantile sketch, timed on small random
+    inputs on ``dev`` (the fields of ``UnitCosts`` they price): ``region_s`` (a unit map upsampled,
+    thresholded and overlapped with the masks, per unit x pixel), the image null's cross overlaps
+    (``cross_s``, a matrix product per image pair x concept x unit x test cell) and its gathered
+    sums (``null_s``, per permutation x image x concept x unit; the slope between 8 and 400
+    permutations), the spatial null's FFT correlation at the units per call dissection uses
+    (``shift_s``, per image x concept x unit x test cell: every shift at once), the sketch
+    (``sketch_s``, per value) and ``layer_s``: one layer of two units in a block of two images
+    through the same calls (and the sketch's, the thresholds' and a table's), what each dissected
+    layer pays per block whatever its size."""
+    import numpy as np
+    import pandas as pd
+    from interp_gan.harvest.nulls import mask_spectrum, perm_pvalue, permutation_sums, shift_sums, shift_units
+    from interp_gan.harvest.stats import IoUCounts, Quantile, TopK
     g = torch.Generator().manual_seed(0)
     H = max(16, min(size, 256))
     c, K = 32, 15
     a = torch.rand(2, c, H // 4, H // 4, generator=g).to(dev).contiguous(memory_format=torch.channels_last)
     m = (torch.rand(2, H * H, K, generator=g) > 0.5).float().to(dev)
 
-    def region():
+    def region(a=a, m=m):
+        n, c = a.shape[:2]
         A = F.interpolate(a, size=(H, H), mode="bilinear", align_corners=False)
         A = (A > 0.5).float()
-        Ap = A.permute(0, 2, 3, 1).reshape(2, H * H, c)
+        Ap = A.permute(0, 2, 3, 1).reshape(n, H * H, c)
         torch.bmm(Ap.transpose(1, 2), m)
         Ap.sum(1)
-        F.adaptive_avg_pool2d(A, 16)
+        return F.adaptive_avg_pool2d(A, 16)
     region()
     region_s = min(_timed(region, dev) for _ in range(2)) / (2 * c * H * H)
-    S, C, R, B = 32, 256, 256, 400
+    S, C, r, B = 32, 64, 16, 400
+    R = r * r
     pa = torch.rand(S, C, R, generator=g).to(dev)
-    pm = torch.rand(S, K, R, generator=g).to(dev)
+    pm = (torch.rand(S, K, r, r, generator=g) > 0.5).float().to(dev)
+    pmf = pm.flatten(2)
     perms = torch.argsort(torch.rand(B, S, generator=g), dim=1).to(dev)
-    permutation_sums(pa, pm, perms)
-    null_s = min(_timed(lambda: permutation_sums(pa, pm, perms), dev) for _ in range(2)) / (B * S * K * C)
+    permutation_sums(pa, pmf, perms)
+    t_few = min(_timed(lambda: permutation_sums(pa, pmf, perms[:8]), dev) for _ in range(2))
+    t_many = min(_timed(lambda: permutation_sums(pa, pmf, perms), dev) for _ in range(2))
+    null_s = max(t_many - t_few, 0.1 * t_many) / ((B - 8) * S * K * C)
+    cross_s = max(t_few - 8 * S * K * C * null_s, 0.1 * t_few) / (S * S * K * C * R)
+    step = min(C, shift_units(S, R, K, dev))
+    shifts = torch.randint(0, R, (8, S), generator=g).to(dev)
+    FM = mask_spectrum(pm)
+    shift_sums(pa[:, :step], pm, shifts, r, m_fft=FM)
+    shift_s = min(_timed(lambda: shift_sums(pa[:, :step], pm, shifts, r, m_fft=FM), dev)
+                  for _ in range(2)) / (S * K * step * R)
     acts = torch.rand(8, 64, 32, 32, generator=g).to(dev)
     q = Quantile(64)
     q.add_maps(acts)                     # fills the sketch's first level; the timed adds compact it
     sketch_s = min(_timed(lambda: q.add_maps(acts), dev) for _ in range(3)) / acts.numel()
-    return region_s, null_s, sketch_s
+    return dict(region_s=region_s, null_s=null_s, sketch_s=sketch_s, cross_s=cross_s, shift_s=shift_s,
+                layer_s=_layer_cost(dev))
+
+
+_LAYER_S: dict[str, float] = {}
+
+
+def _tiny_plain_net(depth: int, ch: int = 2) -> nn.Module:
+    layers: list[nn.Module] = [nn.Conv2d(3, ch, 3, padding=1)]
+    for _ in range(depth - 1):
+        layers += [nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1)]
+    return nn.Sequential(*layers, nn.Conv2d(ch, 3, 1), nn.Tanh())
+
+
+def _layer_cost(dev: torch.device) -> float:
+    """Seconds a dissected layer costs per pass whatever its size: a real dissection (one control
+    draw, tiny nulls) of a plain network of 2-unit conv layers on 8 images at 16 px, timed with
+    3 and with 11 dissected layers; the difference per layer and pass. Those are the calls each
+    layer makes (the sketch, top-k and store per batch, thresholds, the counting and nulls per
+    block, p-values, tables), which a network of ~200 small layers pays 200 times (``UnitCosts.
+    layer_s``). The machine's, not the subject's: timed once per process and device."""
+    key = str(dev)
+    if key in _LAYER_S:
+        return _LAYER_S[key]
+    from interp_gan.analyses.base import AnalysisData
+    from interp_gan.analyses.units.dissection import Dissection
+    from interp_gan.subject.protocol import Subject
+    g = torch.Generator().manual_seed(0)
+    content = (torch.rand(8, 3, 16, 16, generator=g) * 2 - 1).to(dev)
+    data = AnalysisData(content, torch.zeros(8, dtype=torch.long), batch_size=8)
+    times = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for depth in (3, 11):
+            net = _tiny_plain_net(depth).to(dev).eval()
+            subject = Subject.wrap_module(net)
+            d = Dissection(n_boot=4, n_perm=4, perm_block=8, control_draws=1, sketch_k=64, n_show=1)
+            d.run(subject, data)                       # warm-up: imports, first calls
+            times[depth] = min(_timed(lambda: d.run(subject, data), dev) for _ in range(2))
+    _LAYER_S[key] = max(0.0, (times[11] - times[3]) / (8 * 2))
+    return _LAYER_S[key]
 
 
 @torch.no_grad()
@@ -296,8 +361,8 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
             call_s = max(0.0, t_b - n_b * grad_s)
     except RuntimeError:            # a generator that is not differentiable: a forward+backward ~ 3 forwards
         grad_s, call_s = 3 * fwd, 0.0
-    region_s, null_s, sketch_s = _kernel_costs(dev, int(data.content.shape[-1]))
-    return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
+    kernels = _kernel_costs(dev, int(data.content.shape[-1]))
+    return UnitCosts(forward_s=fwd, grad_s=grad_s, **kernels, call_s=call_s,
                      forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, concept_s=concept_s, pass_s=pass_s,
                      image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
                      measure_s=time.perf_counter() - t_start, device=str(dev), timed_images=bt,

@@ -110,7 +110,7 @@ from interp_gan.harvest.hooks import resolve_layers, spatial_layers
 from interp_gan.harvest.stats import IoUCounts, Quantile, TopK, tie_include_fraction
 from interp_gan.findings import Finding
 from interp_gan.harvest.nulls import (mask_spectrum, perm_pvalue, permutation_sums, selection_halves, shift_sums,
-                                       stratified_permutations)
+                                       shift_units, stratified_permutations)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note, require_samples
 
 __all__ = ["Dissection", "unit_regions", "hash_uniform"]
@@ -215,16 +215,26 @@ class Dissection(Analysis):
         return resolve_layers(G, self.layers) if self.layers else spatial_layers(G)
 
     def _seconds(self, subject, unit: UnitCosts, layers: list[str], n: int) -> Cost:
-        """Generator passes plus the counting: the quantile sketch of every activation, each unit's
-        map upsampled to the image and overlapped with every concept, and the permutation / shift
-        nulls and bootstrap sums (per image x unit x concept x draw)."""
+        """Generator passes (the trained network's and each control draw's) plus the counting of
+        each pass: the quantile sketch of every activation, each unit's map upsampled to the image
+        and overlapped with every concept, the image null (the cross overlaps of each block's image
+        pairs at ``test_res``, then a gathered sum per permutation), the spatial null (every shift
+        of each image's masks by FFT, then a gathered sum per shift draw), the trained pass's
+        bootstrap, and a fixed cost per layer, block and pass (``layer_s``: what a network of many
+        small layers pays most)."""
         passes = 1 + self.control_draws if self.control else 1
         C = sum(unit.channels(n_) for n_ in layers)
         values = sum(unit.channels(n_) * unit.pixels(n_) for n_ in layers)
         pix = unit.image_size ** 2
         K = len(CONCEPT_NAMES) + (subject.num_styles if subject.num_styles > 1 else 0)
-        nulls = (self.null in ("both", "image")) + (self.null in ("both", "spatial"))
-        per_pass = n * (values * unit.sketch_s + C * pix * unit.region_s + K * C * self.n_perm * nulls * unit.null_s)
+        kp = len(CONCEPT_NAMES)                     # the spatial null skips the image-level style concepts
+        S = max(1, min(self.perm_block, n))         # images per block
+        blocks = -(-n // S)
+        R = min(self.test_res, unit.image_size or self.test_res) ** 2
+        img_null = (self.null in ("both", "image")) * K * C * (S * R * unit.cross_s + self.n_perm * unit.null_s)
+        sp_null = (self.null in ("both", "spatial")) * kp * C * (R * unit.shift_s + self.n_perm * unit.null_s)
+        per_pass = n * (values * unit.sketch_s + C * pix * unit.region_s + img_null + sp_null) \
+            + blocks * len(layers) * unit.layer_s
         boot = n * K * C * self.n_boot * unit.null_s / 4          # a matrix product, cheaper than a gather
         return Cost(forwards=passes * n, other_s=passes * per_pass + boot)
 
@@ -463,7 +473,7 @@ class Dissection(Analysis):
                             t_obs[name][kp:, cs] += obs
                             t_free[name][:, :, cs] += null
                 if do_sp:    # shift_sums: every shift of every image's masks by FFT, rows gathered per replicate
-                    step = max(1, _UNIT_CHUNK // (S * R * kp * 3))
+                    step = shift_units(S, R, kp, device)
                     for c0 in range(0, C, step):
                         cs = slice(c0, min(c0 + step, C))
                         obs, null, scale = shift_sums(pooled[:, cs], mpool[:, :kp], shifts, r, m_fft=FM)
@@ -616,10 +626,14 @@ class Dissection(Analysis):
 
     def _control_table(self, layers, units, long, ctrl) -> pd.DataFrame:
         cu, cl = ctrl["units"], ctrl["long"]
+        # each table split by layer once (a filter per layer made this quadratic in the layers:
+        # 3.7 s of a 160-layer dissection)
+        by = [dict(tuple(d.groupby("layer", sort=False))) for d in (units, long, cu, cl)]
+        empty = [d.iloc[:0] for d in (units, long, cu, cl)]
         rows = []
         for layer in list(layers) + ["all"]:
-            sel = (lambda d: d) if layer == "all" else (lambda d, L=layer: d[d.layer == L])
-            u, l, v, w = sel(units), sel(long), sel(cu), sel(cl)
+            u, l, v, w = ((units, long, cu, cl) if layer == "all" else
+                          (g.get(layer, e) for g, e in zip(by, empty)))
             rows.append({"layer": layer, "units": len(u),
                          "labelled_trained": int(u.labelled.sum()), "labelled_control": int(v.labelled.sum()),
                          "frac_trained": float(u.labelled.mean()) if len(u) else np.nan,
@@ -634,8 +648,9 @@ class Dissection(Analysis):
         rows = []
         for j, seed, c in draws:
             cu = c["units"]
+            by = dict(tuple(cu.groupby("layer", sort=False)))
             for layer in list(layers) + ["all"]:
-                u = cu if layer == "all" else cu[cu.layer == layer]
+                u = cu if layer == "all" else by.get(layer, cu.iloc[:0])
                 k = int(u.labelled.sum()) if len(u) else 0
                 rows.append({"layer": layer, "draw": j, "seed": seed, "units": len(u), "labelled": k,
                              "rate": k / len(u) if len(u) else np.nan})
