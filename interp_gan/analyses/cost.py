@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from interp_gan.util import evenly
 
 __all__ = ["UnitCosts", "Cost", "measure_unit_costs", "count_generator", "Progress", "size_to_budget",
-           "share_budget", "shared_unit_costs", "evenly", "halve_to", "double_to", "progress_enabled", "estimate_table", "comparison_table", "fmt_seconds", "unit_costs_for"]
+           "share_budget", "shared_unit_costs", "evenly", "halve_to", "minus_one_to", "double_to", "progress_enabled", "estimate_table", "comparison_table", "fmt_seconds", "unit_costs_for"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 GRAD_BATCH = 8   # the forward+backward is timed at this batch (attribution's internal_batch_size)
@@ -148,6 +148,13 @@ def _timed(fn: Callable[[], Any], dev: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+def _typical(fn: Callable[[], Any], dev: torch.device, reps: int = 3) -> float:
+    """The median of ``reps`` timings of a short kernel: on cores other jobs share, the fastest of a
+    few 10 ms calls is the machine without them (3x faster than the same calls in a long run at load
+    5 on 2 cores, 2026-12-03), the median the machine as the run will find it."""
+    return sorted(_timed(fn, dev) for _ in range(reps))[reps // 2]
+
+
 def _shapes(G: nn.Module, call: Callable[[], Any]) -> tuple[dict, tuple]:
     """Output shape (per image) of every module of G that runs in ``call()``, and its conv order."""
     shapes: dict[str, tuple] = {}
@@ -201,7 +208,7 @@ def _kernel_costs(dev: torch.device, size: int) -> dict[str, float]:
         Ap.sum(1)
         return F.adaptive_avg_pool2d(A, 16)
     region()
-    region_s = min(_timed(region, dev) for _ in range(2)) / (2 * c * H * H)
+    region_s = _typical(region, dev) / (2 * c * H * H)
     S, C, r, B = 32, 64, 16, 400
     R = r * r
     pa = torch.rand(S, C, R, generator=g).to(dev)
@@ -209,20 +216,19 @@ def _kernel_costs(dev: torch.device, size: int) -> dict[str, float]:
     pmf = pm.flatten(2)
     perms = torch.argsort(torch.rand(B, S, generator=g), dim=1).to(dev)
     permutation_sums(pa, pmf, perms)
-    t_few = min(_timed(lambda: permutation_sums(pa, pmf, perms[:8]), dev) for _ in range(2))
-    t_many = min(_timed(lambda: permutation_sums(pa, pmf, perms), dev) for _ in range(2))
+    t_few = _typical(lambda: permutation_sums(pa, pmf, perms[:8]), dev)
+    t_many = _typical(lambda: permutation_sums(pa, pmf, perms), dev)
     null_s = max(t_many - t_few, 0.1 * t_many) / ((B - 8) * S * K * C)
     cross_s = max(t_few - 8 * S * K * C * null_s, 0.1 * t_few) / (S * S * K * C * R)
     step = min(C, shift_units(S, R, K, dev))
     shifts = torch.randint(0, R, (8, S), generator=g).to(dev)
     FM = mask_spectrum(pm)
     shift_sums(pa[:, :step], pm, shifts, r, m_fft=FM)
-    shift_s = min(_timed(lambda: shift_sums(pa[:, :step], pm, shifts, r, m_fft=FM), dev)
-                  for _ in range(2)) / (S * K * step * R)
+    shift_s = _typical(lambda: shift_sums(pa[:, :step], pm, shifts, r, m_fft=FM), dev) / (S * K * step * R)
     acts = torch.rand(8, 64, 32, 32, generator=g).to(dev)
     q = Quantile(64)
     q.add_maps(acts)                     # fills the sketch's first level; the timed adds compact it
-    sketch_s = min(_timed(lambda: q.add_maps(acts), dev) for _ in range(3)) / acts.numel()
+    sketch_s = _typical(lambda: q.add_maps(acts), dev) / acts.numel()
     return dict(region_s=region_s, null_s=null_s, sketch_s=sketch_s, cross_s=cross_s, shift_s=shift_s,
                 layer_s=_layer_cost(dev))
 
@@ -238,12 +244,13 @@ def _tiny_plain_net(depth: int, ch: int = 2) -> nn.Module:
 
 
 def _layer_cost(dev: torch.device) -> float:
-    """Seconds a dissected layer costs per pass whatever its size: a real dissection (one control
-    draw, tiny nulls) of a plain network of 2-unit conv layers on 8 images at 16 px, timed with
-    3 and with 11 dissected layers; the difference per layer and pass. Those are the calls each
-    layer makes (the sketch, top-k and store per batch, thresholds, the counting and nulls per
-    block, p-values, tables), which a network of ~200 small layers pays 200 times (``UnitCosts.
-    layer_s``). The machine's, not the subject's: timed once per process and device."""
+    """Seconds a dissected layer costs per pass beyond its elements: a real dissection (one
+    control draw, small nulls) of a plain network of 4-unit conv layers on 16 images at 32 px in
+    two batches, timed with 2 and with 10 dissected layers: the difference per layer and pass
+    (its few elements included). That is the calls each layer makes (the sketch,
+    top-k and store per batch, thresholds, the counting and nulls, p-values, tables), which a
+    network of ~200 small layers pays 200 times (``UnitCosts.layer_s``). The machine's, not the
+    subject's: timed once per process and device (about 3 s on a CPU)."""
     key = str(dev)
     if key in _LAYER_S:
         return _LAYER_S[key]
@@ -251,18 +258,19 @@ def _layer_cost(dev: torch.device) -> float:
     from interp_gan.analyses.units.dissection import Dissection
     from interp_gan.subject.protocol import Subject
     g = torch.Generator().manual_seed(0)
-    content = (torch.rand(8, 3, 16, 16, generator=g) * 2 - 1).to(dev)
-    data = AnalysisData(content, torch.zeros(8, dtype=torch.long), batch_size=8)
-    times = {}
+    content = (torch.rand(16, 3, 32, 32, generator=g) * 2 - 1).to(dev)
+    data = AnalysisData(content, torch.zeros(16, dtype=torch.long), batch_size=8)
+    d = Dissection(n_boot=4, n_perm=4, perm_block=16, control_draws=1, n_show=1)
+    times: dict[int, list[float]] = {2: [], 10: []}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        for depth in (3, 11):
-            net = _tiny_plain_net(depth).to(dev).eval()
-            subject = Subject.wrap_module(net)
-            d = Dissection(n_boot=4, n_perm=4, perm_block=8, control_draws=1, sketch_k=64, n_show=1)
-            d.run(subject, data)                       # warm-up: imports, first calls
-            times[depth] = min(_timed(lambda: d.run(subject, data), dev) for _ in range(2))
-    _LAYER_S[key] = max(0.0, (times[11] - times[3]) / (8 * 2))
+        subjects = {depth: Subject.wrap_module(_tiny_plain_net(depth, ch=4).to(dev).eval()) for depth in (2, 10)}
+        d.run(subjects[2], data)                       # warm-up: imports, first calls
+        for _ in range(3):                             # interleaved, the median of each (``_typical``)
+            for depth, subject in subjects.items():
+                times[depth].append(_timed(lambda: d.run(subject, data), dev))
+    med = {k: sorted(v)[1] for k, v in times.items()}
+    _LAYER_S[key] = max(0.0, (med[10] - med[2]) / (8 * 2))
     return _LAYER_S[key]
 
 
@@ -445,6 +453,16 @@ def halve_to(floor: int) -> Callable[[Any], Any]:
         if v is None or v <= floor:
             return None
         return max(floor, int(v) // 2)
+    return step
+
+
+def minus_one_to(floor: int) -> Callable[[Any], Any]:
+    """A cut: an integer less one, never below ``floor`` (None once there): for a small count
+    where each step matters (dissection's control draws, 3 -> 2)."""
+    def step(v):
+        if v is None or v <= floor:
+            return None
+        return int(v) - 1
     return step
 
 

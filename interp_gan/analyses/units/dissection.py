@@ -101,7 +101,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.analyses.cost import Cost, UnitCosts, evenly, halve_to, size_to_budget, unit_costs_for
+from interp_gan.analyses.cost import Cost, UnitCosts, evenly, halve_to, minus_one_to, size_to_budget, unit_costs_for
 from interp_gan.analyses.units.concepts import CONCEPT_NAMES, Segmenter, concept_masks, resolve_segmenter
 from interp_gan.distributed import all_gather_objects, all_sum, fail_together, rank_and_world
 from interp_gan.harvest.distributed import all_merge, shard_indices
@@ -214,15 +214,15 @@ class Dissection(Analysis):
     def _layers(self, G) -> list[str]:
         return resolve_layers(G, self.layers) if self.layers else spatial_layers(G)
 
-    def _seconds(self, subject, unit: UnitCosts, layers: list[str], n: int) -> Cost:
+    def _seconds(self, subject, unit: UnitCosts, layers: list[str], n: int, draws: int | None = None) -> Cost:
         """Generator passes (the trained network's and each control draw's) plus the counting of
         each pass: the quantile sketch of every activation, each unit's map upsampled to the image
         and overlapped with every concept, the image null (the cross overlaps of each block's image
         pairs at ``test_res``, then a gathered sum per permutation), the spatial null (every shift
         of each image's masks by FFT, then a gathered sum per shift draw), the trained pass's
         bootstrap, and a fixed cost per layer, block and pass (``layer_s``: what a network of many
-        small layers pays most)."""
-        passes = 1 + self.control_draws if self.control else 1
+        small layers pays most). ``draws``: the control draws (default ``control_draws``)."""
+        passes = 1 + (self.control_draws if draws is None else draws) if self.control else 1
         C = sum(unit.channels(n_) for n_ in layers)
         values = sum(unit.channels(n_) * unit.pixels(n_) for n_ in layers)
         pix = unit.image_size ** 2
@@ -243,17 +243,24 @@ class Dissection(Analysis):
         if not layers:
             return Cost(skip="the generator has no conv layers and no layers were given")
         sizes, notes = self._sized(subject, unit, layers, len(data))
-        cost = self._seconds(subject, unit, evenly(layers, sizes["layers"]), sizes["n_images"])
+        cost = self._seconds(subject, unit, evenly(layers, sizes["layers"]), sizes["n_images"], sizes["control_draws"])
         cost.notes += notes
         return cost
 
     def _sized(self, subject, unit: UnitCosts, layers: list[str], n: int) -> tuple[dict, list[str]]:
-        """The layers (an even sample) and images that fit ``budget_s``: layers first (down to 3),
-        then images (halved, down to 64): a dissected layer keeps all of its statistics."""
+        """The control draws, layers (an even sample) and images that fit ``budget_s``: first the
+        random-init control's draws, one at a time down to 2 (the verdict "beyond random init"
+        needs 2; one draw is only "above its one control draw"; each draw is a whole pass), then
+        the layers (down to 3), then the images (halved, down to 64): what the trained network's
+        dissection measures goes last, and a dissected layer keeps all of its statistics."""
         def seconds(sz):
-            return self._seconds(subject, unit, evenly(layers, sz["layers"]), sz["n_images"]).seconds(unit)
-        return size_to_budget({"layers": len(layers), "n_images": n}, seconds, self.budget_s,
-                              [("layers", halve_to(min(3, len(layers)))), ("n_images", halve_to(min(n, 64)))],
+            return self._seconds(subject, unit, evenly(layers, sz["layers"]), sz["n_images"],
+                                 sz["control_draws"]).seconds(unit)
+        draws = self.control_draws if self.control else 0
+        return size_to_budget({"control_draws": draws, "layers": len(layers), "n_images": n}, seconds,
+                              self.budget_s, [("control_draws", minus_one_to(min(2, draws))),
+                                              ("layers", halve_to(min(3, len(layers)))),
+                                              ("n_images", halve_to(min(n, 64)))],
                               what=self.name)
 
     # ----------------------------------------------------------------------------------------
@@ -274,8 +281,14 @@ class Dissection(Analysis):
             return Finding.skip(self.name, "the generator has no conv layers and no layers were given; "
                                 "pass layers=[...] (named_modules() names)", self.params())
         sizing: list[str] = []
+        n_draws = self.control_draws
         if self.budget_s:
             sizes, sizing = self._sized(subject, unit_costs_for(subject, data), layers, len(data))
+            if self.control and sizes["control_draws"] < self.control_draws:
+                n_draws = sizes["control_draws"]
+                sizing.append(f"random-init control draws (to fit budget_s): {n_draws} of the {self.control_draws} "
+                              f"configured (at least 2 are kept: the verdict 'beyond random init' compares the "
+                              f"trained rate with the draws' spread)")
             if sizes["layers"] < len(layers):
                 layers = evenly(layers, sizes["layers"])
                 sizing.append(f"layers dissected (an even sample, to fit budget_s): {', '.join(layers)}")
@@ -295,7 +308,7 @@ class Dissection(Analysis):
         ctrl, partial, draws = None, [], []
         if self.control:
             seed = self.seed if self.control_seed is None else self.control_seed
-            for j in range(self.control_draws):        # draw j re-draws the weights with seed + j
+            for j in range(n_draws):                   # draw j re-draws the weights with seed + j
                 with subject.random_init(seed + j) as control:
                     c = self._pass(control, data, out["layers"], shard, full=False)
                     if j == 0:
