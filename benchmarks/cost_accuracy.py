@@ -2,7 +2,7 @@
 is estimated"): each case builds a small seeded model, prints the estimate (``estimate_cost`` on
 ``measure_unit_costs``) and the measured time of ``run``, and their ratio.
 
-    python benchmarks/cost_accuracy.py                  # every case
+    PYTHONPATH=. python benchmarks/cost_accuracy.py     # every case (PYTHONPATH: which checkout is measured)
     python benchmarks/cost_accuracy.py --case deep      # one: demo_d, deep, draws
     python benchmarks/cost_accuracy.py --profile deep   # and a cProfile of its run (top 25 by cumulative time)
 
@@ -11,7 +11,8 @@ Cases:
   4 layers; random weights) on 64 content images and 384 real style images, demo.toml's parameters.
 - ``deep``: dissection of a plain conv generator of ``--depth`` (160) small conv layers nobody
   configured (every conv layer with a spatial output is dissected), 32 images at 32 px.
-- ``draws``: dissection of the demo-sized StyleNet, 4 layers, with 1 and with 3 control draws.
+- ``draws``: dissection (demo.toml's 4 layers) and style units (its 3) of the demo-sized StyleNet,
+  with 1 and with 3 control draws.
 """
 from __future__ import annotations
 
@@ -19,19 +20,16 @@ import argparse
 import cProfile
 import os
 import pstats
-import sys
 import time
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import interp_gan.analyses  # noqa: E402,F401
-from interp_gan.analyses.base import AnalysisData, build_analysis  # noqa: E402
-from interp_gan.analyses.cost import measure_unit_costs  # noqa: E402
-from interp_gan.models import StyleDiscriminator, StyleNet  # noqa: E402
-from interp_gan.subject.protocol import Subject  # noqa: E402
+import interp_gan.analyses  # noqa: F401
+from interp_gan.analyses.base import AnalysisData, build_analysis
+from interp_gan.analyses.cost import measure_unit_costs
+from interp_gan.models import StyleDiscriminator, StyleNet
+from interp_gan.subject.protocol import Subject
 
 
 def demo_subject(seed: int = 0) -> tuple[Subject, AnalysisData]:
@@ -89,6 +87,9 @@ def measure(label: str, name: str, subject, data, params: dict, profile: bool = 
     took = time.perf_counter() - t0
     print(f"{label:40} estimated {est:7.1f} s  took {took:7.1f} s  ratio {took / est:5.2f}  "
           f"(forward {unit.forward_s * 1e3:.2f} ms/img, estimate_cost itself {est_call:.1f} s)", flush=True)
+    print(f"    region {unit.region_s * 1e9:.1f} ns, shift {getattr(unit, 'shift_s', 0) * 1e9:.1f} ns, cross {getattr(unit, 'cross_s', 0) * 1e12:.0f} ps, "
+          f"gather {unit.null_s * 1e12:.0f} ps, sketch {unit.sketch_s * 1e9:.1f} ns, "
+          f"layer {getattr(unit, 'layer_s', 0) * 1e3:.1f} ms; " + "; ".join(cost.notes)[:300], flush=True)
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
@@ -121,6 +122,9 @@ def main() -> None:
             for k in (1, 3):
                 measure(f"dissection, demo layers, {k} draw(s)", "dissection", s, d,
                         dict(DISSECT, layers=DEMO_LAYERS, control_draws=k), prof)
+            for k in (1, 3):
+                measure(f"style units, demo layers, {k} draw(s)", "style_units", s, d,
+                        dict(layers=DEMO_LAYERS[:3], n_boot=200, n_perm=2000, control_draws=k), prof)
 
 
 if __name__ == "__main__":

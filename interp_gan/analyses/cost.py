@@ -18,10 +18,12 @@ interpolation judge nearly every image they generate, and on a small generator t
 as much as the generator; ``concepts``: images whose concept masks ablation measures), ``passes``
 (small judged passes: ablation and style edits make a pass per style and per random set, often of a
 few images, so the fixed cost of a call, ``pass_s``, weighs on many-style models), plus ``other_s``: work that is not a generator pass, counted in elements
-(dissection's region counting and permutation nulls, UMAP fits, a classifier's training) and
-priced by ``UnitCosts``. ``measure_unit_costs`` times, on the subject at the pipeline's image
+(dissection's region counting, permutation and shift nulls and a fixed cost per layer, UMAP fits,
+a classifier's training) and priced by ``UnitCosts``. ``measure_unit_costs`` times, on the subject at the pipeline's image
 size and batch: one batch forward, one forward+backward (a batch of at most 8, attribution's
-internal batch), the judges on one batch, and two small kernels that stand for dissection's counting. Those measured
+internal batch), the judges on one batch, dissection's counting and null kernels (the median of 5:
+the machine with the load it has) and, once per process, what a dissected layer costs per pass
+(``_layer_cost``). Those measured
 seconds per image times each analysis' counts is the estimate; the pipeline prints it before
 the first analysis and the measured time next to it after the last (``comparison_table``).
 
@@ -148,7 +150,7 @@ def _timed(fn: Callable[[], Any], dev: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def _typical(fn: Callable[[], Any], dev: torch.device, reps: int = 3) -> float:
+def _typical(fn: Callable[[], Any], dev: torch.device, reps: int = 5) -> float:
     """The median of ``reps`` timings of a short kernel: on cores other jobs share, the fastest of a
     few 10 ms calls is the machine without them (3x faster than the same calls in a long run at load
     5 on 2 cores, 2026-12-03), the median the machine as the run will find it."""

@@ -72,11 +72,14 @@ Randomness is drawn per block, from generators seeded by (``seed``, the block's 
 the block's permutations, shifts, halves and its images' Poisson bootstrap weights. So the
 result does not depend on which process handled which block.
 
-Cost (``estimate_cost``, docs/scaling.md): one generator pass per image and dissection (two
-with the control), the sketch of every activation, each unit map upsampled and overlapped with
-every concept, and the nulls' and bootstrap's draws. ``budget_s``: over it, an even sample of the
-layers is dissected (first and last kept, at least 3), then the first images (balanced by style,
-at least 64); a note names the layers and images.
+Cost (``estimate_cost``, docs/scaling.md): one generator pass per image and dissection (1 +
+``control_draws`` with the control), the sketch of every activation, each unit map upsampled and
+overlapped with every concept, the image null's cross overlaps of each block's image pairs and
+the spatial null's FFT over every shift (both at ``test_res``, whatever ``n_perm``), the nulls'
+and bootstrap's draws, and a fixed cost per layer, block and pass. ``budget_s``: over it, the
+control's draws are cut first (one at a time, down to 2), then an even sample of the layers is
+dissected (first and last kept, at least 3), then the first images (balanced by style, at least
+64); a note names the draws, layers and images.
 
 Sharded (docs/scaling.md): under an initialised process group (e.g. ``torchrun``) ``run`` is a
 collective — call it on every rank; each rank harvests and counts its own whole blocks of
