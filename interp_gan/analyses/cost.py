@@ -188,13 +188,10 @@ def _kernel_costs(dev: torch.device, size: int) -> dict[str, float]:
     sums (``null_s``, per permutation x image x concept x unit; the slope between 8 and 400
     permutations), the spatial null's FFT correlation at the units per call dissection uses
     (``shift_s``, per image x concept x unit x test cell: every shift at once), the sketch
-    (``sketch_s``, per value) and ``layer_s``: one layer of two units in a block of two images
-    through the same calls (and the sketch's, the thresholds' and a table's), what each dissected
-    layer pays per block whatever its size."""
-    import numpy as np
-    import pandas as pd
-    from interp_gan.harvest.nulls import mask_spectrum, perm_pvalue, permutation_sums, shift_sums, shift_units
-    from interp_gan.harvest.stats import IoUCounts, Quantile, TopK
+    (``sketch_s``, per value) and ``layer_s``, what each dissected layer pays per block and pass
+    whatever its size (``_layer_cost``). Each is the median of 5 calls (``_typical``)."""
+    from interp_gan.harvest.nulls import mask_spectrum, permutation_sums, shift_sums, shift_units
+    from interp_gan.harvest.stats import Quantile
     g = torch.Generator().manual_seed(0)
     H = max(16, min(size, 256))
     c, K = 32, 15
@@ -236,6 +233,7 @@ def _kernel_costs(dev: torch.device, size: int) -> dict[str, float]:
 
 
 _LAYER_S: dict[str, float] = {}
+LAYER_S_UNTIMED = 0.02   # seconds per layer and pass where it cannot be timed (17-23 ms on 2 loaded cores, 2026-12-03)
 
 
 def _tiny_plain_net(depth: int, ch: int = 2) -> nn.Module:
@@ -252,10 +250,15 @@ def _layer_cost(dev: torch.device) -> float:
     (its few elements included). That is the calls each layer makes (the sketch,
     top-k and store per batch, thresholds, the counting and nulls, p-values, tables), which a
     network of ~200 small layers pays 200 times (``UnitCosts.layer_s``). The machine's, not the
-    subject's: timed once per process and device (about 3 s on a CPU)."""
+    subject's: timed once per process and device (about 3 s on a CPU). Under a process group of
+    several ranks the dissection it would time is a collective that only rank 0 would join (the
+    estimate is made there), so ``LAYER_S_UNTIMED`` stands in."""
+    from interp_gan.distributed import rank_and_world
     key = str(dev)
     if key in _LAYER_S:
         return _LAYER_S[key]
+    if rank_and_world()[1] > 1:
+        return LAYER_S_UNTIMED
     from interp_gan.analyses.base import AnalysisData
     from interp_gan.analyses.units.dissection import Dissection
     from interp_gan.subject.protocol import Subject
@@ -264,7 +267,7 @@ def _layer_cost(dev: torch.device) -> float:
     data = AnalysisData(content, torch.zeros(16, dtype=torch.long), batch_size=8)
     d = Dissection(n_boot=4, n_perm=4, perm_block=16, control_draws=1, n_show=1)
     times: dict[int, list[float]] = {2: [], 10: []}
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):   # the caller's RNG untouched
         torch.manual_seed(0)
         subjects = {depth: Subject.wrap_module(_tiny_plain_net(depth, ch=4).to(dev).eval()) for depth in (2, 10)}
         d.run(subjects[2], data)                       # warm-up: imports, first calls

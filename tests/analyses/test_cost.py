@@ -494,3 +494,15 @@ def test_dissection_budget_cuts_control_draws_to_two_first_and_says_so(tiny_subj
     assert floor.forwards == 3 * n and any("control_draws 4 -> 2" in x and "still over" in x for x in floor.notes)
     one = build_analysis("dissection", **{**kw, "control_draws": 1}, budget_s=1.0)
     assert one.estimate_cost(tiny_subject, tiny_data, unit).forwards == 2 * n   # one draw stays one
+
+
+def test_the_layer_cost_is_not_timed_on_one_rank_of_several(monkeypatch):
+    """Rank 0 alone makes the estimate under torchrun; timing a dissection there would wait for
+    the other ranks in its collectives forever, so a constant stands in."""
+    import interp_gan.distributed
+    from interp_gan.analyses import cost
+    monkeypatch.setattr(cost, "_LAYER_S", {})
+    monkeypatch.setattr(interp_gan.distributed, "rank_and_world", lambda group=None: (0, 2))
+    ran = []
+    monkeypatch.setattr("interp_gan.analyses.units.dissection.Dissection.run", lambda *a, **k: ran.append(1))
+    assert cost._layer_cost(torch.device("cpu")) == cost.LAYER_S_UNTIMED and not ran
