@@ -18,10 +18,12 @@ interpolation judge nearly every image they generate, and on a small generator t
 as much as the generator; ``concepts``: images whose concept masks ablation measures), ``passes``
 (small judged passes: ablation and style edits make a pass per style and per random set, often of a
 few images, so the fixed cost of a call, ``pass_s``, weighs on many-style models), plus ``other_s``: work that is not a generator pass, counted in elements
-(dissection's region counting and permutation nulls, UMAP fits, a classifier's training) and
-priced by ``UnitCosts``. ``measure_unit_costs`` times, on the subject at the pipeline's image
+(dissection's region counting, permutation and shift nulls and a fixed cost per layer, UMAP fits,
+a classifier's training) and priced by ``UnitCosts``. ``measure_unit_costs`` times, on the subject at the pipeline's image
 size and batch: one batch forward, one forward+backward (a batch of at most 8, attribution's
-internal batch), the judges on one batch, and two small kernels that stand for dissection's counting. Those measured
+internal batch), the judges on one batch, dissection's counting and null kernels (the median of 5:
+the machine with the load it has) and, once per process, what a dissected layer costs per pass
+(``_layer_cost``). Those measured
 seconds per image times each analysis' counts is the estimate; the pipeline prints it before
 the first analysis and the measured time next to it after the last (``comparison_table``).
 
@@ -48,7 +50,7 @@ from torch import Tensor, nn
 from interp_gan.util import evenly
 
 __all__ = ["UnitCosts", "Cost", "measure_unit_costs", "count_generator", "Progress", "size_to_budget",
-           "share_budget", "shared_unit_costs", "evenly", "halve_to", "double_to", "progress_enabled", "estimate_table", "comparison_table", "fmt_seconds", "unit_costs_for"]
+           "share_budget", "shared_unit_costs", "evenly", "halve_to", "minus_one_to", "double_to", "progress_enabled", "estimate_table", "comparison_table", "fmt_seconds", "unit_costs_for"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 GRAD_BATCH = 8   # the forward+backward is timed at this batch (attribution's internal_batch_size)
@@ -63,6 +65,9 @@ class UnitCosts:
     region_s: float = 2e-9              # dissection counting: one unit x one image pixel (upsample, region, overlap)
     null_s: float = 2e-10               # one element of a permutation null (permutation x image x concept x unit)
     sketch_s: float = 2e-8              # one activation value into a quantile sketch (dissection's harvest)
+    cross_s: float = 2e-11              # image null's cross overlaps: image x image x concept x unit x test cell
+    shift_s: float = 1e-8               # spatial null's FFT correlation: image x concept x unit x test cell (all shifts)
+    layer_s: float = 0.0                # fixed cost of one dissected layer in one block of one pass (its calls)
     call_s: float = 0.0                 # fixed cost of one call, whatever its batch (forward+backward of 1 and of b)
     forward_small_s: float = 0.0        # one image through G without gradient at a batch of GRAD_BATCH (attribution's)
     classify_s: float = 0.0             # one generated image through the subject's style classifiers (both)
@@ -145,6 +150,13 @@ def _timed(fn: Callable[[], Any], dev: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+def _typical(fn: Callable[[], Any], dev: torch.device, reps: int = 5) -> float:
+    """The median of ``reps`` timings of a short kernel: on cores other jobs share, the fastest of a
+    few 10 ms calls is the machine without them (3x faster than the same calls in a long run at load
+    5 on 2 cores, 2026-12-03), the median the machine as the run will find it."""
+    return sorted(_timed(fn, dev) for _ in range(reps))[reps // 2]
+
+
 def _shapes(G: nn.Module, call: Callable[[], Any]) -> tuple[dict, tuple]:
     """Output shape (per image) of every module of G that runs in ``call()``, and its conv order."""
     shapes: dict[str, tuple] = {}
@@ -168,10 +180,17 @@ def _shapes(G: nn.Module, call: Callable[[], Any]) -> tuple[dict, tuple]:
     return shapes, tuple(order)
 
 
-def _kernel_costs(dev: torch.device, size: int) -> tuple[float, float, float]:
-    """(region_s, null_s, sketch_s): dissection's counting kernels and its quantile sketch, timed
-    on small random inputs on ``dev``."""
-    from interp_gan.harvest.nulls import permutation_sums
+def _kernel_costs(dev: torch.device, size: int) -> dict[str, float]:
+    """Dissection's counting kernels, its nulls and its quantile sketch, timed on small random
+    inputs on ``dev`` (the fields of ``UnitCosts`` they price): ``region_s`` (a unit map upsampled,
+    thresholded and overlapped with the masks, per unit x pixel), the image null's cross overlaps
+    (``cross_s``, a matrix product per image pair x concept x unit x test cell) and its gathered
+    sums (``null_s``, per permutation x image x concept x unit; the slope between 8 and 400
+    permutations), the spatial null's FFT correlation at the units per call dissection uses
+    (``shift_s``, per image x concept x unit x test cell: every shift at once), the sketch
+    (``sketch_s``, per value) and ``layer_s``, what each dissected layer pays per block and pass
+    whatever its size (``_layer_cost``). Each is the median of 5 calls (``_typical``)."""
+    from interp_gan.harvest.nulls import mask_spectrum, permutation_sums, shift_sums, shift_units
     from interp_gan.harvest.stats import Quantile
     g = torch.Generator().manual_seed(0)
     H = max(16, min(size, 256))
@@ -179,26 +198,85 @@ def _kernel_costs(dev: torch.device, size: int) -> tuple[float, float, float]:
     a = torch.rand(2, c, H // 4, H // 4, generator=g).to(dev).contiguous(memory_format=torch.channels_last)
     m = (torch.rand(2, H * H, K, generator=g) > 0.5).float().to(dev)
 
-    def region():
+    def region(a=a, m=m):
+        n, c = a.shape[:2]
         A = F.interpolate(a, size=(H, H), mode="bilinear", align_corners=False)
         A = (A > 0.5).float()
-        Ap = A.permute(0, 2, 3, 1).reshape(2, H * H, c)
+        Ap = A.permute(0, 2, 3, 1).reshape(n, H * H, c)
         torch.bmm(Ap.transpose(1, 2), m)
         Ap.sum(1)
-        F.adaptive_avg_pool2d(A, 16)
+        return F.adaptive_avg_pool2d(A, 16)
     region()
-    region_s = min(_timed(region, dev) for _ in range(2)) / (2 * c * H * H)
-    S, C, R, B = 32, 256, 256, 400
+    region_s = _typical(region, dev) / (2 * c * H * H)
+    S, C, r, B = 32, 64, 16, 400
+    R = r * r
     pa = torch.rand(S, C, R, generator=g).to(dev)
-    pm = torch.rand(S, K, R, generator=g).to(dev)
+    pm = (torch.rand(S, K, r, r, generator=g) > 0.5).float().to(dev)
+    pmf = pm.flatten(2)
     perms = torch.argsort(torch.rand(B, S, generator=g), dim=1).to(dev)
-    permutation_sums(pa, pm, perms)
-    null_s = min(_timed(lambda: permutation_sums(pa, pm, perms), dev) for _ in range(2)) / (B * S * K * C)
+    permutation_sums(pa, pmf, perms)
+    t_few = _typical(lambda: permutation_sums(pa, pmf, perms[:8]), dev)
+    t_many = _typical(lambda: permutation_sums(pa, pmf, perms), dev)
+    null_s = max(t_many - t_few, 0.1 * t_many) / ((B - 8) * S * K * C)
+    cross_s = max(t_few - 8 * S * K * C * null_s, 0.1 * t_few) / (S * S * K * C * R)
+    step = min(C, shift_units(S, R, K, dev))
+    shifts = torch.randint(0, R, (8, S), generator=g).to(dev)
+    FM = mask_spectrum(pm)
+    shift_sums(pa[:, :step], pm, shifts, r, m_fft=FM)
+    shift_s = _typical(lambda: shift_sums(pa[:, :step], pm, shifts, r, m_fft=FM), dev) / (S * K * step * R)
     acts = torch.rand(8, 64, 32, 32, generator=g).to(dev)
     q = Quantile(64)
     q.add_maps(acts)                     # fills the sketch's first level; the timed adds compact it
-    sketch_s = min(_timed(lambda: q.add_maps(acts), dev) for _ in range(3)) / acts.numel()
-    return region_s, null_s, sketch_s
+    sketch_s = _typical(lambda: q.add_maps(acts), dev) / acts.numel()
+    return dict(region_s=region_s, null_s=null_s, sketch_s=sketch_s, cross_s=cross_s, shift_s=shift_s,
+                layer_s=_layer_cost(dev))
+
+
+_LAYER_S: dict[str, float] = {}
+LAYER_S_UNTIMED = 0.02   # seconds per layer and pass where it cannot be timed (17-23 ms on 2 loaded cores, 2026-12-03)
+
+
+def _tiny_plain_net(depth: int, ch: int = 2) -> nn.Module:
+    layers: list[nn.Module] = [nn.Conv2d(3, ch, 3, padding=1)]
+    for _ in range(depth - 1):
+        layers += [nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1)]
+    return nn.Sequential(*layers, nn.Conv2d(ch, 3, 1), nn.Tanh())
+
+
+def _layer_cost(dev: torch.device) -> float:
+    """Seconds a dissected layer costs per pass beyond its elements: a real dissection (one
+    control draw, small nulls) of a plain network of 4-unit conv layers on 16 images at 32 px in
+    two batches, timed with 2 and with 10 dissected layers: the difference per layer and pass
+    (its few elements included). That is the calls each layer makes (the sketch,
+    top-k and store per batch, thresholds, the counting and nulls, p-values, tables), which a
+    network of ~200 small layers pays 200 times (``UnitCosts.layer_s``). The machine's, not the
+    subject's: timed once per process and device (about 3 s on a CPU). Under a process group of
+    several ranks the dissection it would time is a collective that only rank 0 would join (the
+    estimate is made there), so ``LAYER_S_UNTIMED`` stands in."""
+    from interp_gan.distributed import rank_and_world
+    key = str(dev)
+    if key in _LAYER_S:
+        return _LAYER_S[key]
+    if rank_and_world()[1] > 1:
+        return LAYER_S_UNTIMED
+    from interp_gan.analyses.base import AnalysisData
+    from interp_gan.analyses.units.dissection import Dissection
+    from interp_gan.subject.protocol import Subject
+    g = torch.Generator().manual_seed(0)
+    content = (torch.rand(16, 3, 32, 32, generator=g) * 2 - 1).to(dev)
+    data = AnalysisData(content, torch.zeros(16, dtype=torch.long), batch_size=8)
+    d = Dissection(n_boot=4, n_perm=4, perm_block=16, control_draws=1, n_show=1)
+    times: dict[int, list[float]] = {2: [], 10: []}
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):   # the caller's RNG untouched
+        torch.manual_seed(0)
+        subjects = {depth: Subject.wrap_module(_tiny_plain_net(depth, ch=4).to(dev).eval()) for depth in (2, 10)}
+        d.run(subjects[2], data)                       # warm-up: imports, first calls
+        for _ in range(3):                             # interleaved, the median of each (``_typical``)
+            for depth, subject in subjects.items():
+                times[depth].append(_timed(lambda: d.run(subject, data), dev))
+    med = {k: sorted(v)[1] for k, v in times.items()}
+    _LAYER_S[key] = max(0.0, (med[10] - med[2]) / (8 * 2))
+    return _LAYER_S[key]
 
 
 @torch.no_grad()
@@ -296,8 +374,8 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
             call_s = max(0.0, t_b - n_b * grad_s)
     except RuntimeError:            # a generator that is not differentiable: a forward+backward ~ 3 forwards
         grad_s, call_s = 3 * fwd, 0.0
-    region_s, null_s, sketch_s = _kernel_costs(dev, int(data.content.shape[-1]))
-    return UnitCosts(forward_s=fwd, grad_s=grad_s, region_s=region_s, null_s=null_s, sketch_s=sketch_s, call_s=call_s,
+    kernels = _kernel_costs(dev, int(data.content.shape[-1]))
+    return UnitCosts(forward_s=fwd, grad_s=grad_s, **kernels, call_s=call_s,
                      forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, concept_s=concept_s, pass_s=pass_s,
                      image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
                      measure_s=time.perf_counter() - t_start, device=str(dev), timed_images=bt,
@@ -380,6 +458,16 @@ def halve_to(floor: int) -> Callable[[Any], Any]:
         if v is None or v <= floor:
             return None
         return max(floor, int(v) // 2)
+    return step
+
+
+def minus_one_to(floor: int) -> Callable[[Any], Any]:
+    """A cut: an integer less one, never below ``floor`` (None once there): for a small count
+    where each step matters (dissection's control draws, 3 -> 2)."""
+    def step(v):
+        if v is None or v <= floor:
+            return None
+        return int(v) - 1
     return step
 
 

@@ -419,3 +419,90 @@ def test_fmt_seconds_never_says_60():
     from interp_gan.analyses.cost import fmt_seconds
     assert fmt_seconds(239.6) == "4 min 00 s" and fmt_seconds(3599.7) == "1 h 00 min"
     assert fmt_seconds(4 * 3600 - 20) == "4 h 00 min" and fmt_seconds(3 * 3600 + 125) == "3 h 02 min"
+
+
+def _plain(depth: int) -> Subject:
+    """A plain conv network of ``depth`` 2-unit conv layers (nobody configured its layers: every conv
+    with a spatial output is dissected)."""
+    torch.manual_seed(0)
+    layers = [torch.nn.Conv2d(3, 2, 3, padding=1)]
+    for _ in range(depth - 1):
+        layers += [torch.nn.ReLU(), torch.nn.Conv2d(2, 2, 3, padding=1)]
+    return Subject.wrap_module(torch.nn.Sequential(*layers, torch.nn.Conv2d(2, 3, 1), torch.nn.Tanh()).eval())
+
+
+def _only(unit: UnitCosts, **prices) -> UnitCosts:
+    """``unit`` with every price 0 but ``prices`` (shapes and order kept): the estimate is then a count."""
+    zero = {f.name: 0.0 for f in dataclasses.fields(UnitCosts) if f.name.endswith("_s") and f.name != "measure_s"}
+    return dataclasses.replace(unit, **{**zero, **prices})
+
+
+def test_dissection_estimate_counts_a_fixed_cost_per_layer_block_and_pass():
+    """A network of many small layers paid a fixed cost per layer (its sketch, thresholds, counting and
+    null calls, tables) that the per-element prices left out: 160 layers were estimated 9x low."""
+    g = torch.Generator().manual_seed(0)
+    data = AnalysisData(torch.rand(40, 3, 16, 16, generator=g) * 2 - 1, torch.zeros(40, dtype=torch.long))
+    a = build_analysis("dissection", n_boot=1, n_perm=10, perm_block=16, control_draws=2)
+    secs = {}
+    for depth in (4, 12):
+        subject = _plain(depth)
+        unit = _only(measure_unit_costs(subject, data), layer_s=1.0)
+        secs[depth] = a.estimate_cost(subject, data, unit).seconds(unit)
+    # (1 + 2 draws) passes x 3 blocks of 16 images x (depth + the 1x1 conv) layers, 1 s each
+    assert secs[4] == pytest.approx(3 * 3 * 5) and secs[12] == pytest.approx(3 * 3 * 13)
+
+
+def test_dissection_estimate_prices_the_spatial_nulls_fft_per_cell_and_the_image_nulls_pairs():
+    """The spatial null correlates every shift of each image's masks by FFT (test_res^2 cells per
+    image x concept x unit, whatever n_perm), the image null each block's image pairs: both were
+    priced per permutation alone, 4x low on the demo's discriminator dissection."""
+    subject = _plain(2)
+    g = torch.Generator().manual_seed(0)
+    data = AnalysisData(torch.rand(40, 3, 16, 16, generator=g) * 2 - 1, torch.zeros(40, dtype=torch.long))
+    unit = measure_unit_costs(subject, data)
+    a = build_analysis("dissection", n_boot=1, n_perm=10, perm_block=16, control=False, test_res=8)
+    C = 2 + 2 + 3                                         # the two 2-unit convs and the 1x1 conv to RGB
+    from interp_gan.analyses.units.concepts import CONCEPT_NAMES
+    K = len(CONCEPT_NAMES)                               # one style: no image-level concepts
+    shift = _only(unit, shift_s=1.0)
+    assert a.estimate_cost(subject, data, shift).seconds(shift) == pytest.approx(40 * K * C * 64)
+    cross = _only(unit, cross_s=1.0)                     # blocks of 16 images: 16 partners per image
+    assert a.estimate_cost(subject, data, cross).seconds(cross) == pytest.approx(40 * 16 * K * C * 64)
+    spatial = build_analysis("dissection", n_boot=1, n_perm=10, perm_block=16, control=False, test_res=8,
+                             null="image")
+    assert spatial.estimate_cost(subject, data, shift).seconds(shift) == 0
+
+
+def test_dissection_budget_cuts_control_draws_to_two_first_and_says_so(tiny_subject, tiny_data):
+    unit = _only(measure_unit_costs(tiny_subject, tiny_data), forward_s=1.0)
+    tiny_data.extra["unit_costs"] = unit
+    n = len(tiny_data)
+    kw = dict(layers=["blocks.*.conv2"], n_boot=10, n_perm=10, control_draws=4)
+    full = build_analysis("dissection", **kw).estimate_cost(tiny_subject, tiny_data, unit)
+    assert full.forwards == 5 * n                        # the trained network and every draw
+    sized = build_analysis("dissection", **kw, budget_s=3.5 * n)
+    est = sized.estimate_cost(tiny_subject, tiny_data, unit)
+    assert est.forwards == 3 * n                         # draws 4 -> 3 -> 2; layers and images kept
+    assert any("control_draws 4 -> 2" in x and "layers" not in x.split("sized down:")[1] for x in est.notes)
+    f = sized.run(tiny_subject, tiny_data)
+    draws = f.tables["dissection_control_draws"]
+    assert sorted(set(draws["draw"])) == [0, 1]
+    assert any("control draws (to fit budget_s): 2 of the 4" in x for x in f.notes)
+    assert len(set(f.tables["dissection_units"]["layer"])) == 2
+    # never below 2 draws: a budget too small for anything cuts layers and images after them
+    floor = build_analysis("dissection", **kw, budget_s=1.0).estimate_cost(tiny_subject, tiny_data, unit)
+    assert floor.forwards == 3 * n and any("control_draws 4 -> 2" in x and "still over" in x for x in floor.notes)
+    one = build_analysis("dissection", **{**kw, "control_draws": 1}, budget_s=1.0)
+    assert one.estimate_cost(tiny_subject, tiny_data, unit).forwards == 2 * n   # one draw stays one
+
+
+def test_the_layer_cost_is_not_timed_on_one_rank_of_several(monkeypatch):
+    """Rank 0 alone makes the estimate under torchrun; timing a dissection there would wait for
+    the other ranks in its collectives forever, so a constant stands in."""
+    import interp_gan.distributed
+    from interp_gan.analyses import cost
+    monkeypatch.setattr(cost, "_LAYER_S", {})
+    monkeypatch.setattr(interp_gan.distributed, "rank_and_world", lambda group=None: (0, 2))
+    ran = []
+    monkeypatch.setattr("interp_gan.analyses.units.dissection.Dissection.run", lambda *a, **k: ran.append(1))
+    assert cost._layer_cost(torch.device("cpu")) == cost.LAYER_S_UNTIMED and not ran

@@ -83,7 +83,8 @@ class DiscriminatorDissection(Dissection):
         if not layers:
             return Cost(forwards=len(data), skip="the discriminator has no conv layers and no layers were given")
         sizes, notes = self._sized(critic, d_unit, layers, len(data) + n_real)
-        d_cost = self._seconds(critic, d_unit, evenly(layers, sizes["layers"]), sizes["n_images"])
+        d_cost = self._seconds(critic, d_unit, evenly(layers, sizes["layers"]), sizes["n_images"],
+                               sizes["control_draws"])
         return Cost(forwards=len(data), other_s=d_cost.seconds(d_unit) + d_unit.measure_s,
                     notes=notes + [f"D: {d_unit.forward_s * 1e3:.1f} ms per image"])
 
