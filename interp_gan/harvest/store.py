@@ -46,6 +46,7 @@ from torch import Tensor
 from interp_gan.distributed import all_gather_objects, fail_together, rank_and_world
 from interp_gan.harvest.distributed import all_merge
 from interp_gan.harvest.hooks import TraceDict, run_until_stop, resolve_layers
+from interp_gan.harvest.layout import ensure_probed, layer_info, reused_reason
 from interp_gan.harvest.stats import Stat
 
 __all__ = ["harvest", "as_units", "feed", "shard_batches", "ActivationStore"]
@@ -66,13 +67,18 @@ def shard_batches(data, shard: range | None = None, batch_size: int | None = Non
         yield s, data.content[s], data.style_ids[s], None if data.z is None else data.z[s]
 
 
-def as_units(output: Any, layer: str) -> Tensor:
-    """A layer output as [N, C, H, W] (an [N, C] output becomes [N, C, 1, 1]); float32."""
+def as_units(output: Any, layer: str, spatial: bool = False) -> Tensor:
+    """A layer output as [N, C, H, W] (an [N, C] output becomes [N, C, 1, 1]); float32. ``spatial``:
+    refuse an output without spatial extent ([N, C] or a 1x1 map) in one line."""
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
         output = output[0]
     if not isinstance(output, Tensor) or output.dim() not in (2, 4):
         shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
         raise ValueError(f"layer {layer!r} gives {shape}; expected [N,C,H,W] or [N,C] units")
+    if spatial and (output.dim() == 2 or output.shape[-2] * output.shape[-1] == 1):
+        raise ValueError(f"layer {layer!r} gives {list(output.shape)}: one value per unit and image (a pooled "
+                         f"gate or vector), no spatial map to overlap with a concept's region; style units and "
+                         f"ablation read such units")
     x = output.detach().float()
     return x[:, :, None, None] if x.dim() == 2 else x
 
@@ -107,7 +113,7 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
             forward: Callable[..., Any] | None = None,
             stop: bool = True, on_output: Callable[[slice, Tensor], None] | None = None,
             batch_size: int | None = None, skipped: dict[str, str] | None = None,
-            shard: range | None = None) -> dict[str, Any]:
+            shard: range | None = None, spatial: bool = False) -> dict[str, Any]:
     """Stream every batch of ``data`` through a forward pass and feed the stats per layer.
 
     target: a Subject (its generator is traced, ``subject.generate`` runs) or any ``nn.Module``
@@ -116,7 +122,8 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
     (e.g. real and generated images for a discriminator).
     layers: names or glob patterns of ``target``'s modules (``LookupError`` with close matches).
     skipped: pass a dict to skip (and record why) layers whose output is not [N,C,H,W] / [N,C]
-    instead of raising.
+    (after its layout, ``harvest/layout.py``) instead of raising. spatial: also layers without a
+    spatial map ([N,C] or 1x1: a pooled gate), for analyses that overlap maps with regions.
     shard: only these image indices (a contiguous range, e.g. ``shard_indices(len(data))``),
     then merge the stats across ranks (module docstring).
     """
@@ -127,10 +134,17 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
         device = p.device if p is not None else torch.device("cpu")
     else:
         G, run, device = target.generator, forward or target.generate, target.device
+        ensure_probed(target, data)        # each layer's calls and layout, once per generator (harvest/layout.py)
     names = resolve_layers(G, layers)
     out: dict[str, Any] = {}
     channels: dict[str, int] = {}
     local_skips: dict[str, str] = {} if skipped is None else skipped
+    if skipped is not None:           # a module called at several places of one forward: skipped, said
+        for name in names:
+            info = layer_info(G, name)
+            if info is not None and info.calls > 1:
+                skipped[name] = reused_reason(G, name, info.calls)
+        names = [n for n in names if n not in skipped]
     with fail_together("harvest") if shard is not None else contextlib.nullcontext(), torch.no_grad():
         for sl, content, style_ids, z in shard_batches(data, shard, batch_size):
             content, style_ids = content.to(device), style_ids.to(device)
@@ -140,13 +154,13 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
             if on_output is not None:
                 on_output(sl, images)
             for name in names:
-                if td[name].output is None:
+                if td[name]._output is None:
                     raise RuntimeError(f"layer {name!r} did not run during the forward pass; "
                                        f"is it on the traced module's forward path?")
                 if name in local_skips:
                     continue
                 try:
-                    acts = as_units(td[name].output, name)
+                    acts = as_units(td[name].output, name, spatial)
                 except ValueError as e:
                     if skipped is None:
                         raise
