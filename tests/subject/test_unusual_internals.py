@@ -190,3 +190,13 @@ def test_attribution_units_of_a_vector_gate_and_of_tokens():
                                   {"layout": tr.layout} if hasattr(tr, "layout") else {}))
         eff, peak = single_unit_effects(t, subject.generator, layer, range(C))
         assert imp.shape == (4, C) and eff.shape == (4, C) and peak.shape == (4, C)
+
+
+def test_random_init_redraws_attention_projections():
+    """nn.MultiheadAttention's in_proj_weight / in_proj_bias are its own parameters with a private reset:
+    the random-init control kept them trained (a partly random control, said as such)."""
+    subject = _subject(Tokens)
+    trained = subject.generator.attn.in_proj_weight.detach().clone()
+    with subject.random_init(0) as control:
+        assert not torch.equal(control.generator.attn.in_proj_weight, trained)
+        assert not any(k.startswith("attn.") for k in control.random_init_report.kept)
