@@ -95,13 +95,17 @@ def spatial_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.Co
     ``auxiliary_modules``: networks that compute part of the generator's input (StarGAN v2's face-landmark
     network for its w_hpf masks), which run but are not the generator. A custom conv module
     (e.g. StyleGAN2's modulated ``SynthesisLayer``) counts when its class sets ``is_conv_layer = True``."""
-    skip = tuple(getattr(model, "off_path_modules", ()) or ()) + tuple(getattr(model, "image_free_modules", ()) or ())
-    skip += tuple(getattr(model, "auxiliary_modules", ()) or ())
-    names = [n for n, m in model.named_modules()
-             if n and (isinstance(m, kinds) or getattr(type(m), "is_conv_layer", False) is True)
-             and not any(n == s or n.startswith(s + ".") for s in skip)]
+    names = _conv_candidates(model, kinds)
     out = default_leftouts(model, names)     # after probe_layers: no 1x1 gates, reused modules, unreadable outputs
     return [n for n in names if n not in out]
+
+
+def _conv_candidates(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)) -> list[str]:
+    skip = tuple(getattr(model, "off_path_modules", ()) or ()) + tuple(getattr(model, "image_free_modules", ()) or ())
+    skip += tuple(getattr(model, "auxiliary_modules", ()) or ())
+    return [n for n, m in model.named_modules()
+            if n and (isinstance(m, kinds) or getattr(type(m), "is_conv_layer", False) is True)
+            and not any(n == s or n.startswith(s + ".") for s in skip)]
 
 
 def default_layer_notes(model: nn.Module) -> list[str]:
@@ -109,13 +113,15 @@ def default_layer_notes(model: nn.Module) -> list[str]:
     [] when nothing was, or the model was not probed."""
     if probed(model) is None:
         return []
-    names = [n for n, m in model.named_modules()
-             if n and (isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) or getattr(type(m), "is_conv_layer", False))]
+    names = _conv_candidates(model)
     by_reason: dict[str, list[str]] = {}
     for n, why in default_leftouts(model, names).items():
-        by_reason.setdefault(why.split(" (")[-1] if "(" in why else why, []).append(n)
+        key = ("they run more than once in one forward (reused modules: a hook cannot tell the calls apart)"
+               if "runs" in why else "their outputs have no spatial extent ([N, C, 1, 1] or [N, C]: per-image gates)"
+               if "spatial" in why else "their outputs read as no unit map")
+        by_reason.setdefault(key, []).append(n)
     return [f"default layers leave out {', '.join(ns[:8])}{' and %d more' % (len(ns) - 8) if len(ns) > 8 else ''}: "
-            f"{default_leftouts(model, ns[:1])[ns[0]]}" for ns in by_reason.values()]
+            f"{why}" for why, ns in by_reason.items()]
 
 
 class Edit:

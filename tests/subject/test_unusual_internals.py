@@ -163,6 +163,10 @@ def test_gates_and_reused_modules_left_out_of_default_layers_and_refused_when_na
     harvest(subject, _data(), ["c1"], lambda n, C: Quantile(C))
     assert spatial_layers(G) == ["c1", "mid", "out"]                 # no 1x1 gate convs, no reused conv
     assert default_unit_layer(G) == "mid"
+    from interp_gan.harvest import hooks
+    notes = hooks.default_layer_notes(G) if hasattr(hooks, "default_layer_notes") else []    # the report says why
+    assert any("fc1, fc2" in n and "no spatial extent" in n for n in notes)
+    assert any("shared" in n and "more than once" in n for n in notes)
     skipped = {}
     harvest(subject, _data(), ["fc2", "lin", "shared", "mid"], lambda n, C: Quantile(C), skipped=skipped,
             spatial=True)
