@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["Layout", "LayerInfo", "probe_layers", "ensure_probed", "probed", "layer_info", "default_leftouts", "read_layout",
-           "first_tensor", "unit_layout", "NCHW"]
+           "first_tensor", "unit_layout", "probing", "NCHW"]
 
 _LAST_AXIS = (nn.Linear, nn.LayerNorm, nn.MultiheadAttention, nn.Bilinear, nn.Embedding)
 
@@ -199,6 +199,14 @@ _CONV_LIKE = (nn.Conv2d, nn.ConvTranspose2d, nn.PixelShuffle, nn.PixelUnshuffle,
               nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
 
 
+_active = [False]
+
+
+def probing() -> bool:
+    """Whether ``probe_layers``' forward is running (pass counters leave it out)."""
+    return _active[0]
+
+
 def probe_layers(subject, size: int, seed: int = 0, n: int = 2) -> dict[str, LayerInfo]:
     """Run ``subject.generate`` once on a seeded [n, 3, size, size] batch with a hook on every module
     of its generator; record each module's calls and output layout; cache it (``probed``). Modules
@@ -211,8 +219,13 @@ def probe_layers(subject, size: int, seed: int = 0, n: int = 2) -> dict[str, Lay
     hooks = []
     count = [0]
 
+    batch: list[int] = []
+
     def root_pre(mod, args):
         count[0] += 1
+        x = next((a for a in args if torch.is_tensor(a) and a.dim() > 0), None)
+        if x is not None:
+            batch.append(int(x.shape[0]))
 
     def hook(name, mod, out):
         info = seen[name]
@@ -229,24 +242,31 @@ def probe_layers(subject, size: int, seed: int = 0, n: int = 2) -> dict[str, Lay
     x = (torch.rand(n, 3, size, size, generator=g) * 2 - 1).to(subject.device)
     ids = torch.arange(n, device=subject.device) % max(1, subject.num_styles)
     z = subject.sample_z(n, seed=seed).to(subject.device) if getattr(subject, "latent_dim", 0) else None
+    devices = [d for d in {p.device for p in G.parameters()} if d.type == "cuda"]
     try:
         hooks.append(G.register_forward_pre_hook(root_pre))
         for name, m in named:
             hooks.append(m.register_forward_hook(lambda mod, i, o, name=name: hook(name, mod, o)))
-        with torch.no_grad():
+        _active[0] = True
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):   # leaves the analyses' random draws alone
             subject.generate(x, ids, z)
     except Exception:         # noqa: BLE001 - the analyses meet (and say) the failure themselves
         return {}
     finally:
+        _active[0] = False
         for h in hooks:
             h.remove()
+    per_image = bool(getattr(subject, "meta", {}).get("one_image_per_call"))   # a graph run image by image
     grids = _grids((size, size), maps)
     mods = dict(named)
+    per_call = batch[0] if batch and batch[0] in (1, n) else 1 if per_image else n      # images per root call
     for name, info in seen.items():
         if info.shape is not None:
-            info.layout = read_layout(info.shape, n, grids, mods[name], name, (size, size))
+            info.layout = read_layout(info.shape, per_call, grids, mods[name], name, (size, size))
         if count[0] > 1:        # the root ran several times (a module called per image): calls per root call
             info.calls = -(-info.calls // count[0])
+        elif per_image:
+            info.calls = -(-info.calls // n)
     _PROBED[G] = _Probe(seen, size)
     return seen
 
@@ -256,6 +276,8 @@ def ensure_probed(subject, data) -> None:
     first, so the library path reads layers as the pipeline does)."""
     G = getattr(subject, "generator", None)
     content = getattr(data, "content", None)
+    if (getattr(subject, "meta", None) or {}).get("called_as_is"):    # Subject.wrap_module: no extra call
+        return
     if not isinstance(G, nn.Module) or G in _PROBED or not torch.is_tensor(content) or content.dim() != 4:
         return
     if not callable(getattr(subject, "generate", None)):

@@ -67,18 +67,13 @@ def shard_batches(data, shard: range | None = None, batch_size: int | None = Non
         yield s, data.content[s], data.style_ids[s], None if data.z is None else data.z[s]
 
 
-def as_units(output: Any, layer: str, spatial: bool = False) -> Tensor:
-    """A layer output as [N, C, H, W] (an [N, C] output becomes [N, C, 1, 1]); float32. ``spatial``:
-    refuse an output without spatial extent ([N, C] or a 1x1 map) in one line."""
+def as_units(output: Any, layer: str) -> Tensor:
+    """A layer output as [N, C, H, W] (an [N, C] output becomes [N, C, 1, 1]); float32."""
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
         output = output[0]
     if not isinstance(output, Tensor) or output.dim() not in (2, 4):
         shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
         raise ValueError(f"layer {layer!r} gives {shape}; expected [N,C,H,W] or [N,C] units")
-    if spatial and (output.dim() == 2 or output.shape[-2] * output.shape[-1] == 1):
-        raise ValueError(f"layer {layer!r} gives {list(output.shape)}: one value per unit and image (a pooled "
-                         f"gate or vector), no spatial map to overlap with a concept's region; style units and "
-                         f"ablation read such units")
     x = output.detach().float()
     return x[:, :, None, None] if x.dim() == 2 else x
 
@@ -113,7 +108,7 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
             forward: Callable[..., Any] | None = None,
             stop: bool = True, on_output: Callable[[slice, Tensor], None] | None = None,
             batch_size: int | None = None, skipped: dict[str, str] | None = None,
-            shard: range | None = None, spatial: bool = False) -> dict[str, Any]:
+            shard: range | None = None) -> dict[str, Any]:
     """Stream every batch of ``data`` through a forward pass and feed the stats per layer.
 
     target: a Subject (its generator is traced, ``subject.generate`` runs) or any ``nn.Module``
@@ -122,8 +117,7 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
     (e.g. real and generated images for a discriminator).
     layers: names or glob patterns of ``target``'s modules (``LookupError`` with close matches).
     skipped: pass a dict to skip (and record why) layers whose output is not [N,C,H,W] / [N,C]
-    (after its layout, ``harvest/layout.py``) instead of raising. spatial: also layers without a
-    spatial map ([N,C] or 1x1: a pooled gate), for analyses that overlap maps with regions.
+    (after its layout, ``harvest/layout.py``) or that run more than once per forward, instead of raising.
     shard: only these image indices (a contiguous range, e.g. ``shard_indices(len(data))``),
     then merge the stats across ranks (module docstring).
     """
@@ -160,7 +154,7 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
                 if name in local_skips:
                     continue
                 try:
-                    acts = as_units(td[name].output, name, spatial)
+                    acts = as_units(td[name].output, name)
                 except ValueError as e:
                     if skipped is None:
                         raise

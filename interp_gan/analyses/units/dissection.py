@@ -312,7 +312,7 @@ class Dissection(Analysis):
                             lambda name, C: {"q": Quantile(C, k=self.sketch_k, seed=self.seed),
                                              "top": TopK(C, k=self.top_k), "store": store.view(name)},
                             on_output=lambda sl, img: store.add_images(sl.start, _to_uint8(img)),
-                            skipped=skipped, shard=shard, spatial=True)     # merged over ranks when sharded
+                            skipped=skipped, shard=shard)     # merged over ranks when sharded
             layers = [n for n in layers if n in stats]
             if not layers:
                 return Finding.skip(self.name, "no layer gave unit maps: " +
