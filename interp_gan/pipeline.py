@@ -40,6 +40,8 @@ from interp_gan.analyses.cost import (Cost, Progress, UnitCosts, comparison_tabl
                                       fmt_seconds, measure_unit_costs, share_budget)
 from interp_gan.distributed import all_gather_objects, rank_and_world
 from interp_gan.subject.geometry import analysis_size
+from interp_gan.harvest.hooks import default_layer_notes
+from interp_gan.harvest.layout import probe_layers
 from interp_gan.subject.factory import probe_module_subject
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
@@ -458,6 +460,10 @@ def analyze(checkpoint: str | Path, cfg: PipelineConfig, out_dir: str | Path | N
              f"(set feature_net in the pipeline to use another)")
     cfg = _fit_image_size(subject, cfg)
     said = probe_module_subject(subject, cfg.image_size, cfg.seed)   # --model: how it is read, said once
+    probe_layers(subject, cfg.image_size, cfg.seed)     # each layer's calls per forward and output layout
+    left = [n for n in default_layer_notes(subject.generator) if n not in (subject.meta.get("model_notes") or [])]
+    if left:                                              # 1x1 gates, reused modules, tokens: said once, at the top
+        subject.meta = {**subject.meta, "model_notes": [*(subject.meta.get("model_notes") or []), *left]}
     for line in said + [n for n in subject.meta.get("model_notes") or [] if n not in said]:   # what was assumed
         _log(f"model: {line}")
     adata = analysis_data(subject, cfg, data or cfg.data)

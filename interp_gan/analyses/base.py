@@ -27,6 +27,7 @@ from torch import Tensor
 
 from interp_gan.analyses.cost import Cost, UnitCosts
 from interp_gan.findings import Finding
+from interp_gan.harvest.layout import ensure_probed
 
 __all__ = ["Analysis", "AnalysisData", "register_analysis", "build_analysis", "list_analyses", "get_analysis",
            "section_meta"]
@@ -127,6 +128,7 @@ def register_analysis(name: str, *, title: str = "", order: int = 100, reference
         if run is not None:
             @functools.wraps(run)
             def stamped(self, subject, data, *args, **kw):
+                ensure_probed(subject, data)    # each layer's calls and output layout (harvest/layout.py), once
                 finding = run(self, subject, data, *args, **kw)
                 if isinstance(finding, Finding) and not finding.section:
                     finding.section = section_meta(type(self))     # a subclass' own registration

@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from interp_gan.harvest.layout import probing
+
 from interp_gan.util import evenly
 
 __all__ = ["UnitCosts", "Cost", "measure_unit_costs", "count_generator", "Progress", "size_to_budget",
@@ -406,6 +408,8 @@ def count_generator(subject, on_images: Callable[[dict], None] | None = None) ->
     counts = {"forwards": 0, "grads": 0}
 
     def pre(mod, args):
+        if probing():              # probe_layers' one forward (harvest/layout.py) is no analysis pass
+            return
         x = next((a for a in args if isinstance(a, Tensor)), None)
         k = int(x.shape[0]) if x is not None and x.dim() > 0 else 1
         counts["grads" if torch.is_grad_enabled() else "forwards"] += k

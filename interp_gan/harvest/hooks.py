@@ -27,9 +27,11 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from interp_gan.harvest.layout import NCHW, default_leftouts, first_tensor, layer_info, probed, reused_reason
+
 __all__ = ["Trace", "TraceDict", "StopForward", "run_until_stop", "resolve_layers", "get_module",
            "Edit", "ablate", "insert", "add_vector", "spatial_layers", "style_blocks", "default_layers",
-           "default_unit_layer", "modules_that_fire"]
+           "default_unit_layer", "modules_that_fire", "default_layer_notes"]
 
 EditFn = Callable[[Tensor, str], Tensor]
 
@@ -93,11 +95,33 @@ def spatial_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.Co
     ``auxiliary_modules``: networks that compute part of the generator's input (StarGAN v2's face-landmark
     network for its w_hpf masks), which run but are not the generator. A custom conv module
     (e.g. StyleGAN2's modulated ``SynthesisLayer``) counts when its class sets ``is_conv_layer = True``."""
+    names = _conv_candidates(model, kinds)
+    out = default_leftouts(model, names)     # after probe_layers: no 1x1 gates, reused modules, unreadable outputs
+    return [n for n in names if n not in out]
+
+
+def _conv_candidates(model: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)) -> list[str]:
     skip = tuple(getattr(model, "off_path_modules", ()) or ()) + tuple(getattr(model, "image_free_modules", ()) or ())
     skip += tuple(getattr(model, "auxiliary_modules", ()) or ())
     return [n for n, m in model.named_modules()
             if n and (isinstance(m, kinds) or getattr(type(m), "is_conv_layer", False) is True)
             and not any(n == s or n.startswith(s + ".") for s in skip)]
+
+
+def default_layer_notes(model: nn.Module) -> list[str]:
+    """What the default layer lists left out after ``probe_layers`` and why (one line per reason);
+    [] when nothing was, or the model was not probed."""
+    if probed(model) is None:
+        return []
+    names = _conv_candidates(model)
+    by_reason: dict[str, list[str]] = {}
+    for n, why in default_leftouts(model, names).items():
+        key = ("they run more than once in one forward (reused modules: a hook cannot tell the calls apart)"
+               if "runs" in why else "their outputs have no spatial extent ([N, C, 1, 1] or [N, C]: per-image gates)"
+               if "spatial" in why else "their outputs read as no unit map")
+        by_reason.setdefault(key, []).append(n)
+    return [f"default layers leave out {', '.join(ns[:8])}{' and %d more' % (len(ns) - 8) if len(ns) > 8 else ''}: "
+            f"{why}" for why, ns in by_reason.items()]
 
 
 class Edit:
@@ -170,20 +194,33 @@ class Trace:
                  edit: EditFn | None = None, stop: bool = False, retain_input: bool = False,
                  module: nn.Module | None = None) -> None:
         self._handle = None  # set first: __del__ runs even when get_module below raises
-        self.layer = layer
+        self.layer, self.layout = layer, NCHW
         self._output: Tensor | None = None
         self._version = None
         self.input: Tensor | None = None
         module = get_module(model, layer) if module is None else module   # module: the caller looked it up
+        info = layer_info(model, layer)          # from probe_layers: calls per forward and the output's layout
+        if info is not None and info.calls > 1:
+            raise ValueError(reused_reason(model, layer, info.calls))
+        layout = info.layout if info is not None else NCHW
+        self.layout = layout
 
         def hook(mod, inputs, output):
+            raw = first_tensor(output)
+            units = raw if raw is None or layout.plain or layout.reason else layout.to_units(raw, layer)
             if edit is not None:
-                output = edit(output, layer)
+                if units is None or layout.reason:
+                    raise ValueError(layout.reason or f"layer {layer!r} gives {type(output).__name__}, not a tensor; "
+                                                      f"an edit needs [N, C, H, W] or [N, C] units")
+                units = edit(units, layer)
+                new = units if layout.plain else layout.from_units(units, raw)
+                output = new if torch.is_tensor(output) else type(output)([new, *output[1:]])
             if retain_input:
                 self.input = inputs[0].detach() if detach else inputs[0]
             if retain_output:
-                self.output = output.detach() if detach else output
-                self._version = _version(self._output)
+                kept = units if units is not None else output
+                self.output = kept.detach() if detach and torch.is_tensor(kept) else kept
+                self._version = _version(self._output) if torch.is_tensor(self._output) else None
             if stop:
                 raise StopForward(layer)
             return output
@@ -197,6 +234,8 @@ class Trace:
         ``Subject``) would change it before it is read: that is one clear error, never silently
         other numbers."""
         o = self._output
+        if o is not None and self.layout.reason:
+            raise ValueError(self.layout.reason)
         if o is not None and self._version is not None and _version(o) != self._version:
             raise ValueError(f"layer {self.layer!r}: its output was modified in place after the layer ran (an "
                              f"in-place op follows it in the model's forward, e.g. F.relu(x, inplace=True) or "

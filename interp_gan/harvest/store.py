@@ -46,6 +46,7 @@ from torch import Tensor
 from interp_gan.distributed import all_gather_objects, fail_together, rank_and_world
 from interp_gan.harvest.distributed import all_merge
 from interp_gan.harvest.hooks import TraceDict, run_until_stop, resolve_layers
+from interp_gan.harvest.layout import ensure_probed, layer_info, reused_reason
 from interp_gan.harvest.stats import Stat
 
 __all__ = ["harvest", "as_units", "feed", "shard_batches", "ActivationStore"]
@@ -116,7 +117,7 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
     (e.g. real and generated images for a discriminator).
     layers: names or glob patterns of ``target``'s modules (``LookupError`` with close matches).
     skipped: pass a dict to skip (and record why) layers whose output is not [N,C,H,W] / [N,C]
-    instead of raising.
+    (after its layout, ``harvest/layout.py``) or that run more than once per forward, instead of raising.
     shard: only these image indices (a contiguous range, e.g. ``shard_indices(len(data))``),
     then merge the stats across ranks (module docstring).
     """
@@ -127,10 +128,17 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
         device = p.device if p is not None else torch.device("cpu")
     else:
         G, run, device = target.generator, forward or target.generate, target.device
+        ensure_probed(target, data)        # each layer's calls and layout, once per generator (harvest/layout.py)
     names = resolve_layers(G, layers)
     out: dict[str, Any] = {}
     channels: dict[str, int] = {}
     local_skips: dict[str, str] = {} if skipped is None else skipped
+    if skipped is not None:           # a module called at several places of one forward: skipped, said
+        for name in names:
+            info = layer_info(G, name)
+            if info is not None and info.calls > 1:
+                skipped[name] = reused_reason(G, name, info.calls)
+        names = [n for n in names if n not in skipped]
     with fail_together("harvest") if shard is not None else contextlib.nullcontext(), torch.no_grad():
         for sl, content, style_ids, z in shard_batches(data, shard, batch_size):
             content, style_ids = content.to(device), style_ids.to(device)
@@ -140,7 +148,7 @@ def harvest(target, data, layers, stats_factory: Callable[[str, int], Stat | dic
             if on_output is not None:
                 on_output(sl, images)
             for name in names:
-                if td[name].output is None:
+                if td[name]._output is None:
                     raise RuntimeError(f"layer {name!r} did not run during the forward pass; "
                                        f"is it on the traced module's forward path?")
                 if name in local_skips:

@@ -9,7 +9,8 @@ architecture, and an account of what stayed trained.
 The control asks what an untrained network of the same architecture does on the same data (GAN
 Dissection's baseline, Bau et al., ICLR 2019), so "as constructed" is the target:
 
-1. every module with ``reset_parameters`` calls it (PyTorch's default initialisation). Our own
+1. every module with ``reset_parameters`` calls it (PyTorch's default initialisation;
+   ``nn.MultiheadAttention``, whose reset is private, its ``_reset_parameters``). Our own
    modules reset their learned buffers there too: StyleGAN2's tracked average ``mapping.w_avg``
    goes back to zeros and its per-layer noise maps are drawn afresh, as at construction;
    ``nn.BatchNorm``'s own reset zeroes the running statistics;
@@ -167,6 +168,8 @@ def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
     aux = _auxiliary(G)
     for name, m in G.named_modules():
         reset = getattr(m, "reset_parameters", None)
+        if reset is None and isinstance(m, nn.MultiheadAttention):   # its own reset is private: in_proj_*, biases
+            reset = m._reset_parameters
         if callable(reset) and not _under(name, aux):
             reset()
         if callable(reset) and not _under(name, aux) and parametrize.is_parametrized(m):

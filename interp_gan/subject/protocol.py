@@ -105,7 +105,9 @@ class Subject:
     @classmethod
     def wrap_module(cls, module: nn.Module, style_names: list[str] | None = None, **kw) -> "Subject":
         """A module whose contract is known already (a loader's own network: content and output in
-        [-1, 1], [N,3,H,W]) called as it is, with no reading rules; one style, no latent."""
+        [-1, 1], [N,3,H,W]) called as it is, with no reading rules and no extra probe call (an analysis
+        run from Python does not probe its layers' layouts; the pipeline does); one style, no latent."""
+        kw["meta"] = {"called_as_is": True, **(kw.get("meta") or {})}   # no layer probe call on first use
         return cls(generator=module, style_names=list(style_names or ["output"]),
                    _generate=lambda c, s, z=None: module(c), **kw)
 

@@ -54,6 +54,7 @@ from interp_gan.analyses.attribution.targets import (Target, available_targets, 
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.cost import (Cost, UnitCosts, double_to, halve_to, size_to_budget, unit_costs_for)
 from interp_gan.harvest.hooks import Trace, ablate, default_unit_layer, get_module
+from interp_gan.harvest.layout import Layout, unit_layout
 from interp_gan.findings import Finding
 from interp_gan.reporting.numbers import sig_beside
 
@@ -152,8 +153,9 @@ def attribute(method: str, forward: Callable, inputs: Tensor, *, target=None, ba
 
 def unit_importance(method: str, forward: Callable, inputs: Tensor, layer: nn.Module, *, target=None,
                     baselines: Tensor | None = None, extra: tuple = (), n_steps: int = 32,
-                    internal_batch_size: int = 8) -> Tensor:
-    """[N, C]: each unit's (channel's) attribution at ``layer``, summed over space."""
+                    internal_batch_size: int = 8, layout: Layout | None = None) -> Tensor:
+    """[N, C]: each unit's (channel's) attribution at ``layer``, summed over space. ``layout``: how the
+    layer's output reads as [N, C, H, W] (channels last, tokens: ``harvest/layout.py``)."""
     extra = tuple(extra) or None
     if method == "layer_conductance":
         a = LayerConductance(forward, layer).attribute(
@@ -164,6 +166,8 @@ def unit_importance(method: str, forward: Callable, inputs: Tensor, layer: nn.Mo
                                                    attr_dim_summation=False)
     else:
         raise ValueError(f"unknown unit method {method!r}; expected one of {list(UNIT_METHODS)}")
+    if layout is not None and not layout.plain:
+        a = layout.to_units(a)
     return a.flatten(2).sum(-1) if a.dim() > 2 else a
 
 
@@ -208,7 +212,7 @@ def single_unit_effects(t: Target, generator: nn.Module, layer: str, units, *, s
         raise ValueError(f"layer {layer!r} did not run while generating; name a layer on the generator's forward path")
     units = [int(u) for u in units]
     eff = np.stack([base - score(ablate([u], 0.0))[0] for u in units], axis=1)
-    peak = act.float().abs().flatten(2).amax(-1)[:, units].cpu().numpy()
+    peak = act.float().abs().reshape(*act.shape[:2], -1).amax(-1)[:, units].cpu().numpy()   # [N, C] too
     return eff, peak
 
 
@@ -624,6 +628,7 @@ class Attribution(Analysis):
     def _units(self, subject, t: Target) -> tuple[list[dict], list[dict], list[str]]:
         layer = self.layer or default_unit_layer(subject.generator)
         module = get_module(subject.generator, layer)
+        layout = unit_layout(subject.generator, layer)     # refuses a reused module or an unreadable output
         notes = []
         sl = slice(0, self.n_images)
         styles = t.styles[sl].cpu()
@@ -634,7 +639,7 @@ class Attribution(Analysis):
                                   baselines=t.baselines[sl],
                                   extra=tuple(e[sl] if isinstance(e, Tensor) else e for e in t.extra),
                                   n_steps=self.n_steps,
-                                  internal_batch_size=self.internal_batch_size).detach().float().cpu()
+                                  internal_batch_size=self.internal_batch_size, layout=layout).detach().float().cpu()
             if self.unit_agreement and effects is None:   # every ranked unit, zeroed alone (shared by methods)
                 sub = Target(t.name, t.source, t.forward, t.inputs[sl], t.baselines[sl], t.target[sl],
                              tuple(e[sl] if isinstance(e, Tensor) else e for e in t.extra))
@@ -651,7 +656,7 @@ class Attribution(Analysis):
                 if len(picked) < C:                              # every unit's activity (one unedited pass)
                     with torch.no_grad(), Trace(subject.generator, layer) as tr:
                         sub.forward(sub.inputs, *sub.extra)
-                    peak = tr.output.float().abs().flatten(2).amax(-1).cpu().numpy()
+                    peak = tr.output.float().abs().reshape(*tr.output.shape[:2], -1).amax(-1).cpu().numpy()
             for s in sorted(set(styles.tolist())):
                 sel = (styles == s)
                 mean = imp[sel].mean(0)
