@@ -127,8 +127,8 @@ def claim(f) -> Claim | None:
     if rep is not None and len(rep):
         top = rep[(rep["baseline"] == "top") & (rep["measure"] == "d_logit")]
         if len(top) and pd.notna(top["p_random"].iloc[0]):
-            base = (f"top {int(top['k'].iloc[0])} vs random {int(top['k'].iloc[0])}-unit sets: "
-                    f"p_random {sig(top['p_random'].iloc[0])}")
+            kk = int(top['k'].iloc[0])        # Claim.numbers prints "vs " before the baseline
+            base = f"random {kk}-unit sets (the top {kk}'s p_random {sig(top['p_random'].iloc[0])})"
     if not k:
         return Claim(f"No repair of {layer} qualifies: {c['reason']}", effect="", baseline=base,
                      verdict="no k qualifies", survives=False, rule=rule)

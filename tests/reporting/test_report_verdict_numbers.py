@@ -146,3 +146,19 @@ def test_style_units_rate_says_its_interval_counts_units_not_tests():
                         "frac_q05_control": [0.1], "tests_control": [40]})
     c = claim(df, ctl)
     assert "of unit x style tests" in c.effect and "(interval over 10 units)" in c.ci, c.numbers()
+
+
+def test_repair_claim_names_its_baseline_once():
+    """No k qualifies: the Key findings line read "vs top 4 vs random 4-unit sets" (Claim.numbers
+    prints "vs " before the baseline, and the baseline began with "top 4 vs")."""
+    from interp_gan.findings.finding import Finding
+    from interp_gan.reporting.section_artifacts import claim as artifact_claim
+    ch = pd.DataFrame([dict(k=0, layer="dec.5", n_test=32, rule="the rule", reason="no k in 1..6 qualifies",
+                            units="")])
+    t = pd.DataFrame([dict(k=k, measure="d_logit", effect=0.1, ci_low=-0.1, ci_high=0.3, ci_low_simul=-0.2)
+                      for k in range(1, 7)])
+    rep = pd.DataFrame([dict(baseline="top", measure="d_logit", k=4, p_random=0.05)])
+    c = artifact_claim(Finding("artifact_units", tables={"artifact_choice": ch, "artifact_tradeoff": t,
+                                                         "artifact_repair": rep}))
+    assert c.numbers().count("vs ") == 1, c.numbers()
+    assert "random 4-unit sets" in c.numbers() and "p_random 0.05" in c.numbers()
