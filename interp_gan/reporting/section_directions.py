@@ -107,9 +107,17 @@ def claim(df: pd.DataFrame) -> Claim | None:
     best = (ok if len(ok) else cand).sort_values("effect", ascending=False).iloc[0]
     space = str(df["space"].iloc[0]).replace("_", " ") if "space" in df.columns else "latent"
     name = _labels(best.to_frame().T)[0]
+    floor = 1 / (1 + n_r)
+    at_floor = cand[cand["p_random"] <= floor * (1 + 1e-9)] if "p_random" in cand.columns else cand.iloc[:0]
     if len(ok):
         text = (f"{len(ok)} of {len(cand)} discovered {space} directions move the style classifier more than "
                 f"{n_r} random directions walked the same step; strongest: {name} toward {best['style']}")
+    elif len(at_floor):    # beat every random direction, yet BH cannot pass: too few random directions to tell
+        m = int(cand["q_random"].notna().sum())
+        text = (f"Not resolved against random directions: {len(at_floor)} of {len(cand)} discovered {space} "
+                f"directions move the style classifier more than all {n_r} random directions walked the same "
+                f"step, but p_random cannot go below 1/{n_r + 1} = {sig(floor)} with {n_r} of them, and BH over "
+                f"{m} directions needs more; run more random directions (n_random = 99) to tell")
     else:
         text = (f"No evidence that any discovered {space} direction is special: none of {len(cand)} moves the "
                 f"style classifier more than {n_r} random directions walked the same step")
