@@ -198,8 +198,12 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
                      rule="an ablation effect without its random-unit baseline is not a finding")
     qcol = "q_random" if "q_random" in top and top["q_random"].notna().any() else "p_random"
     ok = top[top[qcol] <= 0.05]
+    sets = int(rnd["n_sets"].iloc[0]) if len(rnd) and "n_sets" in rnd and pd.notna(rnd["n_sets"].iloc[0]) else 0
+    # rows that beat every random set (p_random at its floor) but that BH over the family cannot pass
+    at_floor = (top[top["p_random"] <= (1 + 1e-9) / (1 + sets)] if sets and qcol == "q_random" and not len(ok)
+                else top.iloc[:0])
     sign = -1 if moves == "lowers" else 1
-    best = (ok if len(ok) else top).sort_values("effect", ascending=sign < 0).iloc[0]
+    best = (ok if len(ok) else at_floor if len(at_floor) else top).sort_values("effect", ascending=sign < 0).iloc[0]
     r = rnd[(rnd["style"] == best["style"]) & (rnd["layer"] == best["layer"])]
     base = f"random {k}-unit sets {sig(r['effect'].iloc[0])}" if len(r) else "random sets"
     # the numbers the verdict reads, beside it: p_random alone at the floor would look "beyond random"
@@ -219,6 +223,11 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
     if len(ok):
         text = (f"{verb} the {k} most style-selective units of {layer} {moves} the {what} more than "
                 f"{n_sets} random {k}-unit sets, in {len(ok)} of {len(top)} {unit}")
+    elif len(at_floor):
+        text = (f"Not resolved against random units: in {len(at_floor)} of {len(top)} {unit}, {verb.lower()} the "
+                f"{k} most style-selective units of {layer} {moves} the {what} more than all {n_sets} random "
+                f"{k}-unit sets, but p_random cannot go below 1/{sets + 1} = {sig(1 / (sets + 1))} with {sets} sets, "
+                f"and BH over {m} rows needs more; run more random sets (n_random = 99) to tell")
     else:
         text = (f"No evidence that the {k} most style-selective units of {layer} carry the style: {verb.lower()} "
                 f"them {moves} the {what} no more than {n_sets} random {k}-unit sets (0 of {len(top)} {unit} "

@@ -189,3 +189,15 @@ def test_directions_at_the_p_floor_are_not_said_to_move_less_than_random_ones():
     # q passes: a positive claim
     c = directions_claim(_directions_rows([0.05, 0.05, 0.05], q=[0.05, 0.05, 0.05]))
     assert c.survives and c.text.startswith("3 of 3 discovered")
+
+
+def test_ablation_rows_at_the_p_floor_are_not_said_to_move_no_more_than_random_sets():
+    """Two styles' top sets beat all 19 random sets (p_random at the floor 0.05) but BH over 4 rows
+    keeps q at 0.1: the line said "no more than 19 random 2-unit sets". Now: not resolved, 2 of 4
+    beat them all, and the verdict stays negative."""
+    from interp_gan.reporting.section_ablation import claim as ablation_claim
+    c = ablation_claim(_ablation_rows(19, p=[0.05, 0.05, 0.6, 0.7], q=[0.1, 0.1, 0.7, 0.7]), "zero")
+    assert not c.survives and c.verdict == "not beyond random units"
+    assert "no more than" not in c.text and "in 2 of 4 styles" in c.text and "more than all 19 random" in c.text
+    c = ablation_claim(_ablation_rows(19, p=[0.2, 0.3, 0.6, 0.7], q=[0.5, 0.5, 0.7, 0.7]), "zero")
+    assert not c.survives and "no more than 19 random 2-unit sets" in c.text
