@@ -201,3 +201,18 @@ def test_ablation_rows_at_the_p_floor_are_not_said_to_move_no_more_than_random_s
     assert "no more than" not in c.text and "in 2 of 4 styles" in c.text and "more than all 19 random" in c.text
     c = ablation_claim(_ablation_rows(19, p=[0.2, 0.3, 0.6, 0.7], q=[0.5, 0.5, 0.7, 0.7]), "zero")
     assert not c.survives and "no more than 19 random 2-unit sets" in c.text
+
+
+def test_walks_above_every_random_walk_are_not_said_to_raise_no_more_than_them():
+    """Three pairs' walks each above their largest random walk (p_random at the floor), BH over the
+    3 pairs at q 0.075 (e.g. two at the floor, one not): the line said "No walk ... raises the target
+    more than random walks"."""
+    from interp_gan.reporting.section_interpolation import claim as walk_claim
+    d = pd.DataFrame([dict(pair=f"a->{t}", classifier="classifier", effect=e, ci_low=e - 1, ci_high=e + 1,
+                           random_max=rm, p_random=p, q_random=q, beyond_random=False)
+                      for t, e, rm, p, q in [("b", 9.0, 3.0, 0.05, 0.075), ("c", 8.0, 3.0, 0.05, 0.075),
+                                             ("d", 2.0, 3.0, 0.3, 0.3)]])
+    c = walk_claim(d)
+    assert not c.survives and "No walk" not in c.text and "2 of 3 walks" in c.text and "every random walk" in c.text
+    c = walk_claim(d.assign(effect=[2.0, 1.0, 0.5]))
+    assert not c.survives and c.text.startswith("No walk")
