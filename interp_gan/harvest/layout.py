@@ -214,7 +214,6 @@ def probe_layers(subject, size: int, seed: int = 0, n: int = 2) -> dict[str, Lay
     G = subject.generator
     named = [(name, m) for name, m in G.named_modules() if name]
     seen: dict[str, LayerInfo] = {name: LayerInfo() for name, _ in named}
-    shapes: dict[str, tuple[int, ...]] = {}
     maps: list[tuple[int, int]] = []
     hooks = []
     count = [0]
@@ -233,7 +232,6 @@ def probe_layers(subject, size: int, seed: int = 0, n: int = 2) -> dict[str, Lay
         t = first_tensor(out)
         if t is not None and info.shape is None:
             info.container = "" if torch.is_tensor(out) else type(out).__name__
-            shapes[name] = tuple(t.shape)
             info.shape = tuple(t.shape)
             if isinstance(mod, _CONV_LIKE) and t.dim() == 4:
                 maps.append((int(t.shape[2]), int(t.shape[3])))

@@ -110,6 +110,13 @@ def _redraw_table(t: Tensor, g: torch.Generator) -> None:
     t.copy_((torch.randn(t.shape, generator=g, dtype=torch.float64) * std + mean).to(t))
 
 
+def _fresh_unit_vectors(u: Tensor, v: Tensor, eps: float) -> None:
+    """Spectral norm's power-iteration vectors drawn again, as at construction."""
+    for vec in (u, v):
+        vec.normal_(0, 1)
+        vec.copy_(F.normalize(vec, dim=0, eps=eps))
+
+
 def _redraw_parametrized(m: nn.Module) -> None:
     """Each parametrized tensor of ``m`` at what ``m.reset_parameters`` draws for it, set through its
     parametrization (module docstring, step 1)."""
@@ -127,9 +134,7 @@ def _redraw_parametrized(m: nn.Module) -> None:
             continue
         for p in plist:                                # spectral norm: u, v as at construction
             if all(hasattr(p, a) for a in ("_u", "_v", "_power_method", "_reshape_weight_to_matrix")):
-                for vec in (p._u, p._v):
-                    vec.normal_(0, 1)
-                    vec.copy_(F.normalize(vec, dim=0, eps=p.eps))
+                _fresh_unit_vectors(p._u, p._v, p.eps)
                 p._power_method(p._reshape_weight_to_matrix(plist.original), 15)
 
 
@@ -145,9 +150,7 @@ def _redraw_hooked(m: nn.Module) -> None:
             getattr(m, hook.name + "_orig").copy_(w)
             u, v = getattr(m, hook.name + "_u"), getattr(m, hook.name + "_v")
             mat = hook.reshape_weight_to_matrix(w)
-            for vec in (u, v):
-                vec.normal_(0, 1)
-                vec.copy_(F.normalize(vec, dim=0, eps=hook.eps))
+            _fresh_unit_vectors(u, v, hook.eps)
             for _ in range(15):
                 v.copy_(F.normalize(torch.mv(mat.t(), u), dim=0, eps=hook.eps))
                 u.copy_(F.normalize(torch.mv(mat, v), dim=0, eps=hook.eps))
