@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo demo-dynamics test test-fast install clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch / torchvision pinned to the versions that install from local files here.
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e ".[test]"
+	# the rest at the versions the suite was last run with (constraints.txt), so a fresh install trains the same demo
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
