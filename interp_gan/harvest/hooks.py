@@ -27,7 +27,8 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from interp_gan.harvest.layout import NCHW, default_leftouts, first_tensor, layer_info, probed, reused_reason
+from interp_gan.harvest.layout import (LEFTOUT_GROUPS, NCHW, default_leftouts, first_tensor, layer_info, leftout_kinds,
+                                      probed, reused_reason)
 
 __all__ = ["Trace", "TraceDict", "StopForward", "run_until_stop", "resolve_layers", "get_module",
            "Edit", "ablate", "insert", "add_vector", "spatial_layers", "style_blocks", "default_layers",
@@ -115,11 +116,8 @@ def default_layer_notes(model: nn.Module) -> list[str]:
         return []
     names = _conv_candidates(model)
     by_reason: dict[str, list[str]] = {}
-    for n, why in default_leftouts(model, names).items():
-        key = ("they run more than once in one forward (reused modules: a hook cannot tell the calls apart)"
-               if "runs" in why else "their outputs have no spatial extent ([N, C, 1, 1] or [N, C]: per-image gates)"
-               if "spatial" in why else "their outputs read as no unit map")
-        by_reason.setdefault(key, []).append(n)
+    for n, (kind, _) in leftout_kinds(model, names).items():
+        by_reason.setdefault(LEFTOUT_GROUPS[kind], []).append(n)
     return [f"default layers leave out {', '.join(ns[:8])}{' and %d more' % (len(ns) - 8) if len(ns) > 8 else ''}: "
             f"{why}" for why, ns in by_reason.items()]
 

@@ -37,7 +37,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["Layout", "LayerInfo", "probe_layers", "ensure_probed", "probed", "layer_info", "default_leftouts", "read_layout",
-           "first_tensor", "unit_layout", "probing", "NCHW"]
+           "first_tensor", "unit_layout", "probing", "NCHW",
+           "leftout_kinds", "LEFTOUT_GROUPS"]
 
 _LAST_AXIS = (nn.Linear, nn.LayerNorm, nn.MultiheadAttention, nn.Bilinear, nn.Embedding)
 
@@ -317,8 +318,17 @@ def unit_layout(model: nn.Module, layer: str, one_tensor: bool = True) -> Layout
     return info.layout
 
 
-def default_leftouts(model: nn.Module, names: list[str]) -> dict[str, str]:
-    """Of ``names`` (default layer candidates), those the probe found unfit, each with why."""
+# why a default-layer candidate is left out: its kind -> the line that groups such layers (hooks.default_layer_notes)
+LEFTOUT_GROUPS = {
+    "reused": "they run more than once in one forward (reused modules: a hook cannot tell the calls apart)",
+    "gate": "their outputs have no spatial extent ([N, C, 1, 1] or [N, C]: per-image gates)",
+    "unreadable": "their outputs read as no unit map",
+}
+
+
+def leftout_kinds(model: nn.Module, names: list[str]) -> dict[str, tuple[str, str]]:
+    """Of ``names`` (default layer candidates), those the probe found unfit: {layer: (kind, why)}, the kind a
+    key of ``LEFTOUT_GROUPS``."""
     info = probed(model)
     if not info:
         return {}
@@ -328,9 +338,14 @@ def default_leftouts(model: nn.Module, names: list[str]) -> dict[str, str]:
         if i is None or i.calls == 0:
             continue                      # not run by the probe: the analyses say it themselves
         if i.calls > 1:
-            out[n] = f"runs {i.calls} times in one forward (a reused module)"
+            out[n] = ("reused", f"runs {i.calls} times in one forward (a reused module)")
         elif i.layout.reason:
-            out[n] = f"its output {list(i.shape)} is no unit map"
+            out[n] = ("unreadable", f"its output {list(i.shape)} is no unit map")
         elif not i.spatial():
-            out[n] = f"its output {list(i.shape)} has no spatial extent (a per-image gate or vector)"
+            out[n] = ("gate", f"its output {list(i.shape)} has no spatial extent (a per-image gate or vector)")
     return out
+
+
+def default_leftouts(model: nn.Module, names: list[str]) -> dict[str, str]:
+    """Of ``names`` (default layer candidates), those the probe found unfit, each with why."""
+    return {n: why for n, (_, why) in leftout_kinds(model, names).items()}
