@@ -397,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("checkpoint", nargs="?",
                     help="a model file: an interp_gan .safetensors checkpoint; a third-party state dict (.pth / .pt / "
                          ".ckpt / plain .safetensors: CycleGAN / pix2pix / CUT, StarGAN v1 / v2, U-GAT-IT, MUNIT, "
-                         "AnimeGANv2, fast neural style, rosinality StyleGAN2); an NVlabs StyleGAN2 / StyleGAN3 .pkl; "
+                         "AnimeGANv2, fast neural style, rosinality StyleGAN2; pytorch-AdaIN's "
+                         "'decoder.pth#vgg=vgg_normalised.pth'); an NVlabs StyleGAN2 / StyleGAN3 .pkl; "
                          "ONNX; TorchScript; options after '#', e.g. 'G.pth#net=netG_B' (docs/models.md). Or a run "
                          "directory with --over-steps; or leave it out and give --model")
     an.add_argument("--model", help="path/to/file.py:factory or package.module:factory returning an nn.Module")

@@ -1,4 +1,5 @@
 """Pure nn.Modules and a name registry (docs/architecture.md)."""
+from interp_gan.models.adain import AdaINNet
 from interp_gan.models.animegan import AnimeGANv2Generator
 from interp_gan.models.classifier import StyleClassifier, texture_view
 from interp_gan.models.cyclegan import CycleGANGenerator
@@ -23,4 +24,4 @@ __all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleD
            "texture_view",
            "RandomFeatureNet", "VGGFeatureNet", "build_feature_net", "FeatureNetUnavailable", "gram", "gram_distance", "high_pass",
            "build_model", "list_models", "register_model", "AnimeGANv2Generator", "UGATITGenerator",
-           "MUNITTranslator"]
+           "MUNITTranslator", "AdaINNet"]

@@ -280,7 +280,8 @@ _MODEL_PAPERS = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017c
                  "unet_generator": ["isola2017pix2pix"], "stargan_v1": ["choi2018stargan"],
                  "fast_neural_style": ["johnson2016perceptual"], "animegan_v2": ["chen2019animegan"],
                  "ugatit": ["kim2020ugatit"], "munit": ["huang2018munit"], "stargan_v2": ["choi2020starganv2"],
-                 "stylegan2": ["karras2020stylegan2"], "stylegan3": ["karras2021stylegan3"]}
+                 "stylegan2": ["karras2020stylegan2"], "stylegan3": ["karras2021stylegan3"],
+                 "adain": ["huang2017adain"]}
 
 
 def model_references(model_config: dict) -> list[str]:

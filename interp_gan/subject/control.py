@@ -33,7 +33,8 @@ Dissection's baseline, Bau et al., ICLR 2019), so "as constructed" is the target
 4. the children a model names in ``auxiliary_modules`` (networks that compute part of the generator's
    input, e.g. StarGAN v2's face-landmark network for its w_hpf masks) are not re-drawn: they are
    instruments, like the classifiers, so the control's generator sees the same masks;
-   ``auxiliary`` counts their values and ``notes()`` says so;
+   ``auxiliary`` counts their values and ``notes()`` says so, with the generator's ``auxiliary_note`` as the
+   reason when it gives one (pytorch-AdaIN: its VGG encoder is a fixed feature net, never trained);
 5. every other float state_dict entry that steps 1-3 did not write keeps its trained value:
    ``kept`` names it, a ``UserWarning`` says so, and the unit analyses put ``notes()`` in their
    Findings so the report prints it beside the random-init comparison.
@@ -64,6 +65,7 @@ class Redraw:
     tables: dict[str, int] = field(default_factory=dict)      # learned tables re-drawn from N(mean, std)
     constants: dict[str, int] = field(default_factory=dict)   # fixed by the architecture, left as they are
     auxiliary: dict[str, int] = field(default_factory=dict)   # auxiliary_modules' entries, left trained on purpose
+    auxiliary_why: str = ""       # the generator's ``auxiliary_note``: why they stay trained (else the generic reason)
 
     def notes(self) -> list[str]:
         out = []
@@ -78,8 +80,9 @@ class Redraw:
                        f"and standard deviation")
         if self.auxiliary:
             nets = sorted({k.split(".")[0] for k in self.auxiliary})
+            why = self.auxiliary_why or "it computes part of the generator's input (e.g. face masks), not the generator"
             out.append(f"random-init control leaves {', '.join(nets)} trained ({sum(self.auxiliary.values())} "
-                       f"values): it computes part of the generator's input (e.g. face masks), not the generator")
+                       f"values): {why}")
         return out
 
 
@@ -199,4 +202,5 @@ def redraw(G: nn.Module, seed: int, trained: dict[str, Tensor]) -> Redraw:
             fixed[name] = t.numel()
         elif t._version == version and t.data_ptr() == ptr and torch.equal(t, trained[name]):
             kept[name] = t.numel()
-    return Redraw(kept=kept, tables=redrawn, constants=fixed, auxiliary=auxiliary)
+    return Redraw(kept=kept, tables=redrawn, constants=fixed, auxiliary=auxiliary,
+                  auxiliary_why=str(getattr(G, "auxiliary_note", "") or "") if auxiliary else "")

@@ -14,6 +14,7 @@
     subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
     subject = load_subject("selfie2anime_params_latest.pt#direction=B2A")   # U-GAT-IT (default genA2B)
     subject = load_subject("gen_01000000.pt#direction=b2a")           # MUNIT: style code s ~ N(0, I); default a2b
+    subject = load_subject("decoder.pth#vgg=vgg_normalised.pth")      # pytorch-AdaIN: relu4_1 statistics of a style set
     subject = load_subject("my_models.py:make_generator")             # factory -> nn.Module | Subject
     subject = load_subject("mypkg.models:make_generator")
 
@@ -157,11 +158,18 @@ def _rosinality_generator(sd: dict, path: Path, options: dict | None) -> tuple[n
 
 def _from_pth(path: Path, device: torch.device, options: dict | None = None,
               stylegan: dict | None = None) -> Subject:
-    """A CycleGAN or StarGAN v1 reference-layout state_dict, a StarGAN v2 ``*_nets_ema.ckpt``, or a
-    rosinality StyleGAN2 checkpoint (``stylegan``: its space / truncation / noise options)."""
+    """A CycleGAN or StarGAN v1 reference-layout state_dict, a StarGAN v2 ``*_nets_ema.ckpt``, a
+    rosinality StyleGAN2 checkpoint (``stylegan``: its space / truncation / noise options), a
+    pytorch-AdaIN decoder, or any state-dict family ``reference_generator`` reads."""
     from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
+    from interp_gan.subject.adain import adain_kind, load_adain_subject
 
     sd = read_state_dict(path)
+    if adain_kind(sd):               # pytorch-AdaIN's decoder (its VGG beside it or named), or the VGG alone: refused
+        if stylegan:
+            raise ValueError(f"{path}: options {sorted(stylegan)} apply to StyleGAN2 subjects only; this is a "
+                             "pytorch-AdaIN file (decoder.pth#vgg=vgg_normalised.pth,alpha=...,style_set=...)")
+        return _said_plain(path, load_adain_subject(sd, path, device, options))
     if looks_like_rosinality(sd):    # before every state-dict family parser
         G, model, notes = _rosinality_generator(sd, path, options)
         D = notes.pop("_D")
@@ -172,7 +180,7 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
                          "rosinality/stylegan2-pytorch checkpoint, or a converted .safetensors); this state dict is "
                          "not one: drop the '#...' part (an AnimeGANv2 generator takes align_corners=true|false, a "
                          "U-GAT-IT params file direction=A2B|B2A, a MUNIT gen_*.pt takes direction=a2b|b2a, activ, "
-                         "pad_type)")
+                         "pad_type, a pytorch-AdaIN decoder vgg, alpha, style_set, styles, style_size)")
     sd, options, picked = _picked_network(sd, path, options)
     G, model = reference_generator(sd, path, options)
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path)}
@@ -336,6 +344,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if src.suffix == ".pkl":
         return _convert_stylegan(src, out, style_names)
     sd = read_state_dict(src)
+    from interp_gan.subject.adain import refuse_convert
+    refuse_convert(sd, src)           # pytorch-AdaIN: two files and a style set, analysed as they are
     sd, family, _ = _picked_network(sd, src, family)
     from interp_gan.models.rosinality_stylegan2 import looks_like_rosinality
     ros = looks_like_rosinality(sd)
@@ -406,14 +416,16 @@ def load_subject(spec: str | Path, device: str = "auto", onnx_options: dict | No
     state dict takes ``align_corners`` the same two ways (``paprika.pt#align_corners=false``; default
     true: the weights cannot say it, docs/models.md), a U-GAT-IT params file ``direction``
     (``selfie2anime_params_latest.pt#direction=B2A``; default A2B); a MUNIT ``gen_*.pt`` takes ``direction``
-    (a2b | b2a), ``activ`` and ``pad_type`` the same two ways."""
+    (a2b | b2a), ``activ`` and ``pad_type`` the same two ways; a pytorch-AdaIN decoder ``vgg``, ``alpha``,
+    ``style_set``, ``styles`` and ``style_size`` (``interp_gan.subject.adain``)."""
     dev = resolve_device(device)
     s, family = split_family_options(spec)    # paprika.pt#align_corners=false (AnimeGANv2)
     from interp_gan.models.animegan import FILE_OPTIONS
     from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
-    family |= {k: options.pop(k) for k in dict.fromkeys(FILE_OPTIONS + UGATIT_OPTIONS + MUNIT_OPTIONS + ("net",))
-               if k in options}   # or as keywords
+    from interp_gan.subject.adain import FILE_OPTIONS as ADAIN_OPTIONS
+    family |= {k: options.pop(k) for k in dict.fromkeys(FILE_OPTIONS + UGATIT_OPTIONS + MUNIT_OPTIONS + ADAIN_OPTIONS
+                                                         + ("net",)) if k in options}   # or as keywords
     if family and ":" in s and not Path(s).exists() and not s.endswith(_FILE_SUFFIXES):
         raise ValueError(f"options {sorted(family)} apply to {options_owner(family)}, state dicts (.pt / .pth); "
                          f"got {s}")

@@ -13,7 +13,8 @@ bottleneck is a continuous style space: any S stylises, and the paper interpolat
 Any ONNX network with one image input and one vector per image as output works (the same contract
 as a transformer's image input: layout from the shape, range from the graph, else its own sidecar
 ``<predictor>.onnx.toml``, else [0, 1]). A graph of one fixed input size gets its images resized to
-it (bilinear, antialiased). A style's code is the mean of P over that style's images.
+it (bilinear, antialiased). A style's code is the mean of P over that style's images
+(``subject/style_set.py``, which pytorch-AdaIN's subject shares).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from torch import Tensor
 from interp_gan.subject.onnx_contract import (RANGES, dims, infer_layout, input_range_from_graph, read_options,
                                               vector_length)
 from interp_gan.subject.onnx_graph import convert, prepare, read_model
+from interp_gan.subject.style_set import style_set_codes
 from interp_gan.util import sha256_file
 
 __all__ = ["StylePredictor", "StyleEncoder", "style_set_codes"]
@@ -104,47 +106,3 @@ class StyleEncoder:
 
     def __call__(self, images: Tensor, style_ids: Tensor) -> Tensor:
         return self.predictor(images)
-
-
-def _style_folders(style_set: str, styles: list[str] | None) -> dict[str, Path]:
-    if style_set == "embedded":
-        from interp_gan.data.embedded import check_styles, ensure_embedded
-
-        names = check_styles(styles or ())
-        root = ensure_embedded(names)
-        return {n: root / "style" / n for n in names}
-    from interp_gan.data.folders import style_subfolders
-
-    subs = style_subfolders(style_set)
-    if not styles:
-        return subs
-    unknown = [s for s in styles if s not in subs]
-    if unknown:
-        raise ValueError(f"unknown style(s) {unknown} in {style_set}; valid names: {sorted(subs)}")
-    return {s: subs[s] for s in dict.fromkeys(styles)}
-
-
-def style_set_codes(predictor: StylePredictor, style_set: str, styles: list[str] | None = None,
-                    batch_size: int = 16) -> tuple[list[str], Tensor, list[int]]:
-    """(style names, codes [S, D] = the mean predicted vector over each style's images, image counts).
-    ``style_set`` is ``"embedded"`` (interp_gan's offline set, built on first use) or a folder with one
-    subfolder of images per style; images are read as ``load_data`` reads them (square centre crop)."""
-    from interp_gan.data.folders import STYLE_LAYOUT, images_in
-    from interp_gan.data.images import scan_files
-    from interp_gan.data.transforms import resize_square, to_tensor
-
-    size = predictor.size[0] if predictor.size else 256
-    names, codes, counts = [], [], []
-    for name, folder in _style_folders(style_set, styles).items():
-        good, _ = scan_files(images_in(folder, f"style {name!r}", STYLE_LAYOUT), 0.2,
-                             transform=lambda img: resize_square(img, size))   # resized as read: no full-size set
-        imgs = [img for _, img, _ in good]
-        total = None
-        with torch.no_grad():
-            for i in range(0, len(imgs), batch_size):
-                v = predictor(to_tensor(imgs[i:i + batch_size])).sum(0)
-                total = v if total is None else total + v
-        names.append(name)
-        codes.append(total / len(imgs))
-        counts.append(len(imgs))
-    return names, torch.stack(codes), counts

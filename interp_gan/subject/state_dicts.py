@@ -8,7 +8,9 @@ options a path may carry after ``#``.
 
 The families recognise themselves in order: U-GAT-IT, AnimeGANv2, MUNIT, StarGAN v2, the CycleGAN
 reference, StarGAN v1, pix2pix U-Net, fast neural style, then the CycleGAN-family ResNet parser,
-which refuses what is not its family. ``subject/loading.py`` builds the Subject around the module.
+which refuses what is not its family. ``subject/loading.py`` builds the Subject around the module
+(pytorch-AdaIN's decoder, which needs its VGG file and a style set, is taken there first:
+``subject/adain.py``).
 """
 from __future__ import annotations
 
@@ -219,7 +221,10 @@ def options_owner(keys) -> str:
         owners.append("MUNIT generator files (gen_*.pt)")
     if "net" in keys:
         owners.append("state dicts holding several networks ({'netG_A': ..., 'netG_B': ...})")
-    return " / ".join(owners or ["AnimeGANv2, U-GAT-IT and MUNIT files"]) + " only"
+    from interp_gan.subject.adain import FILE_OPTIONS as ADAIN_OPTIONS
+    if keys & set(ADAIN_OPTIONS):
+        owners.append("pytorch-AdaIN decoders (decoder.pth)")
+    return " / ".join(owners or ["AnimeGANv2, U-GAT-IT, MUNIT and pytorch-AdaIN files"]) + " only"
 
 
 def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Module, dict]:
@@ -324,13 +329,15 @@ def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tu
 
 
 def split_family_options(spec: str | Path) -> tuple[str, dict]:
-    """``paprika.pt#align_corners=false`` / ``params.pt#direction=B2A`` / ``gen.pt#direction=b2a`` -> the path
-    and the state-dict family's options (a path that exists as written, or a StyleGAN2 ``.pkl`` /
-    ``.safetensors``, is left alone). ``direction`` is checked here (a2b | b2a, any case: U-GAT-IT's and
-    MUNIT's); each family then takes only its own options."""
+    """``paprika.pt#align_corners=false`` / ``params.pt#direction=B2A`` / ``gen.pt#direction=b2a`` /
+    ``decoder.pth#vgg=vgg_normalised.pth,styles=a+b`` -> the path and the state-dict family's options (a
+    path that exists as written, or a StyleGAN2 ``.pkl`` / ``.safetensors``, is left alone). ``direction`` is
+    checked here (a2b | b2a, any case: U-GAT-IT's and MUNIT's), and pytorch-AdaIN's options (``styles``: names
+    joined by ``+``); each family then takes only its own options."""
     from interp_gan.models.animegan import FILE_OPTIONS, split_file_options
     from interp_gan.models.munit import FILE_OPTIONS as MUNIT_OPTIONS, check_option
     from interp_gan.models.ugatit import FILE_OPTIONS as UGATIT_OPTIONS
+    from interp_gan.subject import adain
 
     s = str(spec)
     if "#" not in s or Path(s).exists():
@@ -338,7 +345,7 @@ def split_family_options(spec: str | Path) -> tuple[str, dict]:
     base, _, opts = s.partition("#")
     items = [o.strip() for o in opts.split(",") if o.strip()]
     keys = {o.partition("=")[0].strip() for o in items}
-    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS) | {"net"}
+    named = set(UGATIT_OPTIONS) | set(MUNIT_OPTIONS) | set(adain.FILE_OPTIONS) | {"net"}
     if base.endswith((".pkl", ".safetensors")) and not keys <= set(FILE_OPTIONS) | named:
         return s, {}     # StyleGAN2 options (stylegan.parse_options)
     if keys <= _STYLEGAN_KEYS:
@@ -347,9 +354,10 @@ def split_family_options(spec: str | Path) -> tuple[str, dict]:
     try:
         path, out = split_file_options(base + "#" + ",".join(o for o in items if o not in mine))
     except ValueError as e:
-        raise ValueError(f"{e}; a U-GAT-IT params file takes direction=A2B|B2A, and a MUNIT gen_*.pt takes "
-                         "direction=a2b|b2a, activ=relu|lrelu|selu|tanh, pad_type=reflect|replicate|zero") from None
-    for o in mine:       # U-GAT-IT's direction (which generator), MUNIT's direction, activ, pad_type
+        raise ValueError(f"{e}; a U-GAT-IT params file takes direction=A2B|B2A, a MUNIT gen_*.pt takes "
+                         "direction=a2b|b2a, activ=relu|lrelu|selu|tanh, pad_type=reflect|replicate|zero, and a "
+                         "pytorch-AdaIN decoder vgg, alpha, style_set, styles, style_size") from None
+    for o in mine:       # U-GAT-IT's direction (which generator), MUNIT's direction, activ, pad_type, AdaIN's
         k, _, v = (t.strip() for t in o.partition("="))
         if k == "net":         # which network of a multi-network file (select_network)
             if not v:
@@ -360,6 +368,8 @@ def split_family_options(spec: str | Path) -> tuple[str, dict]:
                 raise ValueError(f"direction={v!r} in {s!r}: expected direction=a2b|b2a (A2B / B2A: U-GAT-IT's genA2B / "
                                  "genB2A; MUNIT's translation a -> b or b -> a)")
             out[k] = v
+        elif k in adain.FILE_OPTIONS:
+            out[k] = adain.check_option(k, v)
         else:
             out[k] = check_option(k, v)
     return path, out

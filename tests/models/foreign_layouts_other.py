@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from tests.models.adain_reference import PORT_DECODER, PORT_VGG, port_decoder, port_vgg
 from tests.models.foreign_layout_parts import named as _named, randomise as _randomise
 
 # ------------------------------------------------------------------------------------ super-resolution
@@ -104,29 +105,14 @@ def srvgg_compact(nf=8, n_conv=3, upscale=4, seed=0) -> dict:
 
 def adain_decoder(scale=8, seed=0) -> dict:
     """pytorch-AdaIN ``decoder.pth``: a flat Sequential from relu4_1 (512 channels / ``scale``) to RGB:
-    3x3 convs with reflection padding and x2 nearest upsampling, no norm, no output activation."""
-    w = [512 // scale, 256 // scale, 128 // scale, 64 // scale]
-    m = [nn.ReflectionPad2d(1), nn.Conv2d(w[0], w[1], 3), nn.ReLU(), nn.Upsample(scale_factor=2)]
-    for _ in range(3):
-        m += [nn.ReflectionPad2d(1), nn.Conv2d(w[1], w[1], 3), nn.ReLU()]
-    m += [nn.ReflectionPad2d(1), nn.Conv2d(w[1], w[2], 3), nn.ReLU(), nn.Upsample(scale_factor=2),
-          nn.ReflectionPad2d(1), nn.Conv2d(w[2], w[2], 3), nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(w[2], w[3], 3),
-          nn.ReLU(), nn.Upsample(scale_factor=2), nn.ReflectionPad2d(1), nn.Conv2d(w[3], w[3], 3), nn.ReLU(),
-          nn.ReflectionPad2d(1), nn.Conv2d(w[3], 3, 3)]
-    return _randomise(nn.Sequential(*m), seed)
+    3x3 convs with reflection padding and x2 nearest upsampling, no norm, no output activation
+    (``adain_reference.py``). Not a ResNet generator; it loads with its VGG as the AdaIN family."""
+    return port_decoder(tuple(w // scale for w in PORT_DECODER), seed)
 
 
 def adain_vgg(scale=8, seed=0) -> dict:
-    """pytorch-AdaIN ``vgg_normalized.pth`` up to relu4_1: a 1x1 3->3 conv, then VGG-19's 3x3 convs."""
-    c = [64 // scale, 128 // scale, 256 // scale, 512 // scale]
-    m = [nn.Conv2d(3, 3, 1), nn.ReflectionPad2d(1), nn.Conv2d(3, c[0], 3), nn.ReLU(), nn.ReflectionPad2d(1),
-         nn.Conv2d(c[0], c[0], 3), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True), nn.ReflectionPad2d(1),
-         nn.Conv2d(c[0], c[1], 3), nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(c[1], c[1], 3), nn.ReLU(),
-         nn.MaxPool2d(2, ceil_mode=True), nn.ReflectionPad2d(1), nn.Conv2d(c[1], c[2], 3), nn.ReLU()]
-    for _ in range(3):
-        m += [nn.ReflectionPad2d(1), nn.Conv2d(c[2], c[2], 3), nn.ReLU()]
-    m += [nn.MaxPool2d(2, ceil_mode=True), nn.ReflectionPad2d(1), nn.Conv2d(c[2], c[3], 3), nn.ReLU()]
-    return _randomise(nn.Sequential(*m), seed)
+    """pytorch-AdaIN ``vgg_normalised.pth``: a 1x1 3->3 conv, then VGG-19's 3x3 convs to relu5_4."""
+    return port_vgg(tuple(w // scale for w in PORT_VGG), seed=seed)
 
 
 # ------------------------------------------------------------------------------------------------ DCGAN

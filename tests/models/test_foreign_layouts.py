@@ -18,7 +18,9 @@ from tests.models import foreign_layouts as fl
 ONE = torch.zeros(2, dtype=torch.long)
 FIX = "--model file.py:factory"
 # loaders for these families are added elsewhere: here they are tests of the ResNet parser only
-PARSER_ONLY = {"unit_vaegen", "unit_vaegen_tracked_in", "munit_adaingen", "ugatit_generator"}
+# (pytorch-AdaIN's decoder loads with its VGG, test_adain_pair_now_loads below and tests/models/test_adain.py)
+PARSER_ONLY = {"unit_vaegen", "unit_vaegen_tracked_in", "munit_adaingen", "ugatit_generator", "adain_decoder",
+               "adain_vgg_normalised"}
 # loaded without error, and wrong, before the family checks: what each refusal must name
 OLD_MISLOADED = {
     "rrmina_fast_neural_style": "is 9x9; the family's stem is a 7x7 conv",        # [0, 255] in, tanh * 150 out
@@ -47,6 +49,21 @@ def test_load_subject_refuses_it_in_one_line(name, tmp_path):
     msg = str(e.value)
     assert "\n" not in msg and str(p) in msg
     assert FIX in msg or "is not a generator" in msg         # a discriminator is named as one (companion_nets)
+
+
+def test_adain_pair_now_loads(tmp_path):
+    """Old code: both files refused in one line (not a CycleGAN-family generator). Now the decoder loads with
+    the VGG beside it as the AdaIN family, and the VGG alone is refused naming the decoder."""
+    torch.save(fl.REFUSED["adain_decoder"](), tmp_path / "decoder.pth")
+    torch.save(fl.REFUSED["adain_vgg_normalised"](), tmp_path / "vgg_normalised.pth")
+    (tmp_path / "styles" / "dots").mkdir(parents=True)
+    from PIL import Image
+    Image.new("RGB", (32, 32), (200, 30, 20)).save(tmp_path / "styles" / "dots" / "0.png")
+    s = load_subject(f"{tmp_path / 'decoder.pth'}#style_set={tmp_path / 'styles'}", device="cpu")
+    assert s.meta["model"]["name"] == "adain" and s.style_names == ["dots"]
+    with pytest.raises(ValueError) as e:
+        load_subject(tmp_path / "vgg_normalised.pth", device="cpu")
+    assert "\n" not in str(e.value) and f"{tmp_path / 'decoder.pth'}#vgg=vgg_normalised.pth" in str(e.value)
 
 
 def test_a_misload_of_old_is_one_line_on_the_command_line(tmp_path, capsys):

@@ -1,0 +1,65 @@
+"""One style code per style of a style set: the mean, over a style's images, of what a style encoder gives.
+
+    names, codes, counts = style_set_codes(encoder, "embedded", ["lite01", "lite17"])   # codes [S, D]
+    names, codes, counts = style_set_codes(encoder, "STYLE_DIR")      # STYLE_DIR/<style>/*.png, every style
+
+``encoder`` is any callable ``images [N,3,H,W] in [-1,1] -> [N, D]`` with a ``size`` attribute: ``(H, W)``
+to read the images at (square: H is used), or None for 256. Magenta's style predictor (an ONNX network,
+``onnx_predictor``) and pytorch-AdaIN's VGG statistics (``subject/adain.py``) are two.
+
+``style_set`` is ``"embedded"`` (interp_gan's offline set, built on first use; ``styles`` picks some, all
+29 by default) or a folder with one subfolder of images per style (``styles`` picks some, all by
+default). Images are read as ``load_data`` reads them: the shorter side scaled to the size, the centre
+square kept; an unreadable image is skipped (up to 20% of a style's).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["style_set_codes", "style_folders"]
+
+
+def style_folders(style_set: str, styles: list[str] | None) -> dict[str, Path]:
+    """{style name: its folder} of a style set (module docstring); one line for an unknown style."""
+    if style_set == "embedded":
+        from interp_gan.data.embedded import check_styles, ensure_embedded
+
+        names = check_styles(styles or ())
+        root = ensure_embedded(names)
+        return {n: root / "style" / n for n in names}
+    from interp_gan.data.folders import style_subfolders
+
+    subs = style_subfolders(style_set)
+    if not styles:
+        return subs
+    unknown = [s for s in styles if s not in subs]
+    if unknown:
+        raise ValueError(f"unknown style(s) {unknown} in {style_set}; valid names: {sorted(subs)}")
+    return {s: subs[s] for s in dict.fromkeys(styles)}
+
+
+def style_set_codes(encoder, style_set: str, styles: list[str] | None = None,
+                    batch_size: int = 16) -> tuple[list[str], Tensor, list[int]]:
+    """(style names, codes [S, D] = the mean encoded vector over each style's images, image counts)."""
+    from interp_gan.data.folders import STYLE_LAYOUT, images_in
+    from interp_gan.data.images import scan_files
+    from interp_gan.data.transforms import resize_square, to_tensor
+
+    size = encoder.size[0] if encoder.size else 256
+    names, codes, counts = [], [], []
+    for name, folder in style_folders(style_set, styles).items():
+        good, _ = scan_files(images_in(folder, f"style {name!r}", STYLE_LAYOUT), 0.2,
+                             transform=lambda img: resize_square(img, size))   # resized as read: no full-size set
+        imgs = [img for _, img, _ in good]
+        total = None
+        with torch.no_grad():
+            for i in range(0, len(imgs), batch_size):
+                v = encoder(to_tensor(imgs[i:i + batch_size])).sum(0)
+                total = v if total is None else total + v
+        names.append(name)
+        codes.append(total / len(imgs))
+        counts.append(len(imgs))
+    return names, torch.stack(codes), counts
