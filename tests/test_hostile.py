@@ -224,6 +224,23 @@ def test_numeric_settings_of_a_pipeline_and_analyses_are_checked_at_config_time(
         build_analysis("dissection", quantile=1.0)
 
 
+def test_an_analysis_own_parameter_checks_run_before_the_model_loads(tmp_path, monkeypatch):
+    """Checks an analysis makes of its own parameters (``check_params``) refuse at build time, so ``analyze``
+    says so before loading (and before an hour of other analyses): attribution's max_units < 4 was refused
+    only when attribution ran."""
+    with pytest.raises(ValueError, match="max_units must be >= 4"):
+        build_analysis("attribution", max_units=2)
+    with pytest.raises(ValueError, match="unknown attribution methods \\['gradcam_typo'\\]"):
+        build_analysis("attribution", methods=["ig", "gradcam_typo"])
+    ck = _ckpt(tmp_path / "run" / "checkpoint.safetensors")
+    loaded = []
+    import interp_gan.pipeline as pl
+    monkeypatch.setattr(pl, "load_subject", lambda *a, **k: loaded.append(1))
+    with pytest.raises(ValueError, match="max_units must be >= 4"):
+        analyze(ck, _cfg(attribution={"max_units": 2}), out_dir=tmp_path / "rep")
+    assert loaded == []
+
+
 def test_a_model_size_from_untrusted_metadata_is_capped(tmp_path, monkeypatch):
     ck = _rewrite_meta(_ckpt(tmp_path / "checkpoint.safetensors"),
                        model={**ModelConfig(**TINY).to_dict(), "ch": 200000})

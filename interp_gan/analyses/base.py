@@ -92,6 +92,10 @@ class Analysis:
         sig = inspect.signature(type(self).__init__)
         return {k: getattr(self, k) for k in sig.parameters if k != "self" and hasattr(self, k)}
 
+    def check_params(self) -> None:
+        """Raise one ``ValueError`` line for parameters no model could make right; ``build_analysis`` calls it,
+        so ``analyze`` refuses them before it loads a model. This default accepts everything."""
+
     def run(self, subject, data: AnalysisData) -> Finding:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -165,9 +169,11 @@ def build_analysis(name: str, **params) -> Analysis:
     for k, v in params.items():
         _in_range(name, k, v)
     try:
-        return cls(**params)
+        analysis = cls(**params)
     except TypeError as e:
         raise ValueError(f"bad parameters for analysis {name!r}: {e}") from None
+    analysis.check_params()
+    return analysis
 
 
 # Parameters whose names mean the same in every analysis, and the values they accept (issue #16:

@@ -279,7 +279,7 @@ class Attribution(Analysis):
         self.occlusion_window = occlusion_window   # occlusion patch side in pixels (None: image side / 16)
         self.max_units, self.budget_s = max_units, budget_s
 
-    def _validate(self) -> None:
+    def check_params(self) -> None:
         bad = [m for m in self.methods if m not in PIXEL_METHODS]
         if bad:
             raise ValueError(f"unknown attribution methods {bad}; expected some of {list(PIXEL_METHODS)}")
@@ -306,7 +306,7 @@ class Attribution(Analysis):
                          cam_layer=t.cam_layer, occlusion_window=self.occlusion_window, seed=self.seed)
 
     def run(self, subject, data: AnalysisData) -> Finding:
-        self._validate()
+        self.check_params()
         self._shuffled: dict[str, tuple[dict, dict]] = {}
         torch.manual_seed(self.seed)
         subject.eval()
