@@ -16,7 +16,8 @@ from pathlib import Path
 __all__ = ["refusal", "checkpoint_in_folder", "MODEL_SUFFIXES"]
 
 # what load_subject reads by suffix (a TorchScript archive or torch file of another suffix is found by content)
-MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".pkl", ".onnx", ".model")   # .model: fast neural style
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".pkl", ".onnx", ".model",   # .model: fast neural style
+                  ".pth.tar")          # torch.save under the ImageNet-example name (pytorch-AdaIN's decoder_iter_N.pth.tar)
 
 _TF2ONNX = "pip install tf2onnx, then "
 _THEN = ", then interp-gan analyze model.onnx"
@@ -76,7 +77,7 @@ def _is_tfjs(path: Path) -> bool:
 
 def _models_in(folder: Path) -> list[Path]:
     try:
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(MODEL_SUFFIXES))
     except OSError:
         return []
 

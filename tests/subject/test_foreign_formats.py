@@ -55,7 +55,10 @@ def test_a_folder_of_models_names_them_and_an_empty_one_says_what_was_expected(t
     (d / "b.pth").write_bytes(b"x")
     (d / "a.onnx").write_bytes(b"x")
     (d / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match=r"is a folder; name the model file in it: a.onnx, b.pth$"):
+    (d / "decoder_iter_160000.pth.tar").write_bytes(b"x")      # pytorch-AdaIN's train.py names its snapshots so
+    (d / "backup.tar").write_bytes(b"x")                      # any other tar is no model file
+    with pytest.raises(ValueError, match=r"is a folder; name the model file in it: a.onnx, b.pth, "
+                                         r"decoder_iter_160000.pth.tar$"):
         load_subject(d)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="folder with no model file; expected a .safetensors"):
