@@ -249,12 +249,13 @@ def choose_k(tradeoff: pd.DataFrame) -> tuple[int, str]:
     ok = [k for k in ks if t.loc[(REALISM, k), gate] > 0 and t.loc[(STYLE, k), "ci_high"] >= 0]
     # name the bound the gate read: a k whose per-k 95% CI clears 0 while its simultaneous bound does
     # not is printed in the curve's table, and "no k raises realism beyond its CI" would contradict it
-    its = "its simultaneous lower bound (ci_low_simul)" if gate == "ci_low_simul" else "its CI"
+    its = ("with its simultaneous lower bound (ci_low_simul) above 0" if gate == "ci_low_simul"
+           else "beyond its CI")
     if not ok:
         gain = [k for k in ks if t.loc[(REALISM, k), gate] > 0]
         if not gain:
-            return 0, f"no k in 1..{max(ks)} raises D's realism logit beyond {its}"
-        return 0, (f"every k in 1..{max(ks)} that raises realism beyond {its} ({', '.join(map(str, gain))}) also "
+            return 0, f"no k in 1..{max(ks)} raises D's realism logit {its}"
+        return 0, (f"every k in 1..{max(ks)} that raises realism {its} ({', '.join(map(str, gain))}) also "
                    "lowers the target style's log-odds beyond its CI")
     best = max(ok, key=lambda k: (t.loc[(REALISM, k), "effect"], -k))
     return best, f"{len(ok)} of {len(ks)} k qualify; k = {best} has the largest realism gain among them"

@@ -419,5 +419,5 @@ def test_no_repair_reason_names_the_simultaneous_bound_it_read():
     t = pd.DataFrame({"k": [1, 1], "measure": ["d_logit", "d_style_log_odds"], "effect": [0.1, 0.0],
                       "ci_low": [0.01, -0.1], "ci_high": [0.2, 0.1], "ci_low_simul": [-0.01, np.nan]})
     k, why = choose_k(t)
-    assert k == 0 and "simultaneous lower bound" in why, why
+    assert k == 0 and "with its simultaneous lower bound (ci_low_simul) above 0" in why, why   # not "beyond" a bound
     assert "beyond its CI" in choose_k(t.drop(columns="ci_low_simul").assign(ci_low=[-0.01, -0.1]))[1]
