@@ -1,6 +1,7 @@
 """Pure nn.Modules and a name registry (docs/architecture.md)."""
 from interp_gan.models.adain import AdaINNet
 from interp_gan.models.animegan import AnimeGANv2Generator
+from interp_gan.models.cartoongan import CartoonGANGenerator
 from interp_gan.models.classifier import StyleClassifier, texture_view
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
@@ -24,4 +25,4 @@ __all__ = ["StyleNet", "CycleGANGenerator", "StarGANGenerator", "AdaIN", "StyleD
            "texture_view",
            "RandomFeatureNet", "VGGFeatureNet", "build_feature_net", "FeatureNetUnavailable", "gram", "gram_distance", "high_pass",
            "build_model", "list_models", "register_model", "AnimeGANv2Generator", "UGATITGenerator",
-           "MUNITTranslator", "AdaINNet"]
+           "MUNITTranslator", "AdaINNet", "CartoonGANGenerator"]

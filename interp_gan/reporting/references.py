@@ -193,6 +193,9 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in [
     _r("chen2019animegan", "inproceedings", ["Chen, Jie", "Liu, Gang", "Chen, Xin"],
        "AnimeGAN: A Novel Lightweight GAN for Photo Animation",
        "International Symposium on Intelligence Computation and Applications (ISICA)", 2019),
+    _r("chen2018cartoongan", "inproceedings", ["Chen, Yang", "Lai, Yu-Kun", "Liu, Yong-Jin"],
+       "CartoonGAN: Generative Adversarial Networks for Photo Cartoonization",
+       "IEEE Conference on Computer Vision and Pattern Recognition (CVPR)", 2018),
     _r("kim2020ugatit", "inproceedings", ["Kim, Junho", "Kim, Minjae", "Kang, Hyeonwoo", "Lee, Kwanghee"],
        "U-GAT-IT: Unsupervised Generative Attentional Networks with Adaptive Layer-Instance Normalization "
        "for Image-to-Image Translation",

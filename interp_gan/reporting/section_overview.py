@@ -281,7 +281,7 @@ _MODEL_PAPERS = {"cyclegan": ["zhu2017cyclegan"], "resnet_generator": ["zhu2017c
                  "fast_neural_style": ["johnson2016perceptual"], "animegan_v2": ["chen2019animegan"],
                  "ugatit": ["kim2020ugatit"], "munit": ["huang2018munit"], "stargan_v2": ["choi2020starganv2"],
                  "stylegan2": ["karras2020stylegan2"], "stylegan3": ["karras2021stylegan3"],
-                 "adain": ["huang2017adain"]}
+                 "adain": ["huang2017adain"], "cartoongan": ["chen2018cartoongan"]}
 
 
 def model_references(model_config: dict) -> list[str]:

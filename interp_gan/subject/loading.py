@@ -12,6 +12,7 @@
     subject = load_subject("network-snapshot.pkl#space=s,psi=0.7")    # StyleGAN2 (NVlabs pickle, read code-free)
     subject = load_subject("550000.pt#space=s")                       # StyleGAN2 (rosinality/stylegan2-pytorch)
     subject = load_subject("paprika.pt#align_corners=false")          # AnimeGANv2 (PyTorch port; default true)
+    subject = load_subject("Hayao_net_G_float.pth")                   # CartoonGAN (test port; BGR inside, RGB out)
     subject = load_subject("selfie2anime_params_latest.pt#direction=B2A")   # U-GAT-IT (default genA2B)
     subject = load_subject("gen_01000000.pt#direction=b2a")           # MUNIT: style code s ~ N(0, I); default a2b
     subject = load_subject("decoder.pth#vgg=vgg_normalised.pth")      # pytorch-AdaIN: relu4_1 statistics of a style set
@@ -69,7 +70,7 @@ def _from_checkpoint(path: Path, device: torch.device, options: dict | None = No
 
 
 _CONVERTED = ("cyclegan", "resnet_generator", "unet_generator", "stargan_v1", "stargan_v2", "stylegan2", "stylegan3",
-              "animegan_v2", "fast_neural_style", "ugatit", "munit")
+              "animegan_v2", "fast_neural_style", "ugatit", "munit", "cartoongan")
 
 
 _STARGAN_NORM = ("instance statistics: the checkpoint's InstanceNorm running stats are ignored, as the "
@@ -130,6 +131,10 @@ def _subject_of(G: nn.Module, model: dict, style_names: list[str] | None, meta: 
     if model["name"] == "ugatit":          # [-1, 1] in and out; direction, size and CAM outputs said
         from interp_gan.models.ugatit import ugatit_notes
         meta = {**meta, **ugatit_notes(model)}
+    if model["name"] == "cartoongan":      # BGR inside, RGB outside; what the weights cannot say, said
+        from interp_gan.models.cartoongan import cartoongan_notes
+        notes = cartoongan_notes(model)
+        meta = {**meta, **notes, "model_notes": [*(meta.get("model_notes") or []), *notes["model_notes"]]}
     if model["name"] in ("cyclegan", "resnet_generator"):     # tanh, range, ReLU, padding: assumed, said
         from interp_gan.models.resnet_generator import family_notes
         meta = {**meta, **family_notes(model)}
@@ -193,6 +198,9 @@ def _from_pth(path: Path, device: torch.device, options: dict | None = None,
     if model["name"] == "munit":                 # dropped running statistics of the content encoder, if any
         from interp_gan.models.munit import munit_file_notes
         meta.update(munit_file_notes(sd))
+    if model["name"] == "cartoongan":            # norms saved as weight / bias: said
+        from interp_gan.models.cartoongan import cartoongan_file_notes
+        meta.update(cartoongan_file_notes(sd))
     if model.get("w_hpf"):
         meta["face_masks"] = _hpf_note(model, sd)
     elif model["name"] == "stargan_v2" and "fan" in sd:    # the released AFHQ file carries one too
@@ -215,7 +223,8 @@ def _picked_network(sd: dict, path: Path, options: dict | None) -> tuple[dict, d
 def _which_network(sd: dict, name: str) -> dict:
     """The note on which network of a multi-network file was loaded (``{"netG_A": ..., "netG_B": ...}``,
     ``{"G": ..., "G_ema": ...}``, Lightning's ``generator.*`` / ``discriminator.*``); {} for a lone one."""
-    if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style", "stargan_v1"):
+    if name not in ("resnet_generator", "unet_generator", "animegan_v2", "fast_neural_style", "stargan_v1",
+                    "cartoongan"):
         return {}
     from interp_gan.models.keys import few
     from interp_gan.models.wrappers import GEN_NAMES as _GEN_NAMES, unwrap_choice
@@ -365,6 +374,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
                 "fast_neural_style": "a fast neural style network (one style)",
                 "resnet_generator": "a CycleGAN-family ResNet generator (one style)",
                 "animegan_v2": "an AnimeGANv2 generator (one style)",
+                "cartoongan": "a CartoonGAN generator (one style)",
                 "ugatit": "a U-GAT-IT generator (one style)",
                 "munit": "a MUNIT translation (one style: the target domain)",
                 "stylegan2": "an unconditional StyleGAN2 (one style)"}.get(
@@ -381,6 +391,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, style_names: list[str] 
     if model["name"] == "munit":
         from interp_gan.models.munit import munit_file_notes
         meta.update(munit_file_notes(sd))
+    if model["name"] == "cartoongan":
+        from interp_gan.models.cartoongan import cartoongan_file_notes
+        meta.update(cartoongan_file_notes(sd))
     D = ros_notes.pop("_D", None)
     meta.update(ros_notes)         # a rosinality StyleGAN2: its source, w_avg, noise and D notes travel along
     tensors = {f"G.{k}": v.detach().contiguous().cpu() for k, v in G.state_dict().items()}

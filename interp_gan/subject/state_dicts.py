@@ -7,8 +7,8 @@ options a path may carry after ``#``.
     path, options = split_family_options("paprika.pt#align_corners=false")
 
 The families recognise themselves in order: U-GAT-IT, AnimeGANv2, MUNIT, StarGAN v2, the CycleGAN
-reference, StarGAN v1, pix2pix U-Net, fast neural style, then the CycleGAN-family ResNet parser,
-which refuses what is not its family. ``subject/loading.py`` builds the Subject around the module
+reference, StarGAN v1, pix2pix U-Net, fast neural style, CartoonGAN, then the CycleGAN-family ResNet
+parser, which refuses what is not its family. ``subject/loading.py`` builds the Subject around the module
 (pytorch-AdaIN's decoder, which needs its VGG file and a style set, is taken there first:
 ``subject/adain.py``).
 """
@@ -250,8 +250,8 @@ def _ugatit_generator(sd: dict, path: Path, options: dict | None) -> tuple[nn.Mo
 
 def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tuple[nn.Module, dict]:
     """The generator a reference-layout state_dict holds (CycleGAN ResNet or pix2pix U-Net, StarGAN v1,
-    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, AnimeGANv2, U-GAT-IT, or one direction of a MUNIT
-    ``gen_*.pt``) and its model config; ``options`` apply to AnimeGANv2 (``file#align_corners=false``),
+    the StarGAN v2 wrapper of a ``*_nets_ema.ckpt``, AnimeGANv2, U-GAT-IT, fast neural style, CartoonGAN, or
+    one direction of a MUNIT ``gen_*.pt``) and its model config; ``options`` apply to AnimeGANv2 (``file#align_corners=false``),
     U-GAT-IT (``file#direction=B2A``) and MUNIT (``file#direction=b2a,activ=lrelu,pad_type=zero``) only."""
     from interp_gan.models.animegan import FILE_OPTIONS, looks_like_animegan
     from interp_gan.models.cyclegan import CycleGANGenerator, infer_cyclegan_config
@@ -309,6 +309,10 @@ def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tu
     if fns.looks_like_fast_neural_style(sd):     # pytorch/examples fast_neural_style: before the ResNet parser
         return _family_generator(sd, path, fns.FastNeuralStyleNet, fns.parse_fast_neural_style,
                                  fns.remap_fast_neural_style, "fast neural style", "fast_neural_style")
+    from interp_gan.models import cartoongan
+    if cartoongan.looks_like_cartoongan(sd):     # the CartoonGAN test port's Transformer: before the ResNet parser
+        return _family_generator(sd, path, cartoongan.CartoonGANGenerator, cartoongan.parse_cartoongan,
+                                 cartoongan.remap_cartoongan, "CartoonGAN", "cartoongan")
     stargan_d = "main.0.weight" in sd and {"conv1.weight", "conv2.weight"} <= set(sd)
     if not stargan_d:              # a netD / CUT's netF / an empty file: one line naming the generator's file
         from interp_gan.subject.companion_nets import refuse_companion

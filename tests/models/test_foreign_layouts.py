@@ -18,9 +18,11 @@ from tests.models import foreign_layouts as fl
 ONE = torch.zeros(2, dtype=torch.long)
 FIX = "--model file.py:factory"
 # loaders for these families are added elsewhere: here they are tests of the ResNet parser only
-# (pytorch-AdaIN's decoder loads with its VGG, test_adain_pair_now_loads below and tests/models/test_adain.py)
+# (pytorch-AdaIN's decoder loads with its VGG, test_adain_pair_now_loads below and tests/models/test_adain.py;
+# CartoonGAN loads as its own family, test_cartoongan_now_loads below and tests/models/test_cartoongan.py)
+NOW_LOADED = {"cartoongan", "cartoongan_renamed_norms"}
 PARSER_ONLY = {"unit_vaegen", "unit_vaegen_tracked_in", "munit_adaingen", "ugatit_generator", "adain_decoder",
-               "adain_vgg_normalised"}
+               "adain_vgg_normalised"} | NOW_LOADED
 # loaded without error, and wrong, before the family checks: what each refusal must name
 OLD_MISLOADED = {
     "rrmina_fast_neural_style": "is 9x9; the family's stem is a 7x7 conv",        # [0, 255] in, tanh * 150 out
@@ -64,6 +66,15 @@ def test_adain_pair_now_loads(tmp_path):
     with pytest.raises(ValueError) as e:
         load_subject(tmp_path / "vgg_normalised.pth", device="cpu")
     assert "\n" not in str(e.value) and f"{tmp_path / 'decoder.pth'}#vgg=vgg_normalised.pth" in str(e.value)
+
+
+@pytest.mark.parametrize("name", sorted(NOW_LOADED))
+def test_cartoongan_now_loads(name, tmp_path):
+    """Old code: refused in one line (not a CycleGAN-family generator). Now its own family, as the port runs it."""
+    torch.save(fl.REFUSED[name](), tmp_path / "Hayao_net_G_float.pth")
+    s = load_subject(tmp_path / "Hayao_net_G_float.pth", device="cpu")
+    assert s.meta["model"] == {"name": "cartoongan", "widths": [4, 8, 16], "n_res": 2}
+    assert s.generate(torch.zeros(2, 3, 16, 16), ONE).shape == (2, 3, 16, 16)
 
 
 def test_a_misload_of_old_is_one_line_on_the_command_line(tmp_path, capsys):

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from interp_gan.models.animegan import AnimeGANv2Generator
+from interp_gan.models.cartoongan import CartoonGANGenerator
 from interp_gan.models.cyclegan import CycleGANGenerator
 from interp_gan.models.discriminator import StyleDiscriminator
 from interp_gan.models.fast_neural_style import FastNeuralStyleNet
@@ -51,6 +52,7 @@ FAMILIES = {
     "style_discriminator": lambda: StyleDiscriminator(2, ch=4, n_layers=2),
     "stylegan2_discriminator": lambda: tiny_discriminator(16, c_dim=2, seed=3),
     "animegan_v2": lambda: AnimeGANv2Generator(widths=(4, 8, 8, 12), num_res=2),   # GroupNorm affines back to 1 / 0
+    "cartoongan": lambda: CartoonGANGenerator(widths=(4, 8, 8), n_res=2),          # instance-norm affines too
     "ugatit": lambda: UGATITGenerator(ngf=2, n_blocks=1, img_size=16),     # (Ada)ILN rho / gamma / beta reset
     "munit": lambda: MUNITTranslator(dim=4, style_dim=3, n_downsample=1, n_res=1, mlp_dim=8, activ="prelu"),
     "stylegan2_rosinality": lambda: load_generator({"g_ema": rosinality_sd(), "latent_avg": torch.ones(8)})[0],
