@@ -5,6 +5,7 @@
     res.p, res.n_used, res.exceed, res.draws    # [rows], [rows], [rows], [rows, n_max] (NaN past n_used)
     expected_null_draws(h=10, n_min=19, n_max=199)   # mean draws a row with no effect costs (~42)
     suggest_n_max(m=9)                               # an n_max whose floor lets one of 9 rows pass BH: 199
+    h_like_fixed(n_max=999)                          # 50: the h at which BH at 0.05 names what the fixed rule does
 
 Besag & Clifford, "Sequential Monte Carlo p-values", Biometrika 78 (1991) 301-304: draw baselines
 one at a time; stop as soon as ``h`` of them reach the observed value (p = h / l, l the draws so
@@ -31,6 +32,16 @@ exceedances, which can only raise p (it is monotone in every exceedance), so the
 still holds, conservatively. tests/statistics/test_sequential_p.py checks it by simulation,
 continuous and with ties.
 
+Choosing h: a row stops after about h / p draws, so a small h is cheap on rows with no effect
+(``expected_null_draws``: with n_min 19 and n_max 199, h = 10 costs about 42 draws per null row;
+the fixed rule 199) but reads a p near a threshold coarsely. With h >= alpha (n_max + 1) nothing is
+lost at level alpha: p <= t for any t <= alpha happens exactly when the fixed rule on all n_max draws
+gives p <= t (such a p needs fewer than h exceedances in n_max draws, so the row never stopped and
+both rules read (G + 1) / (n_max + 1)), so BH at alpha names exactly the rows that spending n_max
+draws on every row would (``h_like_fixed``; tests/statistics/test_sequential_p.py checks it). The
+default h = 10 meets that for n_max up to 199 at alpha = 0.05; for a larger n_max, raise h (50 for
+999: about 214 draws per null row after a block of 99, against 999).
+
 The driver ``sequential_pvalues`` asks ``draw(rows, start, count)`` for the next ``count`` draws of
 the rows not yet decided, ``batch`` draws at a time. Draws of a batch past a row's stopping point
 are discarded (not counted, not stored), so the p is exactly the one-at-a-time p whatever the batch,
@@ -46,7 +57,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["sequential_pvalue", "sequential_pvalues", "SequentialP", "expected_null_draws", "suggest_n_max",
-           "DEFAULT_H"]
+           "h_like_fixed", "DEFAULT_H"]
 
 DEFAULT_H = 10   # exceedances before a row stops: see docs/statistics.md "Sequential random baselines"
 
@@ -158,3 +169,9 @@ def suggest_n_max(m: int, n_now: int = 0, alpha: float = 0.05) -> int:
     while n1 < need or n1 - 1 <= n_now:
         n1 = n1 * 5 // 2 if str(n1)[0] == "2" else n1 * 2     # 100, 200, 500, 1000, 2000, ...
     return n1 - 1
+
+
+def h_like_fixed(n_max: int, alpha: float = 0.05) -> int:
+    """The smallest h with h >= alpha (n_max + 1): then every p <= alpha is the fixed rule's p on all
+    n_max draws, and BH at alpha names the same rows (module docstring)."""
+    return max(1, math.ceil(alpha * (n_max + 1) - 1e-9))

@@ -240,6 +240,9 @@ def test_sequential_baselines_resolve_the_planted_direction_and_stop_the_null_on
     assert np.isfinite(null[pc0.name, :int(pc0.n_random_used)]).all() and np.isnan(null[pc0.name, int(pc0.n_random_used):]).all()
     assert np.array_equal(random_directions(199, D, 1)[:19], random_directions(19, D, 1))   # one seeded sequence
     assert any("sequential random baselines" in n for n in seq.notes)
+    assert not any("is below 0.05 x" in n for n in seq.notes)              # h = 10 matches n_random_max 199
+    coarse = _run(subj, _data(0), n_random_max=199, h=5, **kw)
+    assert any("h = 5 is below 0.05 x (n_random_max + 1) = 10" in n for n in coarse.notes)
     back = Finding.load(seq.save(tmp_path / "seq"))              # the NaN-padded draws load back as saved
     assert np.array_equal(back.arrays["random_null_effects"], null, equal_nan=True)
     assert back.tables["directions"]["n_random_used"].tolist() == df["n_random_used"].tolist()

@@ -58,3 +58,27 @@ def test_a_strong_effect_reaches_the_floor_of_n_max():
     null = rng.standard_normal((50, 199))
     res = _run(np.full(50, 10.0), null, 19, 199)
     assert np.all(res.p == 1 / 200) and np.all(res.n_used == 199) and np.all(res.exceed == 0)
+
+
+def test_bh_at_005_names_the_rows_the_fixed_rule_with_n_max_names_when_h_is_large_enough():
+    """With h >= 0.05 (n_max + 1) (h = 10, n_max = 199) the sequential p and the fixed rule on all
+    n_max draws agree on every event p <= t for t <= 0.05, so BH at 0.05 names exactly the same rows
+    -- here over 2,000 families of 8 rows with mixed effects on the same draws. With h = 5 they
+    differ (a row stopped early gets 5 / l, coarser than (G + 1) / 200 near 0.05, either side), which
+    is why h is not smaller."""
+    from interp_gan.findings.sequential import h_like_fixed
+    from interp_gan.findings.stats import bh_qvalues, permutation_pvalue
+    assert h_like_fixed(199) == 10 and h_like_fixed(999) == 50
+    rng = np.random.default_rng(5)
+    fam, m = 2000, 8
+    obs = rng.standard_normal((fam, m)) + rng.choice([0.0, 1.5, 2.5, 3.5], (fam, m))
+    null = rng.standard_normal((fam * m, 199))
+    fixed = permutation_pvalue(obs.ravel(), null.T).reshape(fam, m)
+    found = {}
+    for h in (10, 5):
+        p = _run(obs.ravel(), null, 19, 199, h=h).p.reshape(fam, m)
+        found[h] = np.array([bh_qvalues(r) <= 0.05 for r in p])
+    same = np.array([bh_qvalues(r) <= 0.05 for r in fixed])
+    print(f"\nBH discoveries: fixed 199 draws {same.sum()}, sequential h=10 {found[10].sum()}, h=5 {found[5].sum()}")
+    assert np.array_equal(found[10], same) and same.sum() > fam      # many discoveries, every one the same
+    assert not np.array_equal(found[5], same)
