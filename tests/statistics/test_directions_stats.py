@@ -201,7 +201,8 @@ def test_effect_ci_covers_the_true_change_at_the_demos_size(dist):
 
 
 def test_demo_budget_and_full_pipeline_random_counts():
-    """analyses/full.toml uses >= 99 random directions (p_random can reach 0.01); the demo keeps 19."""
+    """analyses/full.toml uses >= 99 random directions (p_random can reach 0.01) and sequential ones up
+    to n_random_max; the demo keeps 19."""
     import tomllib
     from pathlib import Path
     root = Path(__file__).resolve().parents[2] / "analyses"
@@ -209,6 +210,12 @@ def test_demo_budget_and_full_pipeline_random_counts():
     demo = tomllib.loads((root / "demo.toml").read_text())["analyses"]["directions"]
     assert full["n_random"] >= 99 and "random" in full["methods"]
     assert demo["n_random"] == 19
+    # full.toml's sequential baselines: a floor that lets one of its ~40 discovered directions pass BH
+    # alone, and an h at which BH at 0.05 names what that many baselines for every direction would
+    from interp_gan.findings.sequential import h_like_fixed, suggest_n_max
+    rows = len([m for m in full["methods"] if m != "random"]) * full["n_directions"]
+    assert full["n_random_max"] >= suggest_n_max(rows) and full["h"] >= h_like_fixed(full["n_random_max"])
+    assert "n_random_max" not in demo                                   # the demo stays on the fixed rule
 
 
 def test_sequential_baselines_resolve_the_planted_direction_and_stop_the_null_one_early(tmp_path):

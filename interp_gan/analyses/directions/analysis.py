@@ -223,7 +223,8 @@ class Directions(Analysis):
             return Cost(notes=[f"will fail: {e}"])
         cost = self._passes(subject, data, unit, sizes)
         cost.notes += notes
-        if sizes["n_random_max"] > sizes["n_random"] and "random" in self.methods:
+        has_clf = (subject.classifier or subject.texture_classifier) is not None   # else no p_random to extend
+        if sizes["n_random_max"] > sizes["n_random"] and "random" in self.methods and has_clf:
             null = expected_null_draws(h=self.h, n_min=sizes["n_random"], n_max=sizes["n_random_max"])
             cost.notes.append(f"up to {sizes['n_random_max']} random baselines per discovered direction (sequential, "
                               f"priced as if every one drew them all; one with no effect draws about {null:.0f})")
