@@ -239,14 +239,18 @@ def test_sequential_baselines_resolve_the_planted_direction_and_stop_the_null_on
     assert pc0.n_random_used < 60 and pc0.p_random > 0.05                     # stopped early, plainly null
     # the random rows and every column that describes the first 19 draws are those of the fixed rule
     rnd = df.method == "random"
-    assert (df.loc[rnd, "n_random_used"] == 18).all() and np.array_equal(df.loc[rnd, "p_random"], f0.loc[rnd, "p_random"])
+    assert (df.loc[rnd, "n_random_used"] == 18).all()
+    assert np.array_equal(df.loc[rnd, "p_random"], f0.loc[rnd, "p_random"])
     assert np.allclose(df["random_p95"], f0["random_p95"], equal_nan=True)
     null, null0 = seq.arrays["random_null_effects"], fixed.arrays["random_null_effects"]
     assert null.shape == (len(df), 199) and np.array_equal(null[:, :19], null0, equal_nan=True)
     assert np.isfinite(null[svm.name]).all() and svm.effect > np.nanmax(null[svm.name])
-    assert np.isfinite(null[pc0.name, :int(pc0.n_random_used)]).all() and np.isnan(null[pc0.name, int(pc0.n_random_used):]).all()
+    k = int(pc0.n_random_used)
+    assert np.isfinite(null[pc0.name, :k]).all() and np.isnan(null[pc0.name, k:]).all()
     assert np.array_equal(random_directions(199, D, 1)[:19], random_directions(19, D, 1))   # one seeded sequence
-    assert any("sequential random baselines" in n for n in seq.notes)
+    extra = int(svm.n_random_used + pc0.n_random_used) - 2 * 19
+    assert any("sequential random baselines" in n and f" {extra} random walks past the first 19" in n
+               for n in seq.notes)
     assert not any("is below 0.05 x" in n for n in seq.notes)              # h = 10 matches n_random_max 199
     coarse = _run(subj, _data(0), n_random_max=199, h=5, **kw)
     assert any("h = 5 is below 0.05 x (n_random_max + 1) = 10" in n for n in coarse.notes)

@@ -627,13 +627,14 @@ class Directions(Analysis):
                 fixed = int(cand.sum()) * (n_max - R)
                 notes.append(f"sequential random baselines (Besag & Clifford 1991; n_random_max = {n_max}, h = "
                              f"{self.h}): every discovered direction was walked against the first {R} random "
-                             f"directions; those with fewer than {self.h} at least as strong walked more, one at a time, "
-                             f"until {self.h} were (p_random = {self.h} / n_random_used) or {n_max} had been walked "
-                             f"(p_random = (1 + #{{at least as strong}}) / {n_max + 1}); one with {self.h} or more "
+                             f"directions; those with fewer than {self.h} at least as strong walked more, one at a "
+                             f"time, until {self.h} were (p_random = {self.h} / n_random_used) or {n_max} had been "
+                             f"walked (p_random = (1 + #{{at least as strong}}) / {n_max + 1}); one with {self.h} or "
+                             f"more "
                              f"among the first {R} keeps the fixed rule's p. P(p_random <= a) <= a still holds "
                              f"(tests/statistics/test_sequential_p.py). n_random_used per direction: "
                              f"{int(used.min()) if len(used) else 0} to {int(used.max()) if len(used) else 0}; "
-                             f"{int(seq.n_used.sum() - len(seq.p) * R)} random walks past the first {R} in all, where "
+                             f"{seq.n_drawn - len(seq.p) * R} random walks past the first {R} in all, where "
                              f"{n_max} for every direction would have taken {fixed}. random_p95 describes the first "
                              f"{R}; random_null_effects holds each direction's draws in order, NaN past its "
                              "n_random_used")

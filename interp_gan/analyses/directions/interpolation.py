@@ -333,7 +333,8 @@ class StyleInterpolation(Analysis):
                          f"walked (p_random = (1 + #) / {n_max + 1}); P(p_random <= a) <= a still holds "
                          f"(tests/statistics/test_sequential_p.py). n_random_used {used.min()} to {used.max()}; "
                          f"{extra} walks past the first {R} in all, where {n_max} for every pair would have taken "
-                         f"{len(pairs) * (n_max - R)}. random_max, random_mean and random_any_max describe the first {R}")
+                         f"{len(pairs) * (n_max - R)}. random_max, random_mean and random_any_max describe the "
+                         f"first {R}")
             if self.h < h_like_fixed(n_max):
                 notes[-1] += (f"; h = {self.h} is below 0.05 x (n_random_max + 1) = {h_like_fixed(n_max)}, so BH at "
                               f"0.05 may name other pairs than {n_max} random walks for every pair would (h = "
