@@ -31,7 +31,9 @@ Budgets: an analysis with a ``budget_s`` parameter (attribution, dissection, dir
 ablation) sizes itself to fit it (``size_to_budget``): it cuts its own sizes in a fixed order,
 each down to a floor, until the estimate fits, and says every cut in the Finding's notes (the
 report prints them); nothing is cut while the estimate fits. The pipeline's ``budget_s`` is
-shared out among those analyses (``share_budget``).
+shared out among those analyses (``share_budget``). Sequential random baselines (``n_random_max``
+of directions and style interpolation) are priced at their worst case, every row drawing all of
+them; the estimate table's note then starts "up to", and a budget cuts ``n_random_max`` first.
 """
 from __future__ import annotations
 
@@ -581,6 +583,9 @@ def estimate_table(costs: dict[str, Cost], unit: UnitCosts, budgets: dict[str, f
             cut = any(n.startswith("budget") for n in c.notes)
             note = f"budget_s {fmt_seconds(budgets[name])}" + (": sized down" if cut else "") + (
                 ", over it even at its floors" if s > budgets[name] * 1.001 else "")
+        worst = [n for n in c.notes if n.startswith("up to ")] if not c.skip else []
+        if worst:     # sequential random baselines: the estimate is their worst case
+            note = "; ".join(x for x in (note, worst[0]) if x)
         other = c.other_s + c.judges_s(unit)   # judges included
         lines.append(f"  {name:26} {int(round(c.forwards)):>11,} {int(round(c.grads)):>9,} "
                      f"{fmt_seconds(other):>9} {fmt_seconds(s):>12}  {_clip(note, 90)}")

@@ -195,26 +195,38 @@ def permutation_floor(n_perm: int) -> float:
     return 1.0 / (1 + n_perm)
 
 
-def count_at_floor(p: np.ndarray, n_perm: int) -> int:
-    """How many finite p-values sit at the permutation floor 1 / (1 + n_perm)."""
+def count_at_floor(p: np.ndarray, n_perm: int | np.ndarray) -> int:
+    """How many finite p-values sit at the permutation floor 1 / (1 + n_perm); ``n_perm`` may be one
+    count per p (sequential baselines: each row's own number of draws)."""
+    return int(_at_floor(p, n_perm).sum())
+
+
+def _at_floor(p: np.ndarray, n_perm: int | np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float).ravel()
-    return int((p[np.isfinite(p)] <= permutation_floor(n_perm) * (1 + 1e-9)).sum())
+    n = np.broadcast_to(np.asarray(n_perm, dtype=float).ravel() if np.ndim(n_perm) else float(n_perm), p.shape)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(p) & (p <= (1.0 / (1 + n)) * (1 + 1e-9))
 
 
 PRACTICAL_PERMUTATIONS = 200_000   # above this a floor note suggests a smaller family of tests instead
 
 
-def floor_note(p: np.ndarray, n_perm: int, *, what: str = "p-values", param: str = "n_perm",
+def floor_note(p: np.ndarray, n_perm: int | np.ndarray, *, what: str = "p-values", param: str = "n_perm",
                min_share: float = 0.1, alpha: float = 0.05) -> str | None:
     """A note when at least ``min_share`` of the finite p-values sit at the floor 1 / (1 + n_perm),
     else None. Such p-values are censored: the data say only "p <= floor". The note gives the
     count and a number of permutations (``param``) that would put the floor ten times below
-    BH's first threshold alpha / m (m = the number of finite p-values)."""
+    BH's first threshold alpha / m (m = the number of finite p-values). ``n_perm`` may be one count
+    per p (each row's own draws, as sequential baselines give); the note then names the floors of
+    the rows that sit at theirs."""
     p = np.asarray(p, dtype=float).ravel()
     m = int(np.isfinite(p).sum())
-    k = count_at_floor(p, n_perm)
+    at = _at_floor(p, n_perm)
+    k = int(at.sum())
     if m == 0 or k == 0 or k < min_share * m:
         return None
+    counts = np.broadcast_to(np.asarray(n_perm).ravel() if np.ndim(n_perm) else n_perm, p.shape)[at].astype(int)
+    lo, n_perm = int(counts.min()), int(counts.max())
     fl = permutation_floor(n_perm)
     suggest = max(10 * n_perm, math.ceil(10 * m / alpha))
     bh = (f"; with {m} tests BH needs p <= {alpha / m:.2g} for the first discovery, so the floor alone keeps "
@@ -222,8 +234,9 @@ def floor_note(p: np.ndarray, n_perm: int, *, what: str = "p-values", param: str
     fix = (f"raise {param} (e.g. to {suggest}) to resolve them" if suggest <= PRACTICAL_PERMUTATIONS else
            f"resolving them takes about {suggest:,} {param}, so test fewer at once (fewer layers, units or "
            f"concepts: a smaller m) or raise {param} as far as time allows")
-    return (f"{k} of {m} {what} ({k / m:.0%}) sit at the permutation floor 1/({param}+1) = {fl:.3g} "
-            f"({param} = {n_perm}): their true p may be much smaller{bh}; {fix}")
+    where = (f"the permutation floor 1/({param}+1) = {fl:.3g} ({param} = {n_perm})" if lo == n_perm else
+             f"their own floor 1/(draws+1), {permutation_floor(lo):.3g} to {fl:.3g} ({lo} to {n_perm} draws)")
+    return (f"{k} of {m} {what} ({k / m:.0%}) sit at {where}: their true p may be much smaller{bh}; {fix}")
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from interp_gan.reporting.baselines import at_own_floor, baseline_counts, count_words, more_baselines_hint
 from interp_gan.reporting.claims import Claim, result_line
 from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
@@ -107,24 +108,37 @@ def claim(df: pd.DataFrame) -> Claim | None:
     best = (ok if len(ok) else cand).sort_values("effect", ascending=False).iloc[0]
     space = str(df["space"].iloc[0]).replace("_", " ") if "space" in df.columns else "latent"
     name = _labels(best.to_frame().T)[0]
-    floor = 1 / (1 + n_r)
-    at_floor = cand[cand["p_random"] <= floor * (1 + 1e-9)] if "p_random" in cand.columns else cand.iloc[:0]
+    # each row's own count of random directions (sequential baselines: n_random_used; else n_random)
+    used = baseline_counts(cand, n_r)
+    hit = at_own_floor(cand["p_random"], used) if "p_random" in cand.columns else np.zeros(len(cand), bool)
+    at_floor = cand[hit]
+    said = count_words(used)
+    walked = (f"{said} random directions walked the same step" if " to " not in said else
+              f"random directions walked the same step ({said} per direction, sequential)")
     if len(ok):
         text = (f"{len(ok)} of {len(cand)} discovered {space} directions move the style classifier more than "
-                f"{n_r} random directions walked the same step; strongest: {name} toward {best['style']}")
+                f"{walked}; strongest: {name} toward {best['style']}")
     elif len(at_floor):    # beat every random direction, yet BH cannot pass: too few random directions to tell
         m = int(cand["q_random"].notna().sum())
+        n_at = used[hit]
+        fl = 1 / (1 + n_at.max())
         text = (f"Not resolved against random directions: {len(at_floor)} of {len(cand)} discovered {space} "
-                f"directions move the style classifier more than all {n_r} random directions walked the same "
-                f"step, but p_random cannot go below 1/{n_r + 1} = {sig(floor)} with {n_r} of them, and BH over "
-                f"{m} directions needs more; run more random directions (n_random = 99) to tell")
+                f"directions move the style classifier more than all {count_words(n_at)} random directions walked "
+                f"the same step, but p_random cannot go below 1/{int(n_at.max()) + 1} = {sig(fl)} with "
+                f"{int(n_at.max())} of them, and BH over {m} directions needs more; "
+                f"{more_baselines_hint(m, n_at, n_r, 'directions')}")
     else:
         text = (f"No evidence that any discovered {space} direction is special: none of {len(cand)} moves the "
-                f"style classifier more than {n_r} random directions walked the same step")
+                f"style classifier more than {walked}")
     p95 = best.get("random_p95", float("nan"))
+    n_best = used[cand.index.get_loc(best.name)] if best.name in cand.index else n_r
     return Claim(text, effect=f"Δ log-odds {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
-                 baseline=(f"random at the same step, 95th pct {sig(p95)}; p_random {sig_beside(best['p_random'], 0.05)} "
-                           f"(floor {sig(1 / (1 + n_r))}), q_random {sig_beside(best['q_random'], 0.05)} (BH over "
+                 baseline=(f"random at the same step, 95th pct {sig(p95)}"
+                           + (f" (of the first {n_r})" if np.nanmax(used) > n_r else "")
+                           + f"; p_random {sig_beside(best['p_random'], 0.05)} "
+                           f"(floor {sig(1 / (1 + n_best))}"
+                           + (f", {int(n_best)} random directions" if np.nanmax(used) > n_r else "")
+                           + f"), q_random {sig_beside(best['q_random'], 0.05)} (BH over "
                            f"{int(cand['q_random'].notna().sum())} discovered directions)"),
                  verdict="beyond random directions" if len(ok) else "not beyond random directions",
                  survives=bool(len(ok)),
@@ -208,9 +222,12 @@ def directions_section(finding, ctx: ReportContext) -> Section:
         blocks += [fold_open("Agreement between methods" + (", per-layer effects" if len(more) > 1 else "")),
                    *more, FOLD_CLOSE]
     cols = [c_ for c_ in ("method", "space", "index", "label", "style", "style_agree", "effect", "ci_low",
-                          "ci_high", "p_random", "q_random", "beyond_random", "random_p95", "step_length",
+                          "ci_high", "p_random", "q_random", "beyond_random", "n_random_used", "random_p95",
+                          "step_length",
                           "effect_prob", "p_value", "q_value", "ssim_min", "unit_layer", "top_units")
             if c_ in df.columns]
+    if "n_random_used" in cols and not (df["n_random_used"] > df.get("n_random", np.inf)).any():
+        cols.remove("n_random_used")       # the fixed rule: every row read n_random (the random rows one less)
     blocks += [fold_open(f"Table: all {len(df)} directions"),
                Table(df[cols], caption="Directions: effect = Δ log-odds at the largest step with 95% BCa "
                                        "bootstrap CI; p_random against random directions walked the same "

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from interp_gan.reporting.baselines import at_own_floor, baseline_counts, count_words, more_baselines_hint
 from interp_gan.reporting.claims import Claim, result_line
 from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, ImageGrid, ReportContext, Section, Table, fold_open,
@@ -35,8 +36,14 @@ def claim(df: pd.DataFrame) -> Claim | None:
         return None
     d = df[df["classifier"] == "classifier"] if (df["classifier"] == "classifier").any() else df
     ok = d[d["beyond_random"].astype(bool)]
-    # walks above every random walk (p_random at its floor) that BH over the pairs keeps above 0.05
-    top = d[(d["effect"] > d["random_max"]) & (d["q_random"] > 0.05)] if not len(ok) else d.iloc[:0]
+    # walks above every random walk (p_random at its floor) that BH over the pairs keeps above 0.05; with
+    # sequential walks each row read its own number (n_random_used), more than random_max describes
+    has_used = "n_random_used" in d.columns
+    used = baseline_counts(d)
+    n_first = int(d["n_random"].iloc[0]) if "n_random" in d.columns else int(np.nanmin(used)) if has_used else 0
+    seq = has_used and bool((used > n_first).any())          # some row walked past the first n_random
+    above = at_own_floor(d["p_random"], used) if has_used else (d["effect"] > d["random_max"]).to_numpy()
+    top = d[above & (d["q_random"] > 0.05).to_numpy()] if not len(ok) else d.iloc[:0]
     best = (ok if len(ok) else top if len(top) else d).sort_values("effect", ascending=False).iloc[0]
     # beyond random is q_random <= 0.05 (BH over the pairs) with the CI above 0, not "above every random
     # walk": with more than 19 random walks a walk below the largest one can pass, so the sentence
@@ -45,16 +52,24 @@ def claim(df: pd.DataFrame) -> Claim | None:
         text = (f"{len(ok)} of {len(d)} walks between two styles' codes raise the target style more than random "
                 f"walks of the same length; strongest: {best['pair']}")
     elif len(top):
+        n_at = baseline_counts(top)
+        hint = (more_baselines_hint(len(d), n_at, n_first, "pairs") if has_used else
+                "set n_random_max (e.g. 199; sequential: only the pairs whose walk beats the random ones walk "
+                "more) to tell")
+        count = f" ({count_words(n_at)} of them)" if has_used else ""
         text = (f"Not resolved against random walks: {len(top)} of {len(d)} walks between two styles' codes raise "
-                f"the target style more than every random walk of the same length, but at this number of random "
-                f"walks BH over the pairs keeps q_random above 0.05; run more random walks (n_random = 99) to tell")
+                f"the target style more than every random walk of the same length{count}, but at this number of "
+                f"random walks BH over the pairs keeps q_random above 0.05; {hint}")
     else:
         text = f"No walk between two styles' codes raises the target more than random walks ({len(d)} pairs)"
     other = (f"; p_other {sig(best['p_other'])} vs {int(best['n_other'])} walks to other styles"
              if "p_other" in best and pd.notna(best["p_other"]) else "")
     q = f", q_random {sig_beside(best['q_random'], 0.05)} (BH over {int(d['q_random'].notna().sum())} pairs)"
     return Claim(text, effect=f"Δ log-odds {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
-                 baseline=f"random walks max {sig(best['random_max'])}; p_random {sig_beside(best['p_random'], 0.05)}{q}{other}",
+                 baseline=(f"random walks max {sig(best['random_max'])}"
+                           + (f" (of the first {n_first})" if seq else "")
+                           + f"; p_random {sig_beside(best['p_random'], 0.05)}"
+                           + (f" ({int(best['n_random_used'])} random walks)" if seq else "") + f"{q}{other}"),
                  verdict="beyond random walks" if len(ok) else "not beyond random walks", survives=bool(len(ok)),
                  rule="beyond random when q_random (rank among random directions of the same length, measured "
                       "on the same target; BH over pairs) <= 0.05 and the CI is above 0")
@@ -115,6 +130,8 @@ def interpolation_section(finding, ctx: ReportContext) -> Section:
     cols = [k for k in ("pair", "classifier", "effect", "ci_low", "ci_high", "p_random", "q_random", "beyond_random",
                         "random_max", "p_other", "other_max", "n_other", "random_any_max", "length", "n")
             if k in df.columns]
+    if "n_random_used" in df.columns and "n_random" in df.columns and (df["n_random_used"] > df["n_random"]).any():
+        cols.insert(cols.index("p_random") + 1, "n_random_used")     # sequential walks: each row's own count
     blocks += [fold_open(f"Table: {len(df)} walks"),
                Table(df[cols], caption="Style interpolation: effect = Δ log-odds of the target at t = 1 (95% BCa "
                                        "CI); p_random vs random directions of the same length (verdict: BH "

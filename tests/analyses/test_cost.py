@@ -506,3 +506,36 @@ def test_the_layer_cost_is_not_timed_on_one_rank_of_several(monkeypatch):
     ran = []
     monkeypatch.setattr("interp_gan.analyses.units.dissection.Dissection.run", lambda *a, **k: ran.append(1))
     assert cost._layer_cost(torch.device("cpu")) == cost.LAYER_S_UNTIMED and not ran
+
+
+@pytest.mark.parametrize("name", ["directions", "style_interpolation"])
+def test_sequential_baselines_are_priced_at_their_worst_case_and_cut_first(name):
+    """n_random_max adds, per row that may walk them, n_images images per extra baseline: the estimate
+    prices every row walking all of them ("up to" in its note and in the estimate table), the run
+    sends no more than that through the generator, and a budget between the fixed rule's cost and
+    that worst case cuts n_random_max (only) back towards n_random."""
+    from interp_gan.analyses.cost import estimate_table
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject)
+    unit = dataclasses.replace(measure_unit_costs(subject, data), order=())
+    fast = dict(get_analysis(name).fast)
+    R, n_max = fast["n_random"], fast["n_random"] + 30
+    off = build_analysis(name, **fast).estimate_cost(subject, data, unit)
+    seq = build_analysis(name, **fast, n_random_max=n_max)
+    on = seq.estimate_cost(subject, data, unit)
+    with count_generator(subject) as n:
+        f = seq.run(subject, data)
+    table = f.tables[name]
+    rows = int((table["method"] != "random").sum()) if name == "directions" else table["pair"].nunique()
+    n_img = min(fast["n_images"], len(data))
+    assert on.forwards - off.forwards == pytest.approx(n_img * (n_max - R) * rows)
+    assert any(x.startswith(f"up to {n_max} random") for x in on.notes)
+    assert not any(x.startswith("up to") for x in off.notes)
+    assert f"up to {n_max} random" in estimate_table({name: on}, unit)
+    assert off.images() - 2 <= n["forwards"] + n["grads"] <= 1.1 * on.images() + 2
+    assert (table["n_random_used"] <= n_max).all() and (table["n_random_used"] >= R - 1).all()
+    budget = (off.seconds(unit) + on.seconds(unit)) / 2
+    g = build_analysis(name, **fast, n_random_max=n_max, budget_s=budget).run(subject, data)
+    cut = g.params["sized_to_budget"]
+    assert set(cut) == {"n_random_max"} and R <= cut["n_random_max"] < n_max, cut
+    assert (g.tables[name]["n_random_used"] <= cut["n_random_max"]).all()

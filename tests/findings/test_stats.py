@@ -51,3 +51,15 @@ def test_bh_q_exactly_at_a_threshold_compares_as_equal():
     # three p-values at a permutation floor of 1/20: q = 0.05 * 3 / 3 must not come out as 0.05000000000000001
     from interp_gan.findings.stats import bh_qvalues
     assert (bh_qvalues(np.array([0.05, 0.05, 0.05])) <= 0.05).all()
+
+
+def test_floor_counts_and_notes_read_each_rows_own_number_of_draws():
+    """Sequential baselines: a row's floor is 1/(1 + its own draws). 0.05 after 199 draws is 10/200,
+    not a floor; 0.05 after 19 draws is. One count for all would say 1 (199) or 3 (19)."""
+    from interp_gan.findings.stats import count_at_floor, floor_note
+    p, used = np.array([1 / 200, 1 / 20, 1 / 20]), np.array([199, 199, 19])
+    assert count_at_floor(p, used) == 2 and count_at_floor(p, 199) == 1 and count_at_floor(p, 19) == 3
+    note = floor_note(p, used, param="n_random_max")
+    assert note.startswith("2 of 3") and "their own floor" in note and "19 to 199 draws" in note
+    same = floor_note(p[:1], used[:1], param="n_random_max")               # one count: the usual wording
+    assert same == floor_note(p[:1], 199, param="n_random_max") and "(n_random_max = 199)" in same

@@ -216,3 +216,44 @@ def test_walks_above_every_random_walk_are_not_said_to_raise_no_more_than_them()
     assert not c.survives and "No walk" not in c.text and "2 of 3 walks" in c.text and "every random walk" in c.text
     c = walk_claim(d.assign(effect=[2.0, 1.0, 0.5]))
     assert not c.survives and c.text.startswith("No walk")
+
+
+def test_directions_claims_read_each_rows_own_count_of_random_directions():
+    """Sequential baselines: each row's floor is 1/(1 + n_random_used). The demo's unresolved case
+    names n_random_max as the way to tell (199 lets one of 9 directions at its floor pass BH alone);
+    a direction that beat all 199 of its random directions but sits among 20 is still unresolved and
+    the line says so with 199, not 19; a resolved one says beyond, and the floor it prints is its own."""
+    from interp_gan.reporting.section_directions import claim as directions_claim
+    c = directions_claim(_directions_rows([0.05] * 7 + [0.3, 0.6], q=[0.0643] * 7 + [0.35, 0.6]))
+    assert not c.survives and "set n_random_max = 199" in c.text and "only the directions that beat" in c.text
+    # sequential: one direction at 1/200 after 199 draws among 20 (q = 0.1), the rest stopped early
+    p = [1 / 200] + [0.5] * 19
+    df = _directions_rows(p, q=[0.1] + [0.6] * 19).assign(n_random_used=[199] + [20] * 19 + [18] * 19)
+    c = directions_claim(df)
+    assert not c.survives and c.verdict == "not beyond random directions"
+    assert "1 of 20" in c.text and "more than all 199 random directions" in c.text and "1/200" in c.text
+    assert "raise n_random_max = 499" in c.text, c.text
+    # the same direction passing BH (q 0.01): beyond random, its own floor printed beside it
+    df = _directions_rows([1 / 200, 0.5], q=[0.01, 0.5]).assign(n_random_used=[199, 20] + [18] * 19)
+    c = directions_claim(df)
+    assert c.survives and "(20 to 199 per direction, sequential)" in c.text
+    assert "floor 0.00500" in c.baseline, c.baseline
+    # a row whose sequential p is large (it stopped after 40 draws) is not at any floor
+    df = _directions_rows([10 / 40, 0.5], q=[0.5, 0.5]).assign(n_random_used=[40, 19] + [18] * 19)
+    c = directions_claim(df)
+    assert not c.survives and c.text.startswith("No evidence") and "none of 2" in c.text
+
+
+def test_interpolation_claims_read_each_rows_own_count_of_random_walks():
+    from interp_gan.reporting.section_interpolation import claim as walk_claim
+    rows = [dict(pair=f"p{i}", classifier="classifier", effect=9.0 - i, ci_low=1.0, ci_high=10.0, random_max=3.0,
+                 p_random=1 / 200 if i == 0 else 0.5, q_random=0.125 if i == 0 else 0.6, beyond_random=False,
+                 n_random=19, n_random_used=199 if i == 0 else 20) for i in range(25)]
+    c = walk_claim(pd.DataFrame(rows))
+    assert not c.survives and "1 of 25 walks" in c.text and "(199 of them)" in c.text
+    assert "raise n_random_max = 499" in c.text
+    assert "(199 random walks)" in c.baseline and "of the first 19" in c.baseline
+    # above random_max of the first 19 but matched later (p 10/60): not "more than every random walk"
+    rows[0].update(p_random=10 / 60, q_random=0.6, n_random_used=60)
+    c = walk_claim(pd.DataFrame(rows))
+    assert c.text.startswith("No walk"), c.text

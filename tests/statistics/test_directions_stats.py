@@ -21,6 +21,7 @@ from torch import nn
 
 from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.directions.analysis import Directions
+from interp_gan.findings import Finding
 from interp_gan.subject.protocol import Subject
 
 D = 16
@@ -124,6 +125,30 @@ def test_null_direction_with_a_long_step_gets_uniform_p_random_over_seeds():
     assert floor <= 0.1 + 2 * np.sqrt(0.1 * 0.9 / reps)
 
 
+
+def test_null_direction_gets_a_valid_sequential_p_random():
+    """The same null (PC0 in the neutral plane, 200 seeded models) with sequential baselines
+    (n_random 19, n_random_max 99, h 10): the extra random directions are walked in the analysis at
+    PC0's own step, so this checks their order and length, not only the pure rule
+    (test_sequential_p.py). 0.05 = 5/100, 0.25 = 10/40 and 0.5 = 10/20 are attainable levels, so
+    P(p <= level) must sit at each within 3.5 SE; PC0 walks far fewer than 99 on average."""
+    reps = 200
+    ps, used = [], []
+    for rep in range(reps):
+        torch.manual_seed(rep)
+        subj, _, W = _subject(1000 + rep, a=0.0, b=0.3)
+        f = _run(subj, _data(rep, size=8), methods=("pca", "random"), n_random=19, n_random_max=99, seed=rep,
+                 n_boot=20, n_perm=20)
+        pc0 = f.tables["directions"].query("method == 'pca'").iloc[0]
+        ps.append(pc0.p_random)
+        used.append(pc0.n_random_used)
+    ps, used = np.array(ps), np.array(used)
+    print(f"\nPC0 sequential: P(p <= 0.05 / 0.25 / 0.5) = {[(ps <= a + 1e-12).mean() for a in (0.05, 0.25, 0.5)]}, "
+          f"mean random directions walked {used.mean():.1f}")
+    for level in (0.05, 0.25, 0.5):
+        assert abs((ps <= level + 1e-12).mean() - level) < 3.5 * np.sqrt(level * (1 - level) / reps), level
+    assert used.mean() < 50
+
 def test_effect_is_the_change_in_log_odds():
     """No image-specific term: every image's red moves by a x step, so the log-odds of "red"
     (10 x mean red) change by exactly 10 a x step_length; the probability change (effect_prob,
@@ -176,7 +201,8 @@ def test_effect_ci_covers_the_true_change_at_the_demos_size(dist):
 
 
 def test_demo_budget_and_full_pipeline_random_counts():
-    """analyses/full.toml uses >= 99 random directions (p_random can reach 0.01); the demo keeps 19."""
+    """analyses/full.toml uses >= 99 random directions (p_random can reach 0.01) and sequential ones up
+    to n_random_max; the demo keeps 19."""
     import tomllib
     from pathlib import Path
     root = Path(__file__).resolve().parents[2] / "analyses"
@@ -184,3 +210,54 @@ def test_demo_budget_and_full_pipeline_random_counts():
     demo = tomllib.loads((root / "demo.toml").read_text())["analyses"]["directions"]
     assert full["n_random"] >= 99 and "random" in full["methods"]
     assert demo["n_random"] == 19
+    # full.toml's sequential baselines: a floor that lets one of its ~40 discovered directions pass BH
+    # alone, and an h at which BH at 0.05 names what that many baselines for every direction would
+    from interp_gan.findings.sequential import h_like_fixed, suggest_n_max
+    rows = len([m for m in full["methods"] if m != "random"]) * full["n_directions"]
+    assert full["n_random_max"] >= suggest_n_max(rows) and full["h"] >= h_like_fixed(full["n_random_max"])
+    assert "n_random_max" not in demo                                   # the demo stays on the fixed rule
+
+
+def test_sequential_baselines_resolve_the_planted_direction_and_stop_the_null_one_early(tmp_path):
+    """n_random = 19 alone: the planted direction u (SVM) sits at the floor 1/20 and BH over the two
+    discovered directions keeps q at 0.1 (not resolved). n_random_max = 199: u walks all 199 random
+    directions (p_random = 1/200, q_random < 0.05) while PCA's PC0 (the style-neutral plane: no
+    effect beyond any direction's) stops once h = 10 random directions match it. n_random_max =
+    n_random gives exactly the fixed rule's numbers."""
+    from interp_gan.analyses.directions.methods import random_directions
+    torch.manual_seed(0)
+    subj, u, W = _subject(0, a=0.1, b=0.3)
+    kw = dict(methods=("svm", "pca", "random"), n_boot=20, n_perm=20)
+    fixed = _run(subj, _data(0), **kw)
+    seq = _run(subj, _data(0), n_random_max=199, **kw)
+    same = _run(subj, _data(0), n_random_max=19, **kw)
+    f0, df = fixed.tables["directions"], seq.tables["directions"]
+    svm, pc0 = df[df.method == "svm"].iloc[0], df[df.method == "pca"].iloc[0]
+    assert f0.loc[svm.name, "p_random"] == pytest.approx(1 / 20) and f0.loc[svm.name, "q_random"] > 0.05
+    assert svm.p_random == pytest.approx(1 / 200) and svm.n_random_used == 199
+    assert svm.q_random < 0.05 and bool(svm.beyond_random)
+    assert pc0.n_random_used < 60 and pc0.p_random > 0.05                     # stopped early, plainly null
+    # the random rows and every column that describes the first 19 draws are those of the fixed rule
+    rnd = df.method == "random"
+    assert (df.loc[rnd, "n_random_used"] == 18).all()
+    assert np.array_equal(df.loc[rnd, "p_random"], f0.loc[rnd, "p_random"])
+    assert np.allclose(df["random_p95"], f0["random_p95"], equal_nan=True)
+    null, null0 = seq.arrays["random_null_effects"], fixed.arrays["random_null_effects"]
+    assert null.shape == (len(df), 199) and np.array_equal(null[:, :19], null0, equal_nan=True)
+    assert np.isfinite(null[svm.name]).all() and svm.effect > np.nanmax(null[svm.name])
+    k = int(pc0.n_random_used)
+    assert np.isfinite(null[pc0.name, :k]).all() and np.isnan(null[pc0.name, k:]).all()
+    assert np.array_equal(random_directions(199, D, 1)[:19], random_directions(19, D, 1))   # one seeded sequence
+    extra = int(svm.n_random_used + pc0.n_random_used) - 2 * 19
+    assert any("sequential random baselines" in n and f" {extra} random walks past the first 19" in n
+               for n in seq.notes)
+    assert not any("is below 0.05 x" in n for n in seq.notes)              # h = 10 matches n_random_max 199
+    coarse = _run(subj, _data(0), n_random_max=199, h=5, **kw)
+    assert any("h = 5 is below 0.05 x (n_random_max + 1) = 10" in n for n in coarse.notes)
+    back = Finding.load(seq.save(tmp_path / "seq"))              # the NaN-padded draws load back as saved
+    assert np.array_equal(back.arrays["random_null_effects"], null, equal_nan=True)
+    assert back.tables["directions"]["n_random_used"].tolist() == df["n_random_used"].tolist()
+    # off: n_random_max = n_random is the fixed rule, number for number
+    pd_t = same.tables["directions"]
+    assert pd_t.drop(columns=["n_random_used"]).equals(f0.drop(columns=["n_random_used"]))
+    assert np.array_equal(same.arrays["random_null_effects"], null0, equal_nan=True)

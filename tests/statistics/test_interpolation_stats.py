@@ -31,3 +31,29 @@ def test_p_random_is_uniform_when_the_style_codes_are_random():
     for level in (0.05, 0.25, 0.5):
         assert abs((ps <= level + 1e-12).mean() - level) < 3.5 * np.sqrt(level * (1 - level) / len(ps))
     assert np.mean(verdicts) <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / len(ps))
+
+
+def test_sequential_p_random_is_uniform_when_the_style_codes_are_random():
+    """The same exact null with sequential walks (n_random 19, n_random_max 99, h 10): the walks past
+    the first 19 are drawn in the analysis, so this checks their order and bookkeeping, not only the
+    pure rule (tests/statistics/test_sequential_p.py). 0.05 = 5/100, 0.25 = 10/40 and 0.5 = 10/20 are
+    attainable levels: P(p <= level) must sit at the level. Null rows stop early: about 35 walks on
+    average (expected_null_draws), not 99."""
+    from interp_gan.findings.sequential import expected_null_draws
+    W = torch.randn(3, D, generator=torch.Generator().manual_seed(99))
+    data = _data(n=8)
+    ps, used = [], []
+    for rep in range(300):
+        codes = torch.randn(S, D, generator=torch.Generator().manual_seed(5000 + rep))
+        codes = torch.ones(1, D) * 0.3 + torch.cat([torch.zeros(1, D), codes[1:]])
+        f = build_analysis("style_interpolation", pairs=("s0->s1",), steps=(1.0,), n_random=19, n_random_max=99,
+                           n_images=8, n_boot=20, n_perm=20, n_other=0, seed=rep).run(_subject(codes, W), data)
+        r = f.tables["style_interpolation"].iloc[0]
+        ps.append(r.p_random)
+        used.append(r.n_random_used)
+    ps, used = np.array(ps), np.array(used)
+    for level in (0.05, 0.25, 0.5):
+        assert abs((ps <= level + 1e-12).mean() - level) < 3.5 * np.sqrt(level * (1 - level) / len(ps)), level
+    want = expected_null_draws(h=10, n_min=19, n_max=99)
+    print(f"\nsequential interpolation null: mean walks {used.mean():.1f} (expected {want:.1f})")
+    assert abs(used.mean() - want) < 4 * used.std() / np.sqrt(len(used))

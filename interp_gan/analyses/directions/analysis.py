@@ -7,7 +7,9 @@
     f.tables["direction_agreement"]   # method_a, index_a, method_b, index_b, cosine
     f.arrays["directions"]            # [rows, D] unit vectors, row i = table row i
     f.arrays["traversal_img0"]        # [rows, n_steps, h, w, 3] uint8 thumbnails
-    f.arrays["random_null_effects"]   # [rows, n_random]: random effects at each row's step length
+    f.arrays["random_null_effects"]   # [rows, n_random_max]: random effects at each row's step length, in the
+                                      # order drawn, NaN past the row's n_random_used (n_random_max = n_random:
+                                      # [rows, n_random], as before)
 
     # a model without a latent (CycleGAN, any nn.Module): edit a layer's channel activations
     build_analysis("directions", layer="model.12", methods=("pca", "random")).run(subject, data)
@@ -38,7 +40,14 @@ when the direction is, for the style, no different from a random one (the random
 directions and a null direction are then exchangeable). ``q_random``: BH over the discovered
 directions; ``beyond_random``: q_random <= 0.05. Random rows are walked at one reference
 length (the discovered directions' median step_length) and get p_random against the other
-random rows (a calibration check). ``p_value`` / ``q_value`` (a sign-flip test of mean change
+random rows (a calibration check). With ``n_random_max`` > ``n_random`` the baselines are
+sequential (``findings/sequential.py``, Besag & Clifford 1991): every discovered direction takes
+the first ``n_random`` as above; one that fewer than ``h`` of them match walks further random
+directions (the same seeded sequence, one at a time) until ``h`` do (p_random = h / l, l the
+directions walked) or ``n_random_max`` were walked (p_random = (1 + #) / (1 + n_random_max), which
+can reach 1/(1 + n_random_max)); one that ``h`` or more match keeps the fixed rule's p.
+``n_random_used`` says how many each p_random read; random rows are never extended. P(p_random <= a)
+<= a still holds under the null. ``p_value`` / ``q_value`` (a sign-flip test of mean change
 = 0) only say the edit moves the classifier at all -- any edit does, random ones included --
 and are not verdicts. Also: content preservation (the lowest mean SSIM of any step's output
 to the unedited output) and the units of ``unit_layer`` it moves most (mean |Δ activation|;
@@ -47,7 +56,10 @@ ids as in dissection). For SeFa the edit is also applied to one AdaIN affine at 
 
 Cost (``estimate_cost``, docs/scaling.md): the activation samples, every non-zero step of every
 direction on the evaluation images, the random baselines at each direction's length and
-Voynov's training. With ``budget_s`` the run is sized to fit it: Voynov's restarts and steps,
+Voynov's training; with ``n_random_max`` the estimate prices every discovered direction walking
+all ``n_random_max`` (the worst case: "up to"). With ``budget_s`` the run is sized to fit it:
+``n_random_max`` back towards ``n_random`` (reaching it turns the sequential part off), Voynov's
+restarts and steps,
 then ``n_random`` (down to 19 with a classifier; 4 without one, where the random walks give
 only SSIM), ``n_images`` (16 with a classifier, else 2), ``n_directions`` (2), ``n_samples``
 (64), and last Voynov is dropped; the notes and ``params["sized_to_budget"]`` say what ran.
@@ -71,6 +83,7 @@ from interp_gan.analyses.cost import Cost, UnitCosts, halve_to, size_to_budget, 
 from interp_gan.analyses.directions.voynov import fit_voynov_babenko
 from interp_gan.harvest.hooks import Trace, add_vector, default_unit_layer, get_module, spatial_layers, style_blocks
 from interp_gan.findings import Finding
+from interp_gan.findings.sequential import DEFAULT_H, expected_null_draws, h_like_fixed, sequential_pvalues
 from interp_gan.findings.stats import bh_qvalues, bootstrap_interval, floor_note, permutation_pvalue
 
 __all__ = ["Directions"]
@@ -107,14 +120,18 @@ def _retaining(G, retain: str | None, fn: Callable[[], Tensor]) -> tuple[Tensor,
 class Directions(Analysis):
     def __init__(self, *, methods: tuple[str, ...] = ("pca", "sefa", "svm", "random"), space: str | None = None,
                  layer: str | None = None, unit_layer: str | None = None, n_samples: int = 256,
-                 n_directions: int = 4, n_random: int = 19, steps: tuple[float, ...] = (-3, -1.5, 0, 1.5, 3),
-                 n_images: int = 16,
+                 n_directions: int = 4, n_random: int = 19, n_random_max: int | None = None, h: int = DEFAULT_H,
+                 steps: tuple[float, ...] = (-3, -1.5, 0, 1.5, 3), n_images: int = 16,
                  n_boot: int = 1000, n_perm: int = 1000, n_grid_images: int = 2, layerwise: bool = True,
                  voynov_steps: int = 300, voynov_batch_size: int = 8, voynov_lr: float = 0.1,
                  voynov_restarts: int = 3, seed: int = 0, budget_s: float | None = None) -> None:
         self.methods, self.space, self.layer, self.unit_layer = tuple(methods), space, layer, unit_layer
         self.n_samples, self.n_directions, self.steps, self.n_images = n_samples, n_directions, tuple(steps), n_images
         self.n_random = n_random   # random baselines, walked each row's step length: p_random >= 1/(1+n_random)
+        # sequential baselines (findings/sequential.py): a discovered direction with fewer than h random
+        # directions at least as strong among the first n_random draws more, up to n_random_max
+        # (None = n_random: off, the fixed rule); p_random then reaches 1/(1+n_random_max)
+        self.n_random_max, self.h = n_random_max, h
         self.n_boot, self.n_perm, self.n_grid_images = n_boot, n_perm, n_grid_images
         self.layerwise, self.seed = layerwise, seed
         self.voynov_steps, self.voynov_batch_size, self.voynov_lr = voynov_steps, voynov_batch_size, voynov_lr
@@ -152,9 +169,9 @@ class Directions(Analysis):
             walks += n * rows["sefa"] * len(_affine_names(G))
             judged += n * rows["sefa"] * len(_affine_names(G))
         has_clf = (subject.classifier or subject.texture_classifier) is not None
-        if has_clf and "random" in rows:
-            walks += n * sz["n_random"] * (sum(rows.values()) - rows["random"])
-            judged += n * sz["n_random"] * (sum(rows.values()) - rows["random"])
+        if has_clf and "random" in rows:                      # the worst case: every direction draws n_random_max
+            walks += n * sz["n_random_max"] * (sum(rows.values()) - rows["random"])
+            judged += n * sz["n_random_max"] * (sum(rows.values()) - rows["random"])
         fwd += walks
         both = subject.classifier is not None and subject.texture_classifier is not None
         judged *= 0.5 if both else 1.0                        # one classifier judges (classify_s times both)
@@ -165,7 +182,8 @@ class Directions(Analysis):
         return Cost(forwards=fwd, grads=grads, classified=judged if has_clf else 0.0)
 
     def _sized(self, subject, data: AnalysisData, unit: UnitCosts) -> tuple[dict, list[str]]:
-        sizes = {"voynov_restarts": self.voynov_restarts, "voynov_steps": self.voynov_steps,
+        sizes = {"n_random_max": self._n_max(self.n_random), "voynov_restarts": self.voynov_restarts,
+                 "voynov_steps": self.voynov_steps,
                  "n_random": self.n_random, "n_images": self.n_images, "n_directions": self.n_directions,
                  "n_samples": self.n_samples, "voynov": "voynov" in self.methods}
         drop = lambda v: False if v else None  # noqa: E731  (the last cut: Voynov not run)
@@ -175,13 +193,26 @@ class Directions(Analysis):
         clf = (subject.classifier or subject.texture_classifier) is not None
         floor_random = 19 if clf else 4
         floor_images = 16 if clf else max(2, self.n_grid_images)
-        cuts = [("voynov_restarts", halve_to(1)), ("voynov_steps", halve_to(min(self.voynov_steps, 100))),
+        # first the sequential baselines past n_random (only directions that beat the random ones would
+        # draw them, but the estimate prices every direction drawing all n_random_max)
+        cuts = [("n_random_max", halve_to(self.n_random)),
+                ("voynov_restarts", halve_to(1)), ("voynov_steps", halve_to(min(self.voynov_steps, 100))),
                 ("n_random", halve_to(min(self.n_random, floor_random))),
                 ("n_images", halve_to(min(self.n_images, floor_images))),
                 ("n_directions", halve_to(min(self.n_directions, 2))),
                 ("n_samples", halve_to(min(self.n_samples, 64))), ("voynov", drop)]
-        return size_to_budget(sizes, lambda sz: self._passes(subject, data, unit, sz).seconds(unit), self.budget_s,
-                              cuts, what=self.name)
+        sized, notes = size_to_budget(sizes, lambda sz: self._passes(subject, data, unit, self._off(sz)).seconds(unit),
+                                      self.budget_s, cuts, what=self.name)
+        return self._off(sized), notes
+
+    def _n_max(self, n_random: int) -> int:
+        """Random baselines a discovered direction may draw: n_random_max (None: n_random, the fixed rule)."""
+        return n_random if self.n_random_max is None else max(n_random, int(self.n_random_max))
+
+    def _off(self, sz: dict) -> dict:
+        """Sizes with n_random_max cut back to the configured n_random read as off (it follows n_random)."""
+        return {**sz, "n_random_max": sz["n_random"] if sz["n_random_max"] <= self.n_random
+                else max(sz["n_random_max"], sz["n_random"])}
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
         if self.space in ("style_code", "z") and not subject.has_latent:
@@ -192,6 +223,11 @@ class Directions(Analysis):
             return Cost(notes=[f"will fail: {e}"])
         cost = self._passes(subject, data, unit, sizes)
         cost.notes += notes
+        has_clf = (subject.classifier or subject.texture_classifier) is not None   # else no p_random to extend
+        if sizes["n_random_max"] > sizes["n_random"] and "random" in self.methods and has_clf:
+            null = expected_null_draws(h=self.h, n_min=sizes["n_random"], n_max=sizes["n_random_max"])
+            cost.notes.append(f"up to {sizes['n_random_max']} random baselines per discovered direction (sequential, "
+                              f"priced as if every one drew them all; one with no effect draws about {null:.0f})")
         return cost
 
     # --- input checks and the space -----------------------------------------------------------
@@ -202,6 +238,10 @@ class Directions(Analysis):
         if "random" in self.methods and self.n_random < 1:
             raise ValueError(f"n_random must be >= 1 random baseline directions, got {self.n_random} "
                              f"(19 lets p_random reach 0.05); or drop 'random' from methods")
+        if self.n_random_max is not None and self.n_random_max < self.n_random or self.h < 1:
+            raise ValueError(f"n_random_max must be >= n_random ({self.n_random}) and h >= 1, got n_random_max="
+                             f"{self.n_random_max}, h={self.h}; n_random_max = n_random (or none) turns the "
+                             "sequential baselines off")
         if self.space is not None and self.space not in _SPACES:
             raise ValueError(f"space must be one of {_SPACES} or None (auto), got {self.space!r}")
         if not any(s > 0 for s in self.steps) or 0 not in self.steps:
@@ -400,9 +440,11 @@ class Directions(Analysis):
             sized.methods = tuple(m for m in self.methods if m != "voynov")
             sizing.append("voynov skipped: its training does not fit budget_s even at 1 run of "
                           f"{sizes['voynov_steps']} steps (raise budget_s to run it)")
-        configured = {**{k: getattr(self, k) for k in sizes if k != "voynov"}, "voynov": "voynov" in self.methods}
+        configured = {**{k: getattr(self, k) for k in sizes if k != "voynov"}, "voynov": "voynov" in self.methods,
+                      "n_random_max": self._n_max(self.n_random)}
         if sizing:
-            params["sized_to_budget"] = {k: v for k, v in sizes.items() if v != configured[k]}
+            params["sized_to_budget"] = {k: v for k, v in sizes.items() if v != configured[k]
+                                         and (k != "n_random_max" or configured[k] > self.n_random)}
         return sized._run(subject, data, params, sizing)
 
     def _run(self, subject, data: AnalysisData, params: dict, sizing: list[str]) -> Finding:
@@ -491,6 +533,25 @@ class Directions(Analysis):
                             off = torch.as_tensor(rows[q][3], dtype=torch.float32) * float(lengths[r])
                             lo1, _ = score(sp.render(off, None, None)[0])
                             null[r, j] = self._effect(lo0, lo1, names, 0, ci=False)["effect"]
+            # sequential baselines past the first n_random (Besag & Clifford 1991): only the discovered
+            # directions that fewer than h random ones have matched so far walk more, one at a time
+            R, cand_rows, seq = int(is_rand.sum()), np.flatnonzero(~is_rand), None
+            n_max = self._n_max(R)
+            if clf is not None and R and n_max > R and len(cand_rows):
+                # draw j is the j-th of one seeded sequence of random directions; its first R are the random rows
+                more = dm.random_directions(n_max, sp.samples.shape[1], self.seed + 1)
+
+                def draw(idx: np.ndarray, start: int, count: int) -> np.ndarray:
+                    out = np.empty((len(idx), count))
+                    for a, i in enumerate(idx):
+                        for b in range(count):
+                            off = torch.as_tensor(more[start + b], dtype=torch.float32) * float(lengths[cand_rows[i]])
+                            lo1, _ = score(sp.render(off, None, None)[0])
+                            out[a, b] = self._effect(lo0, lo1, names, 0, ci=False)["effect"]
+                    return out
+                # one draw at a time: each draw is its own generator pass, so a larger batch would only add
+                # draws past a direction's stopping point (discarded, never counted)
+                seq = sequential_pvalues(effects[cand_rows], null[cand_rows], draw, h=self.h, n_max=n_max, batch=1)
         df = pd.DataFrame(table, columns=_COLUMNS)
         if len(df):
             df["q_value"] = bh_qvalues(df["p_value"].to_numpy(float))
@@ -499,7 +560,16 @@ class Directions(Analysis):
                 ok = np.isfinite(null)
                 df["p_random"] = [permutation_pvalue(e, nl[k]) if np.isfinite(e) and k.any() else np.nan
                                   for e, nl, k in zip(effects, null, ok)]
+                df["n_random_used"] = ok.sum(1)                  # the baselines each p_random reads
+                # describes the first n_random draws, which every row has (also with sequential baselines)
                 df["random_p95"] = [np.quantile(nl[k], 0.95) if k.any() else np.nan for nl, k in zip(null, ok)]
+                if seq is not None:
+                    df.loc[cand_rows, "p_random"] = seq.p
+                    df.loc[cand_rows, "n_random_used"] = seq.n_used
+                    padded = np.full((len(rows), n_max), np.nan)
+                    padded[:, :R] = null
+                    padded[cand_rows] = seq.draws                  # NaN past each row's n_random_used
+                    null = padded
                 cand = ~is_rand
                 q = np.full(len(df), np.nan)
                 q[cand] = bh_qvalues(df.loc[cand, "p_random"].to_numpy(float))
@@ -509,7 +579,7 @@ class Directions(Analysis):
         arrays = {"directions": dirs.astype(np.float32), "random_null_effects": null.astype(np.float32)}
         for g in range(min(self.n_grid_images, len(content))):
             arrays[f"traversal_img{g}"] = np.stack([x[g] for x in grids]) if grids else np.zeros((0,), np.uint8)
-        notes += self._notes(df, sp, tmax, l_ref, is_rand, len(content), clf is not None)
+        notes += self._notes(df, sp, tmax, l_ref, is_rand, len(content), clf is not None, seq, n_max)
         if "voynov" not in self.methods:
             notes.append("Voynov & Babenko (ICML 2020) not run: add 'voynov' to methods (it trains a reconstructor)")
         return Finding(self.name, params, tables={"directions": df,
@@ -524,7 +594,7 @@ class Directions(Analysis):
                        provenance={**subject.meta, "seed": self.seed, "data_fingerprint": data.fingerprint})
 
     def _notes(self, df: pd.DataFrame, sp: _Space, tmax: float, l_ref: float, is_rand: np.ndarray, n: int,
-               has_clf: bool) -> list[str]:
+               has_clf: bool, seq=None, n_max: int = 0) -> list[str]:
         notes = [f"steps {list(self.steps)} are in units of the sample std along each discovered direction "
                  f"({sp.name} space, {len(sp.samples)} samples; step_length = the Euclidean length of the step "
                  f"at {tmax:g}); random directions are walked at one reference length, the median step_length "
@@ -551,14 +621,41 @@ class Directions(Analysis):
                          "0.05). It does not rule "
                          "out that the direction is one of many equally good ones, nor that it moves the "
                          "classifier without moving the style a person would see")
-            fl = 1 / (1 + R)
             rows_p = df.loc[cand, "p_random"].to_numpy(float) if "p_random" in df else np.zeros(0)
-            note = floor_note(rows_p, R, what="p_random values of discovered directions", param="n_random")
+            if seq is not None:
+                used = seq.n_used[np.isfinite(seq.p)]
+                fixed = int(cand.sum()) * (n_max - R)
+                notes.append(f"sequential random baselines (Besag & Clifford 1991; n_random_max = {n_max}, h = "
+                             f"{self.h}): every discovered direction was walked against the first {R} random "
+                             f"directions; those with fewer than {self.h} at least as strong walked more, one at a "
+                             f"time, until {self.h} were (p_random = {self.h} / n_random_used) or {n_max} had been "
+                             f"walked (p_random = (1 + #{{at least as strong}}) / {n_max + 1}); one with {self.h} or "
+                             f"more "
+                             f"among the first {R} keeps the fixed rule's p. P(p_random <= a) <= a still holds "
+                             f"(tests/statistics/test_sequential_p.py). n_random_used per direction: "
+                             f"{int(used.min()) if len(used) else 0} to {int(used.max()) if len(used) else 0}; "
+                             f"{seq.n_drawn - len(seq.p) * R} random walks past the first {R} in all, where "
+                             f"{n_max} for every direction would have taken {fixed}. random_p95 describes the first "
+                             f"{R}; random_null_effects holds each direction's draws in order, NaN past its "
+                             "n_random_used")
+                if self.h < h_like_fixed(n_max):
+                    notes[-1] += (f"; h = {self.h} is below 0.05 x (n_random_max + 1) = {h_like_fixed(n_max)}, so "
+                                  f"BH at 0.05 may name other directions than {n_max} random directions for every "
+                                  f"one would (h = {h_like_fixed(n_max)} makes them the same, at more draws per "
+                                  "direction)")
+            used_p = df.loc[cand, "n_random_used"].to_numpy(float) if "n_random_used" in df else R
+            note = floor_note(rows_p, used_p, what="p_random values of discovered directions",
+                              param="n_random_max" if seq is not None else "n_random")
+            floor_n = n_max if seq is not None else R
             if note:
-                notes.append(note)
-            elif R < 99:
-                notes.append(f"with n_random = {R}, p_random cannot go below 1/{R + 1} = {fl:.3g}: raise n_random "
-                             "(99 or more) to resolve smaller p-values")
+                notes.append(note + ("" if seq is not None else
+                                     "; or set n_random_max (sequential baselines: only the directions that beat "
+                                     "the random ones walk more, so it costs far less than raising n_random)"))
+            elif floor_n < 99:
+                said = f"n_random_max = {n_max}" if seq is not None else f"n_random = {R}"
+                notes.append(f"with {said}, p_random cannot go below 1/{floor_n + 1} = {1 / (floor_n + 1):.3g}: "
+                             "set n_random_max (99 or more; sequential: only the directions that beat the random "
+                             "ones walk more) or raise n_random to resolve smaller p-values")
             rq = df.loc[is_rand, "q_value"].to_numpy(float)
             notes.append(f"p_value / q_value test only whether the edit changes the classifier's log-odds at all on "
                          f"these images (two-sided sign-flip test of mean 0, BH over all rows): any edit of this size "
@@ -575,7 +672,8 @@ class Directions(Analysis):
 
 
 _COLUMNS = ["method", "space", "index", "label", "style", "style_agree", "effect", "ci_low", "ci_high",
-            "p_value", "q_value", "p_random", "q_random", "beyond_random", "n_random", "random_p95", "effect_prob",
+            "p_value", "q_value", "p_random", "q_random", "beyond_random", "n_random", "n_random_used", "random_p95",
+            "effect_prob",
             "std", "step_length", "ssim_min", "unit_layer", "top_units", "n", "boot_nonfinite"]
 
 

@@ -158,3 +158,34 @@ def test_budget_cuts_random_walks_then_others_then_images_and_says_so():
     # a budget that fits cuts nothing and says nothing
     f2 = build_analysis("style_interpolation", budget_s=full * 2, **kw).run(subj, data)
     assert not any(n.startswith("budget") for n in f2.notes) and "sized_to_budget" not in f2.params
+
+
+def test_sequential_random_walks_reach_the_floor_of_n_random_max_and_off_is_the_fixed_rule():
+    """n_random = 19 with n_random_max = 199: the planted walks beat every one of 199 random walks
+    (p_random = 1/200, n_random_used 199), q_random < 0.05; the columns that describe the random
+    walks are those of the first 19. n_random_max = 19 gives the fixed rule's table exactly."""
+    kw = dict(pairs=("s0->s2", "s1->s3"), n_random=19, n_images=16, n_boot=100, n_perm=100)
+    fixed = build_analysis("style_interpolation", **kw).run(_planted(), _data())
+    seq = build_analysis("style_interpolation", n_random_max=199, **kw).run(_planted(), _data())
+    same = build_analysis("style_interpolation", n_random_max=19, **kw).run(_planted(), _data())
+    f0, df = fixed.tables["style_interpolation"], seq.tables["style_interpolation"]
+    assert np.allclose(f0.p_random, 1 / 20) and (f0.n_random_used == 19).all()
+    assert np.allclose(df.p_random, 1 / 200) and (df.n_random_used == 199).all() and (df.q_random < 0.05).all()
+    for col in ("random_max", "random_mean", "random_any_max", "effect", "ci_low"):
+        assert np.allclose(df[col], f0[col]), col
+    assert any("sequential random walks" in n and "360 walks past the first 19" in n for n in seq.notes)
+    assert same.tables["style_interpolation"].equals(f0)
+
+
+def test_a_null_walk_stops_after_few_random_walks():
+    """The exact null of tests/statistics/test_interpolation_stats.py (b's code = a's plus an
+    isotropic draw): the walk is no better than random, so it stops once h = 10 random walks match it
+    -- far fewer than n_random_max = 199 -- with a p_random above 0.05."""
+    W = torch.randn(3, D, generator=torch.Generator().manual_seed(99))
+    codes = torch.randn(S, D, generator=torch.Generator().manual_seed(1001))
+    codes = torch.ones(1, D) * 0.3 + torch.cat([torch.zeros(1, D), codes[1:]])
+    f = build_analysis("style_interpolation", pairs=("s0->s1",), steps=(1.0,), n_random=19, n_random_max=199,
+                       n_images=8, n_boot=50, n_perm=50, seed=1).run(_subject(codes, W), _data(n=8))
+    r = f.tables["style_interpolation"].iloc[0]
+    assert r.n_random_used < 100 and r.p_random > 0.05 and not r.beyond_random
+    assert r.p_random == pytest.approx(10 / r.n_random_used) or (r.n_random_used == 19 and r.p_random > 0.5)
