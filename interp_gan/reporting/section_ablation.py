@@ -287,7 +287,7 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
             blocks += [fold_open(f"Concept pixel fractions that change ({len(conc)} rows)"),
                        Table(conc[[c_ for c_ in cols if c_ in conc.columns]], caption=caption), FOLD_CLOSE]
         for n in finding.notes:
-            if "floor" in n or "bootstrap replicates were not finite" in n:
+            if "floor" in n or "bootstrap replicates were not finite" in n or "bootstrap resamples had no spread" in n:
                 blocks.append(f"<p><i>{html.escape(n)}</i></p>")
     blocks.append(how_to_read(HOW_TO_READ.format(verb=verb)))
     sec = Section(title, blocks, anchor="ablation", figures=figures)

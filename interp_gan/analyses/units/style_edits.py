@@ -105,6 +105,7 @@ from interp_gan.analyses.units.ablation import (_measured_pass, bootstrap_t_mean
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d, harvest_unit_means
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
+from interp_gan.findings.studentized import studentized_bounds
 from interp_gan.harvest.hooks import ablate, default_unit_layer, get_module, insert
 
 __all__ = ["StyleEdits", "contrast_ci", "removal_verdict", "transfer_verdict", "style_removal_edit",
@@ -128,7 +129,9 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     """(estimate, lo, hi, non-finite replicates) of mean(on) - mean_t mean(offs[t]) for independent
     groups: a studentized bootstrap (Efron & Tibshirani 1993, ch. 12.5) that resamples within each
     group, with the plug-in standard error sqrt(var_on / n_on + sum_t var_t / (n_t m^2)), m groups
-    off target. Coverage: tests/statistics/test_style_edits_stats.py."""
+    off target. Resamples without spread are kept and counted, with Student's t (Welch-Satterthwaite
+    df) on a side they reach (``findings.studentized``); NaN bounds when no group has spread.
+    Coverage: tests/statistics/test_style_edits_stats.py."""
     on = np.asarray(on, dtype=np.float64)
     offs = [np.asarray(o, dtype=np.float64) for o in offs]
     m = len(offs)
@@ -146,7 +149,7 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     if not np.isfinite(est) or not np.isfinite(se):
         return float("nan"), float("nan"), float("nan"), 0
     if se == 0:
-        return float(est), float(est), float(est), 0
+        return float(est), float("nan"), float("nan"), 0
     rng = np.random.default_rng(seed)
     bm, bv = [], []
     for g in groups:
@@ -156,12 +159,10 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     b_est, b_se = stat_se(bm, bv, ns)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (b_est - est) / b_se
-    bad = int((~np.isfinite(t)).sum())
-    t = t[np.isfinite(t)]
-    if not len(t):
-        return float(est), float("nan"), float("nan"), bad
-    tq = np.quantile(t, [(1 + level) / 2, (1 - level) / 2])
-    return float(est), float(est - tq[0] * se), float(est - tq[1] * se), bad
+    parts = [w * w * g.var(ddof=1) / len(g) for w, g in zip(weights, groups)]   # Welch-Satterthwaite df
+    df = sum(parts) ** 2 / sum(p * p / (len(g) - 1) for p, g in zip(parts, groups))
+    lo, hi, bad = studentized_bounds(est, se, t, df=df, level=level)
+    return float(est), lo, hi, bad
 
 
 def removal_verdict(q_random: float, ci_high: float, spec_ci_high: float, off_ci_lows: Sequence[float]) -> str:
@@ -693,6 +694,7 @@ class StyleEdits(Analysis):
         if pairs:
             out.append("transfer: the inserted style's top-k units are set to that style's mean activation (per "
                        "unit, measured on the other half) while generating the source style")
-        out.append(f"{self._nonfinite} bootstrap replicates were not finite (a resample without spread; left out "
-                   f"of the quantiles)" if self._nonfinite else "every bootstrap replicate was finite")
+        out.append(f"{self._nonfinite} bootstrap resamples had no spread (t = +-inf, kept as the extremes they are; "
+                   f"where they reach an interval's tail that side is Student's t bound)" if self._nonfinite
+                   else "every bootstrap resample had spread")
         return out
