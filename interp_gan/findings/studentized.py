@@ -17,8 +17,10 @@ with 80% zeros, coverage of a nominal 95% interval fell to 0.64 at n = 8 and 0.8
   have no spread on that side), the bootstrap cannot bound that side; it falls back to Student's
   t bound est +- t_{df, (1 + level) / 2} se, which covers near nominal there (0.92 at n = 8 with
   80% zeros, against 0.64 before);
-- with se = 0 (every value equal) there is no interval: (NaN, NaN). Claiming [est, est] would
-  say the data leave no doubt, which n equal values cannot.
+- with se = 0 (every value equal) the interval is [est, est]: the limit as the spread goes to 0,
+  so "the interval excludes 0" reads as it should (all-zero paired changes: no effect; a constant
+  shift: an effect). It is not a coverage claim: n equal values show no variation to bound, and
+  the simulations count only samples with spread.
 
 Quantiles interpolate linearly between order statistics, as ``np.quantile`` does, so finite
 replicates give the same numbers as before.
@@ -46,9 +48,11 @@ def studentized_bounds(est: float, se: float, t_boot: np.ndarray, df: float,
                        level: float = 0.95) -> tuple[float, float, int]:
     """(lo, hi, n_flat): the bootstrap-t interval from the replicates ``t_boot``, with Student's t
     (``df`` degrees of freedom) on a side the replicates cannot bound; n_flat counts the resamples
-    without spread (non-finite t*). NaN bounds when est or se is not finite or se is 0."""
-    if not (np.isfinite(est) and np.isfinite(se)) or se <= 0:
+    without spread (non-finite t*). [est, est] when se is 0; NaN when est or se is not finite."""
+    if not (np.isfinite(est) and np.isfinite(se)) or se < 0:
         return float("nan"), float("nan"), 0
+    if se == 0:
+        return float(est), float(est), 0
     t = np.asarray(t_boot, dtype=np.float64).ravel()
     flat = ~np.isfinite(t)
     n_flat = int(flat.sum())

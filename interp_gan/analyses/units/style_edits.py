@@ -130,7 +130,7 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     groups: a studentized bootstrap (Efron & Tibshirani 1993, ch. 12.5) that resamples within each
     group, with the plug-in standard error sqrt(var_on / n_on + sum_t var_t / (n_t m^2)), m groups
     off target. Resamples without spread are kept and counted, with Student's t (Welch-Satterthwaite
-    df) on a side they reach (``findings.studentized``); NaN bounds when no group has spread.
+    df) on a side they reach (``findings.studentized``); [est, est] when no group has spread.
     Coverage: tests/statistics/test_style_edits_stats.py."""
     on = np.asarray(on, dtype=np.float64)
     offs = [np.asarray(o, dtype=np.float64) for o in offs]
@@ -149,7 +149,7 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     if not np.isfinite(est) or not np.isfinite(se):
         return float("nan"), float("nan"), float("nan"), 0
     if se == 0:
-        return float(est), float("nan"), float("nan"), 0
+        return float(est), float(est), float(est), 0
     rng = np.random.default_rng(seed)
     bm, bv = [], []
     for g in groups:
