@@ -142,3 +142,24 @@ def test_the_way_in_for_an_upscaler_resizes_its_output_back():
     up = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Upsample(scale_factor=4), torch.nn.Tanh())
     s = Subject.from_module(up)
     assert s.generate(torch.zeros(2, 3, 32, 32), ONE).shape == (2, 3, 32, 32)
+
+
+def test_pix2pixhd_global_runs_at_a_multiple_of_16(tmp_path, capsys):
+    """4 downsamplings give a 48 px output for 40 px content (shifted, larger): inspect and the pipeline
+    round the size up to a multiple of 2 ** 4 (pix2pixHD's own loader does too), as for the U-Net."""
+    from dataclasses import replace
+
+    from interp_gan.config import load_pipeline
+    from interp_gan.pipeline import _fit_image_size
+
+    p = _save(fl.pix2pixhd_global(ngf=2, n_down=4, n_blocks=2), tmp_path / "latest_net_G.pth")
+    assert main(["inspect", str(p), "--size", "40"]) == 0
+    out = capsys.readouterr().out
+    stem = next(line for line in out.splitlines() if line.strip().startswith("stem.conv "))
+    assert "(1, 2, 48, 48)" in stem, stem          # the input was rounded up, not only the output grown
+    s = load_subject(p, device="cpu")
+    assert s.generator.size_multiple == 16
+    cfg = _fit_image_size(s, replace(load_pipeline("analyses/dissection.toml"), image_size=40))
+    assert cfg.image_size == 48 and "takes multiples of 16" in capsys.readouterr().out
+    x = torch.zeros(1, 3, 48, 48)
+    assert s.generate(x, ONE[:1]).shape == x.shape
