@@ -44,7 +44,8 @@ def _rrdbnet(flat: dict) -> str | None:
         return None
     w = flat[_find(flat, r"conv_first\.weight$")[0]]
     cin = int(w.shape[1]) if w.dim() == 4 else None
-    scale = {3: "x4", 12: "x2 (a pixel-unshuffled input)", 48: "x1 (a pixel-unshuffled input)"}.get(cin, f"{cin} input channels")
+    scale = {3: "x4", 12: "x2 (a pixel-unshuffled input)", 48: "x1 (a pixel-unshuffled input)"}.get(
+        cin, f"{cin} input channels")
     return (f"an ESRGAN / Real-ESRGAN RRDBNet super-resolution network, {scale} (keys {blocks[0]!r}, "
             "'conv_first.weight'): an upscaler, not a style translator, whose output --model resizes back to the "
             "input's size")

@@ -261,7 +261,7 @@ def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tu
     from interp_gan.models.ugatit import looks_like_ugatit
 
     from interp_gan.models.known_layouts import refuse_known_layout
-    refuse_known_layout(sd, path)  # photo2cartoon, GANILLA, pix2pixHD's LocalEnhancer, ...: named before a reader misreads them
+    refuse_known_layout(sd, path)  # photo2cartoon, GANILLA, ...: named before a family reader misreads them
     if looks_like_ugatit(sd):     # UGATIT.save's {genA2B, genB2A, dis*}: before the ResNet parser
         return _ugatit_generator(sd, path, options)
     if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
