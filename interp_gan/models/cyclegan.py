@@ -46,6 +46,7 @@ class CycleGANGenerator(nn.Module):
                   nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
         m += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
         self.model = nn.Sequential(*m)
+        self.size_multiple = 4     # two stride-2 convs, two x2 transposed convs: other sizes come back larger
 
     def forward(self, content: Tensor) -> Tensor:
         return self.model(content)

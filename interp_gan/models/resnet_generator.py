@@ -408,6 +408,9 @@ class ResnetGenerator(nn.Module):
                     self.blocks = nn.Sequential(*blocks)
                 setattr(self, name, _stage(lay, norm))
         self._order = list(dict.fromkeys(n.split(".")[0] for n in _stage_names(layers)))  # stem, down1.., blocks, up1.., head
+        # each downsampling halves the size and each upsampling doubles it, so other sizes come back larger and
+        # shifted; the pipeline and inspect round image_size up to a multiple (pix2pixHD's loader does the same)
+        self.size_multiple = 2 ** sum(lay["role"] == "down" for lay in layers)
 
     def forward(self, content: Tensor) -> Tensor:
         x = content

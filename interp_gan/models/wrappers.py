@@ -12,9 +12,10 @@ import torch
 
 __all__ = ["unwrap_choice", "unwrap_state_dict", "GEN_NAMES"]
 
-# wrapper keys / network prefixes, most preferred first (a generator, then its A->B direction)
+# wrapper keys / network prefixes, most preferred first (a generator, then its A->B direction); "params":
+# BasicSR's save_network ({"params": ..., "params_ema": ...}: the moving average is taken, as for G_ema)
 GEN_NAMES = ("state_dict", "model", "model_state_dict", "netG_A", "netG", "G_A", "G_AB", "G_A2B", "netG_A2B", "G",
-             "generator", "gen", "netG_B", "G_B", "G_BA", "G_B2A", "netG_B2A")
+             "generator", "gen", "params", "netG_B", "G_B", "G_BA", "G_B2A", "netG_B2A")
 
 
 def _is_net(v) -> bool:

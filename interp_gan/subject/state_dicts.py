@@ -6,7 +6,9 @@ options a path may carry after ``#``.
     G, model = reference_generator(sd, path, options)        # ValueError (one line) when no family fits
     path, options = split_family_options("paprika.pt#align_corners=false")
 
-The families recognise themselves in order: U-GAT-IT, AnimeGANv2, MUNIT, StarGAN v2, the CycleGAN
+Networks we recognise and do not build (``models/known_layouts.py``: photo2cartoon, GANILLA, pix2pixHD's
+LocalEnhancer, white-box cartoonization's port, ESRGAN's RRDBNet) are refused first, naming them. The
+families recognise themselves in order: U-GAT-IT, AnimeGANv2, MUNIT, StarGAN v2, the CycleGAN
 reference, StarGAN v1, pix2pix U-Net, fast neural style, CartoonGAN, then the CycleGAN-family ResNet
 parser, which refuses what is not its family. ``subject/loading.py`` builds the Subject around the module
 (pytorch-AdaIN's decoder, which needs its VGG file and a style set, is taken there first:
@@ -258,6 +260,8 @@ def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tu
     from interp_gan.models.stargan import StarGANGenerator, is_stargan_state_dict
     from interp_gan.models.ugatit import looks_like_ugatit
 
+    from interp_gan.models.known_layouts import refuse_known_layout
+    refuse_known_layout(sd, path)  # photo2cartoon, GANILLA, ...: named before a family reader misreads them
     if looks_like_ugatit(sd):     # UGATIT.save's {genA2B, genB2A, dis*}: before the ResNet parser
         return _ugatit_generator(sd, path, options)
     if looks_like_animegan(sd):   # the animegan2-pytorch port: before the ResNet parser, which would claim it
@@ -322,6 +326,12 @@ def reference_generator(sd: dict, path: Path, options: dict | None = None) -> tu
         return _family_generator(sd, path, ResnetGenerator, parse_resnet_generator, remap_state_dict,
                                  "ResNet", "resnet_generator")
     hint = ""
+    first = next((k for k, v in sd.items() if getattr(v, "dim", lambda: 0)() == 4), None)
+    if first is not None and not stargan_d and sd[first].shape[1] > 4:
+        raise ValueError(f"{path}: its first conv ({first!r}) takes {sd[first].shape[1]} input channels; interp_gan "
+                         "feeds RGB photos (3 channels; 1-channel generators get their luma). What the others hold (a "
+                         "label map, as pix2pixHD's label_nc models take; a mask) is not in the weights: load it with "
+                         "--model file.py:factory, a module that builds its input from RGB")
     if stargan_d:
         hint = " It looks like a StarGAN discriminator (conv1/conv2 heads): pass the generator (*-G.ckpt)."
     raise ValueError(f"{path} is neither a CycleGAN nor a StarGAN v1 generator state_dict nor a StarGAN v2 "
