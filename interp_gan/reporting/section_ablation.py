@@ -10,17 +10,20 @@ from __future__ import annotations
 import html
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from interp_gan.reporting.baselines import at_own_floor, baseline_counts, count_words, more_baselines_hint
 from interp_gan.reporting.claims import Claim, result_line
 from interp_gan.reporting.numbers import ci as fmt_ci, sig, sig_beside
 from interp_gan.reporting.many_styles import shown_note, shown_styles
 from interp_gan.reporting.sections import (FOLD_CLOSE, ReportContext, Section, Table, fold_open, how_to_read,
                                            register_section)
 
-__all__ = ["ablation_section", "ablation_curves", "summary_table", "summary_sentence", "claim"]
+__all__ = ["ablation_section", "ablation_curves", "summary_table", "summary_sentence", "claim", "set_counts",
+           "floor_binds"]
 
 MEASURES = {"log_odds": "change in log-odds of the target style, RGB classifier",
             "log_odds_texture": "change in log-odds of the target style, texture classifier",
@@ -44,6 +47,9 @@ HOW_TO_READ = (
     "'Beyond random' is a one-sided test: p_random = (1 + number of random sets with an effect "
     "at least as large, in the expected direction) / (number of random sets + 1); with 19 random "
     "sets it cannot go below 0.05 (p_random = 0.05: the selected set beat every random set). "
+    "With sequential sets (n_random_max) a row that beats the first sets is ranked among more, one at a "
+    "time, until enough reach it or n_random_max were drawn; n_random_used gives each row's own count "
+    "and its floor 1/(1 + that count). "
     "q_random is its Benjamini-Hochberg q over all selected-set rows (every k, measure and concept "
     "fraction), and 'beyond random' means q_random &le; 0.05: "
     "with many rows, a few at p_random = 0.05 are expected by chance alone. "
@@ -146,18 +152,29 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_sentence(df: pd.DataFrame, summ: pd.DataFrame, n_rand: int, kind: str) -> str:
+def summary_sentence(df: pd.DataFrame, summ: pd.DataFrame, n_rand: int, kind: str,
+                     used: np.ndarray | None = None) -> str:
     """How many of the summary table's rows reach p_random <= 0.05 and how many are beyond random
     after BH. "Beat every baseline set" is what p_random = 0.05 means only with 19 sets; the count
     is of the rows that have a baseline; the BH family (every selected-set row of the finding: all
-    set sizes, measures and concept fractions) is named with its size."""
+    set sizes, measures and concept fractions) is named with its size. ``used``: each row's own
+    count of sets (``set_counts``); when they differ (sequential sets) the sentence gives the range."""
     tested = summ[summ["p_random"].notna()]
     n_p = int((tested["p_random"] <= 0.05).sum())
     n_yes = int(tested["beyond random (q_random <= 0.05)"].sum())
     m = int(((df["baseline"] == "top") & df["p_random"].notna()).sum())
     floor = f"{sig(1 / (n_rand + 1))}" if n_rand else "–"
-    beat = (f"beat every one of {n_rand} {kind} sets (p_random = {floor} &le; 0.05, the floor)" if n_rand == 19 else
-            f"reach p_random &le; 0.05 against {n_rand} {kind} sets (floor {floor})")
+    top_used = np.asarray(used, float)[(df["baseline"] == "top").to_numpy() & df["p_random"].notna().to_numpy()] \
+        if used is not None else np.zeros(0)
+    varies = len(top_used) and " to " in count_words(top_used)
+    if varies:
+        lo, hi = int(np.nanmin(top_used)), int(np.nanmax(top_used))
+        beat = (f"reach p_random &le; 0.05 against {lo} to {hi} {kind} sets per row (sequential: floors "
+                f"{sig(1 / (hi + 1))} to {sig(1 / (lo + 1))})")
+    elif n_rand == 19:
+        beat = f"beat every one of {n_rand} {kind} sets (p_random = {floor} &le; 0.05, the floor)"
+    else:
+        beat = f"reach p_random &le; 0.05 against {n_rand} {kind} sets (floor {floor})"
     untested = len(summ) - len(tested)
     rest = f" ({untested} more have no baseline sets)" if untested else ""
     return (f"<p>At the largest k, {n_p} of {len(tested)} style x target rows{rest} {beat}; under no effect "
@@ -165,6 +182,47 @@ def summary_sentence(df: pd.DataFrame, summ: pd.DataFrame, n_rand: int, kind: st
             f"Benjamini-Hochberg correction over all {m} selected-set rows of the finding (every k, measure "
             f"and concept fraction; q_random &le; 0.05).</p>")
 
+
+def set_counts(df: pd.DataFrame) -> tuple[int, np.ndarray]:
+    """(n_random: the baseline sets every selected set was ranked among, from the baseline rows' n_sets;
+    each row's own count of sets its p_random read: n_random_used, n_random for a finding from before
+    it). Read once here: the claim, the summary and the floor note all use these."""
+    rnd = df["baseline"] == "random"
+    n_first = int(df.loc[rnd, "n_sets"].max()) if rnd.any() and "n_sets" in df and df.loc[rnd, "n_sets"].notna().any() \
+        else 0
+    return n_first, baseline_counts(df, n_first or None)
+
+
+def floor_binds(df: pd.DataFrame) -> np.ndarray:
+    """Selected-set rows whose p_random sits at their own floor 1 / (1 + sets read) -- they beat every
+    baseline set -- and whose q_random (BH over the selected-set rows) is still above 0.05: the rows
+    the floor keeps from passing. A row at its floor that passes BH needs no more sets."""
+    if "p_random" not in df:
+        return np.zeros(len(df), bool)
+    _, used = set_counts(df)
+    top = (df["baseline"] == "top").to_numpy()
+    q = pd.to_numeric(df["q_random"], errors="coerce").to_numpy(float) if "q_random" in df else np.full(len(df), np.nan)
+    with np.errstate(invalid="ignore"):
+        passes = q <= ALPHA
+    return top & at_own_floor(df["p_random"], used) & ~passes
+
+
+def floor_binds_note(df: pd.DataFrame) -> str | None:
+    """The note for ``floor_binds`` rows, with what to run; None when the floor keeps no row from passing."""
+    hit = floor_binds(df)
+    if not hit.any():
+        return None
+    n_first, used = set_counts(df)
+    m = int(((df["baseline"] == "top") & df["p_random"].notna()).sum())
+    at = used[hit]
+    n_hi = int(np.nanmax(at))
+    return (f"{int(hit.sum())} of {m} selected-set rows beat every one of the {count_words(at)} baseline sets they "
+            f"were ranked among (p_random at its floor, down to 1/{n_hi + 1} = {sig(1 / (n_hi + 1))}), yet BH over "
+            f"{m} rows keeps their q_random above {ALPHA}: the number of sets, not the data, decides them; "
+            f"{more_baselines_hint(m, at, n_first, 'selected sets')}")
+
+
+ALPHA = 0.05
 
 _CLAIM_VERB = {"zero": ("Zeroing", "lowers"), "mean": ("Setting to their mean", "lowers"),
                "insert": ("Inserting", "raises")}
@@ -198,10 +256,12 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
                      rule="an ablation effect without its random-unit baseline is not a finding")
     qcol = "q_random" if "q_random" in top and top["q_random"].notna().any() else "p_random"
     ok = top[top[qcol] <= 0.05]
-    sets = int(rnd["n_sets"].iloc[0]) if len(rnd) and "n_sets" in rnd and pd.notna(rnd["n_sets"].iloc[0]) else 0
-    # rows that beat every random set (p_random at its floor) but that BH over the family cannot pass
-    at_floor = (top[top["p_random"] <= (1 + 1e-9) / (1 + sets)] if sets and qcol == "q_random" and not len(ok)
-                else top.iloc[:0])
+    # the sets each row was ranked among, read once (sequential sets: each row its own count)
+    n_first, used_all = set_counts(df)
+    used = pd.Series(used_all, index=df.index).loc[top.index].to_numpy(float)
+    # rows that beat every random set (p_random at its own floor) but that BH over the family cannot pass
+    binds = pd.Series(floor_binds(df), index=df.index).loc[top.index].to_numpy(bool)
+    at_floor = top[binds] if qcol == "q_random" and not len(ok) else top.iloc[:0]
     sign = -1 if moves == "lowers" else 1
     best = (ok if len(ok) else at_floor if len(at_floor) else top).sort_values("effect", ascending=sign < 0).iloc[0]
     r = rnd[(rnd["style"] == best["style"]) & (rnd["layer"] == best["layer"])]
@@ -209,28 +269,33 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
     # the numbers the verdict reads, beside it: p_random alone at the floor would look "beyond random"
     # where BH over the family says otherwise
     m = int(((df["baseline"] == "top") & df["p_random"].notna()).sum())
+    n_best = used[top.index.get_loc(best.name)] if best.name in top.index else float("nan")
     base += f"; p_random {sig_beside(best['p_random'], 0.05)}" + (
+        f" ({int(n_best)} sets)" if np.isfinite(n_best) and " to " in count_words(used) else "") + (
         f", q_random {sig_beside(best['q_random'], 0.05)} (BH over {m} selected-set rows)" if qcol == "q_random" else "")
     layers = list(dict.fromkeys(top["layer"]))
     if len(layers) > 1:      # the rows are styles x layers: say so, and name every layer
         layer, unit = ", ".join(map(str, layers)), "style x layer rows"
     else:
         unit = "styles"
-    n_sets = int(r["n_sets"].iloc[0]) if len(r) and "n_sets" in r else 0
+    said = count_words(used[np.isfinite(top["p_random"].to_numpy(float))]) if len(top) else "0"
+    sets_word = said if " to " not in said else f"{said} (sequential)"
     what = {"log_odds": "log-odds of the style (RGB classifier)", "classifier": "probability of the style",
             "log_odds_texture": "log-odds of the style (texture classifier)",
             "gram": "Gram distance to the style"}[measure]
     if len(ok):
         text = (f"{verb} the {k} most style-selective units of {layer} {moves} the {what} more than "
-                f"{n_sets} random {k}-unit sets, in {len(ok)} of {len(top)} {unit}")
+                f"{sets_word} random {k}-unit sets, in {len(ok)} of {len(top)} {unit}")
     elif len(at_floor):
+        n_at = used[binds]
+        hi = int(np.nanmax(n_at))
         text = (f"Not resolved against random units: in {len(at_floor)} of {len(top)} {unit}, {verb.lower()} the "
-                f"{k} most style-selective units of {layer} {moves} the {what} more than all {n_sets} random "
-                f"{k}-unit sets, but p_random cannot go below 1/{sets + 1} = {sig(1 / (sets + 1))} with {sets} sets, "
-                f"and BH over {m} rows needs more; run more random sets (n_random = 99) to tell")
+                f"{k} most style-selective units of {layer} {moves} the {what} more than all {count_words(n_at)} "
+                f"random {k}-unit sets, but p_random cannot go below 1/{hi + 1} = {sig(1 / (hi + 1))} with {hi} "
+                f"sets, and BH over {m} rows needs more; {more_baselines_hint(m, n_at, n_first, 'selected sets')}")
     else:
         text = (f"No evidence that the {k} most style-selective units of {layer} carry the style: {verb.lower()} "
-                f"them {moves} the {what} no more than {n_sets} random {k}-unit sets (0 of {len(top)} {unit} "
+                f"them {moves} the {what} no more than {sets_word} random {k}-unit sets (0 of {len(top)} {unit} "
                 f"beyond random)")
     return Claim(text, effect=f"{best['style']}: {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
                  baseline=base, verdict="beyond random units" if len(ok) else "not beyond random units",
@@ -258,11 +323,11 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
     blocks += curves[:1]                                  # the classifier's log-odds first; the rest folded
     if len(df):
         summ = summary_table(df)
-        n_rand = int(df.loc[df["baseline"] == "random", "n_sets"].max()) if (df["baseline"] == "random").any() else 0
+        n_rand, used = set_counts(df)
         kinds = sorted(set(df["baseline_sets"].dropna()) - {""}) if "baseline_sets" in df else []
         kind = "/".join(kinds) or "random"
         if len(summ) and "p_random" in summ:
-            blocks.append(summary_sentence(df, summ, n_rand, kind))
+            blocks.append(summary_sentence(df, summ, n_rand, kind, used=used))
         if len(curves) > 1:
             blocks += [fold_open(f"{len(curves) - 1} more measures: texture classifier, Gram distance"),
                        *curves[1:], FOLD_CLOSE]
@@ -287,8 +352,15 @@ def ablation_section(finding, ctx: ReportContext) -> Section:
             blocks += [fold_open(f"Concept pixel fractions that change ({len(conc)} rows)"),
                        Table(conc[[c_ for c_ in cols if c_ in conc.columns]], caption=caption), FOLD_CLOSE]
         for n in finding.notes:
+            # the analysis's own p_random floor note counts every row at its floor, also rows that pass BH:
+            # the section says instead where the floor keeps a row from passing (floor_binds)
+            if "selected-set p_random values" in n:
+                continue
             if "floor" in n or "bootstrap replicates were not finite" in n or "bootstrap resamples had no spread" in n:
                 blocks.append(f"<p><i>{html.escape(n)}</i></p>")
+        binds = floor_binds_note(df)
+        if binds:
+            blocks.append(f"<p><i>{html.escape(binds)}</i></p>")
     blocks.append(how_to_read(HOW_TO_READ.format(verb=verb)))
     sec = Section(title, blocks, anchor="ablation", figures=figures)
     sec.claims = [c] if c else []

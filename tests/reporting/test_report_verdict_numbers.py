@@ -257,3 +257,48 @@ def test_interpolation_claims_read_each_rows_own_count_of_random_walks():
     rows[0].update(p_random=10 / 60, q_random=0.6, n_random_used=60)
     c = walk_claim(pd.DataFrame(rows))
     assert c.text.startswith("No walk"), c.text
+
+
+def _ablation_finding(df: pd.DataFrame):
+    from interp_gan.findings import Finding
+    from interp_gan.findings.stats import floor_note
+    top = df["baseline"] == "top"
+    used = df.loc[top, "n_random_used"].to_numpy(float) if "n_random_used" in df else 19
+    # the analysis's own note: it counts every row at its floor, passing BH or not
+    note = floor_note(df.loc[top, "p_random"].to_numpy(float), used, what="selected-set p_random values",
+                      param="n_random", min_share=0.05)
+    assert note
+    return Finding("ablation", params={"intervention": "zero"}, tables={"ablation": df}, notes=[note])
+
+
+def _section_text(finding) -> str:
+    from interp_gan.reporting.section_ablation import ablation_section
+    from interp_gan.reporting.sections import ReportContext
+    return " ".join(b for b in ablation_section(finding, ReportContext()).blocks if isinstance(b, str))
+
+
+def test_ablation_floor_note_only_where_the_floor_keeps_a_row_from_passing():
+    """Every row at the 19-set floor: with q_random 0.05 they pass BH and no note asks for more sets;
+    with q_random 0.2 the floor decides them and the note says so, with what to run."""
+    passing = _section_text(_ablation_finding(_ablation_rows(19, p=[0.05] * 4, q=[0.05] * 4)))
+    assert "sit at" not in passing and "the number of sets, not the data" not in passing, passing
+    held = _section_text(_ablation_finding(_ablation_rows(19, p=[0.05, 0.05, 0.5, 0.6], q=[0.2, 0.2, 0.6, 0.6])))
+    assert "2 of 4 selected-set rows beat every one of the 19 baseline sets" in held, held
+    assert "set n_random_max = 99" in held
+
+
+def test_ablation_claim_reads_each_rows_own_count_of_sets_once():
+    """Sequential sets: the first 19 for every row, up to 99 for rows that beat them. A row at 1/100
+    after 99 sets that BH keeps at q 0.2 is held by its own floor (1/100, not the first block's 1/20);
+    a row at p = 0.05 after 99 sets is not at its floor."""
+    from interp_gan.reporting.section_ablation import floor_binds, set_counts
+    df = _ablation_rows(19, p=[0.01, 0.05, 0.5, 0.6], q=[0.2, 0.2, 0.6, 0.6])
+    df["n_random_used"] = np.where(df["baseline"] == "top", [99, 99, 99, 99, 19, 19, 20, 20], np.nan)
+    n_first, used = set_counts(df)
+    assert n_first == 19 and list(used[df["baseline"] == "top"]) == [99, 99, 19, 20]
+    assert list(floor_binds(df)) == [True] + [False] * 7
+    c = ablation_claim(df)
+    assert not c.survives and "in 1 of 4 styles" in c.text and "1/100 = 0.0100 with 99 sets" in c.text, c.text
+    assert "raise n_random_max" in c.text
+    s = summary_sentence(df, summary_table(df), n_first, "shuffled", used=used)
+    assert "19 to 99 shuffled sets per row (sequential" in s, s

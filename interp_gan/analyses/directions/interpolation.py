@@ -95,7 +95,11 @@ def parse_pairs(pairs, names: list[str]) -> list[tuple[int, int]]:
 
 
 def random_rank_pvalue_ge(effect: float, null: np.ndarray) -> float:
-    """(1 + #{null >= effect}) / (1 + len(null)): one-sided Monte Carlo p (larger = stronger)."""
+    """(1 + #{null >= effect}) / (1 + len(null)): one-sided Monte Carlo p (larger = stronger); the
+    non-finite null draws are left out. NaN for a non-finite effect (no rank to take: it is left out of
+    BH, as the sequential path and ``directions`` leave it), never the floor a NaN would otherwise get."""
+    if not np.isfinite(effect):
+        return float("nan")
     null = np.asarray(null, float)
     null = null[np.isfinite(null)]
     return float((1 + (null >= effect).sum()) / (1 + len(null)))
@@ -296,7 +300,8 @@ class StyleInterpolation(Analysis):
                                  p_random=(random_rank_pvalue_ge(float(v.mean()), null) if seq is None
                                            else float(seq.p[row])),
                                  n_random=R,
-                                 n_random_used=int(np.isfinite(null).sum()) if seq is None else int(seq.n_used[row]),
+                                 n_random_used=(int(np.isfinite(null).sum()) if np.isfinite(v.mean()) else 0)
+                                 if seq is None else int(seq.n_used[row]),
                                  random_max=float(null.max()), random_mean=float(null.mean()),
                                  random_any_max=float(any_null.max()),
                                  p_other=random_rank_pvalue_ge(float(v.mean()), other_null) if len(oth) else np.nan,

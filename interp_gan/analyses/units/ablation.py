@@ -51,6 +51,16 @@ test of the mean paired difference against 0 (n_perm flips), q_zero its BH q ove
 selected-set rows. (Bau et al., "GAN Dissection", ICLR 2019, and "Understanding the role of
 individual units in a deep neural network", PNAS 2020, ablate and insert units.)
 
+Sequential baseline sets (``n_random_max`` > ``n_random``; off by default, and then every number is
+the fixed rule's): every selected-set row is ranked among the first ``n_random`` sets as above; a
+row with fewer than ``h`` sets at least as large goes on to further sets, one at a time, until ``h``
+are (p_random = h / n_random_used) or ``n_random_max`` were measured (p_random = (1 + #) /
+(1 + n_random_max), floor 1/(1 + n_random_max)); Besag & Clifford (1991), ``findings/sequential.py``.
+Set j >= n_random of a layer, style and k is drawn from a generator seeded by (seed, layer, style,
+k, j) alone and measured once for all of that group's measure rows still open, so each row's p is
+its one-at-a-time p. ``n_random_used`` says how many sets each p_random read; the baseline rows and
+random_sd / random_low / random_high describe the first ``n_random``.
+
 Interventions: ``zero`` sets the units to 0; ``mean`` to their mean over all images and
 positions; ``insert`` forces them to their top-``quantile`` (0.99) value everywhere, taken
 tie-aware: the k-th largest sampled activation with k = ceil((1 - quantile) n), an observed
@@ -75,16 +85,19 @@ What is measured, per image (targets):
 A measure the subject or data cannot provide is left out with a note.
 
 Cost (``estimate_cost``): one pass for the unit statistics, then one pass over a style's images
-per unit set (the selected one and ``n_random`` baseline ones, per set size, per target style;
+per unit set (the selected one and ``n_random`` baseline ones -- with sequential sets
+``n_random_max``, the worst case -- per set size, per target style;
 a shuffled set costs one ranking on the unit means, no extra pass); every image is judged (style
 classifiers, Grams, concept masks), and each pass, per half and batch, pays a call's fixed cost.
-``budget_s``: over it, fewer random sets (down to 19, so p_random can still reach 0.05), then an
-even sample of the set sizes (at least 2); the notes say so.
+``budget_s``: over it, fewer sequential sets (``n_random_max`` back to ``n_random``: off), fewer
+random sets (down to 19, so p_random can still reach 0.05), then an even sample of the set sizes
+(at least 2); the notes say so.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import zlib
 from collections import defaultdict
 from typing import Callable, Literal, Sequence
 
@@ -100,15 +113,17 @@ from interp_gan.analyses.common import check_styles, style_gate_cost, fixed_z, l
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 from interp_gan.findings.studentized import studentized_bounds
 from interp_gan.findings import Finding
+from interp_gan.findings.sequential import DEFAULT_H, expected_null_draws, h_like_fixed, sequential_pvalues
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue", "select_units", "shuffled_units",
-           "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction"]
+           "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction", "oriented",
+           "later_set_rng", "sequential_random_p"]
 
 Measure = Callable[[Tensor], dict[str, np.ndarray]]   # images -> {kind: [n, K]}
 COLUMNS = ["layer", "units", "intervention", "target", "effect", "ci_low", "ci_high", "n", "k", "baseline",
            "style", "measure", "n_sets", "direction", "p_zero", "q_zero", "p_random", "q_random", "beyond_random",
-           "random_sd", "random_low", "random_high", "units_fold0", "units_fold1", "baseline_sets"]
+           "random_sd", "random_low", "random_high", "units_fold0", "units_fold1", "baseline_sets", "n_random_used"]
 ALPHA = 0.05
 
 
@@ -169,6 +184,42 @@ def random_rank_pvalue(selected: float, random_effects: np.ndarray, direction: i
     else:
         t, tr = direction * selected, direction * r
     return float((1 + np.sum(tr >= t)) / (len(r) + 1))
+
+
+def oriented(effect, direction: int) -> np.ndarray:
+    """The effect on the scale p_random ranks: direction * effect, |effect| for direction 0 (larger =
+    more of what the units are expected to do)."""
+    e = np.asarray(effect, dtype=np.float64)
+    return np.abs(e) if direction == 0 else direction * e
+
+
+def later_set_rng(seed: int, layer: str, style: int, k: int, j: int) -> np.random.Generator:
+    """The generator of baseline set j (j >= n_random: a sequential set) of one row group (layer,
+    target style, k): seeded by those alone, so set j is the same whatever else is drawn, in what
+    order or in what batch, and a row's sequential p is its one-at-a-time p."""
+    return np.random.default_rng([int(seed), 59, zlib.crc32(layer.encode()), int(style), int(k), int(j)])
+
+
+def sequential_random_p(effects: np.ndarray, directions: Sequence[int], first: np.ndarray,
+                        later: Callable[[int], np.ndarray], *, h: int, n_max: int):
+    """Sequential p_random (``findings/sequential.py``, Besag & Clifford 1991) for rows that share
+    their baseline sets (the measures of one layer, style and k): effects [rows], first [rows,
+    n_random] the first sets' effects, ``later(j)`` [rows] the effects of set j >= n_random (drawn
+    once, read by every row still open). Ranks ``oriented`` effects, as ``random_rank_pvalue`` does,
+    so with n_max = n_random it is that p exactly. Returns ``SequentialP`` (draws oriented)."""
+    d = np.asarray(directions, dtype=int)
+    obs = np.array([oriented(e, di) for e, di in zip(np.asarray(effects, np.float64), d)])
+    first = np.asarray(first, dtype=np.float64).reshape(len(obs), -1)
+    first_o = np.stack([oriented(f, di) for f, di in zip(first, d)]) if len(obs) else first
+
+    def draw(idx: np.ndarray, start: int, count: int) -> np.ndarray:
+        out = np.empty((len(idx), count))
+        for b in range(count):
+            e = np.asarray(later(start + b), dtype=np.float64)
+            out[:, b] = [oriented(e[i], d[i]) for i in idx]
+        return out
+    # one set at a time: each set is its own generator passes, so a larger batch only adds discarded sets
+    return sequential_pvalues(obs, first_o, draw, h=h, n_max=n_max, batch=1)
 
 
 def signflip_pvalue(v: np.ndarray, n_perm: int, seed: int) -> float:
@@ -378,6 +429,9 @@ class Ablation(Analysis):
     insertion on the other styles' images; an integer = measure on that many content images (half
     from each cross-fitting half, seeded, the same images for every target), zero / mean rendered
     toward the target style (the subject's style input set to it), insertion in their own styles.
+    n_random_max, h: sequential baseline sets past n_random, up to n_random_max, for the selected-set
+    rows that fewer than h of the sets so far match (None: n_random, off; the numbers are then the
+    fixed rule's exactly).
     """
 
     def __init__(self, *, layer: str | list[str] | None = None, units: list[int] | None = None,
@@ -385,7 +439,8 @@ class Ablation(Analysis):
                  quantile: float = 0.99, ks: Sequence[int] = (1, 2, 4, 8, 16), n_random: int = 19,
                  n_boot: int = 500, n_perm: int = 2000, cross_fit: bool = True, styles: list[str] | None = None,
                  seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, budget_s: float | None = None,
-                 baseline: Literal["shuffled", "random"] = "shuffled", n_measure: int | None = None) -> None:
+                 baseline: Literal["shuffled", "random"] = "shuffled", n_measure: int | None = None,
+                 n_random_max: int | None = None, h: int = DEFAULT_H) -> None:
         self.layer, self.units, self.from_style_units = layer, units, from_style_units
         self.n_measure = n_measure
         self.baseline = baseline
@@ -393,6 +448,9 @@ class Ablation(Analysis):
         self.n_boot, self.n_perm, self.cross_fit = n_boot, n_perm, cross_fit
         self.styles, self.seed, self.min_per_style = styles, seed, min_per_style
         self.budget_s = budget_s   # seconds: over it, fewer random sets (down to 19), then fewer set sizes
+        # sequential baselines (findings/sequential.py): a selected set with fewer than h baseline sets at
+        # least as large among the first n_random is ranked among more, up to n_random_max (None: off)
+        self.n_random_max, self.h = n_random_max, h
 
     # -- cost (analyses/cost.py) ----------------------------------------------------------------
     def _targets(self, subject, data: AnalysisData) -> list[int]:
@@ -404,7 +462,8 @@ class Ablation(Analysis):
                 ks: list[int], n_styles: int | None = None) -> Cost:
         """One pass for the unit statistics, then per layer and target style: the unedited images
         and, per set size, the selected set and n_random random sets (each a pass over the style's
-        images: N_s for zero / mean, N - N_s for insert). n_styles: an even sample of the targets."""
+        images: N_s for zero / mean, N - N_s for insert). n_styles: an even sample of the targets.
+        With sequential sets pass n_random = n_random_max: the worst case, every row drawing all."""
         counts = torch.bincount(data.style_ids.detach().cpu().long(), minlength=subject.num_styles)
         styles = self._targets(subject, data)
         styles = evenly(styles, n_styles) if n_styles is not None else styles
@@ -432,18 +491,32 @@ class Ablation(Analysis):
         below = sorted({int(k) for k in ks if int(k) < units})
         return evenly(below if below else ks, n)
 
+    def _n_max(self, n_random: int) -> int:
+        """Baseline sets a selected set may be ranked among: n_random_max (None: n_random, the fixed rule)."""
+        return n_random if self.n_random_max is None else max(n_random, int(self.n_random_max))
+
+    def _off(self, sz: dict) -> dict:
+        """Sizes with n_random_max cut back to the configured n_random read as off (it follows n_random)."""
+        return {**sz, "n_random_max": sz["n_random"] if sz["n_random_max"] <= self.n_random
+                else max(sz["n_random_max"], sz["n_random"])}
+
     def _sized(self, subject, data, unit, layers) -> tuple[dict, list[str]]:
         ks = list(self.ks)
 
         n_styles = len(self._targets(subject, data))
 
         def seconds(sz):
-            return self._passes(subject, data, unit, layers, sz["n_random"], self._ks(sz["ks"], unit, layers),
+            sz = self._off(sz)
+            return self._passes(subject, data, unit, layers, sz["n_random_max"], self._ks(sz["ks"], unit, layers),
                                 sz["styles"]).seconds(unit)
-        return size_to_budget({"n_random": self.n_random, "ks": len(ks), "styles": n_styles}, seconds, self.budget_s,
-                              [("n_random", halve_to(min(self.n_random, 19))), ("ks", halve_to(min(len(ks), 2))),
-                               ("styles", halve_to(min(n_styles, 4)))],
-                              what=self.name)
+        # first the sequential sets past n_random (priced as if every row drew them all), then n_random
+        sized, notes = size_to_budget({"n_random_max": self._n_max(self.n_random), "n_random": self.n_random,
+                                       "ks": len(ks), "styles": n_styles}, seconds, self.budget_s,
+                                      [("n_random_max", halve_to(self.n_random)),
+                                       ("n_random", halve_to(min(self.n_random, 19))), ("ks", halve_to(min(len(ks), 2))),
+                                       ("styles", halve_to(min(n_styles, 4)))],
+                                      what=self.name)
+        return self._off(sized), notes
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
         gate = style_gate_cost(subject, data, self.name, self.min_per_style)
@@ -455,9 +528,14 @@ class Ablation(Analysis):
         except LookupError as e:
             return Cost(notes=[f"will fail: {e}"])
         sizes, notes = self._sized(subject, data, unit, layers)
-        cost = self._passes(subject, data, unit, layers, sizes["n_random"], self._ks(sizes["ks"], unit, layers),
+        cost = self._passes(subject, data, unit, layers, sizes["n_random_max"], self._ks(sizes["ks"], unit, layers),
                             sizes["styles"])
         cost.notes += notes
+        if sizes["n_random_max"] > sizes["n_random"]:
+            null = expected_null_draws(h=self.h, n_min=sizes["n_random"], n_max=sizes["n_random_max"])
+            cost.notes.append(f"up to {sizes['n_random_max']} random baseline sets per selected set (sequential, "
+                              f"priced as if every one drew them all; one no better than random draws about "
+                              f"{null:.0f})")
         return cost
 
     def _check(self, subject) -> None:
@@ -475,6 +553,10 @@ class Ablation(Analysis):
         if self.n_measure is not None and int(self.n_measure) < 2 * MIN_SAMPLES_FOR_CI:
             raise ValueError(f"n_measure must be at least {2 * MIN_SAMPLES_FOR_CI} images (a CI on each half), "
                              f"got {self.n_measure}; or leave it out to measure the images generated toward each style")
+        if self.n_random_max is not None and int(self.n_random_max) < self.n_random or self.h < 1:
+            raise ValueError(f"n_random_max must be >= n_random ({self.n_random}) and h >= 1, got n_random_max="
+                             f"{self.n_random_max}, h={self.h}; n_random_max = n_random (or none) turns the "
+                             "sequential baseline sets off")
         if self.baseline not in ("shuffled", "random"):
             raise ValueError(f"baseline must be 'shuffled' or 'random', got {self.baseline!r}")
         unknown = [s for s in (self.styles or []) if s not in subject.style_names]
@@ -492,10 +574,16 @@ class Ablation(Analysis):
         layers = resolve_layers(G, self.layer) if self.layer is not None else [default_unit_layer(G)]
         notes: list[str] = []
         n_random, ks_param, n_targets = self.n_random, list(self.ks), None
+        n_random_max = self._n_max(self.n_random)
         if self.budget_s:
             unit = unit_costs_for(subject, data)
             sizes, sizing = self._sized(subject, data, unit, layers)
             n_random, ks_param = sizes["n_random"], self._ks(sizes["ks"], unit, layers)
+            n_random_max = sizes["n_random_max"]
+            cut = {k: v for k, v in (("n_random", n_random), ("n_random_max", n_random_max))
+                   if v != (self.n_random if k == "n_random" else self._n_max(self.n_random))}
+            if sizing and cut and self.n_random_max is not None:
+                params["sized_to_budget"] = cut
             if sizes["styles"] < len(self._targets(subject, data)):
                 n_targets = sizes["styles"]
             notes += sizing + ([f"set sizes ablated (an even sample, to fit budget_s): {ks_param}"]
@@ -526,7 +614,8 @@ class Ablation(Analysis):
             notes.append("explicit units: no ranking to repeat on shuffled labels, so the baseline sets are "
                          "uniform random k-sets (baseline_sets = random)")
         rng = np.random.default_rng(self.seed)
-        self._nonfinite = 0
+        n_max = max(n_random, n_random_max)
+        self._nonfinite, self._later_sets = 0, 0
         rows, ranking = [], []
         for layer in layers:
             x, unit_mean, unit_q = stats[layer]
@@ -587,7 +676,16 @@ class Ablation(Analysis):
                         sets = [[np.sort(rng.choice(n_units, size=k, replace=False))] * n_folds
                                 for _ in range(n_random)]
                         d_rand = [diff(per_half) for per_half in sets]
-                    rows += self._rows(d_top, d_rand, cols, s, name, layer, tops, sets, k, notes, baseline)
+                    new = self._rows(d_top, d_rand, cols, s, name, layer, tops, sets, k, notes, baseline)
+                    if d_rand and n_max > n_random:
+                        def later_sets(j, layer=layer, s=s, k=k, x=x, rank_on=rank_on, n_units=n_units):
+                            # set j >= n_random of this layer, style and k: seeded by them and j alone
+                            g = later_set_rng(self.seed, layer, s, k, j)
+                            if baseline == "shuffled":
+                                return [shuffled_units(x[r], y[r], len(present), int(lut[s]), k, g) for r in rank_on]
+                            return [np.sort(g.choice(n_units, size=k, replace=False))] * n_folds
+                        self._later_sets += self._extend(new, n_max, lambda j: diff(later_sets(j)))
+                    rows += new
         df = pd.DataFrame(rows, columns=COLUMNS)
         df["beyond_random"] = df["beyond_random"].astype("boolean")   # empty (<NA>) on the random sets' rows
         top = df["baseline"] == "top"
@@ -595,14 +693,35 @@ class Ablation(Analysis):
         has_p = top & df["p_random"].notna()
         df.loc[has_p, "beyond_random"] = (df.loc[has_p, "q_random"] <= ALPHA).to_numpy()
         df.loc[top, "q_zero"] = bh_qvalues(df.loc[top, "p_zero"].to_numpy(dtype=float))
-        self._notes(df, notes, crossfit, n_random, baseline)
+        self._notes(df, notes, crossfit, n_random, baseline, n_max)
         tables = {"ablation": df}
         if ranking:
             tables["ablation_ranking"] = pd.DataFrame(ranking)
         return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
 
-    def _notes(self, df: pd.DataFrame, notes: list[str], crossfit: bool, n_random: int, baseline: str) -> None:
+    def _extend(self, rows: list[dict], n_max: int, later_effects: Callable[[int], dict[str, np.ndarray]]) -> int:
+        """Sequential baselines past the first n_random for the selected-set rows of one layer, style
+        and k (they share their sets: set j is measured once, for every row still open); sets each
+        row's p_random and n_random_used. Returns the sets measured past the first n_random."""
+        top = [r for r in rows if "_first" in r]
+        if not top:
+            return 0
+        cache: dict[int, np.ndarray] = {}
+
+        def later(j: int) -> np.ndarray:
+            if j not in cache:
+                d = later_effects(j)
+                cache[j] = np.array([float(d[r["_kind"]][:, r["_col"]].astype(np.float64).mean()) for r in top])
+            return cache[j]
+        seq = sequential_random_p(np.array([r["effect"] for r in top]), [r["_dir"] for r in top],
+                                  np.stack([r["_first"] for r in top]), later, h=self.h, n_max=n_max)
+        for r, p, used in zip(top, seq.p, seq.n_used):
+            r["p_random"], r["n_random_used"] = float(p), int(used)
+        return len(cache)
+
+    def _notes(self, df: pd.DataFrame, notes: list[str], crossfit: bool, n_random: int, baseline: str,
+               n_max: int) -> None:
         notes.append("units " + ("cross-fitted: ranked on one half of the images (stratified by style) and measured "
                                  "on the other, both ways; units_fold0 / units_fold1 name the set used on each half"
                                  if crossfit else "not cross-fitted (explicit units, or cross_fit=False: ranked on "
@@ -624,10 +743,31 @@ class Ablation(Analysis):
             notes.append(f"with n_random = {n_random} p_random cannot reach {ALPHA} (floor "
                          f"{1 / (n_random + 1):.2g}): raise n_random to 19 or more")
         top = df["baseline"] == "top"
-        for col, n, param, what in (("p_random", n_random, "n_random", "selected-set p_random values"),
+        seq = n_max > n_random and df.loc[top, "p_random"].notna().any()
+        if seq:
+            used = df.loc[top & df["p_random"].notna(), "n_random_used"].to_numpy(dtype=float)
+            n_top = int((top & df["p_random"].notna()).sum())
+            notes.append(f"sequential baseline sets (Besag & Clifford 1991; n_random_max = {n_max}, h = {self.h}): "
+                         f"every selected set was ranked among the first {n_random} baseline sets; a row with fewer "
+                         f"than {self.h} at least as large went on to further sets (the measures of one layer, style "
+                         f"and k share them; set j seeded by layer, style, k and j alone), one at a time, until "
+                         f"{self.h} were (p_random = {self.h} / n_random_used) or {n_max} had been measured "
+                         f"(p_random = (1 + #) / {n_max + 1}); one with {self.h} or more among the first {n_random} "
+                         f"keeps the fixed rule's p. P(p_random <= a) <= a still holds (tests/statistics/"
+                         f"test_sequential_p.py, tests/statistics/test_ablation_sequential.py). n_random_used "
+                         f"{int(used.min())} to {int(used.max())} over {n_top} rows; {self._later_sets} sets past "
+                         f"the first {n_random} measured in all. The baseline rows (baseline 'random'), random_sd, "
+                         f"random_low and random_high describe the first {n_random} sets")
+            if self.h < h_like_fixed(n_max):
+                notes[-1] += (f"; h = {self.h} is below 0.05 x (n_random_max + 1) = {h_like_fixed(n_max)}, so BH at "
+                              f"0.05 may name other rows than {n_max} sets for every row would (h = "
+                              f"{h_like_fixed(n_max)} makes them the same, at more sets per row)")
+        used_all = df.loc[top, "n_random_used"].to_numpy(dtype=float)
+        for col, n, param, what in (("p_random", used_all, "n_random_max" if seq else "n_random",
+                                     "selected-set p_random values"),
                                     ("p_zero", self.n_perm, "n_perm", "p_zero values")):
             fl = floor_note(df.loc[top, col].to_numpy(dtype=float), n, what=what, param=param, min_share=0.05) \
-                if n > 0 else None
+                if np.nanmax(np.r_[np.asarray(n, dtype=float).ravel(), 0]) > 0 else None
             notes += [fl] if fl else []
         notes.append(f"CI: studentized (bootstrap-t) interval of the mean paired difference over images ({self.n_boot} resamples); "
                      f"baseline rows: the same for the mean over sets, random_low / random_high the 2.5-97.5% range "
@@ -693,7 +833,8 @@ class Ablation(Analysis):
                        p_zero=signflip_pvalue(v, self.n_perm, bs + 1), **folds)
             if rv:
                 effects = np.array([r.mean() for r in rv])
-                row.update(p_random=random_rank_pvalue(row["effect"], effects, direction),
+                row.update(p_random=random_rank_pvalue(row["effect"], effects, direction), n_random_used=len(rv),
+                           _kind=kind, _col=col, _dir=direction, _first=effects,   # for _extend (not columns)
                            random_sd=float(effects.std(ddof=1)) if len(effects) > 1 else np.nan,
                            random_low=float(np.quantile(effects, 0.025)),
                            random_high=float(np.quantile(effects, 0.975)))

@@ -189,3 +189,31 @@ def test_a_null_walk_stops_after_few_random_walks():
     r = f.tables["style_interpolation"].iloc[0]
     assert r.n_random_used < 100 and r.p_random > 0.05 and not r.beyond_random
     assert r.p_random == pytest.approx(10 / r.n_random_used) or (r.n_random_used == 19 and r.p_random > 0.5)
+
+
+class _NanAtTarget(nn.Module):
+    """The prototype classifier, but NaN logits on images near style 2's colour (the walk's end)."""
+
+    def forward(self, image):
+        m = image.mean(dim=(2, 3))
+        logits = -5.0 * ((m[:, None, :] - PROTO[None]) ** 2).sum(-1)
+        logits[((m - PROTO[2]) ** 2).sum(-1) < 0.05] = float("nan")
+        return logits
+
+
+@pytest.mark.parametrize("n_random_max", [None, 39])
+def test_a_nan_effect_gets_no_p_and_stays_out_of_bh_on_both_paths(n_random_max):
+    """A walk whose target log-odds are NaN has no rank among the random walks: p_random, q_random
+    NaN and no walks read, on the fixed path (it used to get the floor 1/20 and enter BH) as on the
+    sequential one; the other rows' q are BH over the finite p only."""
+    subject = _planted()
+    subject.texture_classifier = _NanAtTarget()
+    f = build_analysis("style_interpolation", pairs=("s0->s2", "s1->s3"), n_random=19, n_random_max=n_random_max,
+                       n_images=16, n_boot=50, n_perm=50).run(subject, _data())
+    df = f.tables["style_interpolation"].set_index(["pair", "classifier"])
+    bad = df.loc[("s0->s2", "texture_classifier")]
+    assert np.isnan(bad["effect"]) and np.isnan(bad["p_random"]) and np.isnan(bad["q_random"])
+    assert bad["n_random_used"] == 0 and not bad["beyond_random"]
+    ok = df.loc[("s1->s3", "texture_classifier")]
+    assert ok["q_random"] == pytest.approx(ok["p_random"])          # BH over its one finite p
+    assert np.isnan(random_rank_pvalue_ge(float("nan"), np.array([1.0, 2.0])))

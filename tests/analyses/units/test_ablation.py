@@ -290,3 +290,84 @@ def test_n_measure_renders_the_same_content_images_toward_every_target():
     assert _row(ins, "checker", 1, "top", "p(style=checker)")["n"] == 16
     with pytest.raises(ValueError, match="n_measure must be at least 16"):
         Ablation(ks=(1,), n_measure=6, **FAST).run(make_planted_subject(), data)
+
+
+# --- sequential baseline sets (n_random_max, h) --------------------------------------------------
+
+SEQ_ONLY = ["p_random", "q_random", "beyond_random", "n_random_used"]   # what sequential sets may change
+
+
+def test_sequential_sets_off_by_default_are_the_fixed_rule_bit_for_bit():
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    kw = dict(ks=(1,), n_random=19, styles=["checker"], **FAST)
+    off = Ablation(**kw).run(subject, data)
+    same = Ablation(**kw, n_random_max=19).run(subject, data)
+    pd.testing.assert_frame_equal(off.tables["ablation"], same.tables["ablation"])
+    assert off.notes == same.notes and not any("sequential" in n for n in off.notes)
+    top = off.tables["ablation"]["baseline"] == "top"
+    assert (off.tables["ablation"].loc[top, "n_random_used"] == 19).all()
+
+
+def test_sequential_sets_take_a_planted_unit_below_the_fixed_floor_and_leave_the_rest_alone():
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    kw = dict(ks=(1,), n_random=19, styles=["checker"], **FAST)
+    fixed = Ablation(**kw).run(subject, data).tables["ablation"]
+    f = Ablation(**kw, n_random_max=99, h=4).run(subject, data)
+    df = f.tables["ablation"]
+    # the first 19 sets are the fixed run's: everything but the p, its q and the counts is unchanged
+    pd.testing.assert_frame_equal(df.drop(columns=SEQ_ONLY), fixed.drop(columns=SEQ_ONLY))
+    planted = _row(df, "checker", 1, "top", "log_odds(style=checker)")
+    assert planted["units"] == str(CHECKER_UNIT)
+    assert planted["n_random_used"] == 99 and planted["p_random"] == pytest.approx(1 / 100)   # below 1/20
+    assert _row(fixed, "checker", 1, "top", "log_odds(style=checker)")["p_random"] == pytest.approx(1 / 20)
+    top = df[df["baseline"] == "top"]
+    # a row with 4 or more sets at least as large among the first 19 keeps the fixed p; one that goes on
+    # stops at the 4th (p = 4 / used) or reads all 99 sets
+    block, stopped = top["n_random_used"] == 19, (top["n_random_used"] > 19) & (top["n_random_used"] < 99)
+    assert block.any() and stopped.any()
+    assert np.allclose(top.loc[block, "p_random"], fixed.loc[top.index[block], "p_random"])
+    assert (fixed.loc[top.index[block], "p_random"] >= 5 / 20).all()
+    assert np.allclose(top.loc[stopped, "p_random"], 4 / top.loc[stopped, "n_random_used"])
+    assert (top["n_random_used"] >= 19).all() and df.loc[df["baseline"] == "random", "n_random_used"].isna().all()
+    assert (top["q_random"] >= top["p_random"] - 1e-12).all()
+    assert any(n.startswith("sequential baseline sets") and "h = 4 is below" in n for n in f.notes)
+
+
+def test_a_sequential_set_depends_on_its_row_and_index_only_so_p_is_the_one_at_a_time_p():
+    from interp_gan.analyses.units.ablation import later_set_rng
+    a = later_set_rng(0, "mix", 1, 2, 30).permutation(48)
+    assert (a == later_set_rng(0, "mix", 1, 2, 30).permutation(48)).all()
+    assert not (a == later_set_rng(0, "mix", 1, 2, 31).permutation(48)).all()
+    assert not (a == later_set_rng(0, "mix", 2, 2, 30).permutation(48)).all()
+    # a row that stopped before 99 sets reads the same sets, so gets the same p, with a larger
+    # n_random_max or with another style's rows open beside it
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    kw = dict(ks=(1,), n_random=19, baseline="random", **FAST)
+    one = Ablation(**kw, n_random_max=99, styles=["checker"]).run(subject, data).tables["ablation"]
+    more = Ablation(**kw, n_random_max=199, styles=["checker", "stripes"]).run(subject, data).tables["ablation"]
+    more = more[more["style"] == "checker"].reset_index(drop=True)
+    stopped = (one["baseline"] == "top") & (one["n_random_used"] < 99)
+    assert stopped.sum() >= 3
+    pd.testing.assert_series_equal(one.loc[stopped, "p_random"], more.loc[stopped, "p_random"])
+    pd.testing.assert_series_equal(one.loc[stopped, "n_random_used"], more.loc[stopped, "n_random_used"])
+
+
+def test_sequential_sets_are_priced_at_their_worst_case_and_cut_first_by_a_budget():
+    import dataclasses
+    from interp_gan.analyses.cost import measure_unit_costs
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    unit = dataclasses.replace(measure_unit_costs(subject, data), order=())
+    kw = dict(ks=(1,), n_random=19, styles=["checker"], **FAST)
+    off = Ablation(**kw).estimate_cost(subject, data, unit)
+    on = Ablation(**kw, n_random_max=99).estimate_cost(subject, data, unit)
+    n_s = 12                                    # the checker images zero ablation is measured on
+    assert on.forwards - off.forwards == pytest.approx(n_s * (99 - 19))
+    assert any(n.startswith("up to 99 random baseline sets") for n in on.notes)
+    assert not any(n.startswith("up to") for n in off.notes)
+    budget = (off.seconds(unit) + on.seconds(unit)) / 2
+    f = Ablation(**kw, n_random_max=99, budget_s=budget).run(subject, data)
+    cut = f.params["sized_to_budget"]
+    assert set(cut) == {"n_random_max"} and 19 <= cut["n_random_max"] < 99, cut
+    assert (f.tables["ablation"]["n_random_used"].dropna() <= cut["n_random_max"]).all()
+    with pytest.raises(ValueError, match="n_random_max must be >= n_random"):
+        Ablation(**kw, n_random_max=5).run(subject, data)
