@@ -285,7 +285,8 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
             "gram": "Gram distance to the style"}[measure]
     if len(ok):
         text = (f"{verb} the {k} most style-selective units of {layer} {moves} the {what} more than "
-                f"{sets_word} random {k}-unit sets, in {len(ok)} of {len(top)} {unit}")
+                f"random {k}-unit sets do (its rank among {sets_word}, BH q at most 0.05), in {len(ok)} of {len(top)} "
+                f"{unit}")
     elif len(at_floor):
         n_at = used[binds]
         hi = int(np.nanmax(n_at))
