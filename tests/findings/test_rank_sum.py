@@ -76,3 +76,21 @@ def test_cost_bound_covers_the_demo_and_multistyle26_sizes_but_not_two_large_hal
     assert exact_is_cheap(256, [10] * 20 + [9] * 6)             # multistyle26: 256 images, 26 styles
     assert not exact_is_cheap(256, [128, 128])
     assert rank_sum_ops(20, [15, 5]) == rank_sum_ops(20, [5, 15])   # the complement is counted
+
+
+def test_tables_shared_over_tie_patterns_equal_one_table_each():
+    """rank_sum_tables walks the patterns as a trie (ReLU-like rows share everything above their zeros);
+    each table must equal the pattern's own. 40 patterns: more forks than the tables it keeps."""
+    from interp_gan.findings.rank_sum import MAX_KEPT, rank_sum_tables
+    rng = np.random.default_rng(2)
+    rows = [_r2(np.r_[np.zeros(z), np.arange(1.0, 31 - z)]) for z in range(0, 25)]          # ReLU zeros
+    rows += [_r2(rng.integers(0, 6, 30).astype(float)) for _ in range(15)]                # ties anywhere
+    patterns = np.unique(np.sort(np.array(rows), axis=1), axis=0)
+    assert len(patterns) > MAX_KEPT
+    seen = set()
+    for g, c in rank_sum_tables(patterns, 8):
+        own = rank_sum_counts(patterns[g], 8)
+        np.testing.assert_array_equal(c[:, :own.shape[1]], own)
+        assert not c[:, own.shape[1]:].any()
+        seen.add(g)
+    assert seen == set(range(len(patterns)))

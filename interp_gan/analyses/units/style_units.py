@@ -69,8 +69,7 @@ from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, default_layers, resolve_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
-from interp_gan.findings.rank_sum import (EXACT_MAX_OPS, exact_is_cheap, rank_sum_counts, rank_sum_ops,
-                                         rank_sum_pvalues)
+from interp_gan.findings.rank_sum import EXACT_MAX_OPS, exact_is_cheap, rank_sum_ops, rank_sum_pvalues, rank_sum_tables
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
@@ -224,11 +223,11 @@ def _exact_pvalues(patterns: np.ndarray, gid: np.ndarray, obs: np.ndarray, npos:
     """Exact two-sided p [S, U_ok]: one rank-sum count table per tie pattern, read for every style."""
     kmax = int(np.minimum(npos, n - npos).max())
     p = np.empty_like(obs)
-    for g, pattern in enumerate(patterns):
-        cols = gid == g
-        counts = rank_sum_counts(pattern, kmax)
-        for s, k in enumerate(npos):
-            p[s, cols] = rank_sum_pvalues(counts, int(k), obs[s, cols], n)
+    by_size = [(int(k), np.flatnonzero(npos == k)) for k in np.unique(npos)]     # styles of one size share a null
+    for g, counts in rank_sum_tables(patterns, kmax):
+        cols = np.flatnonzero(gid == g)
+        for k, styles in by_size:
+            p[np.ix_(styles, cols)] = rank_sum_pvalues(counts, k, obs[np.ix_(styles, cols)], n)
     return p
 
 
