@@ -455,3 +455,12 @@ def test_long_onnx_layer_names_are_end_truncated_on_the_heatmap_axis():
     ticks = list(fig.layout.xaxis.ticktext)
     assert ticks[1] == "a:0" and len(ticks[0]) == 22 and ticks[0].endswith("prequant:27")
     assert fig.layout.margin.b < 250
+
+
+def test_the_smallest_exact_p_is_noted_when_bh_cannot_reach_it():
+    """Exact null: the smallest p is 2 / C(N, n) (the two extreme labellings); with 3 styles of 8 that
+    is 2.7e-6, so 20,000 tests can make no lone discovery; 200 tests can."""
+    y = np.arange(24) % 3
+    few, many = (StyleUnits()._null_notes(np.full(m, 0.5), y, 3) for m in (200, 20_000))
+    assert not any("smallest possible exact p" in n for n in few)
+    assert any("smallest possible exact p is 2/C(24, 8) = 2.7e-06; with 20000 tests" in n for n in many), many
