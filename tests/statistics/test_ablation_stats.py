@@ -3,7 +3,9 @@
 
 - the bootstrap-t CI of the mean paired difference covers within 3 points of 95% (n = 16 and 48,
   normal and moderately skewed differences);
-- p_zero (sign-flip) is uniform under a symmetric null (Kolmogorov-Smirnov p > 0.01);
+- p_zero (sign-flip) is uniform under a symmetric null (Kolmogorov-Smirnov p > 0.01), by Monte Carlo
+  flips (n = 24) and exactly over all 2^n sign patterns (n <= 20: n = 16, and n = 8 with ties and
+  zeros, where the exact p keeps P(p <= a) <= a);
 - p_random (rank among 19 random sets) is uniform under exchangeability (randomised version,
   KS p > 0.01) and rejects at 5%;
 - cross-fitting: on a null model whose unit effects scale with the unit's activation on the
@@ -53,10 +55,41 @@ def test_bootstrap_t_counts_non_finite_replicates():
 
 def test_signflip_p_is_uniform_under_a_symmetric_null():
     rng = np.random.default_rng(1)
-    p = np.array([signflip_pvalue(rng.standard_t(3, 16), 999, seed=i) for i in range(600)])
+    p = np.array([signflip_pvalue(rng.standard_t(3, 24), 999, seed=i) for i in range(600)])   # Monte Carlo
     ks = kstest(p, "uniform")
     print("KS p", ks.pvalue, np.mean(p <= 0.05))
     assert ks.pvalue > 0.01 and abs(np.mean(p <= 0.05) - 0.05) < 0.025
+
+
+def test_exact_signflip_p_is_uniform_or_conservative_under_a_symmetric_null():
+    rng = np.random.default_rng(4)
+    reps = 2000
+    p = np.array([signflip_pvalue(rng.standard_t(3, 16), 999, seed=0) for _ in range(reps)])   # n = 16: exact
+    ks = kstest(p, "uniform")
+    print("exact n=16: KS p", ks.pvalue, {a: float(np.mean(p <= a)) for a in (0.01, 0.05, 0.1)})
+    assert ks.pvalue > 0.01
+    # n = 8 with ties and exact zeros (a measure that often does not move): discrete, never anti-conservative
+    v = rng.choice([-2.0, -1.0, 0.0, 0.0, 1.0, 2.0], size=(reps, 8))
+    p8 = np.array([signflip_pvalue(x, 999, seed=0) for x in v])
+    for a in (0.01, 0.05, 0.1, 0.25):
+        for pp in (p, p8):
+            assert np.mean(pp <= a) <= a + 2.5 * np.sqrt(a * (1 - a) / reps), (a, np.mean(pp <= a))
+
+
+def test_exact_signflip_p_equals_brute_force_and_has_no_floor():
+    import itertools
+    rng = np.random.default_rng(5)
+    signs = np.array(list(itertools.product([-1.0, 1.0], repeat=6)))               # all 64 patterns
+    for v in rng.normal(0.4, 1, (20, 6)):        # untied: sums other than a pattern's negation differ by >> 1e-9
+        assert signflip_pvalue(v, 99, seed=0) == np.mean(np.abs(signs @ v) >= abs(v.sum()) - 1e-9), v
+    for v in (np.array([1.0, -1.0, 2.0, 0.0, 3.0, -2.0]), np.array([0.1, 0.2, -0.3, 0, 0, 0])):
+        # ties decided on exact rationals (multiples of 0.1), where float sums differ by rounding
+        ref = np.mean(np.abs(np.rint(10 * (signs @ v))) >= abs(np.rint(10 * v.sum())))
+        assert signflip_pvalue(v, 99, seed=0) == ref, v
+    # at n = 16 all of one sign gives 2 / 2^16, far below a Monte Carlo floor of 1/1000; n = 21 is Monte Carlo
+    assert signflip_pvalue(np.abs(rng.normal(size=16)) + 0.1, 999, seed=0) == 2 / 2 ** 16
+    assert signflip_pvalue(np.abs(rng.normal(size=21)) + 0.1, 999, seed=0) == 1 / 1000
+    assert np.isnan(signflip_pvalue(np.array([1.0, np.nan]), 99, seed=0))
 
 
 def test_random_rank_p_is_calibrated_under_exchangeability():

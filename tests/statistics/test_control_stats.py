@@ -5,8 +5,9 @@ On the textbook null it is calibrated: two binomial counts at the demo's size. O
 *networks* -- the trained and the control network drawn from one distribution, style-unit rates
 computed by the analysis' own tests and BH -- it is not: the rate varies between networks more than
 a binomial over units says (BH couples the tests; a low-rank style effect couples the units), and
-the claim says "beyond random init" about 9% of the time with independent unit effects and about
-30% with a rank-2 effect, against 2.5% nominal (one side of a 95% interval). One control draw cannot
+the claim says "beyond random init" about 22% of the time with a rank-2 effect (0.5% with
+independent unit effects; 9% and 31% with 199 Monte Carlo shuffles instead of the exact p-values),
+against 2.5% nominal (one side of a 95% interval). One control draw cannot
 show that spread. So with one draw the verdict is worded "above its one control draw", and the default
 is 3 draws, whose spread the verdict reads (a prediction bound, ``findings.stats.rate_beyond_draws``):
 calibrated on the same planted null, below."""
@@ -64,12 +65,14 @@ def _beyond_rate(rank: int | None, reps: int, seed: int) -> float:
 
 
 def test_beyond_random_init_is_anti_conservative_on_a_planted_null_of_networks():
-    """One control draw (Newcombe over units): measured (1000 pairs each) 0.093 with independent unit
-    effects, 0.313 with a rank-2 effect, the numbers docs/statistics.md prints for the one-draw rule."""
+    """One control draw (Newcombe over units), with the analysis' exact p-values: measured (400 pairs
+    each) 0.005 with independent unit effects, 0.225 with a rank-2 effect, the numbers
+    docs/statistics.md prints for the one-draw rule (with 199 Monte Carlo shuffles, 1000 pairs: 0.093
+    and 0.313; the floor 1/200 then shaped which tests reached q < 0.05)."""
     ind, low_rank = _beyond_rate(None, 400, 1), _beyond_rate(2, 400, 2)
     print("false 'beyond random init': independent units", ind, "rank-2 effect", low_rank)
-    assert 0.05 <= ind <= 0.15, ind
-    assert 0.2 <= low_rank <= 0.45, low_rank
+    assert ind <= 0.03, ind
+    assert 0.15 <= low_rank <= 0.35, low_rank
 
 
 def _network_q_scaled(rng, rank: int | None, scale: float) -> np.ndarray:

@@ -5,7 +5,10 @@ style, 4 styles, one style against the other three).
   within 3 points of 95%, also when the groups nearly separate (true AUROC 0.95-0.99);
 - no CI has zero width for finite n (the old percentile bootstrap had zero width whenever the
   groups separated: 682 of 1280 demo rows);
-- the permutation p-values are uniform on a null model (Kolmogorov-Smirnov p > 0.01).
+- the Monte Carlo permutation p-values are uniform on a null model (Kolmogorov-Smirnov p > 0.01);
+- the exact permutation p-values (the default, rank-sum DP) keep P(p <= a) <= a at a = 0.01, 0.05,
+  0.1 on a null model with ties (ReLU zeros, rounded values), within binomial error of a for
+  untied units, and reach below any Monte Carlo floor where the style separates.
 """
 import numpy as np
 import pytest
@@ -81,8 +84,29 @@ def test_permutation_pvalues_are_uniform_under_the_null():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(len(Y), 400))
     x[:, 300:] = np.maximum(np.round(x[:, 300:], 1), 0)      # ties and zeros take the per-pattern null
-    p = auroc_pvalues(x, Y, N_STYLES, n_perm=999, seed=11)[0]
+    p = auroc_pvalues(x, Y, N_STYLES, n_perm=999, seed=11, null="permutation")[0]
     ks = kstest(p, "uniform")
     print("KS p", ks.pvalue, "rate p<=0.05", np.mean(p <= 0.05))
     assert ks.pvalue > 0.01 and abs(np.mean(p <= 0.05) - 0.05) < 0.03
     assert np.isfinite(auroc_matrix(x, Y, N_STYLES)).all()
+
+
+def test_exact_pvalues_are_valid_under_the_null_with_ties():
+    """Null model: iid activations (independent of the style), 1200 units: 300 untied, 300 ReLU
+    (about half the images exactly 0), 300 ReLU rounded to 0.5 (ties everywhere), 300 with 4 values.
+    Every style against the rest (4 x 1200 p-values); a valid test has P(p <= a) <= a."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(len(Y), 1200))
+    x[:, 300:600] = np.maximum(x[:, 300:600], 0)
+    x[:, 600:900] = np.maximum(np.round(2 * x[:, 600:900]) / 2, 0)
+    x[:, 900:] = rng.integers(0, 4, size=(len(Y), 300))
+    p = auroc_pvalues(x, Y, N_STYLES)                                  # null="exact"
+    rates = {}
+    for a in (0.01, 0.05, 0.1):
+        se = np.sqrt(a * (1 - a) / p.size)
+        rates[a] = [float(np.mean(p[:, sl] <= a)) for sl in (slice(0, 300), slice(300, None), slice(None))]
+        assert rates[a][2] <= a + 2.5 * se, (a, rates[a])              # all units together
+        assert rates[a][1] <= a + 3 * np.sqrt(a * (1 - a) / p[:, 300:].size)   # the tied ones
+        # untied: the exact test is exact up to the discreteness of 2 / C(64, 16) steps
+        assert abs(rates[a][0] - a) <= 3 * np.sqrt(a * (1 - a) / p[:, :300].size), (a, rates[a])
+    print("P(p <= a) untied / tied / all:", rates)

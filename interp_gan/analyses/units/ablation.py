@@ -47,7 +47,8 @@ sets its floor is 0.05. q_random is its Benjamini-Hochberg q over all selected-s
 ``beyond_random`` = q_random <= 0.05 (a row at the floor among many rows at chance is not
 beyond random: 36 rows give about 2 at p <= 0.05 under no effect; raise n_random so that the
 rows that matter can go below the floor). p_zero: a two-sided sign-flip permutation
-test of the mean paired difference against 0 (n_perm flips), q_zero its BH q over the
+test of the mean paired difference against 0 (exact, over all 2^n sign patterns, for n <= 20
+paired values; else n_perm random flips), q_zero its BH q over the
 selected-set rows. (Bau et al., "GAN Dissection", ICLR 2019, and "Understanding the role of
 individual units in a deep neural network", PNAS 2020, ablate and insert units.)
 
@@ -221,14 +222,34 @@ def sequential_random_p(effects: np.ndarray, directions: Sequence[int], first: n
     # one set at a time: each set is its own generator passes, so a larger batch only adds discarded sets
     return sequential_pvalues(obs, first_o, draw, h=h, n_max=n_max, batch=1)
 
+SIGNFLIP_EXACT_MAX_N = 20   # up to 2^19 sign patterns (half, by symmetry): 7-17 ms, 4 MB
+
+
+def _signflip_sums(v: np.ndarray) -> np.ndarray:
+    """sum(s * v) for every sign pattern s with s[0] = +1 (the other half are their negations):
+    [2^(n-1)], built by doubling, one value at a time."""
+    sums = v[:1].copy() if len(v) else np.zeros(1)
+    for x in v[1:]:
+        sums = np.concatenate([sums + x, sums - x])
+    return sums
+
 
 def signflip_pvalue(v: np.ndarray, n_perm: int, seed: int) -> float:
-    """Two-sided sign-flip permutation p of mean(v) = 0 for paired differences v (symmetric null)."""
+    """Two-sided sign-flip permutation p of mean(v) = 0 for paired differences v (symmetric null).
+
+    n <= ``SIGNFLIP_EXACT_MAX_N``: exact, #{s: |sum(s v)| >= |sum(v)|} / 2^n over all sign patterns
+    (no floor; the smallest p is 2 / 2^n; sums within 1e-12 sum|v| of the observed count as ties,
+    a margin far above their rounding error). Larger n: n_perm Monte Carlo flips, (1 + #) / (1 + n_perm).
+    """
     v = np.asarray(v, dtype=np.float64)
+    obs = abs(v.sum())
+    if not np.isfinite(obs):
+        return float("nan")
+    if len(v) <= SIGNFLIP_EXACT_MAX_N:
+        return float(np.mean(np.abs(_signflip_sums(v)) >= obs - 1e-12 * np.abs(v).sum()))
     rng = np.random.default_rng(seed)
     signs = rng.integers(0, 2, size=(n_perm, len(v))) * 2 - 1
     null = np.abs(signs @ v)
-    obs = abs(v.sum())
     return float((1 + np.sum(null >= obs * (1 - 1e-12))) / (n_perm + 1))
 
 
@@ -763,16 +784,18 @@ class Ablation(Analysis):
                               f"0.05 may name other rows than {n_max} sets for every row would (h = "
                               f"{h_like_fixed(n_max)} makes them the same, at more sets per row)")
         used_all = df.loc[top, "n_random_used"].to_numpy(dtype=float)
+        flips = np.where(df.loc[top, "n"] > SIGNFLIP_EXACT_MAX_N, self.n_perm, np.inf)  # exact p_zero: no floor
         for col, n, param, what in (("p_random", used_all, "n_random_max" if seq else "n_random",
                                      "selected-set p_random values"),
-                                    ("p_zero", self.n_perm, "n_perm", "p_zero values")):
+                                    ("p_zero", flips, "n_perm", "p_zero values")):
             fl = floor_note(df.loc[top, col].to_numpy(dtype=float), n, what=what, param=param, min_share=0.05) \
                 if np.nanmax(np.r_[np.asarray(n, dtype=float).ravel(), 0]) > 0 else None
             notes += [fl] if fl else []
         notes.append(f"CI: studentized (bootstrap-t) interval of the mean paired difference over images ({self.n_boot} resamples); "
                      f"baseline rows: the same for the mean over sets, random_low / random_high the 2.5-97.5% range "
                      f"of the baseline sets' effects, random_sd their SD; p_zero: sign-flip test of mean = 0 "
-                     f"({self.n_perm} flips), q_zero its BH q over the selected-set rows")
+                     f"(exact over all 2^n sign patterns where n <= {SIGNFLIP_EXACT_MAX_N} images, else {self.n_perm} "
+                     f"random flips), q_zero its BH q over the selected-set rows")
         notes.append(f"{self._nonfinite} bootstrap resamples had no spread (t = +-inf, kept as the extremes they are; "
                      f"where they reach an interval's tail that side is Student's t bound)" if self._nonfinite
                      else "every bootstrap resample had spread")

@@ -18,8 +18,15 @@ treated as fixed strata; ``interp_gan.findings.auroc``). ``ci="bootstrap"`` give
 percentile bootstrap (resampling images within each style, Efron & Tibshirani 1993), which
 collapses to zero width once the groups separate and under-covers at 16 images per style.
 A two-sided permutation p-value that shuffles the style labels (|AUROC - 0.5| as the
-statistic; (1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010); Benjamini-Hochberg q-values
-over all unit × style tests of the run. Cohen's d uses the pooled (n - 1)-weighted SD.
+statistic, i.e. |R - E R| of the style's rank sum R: a Mann-Whitney test). By default
+(``null="exact"``) it is the exact permutation null, every labeling counted by dynamic
+programming over (images, group size, rank sum) on twice the midranks (integers, so the
+two-sided comparison is exact; ``findings.rank_sum``): no p sits at a Monte Carlo floor. Where
+that counting would cost more than ``EXACT_MAX_OPS`` (1e8) additions per tie pattern (about
+0.1 s; N = 256 with groups near 100, say) or with ``null="permutation"``, B = ``n_perm`` label
+shuffles are drawn instead ((1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010, floor
+1 / (1 + B)); the notes say which. Benjamini-Hochberg q-values over all unit × style tests of
+the run. Cohen's d uses the pooled (n - 1)-weighted SD.
 
 Random-init control (``control=True``, the default): the same statistics for the same layers
 and images with the generator re-drawn at random initialisation (``Subject.random_init``),
@@ -31,7 +38,7 @@ re-draw is a note ("random-init control keeps ..."), printed in the report besid
 
 Why it is fast: AUROC only depends on ranks. For a unit with no tied values the ranks are a
 permutation of 1..N, so the permutation null of its rank sum is the same for every such unit;
-it is drawn once (B × N work) and shared. Units with ties (e.g. a ReLU channel that is zero on
+it is counted (exact) or drawn (B × N work) once and shared. Units with ties (e.g. a ReLU channel that is zero on
 several images) share a null with the units whose sorted ranks are the same; constant units
 get AUROC 0.5 and p = 1 without shuffling.
 
@@ -43,6 +50,7 @@ computes the same statistics from all N images: the result equals one process's.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal, Sequence
 
@@ -61,10 +69,11 @@ from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, default_layers, resolve_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
+from interp_gan.findings.rank_sum import EXACT_MAX_OPS, exact_is_cheap, rank_sum_ops, rank_sum_pvalues, rank_sum_tables
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
-           "auroc_pvalues", "cohens_d", "auroc_bootstrap_ci", "auroc_ci"]
+           "auroc_pvalues", "exact_null_used", "cohens_d", "auroc_bootstrap_ci", "auroc_ci"]
 
 
 # --- shared helpers (also used by ablation) ------------------------------------------------------
@@ -158,13 +167,18 @@ def cohens_d(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 
 
 def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 2000, seed: int = 0,
-                  max_elems: int = 4_000_000) -> np.ndarray:
+                  max_elems: int = 4_000_000, null: Literal["exact", "permutation"] = "exact") -> np.ndarray:
     """Two-sided permutation p-values [S, U] for the AUROCs of ``auroc_matrix`` (NaN columns: NaN).
 
     Shuffling labels against a column's ranks only depends on the multiset of those ranks, so
     the null is computed once per distinct sorted-rank pattern (one pattern for all tie-free
-    units) and shared by the units that have it.
+    units) and shared by the units that have it. null="exact": the exact permutation null of
+    the rank sum (``findings.rank_sum``, no floor) when ``exact_null_used`` says it is cheap for
+    these group sizes, else ``n_perm`` Monte Carlo shuffles; null="permutation": always Monte Carlo,
+    p = (1 + #{null >= obs}) / (1 + n_perm).
     """
+    if null not in ("exact", "permutation"):
+        raise ValueError(f"null must be 'exact' or 'permutation', got {null!r}")
     x = np.asarray(x, dtype=np.float64)
     n, u = x.shape
     npos = np.bincount(y, minlength=n_styles).astype(np.float64)             # [S]
@@ -181,6 +195,9 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     obs = np.abs(_onehot(y, n_styles).T @ r2 - centre2[:, None])              # [S,U_ok]
     patterns, gid = np.unique(np.sort(r2, axis=0).T, axis=0, return_inverse=True)  # [G,N], [U_ok]
     gid = gid.ravel()
+    if null == "exact" and exact_null_used(y, n_styles):
+        p[:, ok] = _exact_pvalues(patterns, gid, obs, npos.astype(np.int64), n)
+        return p
     rng = np.random.default_rng(seed)
     exceed = np.zeros_like(obs)
     chunk = max(1, min(n_perm, max_elems // (n_styles * r2.shape[1])))
@@ -188,9 +205,29 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
         b = min(chunk, n_perm - start)
         yp = y[rng.permuted(np.tile(np.arange(n), (b, 1)), axis=1)]           # [b,N] shuffled labels
         oh = (yp[:, None, :] == np.arange(n_styles)[None, :, None]).astype(np.float64)  # [b,S,N]
-        null = np.abs(np.matmul(oh, patterns.T) - centre2[None, :, None])       # [b,S,G]
-        exceed += (null[:, :, gid] >= obs[None]).sum(0)
+        null_ = np.abs(np.matmul(oh, patterns.T) - centre2[None, :, None])      # [b,S,G]
+        exceed += (null_[:, :, gid] >= obs[None]).sum(0)
     p[:, ok] = (1 + exceed) / (1 + n_perm)
+    return p
+
+
+def exact_null_used(y: np.ndarray, n_styles: int, max_ops: float | None = None) -> bool:
+    """Whether ``auroc_pvalues(null="exact")`` computes the exact null for these labels: the
+    rank-sum counting costs at most ``max_ops`` (default ``EXACT_MAX_OPS``) additions per tie
+    pattern (``findings.rank_sum``)."""
+    y = np.asarray(y)
+    return exact_is_cheap(len(y), np.bincount(y, minlength=n_styles), EXACT_MAX_OPS if max_ops is None else max_ops)
+
+
+def _exact_pvalues(patterns: np.ndarray, gid: np.ndarray, obs: np.ndarray, npos: np.ndarray, n: int) -> np.ndarray:
+    """Exact two-sided p [S, U_ok]: one rank-sum count table per tie pattern, read for every style."""
+    kmax = int(np.minimum(npos, n - npos).max())
+    p = np.empty_like(obs)
+    by_size = [(int(k), np.flatnonzero(npos == k)) for k in np.unique(npos)]     # styles of one size share a null
+    for g, counts in rank_sum_tables(patterns, kmax):
+        cols = np.flatnonzero(gid == g)
+        for k, styles in by_size:
+            p[np.ix_(styles, cols)] = rank_sum_pvalues(counts, k, obs[np.ix_(styles, cols)], n)
     return p
 
 
@@ -240,9 +277,12 @@ def _auroc_stack(xb: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 
 # --- the analysis ------------------------------------------------------------------------------
 
-def _unit_tests(x: np.ndarray, y: np.ndarray, n_s: int, n_perm: int, seed: int) -> dict[str, np.ndarray]:
-    """AUROC, permutation p and Cohen's d, each [S, U], for one layer's per-image unit means."""
-    return {"auroc": auroc_matrix(x, y, n_s), "p": auroc_pvalues(x, y, n_s, n_perm, seed), "d": cohens_d(x, y, n_s)}
+def _unit_tests(x: np.ndarray, y: np.ndarray, n_s: int, n_perm: int, seed: int,
+                null: str = "exact") -> dict[str, np.ndarray]:
+    """AUROC, permutation p and Cohen's d, each [S, U], for one layer's per-image unit means (the
+    trained network and the random-init control both call this, so they get the same test)."""
+    return {"auroc": auroc_matrix(x, y, n_s), "p": auroc_pvalues(x, y, n_s, n_perm, seed, null=null),
+            "d": cohens_d(x, y, n_s)}
 
 
 def _harvest(subject, data: AnalysisData, layers: Sequence[str], seed: int, what: str) -> dict[str, np.ndarray]:
@@ -270,8 +310,11 @@ class StyleUnits(Analysis):
     layers: names / globs (None = ``hooks.default_layers``: block outputs + decoder convs for a
     StyleNet, every conv layer otherwise). ci: "delong" (logit-DeLong, Newcombe's score
     interval at AUROC 0 / 1; never zero width) or "bootstrap" (percentile, ``n_boot``
-    resamples; collapses when the groups separate). n_perm: label shuffles (the smallest
-    possible p is 1 / (n_perm + 1)). min_per_style: the fewest images generated toward any
+    resamples; collapses when the groups separate). null: "exact" (the default) counts every
+    labeling of the rank sum (``findings.rank_sum``; no floor) where that costs at most
+    ``EXACT_MAX_OPS`` additions per tie pattern, else falls back to ``n_perm`` Monte Carlo label
+    shuffles (the smallest possible p is then 1 / (n_perm + 1)); "permutation" always shuffles;
+    the notes say which null was used. min_per_style: the fewest images generated toward any
     one style. control: also run the statistics at random initialisation (``control_seed``,
     default ``seed``) and tabulate both per layer (``style_units_control``).
     """
@@ -279,12 +322,17 @@ class StyleUnits(Analysis):
 
     def __init__(self, *, layers: str | list[str] | None = None, n_boot: int = 500, n_perm: int = 2000,
                  seed: int = 0, min_per_style: int = MIN_SAMPLES_FOR_CI, ci: Literal["delong", "bootstrap"] = "delong",
-                 control: bool = True, control_seed: int | None = None, control_draws: int = 3) -> None:
-        self.layers, self.n_boot, self.n_perm, self.seed = layers, n_boot, n_perm, seed
+                 control: bool = True, control_seed: int | None = None, control_draws: int = 3,
+                 null: Literal["exact", "permutation"] = "exact") -> None:
+        self.layers, self.n_boot, self.n_perm, self.seed, self.null = layers, n_boot, n_perm, seed, null
         self.min_per_style, self.ci, self.control, self.control_seed = min_per_style, ci, control, control_seed
         if isinstance(control_draws, bool) or not isinstance(control_draws, int) or control_draws < 1:
             raise ValueError(f"control_draws must be an integer >= 1, got {control_draws!r}")
         self.control_draws = control_draws
+
+    def check_params(self) -> None:
+        if self.null not in ("exact", "permutation"):
+            raise ValueError(f"null must be 'exact' or 'permutation', got {self.null!r}")
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
         """One pass over the images (1 + control_draws with the control); the tests are cheap next to it."""
@@ -295,6 +343,7 @@ class StyleUnits(Analysis):
 
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()
+        self.check_params()
         if self.ci not in ("delong", "bootstrap"):
             raise ValueError(f"ci must be 'delong' or 'bootstrap', got {self.ci!r}")
         present, reason = check_styles(subject, data.style_ids, self.name, self.min_per_style)
@@ -328,7 +377,7 @@ class StyleUnits(Analysis):
             if bad.any():
                 notes.append(f"{layer}: {int(bad.sum())} NaN/inf unit activations in {int(bad.any(0).sum())} units "
                              f"(of {x.shape[1]}); their AUROC is NaN and they are not tested")
-            t = _unit_tests(x, y, n_s, self.n_perm, self.seed + 7919 * li)
+            t = _unit_tests(x, y, n_s, self.n_perm, self.seed + 7919 * li, self.null)
             if self.ci == "delong":
                 lo, hi = auroc_ci(x, y, n_s)
             else:
@@ -356,20 +405,37 @@ class StyleUnits(Analysis):
         if self.ci == "bootstrap":
             notes.append(f"{nonfinite} bootstrap replicate values were not finite and were left out of the "
                          f"percentiles" if nonfinite else "every bootstrap replicate was finite")
-        pv = df["p_value"].to_numpy(dtype=float)
-        m = int(np.isfinite(pv).sum())
-        if m and m / (self.n_perm + 1) > 0.05:
-            notes.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
-                         f"lone discovery needs p < 0.05/{m}: raise n_perm above {20 * m}")
-        fl = floor_note(pv, self.n_perm, what="unit x style tests", min_share=0.05)
-        if fl:
-            notes.append(fl)
+        notes += self._null_notes(df["p_value"].to_numpy(dtype=float), y, n_s)
         tables = {"style_units": df}
         if self.control and per_layer:
             tables["style_units_control"], tables["style_units_control_draws"] = self._control(
                 subject, data, list(per_layer), per_layer, df, y, n_s, notes)
         return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
+
+    def _null_notes(self, pv: np.ndarray, y: np.ndarray, n_s: int) -> list[str]:
+        """What the p-values' null is, and where a p cannot get small enough (Monte Carlo: the floor
+        1/(n_perm+1); exact: 2/C(N, n) for the smallest group n, untied ranks)."""
+        m, n = int(np.isfinite(pv).sum()), len(y)
+        sizes = np.bincount(y, minlength=n_s)
+        if self.null == "exact" and exact_null_used(y, n_s):
+            out = [f"p: exact permutation null (rank-sum DP): all C(N, n) labelings of the {n} images counted, "
+                   f"once per tie pattern (midranks); no label shuffles are drawn, so n_perm is not used"]
+            k = int(np.minimum(sizes, n - sizes).min())
+            smallest = 2 / math.comb(n, k) if k else 1.0     # the two extreme subsets, untied ranks
+            if m and smallest > 0.05 / m:
+                out.append(f"the smallest possible exact p is 2/C({n}, {k}) = {smallest:.2g}; with {m} tests a lone "
+                           f"discovery needs p < 0.05/{m}: generate more images per style")
+            return out
+        out = [f"p: Monte Carlo permutation null ({self.n_perm} label shuffles, (1 + #) / (n_perm + 1))"
+               + ("" if self.null == "permutation" else
+                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern, above "
+                  f"{EXACT_MAX_OPS:.0e} (interp_gan/findings/rank_sum.py)")]
+        if m and m / (self.n_perm + 1) > 0.05:
+            out.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
+                       f"lone discovery needs p < 0.05/{m}: raise n_perm above {20 * m}")
+        fl = floor_note(pv, self.n_perm, what="unit x style tests", min_share=0.05)
+        return out + ([fl] if fl else [])
 
     def _control(self, subject, data, layers, trained, df, y, n_s, notes) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The random-init control tables: draw 0's tests per layer (``style_units_control``) and, per
@@ -383,7 +449,8 @@ class StyleUnits(Analysis):
                 means = _harvest(ctrl, data, layers, self.seed, "random-init control")
                 if j == 0:
                     partial = ctrl.random_init_report.notes()     # what the control keeps trained, if anything
-            ctl_j = {layer: _unit_tests(means[layer], y, n_s, self.n_perm, self.seed + 7919 * li + 1 + 104729 * j)
+            ctl_j = {layer: _unit_tests(means[layer], y, n_s, self.n_perm, self.seed + 7919 * li + 1 + 104729 * j,
+                                        self.null)
                      for li, layer in enumerate(layers) if layer in means}
             q_j = bh_qvalues(np.concatenate([t["p"].ravel() for t in ctl_j.values()])) if ctl_j else np.array([])
             if j == 0:

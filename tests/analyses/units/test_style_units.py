@@ -131,13 +131,74 @@ def test_permutation_pvalues_agree_with_mann_whitney():
     x = rng.normal(size=(40, 30))
     x[:, :10] += 1.2 * y[:, None]      # 10 selective units
     x[:, 10:15] = np.round(x[:, 10:15])  # tied units take the per-pattern path
-    p = auroc_pvalues(x, y, 2, n_perm=4000, seed=0)
+    p = auroc_pvalues(x, y, 2, n_perm=4000, seed=0, null="permutation")
     ref = np.array([[mannwhitneyu(x[y == s, u], x[y != s, u]).pvalue for u in range(30)] for s in range(2)])
     assert np.corrcoef(np.log(p.ravel()), np.log(ref.ravel()))[0, 1] > 0.98
     assert np.abs(p - ref).max() < 0.05
     lo, hi = auroc_bootstrap_ci(x, y, 2, n_boot=300, seed=0)
     auc = auroc_matrix(x, y, 2)
     assert (lo <= auc + 1e-12).all() and (auc <= hi + 1e-12).all() and (hi - lo).min() > 0
+
+
+def test_exact_pvalues_equal_scipy_exact_without_ties():
+    rng = np.random.default_rng(2)
+    y = np.arange(24) % 3                                    # one-vs-rest: 8 against 16
+    x = rng.normal(size=(24, 12))
+    x[:, :4] += 4.0 * (y[:, None] == 1)                    # 4 units that separate style 1
+    p = auroc_pvalues(x, y, 3)                               # null="exact" is the default
+    ref = np.array([[mannwhitneyu(x[y == s, u], x[y != s, u], method="exact").pvalue for u in range(12)]
+                    for s in range(3)])
+    np.testing.assert_allclose(p, ref, rtol=1e-12, atol=0)
+    assert p.min() < 1 / 4001                                # below what 4000 shuffles could show
+
+
+def test_exact_pvalues_with_ties_equal_full_enumeration():
+    """N = 10 images, styles of 4, 3 and 3 images; integer activations tie heavily (one column
+    constant, one with a single distinct value out of place): every one-vs-rest p equals the
+    share of all C(10, n_s) labelings with |R - E R| at least the observed."""
+    import itertools
+    from scipy.stats import rankdata
+    rng = np.random.default_rng(3)
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    x = rng.integers(0, 3, size=(10, 25)).astype(float)
+    x[:, 0] = 1.0
+    x[:, 1] = np.r_[np.zeros(9), 1.0]
+    p = auroc_pvalues(x, y, 3)
+    r = rankdata(x, axis=0)
+    for s in range(3):
+        k = int((y == s).sum())
+        subsets = np.array(list(itertools.combinations(range(10), k)))       # [C(10, k), k]
+        null = np.abs(r[subsets].sum(1) - k * 11 / 2)                        # [C, U]
+        obs = np.abs(r[y == s].sum(0) - k * 11 / 2)
+        ref = (null >= obs - 1e-9).mean(0)
+        np.testing.assert_allclose(p[s], ref, rtol=1e-12, atol=1e-15)
+    assert (p[:, 0] == 1).all()
+
+
+def test_exact_null_is_used_where_cheap_by_the_trained_run_and_its_control(monkeypatch):
+    import interp_gan.analyses.units.style_units as su
+    calls = []
+    real = su._exact_pvalues
+    monkeypatch.setattr(su, "_exact_pvalues", lambda *a: calls.append(a[2].shape) or real(*a))
+    subject, data = make_planted_subject(), make_planted_data()
+    f = StyleUnits(layers=["mix"], n_perm=100, seed=0, control_draws=1).run(subject, data)
+    assert len(calls) == 2                                   # trained + random-init control: the same test
+    assert any(n.startswith("p: exact permutation null (rank-sum DP)") for n in f.notes)
+    assert not any("floor" in n for n in f.notes)
+    assert f.params["null"] == "exact"
+    top = f.tables["style_units"].query("unit == @CHECKER_UNIT and style == 'checker'").iloc[0]
+    assert top["p_value"] < 1 / 101                          # no Monte Carlo floor at n_perm = 100
+    # above the cost bound (lowered here) the same call falls back to Monte Carlo shuffles, and says so
+    calls.clear()
+    monkeypatch.setattr(su, "EXACT_MAX_OPS", 10.0)
+    f = StyleUnits(layers=["mix"], n_perm=100, seed=0, control_draws=1).run(subject, data)
+    p = f.tables["style_units"]["p_value"].to_numpy()
+    assert not calls and np.allclose(p * 101, np.round(p * 101))
+    assert any(n.startswith("p: Monte Carlo permutation null (100 label shuffles") and "above 1e+01" in n
+               for n in f.notes)
+    assert any("permutation floor" in n for n in f.notes)
+    with pytest.raises(ValueError, match="null must be 'exact' or 'permutation'"):
+        StyleUnits(null="asymptotic").check_params()
 
 
 # --- the analysis on the planted generator -----------------------------------------------------
@@ -209,7 +270,10 @@ def test_same_seed_same_result_other_seed_other_ci():
     c = StyleUnits(layers=["mix"], n_boot=50, n_perm=100, seed=4).run(subject, data).tables["style_units"]
     pd.testing.assert_frame_equal(a, b)
     np.testing.assert_array_equal(a["auroc"], c["auroc"])         # the estimate does not depend on the seed
-    assert not np.allclose(a["ci_low"], c["ci_low"]) or not np.allclose(a["p_value"], c["p_value"])
+    np.testing.assert_array_equal(a["p_value"], c["p_value"])     # nor does the exact null (DeLong CI: no draws)
+    mc = [StyleUnits(layers=["mix"], n_boot=50, n_perm=100, seed=s, null="permutation").run(subject, data)
+          .tables["style_units"] for s in (3, 4)]
+    assert not np.allclose(mc[0]["p_value"], mc[1]["p_value"])   # Monte Carlo shuffles do
 
 
 def test_no_hook_survives_an_error_in_the_body():
@@ -373,10 +437,11 @@ def test_many_p_values_at_the_permutation_floor_are_noted():
     x = rng.normal(size=(48, 20)) + 5 * (y[:, None] == 0)
     from interp_gan.analyses.units.style_units import auroc_pvalues
     from interp_gan.findings.stats import floor_note
-    p = auroc_pvalues(x, y, 3, n_perm=9, seed=0)
+    p = auroc_pvalues(x, y, 3, n_perm=9, seed=0, null="permutation")
     note = floor_note(p, 9, what="unit x style tests", min_share=0.05)   # as StyleUnits calls it
     assert note is not None and note.startswith(f"{int((p <= 0.1 + 1e-12).sum())} of 60") and "raise n_perm" in note
-    assert floor_note(auroc_pvalues(rng.normal(size=(48, 20)), y, 3, n_perm=99, seed=0), 99, min_share=0.05) is None
+    assert floor_note(auroc_pvalues(rng.normal(size=(48, 20)), y, 3, n_perm=99, seed=0, null="permutation"), 99,
+                      min_share=0.05) is None
 
 
 def test_long_onnx_layer_names_are_end_truncated_on_the_heatmap_axis():
@@ -390,3 +455,12 @@ def test_long_onnx_layer_names_are_end_truncated_on_the_heatmap_axis():
     ticks = list(fig.layout.xaxis.ticktext)
     assert ticks[1] == "a:0" and len(ticks[0]) == 22 and ticks[0].endswith("prequant:27")
     assert fig.layout.margin.b < 250
+
+
+def test_the_smallest_exact_p_is_noted_when_bh_cannot_reach_it():
+    """Exact null: the smallest p is 2 / C(N, n) (the two extreme labellings); with 3 styles of 8 that
+    is 2.7e-6, so 20,000 tests can make no lone discovery; 200 tests can."""
+    y = np.arange(24) % 3
+    few, many = (StyleUnits()._null_notes(np.full(m, 0.5), y, 3) for m in (200, 20_000))
+    assert not any("smallest possible exact p" in n for n in few)
+    assert any("smallest possible exact p is 2/C(24, 8) = 2.7e-06; with 20000 tests" in n for n in many), many

@@ -1,0 +1,158 @@
+"""The exact permutation null of a rank sum (Mann-Whitney / Wilcoxon rank-sum test, ties included).
+
+    counts = rank_sum_counts(r2, kmax)                # r2: twice the midranks of N values (integers)
+    p = rank_sum_pvalues(counts, k, dev2)             # two-sided p of |2 R - k (N + 1)| = dev2
+
+Shuffling two group labels over N values (k in the group) makes the group's ranks a uniformly
+random k-subset of the N ranks (midranks where values tie). The rank sum R of that subset has a
+null distribution that depends only on the multiset of ranks, so it can be counted instead of
+sampled: counts[j, t] = the number of j-subsets whose values sum to t, built one value w at a
+time by counts[j, t] += counts[j - 1, t - w] (Mann & Whitney 1947 give the same recursion for
+untied ranks). Twice a midrank is an integer, so the sums are integers and the two-sided event
+|R - E R| >= |r_obs - E R| (E R = k (N + 1) / 2) is decided exactly, without a float tolerance.
+p = #{k-subsets in that event} / C(N, k): the p that infinitely many label shuffles would give,
+with no floor at 1 / (n_perm + 1). Its smallest value is 2 / C(N, k) without ties.
+
+Because |R - E R| of a k-subset equals that of its complement (size N - k), only
+k <= N / 2 needs counting: one table up to kmax = max min(k, N - k) serves every group size.
+Counts are float64 (exact to 2^53; C(128, 64) ~ 2.4e37 stays far from overflow within the cost
+bound below).
+
+Tied values are added as one run (m equal values: a j-subset takes j of them in C(m, j) ways).
+Units with different ties need their own table; ``rank_sum_tables`` walks the tie patterns as a
+trie of their runs, largest value first, and keeps the table at a fork for the rows that go on
+from it, so ReLU-like units (zeros tied at the bottom, distinct above) cost one pass over the N
+values plus one run per pattern instead of a pass per pattern.
+
+Cost: N x (kmax + 1) x (t_max + 1) additions, t_max = the sum of the kmax largest values <=
+kmax (2 N - kmax + 1). Measured (numpy, one core): 0.5-2 ns per addition, so
+``EXACT_MAX_OPS`` = 1e8 is about 0.05-0.2 s per distinct set of ranks; N = 64 with groups of 16
+is 1.9e6 (2 ms), N = 256 with groups of 10 is 1.3e7 (7 ms). Callers fall back to Monte Carlo
+shuffles above the bound (``exact_is_cheap``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["EXACT_MAX_OPS", "rank_sum_ops", "exact_is_cheap", "rank_sum_counts", "rank_sum_tables",
+           "rank_sum_pvalues"]
+
+EXACT_MAX_OPS = 1e8
+MAX_KEPT = 16         # tables kept at forks of the trie of tie patterns (``rank_sum_tables``)
+
+
+def _kmax(n: int, sizes) -> int:
+    sizes = np.asarray(sizes, dtype=np.int64).ravel()
+    return int(np.minimum(sizes, n - sizes).max()) if len(sizes) else 0
+
+
+def rank_sum_ops(n: int, sizes) -> float:
+    """Additions ``rank_sum_counts`` makes for N = n values and groups of the given sizes (the
+    worst case, untied ranks): n x (kmax + 1) x (kmax (2 n - kmax + 1) + 1)."""
+    k = _kmax(n, sizes)
+    return float(n) * (k + 1) * (k * (2 * n - k + 1) + 1)
+
+
+def exact_is_cheap(n: int, sizes, max_ops: float = EXACT_MAX_OPS) -> bool:
+    """Whether the exact null for n values and these group sizes costs at most ``max_ops`` additions
+    per distinct set of ranks."""
+    return rank_sum_ops(n, sizes) <= max_ops
+
+
+def _values(r2: np.ndarray, kmax: int) -> np.ndarray:
+    w = np.rint(np.asarray(r2, dtype=np.float64)).astype(np.int64).ravel()
+    if len(w) == 0 or w.min() < 1 or not np.array_equal(w, np.asarray(r2, dtype=np.float64).ravel()):
+        raise ValueError("rank_sum_counts expects twice the midranks: positive integers")
+    if not 0 <= kmax <= len(w):
+        raise ValueError(f"kmax must be in 0..{len(w)}, got {kmax}")
+    return w
+
+
+def _runs(w: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """The values as (value, multiplicity) runs, largest value first."""
+    vals, mult = np.unique(w, return_counts=True)
+    return tuple(zip(vals[::-1].tolist(), mult[::-1].tolist()))
+
+
+def _add_run(c: np.ndarray, w: int, m: int) -> np.ndarray:
+    """The table after m more values equal to w: a j-subset takes j of them in C(m, j) ways."""
+    kmax, t_max = c.shape[0] - 1, c.shape[1] - 1
+    new = c.copy()
+    for j in range(1, min(m, kmax) + 1):
+        if j * w > t_max:
+            break
+        new[j:, j * w:] += math.comb(m, j) * c[:kmax + 1 - j, :t_max + 1 - j * w]
+    return new
+
+
+def _empty(kmax: int, t_max: int) -> np.ndarray:
+    c = np.zeros((kmax + 1, t_max + 1))
+    c[0, 0] = 1.0
+    return c
+
+
+def rank_sum_counts(r2: np.ndarray, kmax: int) -> np.ndarray:
+    """counts [kmax + 1, t_max + 1]: counts[j, t] = number of j-subsets of the values r2 (twice the
+    midranks: positive integers, any order) whose sum is t, for j = 0..kmax; t_max = the sum of
+    the kmax largest values. Tied values are added as one run (binomial counts)."""
+    w = _values(r2, kmax)
+    c = _empty(kmax, int(np.sort(w)[len(w) - kmax:].sum()) if kmax else 0)
+    for v, m in _runs(w):
+        c = _add_run(c, v, m)
+    return c
+
+
+def rank_sum_tables(patterns: np.ndarray, kmax: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(row, counts) for every row of patterns [G, N] (each row twice the midranks of N values), in
+    an order that shares work: the rows are walked as a trie of their runs, largest value first,
+    and the table at a branching run is kept for the rows that continue from it. ReLU-like units
+    (tied at the bottom, distinct above) then cost one pass over the N values plus a run per row,
+    not a pass per row. Every table has the same width, t_max = kmax (2 N - kmax + 1)."""
+    patterns = np.asarray(patterns)
+    n = patterns.shape[1]
+    runs = [_runs(_values(row, kmax)) for row in patterns]
+    # lexicographic, so rows sharing a prefix are adjacent; at a fork the lower run first, so that
+    # ReLU-like rows (more zeros first) each continue from the previous row's path
+    order = sorted(range(len(runs)), key=lambda g: runs[g])
+    t_max = kmax * (2 * n - kmax + 1)
+
+    def lcp(a, b) -> int:
+        i = 0
+        while i < min(len(a), len(b)) and a[i] == b[i]:
+            i += 1
+        return i
+
+    stack = [(0, _empty(kmax, t_max))]            # (runs added, table): prefixes of the current row
+    for i, g in enumerate(order):
+        cur = runs[g]
+        shared = lcp(runs[order[i - 1]], cur) if i else 0
+        keep = lcp(cur, runs[order[i + 1]]) if i + 1 < len(order) else 0
+        while stack[-1][0] > shared:               # left the previous row's path below here
+            stack.pop()
+        d, c = stack[-1]
+        for at in range(d, len(cur)):
+            if at == keep and at > d:
+                stack.append((at, c))             # the next row continues from here
+                if len(stack) > MAX_KEPT:         # memory: a later row may restart from a shallower table
+                    del stack[1]
+            c = _add_run(c, *cur[at])
+        yield g, c
+
+
+def rank_sum_pvalues(counts: np.ndarray, k: int, dev2, n: int) -> np.ndarray:
+    """Two-sided exact p-values P(|2 R - k (n + 1)| >= dev2) for a group of k of the n values, from
+    ``rank_sum_counts`` of those values (kmax >= min(k, n - k)). dev2: observed |2 r - k (n + 1)|,
+    integers (any shape); dev2 = 0 gives p = 1."""
+    k = int(min(k, n - k))        # the complement has the same |R - E R|
+    dev2 = np.rint(np.asarray(dev2, dtype=np.float64)).astype(np.int64)
+    pmf = counts[k] / counts[k].sum()
+    lower = np.cumsum(pmf)                       # P(T <= t): small tails summed from their small end
+    upper = np.cumsum(pmf[::-1])[::-1]           # P(T >= t)
+    centre = k * (n + 1)
+    hi, lo = centre + dev2, centre - dev2
+    p = (np.where(hi < len(pmf), upper[np.clip(hi, 0, len(pmf) - 1)], 0.0)
+         + np.where(lo >= 0, lower[np.clip(lo, 0, len(pmf) - 1)], 0.0))
+    return np.where(dev2 <= 0, 1.0, np.minimum(p, 1.0))

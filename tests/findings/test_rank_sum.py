@@ -1,0 +1,96 @@
+"""The exact rank-sum null (interp_gan/findings/rank_sum.py) against brute force and scipy."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import mannwhitneyu, rankdata
+
+from interp_gan.findings.rank_sum import exact_is_cheap, rank_sum_counts, rank_sum_ops, rank_sum_pvalues
+
+
+def _r2(x):
+    return np.rint(2 * rankdata(x)).astype(np.int64)
+
+
+def _enumerated(r2, k):
+    """{sum: count} over all k-subsets, by listing them."""
+    out = {}
+    for c in itertools.combinations(range(len(r2)), k):
+        t = int(r2[list(c)].sum())
+        out[t] = out.get(t, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("values", [np.arange(10.0), [0, 0, 0, 1, 1, 2, 3, 3, 3, 3], [5.0] * 4 + [1, 2, 3, 4, 6, 7]])
+def test_counts_equal_full_enumeration_with_and_without_ties(values):
+    r2 = _r2(np.asarray(values, float))
+    c = rank_sum_counts(r2[::-1], kmax=5)                 # order does not matter
+    for k in range(6):
+        ref = np.zeros(c.shape[1])
+        for t, m in _enumerated(r2, k).items():
+            ref[t] = m
+        np.testing.assert_array_equal(c[k], ref)
+        assert c[k].sum() == math.comb(10, k)
+
+
+def test_two_sided_p_equals_scipy_exact_without_ties():
+    rng = np.random.default_rng(0)
+    for n1, n0 in ((3, 4), (5, 9), (8, 8), (12, 7), (4, 20)):
+        n = n1 + n0
+        for shift in (0.0, 1.0, 3.0):
+            a, b = rng.normal(shift, 1, n1), rng.normal(0, 1, n0)
+            r2 = _r2(np.r_[a, b])
+            c = rank_sum_counts(r2, min(n1, n0))
+            p = rank_sum_pvalues(c, n1, abs(r2[:n1].sum() - n1 * (n + 1)), n)
+            ref = mannwhitneyu(a, b, method="exact").pvalue
+            assert p == pytest.approx(ref, rel=1e-12, abs=0), (n1, n0, shift)
+
+
+def test_two_sided_p_with_ties_equals_enumeration_also_for_the_larger_group():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 4, 10).astype(float)                # N = 10, heavy ties
+    r2 = _r2(x)
+    c = rank_sum_counts(r2, 4)
+    for k in (2, 4, 6, 8):                                  # 6 and 8 read the complement's row
+        dev = abs(r2[:k].sum() - k * 11)
+        subsets = list(itertools.combinations(range(10), k))
+        ref = np.mean([abs(r2[list(s)].sum() - k * 11) >= dev for s in subsets])
+        assert rank_sum_pvalues(c, k, dev, 10) == pytest.approx(ref, rel=1e-12)
+    assert rank_sum_pvalues(c, 4, 0, 10) == 1.0
+    # every deviation at once, vectorised
+    devs = np.arange(0, 40, 2)
+    ps = rank_sum_pvalues(c, 4, devs, 10)
+    assert (np.diff(ps) <= 1e-15).all() and ps[0] == 1.0
+
+
+def test_bad_input_is_one_line():
+    with pytest.raises(ValueError, match="twice the midranks"):
+        rank_sum_counts(np.array([1.5, 2.0]), 1)
+    with pytest.raises(ValueError, match="kmax"):
+        rank_sum_counts(np.array([2, 4]), 3)
+
+
+def test_cost_bound_covers_the_demo_and_multistyle26_sizes_but_not_two_large_halves():
+    assert rank_sum_ops(64, [16] * 4) < 2e6 and exact_is_cheap(64, [16] * 4)
+    assert exact_is_cheap(256, [10] * 20 + [9] * 6)             # multistyle26: 256 images, 26 styles
+    assert not exact_is_cheap(256, [128, 128])
+    assert rank_sum_ops(20, [15, 5]) == rank_sum_ops(20, [5, 15])   # the complement is counted
+
+
+def test_tables_shared_over_tie_patterns_equal_one_table_each():
+    """rank_sum_tables walks the patterns as a trie (ReLU-like rows share everything above their zeros);
+    each table must equal the pattern's own. 40 patterns: more forks than the tables it keeps."""
+    from interp_gan.findings.rank_sum import MAX_KEPT, rank_sum_tables
+    rng = np.random.default_rng(2)
+    rows = [_r2(np.r_[np.zeros(z), np.arange(1.0, 31 - z)]) for z in range(0, 25)]          # ReLU zeros
+    rows += [_r2(rng.integers(0, 6, 30).astype(float)) for _ in range(15)]                # ties anywhere
+    patterns = np.unique(np.sort(np.array(rows), axis=1), axis=0)
+    assert len(patterns) > MAX_KEPT
+    seen = set()
+    for g, c in rank_sum_tables(patterns, 8):
+        own = rank_sum_counts(patterns[g], 8)
+        np.testing.assert_array_equal(c[:, :own.shape[1]], own)
+        assert not c[:, own.shape[1]:].any()
+        seen.add(g)
+    assert seen == set(range(len(patterns)))
