@@ -3,7 +3,8 @@ is estimated"): each case builds a small seeded model, prints the estimate (``es
 ``measure_unit_costs``) and the measured time of ``run``, and their ratio.
 
     PYTHONPATH=. python benchmarks/cost_accuracy.py     # every case (PYTHONPATH: which checkout is measured)
-    python benchmarks/cost_accuracy.py --case deep      # one: demo_d, deep, draws
+    python benchmarks/cost_accuracy.py --case deep      # one: demo_d, deep, draws, attribution
+    python benchmarks/cost_accuracy.py --case attribution --checkpoint runs/demo/checkpoint.safetensors
     python benchmarks/cost_accuracy.py --profile deep   # and a cProfile of its run (top 25 by cumulative time)
 
 Cases:
@@ -13,6 +14,10 @@ Cases:
   configured (every conv layer with a spatial output is dissected), 32 images at 32 px.
 - ``draws``: dissection (demo.toml's 4 layers) and style units (its 3) of the demo-sized StyleNet,
   with 1 and with 3 control draws.
+- ``attribution``: attribution with demo.toml's parameters on the demo-sized StyleNet with two style
+  classifiers of the evaluation architecture (random weights: the shuffled-label copy fits its labels as
+  well as they do at its first check), or with ``--checkpoint`` on a trained demo checkpoint, its
+  classifiers and demo.toml's embedded data (the run that said 1.6x over).
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from torch import nn
 import interp_gan.analyses  # noqa: F401
 from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.cost import measure_unit_costs
-from interp_gan.models import StyleDiscriminator, StyleNet
+from interp_gan.models import StyleClassifier, StyleDiscriminator, StyleNet
 from interp_gan.subject.protocol import Subject
 
 
@@ -96,23 +101,50 @@ def measure(label: str, name: str, subject, data, params: dict, profile: bool = 
     return took / est
 
 
+def attribution_subject(checkpoint: str = "") -> tuple[Subject, AnalysisData, dict]:
+    """(subject, data, demo.toml's attribution parameters): the demo-sized StyleNet with random-weight
+    classifiers, or a trained checkpoint read as ``interp-gan analyze`` reads it with demo.toml."""
+    from interp_gan.config import load_pipeline
+    cfg = load_pipeline("analyses/demo.toml")
+    params = next(a.params for a in cfg.analyses if a.name == "attribution")
+    if not checkpoint:
+        s, d = demo_subject()
+        torch.manual_seed(1)
+        s.classifier = StyleClassifier(4, mode="rgb", ch=32).eval().requires_grad_(False)
+        s.texture_classifier = StyleClassifier(4, mode="texture", ch=32).eval().requires_grad_(False)
+        return s, d, params
+    from interp_gan import pipeline
+    from interp_gan.subject.loading import load_subject
+    s = load_subject(checkpoint, device="cpu")
+    cfg = pipeline._fit_image_size(s, cfg)
+    d = pipeline.analysis_data(s, cfg, cfg.data)
+    if s.classifier is None and s.texture_classifier is None:
+        pipeline.attach_classifiers(s, d, cfg.image_size)
+    return s, d, params
+
+
 DISSECT = dict(quantile=0.99, iou_threshold=0.04, n_boot=200, n_perm=500)
 DEMO_LAYERS = ["blocks.1.conv2", "blocks.3.conv2", "decoder.net.1", "decoder.net.5"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", choices=["demo_d", "deep", "draws", "all"], default="all")
-    ap.add_argument("--profile", choices=["demo_d", "deep", "draws", ""], default="")
+    ap.add_argument("--case", choices=["demo_d", "deep", "draws", "attribution", "all"], default="all")
+    ap.add_argument("--profile", choices=["demo_d", "deep", "draws", "attribution", ""], default="")
     ap.add_argument("--depth", type=int, default=160)
+    ap.add_argument("--checkpoint", default="", help="attribution on this trained demo checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    cases = ["demo_d", "deep", "draws"] if a.case == "all" else [a.case]
+    cases = ["demo_d", "deep", "draws", "attribution"] if a.case == "all" else [a.case]
     for case in cases:
         prof = a.profile == case
         if case == "demo_d":
             s, d = demo_subject()
             measure("discriminator dissection, demo size", "discriminator_dissection", s, d, DISSECT, prof)
+        elif case == "attribution":
+            s, d, params = attribution_subject(a.checkpoint)
+            measure(f"attribution, demo.toml, {'trained' if a.checkpoint else 'random'} demo model", "attribution",
+                    s, d, params, prof)
         elif case == "deep":
             s, d = deep_subject(a.depth)
             measure(f"dissection, {a.depth} conv layers", "dissection", s, d,

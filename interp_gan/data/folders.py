@@ -20,7 +20,7 @@ from pathlib import Path
 from .images import IMAGE_EXTENSIONS, has_images, image_paths, list_images
 
 __all__ = ["is_cyclegan", "style_subfolders", "resolve_folders", "images_in", "DATA_LAYOUT", "resolve_data_dir",
-           "child_dir", "match_style"]
+           "child_dir", "match_style", "select_styles"]
 
 _EXTS = "/".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
 STYLE_LAYOUT = "STYLE_DIR/<style_name>/*.png with at least one subfolder"
@@ -96,12 +96,17 @@ def style_subfolders(style_dir: str | os.PathLike) -> dict[str, Path]:
     return subs
 
 
-def _select(available: dict[str, Path], styles: tuple[str, ...] | list[str]) -> dict[str, Path]:
+def select_styles(available: dict[str, Path], styles: tuple[str, ...] | list[str] | None,
+                  where: str = "") -> dict[str, Path]:
+    """``{style_name: folder}`` of ``available`` kept to ``styles`` (in their order, repeats once), or all of
+    ``available`` when ``styles`` is empty; ``ValueError`` naming the unknown styles and the valid names
+    (``where``, when given, says which style set: "... in STYLE_DIR")."""
     if not styles:
         return available
     unknown = [s for s in styles if s not in available]
     if unknown:
-        raise ValueError(f"unknown style(s) {unknown}; valid names: {sorted(available)}")
+        raise ValueError(f"unknown style(s) {unknown}{f' in {where}' if where else ''}; "
+                         f"valid names: {sorted(available)}")
     return {s: available[s] for s in dict.fromkeys(styles)}
 
 
@@ -114,7 +119,7 @@ def resolve_folders(source: str | os.PathLike, content: str | os.PathLike = "",
         if content and Path(content).resolve() != a.resolve():
             raise ValueError(f"{str(src)!r} has the CycleGAN layout, whose content is trainA/; "
                              f"got data.content={str(content)!r}: leave data.content empty")
-        return a, _select({"B": b}, styles)
+        return a, select_styles({"B": b}, styles)
     half = [d for d in ("trainA", "trainB") if child_dir(src, d) is not None]
     if len(half) == 1:
         raise ValueError(f"{str(src)!r} has {half[0]}/ but not the other half; expected "
@@ -123,7 +128,7 @@ def resolve_folders(source: str | os.PathLike, content: str | os.PathLike = "",
     if not content:
         raise ValueError(f"data.source {str(src)!r} is a style folder ({STYLE_LAYOUT}), so "
                          f"data.content must name a folder of content photos; got none")
-    return Path(content), _select(subs, styles)
+    return Path(content), select_styles(subs, styles)
 
 
 _CONTENT_NAMES = ("content", "contents", "photos")    # the content folder, in order of preference

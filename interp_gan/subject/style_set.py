@@ -30,15 +30,9 @@ def style_folders(style_set: str, styles: list[str] | None) -> dict[str, Path]:
         names = check_styles(styles or ())
         root = ensure_embedded(names)
         return {n: root / "style" / n for n in names}
-    from interp_gan.data.folders import style_subfolders
+    from interp_gan.data.folders import select_styles, style_subfolders
 
-    subs = style_subfolders(style_set)
-    if not styles:
-        return subs
-    unknown = [s for s in styles if s not in subs]
-    if unknown:
-        raise ValueError(f"unknown style(s) {unknown} in {style_set}; valid names: {sorted(subs)}")
-    return {s: subs[s] for s in dict.fromkeys(styles)}
+    return select_styles(style_subfolders(style_set), styles, where=style_set)
 
 
 def style_set_codes(encoder, style_set: str, styles: list[str] | None = None,

@@ -13,6 +13,7 @@ import torch
 
 from interp_gan.subject.loading import load_subject
 from tests.models.cartoongan_reference import port_forward, port_test_script
+from tests.models.corrupt_files import KINDS, REASON, assert_refused_in_one_line, corrupted
 from tests.models.foreign_layouts import cartoongan
 
 SMALL = dict(w=(4, 8, 16), n_res=2)
@@ -119,35 +120,16 @@ def test_the_random_init_control_redraws_every_conv_and_norm(tmp_path):
         assert torch.equal(s.generate(x, _ids(1)), before)
 
 
-def _corrupt(kind):
-    sd = cartoongan(**SMALL)
-    if kind == "missing":
-        key = "in05_2.shift"
-        del sd[key]
-    elif kind == "extra":
-        key = "conv07_1.weight"                       # a block after a gap: not read as a block
-        sd[key] = torch.zeros(16, 16, 3, 3)
-    else:
-        key = "deconv01_1.weight"                     # the transposed conv saved as a conv: (out, in, k, k)
-        sd[key] = torch.zeros(8, 16, 3, 3)
-    return sd, key
+CORRUPT = {"missing": ("in05_2.shift", None),                    # (key, its new value; None: deleted)
+           "extra": ("conv07_1.weight", torch.zeros(16, 16, 3, 3)),      # a block after a gap: not read as a block
+           "wrong_shape": ("deconv01_1.weight", torch.zeros(8, 16, 3, 3))}  # the transposed conv saved as a conv
 
 
-@pytest.mark.parametrize("kind", ["missing", "extra", "wrong_shape"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_corrupted_file_is_one_line_naming_the_key(kind, tmp_path, capsys):
-    from interp_gan.cli import main
-
-    sd, key = _corrupt(kind)
+    sd, key = corrupted(cartoongan(**SMALL), *CORRUPT[kind])
     p = _save(sd, tmp_path / "bad.pth")
-    with pytest.raises(ValueError) as e:
-        load_subject(p, device="cpu")
-    msg = str(e.value)
-    assert "\n" not in msg and key in msg and "--model file.py:factory" in msg and "CartoonGAN" in msg
-    assert "ResNet" not in msg and str(p) in msg
-    assert {"missing": "missing", "extra": "could not place", "wrong_shape": "wrong shape"}[kind] in msg
-    assert main(["inspect", str(p), "--size", "32"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err
+    assert_refused_in_one_line(p, key, capsys, says=("CartoonGAN", REASON[kind], str(p)), not_says=("ResNet",))
 
 
 def test_many_wrong_keys_are_named_three_at_a_time(tmp_path):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interp_gan.subject.loading import load_subject
+from tests.models.corrupt_files import assert_refused_in_one_line, corrupted
 from tests.models.cut_reference import binomial, reference_forward, reference_state_dict
 
 ONE = torch.zeros(2, dtype=torch.long)
@@ -212,44 +213,21 @@ def test_convert_round_trips_with_identical_images(tmp_path):
 
 
 # --- bad files: one line each ---------------------------------------------------------------------
-def _corrupt(kind):
-    sd = reference_state_dict()
-    if kind == "missing_filt":             # down2's blur filter gone: down1 keeps one
-        key = "model.8.weight"
-        del sd["model.11.filt"]
-    elif kind == "missing_up_filt":
-        key = "model.19.weight"
-        del sd["model.18.filt"]
-    elif kind == "filt_wrong_channels":
-        key = "model.7.filt"
-        sd[key] = binomial(3)[None, None].repeat(12, 1, 1, 1)
-    elif kind == "conv_wrong_shape":
-        key = "model.15.weight"
-        sd[key] = torch.zeros(16, 24, 3, 3)
-    elif kind == "extra_filt_after_head":
-        key = "model.25.filt"
-        sd[key] = binomial(3)[None, None].repeat(3, 1, 1, 1)
-    else:                                  # an extra layer with no place
-        key = "model.12.attn.weight"
-        sd[key] = torch.zeros(8, 32)
-    return sd, key
+CORRUPT = {      # (the key the line names, the key changed, its new value; None: deleted)
+    "missing_filt": ("model.8.weight", "model.11.filt", None),           # down2's blur filter gone: down1 keeps one
+    "missing_up_filt": ("model.19.weight", "model.18.filt", None),
+    "filt_wrong_channels": ("model.7.filt", "model.7.filt", binomial(3)[None, None].repeat(12, 1, 1, 1)),
+    "conv_wrong_shape": ("model.15.weight", "model.15.weight", torch.zeros(16, 24, 3, 3)),
+    "extra_filt_after_head": ("model.25.filt", "model.25.filt", binomial(3)[None, None].repeat(3, 1, 1, 1)),
+    "extra_layer": ("model.12.attn.weight", "model.12.attn.weight", torch.zeros(8, 32)),   # a layer with no place
+}
 
 
-@pytest.mark.parametrize("kind", ["missing_filt", "missing_up_filt", "filt_wrong_channels", "conv_wrong_shape",
-                                  "extra_filt_after_head", "extra_layer"])
+@pytest.mark.parametrize("kind", list(CORRUPT))
 def test_a_corrupted_cut_file_is_one_line_naming_the_key(kind, tmp_path, capsys):
-    from interp_gan.cli import main
-
-    sd, key = _corrupt(kind)
-    p = _save(sd, tmp_path / "latest_net_G.pth")
-    with pytest.raises(ValueError) as e:
-        load_subject(p, device="cpu")
-    msg = str(e.value)
-    print(msg)
-    assert "\n" not in msg and key in msg and "--model file.py:factory" in msg
-    assert main(["inspect", str(p), "--size", "32"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err
+    named, key, value = CORRUPT[kind]
+    sd, _ = corrupted(reference_state_dict(), key, value)
+    assert_refused_in_one_line(_save(sd, tmp_path / "latest_net_G.pth"), named, capsys)
 
 
 # --- CUT's other networks -------------------------------------------------------------------------

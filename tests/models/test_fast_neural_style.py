@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from interp_gan.subject.loading import load_subject
+from tests.models.corrupt_files import REASON, assert_refused_in_one_line, corrupted
 
 REF = (32, 64, 128)
 
@@ -163,45 +164,22 @@ def test_non_finite_running_statistics_are_refused_in_one_line(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def _corrupt(kind):
-    sd = reference_state_dict(n_res=3)
-    if kind == "missing":
-        key = "res2.in2.bias"
-        del sd[key]
-    elif kind == "extra":
-        key = "res2.conv3.conv2d.weight"
-        sd[key] = torch.zeros(16, 16, 3, 3)
-    elif kind == "num_batches_tracked":    # a newer PyTorch tracking statistics: the reference refuses it too
-        sd = reference_state_dict(n_res=3, running=True)
-        key = "in4.num_batches_tracked"
-        sd[key] = torch.tensor(100)
-    elif kind == "wrong_running_stat":
-        sd = reference_state_dict(n_res=3, running=True)
-        key = "res1.in1.running_mean"
-        sd[key] = torch.zeros(7)
-    else:
-        key = "deconv1.conv2d.weight"
-        sd[key] = torch.zeros(16, 16, 5, 5)     # another kernel size: not the reference's 3x3
-    return sd, key
+CORRUPT = {   # (running statistics saved, key, its new value (None: deleted), what the line says of it)
+    "missing": (False, "res2.in2.bias", None, REASON["missing"]),
+    "extra": (False, "res2.conv3.conv2d.weight", torch.zeros(16, 16, 3, 3), REASON["extra"]),
+    # a newer PyTorch tracking statistics: the reference refuses it too
+    "num_batches_tracked": (True, "in4.num_batches_tracked", torch.tensor(100), REASON["extra"]),
+    "wrong_running_stat": (True, "res1.in1.running_mean", torch.zeros(7), REASON["wrong_shape"]),
+    "wrong_shape": (False, "deconv1.conv2d.weight", torch.zeros(16, 16, 5, 5), REASON["wrong_shape"]),  # not 3x3
+}
 
 
-@pytest.mark.parametrize("kind", ["missing", "extra", "num_batches_tracked", "wrong_running_stat", "wrong_shape"])
+@pytest.mark.parametrize("kind", list(CORRUPT))
 def test_a_corrupted_file_is_one_line_naming_the_key(kind, tmp_path, capsys):
-    from interp_gan.cli import main
-
-    sd, key = _corrupt(kind)
-    p = _save(sd, tmp_path / "bad.pth")
-    with pytest.raises(ValueError) as e:
-        load_subject(p, device="cpu")
-    msg = str(e.value)
-    assert "\n" not in msg and key in msg and "--model file.py:factory" in msg and "fast neural style" in msg
-    assert "widths 8/16/16, 3 residual blocks" in msg
-    want = {"missing": "missing", "extra": "could not place", "num_batches_tracked": "could not place",
-            "wrong_running_stat": "wrong shape", "wrong_shape": "wrong shape"}[kind]
-    assert want in msg
-    assert main(["inspect", str(p), "--size", "32"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err
+    running, key, value, says = CORRUPT[kind]
+    sd, _ = corrupted(reference_state_dict(n_res=3, running=running), key, value)
+    assert_refused_in_one_line(_save(sd, tmp_path / "bad.pth"), key, capsys,
+                               says=("fast neural style", "widths 8/16/16, 3 residual blocks", says))
 
 
 def test_one_corrupted_width_is_the_tensor_named(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interp_gan.subject.loading import load_subject
+from tests.models.corrupt_files import KINDS, REASON, assert_refused_in_one_line, corrupted
 
 Z1 = torch.zeros(1, dtype=torch.long)
 
@@ -317,36 +318,16 @@ def _ref_key(ours):
 
 
 # --- refusals --------------------------------------------------------------------------------------
-def _corrupt(kind):
-    params = params_file()
-    g = params["genA2B"]
-    if kind == "missing":
-        key = "UpBlock1_2.norm1.rho"
-        del g[key]
-    elif kind == "extra":
-        key = "UpBlock2.3.running_mean"
-        g[key] = torch.zeros(8)
-    else:
-        key = "conv1x1.weight"                       # the 1x1 conv reading one map instead of the two
-        g[key] = torch.zeros(16, 16, 1, 1)
-    return params, key
+CORRUPT = {"missing": ("UpBlock1_2.norm1.rho", None),        # (key in genA2B, its new value; None: deleted)
+           "extra": ("UpBlock2.3.running_mean", torch.zeros(8)),
+           "wrong_shape": ("conv1x1.weight", torch.zeros(16, 16, 1, 1))}   # the 1x1 conv reading one map, not two
 
 
-@pytest.mark.parametrize("kind", ["missing", "extra", "wrong_shape"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_corrupted_file_is_one_line_naming_the_key(kind, tmp_path, capsys):
-    from interp_gan.cli import main
-
-    params, key = _corrupt(kind)
-    p = _save(params, tmp_path / "bad.pt")
-    with pytest.raises(ValueError) as e:
-        load_subject(p, device="cpu")
-    msg = str(e.value)
-    assert "\n" not in msg and key in msg and "--model file.py:factory" in msg and "U-GAT-IT" in msg
-    assert "ResNet" not in msg and "ngf 4, 2 residual blocks, full, trained at 32x32" in msg
-    assert {"missing": "missing", "extra": "could not place", "wrong_shape": "wrong shape"}[kind] in msg
-    assert main(["inspect", str(p), "--size", "32"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err
+    params, key = corrupted(params_file(), *CORRUPT[kind], at=("genA2B",))
+    assert_refused_in_one_line(_save(params, tmp_path / "bad.pt"), key, capsys, not_says=("ResNet",),
+                               says=("U-GAT-IT", "ngf 4, 2 residual blocks, full, trained at 32x32", REASON[kind]))
 
 
 def test_a_file_of_discriminators_only_names_the_generator_it_needs(tmp_path, capsys):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interp_gan.subject.loading import load_subject
+from tests.models.corrupt_files import KINDS, REASON, assert_refused_in_one_line, corrupted
 
 
 def _width(k, ngf):
@@ -205,34 +206,15 @@ def test_convert_with_two_style_names_names_the_unet(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "U-Net generator (one style)" in err and "CycleGAN generator" not in err
 
 
-def _corrupt(kind):
-    sd = reference_state_dict(7)
-    if kind == "missing":
-        key = "model.model.1.model.3.model.2.running_var"
-        del sd[key]
-    elif kind == "extra":
-        key = "model.model.1.model.3.model.9.weight"
-        sd[key] = torch.zeros(4, 4, 3, 3)
-    else:
-        key = "model.model.1.model.5.weight"
-        sd[key] = torch.zeros(32, 9, 4, 4)
-    return sd, key
+CORRUPT = {"missing": ("model.model.1.model.3.model.2.running_var", None),   # (key, its new value; None: deleted)
+           "extra": ("model.model.1.model.3.model.9.weight", torch.zeros(4, 4, 3, 3)),
+           "wrong_shape": ("model.model.1.model.5.weight", torch.zeros(32, 9, 4, 4))}
 
 
-@pytest.mark.parametrize("kind", ["missing", "extra", "wrong_shape"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_corrupted_unet_is_one_line_naming_the_key(kind, tmp_path, capsys):
-    from interp_gan.cli import main
-
-    sd, key = _corrupt(kind)
-    p = _save(sd, tmp_path / "bad.pth")
-    with pytest.raises(ValueError) as e:
-        load_subject(p, device="cpu")
-    msg = str(e.value)
-    assert "\n" not in msg and key in msg and "--model file.py:factory" in msg and "U-Net" in msg
-    assert {"missing": "missing", "extra": "could not place", "wrong_shape": "wrong shape"}[kind] in msg
-    assert main(["inspect", str(p), "--size", "128"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err
+    sd, key = corrupted(reference_state_dict(7), *CORRUPT[kind])
+    assert_refused_in_one_line(_save(sd, tmp_path / "bad.pth"), key, capsys, size=128, says=("U-Net", REASON[kind]))
 
 
 def test_sizes_read_from_the_file_are_checked_before_allocation(tmp_path, monkeypatch):

@@ -10,18 +10,27 @@ from interp_gan.analyses.base import build_analysis
 from tests.analyses.directions.test_interpolation import D, S, _data, _subject
 
 
-@pytest.mark.slow
-def test_p_random_is_uniform_when_the_style_codes_are_random():
+@pytest.fixture(scope="module")
+def planted_null():
+    """(subject of seed, data): the planted null, built once for both tests. The source's code is fixed and
+    every other style's is the source's plus an isotropic draw (seeded): the walk d = c_b - c_a is then a
+    random direction independent of c_a (the exact null)."""
     W = torch.randn(3, D, generator=torch.Generator().manual_seed(99))
-    data = _data(n=8)
+
+    def subject(seed):
+        codes = torch.randn(S, D, generator=torch.Generator().manual_seed(seed))
+        return _subject(torch.ones(1, D) * 0.3 + torch.cat([torch.zeros(1, D), codes[1:]]), W)
+
+    return subject, _data(n=8)
+
+
+@pytest.mark.slow
+def test_p_random_is_uniform_when_the_style_codes_are_random(planted_null):
+    subject, data = planted_null
     ps, verdicts = [], []
     for rep in range(300):
-        # the source's code is fixed and every other style's is the source's plus an isotropic draw:
-        # the walk d = c_b - c_a is then a random direction independent of c_a (the exact null)
-        codes = torch.randn(S, D, generator=torch.Generator().manual_seed(1000 + rep))
-        codes = torch.ones(1, D) * 0.3 + torch.cat([torch.zeros(1, D), codes[1:]])
         f = build_analysis("style_interpolation", pairs=("s0->s1",), steps=(1.0,), n_random=19, n_images=8,
-                           n_boot=50, n_perm=50, seed=rep).run(_subject(codes, W), data)
+                           n_boot=50, n_perm=50, seed=rep).run(subject(1000 + rep), data)
         r = f.tables["style_interpolation"].iloc[0]
         ps.append(r.p_random)
         verdicts.append(bool(r.beyond_random))
@@ -33,21 +42,18 @@ def test_p_random_is_uniform_when_the_style_codes_are_random():
     assert np.mean(verdicts) <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / len(ps))
 
 
-def test_sequential_p_random_is_uniform_when_the_style_codes_are_random():
+def test_sequential_p_random_is_uniform_when_the_style_codes_are_random(planted_null):
     """The same exact null with sequential walks (n_random 19, n_random_max 99, h 10): the walks past
     the first 19 are drawn in the analysis, so this checks their order and bookkeeping, not only the
     pure rule (tests/statistics/test_sequential_p.py). 0.05 = 5/100, 0.25 = 10/40 and 0.5 = 10/20 are
     attainable levels: P(p <= level) must sit at the level. Null rows stop early: about 35 walks on
     average (expected_null_draws), not 99."""
     from interp_gan.findings.sequential import expected_null_draws
-    W = torch.randn(3, D, generator=torch.Generator().manual_seed(99))
-    data = _data(n=8)
+    subject, data = planted_null
     ps, used = [], []
     for rep in range(300):
-        codes = torch.randn(S, D, generator=torch.Generator().manual_seed(5000 + rep))
-        codes = torch.ones(1, D) * 0.3 + torch.cat([torch.zeros(1, D), codes[1:]])
         f = build_analysis("style_interpolation", pairs=("s0->s1",), steps=(1.0,), n_random=19, n_random_max=99,
-                           n_images=8, n_boot=20, n_perm=20, n_other=0, seed=rep).run(_subject(codes, W), data)
+                           n_images=8, n_boot=20, n_perm=20, n_other=0, seed=rep).run(subject(5000 + rep), data)
         r = f.tables["style_interpolation"].iloc[0]
         ps.append(r.p_random)
         used.append(r.n_random_used)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from interp_gan.subject.loading import load_subject
+from tests.models.corrupt_files import REASON, assert_refused_in_one_line, corrupted
 
 MAX_ABS = {}   # variant -> max |subject - independent| (printed with -s)
 
@@ -164,26 +165,11 @@ def test_converted_family_generator_round_trips(tmp_path):
         assert (s.generate(x, torch.zeros(1, dtype=torch.long)) - G(x)).abs().max() < 1e-5
 
 
-def _unplaceable(tmp_path):
-    G = hand_built(norm="in_affine", block_attr="block")
-    sd = dict(G.state_dict())
-    sd["model.attention.query.weight"] = torch.zeros(8, 32)   # a layer the family does not have
-    torch.save(sd, tmp_path / "odd.pth")
-    return tmp_path / "odd.pth"
-
-
 def test_unplaceable_layout_is_one_line(tmp_path, capsys):
-    from interp_gan.cli import main
-
-    p = _unplaceable(tmp_path)
-    with pytest.raises(ValueError) as e:
-        load_subject(p, device="cpu")
-    msg = str(e.value)
-    assert "\n" not in msg and "could not place" in msg and "model.attention.query.weight" in msg
-    assert "--model file.py:factory" in msg
-    assert main(["inspect", str(p), "--size", "32"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "could not place" in err and "Traceback" not in err
+    sd = dict(hand_built(norm="in_affine", block_attr="block").state_dict())
+    sd, key = corrupted(sd, "model.attention.query.weight", torch.zeros(8, 32))   # a layer the family does not have
+    torch.save(sd, tmp_path / "odd.pth")
+    assert_refused_in_one_line(tmp_path / "odd.pth", key, capsys, says=(REASON["extra"],))
 
 
 def test_a_middle_layer_the_family_lacks_is_named(tmp_path):

@@ -52,7 +52,8 @@ from interp_gan.analyses.attribution.sanity import (cascading_randomization, com
 from interp_gan.analyses.attribution.targets import (Target, available_targets, balanced_order, build_targets,
                                                     TARGET_NAMES)
 from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
-from interp_gan.analyses.cost import (Cost, UnitCosts, double_to, halve_to, size_to_budget, unit_costs_for)
+from interp_gan.analyses.cost import (Cost, UnitCosts, double_to, fmt_seconds, halve_to, size_to_budget,
+                                      unit_costs_for)
 from interp_gan.harvest.hooks import Trace, ablate, default_unit_layer, get_module
 from interp_gan.harvest.layout import Layout, unit_layout
 from interp_gan.findings import Finding
@@ -75,24 +76,26 @@ _NT = 4   # samples of gradient SHAP and the noise tunnel (``attribute``'s nt_sa
 
 
 def _time_forward(fn: Callable, x: Tensor) -> tuple[float, float]:
-    """Per-example seconds of fn(x) without gradient and of a forward+backward to x (one warm-up)."""
+    """Per-example seconds of fn(x) without gradient and of a forward+backward to x, each timed after
+    one warm-up call of its own: a cold first backward (1.5x the warm one on the demo's classifier)
+    was priced into every step of the shuffled-label training."""
     def fb():
         xi = x.detach().requires_grad_(True)
         with torch.enable_grad():
             out = fn(xi)
             torch.autograd.grad(out.float().sum(), xi)
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    with torch.no_grad():
-        fn(x)
+
+    def timed(call) -> float:
+        call()                   # warm-up
         sync()
         t0 = time.perf_counter()
-        fn(x)
+        call()
         sync()
-        t_f = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fb()
-    sync()
-    return t_f / len(x), (time.perf_counter() - t0) / len(x)
+        return time.perf_counter() - t0
+    with torch.no_grad():
+        t_f = timed(lambda: fn(x))
+    return t_f / len(x), timed(fb) / len(x)
 
 
 class AttributionResult(NamedTuple):
@@ -452,6 +455,13 @@ class Attribution(Analysis):
         return sum(k * self._method_seconds(m, c, sz["n_steps"], sz["occlusion_window"])
                    + c["call_s"] * self._calls(m, c, k, sz["n_steps"], sz["occlusion_window"]) for m in self.methods)
 
+    def _label_seconds(self, c: dict, sz: dict) -> float:
+        """The shuffled-label model's training at its worst case: every one of ``label_steps`` steps
+        (a batch of up to 32 images forward and backward). It stops at the first check at which it fits
+        its labels as well as the real model fits the real ones, which no count knows before (the demo's
+        two classifiers: after 200 and 50 of 600): ``estimate_cost`` says "up to"."""
+        return sz["label_steps"] * (min(32, self.label_images) * c["t_fb"] + 2 * c["call_s"])
+
     def _plan_seconds(self, costs: list[dict], sz: dict) -> float:
         """The whole run's seconds at sizes ``sz`` (maps, sanity cascade and shuffled-label model,
         unit importance and the unit-by-unit ablations), from each target's per-example costs."""
@@ -467,7 +477,7 @@ class Attribution(Analysis):
                     total += explains * self._explain_seconds(c, min(sz["sanity_images"], c["n"]), sz)
                     if c["labels"] and c["name"] not in trained:     # one shuffled-label model per classifier
                         trained.add(c["name"])
-                        total += sz["label_steps"] * (min(32, self.label_images) * c["t_fb"] + 2 * c["call_s"])
+                        total += self._label_seconds(c, sz)
             if "units" in self.targets and c["name"] == "generator" and c["units"]:
                 n = min(sz["n_images"], c["n"])
                 for um in self.unit_methods:
@@ -554,6 +564,11 @@ class Attribution(Analysis):
         only = lambda f, g: [dict(c, t_f=f if c["on_g"] else 0.0, t_fb=g if c["on_g"] else 0.0, call_s=0.0)  # noqa: E731
                              for c in costs]
         fwd, grads = self._plan_seconds(only(1.0, 0.0), sizes), self._plan_seconds(only(0.0, 1.0), sizes)
+        labels = {c["name"]: c for c in costs if c["labels"] and c["name"] in self.targets} if self.sanity else {}
+        if labels and sizes["label_steps"]:
+            worst = sum(self._label_seconds(c, sizes) for c in labels.values())
+            notes = [f"up to {sizes['label_steps']} shuffled-label steps per classifier ({fmt_seconds(worst)} of it "
+                     f"if all run; it stops once it fits)"] + notes
         return Cost(forwards=fwd, grads=grads, other_s=max(0.0, seconds - fwd * unit.forward_s - grads * unit.grad_s),
                     notes=notes, calls=0)          # the calls' own cost is in the plan's seconds
 
