@@ -44,27 +44,29 @@ class _ResNoBN(nn.Module):
         self.conv2 = nn.Conv2d(nf, nf, 3, 1, 1)
 
 
-def msrresnet(nf=8, n_blocks=2, seed=0) -> dict:
-    """BasicSR MSRResNet x4: ``conv_first``, ``body.<i>.conv1/conv2``, ``upconv1/2`` (to 4*nf, pixel
-    shuffle), ``conv_hr``, ``conv_last``."""
+def msrresnet(nf=8, n_blocks=2, upscale=4, seed=0) -> dict:
+    """BasicSR MSRResNet: ``conv_first``, ``body.<i>.conv1/conv2``, ``upconv1/2`` (x4: both to 4*nf, each
+    before a x2 pixel shuffle; x2 / x3: ``upconv1`` alone, to upscale**2 * nf), ``conv_hr``, ``conv_last``."""
     G = nn.Module()
     G.conv_first = nn.Conv2d(3, nf, 3, 1, 1)
     G.body = nn.Sequential(*[_ResNoBN(nf) for _ in range(n_blocks)])
-    G.upconv1 = nn.Conv2d(nf, 4 * nf, 3, 1, 1)
-    G.upconv2 = nn.Conv2d(nf, 4 * nf, 3, 1, 1)
+    G.upconv1 = nn.Conv2d(nf, (4 if upscale == 4 else upscale ** 2) * nf, 3, 1, 1)
+    if upscale == 4:
+        G.upconv2 = nn.Conv2d(nf, 4 * nf, 3, 1, 1)
     G.conv_hr = nn.Conv2d(nf, nf, 3, 1, 1)
     G.conv_last = nn.Conv2d(nf, 3, 3, 1, 1)
     return _randomise(G, seed)
 
 
-def edsr_basicsr(nf=8, n_blocks=2, seed=0) -> dict:
-    """BasicSR EDSR x4: ``conv_first``, ``body.<i>.conv1/conv2``, ``conv_after_body``, ``upsample.0/2``."""
+def edsr_basicsr(nf=8, n_blocks=2, upscale=4, seed=0) -> dict:
+    """BasicSR EDSR: ``conv_first``, ``body.<i>.conv1/conv2``, ``conv_after_body``, ``upsample.0/2/..``
+    (x2**n: n convs to 4*nf, each before a x2 pixel shuffle; x3: one conv to 9*nf), ``conv_last``."""
     G = nn.Module()
     G.conv_first = nn.Conv2d(3, nf, 3, 1, 1)
     G.body = nn.Sequential(*[_ResNoBN(nf) for _ in range(n_blocks)])
     G.conv_after_body = nn.Conv2d(nf, nf, 3, 1, 1)
-    G.upsample = nn.Sequential(nn.Conv2d(nf, 4 * nf, 3, 1, 1), nn.PixelShuffle(2), nn.Conv2d(nf, 4 * nf, 3, 1, 1),
-                               nn.PixelShuffle(2))
+    steps = [3] if upscale == 3 else [2] * (upscale.bit_length() - 1)
+    G.upsample = nn.Sequential(*[m for r in steps for m in (nn.Conv2d(nf, r * r * nf, 3, 1, 1), nn.PixelShuffle(r))])
     G.conv_last = nn.Conv2d(nf, 3, 3, 1, 1)
     return _randomise(G, seed)
 

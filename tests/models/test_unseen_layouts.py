@@ -3,8 +3,10 @@ each loads and matches an independent forward, or is refused in ONE line naming 
 
 Designs (state dicts built in ``unseen_layouts.py`` and ``foreign_layouts.py``, tiny widths, random weights):
 pix2pixHD's GlobalGenerator (4 downsamplings, 9 blocks, instance or batch norm) loads as the ResNet family;
-its LocalEnhancer, GANILLA, the white-box cartoonization port, photo2cartoon and ESRGAN / Real-ESRGAN's
-RRDBNet are recognised by their keys (``interp_gan/models/known_layouts.py``) and refused naming them;
+its LocalEnhancer, GANILLA, the white-box cartoonization port, photo2cartoon, pytorch-animeGAN's AnimeGAN
+(v1) and v2 generators, and the upscalers (ESRGAN / Real-ESRGAN's RRDBNet and SRVGGNetCompact, MSRResNet,
+EDSR as BasicSR and EDSR-PyTorch save it, with the scale their keys give) are recognised by their keys
+(``interp_gan/models/known_layouts.py``) and refused naming them;
 pix2pixHD's label-map generators (36 input channels) are refused naming their channels.
 """
 import json
@@ -81,6 +83,26 @@ REFUSED = {   # name -> (state dict builder, what the line must name)
     "basicsr_training_params": (lambda: {"params": fl.rrdbnet(), "params_ema": fl.rrdbnet(seed=1)},
                                 "RRDBNet super-resolution network, x4"),
     "pix2pixhd_label2city": (lambda: fl.pix2pixhd_global(ngf=2, n_down=4, input_nc=36), "takes 36 input channels"),
+    # named by their keys (were: "not a CycleGAN-family ResNet generator (no residual blocks ...)")
+    "animegan_v1_pytorch_port": (ul.animegan_port_v1, "AnimeGAN (v1) generator as pytorch-animeGAN saves it"),
+    "animegan_v1_pytorch_port_checkpoint": (lambda: ul.animegan_port_checkpoint(ul.animegan_port_v1()),
+                                            "AnimeGAN (v1) generator as pytorch-animeGAN saves it"),
+    "animegan_v1_pytorch_port_dsconv": (fl.animegan_v1_port, "inverted residual blocks 'res_blocks.0'"),
+    "animegan_v2_pytorch_port": (lambda: ul.animegan_port_checkpoint(ul.animegan_port_v2()),
+                                 "AnimeGANv2 generator as pytorch-animeGAN saves it"),
+    "real_esrgan_srvgg_x4_released": (lambda: {"params": fl.srvgg_compact()},
+                                      "Real-ESRGAN SRVGGNetCompact super-resolution network, x4 (3 body convs"),
+    "real_esrgan_srvgg_x2": (lambda: fl.srvgg_compact(n_conv=2, upscale=2), "SRVGGNetCompact super-resolution "
+                             "network, x2 (2 body convs"),
+    "msrresnet_x4_released": (lambda: {"params": fl.msrresnet()}, "MSRResNet (modified SRResNet) super-resolution "
+                              "network, x4"),
+    "msrresnet_x3": (lambda: fl.msrresnet(upscale=3), "MSRResNet (modified SRResNet) super-resolution network, x3"),
+    "msrresnet_x2": (lambda: fl.msrresnet(upscale=2), "MSRResNet (modified SRResNet) super-resolution network, x2"),
+    "edsr_basicsr_x4_released": (lambda: {"params": fl.edsr_basicsr()}, "EDSR super-resolution network as BasicSR "
+                                 "saves it, x4"),
+    "edsr_basicsr_x3": (lambda: fl.edsr_basicsr(upscale=3), "EDSR super-resolution network as BasicSR saves it, x3"),
+    "edsr_basicsr_x8": (lambda: fl.edsr_basicsr(upscale=8), "EDSR super-resolution network as BasicSR saves it, x8"),
+    "edsr_pytorch_x2": (fl.edsr_original, "EDSR super-resolution network as EDSR-PyTorch saves it, x2"),
 }
 
 
@@ -117,6 +139,33 @@ def test_the_families_we_read_are_not_taken_for_them():
             "ugatit": {"genA2B": fl.ugatit_generator()}, "cartoongan": fl.cartoongan(), "animegan": animegan_sd(),
             "fast_neural_style": fns_sd((4, 8, 8)), "munit": {"a": fl.munit_generator(), "b": fl.munit_generator()}}
     assert {k: known_layout(v) for k, v in ours.items()} == {k: None for k in ours}
+
+
+def test_no_family_we_read_trips_the_new_signatures_and_each_network_trips_one():
+    """The AnimeGAN port and upscaler signatures fire on none of our families (more of them than above: a
+    MUNIT with PReLU weights, StarGAN v1 and v2, the pix2pix U-Net, CUT, AdaIN's decoder), and each
+    network they name is named by exactly one signature (none shadows another)."""
+    from interp_gan.models import known_layouts as kl
+    from interp_gan.models.cyclegan import CycleGANGenerator
+    from interp_gan.models.stargan import StarGANGenerator
+    from tests.models.cut_reference import reference_state_dict as cut_sd
+    from tests.models.test_animegan import reference_state_dict as animegan_sd
+    from tests.models.test_munit import reference_gen
+    from tests.models.test_unet_generator import reference_state_dict as unet_sd
+
+    new = (kl._animegan_port, kl._msrresnet, kl._edsr, kl._edsr_original, kl._srvgg)
+    torch.manual_seed(0)
+    ours = {"cyclegan": CycleGANGenerator(ngf=4, n_blocks=2).state_dict(), "pix2pixhd_global": fl.pix2pixhd_global(),
+            "ugatit": {"genA2B": fl.ugatit_generator()}, "cartoongan": fl.cartoongan(), "animegan_v2": animegan_sd(),
+            "munit_prelu": {"a": reference_gen(prelu=True), "b": reference_gen(prelu=True, seed=1)},
+            "stargan": StarGANGenerator(conv_dim=4, c_dim=3, repeat_num=2).state_dict(),
+            "stargan_v2": {"generator": fl.stargan_v2_generator()}, "unet": unet_sd(5, ngf=4), "cut": cut_sd(ngf=4),
+            "adain_decoder": fl.adain_decoder()}
+    assert {k: [s.__name__ for s in new if s(kl._flat(v))] for k, v in ours.items()} == {k: [] for k in ours}
+    named = {n: REFUSED[n][0]() for n in REFUSED if n.startswith(("animegan_v", "real_esrgan_srvgg", "msrresnet",
+                                                                     "edsr"))}
+    fired = {n: [s.__name__ for s in kl._SIGNATURES if s(kl._flat(sd))] for n, sd in named.items()}
+    assert all(len(v) == 1 for v in fired.values()) and len(named) == 13, fired
 
 
 def test_a_generator_in_basicsr_params_loads_its_moving_average(tmp_path):

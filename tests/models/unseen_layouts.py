@@ -169,3 +169,94 @@ def photo2cartoon_params(ngf=4, seed=0, training=False) -> dict:
             D.conv = nn.Conv2d(ngf, 1, 4, 1, 0, bias=False)
             out[n] = _randomise(D, seed)
     return out
+
+
+# ------------------------------------------------------------------------------ pytorch-animeGAN (ptran1203)
+# AnimeGAN (Chen, Liu & Chen, ISICA 2019) as ptran1203/pytorch-animeGAN's ``GeneratorV1`` saves it (its
+# ``models/`` code, convs without bias), and that repository's own ``GeneratorV2`` (layer norms with weights);
+# neither is animegan2-pytorch's layout, which the AnimeGANv2 family reads. An older version of the port
+# (DsConv blocks, ``dsconv1``) is ``foreign_layouts.animegan_v1_port``.
+
+
+def _cb(cin: int, cout: int, k: int = 3, stride: int = 1, layer_norm: bool = False) -> nn.Module:
+    """ConvBlock: reflection pad (no weights), ``conv``, ``ins_norm`` (instance: none; layer: weight, bias [C])."""
+    m = nn.Module()
+    m.conv = nn.Conv2d(cin, cout, k, stride, bias=False)
+    m.ins_norm = nn.LayerNorm(cout) if layer_norm else _in(cout)
+    return m
+
+
+def _sep(cin: int, cout: int, stride: int = 1) -> nn.Module:
+    """SeparableConv2D: ``depthwise`` 3x3 (groups = cin), ``pointwise`` 1x1, two parameter-free instance norms."""
+    m = nn.Module()
+    m.depthwise = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False)
+    m.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
+    m.ins_norm1, m.ins_norm2 = _in(cin), _in(cout)
+    return m
+
+
+def _inverted(cin: int, cout: int, expand: int = 2, layer_norm: bool = False) -> nn.Module:
+    """InvertedResBlock: ``conv_block`` (1x1 ConvBlock to expand * cin), ``depthwise_conv``, ``conv`` (1x1)."""
+    m, e = nn.Module(), expand * cin
+    m.conv_block = _cb(cin, e, 1, layer_norm=layer_norm)
+    m.depthwise_conv = nn.Conv2d(e, e, 3, 1, 1, groups=e, bias=False)
+    m.conv = nn.Conv2d(e, cout, 1, bias=False)
+    m.ins_norm1 = nn.LayerNorm(e) if layer_norm else _in(cout)
+    m.ins_norm2 = nn.LayerNorm(cout) if layer_norm else _in(cout)
+    return m
+
+
+def animegan_port_v1(w=(4, 8, 16), n_res=2, seed=0) -> dict:
+    """``GeneratorV1``: ``encode_blocks`` (ConvBlock, ConvBlock, DownConv = ``conv1`` stride 2 + ``conv2``
+    separable convs, ConvBlock, SeparableConv2D, DownConv, ConvBlock), ``res_blocks`` (8 inverted residual
+    blocks in the port), ``decode_blocks`` (ConvBlock, UpConv = ``conv`` separable, SeparableConv2D,
+    ConvBlock, UpConv, ConvBlock, ConvBlock, a 1x1 conv to RGB at index 7, tanh)."""
+    def down(c):
+        m = nn.Module()
+        m.conv1, m.conv2 = _sep(c, c, 2), _sep(c, c)
+        return m
+
+    def up(c):
+        m = nn.Module()
+        m.conv = _sep(c, c)
+        return m
+
+    G = nn.Module()
+    G.encode_blocks = nn.Sequential(_cb(3, w[0]), _cb(w[0], w[1]), down(w[1]), _cb(w[1], w[1]), _sep(w[1], w[2]),
+                                    down(w[2]), _cb(w[2], w[2]))
+    G.res_blocks = nn.Sequential(*[_inverted(w[2], w[2]) for _ in range(n_res)])
+    G.decode_blocks = nn.Sequential(_cb(w[2], w[1]), up(w[1]), _sep(w[1], w[1]), _cb(w[1], w[1]), up(w[1]),
+                                    _cb(w[1], w[0]), _cb(w[0], w[0]), nn.Conv2d(w[0], 3, 1, bias=False), nn.Tanh())
+    return _randomise(G, seed)
+
+
+def animegan_port_v2(w=(4, 8, 16, 32), seed=0) -> dict:
+    """pytorch-animeGAN's ``GeneratorV2``: ``conv_block1`` (7x7, stride 2, 3x3 ConvBlocks), ``conv_block2``,
+    ``res_blocks`` (ConvBlock, 4 inverted residual blocks, ConvBlock), ``upsample1`` / ``upsample2``
+    (``UpConvLNormLReLU``: a ``conv_block`` after x2 bilinear), ``decode_blocks.0`` (1x1 to RGB); layer norms."""
+    class Up(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.conv_block = _cb(cin, cout, layer_norm=True)
+
+    a, b, c, d = w
+    G = nn.Module()
+    G.conv_block1 = nn.Sequential(_cb(3, a, 7, layer_norm=True), _cb(a, b, 3, 2, True), _cb(b, b, layer_norm=True))
+    G.conv_block2 = nn.Sequential(_cb(b, c, 3, 2, True), _cb(c, c, layer_norm=True))
+    G.res_blocks = nn.Sequential(_cb(c, c, layer_norm=True), _inverted(c, d, layer_norm=True),
+                                 *[_inverted(d, d, layer_norm=True) for _ in range(3)], _cb(d, c, layer_norm=True))
+    G.upsample1 = nn.Sequential(Up(c, c), _cb(c, c, layer_norm=True))
+    G.upsample2 = nn.Sequential(Up(c, b), _cb(b, b, layer_norm=True), _cb(b, a, 7, layer_norm=True))
+    G.decode_blocks = nn.Sequential(nn.Conv2d(a, 3, 1, bias=False), nn.Tanh())
+    return _randomise(G, seed)
+
+
+def animegan_port_checkpoint(sd: dict) -> dict:
+    """What the port's ``save_checkpoint`` writes: ``{"model_state_dict", "optimizer_state_dict", "epoch"}``,
+    the optimizer's after one Adam step (its per-parameter state keyed by integers)."""
+    params = [nn.Parameter(v.clone()) for v in sd.values()]
+    opt = torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    return {"model_state_dict": sd, "optimizer_state_dict": opt.state_dict(), "epoch": 3}
