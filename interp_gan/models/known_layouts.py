@@ -8,7 +8,9 @@ A family reader that meets such a file fails with a message about its own layout
 generator", "no residual blocks"), which does not tell the user what they hold; worse, a network whose
 keys a reader accepts would run as another architecture. Each signature needs two key patterns that only
 that network's released code writes, looked for at any depth of nesting (``{"genA2B": ...}``,
-``{"params_ema": ...}``) and under any prefix (``module.``, ``netG.``).
+``{"params_ema": ...}``) and under any prefix (``module.``, ``netG.``). An upscaler's line gives the scale
+its keys imply (RRDBNet: ``conv_first``'s input channels; SRVGGNetCompact: the last conv's outputs over
+the first's inputs, scale squared; MSRResNet, EDSR: the convs before each pixel shuffle).
 """
 from __future__ import annotations
 

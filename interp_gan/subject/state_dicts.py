@@ -7,7 +7,8 @@ options a path may carry after ``#``.
     path, options = split_family_options("paprika.pt#align_corners=false")
 
 Networks we recognise and do not build (``models/known_layouts.py``: photo2cartoon, GANILLA, pix2pixHD's
-LocalEnhancer, white-box cartoonization's port, ESRGAN's RRDBNet) are refused first, naming them. The
+LocalEnhancer, white-box cartoonization's port, pytorch-animeGAN's generators, and the upscalers RRDBNet,
+SRVGGNetCompact, MSRResNet and EDSR) are refused first, naming them. The
 families recognise themselves in order: U-GAT-IT, AnimeGANv2, MUNIT, StarGAN v2, the CycleGAN
 reference, StarGAN v1, pix2pix U-Net, fast neural style, CartoonGAN, then the CycleGAN-family ResNet
 parser, which refuses what is not its family. ``subject/loading.py`` builds the Subject around the module

@@ -1,7 +1,8 @@
 """State dicts of third-party translators we never tuned for, rebuilt as small modules with the attribute
 names, registration order and shapes their released code gives its checkpoints (random weights, tiny
 widths), for ``test_unseen_layouts.py``. pix2pixHD, ESRGAN and the white-box cartoonization port come
-from ``foreign_layouts.py``; the two below are new.
+from ``foreign_layouts.py`` (the upscalers' scale variants there too); GANILLA, photo2cartoon and
+pytorch-animeGAN's current generators are built below.
 
 References (layouts read from the papers and the checkpoints' key names; written anew here):
 - GANILLA (Hicsonmez et al., Image and Vision Computing 2020; giddyyupp/ganilla ``--netG resnet_fpn``):
@@ -12,6 +13,8 @@ References (layouts read from the papers and the checkpoints' key names; written
   four encoder / decoder blocks (``EncodeBlock<i>``, ``DecodeBlock<i>``) and soft AdaLIN (``norm.rho``,
   ``w_gamma``, ``c_gamma``, ``s_gamma``: the decoder's norm parameters blend the content and style
   features); released as ``photo2cartoon_weights.pt`` = ``{"genA2B": ...}`` (ngf 32, light).
+- AnimeGAN (Chen, Liu & Chen, ISICA 2019) as ptran1203/pytorch-animeGAN saves it: ``GeneratorV1`` and that
+  repository's ``GeneratorV2``, and its training checkpoint (key names read from its ``models/`` code).
 """
 from __future__ import annotations
 
