@@ -28,11 +28,11 @@ seconds per image times each analysis' counts is the estimate; the pipeline prin
 the first analysis and the measured time next to it after the last (``comparison_table``).
 
 Budgets: an analysis with a ``budget_s`` parameter (attribution, dissection, directions,
-ablation) sizes itself to fit it (``size_to_budget``): it cuts its own sizes in a fixed order,
+ablation, style edits, style interpolation) sizes itself to fit it (``size_to_budget``): it cuts its own sizes in a fixed order,
 each down to a floor, until the estimate fits, and says every cut in the Finding's notes (the
 report prints them); nothing is cut while the estimate fits. The pipeline's ``budget_s`` is
 shared out among those analyses (``share_budget``). Sequential random baselines (``n_random_max``
-of directions and style interpolation) are priced at their worst case, every row drawing all of
+of directions, style interpolation and ablation) are priced at their worst case, every row drawing all of
 them; the estimate table's note then starts "up to", and a budget cuts ``n_random_max`` first.
 """
 from __future__ import annotations

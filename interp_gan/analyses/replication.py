@@ -22,7 +22,10 @@ conditions (docs/statistics.md, "Replication"):
   original did not use (the other images first), found again (|cosine| >= ``min_cosine`` with a
   direction of the same method) and beyond random with the same style;
 - ``seed``: the same images under ``seed + 1`` (dissection: data halves for the winner's curse,
-  permutations, shifts, bootstrap; style units: label shuffles); survives when selected again;
+  permutations, shifts, bootstrap; style units: label shuffles where its p is Monte Carlo);
+  survives when selected again. Style units' exact p (the default within its cost bound) and
+  DeLong CI use no seed: there the condition repeats the same test on a generator without noise
+  of its own, so a style unit passes it by construction and ``split_half`` decides;
 - ``quantile=0.98`` / ``quantile=0.995`` (dissection): re-run at the neighbouring activation
   quantiles; ``iou_threshold=0.03`` / ``0.05``: the original tables relabelled at the
   neighbouring IoU thresholds (no re-run needed);

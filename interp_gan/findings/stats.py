@@ -28,7 +28,9 @@ n = 16 with every variant (0.89 at best): no bootstrap interval fixes that sampl
 Non-finite replicates (a statistic that divides by zero on some resample) are dropped from
 the quantiles and *counted*: ``bootstrap_interval`` returns the count, ``bootstrap_ci`` warns
 (``NonFiniteBootstrapWarning``) with it. An interval from the finite replicates only is
-conditional on the resample being usable; report the count beside it.
+conditional on the resample being usable; report the count beside it. (The studentized intervals
+of ablation, style edits and artifacts do not drop theirs: ``findings.studentized`` keeps a
+resample without spread as t* = +-inf.)
 
 Permutation p-values use (1 + #{null >= obs}) / (1 + B) so they are never 0 (Phipson &
 Smyth 2010); they cannot go below the floor 1 / (1 + B). ``floor_note`` says when many sit
