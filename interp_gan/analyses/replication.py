@@ -24,8 +24,9 @@ conditions (docs/statistics.md, "Replication"):
 - ``seed``: the same images under ``seed + 1`` (dissection: data halves for the winner's curse,
   permutations, shifts, bootstrap; style units: label shuffles where its p is Monte Carlo);
   survives when selected again. Style units' exact p (the default within its cost bound) and
-  DeLong CI use no seed: there the condition repeats the same test on a generator without noise
-  of its own, so a style unit passes it by construction and ``split_half`` decides;
+  DeLong CI use no seed: when the re-run gives the same AUROC and p for every test (a generator
+  without noise of its own), the condition is left out of the fraction (noted), so it cannot
+  count as a survival by construction, and ``split_half`` decides;
 - ``quantile=0.98`` / ``quantile=0.995`` (dissection): re-run at the neighbouring activation
   quantiles; ``iou_threshold=0.03`` / ``0.05``: the original tables relabelled at the
   neighbouring IoU thresholds (no re-run needed);
@@ -278,6 +279,15 @@ class Replication(Analysis):
         conf = {(r.layer, int(r.unit), r.style): (r.q < alpha and sign(r.auroc_a) == sign(r.auroc_b), r.auroc_b, r.q)
                 for r in sel.itertuples()}
         ts = fs.tables["style_units"].set_index(key)
+        # exact p and DeLong CI use no seed: on a generator without noise of its own the seed re-run
+        # repeats the same numbers, and counting it would be a survival by construction
+        orig = df.set_index(key)[["auroc", "p_value"]].sort_index()
+        same = orig.shape == ts[["auroc", "p_value"]].shape and np.array_equal(
+            orig.to_numpy(float), ts[["auroc", "p_value"]].reindex(orig.index).to_numpy(float), equal_nan=True)
+        if same and len(found):
+            notes.append(f"style units: seed={seed + 1} gave the same AUROC and p for every test (exact null, a "
+                         f"generator without noise of its own), so that condition is left out of each unit's "
+                         f"fraction; split_half decides")
         rows = []
         for r in found.itertuples():
             k = (r.layer, int(r.unit), r.style)
@@ -286,6 +296,8 @@ class Replication(Analysis):
             ok = bool(ok and sign(v) == sign(r.auroc))
             rows.append(dict(common, condition="split_half", param="selected on A, confirmed on B", survives=ok,
                              value=v, q_value=q))
+            if same:
+                continue
             o = ts.loc[k]
             rows.append(dict(common, condition="seed", param=f"seed={seed + 1}",
                              survives=bool(o.q_value < alpha and sign(o.auroc) == sign(r.auroc)),

@@ -213,7 +213,7 @@ def style_edits_section(finding, ctx: ReportContext) -> Section:
                    Table(specificity_table(rem, "p"), caption="Specificity of each removal in probability"),
                    removal_heatmap(rem, "p"), FOLD_CLOSE]
     for n in finding.notes:
-        if "floor" in n or "cannot reach" in n or "not finite" in n or "budget" in n:
+        if "floor" in n or "cannot reach" in n or "not finite" in n or "had no spread" in n or "budget" in n:
             blocks.append(f"<p><i>{html.escape(n)}</i></p>")
     blocks.append(how_to_read(HOW_TO_READ))
     sec = Section(title, blocks, anchor="style_edits", figures=figures, paper_grids=grids)

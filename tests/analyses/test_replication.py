@@ -296,15 +296,20 @@ def test_agreement_skips_without_earlier_findings_and_p_is_exact_in_the_limit():
     assert p == pytest.approx(hypergeom(20, 5, 5).sf(1), abs=0.01)          # P(overlap >= 2)
 
 
-def test_a_planted_style_unit_replicates_under_split_half_and_seed():
+@pytest.mark.parametrize("null", ["permutation", "exact"])
+def test_a_planted_style_unit_replicates_under_split_half_and_seed(null):
     subject, data = _carrier(n=48)
     torch.manual_seed(0)
-    base = build_analysis("style_units", layers=["units"], n_perm=4000, control=False).run(subject, data)
+    base = build_analysis("style_units", layers=["units"], n_perm=4000, control=False, null=null).run(subject, data)
     data.extra["findings"] = {"style_units": base}
     f = Replication(analyses=("style_units",)).run(subject, data)
     s = f.tables["replication_summary"].set_index(["unit", "label"])
     assert bool(s.loc[(CARRIER, "checker"), "replicates"]) and s.loc[(CARRIER, "checker"), "fraction"] == 1.0
-    assert set(f.tables["replication"].condition) == {"split_half", "seed"}
+    if null == "permutation":      # the shuffles change with the seed: an informative condition
+        assert set(f.tables["replication"].condition) == {"split_half", "seed"}
+    else:                          # exact p, no noise in the generator: the same numbers, not a survival
+        assert set(f.tables["replication"].condition) == {"split_half"}
+        assert any("left out of each unit's fraction" in n for n in f.notes), f.notes
     n_found = int((base.tables["style_units"].q_value < 0.05).sum())
     assert len(s) == n_found
     # the other units carry no style: whatever reached q < 0.05 by chance does not replicate
