@@ -57,7 +57,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["sequential_pvalue", "sequential_pvalues", "SequentialP", "expected_null_draws", "suggest_n_max",
-           "h_like_fixed", "DEFAULT_H"]
+           "h_like_fixed", "coarse_h_note", "DEFAULT_H"]
 
 DEFAULT_H = 10   # exceedances before a row stops: see docs/statistics.md "Sequential random baselines"
 
@@ -175,3 +175,14 @@ def h_like_fixed(n_max: int, alpha: float = 0.05) -> int:
     """The smallest h with h >= alpha (n_max + 1): then every p <= alpha is the fixed rule's p on all
     n_max draws, and BH at alpha names the same rows (module docstring)."""
     return max(1, math.ceil(alpha * (n_max + 1) - 1e-9))
+
+
+def coarse_h_note(h: int, n_max: int, rows: str, draws: str, per_row: str) -> str:
+    """"" when h >= ``h_like_fixed(n_max)``, else the clause a note appends: BH at 0.05 may name other
+    ``rows`` (e.g. "directions") than ``n_max`` ``draws`` ("random directions") for every one would,
+    and h_like_fixed makes them the same at more ``per_row`` ("draws per direction")."""
+    fixed = h_like_fixed(n_max)
+    if h >= fixed:
+        return ""
+    return (f"; h = {h} is below 0.05 x (n_random_max + 1) = {fixed}, so BH at 0.05 may name other {rows} than "
+            f"{n_max} {draws} for every one would (h = {fixed} makes them the same, at more {per_row})")

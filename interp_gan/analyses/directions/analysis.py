@@ -83,7 +83,8 @@ from interp_gan.analyses.cost import Cost, UnitCosts, halve_to, size_to_budget, 
 from interp_gan.analyses.directions.voynov import fit_voynov_babenko
 from interp_gan.harvest.hooks import Trace, add_vector, default_unit_layer, get_module, spatial_layers, style_blocks
 from interp_gan.findings import Finding
-from interp_gan.findings.sequential import DEFAULT_H, expected_null_draws, h_like_fixed, sequential_pvalues
+from interp_gan.findings.sequential import (DEFAULT_H, coarse_h_note, expected_null_draws,
+                                            sequential_pvalues)
 from interp_gan.findings.stats import bh_qvalues, bootstrap_interval, floor_note, permutation_pvalue
 
 __all__ = ["Directions"]
@@ -638,11 +639,7 @@ class Directions(Analysis):
                              f"{n_max} for every direction would have taken {fixed}. random_p95 describes the first "
                              f"{R}; random_null_effects holds each direction's draws in order, NaN past its "
                              "n_random_used")
-                if self.h < h_like_fixed(n_max):
-                    notes[-1] += (f"; h = {self.h} is below 0.05 x (n_random_max + 1) = {h_like_fixed(n_max)}, so "
-                                  f"BH at 0.05 may name other directions than {n_max} random directions for every "
-                                  f"one would (h = {h_like_fixed(n_max)} makes them the same, at more draws per "
-                                  "direction)")
+                notes[-1] += coarse_h_note(self.h, n_max, "directions", "random directions", "draws per direction")
             used_p = df.loc[cand, "n_random_used"].to_numpy(float) if "n_random_used" in df else R
             note = floor_note(rows_p, used_p, what="p_random values of discovered directions",
                               param="n_random_max" if seq is not None else "n_random")

@@ -65,7 +65,8 @@ from interp_gan.analyses.cost import Cost, UnitCosts, halve_to, size_to_budget, 
 from interp_gan.analyses.common import fixed_z, log_odds, seeded, thumbnails
 from interp_gan.analyses.directions.methods import random_directions
 from interp_gan.findings import Finding
-from interp_gan.findings.sequential import DEFAULT_H, expected_null_draws, h_like_fixed, sequential_pvalues
+from interp_gan.findings.sequential import (DEFAULT_H, coarse_h_note, expected_null_draws,
+                                            sequential_pvalues)
 from interp_gan.findings.stats import bh_qvalues, bootstrap_interval, floor_note, permutation_pvalue
 
 __all__ = ["StyleInterpolation", "parse_pairs", "random_rank_pvalue_ge"]
@@ -340,10 +341,7 @@ class StyleInterpolation(Analysis):
                          f"{extra} walks past the first {R} in all, where {n_max} for every pair would have taken "
                          f"{len(pairs) * (n_max - R)}. random_max, random_mean and random_any_max describe the "
                          f"first {R}")
-            if self.h < h_like_fixed(n_max):
-                notes[-1] += (f"; h = {self.h} is below 0.05 x (n_random_max + 1) = {h_like_fixed(n_max)}, so BH at "
-                              f"0.05 may name other pairs than {n_max} random walks for every pair would (h = "
-                              f"{h_like_fixed(n_max)} makes them the same, at more walks per pair)")
+            notes[-1] += coarse_h_note(self.h, n_max, "pairs", "random walks", "walks per pair")
         used = df["n_random_used"].to_numpy(float) if len(df) else R
         fl = floor_note(df["p_random"].to_numpy(float) if len(df) else np.zeros(0), used, what="p_random values",
                         param="n_random_max" if n_max > R else "n_random")

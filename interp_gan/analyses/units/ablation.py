@@ -114,7 +114,8 @@ from interp_gan.analyses.common import check_styles, style_gate_cost, fixed_z, l
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d
 from interp_gan.findings.studentized import studentized_bounds
 from interp_gan.findings import Finding
-from interp_gan.findings.sequential import DEFAULT_H, expected_null_draws, h_like_fixed, sequential_pvalues
+from interp_gan.findings.sequential import (DEFAULT_H, coarse_h_note, expected_null_draws,
+                                            sequential_pvalues)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue", "select_units", "shuffled_units",
@@ -779,10 +780,7 @@ class Ablation(Analysis):
                          f"{int(used.min())} to {int(used.max())} over {n_top} rows; {self._later_sets} sets past "
                          f"the first {n_random} measured in all. The baseline rows (baseline 'random'), random_sd, "
                          f"random_low and random_high describe the first {n_random} sets")
-            if self.h < h_like_fixed(n_max):
-                notes[-1] += (f"; h = {self.h} is below 0.05 x (n_random_max + 1) = {h_like_fixed(n_max)}, so BH at "
-                              f"0.05 may name other rows than {n_max} sets for every row would (h = "
-                              f"{h_like_fixed(n_max)} makes them the same, at more sets per row)")
+            notes[-1] += coarse_h_note(self.h, n_max, "rows", "sets", "sets per row")
         used_all = df.loc[top, "n_random_used"].to_numpy(dtype=float)
         flips = np.where(df.loc[top, "n"] > SIGNFLIP_EXACT_MAX_N, self.n_perm, np.inf)  # exact p_zero: no floor
         for col, n, param, what in (("p_random", used_all, "n_random_max" if seq else "n_random",
