@@ -37,11 +37,12 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["EXACT_MAX_OPS", "rank_sum_ops", "exact_is_cheap", "rank_sum_counts", "rank_sum_tables",
+__all__ = ["EXACT_MAX_OPS", "EXACT_MAX_MB", "rank_sum_ops", "rank_sum_mb", "exact_is_cheap", "rank_sum_counts", "rank_sum_tables",
            "rank_sum_pvalues"]
 
-EXACT_MAX_OPS = 1e8
-MAX_KEPT = 16         # tables kept at forks of the trie of tie patterns (``rank_sum_tables``)
+EXACT_MAX_OPS = 5e8   # additions per table: <= 2 s for a 480-unit layer on one core (docs/scaling.md)
+EXACT_MAX_MB = 256    # the tables ``rank_sum_tables`` holds at once
+MAX_KEPT = 4          # tables kept at forks of the trie of tie patterns (``rank_sum_tables``)
 
 
 def _kmax(n: int, sizes) -> int:
@@ -56,10 +57,19 @@ def rank_sum_ops(n: int, sizes) -> float:
     return float(n) * (k + 1) * (k * (2 * n - k + 1) + 1)
 
 
-def exact_is_cheap(n: int, sizes, max_ops: float = EXACT_MAX_OPS) -> bool:
+def rank_sum_mb(n: int, sizes) -> float:
+    """MB of the float64 tables ``rank_sum_tables`` holds at once: ``MAX_KEPT`` kept at forks, the
+    one being extended, its copy and the last run's: (MAX_KEPT + 3) x (kmax + 1) x (t_max + 1) x 8."""
+    k = _kmax(n, sizes)
+    return (MAX_KEPT + 3) * (k + 1) * (k * (2 * n - k + 1) + 1) * 8 / 2 ** 20
+
+
+def exact_is_cheap(n: int, sizes, max_ops: float | None = None, max_mb: float | None = None) -> bool:
     """Whether the exact null for n values and these group sizes costs at most ``max_ops`` additions
-    per distinct set of ranks."""
-    return rank_sum_ops(n, sizes) <= max_ops
+    per distinct set of ranks (default ``EXACT_MAX_OPS``) and its tables at most ``max_mb`` MB
+    (default ``EXACT_MAX_MB``)."""
+    return (rank_sum_ops(n, sizes) <= (EXACT_MAX_OPS if max_ops is None else max_ops)
+            and rank_sum_mb(n, sizes) <= (EXACT_MAX_MB if max_mb is None else max_mb))
 
 
 def _values(r2: np.ndarray, kmax: int) -> np.ndarray:
@@ -77,15 +87,38 @@ def _runs(w: np.ndarray) -> tuple[tuple[int, int], ...]:
     return tuple(zip(vals[::-1].tolist(), mult[::-1].tolist()))
 
 
-def _add_run(c: np.ndarray, w: int, m: int) -> np.ndarray:
-    """The table after m more values equal to w: a j-subset takes j of them in C(m, j) ways."""
+def _add_run(c: np.ndarray, w: int, m: int, top: int, inplace: bool = False) -> np.ndarray:
+    """The table after m more values equal to w: a j-subset takes j of them in C(m, j) ways. Every
+    value is <= top, so row j is zero above j x top and is only added up to there. Rows are
+    updated from the largest j down, each from rows below it not yet updated, so the table can
+    be updated in place (``inplace``) instead of copied."""
     kmax, t_max = c.shape[0] - 1, c.shape[1] - 1
-    new = c.copy()
-    for j in range(1, min(m, kmax) + 1):
-        if j * w > t_max:
-            break
-        new[j:, j * w:] += math.comb(m, j) * c[:kmax + 1 - j, :t_max + 1 - j * w]
-    return new
+    if not inplace:
+        c = c.copy()
+    for j in range(kmax, 0, -1):
+        hi = min(t_max, j * top) + 1
+        for i in range(1, min(m, j) + 1):
+            if i * w >= hi:
+                break
+            src = c[j - i, :hi - i * w]
+            c[j, i * w:hi] += src if i == m or i == 0 else math.comb(m, i) * src
+    return c
+
+
+def _last_run(c: np.ndarray, w: int, m: int, top: int, rows) -> np.ndarray:
+    """``_add_run(c, w, m, top)`` for the given rows only (the others left zero): a pattern's last
+    run, whose table is read at its group sizes and never extended, costs min(m, j) + 1 vector
+    additions per row j instead of about m x kmax / 2 whole tables."""
+    t_max = c.shape[1] - 1
+    out = np.zeros_like(c)
+    for j in rows:
+        hi = min(t_max, j * top) + 1
+        for i in range(min(m, j) + 1):
+            if i * w >= hi:
+                break
+            src = c[j - i, :hi - i * w]
+            out[j, i * w:hi] += src if i == m or i == 0 else math.comb(m, i) * src
+    return out
 
 
 def _empty(kmax: int, t_max: int) -> np.ndarray:
@@ -100,17 +133,20 @@ def rank_sum_counts(r2: np.ndarray, kmax: int) -> np.ndarray:
     the kmax largest values. Tied values are added as one run (binomial counts)."""
     w = _values(r2, kmax)
     c = _empty(kmax, int(np.sort(w)[len(w) - kmax:].sum()) if kmax else 0)
+    top = int(w.max())
     for v, m in _runs(w):
-        c = _add_run(c, v, m)
+        c = _add_run(c, v, m, top, inplace=True)
     return c
 
 
-def rank_sum_tables(patterns: np.ndarray, kmax: int) -> Iterator[tuple[int, np.ndarray]]:
+def rank_sum_tables(patterns: np.ndarray, kmax: int, rows=None) -> Iterator[tuple[int, np.ndarray]]:
     """(row, counts) for every row of patterns [G, N] (each row twice the midranks of N values), in
     an order that shares work: the rows are walked as a trie of their runs, largest value first,
     and the table at a branching run is kept for the rows that continue from it. ReLU-like units
     (tied at the bottom, distinct above) then cost one pass over the N values plus a run per row,
-    not a pass per row. Every table has the same width, t_max = kmax (2 N - kmax + 1)."""
+    not a pass per row. Every table has the same width, t_max = kmax (2 N - kmax + 1). rows: the
+    group sizes (<= kmax) that will be read; when given, each row's last run fills only those
+    rows of its table (the others are zero), which is most of the work for ReLU-like zeros."""
     patterns = np.asarray(patterns)
     n = patterns.shape[1]
     runs = [_runs(_values(row, kmax)) for row in patterns]
@@ -118,6 +154,10 @@ def rank_sum_tables(patterns: np.ndarray, kmax: int) -> Iterator[tuple[int, np.n
     # ReLU-like rows (more zeros first) each continue from the previous row's path
     order = sorted(range(len(runs)), key=lambda g: runs[g])
     t_max = kmax * (2 * n - kmax + 1)
+    top = max(r[0][0] for r in runs) if runs else 1      # the largest value of any row
+    rows = None if rows is None else sorted({int(j) for j in rows})
+    if rows is not None and not all(0 <= j <= kmax for j in rows):
+        raise ValueError(f"rows must be group sizes in 0..kmax={kmax}, got {rows}")
 
     def lcp(a, b) -> int:
         i = 0
@@ -133,12 +173,17 @@ def rank_sum_tables(patterns: np.ndarray, kmax: int) -> Iterator[tuple[int, np.n
         while stack[-1][0] > shared:               # left the previous row's path below here
             stack.pop()
         d, c = stack[-1]
+        owned = False                             # c is a kept table: copy before changing it
         for at in range(d, len(cur)):
             if at == keep and at > d:
                 stack.append((at, c))             # the next row continues from here
+                owned = False
                 if len(stack) > MAX_KEPT:         # memory: a later row may restart from a shallower table
                     del stack[1]
-            c = _add_run(c, *cur[at])
+            if at == len(cur) - 1 and rows is not None:
+                c = _last_run(c, *cur[at], top, rows)
+            else:
+                c, owned = _add_run(c, *cur[at], top, inplace=owned), True
         yield g, c
 
 

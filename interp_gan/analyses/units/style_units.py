@@ -224,7 +224,7 @@ def _exact_pvalues(patterns: np.ndarray, gid: np.ndarray, obs: np.ndarray, npos:
     kmax = int(np.minimum(npos, n - npos).max())
     p = np.empty_like(obs)
     by_size = [(int(k), np.flatnonzero(npos == k)) for k in np.unique(npos)]     # styles of one size share a null
-    for g, counts in rank_sum_tables(patterns, kmax):
+    for g, counts in rank_sum_tables(patterns, kmax, rows=[min(k, n - k) for k, _ in by_size]):
         cols = np.flatnonzero(gid == g)
         for k, styles in by_size:
             p[np.ix_(styles, cols)] = rank_sum_pvalues(counts, k, obs[np.ix_(styles, cols)], n)
