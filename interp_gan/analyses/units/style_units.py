@@ -22,8 +22,9 @@ statistic, i.e. |R - E R| of the style's rank sum R: a Mann-Whitney test). By de
 (``null="exact"``) it is the exact permutation null, every labeling counted by dynamic
 programming over (images, group size, rank sum) on twice the midranks (integers, so the
 two-sided comparison is exact; ``findings.rank_sum``): no p sits at a Monte Carlo floor. Where
-that counting would cost more than ``EXACT_MAX_OPS`` (1e8) additions per tie pattern (about
-0.1 s; N = 256 with groups near 100, say) or with ``null="permutation"``, B = ``n_perm`` label
+that counting would cost more than ``EXACT_MAX_OPS`` (5e8) additions per tie pattern (a 480-unit
+layer then takes up to ~2 s on one core; N = 256 in 2 styles, say) or hold more than
+``EXACT_MAX_MB`` (256) MB of tables, or with ``null="permutation"``, B = ``n_perm`` label
 shuffles are drawn instead ((1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010, floor
 1 / (1 + B)); the notes say which. Benjamini-Hochberg q-values over all unit × style tests of
 the run. Cohen's d uses the pooled (n - 1)-weighted SD.
@@ -69,7 +70,8 @@ from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, default_layers, resolve_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
-from interp_gan.findings.rank_sum import EXACT_MAX_OPS, exact_is_cheap, rank_sum_ops, rank_sum_pvalues, rank_sum_tables
+from interp_gan.findings.rank_sum import (EXACT_MAX_MB, EXACT_MAX_OPS, exact_is_cheap, rank_sum_mb, rank_sum_ops,
+                                         rank_sum_pvalues, rank_sum_tables)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
@@ -214,7 +216,7 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
 def exact_null_used(y: np.ndarray, n_styles: int, max_ops: float | None = None) -> bool:
     """Whether ``auroc_pvalues(null="exact")`` computes the exact null for these labels: the
     rank-sum counting costs at most ``max_ops`` (default ``EXACT_MAX_OPS``) additions per tie
-    pattern (``findings.rank_sum``)."""
+    pattern and its tables at most ``EXACT_MAX_MB`` MB (``findings.rank_sum``)."""
     y = np.asarray(y)
     return exact_is_cheap(len(y), np.bincount(y, minlength=n_styles), EXACT_MAX_OPS if max_ops is None else max_ops)
 
@@ -429,8 +431,9 @@ class StyleUnits(Analysis):
             return out
         out = [f"p: Monte Carlo permutation null ({self.n_perm} label shuffles, (1 + #) / (n_perm + 1))"
                + ("" if self.null == "permutation" else
-                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern, above "
-                  f"{EXACT_MAX_OPS:.0e} (interp_gan/findings/rank_sum.py)")]
+                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern and "
+                  f"{rank_sum_mb(n, sizes):.0f} MB of tables, above {EXACT_MAX_OPS:.0e} additions or "
+                  f"{EXACT_MAX_MB:.0f} MB (interp_gan/findings/rank_sum.py)")]
         if m and m / (self.n_perm + 1) > 0.05:
             out.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
                        f"lone discovery needs p < 0.05/{m}: raise n_perm above {20 * m}")
