@@ -140,3 +140,28 @@ def test_tables_stay_within_the_stated_memory():
     peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
     tracemalloc.stop()
     assert rank_sum_mb(n, sizes) * 0.5 < peak <= rank_sum_mb(n, sizes) * 1.05
+
+
+def test_walk_ops_count_what_the_tables_add_one_pass_for_relu_a_pass_each_for_middle_ties(monkeypatch):
+    """rank_sum_walk_ops prices the walk from the runs alone: it must equal the runs the tables add
+    (min(m, kmax) whole tables a run, one per row's first table), and tell ReLU-like rows (one
+    pass over the values in all) from rows tied between their extremes (about a pass each)."""
+    import interp_gan.findings.rank_sum as rs
+    rng = np.random.default_rng(5)
+    n, kmax, rows = 40, 10, [7, 10]
+    cells = (kmax + 1) * (kmax * (2 * n - kmax + 1) + 1)
+    relu = np.unique([np.sort(_r2(np.maximum(rng.standard_normal(n) + b, 0))) for b in np.linspace(-1, 2, 25)], axis=0)
+    middle = np.unique([np.sort(_r2(rng.integers(0, 8, n).astype(float))) for _ in range(25)], axis=0)
+    for patterns in (relu, middle, np.r_[relu, middle]):
+        spent = []
+        real_add, real_last = rs._add_run, rs._last_run
+        monkeypatch.setattr(rs, "_add_run", lambda c, w, m, top, inplace=False:
+                            spent.append(min(m, kmax) * cells) or real_add(c, w, m, top, inplace))
+        monkeypatch.setattr(rs, "_last_run", lambda c, w, m, top, r:
+                            spent.append(sum(min(m, j) + 1 for j in r) * cells / (kmax + 1)) or real_last(c, w, m, top, r))
+        list(rs.rank_sum_tables(patterns, kmax, rows=rows))
+        monkeypatch.undo()
+        assert rs.rank_sum_walk_ops(patterns, kmax, rows) == pytest.approx(sum(spent) + len(patterns) * cells)
+    one_pass = rank_sum_ops(n, [kmax])
+    assert rs.rank_sum_walk_ops(relu, kmax, rows) < 3 * one_pass
+    assert rs.rank_sum_walk_ops(middle, kmax, rows) > 0.5 * len(middle) * one_pass

@@ -70,8 +70,8 @@ from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, default_layers, resolve_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
-from interp_gan.findings.rank_sum import (EXACT_MAX_MB, EXACT_MAX_OPS, exact_is_cheap, rank_sum_mb, rank_sum_ops,
-                                         rank_sum_pvalues, rank_sum_tables)
+from interp_gan.findings.rank_sum import (EXACT_MAX_MB, EXACT_MAX_OPS, EXACT_MAX_WALK_OPS, exact_is_cheap, rank_sum_mb,
+                                         rank_sum_ops, rank_sum_pvalues, rank_sum_tables, rank_sum_walk_ops)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
@@ -169,16 +169,22 @@ def cohens_d(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 
 
 def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 2000, seed: int = 0,
-                  max_elems: int = 4_000_000, null: Literal["exact", "permutation"] = "exact") -> np.ndarray:
+                  max_elems: int = 4_000_000, null: Literal["exact", "permutation"] = "exact",
+                  info: dict | None = None) -> np.ndarray:
     """Two-sided permutation p-values [S, U] for the AUROCs of ``auroc_matrix`` (NaN columns: NaN).
 
     Shuffling labels against a column's ranks only depends on the multiset of those ranks, so
     the null is computed once per distinct sorted-rank pattern (one pattern for all tie-free
     units) and shared by the units that have it. null="exact": the exact permutation null of
     the rank sum (``findings.rank_sum``, no floor) when ``exact_null_used`` says it is cheap for
-    these group sizes, else ``n_perm`` Monte Carlo shuffles; null="permutation": always Monte Carlo,
-    p = (1 + #{null >= obs}) / (1 + n_perm).
+    these group sizes and the units' tie patterns cost at most ``EXACT_MAX_WALK_OPS`` additions
+    together (``rank_sum_walk_ops``: units tied in the middle, e.g. quantised, cost about a pass
+    each), else ``n_perm`` Monte Carlo shuffles; null="permutation": always Monte Carlo,
+    p = (1 + #{null >= obs}) / (1 + n_perm). info: a dict that gets "null" (the one used) and,
+    where the tie patterns were too costly, "patterns" and "walk_ops".
     """
+    info = {} if info is None else info
+    info["null"] = null
     if null not in ("exact", "permutation"):
         raise ValueError(f"null must be 'exact' or 'permutation', got {null!r}")
     x = np.asarray(x, dtype=np.float64)
@@ -198,8 +204,14 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     patterns, gid = np.unique(np.sort(r2, axis=0).T, axis=0, return_inverse=True)  # [G,N], [U_ok]
     gid = gid.ravel()
     if null == "exact" and exact_null_used(y, n_styles):
-        p[:, ok] = _exact_pvalues(patterns, gid, obs, npos.astype(np.int64), n)
-        return p
+        kmax, rows = int(np.minimum(npos, n - npos).max()), np.unique(np.minimum(npos, n - npos)).astype(int)
+        walk = rank_sum_walk_ops(patterns, kmax, rows)
+        if walk <= EXACT_MAX_WALK_OPS:
+            info["null"] = "exact"
+            p[:, ok] = _exact_pvalues(patterns, gid, obs, npos.astype(np.int64), n)
+            return p
+        info.update(patterns=len(patterns), walk_ops=walk)
+    info["null"] = "permutation"
     rng = np.random.default_rng(seed)
     exceed = np.zeros_like(obs)
     chunk = max(1, min(n_perm, max_elems // (n_styles * r2.shape[1])))
@@ -283,8 +295,9 @@ def _unit_tests(x: np.ndarray, y: np.ndarray, n_s: int, n_perm: int, seed: int,
                 null: str = "exact") -> dict[str, np.ndarray]:
     """AUROC, permutation p and Cohen's d, each [S, U], for one layer's per-image unit means (the
     trained network and the random-init control both call this, so they get the same test)."""
-    return {"auroc": auroc_matrix(x, y, n_s), "p": auroc_pvalues(x, y, n_s, n_perm, seed, null=null),
-            "d": cohens_d(x, y, n_s)}
+    info: dict = {}
+    p = auroc_pvalues(x, y, n_s, n_perm, seed, null=null, info=info)
+    return {"auroc": auroc_matrix(x, y, n_s), "p": p, "d": cohens_d(x, y, n_s), "null": info}
 
 
 def _harvest(subject, data: AnalysisData, layers: Sequence[str], seed: int, what: str) -> dict[str, np.ndarray]:
@@ -407,7 +420,8 @@ class StyleUnits(Analysis):
         if self.ci == "bootstrap":
             notes.append(f"{nonfinite} bootstrap replicate values were not finite and were left out of the "
                          f"percentiles" if nonfinite else "every bootstrap replicate was finite")
-        notes += self._null_notes(df["p_value"].to_numpy(dtype=float), y, n_s)
+        notes += self._null_notes(df["p_value"].to_numpy(dtype=float), y, n_s,
+                                  {layer: t["null"] for layer, t in per_layer.items()})
         tables = {"style_units": df}
         if self.control and per_layer:
             tables["style_units_control"], tables["style_units_control_draws"] = self._control(
@@ -415,9 +429,10 @@ class StyleUnits(Analysis):
         return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
 
-    def _null_notes(self, pv: np.ndarray, y: np.ndarray, n_s: int) -> list[str]:
+    def _null_notes(self, pv: np.ndarray, y: np.ndarray, n_s: int, used: dict | None = None) -> list[str]:
         """What the p-values' null is, and where a p cannot get small enough (Monte Carlo: the floor
-        1/(n_perm+1); exact: 2/C(N, n) for the smallest group n, untied ranks)."""
+        1/(n_perm+1); exact: 2/C(N, n) for the smallest group n, untied ranks). used: per layer,
+        the ``auroc_pvalues`` info (which null, and why not the exact one)."""
         m, n = int(np.isfinite(pv).sum()), len(y)
         sizes = np.bincount(y, minlength=n_s)
         if self.null == "exact" and exact_null_used(y, n_s):
@@ -428,7 +443,13 @@ class StyleUnits(Analysis):
             if m and smallest > 0.05 / m:
                 out.append(f"the smallest possible exact p is 2/C({n}, {k}) = {smallest:.2g}; with {m} tests a lone "
                            f"discovery needs p < 0.05/{m}: generate more images per style")
-            return out
+            mc = {layer: i for layer, i in (used or {}).items() if "walk_ops" in i}
+            for layer, i in mc.items():
+                out.append(f"{layer}: Monte Carlo null ({self.n_perm} label shuffles) instead: its {i['patterns']} tie "
+                           f"patterns (units tied between their extremes, e.g. quantised values) would take "
+                           f"{i['walk_ops']:.2g} additions, above {EXACT_MAX_WALK_OPS:.0e} per layer")
+            fl = floor_note(pv, self.n_perm, what="unit x style tests", min_share=0.05) if mc else None
+            return out + ([fl] if fl else [])
         out = [f"p: Monte Carlo permutation null ({self.n_perm} label shuffles, (1 + #) / (n_perm + 1))"
                + ("" if self.null == "permutation" else
                   f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern and "
@@ -445,7 +466,7 @@ class StyleUnits(Analysis):
         draw (seed + j), the share of tests at q < 0.05 per layer and in all (``style_units_control_draws``)."""
         seed = self.seed if self.control_seed is None else self.control_seed
         before = _params_digest(subject.generator)
-        draw_rows, first = [], None
+        draw_rows, first, fell_back = [], None, 0
         for j in range(self.control_draws):
             with subject.random_init(seed + j) as ctrl:
                 changed = _params_digest(ctrl.generator) != before
@@ -456,6 +477,7 @@ class StyleUnits(Analysis):
                                         self.null)
                      for li, layer in enumerate(layers) if layer in means}
             q_j = bh_qvalues(np.concatenate([t["p"].ravel() for t in ctl_j.values()])) if ctl_j else np.array([])
+            fell_back += sum("walk_ops" in t["null"] for t in ctl_j.values())
             if j == 0:
                 first = (changed, ctl_j, q_j)
             at = 0
@@ -474,6 +496,9 @@ class StyleUnits(Analysis):
         if not changed:
             notes.append("random-init control: no generator module has reset_parameters, so the control equals "
                          "the trained model and says nothing")
+        if fell_back:
+            notes.append(f"random-init control: {fell_back} layer draws had tie patterns too costly for the exact "
+                         f"null (above {EXACT_MAX_WALK_OPS:.0e} additions) and used {self.n_perm} label shuffles")
         if self.control_draws > 1:
             notes.append(f"random-init control: {self.control_draws} draws (seeds {seed}..{seed + self.control_draws - 1}); "
                          "the verdict compares the trained rate with the draws' spread (docs/statistics.md), the "

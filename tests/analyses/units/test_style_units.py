@@ -187,6 +187,35 @@ def test_exact_null_is_used_at_the_magenta_preset_size():
     assert notes[0].startswith("p: exact permutation null") and not any("floor" in n for n in notes)
 
 
+def test_a_layer_whose_tie_patterns_cost_too_much_falls_back_to_shuffles_alone(monkeypatch):
+    """Units tied between their extremes (quantised values) each cost about a pass of the rank-sum
+    DP; past EXACT_MAX_WALK_OPS for the layer, that layer's p are Monte Carlo, and the notes say so."""
+    import interp_gan.analyses.units.style_units as su
+    from interp_gan.findings.rank_sum import rank_sum_walk_ops
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 4
+    untied = rng.standard_normal((64, 10))
+    quantised = rng.integers(0, 6, (64, 30)).astype(float)
+    walk = {name: rank_sum_walk_ops(np.unique(np.sort(su._rank2(x), axis=0).T, axis=0), 16, [16])
+            for name, x in (("untied", untied), ("quantised", quantised))}
+    assert walk["quantised"] > 10 * walk["untied"]
+    monkeypatch.setattr(su, "EXACT_MAX_WALK_OPS", 2 * walk["untied"])
+    for x, used in ((untied, "exact"), (quantised, "permutation")):
+        info = {}
+        p = auroc_pvalues(x, y, 4, n_perm=99, info=info)
+        assert info["null"] == used
+        assert np.allclose(p * 100, np.round(p * 100)) == (used == "permutation")
+    assert info["patterns"] == 30 and info["walk_ops"] == walk["quantised"]
+    # in the analysis: the note names the layer, the control counts its draws
+    monkeypatch.setattr(su, "EXACT_MAX_WALK_OPS", 1.0)
+    f = StyleUnits(layers=["mix"], n_perm=100, seed=0, control_draws=1).run(make_planted_subject(), make_planted_data())
+    assert f.notes and any(n.startswith("p: exact permutation null") for n in f.notes)
+    assert any(n.startswith("mix: Monte Carlo null (100 label shuffles) instead") for n in f.notes)
+    assert any(n.startswith("random-init control: 1 layer draws had tie patterns too costly") for n in f.notes)
+    p = f.tables["style_units"]["p_value"].to_numpy()
+    assert np.allclose(p * 101, np.round(p * 101))
+
+
 def test_exact_null_is_used_where_cheap_by_the_trained_run_and_its_control(monkeypatch):
     import interp_gan.analyses.units.style_units as su
     calls = []
