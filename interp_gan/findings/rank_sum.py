@@ -44,8 +44,8 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["EXACT_MAX_OPS", "EXACT_MAX_MB", "EXACT_MAX_WALK_OPS", "rank_sum_ops", "rank_sum_mb", "exact_is_cheap", "rank_sum_counts",
-           "rank_sum_tables", "rank_sum_walk_ops", "rank_sum_pvalues"]
+__all__ = ["EXACT_MAX_OPS", "EXACT_MAX_MB", "EXACT_MAX_WALK_OPS", "rank_sum_ops", "rank_sum_mb", "exact_is_cheap",
+           "rank_sum_counts", "rank_sum_tables", "rank_sum_walk_ops", "rank_sum_pvalues"]
 
 EXACT_MAX_OPS = 5e8   # additions per table: <= 2 s for a 480-unit layer on one core (docs/scaling.md)
 EXACT_MAX_MB = 256    # the tables ``rank_sum_tables`` holds at once

@@ -22,9 +22,11 @@ statistic, i.e. |R - E R| of the style's rank sum R: a Mann-Whitney test). By de
 (``null="exact"``) it is the exact permutation null, every labeling counted by dynamic
 programming over (images, group size, rank sum) on twice the midranks (integers, so the
 two-sided comparison is exact; ``findings.rank_sum``): no p sits at a Monte Carlo floor. Where
-that counting would cost more than ``EXACT_MAX_OPS`` (5e8) additions per tie pattern (a 480-unit
-layer then takes up to ~2 s on one core; N = 256 in 2 styles, say) or hold more than
-``EXACT_MAX_MB`` (256) MB of tables, or with ``null="permutation"``, B = ``n_perm`` label
+that counting would cost more than ``EXACT_MAX_OPS`` (5e8) additions per tie pattern (N = 256 in
+2 styles, say; at the bound a 480-unit layer takes about 1 s on one core) or hold more than
+``EXACT_MAX_MB`` (256) MB of tables, or with ``null="permutation"`` (and in a layer whose tie
+patterns together would cost more than ``EXACT_MAX_WALK_OPS``, 4e9: units tied between their
+extremes, e.g. quantised, cost about a pass each), B = ``n_perm`` label
 shuffles are drawn instead ((1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010, floor
 1 / (1 + B)); the notes say which. Benjamini-Hochberg q-values over all unit × style tests of
 the run. Cohen's d uses the pooled (n - 1)-weighted SD.
@@ -327,8 +329,9 @@ class StyleUnits(Analysis):
     interval at AUROC 0 / 1; never zero width) or "bootstrap" (percentile, ``n_boot``
     resamples; collapses when the groups separate). null: "exact" (the default) counts every
     labeling of the rank sum (``findings.rank_sum``; no floor) where that costs at most
-    ``EXACT_MAX_OPS`` additions per tie pattern, else falls back to ``n_perm`` Monte Carlo label
-    shuffles (the smallest possible p is then 1 / (n_perm + 1)); "permutation" always shuffles;
+    ``EXACT_MAX_OPS`` additions per tie pattern, ``EXACT_MAX_MB`` of tables and, for a layer's
+    tie patterns together, ``EXACT_MAX_WALK_OPS`` additions, else falls back to ``n_perm`` Monte
+    Carlo label shuffles (the smallest possible p is then 1 / (n_perm + 1)); "permutation" always shuffles;
     the notes say which null was used. min_per_style: the fewest images generated toward any
     one style. control: also run the statistics at random initialisation (``control_seed``,
     default ``seed``) and tabulate both per layer (``style_units_control``).
