@@ -29,10 +29,11 @@ largest value (it is zero above); single values are added in place, largest j fi
 Cost: N x (kmax + 1) x (t_max + 1) additions per table, t_max = the sum of the kmax largest
 values <= kmax (2 N - kmax + 1). ``EXACT_MAX_OPS`` = 5e8 and ``EXACT_MAX_MB`` = 256 MB of tables
 held at once (``rank_sum_mb``) were set from the whole p-value computation of a 480-unit layer
-(half untied, half ReLU-like; ``benchmarks/exact_null_cost.py``, one core, docs/scaling.md): up to
-0.9 s, 3-7x the 0.1-0.3 s of 5000 Monte Carlo shuffles, at N = 256 in 4 or 6 styles; N = 256 in 2
-styles (1.6e9) took 3.8 s (43x), N = 512 in 4 styles (7.6e9, 0.8 GB) 10 s (54x). Callers fall
-back to Monte Carlo shuffles above the bound (``exact_is_cheap``); balanced styles stay under it up
+(half untied, half ReLU-like; ``benchmarks/exact_null_cost.py``, one core, docs/scaling.md): 0.3-0.5
+s, 2-4x the 0.13-0.16 s of 5000 Monte Carlo shuffles, at N = 256 in 4 or 6 styles; N = 256 in 2
+styles (1.6e9) took 2.8 s (37x), N = 512 in 4 styles (7.6e9, 0.8 GB) 7.2 s (40x). A layer's tie
+patterns together are bounded too (``EXACT_MAX_WALK_OPS`` = 4e9, ``rank_sum_walk_ops``). Callers fall
+back to Monte Carlo shuffles above the bounds (``exact_is_cheap``); balanced styles stay under it up
 to N = 190 in 2 styles, 256 in 4, 312 in 6, 352 in 8 and 624 in 26, where the tables need at most
 ~140 MB, so the memory bound only binds if ``max_ops`` is raised. Units tied in the middle
 (quantised activations) share little and cost about a pass each.
