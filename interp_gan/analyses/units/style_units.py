@@ -23,7 +23,7 @@ statistic, i.e. |R - E R| of the style's rank sum R: a Mann-Whitney test). By de
 programming over (images, group size, rank sum) on twice the midranks (integers, so the
 two-sided comparison is exact; ``findings.rank_sum``): no p sits at a Monte Carlo floor. Where
 that counting would cost more than ``EXACT_MAX_OPS`` (5e8) additions per tie pattern (N = 256 in
-2 styles, say; at the bound a 480-unit layer takes about 1 s on one core) or hold more than
+2 styles, say; within the bounds a 480-unit layer takes at most about 2 s on one core) or hold more than
 ``EXACT_MAX_MB`` (256) MB of tables, or with ``null="permutation"`` (and in a layer whose tie
 patterns together would cost more than ``EXACT_MAX_WALK_OPS``, 4e9: units tied between their
 extremes, e.g. quantised, cost about a pass each), B = ``n_perm`` label
@@ -294,9 +294,10 @@ def _auroc_stack(xb: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 # --- the analysis ------------------------------------------------------------------------------
 
 def _unit_tests(x: np.ndarray, y: np.ndarray, n_s: int, n_perm: int, seed: int,
-                null: str = "exact") -> dict[str, np.ndarray]:
+                null: str = "exact") -> dict:
     """AUROC, permutation p and Cohen's d, each [S, U], for one layer's per-image unit means (the
-    trained network and the random-init control both call this, so they get the same test)."""
+    trained network and the random-init control both call this, so they get the same test), and
+    under "null" the ``auroc_pvalues`` info (the null used; why not the exact one)."""
     info: dict = {}
     p = auroc_pvalues(x, y, n_s, n_perm, seed, null=null, info=info)
     return {"auroc": auroc_matrix(x, y, n_s), "p": p, "d": cohens_d(x, y, n_s), "null": info}
