@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu, rankdata
 
-from interp_gan.findings.rank_sum import exact_is_cheap, rank_sum_counts, rank_sum_ops, rank_sum_pvalues
+from interp_gan.findings.rank_sum import (exact_is_cheap, rank_sum_counts, rank_sum_mb, rank_sum_ops, rank_sum_pvalues,
+                                         rank_sum_tables)
 
 
 def _r2(x):
@@ -71,17 +72,22 @@ def test_bad_input_is_one_line():
         rank_sum_counts(np.array([2, 4]), 3)
 
 
-def test_cost_bound_covers_the_demo_and_multistyle26_sizes_but_not_two_large_halves():
+def test_cost_bound_covers_the_demo_multistyle26_and_magenta_sizes_but_not_two_large_halves():
     assert rank_sum_ops(64, [16] * 4) < 2e6 and exact_is_cheap(64, [16] * 4)
     assert exact_is_cheap(256, [10] * 20 + [9] * 6)             # multistyle26: 256 images, 26 styles
-    assert not exact_is_cheap(256, [128, 128])
+    # the Magenta preset: 256 images in 6 styles of 42-43 (2.3e8 additions, 0.7 s a 480-unit layer)
+    assert rank_sum_ops(256, [43] * 4 + [42] * 2) > 2e8 and exact_is_cheap(256, [43] * 4 + [42] * 2)
+    assert exact_is_cheap(256, [64] * 4) and exact_is_cheap(512, [20] * 26)
+    assert not exact_is_cheap(256, [128, 128])                  # 1.6e9 additions: 3.8 s, 43x the shuffles
+    # memory alone: N = 512 in 4 styles would hold 0.8 GB of tables
+    assert rank_sum_mb(512, [128] * 4) > 512 and not exact_is_cheap(512, [128] * 4, max_ops=float("inf"))
     assert rank_sum_ops(20, [15, 5]) == rank_sum_ops(20, [5, 15])   # the complement is counted
 
 
 def test_tables_shared_over_tie_patterns_equal_one_table_each():
     """rank_sum_tables walks the patterns as a trie (ReLU-like rows share everything above their zeros);
     each table must equal the pattern's own. 40 patterns: more forks than the tables it keeps."""
-    from interp_gan.findings.rank_sum import MAX_KEPT, rank_sum_tables
+    from interp_gan.findings.rank_sum import MAX_KEPT
     rng = np.random.default_rng(2)
     rows = [_r2(np.r_[np.zeros(z), np.arange(1.0, 31 - z)]) for z in range(0, 25)]          # ReLU zeros
     rows += [_r2(rng.integers(0, 6, 30).astype(float)) for _ in range(15)]                # ties anywhere
@@ -94,3 +100,68 @@ def test_tables_shared_over_tie_patterns_equal_one_table_each():
         assert not c[:, own.shape[1]:].any()
         seen.add(g)
     assert seen == set(range(len(patterns)))
+
+
+def _mixed_patterns(seed=2):
+    rng = np.random.default_rng(seed)
+    rows = [_r2(np.r_[np.zeros(z), np.arange(1.0, 31 - z)]) for z in range(0, 25)]          # ReLU zeros
+    rows += [_r2(rng.integers(0, 6, 30).astype(float)) for _ in range(15)]                # ties anywhere
+    return np.unique(np.sort(np.array(rows), axis=1), axis=0)
+
+
+def test_tables_asked_for_some_rows_fill_those_rows_exactly_and_leave_the_rest_zero():
+    """rows=: each pattern's last run (a ReLU unit's zeros) is added for the read group sizes only."""
+    patterns = _mixed_patterns()
+    full = dict(rank_sum_tables(patterns, 8))
+    some = dict(rank_sum_tables(patterns, 8, rows=[3, 8]))
+    assert set(some) == set(full) == set(range(len(patterns)))
+    for g, c in some.items():
+        np.testing.assert_array_equal(c[[3, 8]], full[g][[3, 8]])
+        assert not c[[0, 1, 2, 4, 5, 6, 7]].any()
+        n = patterns.shape[1]
+        for k in (3, 8):                                      # the p-values read from them are the same
+            devs = np.arange(0, 2 * k * n, 7)
+            np.testing.assert_array_equal(rank_sum_pvalues(c, k, devs, n), rank_sum_pvalues(full[g], k, devs, n))
+    with pytest.raises(ValueError, match="rows must be group sizes"):
+        list(rank_sum_tables(patterns, 8, rows=[9]))
+
+
+def test_tables_stay_within_the_stated_memory():
+    """rank_sum_mb is what the exact path holds at once (tables kept at forks + working ones)."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    n, sizes = 128, [64, 64]
+    patterns = [np.sort(_r2(rng.standard_normal(n)))]
+    patterns += [np.sort(_r2(np.maximum(rng.standard_normal(n) + b, 0))) for b in np.linspace(-1, 1.5, 30)]
+    patterns = np.unique(np.array(patterns), axis=0)
+    tracemalloc.start()
+    for _ in rank_sum_tables(patterns, 64, rows=[64]):
+        pass
+    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    assert rank_sum_mb(n, sizes) * 0.5 < peak <= rank_sum_mb(n, sizes) * 1.05
+
+
+def test_walk_ops_count_what_the_tables_add_one_pass_for_relu_a_pass_each_for_middle_ties(monkeypatch):
+    """rank_sum_walk_ops prices the walk from the runs alone: it must equal the runs the tables add
+    (min(m, kmax) whole tables a run, one per row's first table), and tell ReLU-like rows (one
+    pass over the values in all) from rows tied between their extremes (about a pass each)."""
+    import interp_gan.findings.rank_sum as rs
+    rng = np.random.default_rng(5)
+    n, kmax, rows = 40, 10, [7, 10]
+    cells = (kmax + 1) * (kmax * (2 * n - kmax + 1) + 1)
+    relu = np.unique([np.sort(_r2(np.maximum(rng.standard_normal(n) + b, 0))) for b in np.linspace(-1, 2, 25)], axis=0)
+    middle = np.unique([np.sort(_r2(rng.integers(0, 8, n).astype(float))) for _ in range(25)], axis=0)
+    for patterns in (relu, middle, np.r_[relu, middle]):
+        spent = []
+        real_add, real_last = rs._add_run, rs._last_run
+        monkeypatch.setattr(rs, "_add_run", lambda c, w, m, top, inplace=False:
+                            spent.append(min(m, kmax) * cells) or real_add(c, w, m, top, inplace))
+        monkeypatch.setattr(rs, "_last_run", lambda c, w, m, top, r:
+                            spent.append(sum(min(m, j) + 1 for j in r) * cells / (kmax + 1)) or real_last(c, w, m, top, r))
+        list(rs.rank_sum_tables(patterns, kmax, rows=rows))
+        monkeypatch.undo()
+        assert rs.rank_sum_walk_ops(patterns, kmax, rows) == pytest.approx(sum(spent) + len(patterns) * cells)
+    one_pass = rank_sum_ops(n, [kmax])
+    assert rs.rank_sum_walk_ops(relu, kmax, rows) < 3 * one_pass
+    assert rs.rank_sum_walk_ops(middle, kmax, rows) > 0.5 * len(middle) * one_pass

@@ -22,8 +22,11 @@ statistic, i.e. |R - E R| of the style's rank sum R: a Mann-Whitney test). By de
 (``null="exact"``) it is the exact permutation null, every labeling counted by dynamic
 programming over (images, group size, rank sum) on twice the midranks (integers, so the
 two-sided comparison is exact; ``findings.rank_sum``): no p sits at a Monte Carlo floor. Where
-that counting would cost more than ``EXACT_MAX_OPS`` (1e8) additions per tie pattern (about
-0.1 s; N = 256 with groups near 100, say) or with ``null="permutation"``, B = ``n_perm`` label
+that counting would cost more than ``EXACT_MAX_OPS`` (5e8) additions per tie pattern (N = 256 in
+2 styles, say; within the bounds a 480-unit layer takes at most about 2 s on one core) or hold more than
+``EXACT_MAX_MB`` (256) MB of tables, or with ``null="permutation"`` (and in a layer whose tie
+patterns together would cost more than ``EXACT_MAX_WALK_OPS``, 4e9: units tied between their
+extremes, e.g. quantised, cost about a pass each), B = ``n_perm`` label
 shuffles are drawn instead ((1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010, floor
 1 / (1 + B)); the notes say which. Benjamini-Hochberg q-values over all unit × style tests of
 the run. Cohen's d uses the pooled (n - 1)-weighted SD.
@@ -69,7 +72,8 @@ from interp_gan.harvest.store import shard_batches
 from interp_gan.harvest.hooks import TraceDict, default_layers, resolve_layers
 from interp_gan.findings import Finding
 from interp_gan.findings.auroc import auroc_interval
-from interp_gan.findings.rank_sum import EXACT_MAX_OPS, exact_is_cheap, rank_sum_ops, rank_sum_pvalues, rank_sum_tables
+from interp_gan.findings.rank_sum import (EXACT_MAX_MB, EXACT_MAX_OPS, EXACT_MAX_WALK_OPS, exact_is_cheap, rank_sum_mb,
+                                         rank_sum_ops, rank_sum_pvalues, rank_sum_tables, rank_sum_walk_ops)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
@@ -167,16 +171,22 @@ def cohens_d(x: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 
 
 def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 2000, seed: int = 0,
-                  max_elems: int = 4_000_000, null: Literal["exact", "permutation"] = "exact") -> np.ndarray:
+                  max_elems: int = 4_000_000, null: Literal["exact", "permutation"] = "exact",
+                  info: dict | None = None) -> np.ndarray:
     """Two-sided permutation p-values [S, U] for the AUROCs of ``auroc_matrix`` (NaN columns: NaN).
 
     Shuffling labels against a column's ranks only depends on the multiset of those ranks, so
     the null is computed once per distinct sorted-rank pattern (one pattern for all tie-free
     units) and shared by the units that have it. null="exact": the exact permutation null of
     the rank sum (``findings.rank_sum``, no floor) when ``exact_null_used`` says it is cheap for
-    these group sizes, else ``n_perm`` Monte Carlo shuffles; null="permutation": always Monte Carlo,
-    p = (1 + #{null >= obs}) / (1 + n_perm).
+    these group sizes and the units' tie patterns cost at most ``EXACT_MAX_WALK_OPS`` additions
+    together (``rank_sum_walk_ops``: units tied in the middle, e.g. quantised, cost about a pass
+    each), else ``n_perm`` Monte Carlo shuffles; null="permutation": always Monte Carlo,
+    p = (1 + #{null >= obs}) / (1 + n_perm). info: a dict that gets "null" (the one used) and,
+    where the tie patterns were too costly, "patterns" and "walk_ops".
     """
+    info = {} if info is None else info
+    info["null"] = null
     if null not in ("exact", "permutation"):
         raise ValueError(f"null must be 'exact' or 'permutation', got {null!r}")
     x = np.asarray(x, dtype=np.float64)
@@ -196,8 +206,14 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     patterns, gid = np.unique(np.sort(r2, axis=0).T, axis=0, return_inverse=True)  # [G,N], [U_ok]
     gid = gid.ravel()
     if null == "exact" and exact_null_used(y, n_styles):
-        p[:, ok] = _exact_pvalues(patterns, gid, obs, npos.astype(np.int64), n)
-        return p
+        kmax, rows = int(np.minimum(npos, n - npos).max()), np.unique(np.minimum(npos, n - npos)).astype(int)
+        walk = rank_sum_walk_ops(patterns, kmax, rows)
+        if walk <= EXACT_MAX_WALK_OPS:
+            info["null"] = "exact"
+            p[:, ok] = _exact_pvalues(patterns, gid, obs, npos.astype(np.int64), n)
+            return p
+        info.update(patterns=len(patterns), walk_ops=walk)
+    info["null"] = "permutation"
     rng = np.random.default_rng(seed)
     exceed = np.zeros_like(obs)
     chunk = max(1, min(n_perm, max_elems // (n_styles * r2.shape[1])))
@@ -214,7 +230,7 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
 def exact_null_used(y: np.ndarray, n_styles: int, max_ops: float | None = None) -> bool:
     """Whether ``auroc_pvalues(null="exact")`` computes the exact null for these labels: the
     rank-sum counting costs at most ``max_ops`` (default ``EXACT_MAX_OPS``) additions per tie
-    pattern (``findings.rank_sum``)."""
+    pattern and its tables at most ``EXACT_MAX_MB`` MB (``findings.rank_sum``)."""
     y = np.asarray(y)
     return exact_is_cheap(len(y), np.bincount(y, minlength=n_styles), EXACT_MAX_OPS if max_ops is None else max_ops)
 
@@ -224,7 +240,7 @@ def _exact_pvalues(patterns: np.ndarray, gid: np.ndarray, obs: np.ndarray, npos:
     kmax = int(np.minimum(npos, n - npos).max())
     p = np.empty_like(obs)
     by_size = [(int(k), np.flatnonzero(npos == k)) for k in np.unique(npos)]     # styles of one size share a null
-    for g, counts in rank_sum_tables(patterns, kmax):
+    for g, counts in rank_sum_tables(patterns, kmax, rows=[min(k, n - k) for k, _ in by_size]):
         cols = np.flatnonzero(gid == g)
         for k, styles in by_size:
             p[np.ix_(styles, cols)] = rank_sum_pvalues(counts, k, obs[np.ix_(styles, cols)], n)
@@ -278,11 +294,13 @@ def _auroc_stack(xb: np.ndarray, y: np.ndarray, n_styles: int) -> np.ndarray:
 # --- the analysis ------------------------------------------------------------------------------
 
 def _unit_tests(x: np.ndarray, y: np.ndarray, n_s: int, n_perm: int, seed: int,
-                null: str = "exact") -> dict[str, np.ndarray]:
+                null: str = "exact") -> dict:
     """AUROC, permutation p and Cohen's d, each [S, U], for one layer's per-image unit means (the
-    trained network and the random-init control both call this, so they get the same test)."""
-    return {"auroc": auroc_matrix(x, y, n_s), "p": auroc_pvalues(x, y, n_s, n_perm, seed, null=null),
-            "d": cohens_d(x, y, n_s)}
+    trained network and the random-init control both call this, so they get the same test), and
+    under "null" the ``auroc_pvalues`` info (the null used; why not the exact one)."""
+    info: dict = {}
+    p = auroc_pvalues(x, y, n_s, n_perm, seed, null=null, info=info)
+    return {"auroc": auroc_matrix(x, y, n_s), "p": p, "d": cohens_d(x, y, n_s), "null": info}
 
 
 def _harvest(subject, data: AnalysisData, layers: Sequence[str], seed: int, what: str) -> dict[str, np.ndarray]:
@@ -312,8 +330,9 @@ class StyleUnits(Analysis):
     interval at AUROC 0 / 1; never zero width) or "bootstrap" (percentile, ``n_boot``
     resamples; collapses when the groups separate). null: "exact" (the default) counts every
     labeling of the rank sum (``findings.rank_sum``; no floor) where that costs at most
-    ``EXACT_MAX_OPS`` additions per tie pattern, else falls back to ``n_perm`` Monte Carlo label
-    shuffles (the smallest possible p is then 1 / (n_perm + 1)); "permutation" always shuffles;
+    ``EXACT_MAX_OPS`` additions per tie pattern, ``EXACT_MAX_MB`` of tables and, for a layer's
+    tie patterns together, ``EXACT_MAX_WALK_OPS`` additions, else falls back to ``n_perm`` Monte
+    Carlo label shuffles (the smallest possible p is then 1 / (n_perm + 1)); "permutation" always shuffles;
     the notes say which null was used. min_per_style: the fewest images generated toward any
     one style. control: also run the statistics at random initialisation (``control_seed``,
     default ``seed``) and tabulate both per layer (``style_units_control``).
@@ -405,7 +424,8 @@ class StyleUnits(Analysis):
         if self.ci == "bootstrap":
             notes.append(f"{nonfinite} bootstrap replicate values were not finite and were left out of the "
                          f"percentiles" if nonfinite else "every bootstrap replicate was finite")
-        notes += self._null_notes(df["p_value"].to_numpy(dtype=float), y, n_s)
+        notes += self._null_notes(df["p_value"].to_numpy(dtype=float), y, n_s,
+                                  {layer: t["null"] for layer, t in per_layer.items()})
         tables = {"style_units": df}
         if self.control and per_layer:
             tables["style_units_control"], tables["style_units_control_draws"] = self._control(
@@ -413,9 +433,10 @@ class StyleUnits(Analysis):
         return Finding(self.name, params, tables=tables, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
 
-    def _null_notes(self, pv: np.ndarray, y: np.ndarray, n_s: int) -> list[str]:
+    def _null_notes(self, pv: np.ndarray, y: np.ndarray, n_s: int, used: dict | None = None) -> list[str]:
         """What the p-values' null is, and where a p cannot get small enough (Monte Carlo: the floor
-        1/(n_perm+1); exact: 2/C(N, n) for the smallest group n, untied ranks)."""
+        1/(n_perm+1); exact: 2/C(N, n) for the smallest group n, untied ranks). used: per layer,
+        the ``auroc_pvalues`` info (which null, and why not the exact one)."""
         m, n = int(np.isfinite(pv).sum()), len(y)
         sizes = np.bincount(y, minlength=n_s)
         if self.null == "exact" and exact_null_used(y, n_s):
@@ -426,11 +447,18 @@ class StyleUnits(Analysis):
             if m and smallest > 0.05 / m:
                 out.append(f"the smallest possible exact p is 2/C({n}, {k}) = {smallest:.2g}; with {m} tests a lone "
                            f"discovery needs p < 0.05/{m}: generate more images per style")
-            return out
+            mc = {layer: i for layer, i in (used or {}).items() if "walk_ops" in i}
+            for layer, i in mc.items():
+                out.append(f"{layer}: Monte Carlo null ({self.n_perm} label shuffles) instead: its {i['patterns']} tie "
+                           f"patterns (units tied between their extremes, e.g. quantised values) would take "
+                           f"{i['walk_ops']:.2g} additions, above {EXACT_MAX_WALK_OPS:.0e} per layer")
+            fl = floor_note(pv, self.n_perm, what="unit x style tests", min_share=0.05) if mc else None
+            return out + ([fl] if fl else [])
         out = [f"p: Monte Carlo permutation null ({self.n_perm} label shuffles, (1 + #) / (n_perm + 1))"
                + ("" if self.null == "permutation" else
-                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern, above "
-                  f"{EXACT_MAX_OPS:.0e} (interp_gan/findings/rank_sum.py)")]
+                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern and "
+                  f"{rank_sum_mb(n, sizes):.0f} MB of tables, above {EXACT_MAX_OPS:.0e} additions or "
+                  f"{EXACT_MAX_MB:.0f} MB (interp_gan/findings/rank_sum.py)")]
         if m and m / (self.n_perm + 1) > 0.05:
             out.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
                        f"lone discovery needs p < 0.05/{m}: raise n_perm above {20 * m}")
@@ -442,7 +470,7 @@ class StyleUnits(Analysis):
         draw (seed + j), the share of tests at q < 0.05 per layer and in all (``style_units_control_draws``)."""
         seed = self.seed if self.control_seed is None else self.control_seed
         before = _params_digest(subject.generator)
-        draw_rows, first = [], None
+        draw_rows, first, fell_back = [], None, 0
         for j in range(self.control_draws):
             with subject.random_init(seed + j) as ctrl:
                 changed = _params_digest(ctrl.generator) != before
@@ -453,6 +481,7 @@ class StyleUnits(Analysis):
                                         self.null)
                      for li, layer in enumerate(layers) if layer in means}
             q_j = bh_qvalues(np.concatenate([t["p"].ravel() for t in ctl_j.values()])) if ctl_j else np.array([])
+            fell_back += sum("walk_ops" in t["null"] for t in ctl_j.values())
             if j == 0:
                 first = (changed, ctl_j, q_j)
             at = 0
@@ -471,6 +500,9 @@ class StyleUnits(Analysis):
         if not changed:
             notes.append("random-init control: no generator module has reset_parameters, so the control equals "
                          "the trained model and says nothing")
+        if fell_back:
+            notes.append(f"random-init control: {fell_back} layer draws had tie patterns too costly for the exact "
+                         f"null (above {EXACT_MAX_WALK_OPS:.0e} additions) and used {self.n_perm} label shuffles")
         if self.control_draws > 1:
             notes.append(f"random-init control: {self.control_draws} draws (seeds {seed}..{seed + self.control_draws - 1}); "
                          "the verdict compares the trained rate with the draws' spread (docs/statistics.md), the "

@@ -175,6 +175,47 @@ def test_exact_pvalues_with_ties_equal_full_enumeration():
     assert (p[:, 0] == 1).all()
 
 
+def test_exact_null_is_used_at_the_magenta_preset_size():
+    """256 images in 6 styles of 42-43: 2.3e8 additions per table, 0.7 s for a 480-unit layer
+    against 0.2-0.3 s for 5000 shuffles (docs/scaling.md), so the exact null, not the floor."""
+    from interp_gan.analyses.units.style_units import exact_null_used
+    y = np.arange(256) % 6
+    assert exact_null_used(y, 6) and exact_null_used(np.arange(256) % 4, 4)
+    assert not exact_null_used(np.arange(256) % 2, 2)
+    f = StyleUnits(n_perm=5000)
+    notes = f._null_notes(np.full(6 * 480, 0.5), y, 6)
+    assert notes[0].startswith("p: exact permutation null") and not any("floor" in n for n in notes)
+
+
+def test_a_layer_whose_tie_patterns_cost_too_much_falls_back_to_shuffles_alone(monkeypatch):
+    """Units tied between their extremes (quantised values) each cost about a pass of the rank-sum
+    DP; past EXACT_MAX_WALK_OPS for the layer, that layer's p are Monte Carlo, and the notes say so."""
+    import interp_gan.analyses.units.style_units as su
+    from interp_gan.findings.rank_sum import rank_sum_walk_ops
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 4
+    untied = rng.standard_normal((64, 10))
+    quantised = rng.integers(0, 6, (64, 30)).astype(float)
+    walk = {name: rank_sum_walk_ops(np.unique(np.sort(su._rank2(x), axis=0).T, axis=0), 16, [16])
+            for name, x in (("untied", untied), ("quantised", quantised))}
+    assert walk["quantised"] > 10 * walk["untied"]
+    monkeypatch.setattr(su, "EXACT_MAX_WALK_OPS", 2 * walk["untied"])
+    for x, used in ((untied, "exact"), (quantised, "permutation")):
+        info = {}
+        p = auroc_pvalues(x, y, 4, n_perm=99, info=info)
+        assert info["null"] == used
+        assert np.allclose(p * 100, np.round(p * 100)) == (used == "permutation")
+    assert info["patterns"] == 30 and info["walk_ops"] == walk["quantised"]
+    # in the analysis: the note names the layer, the control counts its draws
+    monkeypatch.setattr(su, "EXACT_MAX_WALK_OPS", 1.0)
+    f = StyleUnits(layers=["mix"], n_perm=100, seed=0, control_draws=1).run(make_planted_subject(), make_planted_data())
+    assert f.notes and any(n.startswith("p: exact permutation null") for n in f.notes)
+    assert any(n.startswith("mix: Monte Carlo null (100 label shuffles) instead") for n in f.notes)
+    assert any(n.startswith("random-init control: 1 layer draws had tie patterns too costly") for n in f.notes)
+    p = f.tables["style_units"]["p_value"].to_numpy()
+    assert np.allclose(p * 101, np.round(p * 101))
+
+
 def test_exact_null_is_used_where_cheap_by_the_trained_run_and_its_control(monkeypatch):
     import interp_gan.analyses.units.style_units as su
     calls = []
