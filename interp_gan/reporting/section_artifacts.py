@@ -182,6 +182,9 @@ def artifacts_section(finding, ctx: ReportContext) -> Section:
         blocks += [fold_open("Table: the trade-off curve"),
                    Table(t, caption="Each k: the top k units removed together on the held-out half, change against "
                                     "the unedited images (95% CI where shown)", max_rows=len(t)), FOLD_CLOSE]
+    for n in finding.notes:
+        if "bootstrap resamples had no spread" in n:     # the intervals' Student's t sides, as ablation says
+            blocks.append(f"<p><i>{html.escape(n)}</i></p>")
     if chosen is not None:
         blocks.append(f"<p><i>Repair's choice: {html.escape(str(chosen['reason']))}. Rule: "
                       f"{html.escape(str(chosen['rule']))}.</i></p>")

@@ -210,31 +210,35 @@ CHOICE_RULE = ("k = the one of 1..k_max with the largest d_logit effect among th
                "ties to the smaller k; none: k = 0, no repair")
 
 
-def _paired(measure: str, v: np.ndarray, n_boot: int, seed: int) -> dict:
-    lo, hi, _ = bootstrap_t_mean_ci(v, n_boot, seed)
+def _paired(measure: str, v: np.ndarray, n_boot: int, seed: int, flat: list[int]) -> dict:
+    """A paired row with its studentized CI; adds its resamples without spread to ``flat[0]``."""
+    lo, hi, bad = bootstrap_t_mean_ci(v, n_boot, seed)
+    flat[0] += bad
     return dict(measure=measure, effect=float(np.mean(v)), ci_low=lo, ci_high=hi, n=len(v))
 
 
 def _curve_rows(k: int, units: Sequence[int], m: dict, base: dict, real: np.ndarray | None, n_boot: int,
-                seed: int, k_max: int = 1) -> list[dict]:
-    """The trade-off rows of one k: the ablated pass ``m`` against the unedited ``base`` (same images).
-    The realism row also carries ``ci_low_simul``: its lower bound at level 1 - 0.05 / k_max, the
-    gate ``choose_k`` uses (k_max nested sets are scanned; one 95% interval each would propose a
-    repair under the null about twice as often as 5%)."""
+                seed: int, k_max: int = 1) -> tuple[list[dict], int]:
+    """(rows, resamples without spread) of one k: the ablated pass ``m`` against the unedited
+    ``base`` (same images). The realism row also carries ``ci_low_simul``: its lower bound at level
+    1 - 0.05 / k_max, the gate ``choose_k`` uses (k_max nested sets are scanned; one 95% interval
+    each would propose a repair under the null about twice as often as 5%); it reads the same
+    resamples as the row's 95% interval (same values and seed), so they are counted once."""
     v = m["logit"] - base["logit"]
-    rows = [dict(_paired(REALISM, v, n_boot, seed),
+    flat = [0]
+    rows = [dict(_paired(REALISM, v, n_boot, seed, flat),
                  ci_low_simul=bootstrap_t_mean_ci(v, n_boot, seed, level=1 - 0.05 / max(1, k_max))[0])]
     if real is not None and m["feat"] is not None:   # no interval: see the module docstring
         rows.append(dict(measure="d_kid", effect=kid(m["feat"], real) - kid(base["feat"], real), ci_low=np.nan,
                          ci_high=np.nan, n=len(m["feat"])))
     if m["log_odds"] is not None:
-        rows.append(_paired(STYLE, m["log_odds"] - base["log_odds"], n_boot, seed + 2))
+        rows.append(_paired(STYLE, m["log_odds"] - base["log_odds"], n_boot, seed + 2, flat))
         rows.append(dict(measure="d_style_acc", effect=float(m["correct"].mean() - base["correct"].mean()),
                          ci_low=np.nan, ci_high=np.nan, n=len(m["correct"])))
     if m["lum"] is not None:
-        rows.append(_paired(CONTENT, m["lum"] - base["lum"], n_boot, seed + 3))
+        rows.append(_paired(CONTENT, m["lum"] - base["lum"], n_boot, seed + 3, flat))
     us = ";".join(map(str, units))
-    return [dict(k=k, units=us, **r) for r in rows]
+    return [dict(k=k, units=us, **r) for r in rows], flat[0]
 
 
 def choose_k(tradeoff: pd.DataFrame) -> tuple[int, str]:
@@ -279,6 +283,7 @@ class RepairPlan:
     tradeoff: pd.DataFrame
     n_rank: int
     n_test: int
+    n_flat: int = 0                     # bootstrap resamples without spread (t = +-inf) in the two tables' CIs
 
     def edit(self):
         """The ``ModelEdit`` ablating the chosen units (None when k = 0)."""
@@ -320,11 +325,12 @@ def _plan(subject, data: AnalysisData, layer: str, k_max: int, n_boot: int, seed
     n_units = _n_units(subject, layer, data, z)
     real = _real_features(subject, data)
     base = _pass(subject, data, z, rank_sel, seed)
-    rows = []
+    rows, n_flat = [], 0
     for u in range(n_units):
         m = _pass(subject, data, z, rank_sel, seed, layer, [u])
         v = m["logit"] - base["logit"]
-        lo, hi, _ = bootstrap_t_mean_ci(v, n_boot, seed + u)
+        lo, hi, bad = bootstrap_t_mean_ci(v, n_boot, seed + u)
+        n_flat += bad
         dk = kid(m["feat"], real) - kid(base["feat"], real) if real is not None and m["feat"] is not None else np.nan
         rows.append(dict(layer=layer, unit=u, d_logit=float(v.mean()), ci_low=lo, ci_high=hi, d_kid=dk, n=len(v)))
     units_df = pd.DataFrame(rows).sort_values(["d_logit", "unit"], ascending=[False, True], kind="stable")
@@ -336,14 +342,17 @@ def _plan(subject, data: AnalysisData, layer: str, k_max: int, n_boot: int, seed
     curve = []
     for k in range(1, k_max + 1):
         m = _pass(subject, data, z, test_sel, seed, layer, order[:k])
-        curve += _curve_rows(k, order[:k], m, tb, real, n_boot, curve_seed(seed, k), k_max=k_max)
+        rows_k, bad = _curve_rows(k, order[:k], m, tb, real, n_boot, curve_seed(seed, k), k_max=k_max)
+        curve += rows_k
+        n_flat += bad
     # ci_low_simul (the d_logit rows) is the gate choose_k reads: without the column it would fall back
     # to the per-k 95% bound, which proposes a repair under the null about twice as often
     tradeoff = pd.DataFrame(curve, columns=["k", "units", "measure", "effect", "ci_low", "ci_high", "n",
                                             "ci_low_simul"])
     tradeoff.insert(0, "layer", layer)
     k, reason = choose_k(tradeoff)
-    plan = RepairPlan(layer, k_max, k, order[:k], order, reason, units_df, tradeoff, len(rank_sel), len(test_sel))
+    plan = RepairPlan(layer, k_max, k, order[:k], order, reason, units_df, tradeoff, len(rank_sel), len(test_sel),
+                      n_flat)
     return plan, dict(z=z, test_sel=test_sel, base=tb, real=real, n_units=n_units)
 
 
@@ -475,8 +484,10 @@ class ArtifactUnits(Analysis):
         d_top = effects[0][0]
         r_means = np.array([e[0].mean() for e in effects[1:]])
         # the top k's d_logit is the trade-off curve's row for this k (the same images and pass): the same
-        # seed, so the two tables print one interval, not two that may disagree about 0
-        lo, hi, _ = bootstrap_t_mean_ci(d_top, self.n_boot, curve_seed(self.seed, k))
+        # seed, so the two tables print one interval, not two that may disagree about 0 (and its resamples
+        # without spread are the curve row's, counted in plan.n_flat, unless k is beyond the curve's k_max)
+        lo, hi, bad = bootstrap_t_mean_ci(d_top, self.n_boot, curve_seed(self.seed, k))
+        n_flat = plan.n_flat + (bad if k > plan.k_max else 0)
         common = dict(layer=layer, k=k, n=len(test_sel))
         rep.append(dict(common, units=";".join(map(str, top)), baseline="top", measure="d_logit",
                         effect=float(d_top.mean()), ci_low=lo, ci_high=hi, n_sets=1,
@@ -512,6 +523,9 @@ class ArtifactUnits(Analysis):
                      f"the held-out {plan.n_test} images, so the curve is not fitted to the images it is measured on. "
                      + (f"Repair's choice: k = {plan.k} ({plan.reason}): interp-gan repair CHECKPOINT --layer {layer} "
                         f"--k {plan.k_max}." if plan.k else f"Repair's choice: none ({plan.reason})."))
+        notes.append(f"{n_flat} bootstrap resamples had no spread (t = +-inf, kept as the extremes they are; "
+                     f"where they reach an interval's tail that side is Student's t bound)" if n_flat
+                     else "every bootstrap resample had spread")
         return Finding(self.name, params=self.params(),
                        tables={"artifact_units": plan.units_table, "artifact_repair": pd.DataFrame(rep),
                                "artifact_tradeoff": plan.tradeoff, "artifact_choice": choice},

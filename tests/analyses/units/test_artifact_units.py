@@ -1,5 +1,7 @@
 """Artifact units: a toy generator whose unit 2 paints a bright blob that the discriminator
 calls unreal; that unit is ranked first, beats random unit sets, and `repair` removes the blob."""
+import html
+
 import numpy as np
 import pytest
 import torch
@@ -421,3 +423,55 @@ def test_no_repair_reason_names_the_simultaneous_bound_it_read():
     k, why = choose_k(t)
     assert k == 0 and "with its simultaneous lower bound (ci_low_simul) above 0" in why, why   # not "beyond" a bound
     assert "beyond its CI" in choose_k(t.drop(columns="ci_low_simul").assign(ci_low=[-0.01, -0.1]))[1]
+
+
+class CoarseD(nn.Module):
+    """Realism logit: the image's mean rounded to 1/50, so most single-unit ablations change it by 0."""
+
+    def adv_logit(self, images, style_ids):
+        return torch.round(images.mean(dim=(1, 2, 3)) * 50) / 50
+
+
+def test_resamples_without_spread_are_counted_once_each_and_shown_in_the_section(monkeypatch):
+    """Ablating a unit that paints no bright pixel leaves D's logit unchanged on most images: paired
+    changes of many zeros, whose bootstrap resamples often have no spread (t = +-inf; the interval
+    keeps them, with Student's t on a side they reach). The finding says how many, as ablation and
+    style edits do, counting each distinct resampling once (the ci_low_simul bound and the top set's
+    row reuse the curve row's), and the section prints the note (before: the count was thrown away)."""
+    import re
+
+    import interp_gan.analyses.units.artifacts as art
+    from interp_gan.reporting import ReportContext, get_section
+
+    seen: dict = {}
+    real_ci = art.bootstrap_t_mean_ci
+
+    def recording(v, n_boot, seed, level=0.95):
+        out = real_ci(v, n_boot, seed, level=level)
+        seen[(np.asarray(v, dtype=np.float64).tobytes(), n_boot, seed)] = out[2]
+        return out
+    monkeypatch.setattr(art, "bootstrap_t_mean_ci", recording)
+    subject, data = _toy()
+    subject.discriminator = CoarseD()
+    f = build_analysis("artifact_units", layer="feat", k=1, k_max=3, n_random=3, n_boot=50, n_show=1
+                       ).run(subject, data)
+    said = [n for n in f.notes if "bootstrap resamples had no spread" in n]
+    assert sum(seen.values()) > 0 and len(said) == 1, f.notes
+    assert int(re.match(r"(\d+) bootstrap resamples", said[0]).group(1)) == sum(seen.values())
+    sec = get_section("artifact_units")(f, ReportContext(style_names=subject.style_names))
+    assert any(isinstance(b, str) and said[0] in html.unescape(b) for b in sec.blocks)
+
+
+def test_no_note_in_the_section_when_every_resample_had_spread(monkeypatch):
+    import interp_gan.analyses.units.artifacts as art
+    from interp_gan.reporting import ReportContext, get_section
+
+    real_ci = art.bootstrap_t_mean_ci
+    monkeypatch.setattr(art, "bootstrap_t_mean_ci", lambda v, n_boot, seed, level=0.95:
+                        real_ci(np.asarray(v) + np.linspace(0, 1e-3, len(v)), n_boot, seed, level=level))
+    subject, data = _toy()
+    f = build_analysis("artifact_units", layer="feat", k=1, k_max=2, n_random=3, n_boot=50, n_show=1
+                       ).run(subject, data)
+    assert "every bootstrap resample had spread" in f.notes
+    sec = get_section("artifact_units")(f, ReportContext(style_names=subject.style_names))
+    assert not any(isinstance(b, str) and "spread" in b for b in sec.blocks)
