@@ -43,7 +43,8 @@ content image, the ``lum_corr`` of training's evaluation). Paired changes carry 
 bootstrap CI (Efron & Tibshirani 1993); ``d_kid`` and ``d_style_acc`` are shown without one (the
 percentile bootstrap of a KID difference resamples duplicate images
 into the unbiased estimate and can put the estimate at the edge of its own interval; it has no
-coverage check yet, so neither table prints it). Ranking on one half and measuring on the other keeps the
+coverage check yet, so neither table prints it). A note counts the bootstrap resamples without
+spread (each resampling once; ``findings/studentized.py``). Ranking on one half and measuring on the other keeps the
 curve honest: the units were not chosen on the images that score them.
 
 Repair's choice (``choose_k``, ``CHOICE_RULE``): the k with the largest ``d_logit`` among those
