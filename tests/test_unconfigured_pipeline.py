@@ -47,6 +47,24 @@ def family_pipeline():
     return dataclasses.replace(cfg, analyses=tuple(s for s in cfg.analyses if s.name != "replication"))
 
 
+
+def analyze_family(path, out_dir, reasons: bool = False) -> dict:
+    """Run ``family_pipeline`` on one family's file: no analysis fails, every one is in findings.json,
+    exactly those in SKIPS skip (``reasons``: each with its SKIPS reason). Returns the findings."""
+    import json
+
+    from interp_gan.pipeline import analyze
+    cfg = family_pipeline()
+    _, failed = analyze(path, cfg, out_dir=out_dir, paper=False)
+    assert failed == []
+    found = json.loads((out_dir / "findings.json").read_text())
+    assert set(found) == {a.name for a in cfg.analyses}
+    for name, f in found.items():
+        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+        if reasons and f["skipped"]:
+            assert SKIPS[name] in f["skipped"], (name, f["skipped"])
+    return found
+
 def _pth(tmp_path, block="conv_block"):
     torch.manual_seed(0)
     G = CycleGANGenerator(ngf=4, n_blocks=2)

@@ -346,16 +346,9 @@ def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
     import json
 
     from interp_gan.config import load_pipeline
-    from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
+    from tests.test_unconfigured_pipeline import analyze_family
 
     p = _save(reference_state_dict((4, 8, 8, 8), 1), tmp_path / "face_paint_512_v2.pt")
-    cfg = family_pipeline()
-    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep", paper=False)
-    assert failed == []
-    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
-    assert set(found) == {a.name for a in cfg.analyses}
-    for name, f in found.items():
-        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+    found = analyze_family(p, tmp_path / "rep")
     assert any("'block_c.2.conv', chosen by default" in n for n in found["directions"]["notes"])
     assert any("used 'block_c.2.conv'" in n for n in found["embedding"]["notes"])

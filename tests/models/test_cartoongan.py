@@ -5,7 +5,6 @@ names, random weights); the expected output from ``tests.models.cartoongan_refer
 forward over the same keys with the port's own instance norm, and ``test.py``'s BGR / range steps), never
 from our module. Old code: such a file reached the CycleGAN-family ResNet parser and was refused in one line.
 """
-import json
 
 import numpy as np
 import pytest
@@ -198,19 +197,10 @@ def test_the_overview_cites_the_paper():
 
 @pytest.mark.slow   # ~10 s: every analysis of analyses/full.toml (but replication) on a CartoonGAN nobody configured
 def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
-    from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
+    from tests.test_unconfigured_pipeline import analyze_family
 
     p = _save(cartoongan(w=(4, 8, 8), n_res=2), tmp_path / "Hayao_net_G_float.pth")
-    cfg = family_pipeline()
-    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep", paper=False)
-    assert failed == []
-    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
-    assert set(found) == {a.name for a in cfg.analyses}
-    for name, f in found.items():
-        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
-        if f["skipped"]:
-            assert SKIPS[name] in f["skipped"], (name, f["skipped"])
+    found = analyze_family(p, tmp_path / "rep", reasons=True)
     assert any("'res.1', chosen by default" in n for n in found["directions"]["notes"])
     assert any("used 'res.1'" in n for n in found["embedding"]["notes"])
     html = (tmp_path / "rep" / "index.html").read_text()

@@ -311,17 +311,10 @@ def test_analyze_runs_dissection_end_to_end(tmp_path, capsys):
 @pytest.mark.slow   # ~10 s: every analysis of analyses/full.toml (but replication) on a fast neural style network nobody configured
 def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
     from interp_gan.config import load_pipeline
-    from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
+    from tests.test_unconfigured_pipeline import analyze_family
 
     p = _save(reference_state_dict((4, 8, 8), n_res=2, running=True), tmp_path / "mosaic.pth")
-    cfg = family_pipeline()
-    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep", paper=False)
-    assert failed == []
-    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
-    assert set(found) == {a.name for a in cfg.analyses}
-    for name, f in found.items():
-        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+    found = analyze_family(p, tmp_path / "rep")
     assert any("'res2', chosen by default" in n for n in found["directions"]["notes"])
     assert any("used 'res2'" in n for n in found["embedding"]["notes"])
 

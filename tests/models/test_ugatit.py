@@ -436,15 +436,8 @@ def test_full_pipeline_runs_or_skips_every_analysis(tmp_path):
     import json
 
     from interp_gan.config import load_pipeline
-    from interp_gan.pipeline import analyze
-    from tests.test_unconfigured_pipeline import SKIPS, family_pipeline
+    from tests.test_unconfigured_pipeline import analyze_family
 
     p = _save(params_file(ngf=2, n_blocks=1, img_size=32), tmp_path / "selfie2anime_params_latest.pt")
-    cfg = family_pipeline()
-    report, failed = analyze(p, cfg, out_dir=tmp_path / "rep", paper=False)
-    assert failed == []
-    found = json.loads((tmp_path / "rep" / "findings.json").read_text())
-    assert set(found) == {a.name for a in cfg.analyses}
-    for name, f in found.items():
-        assert bool(f["skipped"]) == (name in SKIPS), (name, f["skipped"])
+    found = analyze_family(p, tmp_path / "rep")
     assert any("'conv1x1', chosen by default" in n for n in found["directions"]["notes"])
