@@ -206,58 +206,33 @@ def build_targets(subject, data, names, *, n_images: int, baseline: Baseline = "
         check_style(real_labels, S, "data.style_labels")
     with torch.no_grad():
         generated = subject.generate(content, style_ids, z)
+    plan, skipped = available_targets(subject, data, names, n_images=n_images, region=region)
     targets: list[Target] = []
-    skipped: list[tuple[str, str]] = []
-    scorers = {s[0]: s for s in _scorers(subject)}
-
-    for name in ("classifier", "texture_classifier", "discriminator"):
-        if name not in names:
-            continue
-        _, module, fn, why = scorers[name]
-        if why:
-            skipped.append((name, why))
-            continue
-        for source, imgs, labels in (("real", real, real_labels), ("generated", generated, style_ids)):
-            if imgs is None:
-                skipped.append((f"{name}/{source}", "the data has no labelled real style images"))
-                continue
-            targets.append(Target(name, source, fn, imgs, make_baseline(baseline, imgs), labels,
-                                  model=module, cam_layer=_last_conv(module, lambda: fn(imgs[:1])), styles=labels, images=imgs))
-
-    # the generator is scored by the first image model it has: classifier, texture, D
-    scorer = next(((s[0], s[1], s[2]) for s in scorers.values() if not s[3]), None)
-    for name in ("generator", "generator_code"):
-        if name not in names:
-            continue
-        if name == "generator" and not getattr(subject, "uses_content", True):
-            skipped.append((name, _CONTENT_IGNORED))
-            continue
-        if scorer is None:
-            skipped.append((name, "no classifier or discriminator to score the generated image's style"))
-            continue
-        if name == "generator":
-            targets.append(Target(name, "content", _Scored(subject, scorer[2]), content,
+    for p in plan:
+        name = p["name"]
+        if not p["on_generator"]:
+            imgs, labels = (real, real_labels) if p["source"] == "real" else (generated, style_ids)
+            fn = p["fn"]
+            targets.append(Target(name, p["source"], fn, imgs, make_baseline(baseline, imgs), labels,
+                                  model=p["model"], cam_layer=_last_conv(p["model"], lambda: fn(imgs[:1])),
+                                  styles=labels, images=imgs))
+        elif name == "generator":
+            score = p["scorer"]
+            targets.append(Target(name, "content", _Scored(subject, score), content,
                                   make_baseline(baseline, content), style_ids, (style_ids, z),
-                                  model=subject.generator, cam_layer=_last_conv(scorer[1], lambda: scorer[2](generated[:1])),
-                                  styles=style_ids, images=content, meta={"scorer": scorer[0]}))
-        elif not subject.has_latent:
-            skipped.append((name, "the subject has no latent style code (stylize_code)"))
-        else:
+                                  model=subject.generator,
+                                  cam_layer=_last_conv(p["scorer_model"], lambda: score(generated[:1])),
+                                  styles=style_ids, images=content, meta={"scorer": p["scorer_name"]}))
+        elif name == "generator_code":
             with torch.no_grad():
                 code = subject.style_code(style_ids, z)
                 # baseline: the average code over all styles for the same z (a style-neutral code)
                 all_codes = torch.stack([subject.style_code(torch.full_like(style_ids, k), z)
                                          for k in range(S)])
-            targets.append(Target(name, "code", _CodeScored(subject, scorer[2]), code,
+            targets.append(Target(name, "code", _CodeScored(subject, p["scorer"]), code,
                                   all_codes.mean(0), style_ids, (content,), model=subject.generator,
-                                  styles=style_ids, images=generated, meta={"scorer": scorer[0]}))
-
-    if "region" in names:
-        if not getattr(subject, "uses_content", True):
-            skipped.append(("region", _CONTENT_IGNORED))
-        elif region is None:
-            skipped.append(("region", "no region given (param region: a [H,W] mask or a box name)"))
-        else:
+                                  styles=style_ids, images=generated, meta={"scorer": p["scorer_name"]}))
+        else:                                                     # region
             mask = region_mask(region, *content.shape[-2:]).to(dev)
             targets.append(Target("region", "content", _RegionSum(subject, mask), content,
                                   make_baseline(baseline, content), None, (style_ids, z),
@@ -268,13 +243,15 @@ def build_targets(subject, data, names, *, n_images: int, baseline: Baseline = "
 
 def available_targets(subject, data, names, *, n_images: int, region: str | Tensor | None = "center"
                       ) -> tuple[list[dict], list[tuple[str, str]]]:
-    """What ``build_targets`` would build, found without running a model (for cost estimates):
-    ([{name, source, model, fn, n, on_generator[, scorer]}], [(name, why skipped)]). ``fn`` is the
-    image model's image -> logits (None for the targets that run the generator); ``scorer`` is
-    what scores the generator's image (the generator targets)."""
+    """The plan of ``build_targets``, found without running a model (cost estimates read it too):
+    ([{name, source, model, fn, n, on_generator[, scorer, scorer_name, scorer_model]}],
+    [(name, why skipped)]), in the order the targets are built. ``fn`` is the image model's
+    image -> logits (None for the targets that run the generator); ``scorer`` is what scores the
+    generator's image (the generator targets). Every skip decision is made here, once."""
     n = min(n_images, len(data))
     real = data.style_images is not None and data.style_labels is not None and len(data.style_images) > 0
     n_real = min(n_images, len(data.style_images)) if real else 0
+    uses_content = getattr(subject, "uses_content", True)
     out: list[dict] = []
     skipped: list[tuple[str, str]] = []
     scorers = {s[0]: s for s in _scorers(subject)}
@@ -290,19 +267,25 @@ def available_targets(subject, data, names, *, n_images: int, region: str | Tens
                 skipped.append((f"{name}/{source}", "the data has no labelled real style images"))
                 continue
             out.append(dict(name=name, source=source, model=module, fn=fn, n=k, on_generator=False))
+    # the generator is scored by the first image model it has: classifier, texture, D
     scorer = next((s for s in scorers.values() if not s[3]), None)
     for name in ("generator", "generator_code"):
         if name not in names:
             continue
-        if scorer is None:
+        if name == "generator" and not uses_content:
+            skipped.append((name, _CONTENT_IGNORED))
+        elif scorer is None:
             skipped.append((name, "no classifier or discriminator to score the generated image's style"))
         elif name == "generator_code" and not subject.has_latent:
             skipped.append((name, "the subject has no latent style code (stylize_code)"))
         else:
             out.append(dict(name=name, source="content" if name == "generator" else "code", model=subject.generator,
-                            fn=None, n=n, on_generator=True, scorer=scorer[2]))
+                            fn=None, n=n, on_generator=True, scorer=scorer[2], scorer_name=scorer[0],
+                            scorer_model=scorer[1]))
     if "region" in names:
-        if region is None:
+        if not uses_content:
+            skipped.append(("region", _CONTENT_IGNORED))
+        elif region is None:
             skipped.append(("region", "no region given (param region: a [H,W] mask or a box name)"))
         else:
             out.append(dict(name="region", source="content", model=subject.generator, fn=None, n=n, on_generator=True))

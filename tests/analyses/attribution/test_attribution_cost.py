@@ -53,3 +53,24 @@ def test_the_shuffled_label_training_is_priced_as_its_worst_case_and_said():
     assert "up to 40 shuffled-label steps" in line
     generated = build_analysis("attribution", label_steps=40, **{**kw, "targets": ("discriminator",)})
     assert not any("shuffled-label" in n for n in generated.estimate_cost(subject, data, unit).notes)
+
+
+def test_the_estimate_plans_exactly_the_targets_the_run_builds():
+    """One planner (``available_targets``) decides every target and skip; ``build_targets`` builds its
+    plan. Before, the estimate had its own copy of the decisions and priced the generator and region
+    targets of a subject that ignores its content (a StyleGAN), which the run skips."""
+    from interp_gan.analyses.attribution.targets import TARGET_NAMES, available_targets, build_targets
+
+    subject = make_tiny_subject()
+    data = make_tiny_data(subject)
+    for uses_content in (True, False):
+        subject.uses_content = uses_content
+        plan, plan_skipped = available_targets(subject, data, TARGET_NAMES, n_images=2)
+        built, skipped = build_targets(subject, data, TARGET_NAMES, n_images=2)
+        assert [(p["name"], p["source"]) for p in plan] == [(t.name, t.source) for t in built]
+        assert plan_skipped == skipped
+    assert {"generator", "region"} <= {name for name, _ in skipped}      # uses_content False
+    unit = measure_unit_costs(subject, data)
+    cost = build_analysis("attribution", methods=("saliency",), targets=("generator", "region"), n_images=2,
+                          sanity=False).estimate_cost(subject, data, unit)
+    assert cost.skip and "ignores its content input" in cost.skip
