@@ -19,25 +19,11 @@ from interp_gan.analyses.base import AnalysisData, build_analysis
 from interp_gan.analyses.replication import Replication, split_halves, take
 from interp_gan.findings import Finding
 from interp_gan.subject.protocol import Subject
+from tests.analyses.units.test_dissection import scenes as dissection_scenes
 
 # -- dissection ---------------------------------------------------------------------------------
-PALETTE = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.1, 0.9], [0.9, 0.9, 0.1], [0.9, 0.9, 0.9],
-                        [0.1, 0.1, 0.1], [0.5, 0.5, 0.5]])
-RED = torch.tensor([0.9, 0.1, 0.1])
-
-
 def scenes(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    img = PALETTE[torch.randint(0, len(PALETTE), (n,), generator=g)][:, :, None, None].repeat(1, 1, size, size)
-    for i in range(n):
-        for _ in range(3):
-            c = PALETTE[torch.randint(0, len(PALETTE), (1,), generator=g)].view(3, 1, 1)
-            y, x = torch.randint(0, size - 10, (2,), generator=g).tolist()
-            img[i, :, y:y + 10, x:x + 10] = c
-        if torch.rand(1, generator=g) < 0.8:
-            y, x = torch.randint(2, size - 5, (2,), generator=g).tolist()
-            img[i, :, y:y + 4, x:x + 4] = RED.view(3, 1, 1)
-    return (img * 2 - 1 + 0.03 * torch.randn(img.shape, generator=g)).clamp(-1, 1)
+    return dissection_scenes(n, size, seed, red_from=2)
 
 
 class Detect(nn.Module):

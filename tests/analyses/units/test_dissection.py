@@ -15,8 +15,9 @@ PALETTE = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.1, 0.9], [0.9, 0.9, 0.1], [0.9,
 RED = torch.tensor([0.9, 0.1, 0.1])
 
 
-def scenes(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
-    """Random rectangles on a random background, small red patches in most images, mild noise."""
+def scenes(n: int, size: int = 32, seed: int = 0, red_from: int = 0) -> torch.Tensor:
+    """Random rectangles on a random background, small red patches in most images (their top-left
+    corner from ``red_from`` px in), mild noise. tests/analyses/test_replication.py uses them too."""
     g = torch.Generator().manual_seed(seed)
     img = PALETTE[torch.randint(0, len(PALETTE), (n,), generator=g)][:, :, None, None].repeat(1, 1, size, size)
     for i in range(n):
@@ -25,7 +26,7 @@ def scenes(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
             y, x = torch.randint(0, size - 10, (2,), generator=g).tolist()
             img[i, :, y:y + 10, x:x + 10] = c
         if torch.rand(1, generator=g) < 0.8:
-            y, x = torch.randint(0, size - 5, (2,), generator=g).tolist()
+            y, x = torch.randint(red_from, size - 5, (2,), generator=g).tolist()
             img[i, :, y:y + 4, x:x + 4] = RED.view(3, 1, 1)
     return (img * 2 - 1 + 0.03 * torch.randn(img.shape, generator=g)).clamp(-1, 1)
 
