@@ -245,6 +245,24 @@ def test_contrast_ci_is_the_difference_of_means_and_brackets_it():
     assert contrast_ci(np.zeros(5), [np.zeros(5)], 100, 0)[1:3] == (0.0, 0.0)
 
 
+def test_contrast_ci_with_heavy_ties_takes_in_the_moderated_welch_interval(monkeypatch):
+    import interp_gan.analyses.units.style_edits as style_edits
+    from interp_gan.findings.tied_groups import moderated_welch_bounds
+    on, off1, off2 = np.r_[np.zeros(7), 0.3], np.zeros(8), np.r_[np.zeros(6), 0.1, 0.2]   # one group flat
+    est, lo, hi, _ = contrast_ci(on, [off1, off2], 400, 3)
+    with monkeypatch.context() as m:
+        m.setattr(style_edits, "TIED_FLAT_CHANCE", 1.0)                # the bootstrap-t alone
+        _, blo, bhi, _ = contrast_ci(on, [off1, off2], 400, 3)
+    wlo, whi = moderated_welch_bounds([on, off1, off2], [1.0, -0.5, -0.5])
+    assert (lo, hi) == (min(blo, wlo), max(bhi, whi)) and (lo, hi) != (blo, bhi)
+    rng = np.random.default_rng(1)                                     # no ties: the bootstrap-t alone
+    on, offs = rng.normal(size=12), [rng.normal(size=12), rng.normal(size=12)]
+    got = contrast_ci(on, offs, 400, 3)
+    with monkeypatch.context() as m:
+        m.setattr(style_edits, "TIED_FLAT_CHANCE", 1.0)
+        assert contrast_ci(on, offs, 400, 3) == got
+
+
 def test_cost_counts_the_passes_and_budget_cuts_random_sets_first():
     from interp_gan.analyses.cost import UnitCosts
     subject, data = toy_subject(), toy_data()

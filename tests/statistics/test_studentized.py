@@ -40,8 +40,9 @@ def test_mean_ci_covers_zero_inflated_differences(n, p_zero):
 
 @pytest.mark.parametrize("p_zero,m,least", [(0.8, 1, 0.90), (0.5, 3, 0.92)])
 def test_contrast_ci_covers_zero_inflated_groups(p_zero, m, least):
-    # 80% zeros in each of 1 + 3 groups of 8 covers only 0.84 (1.6 non-zero values a group; the
-    # old rule too): said in docs/statistics.md, not hidden by this test's choice of cases.
+    # 80% zeros in each of 1 + 3 groups of 8 covered only 0.84 with the bootstrap-t alone (a group
+    # without spread adds nothing to its SE); contrast_ci now widens there (findings.tied_groups),
+    # simulated in test_style_edits_stats.py::test_specificity_ci_covers_heavy_ties.
     rng = np.random.default_rng(5)
     hits, used = 0, 0
     for i in range(600):

@@ -53,7 +53,8 @@ target only (removal: the s-images; transfer: the s-images), so off-target rows 
 mean of the off-target effects (the other styles' changes, each on its own images), so a
 removal that lowers s more than it lowers the others has specificity < 0. Its 95% CI is a
 stratified studentized bootstrap of that contrast of independent means (``contrast_ci``; images
-are resampled within each style; coverage simulated in tests/statistics/test_style_edits_stats.py).
+are resampled within each style), widened by a moderated Welch t interval when most changes tie
+(``findings.tied_groups``); coverage simulated in tests/statistics/test_style_edits_stats.py.
 ``target_share`` = |on-target| / (|on-target| + sum |off-target|): the share of the removal's
 effect that falls on the target (a point estimate, no interval). Per on-target row,
 
@@ -106,12 +107,14 @@ from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d, harves
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 from interp_gan.findings.studentized import studentized_bounds
+from interp_gan.findings.tied_groups import flat_resample_chance, moderated_welch_bounds
 from interp_gan.harvest.hooks import ablate, default_unit_layer, get_module, insert
 
 __all__ = ["StyleEdits", "contrast_ci", "removal_verdict", "transfer_verdict", "style_removal_edit",
            "style_transfer_edit", "select_units", "parse_pair"]
 
 ALPHA = 0.05
+TIED_FLAT_CHANCE = 0.05     # contrast_ci: above this chance of a flat group resample, widen (findings.tied_groups)
 CLASSIFIERS = {"classifier": "rgb", "texture_classifier": "texture"}
 MEASURES = ("log_odds", "p")
 REMOVAL_COLUMNS = ["layer", "style", "k", "classifier", "measure", "target_style", "on_target", "effect", "ci_low",
@@ -131,6 +134,9 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     group, with the plug-in standard error sqrt(var_on / n_on + sum_t var_t / (n_t m^2)), m groups
     off target. Resamples without spread are kept and counted, with Student's t (Welch-Satterthwaite
     df) on a side they reach (``findings.studentized``); [est, est] when no group has spread.
+    Heavy ties (more than ``TIED_FLAT_CHANCE`` chance that a resample of some group has no spread:
+    most images unchanged) make a group without spread add nothing to the standard error; there the
+    interval is the union with the moderated Welch t interval (``findings.tied_groups``).
     Coverage: tests/statistics/test_style_edits_stats.py."""
     on = np.asarray(on, dtype=np.float64)
     offs = [np.asarray(o, dtype=np.float64) for o in offs]
@@ -162,7 +168,10 @@ def contrast_ci(on: np.ndarray, offs: Sequence[np.ndarray], n_boot: int, seed: i
     parts = [w * w * g.var(ddof=1) / len(g) for w, g in zip(weights, groups)]   # Welch-Satterthwaite df
     df = sum(parts) ** 2 / sum(p * p / (len(g) - 1) for p, g in zip(parts, groups))
     lo, hi, bad = studentized_bounds(est, se, t, df=df, level=level)
-    return float(est), lo, hi, bad
+    if flat_resample_chance(groups) > TIED_FLAT_CHANCE:
+        wlo, whi = moderated_welch_bounds(groups, weights, level=level)
+        lo, hi = min(lo, wlo), max(hi, whi)
+    return float(est), float(lo), float(hi), bad
 
 
 def removal_verdict(q_random: float, ci_high: float, spec_ci_high: float, off_ci_lows: Sequence[float]) -> str:
@@ -689,7 +698,7 @@ class StyleEdits(Analysis):
                 else "k units drawn uniformly from the layer") + "); on-target rows only (random_mean, random_low, "
                "random_high: the baseline sets' mean and 2.5-97.5% range)",
                "specificity = on-target change minus the mean off-target change (stratified studentized bootstrap "
-               "CI); 'specific' = beyond the baseline sets (q_random <= 0.05: BH over the on-target rows; CI below 0), specificity CI below 0, and every "
+               "CI, with heavy ties its union with a moderated Welch t interval); 'specific' = beyond the baseline sets (q_random <= 0.05: BH over the on-target rows; CI below 0), specificity CI below 0, and every "
                "off-target CI above the on-target CI"]
         if pairs:
             out.append("transfer: the inserted style's top-k units are set to that style's mean activation (per "
