@@ -77,7 +77,7 @@ from interp_gan.findings.rank_sum import (EXACT_MAX_MB, EXACT_MAX_OPS, EXACT_MAX
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
-           "auroc_pvalues", "exact_null_used", "cohens_d", "auroc_bootstrap_ci", "auroc_ci"]
+           "auroc_pvalues", "exact_null_used", "null_used", "null_cost", "cohens_d", "auroc_bootstrap_ci", "auroc_ci"]
 
 
 # --- shared helpers (also used by ablation) ------------------------------------------------------
@@ -205,10 +205,10 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     obs = np.abs(_onehot(y, n_styles).T @ r2 - centre2[:, None])              # [S,U_ok]
     patterns, gid = np.unique(np.sort(r2, axis=0).T, axis=0, return_inverse=True)  # [G,N], [U_ok]
     gid = gid.ravel()
-    if null == "exact" and exact_null_used(y, n_styles):
+    if null_used(y, n_styles, null) == "exact":
         kmax, rows = int(np.minimum(npos, n - npos).max()), np.unique(np.minimum(npos, n - npos)).astype(int)
         walk = rank_sum_walk_ops(patterns, kmax, rows)
-        if walk <= EXACT_MAX_WALK_OPS:
+        if null_used(y, n_styles, null, walk) == "exact":
             info["null"] = "exact"
             p[:, ok] = _exact_pvalues(patterns, gid, obs, npos.astype(np.int64), n)
             return p
@@ -229,10 +229,39 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
 
 def exact_null_used(y: np.ndarray, n_styles: int, max_ops: float | None = None) -> bool:
     """Whether ``auroc_pvalues(null="exact")`` computes the exact null for these labels: the
-    rank-sum counting costs at most ``max_ops`` (default ``EXACT_MAX_OPS``) additions per tie
-    pattern and its tables at most ``EXACT_MAX_MB`` MB (``findings.rank_sum``)."""
+    rank-sum counting costs at most ``max_ops`` (default ``EXACT_MAX_OPS``) operations per untied
+    table and its tables at most ``EXACT_MAX_MB`` MB (``findings.rank_sum``); a layer's tie
+    patterns are checked too (``null_used``)."""
     y = np.asarray(y)
     return exact_is_cheap(len(y), np.bincount(y, minlength=n_styles), EXACT_MAX_OPS if max_ops is None else max_ops)
+
+
+def null_used(y: np.ndarray, n_styles: int, null: str = "exact", walk_ops: float | None = None) -> str:
+    """The null ``auroc_pvalues`` uses for a layer: "exact" where null="exact", ``exact_null_used``
+    and (when given) the layer's tie patterns cost at most ``EXACT_MAX_WALK_OPS`` operations
+    (``rank_sum_walk_ops``), else "permutation". The one rule: the analysis asks it with the
+    patterns it found, the estimate (``null_cost``) with the patterns it assumes."""
+    if null != "exact" or not exact_null_used(y, n_styles):
+        return "permutation"
+    return "exact" if walk_ops is None or walk_ops <= EXACT_MAX_WALK_OPS else "permutation"
+
+
+def null_cost(y: np.ndarray, n_styles: int, units: int, null: str, n_perm: int,
+              rank_op_s: float, shuffle_s: float) -> tuple[float, str]:
+    """(seconds, null) of one layer's p-values before its activations exist: the null ``null_used``
+    picks for untied units (one tie pattern: every continuous activation mean), priced as
+    ``rank_sum_walk_ops`` x ``rank_op_s`` (exact) or n_perm x styles x (N + units) x ``shuffle_s``
+    (Monte Carlo: the shuffled labels' one-hot rows and the units' comparisons). Tied units cost more
+    on the exact path (about a table each when tied in the middle), up to ``EXACT_MAX_WALK_OPS``."""
+    y = np.asarray(y)
+    n = len(y)
+    npos = np.bincount(y, minlength=n_styles)
+    k = np.minimum(npos, n - npos)
+    walk = rank_sum_walk_ops(np.arange(2, 2 * n + 1, 2)[None], int(k.max()), np.unique(k)) if n > 1 else 0.0
+    which = null_used(y, n_styles, null, walk)
+    if which == "exact":
+        return walk * rank_op_s, which
+    return n_perm * n_styles * (n + units) * shuffle_s, which
 
 
 def _exact_pvalues(patterns: np.ndarray, gid: np.ndarray, obs: np.ndarray, npos: np.ndarray, n: int) -> np.ndarray:
@@ -354,11 +383,31 @@ class StyleUnits(Analysis):
             raise ValueError(f"null must be 'exact' or 'permutation', got {self.null!r}")
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
-        """One pass over the images (1 + control_draws with the control); the tests are cheap next to it."""
+        """One pass over the images (1 + control_draws with the control), and each layer's p-values
+        in each of those passes, priced by ``null_cost`` with the null the run would pick for these
+        labels (``null_used``; untied units assumed)."""
         gate = style_gate_cost(subject, data, self.name, self.min_per_style)
         if gate is not None:
             return gate
-        return Cost(forwards=len(data) * (1 + self.control_draws if self.control else 1))
+        draws = 1 + self.control_draws if self.control else 1
+        present, _ = check_styles(subject, data.style_ids, self.name, self.min_per_style)
+        lut = np.full(subject.num_styles, -1)
+        lut[present] = np.arange(len(present))
+        y = lut[data.style_ids.detach().cpu().numpy()]
+        G = subject.generator
+        try:
+            layers = resolve_layers(G, self.layers) if self.layers is not None else default_layers(G)
+        except LookupError:
+            layers = []
+        seconds, used = 0.0, []
+        for layer in layers:
+            if layer in unit.shapes:
+                s, which = null_cost(y, len(present), unit.channels(layer), self.null, self.n_perm,
+                                     unit.rank_op_s, unit.shuffle_s)
+                seconds, used = seconds + s, used + [which]
+        notes = [f"p-values: the {'exact' if 'exact' in used else 'Monte Carlo'} null, {seconds:.2g} s a pass over "
+                 f"{len(used)} layers" + (" (untied units; tied ones cost more)" if "exact" in used else "")] if used else []
+        return Cost(forwards=len(data) * draws, other_s=draws * seconds, notes=notes)
 
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()
