@@ -15,7 +15,7 @@ with no floor at 1 / (n_perm + 1). Its smallest value is 2 / C(N, k) without tie
 
 Because |R - E R| of a k-subset equals that of its complement (size N - k), only
 k <= N / 2 needs counting: one table up to kmax = max min(k, N - k) serves every group size.
-Counts are float64 (exact to 2^53; C(191, 95) ~ 2e56, the largest two-halves split within the
+Counts are float64 (exact to 2^53; C(190, 95) ~ 9e55, the largest two-halves split within the
 cost bound below, stays far from overflow).
 
 Tied values are added as one run (m equal values: a j-subset takes j of them in C(m, j) ways).
@@ -27,24 +27,27 @@ is added only for the rows that will be read (the group sizes), and row j only u
 largest value (it is zero above); single values are added in place, largest j first.
 
 Cost, counted as the DP does it (``_run_ops``): every element a slice addition or a binomial
-multiplication touches is one operation and every numpy call ``CALL_OPS`` (1000: ~1 us against
-~1 ns an element), each table allocated or copied one a cell. That count equals the walk's
-instrumented operations exactly (tests/findings/test_rank_sum.py) and tracks its time at 0.7
-ns an operation on one loaded core for untied, quantised and paired tables alike (0.3-0.45 ns
-on a quiet one; ``benchmarks/exact_null_cost.py``, docs/scaling.md). An untied table (``rank_sum_ops``)
-costs about half of N x (kmax + 1) x (t_max + 1), t_max = the sum of the kmax largest values <=
-kmax (2 N - kmax + 1), because row j stops at j x the largest value; a run of m tied values costs
-min(m, j) shifted additions in row j, each also a multiplication by C(m, i), which made the old
-count of min(m, kmax) whole tables 1.5-1.8x too high for quantised units at N = 256-358.
-``EXACT_MAX_OPS`` = 3.3e8 per untied table is the largest table the former bound (5e8 of
+multiplication writes is one operation, every numpy call in its loops ``CALL_OPS`` = 4000 (~2 us
+of Python and numpy overhead against ~0.5 ns an element: the least-squares fit of walk times
+over eight layers, untied to 60 quantised units, N = 64-512), each table allocated or copied one
+a cell. That count equals the walk's instrumented operations exactly
+(tests/findings/test_rank_sum.py); the time per operation is within ~2x across untied, ReLU-like
+and quantised layers (``benchmarks/exact_null_cost.py``, docs/scaling.md). An untied table
+(``rank_sum_ops``) costs about half of N x (kmax + 1) x (t_max + 1) elements, t_max = the sum of the
+kmax largest values <= kmax (2 N - kmax + 1), because row j stops at j x the largest value; a run
+of m tied values costs min(m, j) shifted additions in row j, each also a multiplication by
+C(m, i). The former count (min(m, kmax) whole tables a run, no calls) was 1.3-1.5x too high for
+quantised units at N = 256-626 and too low for small tables, whose calls weigh most (3x at N = 64).
+``EXACT_MAX_OPS`` = 3.8e8 per untied table is the largest table the former bound (5e8 of
 N x (kmax + 1) x (t_max + 1)) admitted (N = 190 in 2 styles), so every group layout that was
-exact stays exact: balanced styles are exact up to N = 191 in 2 styles, 265 in 4, 324 in 6, 376 in
-8 and 676 in 26 (at most 140 MB of tables). ``EXACT_MAX_MB`` = 256 MB of tables held at once (``rank_sum_mb``). A layer's tie
-patterns together are bounded by ``EXACT_MAX_WALK_OPS`` = 5e9 (``rank_sum_walk_ops``): about 2 s on
-a quiet core, so a Magenta-sized layer (N = 256 in 6 styles, 480 units) stays exact with up to
-~40 quantised units (the old count sent it to shuffles past ~21; 20 took 1.0 s). Units tied
-in the middle (quantised activations) share little and cost about a pass each. Callers fall back
-to Monte Carlo shuffles above the bounds (``exact_is_cheap`` and the walk).
+exact stays exact: balanced styles are exact up to N = 190 in 2 styles, 264 in 4, 324 in 6, 374 in
+8 and 676 in 26 (at most 139 MB of tables). ``EXACT_MAX_MB`` = 256 MB of tables held at once
+(``rank_sum_mb``). A layer's tie patterns together are bounded by ``EXACT_MAX_WALK_OPS`` = 6e9
+(``rank_sum_walk_ops``): about 1.5 s on a quiet core, 3 s on a loaded one. A Magenta-sized layer (N =
+256 in 6 styles, 480 units) then stays exact with up to ~40 quantised units (5.9e9); the former
+count sent it to shuffles past ~21. Units tied in the middle (quantised activations) share little
+and cost about a pass each. Callers fall back to Monte Carlo shuffles above the bounds
+(``exact_is_cheap`` and the walk).
 """
 from __future__ import annotations
 
@@ -56,11 +59,11 @@ import numpy as np
 __all__ = ["EXACT_MAX_OPS", "EXACT_MAX_MB", "EXACT_MAX_WALK_OPS", "CALL_OPS", "rank_sum_ops", "rank_sum_mb", "exact_is_cheap",
            "rank_sum_counts", "rank_sum_tables", "rank_sum_walk_ops", "rank_sum_pvalues"]
 
-EXACT_MAX_OPS = 3.3e8  # operations of one untied table (``rank_sum_ops``): the largest the old 5e8 bound admitted
+EXACT_MAX_OPS = 3.8e8  # operations of one untied table (``rank_sum_ops``): the largest the old 5e8 bound admitted
 EXACT_MAX_MB = 256    # the tables ``rank_sum_tables`` holds at once
-EXACT_MAX_WALK_OPS = 5e9   # operations of one layer's tie patterns (``rank_sum_walk_ops``): ~2 s on a quiet core
+EXACT_MAX_WALK_OPS = 6e9   # operations of one layer's tie patterns (``rank_sum_walk_ops``): ~1.5 s on a quiet core
 MAX_KEPT = 4          # tables kept at forks of the trie of tie patterns (``rank_sum_tables``)
-CALL_OPS = 1000       # one numpy call's fixed cost in element operations (~1 us against ~1 ns an element)
+CALL_OPS = 4000       # one numpy call in the DP's loops, in element operations (~2 us against ~0.5 ns an element)
 
 
 def _kmax(n: int, sizes) -> int:
@@ -90,11 +93,11 @@ def _run_ops(w, m, top: int, kmax: int, t_max: int, rows=None) -> np.ndarray:
 
 
 def rank_sum_ops(n: int, sizes) -> float:
-    """Element operations ``rank_sum_counts`` makes for N = n untied values and groups of the given
-    sizes (one table, every row; ``_run_ops``, numpy calls included): about half of
-    n x (kmax + 1) x (t_max + 1), as row j stops at j x the largest value. A tie pattern's table
-    can cost up to ~1.5x this (pairs of ties: a multiplication per addition); the layer's walk
-    (``rank_sum_walk_ops``) counts the real patterns."""
+    """Operations ``rank_sum_counts`` makes for N = n untied values and groups of the given sizes
+    (one table, every row; ``_run_ops``, numpy calls included): about half of
+    n x (kmax + 1) x (t_max + 1) elements, as row j stops at j x the largest value, plus the calls.
+    A tie pattern's table can cost more (pairs of ties: a multiplication per addition); the layer's
+    walk (``rank_sum_walk_ops``) counts the real patterns."""
     k = _kmax(n, sizes)
     t_max = k * (2 * n - k + 1)
     return float(_run_ops(np.arange(2, 2 * n + 1, 2), 1, 2 * n, k, t_max).sum()) + (k + 1) * (t_max + 1) + CALL_OPS

@@ -73,9 +73,9 @@ def test_bad_input_is_one_line():
 
 
 def test_cost_bound_covers_the_demo_multistyle26_and_magenta_sizes_but_not_two_large_halves():
-    assert rank_sum_ops(64, [16] * 4) < 3e6 and exact_is_cheap(64, [16] * 4)   # the demo: numpy calls weigh most
+    assert rank_sum_ops(64, [16] * 4) < 6e6 and exact_is_cheap(64, [16] * 4)   # the demo: numpy calls weigh most
     assert exact_is_cheap(256, [10] * 20 + [9] * 6)             # multistyle26: 256 images, 26 styles
-    # the Magenta preset: 256 images in 6 styles of 42-43 (1.3e8 operations an untied table)
+    # the Magenta preset: 256 images in 6 styles of 42-43 (1.65e8 operations an untied table)
     assert 1e8 < rank_sum_ops(256, [43] * 4 + [42] * 2) < 2e8 and exact_is_cheap(256, [43] * 4 + [42] * 2)
     assert exact_is_cheap(256, [64] * 4) and exact_is_cheap(512, [20] * 26)
     # every layout the former bound (5e8 of N (kmax + 1) (t_max + 1)) admitted stays exact: its largest, two
@@ -205,11 +205,11 @@ def test_walk_and_table_ops_equal_what_the_dp_does_one_pass_for_relu_a_pass_each
     untied = np.arange(2, 2 * n + 1, 2)
     assert rank_sum_ops(n, [kmax]) == _counted_operations(monkeypatch, lambda: rs.rank_sum_counts(untied, kmax))
     one_pass = rank_sum_ops(n, [kmax])
-    assert rs.rank_sum_walk_ops(relu, kmax, rows) < 4 * one_pass        # 18 patterns: 3.0 passes
+    assert rs.rank_sum_walk_ops(relu, kmax, rows) < 4 * one_pass        # 18 patterns: 2.6 passes
     assert rs.rank_sum_walk_ops(middle, kmax, rows) > 0.5 * len(middle) * one_pass   # 25 patterns: 28 passes
     # a quantised pattern at the Magenta size: its count against the former count (min(m, kmax) tables a run)
     q = np.sort(_r2(np.clip(np.round(rng.standard_normal(256) * 1.5), -3, 2)))
     runs = rs._runs(q)
     cells = 44 * (43 * (2 * 256 - 43 + 1) + 1)
     former = cells * (1 + sum(min(m, 43) for _, m in runs))
-    assert 1.3 < former / rs.rank_sum_walk_ops(q[None], 43) < 2.5
+    assert 1.2 < former / rs.rank_sum_walk_ops(q[None], 43) < 2    # 1.33
