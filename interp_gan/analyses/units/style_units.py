@@ -22,11 +22,11 @@ statistic, i.e. |R - E R| of the style's rank sum R: a Mann-Whitney test). By de
 (``null="exact"``) it is the exact permutation null, every labeling counted by dynamic
 programming over (images, group size, rank sum) on twice the midranks (integers, so the
 two-sided comparison is exact; ``findings.rank_sum``): no p sits at a Monte Carlo floor. Where
-that counting would cost more than ``EXACT_MAX_OPS`` (5e8) additions per tie pattern (N = 256 in
-2 styles, say; within the bounds a 480-unit layer takes at most about 2 s on one core) or hold more than
+that counting would cost more than ``EXACT_MAX_OPS`` (3.8e8) operations an untied table (N = 256 in
+2 styles, say; operations counted as the DP does them, ``rank_sum_walk_ops``) or hold more than
 ``EXACT_MAX_MB`` (256) MB of tables, or with ``null="permutation"`` (and in a layer whose tie
-patterns together would cost more than ``EXACT_MAX_WALK_OPS``, 4e9: units tied between their
-extremes, e.g. quantised, cost about a pass each), B = ``n_perm`` label
+patterns together would cost more than ``EXACT_MAX_WALK_OPS``, 6e9, about 1.5 s on a quiet core:
+units tied between their extremes, e.g. quantised, cost about a pass each), B = ``n_perm`` label
 shuffles are drawn instead ((1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010, floor
 1 / (1 + B)); the notes say which. Benjamini-Hochberg q-values over all unit × style tests of
 the run. Cohen's d uses the pooled (n - 1)-weighted SD.
@@ -179,7 +179,7 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     the null is computed once per distinct sorted-rank pattern (one pattern for all tie-free
     units) and shared by the units that have it. null="exact": the exact permutation null of
     the rank sum (``findings.rank_sum``, no floor) when ``exact_null_used`` says it is cheap for
-    these group sizes and the units' tie patterns cost at most ``EXACT_MAX_WALK_OPS`` additions
+    these group sizes and the units' tie patterns cost at most ``EXACT_MAX_WALK_OPS`` operations
     together (``rank_sum_walk_ops``: units tied in the middle, e.g. quantised, cost about a pass
     each), else ``n_perm`` Monte Carlo shuffles; null="permutation": always Monte Carlo,
     p = (1 + #{null >= obs}) / (1 + n_perm). info: a dict that gets "null" (the one used) and,
@@ -359,8 +359,8 @@ class StyleUnits(Analysis):
     interval at AUROC 0 / 1; never zero width) or "bootstrap" (percentile, ``n_boot``
     resamples; collapses when the groups separate). null: "exact" (the default) counts every
     labeling of the rank sum (``findings.rank_sum``; no floor) where that costs at most
-    ``EXACT_MAX_OPS`` additions per tie pattern, ``EXACT_MAX_MB`` of tables and, for a layer's
-    tie patterns together, ``EXACT_MAX_WALK_OPS`` additions, else falls back to ``n_perm`` Monte
+    ``EXACT_MAX_OPS`` operations an untied table, ``EXACT_MAX_MB`` of tables and, for a layer's
+    tie patterns together, ``EXACT_MAX_WALK_OPS`` operations (``null_used``), else falls back to ``n_perm`` Monte
     Carlo label shuffles (the smallest possible p is then 1 / (n_perm + 1)); "permutation" always shuffles;
     the notes say which null was used. min_per_style: the fewest images generated toward any
     one style. control: also run the statistics at random initialisation (``control_seed``,
@@ -500,13 +500,13 @@ class StyleUnits(Analysis):
             for layer, i in mc.items():
                 out.append(f"{layer}: Monte Carlo null ({self.n_perm} label shuffles) instead: its {i['patterns']} tie "
                            f"patterns (units tied between their extremes, e.g. quantised values) would take "
-                           f"{i['walk_ops']:.2g} additions, above {EXACT_MAX_WALK_OPS:.0e} per layer")
+                           f"{i['walk_ops']:.2g} operations, above {EXACT_MAX_WALK_OPS:.0e} per layer")
             fl = floor_note(pv, self.n_perm, what="unit x style tests", min_share=0.05) if mc else None
             return out + ([fl] if fl else [])
         out = [f"p: Monte Carlo permutation null ({self.n_perm} label shuffles, (1 + #) / (n_perm + 1))"
                + ("" if self.null == "permutation" else
-                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern and "
-                  f"{rank_sum_mb(n, sizes):.0f} MB of tables, above {EXACT_MAX_OPS:.0e} additions or "
+                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} operations an untied table and "
+                  f"{rank_sum_mb(n, sizes):.0f} MB of tables, above {EXACT_MAX_OPS:.0e} operations or "
                   f"{EXACT_MAX_MB:.0f} MB (interp_gan/findings/rank_sum.py)")]
         if m and m / (self.n_perm + 1) > 0.05:
             out.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
@@ -551,7 +551,7 @@ class StyleUnits(Analysis):
                          "the trained model and says nothing")
         if fell_back:
             notes.append(f"random-init control: {fell_back} layer draws had tie patterns too costly for the exact "
-                         f"null (above {EXACT_MAX_WALK_OPS:.0e} additions) and used {self.n_perm} label shuffles")
+                         f"null (above {EXACT_MAX_WALK_OPS:.0e} operations) and used {self.n_perm} label shuffles")
         if self.control_draws > 1:
             notes.append(f"random-init control: {self.control_draws} draws (seeds {seed}..{seed + self.control_draws - 1}); "
                          "the verdict compares the trained rate with the draws' spread (docs/statistics.md), the "

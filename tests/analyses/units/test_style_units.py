@@ -176,7 +176,7 @@ def test_exact_pvalues_with_ties_equal_full_enumeration():
 
 
 def test_exact_null_is_used_at_the_magenta_preset_size():
-    """256 images in 6 styles of 42-43: 2.3e8 additions per table, 0.7 s for a 480-unit layer
+    """256 images in 6 styles of 42-43: 1.65e8 operations an untied table, 0.7 s for a 480-unit layer
     against 0.2-0.3 s for 5000 shuffles (docs/scaling.md), so the exact null, not the floor."""
     from interp_gan.analyses.units.style_units import exact_null_used
     y = np.arange(256) % 6
