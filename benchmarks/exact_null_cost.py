@@ -9,7 +9,8 @@ untied table (``rank_sum_ops``) and of the layer's walk (``rank_sum_walk_ops``, 
 the tie patterns, the peak traced memory of one more exact run (numpy arrays, ``tracemalloc``)
 against ``rank_sum_mb``, which null today's rule picks for this layer (``null_used``), and both
 nulls' seconds as priced from this machine's ``rank_op_s`` / ``shuffle_s`` (``cost._null_costs``:
-the walk x rank_op_s, n_perm x styles x (N + units) x shuffle_s) against the measured ones.
+the layer's walk x rank_op_s; the shuffles as ``style_units.null_cost`` prices them for the estimate,
+for untied units, so tie patterns' extra columns are not in it) against the measured ones.
 
     OMP_NUM_THREADS=1 python benchmarks/exact_null_cost.py --sizes 256:6,256:4,256:2,512:26,512:4
 """
@@ -92,11 +93,12 @@ def main() -> None:
         t_mc = float("nan") if a.no_mc else best(
             lambda: su.auroc_pvalues(x, y, s, n_perm=a.n_perm, null="permutation"), a.repeats)
         price = _null_costs()
-        est_ex, est_mc = walk * price["rank_op_s"], a.n_perm * s * (n + a.units) * price["shuffle_s"]
+        est_ex = walk * price["rank_op_s"]
+        est_mc = su.null_cost(y, s, a.units, "permutation", a.n_perm, price["rank_op_s"], price["shuffle_s"])[0]
         print(f"N={n} S={s} units={a.units} (middle-tied {a.middle_tied}) patterns={g} ops/table={ops:.2g} "
               f"walk={walk:.2g}: exact {t_ex:.2f} s ({t_ex / walk * 1e9:.2f} ns/op; priced {est_ex:.2f} s) (peak "
               f"{peak:.0f} MB, rank_sum_mb {rank_sum_mb(n, sizes):.0f}), Monte Carlo {a.n_perm} shuffles {t_mc:.2f} s "
-              f"(priced {est_mc:.2f} s), ratio {t_ex / t_mc:.2f}; rule picks {'exact' if picked else 'Monte Carlo'}",
+              f"(priced as for untied units {est_mc:.2f} s), ratio {t_ex / t_mc:.2f}; rule picks {'exact' if picked else 'Monte Carlo'}",
               flush=True)
         emit("exact_null_cost", "exact_over_mc", t_ex / t_mc, n=n, styles=s, units=a.units, patterns=g,
              ops=ops, walk_ops=walk, middle_tied=a.middle_tied, exact_s=round(t_ex, 3), mc_s=round(t_mc, 3),
