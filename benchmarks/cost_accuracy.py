@@ -3,7 +3,7 @@ is estimated"): each case builds a small seeded model, prints the estimate (``es
 ``measure_unit_costs``) and the measured time of ``run``, and their ratio.
 
     PYTHONPATH=. python benchmarks/cost_accuracy.py     # every case (PYTHONPATH: which checkout is measured)
-    python benchmarks/cost_accuracy.py --case deep      # one: demo_d, deep, draws, attribution
+    python benchmarks/cost_accuracy.py --case deep      # one: demo_d, deep, draws, attribution, nulls
     python benchmarks/cost_accuracy.py --case attribution --checkpoint runs/demo/checkpoint.safetensors
     python benchmarks/cost_accuracy.py --profile deep   # and a cProfile of its run (top 25 by cumulative time)
 
@@ -14,6 +14,10 @@ Cases:
   configured (every conv layer with a spatial output is dissected), 32 images at 32 px.
 - ``draws``: dissection (demo.toml's 4 layers) and style units (its 3) of the demo-sized StyleNet,
   with 1 and with 3 control draws.
+- ``nulls``: style units of a small StyleNet (4 styles, ch 16, 32 px) on 256 images, so that the
+  p-values' null weighs next to the generator passes: the exact null (N = 256 in 4 styles of 64:
+  an untied table of 3.7e8 operations a layer and pass) and, with ``null="permutation"``, 5000
+  Monte Carlo shuffles.
 - ``attribution``: attribution with demo.toml's parameters on the demo-sized StyleNet with two style
   classifiers of the evaluation architecture (random weights: the shuffled-label copy fits its labels as
   well as they do at its first check), or with ``--checkpoint`` on a trained demo checkpoint, its
@@ -64,6 +68,18 @@ class Deep(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+def null_subject(seed: int = 0) -> tuple[Subject, AnalysisData]:
+    """A small StyleNet on 256 images in 4 styles at 32 px (the ``nulls`` case)."""
+    torch.manual_seed(seed)
+    G = StyleNet(4, ch=16, n_down=2, n_blocks=4, style_dim=32, latent_dim=16).eval()
+    subject = Subject.from_stylenet(G, ["lite01", "lite03", "lite06", "lite17"])
+    g = torch.Generator().manual_seed(seed)
+    n = 256
+    content = torch.rand(n, 3, 32, 32, generator=g) * 2 - 1
+    return subject, AnalysisData(content, torch.arange(n) % 4, z=subject.sample_z(n, seed), fingerprint="bench",
+                                 batch_size=32)
 
 
 def deep_subject(depth: int, seed: int = 0) -> tuple[Subject, AnalysisData]:
@@ -129,13 +145,14 @@ DEMO_LAYERS = ["blocks.1.conv2", "blocks.3.conv2", "decoder.net.1", "decoder.net
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", choices=["demo_d", "deep", "draws", "attribution", "all"], default="all")
-    ap.add_argument("--profile", choices=["demo_d", "deep", "draws", "attribution", ""], default="")
+    cases = ["demo_d", "deep", "draws", "attribution", "nulls"]
+    ap.add_argument("--case", choices=cases + ["all"], default="all")
+    ap.add_argument("--profile", choices=cases + [""], default="")
     ap.add_argument("--depth", type=int, default=160)
     ap.add_argument("--checkpoint", default="", help="attribution on this trained demo checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    cases = ["demo_d", "deep", "draws", "attribution"] if a.case == "all" else [a.case]
+    cases = cases if a.case == "all" else [a.case]
     for case in cases:
         prof = a.profile == case
         if case == "demo_d":
@@ -145,6 +162,11 @@ def main() -> None:
             s, d, params = attribution_subject(a.checkpoint)
             measure(f"attribution, demo.toml, {'trained' if a.checkpoint else 'random'} demo model", "attribution",
                     s, d, params, prof)
+        elif case == "nulls":
+            s, d = null_subject()
+            for null in ("exact", "permutation"):
+                measure(f"style units, 256 images, {null} null", "style_units", s, d,
+                        dict(layers=DEMO_LAYERS[:3], n_boot=20, n_perm=5000, control_draws=1, null=null), prof)
         elif case == "deep":
             s, d = deep_subject(a.depth)
             measure(f"dissection, {a.depth} conv layers", "dissection", s, d,

@@ -4,10 +4,13 @@ Times ``auroc_pvalues`` for one layer of U units (half untied, half ReLU-like: e
 tie at the bottom, a different number per unit, so each is its own tie pattern) on N images in S
 balanced styles: ``null="exact"`` with the cost bound lifted, and ``null="permutation"`` with
 ``n_perm`` shuffles. --middle-tied K makes K of the units quantised (6 levels: ties between their
-extremes, about a DP pass each). Prints wall seconds (best of --repeats), the additions of one
-table (``rank_sum_ops``) and of the layer's walk (``rank_sum_walk_ops``), the tie patterns, the
-peak traced memory of one more exact run (numpy arrays, ``tracemalloc``) against ``rank_sum_mb``,
-and which null today's rule picks for this layer (``exact_null_used`` and ``EXACT_MAX_WALK_OPS``).
+extremes, about a DP pass each). Prints wall seconds (best of --repeats), the operations of one
+untied table (``rank_sum_ops``) and of the layer's walk (``rank_sum_walk_ops``, what the DP does),
+the tie patterns, the peak traced memory of one more exact run (numpy arrays, ``tracemalloc``)
+against ``rank_sum_mb``, which null today's rule picks for this layer (``null_used``), and both
+nulls' seconds as priced from this machine's ``rank_op_s`` / ``shuffle_s`` (``cost._null_costs``:
+the layer's walk x rank_op_s; the shuffles as ``style_units.null_cost`` prices them for the estimate,
+for untied units, so tie patterns' extra columns are not in it) against the measured ones.
 
     OMP_NUM_THREADS=1 python benchmarks/exact_null_cost.py --sizes 256:6,256:4,256:2,512:26,512:4
 """
@@ -26,6 +29,7 @@ from _result import emit  # noqa: E402
 
 import interp_gan.analyses.units.style_units as su  # noqa: E402
 import interp_gan.findings.rank_sum as rs  # noqa: E402
+from interp_gan.analyses.cost import _null_costs  # noqa: E402
 from interp_gan.findings.rank_sum import rank_sum_mb, rank_sum_ops  # noqa: E402
 
 
@@ -73,7 +77,7 @@ def main() -> None:
         g = len(patterns)
         k = np.minimum(sizes, n - sizes)
         walk = rs.rank_sum_walk_ops(patterns, int(k.max()), np.unique(k))
-        picked = su.exact_null_used(y, s) and walk <= su.EXACT_MAX_WALK_OPS
+        picked = su.null_used(y, s, "exact", walk) == "exact"
         saved = su.EXACT_MAX_OPS, rs.EXACT_MAX_MB, su.EXACT_MAX_WALK_OPS
         su.EXACT_MAX_OPS = rs.EXACT_MAX_MB = su.EXACT_MAX_WALK_OPS = float("inf")   # the exact path, always
         try:
@@ -88,12 +92,17 @@ def main() -> None:
             su.EXACT_MAX_OPS, rs.EXACT_MAX_MB, su.EXACT_MAX_WALK_OPS = saved
         t_mc = float("nan") if a.no_mc else best(
             lambda: su.auroc_pvalues(x, y, s, n_perm=a.n_perm, null="permutation"), a.repeats)
+        price = _null_costs()
+        est_ex = walk * price["rank_op_s"]
+        est_mc = su.null_cost(y, s, a.units, "permutation", a.n_perm, price["rank_op_s"], price["shuffle_s"])[0]
         print(f"N={n} S={s} units={a.units} (middle-tied {a.middle_tied}) patterns={g} ops/table={ops:.2g} "
-              f"walk={walk:.2g}: exact {t_ex:.2f} s (peak {peak:.0f} MB, rank_sum_mb {rank_sum_mb(n, sizes):.0f}), "
-              f"Monte Carlo {a.n_perm} shuffles {t_mc:.2f} s, ratio {t_ex / t_mc:.2f}; "
-              f"rule picks {'exact' if picked else 'Monte Carlo'}", flush=True)
+              f"walk={walk:.2g}: exact {t_ex:.2f} s ({t_ex / walk * 1e9:.2f} ns/op; priced {est_ex:.2f} s) (peak "
+              f"{peak:.0f} MB, rank_sum_mb {rank_sum_mb(n, sizes):.0f}), Monte Carlo {a.n_perm} shuffles {t_mc:.2f} s "
+              f"(priced as for untied units {est_mc:.2f} s), ratio {t_ex / t_mc:.2f}; rule picks {'exact' if picked else 'Monte Carlo'}",
+              flush=True)
         emit("exact_null_cost", "exact_over_mc", t_ex / t_mc, n=n, styles=s, units=a.units, patterns=g,
-             ops=ops, walk_ops=walk, middle_tied=a.middle_tied, exact_s=round(t_ex, 3), mc_s=round(t_mc, 3), peak_mb=round(peak, 1), n_perm=a.n_perm)
+             ops=ops, walk_ops=walk, middle_tied=a.middle_tied, exact_s=round(t_ex, 3), mc_s=round(t_mc, 3),
+             exact_priced_s=round(est_ex, 3), mc_priced_s=round(est_mc, 3), peak_mb=round(peak, 1), n_perm=a.n_perm)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ class UnitCosts:
     gram_s: float = 0.0                 # one generated image's Gram matrices from the subject's feature net
     concept_s: float = 0.0              # one image's concept masks (colour / texture / position: ablation's measure)
     pass_s: float = 0.0                 # fixed cost of one small judged pass (G and the judges called on few images)
+    rank_op_s: float = 1e-9             # one operation of the exact rank-sum null (``findings.rank_sum``; style units)
+    shuffle_s: float = 5e-9             # one label shuffle x style x (image + unit) of style units' Monte Carlo null
     image_size: int = 0
     batch_size: int = 1
     shapes: dict = field(default_factory=dict)   # module name -> output shape of one image (C, H, W) or (C,)
@@ -236,6 +238,34 @@ def _kernel_costs(dev: torch.device, size: int) -> dict[str, float]:
                 layer_s=_layer_cost(dev))
 
 
+_NULL_S: dict[str, float] = {}
+
+
+def _null_costs() -> dict[str, float]:
+    """Style units' p-value kernels, numpy on the CPU whatever the device, timed once per process
+    (the median of 5, ``_typical``): ``rank_op_s``, the exact null's seconds per operation
+    (``rank_sum_counts`` of 128 untied values up to group size 32, ``rank_sum_ops`` operations),
+    and ``shuffle_s``, the Monte Carlo null's seconds per shuffle x style x (image + unit)
+    (``auroc_pvalues(null="permutation")`` on 128 images in 4 styles, 256 units: the slope between
+    100 and 1000 shuffles, so the ranking both share is left out)."""
+    if _NULL_S:
+        return dict(_NULL_S)
+    import numpy as np
+    from interp_gan.analyses.units.style_units import auroc_pvalues
+    from interp_gan.findings.rank_sum import rank_sum_counts, rank_sum_ops
+    cpu = torch.device("cpu")
+    n, k, s, u = 128, 32, 4, 256
+    r2 = np.arange(2, 2 * n + 1, 2)
+    rank_sum_counts(r2, k)
+    rank_op_s = _typical(lambda: rank_sum_counts(r2, k), cpu) / rank_sum_ops(n, [k])
+    x, y = np.random.default_rng(0).standard_normal((n, u)), np.arange(n) % s
+    auroc_pvalues(x, y, s, n_perm=10, null="permutation")
+    t = {b: _typical(lambda b=b: auroc_pvalues(x, y, s, n_perm=b, null="permutation"), cpu) for b in (100, 1000)}
+    shuffle_s = max(t[1000] - t[100], 0.1 * t[1000]) / (900 * s * (n + u))
+    _NULL_S.update(rank_op_s=rank_op_s, shuffle_s=shuffle_s)
+    return dict(_NULL_S)
+
+
 _LAYER_S: dict[str, float] = {}
 LAYER_S_UNTIMED = 0.02   # seconds per layer and pass where it cannot be timed (17-23 ms on 2 loaded cores, 2026-12-03)
 
@@ -379,7 +409,7 @@ def measure_unit_costs(subject, data, batch_size: int | None = None) -> UnitCost
     except RuntimeError:            # a generator that is not differentiable: a forward+backward ~ 3 forwards
         grad_s, call_s = 3 * fwd, 0.0
     kernels = _kernel_costs(dev, int(data.content.shape[-1]))
-    return UnitCosts(forward_s=fwd, grad_s=grad_s, **kernels, call_s=call_s,
+    return UnitCosts(forward_s=fwd, grad_s=grad_s, **kernels, **_null_costs(), call_s=call_s,
                      forward_small_s=fwd_small, classify_s=classify_s, gram_s=gram_s, concept_s=concept_s, pass_s=pass_s,
                      image_size=int(data.content.shape[-1]), batch_size=b, shapes=shapes, order=order,
                      measure_s=time.perf_counter() - t_start, device=str(dev), timed_images=bt,

@@ -26,17 +26,28 @@ values plus one run per pattern instead of a pass per pattern. A pattern's last 
 is added only for the rows that will be read (the group sizes), and row j only up to j x the
 largest value (it is zero above); single values are added in place, largest j first.
 
-Cost: N x (kmax + 1) x (t_max + 1) additions per table, t_max = the sum of the kmax largest
-values <= kmax (2 N - kmax + 1). ``EXACT_MAX_OPS`` = 5e8 and ``EXACT_MAX_MB`` = 256 MB of tables
-held at once (``rank_sum_mb``) were set from the whole p-value computation of a 480-unit layer
-(half untied, half ReLU-like; ``benchmarks/exact_null_cost.py``, one core, docs/scaling.md): 0.3-0.5
-s, 2-4x the 0.13-0.16 s of 5000 Monte Carlo shuffles, at N = 256 in 4 or 6 styles; N = 256 in 2
-styles (1.6e9) took 2.8 s (37x), N = 512 in 4 styles (7.6e9, 0.8 GB) 7.2 s (40x). A layer's tie
-patterns together are bounded too (``EXACT_MAX_WALK_OPS`` = 4e9, ``rank_sum_walk_ops``). Callers fall
-back to Monte Carlo shuffles above the bounds (``exact_is_cheap``); balanced styles stay under it up
-to N = 190 in 2 styles, 256 in 4, 312 in 6, 352 in 8 and 624 in 26, where the tables need at most
-~140 MB, so the memory bound only binds if ``max_ops`` is raised. Units tied in the middle
-(quantised activations) share little and cost about a pass each.
+Cost, counted as the DP does it (``_run_ops``): every element a slice addition or a binomial
+multiplication writes is one operation, every numpy call in its loops ``CALL_OPS`` = 4000 (~2 us
+of Python and numpy overhead against ~0.5 ns an element: the least-squares fit of walk times
+over eight layers, untied to 60 quantised units, N = 64-512), each table allocated or copied one
+a cell. That count equals the walk's instrumented operations exactly
+(tests/findings/test_rank_sum.py); the time per operation is within ~2x across untied, ReLU-like
+and quantised layers (``benchmarks/exact_null_cost.py``, docs/scaling.md). An untied table
+(``rank_sum_ops``) costs about half of N x (kmax + 1) x (t_max + 1) elements, t_max = the sum of the
+kmax largest values <= kmax (2 N - kmax + 1), because row j stops at j x the largest value; a run
+of m tied values costs min(m, j) shifted additions in row j, each also a multiplication by
+C(m, i). The former count (min(m, kmax) whole tables a run, no calls) was 1.3-1.5x too high for
+quantised units at N = 256-626 and too low for small tables, whose calls weigh most (3x at N = 64).
+``EXACT_MAX_OPS`` = 3.8e8 per untied table is the largest table the former bound (5e8 of
+N x (kmax + 1) x (t_max + 1)) admitted (N = 190 in 2 styles), so every group layout that was
+exact stays exact: balanced styles are exact up to N = 190 in 2 styles, 264 in 4, 324 in 6, 374 in
+8 and 676 in 26 (at most 139 MB of tables). ``EXACT_MAX_MB`` = 256 MB of tables held at once
+(``rank_sum_mb``). A layer's tie patterns together are bounded by ``EXACT_MAX_WALK_OPS`` = 6e9
+(``rank_sum_walk_ops``): about 1.5 s on a quiet core, 3 s on a loaded one. A Magenta-sized layer (N =
+256 in 6 styles, 480 units) then stays exact with up to ~40 quantised units (5.9e9); the former
+count sent it to shuffles past ~21. Units tied in the middle (quantised activations) share little
+and cost about a pass each. Callers fall back to Monte Carlo shuffles above the bounds
+(``exact_is_cheap`` and the walk).
 """
 from __future__ import annotations
 
@@ -45,13 +56,14 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["EXACT_MAX_OPS", "EXACT_MAX_MB", "EXACT_MAX_WALK_OPS", "rank_sum_ops", "rank_sum_mb", "exact_is_cheap",
+__all__ = ["EXACT_MAX_OPS", "EXACT_MAX_MB", "EXACT_MAX_WALK_OPS", "CALL_OPS", "rank_sum_ops", "rank_sum_mb", "exact_is_cheap",
            "rank_sum_counts", "rank_sum_tables", "rank_sum_walk_ops", "rank_sum_pvalues"]
 
-EXACT_MAX_OPS = 5e8   # additions per table: <= 2 s for a 480-unit layer on one core (docs/scaling.md)
+EXACT_MAX_OPS = 3.8e8  # operations of one untied table (``rank_sum_ops``): the largest the old 5e8 bound admitted
 EXACT_MAX_MB = 256    # the tables ``rank_sum_tables`` holds at once
-EXACT_MAX_WALK_OPS = 4e9   # additions for one layer's tie patterns (``rank_sum_walk_ops``): ~1-3 s
+EXACT_MAX_WALK_OPS = 6e9   # operations of one layer's tie patterns (``rank_sum_walk_ops``): ~1.5 s on a quiet core
 MAX_KEPT = 4          # tables kept at forks of the trie of tie patterns (``rank_sum_tables``)
+CALL_OPS = 4000       # one numpy call in the DP's loops, in element operations (~2 us against ~0.5 ns an element)
 
 
 def _kmax(n: int, sizes) -> int:
@@ -59,11 +71,36 @@ def _kmax(n: int, sizes) -> int:
     return int(np.minimum(sizes, n - sizes).max()) if len(sizes) else 0
 
 
+def _run_ops(w, m, top: int, kmax: int, t_max: int, rows=None) -> np.ndarray:
+    """Element operations of ``_add_run(c, w, m, top)`` (rows None: rows 1..kmax) or of
+    ``_last_run(c, w, m, top, rows)``, for arrays of runs (w, m broadcast): exactly the slices
+    those loops touch. Row j adds C(m, i) x row j - i shifted by i w for i = 1..L (``_last_run``
+    also i = 0), L = min(m, j, (hi - 1) // w), hi = min(t_max, j top) + 1: L hi - w L (L + 1) / 2
+    additions, the same count of multiplications less the terms with C(m, i) = 1 (i = 0, i = m),
+    and ``CALL_OPS`` per numpy call (each add, each multiply)."""
+    w = np.asarray(w, dtype=np.int64)[..., None]
+    m = np.asarray(m, dtype=np.int64)[..., None]
+    j = np.arange(1, kmax + 1, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    hi = np.minimum(t_max, j * top) + 1
+    L = np.minimum(np.minimum(m, j), (hi - 1) // w)
+    adds = L * hi - w * L * (L + 1) // 2
+    last_plain = L == m                                  # the i = m term is not multiplied
+    muls = adds - np.where(last_plain, hi - m * w, 0)
+    calls = 2 * L - last_plain
+    if rows is not None:                                 # the i = 0 term: row j copied in, no multiply
+        adds, calls = adds + hi, calls + 1
+    return (adds + muls + CALL_OPS * calls).sum(-1).astype(np.float64)
+
+
 def rank_sum_ops(n: int, sizes) -> float:
-    """Additions ``rank_sum_counts`` makes for N = n values and groups of the given sizes (the
-    worst case, untied ranks): n x (kmax + 1) x (kmax (2 n - kmax + 1) + 1)."""
+    """Operations ``rank_sum_counts`` makes for N = n untied values and groups of the given sizes
+    (one table, every row; ``_run_ops``, numpy calls included): about half of
+    n x (kmax + 1) x (t_max + 1) elements, as row j stops at j x the largest value, plus the calls.
+    A tie pattern's table can cost more (pairs of ties: a multiplication per addition); the layer's
+    walk (``rank_sum_walk_ops``) counts the real patterns."""
     k = _kmax(n, sizes)
-    return float(n) * (k + 1) * (k * (2 * n - k + 1) + 1)
+    t_max = k * (2 * n - k + 1)
+    return float(_run_ops(np.arange(2, 2 * n + 1, 2), 1, 2 * n, k, t_max).sum()) + (k + 1) * (t_max + 1) + CALL_OPS
 
 
 def rank_sum_mb(n: int, sizes) -> float:
@@ -74,8 +111,8 @@ def rank_sum_mb(n: int, sizes) -> float:
 
 
 def exact_is_cheap(n: int, sizes, max_ops: float | None = None, max_mb: float | None = None) -> bool:
-    """Whether the exact null for n values and these group sizes costs at most ``max_ops`` additions
-    per distinct set of ranks (default ``EXACT_MAX_OPS``) and its tables at most ``max_mb`` MB
+    """Whether the exact null for n values and these group sizes costs at most ``max_ops`` operations
+    per untied table (``rank_sum_ops``; default ``EXACT_MAX_OPS``) and its tables at most ``max_mb`` MB
     (default ``EXACT_MAX_MB``)."""
     return (rank_sum_ops(n, sizes) <= (EXACT_MAX_OPS if max_ops is None else max_ops)
             and rank_sum_mb(n, sizes) <= (EXACT_MAX_MB if max_mb is None else max_mb))
@@ -179,25 +216,38 @@ def _plan(runs: list) -> list[tuple[int, int, int]]:
 
 
 def rank_sum_walk_ops(patterns: np.ndarray, kmax: int, rows=None) -> float:
-    """Additions ``rank_sum_tables(patterns, kmax, rows)`` makes (at most; each run of m values
-    counted as min(m, kmax) whole tables, each copy of a kept table as one), from the patterns'
-    runs alone: one pass over the N values for untied or ReLU-like rows, about a pass per row
-    for rows tied in the middle (quantised values)."""
+    """Element operations ``rank_sum_tables(patterns, kmax, rows)`` makes, from the patterns' runs
+    alone, following its walk (``_plan``) step by step: every run it adds (``_run_ops``: the
+    slices its loops touch, numpy calls at ``CALL_OPS``), every copy of a kept table and every
+    table it allocates (one operation a cell). One pass over the N values for untied or
+    ReLU-like rows, about a pass per row for rows tied in the middle (quantised values)."""
     patterns = np.asarray(patterns)
     if not len(patterns):
         return 0.0
     n = patterns.shape[1]
     runs = [_runs(_values(row, kmax)) for row in patterns]
-    cells = (kmax + 1) * (kmax * (2 * n - kmax + 1) + 1)
+    t_max = kmax * (2 * n - kmax + 1)
+    cells = (kmax + 1) * (t_max + 1)
+    top = max(r[0][0] for r in runs)
     rows = None if rows is None else sorted({int(j) for j in rows})
-    total = 0.0
-    for g, d, _ in _plan(runs):
-        cur = runs[g]
-        full = cur[d:-1] if rows is not None else cur[d:]
-        total += cells * (1 + sum(min(m, kmax) for _, m in full))
-        if rows is not None:
-            m = cur[-1][1]
-            total += cells / (kmax + 1) * sum(min(m, j) + 1 for j in rows)
+    added, last, tables = [], [], 1                       # runs added whole, last runs for rows, tables made
+    for g, d, push in _plan(runs):
+        cur, owned = runs[g], False
+        for at in range(d, len(cur)):
+            if at == push:
+                owned = False
+            if at == len(cur) - 1 and rows is not None:
+                last.append(cur[at])
+                tables += 1                               # _last_run's zeroed table
+            else:
+                tables += not owned                       # _add_run copies a kept table first
+                added.append(cur[at])
+                owned = True
+    total = float(cells) * tables + CALL_OPS * tables
+    for which, r in ((added, None), (last, rows)):
+        if which:
+            w, m = np.array(which).T
+            total += float(_run_ops(w, m, top, kmax, t_max, r).sum())
     return total
 
 

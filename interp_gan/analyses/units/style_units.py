@@ -22,11 +22,11 @@ statistic, i.e. |R - E R| of the style's rank sum R: a Mann-Whitney test). By de
 (``null="exact"``) it is the exact permutation null, every labeling counted by dynamic
 programming over (images, group size, rank sum) on twice the midranks (integers, so the
 two-sided comparison is exact; ``findings.rank_sum``): no p sits at a Monte Carlo floor. Where
-that counting would cost more than ``EXACT_MAX_OPS`` (5e8) additions per tie pattern (N = 256 in
-2 styles, say; within the bounds a 480-unit layer takes at most about 2 s on one core) or hold more than
+that counting would cost more than ``EXACT_MAX_OPS`` (3.8e8) operations an untied table (N = 256 in
+2 styles, say; operations counted as the DP does them, ``rank_sum_walk_ops``) or hold more than
 ``EXACT_MAX_MB`` (256) MB of tables, or with ``null="permutation"`` (and in a layer whose tie
-patterns together would cost more than ``EXACT_MAX_WALK_OPS``, 4e9: units tied between their
-extremes, e.g. quantised, cost about a pass each), B = ``n_perm`` label
+patterns together would cost more than ``EXACT_MAX_WALK_OPS``, 6e9, about 1.5 s on a quiet core:
+units tied between their extremes, e.g. quantised, cost about a pass each), B = ``n_perm`` label
 shuffles are drawn instead ((1 + #{null >= obs}) / (1 + B), Phipson & Smyth 2010, floor
 1 / (1 + B)); the notes say which. Benjamini-Hochberg q-values over all unit × style tests of
 the run. Cohen's d uses the pooled (n - 1)-weighted SD.
@@ -77,7 +77,7 @@ from interp_gan.findings.rank_sum import (EXACT_MAX_MB, EXACT_MAX_OPS, EXACT_MAX
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["StyleUnits", "harvest_unit_means", "auroc_matrix",
-           "auroc_pvalues", "exact_null_used", "cohens_d", "auroc_bootstrap_ci", "auroc_ci"]
+           "auroc_pvalues", "exact_null_used", "null_used", "null_cost", "cohens_d", "auroc_bootstrap_ci", "auroc_ci"]
 
 
 # --- shared helpers (also used by ablation) ------------------------------------------------------
@@ -179,7 +179,7 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     the null is computed once per distinct sorted-rank pattern (one pattern for all tie-free
     units) and shared by the units that have it. null="exact": the exact permutation null of
     the rank sum (``findings.rank_sum``, no floor) when ``exact_null_used`` says it is cheap for
-    these group sizes and the units' tie patterns cost at most ``EXACT_MAX_WALK_OPS`` additions
+    these group sizes and the units' tie patterns cost at most ``EXACT_MAX_WALK_OPS`` operations
     together (``rank_sum_walk_ops``: units tied in the middle, e.g. quantised, cost about a pass
     each), else ``n_perm`` Monte Carlo shuffles; null="permutation": always Monte Carlo,
     p = (1 + #{null >= obs}) / (1 + n_perm). info: a dict that gets "null" (the one used) and,
@@ -205,10 +205,10 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
     obs = np.abs(_onehot(y, n_styles).T @ r2 - centre2[:, None])              # [S,U_ok]
     patterns, gid = np.unique(np.sort(r2, axis=0).T, axis=0, return_inverse=True)  # [G,N], [U_ok]
     gid = gid.ravel()
-    if null == "exact" and exact_null_used(y, n_styles):
+    if null_used(y, n_styles, null) == "exact":
         kmax, rows = int(np.minimum(npos, n - npos).max()), np.unique(np.minimum(npos, n - npos)).astype(int)
         walk = rank_sum_walk_ops(patterns, kmax, rows)
-        if walk <= EXACT_MAX_WALK_OPS:
+        if null_used(y, n_styles, null, walk) == "exact":
             info["null"] = "exact"
             p[:, ok] = _exact_pvalues(patterns, gid, obs, npos.astype(np.int64), n)
             return p
@@ -229,10 +229,39 @@ def auroc_pvalues(x: np.ndarray, y: np.ndarray, n_styles: int, n_perm: int = 200
 
 def exact_null_used(y: np.ndarray, n_styles: int, max_ops: float | None = None) -> bool:
     """Whether ``auroc_pvalues(null="exact")`` computes the exact null for these labels: the
-    rank-sum counting costs at most ``max_ops`` (default ``EXACT_MAX_OPS``) additions per tie
-    pattern and its tables at most ``EXACT_MAX_MB`` MB (``findings.rank_sum``)."""
+    rank-sum counting costs at most ``max_ops`` (default ``EXACT_MAX_OPS``) operations per untied
+    table and its tables at most ``EXACT_MAX_MB`` MB (``findings.rank_sum``); a layer's tie
+    patterns are checked too (``null_used``)."""
     y = np.asarray(y)
     return exact_is_cheap(len(y), np.bincount(y, minlength=n_styles), EXACT_MAX_OPS if max_ops is None else max_ops)
+
+
+def null_used(y: np.ndarray, n_styles: int, null: str = "exact", walk_ops: float | None = None) -> str:
+    """The null ``auroc_pvalues`` uses for a layer: "exact" where null="exact", ``exact_null_used``
+    and (when given) the layer's tie patterns cost at most ``EXACT_MAX_WALK_OPS`` operations
+    (``rank_sum_walk_ops``), else "permutation". The one rule: the analysis asks it with the
+    patterns it found, the estimate (``null_cost``) with the patterns it assumes."""
+    if null != "exact" or not exact_null_used(y, n_styles):
+        return "permutation"
+    return "exact" if walk_ops is None or walk_ops <= EXACT_MAX_WALK_OPS else "permutation"
+
+
+def null_cost(y: np.ndarray, n_styles: int, units: int, null: str, n_perm: int,
+              rank_op_s: float, shuffle_s: float) -> tuple[float, str]:
+    """(seconds, null) of one layer's p-values before its activations exist: the null ``null_used``
+    picks for untied units (one tie pattern: every continuous activation mean), priced as
+    ``rank_sum_walk_ops`` x ``rank_op_s`` (exact) or n_perm x styles x (N + units) x ``shuffle_s``
+    (Monte Carlo: the shuffled labels' one-hot rows and the units' comparisons). Tied units cost more
+    on the exact path (about a table each when tied in the middle), up to ``EXACT_MAX_WALK_OPS``."""
+    y = np.asarray(y)
+    n = len(y)
+    npos = np.bincount(y, minlength=n_styles)
+    k = np.minimum(npos, n - npos)
+    walk = rank_sum_walk_ops(np.arange(2, 2 * n + 1, 2)[None], int(k.max()), np.unique(k)) if n > 1 else 0.0
+    which = null_used(y, n_styles, null, walk)
+    if which == "exact":
+        return walk * rank_op_s, which
+    return n_perm * n_styles * (n + units) * shuffle_s, which
 
 
 def _exact_pvalues(patterns: np.ndarray, gid: np.ndarray, obs: np.ndarray, npos: np.ndarray, n: int) -> np.ndarray:
@@ -330,8 +359,8 @@ class StyleUnits(Analysis):
     interval at AUROC 0 / 1; never zero width) or "bootstrap" (percentile, ``n_boot``
     resamples; collapses when the groups separate). null: "exact" (the default) counts every
     labeling of the rank sum (``findings.rank_sum``; no floor) where that costs at most
-    ``EXACT_MAX_OPS`` additions per tie pattern, ``EXACT_MAX_MB`` of tables and, for a layer's
-    tie patterns together, ``EXACT_MAX_WALK_OPS`` additions, else falls back to ``n_perm`` Monte
+    ``EXACT_MAX_OPS`` operations an untied table, ``EXACT_MAX_MB`` of tables and, for a layer's
+    tie patterns together, ``EXACT_MAX_WALK_OPS`` operations (``null_used``), else falls back to ``n_perm`` Monte
     Carlo label shuffles (the smallest possible p is then 1 / (n_perm + 1)); "permutation" always shuffles;
     the notes say which null was used. min_per_style: the fewest images generated toward any
     one style. control: also run the statistics at random initialisation (``control_seed``,
@@ -354,11 +383,31 @@ class StyleUnits(Analysis):
             raise ValueError(f"null must be 'exact' or 'permutation', got {self.null!r}")
 
     def estimate_cost(self, subject, data: AnalysisData, unit: UnitCosts) -> Cost:
-        """One pass over the images (1 + control_draws with the control); the tests are cheap next to it."""
+        """One pass over the images (1 + control_draws with the control), and each layer's p-values
+        in each of those passes, priced by ``null_cost`` with the null the run would pick for these
+        labels (``null_used``; untied units assumed)."""
         gate = style_gate_cost(subject, data, self.name, self.min_per_style)
         if gate is not None:
             return gate
-        return Cost(forwards=len(data) * (1 + self.control_draws if self.control else 1))
+        draws = 1 + self.control_draws if self.control else 1
+        present, _ = check_styles(subject, data.style_ids, self.name, self.min_per_style)
+        lut = np.full(subject.num_styles, -1)
+        lut[present] = np.arange(len(present))
+        y = lut[data.style_ids.detach().cpu().numpy()]
+        G = subject.generator
+        try:
+            layers = resolve_layers(G, self.layers) if self.layers is not None else default_layers(G)
+        except LookupError:
+            layers = []
+        seconds, used = 0.0, []
+        for layer in layers:
+            if layer in unit.shapes:
+                s, which = null_cost(y, len(present), unit.channels(layer), self.null, self.n_perm,
+                                     unit.rank_op_s, unit.shuffle_s)
+                seconds, used = seconds + s, used + [which]
+        notes = [f"p-values: the {'exact' if 'exact' in used else 'Monte Carlo'} null, {seconds:.2g} s a pass over "
+                 f"{len(used)} layers" + (" (untied units; tied ones cost more)" if "exact" in used else "")] if used else []
+        return Cost(forwards=len(data) * draws, other_s=draws * seconds, notes=notes)
 
     def run(self, subject, data: AnalysisData) -> Finding:
         params = self.params()
@@ -451,13 +500,13 @@ class StyleUnits(Analysis):
             for layer, i in mc.items():
                 out.append(f"{layer}: Monte Carlo null ({self.n_perm} label shuffles) instead: its {i['patterns']} tie "
                            f"patterns (units tied between their extremes, e.g. quantised values) would take "
-                           f"{i['walk_ops']:.2g} additions, above {EXACT_MAX_WALK_OPS:.0e} per layer")
+                           f"{i['walk_ops']:.2g} operations, above {EXACT_MAX_WALK_OPS:.0e} per layer")
             fl = floor_note(pv, self.n_perm, what="unit x style tests", min_share=0.05) if mc else None
             return out + ([fl] if fl else [])
         out = [f"p: Monte Carlo permutation null ({self.n_perm} label shuffles, (1 + #) / (n_perm + 1))"
                + ("" if self.null == "permutation" else
-                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} additions per tie pattern and "
-                  f"{rank_sum_mb(n, sizes):.0f} MB of tables, above {EXACT_MAX_OPS:.0e} additions or "
+                  f" because the exact null would take {rank_sum_ops(n, sizes):.2g} operations an untied table and "
+                  f"{rank_sum_mb(n, sizes):.0f} MB of tables, above {EXACT_MAX_OPS:.0e} operations or "
                   f"{EXACT_MAX_MB:.0f} MB (interp_gan/findings/rank_sum.py)")]
         if m and m / (self.n_perm + 1) > 0.05:
             out.append(f"the smallest possible p is 1/(n_perm+1) = {1 / (self.n_perm + 1):.2g}; with {m} tests a "
@@ -502,7 +551,7 @@ class StyleUnits(Analysis):
                          "the trained model and says nothing")
         if fell_back:
             notes.append(f"random-init control: {fell_back} layer draws had tie patterns too costly for the exact "
-                         f"null (above {EXACT_MAX_WALK_OPS:.0e} additions) and used {self.n_perm} label shuffles")
+                         f"null (above {EXACT_MAX_WALK_OPS:.0e} operations) and used {self.n_perm} label shuffles")
         if self.control_draws > 1:
             notes.append(f"random-init control: {self.control_draws} draws (seeds {seed}..{seed + self.control_draws - 1}); "
                          "the verdict compares the trained rate with the draws' spread (docs/statistics.md), the "

@@ -176,7 +176,7 @@ def test_exact_pvalues_with_ties_equal_full_enumeration():
 
 
 def test_exact_null_is_used_at_the_magenta_preset_size():
-    """256 images in 6 styles of 42-43: 2.3e8 additions per table, 0.7 s for a 480-unit layer
+    """256 images in 6 styles of 42-43: 1.65e8 operations an untied table, 0.7 s for a 480-unit layer
     against 0.2-0.3 s for 5000 shuffles (docs/scaling.md), so the exact null, not the floor."""
     from interp_gan.analyses.units.style_units import exact_null_used
     y = np.arange(256) % 6
@@ -505,3 +505,65 @@ def test_the_smallest_exact_p_is_noted_when_bh_cannot_reach_it():
     few, many = (StyleUnits()._null_notes(np.full(m, 0.5), y, 3) for m in (200, 20_000))
     assert not any("smallest possible exact p" in n for n in few)
     assert any("smallest possible exact p is 2/C(24, 8) = 2.7e-06; with 20000 tests" in n for n in many), many
+
+
+def test_a_magenta_sized_layer_with_28_quantised_units_now_takes_the_exact_path():
+    """256 images in 6 styles (the Magenta preset), 4 untied units and 28 quantised ones (6 levels: tied
+    between their extremes, each its own tie pattern). Counted as the DP does it, the layer's walk is
+    3.8e9 operations, under EXACT_MAX_WALK_OPS; the former count (min(m, kmax) whole tables a run,
+    1.3-1.5x too high here) put it at 4.8e9, above its 4e9, and the layer went to Monte Carlo shuffles. The
+    p-values are each pattern's own exact table read at the observed rank sums."""
+    import interp_gan.analyses.units.style_units as su
+    from interp_gan.findings.rank_sum import (EXACT_MAX_WALK_OPS, _plan, _runs, rank_sum_counts, rank_sum_pvalues,
+                                             rank_sum_walk_ops)
+    rng = np.random.default_rng(3)
+    n, s = 256, 6
+    y = np.arange(n) % s
+    x = np.c_[rng.standard_normal((n, 4)), np.clip(np.round(rng.standard_normal((n, 28)) * 1.5), -3, 2)]
+    patterns = np.unique(np.sort(su._rank2(x), axis=0).T, axis=0)
+    kmax = 43
+    walk = rank_sum_walk_ops(patterns, kmax, [42, 43])
+    cells = (kmax + 1) * (kmax * (2 * n - kmax + 1) + 1)
+    runs = [_runs(p) for p in patterns]
+    former = sum(cells * (1 + sum(min(m, kmax) for _, m in runs[g][d:-1]))                 # the former count
+                 + cells / (kmax + 1) * sum(min(runs[g][-1][1], j) + 1 for j in (42, 43)) for g, d, _ in _plan(runs))
+    assert former > 4e9 and walk < former and walk <= EXACT_MAX_WALK_OPS
+    info = {}
+    p = auroc_pvalues(x, y, s, n_perm=99, info=info)
+    assert info["null"] == "exact" and "walk_ops" not in info
+    r2 = su._rank2(x)
+    for u in (0, 7, 31):
+        k = int((y == 1).sum())
+        dev = abs(r2[y == 1, u].sum() - k * (n + 1))
+        assert p[1, u] == pytest.approx(float(rank_sum_pvalues(rank_sum_counts(r2[:, u], kmax), k, dev, n)), rel=1e-12)
+
+
+def test_estimate_prices_the_null_the_run_would_pick(monkeypatch):
+    """estimate_cost adds each layer's p-values per pass (trained + control draws), priced for the null
+    ``null_used`` picks: the exact walk (rank_op_s an operation) or n_perm shuffles (shuffle_s a
+    shuffle x style x (image + unit)); forcing the fallback (a bound lowered) switches the price."""
+    import interp_gan.analyses.units.style_units as su
+    from interp_gan.analyses.cost import UnitCosts
+    from interp_gan.findings.rank_sum import rank_sum_walk_ops
+    subject, data = make_planted_subject(), make_planted_data()
+    n = len(data)
+    units = 6
+    unit = UnitCosts(forward_s=0.01, grad_s=0.02, shapes={"mix": (units, 8, 8)}, rank_op_s=1e-9, shuffle_s=5e-9)
+    y = data.style_ids.numpy()
+    sizes = np.bincount(y)
+    k = np.minimum(sizes, n - sizes)
+    walk = rank_sum_walk_ops(np.arange(2, 2 * n + 1, 2)[None], int(k.max()), np.unique(k))
+    mc = 500 * 3 * (n + units) * 5e-9
+    base = n * 2 * 0.01
+    est = {null: StyleUnits(layers=["mix"], n_perm=500, control_draws=1, null=null).estimate_cost(subject, data, unit)
+           for null in ("exact", "permutation")}
+    assert est["exact"].seconds(unit) == pytest.approx(base + 2 * walk * 1e-9)
+    assert est["permutation"].seconds(unit) == pytest.approx(base + 2 * mc)
+    assert est["exact"].notes[0].startswith("p-values: the exact null")
+    assert est["permutation"].notes[0].startswith("p-values: the Monte Carlo null")
+    monkeypatch.setattr(su, "EXACT_MAX_WALK_OPS", walk / 2)       # the run would shuffle: so does the estimate
+    again = StyleUnits(layers=["mix"], n_perm=500, control_draws=1).estimate_cost(subject, data, unit)
+    assert again.seconds(unit) == pytest.approx(est["permutation"].seconds(unit))
+    info = {}
+    auroc_pvalues(np.random.default_rng(0).standard_normal((n, units)), y, 3, n_perm=9, info=info)
+    assert info["null"] == "permutation"                            # the same rule, in the run
