@@ -119,6 +119,7 @@ from interp_gan.findings.sequential import (DEFAULT_H, coarse_h_note, expected_n
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
 __all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue", "select_units", "shuffled_units",
+           "shuffled_roles", "role_labels", "roles_rng",
            "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction", "oriented",
            "later_set_rng", "sequential_random_p"]
 
@@ -158,6 +159,38 @@ def select_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int
     auc = np.nan_to_num(auroc_matrix(x, hit, 2)[1], nan=-np.inf)
     d = np.nan_to_num(cohens_d(x, hit, 2)[1], nan=-np.inf)
     return np.lexsort((-d, -auc))[:k]
+
+
+def shuffled_roles(fold: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One "shuffled" baseline relabelling: perm [N], a uniformly random permutation of the images
+    within each cross-fitting half (fold [N]). Image perm[i] plays image i's part: it takes image
+    i's style label for the ranking (``role_labels``), and where the selected set is measured on
+    image i, rendered toward some style, the baseline set is measured on image perm[i] rendered
+    toward that same style. The baseline set is the whole selection procedure run on the relabelled
+    images, so under "the images' activations and edit effects do not depend on their style label"
+    (rows exchangeable within a half) it is exchangeable with the selected set (see the module
+    docstring, "The baseline sets")."""
+    fold = np.asarray(fold)
+    perm = np.arange(len(fold))
+    for f in np.unique(fold):
+        idx = np.flatnonzero(fold == f)
+        perm[idx] = rng.permutation(idx)
+    return perm
+
+
+def role_labels(y: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """The style labels after ``shuffled_roles``: image perm[i] gets y[i]."""
+    y = np.asarray(y)
+    lab = np.empty_like(y)
+    lab[np.asarray(perm)] = y
+    return lab
+
+
+def roles_rng(seed: int, layer: str, style: int, j: int) -> np.random.Generator:
+    """The generator of shuffled baseline set j's relabelling for one layer and target style: seeded
+    by those alone, so set j is the same for every set size k (the baseline sets are cumulative in
+    k as the selected ones are) and whatever else is drawn (sequential sets included)."""
+    return np.random.default_rng([int(seed), 61, zlib.crc32(layer.encode()), int(style), int(j)])
 
 
 def shuffled_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int,
@@ -408,11 +441,11 @@ def _unit_stats(subject, data: AnalysisData, z: Tensor | None, layers: list[str]
 @torch.no_grad()
 def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, measure: Measure, seed: int,
                    layer: str | None = None, edit: Edit | None = None,
-                   toward: int | None = None) -> dict[str, np.ndarray]:
+                   toward: int | Tensor | None = None) -> dict[str, np.ndarray]:
     """Generate the images ``sel`` (optionally with ``edit`` at ``layer``) and measure them.
 
-    toward: a style index to render every image toward (the subject's style input set to it);
-    None = each image's own style (``data.style_ids``). Batching and seeds depend only on ``sel``
+    toward: a style index to render every image toward (the subject's style input set to it), or
+    a tensor of one style per image of ``sel``; None = each image's own style (``data.style_ids``). Batching and seeds depend only on ``sel``
     and ``toward``, so an edited pass is paired image by image with the unedited pass.
     """
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -422,7 +455,12 @@ def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, m
             if edit is not None:
                 stack.enter_context(Trace(subject.generator, layer, retain_output=False, edit=edit))
             stack.enter_context(seeded(seed + b))
-            style = data.style_ids[idx] if toward is None else torch.full_like(data.style_ids[idx], toward)
+            if toward is None:
+                style = data.style_ids[idx]
+            elif isinstance(toward, Tensor):
+                style = toward[i:i + data.batch_size].to(data.style_ids.device, data.style_ids.dtype)
+            else:
+                style = torch.full_like(data.style_ids[idx], toward)
             images = subject.generate(data.content[idx], style, None if z is None else z[idx])
         for kind, v in measure(images).items():
             parts[kind].append(v)
@@ -484,7 +522,8 @@ class Ablation(Analysis):
                 ks: list[int], n_styles: int | None = None) -> Cost:
         """One pass for the unit statistics, then per layer and target style: the unedited images
         and, per set size, the selected set and n_random random sets (each a pass over the style's
-        images: N_s for zero / mean, N - N_s for insert). n_styles: an even sample of the targets.
+        images: N_s for zero / mean, N - N_s for insert); shuffled sets are measured on relabelled
+        images, so each also has its own unedited pass (once per layer and style, for every k). n_styles: an even sample of the targets.
         With sequential sets pass n_random = n_random_max: the worst case, every row drawing all."""
         counts = torch.bincount(data.style_ids.detach().cpu().long(), minlength=subject.num_styles)
         styles = self._targets(subject, data)
@@ -495,6 +534,8 @@ class Ablation(Analysis):
             n_units = unit.channels(layer) or 10 ** 9
             kk = [len(self.units)] if self.units is not None else sorted({min(int(k), n_units) for k in ks})
             sets = sum(1 + (n_random if k < n_units else 0) for k in kk)
+            if self.units is None and self.baseline == "shuffled" and any(k < n_units for k in kk):
+                sets += n_random        # each shuffled set's own unedited pass (its images), shared over k
             for s in styles:
                 n_s = int(counts[s]) if self.intervention != "insert" else len(data) - int(counts[s])
                 if self.n_measure is not None:
@@ -669,44 +710,69 @@ class Ablation(Analysis):
                 bases = [_measured_pass(subject, data, z, sel, measure, seed + 100 * f, toward=toward)
                          for f, sel in enumerate(sels)]
 
-                def diff(sets_per_fold):
-                    parts = [self._diff(subject, data, z, sel, measure, seed + 100 * f, layer, u, unit_mean, unit_q,
-                                        base, toward)
-                             for f, (sel, base, u) in enumerate(zip(sels, bases, sets_per_fold))]
+                def diff(sets_per_fold, where=None):
+                    # where: (images per half, their unedited passes, the style each is rendered toward)
+                    sl, bs, tw = (sels, bases, [toward] * n_folds) if where is None else where
+                    parts = [self._diff(subject, data, z, sl[f], measure, seed + 100 * f, layer, u, unit_mean,
+                                        unit_q, bs[f], tw[f]) for f, u in enumerate(sets_per_fold)]
                     return {kind: np.concatenate([p[kind] for p in parts]) for kind in parts[0]}
+
+                roles: dict[int, tuple] = {}
+
+                def role(j, layer=layer, s=s, x=x, rank_on=rank_on, sels=sels, toward=toward, seed=seed):
+                    # shuffled set j of this layer and style (every k): the selection procedure on the
+                    # images relabelled within each half (``shuffled_roles``): ranked on the other
+                    # half with the relabelled styles, measured on the images that take the measured
+                    # images' part, each rendered toward the style the measured image is rendered toward
+                    if j not in roles:
+                        perm = shuffled_roles(fold, roles_rng(self.seed, layer, s, j))
+                        lab = role_labels(y, perm)
+                        order_j = [select_units(x[r], lab[r], len(present), int(lut[s]), n_units) for r in rank_on]
+                        sl = [torch.as_tensor(perm[sel.cpu().numpy()], device=sel.device) for sel in sels]
+                        tw = [data.style_ids[sel] if toward is None else torch.full_like(data.style_ids[sel], toward)
+                              for sel in sels]
+                        bs = [_measured_pass(subject, data, z, sl[f], measure, seed + 100 * f, toward=tw[f])
+                              for f in range(n_folds)]
+                        roles[j] = (order_j, (sl, bs, tw))
+                    return roles[j]
+
+                def shuffled_effect(j, k):
+                    order_j, where = role(j)
+                    return diff([o[:k] for o in order_j], where)
 
                 for k in ks:
                     tops = [o[:k] for o in orders]
                     d_top = diff(tops)
                     # baseline sets, per set: one per half (sets[j][f] is measured on half f).
-                    # "shuffled": the top k of the same ranking on the same selection half with the
-                    # style labels permuted, so the sets are as coherent as the selected one (on a
-                    # null whose units are correlated, uniform sets are not, and p_random is
-                    # anti-conservative). "random": uniform k-subsets of ALL units of the layer, the
-                    # same set on both halves; excluding the selected units from the draws breaks
-                    # exchangeability (0.10 instead of 0.05 rejections on a null model), and
-                    # excluding the other half's selection biases them outright
+                    # "shuffled": the selection procedure re-run on images relabelled within each half
+                    # (ranked on the other half's relabelled styles, measured on the images that take
+                    # the measured images' part): exchangeable with the selected set under a null
+                    # (module docstring), and as coherent a group as the selected one (on a null whose
+                    # units are correlated, uniform sets are not, and p_random is anti-conservative).
+                    # "random": uniform k-subsets of ALL units of the layer, the same set on both
+                    # halves; excluding the selected units from the draws breaks exchangeability (0.10
+                    # instead of 0.05 rejections on a null model), and excluding the other half's
+                    # selection biases them outright
                     d_rand, sets = [], []
                     if k >= n_units or n_random < 1:
                         notes.append(f"{layer}, {name}, k={k}: k is the whole layer (or n_random = 0); no "
                                      f"baseline sets")
                     elif baseline == "shuffled":
-                        sets = [[shuffled_units(x[r], y[r], len(present), int(lut[s]), k, rng) for r in rank_on]
-                                for _ in range(n_random)]
-                        d_rand = [diff(per_half) for per_half in sets]
+                        sets = [[o[:k] for o in role(j)[0]] for j in range(n_random)]
+                        d_rand = [shuffled_effect(j, k) for j in range(n_random)]
                     else:
                         sets = [[np.sort(rng.choice(n_units, size=k, replace=False))] * n_folds
                                 for _ in range(n_random)]
                         d_rand = [diff(per_half) for per_half in sets]
                     new = self._rows(d_top, d_rand, cols, s, name, layer, tops, sets, k, notes, baseline)
                     if d_rand and n_max > n_random:
-                        def later_sets(j, layer=layer, s=s, k=k, x=x, rank_on=rank_on, n_units=n_units):
-                            # set j >= n_random of this layer, style and k: seeded by them and j alone
-                            g = later_set_rng(self.seed, layer, s, k, j)
+                        def later_effects(j, layer=layer, s=s, k=k, n_units=n_units, effect=shuffled_effect):
+                            # set j >= n_random: seeded by the layer, style (k: uniform sets) and j alone
                             if baseline == "shuffled":
-                                return [shuffled_units(x[r], y[r], len(present), int(lut[s]), k, g) for r in rank_on]
-                            return [np.sort(g.choice(n_units, size=k, replace=False))] * n_folds
-                        self._later_sets += self._extend(new, n_max, lambda j: diff(later_sets(j)))
+                                return effect(j, k)
+                            g = later_set_rng(self.seed, layer, s, k, j)
+                            return diff([np.sort(g.choice(n_units, size=k, replace=False))] * n_folds)
+                        self._later_sets += self._extend(new, n_max, later_effects)
                     rows += new
         df = pd.DataFrame(rows, columns=COLUMNS)
         df["beyond_random"] = df["beyond_random"].astype("boolean")   # empty (<NA>) on the random sets' rows
