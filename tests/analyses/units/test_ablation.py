@@ -277,6 +277,37 @@ def test_shuffled_baseline_sets_are_top_k_for_permuted_labels_per_half_and_are_n
         Ablation(baseline="uniform", **FAST).run(subject, data)
 
 
+def test_shuffled_insertion_sets_are_measured_on_relabelled_images_in_the_styles_they_stand_for():
+    """Insertion is measured on the other styles' images in their own styles: a shuffled set is
+    measured on the images that take their part (perm), each rendered toward the style of the image
+    it stands for, and the selected set of a ranked insertion still beats the shuffled sets."""
+    from interp_gan.analyses.units.ablation import crossfit_folds, roles_rng, shuffled_roles
+    import dataclasses
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    data = dataclasses.replace(data, batch_size=64)                 # one call per measured half
+    seen = []
+    gen = subject.generate
+
+    def spy(content, ids, z=None):
+        seen.append((content.clone(), ids.clone()))
+        return gen(content, ids, z)
+    subject.generate = spy
+    f = Ablation(ks=(1,), intervention="insert", n_random=19, styles=["checker"], **FAST).run(subject, data)
+    top = _row(f.tables["ablation"], "checker", 1, "top", "p(style=checker)")
+    assert top["n"] == 24 and top["p_random"] == pytest.approx(0.05)
+    y = data.style_ids.numpy()
+    s = subject.style_names.index("checker")
+    fold = crossfit_folds(y, 0 + 17)
+    for j in (0, 18):
+        perm = shuffled_roles(fold, roles_rng(0, "mix", s, j))
+        for h in (0, 1):
+            own = np.flatnonzero((y != s) & (fold == h))
+            want_c, want_s = data.content[perm[own]], torch.as_tensor(y[own])
+            assert any(c.shape == want_c.shape and torch.equal(c, want_c) and torch.equal(i.cpu(), want_s)
+                       for c, i in seen), (j, h)
+            assert (y[perm[own]] == s).any() or (y[perm[own]] != y[own]).any()   # other images than the own
+
+
 def test_n_measure_renders_the_same_content_images_toward_every_target():
     """n_measure: zero ablation is measured on a fixed sample of content images rendered toward
     the target style (the planted unit still removes it; every target sees the same images, half
