@@ -553,7 +553,8 @@ class Ablation(Analysis):
         """One pass for the unit statistics, then per layer and target style: the unedited images
         and, per set size, the selected set and n_random random sets (each a pass over the style's
         images: N_s for zero / mean, N - N_s for insert); shuffled sets are measured on relabelled
-        images, so each also has its own unedited pass (once per layer and style, for every k). n_styles: an even sample of the targets.
+        images, so each also has its own unedited pass (once per layer and style, for every k).
+        n_styles: an even sample of the targets.
         With sequential sets pass n_random = n_random_max: the worst case, every row drawing all."""
         counts = torch.bincount(data.style_ids.detach().cpu().long(), minlength=subject.num_styles)
         styles = self._targets(subject, data)
