@@ -269,9 +269,12 @@ def test_cost_counts_the_passes_and_budget_cuts_random_sets_first():
     unit = UnitCosts(forward_s=0.01, grad_s=0.02, shapes={"mix": (24, SIZE, SIZE)})
     a = StyleEdits(layer="mix", ks=(3,), n_random=19, n_strip=0)
     c = a.estimate_cost(subject, data, unit)
-    # 3 x 36 (unit means, unedited per style and half, unedited per half) + per style: 36 + 19 x 12;
-    # per pair (3 cyclic): 20 x 12
-    assert c.forwards == 3 * 36 + 3 * (36 + 19 * 12) + 3 * 20 * 12
+    # 3 x 36 (unit means, unedited per style and half, unedited per half) + per style: 36 + 19 x 12,
+    # and each shuffled set's own unedited pass over its relabelled images, 19 x 12; per pair (3
+    # cyclic): 20 x 12 + 19 x 12 the same way. Uniform random sets share the style's unedited pass.
+    assert c.forwards == 3 * 36 + 3 * (36 + 2 * 19 * 12) + 3 * (20 + 19) * 12
+    r = StyleEdits(layer="mix", ks=(3,), n_random=19, n_strip=0, baseline="random").estimate_cost(subject, data, unit)
+    assert r.forwards == 3 * 36 + 3 * (36 + 19 * 12) + 3 * 20 * 12
     small = StyleEdits(layer="mix", ks=(3, 6), n_random=99, n_strip=0, budget_s=1.0).estimate_cost(subject, data, unit)
     assert any("n_random 99 -> 19" in n for n in small.notes)
     assert StyleEdits().estimate_cost(Subject.from_module(nn.Conv2d(3, 3, 1), style_names=["a"]), data, unit).skip

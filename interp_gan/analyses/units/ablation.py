@@ -15,30 +15,50 @@ same images rewards units whose activation happens to be high on exactly those i
 image is generated twice, with and without the edit, with the same content, z and random
 state, so the effect is a paired difference, averaged over images with a studentized
 (bootstrap-t) CI (Efron & Tibshirani 1993). The same is done for ``n_random`` (default 19)
-baseline unit sets of the same size, measured on the same images:
+baseline unit sets of the same size.
 
-- ``baseline="shuffled"`` (the default): each baseline set is the top k by the SAME ranking
-  (AUROC, then Cohen's d) for the same style on the selection half with its style labels
-  randomly permuted, one set per half (cross-fitted like the selected set: ranked on one half,
-  measured on the other). A baseline set is then as coherent a group of units as a selected
-  one (units that rise and fall together), only not chosen for the style: under "the selected
-  set is no better than what the ranking picks from a style-free labelling" it is exchangeable
-  with the selected set. With explicit ``units`` there is no ranking to repeat: the baseline is
-  "random" (noted).
+The baseline sets:
+
+- ``baseline="shuffled"`` (the default): each baseline set re-runs the whole selection on the
+  images relabelled within each cross-fitting half (``shuffled_selection``): a uniformly random
+  permutation perm of the images of each half (``shuffled_roles``), image perm[i] taking image i's
+  part. Its unit set for half f is the top k by the SAME ranking (AUROC, then Cohen's d) for the
+  same style on the other half under the relabelled styles, and it is measured on perm[i] for each
+  image i the selected set of half f is measured on, rendered toward the style image i is rendered
+  toward (the target for zero / mean ablation and for ``n_measure``; an image's own style for
+  insertion), each image paired with its own unedited pass. A baseline set is then as coherent a
+  group of units as a selected one (units that rise and fall together), chosen for no style.
+  Why it is exchangeable with the selected set: the selected set's effect is a fixed function T
+  of the images (their unit activations and what an edit does to them, rendered toward a given
+  style), the style labels and the halves; a baseline set's is T of the same images permuted
+  within each half. Under the null "the images are exchangeable within a half whatever their
+  style label" (their contents are drawn independently of the labels, and a unit's activation and
+  an edit's effect do not depend on which style an image was labelled with) the permuted images
+  have the same joint law as the originals, and the permutations are uniform draws from a group
+  (the within-half permutations), so the selected set and the baseline sets are exchangeable and
+  p_random is exact (``shuffled_roles``; a randomisation test). Ranking on relabelled labels but
+  measuring on the style's own images (the construction before this one) is not: the two halves
+  are coupled. The selected set of half 1 is ranked on half 0 with half 0's style images as the
+  positives, and those are the very images the selected set of half 0 is measured on; when the
+  two halves' sets share a unit, it was picked for being high on exactly the images it is measured
+  on in half 0 (and the same the other way round), so the halves' effects are positively
+  correlated and the selected set's effect spreads more than a baseline set's whose positives are
+  other images. On a null with independent units whose effect is their activation (10000 data
+  sets, tests/statistics/test_ablation_stats.py), P(p_random <= 0.05 / 0.10 / 0.25 / 0.50) was
+  0.0706 / 0.1252 / 0.2621 / 0.4858 that way and 0.0491 / 0.0976 / 0.2423 / 0.4995 with the
+  relabelled images (binomial SE 0.0022 / 0.0030 / 0.0043 / 0.0050). With explicit ``units``
+  there is no ranking to repeat: the baseline is "random" (noted).
 - ``baseline="random"``: k units drawn uniformly from ALL units of the layer, one set for both
-  halves (a random set may contain selected units: excluding them makes p_random
-  anti-conservative, 0.10 rejections at 0.05 on a null model with independent units). When the
-  units of a layer are correlated this baseline is anti-conservative too: a ranking picks
-  coherent groups whose joint ablation varies more than a uniform set's, so the selected set
-  beats the random sets too often. On the correlated null of tests/statistics/
-  test_ablation_stats.py (400 data sets) P(p_random <= 0.05 / 0.10 / 0.25) was 0.0775 / 0.135 /
-  0.3025 with uniform sets and 0.0525 / 0.105 / 0.28 with shuffled sets (docs/statistics.md).
-  On a null with independent units whose effect is their activation, shuffled sets gave 0.0645
-  at 0.05 (uniform 0.053): the halves are coupled (half 0's units are picked on the style images
-  half 1 is measured on), a small excess the shuffled sets do not reproduce.
+  halves, measured on the selected set's images (a random set may contain selected units:
+  excluding them makes p_random anti-conservative, 0.10 rejections at 0.05 on a null model with
+  independent units). When the units of a layer are correlated this baseline is anti-conservative
+  too: a ranking picks coherent groups whose joint ablation varies more than a uniform set's, so
+  the selected set beats the random sets too often. On the correlated null of
+  tests/statistics/test_ablation_stats.py (400 data sets) P(p_random <= 0.05 / 0.10 / 0.25) was
+  0.0775 / 0.135 / 0.3025 with uniform sets (shuffled sets: docs/statistics.md).
 
 Beyond random (Morcos et al., ICLR 2018, compare against random ablations): a one-sided rank
-test of the selected set's effect among the baseline sets' effects on the same images,
+test of the selected set's effect among the baseline sets' effects,
 p_random = (1 + #{baseline sets with an effect at least as large}) / (n_random + 1), "large"
 in the expected direction (a drop of the style's probability / log-odds and a rise of the
 Gram distance for zero / mean ablation, the reverse for insertion; |effect| for concept
@@ -55,12 +75,13 @@ individual units in a deep neural network", PNAS 2020, ablate and insert units.)
 Sequential baseline sets (``n_random_max`` > ``n_random``; off by default, and then every number is
 the fixed rule's): every selected-set row is ranked among the first ``n_random`` sets as above; a
 row with fewer than ``h`` sets at least as large goes on to further sets, one at a time, until ``h``
-are (p_random = h / n_random_used) or ``n_random_max`` were measured (p_random = (1 + #) /
-(1 + n_random_max), floor 1/(1 + n_random_max)); Besag & Clifford (1991), ``findings/sequential.py``.
-Set j >= n_random of a layer, style and k is drawn from a generator seeded by (seed, layer, style,
-k, j) alone and measured once for all of that group's measure rows still open, so each row's p is
-its one-at-a-time p. ``n_random_used`` says how many sets each p_random read; the baseline rows and
-random_sd / random_low / random_high describe the first ``n_random``.
+are (p_random = h / n_random_used) or ``n_random_max`` were measured (p_random = (1 + #) / (1 +
+n_random_max), floor 1/(1 + n_random_max)); Besag & Clifford (1991), ``findings/sequential.py``. Set
+j >= n_random of a layer, style and k is drawn from a generator seeded by (seed, layer, style, k, j)
+alone (a shuffled set's relabelling by (seed, layer, style, j), ``roles_rng``, the same for every k,
+as for the first n_random sets) and measured once for all of that group's measure rows still open,
+so each row's p is its one-at-a-time p. ``n_random_used`` says how many sets each p_random read; the
+baseline rows and random_sd / random_low / random_high describe the first ``n_random``.
 
 Interventions: ``zero`` sets the units to 0; ``mean`` to their mean over all images and
 positions; ``insert`` forces them to their top-``quantile`` (0.99) value everywhere, taken
@@ -88,7 +109,8 @@ A measure the subject or data cannot provide is left out with a note.
 Cost (``estimate_cost``): one pass for the unit statistics, then one pass over a style's images
 per unit set (the selected one and ``n_random`` baseline ones -- with sequential sets
 ``n_random_max``, the worst case -- per set size, per target style;
-a shuffled set costs one ranking on the unit means, no extra pass); every image is judged (style
+a shuffled set also has its own unedited pass over its relabelled images, once per layer and target
+style for every k, and one ranking on the unit means); every image is judged (style
 classifiers, Grams, concept masks), and each pass, per half and batch, pays a call's fixed cost.
 ``budget_s``: over it, fewer sequential sets (``n_random_max`` back to ``n_random``: off), fewer
 random sets (down to 19, so p_random can still reach 0.05), then an even sample of the set sizes
@@ -118,7 +140,8 @@ from interp_gan.findings.sequential import (DEFAULT_H, coarse_h_note, expected_n
                                             sequential_pvalues)
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
 
-__all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue", "select_units", "shuffled_units",
+__all__ = ["Ablation", "style_measures", "insertion_value", "random_rank_pvalue", "select_units",
+           "shuffled_roles", "role_labels", "roles_rng", "shuffled_selection",
            "signflip_pvalue", "bootstrap_t_mean_ci", "crossfit_folds", "expected_direction", "oriented",
            "later_set_rng", "sequential_random_p"]
 
@@ -160,12 +183,51 @@ def select_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int
     return np.lexsort((-d, -auc))[:k]
 
 
-def shuffled_units(x: np.ndarray, y: np.ndarray, n_styles: int, style: int, k: int,
-                   rng: np.random.Generator) -> list[int]:
-    """A "shuffled" baseline set: the top k by ``select_units`` for ``style`` with the labels y
-    randomly permuted (one ``rng.permutation``). As coherent a group of units as a selected set
-    (units that rise and fall together), but chosen for no style."""
-    return [int(u) for u in select_units(x, rng.permutation(y), n_styles, style, k)]
+def shuffled_roles(fold: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One "shuffled" baseline relabelling: perm [N], a uniformly random permutation of the images
+    within each cross-fitting half (fold [N]). Image perm[i] plays image i's part: it takes image
+    i's style label for the ranking (``role_labels``), and where the selected set is measured on
+    image i, rendered toward some style, the baseline set is measured on image perm[i] rendered
+    toward that same style. The baseline set is the whole selection procedure run on the relabelled
+    images, so under "the images' activations and edit effects do not depend on their style label"
+    (rows exchangeable within a half) it is exchangeable with the selected set (see the module
+    docstring, "The baseline sets")."""
+    fold = np.asarray(fold)
+    perm = np.arange(len(fold))
+    for f in np.unique(fold):
+        idx = np.flatnonzero(fold == f)
+        perm[idx] = rng.permutation(idx)
+    return perm
+
+
+def role_labels(y: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """The style labels after ``shuffled_roles``: image perm[i] gets y[i]."""
+    y = np.asarray(y)
+    lab = np.empty_like(y)
+    lab[np.asarray(perm)] = y
+    return lab
+
+
+def shuffled_selection(x: np.ndarray, y: np.ndarray, fold: np.ndarray, rank_on: Sequence[np.ndarray], n_styles: int,
+                       style: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """One "shuffled" baseline, the construction ``ablation`` and ``style_edits`` share: the images
+    relabelled within each half of fold (``shuffled_roles``), and the selection re-run on them.
+    Returns (perm, labels, orders): the relabelling, the relabelled style labels (``role_labels``),
+    and for each mask of rank_on (the images a half's set is ranked on) every unit in the order of
+    ``select_units`` for ``style`` under the relabelled labels (a set of size k is its first k). The
+    caller measures set f on perm[i] for each image i the selected set of half f is measured on,
+    rendered toward the style image i is rendered toward."""
+    perm = shuffled_roles(fold, rng)
+    lab = role_labels(y, perm)
+    n_units = np.asarray(x).shape[1]
+    return perm, lab, [select_units(x[r], lab[r], n_styles, style, n_units) for r in rank_on]
+
+
+def roles_rng(seed: int, layer: str, style: int, j: int) -> np.random.Generator:
+    """The generator of shuffled baseline set j's relabelling for one layer and target style: seeded
+    by those alone, so set j is the same for every set size k (the baseline sets are cumulative in
+    k as the selected ones are) and whatever else is drawn (sequential sets included)."""
+    return np.random.default_rng([int(seed), 61, zlib.crc32(layer.encode()), int(style), int(j)])
 
 
 def expected_direction(kind: str, intervention: str) -> int:
@@ -408,11 +470,11 @@ def _unit_stats(subject, data: AnalysisData, z: Tensor | None, layers: list[str]
 @torch.no_grad()
 def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, measure: Measure, seed: int,
                    layer: str | None = None, edit: Edit | None = None,
-                   toward: int | None = None) -> dict[str, np.ndarray]:
+                   toward: int | Tensor | None = None) -> dict[str, np.ndarray]:
     """Generate the images ``sel`` (optionally with ``edit`` at ``layer``) and measure them.
 
-    toward: a style index to render every image toward (the subject's style input set to it);
-    None = each image's own style (``data.style_ids``). Batching and seeds depend only on ``sel``
+    toward: a style index to render every image toward (the subject's style input set to it), or
+    a tensor of one style per image of ``sel``; None = each image's own style (``data.style_ids``). Batching and seeds depend only on ``sel``
     and ``toward``, so an edited pass is paired image by image with the unedited pass.
     """
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -422,7 +484,12 @@ def _measured_pass(subject, data: AnalysisData, z: Tensor | None, sel: Tensor, m
             if edit is not None:
                 stack.enter_context(Trace(subject.generator, layer, retain_output=False, edit=edit))
             stack.enter_context(seeded(seed + b))
-            style = data.style_ids[idx] if toward is None else torch.full_like(data.style_ids[idx], toward)
+            if toward is None:
+                style = data.style_ids[idx]
+            elif isinstance(toward, Tensor):
+                style = toward[i:i + data.batch_size].to(data.style_ids.device, data.style_ids.dtype)
+            else:
+                style = torch.full_like(data.style_ids[idx], toward)
             images = subject.generate(data.content[idx], style, None if z is None else z[idx])
         for kind, v in measure(images).items():
             parts[kind].append(v)
@@ -441,7 +508,8 @@ class Ablation(Analysis):
     otherwise ``from_style_units`` ranks the units per style by AUROC. intervention: "zero" |
     "mean" | "insert" (``quantile`` sets the inserted value). ks: set sizes (cumulative top-k).
     n_random: baseline sets per k (>= 19 so that p_random can reach 0.05). baseline: "shuffled"
-    (top-k sets of the same ranking for permuted style labels, per half) or "random" (uniform
+    (the selection re-run on images relabelled within each half, measured on the relabelled
+    images; module docstring) or "random" (uniform
     k-sets; always so for explicit units); the ``baseline_sets`` column and the notes say which
     ran. cross_fit: rank on
     one half of the images, measure on the other, and the other way round. n_boot: bootstrap-t
@@ -484,7 +552,9 @@ class Ablation(Analysis):
                 ks: list[int], n_styles: int | None = None) -> Cost:
         """One pass for the unit statistics, then per layer and target style: the unedited images
         and, per set size, the selected set and n_random random sets (each a pass over the style's
-        images: N_s for zero / mean, N - N_s for insert). n_styles: an even sample of the targets.
+        images: N_s for zero / mean, N - N_s for insert); shuffled sets are measured on relabelled
+        images, so each also has its own unedited pass (once per layer and style, for every k).
+        n_styles: an even sample of the targets.
         With sequential sets pass n_random = n_random_max: the worst case, every row drawing all."""
         counts = torch.bincount(data.style_ids.detach().cpu().long(), minlength=subject.num_styles)
         styles = self._targets(subject, data)
@@ -495,6 +565,8 @@ class Ablation(Analysis):
             n_units = unit.channels(layer) or 10 ** 9
             kk = [len(self.units)] if self.units is not None else sorted({min(int(k), n_units) for k in ks})
             sets = sum(1 + (n_random if k < n_units else 0) for k in kk)
+            if self.units is None and self.baseline == "shuffled" and any(k < n_units for k in kk):
+                sets += n_random        # each shuffled set's own unedited pass (its images), shared over k
             for s in styles:
                 n_s = int(counts[s]) if self.intervention != "insert" else len(data) - int(counts[s])
                 if self.n_measure is not None:
@@ -669,44 +741,68 @@ class Ablation(Analysis):
                 bases = [_measured_pass(subject, data, z, sel, measure, seed + 100 * f, toward=toward)
                          for f, sel in enumerate(sels)]
 
-                def diff(sets_per_fold):
-                    parts = [self._diff(subject, data, z, sel, measure, seed + 100 * f, layer, u, unit_mean, unit_q,
-                                        base, toward)
-                             for f, (sel, base, u) in enumerate(zip(sels, bases, sets_per_fold))]
+                def diff(sets_per_fold, where=None):
+                    # where: (images per half, their unedited passes, the style each is rendered toward)
+                    sl, bs, tw = (sels, bases, [toward] * n_folds) if where is None else where
+                    parts = [self._diff(subject, data, z, sl[f], measure, seed + 100 * f, layer, u, unit_mean,
+                                        unit_q, bs[f], tw[f]) for f, u in enumerate(sets_per_fold)]
                     return {kind: np.concatenate([p[kind] for p in parts]) for kind in parts[0]}
+
+                roles: dict[int, tuple] = {}
+
+                def role(j, layer=layer, s=s, x=x, rank_on=rank_on, sels=sels, toward=toward, seed=seed):
+                    # shuffled set j of this layer and style (every k): the selection procedure on the
+                    # images relabelled within each half (``shuffled_roles``): ranked on the other
+                    # half with the relabelled styles, measured on the images that take the measured
+                    # images' part, each rendered toward the style the measured image is rendered toward
+                    if j not in roles:
+                        perm, _, order_j = shuffled_selection(x, y, fold, rank_on, len(present), int(lut[s]),
+                                                              roles_rng(self.seed, layer, s, j))
+                        sl = [torch.as_tensor(perm[sel.cpu().numpy()], device=sel.device) for sel in sels]
+                        tw = [data.style_ids[sel] if toward is None else torch.full_like(data.style_ids[sel], toward)
+                              for sel in sels]
+                        bs = [_measured_pass(subject, data, z, sl[f], measure, seed + 100 * f, toward=tw[f])
+                              for f in range(n_folds)]
+                        roles[j] = (order_j, (sl, bs, tw))
+                    return roles[j]
+
+                def shuffled_effect(j, k):
+                    order_j, where = role(j)
+                    return diff([o[:k] for o in order_j], where)
 
                 for k in ks:
                     tops = [o[:k] for o in orders]
                     d_top = diff(tops)
                     # baseline sets, per set: one per half (sets[j][f] is measured on half f).
-                    # "shuffled": the top k of the same ranking on the same selection half with the
-                    # style labels permuted, so the sets are as coherent as the selected one (on a
-                    # null whose units are correlated, uniform sets are not, and p_random is
-                    # anti-conservative). "random": uniform k-subsets of ALL units of the layer, the
-                    # same set on both halves; excluding the selected units from the draws breaks
-                    # exchangeability (0.10 instead of 0.05 rejections on a null model), and
-                    # excluding the other half's selection biases them outright
+                    # "shuffled": the selection procedure re-run on images relabelled within each half
+                    # (ranked on the other half's relabelled styles, measured on the images that take
+                    # the measured images' part): exchangeable with the selected set under a null
+                    # (module docstring), and as coherent a group as the selected one (on a null whose
+                    # units are correlated, uniform sets are not, and p_random is anti-conservative).
+                    # "random": uniform k-subsets of ALL units of the layer, the same set on both
+                    # halves; excluding the selected units from the draws breaks exchangeability (0.10
+                    # instead of 0.05 rejections on a null model), and excluding the other half's
+                    # selection biases them outright
                     d_rand, sets = [], []
                     if k >= n_units or n_random < 1:
                         notes.append(f"{layer}, {name}, k={k}: k is the whole layer (or n_random = 0); no "
                                      f"baseline sets")
                     elif baseline == "shuffled":
-                        sets = [[shuffled_units(x[r], y[r], len(present), int(lut[s]), k, rng) for r in rank_on]
-                                for _ in range(n_random)]
-                        d_rand = [diff(per_half) for per_half in sets]
+                        sets = [[o[:k] for o in role(j)[0]] for j in range(n_random)]
+                        d_rand = [shuffled_effect(j, k) for j in range(n_random)]
                     else:
                         sets = [[np.sort(rng.choice(n_units, size=k, replace=False))] * n_folds
                                 for _ in range(n_random)]
                         d_rand = [diff(per_half) for per_half in sets]
                     new = self._rows(d_top, d_rand, cols, s, name, layer, tops, sets, k, notes, baseline)
                     if d_rand and n_max > n_random:
-                        def later_sets(j, layer=layer, s=s, k=k, x=x, rank_on=rank_on, n_units=n_units):
-                            # set j >= n_random of this layer, style and k: seeded by them and j alone
-                            g = later_set_rng(self.seed, layer, s, k, j)
+                        def later_effects(j, layer=layer, s=s, k=k, n_units=n_units, effect=shuffled_effect):
+                            # set j >= n_random: seeded by the layer, style (k: uniform sets) and j alone
                             if baseline == "shuffled":
-                                return [shuffled_units(x[r], y[r], len(present), int(lut[s]), k, g) for r in rank_on]
-                            return [np.sort(g.choice(n_units, size=k, replace=False))] * n_folds
-                        self._later_sets += self._extend(new, n_max, lambda j: diff(later_sets(j)))
+                                return effect(j, k)
+                            g = later_set_rng(self.seed, layer, s, k, j)
+                            return diff([np.sort(g.choice(n_units, size=k, replace=False))] * n_folds)
+                        self._later_sets += self._extend(new, n_max, later_effects)
                     rows += new
         df = pd.DataFrame(rows, columns=COLUMNS)
         df["beyond_random"] = df["beyond_random"].astype("boolean")   # empty (<NA>) on the random sets' rows
@@ -748,11 +844,13 @@ class Ablation(Analysis):
                                  "on the other, both ways; units_fold0 / units_fold1 name the set used on each half"
                                  if crossfit else "not cross-fitted (explicit units, or cross_fit=False: ranked on "
                                                   "the same images they are measured on)"))
-        what = ("the top k units by the same ranking for randomly permuted style labels, one set per half "
-                "(as coherent a group as a selected set, chosen for no style)" if baseline == "shuffled"
-                else "k units drawn uniformly from the layer, one set for both halves")
+        what = ("the top k units by the same ranking with the images relabelled at random within each half, "
+                "one set per half, measured on the images that take the measured images' part (as coherent a "
+                "group as a selected set, chosen for no style, and exchangeable with it under no style effect)"
+                if baseline == "shuffled"
+                else "k units drawn uniformly from the layer, one set for both halves, on the same images")
         notes.append(f"beyond random: one-sided rank of the selected set's effect among {n_random} baseline "
-                     f"sets of the same size on the same images (baseline = {baseline}: {what}; the rows with "
+                     f"sets of the same size (baseline = {baseline}: {what}; the rows with "
                      f"baseline 'random' are these sets), p_random = (1 + #baseline sets at least as large) / "
                      f"({n_random} + 1) (exact under exchangeability with the baseline sets); q_random: BH over the "
                      f"{int((df['baseline'] == 'top').sum())} selected-set rows; beyond_random = q_random <= {ALPHA} "

@@ -33,21 +33,30 @@ Tibshirani 1993; its coverage is simulated in tests/statistics/test_ablation_sta
 
 **Baseline sets** (Morcos et al., ICLR 2018, compare against random ablations): ``n_random``
 baseline sets of k units of the layer, edited the same way (removal: set to 0; transfer: set to
-t's mean activation of those units) and measured on the same images; one set per half, drawn
-independently for the two halves, as the selected sets are chosen independently on them.
-``baseline="shuffled"`` (the default): each baseline set is the top k by the same ranking for the
-same style on the selection half with its style labels randomly permuted, i.e. a group of units
-as coherent as a selected one (units that rise and fall together), chosen for no style.
-``baseline="random"``: k units drawn uniformly from the layer (as ``ablation`` does). Under a
-planted null whose units carry no style but are correlated (tests/statistics/
-test_style_edits_stats.py, 400 data sets), P(p <= 0.05, 0.10, 0.25) was 0.0525 / 0.105 / 0.28
-for "shuffled", and 0.055 / 0.135 / 0.285 for "random" with independent halves (0.0775 / 0.135 /
-0.30 with one random set for both halves): uniform random sets are less coherent than selected
-ones, so their effects spread less and the selected set beats them too often.
+t's mean activation of those units), one set per half.
+``baseline="shuffled"`` (the default): the construction of ``ablation``, through the same function
+(``ablation.shuffled_selection``): each set re-runs the selection on the images relabelled at
+random within each half, image perm[i] taking image i's part. Its units for a half are the top k
+by the same ranking for the style on the other half under the relabelled styles (transfer: with
+t's mean activations over the images relabelled t there), and it is measured on perm[i] wherever
+the selected set is measured on image i, rendered toward the same style, each image paired with
+its own unedited pass. A group of units as coherent as a selected one (units that rise and fall
+together), chosen for no style, and exchangeable with the selected set when the images are
+exchangeable within a half whatever their style label (``ablation``'s docstring says why; ranked
+on permuted labels but measured on the style's own images, as before, it is not: the halves are
+coupled, and on an independent-units null p_random was 0.07 at 0.05). ``baseline="random"``: k
+units drawn uniformly from the layer, independently for the two halves, measured on the same
+images as the selected set. Under a planted null whose units carry no style but are correlated
+(tests/statistics/test_style_edits_stats.py, 400 data sets), P(p <= 0.05, 0.10, 0.25) was
+0.0725 / 0.1175 / 0.265 for "shuffled" (0.0525 / 0.105 / 0.28 measured on the style's own
+images), and 0.055 / 0.135 / 0.285 for "random" with independent halves (0.0775 / 0.135 / 0.30
+with one random set for both halves): uniform random sets are less coherent than selected ones,
+so their effects spread less and the selected set beats them too often.
 ``p_random`` = (1 + #{baseline sets with an effect at least as large in the expected direction}) /
 (n_random + 1), one-sided: a drop for removal's on-target row and transfer's source row, a rise
 for transfer's inserted style. With 19 sets its floor is 0.05. Baseline sets are measured on
-target only (removal: the s-images; transfer: the s-images), so off-target rows have no p_random.
+target only (removal: the images in the s-images' part; transfer: likewise, rendered toward the
+source style), so off-target rows have no p_random.
 
 **Specificity** (removal, on the on-target rows): ``specificity`` = on-target effect minus the
 mean of the off-target effects (the other styles' changes, each on its own images), so a
@@ -84,7 +93,9 @@ Cost (``estimate_cost``): one pass for the unit means, two unedited passes over 
 style and half, paired with the random sets' and the transfers' passes; and per half, paired with
 the removal edits), then per style and k one edited pass over all images (per half: the edit is
 the same for every style's images) plus ``n_random`` passes over the style's
-images, and per transfer pair and k (1 + ``n_random``) passes over the source style's images.
+images, and per transfer pair and k (1 + ``n_random``) passes over the source style's images;
+shuffled sets add, per style and per pair, ``n_random`` unedited passes over their relabelled
+images (one per set, shared by every k).
 ``budget_s``: over it, fewer random sets (down to 19), then fewer set sizes, then fewer styles
 (an even sample, down to 2); the notes say so.
 """
@@ -102,7 +113,7 @@ from interp_gan.analyses.base import Analysis, AnalysisData, register_analysis
 from interp_gan.analyses.common import check_styles, fixed_z, log_odds, seeded, style_gate_cost, thumbnails
 from interp_gan.analyses.cost import Cost, UnitCosts, evenly, halve_to, size_to_budget, unit_costs_for
 from interp_gan.analyses.units.ablation import (_measured_pass, bootstrap_t_mean_ci, crossfit_folds,
-                                                random_rank_pvalue, select_units, shuffled_units)
+                                                random_rank_pvalue, roles_rng, select_units, shuffled_selection)
 from interp_gan.analyses.units.style_units import auroc_matrix, cohens_d, harvest_unit_means
 from interp_gan.findings import Finding
 from interp_gan.findings.stats import MIN_SAMPLES_FOR_CI, bh_qvalues, floor_note
@@ -329,7 +340,8 @@ class StyleEdits(Analysis):
     per k (>= 19 so that p_random can reach 0.05). n_boot: bootstrap resamples. styles: the styles
     removed (None = every style in the data). transfer: also run transfers; pairs: 'SOURCE->STYLE'
     strings (None = each removed style's images receive the next style's units, cyclically).
-    baseline: "shuffled" (top-k sets for permuted style labels) or "random" (uniform k-sets).
+    baseline: "shuffled" (the selection re-run on images relabelled within each half, measured on
+    the relabelled images; ``ablation.shuffled_selection``) or "random" (uniform k-sets).
     n_strip: images in the before / after strips. budget_s: see the module docstring.
     """
 
@@ -370,12 +382,14 @@ class StyleEdits(Analysis):
         calls = lambda m: 2 * math.ceil(m / 2 / max(1, data.batch_size))   # noqa: E731  (a pass per half)
         images = 3.0 * n                                      # unit means + the unedited passes (per style, per half)
         passes = calls(n) + sum(calls(int(counts[t])) for t in range(subject.num_styles) if counts[t])
+        # shuffled sets are measured on relabelled images: each has its own unedited pass (for every k)
+        own = n_random if self.baseline == "shuffled" and sets else 0
         for s in targets:
-            images += len(kk) * n + sets * int(counts[s])
-            passes += len(kk) * calls(n) + sets * calls(int(counts[s]))
+            images += len(kk) * n + (sets + own) * int(counts[s])
+            passes += len(kk) * calls(n) + (sets + own) * calls(int(counts[s]))
         for a, _ in pairs:
-            images += (len(kk) + sets) * int(counts[a])
-            passes += (len(kk) + sets) * calls(int(counts[a]))
+            images += (len(kk) + sets + own) * int(counts[a])
+            passes += (len(kk) + sets + own) * calls(int(counts[a]))
         judged = images - n                                   # all but the unit means' pass
         images += 2 * self.n_strip * (1 + (1 if pairs else 0))
         return Cost(forwards=images, classified=judged, passes=passes)
@@ -513,6 +527,33 @@ class StyleEdits(Analysis):
             return {t: {kk: np.concatenate([d[kk][fold_ids[f] == t] for f, d in per_fold.items()])
                         for kk in next(iter(per_fold.values()))} for t in present}
 
+        roles: dict[tuple[int, int], tuple] = {}
+        role_base: dict[tuple[int, int, int, int], dict[str, np.ndarray]] = {}
+
+        def role(b: int, j: int) -> tuple:
+            """Shuffled set j for style b (every k; ``shuffled_selection``, as ``ablation``): the images
+            relabelled within each half, per measured half f the unit order ranked on the other half and
+            b's mean activations over the images relabelled b there."""
+            if (b, j) not in roles:
+                perm, lab, order = shuffled_selection(x, y, fold, [fold != f for f in (0, 1)], len(present),
+                                                      int(lut[b]), roles_rng(self.seed, layer, b, j))
+                roles[b, j] = (perm, order, {f: x[(fold != f) & (lab == lut[b])].mean(0) for f in (0, 1)})
+            return roles[b, j]
+
+        def diff_role(t: int, b: int, j: int, edits: dict) -> dict[str, np.ndarray]:
+            """diff(t, edits) for shuffled set j of style b: measured on the images that take the
+            t-images' part (perm), rendered toward t, each paired with its own unedited pass."""
+            perm, parts = role(b, j)[0], []
+            for f in (0, 1):
+                if not len(sels[t, f]):
+                    continue
+                sel = torch.as_tensor(perm[sels[t, f].cpu().numpy()], device=dev)
+                if (t, b, j, f) not in role_base:
+                    role_base[t, b, j, f] = _measured_pass(subject, data, z, sel, measure, pass_seed(t, f), toward=t)
+                after = _measured_pass(subject, data, z, sel, measure, pass_seed(t, f), layer, edits[f], toward=t)
+                parts.append({kk: after[kk] - role_base[t, b, j, f][kk] for kk in after})
+            return {kk: np.concatenate([p[kk] for p in parts]) for kk in parts[0]}
+
         rng = np.random.default_rng(self.seed)
         self._nonfinite = 0
         removal, transfer = [], []
@@ -523,8 +564,13 @@ class StyleEdits(Analysis):
                 changes = diff_all(edits)
                 rand = []
                 if k < n_units and n_random > 0:
-                    for _ in range(n_random):
-                        r = self._random_sets(rng, n_units, k, x, y, fold, int(lut[s]), len(present))
+                    for j in range(n_random):
+                        if self.baseline == "shuffled":
+                            order = role(s, j)[1]
+                            rand.append(diff_role(s, s, j, {f: ablate([int(u) for u in order[f][:k]], 0.0)
+                                                            for f in (0, 1)}))
+                            continue
+                        r = self._random_sets(rng, n_units, k)
                         rand.append(diff(s, {f: ablate(r[f], 0.0) for f in (0, 1)}))
                 removal += self._removal_rows(layer, s, k, names, present, kinds, changes, rand, tops,
                                               _cli_ablate(layer, order_all[s][:k]))
@@ -536,8 +582,14 @@ class StyleEdits(Analysis):
                 change = diff(a, edits)
                 rand = []
                 if k < n_units and n_random > 0:
-                    for _ in range(n_random):
-                        r = self._random_sets(rng, n_units, k, x, y, fold, int(lut[b]), len(present))
+                    for j in range(n_random):
+                        if self.baseline == "shuffled":
+                            _, order, means = role(b, j)
+                            r = {f: [int(u) for u in order[f][:k]] for f in (0, 1)}
+                            rand.append(diff_role(a, b, j, {f: insert(r[f], torch.as_tensor(
+                                means[f][r[f]], dtype=torch.float32)) for f in (0, 1)}))
+                            continue
+                        r = self._random_sets(rng, n_units, k)
                         rand.append(diff(a, {f: insert(r[f], torch.as_tensor(
                             tmeans[f][b][r[f]], dtype=torch.float32)) for f in (0, 1)}))
                 units = order_all[b][:k]
@@ -566,21 +618,11 @@ class StyleEdits(Analysis):
         return Finding(self.name, params, tables=tables, arrays=arrays, notes=notes,
                        provenance={"seed": self.seed, "data_fingerprint": data.fingerprint})
 
-    def _random_sets(self, rng, n_units: int, k: int, x, y, fold, style: int, n_styles: int) -> dict[int, list[int]]:
-        """One baseline set per half, drawn independently for the two halves (the selected sets are
-        chosen independently on the two halves too). baseline="random": k units drawn uniformly;
-        "shuffled": the top k by the same ranking (AUROC, then Cohen's d) for the style on the
-        selection half with its style labels permuted, so a baseline set is as coherent a group of
-        units as a selected one, only not chosen for the style."""
-        out = {}
-        for f in (0, 1):
-            if self.baseline == "random":
-                out[f] = [int(u) for u in np.sort(rng.choice(n_units, size=k, replace=False))]
-            else:
-                a = fold != f
-                out[f] = shuffled_units(x[a], y[a], n_styles, style, k, rng)
-        return out
-
+    @staticmethod
+    def _random_sets(rng, n_units: int, k: int) -> dict[int, list[int]]:
+        """baseline="random": one set of k units drawn uniformly per half, drawn independently for the
+        two halves (the selected sets are chosen independently on them)."""
+        return {f: [int(u) for u in np.sort(rng.choice(n_units, size=k, replace=False))] for f in (0, 1)}
 
     @staticmethod
     def _measure(subject, kinds):
@@ -694,7 +736,8 @@ class StyleEdits(Analysis):
                f"log-odds on the images generated toward it",
                f"p_random: one-sided rank among {n_random} baseline {'sets' if n_random != 1 else 'set'} of the same "
                f"size, one per half (baseline = {self.baseline}: " +
-               ("the top k units by the same ranking for randomly permuted style labels" if self.baseline == "shuffled"
+               ("the top k units by the same ranking with the images relabelled at random within each half, measured "
+                "on the images that take the measured images' part" if self.baseline == "shuffled"
                 else "k units drawn uniformly from the layer") + "); on-target rows only (random_mean, random_low, "
                "random_high: the baseline sets' mean and 2.5-97.5% range)",
                "specificity = on-target change minus the mean off-target change (stratified studentized bootstrap "

@@ -232,8 +232,16 @@ def test_insertion_value_is_tie_aware():
 
 
 def test_shuffled_baseline_sets_are_top_k_for_permuted_labels_per_half_and_are_named():
-    from interp_gan.analyses.units.ablation import _unit_stats, shuffled_units
+    from interp_gan.analyses.units.ablation import (_unit_stats, crossfit_folds, role_labels, roles_rng,
+                                                    select_units, shuffled_roles)
     subject, data = make_planted_subject(channels=48), make_planted_data()
+    seen = []
+    gen = subject.generate
+
+    def spy(content, ids, z=None):
+        seen.append((content.clone(), ids.clone()))
+        return gen(content, ids, z)
+    subject.generate = spy
     f = Ablation(ks=(2,), n_random=19, styles=["checker"], **FAST).run(subject, data)
     df = f.tables["ablation"]
     top, rnd = _row(df, "checker", 2, "top", "log_odds(style=checker)"), _row(df, "checker", 2, "random",
@@ -243,14 +251,23 @@ def test_shuffled_baseline_sets_are_top_k_for_permuted_labels_per_half_and_are_n
     sets = [[list(map(int, h.split(";"))) for h in s.split(" / ")] for s in rnd["units"].split("|")]
     assert len(sets) == 19 and all(len(h) == 2 for per_half in sets for h in per_half)
     assert any(len(per_half) == 2 for per_half in sets)            # drawn per half: the halves differ
-    # reproduce the first set: the same ranking on the selection half with permuted labels
+    # reproduce the first set: the images relabelled within each half, the same ranking on the other half
     x = _unit_stats(subject, data, None, ["mix"], 0.99, 0)["mix"][0]
     y = data.style_ids.numpy()
-    from interp_gan.analyses.units.ablation import crossfit_folds
+    s = subject.style_names.index("checker")
     fold = crossfit_folds(y, 0 + 17)
-    rng = np.random.default_rng(0)
-    first = [shuffled_units(x[fold != h], y[fold != h], 3, 0, 2, rng) for h in (0, 1)]
+    perm = shuffled_roles(fold, roles_rng(0, "mix", s, 0))
+    lab = role_labels(y, perm)
+    assert (perm[fold == 0] != np.flatnonzero(fold == 0)).any() and set(perm[fold == 0]) == set(np.flatnonzero(fold == 0))
+    assert (np.bincount(lab[fold == 1]) == np.bincount(y[fold == 1])).all() and (lab[perm] == y).all()
+    first = [select_units(x[fold != h], lab[fold != h], 3, s, 2) for h in (0, 1)]
     assert [sorted(u) for u in first] == [sorted(u) for u in (sets[0] * 2)[:2]]
+    # ... and measured on the images that take the checker images' part, rendered toward checker
+    for h in (0, 1):
+        idx = perm[np.flatnonzero((y == s) & (fold == h))]
+        assert any(c.shape == data.content[idx].shape and torch.equal(c, data.content[idx]) and (i == s).all()
+                   for c, i in seen), h
+        assert not (y[idx] == s).all()                          # not only checker images
     assert any("baseline = shuffled" in n for n in f.notes)
     # explicit units: nothing to rank, so uniform random sets, said in a note and the column
     g = Ablation(units=[CHECKER_UNIT], n_random=2, styles=["checker"], **FAST).run(subject, data)
@@ -258,6 +275,37 @@ def test_shuffled_baseline_sets_are_top_k_for_permuted_labels_per_half_and_are_n
     assert any("explicit units" in n and "uniform random" in n for n in g.notes)
     with pytest.raises(ValueError, match="baseline must be"):
         Ablation(baseline="uniform", **FAST).run(subject, data)
+
+
+def test_shuffled_insertion_sets_are_measured_on_relabelled_images_in_the_styles_they_stand_for():
+    """Insertion is measured on the other styles' images in their own styles: a shuffled set is
+    measured on the images that take their part (perm), each rendered toward the style of the image
+    it stands for, and the selected set of a ranked insertion still beats the shuffled sets."""
+    from interp_gan.analyses.units.ablation import crossfit_folds, roles_rng, shuffled_roles
+    import dataclasses
+    subject, data = make_planted_subject(channels=48), make_planted_data()
+    data = dataclasses.replace(data, batch_size=64)                 # one call per measured half
+    seen = []
+    gen = subject.generate
+
+    def spy(content, ids, z=None):
+        seen.append((content.clone(), ids.clone()))
+        return gen(content, ids, z)
+    subject.generate = spy
+    f = Ablation(ks=(1,), intervention="insert", n_random=19, styles=["checker"], **FAST).run(subject, data)
+    top = _row(f.tables["ablation"], "checker", 1, "top", "p(style=checker)")
+    assert top["n"] == 24 and top["p_random"] == pytest.approx(0.05)
+    y = data.style_ids.numpy()
+    s = subject.style_names.index("checker")
+    fold = crossfit_folds(y, 0 + 17)
+    for j in (0, 18):
+        perm = shuffled_roles(fold, roles_rng(0, "mix", s, j))
+        for h in (0, 1):
+            own = np.flatnonzero((y != s) & (fold == h))
+            want_c, want_s = data.content[perm[own]], torch.as_tensor(y[own])
+            assert any(c.shape == want_c.shape and torch.equal(c, want_c) and torch.equal(i.cpu(), want_s)
+                       for c, i in seen), (j, h)
+            assert (y[perm[own]] == s).any() or (y[perm[own]] != y[own]).any()   # other images than the own
 
 
 def test_n_measure_renders_the_same_content_images_toward_every_target():
@@ -361,7 +409,11 @@ def test_sequential_sets_are_priced_at_their_worst_case_and_cut_first_by_a_budge
     off = Ablation(**kw).estimate_cost(subject, data, unit)
     on = Ablation(**kw, n_random_max=99).estimate_cost(subject, data, unit)
     n_s = 12                                    # the checker images zero ablation is measured on
-    assert on.forwards - off.forwards == pytest.approx(n_s * (99 - 19))
+    # each shuffled set: an edited pass and its own unedited pass (its relabelled images)
+    assert on.forwards - off.forwards == pytest.approx(2 * n_s * (99 - 19))
+    rnd = dict(kw, baseline="random")
+    assert (Ablation(**rnd, n_random_max=99).estimate_cost(subject, data, unit).forwards
+            - Ablation(**rnd).estimate_cost(subject, data, unit).forwards) == pytest.approx(n_s * (99 - 19))
     assert any(n.startswith("up to 99 random baseline sets") for n in on.notes)
     assert not any(n.startswith("up to") for n in off.notes)
     budget = (off.seconds(unit) + on.seconds(unit)) / 2
