@@ -51,7 +51,8 @@ def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, wh
           small: list[int], colour: dict[str, int], want: int | None = None):
     """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path],
     files tried); ``paths`` are read in their order until ``want`` good ones (None: all);
-    ``small[0]`` counts the images smaller than ``size`` (upscaled), ``colour`` the colour profiles met."""
+    ``small[0]`` counts the images smaller than ``size`` (upscaled), ``colour`` the colour profiles, transparent
+    images and animations met (``decode_image``)."""
     def resize(img):           # as each file is read: full-size photos are never all in memory
         if min(img.shape[:2]) < size:
             small[0] += 1
@@ -148,6 +149,10 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: S
     if colour.get("not applied"):
         notes.append(f"{colour['not applied']} image(s) with a colour profile that could not be read or used: "
                      f"pixels used as stored")
+    if colour.get("transparency"):
+        notes.append(f"{colour['transparency']} image(s) with transparent pixels: composited on white")
+    if colour.get("first frame"):
+        notes.append(f"{colour['first frame']} animated or multi-page image(s): the first frame used")
     if left:
         notes.append(f"{sum(left.values())} file(s) left out ({', '.join(f'{k} {v}' for k, v in sorted(left.items()))})")
     return StyleData(content=to_tensor(c_imgs), style=style,

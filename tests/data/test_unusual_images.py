@@ -137,6 +137,27 @@ def test_load_data_skips_counts_and_says_the_rest(tmp_path):
     assert "1 file(s) left out (not an image type (.txt) 1)" in sd.notes
 
 
+
+def test_transparency_and_first_frames_are_counted_and_said(tmp_path):
+    """A fully transparent PNG becomes a white photo and an animation loses its other frames: both said
+    (an opaque RGBA image and a palette image without transparency are not counted)."""
+    c = tmp_path / "content"
+    for i in range(8):
+        _png(c / f"{i}.png", (i * 30, 0, 0))
+    Image.new("RGBA", (20, 20), (200, 10, 10, 0)).save(c / "clear.png")          # all transparent
+    Image.new("LA", (20, 20), (90, 128)).save(c / "half.png")                     # half transparent
+    Image.new("RGBA", (20, 20), (200, 10, 10, 255)).save(c / "opaque.png")       # alpha, all opaque
+    Image.new("RGB", (20, 20), (5, 5, 5)).convert("P").save(c / "palette.png")    # palette, no transparency
+    frames = [Image.new("RGB", (20, 20), col) for col in [(255, 0, 0), (0, 255, 0)]]
+    frames[0].save(c / "anim.gif", save_all=True, append_images=frames[1:])
+    colour = {}
+    assert tuple(decode_image((c / "clear.png").read_bytes(), colour)[0, 0]) == (255, 255, 255)
+    assert colour == {"transparency": 1}
+    sd = load_data(DataConfig(source="", content=str(c), image_size=16, load_size=16))
+    assert len(sd.content) == 13
+    assert "2 image(s) with transparent pixels: composited on white" in sd.notes
+    assert "1 animated or multi-page image(s): the first frame used" in sd.notes
+
 # --- --data DIR layouts ----------------------------------------------------------------------------
 def test_data_dir_errors_name_the_layout(tmp_path):
     (tmp_path / "f.png").write_bytes(b"x")
