@@ -55,7 +55,10 @@ class _Config:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown key(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(known)}")
+            import difflib
+            hints = [f"{h[0]!r} for {u!r}" for u in sorted(unknown) if (h := difflib.get_close_matches(u, known, n=1))]
+            said = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            raise ValueError(f"unknown key(s) {sorted(unknown)} for {cls.__name__}{said}; known: {sorted(known)}")
         kwargs = {}
         for f in fields(cls):
             if f.name not in d:
