@@ -299,8 +299,11 @@ def test_onnx_options_apply_to_torchscript_only_among_pytorch_files(tmp_path):
     torch.save(Gen().state_dict(), tmp_path / "sd.pth")
     with pytest.raises(ValueError, match="apply to .onnx files and TorchScript archives only"):
         load_subject(tmp_path / "sd.pth", device="cpu", onnx_options={"range": "[0,1]"})
-    with pytest.raises(ValueError, match="TorchScript archive, not a state_dict"):
+    with pytest.raises(ValueError, match="TorchScript archive, not a state_dict"), \
+            warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
         convert_checkpoint(p, tmp_path / "out.safetensors")
+    assert not [w for w in said if "TorchScript" in str(w.message)], "the one line only, not torch's warning too"
 
 
 def test_inspect_prints_the_contract_and_the_check_against_the_module(tmp_path, capsys):
