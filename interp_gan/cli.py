@@ -186,8 +186,9 @@ def compact_json(obj, width: int = 110, indent: int = 2, _at: int = 0, _prefix: 
 
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
-    from interp_gan.provenance_mark import IMAGE_SUFFIXES, describe_mark
-    if Path(a.checkpoint).suffix.lower() in IMAGE_SUFFIXES:     # an image: its provenance mark
+    from interp_gan.data.images import IMAGE_EXTENSIONS
+    from interp_gan.provenance_mark import describe_mark
+    if Path(a.checkpoint).suffix.lower() in IMAGE_EXTENSIONS:   # an image (.gif, .tif too): its provenance mark
         print(describe_mark(a.checkpoint))
         return 0
     import torch
@@ -428,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=_cmd_report)
 
     i = sub.add_parser("inspect", help="print a checkpoint's metadata, style names and every layer's output shape; "
-                                       "for a .png / .jpg: its provenance mark")
+                                       "for an image (.png / .jpg / .webp / ...): its provenance mark")
     i.add_argument("checkpoint", help="any model file analyze takes (options after '#' too), or a .png / .jpg")
     i.add_argument("--size", type=int, default=64, help="image size (a graph of one fixed size uses its own)")
     i.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
