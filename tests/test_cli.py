@@ -85,3 +85,12 @@ def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "interp_gan", "report", "--help"], capture_output=True, text=True,
                           cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert done.returncode == 0 and "usage: interp-gan report" in done.stdout
+
+
+def test_analyze_errors_speak_of_pipelines_not_recipes(capsys, tmp_path):
+    rc = main(["analyze", "--model", "x.py:f", "--pipeline", str(tmp_path / "nope.toml")])
+    assert rc == 2 and f"no such pipeline file: {tmp_path / 'nope.toml'}" in capsys.readouterr().err
+    rc = main(["analyze", "--model", "x.py:f", "--pipeline", "analyses/dissection.toml", "--set", "n_images"])
+    assert rc == 2 and "--set expects key=value (e.g. n_images=32), got 'n_images'" in capsys.readouterr().err
+    rc = main(["train", "training/nope.toml"])
+    assert rc == 2 and "no such recipe file" in capsys.readouterr().err
