@@ -63,6 +63,16 @@ def _log(msg: str, every_rank: bool = False) -> None:
         print(f"[interp-gan{f' rank {rank}' if world > 1 else ''}] {msg}", flush=True)
 
 
+def _style_set_hint(subject: Subject) -> str:
+    """For a model whose styles are a style set's codes (a style predictor, pytorch-AdaIN): how --data's own
+    style folders become its styles (``resolve_data_dir`` fills in ``{style_dir}``); "" for any other model."""
+    if not isinstance(subject.meta.get("style_set"), dict):
+        return ""
+    if (subject.meta.get("model") or {}).get("name") == "adain":
+        return "to make them its styles, load it as 'decoder.pth#vgg=...,style_set={style_dir}'"
+    return "to make them its styles, add --onnx style_set={style_dir}"
+
+
 def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded") -> AnalysisData:
     """Content images (centre crops at cfg.image_size) each paired with a target style
     (balanced: image i -> style i mod S), seeded z, and real style images where the subject's
@@ -81,7 +91,7 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         notes: list[str] = []
         sample = None          # 256 small photos, built by us: read whole, as its fingerprint always covered
     else:   # DIR/content + DIR/style/<name>, CycleGAN trainA/trainB, or a folder of photos
-        kw, notes = resolve_data_dir(source, names)
+        kw, notes = resolve_data_dir(source, names, _style_set_hint(subject))
         dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size,
                           max_bad_fraction=cfg.max_bad_fraction)
         # only the files used are decoded: n_images photos in a seeded order, a capped sample per style

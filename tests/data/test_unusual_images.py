@@ -223,6 +223,27 @@ def test_analysis_data_logs_each_note_once_and_the_report_shows_them(tmp_path, c
     assert input_notes_html({}) == ""
 
 
+def test_a_style_set_model_is_told_how_its_own_style_folders_become_styles(tmp_path, capsys):
+    """A style predictor's (or AdaIN's) styles are a style set's codes: --data's style folders of other
+    names are not used, and the note says how to make them the styles instead of only 'not styles of this
+    model'; a model of fixed styles is told nothing more."""
+    d = tmp_path / "data"
+    for i in range(8):
+        _png(d / "content" / f"{i}.png", (i * 30, 10, 10))
+    _png(d / "Styles" / "mine" / "1.png")
+    cfg = PipelineConfig.from_dict({"name": "t", "n_images": 8, "image_size": 16, "batch_size": 4})
+    for model, want in (("onnx", f"add --onnx style_set={d / 'Styles'}"),
+                        ("adain", f"load it as 'decoder.pth#vgg=...,style_set={d / 'Styles'}'")):
+        subject = Subject.from_module(torch.nn.Identity(), style_names=["lite01"])
+        subject.meta = {**subject.meta, "model": {"name": model}, "style_set": {"source": "embedded"}}
+        analysis_data(subject, cfg, str(d))
+        out = capsys.readouterr().out
+        assert f"style folder(s) mine not used: not styles of this model (lite01); to make them its styles, {want}" \
+            in out, out
+    analysis_data(Subject.from_module(torch.nn.Identity(), style_names=["lite01"]), cfg, str(d))
+    assert "style folder(s) mine not used: not styles of this model (lite01)\n" in capsys.readouterr().out
+
+
 def test_an_analysis_pipeline_sets_its_own_max_bad_fraction(tmp_path):
     c = tmp_path / "photos"
     for i in range(3):
