@@ -68,10 +68,16 @@ def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, wh
             [rel(p) for p in scan.bad], scan.tried)
 
 
+def _shown(name: str) -> str:
+    """A file name as text that prints and saves anywhere: bytes that are not UTF-8 (a Latin-1 name on a
+    UTF-8 system, read by Python as surrogates) shown as ``\\xe9`` escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _fingerprint(hashes: list[tuple[str, str]], load_size: int) -> str:
     h = hashlib.sha256()
     for rel, digest in sorted(hashes):
-        h.update(f"{rel}\0{digest}\n".encode())
+        h.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))   # a file name that is not UTF-8: its bytes
     h.update(f"load_size={load_size}".encode())
     return h.hexdigest()
 
@@ -158,5 +164,5 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: S
     return StyleData(content=to_tensor(c_imgs), style=style,
                      style_labels=torch.tensor(labels, dtype=torch.int64),
                      style_names=list(style_dirs), fingerprint=_fingerprint(hashes + s_hashes, L),
-                     skipped=skipped, source=source, skipped_files=bad[:10], notes=notes,
+                     skipped=skipped, source=source, skipped_files=[_shown(b) for b in bad[:10]], notes=notes,
                      style_fingerprint=_fingerprint(s_hashes, L))

@@ -158,6 +158,22 @@ def test_transparency_and_first_frames_are_counted_and_said(tmp_path):
     assert "2 image(s) with transparent pixels: composited on white" in sd.notes
     assert "1 animated or multi-page image(s): the first frame used" in sd.notes
 
+
+def test_file_names_that_are_not_utf8_are_read_and_shown_escaped(tmp_path):
+    """A Latin-1 file name on a UTF-8 system (Python reads its bytes as surrogates) failed the fingerprint
+    ('surrogates not allowed') and then the report; now it is read, and shown with a \\x escape."""
+    c = tmp_path / "content"
+    for i in range(8):
+        _png(c / f"{i}.png", (i * 30, 0, 0))
+    root = os.fsencode(c)
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(os.fsdecode(root + b"/caf\xe9.png"), "PNG")
+    open(root + b"/zero\xfe.png", "wb").close()
+    sd = load_data(DataConfig(source="", content=str(c), image_size=16, load_size=16))
+    assert len(sd.content) == 9 and sd.skipped == {"empty file": 1}
+    assert sd.skipped_files == ["content/zero\\xfe.png"]
+    "\n".join(sd.skipped_files + sd.notes).encode("utf-8")        # prints and saves as UTF-8
+    assert len(sd.fingerprint) == 64
+
 # --- --data DIR layouts ----------------------------------------------------------------------------
 def test_data_dir_errors_name_the_layout(tmp_path):
     (tmp_path / "f.png").write_bytes(b"x")
