@@ -46,6 +46,7 @@ from interp_gan.subject.factory import probe_module_subject
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
+from interp_gan.util import shown
 from interp_gan.findings import Finding, provenance
 from interp_gan.guards import NonFiniteOutput, check_out_dir, check_report_owner
 
@@ -106,6 +107,7 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     if source != "embedded" and len(sd.content) < MIN_SAMPLES_FOR_CI:
         notes.append(f"only {len(sd.content)} content image(s): the analyses' confidence intervals need at least "
                      f"{MIN_SAMPLES_FOR_CI}, so those analyses fail; add photos to {source}")
+    notes = [shown(n) for n in notes]            # folder and file names that are not UTF-8: escaped
     for line in notes:
         _log(f"data: {line}")
     if len(sd.content) < cfg.n_images:

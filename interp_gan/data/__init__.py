@@ -27,6 +27,7 @@ from .folders import CYCLEGAN_LAYOUT, STYLE_LAYOUT, images_in, resolve_folders
 from .images import BadImage, read_files, read_image, scan_images
 from .sampling import Sample, seeded_order
 from .transforms import centre_crop, random_crops, resize_square, to_tensor
+from ..util import shown
 
 __all__ = ["StyleData", "load_data", "Sample", "random_crops", "centre_crop", "cache_dir", "read_image",
            "scan_images", "BadImage", "EMBEDDED_STYLES", "DEMO_STYLES"]
@@ -66,12 +67,6 @@ def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, wh
     rel = lambda p: f"{prefix}/{Path(p).relative_to(root).as_posix()}"  # noqa: E731
     return ([img for _, img, _ in scan.good], [(rel(p), h) for p, _, h in scan.good], scan.skipped,
             [rel(p) for p in scan.bad], scan.tried)
-
-
-def _shown(name: str) -> str:
-    """A file name as text that prints and saves anywhere: bytes that are not UTF-8 (a Latin-1 name on a
-    UTF-8 system, read by Python as surrogates) shown as ``\\xe9`` escapes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _fingerprint(hashes: list[tuple[str, str]], load_size: int) -> str:
@@ -164,5 +159,6 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: S
     return StyleData(content=to_tensor(c_imgs), style=style,
                      style_labels=torch.tensor(labels, dtype=torch.int64),
                      style_names=list(style_dirs), fingerprint=_fingerprint(hashes + s_hashes, L),
-                     skipped=skipped, source=source, skipped_files=[_shown(b) for b in bad[:10]], notes=notes,
+                     skipped=skipped, source=source, skipped_files=[shown(b) for b in bad[:10]],
+                     notes=[shown(n) for n in notes],
                      style_fingerprint=_fingerprint(s_hashes, L))

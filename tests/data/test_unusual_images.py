@@ -173,6 +173,13 @@ def test_file_names_that_are_not_utf8_are_read_and_shown_escaped(tmp_path):
     assert sd.skipped_files == ["content/zero\\xfe.png"]
     "\n".join(sd.skipped_files + sd.notes).encode("utf-8")        # prints and saves as UTF-8
     assert len(sd.fingerprint) == 64
+    os.makedirs(os.fsencode(tmp_path) + b"/style/caf\xe9")               # a style folder named so: its note
+    _png(tmp_path / "style" / os.fsdecode(b"caf\xe9") / "1.png")
+    cfg = PipelineConfig.from_dict({"name": "t", "n_images": 8, "image_size": 16, "batch_size": 4})
+    data = analysis_data(Subject.from_module(torch.nn.Identity(), style_names=["a"]), cfg, str(tmp_path))
+    notes = [n for n in data.extra["data_notes"] if "not used" in n]
+    assert notes and notes[0].startswith("style folder(s) caf\\xe9 not used"), notes
+    "\n".join(data.extra["data_notes"]).encode("utf-8")
 
 # --- --data DIR layouts ----------------------------------------------------------------------------
 def test_data_dir_errors_name_the_layout(tmp_path):
