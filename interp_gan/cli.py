@@ -135,6 +135,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
         return 0
     if not a.report_dir:
         raise ValueError("interp-gan report: give a report directory, or --compare A B")
+    if a.out:      # it was ignored: the report was re-rendered in place, not where --out said
+        raise ValueError(f"--out is for --compare only; `interp-gan report {a.report_dir}` re-renders that folder in "
+                         "place (copy the folder first to keep the old index.html)")
     d = Path(a.report_dir)
     manifest = d / "manifest.json"
     if not manifest.is_file():

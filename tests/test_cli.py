@@ -94,3 +94,10 @@ def test_analyze_errors_speak_of_pipelines_not_recipes(capsys, tmp_path):
     assert rc == 2 and "--set expects key=value (e.g. n_images=32), got 'n_images'" in capsys.readouterr().err
     rc = main(["train", "training/nope.toml"])
     assert rc == 2 and "no such recipe file" in capsys.readouterr().err
+
+
+def test_report_refuses_an_out_it_would_ignore(capsys, tmp_path):
+    """``report DIR --out X`` re-rendered DIR in place and wrote nothing to X, silently."""
+    rc = main(["report", str(tmp_path / "some_report"), "--out", str(tmp_path / "elsewhere")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--out is for --compare only" in err and not (tmp_path / "elsewhere").exists()
