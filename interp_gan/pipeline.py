@@ -245,6 +245,13 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
          f"texture {info['texture']:.3f} ({info['held_out']} images, {subject.num_styles} styles)"
          + (f"; {info['style_counts']}, mean per-style accuracy rgb {info['rgb_balanced']:.3f}, texture "
             f"{info['texture_balanced']:.3f}" if "style_counts" in info else ""))
+    chance = 1 / subject.num_styles
+    if max(info["rgb"], info["texture"]) <= chance:     # what they say of a generated image is a guess
+        note = (f"the style classifiers recognise held-out real style images no better than chance ({chance:.3g}: "
+                f"rgb {info['rgb']:.3g}, texture {info['texture']:.3g} on {info['held_out']} images): the analyses "
+                "that judge style with them measure nothing; add real images of each style to --data")
+        _log(f"warning: {note}")
+        subject.meta = {**subject.meta, "model_notes": [*(subject.meta.get("model_notes") or []), note]}
     return subject
 
 
