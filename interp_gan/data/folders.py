@@ -155,7 +155,8 @@ def _nested(d: Path) -> Path | None:
     return subs[0] if (style is not None and content is not None) or len(half) == 2 else None
 
 
-def resolve_data_dir(folder: str | os.PathLike, style_names: list[str], other_styles: str = "") -> tuple[dict, list[str]]:
+def resolve_data_dir(folder: str | os.PathLike, style_names: list[str],
+                     other_styles: str = "") -> tuple[dict, list[str]]:
     """``--data DIR`` for an analysis of a model with ``style_names`` ->
     (``DataConfig`` keywords ``source``, ``content``, ``styles``; notes to say once). ``other_styles``
     (optional) ends the note on style folders that are none of ``style_names``: how they could become

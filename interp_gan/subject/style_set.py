@@ -43,7 +43,8 @@ def skipped_note(skipped: dict[str, int]) -> str:
     if not skipped:
         return ""
     return (f"style set: {sum(skipped.values())} unreadable image(s) skipped "
-            f"({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))}); each style's code is the mean over the others")
+            f"({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))}); "
+            "each style's code is the mean over the others")
 
 
 def style_set_codes(encoder, style_set: str, styles: list[str] | None = None, batch_size: int = 16,
