@@ -135,6 +135,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
         return 0
     if not a.report_dir:
         raise ValueError("interp-gan report: give a report directory, or --compare A B")
+    if a.out:      # it was ignored: the report was re-rendered in place, not where --out said
+        raise ValueError(f"--out is for --compare only; `interp-gan report {a.report_dir}` re-renders that folder in "
+                         "place (copy the folder first to keep the old index.html)")
     d = Path(a.report_dir)
     manifest = d / "manifest.json"
     if not manifest.is_file():
@@ -186,8 +189,9 @@ def compact_json(obj, width: int = 110, indent: int = 2, _at: int = 0, _prefix: 
 
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
-    from interp_gan.provenance_mark import IMAGE_SUFFIXES, describe_mark
-    if Path(a.checkpoint).suffix.lower() in IMAGE_SUFFIXES:     # an image: its provenance mark
+    from interp_gan.data.images import IMAGE_EXTENSIONS
+    from interp_gan.provenance_mark import describe_mark
+    if Path(a.checkpoint).suffix.lower() in IMAGE_EXTENSIONS:   # an image (.gif, .tif too): its provenance mark
         print(describe_mark(a.checkpoint))
         return 0
     import torch
@@ -311,10 +315,10 @@ def _style_edits(a: argparse.Namespace) -> list:
 def _add_data_args(p) -> None:
     """The images an edit is ranked on (``edit --remove-style / --insert-style`` and ``repair``)."""
     p.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
-    p.add_argument("--n-images", type=int, default=64)
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--n-images", type=int, default=64, help="content images to rank units on (default 64)")
+    p.add_argument("--image-size", type=int, default=64, help="their size in px (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image sample (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_DEVICE_HELP)
 
 
 def _cmd_repair(a: argparse.Namespace) -> int:
@@ -380,15 +384,20 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+_DEVICE_HELP = "where to compute (auto: CUDA when there is one, else CPU)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="interp-gan", description=__doc__.split("\n\n")[0])
+    intro, examples = __doc__.split("\n\n")[:2]
+    p = argparse.ArgumentParser(prog="interp-gan", description=intro.replace("``", ""),
+                                epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a style-transfer GAN from a TOML recipe")
-    t.add_argument("recipe")
+    t.add_argument("recipe", help="training recipe TOML, e.g. training/demo.toml")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=100")
     t.add_argument("--out", help="run directory (default runs/<recipe name>); never overwritten")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_DEVICE_HELP)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from trainer_state.pt")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.set_defaults(fn=_cmd_train)
@@ -409,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "kept step and add the 'Training dynamics' section and dynamics.csv (docs/dynamics.md)")
     an.add_argument("--data", help="'embedded' (default) or a folder of content images (or with content/ and style/)")
     an.add_argument("--out", help="report directory (default reports/<pipeline name>)")
-    an.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    an.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_DEVICE_HELP + "; default: the pipeline's device")
     an.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. n_images=32")
     an.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
                     help="ONNX (and TorchScript) loader option, as in the sidecar net.onnx.toml (docs/models.md), "
@@ -417,14 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     an.set_defaults(fn=_cmd_analyze)
 
     r = sub.add_parser("report", help="re-render a report directory from its saved findings, or compare two")
-    r.add_argument("report_dir", nargs="?")
+    r.add_argument("report_dir", nargs="?", help="a report directory written by analyze (holding manifest.json)")
     r.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two report directories claim by claim")
     r.add_argument("--out", help="with --compare: where to write (default reports/compare_<A>_<B>)")
     r.set_defaults(fn=_cmd_report)
 
     i = sub.add_parser("inspect", help="print a checkpoint's metadata, style names and every layer's output shape; "
-                                       "for a .png / .jpg: its provenance mark")
-    i.add_argument("checkpoint")
+                                       "for an image (.png / .jpg / .webp / ...): its provenance mark")
+    i.add_argument("checkpoint", help="any model file analyze takes (options after '#' too), or a .png / .jpg")
     i.add_argument("--size", type=int, default=64, help="image size (a graph of one fixed size uses its own)")
     i.add_argument("--onnx", action="append", default=[], metavar="KEY=VALUE",
                    help="ONNX (and TorchScript) loader option, as in the sidecar net.onnx.toml (docs/models.md), "
@@ -438,8 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "dicts; rosinality StyleGAN2 .pt; an NVlabs StyleGAN2 / StyleGAN3 .pkl, "
                                        "read without running its code; docs/models.md) -> a self-describing "
                                        ".safetensors")
-    c.add_argument("src")
-    c.add_argument("out")
+    c.add_argument("src", help="the third-party file (options after '#', e.g. 'G.pth#net=netG_B')")
+    c.add_argument("out", help="the .safetensors to write (never overwritten)")
     c.add_argument("--style-names", metavar="A,B,...",
                    help="one name per style in label order (StarGAN: c_dim domains, e.g. "
                         "black_hair,blond_hair,brown_hair,male,young; StarGAN v2 AFHQ: cat,dog,wild; a "
@@ -475,9 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(fn=_cmd_repair)
 
     d = sub.add_parser("demo", help="train training/demo.toml on the embedded data, then write reports/demo/")
-    d.add_argument("--run", default="runs/demo")
-    d.add_argument("--out", default="reports/demo")
-    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("--run", default="runs/demo", help="run directory (default runs/demo); its "
+                   "checkpoint.safetensors is reused when it exists")
+    d.add_argument("--out", default="reports/demo", help="report directory (default reports/demo)")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the training recipe, e.g. train.steps=300 (not used when --run holds a checkpoint)")
     d.set_defaults(fn=_cmd_demo)
     return p
 

@@ -55,7 +55,10 @@ class _Config:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown key(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(known)}")
+            import difflib
+            hints = [f"{h[0]!r} for {u!r}" for u in sorted(unknown) if (h := difflib.get_close_matches(u, known, n=1))]
+            said = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            raise ValueError(f"unknown key(s) {sorted(unknown)} for {cls.__name__}{said}; known: {sorted(known)}")
         kwargs = {}
         for f in fields(cls):
             if f.name not in d:
@@ -230,12 +233,13 @@ def _parse_value(text: str) -> Any:
         return text  # bare string
 
 
-def apply_overrides(d: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings (values parsed as TOML, else kept as strings)."""
+def apply_overrides(d: dict[str, Any], overrides: list[str] | None, example: str = "train.steps=100") -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (values parsed as TOML, else kept as strings); ``example`` is the
+    one a malformed item's error shows."""
     d = json.loads(json.dumps(d))
     for item in overrides or []:
         if "=" not in item:
-            raise ValueError(f"--set expects key=value (e.g. train.steps=100), got {item!r}")
+            raise ValueError(f"--set expects key=value (e.g. {example}), got {item!r}")
         key, text = item.split("=", 1)
         node = d
         parts = key.strip().split(".")
@@ -247,10 +251,10 @@ def apply_overrides(d: dict[str, Any], overrides: list[str] | None) -> dict[str,
     return d
 
 
-def _read_toml(path: str | Path) -> dict[str, Any]:
+def _read_toml(path: str | Path, what: str = "recipe") -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no such recipe file: {p}")
+        raise FileNotFoundError(f"no such {what} file: {p}")
     try:
         return tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -262,4 +266,4 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
-    return PipelineConfig.from_dict(apply_overrides(_read_toml(path), overrides))
+    return PipelineConfig.from_dict(apply_overrides(_read_toml(path, "pipeline"), overrides, "n_images=32"))

@@ -315,7 +315,7 @@ def edit_checkpoint(src: str | Path, out: str | Path, edit: ModelEdit | Iterable
     edits = list(edit.edits if isinstance(edit, ModelEdit) else edit)
     src, out = Path(src), Path(out)
     if not edits:
-        raise ValueError("nothing to edit: give --ablate, --insert or --scale")
+        raise ValueError("nothing to edit: give --ablate, --insert, --scale, --remove-style or --insert-style")
     if not src.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {src}")
     if src.suffix != ".safetensors":

@@ -46,6 +46,7 @@ from interp_gan.subject.factory import probe_module_subject
 from interp_gan.subject.loading import load_subject
 from interp_gan.subject.protocol import Subject
 from interp_gan.config import DataConfig, PipelineConfig
+from interp_gan.util import shown
 from interp_gan.findings import Finding, provenance
 from interp_gan.guards import NonFiniteOutput, check_out_dir, check_report_owner
 
@@ -61,6 +62,16 @@ def _log(msg: str, every_rank: bool = False) -> None:
     rank, world = rank_and_world()
     if rank == 0 or every_rank:
         print(f"[interp-gan{f' rank {rank}' if world > 1 else ''}] {msg}", flush=True)
+
+
+def _style_set_hint(subject: Subject) -> str:
+    """For a model whose styles are a style set's codes (a style predictor, pytorch-AdaIN): how --data's own
+    style folders become its styles (``resolve_data_dir`` fills in ``{style_dir}``); "" for any other model."""
+    if not isinstance(subject.meta.get("style_set"), dict):
+        return ""
+    if (subject.meta.get("model") or {}).get("name") == "adain":
+        return "to make them its styles, load it as 'decoder.pth#vgg=...,style_set={style_dir}'"
+    return "to make them its styles, add --onnx style_set={style_dir}"
 
 
 def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded") -> AnalysisData:
@@ -81,7 +92,7 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
         notes: list[str] = []
         sample = None          # 256 small photos, built by us: read whole, as its fingerprint always covered
     else:   # DIR/content + DIR/style/<name>, CycleGAN trainA/trainB, or a folder of photos
-        kw, notes = resolve_data_dir(source, names)
+        kw, notes = resolve_data_dir(source, names, _style_set_hint(subject))
         dcfg = DataConfig(**kw, image_size=cfg.image_size, load_size=cfg.image_size,
                           max_bad_fraction=cfg.max_bad_fraction)
         # only the files used are decoded: n_images photos in a seeded order, a capped sample per style
@@ -96,6 +107,7 @@ def analysis_data(subject: Subject, cfg: PipelineConfig, source: str = "embedded
     if source != "embedded" and len(sd.content) < MIN_SAMPLES_FOR_CI:
         notes.append(f"only {len(sd.content)} content image(s): the analyses' confidence intervals need at least "
                      f"{MIN_SAMPLES_FOR_CI}, so those analyses fail; add photos to {source}")
+    notes = [shown(n) for n in notes]            # folder and file names that are not UTF-8: escaped
     for line in notes:
         _log(f"data: {line}")
     if len(sd.content) < cfg.n_images:
@@ -233,6 +245,13 @@ def attach_classifiers(subject: Subject, data: AnalysisData, image_size: int) ->
          f"texture {info['texture']:.3f} ({info['held_out']} images, {subject.num_styles} styles)"
          + (f"; {info['style_counts']}, mean per-style accuracy rgb {info['rgb_balanced']:.3f}, texture "
             f"{info['texture_balanced']:.3f}" if "style_counts" in info else ""))
+    chance = 1 / subject.num_styles
+    if max(info["rgb"], info["texture"]) <= chance:     # what they say of a generated image is a guess
+        note = (f"the style classifiers recognise held-out real style images no better than chance ({chance:.3g}: "
+                f"rgb {info['rgb']:.3g}, texture {info['texture']:.3g} on {info['held_out']} images): the analyses "
+                "that judge style with them measure nothing; add real images of each style to --data")
+        _log(f"warning: {note}")
+        subject.meta = {**subject.meta, "model_notes": [*(subject.meta.get("model_notes") or []), note]}
     return subject
 
 

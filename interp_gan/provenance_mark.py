@@ -195,7 +195,11 @@ def describe_mark(path: str | Path) -> str:
     try:
         mark = read_mark(path)
     except Exception as e:  # noqa: BLE001 - Pillow's many decode errors
-        raise ValueError(f"{path} could not be read as an image ({type(e).__name__}: {e})") from None
+        from PIL import UnidentifiedImageError
+
+        why = ("an empty file" if path.stat().st_size == 0 else "not an image format Pillow knows"
+               if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}")
+        raise ValueError(f"{path} could not be read as an image ({why})") from None
     from interp_gan.provenance_c2pa import describe_c2pa
 
     c2pa_lines = describe_c2pa(path)

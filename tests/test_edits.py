@@ -107,7 +107,7 @@ def test_cli_edit_and_inspect_round_trip(ckpt, tmp_path, capsys):
     (["--ablate", "blocks.9.conv2:1"], "no layer named"),
     (["--insert", "blocks.1.conv2:1"], "LAYER:UNITS=VALUE"),
     (["--ablate", "blocks.1.conv2:a"], "integers"),
-    ([], "nothing to edit"),
+    ([], "nothing to edit: give --ablate, --insert, --scale, --remove-style or --insert-style"),
 ])
 def test_cli_edit_errors_are_one_line(ckpt, tmp_path, capsys, args, msg):
     out = tmp_path / "x.safetensors"

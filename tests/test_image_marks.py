@@ -57,6 +57,21 @@ def test_inspect_reads_a_mark_and_reports_an_unmarked_image(tmp_path, capsys):
     assert main(["inspect", str(bad)]) == 2 and "could not be read" in capsys.readouterr().err
 
 
+def test_inspect_of_any_image_type_and_of_an_empty_file_is_plain(tmp_path, capsys):
+    """A .gif / .tif is an image too (no mark, said), not an 'unknown checkpoint type'; an empty or
+    non-image file is one line without Pillow's object reprs."""
+    for name in ("a.gif", "a.tif", "a.bmp"):
+        Image.fromarray(IMG).save(tmp_path / name)
+        assert main(["inspect", str(tmp_path / name)]) == 0, name
+        assert "no provenance mark" in capsys.readouterr().out
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    for name, why in (("empty.png", "(an empty file)"), ("text.png", "(not an image format Pillow knows)")):
+        assert main(["inspect", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"could not be read as an image {why}" in err and "<_io" not in err, err
+
+
 def test_training_sample_grid_is_marked_with_the_generator_weights(tmp_path):
     import torch
 

@@ -48,3 +48,21 @@ def test_no_training_is_announced_when_none_can_be_trained(tmp_path, monkeypatch
     attach_classifiers(_subject(["translated"]), _data([0] * 4), image_size=16)
     out = capsys.readouterr().out
     assert "training" not in out and "no independent style classifiers: one style only" in out
+
+
+def test_classifiers_no_better_than_chance_are_said(tmp_path, monkeypatch, capsys):
+    """Two real images per style gave 'held-out accuracy rgb 0.500, texture 0.500 (2 images, 2 styles)' and
+    the style analyses went on judging with them, unsaid; now a warning and a model note say so. The
+    classifiers' training is replaced here by its result: the rule under test is the chance line."""
+    import interp_gan.training.classifiers as tc
+
+    monkeypatch.setenv("INTERP_GAN_CACHE", str(tmp_path))
+    clf = {"rgb": torch.nn.Identity(), "texture": torch.nn.Identity()}
+    for acc, said in ((0.5, True), (0.75, False)):
+        monkeypatch.setattr(tc, "classifiers_for_styles",
+                            lambda *a, acc=acc, **k: (clf, {"rgb": acc, "texture": 0.5, "held_out": 2}))
+        s = attach_classifiers(_subject(["red", "blue"]), _data([0, 1] * 2), image_size=16)
+        out = capsys.readouterr().out
+        notes = s.meta.get("model_notes") or []
+        assert ("no better than chance (0.5: rgb 0.5, texture 0.5 on 2 images)" in out) == said, out
+        assert any("no better than chance" in n for n in notes) == said

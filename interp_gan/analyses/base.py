@@ -148,15 +148,21 @@ def section_meta(cls: type[Analysis]) -> dict[str, Any]:
     return {"title": cls.title, "order": cls.order, "references": list(cls.references)}
 
 
+def _unknown_analysis(name: str) -> LookupError:
+    hint = difflib.get_close_matches(name, list(_ANALYSES), n=1)
+    return LookupError(f"unknown analysis {name!r}; registered: {', '.join(sorted(_ANALYSES))}"
+                       + (f"; did you mean {hint[0]!r}?" if hint else ""))
+
+
 def get_analysis(name: str) -> type[Analysis]:
     if name not in _ANALYSES:
-        raise LookupError(f"unknown analysis {name!r}; registered: {', '.join(sorted(_ANALYSES))}")
+        raise _unknown_analysis(name)
     return _ANALYSES[name]
 
 
 def build_analysis(name: str, **params) -> Analysis:
     if name not in _ANALYSES:
-        raise LookupError(f"unknown analysis {name!r}; registered: {', '.join(sorted(_ANALYSES))}")
+        raise _unknown_analysis(name)
     cls = _ANALYSES[name]
     sig = inspect.signature(cls.__init__).parameters
     known = [p for p in sig if p != "self"]

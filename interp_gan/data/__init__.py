@@ -27,6 +27,7 @@ from .folders import CYCLEGAN_LAYOUT, STYLE_LAYOUT, images_in, resolve_folders
 from .images import BadImage, read_files, read_image, scan_images
 from .sampling import Sample, seeded_order
 from .transforms import centre_crop, random_crops, resize_square, to_tensor
+from ..util import shown
 
 __all__ = ["StyleData", "load_data", "Sample", "random_crops", "centre_crop", "cache_dir", "read_image",
            "scan_images", "BadImage", "EMBEDDED_STYLES", "DEMO_STYLES"]
@@ -51,7 +52,8 @@ def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, wh
           small: list[int], colour: dict[str, int], want: int | None = None):
     """-> ([tensor rows as arrays], [(relative path, sha256)], skipped, [bad files' prefix/relative path],
     files tried); ``paths`` are read in their order until ``want`` good ones (None: all);
-    ``small[0]`` counts the images smaller than ``size`` (upscaled), ``colour`` the colour profiles met."""
+    ``small[0]`` counts the images smaller than ``size`` (upscaled), ``colour`` the colour profiles, transparent
+    images and animations met (``decode_image``)."""
     def resize(img):           # as each file is read: full-size photos are never all in memory
         if min(img.shape[:2]) < size:
             small[0] += 1
@@ -70,7 +72,7 @@ def _read(paths: list[Path], root: Path, prefix: str, size: int, frac: float, wh
 def _fingerprint(hashes: list[tuple[str, str]], load_size: int) -> str:
     h = hashlib.sha256()
     for rel, digest in sorted(hashes):
-        h.update(f"{rel}\0{digest}\n".encode())
+        h.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))   # a file name that is not UTF-8: its bytes
     h.update(f"load_size={load_size}".encode())
     return h.hexdigest()
 
@@ -148,10 +150,15 @@ def load_data(cfg: DataConfig, cache: str | os.PathLike | None = None, sample: S
     if colour.get("not applied"):
         notes.append(f"{colour['not applied']} image(s) with a colour profile that could not be read or used: "
                      f"pixels used as stored")
+    if colour.get("transparency"):
+        notes.append(f"{colour['transparency']} image(s) with transparent pixels: composited on white")
+    if colour.get("first frame"):
+        notes.append(f"{colour['first frame']} animated or multi-page image(s): the first frame used")
     if left:
         notes.append(f"{sum(left.values())} file(s) left out ({', '.join(f'{k} {v}' for k, v in sorted(left.items()))})")
     return StyleData(content=to_tensor(c_imgs), style=style,
                      style_labels=torch.tensor(labels, dtype=torch.int64),
                      style_names=list(style_dirs), fingerprint=_fingerprint(hashes + s_hashes, L),
-                     skipped=skipped, source=source, skipped_files=bad[:10], notes=notes,
+                     skipped=skipped, source=source, skipped_files=[shown(b) for b in bad[:10]],
+                     notes=[shown(n) for n in notes],
                      style_fingerprint=_fingerprint(s_hashes, L))

@@ -155,9 +155,12 @@ def _nested(d: Path) -> Path | None:
     return subs[0] if (style is not None and content is not None) or len(half) == 2 else None
 
 
-def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple[dict, list[str]]:
+def resolve_data_dir(folder: str | os.PathLike, style_names: list[str],
+                     other_styles: str = "") -> tuple[dict, list[str]]:
     """``--data DIR`` for an analysis of a model with ``style_names`` ->
-    (``DataConfig`` keywords ``source``, ``content``, ``styles``; notes to say once).
+    (``DataConfig`` keywords ``source``, ``content``, ``styles``; notes to say once). ``other_styles``
+    (optional) ends the note on style folders that are none of ``style_names``: how they could become
+    styles (a model whose styles are a style set's codes), ``{style_dir}`` in it replaced by the style folder.
 
     ``DIR/content/`` + ``DIR/style/<name>/``: the photos, and real images of the model's styles
     (folders of other names are not used, empty ones neither: each said in a note; a folder whose name
@@ -208,7 +211,8 @@ def resolve_data_dir(folder: str | os.PathLike, style_names: list[str]) -> tuple
         notes.append(f"style folder(s) read as the model's style of that name in another case: {', '.join(cased)}")
     if other:
         notes.append(f"style folder(s) {', '.join(other)} not used: not styles of this model "
-                     f"({', '.join(style_names[:8])}{' ...' if len(style_names) > 8 else ''})")
+                     f"({', '.join(style_names[:8])}{' ...' if len(style_names) > 8 else ''})"
+                     f"{'; ' + other_styles.replace('{style_dir}', str(style)) if other_styles else ''}")
     if empty:
         notes.append(f"style folder(s) {', '.join(empty)} hold no images: no real images of those styles")
     if use and len(use) < len(style_names):

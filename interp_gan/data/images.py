@@ -10,12 +10,14 @@ Conversions done here because Pillow's ``convert("RGB")`` gets them wrong or los
 (``F``) by its range: [-1, 1] (when it has negatives down to -1 and nothing above 1), [0, 1],
 [0, 255] or [0, 65535] (other negatives clipped; beyond 65535 divided by its maximum); an image
 holding NaN or Inf is skipped ("non-finite pixels");
-transparent images (RGBA, LA, palette with transparency) are composited on white;
+transparent images (RGBA, LA, palette with transparency) are composited on white (counted when
+any pixel is less than opaque: ``decode_image``'s ``colour["transparency"]``);
 an embedded colour profile (Adobe RGB, Display P3, ProPhoto, a CMYK or grey profile) is
 converted to sRGB with LittleCMS (``colour.to_srgb``; a profile that cannot be read or used
 leaves the pixels as stored, counted by the caller, never an error);
 palette and CMYK images go through Pillow's own conversions; EXIF orientation is applied;
-an animated GIF / WebP / multi-page TIFF is read as its first frame; a TIFF Pillow cannot open
+an animated GIF / WebP / multi-page TIFF is read as its first frame (counted: ``colour["first frame"]``);
+a TIFF Pillow cannot open
 (RGB float32) is read with tifffile under the same rules.
 
 ``Image.load()`` decodes every pixel: ``Image.verify()`` passes a half-truncated JPEG.
@@ -116,8 +118,8 @@ def _tiff_array_to_rgb(data: bytes) -> np.ndarray | None:
     return np.repeat(u, 3, axis=2) if u.shape[2] == 1 else u
 
 
-def _to_rgb(im: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> [H, W, 3] uint8."""
+def _to_rgb(im: Image.Image, colour: dict[str, int] | None = None) -> np.ndarray:
+    """Any Pillow mode -> [H, W, 3] uint8; ``colour["transparency"]`` counts an image with a pixel less than opaque."""
     mode = im.mode
     if mode.startswith("I;16"):                      # 16-bit grey (PNG/TIFF/PGM)
         return _grey_to_rgb(np.asarray(im).astype(np.float64), 65535.0)
@@ -128,6 +130,8 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         return np.repeat(_float_to_uint8(np.asarray(im).astype(np.float64))[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "La", "RGBa", "PA", "P") or "transparency" in im.info:
         rgba = im.convert("RGBA")
+        if colour is not None and rgba.getextrema()[3][0] < 255:
+            colour["transparency"] = colour.get("transparency", 0) + 1
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
     return np.asarray(im.convert("RGB"))  # L, 1, CMYK, YCbCr, RGB, ...
@@ -135,20 +139,22 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
 
 def decode_image(data: bytes, colour: dict[str, int] | None = None) -> np.ndarray:
     """Decode image bytes to [H, W, 3] uint8 RGB; raise ``BadImage(reason)`` if unusable.
-    ``colour`` (optional) counts the colour profiles met: ``{"converted": n, "not applied": n}``."""
+    ``colour`` (optional) counts the colour profiles met, ``{"converted": n, "not applied": n}``, and what
+    else changed the pixels: ``"transparency"`` (composited on white), ``"first frame"`` (of an animation)."""
     if len(data) == 0:
         raise BadImage("empty file")
-    status = None
+    status, frames, seen = None, False, {}
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))
-            if getattr(im, "n_frames", 1) > 1:
+            frames = getattr(im, "n_frames", 1) > 1
+            if frames:
                 im.seek(0)                   # an animation or a multi-page file: its first frame
             im.load()  # decodes every pixel; verify() would pass a truncated JPEG
             im = ImageOps.exif_transpose(im)     # keeps info["icc_profile"]; to_srgb's output has no EXIF
             im, status = to_srgb(im)
-            arr = _to_rgb(im)
+            arr = _to_rgb(im, seen)
         except BadImage:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -163,8 +169,9 @@ def decode_image(data: bytes, colour: dict[str, int] | None = None) -> np.ndarra
             raise BadImage(reason, str(e)) from None
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise BadImage("unreadable", f"decoded to shape {arr.shape}")
-    if status and colour is not None:
-        colour[status] = colour.get(status, 0) + 1
+    if colour is not None:
+        for key in [status] * bool(status) + ["first frame"] * frames + list(seen):
+            colour[key] = colour.get(key, 0) + 1
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 

@@ -156,7 +156,7 @@ class _Statistics:
 
 def load_adain_subject(sd: dict, path: Path, device: torch.device, options: dict | None = None) -> Subject:
     """The Subject of a decoder state dict (module docstring); ``options``: FILE_OPTIONS."""
-    from interp_gan.subject.style_set import style_set_codes
+    from interp_gan.subject.style_set import skipped_note, style_set_codes
     from interp_gan.util import sha256_file
 
     if adain_kind(sd) == "vgg":
@@ -173,7 +173,8 @@ def load_adain_subject(sd: dict, path: Path, device: torch.device, options: dict
     size, source = opts.get("style_size", 256), opts.get("style_set", "embedded")
     if source != "embedded":
         source = str(Path(source).expanduser().resolve())
-    names, codes, counts = style_set_codes(_Statistics(G, size), source, opts.get("styles"))
+    skipped: dict[str, int] = {}
+    names, codes, counts = style_set_codes(_Statistics(G, size), source, opts.get("styles"), skipped=skipped)
     codes = codes.to(device)
     c = G.config["enc_widths"][3]
     vgg_sha = sha256_file(vgg_path)
@@ -185,13 +186,14 @@ def load_adain_subject(sd: dict, path: Path, device: torch.device, options: dict
                    "to [0, 1], as the port's save_image writes it, then mapped to [-1, 1]; hooks see the raw "
                    "decoder values")
     notes = [found] if found else []
-    notes += [f"style space: {space}", f"range: {value_range}"]
+    notes += [f"style space: {space}", f"range: {value_range}"] + ([skipped_note(skipped)] if skipped else [])
     if G.alpha != 1.0:
         notes.append(f"alpha={G.alpha:g} (test.py's content-style trade-off): the decoder reads "
                      "AdaIN(f) * alpha + f * (1 - alpha)")
     meta = {"model": model, "checkpoint_sha256": sha256_file(path), "checkpoint_path": str(path),
             "vgg": {**vgg, "sha256": vgg_sha, "how": "found beside the decoder" if found else "#vgg option"},
-            "style_set": {"source": source, "styles": names, "images": dict(zip(names, counts)), "size": size},
+            "style_set": {"source": source, "styles": names, "images": dict(zip(names, counts)), "size": size,
+                          **({"skipped": skipped} if skipped else {})},
             "style_space": space, "value_range": value_range, "model_notes": notes}
 
     def stylize(content: Tensor, code: Tensor) -> Tensor:

@@ -88,6 +88,7 @@ from interp_gan.subject.onnx_rewrite import batch_cin_style as _batch_cin_style
 from interp_gan.subject.onnx_runner import OnnxRunner, check_batching
 from interp_gan.subject.onnx_tables import classify_buffers, random_init_note
 from interp_gan.subject.protocol import Subject
+from interp_gan.subject.style_set import skipped_note
 from interp_gan.util import resolve_device, sha256_file
 
 # onnx2torch's Slice indexes with a list, which torch deprecates on every forward: noise, not a finding
@@ -275,6 +276,8 @@ def load_onnx_subject(path: str | Path, device: str | torch.device = "cpu", side
     c["batched"] = check_batching(runner, codes[[0, min(1, len(codes) - 1)]], dev, path.name)[1]
     meta["one_image_per_call"] = not runner.batched or per_call     # the pipeline then uses batches of one
     meta["model_notes"] = _notes(c, runner)
+    if predictor_file and skipped_note(meta["style_set"].get("skipped", {})):
+        meta["model_notes"].append(skipped_note(meta["style_set"]["skipped"]))
     meta["input_contract"] = dict(c)
 
     def code_of(style_ids: Tensor) -> Tensor:
@@ -349,9 +352,12 @@ def _predictor_codes(path: Path, predictor_path: Path, c: _Contract, style_dim: 
         raise ValueError(f"style predictor {predictor_path.name} gives {predictor.dim}-d vectors but "
                          f"{path.name}'s style input {c['style_input']!r} takes {style_dim}")
     style_set = c.given("style_set") or "embedded"
-    names, codes, counts = style_set_codes(predictor, style_set, c.given("styles"))
+    skipped: dict[str, int] = {}
+    names, codes, counts = style_set_codes(predictor, style_set, c.given("styles"), skipped=skipped)
     c["style_space"] = (f"the style predictor's {style_dim}-d vector; style i feeds the mean over its images "
                         f"(Ghiasi et al. 2017)")
     meta["style_predictor"] = predictor.meta
     meta["style_set"] = {"source": style_set, "styles": names, "images": dict(zip(names, counts))}
+    if skipped:
+        meta["style_set"]["skipped"] = skipped
     return codes.to(dev), StyleEncoder(predictor)

@@ -18,6 +18,7 @@ parser, which refuses what is not its family. ``subject/loading.py`` builds the 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -117,7 +118,9 @@ def _data_globals() -> list:
 
 def read_state_dict(path: Path) -> dict:
     try:     # plain data beside the tensors: rosinality's argparse.Namespace, NumPy scalars (_data_globals)
-        with torch.serialization.safe_globals(_data_globals()):
+        with torch.serialization.safe_globals(_data_globals()), warnings.catch_warnings():
+            # a TorchScript archive is refused below in one line; torch's own warning about it is noise
+            warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
             sd = (_read_safetensors_state_dict(path) if path.suffix == ".safetensors"
                   else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # pickled modules / code are refused on purpose

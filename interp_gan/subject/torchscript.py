@@ -19,6 +19,8 @@ conversion. What it adds:
 - nodes whose outputs nothing reads are dropped (a scripted ``InstanceNorm2d`` exports its
   input-size check as a ``Loop`` no converter takes), and Identity copies of a constant (the
   exporter shares equal constants that way) become constants;
+- float16 / bfloat16 weights are cast to float32 before the export (``m.float()``, said in the model
+  notes and ``meta["torchscript"]["widened"]``), as a float16 ONNX file is widened;
 - the subject is checked against the TorchScript module itself at the export size and, when free,
   at the second size (``meta["torchscript"]["check"]``); a trace that baked a size in differs at
   the second size and is loaded at its own size instead; a difference above ``TS_TOLERANCE`` at
@@ -151,6 +153,10 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     opts = read_options(path, sidecar, options)
     m = load_module(path)
     check_finite(m.state_dict().items(), path)
+    low = sorted({str(t.dtype).removeprefix("torch.") for t in m.state_dict().values()
+                  if t.dtype in (torch.float16, torch.bfloat16)})
+    if low:              # float32 images cannot run through half weights; analysed in float32, as ONNX's
+        m = m.float()
     names = _arguments(m, path)
     dummies, img, hw = _dummies(names, path, opts)
     nhwc = opts["values"].get("layout") == "NHWC"
@@ -200,6 +206,9 @@ def load_torchscript_subject(path: str | Path, device: str | torch.device = "cpu
     ts = meta["torchscript"]
     ts.update(export_size=list(size), size="free" if free else "fixed", check=checks, tolerance=TS_TOLERANCE,
               dead_nodes_dropped=dropped["n"], identities_inlined=dropped["identities"])
+    if low:
+        ts["widened"] = f"weights in {' and '.join(low)}: cast to float32 (the module checked in float32 too)"
+        meta["model_notes"] = [*(meta.get("model_notes") or []), ts["widened"]]
     if pinned:
         ts["size_baked_in"] = pinned
     if forced:

@@ -48,6 +48,7 @@ def torchscript_max_abs_diff(m, subject: Subject, content: Tensor, style_ids: Te
             y = m(*args)
             y = y[0] if isinstance(y, (tuple, list)) else y
             y = y.permute(0, 3, 1, 2) if c["layout"] == "NHWC" else y
+            y = y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y   # a grayscale output, as the runner repeats it
             y = (y.float() - out_lo) / (out_hi - out_lo) * 2 - 1
             if "output_clamped" in c:
                 y = y.clamp(-1, 1)

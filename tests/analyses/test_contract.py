@@ -115,6 +115,8 @@ def test_bad_analysis_parameters_fail_before_any_model_loads(params, match):
         build_analysis("dissection", **params)
     with pytest.raises(LookupError, match="unknown analysis 'dissektion'; registered: ablation"):
         build_analysis("dissektion")
+    with pytest.raises(LookupError, match="; did you mean 'dissection'\\?$"):     # a typo'd table name
+        build_analysis("disection")
     assert build_analysis("dissection", iou_threshold=1).iou_threshold == 1.0   # an int is a valid float
     with pytest.raises(ValueError, match=r"quantile = 1.0; expected in \(0, 1\)"):   # a threshold above every value
         build_analysis("dissection", quantile=1)

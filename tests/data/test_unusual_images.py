@@ -137,6 +137,50 @@ def test_load_data_skips_counts_and_says_the_rest(tmp_path):
     assert "1 file(s) left out (not an image type (.txt) 1)" in sd.notes
 
 
+
+def test_transparency_and_first_frames_are_counted_and_said(tmp_path):
+    """A fully transparent PNG becomes a white photo and an animation loses its other frames: both said
+    (an opaque RGBA image and a palette image without transparency are not counted)."""
+    c = tmp_path / "content"
+    for i in range(8):
+        _png(c / f"{i}.png", (i * 30, 0, 0))
+    Image.new("RGBA", (20, 20), (200, 10, 10, 0)).save(c / "clear.png")          # all transparent
+    Image.new("LA", (20, 20), (90, 128)).save(c / "half.png")                     # half transparent
+    Image.new("RGBA", (20, 20), (200, 10, 10, 255)).save(c / "opaque.png")       # alpha, all opaque
+    Image.new("RGB", (20, 20), (5, 5, 5)).convert("P").save(c / "palette.png")    # palette, no transparency
+    frames = [Image.new("RGB", (20, 20), col) for col in [(255, 0, 0), (0, 255, 0)]]
+    frames[0].save(c / "anim.gif", save_all=True, append_images=frames[1:])
+    colour = {}
+    assert tuple(decode_image((c / "clear.png").read_bytes(), colour)[0, 0]) == (255, 255, 255)
+    assert colour == {"transparency": 1}
+    sd = load_data(DataConfig(source="", content=str(c), image_size=16, load_size=16))
+    assert len(sd.content) == 13
+    assert "2 image(s) with transparent pixels: composited on white" in sd.notes
+    assert "1 animated or multi-page image(s): the first frame used" in sd.notes
+
+
+def test_file_names_that_are_not_utf8_are_read_and_shown_escaped(tmp_path):
+    """A Latin-1 file name on a UTF-8 system (Python reads its bytes as surrogates) failed the fingerprint
+    ('surrogates not allowed') and then the report; now it is read, and shown with a \\x escape."""
+    c = tmp_path / "content"
+    for i in range(8):
+        _png(c / f"{i}.png", (i * 30, 0, 0))
+    root = os.fsencode(c)
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(os.fsdecode(root + b"/caf\xe9.png"), "PNG")
+    open(root + b"/zero\xfe.png", "wb").close()
+    sd = load_data(DataConfig(source="", content=str(c), image_size=16, load_size=16))
+    assert len(sd.content) == 9 and sd.skipped == {"empty file": 1}
+    assert sd.skipped_files == ["content/zero\\xfe.png"]
+    "\n".join(sd.skipped_files + sd.notes).encode("utf-8")        # prints and saves as UTF-8
+    assert len(sd.fingerprint) == 64
+    os.makedirs(os.fsencode(tmp_path) + b"/style/caf\xe9")               # a style folder named so: its note
+    _png(tmp_path / "style" / os.fsdecode(b"caf\xe9") / "1.png")
+    cfg = PipelineConfig.from_dict({"name": "t", "n_images": 8, "image_size": 16, "batch_size": 4})
+    data = analysis_data(Subject.from_module(torch.nn.Identity(), style_names=["a"]), cfg, str(tmp_path))
+    notes = [n for n in data.extra["data_notes"] if "not used" in n]
+    assert notes and notes[0].startswith("style folder(s) caf\\xe9 not used"), notes
+    "\n".join(data.extra["data_notes"]).encode("utf-8")
+
 # --- --data DIR layouts ----------------------------------------------------------------------------
 def test_data_dir_errors_name_the_layout(tmp_path):
     (tmp_path / "f.png").write_bytes(b"x")
@@ -200,6 +244,27 @@ def test_analysis_data_logs_each_note_once_and_the_report_shows_them(tmp_path, c
     assert "<strong>1 unreadable image(s) skipped</strong>" in page and "content/cut.jpg" in page
     assert "data: style folder(s) unknown not used" in page and "model: output range [0, 1]" in page
     assert input_notes_html({}) == ""
+
+
+def test_a_style_set_model_is_told_how_its_own_style_folders_become_styles(tmp_path, capsys):
+    """A style predictor's (or AdaIN's) styles are a style set's codes: --data's style folders of other
+    names are not used, and the note says how to make them the styles instead of only 'not styles of this
+    model'; a model of fixed styles is told nothing more."""
+    d = tmp_path / "data"
+    for i in range(8):
+        _png(d / "content" / f"{i}.png", (i * 30, 10, 10))
+    _png(d / "Styles" / "mine" / "1.png")
+    cfg = PipelineConfig.from_dict({"name": "t", "n_images": 8, "image_size": 16, "batch_size": 4})
+    for model, want in (("onnx", f"add --onnx style_set={d / 'Styles'}"),
+                        ("adain", f"load it as 'decoder.pth#vgg=...,style_set={d / 'Styles'}'")):
+        subject = Subject.from_module(torch.nn.Identity(), style_names=["lite01"])
+        subject.meta = {**subject.meta, "model": {"name": model}, "style_set": {"source": "embedded"}}
+        analysis_data(subject, cfg, str(d))
+        out = capsys.readouterr().out
+        assert f"style folder(s) mine not used: not styles of this model (lite01); to make them its styles, {want}" \
+            in out, out
+    analysis_data(Subject.from_module(torch.nn.Identity(), style_names=["lite01"]), cfg, str(d))
+    assert "style folder(s) mine not used: not styles of this model (lite01)\n" in capsys.readouterr().out
 
 
 def test_an_analysis_pipeline_sets_its_own_max_bad_fraction(tmp_path):

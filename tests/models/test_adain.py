@@ -133,6 +133,27 @@ def test_a_style_code_is_the_mean_statistics_of_its_images(tmp_path):
                        s.style_code(torch.tensor([1]), s.sample_z(1)))
 
 
+def test_unreadable_style_set_images_are_skipped_said_and_refused_beyond_a_fifth(tmp_path):
+    """A style set's bad files are counted in the model notes (they were dropped unsaid); more than 20% of a
+    style's is one line naming the style set and the style, without the pipeline's max_bad_fraction advice,
+    which does not reach a style set."""
+    _pair(tmp_path)
+    styles = _styles(tmp_path / "styles", n=5)
+    (styles / "dots" / "empty.png").write_bytes(b"")
+    s = load_subject(f"{tmp_path / 'decoder.pth'}#style_set={styles},style_size=32", device="cpu")
+    assert s.meta["style_set"]["images"] == {"dots": 5, "stripes": 5}
+    assert s.meta["style_set"]["skipped"] == {"empty file": 1}
+    assert "style set: 1 unreadable image(s) skipped (empty file 1); each style's code is the mean over the others" \
+        in s.meta["model_notes"]
+    for k in range(2):
+        (styles / "stripes" / f"bad{k}.png").write_text("not an image")
+    with pytest.raises(ValueError) as e:
+        load_subject(f"{tmp_path / 'decoder.pth'}#style_set={styles},style_size=32", device="cpu")
+    msg = _one_line(e)
+    assert f"style 'stripes' of the style set ({styles / 'stripes'}): 2 of 7 images could not be read" in msg, msg
+    assert "max_bad_fraction" not in msg
+
+
 def test_the_default_style_set_is_the_embedded_one(tmp_path, monkeypatch):
     import interp_gan.data.embedded as embedded
 

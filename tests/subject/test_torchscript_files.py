@@ -299,8 +299,11 @@ def test_onnx_options_apply_to_torchscript_only_among_pytorch_files(tmp_path):
     torch.save(Gen().state_dict(), tmp_path / "sd.pth")
     with pytest.raises(ValueError, match="apply to .onnx files and TorchScript archives only"):
         load_subject(tmp_path / "sd.pth", device="cpu", onnx_options={"range": "[0,1]"})
-    with pytest.raises(ValueError, match="TorchScript archive, not a state_dict"):
+    with pytest.raises(ValueError, match="TorchScript archive, not a state_dict"), \
+            warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
         convert_checkpoint(p, tmp_path / "out.safetensors")
+    assert not [w for w in said if "TorchScript" in str(w.message)], "the one line only, not torch's warning too"
 
 
 def test_inspect_prints_the_contract_and_the_check_against_the_module(tmp_path, capsys):
@@ -358,3 +361,30 @@ def test_a_torch_export_archive_is_refused_naming_the_ways_in(tmp_path):
         assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match=r"torch.export archive \(.pt2\), not a state_dict"):
         convert_checkpoint(tmp_path / "g.pt", tmp_path / "g.safetensors")
+
+
+def test_a_grey_output_and_half_weights_load_as_onnx_files_do(tmp_path):
+    """A TorchScript generator with one output channel (repeated into RGB, as for an ONNX graph) or with
+    float16 / bfloat16 weights (analysed in float32, said) loads; both were refused before (a check
+    'differing by inf', a dtype error)."""
+    torch.manual_seed(0)
+    grey = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 1), nn.Tanh()).eval()
+    m = _save(grey, "traced", tmp_path / "grey.pt", (torch.rand(1, 3, 32, 32),))
+    s = load_subject(tmp_path / "grey.pt", device="cpu")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        y = s.generate(x, torch.zeros(2, dtype=torch.long))
+        assert y.shape == (2, 3, 32, 32) and float((y - m(x).expand(-1, 3, -1, -1)).abs().max()) < 1e-5
+    assert max(s.meta["torchscript"]["check"].values()) < 1e-5
+    for dtype in (torch.float16, torch.bfloat16):
+        torch.manual_seed(0)
+        G = Gen().eval()
+        name = f"g_{str(dtype)[6:]}.pt"
+        torch.jit.trace(G, (torch.rand(1, 3, 32, 32),)).to(dtype).save(str(tmp_path / name))
+        s = load_subject(tmp_path / name, device="cpu")
+        with torch.no_grad():
+            ref = G.to(dtype).float()(x)          # the module's own weights, rounded to dtype, in float32
+            assert float((s.generate(x, torch.zeros(2, dtype=torch.long)) - ref).abs().max()) < 1e-5
+        note = f"weights in {str(dtype)[6:]}: cast to float32"
+        assert s.meta["torchscript"]["widened"].startswith(note)
+        assert any(n.startswith(note) for n in s.meta["model_notes"])
