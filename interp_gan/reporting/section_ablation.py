@@ -107,7 +107,8 @@ def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) 
                 _band(fig, part, COLORS[baseline], label, r, c, legend=i == 0)
         fig.add_hline(y=0, line={"color": "black", "width": 1, "dash": "dot"}, row=r, col=c)
     ks = sorted(d["k"].unique().tolist())
-    fig.update_xaxes(type="log", tickvals=ks, ticktext=[str(k) for k in ks], title_text="k (units)", row=nrows)
+    fig.update_xaxes(type="log", tickvals=ks, ticktext=[str(k) for k in ks], title_text="k (units, log scale)",
+                     row=nrows)
     note = shown_note(len(styles), len(every), "every style's rows are in findings/ablation.csv")
     fig.update_layout(title=f"{layer}: {MEASURES.get(measure, measure)}" + (f"<br><sub>{note}</sub>" if note else ""),
                       height=160 + 240 * nrows,

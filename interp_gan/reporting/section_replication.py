@@ -88,6 +88,12 @@ def replication_section(finding, ctx: ReportContext) -> Section:
     return Section("Replication", blocks, anchor="replication", figures=figures, claims=[c])
 
 
+def chance_scale(zmax: float) -> list:
+    """A diverging colour scale for a ratio to chance shown over [0, zmax]: white at 1, blue below, red above."""
+    t = min(max(1.0 / zmax, 0.0), 1.0) if zmax > 0 else 0.5
+    return [[0.0, "#2166ac"], [t / 2, "#92c5de"], [t, "#f7f7f7"], [t + (1 - t) / 2, "#f4a582"], [1.0, "#b2182b"]]
+
+
 def agreement_heatmap(df: pd.DataFrame) -> go.Figure:
     """Method pairs (rows) x styles (columns): overlap / expected by chance, q in the hover, * q < 0.05."""
     d = df.assign(pair=df["method_a"] + " × " + df["method_b"],
@@ -97,8 +103,12 @@ def agreement_heatmap(df: pd.DataFrame) -> go.Figure:
     z = d.pivot(index="pair", columns="style", values="ratio").reindex(index=pairs, columns=styles)
     q = d.pivot(index="pair", columns="style", values="q").reindex(index=pairs, columns=styles).to_numpy(float)
     text = np.where(q < 0.05, "*", "")
+    # A ratio: 1 (chance) is the colour scale's white middle, below it blue, above it red, so an
+    # overlap of 0 never looks like one at chance.
+    zmax = max(float(np.nanmax(z.to_numpy(float))) if np.isfinite(z.to_numpy(float)).any() else 1.0, 2.0)
+    bar = dict(title="overlap /<br>chance", tickvals=[0, 1, zmax], ticktext=["0", "1 = chance", sig(zmax)])
     fig = go.Figure(go.Heatmap(z=z.to_numpy(float), x=styles, y=pairs, text=text, texttemplate="%{text}",
-                               customdata=q, colorscale="Viridis", colorbar=dict(title="overlap /<br>chance"),
+                               customdata=q, colorscale=chance_scale(zmax), zmin=0, zmax=zmax, colorbar=bar,
                                hovertemplate="%{y}<br>%{x}: overlap %{z:.3g}× chance, q = %{customdata:.3g}"
                                              "<extra></extra>"))
     fig.update_layout(title="Agreement of methods on each style's units (* q < 0.05)", height=120 + 40 * len(pairs))
@@ -146,8 +156,8 @@ def agreement_claim(df: pd.DataFrame) -> Claim:
             f"No evidence that independent methods agree on the units: none of {n} method x style overlaps "
             f"beyond chance") + aside
     return Claim(text, effect=f"{k}/{n} independent overlaps at q < 0.05",
-                 baseline=f"median overlap {sig(df.overlap[ind].median())} vs "
-                          f"{sig(df.expected_by_chance[ind].median())} by chance",
+                 baseline=f"chance: a median overlap of {sig(df.expected_by_chance[ind].median())} units "
+                          f"(observed median {sig(df.overlap[ind].median())})",
                  verdict="beyond chance" if k else "at chance", survives=k > 0, rule=rule)
 
 

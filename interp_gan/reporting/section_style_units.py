@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_gan.reporting.claims import Claim, draws_of, partial_control, rate_vs_control, result_line
+from interp_gan.reporting.claims import (RATE_REFERENCES, Claim, draws_of, partial_control, rate_vs_control,
+                                        result_line)
 from interp_gan.reporting.numbers import pct, sig
 from interp_gan.reporting.many_styles import MAX_STYLES_SHOWN, shown_note, shown_styles
 from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
@@ -94,7 +95,8 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60, max_styles: int =
     shown = f"the {len(keys)} most selective of {auc.shape[1]} units" if auc.shape[1] > len(keys) else "all units"
     ticks = [_tick(str(k)) for k in keys]   # long ONNX names (".../Conv2D_prequant:27") end-truncated; hover has all
     rows_note = shown_note(len(rows), auc.shape[0], "the full table is in findings/style_units.csv")
-    fig.update_layout(title=f"Style selectivity (AUROC), {shown}" + (f"<br><sub>{rows_note}</sub>" if rows_note else ""),
+    fig.update_layout(title=f"Style selectivity (AUROC), {shown} (* q < {ALPHA}, ** q < 0.01)"
+                      + (f"<br><sub>{rows_note}</sub>" if rows_note else ""),
                       xaxis_title="layer:unit",
                       yaxis_title="target style", height=max(380, 230 + 44 * len(styles)),
                       margin={"b": 60 + 6 * max((len(t) for t in ticks), default=10)},   # the rotated labels
@@ -185,4 +187,5 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
     blocks.append(how_to_read(HOW_TO_READ))
     sec = Section(title, blocks, anchor="style_units", figures={"style_units_heatmap": heat} if len(df) else {})
     sec.claims = [c] if c else []
+    sec.references = ["delong1988auc", "newcombe2006auc", *RATE_REFERENCES]   # the AUROC's CI; the claim's
     return sec

@@ -44,6 +44,8 @@ window.addEventListener('load', function(){ setTimeout(function(){
   R.plots = plots.length;
   R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
   R.images = document.querySelectorAll('img').length;
+  R.clipped_captions = Array.prototype.filter.call(document.querySelectorAll('figcaption'),
+      function(e){ return e.scrollWidth > e.clientWidth + 1; }).map(function(e){ return e.textContent; });
   R.page_width = document.documentElement.scrollWidth;   // > innerWidth: the page scrolls sideways
   var kt = document.querySelector('#key-findings .kf-text');
   R.kf_text_width = kt ? kt.getBoundingClientRect().width : 0;
@@ -168,3 +170,21 @@ def test_many_styles_keep_the_key_findings_readable(tmp_path):
     assert r["errors"] == [] and r["console_errors"] == [], r
     assert r["page_width"] <= r["first_screen"]["width"], r
     assert r["kf_text_width"] >= 500 and r["first_screen"]["claims"] >= 3, r
+
+
+_LONG_CAPTIONS = ["svm 0 (lite01->lite03) Δ6.41 · -3σ", "random 0 Δ0.905 · -3σ"]
+
+
+@register_section("_browser_captions")
+def _captions_section(f, ctx):
+    return Section("Captions", [ImageGrid(f.arrays["img"], captions=_LONG_CAPTIONS, ncols=2)])
+
+
+@needs_chromium
+def test_a_long_image_caption_wraps_and_is_never_cut(tmp_path):
+    """The direction traversals' row captions ("svm 0 (lite01->lite03) Δ6.4 · -3σ") were cut with an
+    ellipsis at 128 px, hiding the target style; a caption now wraps inside its cell."""
+    f = Finding("_browser_captions", arrays={"img": np.zeros((2, 16, 16, 3), np.uint8)})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="captions"), paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["clipped_captions"] == [], r

@@ -1,0 +1,148 @@
+"""The report as a researcher reads it: what was analysed is said first, the Key findings box defines
+its shorthand, a note is said once, a ratio's colour scale is white at chance, a log axis says so,
+a table's numbers match the claim's, and the intervals a section states are cited."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from interp_gan.findings import Finding
+from interp_gan.reporting import ReportContext, Section, register_section, write_report
+from interp_gan.reporting.claims import Claim, key_findings_html, terms_html
+from interp_gan.reporting.input_notes import analysed_line
+from interp_gan.reporting.section_ablation import ablation_curves
+from interp_gan.reporting.section_dissection import control_caption, control_table, dissection_section
+from interp_gan.reporting.section_replication import agreement_claim, agreement_heatmap
+from interp_gan.reporting.section_style_units import style_units_section
+
+META = {"model": {"name": "stylenet"}, "checkpoint_path": "runs/x/checkpoint.safetensors", "step": 1200,
+        "pipeline": {"n_images": 64, "image_size": 64, "data": "embedded"}, "checkpoint_sha256": "ab" * 32}
+
+
+@register_section("_reading_notes")
+def _notes_section(f, ctx):
+    import html
+    return Section("Notes demo", [f"<p><i>{html.escape(f.notes[0])}</i></p>"])   # prints its first note
+
+
+def test_the_first_screen_says_what_was_analysed(tmp_path):
+    """The header named a checkpoint hash and a data fingerprint only: not the model, the file, the
+    training step, how many images at what size, or which styles."""
+    line = analysed_line(META, ["lite01", "lite03"])
+    assert line == ("Analysed: the stylenet generator in runs/x/checkpoint.safetensors (training step 1200), "
+                    "on 64 images at 64x64 px from the embedded data set, toward 2 styles: lite01, lite03.")
+    assert analysed_line({}) == ""
+    assert analysed_line({"style_names": [f"s{i}" for i in range(10)]}).endswith("s7, ... (+2).")
+    f = Finding("_reading_notes", notes=["a note"], tables={"t": pd.DataFrame({"x": [1]})})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="r", meta=META, style_names=["lite01", "lite03"]),
+                       paper=False)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.index("Analysed: the stylenet generator") < page.index('id="key-findings"')
+
+
+def test_a_note_the_section_prints_is_not_repeated_below_it(tmp_path):
+    """The agreement and ablation sections print some notes in their body; the footer listed them
+    all again under "Notes from the analysis"."""
+    f = Finding("_reading_notes", notes=["printed above & once", "only in the footer"],
+                tables={"t": pd.DataFrame({"x": [1]})})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="r"), paper=False)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count("printed above &amp; once") == 1
+    assert page.count("only in the footer") == 1
+    assert "Notes from the analysis (1; 1 more shown above)" in page
+
+
+def test_key_findings_define_the_shorthand_they_use():
+    """q, p_random, q_random, "random init", ci_low_simul were used on the first screen and defined only
+    in folded method texts further down."""
+    jargon = Claim("7 of 9 directions beyond random", effect="Δ log-odds 10.1", ci="[6.08, 12.6]",
+                   baseline="p_random 0.0500, q_random 0.0500 (BH over 9)", verdict="beyond", survives=True)
+    plain = Claim("Nothing of note", effect="3 units", verdict="none", survives=False)
+    page = key_findings_html([[jargon], [plain]])
+    terms = re.search(r'<p class="kf-rule kf-terms">(.*?)</p>', page).group(1)
+    for term in ("<b>p_random</b>", "<b>q_random</b>", "<b>BH</b>", "<b>log-odds</b>"):
+        assert term in terms, term
+    assert "<b>q</b>" not in terms and "random init" not in terms     # only what the claims say
+    assert terms_html([plain]) == ""
+
+
+def _agreement() -> pd.DataFrame:
+    rows = [("style_units", "directions", s, o) for s, o in (("a", 0), ("b", 1), ("c", 4))]
+    return pd.DataFrame({"method_a": [r[0] for r in rows], "method_b": [r[1] for r in rows],
+                         "style": [r[2] for r in rows], "layer": "L", "overlap": [r[3] for r in rows],
+                         "expected_by_chance": 0.2, "p_value": [1.0, 0.2, 0.001], "q_value": [1.0, 0.3, 0.003],
+                         "independent": True})
+
+
+def test_the_agreement_colour_scale_is_white_at_chance():
+    """overlap / chance is a ratio: with Viridis from 0, an overlap of 0 and one at chance (ratio 1)
+    had the same dark colour. Now white sits at 1, blue below, red above."""
+    fig = agreement_heatmap(_agreement())
+    h = fig.data[0]
+    zmax = float(np.nanmax(np.asarray(h.z, float)))
+    assert h.zmin == 0 and h.zmax == zmax == 20
+    at_chance = [c for pos, c in h.colorscale if abs(pos - 1 / zmax) < 1e-9]
+    assert at_chance == ["#f7f7f7"], h.colorscale
+    assert "chance" in " ".join(h.colorbar.ticktext)
+
+
+def test_the_agreement_claim_states_its_chance_baseline_in_words():
+    """It read "vs median overlap 0 vs 0.2 by chance"."""
+    c = agreement_claim(_agreement())
+    assert c.numbers().count(" vs ") == 1
+    assert "chance: a median overlap of 0.200 units (observed median 1.00)" in c.baseline
+
+
+def test_the_ablation_log_axis_says_it_is_log():
+    ks = [1, 4, 16, 32]
+    df = pd.DataFrame([{"layer": "L", "measure": "log_odds", "style": "a", "baseline": b, "k": k, "effect": -0.01 * k,
+                        "ci_low": -0.02 * k, "ci_high": 0.0, "units": "1", "n": 8} for b in ("top", "random")
+                       for k in ks])
+    fig = ablation_curves(df, "L", "log_odds")
+    logs = [ax for name, ax in fig.layout.to_plotly_json().items() if name.startswith("xaxis") and
+            ax.get("type") == "log"]
+    assert logs and all("log scale" in ax.get("title", {}).get("text", "log scale") for ax in logs)
+    assert any("log scale" in ax.get("title", {}).get("text", "") for ax in logs)
+
+
+def _control() -> tuple[pd.DataFrame, pd.DataFrame]:
+    control = pd.DataFrame({"layer": ["L", "all"], "units": [352, 352], "labelled_trained": [21, 21],
+                            "labelled_control": [11, 11], "frac_trained": [21 / 352] * 2,
+                            "frac_control": [11 / 352] * 2, "tests_q05_trained": [0.1368] * 2,
+                            "tests_q05_control": [0.2696] * 2})
+    draws = pd.DataFrame({"layer": ["L", "all"] * 3, "draw": [0, 0, 1, 1, 2, 2], "seed": [0, 0, 1, 1, 2, 2],
+                          "units": 352, "labelled": [11, 11, 3, 3, 1, 1]})
+    draws["rate"] = draws["labelled"] / draws["units"]
+    return control, draws
+
+
+def test_the_dissection_control_table_reads_as_the_claim_and_names_its_draw():
+    """The table rounded 21/352 to 6.0% before formatting it with three digits ("6.00") beside the
+    claim's 5.97%, and its random-init column (the first draw, 3.13%) stood beside the claim's mean of
+    three draws (1.42%) without saying so."""
+    control, draws = _control()
+    t = control_table(control)
+    assert abs(t["% labelled trained"].iloc[-1] - 100 * 21 / 352) < 1e-12
+    cap = control_caption(draws, "dissection")
+    assert "first of 3 draws" in cap and "dissection_control_draws.csv" in cap
+    assert "draws" not in control_caption(draws[draws["draw"] == 0], "dissection")
+
+
+def test_sections_cite_the_intervals_they_state():
+    """Style units states DeLong's AUROC interval (Newcombe's where groups separate) and both rate
+    sections state Wilson's interval and the arcsine-scale prediction bound: none was in References."""
+    su = pd.DataFrame({"layer": "L", "unit": [0, 1, 0, 1], "style": ["a", "a", "b", "b"],
+                       "auroc": [0.9, 0.4, 0.1, 0.6], "ci_low": 0.0, "ci_high": 1.0, "p_value": 0.01,
+                       "q_value": [0.01, 0.5, 0.01, 0.5], "cohens_d": 1.0})
+    sec = style_units_section(Finding("style_units", tables={"style_units": su}), ReportContext())
+    assert {"delong1988auc", "newcombe2006auc", "wilson1927interval"} <= set(sec.references)
+    control, draws = _control()
+    units = pd.DataFrame({"layer": "L", "unit": range(4), "concept": "red", "iou": 0.1, "ci_low": 0.05,
+                          "ci_high": 0.2, "p_value": 0.01, "q_value": 0.02, "labelled": [1, 0, 0, 0],
+                          "threshold": 0.5})
+    f = Finding("dissection", tables={"dissection_units": units, "dissection_control": control,
+                                      "dissection_control_draws": draws}, params={"alpha": 0.05})
+    sec = dissection_section(f, ReportContext())
+    assert {"wilson1927interval", "anscombe1948transformation"} <= set(sec.references)
