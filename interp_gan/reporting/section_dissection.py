@@ -103,7 +103,7 @@ def control_caption(draws, analysis: str = "dissection") -> str:
         return cap
     first = draws[draws["layer"] == "all"].sort_values("draw").iloc[0]
     seed = f", seed {int(first['seed'])}" if "seed" in draws.columns else ""
-    return (f"{cap}: the random-init columns are the first of {len(d)} draws ({int(first['draw'])}{seed}); the "
+    return (f"{cap}: the random-init columns are the first of {len(d)} draws (draw {int(first['draw'])}{seed}); the "
             f"claim above pools all {len(d)}, each in {analysis}_control_draws.csv")
 
 

@@ -88,29 +88,32 @@ def replication_section(finding, ctx: ReportContext) -> Section:
     return Section("Replication", blocks, anchor="replication", figures=figures, claims=[c])
 
 
-def chance_scale(zmax: float) -> list:
-    """A diverging colour scale for a ratio to chance shown over [0, zmax]: white at 1, blue below, red above."""
-    t = min(max(1.0 / zmax, 0.0), 1.0) if zmax > 0 else 0.5
-    return [[0.0, "#2166ac"], [t / 2, "#92c5de"], [t, "#f7f7f7"], [t + (1 - t) / 2, "#f4a582"], [1.0, "#b2182b"]]
+LOG2_FLOOR = -2.0      # ratios below 1/4 (an overlap of 0 included) share the colour of 1/4
 
 
 def agreement_heatmap(df: pd.DataFrame) -> go.Figure:
-    """Method pairs (rows) x styles (columns): overlap / expected by chance, q in the hover, * q < 0.05."""
+    """Method pairs (rows) x styles (columns): overlap / expected by chance, q in the hover, * q < 0.05.
+    The colour is log2 of the ratio on a scale symmetric about 0, so chance (1) is white, below it blue,
+    above it red: an overlap of 0 never looks like one at chance, and 25x chance does not squeeze the
+    rest into one colour."""
     d = df.assign(pair=df["method_a"] + " × " + df["method_b"],
                   ratio=df["overlap"] / df["expected_by_chance"].where(df["expected_by_chance"] > 0))
     d = d.groupby(["pair", "style"], sort=False).agg(ratio=("ratio", "max"), q=("q_value", "min")).reset_index()
     pairs, styles = list(dict.fromkeys(d["pair"])), list(dict.fromkeys(d["style"]))
-    z = d.pivot(index="pair", columns="style", values="ratio").reindex(index=pairs, columns=styles)
+    ratio = d.pivot(index="pair", columns="style", values="ratio").reindex(index=pairs, columns=styles).to_numpy(float)
     q = d.pivot(index="pair", columns="style", values="q").reindex(index=pairs, columns=styles).to_numpy(float)
     text = np.where(q < 0.05, "*", "")
-    # A ratio: 1 (chance) is the colour scale's white middle, below it blue, above it red, so an
-    # overlap of 0 never looks like one at chance.
-    zmax = max(float(np.nanmax(z.to_numpy(float))) if np.isfinite(z.to_numpy(float)).any() else 1.0, 2.0)
-    bar = dict(title="overlap /<br>chance", tickvals=[0, 1, zmax], ticktext=["0", "1 = chance", sig(zmax)])
-    fig = go.Figure(go.Heatmap(z=z.to_numpy(float), x=styles, y=pairs, text=text, texttemplate="%{text}",
-                               customdata=q, colorscale=chance_scale(zmax), zmin=0, zmax=zmax, colorbar=bar,
-                               hovertemplate="%{y}<br>%{x}: overlap %{z:.3g}× chance, q = %{customdata:.3g}"
-                                             "<extra></extra>"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log2(np.clip(ratio, 2.0 ** LOG2_FLOOR, None))
+    top = float(np.nanmax(z)) if np.isfinite(z).any() else 1.0
+    lim = max(-LOG2_FLOOR, top)
+    bar = dict(title="overlap /<br>chance<br>(log scale)", tickvals=[LOG2_FLOOR, 0, lim],
+               ticktext=[f"0 to 1/{2 ** -LOG2_FLOOR:g}", "1 = chance", sig(2.0 ** lim)])
+    fig = go.Figure(go.Heatmap(z=z, x=styles, y=pairs, text=text, texttemplate="%{text}", zmin=-lim, zmax=lim,
+                               colorscale="RdBu", reversescale=True, colorbar=bar,
+                               customdata=np.dstack([ratio, q]),
+                               hovertemplate="%{y}<br>%{x}: overlap %{customdata[0]:.3g}× chance, "
+                                             "q = %{customdata[1]:.3g}<extra></extra>"))
     fig.update_layout(title="Agreement of methods on each style's units (* q < 0.05)", height=120 + 40 * len(pairs))
     return fig
 

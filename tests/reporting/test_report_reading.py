@@ -78,14 +78,15 @@ def _agreement() -> pd.DataFrame:
 
 def test_the_agreement_colour_scale_is_white_at_chance():
     """overlap / chance is a ratio: with Viridis from 0, an overlap of 0 and one at chance (ratio 1)
-    had the same dark colour. Now white sits at 1, blue below, red above."""
-    fig = agreement_heatmap(_agreement())
+    had the same dark colour. Now the colour is log2 of the ratio on a scale symmetric about 0
+    (RdBu's white middle = chance), below chance blue, above red."""
+    fig = agreement_heatmap(_agreement())          # ratios 0, 5, 20
     h = fig.data[0]
-    zmax = float(np.nanmax(np.asarray(h.z, float)))
-    assert h.zmin == 0 and h.zmax == zmax == 20
-    at_chance = [c for pos, c in h.colorscale if abs(pos - 1 / zmax) < 1e-9]
-    assert at_chance == ["#f7f7f7"], h.colorscale
-    assert "chance" in " ".join(h.colorbar.ticktext)
+    z = np.asarray(h.z, float).ravel()
+    assert h.zmin == -h.zmax and h.zmax >= np.log2(20) - 1e-9          # white (the middle) sits at log2(1) = 0
+    assert z[0] < 0 < z[1] < z[2] and abs(z[2] - np.log2(20)) < 1e-9   # 0 overlap below chance, 20x above
+    assert "1 = chance" in h.colorbar.ticktext and "log" in h.colorbar.title.text
+    assert np.asarray(h.customdata, float)[0, 2, 0] == 20              # the hover keeps the ratio itself
 
 
 def test_the_agreement_claim_states_its_chance_baseline_in_words():
@@ -146,3 +147,10 @@ def test_sections_cite_the_intervals_they_state():
                                       "dissection_control_draws": draws}, params={"alpha": 0.05})
     sec = dissection_section(f, ReportContext())
     assert {"wilson1927interval", "anscombe1948transformation"} <= set(sec.references)
+
+
+def test_the_more_baselines_hint_is_a_whole_sentence():
+    """It ended "... stays for the rest) to tell", which reads as a sentence cut short."""
+    from interp_gan.reporting.baselines import more_baselines_hint
+    hint = more_baselines_hint(9, np.array([19.0]), 19, "directions")
+    assert hint.startswith("set n_random_max = ") and hint.endswith(") to resolve them"), hint
