@@ -139,7 +139,7 @@ def unit_bars(units: pd.DataFrame, top: int = 10) -> go.Figure:
         fig.add_trace(go.Bar(name=f"{style} ({method})", x=[f"unit {u}" for u in g.unit], y=list(g.importance)))
     layer = ", ".join(dict.fromkeys(units.layer))
     fig.update_layout(barmode="group", title=f"Unit importance at {layer} (top {top} per style)",
-                      yaxis_title="importance (attribution summed over space)")
+                      yaxis_title="importance (attribution<br>summed over space)")   # one line was cut at 450 px
     return fig
 
 

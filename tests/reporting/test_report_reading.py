@@ -154,3 +154,67 @@ def test_the_more_baselines_hint_is_a_whole_sentence():
     from interp_gan.reporting.baselines import more_baselines_hint
     hint = more_baselines_hint(9, np.array([19.0]), 19, "directions")
     assert hint.startswith("set n_random_max = ") and hint.endswith(") to resolve them"), hint
+
+
+def test_paper_figures_label_every_kth_category_where_all_would_overlap():
+    """The style-units heatmap's 60 rotated unit labels ran together in the 6.8 in paper figure (9 px
+    apart for 11 px text); the print copy now labels every k-th, and a heatmap with few columns keeps all."""
+    import plotly.graph_objects as go
+    from interp_gan.reporting.exports import paper_figure
+    from interp_gan.reporting.section_style_units import selectivity_heatmap
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame([{"layer": "blocks.3.conv2", "unit": u, "style": s, "auroc": rng.random(), "q_value": 0.5,
+                        "cohens_d": 1.0} for u in range(80) for s in ("a", "b")])
+    fig, w, h = paper_figure(selectivity_heatmap(df, max_units=60), "wide")
+    shown = list(fig.layout.xaxis.ticktext)
+    assert 10 <= len(shown) < 60, len(shown)
+    spacing = (w - fig.layout.margin.l - fig.layout.margin.r) / 60 * (60 / len(shown))
+    assert spacing * np.sin(np.radians(60)) >= 1.15 * fig.layout.xaxis.tickfont.size     # no overlap
+    assert set(shown) <= set(selectivity_heatmap(df, max_units=60).layout.xaxis.ticktext)
+    few, _, _ = paper_figure(go.Figure(go.Heatmap(z=[[1, 2, 3]], x=["p", "q", "r"], y=["s"])), "narrow")
+    assert few.layout.xaxis.tickvals is None          # three columns: plotly labels them all
+
+
+def test_a_paper_bar_chart_of_many_bars_prints_full_width_with_its_axis_title_whole():
+    """The directions' ten effect bars printed at one column: 15 px bars under 22 px baseline dashes
+    that seemed to belong to their neighbours, every other bar unlabelled, and a y title longer than
+    the plot cut at both ends."""
+    from interp_gan.reporting.exports import PAPER_WIDTHS_IN, PX_PER_IN, paper_figure
+    from interp_gan.reporting.section_directions import effect_bars
+    n = 9
+    df = pd.DataFrame({"method": ["pca"] * 3 + ["sefa"] * 3 + ["svm"] * 3 + ["random"] * 19,
+                       "index": list(range(3)) * 3 + list(range(19)), "style": "a",
+                       "effect": np.r_[np.linspace(2, 10, n), np.zeros(19)], "ci_low": 0.0, "ci_high": 12.0,
+                       "ssim_min": 0.9, "p_random": 0.05, "q_random": 0.05, "random_p95": 3.0})
+    fig, w, h = paper_figure(effect_bars(df))
+    assert w == round(PAPER_WIDTHS_IN["wide"] * PX_PER_IN)
+    assert "<br>" in fig.layout.yaxis.title.text          # "Δ log-odds of the style moved toward", two lines
+    narrow, _, _ = paper_figure(effect_bars(df[df["method"].isin(["pca", "random"])]))
+    assert narrow.layout.width == round(PAPER_WIDTHS_IN["narrow"] * PX_PER_IN)   # four bars: one column
+
+
+def test_a_distance_is_never_drawn_among_the_0_1_scores():
+    """The demo's feature Fréchet distance peaks at 1.05 and was drawn in "Evaluation (0–1 scores)"."""
+    from interp_gan.reporting.section_overview import training_curves_figure
+    rows = [("eval/acc_rgb", s, v) for s, v in ((300, 0.5), (600, 1.0))]
+    rows += [("eval/feature_frechet", s, v) for s, v in ((300, 1.05), (600, 0.3))]
+    rows += [("eval/lum_corr", s, v) for s, v in ((300, 0.6), (600, 0.7))]
+    rows += [("loss_g", s, v) for s, v in ((300, 2.0), (600, 1.0))]
+    fig = training_curves_figure(pd.DataFrame(rows, columns=["metric", "step", "value"]))
+    titles = {a.text: a for a in fig.layout.annotations}
+    assert {"Evaluation (0–1 scores)", "Evaluation (distances)"} <= set(titles)
+    axis_of = {t.name: t.xaxis for t in fig.data}
+    panel = {name: i + 1 for i, name in enumerate(t.text for t in fig.layout.annotations)}
+    scores = "x" if panel["Evaluation (0–1 scores)"] == 1 else f"x{panel['Evaluation (0–1 scores)']}"
+    assert axis_of["eval/acc_rgb"] == axis_of["eval/lum_corr"] == scores
+    assert axis_of["eval/feature_frechet"] != scores
+
+
+def test_the_unit_importance_axis_title_fits_beside_its_plot():
+    """"importance (attribution summed over space)" (42 characters, about 290 px at 12 px) was cut at
+    both ends beside the default 450 px figure's plot area of about 270 px."""
+    from interp_gan.reporting.section_attribution import unit_bars
+    units = pd.DataFrame({"method": "layer_conductance", "style": ["a", "a", "b"], "layer": "L",
+                          "unit": [1, 2, 3], "rank": [1, 2, 1], "importance": [0.3, 0.2, 0.1]})
+    title = unit_bars(units).layout.yaxis.title.text
+    assert max(len(line) for line in title.split("<br>")) <= 30, title
