@@ -218,3 +218,22 @@ def test_the_unit_importance_axis_title_fits_beside_its_plot():
                           "unit": [1, 2, 3], "rank": [1, 2, 1], "importance": [0.3, 0.2, 0.1]})
     title = unit_bars(units).layout.yaxis.title.text
     assert max(len(line) for line in title.split("<br>")) <= 30, title
+
+
+def test_no_repair_states_the_effect_its_verdict_rests_on():
+    """"✗ no k qualifies ... vs random 4-unit sets (the top 4's p_random 0.0500)": no effect, no interval,
+    and a p_random at its floor beside a negative verdict. It now gives the k closest to qualifying,
+    its change of D's logit with the simultaneous lower bound the rule reads, and both effects behind
+    p_random (the top 4 harm realism less than every random set; that is not a gain)."""
+    from interp_gan.reporting.section_artifacts import claim as artifact_claim
+    ch = pd.DataFrame([dict(k=0, layer="dec.5", n_test=32, rule="the rule", reason="no k in 1..3 qualifies",
+                            units="")])
+    t = pd.DataFrame([dict(k=k, measure="d_logit", effect=e, ci_low=e - 0.01, ci_high=e + 0.01, ci_low_simul=s)
+                      for k, e, s in ((1, -0.004, -0.014), (2, 0.001, -0.009), (3, -0.01, -0.03))])
+    rep = pd.DataFrame([dict(baseline="top", measure="d_logit", k=2, effect=-0.027, p_random=0.05),
+                        dict(baseline="random", measure="d_logit", k=2, effect=-0.222, p_random=np.nan)])
+    c = artifact_claim(Finding("artifact_units", tables={"artifact_choice": ch, "artifact_tradeoff": t,
+                                                         "artifact_repair": rep}))
+    assert not c.survives
+    assert c.effect == "D logit at k = 2: 0.00100" and "simultaneous lower bound -0.00900" in c.ci, c.numbers()
+    assert "random 2-unit sets -0.222 (the top 2: -0.0270, p_random 0.0500)" in c.baseline
