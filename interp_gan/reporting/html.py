@@ -481,6 +481,7 @@ _JS = """
   function update(){
     var y = window.scrollY + 120, cur = null;
     targets.forEach(function(t){ if (t.getBoundingClientRect().top + window.scrollY <= y) cur = t; });
+    if (!cur && targets.length) cur = targets[0];   // above the first section (a tall header): the first
     links.forEach(function(a){ a.classList.remove('active'); });
     if (cur) { var a = byId[cur.id]; a.classList.add('active');
       var top = a.closest('.sidebar > ol > li'); if (top) top.firstElementChild.classList.add('active'); }

@@ -44,6 +44,8 @@ window.addEventListener('load', function(){ setTimeout(function(){
   R.plots = plots.length;
   R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
   R.images = document.querySelectorAll('img').length;
+  var act = document.querySelector('.sidebar > ol > li > a.active');
+  R.active = act ? act.getAttribute('href') : null;
   R.clipped_captions = Array.prototype.filter.call(document.querySelectorAll('figcaption'),
       function(e){ return e.scrollWidth > e.clientWidth + 1; }).map(function(e){ return e.textContent; });
   R.page_width = document.documentElement.scrollWidth;   // > innerWidth: the page scrolls sideways
@@ -188,3 +190,17 @@ def test_a_long_image_caption_wraps_and_is_never_cut(tmp_path):
     out = write_report(tmp_path / "rep", [f], ReportContext(name="captions"), paper=False)
     r = browser_probe(out / "index.html", tmp_path)
     assert r["errors"] == [] and r["clipped_captions"] == [], r
+
+
+@needs_chromium
+def test_the_sidebar_marks_key_findings_at_the_top_of_a_tall_header(tmp_path):
+    """With the "Analysed: ..." line and the input notes the Key findings box starts below the line the
+    sidebar reads, and at the top of the page no entry was marked; the first one is."""
+    meta = {"model": {"name": "stylenet"}, "checkpoint_path": "runs/a/" + "long_folder_name/" * 6 + "c.safetensors",
+            "step": 1200, "pipeline": {"n_images": 64, "image_size": 64, "data": "embedded"},
+            "data_notes": ["3 file(s) left out (hidden 3)", "style folder 'x' not used"]}
+    f = Finding("_browser_captions", arrays={"img": np.zeros((2, 16, 16, 3), np.uint8)})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="tall", meta=meta,
+                                                            style_names=[f"style{i}" for i in range(8)]), paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["active"] == "#key-findings", r
