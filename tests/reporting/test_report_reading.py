@@ -237,3 +237,18 @@ def test_no_repair_states_the_effect_its_verdict_rests_on():
     assert not c.survives
     assert c.effect == "D logit at k = 2: 0.00100" and "simultaneous lower bound -0.00900" in c.ci, c.numbers()
     assert "random 2-unit sets -0.222 (the top 2: -0.0270, p_random 0.0500)" in c.baseline
+
+
+def test_the_ablation_claim_names_the_baseline_sets_it_was_ranked_among():
+    """The default baseline sets are the top k units for shuffled style labels, yet the claim and the
+    legend said "random 32-unit sets" (a citation would misname the control)."""
+    from interp_gan.reporting.section_ablation import claim as ablation_claim, set_words
+    rows = [dict(layer="L", style="a", measure="log_odds", k=4, baseline=b, effect=e, ci_low=e - 0.1,
+                 ci_high=e + 0.1, p_random=p, q_random=p, n_sets=n, units="1;2;3;4", n=8, baseline_sets="shuffled")
+            for b, e, p, n in (("top", -0.2, 0.7, 1), ("random", -0.25, np.nan, 19))]
+    df = pd.DataFrame(rows)
+    c = ablation_claim(df, "zero")
+    assert "shuffled-label 4-unit sets" in c.text and "random 4-unit" not in c.text, c.text
+    assert c.baseline.startswith("shuffled-label 4-unit sets -0.250")
+    assert set_words(df.assign(baseline_sets="random"), 4) == "random 4-unit sets"
+    assert set_words(df.drop(columns="baseline_sets"), 4) == "random 4-unit sets"     # older findings
