@@ -115,6 +115,23 @@ def _build_section(key: str, f: Finding, ctx: ReportContext, strict: bool) -> tu
                                 f"<pre>{html.escape(tb)}</pre></div>"], f"error: {type(e).__name__}: {e}"
 
 
+def _table_captions(f: Finding, sec: Section) -> dict[str, str]:
+    """{table name: the caption of the section's Table that shows it}, so that paper/<table>.tex says
+    what the table is ("Channel dissection: dissection control" said only its file name). A Table
+    shows a finding table when it is that frame, or has its rows and a subset of its columns (the
+    section picked and ordered columns); a Table that matches two of them, or none, gives nothing."""
+    out: dict[str, str] = {}
+    for b in sec.blocks:
+        if not isinstance(b, Table) or not b.caption:
+            continue
+        same = [n for n, df in f.tables.items() if df is b.df]
+        like = same or [n for n, df in f.tables.items() if len(df) == len(b.df) and len(b.df.columns)
+                        and set(map(str, b.df.columns)) <= set(map(str, df.columns))]
+        if len(like) == 1 and like[0] not in out:
+            out[like[0]] = b.caption.rstrip(".")
+    return out
+
+
 def _finding_footer(key: str, f: Finding, csv_paths: dict[tuple[str, str], str], cites: list[str],
                     body: str = "") -> str:
     """Citations, the notes the section ``body`` did not already print (a note is said once), data
@@ -267,6 +284,8 @@ def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findi
     figures: dict[str, Any] = {}
     cited: list[str] = []
     anchors: set[str] = set()
+    shown_captions: dict[tuple[str, str], str] = {}    # (analysis, table) -> the caption the section gave it
+    shown_titles: dict[str, str] = {}
     for key in _ordered(found):
         f = found[key]
         sec, rendered, status = _build_section(key, f, ctx, strict)
@@ -288,6 +307,8 @@ def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findi
                 c.anchor = anchor
                 c.analysis = c.analysis or key
             claims.append(list(sec.claims or []))
+            shown_captions.update({(key, t): cap for t, cap in _table_captions(f, sec).items()})
+            shown_titles[key] = sec.title         # tables and figures of the paper name the section alike
             if sec.teaser is not None and not teaser:
                 teaser = render_block(sec.teaser)
         badge = {"skipped": "skipped", "ok": "", "default": ""}.get(status, "error")
@@ -321,7 +342,8 @@ def _write_report(out_dir: str | Path, findings: dict[str, Finding] | list[Findi
         for key, f in found.items():
             for name, df in f.tables.items():
                 stem = Path(csv_paths[key, name]).stem
-                tables[stem] = (df, f"{section_title(key, f)}: {name.replace('_', ' ')}")
+                what = shown_captions.get((key, name)) or name.replace("_", " ")
+                tables[stem] = (df, f"{shown_titles.get(key) or section_title(key, f)}: {what}")
         exports = write_paper(out / "paper", tables, figures, bib, static_figures=static_figures, captions=captions,
                               title=f"{ctx.name}: interp_gan figures and tables")
 

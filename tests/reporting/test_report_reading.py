@@ -252,3 +252,26 @@ def test_the_ablation_claim_names_the_baseline_sets_it_was_ranked_among():
     assert c.baseline.startswith("shuffled-label 4-unit sets -0.250")
     assert set_words(df.assign(baseline_sets="random"), 4) == "random 4-unit sets"
     assert set_words(df.drop(columns="baseline_sets"), 4) == "random 4-unit sets"     # older findings
+
+
+@register_section("_reading_tables")
+def _tables_section(f, ctx):
+    from interp_gan.reporting import Table
+    df = f.tables["units_rows"]
+    return Section("Reading tables, the section's title", [
+        Table(df, caption="Units and their held-out IoU"),
+        Table(df.sort_values("iou")[["unit", "iou"]], caption="The same units by IoU")])
+
+
+def test_paper_tables_carry_the_caption_and_title_the_report_gives_them(tmp_path):
+    """paper/<table>.tex was captioned "<registered title>: <file name>" ("Channel dissection:
+    dissection control", "Causal ablation: ablation"), neither what the table is nor the title the
+    figures beside it use."""
+    units = pd.DataFrame({"unit": [0, 1, 2], "iou": [0.3, 0.1, 0.2], "q_value": [0.01, 0.2, 0.5]})
+    other = pd.DataFrame({"x": [1, 2]})
+    f = Finding("_reading_tables", tables={"units_rows": units, "other_rows": other},
+                section={"title": "Registered title"})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="r"), static_figures=False)
+    tex = (out / "paper" / "units_rows.tex").read_text()
+    assert r"\caption{Reading tables, the section's title: Units and their held-out IoU}" in tex, tex
+    assert r"\caption{Reading tables, the section's title: other rows}" in (out / "paper" / "other_rows.tex").read_text()
