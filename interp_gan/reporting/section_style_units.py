@@ -20,7 +20,7 @@ from interp_gan.reporting.numbers import pct, sig
 from interp_gan.reporting.many_styles import MAX_STYLES_SHOWN, shown_note, shown_styles
 from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
 
-__all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline", "claim"]
+__all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline", "claim", "control_percent"]
 
 ALPHA = 0.05
 
@@ -160,6 +160,17 @@ def _per_style_counts(per: pd.Series) -> str:
             f"at most {int(rest.max())} each; every style is in findings/style_units.csv)")
 
 
+def control_percent(ctl: pd.DataFrame) -> pd.DataFrame:
+    """The control table with its fractions as percentages, as the claim above states them (58.0% there,
+    0.568 here read as two different quantities); the CSV keeps the fractions."""
+    d = ctl.copy()
+    names = {"frac_q05_trained": "% tests q<0.05 trained", "frac_q05_control": "% tests q<0.05 random init"}
+    for c in names:
+        if c in d:
+            d[c] = 100 * d[c]
+    return d.rename(columns=names)
+
+
 @register_section("style_units")
 def style_units_section(finding, ctx: ReportContext) -> Section:
     title = "Style units"
@@ -178,9 +189,10 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
                       f"significantly higher for a style (q &lt; {ALPHA}): {_per_style_counts(per)}.</p>")
         blocks.append(Table(top_units(df), caption="Top selective units per style (highest AUROC, ties by Cohen's d)"))
         if ctl is not None and len(ctl):
-            blocks.append(Table(ctl, caption="Random-init control per layer: fraction of unit x style tests with "
-                                             "q < 0.05 and median |Cohen's d|, trained vs the same architecture at "
-                                             "random initialisation (same images, same tests)"))
+            blocks.append(Table(control_percent(ctl),
+                                caption="Random-init control per layer: % of unit x style tests with "
+                                        "q < 0.05 and median |Cohen's d|, trained vs the same architecture at "
+                                        "random initialisation (same images, same tests)"))
         for n in finding.notes:
             if "permutation floor" in n or "bootstrap replicate" in n or n.startswith("random-init control: no"):
                 blocks.append(f"<p><i>{html.escape(n)}</i></p>")

@@ -275,3 +275,18 @@ def test_paper_tables_carry_the_caption_and_title_the_report_gives_them(tmp_path
     tex = (out / "paper" / "units_rows.tex").read_text()
     assert r"\caption{Reading tables, the section's title: Units and their held-out IoU}" in tex, tex
     assert r"\caption{Reading tables, the section's title: other rows}" in (out / "paper" / "other_rows.tex").read_text()
+
+
+def test_the_style_units_control_table_states_percentages_as_its_claim_does():
+    """The claim said "58.0% of unit x style tests" and the table beside it 0.568, 0.584, 0.594."""
+    from interp_gan.reporting import Table
+    su = pd.DataFrame({"layer": "L", "unit": [0, 1, 0, 1], "style": ["a", "a", "b", "b"],
+                       "auroc": [0.9, 0.4, 0.1, 0.6], "ci_low": 0.0, "ci_high": 1.0, "p_value": 0.01,
+                       "q_value": [0.01, 0.5, 0.01, 0.5], "cohens_d": 1.0})
+    ctl = pd.DataFrame({"layer": ["L"], "units": [2], "tests": [4], "frac_q05_trained": [0.568],
+                        "frac_q05_control": [0.434], "tests_control": [4]})
+    sec = style_units_section(Finding("style_units", tables={"style_units": su, "style_units_control": ctl}),
+                              ReportContext())
+    shown = next(b.df for b in sec.blocks if isinstance(b, Table) and "Random-init control" in b.caption)
+    assert abs(shown["% tests q<0.05 trained"].iloc[0] - 56.8) < 1e-9
+    assert abs(shown["% tests q<0.05 random init"].iloc[0] - 43.4) < 1e-9
