@@ -418,7 +418,7 @@ table { border-collapse:collapse; font-size:13px; font-variant-numeric: tabular-
 caption { caption-side:top; text-align:left; font-weight:600; padding:4px 0 6px; }
 th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
 thead th { border-bottom:2px solid #c9ced6; background:#fafbfc; position:sticky; top:0; }
-td.num { text-align:right; }
+td.num { text-align:right; white-space:nowrap; }   /* "5.00e-04" on one line, never "5.00e-" / "04" */
 tbody tr:hover { background:#f8fafc; }
 .figure { margin:8px 0 18px; }
 .imagegrid { margin:10px 0 18px; overflow-x:auto; }

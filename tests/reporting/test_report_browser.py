@@ -44,6 +44,10 @@ window.addEventListener('load', function(){ setTimeout(function(){
   R.plots = plots.length;
   R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
   R.images = document.querySelectorAll('img').length;
+  R.wrapped_numbers = Array.prototype.filter.call(document.querySelectorAll('td.num'), function(td){
+      var r = document.createRange(); r.selectNodeContents(td);
+      var tops = {}; Array.prototype.forEach.call(r.getClientRects(), function(x){ tops[Math.round(x.top)] = 1; });
+      return Object.keys(tops).length > 1; }).map(function(td){ return td.textContent; });
   var act = document.querySelector('.sidebar > ol > li > a.active');
   R.active = act ? act.getAttribute('href') : null;
   R.clipped_captions = Array.prototype.filter.call(document.querySelectorAll('figcaption'),
@@ -204,3 +208,15 @@ def test_the_sidebar_marks_key_findings_at_the_top_of_a_tall_header(tmp_path):
                                                             style_names=[f"style{i}" for i in range(8)]), paper=False)
     r = browser_probe(out / "index.html", tmp_path)
     assert r["errors"] == [] and r["active"] == "#key-findings", r
+
+
+@needs_chromium
+def test_a_number_in_a_crowded_table_stays_on_one_line(tmp_path):
+    """The agreement table (14 columns) broke its p-values as "5.00e-" over "04"."""
+    df = pd.DataFrame({**{f"method_{i}": ["style_units"] * 3 for i in range(4)},
+                       "p_value": [5e-4, 0.163, 1.0], "q_value": [5e-4, 0.722, 1.0],
+                       **{f"units_{i}": ["50;58;84;104;110;" * 3] * 3 for i in range(6)}})
+    f = Finding("_crowded_table", tables={"crowded": df})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="crowded"), paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["wrapped_numbers"] == [], r
