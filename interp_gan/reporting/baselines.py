@@ -4,7 +4,7 @@
     count_words(used)                              # "19", or "19 to 199" (sequential baselines)
     at_floor = at_own_floor(rows["p_random"], used)    # p_random = 1 / (1 + that row's count)
     more_baselines_hint(m=9, used=used, n_random=19, what="directions")
-        # "set n_random_max = 199 (sequential: only the directions that beat the random ones draw more) to tell"
+        # "set n_random_max = 199 (sequential: only the directions that beat the random ones draw more) to resolve them"
 
 With sequential baselines (``findings/sequential.py``) each row reads its own number of random
 baselines, so "beat every random one" and "p_random at its floor" are per row: the floor of a row
@@ -56,4 +56,4 @@ def more_baselines_hint(m: int, used: np.ndarray, n_random: int, what: str) -> s
     now = int(np.nanmax(u)) if np.isfinite(u).any() else int(n_random)
     verb = "raise" if now > n_random else "set"
     return (f"{verb} n_random_max = {suggest_n_max(m, now)} (sequential: only the {what} that beat the random ones "
-            f"draw more; n_random = {n_random} stays for the rest) to tell")
+            f"draw more; n_random = {n_random} stays for the rest) to resolve them")

@@ -14,15 +14,19 @@ function that makes it and is listed under "Checked, not found", never among the
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 from interp_gan.findings.stats import newcombe_difference, rate_beyond_draws, wilson_interval
 from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig, sig_beside
 
 __all__ = ["Claim", "key_findings_html", "result_line", "rate_vs_control", "replicated_counts", "partial_control",
-           "MAX_CLAIMS", "KEPT_PREFIX", "draws_of"]
+           "MAX_CLAIMS", "KEPT_PREFIX", "draws_of", "TERMS", "terms_html", "RATE_REFERENCES"]
 
 MAX_CLAIMS = 6
+# what a section that states a rate beside its random-init control (rate_vs_control) cites: Wilson's
+# interval of the rate, Newcombe's interval of the difference, Anscombe's scale of the prediction bound
+RATE_REFERENCES = ("wilson1927interval", "newcombe1998difference", "anscombe1948transformation")
 # the note an analysis' Finding carries when its random-init control kept trained values (written by
 # interp_gan.subject.control, which this module cannot import: rendering needs no torch)
 KEPT_PREFIX = "random-init control keeps"
@@ -140,6 +144,39 @@ def select(claims_by_section: list[list[Claim]], limit: int = MAX_CLAIMS) -> lis
     return (firsts + rest)[:limit]
 
 
+# The shorthand the claims' sentences and numbers use, defined where it appears (the Key findings box is
+# read before any section's "How to read this"): (pattern in a claim's text or numbers, term, meaning).
+TERMS: list[tuple[str, str, str]] = [
+    (r"\bq(?: [<=]| \d|_value)", "q",
+     "Benjamini-Hochberg q-value, p adjusted for the many tests made together (q < 0.05 keeps the expected "
+     "share of false discoveries under 5%)"),
+    (r"\bBH\b", "BH", "Benjamini-Hochberg correction"),
+    (r"\bp_random\b", "p_random",
+     "share of the random baselines (unit sets, directions) doing at least as well, the selected one counted; "
+     "its floor is 1/(n + 1) with n baselines"),
+    (r"\bq_random\b", "q_random", "p_random after BH"),
+    (r"random[- ]init", "random init", "the same architecture, freshly initialised, analysed the same way (the "
+     "control)"),
+    (r"at 97\.5%", "rate <= x at 97.5%",
+     "one-sided 97.5% prediction bound of the random-init draws' rates; p: the trained rate as one more random "
+     "network"),
+    (r"\bci_low_simul\b", "ci_low_simul", "lower end of a simultaneous 95% interval (Bonferroni over the k scanned)"),
+    (r"\b(?:sefa|pca|svm) \d", "sefa / pca / svm",
+     "direction methods: SeFa, PCA of the style codes, a linear SVM between two styles"),
+    (r"log-odds", "log-odds", "log(p / (1 - p)) of the classifier's probability of the target style"),
+]
+
+
+def terms_html(claims: list[Claim]) -> str:
+    """One line defining each shorthand in ``TERMS`` that the claims use ("" when they use none)."""
+    said = " ".join(f"{c.text} {c.numbers()}" for c in claims)
+    used = [(term, meaning) for pattern, term, meaning in TERMS if re.search(pattern, said)]
+    if not used:
+        return ""
+    return ('<p class="kf-rule kf-terms">Terms: '
+            + "; ".join(f"<b>{html.escape(t)}</b>: {html.escape(m)}" for t, m in used) + ".</p>")
+
+
 def key_findings_html(claims_by_section: list[list[Claim]], teaser: str = "", limit: int = MAX_CLAIMS,
                       replication: dict[str, tuple[int, int]] | None = None) -> str:
     """The "Key findings" box: claims that survive their control, then those that did not.
@@ -174,7 +211,7 @@ def key_findings_html(claims_by_section: list[list[Claim]], teaser: str = "", li
     more = f" {k} more claim{'s are' if k > 1 else ' is'} in {'their sections' if k > 1 else 'its section'}." if k > 0 else ""
     parts.append('<p class="kf-rule">Each line is generated from the saved findings: effect [95% interval] vs '
                  "its control or baseline; ✓ = survives it by the rule on hover (also in each section), "
-                 f"✗ = does not, so it is not a finding.{more}</p></div>")
+                 f"✗ = does not, so it is not a finding.{more}</p>" + terms_html(found + unrep + null) + "</div>")
     if teaser:
         parts.append(f'<div class="kf-teaser">{teaser}</div>')
     parts.append("</section>")

@@ -272,7 +272,14 @@ def _is_wide(fig) -> bool:
     axes = [k for k in lay.to_plotly_json() if k.startswith("xaxis")]
     n_legend = sum(1 for t in fig.data if t.showlegend is not False and getattr(t, "name", None))
     many = any(getattr(t, "type", "") == "heatmap" and t.x is not None and len(t.x) > 12 for t in fig.data)
-    return len(axes) > 1 or n_legend > 4 or many or bool(lay.meta and "wide" in str(lay.meta))
+    # bars side by side: at one column (3.3 in) ten of them are 15 px wide, narrower than their own
+    # markers (a 22 px dash for the random baseline) and their labels
+    bars = {x for t in fig.data if getattr(t, "type", "") in ("bar", "box") and t.x is not None for x in t.x}
+    return (len(axes) > 1 or n_legend > 4 or many or len(bars) > _MAX_NARROW_BARS
+            or bool(lay.meta and "wide" in str(lay.meta)))
+
+
+_MAX_NARROW_BARS = 6
 
 
 def paper_figure(fig, width: str | None = None):
@@ -304,7 +311,65 @@ def paper_figure(fig, width: str | None = None):
         a = out.layout[ax]
         if a.tickfont.size is None:
             a.tickfont.size = _FONT_PX
+    _thin_category_ticks(out, w, h)
+    _wrap_axis_titles(out, w, h)
     return out, w, h
+
+
+def _wrap_axis_titles(fig, w: int, h: int) -> None:
+    """Break an axis title that is longer than its axis onto two lines (a y title of 36 characters was
+    cut at both ends beside a 190 px high plot)."""
+    lay = fig.layout
+    m = lay.margin
+    for name in [k for k in lay.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+        a = lay[name]
+        text = a.title.text if a.title else None
+        if not text or "<br>" in text or " " not in text:
+            continue
+        span = (w - (m.l or 0) - (m.r or 0)) if name.startswith("x") else (h - (m.t or 0) - (m.b or 0))
+        span *= (a.domain[1] - a.domain[0]) if a.domain else 1.0
+        font = (a.title.font.size if a.title.font and a.title.font.size else None) or lay.font.size or _FONT_PX
+        if 0.55 * font * len(text) <= span:
+            continue
+        mid = len(text) / 2
+        cut = min((i for i, c in enumerate(text) if c == " "), key=lambda i: abs(i - mid))
+        a.title.text = text[:cut] + "<br>" + text[cut + 1:]
+
+
+_TICK_GAP = 1.15          # labels need this many font sizes between their baselines not to overlap
+
+
+def _thin_category_ticks(fig, w: int, h: int) -> None:
+    """Label every k-th category where all of them would overlap at the printed size (60 heatmap
+    columns in 6.8 in ran together into one black band); the HTML keeps every label and the hover."""
+    lay = fig.layout
+    m = lay.margin
+    for name in [k for k in lay.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+        a = lay[name]
+        vals, text = a.tickvals, a.ticktext
+        if vals is None:                          # a heatmap's categories, labelled by plotly one by one
+            letter = name[0]
+            ref = letter + name[5:]               # "xaxis2" -> "x2"
+            cats = [t[letter] for t in fig.data if getattr(t, "type", "") == "heatmap"
+                    and (getattr(t, f"{letter}axis", None) or letter) == ref and t[letter] is not None
+                    and len(t[letter]) and isinstance(t[letter][0], str)]
+            if not cats:
+                continue
+            vals = text = list(cats[0])
+        vals, text = list(vals), list(text if text is not None else vals)
+        if len(vals) < 2:
+            continue
+        span = (w - (m.l or 0) - (m.r or 0)) if name.startswith("x") else (h - (m.t or 0) - (m.b or 0))
+        span *= (a.domain[1] - a.domain[0]) if a.domain else 1.0
+        font = a.tickfont.size or _FONT_PX
+        angle = 90 if name.startswith("y") or a.tickangle in (None, "auto") else abs(float(a.tickangle))
+        if angle:        # rotated (plotly turns crowded automatic x labels upright): the line spacing
+            need = _TICK_GAP * font / max(math.sin(math.radians(angle)), 0.2)
+        else:            # horizontal labels side by side: their width
+            need = font * 0.6 * max(len(str(t)) for t in text) + font
+        k = math.ceil(need * len(vals) / max(span, 1.0))
+        if k > 1:
+            a.tickvals, a.ticktext = vals[::k], text[::k]
 
 
 def grid_figure(grid, width: str | None = None):

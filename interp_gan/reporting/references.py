@@ -214,6 +214,26 @@ REFERENCES: dict[str, Reference] = {r.key: r for r in [
        "European Conference on Computer Vision (ECCV)", 2018),
     _r("efron1987bca", "article", ["Efron, Bradley"], "Better Bootstrap Confidence Intervals",
        "Journal of the American Statistical Association", 1987, volume="82", number="397", pages="171--185"),
+    # the intervals and bounds the reporting layer states beside its claims (claims.py, sections)
+    _r("delong1988auc", "article", ["DeLong, Elizabeth R.", "DeLong, David M.", "Clarke-Pearson, Daniel L."],
+       "Comparing the Areas under Two or More Correlated Receiver Operating Characteristic Curves: "
+       "A Nonparametric Approach", "Biometrics", 1988, volume="44", number="3", pages="837--845"),
+    _r("newcombe2006auc", "article", ["Newcombe, Robert G."],
+       "Confidence Intervals for an Effect Size Measure Based on the Mann-Whitney Statistic. "
+       "Part 2: Asymptotic Methods and Evaluation", "Statistics in Medicine", 2006, volume="25", number="4",
+       pages="559--573"),
+    _r("wilson1927interval", "article", ["Wilson, Edwin B."],
+       "Probable Inference, the Law of Succession, and Statistical Inference",
+       "Journal of the American Statistical Association", 1927, volume="22", number="158", pages="209--212"),
+    _r("newcombe1998difference", "article", ["Newcombe, Robert G."],
+       "Interval Estimation for the Difference Between Independent Proportions: Comparison of Eleven Methods",
+       "Statistics in Medicine", 1998, volume="17", number="8", pages="873--890"),
+    _r("anscombe1948transformation", "article", ["Anscombe, Francis J."],
+       "The Transformation of Poisson, Binomial and Negative-Binomial Data", "Biometrika", 1948,
+       volume="35", number="3/4", pages="246--254"),
+    _r("bonett2000correlation", "article", ["Bonett, Douglas G.", "Wright, Thomas A."],
+       "Sample Size Requirements for Estimating Pearson, Kendall and Spearman Correlations", "Psychometrika",
+       2000, volume="65", number="1", pages="23--28"),
 ]}
 
 def register_reference(ref: Reference) -> Reference:

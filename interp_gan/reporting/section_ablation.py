@@ -88,6 +88,19 @@ def _band(fig, d: pd.DataFrame, color: str, name: str, row: int, col: int, legen
                                            "<br>n=%{customdata[1]}<extra></extra>"), row=row, col=col)
 
 
+def set_words(df: pd.DataFrame, k: int | str = "k") -> str:
+    """What the baseline sets are, in words: "random 32-unit sets" for uniformly drawn ones, "shuffled-label
+    32-unit sets" for the default (the top k units of the same ranking for permuted style labels), from
+    the ``baseline_sets`` column (a finding without it: random). The claim said "random" for both."""
+    kinds = sorted(set(df["baseline_sets"].dropna().astype(str)) - {""}) if "baseline_sets" in df else []
+    size = f"{k}-unit" if k != "k" else "k-unit"
+    if kinds in ([], ["random"]):
+        return f"random {size} sets"
+    if kinds == ["shuffled"]:
+        return f"shuffled-label {size} sets"
+    return f"baseline {size} sets ({'/'.join(kinds)})"
+
+
 def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) -> go.Figure:
     """One panel per target style (more than ``MAX_STYLES_SHOWN``: an even sample, said in the title):
     effect vs k for the top units (red) and random units (grey)."""
@@ -103,11 +116,12 @@ def ablation_curves(df: pd.DataFrame, layer: str, measure: str, ncols: int = 4) 
             part = d[(d["style"] == style) & (d["baseline"] == baseline)]
             if len(part):
                 label = ("top-k selective units" if baseline == "top"
-                         else "random units (same k; band: 2.5-97.5% of sets)")
+                         else f"{set_words(d)} (band: 2.5-97.5% of sets)")
                 _band(fig, part, COLORS[baseline], label, r, c, legend=i == 0)
         fig.add_hline(y=0, line={"color": "black", "width": 1, "dash": "dot"}, row=r, col=c)
     ks = sorted(d["k"].unique().tolist())
-    fig.update_xaxes(type="log", tickvals=ks, ticktext=[str(k) for k in ks], title_text="k (units)", row=nrows)
+    fig.update_xaxes(type="log", tickvals=ks, ticktext=[str(k) for k in ks], title_text="k (units, log scale)",
+                     row=nrows)
     note = shown_note(len(styles), len(every), "every style's rows are in findings/ablation.csv")
     fig.update_layout(title=f"{layer}: {MEASURES.get(measure, measure)}" + (f"<br><sub>{note}</sub>" if note else ""),
                       height=160 + 240 * nrows,
@@ -265,7 +279,8 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
     sign = -1 if moves == "lowers" else 1
     best = (ok if len(ok) else at_floor if len(at_floor) else top).sort_values("effect", ascending=sign < 0).iloc[0]
     r = rnd[(rnd["style"] == best["style"]) & (rnd["layer"] == best["layer"])]
-    base = f"random {k}-unit sets {sig(r['effect'].iloc[0])}" if len(r) else "random sets"
+    sets = set_words(df, k)                    # "shuffled-label 32-unit sets" by default, "random ..." if drawn so
+    base = f"{sets} {sig(r['effect'].iloc[0])}" if len(r) else sets
     # the numbers the verdict reads, beside it: p_random alone at the floor would look "beyond random"
     # where BH over the family says otherwise
     m = int(((df["baseline"] == "top") & df["p_random"].notna()).sum())
@@ -285,18 +300,18 @@ def claim(df: pd.DataFrame, intervention: str = "zero") -> Claim | None:
             "gram": "Gram distance to the style"}[measure]
     if len(ok):
         text = (f"{verb} the {k} most style-selective units of {layer} {moves} the {what} more than "
-                f"random {k}-unit sets do (its rank among {sets_word}, BH q at most 0.05), in {len(ok)} of {len(top)} "
+                f"{sets} do (its rank among {sets_word}, BH q at most 0.05), in {len(ok)} of {len(top)} "
                 f"{unit}")
     elif len(at_floor):
         n_at = used[binds]
         hi = int(np.nanmax(n_at))
         text = (f"Not resolved against random units: in {len(at_floor)} of {len(top)} {unit}, {verb.lower()} the "
                 f"{k} most style-selective units of {layer} {moves} the {what} more than all {count_words(n_at)} "
-                f"random {k}-unit sets, but p_random cannot go below 1/{hi + 1} = {sig(1 / (hi + 1))} with {hi} "
+                f"{sets}, but p_random cannot go below 1/{hi + 1} = {sig(1 / (hi + 1))} with {hi} "
                 f"sets, and BH over {m} rows needs more; {more_baselines_hint(m, n_at, n_first, 'selected sets')}")
     else:
         text = (f"No evidence that the {k} most style-selective units of {layer} carry the style: {verb.lower()} "
-                f"them {moves} the {what} no more than {sets_word} random {k}-unit sets (0 of {len(top)} {unit} "
+                f"them {moves} the {what} no more than {sets_word} {sets} (0 of {len(top)} {unit} "
                 f"beyond random)")
     return Claim(text, effect=f"{best['style']}: {sig(best['effect'])}", ci=fmt_ci(best["ci_low"], best["ci_high"]),
                  baseline=base, verdict="beyond random units" if len(ok) else "not beyond random units",

@@ -128,9 +128,24 @@ def claim(f) -> Claim | None:
         top = rep[(rep["baseline"] == "top") & (rep["measure"] == "d_logit")]
         if len(top) and pd.notna(top["p_random"].iloc[0]):
             kk = int(top['k'].iloc[0])        # Claim.numbers prints "vs " before the baseline
-            base = f"random {kk}-unit sets (the top {kk}'s p_random {sig(top['p_random'].iloc[0])})"
+            rnd = rep[(rep["baseline"] == "random") & (rep["measure"] == "d_logit")]
+            if len(rnd):                      # both effects, so a p_random at its floor reads as "less harm"
+                base = (f"random {kk}-unit sets {sig(rnd['effect'].iloc[0])} (the top {kk}: "
+                        f"{sig(top['effect'].iloc[0])}, p_random {sig(top['p_random'].iloc[0])})")
+            else:
+                base = f"random {kk}-unit sets (the top {kk}'s p_random {sig(top['p_random'].iloc[0])})"
     if not k:
-        return Claim(f"No repair of {layer} qualifies: {c['reason']}", effect="", baseline=base,
+        # the number the verdict rests on: the k closest to qualifying, its change of D's logit and the
+        # simultaneous lower bound the rule reads (an empty effect left the p_random alone beside "no k")
+        lg = t[t["measure"] == "d_logit"]
+        effect, ci = "", ""
+        if len(lg):
+            key = lg["ci_low_simul"] if "ci_low_simul" in lg and lg["ci_low_simul"].notna().any() else lg["effect"]
+            b = lg.loc[key.idxmax()]
+            effect, ci = f"D logit at k = {int(b['k'])}: {sig(b['effect'])}", fmt_ci(b["ci_low"], b["ci_high"])
+            if "ci_low_simul" in b and pd.notna(b["ci_low_simul"]):
+                ci += f", simultaneous lower bound {sig(b['ci_low_simul'])}"
+        return Claim(f"No repair of {layer} qualifies: {c['reason']}", effect=effect, ci=ci, baseline=base,
                      verdict="no k qualifies", survives=False, rule=rule)
     row = t[(t["k"] == k) & (t["measure"] == "d_logit")].iloc[0]
     if "ci_low_simul" in row and pd.notna(row["ci_low_simul"]):     # the bound the choice read

@@ -139,7 +139,7 @@ def unit_bars(units: pd.DataFrame, top: int = 10) -> go.Figure:
         fig.add_trace(go.Bar(name=f"{style} ({method})", x=[f"unit {u}" for u in g.unit], y=list(g.importance)))
     layer = ", ".join(dict.fromkeys(units.layer))
     fig.update_layout(barmode="group", title=f"Unit importance at {layer} (top {top} per style)",
-                      yaxis_title="importance (attribution summed over space)")
+                      yaxis_title="importance (attribution<br>summed over space)")   # one line was cut at 450 px
     return fig
 
 
@@ -382,11 +382,13 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
         blocks.append(completeness_table(comp))
 
     units = t.get("attribution_units", pd.DataFrame())
+    agree_shown = False
     if len(units):
         figures["attribution_units"] = fig = unit_bars(units)
         blocks.append(fig)
         agree = t.get("attribution_unit_agreement")
-        if agree is not None and len(agree):
+        agree_shown = agree is not None and len(agree) > 0
+        if agree_shown:
             blocks.append("<p><b>Does importance predict the causal effect?</b> Every ranked unit was zeroed "
                           "alone and the drop in the scorer's log-odds of the image's target style measured "
                           "(large = the unit supports the style). Spearman rho between importance and that "
@@ -410,4 +412,6 @@ def attribution_section(finding, ctx: ReportContext) -> Section:
     sec.claims = found
     used = list(finding.params.get("methods", ())) + list(finding.params.get("unit_methods", ()))
     sec.references = [METHOD_REFERENCES[m] for m in used if m in METHOD_REFERENCES]
+    if agree_shown:                                  # the unit agreement's Fisher-z interval
+        sec.references.append("bonett2000correlation")
     return sec

@@ -14,12 +14,14 @@ import numpy as np
 import plotly.graph_objects as go
 
 from interp_gan.findings.stats import wilson_interval
-from interp_gan.reporting.claims import Claim, draws_of, partial_control, rate_vs_control, result_line
+from interp_gan.reporting.claims import (RATE_REFERENCES, Claim, draws_of, partial_control, rate_vs_control,
+                                        result_line)
 from interp_gan.reporting.numbers import ci as fmt_ci, pct, sig, sig_beside
 from interp_gan.reporting.sections import (FOLD_CLOSE, Card, Cards, ReportContext, Section, Table, fold_open,
                                            how_to_read, register_section)
 
 __all__ = ["dissection_section", "iou_heatmap", "labelled_bars", "overlay", "headline", "claim", "control_table",
+           "control_caption",
            "unit_cards"]
 
 HOW_TO_READ = (
@@ -82,13 +84,27 @@ def claim(units, control, alpha: float, what: str = "units", draws=None) -> Clai
 
 
 def control_table(control):
-    """Per layer: units labelled trained vs random init, as percentages."""
+    """Per layer: units labelled trained vs random init, as percentages (formatted once, by the table's
+    three significant digits, so they read as the claim's: 5.97, not 6.00 from a rounding before)."""
     d = control.copy()
     for c in ("frac_trained", "frac_control", "tests_q05_trained", "tests_q05_control"):
-        d[c] = (100 * d[c]).round(1)
+        d[c] = 100 * d[c]
     return d.rename(columns={"frac_trained": "% labelled trained", "frac_control": "% labelled random init",
                              "tests_q05_trained": "% tests q<alpha trained",
                              "tests_q05_control": "% tests q<alpha random init"})
+
+
+def control_caption(draws, analysis: str = "dissection") -> str:
+    """The control table's caption; with several control draws it says that its random-init columns
+    are the first draw's while the claim above pools every draw (so 11 of 352 there and 1.42% there agree)."""
+    cap = "Labelled units per layer: trained vs random initialisation (the control)"
+    d = draws_of(draws, "labelled", "units")
+    if not d or len(d) < 2:
+        return cap
+    first = draws[draws["layer"] == "all"].sort_values("draw").iloc[0]
+    seed = f", seed {int(first['seed'])}" if "seed" in draws.columns else ""
+    return (f"{cap}: the random-init columns are the first of {len(d)} draws (draw {int(first['draw'])}{seed}); the "
+            f"claim above pools all {len(d)}, each in {analysis}_control_draws.csv")
 
 
 def _threshold_scale(zmax: float, threshold: float) -> list:
@@ -205,8 +221,8 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     if cards is not None:
         blocks.append(cards)
     if control is not None and len(control):
-        blocks.append(Table(control_table(control), caption="Labelled units per layer: trained vs random "
-                                                            "initialisation (the control)"))
+        blocks.append(Table(control_table(control), caption=control_caption(tables.get("control_draws"),
+                                                                            finding.analysis)))
     figures = {}
     bars = labelled_bars(units)
     figures[f"{finding.analysis}_labelled"] = bars
@@ -228,6 +244,7 @@ def dissection_section(finding, ctx: ReportContext) -> Section:
     blocks.append(FOLD_CLOSE)
     sec = Section(title, blocks, anchor=finding.analysis, figures=figures)
     sec.claims = [c]
+    sec.references = list(RATE_REFERENCES)        # the claim's interval and its control's bound
     if cards is not None:
         sec.paper_grids = {f"{finding.analysis}_units": cards}
     return sec

@@ -55,7 +55,7 @@ def claim(df: pd.DataFrame) -> Claim | None:
         n_at = baseline_counts(top)
         hint = (more_baselines_hint(len(d), n_at, n_first, "pairs") if has_used else
                 "set n_random_max (e.g. 199; sequential: only the pairs whose walk beats the random ones walk "
-                "more) to tell")
+                "more) to resolve them")
         count = f" ({count_words(n_at)} of them)" if has_used else ""
         text = (f"Not resolved against random walks: {len(top)} of {len(d)} walks between two styles' codes raise "
                 f"the target style more than every random walk of the same length{count}, but at this number of "

@@ -40,9 +40,20 @@ def _panels(metrics: list[str], peak: pd.Series) -> list[tuple[str, list[str]]]:
     disc = [m for m in metrics if not _is_eval(m) and (m.startswith("d_") or m in ("loss_d", "r1"))]
     other = [m for m in metrics if not _is_eval(m) and m not in gen and m not in disc]
     panels = [("Generator losses", gen), ("Discriminator losses", disc), ("Other training metrics", other),
-              ("Evaluation (0–1 scores)", [m for m in metrics if _is_eval(m) and peak[m] <= 1.5]),
-              ("Evaluation (distances)", [m for m in metrics if _is_eval(m) and peak[m] > 1.5])]
+              ("Evaluation (0–1 scores)", [m for m in metrics if _is_eval(m) and _is_score(m, peak[m])]),
+              ("Evaluation (distances)", [m for m in metrics if _is_eval(m) and not _is_score(m, peak[m])])]
     return [p for p in panels if p[1]]
+
+
+_DISTANCE_WORDS = ("frechet", "fid", "kid", "dist")
+
+
+def _is_score(metric: str, peak: float) -> bool:
+    """A 0-1 score (accuracy, correlation, SSIM), not a distance: a distance by its name is never one,
+    whatever its size (the feature Fréchet distance of the demo peaks at 1.05, and sat among the
+    0-1 scores while the rule was "peak <= 1.5")."""
+    base = metric.split("/")[-1].lower()
+    return not any(w in base for w in _DISTANCE_WORDS) and peak <= 1 + 1e-9
 
 
 def training_curves_figure(df: pd.DataFrame) -> go.Figure | None:

@@ -88,19 +88,32 @@ def replication_section(finding, ctx: ReportContext) -> Section:
     return Section("Replication", blocks, anchor="replication", figures=figures, claims=[c])
 
 
+LOG2_FLOOR = -2.0      # ratios below 1/4 (an overlap of 0 included) share the colour of 1/4
+
+
 def agreement_heatmap(df: pd.DataFrame) -> go.Figure:
-    """Method pairs (rows) x styles (columns): overlap / expected by chance, q in the hover, * q < 0.05."""
+    """Method pairs (rows) x styles (columns): overlap / expected by chance, q in the hover, * q < 0.05.
+    The colour is log2 of the ratio on a scale symmetric about 0, so chance (1) is white, below it blue,
+    above it red: an overlap of 0 never looks like one at chance, and 25x chance does not squeeze the
+    rest into one colour."""
     d = df.assign(pair=df["method_a"] + " × " + df["method_b"],
                   ratio=df["overlap"] / df["expected_by_chance"].where(df["expected_by_chance"] > 0))
     d = d.groupby(["pair", "style"], sort=False).agg(ratio=("ratio", "max"), q=("q_value", "min")).reset_index()
     pairs, styles = list(dict.fromkeys(d["pair"])), list(dict.fromkeys(d["style"]))
-    z = d.pivot(index="pair", columns="style", values="ratio").reindex(index=pairs, columns=styles)
+    ratio = d.pivot(index="pair", columns="style", values="ratio").reindex(index=pairs, columns=styles).to_numpy(float)
     q = d.pivot(index="pair", columns="style", values="q").reindex(index=pairs, columns=styles).to_numpy(float)
     text = np.where(q < 0.05, "*", "")
-    fig = go.Figure(go.Heatmap(z=z.to_numpy(float), x=styles, y=pairs, text=text, texttemplate="%{text}",
-                               customdata=q, colorscale="Viridis", colorbar=dict(title="overlap /<br>chance"),
-                               hovertemplate="%{y}<br>%{x}: overlap %{z:.3g}× chance, q = %{customdata:.3g}"
-                                             "<extra></extra>"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log2(np.clip(ratio, 2.0 ** LOG2_FLOOR, None))
+    top = float(np.nanmax(z)) if np.isfinite(z).any() else 1.0
+    lim = max(-LOG2_FLOOR, top)
+    bar = dict(title="overlap /<br>chance<br>(log scale)", tickvals=[LOG2_FLOOR, 0, lim],
+               ticktext=[f"0 to 1/{2 ** -LOG2_FLOOR:g}", "1 = chance", sig(2.0 ** lim)])
+    fig = go.Figure(go.Heatmap(z=z, x=styles, y=pairs, text=text, texttemplate="%{text}", zmin=-lim, zmax=lim,
+                               colorscale="RdBu", reversescale=True, colorbar=bar,
+                               customdata=np.dstack([ratio, q]),
+                               hovertemplate="%{y}<br>%{x}: overlap %{customdata[0]:.3g}× chance, "
+                                             "q = %{customdata[1]:.3g}<extra></extra>"))
     fig.update_layout(title="Agreement of methods on each style's units (* q < 0.05)", height=120 + 40 * len(pairs))
     return fig
 
@@ -146,8 +159,8 @@ def agreement_claim(df: pd.DataFrame) -> Claim:
             f"No evidence that independent methods agree on the units: none of {n} method x style overlaps "
             f"beyond chance") + aside
     return Claim(text, effect=f"{k}/{n} independent overlaps at q < 0.05",
-                 baseline=f"median overlap {sig(df.overlap[ind].median())} vs "
-                          f"{sig(df.expected_by_chance[ind].median())} by chance",
+                 baseline=f"chance: a median overlap of {sig(df.expected_by_chance[ind].median())} units "
+                          f"(observed median {sig(df.overlap[ind].median())})",
                  verdict="beyond chance" if k else "at chance", survives=k > 0, rule=rule)
 
 

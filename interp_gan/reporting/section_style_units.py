@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_gan.reporting.claims import Claim, draws_of, partial_control, rate_vs_control, result_line
+from interp_gan.reporting.claims import (RATE_REFERENCES, Claim, draws_of, partial_control, rate_vs_control,
+                                        result_line)
 from interp_gan.reporting.numbers import pct, sig
 from interp_gan.reporting.many_styles import MAX_STYLES_SHOWN, shown_note, shown_styles
 from interp_gan.reporting.sections import ReportContext, Section, Table, how_to_read, register_section
 
-__all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline", "claim"]
+__all__ = ["style_units_section", "selectivity_heatmap", "top_units", "headline", "claim", "control_percent"]
 
 ALPHA = 0.05
 
@@ -94,7 +95,8 @@ def selectivity_heatmap(df: pd.DataFrame, max_units: int = 60, max_styles: int =
     shown = f"the {len(keys)} most selective of {auc.shape[1]} units" if auc.shape[1] > len(keys) else "all units"
     ticks = [_tick(str(k)) for k in keys]   # long ONNX names (".../Conv2D_prequant:27") end-truncated; hover has all
     rows_note = shown_note(len(rows), auc.shape[0], "the full table is in findings/style_units.csv")
-    fig.update_layout(title=f"Style selectivity (AUROC), {shown}" + (f"<br><sub>{rows_note}</sub>" if rows_note else ""),
+    fig.update_layout(title=f"Style selectivity (AUROC), {shown} (* q < {ALPHA}, ** q < 0.01)"
+                      + (f"<br><sub>{rows_note}</sub>" if rows_note else ""),
                       xaxis_title="layer:unit",
                       yaxis_title="target style", height=max(380, 230 + 44 * len(styles)),
                       margin={"b": 60 + 6 * max((len(t) for t in ticks), default=10)},   # the rotated labels
@@ -158,6 +160,17 @@ def _per_style_counts(per: pd.Series) -> str:
             f"at most {int(rest.max())} each; every style is in findings/style_units.csv)")
 
 
+def control_percent(ctl: pd.DataFrame) -> pd.DataFrame:
+    """The control table with its fractions as percentages, as the claim above states them (58.0% there,
+    0.568 here read as two different quantities); the CSV keeps the fractions."""
+    d = ctl.copy()
+    names = {"frac_q05_trained": "% tests q<0.05 trained", "frac_q05_control": "% tests q<0.05 random init"}
+    for c in names:
+        if c in d:
+            d[c] = 100 * d[c]
+    return d.rename(columns=names)
+
+
 @register_section("style_units")
 def style_units_section(finding, ctx: ReportContext) -> Section:
     title = "Style units"
@@ -176,13 +189,15 @@ def style_units_section(finding, ctx: ReportContext) -> Section:
                       f"significantly higher for a style (q &lt; {ALPHA}): {_per_style_counts(per)}.</p>")
         blocks.append(Table(top_units(df), caption="Top selective units per style (highest AUROC, ties by Cohen's d)"))
         if ctl is not None and len(ctl):
-            blocks.append(Table(ctl, caption="Random-init control per layer: fraction of unit x style tests with "
-                                             "q < 0.05 and median |Cohen's d|, trained vs the same architecture at "
-                                             "random initialisation (same images, same tests)"))
+            blocks.append(Table(control_percent(ctl),
+                                caption="Random-init control per layer: % of unit x style tests with "
+                                        "q < 0.05 and median |Cohen's d|, trained vs the same architecture at "
+                                        "random initialisation (same images, same tests)"))
         for n in finding.notes:
             if "permutation floor" in n or "bootstrap replicate" in n or n.startswith("random-init control: no"):
                 blocks.append(f"<p><i>{html.escape(n)}</i></p>")
     blocks.append(how_to_read(HOW_TO_READ))
     sec = Section(title, blocks, anchor="style_units", figures={"style_units_heatmap": heat} if len(df) else {})
     sec.claims = [c] if c else []
+    sec.references = ["delong1988auc", "newcombe2006auc", *RATE_REFERENCES]   # the AUROC's CI; the claim's
     return sec

@@ -44,6 +44,14 @@ window.addEventListener('load', function(){ setTimeout(function(){
   R.plots = plots.length;
   R.drawn = plots.filter(function(p){ return p.querySelector('svg.main-svg .trace, svg.main-svg .hm image'); }).length;
   R.images = document.querySelectorAll('img').length;
+  R.wrapped_numbers = Array.prototype.filter.call(document.querySelectorAll('td.num'), function(td){
+      var r = document.createRange(); r.selectNodeContents(td);
+      var tops = {}; Array.prototype.forEach.call(r.getClientRects(), function(x){ tops[Math.round(x.top)] = 1; });
+      return Object.keys(tops).length > 1; }).map(function(td){ return td.textContent; });
+  var act = document.querySelector('.sidebar > ol > li > a.active');
+  R.active = act ? act.getAttribute('href') : null;
+  R.clipped_captions = Array.prototype.filter.call(document.querySelectorAll('figcaption'),
+      function(e){ return e.scrollWidth > e.clientWidth + 1; }).map(function(e){ return e.textContent; });
   R.page_width = document.documentElement.scrollWidth;   // > innerWidth: the page scrolls sideways
   var kt = document.querySelector('#key-findings .kf-text');
   R.kf_text_width = kt ? kt.getBoundingClientRect().width : 0;
@@ -168,3 +176,47 @@ def test_many_styles_keep_the_key_findings_readable(tmp_path):
     assert r["errors"] == [] and r["console_errors"] == [], r
     assert r["page_width"] <= r["first_screen"]["width"], r
     assert r["kf_text_width"] >= 500 and r["first_screen"]["claims"] >= 3, r
+
+
+_LONG_CAPTIONS = ["svm 0 (lite01->lite03) Δ6.41 · -3σ", "random 0 Δ0.905 · -3σ"]
+
+
+@register_section("_browser_captions")
+def _captions_section(f, ctx):
+    return Section("Captions", [ImageGrid(f.arrays["img"], captions=_LONG_CAPTIONS, ncols=2)])
+
+
+@needs_chromium
+def test_a_long_image_caption_wraps_and_is_never_cut(tmp_path):
+    """The direction traversals' row captions ("svm 0 (lite01->lite03) Δ6.4 · -3σ") were cut with an
+    ellipsis at 128 px, hiding the target style; a caption now wraps inside its cell."""
+    f = Finding("_browser_captions", arrays={"img": np.zeros((2, 16, 16, 3), np.uint8)})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="captions"), paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["clipped_captions"] == [], r
+
+
+@needs_chromium
+def test_the_sidebar_marks_key_findings_at_the_top_of_a_tall_header(tmp_path):
+    """With the "Analysed: ..." line and the input notes the Key findings box starts below the line the
+    sidebar reads, and at the top of the page no entry was marked; the first one is."""
+    meta = {"model": {"name": "stylenet"}, "checkpoint_path": "runs/a/" + "long_folder_name/" * 6 + "c.safetensors",
+            "step": 1200, "pipeline": {"n_images": 64, "image_size": 64, "data": "embedded"},
+            "data_notes": ["3 file(s) left out (hidden 3)", "style folder 'x' not used"]}
+    f = Finding("_browser_captions", arrays={"img": np.zeros((2, 16, 16, 3), np.uint8)})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="tall", meta=meta,
+                                                            style_names=[f"style{i}" for i in range(8)]), paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["active"] == "#key-findings", r
+
+
+@needs_chromium
+def test_a_number_in_a_crowded_table_stays_on_one_line(tmp_path):
+    """The agreement table (14 columns) broke its p-values as "5.00e-" over "04"."""
+    df = pd.DataFrame({**{f"method_{i}": ["style_units"] * 3 for i in range(4)},
+                       "p_value": [5e-4, 0.163, 1.0], "q_value": [5e-4, 0.722, 1.0],
+                       **{f"units_{i}": ["50;58;84;104;110;" * 3] * 3 for i in range(6)}})
+    f = Finding("_crowded_table", tables={"crowded": df})
+    out = write_report(tmp_path / "rep", [f], ReportContext(name="crowded"), paper=False)
+    r = browser_probe(out / "index.html", tmp_path)
+    assert r["errors"] == [] and r["wrapped_numbers"] == [], r

@@ -60,7 +60,9 @@ def test_sections_build_from_the_findings_alone(tmp_path):
     f = Finding("agreement", params={}, tables={"agreement": df}, notes=["n"], section={"title": "Agreement"})
     sec = agreement_section(f, ReportContext())
     fig = sec.figures["agreement"]
-    assert np.isclose(np.nanmax(fig.data[0].z), 64) and sec.claims[0].survives and "1 of 2" in sec.claims[0].text
+    ratio = np.asarray(fig.data[0].customdata, float)[..., 0]        # the colour is its log2 (white = chance)
+    assert np.isclose(np.nanmax(ratio), 64) and np.isclose(np.nanmax(fig.data[0].z), 6)
+    assert sec.claims[0].survives and "1 of 2" in sec.claims[0].text
     f.tables["agreement"] = df.assign(q_value=[0.2, 1.0])
     assert not agreement_section(f, ReportContext()).claims[0].survives
 

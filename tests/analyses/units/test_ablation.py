@@ -128,7 +128,7 @@ def test_report_section_draws_top_and_random_curves():
     sec = ablation_section(f, ReportContext())
     fig = sec.figures["ablation_log_odds_mix"]
     names = {t.name for t in fig.data if t.showlegend is not False}
-    assert names == {"top-k selective units", "random units (same k; band: 2.5-97.5% of sets)"}
+    assert names == {"top-k selective units", "shuffled-label k-unit sets (band: 2.5-97.5% of sets)"}   # the default
     s = summary_table(f.tables["ablation"])
     for target in ("p(style=checker)", "log_odds(style=checker)"):
         row = s[s["target"] == target].iloc[0]
